@@ -1,0 +1,33 @@
+# coaphub_fuzz_target(NAME n SOURCES a.c ... LIBS lib ...)
+#
+# Every build links the target's LLVMFuzzerTestOneInput to tests/fuzz/replay_main.c and runs
+# it over tests/fuzz/corpus/<n>/ as a ctest (label fuzz-replay), so a crash found once stays
+# fixed even without clang. With BUILD_FUZZERS=ON (clang) it also builds fuzz_<n>, a real
+# libFuzzer binary, which scripts/fuzz.sh runs for a short while in CI.
+function(coaphub_fuzz_target)
+  cmake_parse_arguments(F "" "NAME" "SOURCES;LIBS" ${ARGN})
+  set(replay replay_${F_NAME})
+  add_executable(${replay} ${F_SOURCES} ${PROJECT_SOURCE_DIR}/tests/fuzz/replay_main.c)
+  target_link_libraries(${replay} PRIVATE ${F_LIBS})
+  target_include_directories(${replay} PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  add_test(NAME fuzz_replay_${F_NAME}
+           COMMAND ${replay} ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus/${F_NAME})
+  set_tests_properties(fuzz_replay_${F_NAME} PROPERTIES LABELS fuzz-replay)
+  if(BUILD_FUZZERS)
+    add_executable(fuzz_${F_NAME} ${F_SOURCES})
+    target_link_libraries(fuzz_${F_NAME} PRIVATE ${F_LIBS})
+    target_include_directories(fuzz_${F_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/src)
+    target_compile_options(fuzz_${F_NAME} PRIVATE -fsanitize=fuzzer)
+    target_link_options(fuzz_${F_NAME} PRIVATE -fsanitize=fuzzer)
+  endif()
+endfunction()
+
+# coaphub_unit_test(NAME n SOURCES a.c ... LIBS lib ...): one cmocka executable, one ctest.
+function(coaphub_unit_test)
+  cmake_parse_arguments(U "" "NAME" "SOURCES;LIBS" ${ARGN})
+  add_executable(${U_NAME} ${U_SOURCES})
+  target_link_libraries(${U_NAME} PRIVATE ${U_LIBS} PkgConfig::CMOCKA)
+  target_include_directories(${U_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests)
+  add_test(NAME ${U_NAME} COMMAND ${U_NAME})
+  set_tests_properties(${U_NAME} PROPERTIES LABELS unit TIMEOUT 60)
+endfunction()

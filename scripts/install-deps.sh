@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every build, run and test dependency of coaphub from Debian 12 packages.
+# Idempotent; safe to run on a fresh machine (runs apt-get update first) and as root or via sudo.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+RUNTIME_PKGS=(
+  build-essential cmake pkg-config git
+  libssl-dev libsqlite3-dev libmicrohttpd-dev libjansson-dev libcrypt-dev libinih-dev
+  libcurl4-openssl-dev
+  openssl sqlite3 curl
+)
+TEST_PKGS=(
+  libcmocka-dev clang libclang-rt-14-dev llvm
+  libcoap3-bin jq python3
+)
+
+want=("${RUNTIME_PKGS[@]}")
+if [ "${1:-}" = "--test" ]; then want+=("${TEST_PKGS[@]}"); fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#want[@]} packages already installed"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,51 @@
+/* api.h — ThingsBoard's CoAP device API (spec/thingsboard-coap.md §1–§5) on one shard.
+ *
+ * An api_shard_t owns the shard's CoAP engine and answers its requests: telemetry, client
+ * attributes, attribute requests, shared-attribute and RPC observations, RPC replies,
+ * client-side RPC, claiming and device activity. Transports feed datagrams into
+ * api_shard_engine(); the hub delivers REST-side events through api_shard_on_hub_event().
+ *
+ * Everything runs on the shard's loop thread, except api_cfg_default().
+ */
+#ifndef COAPHUB_API_API_H
+#define COAPHUB_API_API_H
+
+#include "coap/engine.h"
+#include "core/loop.h"
+#include "device/hub.h"
+#include "device/registry.h"
+#include "store/store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct api_cfg {
+    coap_engine_cfg_t engine;
+    bool type_cast;             /* JSON_TYPE_CAST_ENABLED: "43" -> LONG (default true) */
+    size_t max_string_len;      /* 0 = unlimited; longer string values -> 4.00 */
+    size_t max_json_depth;      /* nesting cap for payloads (default 32) */
+    int64_t inactivity_timeout_ms; /* device becomes inactive after this (default 600000) */
+    int64_t activity_report_ms; /* lastActivityTime written at most this often (default 3000) */
+    int64_t client_rpc_timeout_ms; /* not used yet by built-ins; default 10000 */
+} api_cfg_t;
+
+void api_cfg_default(api_cfg_t *cfg);
+
+typedef struct api_shard api_shard_t;
+
+/* Creates the shard's API and its engine. store, registry and hub are shared and must outlive
+ * the shard. */
+api_shard_t *api_shard_new(loop_t *loop, store_t *store, registry_t *reg, hub_t *hub,
+                           const api_cfg_t *cfg);
+/* Frees the engine (ending observations) and all state. Pending store completions that arrive
+ * later are discarded safely. api_shard_free(NULL) does nothing. */
+void api_shard_free(api_shard_t *a);
+
+/* The engine transports feed with coap_engine_input() / coap_engine_peer_closed(). */
+coap_engine_t *api_shard_engine(api_shard_t *a);
+
+/* hub_event_cb for hub_add_shard(); ctx is the api_shard_t. */
+void api_shard_on_hub_event(void *ctx, const hub_event_t *ev);
+
+#endif

@@ -1,0 +1,186 @@
+/* engine.h — the CoAP engine of one shard: RFC 7252 messaging, RFC 7641 Observe and
+ * RFC 7959 block-wise transfer, between a transport (core/transport.h) and an application
+ * (src/api). It knows nothing of OpenSSL, SQL, JSON or ThingsBoard.
+ *
+ * Stage order for an incoming datagram (Californium's CoapUdpStack is the model):
+ *   parse -> (empty CON -> RST ping; RST/ACK -> match our CONs) -> dedup by (peer, MID)
+ *   -> unknown critical option -> 4.02 -> Observe deregistration/replacement -> Block1
+ *   reassembly (capped) -> Block2 follow-ups served from the cached body -> ops.on_request.
+ *
+ * Responses: the application answers each request exactly once with coap_exchange_respond(),
+ * either inside on_request or later (for example after a store commit). If the answer comes
+ * within cfg.piggyback_ms of the request, a CON request gets it piggybacked in the ACK;
+ * otherwise the engine sends an empty ACK at the deadline and the answer later as a separate
+ * CON response, retransmitted with RFC 7252 §4.2 backoff. NON requests get NON responses.
+ * Responses larger than the block size are sliced with Block2.
+ *
+ * Threading: everything runs on the shard's loop thread.
+ */
+#ifndef COAPHUB_COAP_ENGINE_H
+#define COAPHUB_COAP_ENGINE_H
+
+#include "core/loop.h"
+#include "core/transport.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* CoAP codes as (class << 5) | detail, e.g. COAP_CODE(2, 5) = 2.05 Content. */
+#define COAP_CODE(c, d) ((uint8_t)(((c) << 5) | (d)))
+enum {
+    COAP_GET = 1,
+    COAP_POST = 2,
+    COAP_PUT = 3,
+    COAP_DELETE = 4,
+    COAP_FETCH = 5,
+    COAP_PATCH = 6,
+    COAP_IPATCH = 7,
+};
+#define COAP_CREATED COAP_CODE(2, 1)
+#define COAP_DELETED COAP_CODE(2, 2)
+#define COAP_VALID COAP_CODE(2, 3)
+#define COAP_CHANGED COAP_CODE(2, 4)
+#define COAP_CONTENT COAP_CODE(2, 5)
+#define COAP_BAD_REQUEST COAP_CODE(4, 0)
+#define COAP_UNAUTHORIZED COAP_CODE(4, 1)
+#define COAP_BAD_OPTION COAP_CODE(4, 2)
+#define COAP_NOT_FOUND COAP_CODE(4, 4)
+#define COAP_METHOD_NOT_ALLOWED COAP_CODE(4, 5)
+#define COAP_REQUEST_ENTITY_INCOMPLETE COAP_CODE(4, 8)
+#define COAP_REQUEST_ENTITY_TOO_LARGE COAP_CODE(4, 13)
+#define COAP_INTERNAL_SERVER_ERROR COAP_CODE(5, 0)
+#define COAP_SERVICE_UNAVAILABLE COAP_CODE(5, 3)
+#define COAP_GATEWAY_TIMEOUT COAP_CODE(5, 4)
+
+#define COAP_CF_NONE (-1) /* no Content-Format option */
+#define COAP_CF_TEXT 0
+#define COAP_CF_OCTET 42
+#define COAP_CF_JSON 50
+
+/* Caps on the request view (compile-time; a request with more is answered 4.00 or 4.02). */
+#define COAP_MAX_PATH_SEGS 16
+#define COAP_MAX_QUERY_ITEMS 16
+
+typedef struct coap_slice {
+    const uint8_t *p;
+    size_t len;
+} coap_slice_t;
+
+typedef struct coap_engine coap_engine_t;
+typedef struct coap_exchange coap_exchange_t;
+typedef struct coap_observer coap_observer_t;
+
+/* The parsed request handed to the application. Views borrow from engine memory and are
+ * valid only during on_request; copy what you keep. */
+typedef struct coap_request {
+    uint8_t method;        /* COAP_GET, COAP_POST, ... */
+    bool confirmable;      /* CON (true) or NON (false) */
+    transport_peer_t *peer;
+    coap_slice_t token;    /* 0..8 bytes */
+    /* Uri-Path segments. When the request carried exactly one Uri-Path option it is split
+     * on '/' with a leading '/' dropped (ThingsBoard does this; spec §1.1). */
+    coap_slice_t path[COAP_MAX_PATH_SEGS];
+    size_t n_path;
+    coap_slice_t query[COAP_MAX_QUERY_ITEMS]; /* Uri-Query options, as sent ("k=v") */
+    size_t n_query;
+    bool has_observe;
+    uint32_t observe;      /* 0 = register, 1 = deregister (RFC 7641 §2) */
+    int content_format;    /* COAP_CF_NONE if absent */
+    int accept;            /* COAP_CF_NONE if absent */
+    coap_slice_t payload;  /* whole body (Block1 already reassembled) */
+} coap_request_t;
+
+typedef enum {
+    COAP_OBS_END_DEREGISTERED, /* GET with Observe=1 and the same token */
+    COAP_OBS_END_REPLACED,     /* a new registration from the same peer with the same token */
+    COAP_OBS_END_RESET,        /* the client answered a notification with RST */
+    COAP_OBS_END_TIMEOUT,      /* a CON notification was never acknowledged */
+    COAP_OBS_END_CANCELLED,    /* the application called coap_observer_cancel() */
+    COAP_OBS_END_PEER_CLOSED,  /* the transport closed the peer, or the engine is freed */
+} coap_obs_end_t;
+
+typedef struct coap_engine_ops {
+    /* A new request. The application must answer it exactly once with
+     * coap_exchange_respond(), now or later. Duplicates never reach here. */
+    void (*on_request)(void *app, coap_exchange_t *x, const coap_request_t *req);
+    /* An observation accepted with coap_exchange_observe() has ended; obs is freed after this
+     * returns. Not called for an observation whose registration response was never sent. */
+    void (*on_observe_end)(void *app, coap_observer_t *obs, void *obs_data, coap_obs_end_t why);
+    /* Optional: a CON notification sent with a non-NULL cookie was acknowledged (acked=true)
+     * or given up (false). Used for RPC delivery status. */
+    void (*on_notify_result)(void *app, void *obs_data, void *cookie, bool acked);
+} coap_engine_ops_t;
+
+typedef struct coap_engine_cfg {
+    int piggyback_ms;       /* wait this long for an answer before an empty ACK (default 200) */
+    int ack_timeout_ms;     /* RFC 7252 ACK_TIMEOUT (default 2000) */
+    double ack_random_factor; /* default 1.5 */
+    int max_retransmit;     /* default 4 */
+    int exchange_lifetime_ms; /* dedup window (default 247000) */
+    size_t max_body;        /* Block1 reassembly cap in bytes; larger -> 4.13 + Size1 (default 65536) */
+    size_t block_size;      /* preferred Block2 size: 16..1024 (default 1024) */
+    int max_non_notifications; /* at most this many NON notifications before a CON (default 5) */
+    size_t max_dedup_entries; /* cap per engine on cached responses (default 100000) */
+    size_t max_pending_con_per_peer; /* cap on outstanding CONs per peer (default 64) */
+} coap_engine_cfg_t;
+
+/* Fills cfg with the defaults above. */
+void coap_engine_cfg_default(coap_engine_cfg_t *cfg);
+
+/* Creates an engine on loop. ops is copied; app is passed to every callback. */
+coap_engine_t *coap_engine_new(loop_t *loop, const coap_engine_cfg_t *cfg,
+                               const coap_engine_ops_t *ops, void *app);
+/* Ends every observation (on_observe_end with PEER_CLOSED), drops all state and frees.
+ * Pending exchanges stay valid objects until the application responds to them (the response
+ * is then discarded and the exchange freed). coap_engine_free(NULL) does nothing. */
+void coap_engine_free(coap_engine_t *e);
+
+/* Feeds one datagram received from peer. Malformed input is counted and answered as RFC 7252
+ * says (RST, 4.00, 4.02) or ignored; it never fails. May call ops before returning. */
+void coap_engine_input(coap_engine_t *e, transport_peer_t *peer, const uint8_t *p, size_t len);
+
+/* The transport closed peer: ends its observations (PEER_CLOSED), drops its retransmissions
+ * and deduplication entries, and releases the engine's references to it. */
+void coap_engine_peer_closed(coap_engine_t *e, transport_peer_t *peer);
+
+/* Answers the request. code is a COAP_CODE; content_format COAP_CF_NONE for none. The payload
+ * is copied. Must be called exactly once per exchange, from the loop thread; the exchange is
+ * invalid afterwards. If the peer has gone meanwhile, the answer is dropped silently. */
+void coap_exchange_respond(coap_exchange_t *x, uint8_t code, int content_format,
+                           const uint8_t *payload, size_t len);
+
+/* Turns a GET exchange into an observation (RFC 7641). Call before coap_exchange_respond();
+ * the response then carries Observe=0 (the first of this relation's 24-bit sequence) if it is
+ * a 2.xx, and the relation becomes live once it is sent. If the response is not 2.xx the
+ * relation is dropped without on_observe_end. Returns NULL when the per-peer cap is reached
+ * (the response is then sent without Observe). obs_data is the application's. */
+coap_observer_t *coap_exchange_observe(coap_exchange_t *x, void *obs_data);
+
+/* The peer a live exchange came from (for the application's bookkeeping). */
+transport_peer_t *coap_exchange_peer(const coap_exchange_t *x);
+
+/* Sends a notification on a live relation: same token, Observe = next sequence number,
+ * CON or NON like the registration (with a CON at least every max_non_notifications).
+ * cookie, if not NULL, is reported through on_notify_result when the notification is sent as
+ * CON and then acknowledged or given up; for a NON notification on_notify_result is called
+ * with acked=true right away. Returns 0, or -EAGAIN if the peer's CON queue is full. */
+int coap_observer_notify(coap_observer_t *obs, uint8_t code, int content_format,
+                         const uint8_t *payload, size_t len, void *cookie);
+
+/* Ends a relation from the server side by sending a final response with code (e.g. 2.02
+ * Deleted, no Observe option, same token), then on_observe_end(CANCELLED) is called. */
+void coap_observer_cancel(coap_observer_t *obs, uint8_t code);
+
+/* The peer of a live relation. */
+transport_peer_t *coap_observer_peer(const coap_observer_t *obs);
+
+/* Counters for metrics and tests. */
+typedef struct coap_engine_stats {
+    uint64_t requests, duplicates, malformed, retransmissions, con_timeouts, resets;
+    uint64_t observers; /* live relations now */
+    uint64_t notifications;
+} coap_engine_stats_t;
+void coap_engine_get_stats(const coap_engine_t *e, coap_engine_stats_t *out);
+
+#endif

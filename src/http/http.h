@@ -1,0 +1,49 @@
+/* http.h — the ThingsBoard-compatible REST API (spec/thingsboard-coap.md §8) on
+ * libmicrohttpd, running on its own threads.
+ *
+ * REST handlers read and write through the store (synchronous calls, store_submit_wait for
+ * device data), keep the credential registry in step, and reach devices through the hub
+ * (shared-attribute pushes, RPC, credential changes).
+ */
+#ifndef COAPHUB_HTTP_HTTP_H
+#define COAPHUB_HTTP_HTTP_H
+
+#include "device/hub.h"
+#include "device/registry.h"
+#include "store/store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct http_cfg {
+    const char *bind_addr;          /* "0.0.0.0" */
+    int port;                       /* 8080 */
+    int64_t jwt_expiration_s;       /* JWT_TOKEN_EXPIRATION_TIME, 9000 */
+    int64_t jwt_refresh_expiration_s; /* JWT_REFRESH_TOKEN_EXPIRATION_TIME, 604800 */
+    const char *jwt_signing_key;    /* NULL: a random key generated once and kept in the store */
+    const char *jwt_issuer;         /* "coaphub" */
+    int64_t rpc_default_timeout_ms; /* 10000 */
+    int64_t rpc_min_timeout_ms;     /* 5000 */
+    size_t max_body;                /* request body cap in bytes (default 1 MiB) -> 413 */
+    int threads;                    /* libmicrohttpd thread pool size (default 4) */
+} http_cfg_t;
+
+void http_cfg_default(http_cfg_t *cfg);
+
+typedef struct http_server http_server_t;
+
+/* Starts listening. Returns NULL and fills err on failure. */
+http_server_t *http_server_start(const http_cfg_t *cfg, store_t *store, registry_t *reg,
+                                 hub_t *hub, char err[static 256]);
+/* /healthz answers 200 only after this was called with true (every listener is up). */
+void http_server_set_ready(http_server_t *h, bool ready);
+/* Stops accepting, waits for running handlers, frees. http_server_stop(NULL) does nothing. */
+void http_server_stop(http_server_t *h);
+
+/* First start: if the store has no user, creates the tenant administrator `email` with
+ * `password`; if password is NULL or empty a random one is generated and printed once to
+ * stdout. Returns 0 or a negative error (err filled). */
+int http_bootstrap_admin(store_t *store, const char *email, const char *password,
+                         char err[static 256]);
+
+#endif

@@ -1,0 +1,278 @@
+/* store.h — durable storage of devices, credentials, attributes, time series, RPC records,
+ * users and settings. One interface; the SQLite backend now (sqlite.c), PostgreSQL later.
+ *
+ * DURABILITY. Device data (telemetry, attributes) is written through store_batch_t objects
+ * submitted to the store's writer thread. The writer collects every batch that arrived since
+ * its last commit and commits them in one transaction (group commit); only then does each
+ * batch's completion callback run. A device is answered 2.01 from that callback, so an
+ * acknowledged point is on disk (WAL, synchronous=FULL by default).
+ *
+ * READS and administrative writes (devices, credentials, users, settings, RPC records) are
+ * synchronous and thread-safe: any thread may call them. They use a small pool of
+ * connections; SQLite's WAL mode lets readers run beside the writer.
+ *
+ * Strings in and out are NUL-terminated UTF-8. Every out-structure is owned by the caller and
+ * released with its _free/_fini function.
+ */
+#ifndef COAPHUB_STORE_STORE_H
+#define COAPHUB_STORE_STORE_H
+
+#include "core/loop.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store store_t;
+
+/* ---- values ---- */
+
+typedef enum {
+    STORE_BOOL = 1,
+    STORE_LONG = 2,
+    STORE_DOUBLE = 3,
+    STORE_STRING = 4,
+    STORE_JSON = 5, /* s holds JSON text (object or array) */
+} store_type_t;
+
+typedef enum { SCOPE_CLIENT = 1, SCOPE_SERVER = 2, SCOPE_SHARED = 3 } store_scope_t;
+
+/* One key/value with its time: a telemetry point or an attribute. */
+typedef struct store_kv {
+    char *key;
+    store_type_t type;
+    bool b;
+    int64_t l;
+    double d;
+    char *s; /* STORE_STRING and STORE_JSON */
+    int64_t ts; /* ms since epoch: point time, or lastUpdateTs for attributes */
+} store_kv_t;
+
+typedef struct store_kv_list {
+    store_kv_t *items;
+    size_t n, cap;
+} store_kv_list_t;
+
+/* Appends a copy of kv (key and s are copied). */
+void store_kv_list_push(store_kv_list_t *l, const store_kv_t *kv);
+/* Frees every item's strings and the array; leaves an empty list. */
+void store_kv_list_fini(store_kv_list_t *l);
+
+/* Scope names as ThingsBoard spells them ("CLIENT_SCOPE", ...); parse returns 0 or -EINVAL. */
+const char *store_scope_name(store_scope_t s);
+int store_scope_parse(const char *name, store_scope_t *out);
+
+/* ---- opening ---- */
+
+typedef struct store_cfg {
+    const char *path;     /* SQLite database file */
+    bool synchronous_full; /* true (default): synchronous=FULL; false: NORMAL */
+    int batch_max_delay_ms; /* the writer waits at most this long to grow a group (default 2) */
+    size_t batch_max_ops;   /* commit once a group holds this many ops (default 10000) */
+    int read_pool;          /* read connections (default 4) */
+} store_cfg_t;
+
+void store_cfg_default(store_cfg_t *cfg);
+
+/* Opens (creating if needed) and migrates the database, starts the writer thread.
+ * Returns NULL and fills err on failure. */
+store_t *store_open(const store_cfg_t *cfg, char err[static 256]);
+/* Commits everything submitted so far (running its callbacks), stops the writer, closes.
+ * store_close(NULL) does nothing. */
+void store_close(store_t *s);
+/* Schema version after migrations. */
+int store_schema_version(store_t *s);
+
+/* ---- device data: group-committed batches ---- */
+
+typedef struct store_batch store_batch_t;
+
+store_batch_t *store_batch_new(void);
+/* Adds a time-series point (also updates the latest value if ts is not older). */
+void store_batch_ts(store_batch_t *b, int64_t device_id, const store_kv_t *kv);
+/* Sets an attribute (kv->ts is its lastUpdateTs). */
+void store_batch_attr(store_batch_t *b, int64_t device_id, store_scope_t scope,
+                      const store_kv_t *kv);
+/* Deletes an attribute if it exists. */
+void store_batch_attr_delete(store_batch_t *b, int64_t device_id, store_scope_t scope,
+                             const char *key);
+/* Number of operations in the batch. */
+size_t store_batch_len(const store_batch_t *b);
+void store_batch_free(store_batch_t *b);
+
+/* Called once the batch is committed (status 0) or failed (negative error). */
+typedef void (*store_done_cb)(void *arg, int status);
+
+/* Hands the batch to the writer (takes ownership, also on failure). done runs after the
+ * commit: posted to reply_loop if it is not NULL, else on the writer thread itself. Never
+ * runs before store_submit returns. Any thread. */
+void store_submit(store_t *s, store_batch_t *b, loop_t *reply_loop, store_done_cb done,
+                  void *arg);
+/* Submits and waits for the commit; returns its status. For threads without a loop (HTTP). */
+int store_submit_wait(store_t *s, store_batch_t *b);
+
+/* ---- devices ---- */
+
+#define STORE_UUID_LEN 36
+
+typedef struct store_device {
+    int64_t id;                      /* internal row id, > 0 */
+    char uuid[STORE_UUID_LEN + 1];   /* ThingsBoard-style id */
+    int64_t created_ms;
+    char *name;
+    char *type;                      /* device profile name; "default" */
+    char *label;                     /* may be NULL */
+    char *additional_info;           /* JSON text or NULL */
+    int64_t version;
+} store_device_t;
+
+void store_device_fini(store_device_t *d);
+
+/* Creates a device: fills d->id, d->uuid (random v4), d->created_ms, d->version=1.
+ * Returns 0, ERR_CONFLICT if the name exists, or another negative error. */
+int store_device_create(store_t *s, store_device_t *d);
+/* Updates name, type, label, additional_info of d->id; bumps version. 0, -ENOENT, ERR_CONFLICT. */
+int store_device_update(store_t *s, store_device_t *d);
+/* 0 and fills out, or -ENOENT. */
+int store_device_get(store_t *s, int64_t id, store_device_t *out);
+int store_device_get_by_uuid(store_t *s, const char *uuid, store_device_t *out);
+int store_device_get_by_name(store_t *s, const char *name, store_device_t *out);
+/* Deletes the device with its credentials, attributes, time series and RPC records. */
+int store_device_delete(store_t *s, int64_t id);
+
+typedef struct store_device_page {
+    store_device_t *items;
+    size_t n;
+    int64_t total; /* matching devices over all pages */
+} store_device_page_t;
+
+/* Lists devices. text_search matches a name prefix, case-insensitively (ThingsBoard); NULL =
+ * all. sort_property: "name", "createdTime", "type", "label" (NULL = createdTime);
+ * ascending false = DESC. */
+int store_device_list(store_t *s, const char *text_search, const char *type,
+                      const char *sort_property, bool ascending, int64_t page, int64_t page_size,
+                      store_device_page_t *out);
+void store_device_page_fini(store_device_page_t *p);
+
+/* ---- credentials (one row per device) ---- */
+
+typedef enum { CRED_ACCESS_TOKEN = 1, CRED_X509 = 2 } store_cred_type_t;
+
+typedef struct store_cred {
+    char uuid[STORE_UUID_LEN + 1];
+    int64_t device_id;
+    int64_t created_ms;
+    store_cred_type_t type;
+    char *cred_id;    /* the token, or the SHA3-256 hex of the certificate */
+    char *cred_value; /* NULL for tokens; single-line Base64 DER for X.509 */
+    int64_t version;
+} store_cred_t;
+
+void store_cred_fini(store_cred_t *c);
+const char *store_cred_type_name(store_cred_type_t t); /* "ACCESS_TOKEN", "X509_CERTIFICATE" */
+int store_cred_type_parse(const char *name, store_cred_type_t *out);
+
+/* Creates or replaces the device's credentials (uuid kept if a row exists; version bumped).
+ * Fills c->uuid, c->created_ms, c->version. ERR_CONFLICT if cred_id belongs to another device. */
+int store_cred_set(store_t *s, store_cred_t *c);
+int store_cred_get_by_device(store_t *s, int64_t device_id, store_cred_t *out);
+int store_cred_get_by_id(store_t *s, const char *cred_id, store_cred_t *out);
+/* Calls fn for every credential row (to fill the in-memory cache at start). */
+int store_cred_foreach(store_t *s, void (*fn)(void *arg, const store_cred_t *c), void *arg);
+
+/* ---- attributes and time series (reads, plus synchronous deletes) ---- */
+
+/* Attributes of one scope; keys NULL/n_keys 0 = all. Sorted by key. */
+int store_attr_get(store_t *s, int64_t device_id, store_scope_t scope, const char *const *keys,
+                   size_t n_keys, store_kv_list_t *out);
+/* Attribute keys of a scope (scope 0 = all scopes), sorted, distinct; returned as kv items
+ * with only key set. */
+int store_attr_keys(store_t *s, int64_t device_id, store_scope_t scope, store_kv_list_t *out);
+/* Deletes keys of a scope; *n_deleted counts rows removed (may be NULL). */
+int store_attr_delete(store_t *s, int64_t device_id, store_scope_t scope,
+                      const char *const *keys, size_t n_keys, size_t *n_deleted);
+
+/* Time-series keys of a device, sorted. */
+int store_ts_keys(store_t *s, int64_t device_id, store_kv_list_t *out);
+/* Latest value per key; keys NULL = all keys. */
+int store_ts_latest(store_t *s, int64_t device_id, const char *const *keys, size_t n_keys,
+                    store_kv_list_t *out);
+
+typedef enum {
+    STORE_AGG_NONE = 0, STORE_AGG_MIN, STORE_AGG_MAX, STORE_AGG_AVG, STORE_AGG_SUM, STORE_AGG_COUNT
+} store_agg_t;
+int store_agg_parse(const char *name, store_agg_t *out);
+
+/* History of one key in [start_ms, end_ms]. agg NONE: up to limit raw points, newest first if
+ * !ascending. Otherwise one aggregated point per interval_ms bucket (interval_ms <= 0: one
+ * bucket over the whole range), ts = bucket middle like ThingsBoard; only numeric (and for COUNT
+ * any) values take part; result type LONG for COUNT and for MIN/MAX/SUM of longs, else DOUBLE. */
+int store_ts_history(store_t *s, int64_t device_id, const char *key, int64_t start_ms,
+                     int64_t end_ms, int64_t interval_ms, store_agg_t agg, int64_t limit,
+                     bool ascending, store_kv_list_t *out);
+/* Deletes points of keys in [start_ms, end_ms] and, if delete_latest, their latest values. */
+int store_ts_delete(store_t *s, int64_t device_id, const char *const *keys, size_t n_keys,
+                    int64_t start_ms, int64_t end_ms, bool delete_latest);
+
+/* ---- RPC records ---- */
+
+typedef struct store_rpc {
+    char uuid[STORE_UUID_LEN + 1];
+    int64_t device_id;
+    int64_t created_ms;
+    int64_t expiration_ms;
+    int64_t request_id; /* per-device id sent to the device */
+    char *method;
+    char *params;       /* JSON text */
+    char *status;       /* QUEUED, SENT, DELIVERED, SUCCESSFUL, TIMEOUT, EXPIRED, FAILED */
+    char *response;     /* JSON text or NULL */
+    bool oneway;
+    bool persistent;
+} store_rpc_t;
+
+void store_rpc_fini(store_rpc_t *r);
+/* Inserts; fills r->uuid and r->created_ms. */
+int store_rpc_create(store_t *s, store_rpc_t *r);
+/* Sets status (and response if not NULL) of the RPC with that uuid. */
+int store_rpc_set_status(store_t *s, const char *uuid, const char *status, const char *response);
+int store_rpc_get(store_t *s, const char *uuid, store_rpc_t *out);
+/* Largest request_id ever used for the device (0 if none), so ids keep rising after restart. */
+int store_rpc_max_request_id(store_t *s, int64_t device_id, int64_t *out);
+
+/* ---- users ---- */
+
+typedef struct store_user {
+    int64_t id;
+    char uuid[STORE_UUID_LEN + 1];
+    int64_t created_ms;
+    char *email;
+    char *password_hash; /* bcrypt "$2b$..." */
+    char *authority;     /* "TENANT_ADMIN" */
+    char *first_name, *last_name; /* may be NULL */
+} store_user_t;
+
+void store_user_fini(store_user_t *u);
+int store_user_create(store_t *s, store_user_t *u); /* ERR_CONFLICT if the email exists */
+int store_user_get_by_email(store_t *s, const char *email, store_user_t *out);
+int store_user_get_by_uuid(store_t *s, const char *uuid, store_user_t *out);
+int store_user_set_password(store_t *s, int64_t id, const char *password_hash);
+int store_user_count(store_t *s, int64_t *out);
+
+/* ---- settings (small key/value: JWT signing key, tenant id, ...) ---- */
+
+/* 0 and *out (caller frees), or -ENOENT. */
+int store_setting_get(store_t *s, const char *key, char **out);
+int store_setting_set(store_t *s, const char *key, const char *value);
+
+/* ---- helpers ---- */
+
+/* Writes a random RFC 4122 version-4 UUID (lower case) into out. Uses OpenSSL's RAND. */
+void store_uuid_v4(char out[static STORE_UUID_LEN + 1]);
+
+/* Counters for metrics: commits, ops committed, the largest group. */
+typedef struct store_stats {
+    uint64_t commits, ops, max_group, failed_commits;
+} store_stats_t;
+void store_get_stats(store_t *s, store_stats_t *out);
+
+#endif
