@@ -95,6 +95,11 @@ static void run_posted(loop_t *loop)
     }
 }
 
+void loop_drain(loop_t *loop)
+{
+    run_posted(loop);
+}
+
 void loop_free(loop_t *loop)
 {
     if (!loop)

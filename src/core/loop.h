@@ -54,6 +54,10 @@ static inline bool loop_timer_armed(const loop_timer_t *t) { return t->heap_inde
 /* Runs cb(arg) on the loop's thread soon. Any thread; never blocks for long; never fails. */
 void loop_post(loop_t *loop, loop_post_cb cb, void *arg);
 
+/* Runs work posted so far (and work that work posts) on the calling thread. Only while the
+ * loop is not running, e.g. during shutdown after its thread has been joined. */
+void loop_drain(loop_t *loop);
+
 /* Runs until loop_stop(). Returns 0. */
 int loop_run(loop_t *loop);
 /* Makes loop_run return after the current iteration. Any thread. */

@@ -1,0 +1,339 @@
+/* config.c — the option table and the four sources (defaults, file, env, flags).
+ *
+ * One table drives everything: parsing of each source, --help, --print-config and
+ * docs/configuration.md, so a new option is added in exactly one place.
+ */
+#include "app/config.h"
+
+#include "core/xmalloc.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <ini.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef enum { T_STR, T_INT, T_I64, T_BOOL } opt_type_t;
+
+typedef struct opt {
+    const char *flag;    /* long flag without "--" */
+    const char *section; /* INI section */
+    const char *key;     /* INI key */
+    const char *env[3];  /* environment names, first = ours */
+    opt_type_t type;
+    size_t offset;
+    const char *def;
+    const char *help;
+    bool secret;
+} opt_t;
+
+#define OFF(f) offsetof(config_t, f)
+
+static const opt_t opts[] = {
+    {"data-dir", "server", "data_dir", {"COAPHUB_DATA_DIR"}, T_STR, OFF(data_dir), NULL,
+     "folder for the database and generated keys (default: $STATE_DIRECTORY, "
+     "$XDG_STATE_HOME/coaphub or ~/.local/state/coaphub)", false},
+    {"bind", "coap", "bind_address", {"COAPHUB_BIND", "COAP_BIND_ADDRESS"}, T_STR, OFF(bind),
+     "0.0.0.0", "address the CoAP and CoAPS listeners bind to (\"::\" for IPv4+IPv6)", false},
+    {"coap-port", "coap", "bind_port", {"COAPHUB_COAP_PORT", "COAP_BIND_PORT"}, T_INT,
+     OFF(coap_port), "5683", "UDP port for plain CoAP", false},
+    {"coaps-port", "coap", "dtls_bind_port", {"COAPHUB_COAPS_PORT", "COAP_DTLS_BIND_PORT"},
+     T_INT, OFF(coaps_port), "5684", "UDP port for CoAP over DTLS (DTLS lands with issue #3)",
+     false},
+    {"http-bind", "http", "bind_address", {"COAPHUB_HTTP_BIND", "HTTP_BIND_ADDRESS"}, T_STR,
+     OFF(http_bind), "0.0.0.0", "address the REST API binds to", false},
+    {"http-port", "http", "bind_port", {"COAPHUB_HTTP_PORT", "HTTP_BIND_PORT"}, T_INT,
+     OFF(http_port), "8080", "TCP port of the REST API", false},
+    {"http-threads", "http", "threads", {"COAPHUB_HTTP_THREADS"}, T_INT, OFF(http_threads), "4",
+     "REST worker threads", false},
+    {"shards", "server", "shards", {"COAPHUB_SHARDS"}, T_INT, OFF(shards), "1",
+     "datagram event-loop threads (0 = one per CPU core)", false},
+    {"log-level", "log", "level", {"COAPHUB_LOG_LEVEL"}, T_STR, OFF(log_level), "info",
+     "error, warn, info or debug", false},
+    {"log-json", "log", "json", {"COAPHUB_LOG_JSON"}, T_BOOL, OFF(log_json), "false",
+     "write logs as JSON lines", false},
+    {"sync-full", "store", "synchronous_full", {"COAPHUB_SYNC_FULL"}, T_BOOL, OFF(sync_full),
+     "true", "SQLite synchronous=FULL (true) or NORMAL (false)", false},
+    {"batch-delay-ms", "store", "batch_max_delay_ms",
+     {"COAPHUB_BATCH_DELAY_MS", "SQL_TS_BATCH_MAX_DELAY_MS"}, T_INT, OFF(batch_delay_ms), "2",
+     "longest wait to grow a group commit, in ms", false},
+    {"piggyback-ms", "coap", "piggyback_timeout",
+     {"COAPHUB_PIGGYBACK_MS", "COAP_PIGGYBACK_TIMEOUT"}, T_INT, OFF(piggyback_ms), "500",
+     "answer in the ACK if ready within this many ms, else empty ACK + separate response",
+     false},
+    {"ack-timeout-ms", "coap", "ack_timeout", {"COAPHUB_ACK_TIMEOUT_MS"}, T_INT,
+     OFF(ack_timeout_ms), "2000", "RFC 7252 ACK_TIMEOUT for our confirmable messages", false},
+    {"max-retransmit", "coap", "max_retransmit", {"COAPHUB_MAX_RETRANSMIT"}, T_INT,
+     OFF(max_retransmit), "4", "RFC 7252 MAX_RETRANSMIT", false},
+    {"max-body", "coap", "max_body", {"COAPHUB_MAX_BODY"}, T_I64, OFF(max_body), "262144",
+     "largest request body (Block1 reassembly) in bytes; larger gets 4.13", false},
+    {"max-string-len", "transport", "max_string_value_length",
+     {"COAPHUB_MAX_STRING_LEN", "JSON_MAX_STRING_VALUE_LENGTH"}, T_I64, OFF(max_string_len), "0",
+     "longest string value accepted from devices (0 = no limit)", false},
+    {"type-cast", "transport", "type_cast_enabled",
+     {"COAPHUB_TYPE_CAST", "JSON_TYPE_CAST_ENABLED"}, T_BOOL, OFF(type_cast), "true",
+     "store numeric strings (\"43\") as numbers, as ThingsBoard does", false},
+    {"inactivity-timeout-ms", "state", "inactivity_timeout_ms",
+     {"COAPHUB_INACTIVITY_TIMEOUT_MS"}, T_I64, OFF(inactivity_timeout_ms), "600000",
+     "a device without requests for this long becomes inactive", false},
+    {"activity-report-ms", "state", "activity_report_ms", {"COAPHUB_ACTIVITY_REPORT_MS"}, T_I64,
+     OFF(activity_report_ms), "3000", "lastActivityTime is written at most this often", false},
+    {"jwt-expiration", "security", "jwt_token_expiration_time",
+     {"COAPHUB_JWT_EXPIRATION", "JWT_TOKEN_EXPIRATION_TIME"}, T_I64, OFF(jwt_expiration_s),
+     "9000", "REST access token lifetime in seconds", false},
+    {"jwt-refresh-expiration", "security", "jwt_refresh_token_expiration_time",
+     {"COAPHUB_JWT_REFRESH_EXPIRATION", "JWT_REFRESH_TOKEN_EXPIRATION_TIME"}, T_I64,
+     OFF(jwt_refresh_expiration_s), "604800", "REST refresh token lifetime in seconds", false},
+    {"jwt-signing-key", "security", "jwt_token_signing_key",
+     {"COAPHUB_JWT_SIGNING_KEY", "JWT_TOKEN_SIGNING_KEY"}, T_STR, OFF(jwt_signing_key), NULL,
+     "HMAC key for JWTs (default: random, generated once and kept in the database)", true},
+    {"jwt-issuer", "security", "jwt_token_issuer", {"COAPHUB_JWT_ISSUER", "JWT_TOKEN_ISSUER"},
+     T_STR, OFF(jwt_issuer), "coaphub", "JWT issuer claim", false},
+    {"rpc-default-timeout-ms", "rpc", "default_timeout", {"COAPHUB_RPC_DEFAULT_TIMEOUT_MS"},
+     T_I64, OFF(rpc_default_timeout_ms), "10000", "server-side RPC timeout when none is given",
+     false},
+    {"rpc-min-timeout-ms", "rpc", "min_timeout", {"COAPHUB_RPC_MIN_TIMEOUT_MS"}, T_I64,
+     OFF(rpc_min_timeout_ms), "5000", "shortest server-side RPC timeout accepted", false},
+    {"admin-user", "admin", "user", {"COAPHUB_ADMIN_USER"}, T_STR, OFF(admin_user),
+     "tenant@thingsboard.org", "first tenant administrator's login (new data dir only)", false},
+    {"admin-password", "admin", "password", {"COAPHUB_ADMIN_PASSWORD"}, T_STR,
+     OFF(admin_password), NULL,
+     "first tenant administrator's password (new data dir only; default: generated, printed once)",
+     true},
+};
+
+enum { N_OPTS = sizeof opts / sizeof opts[0] };
+
+static int set_value(config_t *cfg, const opt_t *o, const char *val, const char *source)
+{
+    char *base = (char *)cfg;
+    char *end;
+    switch (o->type) {
+    case T_STR: {
+        char **p = (char **)(base + o->offset);
+        free(*p);
+        *p = val ? xstrdup(val) : NULL;
+        return 0;
+    }
+    case T_INT:
+    case T_I64: {
+        errno = 0;
+        long long v = strtoll(val, &end, 10);
+        if (errno || end == val || *end || v < 0 || (o->type == T_INT && v > INT_MAX)) {
+            fprintf(stderr, "coaphub: %s: %s must be a non-negative integer, got '%s'\n", source,
+                    o->flag, val);
+            return -1;
+        }
+        if (o->type == T_INT)
+            *(int *)(base + o->offset) = (int)v;
+        else
+            *(int64_t *)(base + o->offset) = v;
+        return 0;
+    }
+    case T_BOOL: {
+        bool *p = (bool *)(base + o->offset);
+        if (!strcasecmp(val, "true") || !strcmp(val, "1") || !strcasecmp(val, "yes") ||
+            !strcasecmp(val, "on"))
+            *p = true;
+        else if (!strcasecmp(val, "false") || !strcmp(val, "0") || !strcasecmp(val, "no") ||
+                 !strcasecmp(val, "off"))
+            *p = false;
+        else {
+            fprintf(stderr, "coaphub: %s: %s must be true or false, got '%s'\n", source, o->flag,
+                    val);
+            return -1;
+        }
+        return 0;
+    }
+    }
+    return -1;
+}
+
+typedef struct ini_ctx {
+    config_t *cfg;
+    const char *path;
+    int errors;
+} ini_ctx_t;
+
+static int on_ini(void *user, const char *section, const char *name, const char *value)
+{
+    ini_ctx_t *c = user;
+    for (size_t i = 0; i < N_OPTS; i++) {
+        if (!strcmp(opts[i].section, section) && !strcmp(opts[i].key, name)) {
+            if (set_value(c->cfg, &opts[i], value, c->path) != 0)
+                c->errors++;
+            return 1;
+        }
+    }
+    fprintf(stderr, "coaphub: %s: unknown setting [%s] %s\n", c->path, section, name);
+    c->errors++;
+    return 1;
+}
+
+static char *default_data_dir(void)
+{
+    const char *s = getenv("STATE_DIRECTORY"); /* systemd StateDirectory= */
+    if (s && *s)
+        return xstrdup(s);
+    s = getenv("XDG_STATE_HOME");
+    if (s && *s)
+        return xasprintf("%s/coaphub", s);
+    s = getenv("HOME");
+    return xasprintf("%s/.local/state/coaphub", s && *s ? s : ".");
+}
+
+void config_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: coaphub [OPTIONS]\n"
+            "CoAP/DTLS device server compatible with ThingsBoard's device API and REST API.\n\n"
+            "Every option can also be set in the config file ([section] key = value) or by an\n"
+            "environment variable; flags win over the environment, which wins over the file.\n\n"
+            "  --config FILE            INI config file (env COAPHUB_CONFIG)\n"
+            "  --print-config           print the effective configuration and exit\n"
+            "  --check-config           validate the configuration and exit\n"
+            "  --help, --version\n\n");
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const opt_t *o = &opts[i];
+        char left[64];
+        snprintf(left, sizeof left, "--%s %s", o->flag,
+                 o->type == T_BOOL ? "BOOL" : (o->type == T_STR ? "STR" : "N"));
+        fprintf(out, "  %-30s %s\n", left, o->help);
+        fprintf(out, "  %-30s [%s] %s; env", "", o->section, o->key);
+        for (int e = 0; e < 3 && o->env[e]; e++)
+            fprintf(out, " %s", o->env[e]);
+        fprintf(out, "; default %s\n", o->def ? o->def : "(none)");
+    }
+    fprintf(out, "\nSignals: SIGTERM/SIGINT stop cleanly; a second one exits at once.\n"
+                 "Exit codes: 0 ok, 64 usage, 78 configuration error, 1 runtime failure.\n");
+}
+
+config_result_t config_load(config_t *cfg, int argc, char **argv)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (opts[i].def)
+            set_value(cfg, &opts[i], opts[i].def, "default");
+
+    struct option longopts[N_OPTS + 6];
+    for (size_t i = 0; i < N_OPTS; i++)
+        longopts[i] = (struct option){opts[i].flag, required_argument, NULL, (int)(1000 + i)};
+    longopts[N_OPTS] = (struct option){"config", required_argument, NULL, 'c'};
+    longopts[N_OPTS + 1] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[N_OPTS + 2] = (struct option){"version", no_argument, NULL, 'V'};
+    longopts[N_OPTS + 3] = (struct option){"print-config", no_argument, NULL, 'p'};
+    longopts[N_OPTS + 4] = (struct option){"check-config", no_argument, NULL, 'k'};
+    longopts[N_OPTS + 5] = (struct option){0};
+
+    /* Pass 1: find --config, --help, --version and reject unknown flags. */
+    const char *file = getenv("COAPHUB_CONFIG");
+    int c;
+    opterr = 1;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c': file = optarg; break;
+        case 'h': config_usage(stdout); return CONFIG_EXIT_OK;
+        case 'V': printf("coaphub %s\n", COAPHUB_VERSION); return CONFIG_EXIT_OK;
+        case 'p': cfg->print_config = true; break;
+        case 'k': cfg->check_config = true; break;
+        case '?': fprintf(stderr, "Try 'coaphub --help'.\n"); return CONFIG_EXIT_USAGE;
+        default: break;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "coaphub: unexpected argument '%s'\nTry 'coaphub --help'.\n", argv[optind]);
+        return CONFIG_EXIT_USAGE;
+    }
+
+    if (file) {
+        cfg->config_file = xstrdup(file);
+        ini_ctx_t ctx = {.cfg = cfg, .path = file};
+        int rc = ini_parse(file, on_ini, &ctx);
+        if (rc < 0) {
+            fprintf(stderr, "coaphub: cannot read config file %s: %s\n", file, strerror(errno));
+            return CONFIG_EXIT_USAGE;
+        }
+        if (rc > 0) {
+            fprintf(stderr, "coaphub: %s:%d: syntax error\n", file, rc);
+            return CONFIG_EXIT_USAGE;
+        }
+        if (ctx.errors)
+            return CONFIG_EXIT_USAGE;
+    }
+
+    for (size_t i = 0; i < N_OPTS; i++) {
+        /* Later names in the list are ThingsBoard's; ours (first) wins if both are set. */
+        for (int e = 2; e >= 0; e--) {
+            const char *name = opts[i].env[e];
+            const char *v = name ? getenv(name) : NULL;
+            if (v && *v && set_value(cfg, &opts[i], v, name) != 0)
+                return CONFIG_EXIT_USAGE;
+        }
+    }
+
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (c >= 1000 && c < 1000 + (int)N_OPTS) {
+            char src[80];
+            snprintf(src, sizeof src, "--%s", opts[c - 1000].flag);
+            if (set_value(cfg, &opts[c - 1000], optarg, src) != 0)
+                return CONFIG_EXIT_USAGE;
+        }
+    }
+
+    if (!cfg->data_dir)
+        cfg->data_dir = default_data_dir();
+    if (cfg->coap_port > 65535 || cfg->coaps_port > 65535 || cfg->http_port > 65535) {
+        fprintf(stderr, "coaphub: ports must be 0..65535\n");
+        return CONFIG_EXIT_USAGE;
+    }
+    if (cfg->shards > 256) {
+        fprintf(stderr, "coaphub: --shards must be 0..256\n");
+        return CONFIG_EXIT_USAGE;
+    }
+    return CONFIG_RUN;
+}
+
+void config_print(const config_t *cfg, FILE *out)
+{
+    const char *section = "";
+    const char *base = (const char *)cfg;
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const opt_t *o = &opts[i];
+        if (strcmp(section, o->section)) {
+            section = o->section;
+            fprintf(out, "%s[%s]\n", i ? "\n" : "", section);
+        }
+        switch (o->type) {
+        case T_STR: {
+            const char *v = *(char *const *)(base + o->offset);
+            fprintf(out, "%s = %s\n", o->key, v ? (o->secret ? "********" : v) : "");
+            break;
+        }
+        case T_INT: fprintf(out, "%s = %d\n", o->key, *(const int *)(base + o->offset)); break;
+        case T_I64:
+            fprintf(out, "%s = %lld\n", o->key, (long long)*(const int64_t *)(base + o->offset));
+            break;
+        case T_BOOL:
+            fprintf(out, "%s = %s\n", o->key, *(const bool *)(base + o->offset) ? "true" : "false");
+            break;
+        }
+    }
+}
+
+void config_free(config_t *cfg)
+{
+    char *base = (char *)cfg;
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (opts[i].type == T_STR) {
+            free(*(char **)(base + opts[i].offset));
+            *(char **)(base + opts[i].offset) = NULL;
+        }
+    free(cfg->config_file);
+    cfg->config_file = NULL;
+}

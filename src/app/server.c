@@ -1,0 +1,213 @@
+/* server.c — wiring and lifecycle of the daemon.
+ *
+ * Start order: data dir -> store (migrations) -> first admin -> registry (credentials into
+ * memory) -> hub -> shards (loop + device API + UDP listener, bound before any thread runs)
+ * -> REST -> shard threads -> ready.
+ * Stop order is the reverse, with one rule that keeps "acknowledged means stored" true:
+ * the store is closed (its queue drained and committed) after the shard threads stopped but
+ * before the shards are freed, and the completions it posts are run by draining each loop, so
+ * every device whose data was committed still gets its 2.01.
+ */
+#include "app/server.h"
+
+#include "api/api.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "device/hub.h"
+#include "device/registry.h"
+#include "http/http.h"
+#include "store/store.h"
+#include "udp/udp.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct shard {
+    int index;
+    loop_t *loop;
+    api_shard_t *api;
+    udp_listener_t *udp;
+    pthread_t thread;
+    bool running;
+} shard_t;
+
+struct server {
+    store_t *store;
+    registry_t *registry;
+    hub_t *hub;
+    shard_t *shards;
+    int n_shards;
+    http_server_t *http;
+};
+
+/* mkdir -p with mode 0700 for every component we create. */
+static int make_dirs(const char *path, char err[static 256])
+{
+    char *p = xstrdup(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+            snprintf(err, 256, "cannot create %s: %s", p, strerror(errno));
+            free(p);
+            return -errno;
+        }
+        *s = '/';
+    }
+    int rc = 0;
+    if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, 256, "cannot create data dir %s: %s", p, strerror(errno));
+        rc = -errno;
+    }
+    free(p);
+    return rc;
+}
+
+static void *shard_main(void *arg)
+{
+    shard_t *sh = arg;
+    loop_run(sh->loop);
+    return NULL;
+}
+
+static int shard_init(server_t *s, shard_t *sh, const config_t *cfg, int port,
+                      char err[static 256])
+{
+    sh->loop = loop_new(err);
+    if (!sh->loop)
+        return -1;
+    api_cfg_t acfg;
+    api_cfg_default(&acfg);
+    acfg.engine.piggyback_ms = cfg->piggyback_ms;
+    acfg.engine.ack_timeout_ms = cfg->ack_timeout_ms;
+    acfg.engine.max_retransmit = cfg->max_retransmit;
+    acfg.engine.max_body = (size_t)cfg->max_body;
+    acfg.type_cast = cfg->type_cast;
+    acfg.max_string_len = (size_t)cfg->max_string_len;
+    acfg.inactivity_timeout_ms = cfg->inactivity_timeout_ms;
+    acfg.activity_report_ms = cfg->activity_report_ms;
+    sh->api = api_shard_new(sh->loop, s->store, s->registry, s->hub, &acfg);
+    if (!sh->api) {
+        snprintf(err, 256, "cannot create the device API of shard %d", sh->index);
+        return -1;
+    }
+    udp_cfg_t ucfg;
+    udp_cfg_default(&ucfg);
+    ucfg.bind_addr = cfg->bind;
+    ucfg.port = port;
+    sh->udp = udp_listener_new(sh->loop, api_shard_engine(sh->api), &ucfg, err);
+    if (!sh->udp)
+        return -1;
+    hub_add_shard(s->hub, sh->loop, api_shard_on_hub_event, sh->api);
+    return 0;
+}
+
+static void shard_fini(shard_t *sh)
+{
+    udp_listener_free(sh->udp);
+    api_shard_free(sh->api);
+    loop_free(sh->loop);
+}
+
+server_t *server_start(const config_t *cfg, char err[static 256])
+{
+    server_t *s = xcalloc(1, sizeof *s);
+    if (make_dirs(cfg->data_dir, err) != 0)
+        goto fail;
+
+    char *db = xasprintf("%s/coaphub.db", cfg->data_dir);
+    store_cfg_t scfg;
+    store_cfg_default(&scfg);
+    scfg.path = db;
+    scfg.synchronous_full = cfg->sync_full;
+    scfg.batch_max_delay_ms = cfg->batch_delay_ms;
+    s->store = store_open(&scfg, err);
+    free(db);
+    if (!s->store)
+        goto fail;
+    if (http_bootstrap_admin(s->store, cfg->admin_user, cfg->admin_password, err) != 0)
+        goto fail;
+
+    s->registry = registry_new();
+    int rc = registry_load(s->registry, s->store);
+    if (rc != 0) {
+        snprintf(err, 256, "cannot load device credentials: %s", err_str(rc));
+        goto fail;
+    }
+    s->hub = hub_new(s->store);
+
+    s->n_shards = cfg->shards > 0 ? cfg->shards : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (s->n_shards < 1)
+        s->n_shards = 1;
+    s->shards = xcalloc((size_t)s->n_shards, sizeof *s->shards);
+    int port = cfg->coap_port;
+    for (int i = 0; i < s->n_shards; i++) {
+        s->shards[i].index = i;
+        if (shard_init(s, &s->shards[i], cfg, port, err) != 0)
+            goto fail;
+        /* With port 0 the first shard picks a port and the others join it. */
+        port = udp_listener_port(s->shards[i].udp);
+    }
+
+    http_cfg_t hcfg;
+    http_cfg_default(&hcfg);
+    hcfg.bind_addr = cfg->http_bind;
+    hcfg.port = cfg->http_port;
+    hcfg.threads = cfg->http_threads;
+    hcfg.jwt_expiration_s = cfg->jwt_expiration_s;
+    hcfg.jwt_refresh_expiration_s = cfg->jwt_refresh_expiration_s;
+    hcfg.jwt_signing_key = cfg->jwt_signing_key;
+    hcfg.jwt_issuer = cfg->jwt_issuer;
+    hcfg.rpc_default_timeout_ms = cfg->rpc_default_timeout_ms;
+    hcfg.rpc_min_timeout_ms = cfg->rpc_min_timeout_ms;
+    s->http = http_server_start(&hcfg, s->store, s->registry, s->hub, err);
+    if (!s->http)
+        goto fail;
+
+    for (int i = 0; i < s->n_shards; i++) {
+        shard_t *sh = &s->shards[i];
+        if (pthread_create(&sh->thread, NULL, shard_main, sh) != 0) {
+            snprintf(err, 256, "cannot start shard thread %d", i);
+            goto fail;
+        }
+        sh->running = true;
+    }
+    http_server_set_ready(s->http, true);
+    LOG_I("server", "listening: coap udp %s:%d (%d shard%s), http tcp %s:%d, data %s", cfg->bind,
+          port, s->n_shards, s->n_shards == 1 ? "" : "s", cfg->http_bind, cfg->http_port,
+          cfg->data_dir);
+    return s;
+fail:
+    server_stop(s);
+    return NULL;
+}
+
+void server_stop(server_t *s)
+{
+    if (!s)
+        return;
+    http_server_stop(s->http);
+    for (int i = 0; i < s->n_shards; i++) {
+        if (s->shards[i].running) {
+            loop_stop(s->shards[i].loop);
+            pthread_join(s->shards[i].thread, NULL);
+        }
+    }
+    store_close(s->store);
+    for (int i = 0; i < s->n_shards; i++)
+        if (s->shards[i].loop)
+            loop_drain(s->shards[i].loop);
+    for (int i = 0; i < s->n_shards; i++)
+        shard_fini(&s->shards[i]);
+    free(s->shards);
+    hub_free(s->hub);
+    registry_free(s->registry);
+    free(s);
+}

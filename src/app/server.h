@@ -1,0 +1,17 @@
+/* server.h — the daemon assembled: store, credential registry, hub, datagram shards and the
+ * REST server, started and stopped in the right order. main.c only parses and calls these.
+ */
+#ifndef COAPHUB_APP_SERVER_H
+#define COAPHUB_APP_SERVER_H
+
+#include "app/config.h"
+
+typedef struct server server_t;
+
+/* Opens the data dir and database, creates the first administrator if needed, binds every
+ * listener and starts the shard threads. NULL and err filled on failure. */
+server_t *server_start(const config_t *cfg, char err[static 256]);
+/* Stops accepting, answers what is in flight, commits the last batch, frees everything. */
+void server_stop(server_t *s);
+
+#endif

@@ -1,0 +1,302 @@
+/* hub.c — event broadcast to shards and the server-side RPC rendezvous. See hub.h.
+ *
+ * DESIGN. Events are copied once per shard and posted to its loop: shards never share event
+ * memory, so no reference counting crosses threads. RPCs live in one list under one mutex
+ * (RPC traffic is human-scale: REST callers, not device telemetry); each waiting caller has
+ * its own condition variable on the monotonic clock so a wall-clock jump cannot stretch or
+ * cut a timeout. Per-device request ids continue from the store's highest id after a restart
+ * so a device never sees an id reused.
+ */
+#include "device/hub.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/xmalloc.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct shard_ref {
+    loop_t *loop;
+    hub_event_cb cb;
+    void *ctx;
+} shard_ref_t;
+
+typedef enum { RPC_PENDING, RPC_TAKEN, RPC_DELIVERED, RPC_REPLIED, RPC_CANCELLED } rpc_state_t;
+
+typedef struct rpc_entry {
+    struct rpc_entry *next;
+    int64_t device_id;
+    int64_t request_id;
+    char *body;
+    bool oneway;
+    rpc_state_t state;
+    char *reply;
+    pthread_cond_t cond;
+} rpc_entry_t;
+
+typedef struct dev_seq {
+    int64_t device_id;
+    int64_t last_id;
+} dev_seq_t;
+
+struct hub {
+    store_t *store;
+    shard_ref_t *shards;
+    size_t n_shards;
+    pthread_mutex_t mu;
+    rpc_entry_t *rpcs;
+    dev_seq_t *seqs;
+    size_t n_seqs, cap_seqs;
+};
+
+typedef struct delivery {
+    shard_ref_t shard;
+    hub_event_t ev;
+} delivery_t;
+
+hub_t *hub_new(store_t *store)
+{
+    hub_t *h = xcalloc(1, sizeof *h);
+    h->store = store;
+    pthread_mutex_init(&h->mu, NULL);
+    return h;
+}
+
+void hub_free(hub_t *h)
+{
+    if (!h)
+        return;
+    rpc_entry_t *e = h->rpcs;
+    while (e) {
+        rpc_entry_t *next = e->next;
+        free(e->body);
+        free(e->reply);
+        pthread_cond_destroy(&e->cond);
+        free(e);
+        e = next;
+    }
+    free(h->shards);
+    free(h->seqs);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}
+
+void hub_add_shard(hub_t *h, loop_t *loop, hub_event_cb cb, void *shard_ctx)
+{
+    h->shards = xrealloc(h->shards, (h->n_shards + 1) * sizeof *h->shards);
+    h->shards[h->n_shards++] = (shard_ref_t){.loop = loop, .cb = cb, .ctx = shard_ctx};
+}
+
+static void deliver(void *arg)
+{
+    delivery_t *d = arg;
+    d->shard.cb(d->shard.ctx, &d->ev);
+    free(d->ev.json);
+    free(d);
+}
+
+void hub_publish(hub_t *h, hub_event_type_t type, int64_t device_id, const char *json)
+{
+    for (size_t i = 0; i < h->n_shards; i++) {
+        delivery_t *d = xmalloc(sizeof *d);
+        d->shard = h->shards[i];
+        d->ev = (hub_event_t){.type = type, .device_id = device_id, .json = xstrdup(json)};
+        loop_post(d->shard.loop, deliver, d);
+    }
+}
+
+/* ---- RPC ---- */
+
+/* Next request id for the device. Caller holds h->mu. */
+static int64_t next_request_id(hub_t *h, int64_t device_id)
+{
+    for (size_t i = 0; i < h->n_seqs; i++)
+        if (h->seqs[i].device_id == device_id)
+            return ++h->seqs[i].last_id;
+    int64_t last = 0;
+    if (h->store)
+        store_rpc_max_request_id(h->store, device_id, &last);
+    if (h->n_seqs == h->cap_seqs) {
+        h->cap_seqs = h->cap_seqs ? h->cap_seqs * 2 : 16;
+        h->seqs = xrealloc(h->seqs, h->cap_seqs * sizeof *h->seqs);
+    }
+    h->seqs[h->n_seqs++] = (dev_seq_t){.device_id = device_id, .last_id = last + 1};
+    return last + 1;
+}
+
+static char *rpc_body(int64_t id, const char *method, const char *params_json)
+{
+    json_t *params = NULL;
+    if (params_json && *params_json)
+        params = json_loads(params_json, JSON_DECODE_ANY, NULL);
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_integer(id));
+    json_object_set_new(o, "method", json_string(method ? method : ""));
+    json_object_set_new(o, "params", params ? params : json_null());
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    char *out = xstrdup(s);
+    free(s);
+    return out;
+}
+
+static void unlink_entry(hub_t *h, rpc_entry_t *victim)
+{
+    for (rpc_entry_t **pp = &h->rpcs; *pp; pp = &(*pp)->next) {
+        if (*pp == victim) {
+            *pp = victim->next;
+            return;
+        }
+    }
+}
+
+static bool finished(const rpc_entry_t *e)
+{
+    if (e->state == RPC_REPLIED || e->state == RPC_CANCELLED)
+        return true;
+    return e->oneway && e->state == RPC_DELIVERED;
+}
+
+hub_rpc_result_t hub_rpc_call(hub_t *h, int64_t device_id, const char *method,
+                              const char *params_json, bool oneway, int64_t timeout_ms,
+                              int64_t *request_id, char **reply)
+{
+    rpc_entry_t *e = xcalloc(1, sizeof *e);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&e->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    e->device_id = device_id;
+    e->oneway = oneway;
+    e->state = RPC_PENDING;
+
+    pthread_mutex_lock(&h->mu);
+    e->request_id = next_request_id(h, device_id);
+    e->body = rpc_body(e->request_id, method, params_json);
+    e->next = h->rpcs;
+    h->rpcs = e;
+    pthread_mutex_unlock(&h->mu);
+    if (request_id)
+        *request_id = e->request_id;
+
+    hub_publish(h, HUB_EV_RPC_PENDING, device_id, NULL);
+
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+
+    pthread_mutex_lock(&h->mu);
+    while (!finished(e)) {
+        if (pthread_cond_timedwait(&e->cond, &h->mu, &deadline) != 0 && !finished(e))
+            break;
+    }
+    hub_rpc_result_t res;
+    switch (e->state) {
+    case RPC_REPLIED:
+        res = HUB_RPC_OK;
+        if (reply) {
+            *reply = e->reply;
+            e->reply = NULL;
+        }
+        break;
+    case RPC_DELIVERED: res = oneway ? HUB_RPC_OK : HUB_RPC_NO_REPLY; break;
+    case RPC_CANCELLED: res = HUB_RPC_CANCELLED; break;
+    default: res = HUB_RPC_NOT_DELIVERED; break;
+    }
+    unlink_entry(h, e);
+    pthread_mutex_unlock(&h->mu);
+    free(e->body);
+    free(e->reply);
+    pthread_cond_destroy(&e->cond);
+    free(e);
+    return res;
+}
+
+/* Oldest entry of the device in the given state; list is newest-first. Caller holds h->mu. */
+static rpc_entry_t *oldest(hub_t *h, int64_t device_id, rpc_state_t state)
+{
+    rpc_entry_t *found = NULL;
+    for (rpc_entry_t *e = h->rpcs; e; e = e->next)
+        if (e->device_id == device_id && e->state == state)
+            found = e;
+    return found;
+}
+
+static rpc_entry_t *find_id(hub_t *h, int64_t device_id, int64_t request_id)
+{
+    for (rpc_entry_t *e = h->rpcs; e; e = e->next)
+        if (e->device_id == device_id && e->request_id == request_id)
+            return e;
+    return NULL;
+}
+
+bool hub_rpc_take(hub_t *h, int64_t device_id, hub_rpc_t *out)
+{
+    pthread_mutex_lock(&h->mu);
+    rpc_entry_t *e = oldest(h, device_id, RPC_PENDING);
+    if (e) {
+        e->state = RPC_TAKEN;
+        *out = (hub_rpc_t){.device_id = device_id, .request_id = e->request_id,
+                           .body = xstrdup(e->body)};
+    }
+    pthread_mutex_unlock(&h->mu);
+    return e != NULL;
+}
+
+void hub_rpc_delivered(hub_t *h, int64_t device_id, int64_t request_id)
+{
+    pthread_mutex_lock(&h->mu);
+    rpc_entry_t *e = find_id(h, device_id, request_id);
+    if (e && (e->state == RPC_TAKEN || e->state == RPC_PENDING)) {
+        e->state = RPC_DELIVERED;
+        pthread_cond_signal(&e->cond);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+void hub_rpc_undelivered(hub_t *h, int64_t device_id, int64_t request_id)
+{
+    pthread_mutex_lock(&h->mu);
+    rpc_entry_t *e = find_id(h, device_id, request_id);
+    if (e && e->state == RPC_TAKEN)
+        e->state = RPC_PENDING;
+    pthread_mutex_unlock(&h->mu);
+}
+
+bool hub_rpc_reply(hub_t *h, int64_t device_id, int64_t request_id, const uint8_t *body,
+                   size_t len)
+{
+    pthread_mutex_lock(&h->mu);
+    rpc_entry_t *e = find_id(h, device_id, request_id);
+    bool waiting = e && e->state != RPC_REPLIED && e->state != RPC_CANCELLED;
+    if (waiting) {
+        free(e->reply);
+        e->reply = xstrndup((const char *)body, len);
+        e->state = RPC_REPLIED;
+        pthread_cond_signal(&e->cond);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return waiting;
+}
+
+void hub_rpc_cancel_device(hub_t *h, int64_t device_id)
+{
+    pthread_mutex_lock(&h->mu);
+    for (rpc_entry_t *e = h->rpcs; e; e = e->next) {
+        if (e->device_id == device_id && e->state != RPC_REPLIED) {
+            e->state = RPC_CANCELLED;
+            pthread_cond_signal(&e->cond);
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+}

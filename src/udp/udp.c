@@ -1,0 +1,315 @@
+/* udp.c — plain UDP transport: socket, recvmmsg batches, per-address peer table.
+ *
+ * Invariant: a peer in the table holds one reference owned by the table. The engine adds
+ * its own while it keeps state. A sweep timer removes peers whose only reference is the
+ * table's and that were idle for idle_peer_ms, so a silent address costs nothing for long.
+ */
+#include "udp/udp.h"
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum { BATCH = 32, MAX_DGRAM = 1600, SWEEP_MS = 5000 };
+
+typedef struct udp_peer {
+    transport_peer_t base; /* first member: a transport_peer_t* is a udp_peer_t* */
+    udp_listener_t *owner;
+    struct udp_peer *next; /* hash chain */
+    int64_t last_seen_ms;
+    bool in_table;
+} udp_peer_t;
+
+struct udp_listener {
+    loop_t *loop;
+    coap_engine_t *engine;
+    udp_cfg_t cfg;
+    int fd;
+    int port;
+    udp_peer_t **slots;
+    size_t n_slots;
+    size_t n_peers;
+    loop_timer_t sweep;
+    udp_stats_t stats;
+    uint8_t bufs[BATCH][MAX_DGRAM];
+    struct sockaddr_storage addrs[BATCH];
+};
+
+void udp_cfg_default(udp_cfg_t *cfg)
+{
+    *cfg = (udp_cfg_t){.bind_addr = "0.0.0.0", .port = 5683, .max_peers = 200000,
+                       .idle_peer_ms = 60000, .socket_buffer = 4 << 20};
+}
+
+static uint64_t addr_hash(const struct sockaddr_storage *a)
+{
+    uint64_t h = 1469598103934665603ULL;
+    const uint8_t *p;
+    size_t n;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)a;
+        h ^= s->sin_port;
+        p = (const uint8_t *)&s->sin_addr;
+        n = sizeof s->sin_addr;
+    } else {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)a;
+        h ^= s->sin6_port;
+        p = (const uint8_t *)&s->sin6_addr;
+        n = sizeof s->sin6_addr;
+    }
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static bool addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port &&
+           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+}
+
+static int peer_send(transport_peer_t *tp, const uint8_t *p, size_t len)
+{
+    udp_peer_t *peer = (udp_peer_t *)tp;
+    udp_listener_t *u = peer->owner;
+    if (!u)
+        return -EPIPE;
+    ssize_t n = sendto(u->fd, p, len, 0, (const struct sockaddr *)&tp->addr, tp->addr_len);
+    if (n < 0) {
+        u->stats.send_errors++;
+        return -errno;
+    }
+    u->stats.datagrams_out++;
+    return 0;
+}
+
+static void peer_destroy(transport_peer_t *tp)
+{
+    free(tp);
+}
+
+static const transport_ops_t udp_ops = {.send = peer_send, .destroy = peer_destroy};
+
+static void grow(udp_listener_t *u)
+{
+    size_t n = u->n_slots * 2;
+    udp_peer_t **slots = xcalloc(n, sizeof *slots);
+    for (size_t i = 0; i < u->n_slots; i++) {
+        udp_peer_t *p = u->slots[i];
+        while (p) {
+            udp_peer_t *next = p->next;
+            size_t s = addr_hash(&p->base.addr) % n;
+            p->next = slots[s];
+            slots[s] = p;
+            p = next;
+        }
+    }
+    free(u->slots);
+    u->slots = slots;
+    u->n_slots = n;
+}
+
+static udp_peer_t *peer_get(udp_listener_t *u, const struct sockaddr_storage *a, socklen_t len)
+{
+    size_t s = addr_hash(a) % u->n_slots;
+    for (udp_peer_t *p = u->slots[s]; p; p = p->next)
+        if (addr_equal(&p->base.addr, a))
+            return p;
+    if (u->n_peers >= u->cfg.max_peers) {
+        u->stats.dropped_peer_cap++;
+        return NULL;
+    }
+    if (u->n_peers + 1 > u->n_slots) {
+        grow(u);
+        s = addr_hash(a) % u->n_slots;
+    }
+    udp_peer_t *p = xcalloc(1, sizeof *p);
+    p->base.ops = &udp_ops;
+    p->base.kind = TRANSPORT_UDP;
+    p->base.refcnt = 1; /* the table's */
+    memcpy(&p->base.addr, a, len);
+    p->base.addr_len = len;
+    p->owner = u;
+    p->in_table = true;
+    p->next = u->slots[s];
+    u->slots[s] = p;
+    u->n_peers++;
+    return p;
+}
+
+static void on_readable(loop_t *loop, int fd, uint32_t events, void *arg)
+{
+    udp_listener_t *u = arg;
+    struct mmsghdr msgs[BATCH];
+    struct iovec iov[BATCH];
+    /* Bounded work per wake-up so timers and the mailbox get their turn under load. */
+    for (int round = 0; round < 8; round++) {
+        for (int i = 0; i < BATCH; i++) {
+            iov[i] = (struct iovec){.iov_base = u->bufs[i], .iov_len = MAX_DGRAM};
+            msgs[i].msg_hdr = (struct msghdr){.msg_name = &u->addrs[i],
+                                              .msg_namelen = sizeof u->addrs[i],
+                                              .msg_iov = &iov[i],
+                                              .msg_iovlen = 1};
+            msgs[i].msg_len = 0;
+        }
+        int n = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0)
+            return;
+        int64_t now = loop_now_ms(loop);
+        for (int i = 0; i < n; i++) {
+            u->stats.datagrams_in++;
+            /* A datagram longer than our buffer is truncated: drop it (RFC 7252 §4.6 says
+             * messages must fit the path MTU anyway). */
+            if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
+                continue;
+            udp_peer_t *p = peer_get(u, &u->addrs[i], msgs[i].msg_hdr.msg_namelen);
+            if (!p)
+                continue;
+            p->last_seen_ms = now;
+            transport_peer_ref(&p->base);
+            coap_engine_input(u->engine, &p->base, u->bufs[i], msgs[i].msg_len);
+            transport_peer_unref(&p->base);
+        }
+        if (n < BATCH)
+            return;
+    }
+}
+
+static void on_sweep(loop_t *loop, void *arg)
+{
+    udp_listener_t *u = arg;
+    int64_t now = loop_now_ms(loop);
+    for (size_t i = 0; i < u->n_slots; i++) {
+        udp_peer_t **pp = &u->slots[i];
+        while (*pp) {
+            udp_peer_t *p = *pp;
+            if (p->base.refcnt == 1 && now - p->last_seen_ms >= u->cfg.idle_peer_ms) {
+                *pp = p->next;
+                p->in_table = false;
+                u->n_peers--;
+                transport_peer_unref(&p->base);
+            } else {
+                pp = &p->next;
+            }
+        }
+    }
+    loop_timer_arm(loop, &u->sweep, SWEEP_MS);
+}
+
+udp_listener_t *udp_listener_new(loop_t *loop, coap_engine_t *engine, const udp_cfg_t *cfg,
+                                 char err[static 256])
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t sl;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, cfg->bind_addr, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)cfg->port);
+        sl = sizeof *a4;
+    } else if (inet_pton(AF_INET6, cfg->bind_addr, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)cfg->port);
+        sl = sizeof *a6;
+    } else {
+        snprintf(err, 256, "bind address '%s' is not an IPv4 or IPv6 literal", cfg->bind_addr);
+        return NULL;
+    }
+    int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, 256, "socket: %s", strerror(errno));
+        return NULL;
+    }
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    /* Large buffers absorb bursts while a shard is busy; the kernel caps them at
+     * net.core.rmem_max unless we are privileged (SO_RCVBUFFORCE). */
+    int buf = cfg->socket_buffer;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof buf) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+    if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
+        snprintf(err, 256, "bind %s udp port %d: %s", cfg->bind_addr, cfg->port, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    udp_listener_t *u = xcalloc(1, sizeof *u);
+    u->loop = loop;
+    u->engine = engine;
+    u->cfg = *cfg;
+    u->fd = fd;
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof bound;
+    getsockname(fd, (struct sockaddr *)&bound, &bl);
+    u->port = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
+                                                : ((struct sockaddr_in6 *)&bound)->sin6_port);
+    u->n_slots = 1024;
+    u->slots = xcalloc(u->n_slots, sizeof *u->slots);
+    int rc = loop_fd_add(loop, fd, 0x001 /* EPOLLIN */, on_readable, u);
+    if (rc != 0) {
+        snprintf(err, 256, "loop_fd_add: %s", strerror(-rc));
+        close(fd);
+        free(u->slots);
+        free(u);
+        return NULL;
+    }
+    loop_timer_init(&u->sweep, on_sweep, u);
+    loop_timer_arm(loop, &u->sweep, SWEEP_MS);
+    return u;
+}
+
+int udp_listener_port(const udp_listener_t *u)
+{
+    return u->port;
+}
+
+void udp_listener_free(udp_listener_t *u)
+{
+    if (!u)
+        return;
+    loop_timer_cancel(u->loop, &u->sweep);
+    loop_fd_del(u->loop, u->fd);
+    close(u->fd);
+    for (size_t i = 0; i < u->n_slots; i++) {
+        udp_peer_t *p = u->slots[i];
+        while (p) {
+            udp_peer_t *next = p->next;
+            p->in_table = false;
+            p->base.closed = true;
+            p->owner = NULL;
+            if (u->engine)
+                coap_engine_peer_closed(u->engine, &p->base);
+            transport_peer_unref(&p->base);
+            p = next;
+        }
+    }
+    free(u->slots);
+    free(u);
+}
+
+void udp_listener_get_stats(const udp_listener_t *u, udp_stats_t *out)
+{
+    *out = u->stats;
+    out->peers = u->n_peers;
+}

@@ -1,0 +1,44 @@
+/* udp.h — the plain CoAP listener of one shard (implements core/transport.h over UDP).
+ *
+ * One socket per shard, bound with SO_REUSEPORT so the kernel hashes each source address
+ * to one shard for good. A peer object per source address is kept while the CoAP engine
+ * holds state for it or it sent something recently; the table is capped.
+ * Runs on the shard's loop thread.
+ */
+#ifndef COAPHUB_UDP_UDP_H
+#define COAPHUB_UDP_UDP_H
+
+#include "coap/engine.h"
+#include "core/loop.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct udp_listener udp_listener_t;
+
+typedef struct udp_cfg {
+    const char *bind_addr; /* IPv4 or IPv6 literal; "::" listens on both families */
+    int port;
+    size_t max_peers;      /* cap on tracked source addresses (default 200000) */
+    int idle_peer_ms;      /* forget a peer without engine state after this (default 60000) */
+    int socket_buffer;     /* SO_RCVBUF/SO_SNDBUF bytes (default 4 MiB) */
+} udp_cfg_t;
+
+void udp_cfg_default(udp_cfg_t *cfg);
+
+/* Binds and starts feeding datagrams to engine. NULL and err filled on failure. */
+udp_listener_t *udp_listener_new(loop_t *loop, coap_engine_t *engine, const udp_cfg_t *cfg,
+                                 char err[static 256]);
+/* The port actually bound (useful with port 0). */
+int udp_listener_port(const udp_listener_t *u);
+/* Closes the socket and releases every peer (telling the engine first).
+ * udp_listener_free(NULL) does nothing. */
+void udp_listener_free(udp_listener_t *u);
+
+typedef struct udp_stats {
+    uint64_t datagrams_in, datagrams_out, send_errors, dropped_peer_cap;
+    uint64_t peers;
+} udp_stats_t;
+void udp_listener_get_stats(const udp_listener_t *u, udp_stats_t *out);
+
+#endif
