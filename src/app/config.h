@@ -22,6 +22,18 @@ typedef struct config {
     int shards;
     char *log_level;
     bool log_json;
+    /* DTLS */
+    bool dtls_enabled;
+    char *dtls_cert_file;
+    char *dtls_key_file;
+    char *dtls_key_password;
+    char *dtls_chain_file;
+    bool dtls_skip_validity_check;
+    int dtls_mtu;
+    int dtls_retransmission_ms;
+    int dtls_max_handshakes;
+    int dtls_max_sessions;
+    int64_t dtls_session_inactivity_ms;
     /* store */
     bool sync_full;
     int batch_delay_ms;

@@ -1,0 +1,72 @@
+/* dtls.h — the CoAP-over-DTLS listener of one shard (implements core/transport.h over
+ * DTLS 1.2 with OpenSSL 3). It knows nothing of CoAP beyond handing plaintext datagrams to
+ * the engine and telling it when a peer closes.
+ *
+ * One UDP socket per shard (SO_REUSEPORT). A ClientHello without a valid cookie gets only a
+ * HelloVerifyRequest (stateless); then a per-peer SSL runs the handshake, capped; an
+ * established session is a transport_peer_t whose cert_device_id carries the device that the
+ * client's leaf certificate is registered to (0 for one-way DTLS / unregistered certificates).
+ * Runs on the shard's loop thread, except dtls_ctx_* which are shared by all shards.
+ */
+#ifndef COAPHUB_DTLS_DTLS_H
+#define COAPHUB_DTLS_DTLS_H
+
+#include "coap/engine.h"
+#include "core/loop.h"
+#include "device/registry.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct dtls_cfg {
+    const char *bind_addr;
+    int port;
+    const char *data_dir;      /* where a generated server certificate is kept */
+    const char *cert_file;     /* NULL: generate/reuse data_dir/dtls-server-cert.pem + key */
+    const char *key_file;      /* NULL: same file as cert_file */
+    const char *key_password;  /* NULL if the key is not encrypted */
+    const char *chain_file;    /* NULL: none */
+    bool skip_validity_check;  /* accept expired / not-yet-valid client certificates */
+    int mtu;                   /* default 1024 */
+    int retransmission_ms;     /* first flight retransmission timeout, default 1000 */
+    int max_handshakes;        /* per shard, default 1000 */
+    int max_sessions;          /* per shard, default 100000 */
+    int64_t session_inactivity_ms; /* default 86400000 */
+    int handshake_timeout_ms;  /* a half-open handshake is dropped after this (default 30000) */
+} dtls_cfg_t;
+
+void dtls_cfg_default(dtls_cfg_t *cfg);
+
+/* The shared server context: SSL_CTX with certificate, verify policy, cookie secret. */
+typedef struct dtls_ctx dtls_ctx_t;
+
+/* Loads (or on first start generates and stores) the server certificate and builds the
+ * context. Prints the certificate's SHA-256 fingerprint and how a client trusts it when it
+ * was generated. NULL and err on failure. Any thread, before shards start. */
+dtls_ctx_t *dtls_ctx_new(const dtls_cfg_t *cfg, registry_t *reg, char err[static 256]);
+/* Reloads the server certificate for new handshakes (SIGHUP); live sessions keep theirs.
+ * Returns 0, or a negative error with err filled (the old certificate stays in use). */
+int dtls_ctx_reload(dtls_ctx_t *ctx, char err[static 256]);
+/* Path of the server certificate in use (for `-R` hints and downloads). */
+const char *dtls_ctx_cert_path(const dtls_ctx_t *ctx);
+void dtls_ctx_free(dtls_ctx_t *ctx);
+
+typedef struct dtls_listener dtls_listener_t;
+
+/* Binds the shard's DTLS socket and feeds decrypted datagrams to engine. */
+dtls_listener_t *dtls_listener_new(loop_t *loop, coap_engine_t *engine, dtls_ctx_t *ctx,
+                                   const dtls_cfg_t *cfg, char err[static 256]);
+int dtls_listener_port(const dtls_listener_t *l);
+/* Ends every session bound to device_id (credentials changed or device deleted): sends
+ * close_notify and tells the engine. Shard thread. */
+void dtls_listener_close_device(dtls_listener_t *l, int64_t device_id);
+void dtls_listener_free(dtls_listener_t *l);
+
+typedef struct dtls_stats {
+    uint64_t datagrams_in, cookies_sent, cookies_bad, handshakes_ok, handshakes_failed;
+    uint64_t handshakes_in_progress, sessions, evicted, records_dropped, resumed;
+} dtls_stats_t;
+void dtls_listener_get_stats(const dtls_listener_t *l, dtls_stats_t *out);
+
+#endif
