@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -43,8 +44,19 @@ typedef struct dev_seq {
     int64_t last_id;
 } dev_seq_t;
 
+typedef struct watcher {
+    uint64_t handle;
+    hub_watch_cb cb;
+    void *ctx;
+} watcher_t;
+
 struct hub {
     store_t *store;
+    pthread_rwlock_t watch_lock;
+    watcher_t *watchers;
+    size_t n_watchers;
+    uint64_t next_watch;
+    atomic_size_t n_watching;
     shard_ref_t *shards;
     size_t n_shards;
     pthread_mutex_t mu;
@@ -63,6 +75,7 @@ hub_t *hub_new(store_t *store)
     hub_t *h = xcalloc(1, sizeof *h);
     h->store = store;
     pthread_mutex_init(&h->mu, NULL);
+    pthread_rwlock_init(&h->watch_lock, NULL);
     return h;
 }
 
@@ -81,6 +94,8 @@ void hub_free(hub_t *h)
     }
     free(h->shards);
     free(h->seqs);
+    free(h->watchers);
+    pthread_rwlock_destroy(&h->watch_lock);
     pthread_mutex_destroy(&h->mu);
     free(h);
 }
@@ -107,6 +122,48 @@ void hub_publish(hub_t *h, hub_event_type_t type, int64_t device_id, const char 
         d->ev = (hub_event_t){.type = type, .device_id = device_id, .json = xstrdup(json)};
         loop_post(d->shard.loop, deliver, d);
     }
+}
+
+/* ---- watchers ---- */
+
+uint64_t hub_watch_add(hub_t *h, hub_watch_cb cb, void *ctx)
+{
+    pthread_rwlock_wrlock(&h->watch_lock);
+    h->watchers = xrealloc(h->watchers, (h->n_watchers + 1) * sizeof *h->watchers);
+    uint64_t handle = ++h->next_watch;
+    h->watchers[h->n_watchers++] = (watcher_t){.handle = handle, .cb = cb, .ctx = ctx};
+    atomic_store(&h->n_watching, h->n_watchers);
+    pthread_rwlock_unlock(&h->watch_lock);
+    return handle;
+}
+
+void hub_watch_remove(hub_t *h, uint64_t handle)
+{
+    /* Taking the write lock waits for running callbacks (they hold the read lock). */
+    pthread_rwlock_wrlock(&h->watch_lock);
+    for (size_t i = 0; i < h->n_watchers; i++) {
+        if (h->watchers[i].handle == handle) {
+            h->watchers[i] = h->watchers[--h->n_watchers];
+            break;
+        }
+    }
+    atomic_store(&h->n_watching, h->n_watchers);
+    pthread_rwlock_unlock(&h->watch_lock);
+}
+
+bool hub_watched(hub_t *h)
+{
+    return atomic_load(&h->n_watching) > 0;
+}
+
+void hub_watch_publish(hub_t *h, hub_watch_type_t type, int64_t device_id, const char *json)
+{
+    if (!hub_watched(h))
+        return;
+    pthread_rwlock_rdlock(&h->watch_lock);
+    for (size_t i = 0; i < h->n_watchers; i++)
+        h->watchers[i].cb(h->watchers[i].ctx, type, device_id, json);
+    pthread_rwlock_unlock(&h->watch_lock);
 }
 
 /* ---- RPC ---- */

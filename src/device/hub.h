@@ -47,6 +47,30 @@ void hub_add_shard(hub_t *h, loop_t *loop, hub_event_cb cb, void *shard_ctx);
 /* Broadcasts an event about device_id to every shard; json is copied (may be NULL). */
 void hub_publish(hub_t *h, hub_event_type_t type, int64_t device_id, const char *json);
 
+/* ---- watchers: live updates for the web UI ----
+ *
+ * A watcher sees what happens to devices as it happens: telemetry and attributes committed,
+ * devices becoming active or inactive. It is called on the publishing thread (a shard, the
+ * store writer or an HTTP thread) and must only copy and queue — never block. */
+
+typedef enum {
+    HUB_WATCH_TELEMETRY,  /* json: {"key":[{"ts":..,"value":..}],...} */
+    HUB_WATCH_ATTRIBUTES, /* json: {"scope":"..","values":{..}} or {"scope":"..","deleted":[..]} */
+    HUB_WATCH_ACTIVITY,   /* json: {"active":bool,"transport":"coap"|"coaps","observations":n} */
+} hub_watch_type_t;
+
+typedef void (*hub_watch_cb)(void *ctx, hub_watch_type_t type, int64_t device_id,
+                             const char *json);
+
+/* Adds a watcher; returns a handle for hub_watch_remove (never 0). */
+uint64_t hub_watch_add(hub_t *h, hub_watch_cb cb, void *ctx);
+/* Removes it; when this returns the callback is not running and will not run again. */
+void hub_watch_remove(hub_t *h, uint64_t handle);
+/* True if anyone watches (publishers skip building JSON otherwise). */
+bool hub_watched(hub_t *h);
+/* Tells every watcher. */
+void hub_watch_publish(hub_t *h, hub_watch_type_t type, int64_t device_id, const char *json);
+
 /* ---- server-side RPC ---- */
 
 typedef enum {
