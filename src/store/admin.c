@@ -1,0 +1,305 @@
+/* admin.c — RPC records, users and settings: small synchronous tables.
+ *
+ * Invariant: every function borrows one pool connection and gives it back before returning;
+ * single statements need no explicit transaction (SQLite makes each one atomic).
+ */
+#include "store/store_int.h"
+
+#include "core/clock.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Runs a prepared, bound statement that returns no rows; -ENOENT when it changed nothing
+ * and want_change is set. */
+static int run(store_conn_t *c, sqlite3_stmt *st, bool want_change)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return store__err(c->db, rc);
+    return want_change && sqlite3_changes(c->db) == 0 ? -ENOENT : 0;
+}
+
+/* ---- RPC ---- */
+
+#define RPC_COLS                                                                               \
+    "uuid, device_id, created_time, expiration_time, request_id, method, params, status,"     \
+    " response, oneway, persistent"
+
+void store_rpc_fini(store_rpc_t *r)
+{
+    if (!r)
+        return;
+    free(r->method);
+    free(r->params);
+    free(r->status);
+    free(r->response);
+    r->method = r->params = r->status = r->response = NULL;
+}
+
+int store_rpc_create(store_t *s, store_rpc_t *r)
+{
+    if (!r->method || !r->method[0])
+        return -EINVAL;
+    store_conn_t *c = store__conn_take(s);
+    int ret = ERR_STORE;
+    sqlite3_stmt *st = store__stmt(c, "INSERT INTO rpc(" RPC_COLS ") VALUES (?1, ?2, ?3, ?4,"
+                                      " ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+    if (!st)
+        goto out;
+    char uuid[STORE_UUID_LEN + 1];
+    store_uuid_v4(uuid);
+    int64_t now = clock_wall_ms();
+    sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, r->device_id);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int64(st, 4, r->expiration_ms);
+    sqlite3_bind_int64(st, 5, r->request_id);
+    sqlite3_bind_text(st, 6, r->method, -1, SQLITE_STATIC);
+    store__bind_text(st, 7, r->params);
+    sqlite3_bind_text(st, 8, r->status ? r->status : "QUEUED", -1, SQLITE_STATIC);
+    store__bind_text(st, 9, r->response);
+    sqlite3_bind_int(st, 10, r->oneway ? 1 : 0);
+    sqlite3_bind_int(st, 11, r->persistent ? 1 : 0);
+    ret = run(c, st, false);
+    if (ret == 0) {
+        memcpy(r->uuid, uuid, sizeof(uuid));
+        r->created_ms = now;
+    }
+out:
+    store__conn_give(s, c);
+    return ret;
+}
+
+int store_rpc_set_status(store_t *s, const char *uuid, const char *status, const char *response)
+{
+    if (!uuid || !status)
+        return -EINVAL;
+    store_conn_t *c = store__conn_take(s);
+    int r = ERR_STORE;
+    sqlite3_stmt *st = store__stmt(c, "UPDATE rpc SET status = ?2,"
+                                      " response = COALESCE(?3, response) WHERE uuid = ?1");
+    if (st) {
+        sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+        store__bind_text(st, 3, response);
+        r = run(c, st, true);
+    }
+    store__conn_give(s, c);
+    return r;
+}
+
+int store_rpc_get(store_t *s, const char *uuid, store_rpc_t *out)
+{
+    if (!uuid)
+        return -EINVAL;
+    store_conn_t *c = store__conn_take(s);
+    int r = ERR_STORE;
+    sqlite3_stmt *st = store__stmt(c, "SELECT " RPC_COLS " FROM rpc WHERE uuid = ?1");
+    if (st) {
+        sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            memset(out, 0, sizeof(*out));
+            store__col_uuid(st, 0, out->uuid);
+            out->device_id = sqlite3_column_int64(st, 1);
+            out->created_ms = sqlite3_column_int64(st, 2);
+            out->expiration_ms = sqlite3_column_int64(st, 3);
+            out->request_id = sqlite3_column_int64(st, 4);
+            out->method = store__col_str(st, 5);
+            out->params = store__col_str(st, 6);
+            out->status = store__col_str(st, 7);
+            out->response = store__col_str(st, 8);
+            out->oneway = sqlite3_column_int(st, 9) != 0;
+            out->persistent = sqlite3_column_int(st, 10) != 0;
+            r = 0;
+        } else {
+            r = rc == SQLITE_DONE ? -ENOENT : store__err(c->db, rc);
+        }
+        sqlite3_reset(st);
+    }
+    store__conn_give(s, c);
+    return r;
+}
+
+static int scalar_i64(store_t *s, const char *sql, bool bind_id, int64_t id, int64_t *out)
+{
+    store_conn_t *c = store__conn_take(s);
+    int r = ERR_STORE;
+    sqlite3_stmt *st = store__stmt(c, sql);
+    if (st) {
+        if (bind_id)
+            sqlite3_bind_int64(st, 1, id);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *out = sqlite3_column_int64(st, 0);
+            r = 0;
+        } else {
+            r = store__err(c->db, rc);
+            if (r == 0)
+                r = ERR_STORE;
+        }
+        sqlite3_reset(st);
+    }
+    store__conn_give(s, c);
+    return r;
+}
+
+int store_rpc_max_request_id(store_t *s, int64_t device_id, int64_t *out)
+{
+    return scalar_i64(s, "SELECT COALESCE(MAX(request_id), 0) FROM rpc WHERE device_id = ?1",
+                      true, device_id, out);
+}
+
+/* ---- users ---- */
+
+#define USER_COLS "id, uuid, created_time, email, password_hash, authority, first_name, last_name"
+
+void store_user_fini(store_user_t *u)
+{
+    if (!u)
+        return;
+    free(u->email);
+    free(u->password_hash);
+    free(u->authority);
+    free(u->first_name);
+    free(u->last_name);
+    u->email = u->password_hash = u->authority = u->first_name = u->last_name = NULL;
+}
+
+int store_user_create(store_t *s, store_user_t *u)
+{
+    if (!u->email || !u->email[0] || !u->password_hash)
+        return -EINVAL;
+    store_conn_t *c = store__conn_take(s);
+    int r = ERR_STORE;
+    sqlite3_stmt *st = store__stmt(c, "INSERT INTO app_user(uuid, created_time, email,"
+                                      " password_hash, authority, first_name, last_name)"
+                                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    if (st) {
+        char uuid[STORE_UUID_LEN + 1];
+        store_uuid_v4(uuid);
+        int64_t now = clock_wall_ms();
+        sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now);
+        sqlite3_bind_text(st, 3, u->email, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, u->password_hash, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, u->authority ? u->authority : "TENANT_ADMIN", -1,
+                          SQLITE_STATIC);
+        store__bind_text(st, 6, u->first_name);
+        store__bind_text(st, 7, u->last_name);
+        r = run(c, st, false);
+        if (r == 0) {
+            u->id = sqlite3_last_insert_rowid(c->db);
+            memcpy(u->uuid, uuid, sizeof(uuid));
+            u->created_ms = now;
+        }
+    }
+    store__conn_give(s, c);
+    return r;
+}
+
+static int get_user(store_t *s, const char *sql, const char *arg, store_user_t *out)
+{
+    if (!arg)
+        return -EINVAL;
+    store_conn_t *c = store__conn_take(s);
+    int r = ERR_STORE;
+    sqlite3_stmt *st = store__stmt(c, sql);
+    if (st) {
+        sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            memset(out, 0, sizeof(*out));
+            out->id = sqlite3_column_int64(st, 0);
+            store__col_uuid(st, 1, out->uuid);
+            out->created_ms = sqlite3_column_int64(st, 2);
+            out->email = store__col_str(st, 3);
+            out->password_hash = store__col_str(st, 4);
+            out->authority = store__col_str(st, 5);
+            out->first_name = store__col_str(st, 6);
+            out->last_name = store__col_str(st, 7);
+            r = 0;
+        } else {
+            r = rc == SQLITE_DONE ? -ENOENT : store__err(c->db, rc);
+        }
+        sqlite3_reset(st);
+    }
+    store__conn_give(s, c);
+    return r;
+}
+
+int store_user_get_by_email(store_t *s, const char *email, store_user_t *out)
+{
+    /* The column is COLLATE NOCASE: emails match case-insensitively, as logins expect. */
+    return get_user(s, "SELECT " USER_COLS " FROM app_user WHERE email = ?1", email, out);
+}
+
+int store_user_get_by_uuid(store_t *s, const char *uuid, store_user_t *out)
+{
+    return get_user(s, "SELECT " USER_COLS " FROM app_user WHERE uuid = ?1", uuid, out);
+}
+
+int store_user_set_password(store_t *s, int64_t id, const char *password_hash)
+{
+    if (!password_hash)
+        return -EINVAL;
+    store_conn_t *c = store__conn_take(s);
+    int r = ERR_STORE;
+    sqlite3_stmt *st = store__stmt(c, "UPDATE app_user SET password_hash = ?2 WHERE id = ?1");
+    if (st) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_text(st, 2, password_hash, -1, SQLITE_STATIC);
+        r = run(c, st, true);
+    }
+    store__conn_give(s, c);
+    return r;
+}
+
+int store_user_count(store_t *s, int64_t *out)
+{
+    return scalar_i64(s, "SELECT COUNT(*) FROM app_user", false, 0, out);
+}
+
+/* ---- settings ---- */
+
+int store_setting_get(store_t *s, const char *key, char **out)
+{
+    if (!key)
+        return -EINVAL;
+    store_conn_t *c = store__conn_take(s);
+    int r = ERR_STORE;
+    sqlite3_stmt *st = store__stmt(c, "SELECT value FROM settings WHERE key = ?1");
+    if (st) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *out = store__col_str(st, 0);
+            r = 0;
+        } else {
+            r = rc == SQLITE_DONE ? -ENOENT : store__err(c->db, rc);
+        }
+        sqlite3_reset(st);
+    }
+    store__conn_give(s, c);
+    return r;
+}
+
+int store_setting_set(store_t *s, const char *key, const char *value)
+{
+    if (!key || !value)
+        return -EINVAL;
+    store_conn_t *c = store__conn_take(s);
+    int r = ERR_STORE;
+    sqlite3_stmt *st = store__stmt(c, "INSERT INTO settings(key, value) VALUES (?1, ?2)"
+                                      " ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    if (st) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+        r = run(c, st, false);
+    }
+    store__conn_give(s, c);
+    return r;
+}

@@ -1,0 +1,196 @@
+/* creds.c — device credentials: one row per device, credentials_id unique across devices.
+ *
+ * Invariant: store_cred_set checks ownership of cred_id and writes the row in one
+ * BEGIN IMMEDIATE transaction, so two devices can never end up sharing a token.
+ */
+#include "store/store_int.h"
+
+#include "core/clock.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CRED_COLS                                                                            \
+    "uuid, device_id, created_time, credentials_type, credentials_id, credentials_value,"   \
+    " version"
+
+void store_cred_fini(store_cred_t *c)
+{
+    if (!c)
+        return;
+    free(c->cred_id);
+    free(c->cred_value);
+    c->cred_id = c->cred_value = NULL;
+}
+
+const char *store_cred_type_name(store_cred_type_t t)
+{
+    switch (t) {
+    case CRED_ACCESS_TOKEN:
+        return "ACCESS_TOKEN";
+    case CRED_X509:
+        return "X509_CERTIFICATE";
+    }
+    return "UNKNOWN";
+}
+
+int store_cred_type_parse(const char *name, store_cred_type_t *out)
+{
+    if (name && strcmp(name, "ACCESS_TOKEN") == 0)
+        *out = CRED_ACCESS_TOKEN;
+    else if (name && strcmp(name, "X509_CERTIFICATE") == 0)
+        *out = CRED_X509;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+static void read_cred(sqlite3_stmt *st, store_cred_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    store__col_uuid(st, 0, c->uuid);
+    c->device_id = sqlite3_column_int64(st, 1);
+    c->created_ms = sqlite3_column_int64(st, 2);
+    c->type = (store_cred_type_t)sqlite3_column_int(st, 3);
+    c->cred_id = store__col_str(st, 4);
+    c->cred_value = store__col_str(st, 5);
+    c->version = sqlite3_column_int64(st, 6);
+}
+
+static int set_locked(store_conn_t *c, store_cred_t *cr)
+{
+    sqlite3_stmt *st = store__stmt(c, "SELECT device_id FROM device_credentials"
+                                      " WHERE credentials_id = ?1");
+    if (!st)
+        return ERR_STORE;
+    sqlite3_bind_text(st, 1, cr->cred_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int64_t owner = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store__err(c->db, rc);
+    if (owner != 0 && owner != cr->device_id)
+        return ERR_CONFLICT;
+
+    st = store__stmt(c, "UPDATE device_credentials SET credentials_type = ?2,"
+                        " credentials_id = ?3, credentials_value = ?4, version = version + 1"
+                        " WHERE device_id = ?1 RETURNING uuid, created_time, version");
+    if (!st)
+        return ERR_STORE;
+    sqlite3_bind_int64(st, 1, cr->device_id);
+    sqlite3_bind_int(st, 2, (int)cr->type);
+    sqlite3_bind_text(st, 3, cr->cred_id, -1, SQLITE_STATIC);
+    store__bind_text(st, 4, cr->cred_value);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        store__col_uuid(st, 0, cr->uuid);
+        cr->created_ms = sqlite3_column_int64(st, 1);
+        cr->version = sqlite3_column_int64(st, 2);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        return rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return store__err(c->db, rc);
+
+    st = store__stmt(c, "INSERT INTO device_credentials(uuid, created_time, device_id,"
+                        " credentials_type, credentials_id, credentials_value, version)"
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)");
+    if (!st)
+        return ERR_STORE;
+    char uuid[STORE_UUID_LEN + 1];
+    store_uuid_v4(uuid);
+    int64_t now = clock_wall_ms();
+    sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_int64(st, 3, cr->device_id);
+    sqlite3_bind_int(st, 4, (int)cr->type);
+    sqlite3_bind_text(st, 5, cr->cred_id, -1, SQLITE_STATIC);
+    store__bind_text(st, 6, cr->cred_value);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return store__err(c->db, rc); /* unknown device -> -ENOENT (foreign key) */
+    memcpy(cr->uuid, uuid, sizeof(uuid));
+    cr->created_ms = now;
+    cr->version = 1;
+    return 0;
+}
+
+int store_cred_set(store_t *s, store_cred_t *cr)
+{
+    if (!cr->cred_id || !cr->cred_id[0] ||
+        (cr->type != CRED_ACCESS_TOKEN && cr->type != CRED_X509))
+        return -EINVAL;
+    store_conn_t *c = store__conn_take(s);
+    int r = store__exec(c, "BEGIN IMMEDIATE");
+    if (r == 0) {
+        r = set_locked(c, cr);
+        if (r == 0)
+            r = store__exec(c, "COMMIT");
+    }
+    store__conn_give(s, c); /* rolls back on failure */
+    return r;
+}
+
+static int get_cred(store_t *s, const char *sql, int64_t id, const char *text,
+                    store_cred_t *out)
+{
+    store_conn_t *c = store__conn_take(s);
+    int r = ERR_STORE;
+    sqlite3_stmt *st = store__stmt(c, sql);
+    if (!st)
+        goto out;
+    if (text)
+        sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        read_cred(st, out);
+        r = 0;
+    } else {
+        r = rc == SQLITE_DONE ? -ENOENT : store__err(c->db, rc);
+    }
+    sqlite3_reset(st);
+out:
+    store__conn_give(s, c);
+    return r;
+}
+
+int store_cred_get_by_device(store_t *s, int64_t device_id, store_cred_t *out)
+{
+    return get_cred(s, "SELECT " CRED_COLS " FROM device_credentials WHERE device_id = ?1",
+                    device_id, NULL, out);
+}
+
+int store_cred_get_by_id(store_t *s, const char *cred_id, store_cred_t *out)
+{
+    if (!cred_id)
+        return -EINVAL;
+    return get_cred(s, "SELECT " CRED_COLS " FROM device_credentials WHERE credentials_id = ?1",
+                    0, cred_id, out);
+}
+
+int store_cred_foreach(store_t *s, void (*fn)(void *arg, const store_cred_t *c), void *arg)
+{
+    store_conn_t *c = store__conn_take(s);
+    int r = ERR_STORE;
+    sqlite3_stmt *st = store__stmt(c, "SELECT " CRED_COLS " FROM device_credentials ORDER BY id");
+    if (!st)
+        goto out;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_cred_t cr;
+        read_cred(st, &cr);
+        fn(arg, &cr);
+        store_cred_fini(&cr);
+    }
+    r = rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
+    sqlite3_reset(st);
+out:
+    store__conn_give(s, c);
+    return r;
+}

@@ -1,0 +1,279 @@
+/* devices.c — synchronous device and credential administration on pool connections.
+ *
+ * Invariant: every multi-statement change runs in one BEGIN IMMEDIATE transaction, so a
+ * concurrent writer or admin call sees either all of it or none; uniqueness (device name,
+ * credentials id, one credentials row per device) is enforced by the schema and reported as
+ * ERR_CONFLICT.
+ */
+#include "store/store_int.h"
+
+#include "core/clock.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEVICE_COLS "id, uuid, created_time, name, type, label, additional_info, version"
+
+void store_device_fini(store_device_t *d)
+{
+    if (!d)
+        return;
+    free(d->name);
+    free(d->type);
+    free(d->label);
+    free(d->additional_info);
+    d->name = d->type = d->label = d->additional_info = NULL;
+}
+
+static void read_device(sqlite3_stmt *st, store_device_t *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->id = sqlite3_column_int64(st, 0);
+    store__col_uuid(st, 1, d->uuid);
+    d->created_ms = sqlite3_column_int64(st, 2);
+    d->name = store__col_str(st, 3);
+    d->type = store__col_str(st, 4);
+    d->label = store__col_str(st, 5);
+    d->additional_info = store__col_str(st, 6);
+    d->version = sqlite3_column_int64(st, 7);
+}
+
+int store_device_create(store_t *s, store_device_t *d)
+{
+    if (!d->name || !d->name[0])
+        return -EINVAL;
+    store_conn_t *c = store__conn_take(s);
+    int r = ERR_STORE;
+    sqlite3_stmt *st = store__stmt(c, "INSERT INTO device(uuid, created_time, name, type,"
+                                      " label, additional_info, version)"
+                                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)");
+    if (!st)
+        goto out;
+    char uuid[STORE_UUID_LEN + 1];
+    store_uuid_v4(uuid);
+    int64_t now = clock_wall_ms();
+    sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_text(st, 3, d->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, d->type && d->type[0] ? d->type : "default", -1, SQLITE_STATIC);
+    store__bind_text(st, 5, d->label);
+    store__bind_text(st, 6, d->additional_info);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+        r = store__err(c->db, rc);
+        sqlite3_reset(st);
+        goto out;
+    }
+    sqlite3_reset(st);
+    d->id = sqlite3_last_insert_rowid(c->db);
+    memcpy(d->uuid, uuid, sizeof(uuid));
+    d->created_ms = now;
+    d->version = 1;
+    r = 0;
+out:
+    store__conn_give(s, c);
+    return r;
+}
+
+int store_device_update(store_t *s, store_device_t *d)
+{
+    if (!d->name || !d->name[0])
+        return -EINVAL;
+    store_conn_t *c = store__conn_take(s);
+    int r = ERR_STORE;
+    sqlite3_stmt *st = store__stmt(
+        c, "UPDATE device SET name = ?2, type = ?3, label = ?4, additional_info = ?5,"
+           " version = version + 1 WHERE id = ?1 RETURNING version");
+    if (!st)
+        goto out;
+    sqlite3_bind_int64(st, 1, d->id);
+    sqlite3_bind_text(st, 2, d->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, d->type && d->type[0] ? d->type : "default", -1, SQLITE_STATIC);
+    store__bind_text(st, 4, d->label);
+    store__bind_text(st, 5, d->additional_info);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        d->version = sqlite3_column_int64(st, 0);
+        rc = sqlite3_step(st);
+    } else if (rc == SQLITE_DONE) {
+        r = -ENOENT;
+        sqlite3_reset(st);
+        goto out;
+    }
+    r = rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
+    sqlite3_reset(st);
+out:
+    store__conn_give(s, c);
+    return r;
+}
+
+static int get_one(store_t *s, const char *sql, int64_t id, const char *text,
+                   store_device_t *out)
+{
+    store_conn_t *c = store__conn_take(s);
+    int r = ERR_STORE;
+    sqlite3_stmt *st = store__stmt(c, sql);
+    if (!st)
+        goto out;
+    if (text)
+        sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        read_device(st, out);
+        r = 0;
+    } else {
+        r = rc == SQLITE_DONE ? -ENOENT : store__err(c->db, rc);
+    }
+    sqlite3_reset(st);
+out:
+    store__conn_give(s, c);
+    return r;
+}
+
+int store_device_get(store_t *s, int64_t id, store_device_t *out)
+{
+    return get_one(s, "SELECT " DEVICE_COLS " FROM device WHERE id = ?1", id, NULL, out);
+}
+
+int store_device_get_by_uuid(store_t *s, const char *uuid, store_device_t *out)
+{
+    if (!uuid)
+        return -EINVAL;
+    return get_one(s, "SELECT " DEVICE_COLS " FROM device WHERE uuid = ?1", 0, uuid, out);
+}
+
+int store_device_get_by_name(store_t *s, const char *name, store_device_t *out)
+{
+    if (!name)
+        return -EINVAL;
+    return get_one(s, "SELECT " DEVICE_COLS " FROM device WHERE name = ?1", 0, name, out);
+}
+
+int store_device_delete(store_t *s, int64_t id)
+{
+    store_conn_t *c = store__conn_take(s);
+    /* Credentials, attributes, points, latest values and RPC rows go by ON DELETE CASCADE in
+     * the same statement, hence the same transaction. */
+    int r = ERR_STORE;
+    sqlite3_stmt *st = store__stmt(c, "DELETE FROM device WHERE id = ?1");
+    if (!st)
+        goto out;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    r = rc == SQLITE_DONE ? (sqlite3_changes(c->db) > 0 ? 0 : -ENOENT) : store__err(c->db, rc);
+    sqlite3_reset(st);
+out:
+    store__conn_give(s, c);
+    return r;
+}
+
+/* The SQL for each sort column and direction: a fixed set, so each text is a literal that
+ * the statement cache keeps. ?1 = LIKE pattern or NULL, ?2 = type or NULL. */
+#define LIST_WHERE " FROM device WHERE (?1 IS NULL OR name LIKE ?1 ESCAPE '\\')" \
+                   " AND (?2 IS NULL OR type = ?2)"
+#define LIST_SQL(col, dir)                                                               \
+    "SELECT " DEVICE_COLS LIST_WHERE " ORDER BY " col " " dir ", id " dir                 \
+    " LIMIT ?3 OFFSET ?4"
+
+static const struct {
+    const char *prop;
+    const char *asc, *desc;
+} sorts[] = {
+    {"createdTime", LIST_SQL("created_time", "ASC"), LIST_SQL("created_time", "DESC")},
+    {"name", LIST_SQL("name", "ASC"), LIST_SQL("name", "DESC")},
+    {"type", LIST_SQL("type", "ASC"), LIST_SQL("type", "DESC")},
+    {"label", LIST_SQL("label", "ASC"), LIST_SQL("label", "DESC")},
+};
+
+/* "abc" -> "abc%" with LIKE's wildcards escaped, so a search is a literal prefix. */
+static char *like_prefix(const char *text)
+{
+    size_t n = strlen(text);
+    char *p = xmalloc(2 * n + 2), *w = p;
+    for (size_t i = 0; i < n; i++) {
+        if (text[i] == '%' || text[i] == '_' || text[i] == '\\')
+            *w++ = '\\';
+        *w++ = text[i];
+    }
+    *w++ = '%';
+    *w = '\0';
+    return p;
+}
+
+int store_device_list(store_t *s, const char *text_search, const char *type,
+                      const char *sort_property, bool ascending, int64_t page, int64_t page_size,
+                      store_device_page_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (page < 0 || page_size <= 0 || page > INT64_MAX / page_size)
+        return -EINVAL;
+    const char *sql = NULL;
+    for (size_t i = 0; i < sizeof(sorts) / sizeof(sorts[0]); i++) {
+        if (!sort_property ? i == 0 : strcmp(sort_property, sorts[i].prop) == 0)
+            sql = ascending ? sorts[i].asc : sorts[i].desc;
+    }
+    if (!sql)
+        return -EINVAL;
+    char *pattern = text_search && text_search[0] ? like_prefix(text_search) : NULL;
+    const char *t = type && type[0] ? type : NULL;
+
+    store_conn_t *c = store__conn_take(s);
+    int r = ERR_STORE;
+    /* Count and page in one read transaction so the total matches the page. */
+    if ((r = store__exec(c, "BEGIN")) != 0)
+        goto out;
+    sqlite3_stmt *st = store__stmt(c, "SELECT COUNT(*)" LIST_WHERE);
+    if (!st) {
+        r = ERR_STORE;
+        goto out;
+    }
+    store__bind_text(st, 1, pattern);
+    store__bind_text(st, 2, t);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        r = store__err(c->db, rc);
+        sqlite3_reset(st);
+        goto out;
+    }
+    out->total = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+
+    if (!(st = store__stmt(c, sql))) {
+        r = ERR_STORE;
+        goto out;
+    }
+    store__bind_text(st, 1, pattern);
+    store__bind_text(st, 2, t);
+    sqlite3_bind_int64(st, 3, page_size);
+    sqlite3_bind_int64(st, 4, page * page_size);
+    size_t cap = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->n == cap) {
+            cap = cap ? cap * 2 : 16;
+            out->items = xrealloc(out->items, cap * sizeof(*out->items));
+        }
+        read_device(st, &out->items[out->n++]);
+    }
+    r = rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
+    sqlite3_reset(st);
+    store__exec(c, "COMMIT");
+out:
+    store__conn_give(s, c); /* rolls back if still open */
+    free(pattern);
+    if (r != 0)
+        store_device_page_fini(out);
+    return r;
+}
+
+void store_device_page_fini(store_device_page_t *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n; i++)
+        store_device_fini(&p->items[i]);
+    free(p->items);
+    memset(p, 0, sizeof(*p));
+}

@@ -1,0 +1,107 @@
+/* store_int.h — private parts of the SQLite store shared by its files: the handle, the
+ * connection pool, the per-connection prepared-statement cache and value helpers.
+ *
+ * Invariant: a connection (store_conn_t) is used by one thread at a time — the writer owns
+ * its own, every other caller borrows one from the pool with store__conn_take() and gives it
+ * back with store__conn_give(). Statements from the cache are reset before they are returned.
+ */
+#ifndef COAPHUB_STORE_STORE_INT_H
+#define COAPHUB_STORE_STORE_INT_H
+
+#include "store/store.h"
+
+#include "core/err.h"
+#include "core/xmalloc.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+
+#define STORE_STMT_CACHE 128 /* distinct SQL texts per connection (the module has ~60) */
+
+typedef struct store_stmt_slot {
+    const char *sql; /* the caller's static text (compared by address, then content) */
+    sqlite3_stmt *stmt;
+} store_stmt_slot_t;
+
+typedef struct store_conn {
+    sqlite3 *db;
+    store_stmt_slot_t slots[STORE_STMT_CACHE];
+    size_t n_slots;
+    struct store_conn *next_free;
+} store_conn_t;
+
+struct store {
+    store_cfg_t cfg;
+    char *path;
+    int schema_version;
+
+    /* read/admin pool */
+    pthread_mutex_t pool_mu;
+    pthread_cond_t pool_cv;
+    store_conn_t *pool;      /* array of cfg.read_pool */
+    store_conn_t *pool_free; /* free list */
+
+    /* writer */
+    store_conn_t wconn;
+    pthread_t writer;
+    bool writer_started;
+    pthread_mutex_t q_mu;
+    pthread_cond_t q_cv;
+    store_batch_t *q_head, *q_tail;
+    size_t q_ops;
+    bool closing;
+
+    pthread_mutex_t stats_mu;
+    store_stats_t stats;
+};
+
+/* Opens one connection with the project's pragmas; 0 or ERR_STORE with err filled. */
+int store__conn_open(store_t *s, store_conn_t *c, char err[static 256]);
+void store__conn_close(store_conn_t *c);
+/* Cached prepared statement for sql (a string literal), reset and unbound; NULL on error. */
+sqlite3_stmt *store__stmt(store_conn_t *c, const char *sql);
+/* Runs SQL without results (BEGIN, COMMIT, ...); returns 0 or an error from store__err. */
+int store__exec(store_conn_t *c, const char *sql);
+
+store_conn_t *store__conn_take(store_t *s);
+void store__conn_give(store_t *s, store_conn_t *c);
+
+/* Maps a SQLite result code to our errors (constraint unique -> ERR_CONFLICT, ...). */
+int store__err(sqlite3 *db, int rc);
+
+/* Applies every migration not yet applied, one transaction each. 0 or error (err filled). */
+int store__migrate(store_conn_t *c, int *version, char err[static 256]);
+
+/* Starts / stops (after draining) the writer thread. */
+int store__writer_start(store_t *s);
+void store__writer_stop(store_t *s);
+
+/* kv <-> the five typed columns (bool_v, long_v, dbl_v, str_v, json_v) bound from index first. */
+int store__bind_value(sqlite3_stmt *st, int first, const store_kv_t *kv);
+/* Reads the five typed columns starting at col into kv (type, b/l/d/s). -EINVAL if none set. */
+int store__column_value(sqlite3_stmt *st, int col, store_kv_t *kv);
+
+/* Key dictionary: id of key, inserting it when create is true. -ENOENT if absent. */
+int store__key_id(store_conn_t *c, const char *key, bool create, int64_t *out);
+
+static inline char *store__col_str(sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    if (!t)
+        return NULL;
+    return xstrndup((const char *)t, (size_t)sqlite3_column_bytes(st, col));
+}
+
+static inline void store__col_uuid(sqlite3_stmt *st, int col, char out[static STORE_UUID_LEN + 1])
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(out, STORE_UUID_LEN + 1, "%s", t ? (const char *)t : "");
+}
+
+static inline int store__bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
+}
+
+#endif

@@ -1,0 +1,464 @@
+/* writer.c — device-data batches and the writer thread that group-commits them.
+ *
+ * Invariant: a batch's done callback runs exactly once, and only after the transaction that
+ * holds its operations has committed (status 0) or after they were given up (status < 0).
+ * So "acknowledge after done(0)" means "acknowledge only what is on disk".
+ *
+ * Group commit: the writer takes every queued batch (up to batch_max_ops operations), applies
+ * each inside its own SAVEPOINT so one bad batch (say, a deleted device) fails alone, and
+ * commits once. Batches that arrive while a commit is running form the next group, so under
+ * load groups grow by themselves; an idle store commits a lone batch at once, and a group
+ * smaller than the previous one waits at most batch_max_delay_ms for stragglers. If the COMMIT
+ * itself fails (disk full, I/O error), the group is rolled back and each batch is retried in
+ * its own transaction so the status is reported per batch.
+ */
+#include "store/store_int.h"
+
+#include "core/clock.h"
+#include "core/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef enum { OP_TS = 1, OP_ATTR, OP_ATTR_DEL } op_kind_t;
+
+typedef struct op {
+    op_kind_t kind;
+    int64_t device_id;
+    store_scope_t scope;
+    store_kv_t kv; /* key and s owned */
+} op_t;
+
+struct store_batch {
+    op_t *ops;
+    size_t n, cap;
+    store_batch_t *next;
+    loop_t *reply_loop;
+    store_done_cb done;
+    void *arg;
+    int status;
+};
+
+store_batch_t *store_batch_new(void)
+{
+    return xcalloc(1, sizeof(store_batch_t));
+}
+
+static op_t *push(store_batch_t *b, op_kind_t kind, int64_t device_id)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 8;
+        b->ops = xrealloc(b->ops, b->cap * sizeof(*b->ops));
+    }
+    op_t *o = &b->ops[b->n++];
+    memset(o, 0, sizeof(*o));
+    o->kind = kind;
+    o->device_id = device_id;
+    return o;
+}
+
+void store_batch_ts(store_batch_t *b, int64_t device_id, const store_kv_t *kv)
+{
+    op_t *o = push(b, OP_TS, device_id);
+    o->kv = *kv;
+    o->kv.key = xstrdup(kv->key);
+    o->kv.s = xstrdup(kv->s);
+}
+
+void store_batch_attr(store_batch_t *b, int64_t device_id, store_scope_t scope,
+                      const store_kv_t *kv)
+{
+    op_t *o = push(b, OP_ATTR, device_id);
+    o->scope = scope;
+    o->kv = *kv;
+    o->kv.key = xstrdup(kv->key);
+    o->kv.s = xstrdup(kv->s);
+}
+
+void store_batch_attr_delete(store_batch_t *b, int64_t device_id, store_scope_t scope,
+                             const char *key)
+{
+    op_t *o = push(b, OP_ATTR_DEL, device_id);
+    o->scope = scope;
+    o->kv.key = xstrdup(key);
+}
+
+size_t store_batch_len(const store_batch_t *b)
+{
+    return b ? b->n : 0;
+}
+
+static void free_ops(store_batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->ops[i].kv.key);
+        free(b->ops[i].kv.s);
+    }
+    free(b->ops);
+    b->ops = NULL;
+    b->n = b->cap = 0;
+}
+
+void store_batch_free(store_batch_t *b)
+{
+    if (!b)
+        return;
+    free_ops(b);
+    free(b);
+}
+
+/* ---- applying operations (writer thread, inside a transaction) ---- */
+
+static int step_done(store_conn_t *c, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    int r = rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
+    sqlite3_reset(st);
+    return r;
+}
+
+static int apply_ts(store_conn_t *c, const op_t *o)
+{
+    int64_t key_id;
+    int r = store__key_id(c, o->kv.key, true, &key_id);
+    if (r != 0)
+        return r;
+    sqlite3_stmt *st = store__stmt(
+        c, "INSERT INTO ts_kv(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v)"
+           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+           " ON CONFLICT(device_id, key_id, ts) DO UPDATE SET bool_v = excluded.bool_v,"
+           " long_v = excluded.long_v, dbl_v = excluded.dbl_v, str_v = excluded.str_v,"
+           " json_v = excluded.json_v");
+    if (!st)
+        return ERR_STORE;
+    sqlite3_bind_int64(st, 1, o->device_id);
+    sqlite3_bind_int64(st, 2, key_id);
+    sqlite3_bind_int64(st, 3, o->kv.ts);
+    if ((r = store__bind_value(st, 4, &o->kv)) != 0 || (r = step_done(c, st)) != 0) {
+        sqlite3_reset(st);
+        return r;
+    }
+    /* Same transaction: the latest value never disagrees with the points. An older point
+     * (late or replayed) does not replace a newer latest; an equal ts overwrites, as in TB. */
+    st = store__stmt(
+        c, "INSERT INTO ts_kv_latest(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v,"
+           " json_v) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+           " ON CONFLICT(device_id, key_id) DO UPDATE SET ts = excluded.ts,"
+           " bool_v = excluded.bool_v, long_v = excluded.long_v, dbl_v = excluded.dbl_v,"
+           " str_v = excluded.str_v, json_v = excluded.json_v,"
+           " version = ts_kv_latest.version + 1 WHERE excluded.ts >= ts_kv_latest.ts");
+    if (!st)
+        return ERR_STORE;
+    sqlite3_bind_int64(st, 1, o->device_id);
+    sqlite3_bind_int64(st, 2, key_id);
+    sqlite3_bind_int64(st, 3, o->kv.ts);
+    if ((r = store__bind_value(st, 4, &o->kv)) != 0) {
+        sqlite3_reset(st);
+        return r;
+    }
+    return step_done(c, st);
+}
+
+static int apply_attr(store_conn_t *c, const op_t *o)
+{
+    if (o->scope < SCOPE_CLIENT || o->scope > SCOPE_SHARED)
+        return -EINVAL;
+    int64_t key_id;
+    int r = store__key_id(c, o->kv.key, o->kind == OP_ATTR, &key_id);
+    if (o->kind == OP_ATTR_DEL) {
+        if (r == -ENOENT)
+            return 0; /* never seen key: nothing to delete */
+        if (r != 0)
+            return r;
+        sqlite3_stmt *st = store__stmt(c, "DELETE FROM attribute_kv WHERE device_id = ?1"
+                                          " AND attribute_type = ?2 AND key_id = ?3");
+        if (!st)
+            return ERR_STORE;
+        sqlite3_bind_int64(st, 1, o->device_id);
+        sqlite3_bind_int(st, 2, (int)o->scope);
+        sqlite3_bind_int64(st, 3, key_id);
+        return step_done(c, st);
+    }
+    if (r != 0)
+        return r;
+    sqlite3_stmt *st = store__stmt(
+        c, "INSERT INTO attribute_kv(device_id, attribute_type, key_id, bool_v, long_v, dbl_v,"
+           " str_v, json_v, last_update_ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+           " ON CONFLICT(device_id, attribute_type, key_id) DO UPDATE SET"
+           " bool_v = excluded.bool_v, long_v = excluded.long_v, dbl_v = excluded.dbl_v,"
+           " str_v = excluded.str_v, json_v = excluded.json_v,"
+           " last_update_ts = excluded.last_update_ts, version = attribute_kv.version + 1");
+    if (!st)
+        return ERR_STORE;
+    sqlite3_bind_int64(st, 1, o->device_id);
+    sqlite3_bind_int(st, 2, (int)o->scope);
+    sqlite3_bind_int64(st, 3, key_id);
+    sqlite3_bind_int64(st, 9, o->kv.ts);
+    if ((r = store__bind_value(st, 4, &o->kv)) != 0) {
+        sqlite3_reset(st);
+        return r;
+    }
+    return step_done(c, st);
+}
+
+static int apply_batch(store_conn_t *c, const store_batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        const op_t *o = &b->ops[i];
+        if (!o->kv.key || !o->kv.key[0])
+            return -EINVAL;
+        int r = o->kind == OP_TS ? apply_ts(c, o) : apply_attr(c, o);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
+/* Applies b inside a savepoint of the open transaction; on error only b is undone. */
+static int apply_in_savepoint(store_conn_t *c, store_batch_t *b)
+{
+    int r = store__exec(c, "SAVEPOINT batch");
+    if (r != 0)
+        return r;
+    r = apply_batch(c, b);
+    if (r != 0)
+        store__exec(c, "ROLLBACK TO batch");
+    store__exec(c, "RELEASE batch");
+    return r;
+}
+
+static void count(store_t *s, bool ok, size_t ops, size_t group)
+{
+    pthread_mutex_lock(&s->stats_mu);
+    if (ok) {
+        s->stats.commits++;
+        s->stats.ops += ops;
+        if (group > s->stats.max_group)
+            s->stats.max_group = group;
+    } else {
+        s->stats.failed_commits++;
+    }
+    pthread_mutex_unlock(&s->stats_mu);
+}
+
+/* One batch, one transaction: the fallback after a failed group commit. */
+static void commit_alone(store_t *s, store_batch_t *b)
+{
+    store_conn_t *c = &s->wconn;
+    int r = store__exec(c, "BEGIN IMMEDIATE");
+    if (r == 0) {
+        r = apply_batch(c, b);
+        if (r == 0)
+            r = store__exec(c, "COMMIT");
+        if (r != 0 && !sqlite3_get_autocommit(c->db))
+            store__exec(c, "ROLLBACK");
+    }
+    count(s, r == 0, b->n, 1);
+    b->status = r;
+}
+
+static void commit_group(store_t *s, store_batch_t *group, size_t n_batches)
+{
+    store_conn_t *c = &s->wconn;
+    int r = store__exec(c, "BEGIN IMMEDIATE");
+    if (r == 0) {
+        size_t ops = 0;
+        for (store_batch_t *b = group; b && r == 0; b = b->next) {
+            b->status = apply_in_savepoint(c, b);
+            if (b->status == 0)
+                ops += b->n;
+            /* SQLITE_FULL, IOERR, NOMEM may roll back the whole transaction, not just the
+             * statement: then nothing of this group is applied, so stop and retry alone. */
+            if (sqlite3_get_autocommit(c->db))
+                r = ERR_STORE;
+        }
+        if (r == 0)
+            r = store__exec(c, "COMMIT");
+        if (r == 0) {
+            count(s, true, ops, n_batches);
+            return;
+        }
+        if (!sqlite3_get_autocommit(c->db))
+            store__exec(c, "ROLLBACK");
+    }
+    count(s, false, 0, 0);
+    LOG_W("store", "group commit of %zu batches failed (%s); retrying one by one", n_batches,
+          err_str(r));
+    for (store_batch_t *b = group; b; b = b->next) {
+        /* A batch that failed on its own inside the group would fail again: keep its error. */
+        if (b->status == 0)
+            commit_alone(s, b);
+    }
+}
+
+static void done_trampoline(void *arg)
+{
+    store_batch_t *b = arg;
+    b->done(b->arg, b->status);
+    free(b);
+}
+
+static void complete(store_batch_t *b)
+{
+    free_ops(b);
+    if (!b->done) {
+        free(b);
+        return;
+    }
+    if (b->reply_loop)
+        loop_post(b->reply_loop, done_trampoline, b);
+    else
+        done_trampoline(b);
+}
+
+/* Moves queued batches onto the group while it stays within batch_max_ops. q_mu held. */
+static void take(store_t *s, store_batch_t **head, store_batch_t **tail, size_t *n_batches,
+                 size_t *n_ops)
+{
+    while (s->q_head) {
+        store_batch_t *b = s->q_head;
+        if (*n_batches > 0 && *n_ops + b->n > s->cfg.batch_max_ops)
+            break;
+        s->q_head = b->next;
+        if (!s->q_head)
+            s->q_tail = NULL;
+        s->q_ops -= b->n;
+        b->next = NULL;
+        if (*tail)
+            (*tail)->next = b;
+        else
+            *head = b;
+        *tail = b;
+        (*n_batches)++;
+        *n_ops += b->n;
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    store_t *s = arg;
+    size_t last_group = 0; /* batches in the previous group: our measure of current load */
+    pthread_mutex_lock(&s->q_mu);
+    for (;;) {
+        while (!s->q_head && !s->closing)
+            pthread_cond_wait(&s->q_cv, &s->q_mu);
+        if (!s->q_head)
+            break; /* closing and drained */
+        store_batch_t *head = NULL, *tail = NULL;
+        size_t n_batches = 0, n_ops = 0;
+        take(s, &head, &tail, &n_batches, &n_ops);
+        /* Several batches waiting, but fewer than in the last group, means writers are busy
+         * and some of them have not caught up yet: give them up to batch_max_delay_ms to
+         * join. A lone batch is committed at once (latency), and so is a group as large as
+         * the last one (waiting would only idle: its writers are blocked on us). */
+        if (n_batches > 1 && n_batches < last_group && n_ops < s->cfg.batch_max_ops &&
+            s->cfg.batch_max_delay_ms > 0 && !s->closing) {
+            struct timespec dl;
+            clock_gettime(CLOCK_MONOTONIC, &dl);
+            int64_t ns = dl.tv_nsec + (int64_t)s->cfg.batch_max_delay_ms * 1000000;
+            dl.tv_sec += ns / 1000000000;
+            dl.tv_nsec = ns % 1000000000;
+            while (n_batches < last_group && n_ops < s->cfg.batch_max_ops && !s->closing) {
+                if (pthread_cond_timedwait(&s->q_cv, &s->q_mu, &dl) == ETIMEDOUT)
+                    break;
+                take(s, &head, &tail, &n_batches, &n_ops);
+                if (s->q_head)
+                    break; /* group is full */
+            }
+            take(s, &head, &tail, &n_batches, &n_ops);
+        }
+        pthread_mutex_unlock(&s->q_mu);
+        last_group = n_batches;
+
+        commit_group(s, head, n_batches);
+        while (head) {
+            store_batch_t *next = head->next;
+            complete(head);
+            head = next;
+        }
+        pthread_mutex_lock(&s->q_mu);
+    }
+    pthread_mutex_unlock(&s->q_mu);
+    return NULL;
+}
+
+int store__writer_start(store_t *s)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_destroy(&s->q_cv);
+    pthread_cond_init(&s->q_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&s->writer, NULL, writer_main, s) != 0)
+        return -EAGAIN;
+    s->writer_started = true;
+    return 0;
+}
+
+void store__writer_stop(store_t *s)
+{
+    if (!s->writer_started)
+        return;
+    pthread_mutex_lock(&s->q_mu);
+    s->closing = true;
+    pthread_cond_broadcast(&s->q_cv);
+    pthread_mutex_unlock(&s->q_mu);
+    pthread_join(s->writer, NULL);
+    s->writer_started = false;
+}
+
+void store_submit(store_t *s, store_batch_t *b, loop_t *reply_loop, store_done_cb done,
+                  void *arg)
+{
+    ASSERT(s != NULL && b != NULL);
+    b->reply_loop = reply_loop;
+    b->done = done;
+    b->arg = arg;
+    b->status = 0;
+    b->next = NULL;
+    pthread_mutex_lock(&s->q_mu);
+    ASSERT(!s->closing); /* submitting into a closing store is a wiring bug */
+    if (s->q_tail)
+        s->q_tail->next = b;
+    else
+        s->q_head = b;
+    s->q_tail = b;
+    s->q_ops += b->n;
+    pthread_cond_signal(&s->q_cv);
+    pthread_mutex_unlock(&s->q_mu);
+}
+
+typedef struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int status;
+} waiter_t;
+
+static void wake(void *arg, int status)
+{
+    waiter_t *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->status = status;
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int store_submit_wait(store_t *s, store_batch_t *b)
+{
+    waiter_t w = {.done = false, .status = 0};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    store_submit(s, b, NULL, wake, &w);
+    pthread_mutex_lock(&w.mu);
+    while (!w.done)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    return w.status;
+}
