@@ -118,7 +118,9 @@ int coap_pdu_parse(coap_pdu_t *pdu, const uint8_t *buf, size_t len)
             return -EBADMSG;
         if (decode_ext(b & 0x0fu, buf, &pos, &rem, &olen) < 0)
             return -EBADMSG;
-        if (rem < olen)
+        /* A value longer than 65535 bytes cannot fit a datagram; rejecting it keeps the
+         * 16-bit length in coap_opt_ref_t exact. */
+        if (rem < olen || olen > UINT16_MAX || pos > UINT32_MAX)
             return -EBADMSG;
         num += delta;
         /* Option numbers are 16-bit (RFC 7252 §12.2); a sum beyond that is hostile. */
@@ -128,10 +130,8 @@ int coap_pdu_parse(coap_pdu_t *pdu, const uint8_t *buf, size_t len)
             return -E2BIG;
         coap_opt_ref_t *o = &pdu->opts[pdu->n_opts++];
         o->num = (uint16_t)num;
-        o->len = (uint16_t)olen; /* olen <= 269 + 65535 but also <= rem < 65536 in practice */
+        o->len = (uint16_t)olen;
         o->off = (uint32_t)pos;
-        if (olen > UINT16_MAX)
-            return -EBADMSG;
         pos += olen;
         rem -= olen;
     }

@@ -1,0 +1,97 @@
+/* activity.c — device connectivity attributes (spec §9): active, lastActivityTime,
+ * lastConnectTime, lastDisconnectTime, written as SERVER_SCOPE attributes.
+ *
+ * Only requests count as activity. Unlike ThingsBoard (issue #12406, which reports activity
+ * every 3 s while any subscription exists), an observing device that stops sending requests
+ * becomes inactive after inactivity_timeout_ms, and an observation that ends because the
+ * device stopped acknowledging (TIMEOUT) or reset a notification (RESET) is taken as a
+ * disconnect at once unless the device sent a request within the last ACK_TIMEOUT.
+ *
+ * Writes go through ordinary store batches without waiting for the commit: nobody is
+ * answered from them, and losing one in a crash only makes lastActivityTime a little older.
+ * lastActivityTime is written at most every activity_report_ms per device, so a chatty
+ * device does not double its write load.
+ */
+#include "api/api_int.h"
+
+#include "core/clock.h"
+
+#include <stdlib.h>
+
+static void ignore_done(void *arg, int status)
+{
+    (void)arg;
+    (void)status;
+}
+
+static void put_long(store_batch_t *b, int64_t dev, const char *key, int64_t v, int64_t now)
+{
+    store_kv_t kv = {.key = (char *)key, .type = STORE_LONG, .l = v, .ts = now};
+    store_batch_attr(b, dev, SCOPE_SERVER, &kv);
+}
+
+static void put_bool(store_batch_t *b, int64_t dev, const char *key, bool v, int64_t now)
+{
+    store_kv_t kv = {.key = (char *)key, .type = STORE_BOOL, .b = v, .ts = now};
+    store_batch_attr(b, dev, SCOPE_SERVER, &kv);
+}
+
+static void go_inactive(api_dev_t *d)
+{
+    api_shard_t *a = d->a;
+    loop_timer_cancel(a->loop, &d->idle_timer);
+    if (!d->active)
+        return;
+    d->active = false;
+    if (a->freeing)
+        return;
+    int64_t now = clock_wall_ms();
+    store_batch_t *b = store_batch_new();
+    put_bool(b, d->id, "active", false, now);
+    put_long(b, d->id, "lastDisconnectTime", now, now);
+    store_submit(a->store, b, NULL, ignore_done, NULL);
+}
+
+static void idle_fired(loop_t *loop, void *arg)
+{
+    (void)loop;
+    api_dev_t *d = arg;
+    go_inactive(d);
+    api__dev_maybe_free(d);
+}
+
+void api__activity_request(api_shard_t *a, int64_t device_id)
+{
+    api_dev_t *d = api__dev_get(a, device_id);
+    int64_t mono = loop_now_ms(a->loop);
+    int64_t now = clock_wall_ms();
+    d->last_request_ms = mono;
+    if (!d->idle_timer.cb)
+        loop_timer_init(&d->idle_timer, idle_fired, d);
+    loop_timer_arm(a->loop, &d->idle_timer, a->cfg.inactivity_timeout_ms);
+    store_batch_t *b = NULL;
+    if (!d->active) {
+        d->active = true;
+        b = store_batch_new();
+        put_bool(b, device_id, "active", true, now);
+        put_long(b, device_id, "lastConnectTime", now, now);
+    }
+    if (b || mono - d->last_report_ms >= a->cfg.activity_report_ms || d->last_report_ms == 0) {
+        if (!b)
+            b = store_batch_new();
+        put_long(b, device_id, "lastActivityTime", now, now);
+        d->last_report_ms = mono;
+    }
+    if (b)
+        store_submit(a->store, b, NULL, ignore_done, NULL);
+}
+
+void api__activity_lost(api_dev_t *d)
+{
+    api_shard_t *a = d->a;
+    if (a->freeing || !d->active)
+        return;
+    if (loop_now_ms(a->loop) - d->last_request_ms < a->cfg.engine.ack_timeout_ms)
+        return; /* it is still talking to us: the relation alone was lost */
+    go_inactive(d);
+}

@@ -1,0 +1,120 @@
+/* api_int.h — private declarations shared by the api module's handler files.
+ *
+ * One api_shard_t per shard loop. Per-device state (observations, activity) lives in a small
+ * hash table of api_dev_t keyed by device id; an entry exists while the device has a live
+ * observation on this shard or is marked active, and is freed when neither holds.
+ *
+ * LIFETIME OF ASYNC WORK. A store commit may finish after the shard is gone. Each request
+ * waiting on a commit holds a reference on the shard's api_life_t, a tiny block that outlives
+ * the shard; api_shard_free() clears life->a so late completions only answer their exchange
+ * (the engine discards answers to orphaned exchanges) and release the block. Everything runs
+ * on the shard's loop thread, or after that thread stopped, so plain counters suffice.
+ */
+#ifndef COAPHUB_API_API_INT_H
+#define COAPHUB_API_API_INT_H
+
+#include "api/api.h"
+#include "api/payload.h"
+#include "api/route.h"
+
+typedef struct api_life {
+    int refs;
+    api_shard_t *a; /* NULL once the shard is freed */
+} api_life_t;
+
+typedef struct api_dev {
+    struct api_dev *next; /* hash chain */
+    api_shard_t *a;
+    int64_t id;
+    coap_observer_t *attr_obs; /* shared-attribute subscription, or NULL */
+    coap_observer_t *rpc_obs;  /* server-side RPC subscription, or NULL */
+    int attr_cf, rpc_cf;       /* Content-Format for notifications (§1.4) */
+    /* activity (spec §9) */
+    bool active;
+    int64_t last_request_ms; /* monotonic */
+    int64_t last_report_ms;  /* monotonic time lastActivityTime was last written */
+    loop_timer_t idle_timer;
+} api_dev_t;
+
+struct api_shard {
+    loop_t *loop;
+    store_t *store;
+    registry_t *reg;
+    hub_t *hub;
+    api_cfg_t cfg;
+    api_payload_cfg_t pcfg;
+    coap_engine_t *engine;
+    api_life_t *life;
+    api_dev_t **buckets;
+    size_t n_buckets, n_devs;
+    bool freeing;
+    struct {
+        uint64_t unauthorized, bad_payload, store_failures;
+    } stats;
+};
+
+/* A request waiting for a store commit. */
+typedef struct api_pending {
+    api_life_t *life;
+    coap_exchange_t *x;
+    int64_t device_id;
+} api_pending_t;
+
+/* ---- api.c ---- */
+/* Content-Format for a response: the request's, else application/json (§1.4). */
+int api__resp_cf(const coap_request_t *req);
+/* Submits b; answers x 2.01 from the store completion once b has committed, or the code of
+ * the failure (5.00). An empty batch is answered 2.01 at once (nothing to make durable). */
+void api__submit_then_answer(api_shard_t *a, coap_exchange_t *x, int64_t device_id,
+                             store_batch_t *b);
+
+/* ---- device.c: per-device table ---- */
+api_dev_t *api__dev_find(api_shard_t *a, int64_t id);
+api_dev_t *api__dev_get(api_shard_t *a, int64_t id);
+/* Frees the entry if nothing keeps it (no observers, not active, timer idle). */
+void api__dev_maybe_free(api_dev_t *d);
+/* Frees every entry (shard shutdown; observers must already be gone). */
+void api__dev_free_all(api_shard_t *a);
+
+/* ---- activity.c ---- */
+/* A request from the device arrived (after authentication). */
+void api__activity_request(api_shard_t *a, int64_t device_id);
+/* An observation of the device ended with TIMEOUT/RESET. */
+void api__activity_lost(api_dev_t *d);
+
+/* ---- telemetry.c ---- */
+void api__telemetry_post(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
+                         int64_t device_id);
+void api__attributes_post(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
+                          int64_t device_id);
+
+/* ---- attributes.c ---- */
+void api__attributes_get(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
+                         int64_t device_id);
+void api__attributes_subscribe(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
+                               int64_t device_id);
+/* Pushes a SHARED_UPDATED/SHARED_DELETED body to the device's subscription, if any. */
+void api__attributes_notify(api_shard_t *a, int64_t device_id, const char *json);
+
+/* ---- rpc.c ---- */
+void api__rpc_subscribe(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
+                        int64_t device_id);
+/* Delivers pending server-side RPCs to the device's RPC observer, if any. */
+void api__rpc_pump(api_shard_t *a, int64_t device_id);
+void api__rpc_reply(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
+                    int64_t device_id, int64_t request_id);
+void api__client_rpc(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
+                     int64_t device_id);
+/* engine callback: a cookie-carrying RPC notification was acknowledged or given up. */
+void api__rpc_notify_result(api_shard_t *a, void *cookie, bool acked);
+
+/* ---- claim.c ---- */
+void api__claim(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
+                int64_t device_id);
+void api__provision(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req);
+
+/* ---- codes.c ---- */
+/* The one table: a negative error of this module -> CoAP response code. */
+uint8_t api__code_for_err(int err);
+
+#endif

@@ -1,0 +1,174 @@
+/* attributes.c — attribute requests (§3.3) and the shared-attribute subscription (§3.4).
+ *
+ * One subscription per device per shard (TB: max_concurrent_sessions_per_device = 1): a new
+ * registration replaces the old relation, which is told with a final 2.02. The first answer
+ * carries every current SHARED attribute; later notifications carry what the hub publishes
+ * (changed keys, or {"deleted":[...]}). Store reads are synchronous: SQLite in WAL mode serves
+ * them beside the writer in well under a millisecond for one device's attributes.
+ */
+#include "api/api_int.h"
+
+#include "api/json.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Appends "key":value for each kv (typed; JSON values embedded as JSON). */
+static void put_members(api_buf_t *b, const store_kv_list_t *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const store_kv_t *kv = &l->items[i];
+        if (i)
+            api_buf_put(b, ",", 1);
+        api_buf_json_str(b, kv->key, strlen(kv->key));
+        api_buf_put(b, ":", 1);
+        switch (kv->type) {
+        case STORE_BOOL: api_buf_puts(b, kv->b ? "true" : "false"); break;
+        case STORE_LONG: api_buf_printf(b, "%" PRId64, kv->l); break;
+        case STORE_DOUBLE: api_buf_json_double(b, kv->d); break;
+        case STORE_STRING: api_buf_json_str(b, kv->s ? kv->s : "", kv->s ? strlen(kv->s) : 0); break;
+        case STORE_JSON: api_buf_puts(b, kv->s && *kv->s ? kv->s : "null"); break;
+        }
+    }
+}
+
+typedef struct keyset {
+    bool present;
+    char **keys;
+    size_t n, cap;
+} keyset_t;
+
+static void keyset_fini(keyset_t *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        free(k->keys[i]);
+    free(k->keys);
+}
+
+/* Query item "name=k1,k2" as TB reads it: String.split("=") must give exactly two parts
+ * (Java drops trailing empty parts), then the value is split on ','. */
+static void collect_keys(const coap_request_t *req, const char *name, keyset_t *out)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < req->n_query; i++) {
+        const char *q = (const char *)req->query[i].p;
+        size_t len = req->query[i].len;
+        while (len && q[len - 1] == '=')
+            len--;
+        const char *eq = memchr(q, '=', len);
+        if (!eq || memchr(eq + 1, '=', len - (size_t)(eq + 1 - q)))
+            continue;
+        if ((size_t)(eq - q) != nl || memcmp(q, name, nl) != 0)
+            continue;
+        const char *v = eq + 1, *end = q + len;
+        while (end > v && end[-1] == ',')
+            end--;
+        while (v < end) {
+            const char *comma = memchr(v, ',', (size_t)(end - v));
+            const char *stop = comma ? comma : end;
+            if (out->n == out->cap) {
+                out->cap = out->cap ? out->cap * 2 : 8;
+                out->keys = xrealloc(out->keys, out->cap * sizeof *out->keys);
+            }
+            out->keys[out->n++] = xstrndup(v, (size_t)(stop - v));
+            out->present = true;
+            v = comma ? comma + 1 : end;
+        }
+    }
+}
+
+void api__attributes_get(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
+                         int64_t device_id)
+{
+    keyset_t ck = {0}, sk = {0};
+    collect_keys(req, "clientKeys", &ck);
+    collect_keys(req, "sharedKeys", &sk);
+    bool all = !ck.present && !sk.present;
+    store_kv_list_t cl = {0}, sl = {0};
+    int rc = 0;
+    if (all || ck.present)
+        rc = store_attr_get(a->store, device_id, SCOPE_CLIENT, (const char *const *)ck.keys,
+                            ck.n, &cl);
+    if (rc == 0 && (all || sk.present))
+        rc = store_attr_get(a->store, device_id, SCOPE_SHARED, (const char *const *)sk.keys,
+                            sk.n, &sl);
+    keyset_fini(&ck);
+    keyset_fini(&sk);
+    if (rc < 0) {
+        LOG_W("api", "device %lld: attribute read failed: %s", (long long)device_id,
+              err_str(rc));
+        coap_exchange_respond(x, COAP_INTERNAL_SERVER_ERROR, COAP_CF_NONE, NULL, 0);
+    } else if (cl.n == 0 && sl.n == 0) {
+        coap_exchange_respond(x, COAP_NOT_FOUND, COAP_CF_NONE, NULL, 0);
+    } else {
+        api_buf_t b = {0};
+        api_buf_put(&b, "{", 1);
+        if (cl.n) {
+            api_buf_puts(&b, "\"client\":{");
+            put_members(&b, &cl);
+            api_buf_put(&b, "}", 1);
+        }
+        if (sl.n) {
+            api_buf_puts(&b, cl.n ? ",\"shared\":{" : "\"shared\":{");
+            put_members(&b, &sl);
+            api_buf_put(&b, "}", 1);
+        }
+        api_buf_put(&b, "}", 1);
+        coap_exchange_respond(x, COAP_CONTENT, api__resp_cf(req), (const uint8_t *)b.p, b.len);
+        api_buf_fini(&b);
+    }
+    store_kv_list_fini(&cl);
+    store_kv_list_fini(&sl);
+}
+
+void api__attributes_subscribe(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
+                               int64_t device_id)
+{
+    store_kv_list_t l = {0};
+    int rc = store_attr_get(a->store, device_id, SCOPE_SHARED, NULL, 0, &l);
+    if (rc < 0) {
+        store_kv_list_fini(&l);
+        coap_exchange_respond(x, COAP_INTERNAL_SERVER_ERROR, COAP_CF_NONE, NULL, 0);
+        return;
+    }
+    api_buf_t b = {0};
+    api_buf_put(&b, "{", 1);
+    put_members(&b, &l);
+    api_buf_put(&b, "}", 1);
+    store_kv_list_fini(&l);
+
+    /* Replace an older subscription (another token or peer). Cancelling ends it at once and
+     * may free the device entry, so look it up again afterwards. */
+    api_dev_t *d = api__dev_find(a, device_id);
+    if (d && d->attr_obs)
+        coap_observer_cancel(d->attr_obs, COAP_DELETED);
+    d = api__dev_get(a, device_id);
+    /* The relation goes live when the 2.05 below is sent, within this call, so attr_obs
+     * never points at a relation that could vanish without on_observe_end. */
+    coap_observer_t *o = coap_exchange_observe(x, d);
+    if (o) {
+        d->attr_obs = o;
+        d->attr_cf = api__resp_cf(req);
+    } else {
+        LOG_D("api", "device %lld: observer cap reached, answering without Observe",
+              (long long)device_id);
+    }
+    coap_exchange_respond(x, COAP_CONTENT, api__resp_cf(req), (const uint8_t *)b.p, b.len);
+    api_buf_fini(&b);
+    api__dev_maybe_free(d);
+}
+
+void api__attributes_notify(api_shard_t *a, int64_t device_id, const char *json)
+{
+    api_dev_t *d = api__dev_find(a, device_id);
+    if (!d || !d->attr_obs)
+        return;
+    if (coap_observer_notify(d->attr_obs, COAP_CONTENT, d->attr_cf, (const uint8_t *)json,
+                             strlen(json), NULL) < 0)
+        LOG_D("api", "device %lld: attribute notification dropped (queue full)",
+              (long long)device_id);
+}

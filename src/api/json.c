@@ -1,0 +1,633 @@
+/* json.c — lenient JSON reader (Gson-lenient compatible subset) and compact writer.
+ *
+ * Grammar accepted (RFC 8259 plus the lenient extensions listed in json.h):
+ *
+ *   value   = object / array / string / literal
+ *   object  = '{' [ member *( (',' / ';') member ) ] '}'
+ *   member  = name ( ':' / '=' / '=>' ) value
+ *   name    = string / literal
+ *   array   = '[' [ value *( (',' / ';') value ) ] ']'
+ *   string  = '"' chars '"' / "'" chars "'"       ; escapes \" \' \\ \/ \b \f \n \r \t \uXXXX
+ *   literal = 1*( any byte except  / \ ; # = { } [ ] : , SP HT CR LF FF  and quotes )
+ *             -> true/false/null (any case), an RFC 8259 number, or else an unquoted string
+ *
+ * Every read checks the remaining length before advancing (no pointer ever passes `end`).
+ * Recursion depth is bounded by max_depth, clamped to API_JSON_DEPTH_LIMIT.
+ */
+#include "api/json.h"
+
+#include "core/xmalloc.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Hard bound on nesting whatever the configuration says: recursion uses the C stack. */
+#define API_JSON_DEPTH_LIMIT 256
+
+typedef struct cur {
+    const uint8_t *p, *end;
+    size_t depth, max_depth;
+    char *err;
+    size_t err_cap;
+    bool failed;
+} cur_t;
+
+static void fail(cur_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(cur_t *c, const char *fmt, ...)
+{
+    if (c->failed)
+        return;
+    c->failed = true;
+    if (c->err && c->err_cap) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->err, c->err_cap, fmt, ap);
+        va_end(ap);
+    }
+}
+
+/* ---- buffer ---- */
+
+static void buf_reserve(api_buf_t *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    b->p = xrealloc(b->p, cap);
+    b->cap = cap;
+}
+
+void api_buf_put(api_buf_t *b, const char *s, size_t n)
+{
+    buf_reserve(b, n);
+    if (n)
+        memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void api_buf_puts(api_buf_t *b, const char *s) { api_buf_put(b, s, strlen(s)); }
+
+void api_buf_printf(api_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n <= 0)
+        return;
+    buf_reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void api_buf_json_str(api_buf_t *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    api_buf_put(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        char esc[7];
+        switch (ch) {
+        case '"': api_buf_put(b, "\\\"", 2); break;
+        case '\\': api_buf_put(b, "\\\\", 2); break;
+        case '\n': api_buf_put(b, "\\n", 2); break;
+        case '\r': api_buf_put(b, "\\r", 2); break;
+        case '\t': api_buf_put(b, "\\t", 2); break;
+        case '\b': api_buf_put(b, "\\b", 2); break;
+        case '\f': api_buf_put(b, "\\f", 2); break;
+        default:
+            if (ch < 0x20) {
+                memcpy(esc, "\\u00", 4);
+                esc[4] = hex[ch >> 4];
+                esc[5] = hex[ch & 15];
+                api_buf_put(b, esc, 6);
+            } else {
+                api_buf_put(b, (const char *)&s[i], 1);
+            }
+        }
+    }
+    api_buf_put(b, "\"", 1);
+}
+
+void api_buf_json_double(api_buf_t *b, double d)
+{
+    if (!isfinite(d)) {
+        api_buf_puts(b, "null");
+        return;
+    }
+    /* Shortest of %.15g..%.17g that reads back to the same double (Java prints shortest). */
+    char tmp[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (strtod(tmp, NULL) == d)
+            break;
+    }
+    api_buf_puts(b, tmp);
+    if (!strpbrk(tmp, ".eEn")) /* integral: keep it a double on the wire, like Java's 42.0 */
+        api_buf_puts(b, ".0");
+}
+
+char *api_buf_take(api_buf_t *b)
+{
+    char *s = b->p ? b->p : xstrdup("");
+    b->p = NULL;
+    b->len = b->cap = 0;
+    return s;
+}
+
+void api_buf_fini(api_buf_t *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+/* ---- tree ---- */
+
+void api_json_free(api_json_t *v)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < v->n; i++) {
+        api_json_free(v->items[i]);
+        if (v->keys)
+            free(v->keys[i]);
+    }
+    free(v->items);
+    free(v->keys);
+    free(v->key_lens);
+    free(v->text);
+    free(v);
+}
+
+static api_json_t *node(api_json_kind_t kind)
+{
+    api_json_t *v = xcalloc(1, sizeof *v);
+    v->kind = kind;
+    return v;
+}
+
+static void push(api_json_t *c, char *key, size_t key_len, api_json_t *item)
+{
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 4;
+        c->items = xrealloc(c->items, c->cap * sizeof *c->items);
+        if (c->kind == API_JSON_OBJECT) {
+            c->keys = xrealloc(c->keys, c->cap * sizeof *c->keys);
+            c->key_lens = xrealloc(c->key_lens, c->cap * sizeof *c->key_lens);
+        }
+    }
+    if (c->kind == API_JSON_OBJECT) {
+        c->keys[c->n] = key;
+        c->key_lens[c->n] = key_len;
+    }
+    c->items[c->n++] = item;
+}
+
+const api_json_t *api_json_get(const api_json_t *obj, const char *key)
+{
+    if (!obj || obj->kind != API_JSON_OBJECT)
+        return NULL;
+    size_t klen = strlen(key);
+    for (size_t i = obj->n; i-- > 0;)
+        if (obj->key_lens[i] == klen && memcmp(obj->keys[i], key, klen) == 0)
+            return obj->items[i];
+    return NULL;
+}
+
+/* ---- lexer ---- */
+
+static void skip_ws(cur_t *c)
+{
+    while (c->p < c->end) {
+        uint8_t ch = *c->p;
+        if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f') {
+            c->p++;
+        } else if (ch == '#' || (ch == '/' && c->end - c->p >= 2 && c->p[1] == '/')) {
+            while (c->p < c->end && *c->p != '\n' && *c->p != '\r')
+                c->p++;
+        } else if (ch == '/' && c->end - c->p >= 2 && c->p[1] == '*') {
+            const uint8_t *q = c->p + 2;
+            while (c->end - q >= 2 && !(q[0] == '*' && q[1] == '/'))
+                q++;
+            if (c->end - q < 2) {
+                fail(c, "unterminated comment");
+                c->p = c->end;
+                return;
+            }
+            c->p = q + 2;
+        } else {
+            return;
+        }
+    }
+}
+
+static bool is_literal_byte(uint8_t ch)
+{
+    switch (ch) {
+    case '/': case '\\': case ';': case '#': case '=': case '{': case '}': case '[': case ']':
+    case ':': case ',': case ' ': case '\t': case '\r': case '\n': case '\f': case '"':
+    case '\'':
+        return false;
+    default:
+        return true;
+    }
+}
+
+/* Length of a valid UTF-8 sequence at p (max n bytes), or 0 if invalid (RFC 3629: no
+ * overlongs, no surrogates, nothing above U+10FFFF). */
+static size_t utf8_len(const uint8_t *p, size_t n)
+{
+    uint8_t c0 = p[0];
+    if (c0 < 0x80)
+        return 1;
+    size_t len;
+    uint32_t min, cp;
+    if ((c0 & 0xE0) == 0xC0) {
+        len = 2, min = 0x80, cp = c0 & 0x1F;
+    } else if ((c0 & 0xF0) == 0xE0) {
+        len = 3, min = 0x800, cp = c0 & 0x0F;
+    } else if ((c0 & 0xF8) == 0xF0) {
+        len = 4, min = 0x10000, cp = c0 & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+static void put_utf8(api_buf_t *b, uint32_t cp)
+{
+    char t[4];
+    size_t n;
+    if (cp < 0x80) {
+        t[0] = (char)cp, n = 1;
+    } else if (cp < 0x800) {
+        t[0] = (char)(0xC0 | (cp >> 6)), t[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
+    } else if (cp < 0x10000) {
+        t[0] = (char)(0xE0 | (cp >> 12)), t[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        t[2] = (char)(0x80 | (cp & 0x3F)), n = 3;
+    } else {
+        t[0] = (char)(0xF0 | (cp >> 18)), t[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        t[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), t[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
+    }
+    api_buf_put(b, t, n);
+}
+
+static int hex4(const uint8_t *p, uint32_t *out)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        uint8_t h = p[i];
+        v <<= 4;
+        if (h >= '0' && h <= '9')
+            v |= (uint32_t)(h - '0');
+        else if (h >= 'a' && h <= 'f')
+            v |= (uint32_t)(h - 'a' + 10);
+        else if (h >= 'A' && h <= 'F')
+            v |= (uint32_t)(h - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Reads a quoted string starting at the opening quote into out. */
+static bool read_string(cur_t *c, api_buf_t *out)
+{
+    uint8_t q = *c->p++;
+    while (c->p < c->end) {
+        uint8_t ch = *c->p;
+        if (ch == q) {
+            c->p++;
+            if (!out->p)
+                api_buf_put(out, "", 0);
+            return true;
+        }
+        if (ch != '\\') {
+            size_t n = utf8_len(c->p, (size_t)(c->end - c->p));
+            if (!n) {
+                fail(c, "invalid UTF-8 in string");
+                return false;
+            }
+            api_buf_put(out, (const char *)c->p, n);
+            c->p += n;
+            continue;
+        }
+        if (c->end - c->p < 2)
+            break;
+        uint8_t e = c->p[1];
+        c->p += 2;
+        switch (e) {
+        case '"': case '\'': case '\\': case '/': api_buf_put(out, (const char *)&e, 1); break;
+        case 'b': api_buf_put(out, "\b", 1); break;
+        case 'f': api_buf_put(out, "\f", 1); break;
+        case 'n': api_buf_put(out, "\n", 1); break;
+        case 'r': api_buf_put(out, "\r", 1); break;
+        case 't': api_buf_put(out, "\t", 1); break;
+        case 'u': {
+            uint32_t cp;
+            if (c->end - c->p < 4 || hex4(c->p, &cp) < 0) {
+                fail(c, "bad \\u escape");
+                return false;
+            }
+            c->p += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                uint32_t lo;
+                if (c->end - c->p >= 6 && c->p[0] == '\\' && c->p[1] == 'u' &&
+                    hex4(c->p + 2, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
+                    c->p += 6;
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                } else {
+                    cp = 0xFFFD;
+                }
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                cp = 0xFFFD;
+            }
+            put_utf8(out, cp);
+            break;
+        }
+        default:
+            fail(c, "invalid escape sequence");
+            return false;
+        }
+    }
+    fail(c, "unterminated string");
+    return false;
+}
+
+/* RFC 8259 number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? — exactly the whole of s. */
+static bool is_number(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i >= n)
+        return false;
+    if (s[i] == '0') {
+        i++;
+    } else if (s[i] >= '1' && s[i] <= '9') {
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+    } else {
+        return false;
+    }
+    if (i < n && s[i] == '.') {
+        i++;
+        size_t d = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == d)
+            return false;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        size_t d = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == d)
+            return false;
+    }
+    return i == n;
+}
+
+static api_json_t *read_literal(cur_t *c)
+{
+    const uint8_t *s = c->p;
+    while (c->p < c->end && is_literal_byte(*c->p))
+        c->p++;
+    size_t n = (size_t)(c->p - s);
+    if (n == 0) {
+        if (c->p < c->end)
+            fail(c, "unexpected character '%c'", *c->p >= 0x20 && *c->p < 0x7f ? *c->p : '?');
+        else
+            fail(c, "unexpected end of input");
+        return NULL;
+    }
+    if (n == 4 && strncasecmp((const char *)s, "true", 4) == 0) {
+        api_json_t *v = node(API_JSON_BOOL);
+        v->b = true;
+        return v;
+    }
+    if (n == 5 && strncasecmp((const char *)s, "false", 5) == 0)
+        return node(API_JSON_BOOL);
+    if (n == 4 && strncasecmp((const char *)s, "null", 4) == 0)
+        return node(API_JSON_NULL);
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_len(s + i, n - i);
+        if (!k) {
+            fail(c, "invalid UTF-8 in literal");
+            return NULL;
+        }
+        i += k;
+    }
+    api_json_t *v = node(is_number((const char *)s, n) ? API_JSON_NUMBER : API_JSON_STRING);
+    v->text = xstrndup((const char *)s, n);
+    v->len = n;
+    return v;
+}
+
+static api_json_t *read_value(cur_t *c);
+
+/* Member name: a quoted string or an unquoted literal taken as text (Gson nextName). */
+static bool read_name(cur_t *c, char **name, size_t *len)
+{
+    api_buf_t b = {0};
+    if (c->p < c->end && (*c->p == '"' || *c->p == '\'')) {
+        if (!read_string(c, &b)) {
+            api_buf_fini(&b);
+            return false;
+        }
+    } else {
+        const uint8_t *s = c->p;
+        while (c->p < c->end && is_literal_byte(*c->p))
+            c->p++;
+        if (c->p == s) {
+            fail(c, "expected a member name");
+            return false;
+        }
+        for (size_t i = 0; i < (size_t)(c->p - s);) {
+            size_t k = utf8_len(s + i, (size_t)(c->p - s) - i);
+            if (!k) {
+                fail(c, "invalid UTF-8 in name");
+                return false;
+            }
+            i += k;
+        }
+        api_buf_put(&b, (const char *)s, (size_t)(c->p - s));
+    }
+    *len = b.len;
+    *name = api_buf_take(&b);
+    return true;
+}
+
+static api_json_t *read_container(cur_t *c)
+{
+    uint8_t open = *c->p++;
+    bool is_obj = open == '{';
+    uint8_t close = is_obj ? '}' : ']';
+    if (++c->depth > c->max_depth) {
+        fail(c, "nesting deeper than %zu", c->max_depth);
+        return NULL;
+    }
+    api_json_t *v = node(is_obj ? API_JSON_OBJECT : API_JSON_ARRAY);
+    skip_ws(c);
+    if (c->p < c->end && *c->p == close) {
+        c->p++;
+        c->depth--;
+        return v;
+    }
+    for (;;) {
+        char *key = NULL;
+        size_t key_len = 0;
+        skip_ws(c);
+        if (is_obj) {
+            if (c->failed || !read_name(c, &key, &key_len))
+                goto bad;
+            skip_ws(c);
+            if (c->p < c->end && *c->p == ':') {
+                c->p++;
+            } else if (c->p < c->end && *c->p == '=') {
+                c->p++;
+                if (c->p < c->end && *c->p == '>')
+                    c->p++;
+            } else {
+                free(key);
+                fail(c, "expected ':' after member name");
+                goto bad;
+            }
+        }
+        api_json_t *item = read_value(c);
+        if (!item) {
+            free(key);
+            goto bad;
+        }
+        push(v, key, key_len, item);
+        skip_ws(c);
+        if (c->p >= c->end) {
+            fail(c, "unterminated %s", is_obj ? "object" : "array");
+            goto bad;
+        }
+        if (*c->p == close) {
+            c->p++;
+            break;
+        }
+        if (*c->p != ',' && *c->p != ';') {
+            fail(c, "expected ',' or '%c'", close);
+            goto bad;
+        }
+        c->p++;
+    }
+    c->depth--;
+    return v;
+bad:
+    api_json_free(v);
+    return NULL;
+}
+
+static api_json_t *read_value(cur_t *c)
+{
+    skip_ws(c);
+    if (c->failed)
+        return NULL;
+    if (c->p >= c->end) {
+        fail(c, "unexpected end of input");
+        return NULL;
+    }
+    uint8_t ch = *c->p;
+    if (ch == '{' || ch == '[')
+        return read_container(c);
+    if (ch == '"' || ch == '\'') {
+        api_buf_t b = {0};
+        if (!read_string(c, &b)) {
+            api_buf_fini(&b);
+            return NULL;
+        }
+        api_json_t *v = node(API_JSON_STRING);
+        v->len = b.len;
+        v->text = api_buf_take(&b);
+        return v;
+    }
+    return read_literal(c);
+}
+
+api_json_t *api_json_parse(const uint8_t *p, size_t len, size_t max_depth, char *err,
+                           size_t err_cap)
+{
+    if (max_depth == 0 || max_depth > API_JSON_DEPTH_LIMIT)
+        max_depth = API_JSON_DEPTH_LIMIT;
+    cur_t c = {.p = p, .end = p + len, .max_depth = max_depth, .err = err, .err_cap = err_cap};
+    if (err && err_cap)
+        err[0] = '\0';
+    if (!p)
+        c.p = c.end = (const uint8_t *)"";
+    skip_ws(&c);
+    if (!c.failed && c.p >= c.end) {
+        fail(&c, "empty payload");
+        return NULL;
+    }
+    api_json_t *v = read_value(&c);
+    if (!v)
+        return NULL;
+    skip_ws(&c);
+    if (c.failed || c.p != c.end) {
+        fail(&c, "trailing data after JSON value");
+        api_json_free(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* ---- writer ---- */
+
+void api_json_write(api_buf_t *b, const api_json_t *v)
+{
+    switch (v->kind) {
+    case API_JSON_NULL: api_buf_puts(b, "null"); break;
+    case API_JSON_BOOL: api_buf_puts(b, v->b ? "true" : "false"); break;
+    case API_JSON_NUMBER: api_buf_put(b, v->text, v->len); break;
+    case API_JSON_STRING: api_buf_json_str(b, v->text, v->len); break;
+    case API_JSON_OBJECT:
+    case API_JSON_ARRAY: {
+        bool obj = v->kind == API_JSON_OBJECT;
+        api_buf_put(b, obj ? "{" : "[", 1);
+        for (size_t i = 0; i < v->n; i++) {
+            if (i)
+                api_buf_put(b, ",", 1);
+            if (obj) {
+                api_buf_json_str(b, v->keys[i], v->key_lens[i]);
+                api_buf_put(b, ":", 1);
+            }
+            api_json_write(b, v->items[i]);
+        }
+        api_buf_put(b, obj ? "}" : "]", 1);
+        break;
+    }
+    }
+}
+
+char *api_json_compact(const api_json_t *v)
+{
+    api_buf_t b = {0};
+    api_json_write(&b, v);
+    return api_buf_take(&b);
+}

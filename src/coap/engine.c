@@ -1,0 +1,447 @@
+/* engine.c — the stage order for an incoming datagram, the request view, and exchanges.
+ *
+ * Stages, in this fixed order (Californium's CoapUdpStack is the model): parse -> ACK/RST
+ * matching and ping -> dedup by (peer, MID) -> option checks (4.02, 5.05, 4.00) -> Observe
+ * deregistration/replacement -> Block1 reassembly -> Block2 follow-ups from the cache ->
+ * ops.on_request. Each stage either answers the request itself or passes it on.
+ *
+ * Invariant: the handler runs at most once per (peer, MID) within exchange_lifetime_ms (as
+ * long as the dedup cap is not exceeded), and every exchange handed out is freed exactly once,
+ * by coap_exchange_respond(), whether or not its peer or engine still exists.
+ */
+#include "coap/engine_int.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/xmalloc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+void coap_engine_cfg_default(coap_engine_cfg_t *cfg)
+{
+    *cfg = (coap_engine_cfg_t){
+        .piggyback_ms = 200,
+        .ack_timeout_ms = 2000,
+        .ack_random_factor = 1.5,
+        .max_retransmit = 4,
+        .exchange_lifetime_ms = 247000,
+        .max_body = 65536,
+        .block_size = 1024,
+        .max_non_notifications = 5,
+        .max_dedup_entries = 100000,
+        .max_pending_con_per_peer = 64,
+    };
+}
+
+coap_engine_t *coap_engine_new(loop_t *loop, const coap_engine_cfg_t *cfg,
+                               const coap_engine_ops_t *ops, void *app)
+{
+    coap_engine_t *e = xcalloc(1, sizeof *e);
+    e->loop = loop;
+    e->cfg = *cfg;
+    /* Clamp values that would break invariants rather than fail: config validation proper
+     * belongs to the caller. */
+    if (e->cfg.block_size < 16)
+        e->cfg.block_size = 16;
+    if (e->cfg.block_size > 1024)
+        e->cfg.block_size = 1024;
+    if (e->cfg.ack_random_factor < 1.0)
+        e->cfg.ack_random_factor = 1.0;
+    if (e->cfg.max_retransmit < 0)
+        e->cfg.max_retransmit = 0;
+    if (e->cfg.max_dedup_entries < 1)
+        e->cfg.max_dedup_entries = 1;
+    if (e->cfg.max_pending_con_per_peer < 1)
+        e->cfg.max_pending_con_per_peer = 1;
+    if (e->cfg.exchange_lifetime_ms < 1)
+        e->cfg.exchange_lifetime_ms = 1;
+    e->ops = *ops;
+    e->app = app;
+    coap_list_init(&e->peers);
+    coap_list_init(&e->dedup);
+    for (size_t i = 0; i < COAP_DEDUP_BUCKETS; i++)
+        coap_list_init(&e->dedup_hash[i]);
+    if (getrandom(&e->rng, sizeof e->rng, GRND_NONBLOCK) != (ssize_t)sizeof e->rng)
+        e->rng = (uint64_t)clock_mono_ms() * 0x9e3779b97f4a7c15ull;
+    if (e->rng == 0)
+        e->rng = 0x2545f4914f6cdd1dull;
+    e->next_mid = (uint16_t)(e->rng % 65000u);
+    loop_timer_init(&e->gc_timer, NULL, NULL);
+    return e;
+}
+
+void coap_engine_free(coap_engine_t *e)
+{
+    if (!e)
+        return;
+    while (!coap_list_empty(&e->peers))
+        coap__peer_drop(COAP_CONTAINER(e->peers.next, coap_peer_t, link));
+    loop_timer_cancel(e->loop, &e->gc_timer);
+    free(e);
+}
+
+void coap_engine_peer_closed(coap_engine_t *e, transport_peer_t *peer)
+{
+    coap_peer_t *ps = peer->engine_state;
+    if (ps && ps->e == e)
+        coap__peer_drop(ps);
+}
+
+void coap_engine_get_stats(const coap_engine_t *e, coap_engine_stats_t *out)
+{
+    *out = e->stats;
+}
+
+/* ---- exchanges ---- */
+
+static void piggy_cb(loop_t *loop, void *arg)
+{
+    coap_exchange_t *x = arg;
+    /* RFC 7252 §5.2.2: no answer yet, so acknowledge now and respond separately later. */
+    x->acked = true;
+    if (x->d)
+        x->d->acked = true;
+    coap__send_empty(x->ps, COAP_TYPE_ACK, x->mid);
+}
+
+static uint8_t *make_key(const coap_pdu_t *pdu, size_t *key_len)
+{
+    size_t n = 1;
+    for (size_t i = 0; i < pdu->n_opts; i++) {
+        uint16_t num = pdu->opts[i].num;
+        if (num == COAP_OPT_URI_PATH || num == COAP_OPT_URI_QUERY)
+            n += 3u + pdu->opts[i].len;
+    }
+    uint8_t *k = xmalloc(n);
+    size_t o = 0;
+    k[o++] = pdu->code;
+    for (size_t i = 0; i < pdu->n_opts; i++) {
+        uint16_t num = pdu->opts[i].num;
+        if (num != COAP_OPT_URI_PATH && num != COAP_OPT_URI_QUERY)
+            continue;
+        size_t len;
+        const uint8_t *v = coap_pdu_opt_value(pdu, i, &len);
+        k[o++] = (uint8_t)num;
+        k[o++] = (uint8_t)(len >> 8);
+        k[o++] = (uint8_t)(len & 0xffu);
+        memcpy(k + o, v, len);
+        o += len;
+    }
+    *key_len = n;
+    return k;
+}
+
+coap_exchange_t *coap__exchange_new(coap_peer_t *ps, const coap_pdu_t *pdu, coap_dedup_t *d)
+{
+    coap_exchange_t *x = xcalloc(1, sizeof *x);
+    x->e = ps->e;
+    x->ps = ps;
+    x->d = d;
+    d->x = x;
+    x->method = pdu->code;
+    x->con = pdu->type == COAP_TYPE_CON;
+    x->mid = pdu->mid;
+    x->tkl = pdu->tkl;
+    memcpy(x->token, pdu->token, pdu->tkl);
+    x->key = make_key(pdu, &x->key_len);
+    coap_list_push(&ps->exchanges, &x->link);
+    loop_timer_init(&x->piggy_timer, piggy_cb, x);
+    if (x->con)
+        loop_timer_arm(ps->e->loop, &x->piggy_timer, ps->e->cfg.piggyback_ms);
+    return x;
+}
+
+void coap__exchange_free(coap_exchange_t *x)
+{
+    if (x->ps) {
+        loop_timer_cancel(x->e->loop, &x->piggy_timer);
+        coap_list_del(&x->link);
+    }
+    if (x->d)
+        x->d->x = NULL;
+    if (x->obs)
+        coap__obs_free_pending(x->obs);
+    free(x->key);
+    free(x);
+}
+
+/* The peer or engine is going away first: keep only what respond() needs to free x. */
+void coap__exchange_orphan(coap_exchange_t *x)
+{
+    loop_timer_cancel(x->e->loop, &x->piggy_timer);
+    coap_list_del(&x->link);
+    if (x->d)
+        x->d->x = NULL;
+    x->d = NULL;
+    if (x->obs)
+        coap__obs_free_pending(x->obs);
+    x->obs = NULL;
+    x->ps = NULL;
+    x->e = NULL;
+}
+
+void coap_exchange_respond(coap_exchange_t *x, uint8_t code, int content_format,
+                           const uint8_t *payload, size_t len)
+{
+    coap_peer_t *ps = x->ps;
+    if (!ps) {
+        coap__exchange_free(x);
+        return;
+    }
+    ps->hold++;
+    loop_timer_cancel(x->e->loop, &x->piggy_timer);
+    coap__respond(x, code, content_format, payload, len);
+    coap__exchange_free(x);
+    ps->hold--;
+    coap__peer_maybe_release(ps);
+}
+
+transport_peer_t *coap_exchange_peer(const coap_exchange_t *x)
+{
+    return x->ps ? x->ps->tp : NULL;
+}
+
+/* ---- input ---- */
+
+/* A datagram that did not parse. RFC 7252 §4.2/§4.3: a CON with a format error is rejected
+ * with RST; anything else is dropped silently. Version != 1 or < 4 bytes is not CoAP at all
+ * and gets nothing (RFC 7252 §11.5, cross-protocol). A request that is well formed but has
+ * more options than we can index is answered 4.00 instead: it is not a format error. */
+static void input_malformed(coap_engine_t *e, transport_peer_t *tp, const coap_pdu_t *pdu,
+                            size_t len, int rc)
+{
+    e->stats.malformed++;
+    if (len < 4 || (pdu->buf[0] >> 6) != 1 || pdu->type != COAP_TYPE_CON)
+        return;
+    if (rc == -E2BIG && pdu->code >= 1 && pdu->code <= 31) {
+        uint8_t b[4 + COAP_TOKEN_MAX];
+        coap_builder_t bld;
+        coap_builder_init(&bld, b, sizeof b, COAP_TYPE_ACK, COAP_BAD_REQUEST, pdu->mid,
+                          pdu->token, pdu->tkl);
+        ssize_t n = coap_builder_finish(&bld);
+        if (n > 0)
+            (void)transport_peer_send(tp, b, (size_t)n);
+        return;
+    }
+    uint8_t b[4] = {0x70, 0, (uint8_t)(pdu->mid >> 8), (uint8_t)(pdu->mid & 0xffu)};
+    (void)transport_peer_send(tp, b, sizeof b);
+}
+
+/* Options: unknown critical -> 4.02 (RFC 7252 §5.4.1), proxying -> 5.05 (§5.7.2). A known
+ * critical option with an impossible length is treated like an unrecognized one (§5.4.3).
+ * Returns 0 or the response code. */
+static uint8_t check_options(const coap_pdu_t *pdu)
+{
+    for (size_t i = 0; i < pdu->n_opts; i++) {
+        uint16_t num = pdu->opts[i].num;
+        uint16_t len = pdu->opts[i].len;
+        if (!coap_opt_is_known(num)) {
+            if (coap_opt_is_critical(num))
+                return COAP_BAD_OPTION;
+            continue;
+        }
+        if (num == COAP_OPT_PROXY_URI || num == COAP_OPT_PROXY_SCHEME)
+            return COAP_CODE(5, 5);
+        if ((num == COAP_OPT_BLOCK1 || num == COAP_OPT_BLOCK2) && len > 3)
+            return COAP_BAD_OPTION;
+        if (num == COAP_OPT_ACCEPT && len > 2)
+            return COAP_BAD_OPTION;
+    }
+    return 0;
+}
+
+static bool add_seg(coap_request_t *r, const uint8_t *p, size_t len)
+{
+    if (r->n_path == COAP_MAX_PATH_SEGS)
+        return false;
+    r->path[r->n_path++] = (coap_slice_t){p, len};
+    return true;
+}
+
+/* Fills the request view. Returns false when the request carries more path segments or
+ * query items than the view holds (critical data we cannot represent: 4.00). */
+static bool fill_request(coap_request_t *r, const coap_pdu_t *pdu)
+{
+    size_t n_uri = 0;
+    int single = -1;
+    for (size_t i = 0; i < pdu->n_opts; i++) {
+        const coap_opt_ref_t *o = &pdu->opts[i];
+        size_t len;
+        const uint8_t *v = coap_pdu_opt_value(pdu, i, &len);
+        uint32_t u;
+        switch (o->num) {
+        case COAP_OPT_URI_PATH:
+            if (n_uri++ == 0)
+                single = (int)i;
+            if (!add_seg(r, v, len))
+                return false;
+            break;
+        case COAP_OPT_URI_QUERY:
+            if (r->n_query == COAP_MAX_QUERY_ITEMS)
+                return false;
+            r->query[r->n_query++] = (coap_slice_t){v, len};
+            break;
+        case COAP_OPT_OBSERVE:
+            /* An Observe value longer than 3 bytes is invalid; being elective it is ignored. */
+            if (len <= 3 && coap_opt_uint_decode(v, len, &u) == 0) {
+                r->has_observe = true;
+                r->observe = u;
+            }
+            break;
+        case COAP_OPT_CONTENT_FORMAT:
+            if (len <= 2 && coap_opt_uint_decode(v, len, &u) == 0)
+                r->content_format = (int)u;
+            break;
+        case COAP_OPT_ACCEPT:
+            if (coap_opt_uint_decode(v, len, &u) == 0)
+                r->accept = (int)u;
+            break;
+        default:
+            break;
+        }
+    }
+    if (n_uri == 1) {
+        /* Spec §1.1: ThingsBoard splits a single Uri-Path on '/', dropping a leading '/'. */
+        size_t len;
+        const uint8_t *v = coap_pdu_opt_value(pdu, (size_t)single, &len);
+        r->n_path = 0;
+        if (len && v[0] == '/') {
+            v++;
+            len--;
+        }
+        size_t start = 0;
+        for (size_t j = 0; j <= len; j++) {
+            if (j == len || v[j] == '/') {
+                /* Keep inner empty segments (they are what the client sent); drop only the
+                 * one after a trailing '/'. */
+                if (!(j == len && j == start && r->n_path > 0) &&
+                    !add_seg(r, v + start, j - start))
+                    return false;
+                start = j + 1;
+            }
+        }
+        if (r->n_path == 1 && r->path[0].len == 0)
+            r->n_path = 0;
+    }
+    return true;
+}
+
+static void handle_request(coap_peer_t *ps, const coap_pdu_t *pdu)
+{
+    coap_engine_t *e = ps->e;
+    bool con = pdu->type == COAP_TYPE_CON;
+    if (pdu->code == 0) {
+        /* RFC 7252 §4.3: an empty CON is a ping and is answered with RST; an empty NON is
+         * meaningless and ignored. */
+        if (con)
+            coap__send_empty(ps, COAP_TYPE_RST, pdu->mid);
+        return;
+    }
+    if ((pdu->code >> 5) != 0) {
+        /* A response (or a reserved class) in a CON or NON: we never sent a request, so
+         * reject it (RFC 7252 §4.2, §4.3). */
+        if (con)
+            coap__send_empty(ps, COAP_TYPE_RST, pdu->mid);
+        return;
+    }
+    coap_dedup_t *d = coap__dedup_find(ps, pdu->mid);
+    if (d) {
+        /* RFC 7252 §4.5: the handler never runs twice; a CON gets its ACK again. */
+        e->stats.duplicates++;
+        if (d->con && d->resp)
+            coap__send(ps, d->resp, d->resp_len);
+        else if (d->con && d->acked)
+            coap__send_empty(ps, COAP_TYPE_ACK, pdu->mid);
+        return;
+    }
+    e->stats.requests++;
+    d = coap__dedup_add(ps, pdu->mid, con);
+    coap_exchange_t *x = coap__exchange_new(ps, pdu, d);
+    x->internal = true;
+    uint8_t bad = check_options(pdu);
+    if (bad) {
+        coap_exchange_respond(x, bad, COAP_CF_NONE, NULL, 0);
+        return;
+    }
+    coap_request_t req;
+    memset(&req, 0, sizeof req);
+    req.method = pdu->code;
+    req.confirmable = con;
+    req.peer = ps->tp;
+    req.token = (coap_slice_t){pdu->token, pdu->tkl};
+    req.content_format = COAP_CF_NONE;
+    req.accept = COAP_CF_NONE;
+    if (!fill_request(&req, pdu)) {
+        coap_exchange_respond(x, COAP_BAD_REQUEST, COAP_CF_NONE, NULL, 0);
+        return;
+    }
+    uint32_t v;
+    if (coap_pdu_opt_uint(pdu, COAP_OPT_BLOCK2, &v) == 0) {
+        if (coap_block_decode(v, &x->block2) < 0) {
+            coap_exchange_respond(x, COAP_BAD_REQUEST, COAP_CF_NONE, NULL, 0);
+            return;
+        }
+        x->has_block2 = true;
+    }
+    if (req.method == COAP_GET && req.has_observe) {
+        /* RFC 7641 §3.1 (re-registration replaces) and §3.6 (Observe=1 deregisters); the
+         * request still goes to the application, which answers it (2.02 for Observe=1). */
+        coap_observer_t *o = coap__obs_find(ps, pdu->token, pdu->tkl);
+        if (o && req.observe == 1)
+            coap__obs_end(o, COAP_OBS_END_DEREGISTERED);
+        else if (o && req.observe == 0)
+            coap__obs_end(o, COAP_OBS_END_REPLACED);
+    }
+    uint8_t *body = NULL;
+    size_t body_len = 0;
+    if (coap__block1_input(x, pdu, &body, &body_len))
+        return;
+    if (coap__block2_input(x)) {
+        free(body);
+        return;
+    }
+    /* An absent payload is an empty slice with a valid pointer, so memcpy(dst, p, 0) in the
+     * application stays defined. */
+    if (body)
+        req.payload = (coap_slice_t){body, body_len};
+    else if (pdu->payload)
+        req.payload = (coap_slice_t){pdu->payload, pdu->payload_len};
+    else
+        req.payload = (coap_slice_t){pdu->buf + pdu->len, 0};
+    x->internal = false;
+    if (e->ops.on_request)
+        e->ops.on_request(e->app, x, &req);
+    else
+        coap_exchange_respond(x, COAP_NOT_FOUND, COAP_CF_NONE, NULL, 0);
+    free(body);
+}
+
+void coap_engine_input(coap_engine_t *e, transport_peer_t *peer, const uint8_t *p, size_t len)
+{
+    if (peer->closed)
+        return;
+    coap_pdu_t pdu;
+    int rc = coap_pdu_parse(&pdu, p, len);
+    if (rc < 0) {
+        input_malformed(e, peer, &pdu, len, rc);
+        return;
+    }
+    coap_peer_t *ps = coap__peer_get(e, peer);
+    ps->hold++;
+    switch (pdu.type) {
+    case COAP_TYPE_ACK:
+        coap__con_match(ps, pdu.mid, false);
+        break;
+    case COAP_TYPE_RST:
+        coap__con_match(ps, pdu.mid, true);
+        break;
+    default:
+        handle_request(ps, &pdu);
+        break;
+    }
+    ps->hold--;
+    coap__peer_maybe_release(ps);
+}

@@ -1,0 +1,229 @@
+/* engine_int.h — private structures shared by engine.c, session.c, observe.c, blockwise.c.
+ *
+ * Ownership: the engine keeps one coap_peer_t per transport peer that has state (hung on
+ * transport_peer_t.engine_state, holding one transport reference). A coap_peer_t lives while
+ * it has dedup entries, outstanding CONs, observers, pending exchanges or block-wise state,
+ * and while an input is being processed (hold > 0); coap__peer_maybe_release() frees it
+ * otherwise. Exchanges point at their peer; when the peer or the engine goes first, the
+ * exchange is orphaned (ps = NULL) and only waits for coap_exchange_respond() to free it.
+ */
+#ifndef COAPHUB_COAP_ENGINE_INT_H
+#define COAPHUB_COAP_ENGINE_INT_H
+
+#include "coap/engine.h"
+#include "coap/pdu.h"
+
+#include <sys/types.h>
+
+/* Observers one peer may hold (RFC 7641 §7: observers consume state, so cap them). */
+#define COAP_MAX_OBSERVERS_PER_PEER 64
+/* Block-wise state lifetime (Californium BLOCKWISE_STATUS_LIFETIME, spec §1.3), further
+ * bounded by exchange_lifetime_ms so abandoned transfers are freed within EXCHANGE_LIFETIME. */
+#define COAP_BLOCKWISE_LIFETIME_MS 300000
+/* Block1 reassemblies and Block2 caches one peer may hold at once; older ones are evicted. */
+#define COAP_MAX_BLOCK_STATES_PER_PEER 4
+/* Engine-wide bytes held by Block1 reassembly and Block2 caches: 16 MiB, i.e. 256 bodies at
+ * the default 64 KiB cap. Beyond it new transfers get 5.03. */
+#define COAP_BLOCK_MEM_CAP (16u * 1024u * 1024u)
+/* Buckets of the (peer, MID) dedup index: 4096 keeps chains short (~25 entries) even at the
+ * default cap of 100000 entries, so a peer flooding fresh MIDs costs O(1) per lookup. */
+#define COAP_DEDUP_BUCKETS 4096
+/* RFC 7641 §4.5: send a CON notification at least every 24 hours. */
+#define COAP_OBS_CON_EVERY_MS (24LL * 3600 * 1000)
+
+typedef struct coap_peer coap_peer_t;
+
+/* A doubly linked list node embedded in its owner. */
+typedef struct coap_link {
+    struct coap_link *prev, *next;
+} coap_link_t;
+
+#define COAP_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+static inline void coap_list_init(coap_link_t *h) { h->prev = h->next = h; }
+static inline bool coap_list_empty(const coap_link_t *h) { return h->next == h; }
+static inline void coap_list_push(coap_link_t *h, coap_link_t *n)
+{
+    n->prev = h->prev;
+    n->next = h;
+    h->prev->next = n;
+    h->prev = n;
+}
+static inline void coap_list_del(coap_link_t *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+
+/* One remembered (peer, MID) of a request (RFC 7252 §4.5). */
+typedef struct coap_dedup {
+    coap_link_t peer_link;   /* in coap_peer_t.dedup */
+    coap_link_t hash_link;   /* in coap_engine.dedup_hash[bucket of (peer, MID)] */
+    coap_link_t engine_link; /* in coap_engine.dedup, oldest first = soonest to expire */
+    coap_peer_t *ps;
+    uint16_t mid;
+    bool con;
+    bool acked;               /* an empty ACK went out: duplicates get it again */
+    int64_t expires_ms;
+    struct coap_exchange *x; /* pending exchange, or NULL */
+    uint8_t *resp;           /* piggybacked response bytes to replay, or NULL */
+    size_t resp_len;
+} coap_dedup_t;
+
+/* An outgoing CON (separate response, notification, final cancel) awaiting its ACK. */
+typedef struct coap_con {
+    coap_link_t link; /* in coap_peer_t.cons */
+    coap_peer_t *ps;
+    uint16_t mid;
+    uint8_t *buf;
+    size_t len;
+    loop_timer_t timer;
+    int retries;
+    int64_t timeout_ms;
+    coap_observer_t *obs; /* notification of this relation, or NULL */
+    void *cookie;
+} coap_con_t;
+
+/* A queued notification waiting for the relation's in-flight CON. */
+typedef struct coap_notif {
+    coap_link_t link;
+    uint8_t code;
+    int cf;
+    uint8_t *payload;
+    size_t len;
+    void *cookie;
+} coap_notif_t;
+
+struct coap_observer {
+    coap_link_t link; /* in coap_peer_t.observers when live */
+    coap_peer_t *ps;
+    uint8_t token[COAP_TOKEN_MAX];
+    uint8_t tkl;
+    bool con;  /* the registration was CON */
+    bool live;
+    uint32_t seq; /* last Observe value sent */
+    int non_count;
+    int64_t last_con_ms;
+    void *data;
+    coap_con_t *inflight;
+    coap_link_t queue; /* coap_notif_t */
+    uint8_t *key; /* Block2 cache key of the resource */
+    size_t key_len;
+};
+
+struct coap_exchange {
+    coap_link_t link;   /* in coap_peer_t.exchanges */
+    coap_engine_t *e;   /* NULL once orphaned */
+    coap_peer_t *ps;    /* NULL once orphaned */
+    coap_dedup_t *d;    /* may be NULL (evicted) */
+    uint8_t method;
+    bool con;
+    bool acked; /* empty ACK already sent: the answer goes as a separate CON */
+    uint16_t mid;
+    uint8_t token[COAP_TOKEN_MAX];
+    uint8_t tkl;
+    loop_timer_t piggy_timer;
+    coap_observer_t *obs; /* registration pending until the response */
+    bool has_block1;
+    coap_block_t block1; /* echoed in the response */
+    bool has_block2;
+    coap_block_t block2; /* client's Block2 request */
+    uint32_t size1;      /* > 0: add Size1 (4.13) */
+    uint8_t *key;        /* method + Uri-Path + Uri-Query, for Block2 caching */
+    size_t key_len;
+    bool internal;       /* the engine answers it itself (no app) */
+};
+
+/* Block1 reassembly or Block2 cached body. */
+typedef struct coap_bstate {
+    coap_link_t link;
+    uint8_t *key;
+    size_t key_len;
+    uint8_t *body;
+    size_t len;
+    int64_t expires_ms;
+    uint8_t code; /* Block2 cache: the response code and Content-Format */
+    int cf;
+    uint8_t szx;  /* Block1: the block size the client uses */
+} coap_bstate_t;
+
+struct coap_peer {
+    coap_link_t link; /* in coap_engine.peers */
+    coap_engine_t *e;
+    transport_peer_t *tp;
+    int hold;
+    bool closing;
+    coap_link_t dedup, cons, observers, exchanges, block1, block2;
+    size_t n_pending; /* cons in flight + queued notifications */
+    size_t n_observers;
+};
+
+struct coap_engine {
+    loop_t *loop;
+    coap_engine_cfg_t cfg;
+    coap_engine_ops_t ops;
+    void *app;
+    coap_engine_stats_t stats;
+    coap_link_t peers;
+    coap_link_t dedup;
+    coap_link_t dedup_hash[COAP_DEDUP_BUCKETS];
+    size_t n_dedup;
+    size_t block_mem;
+    uint16_t next_mid;
+    uint64_t rng;
+    loop_timer_t gc_timer;
+};
+
+/* session.c */
+/* Checks the engine's counters against its lists (n_dedup, block_mem, n_pending, observers);
+ * ASSERTs on a mismatch. For tests and fuzzing; O(state). */
+void coap__engine_validate(const coap_engine_t *e);
+coap_peer_t *coap__peer_get(coap_engine_t *e, transport_peer_t *tp);
+void coap__peer_maybe_release(coap_peer_t *ps);
+void coap__peer_drop(coap_peer_t *ps);
+uint16_t coap__next_mid(coap_engine_t *e);
+double coap__rand01(coap_engine_t *e);
+void coap__send(coap_peer_t *ps, const uint8_t *p, size_t len);
+void coap__send_empty(coap_peer_t *ps, uint8_t type, uint16_t mid);
+coap_dedup_t *coap__dedup_find(coap_peer_t *ps, uint16_t mid);
+coap_dedup_t *coap__dedup_add(coap_peer_t *ps, uint16_t mid, bool con);
+void coap__dedup_expire(coap_engine_t *e, int64_t now);
+coap_con_t *coap__con_send(coap_peer_t *ps, uint16_t mid, uint8_t *buf, size_t len);
+void coap__con_match(coap_peer_t *ps, uint16_t mid, bool reset);
+void coap__con_free(coap_con_t *c);
+void coap__gc_arm(coap_engine_t *e);
+
+/* observe.c */
+coap_observer_t *coap__obs_find(coap_peer_t *ps, const uint8_t *token, size_t tkl);
+void coap__obs_end(coap_observer_t *obs, coap_obs_end_t why);
+void coap__obs_free_pending(coap_observer_t *obs);
+void coap__obs_activate(coap_observer_t *obs);
+void coap__obs_con_done(coap_con_t *c, bool acked, bool reset);
+
+/* blockwise.c */
+/* Builds and sends the answer of x (ACK, separate CON or NON) with Block2 slicing; keeps the
+ * piggybacked bytes in the dedup entry. Used by coap_exchange_respond. */
+void coap__respond(coap_exchange_t *x, uint8_t code, int cf, const uint8_t *payload,
+                   size_t len);
+ssize_t coap__build(coap_exchange_t *x, uint8_t **out, uint8_t type, uint16_t mid, uint8_t code,
+                    int cf, const uint8_t *payload, size_t len, bool with_observe,
+                    uint32_t observe);
+coap_bstate_t *coap__bstate_put(coap_peer_t *ps, coap_link_t *list, const uint8_t *key,
+                                size_t key_len, uint8_t *body, size_t len);
+coap_bstate_t *coap__bstate_find(coap_link_t *list, const uint8_t *key, size_t key_len);
+void coap__bstate_free(coap_engine_t *e, coap_bstate_t *b);
+void coap__bstate_expire(coap_peer_t *ps, int64_t now);
+/* Block1 stage: returns true when the request was answered here (2.31, 4.08, 4.13, ...);
+ * else *body and *body_len hold the whole body (owned by the caller, free()) or NULL. */
+bool coap__block1_input(coap_exchange_t *x, const coap_pdu_t *pdu, uint8_t **body,
+                        size_t *body_len);
+/* Block2 follow-up stage: true when served from the cache. */
+bool coap__block2_input(coap_exchange_t *x);
+
+/* engine.c */
+coap_exchange_t *coap__exchange_new(coap_peer_t *ps, const coap_pdu_t *pdu, coap_dedup_t *d);
+void coap__exchange_free(coap_exchange_t *x);
+void coap__exchange_orphan(coap_exchange_t *x);
+
+#endif

@@ -1,0 +1,245 @@
+/* observe.c — RFC 7641 relations: registration, notifications, deregistration, ending.
+ *
+ * Invariant: a live relation has at most one CON notification in flight; newer ones wait in
+ * its queue and go out in order. RFC 7641 §4.5 allows replacing the in-flight state with the
+ * newest, but here every notification may be an RPC that matters, so none is dropped; the
+ * per-peer cap (max_pending_con_per_peer) bounds the queue instead.
+ */
+#include "coap/engine_int.h"
+
+#include "core/err.h"
+#include "core/xmalloc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+coap_observer_t *coap__obs_find(coap_peer_t *ps, const uint8_t *token, size_t tkl)
+{
+    for (coap_link_t *l = ps->observers.next; l != &ps->observers; l = l->next) {
+        coap_observer_t *o = COAP_CONTAINER(l, coap_observer_t, link);
+        if (o->tkl == tkl && memcmp(o->token, token, tkl) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+coap_observer_t *coap_exchange_observe(coap_exchange_t *x, void *obs_data)
+{
+    if (!x->ps || x->ps->closing || x->method != COAP_GET || x->obs)
+        return NULL;
+    if (x->ps->n_observers >= COAP_MAX_OBSERVERS_PER_PEER)
+        return NULL;
+    coap_observer_t *o = xcalloc(1, sizeof *o);
+    o->ps = x->ps;
+    memcpy(o->token, x->token, x->tkl);
+    o->tkl = x->tkl;
+    o->con = x->con;
+    o->data = obs_data;
+    coap_list_init(&o->link);
+    coap_list_init(&o->queue);
+    if (x->key_len) {
+        o->key = xmalloc(x->key_len);
+        memcpy(o->key, x->key, x->key_len);
+        o->key_len = x->key_len;
+    }
+    x->obs = o;
+    x->ps->n_observers++; /* counted from now so the cap also covers pending ones */
+    return o;
+}
+
+static void drop_queue(coap_observer_t *o)
+{
+    coap_engine_t *e = o->ps->e;
+    while (!coap_list_empty(&o->queue)) {
+        coap_notif_t *n = COAP_CONTAINER(o->queue.next, coap_notif_t, link);
+        coap_list_del(&n->link);
+        o->ps->n_pending--;
+        if (n->cookie && e->ops.on_notify_result)
+            e->ops.on_notify_result(e->app, o->data, n->cookie, false);
+        free(n->payload);
+        free(n);
+    }
+}
+
+/* Frees a relation that never went live (non-2.xx answer, orphaned exchange). */
+void coap__obs_free_pending(coap_observer_t *obs)
+{
+    if (obs->ps)
+        obs->ps->n_observers--;
+    free(obs->key);
+    free(obs);
+}
+
+void coap__obs_activate(coap_observer_t *obs)
+{
+    obs->live = true;
+    obs->seq = 0;
+    obs->last_con_ms = loop_now_ms(obs->ps->e->loop);
+    coap_list_push(&obs->ps->observers, &obs->link);
+    obs->ps->e->stats.observers++;
+}
+
+/* Ends a relation. live is cleared first so that anything the application does from the
+ * callbacks below (notify, cancel) on this relation is a harmless no-op. */
+void coap__obs_end(coap_observer_t *obs, coap_obs_end_t why)
+{
+    coap_peer_t *ps = obs->ps;
+    coap_engine_t *e = ps->e;
+    ps->hold++;
+    obs->live = false;
+    coap_list_del(&obs->link);
+    e->stats.observers--;
+    if (obs->inflight)
+        coap__con_free(obs->inflight); /* reports its cookie as not acknowledged */
+    drop_queue(obs);
+    if (e->ops.on_observe_end)
+        e->ops.on_observe_end(e->app, obs, obs->data, why);
+    coap__obs_free_pending(obs);
+    ps->hold--;
+    coap__peer_maybe_release(ps);
+}
+
+static void pump(coap_observer_t *o);
+
+/* The in-flight CON notification of c->obs was acknowledged, reset or given up. */
+/* The in-flight CON notification of c->obs was acknowledged, reset or given up. */
+void coap__obs_con_done(coap_con_t *c, bool acked, bool reset)
+{
+    coap_observer_t *o = c->obs;
+    coap_peer_t *ps = c->ps;
+    coap_engine_t *e = ps->e;
+    void *cookie = c->cookie;
+    void *data = o->data;
+    c->cookie = NULL; /* reported here, not by con_free */
+    coap__con_free(c);
+    ps->hold++;
+    if (acked) {
+        /* Send the next queued one first: the callback may cancel the relation. */
+        pump(o);
+        if (cookie && e->ops.on_notify_result)
+            e->ops.on_notify_result(e->app, data, cookie, true);
+    } else {
+        /* RFC 7641 §3.6 (RST) and §4.5 (CON never acknowledged) both end the relation. The
+         * result is reported before on_observe_end, while the app's obs_data is still alive;
+         * clearing live makes a cancel from inside that callback a no-op. */
+        o->live = false;
+        if (cookie && e->ops.on_notify_result)
+            e->ops.on_notify_result(e->app, data, cookie, false);
+        coap__obs_end(o, reset ? COAP_OBS_END_RESET : COAP_OBS_END_TIMEOUT);
+    }
+    ps->hold--;
+    coap__peer_maybe_release(ps);
+}
+
+static void send_one(coap_observer_t *o, coap_notif_t *n)
+{
+    coap_peer_t *ps = o->ps;
+    coap_engine_t *e = ps->e;
+    int64_t now = loop_now_ms(e->loop);
+    /* RFC 7641 §4.5: mostly-NON relations still send a CON now and then to learn whether the
+     * client is alive (libcoap COAP_OBS_MAX_NON), and at least every 24 hours. */
+    bool con = o->con || o->non_count >= e->cfg.max_non_notifications ||
+               now - o->last_con_ms >= COAP_OBS_CON_EVERY_MS;
+    o->seq = (o->seq + 1) & 0xffffffu;
+    coap_exchange_t fake = {.e = e, .ps = ps, .method = COAP_GET, .tkl = o->tkl};
+    memcpy(fake.token, o->token, o->tkl);
+    fake.key = o->key;
+    fake.key_len = o->key_len;
+    uint16_t mid = coap__next_mid(e);
+    uint8_t *buf = NULL;
+    ssize_t len = coap__build(&fake, &buf, con ? COAP_TYPE_CON : COAP_TYPE_NON, mid, n->code,
+                              n->cf, n->payload, n->len, true, o->seq);
+    e->stats.notifications++;
+    if (len < 0) {
+        free(buf);
+        ps->n_pending--;
+        if (n->cookie && e->ops.on_notify_result)
+            e->ops.on_notify_result(e->app, o->data, n->cookie, false);
+        return;
+    }
+    if (con) {
+        o->non_count = 0;
+        o->last_con_ms = now;
+        ps->n_pending--; /* coap__con_send counts it again */
+        coap_con_t *c = coap__con_send(ps, mid, buf, (size_t)len);
+        c->obs = o;
+        c->cookie = n->cookie;
+        o->inflight = c;
+    } else {
+        o->non_count++;
+        ps->n_pending--;
+        coap__send(ps, buf, (size_t)len);
+        free(buf);
+        if (n->cookie && e->ops.on_notify_result)
+            e->ops.on_notify_result(e->app, o->data, n->cookie, true);
+    }
+}
+
+static void pump(coap_observer_t *o)
+{
+    while (o->live && !o->inflight && !coap_list_empty(&o->queue)) {
+        coap_notif_t *n = COAP_CONTAINER(o->queue.next, coap_notif_t, link);
+        coap_list_del(&n->link);
+        send_one(o, n);
+        free(n->payload);
+        free(n);
+    }
+}
+
+int coap_observer_notify(coap_observer_t *obs, uint8_t code, int content_format,
+                         const uint8_t *payload, size_t len, void *cookie)
+{
+    if (!obs->live || obs->ps->closing)
+        return -EAGAIN;
+    coap_peer_t *ps = obs->ps;
+    if (ps->n_pending >= ps->e->cfg.max_pending_con_per_peer)
+        return -EAGAIN;
+    coap_notif_t *n = xcalloc(1, sizeof *n);
+    n->code = code;
+    n->cf = content_format;
+    if (len) {
+        n->payload = xmalloc(len);
+        memcpy(n->payload, payload, len);
+    }
+    n->len = len;
+    n->cookie = cookie;
+    coap_list_push(&obs->queue, &n->link);
+    ps->n_pending++;
+    ps->hold++;
+    pump(obs);
+    ps->hold--;
+    coap__peer_maybe_release(ps);
+    return 0;
+}
+
+void coap_observer_cancel(coap_observer_t *obs, uint8_t code)
+{
+    coap_peer_t *ps = obs->ps;
+    coap_engine_t *e = ps->e;
+    if (!obs->live)
+        return;
+    ps->hold++;
+    /* RFC 7641 §3.2: a response without Observe ends the relation at the client. */
+    coap_exchange_t fake = {.e = e, .ps = ps, .method = COAP_GET, .tkl = obs->tkl};
+    memcpy(fake.token, obs->token, obs->tkl);
+    uint16_t mid = coap__next_mid(e);
+    uint8_t *buf = NULL;
+    ssize_t len = coap__build(&fake, &buf, obs->con ? COAP_TYPE_CON : COAP_TYPE_NON, mid, code,
+                              COAP_CF_NONE, NULL, 0, false, 0);
+    if (len >= 0 && obs->con && !ps->closing) {
+        coap__con_send(ps, mid, buf, (size_t)len);
+    } else {
+        if (len >= 0)
+            coap__send(ps, buf, (size_t)len);
+        free(buf);
+    }
+    coap__obs_end(obs, COAP_OBS_END_CANCELLED);
+    ps->hold--;
+    coap__peer_maybe_release(ps);
+}
+
+transport_peer_t *coap_observer_peer(const coap_observer_t *obs)
+{
+    return obs->ps->tp;
+}

@@ -1,0 +1,335 @@
+/* session.c — per-peer state: deduplication by (peer, MID), outgoing CONs with RFC 7252 §4.2
+ * retransmission, server MIDs, and the housekeeping timer.
+ *
+ * Invariant: a coap_peer_t exists only while it holds something (see engine_int.h) and holds
+ * exactly one transport reference for its whole life. Dedup entries have one lifetime for
+ * all, so the engine-wide list in arrival order is also expiry order: expiry and the
+ * max_dedup_entries cap both pop from its head, never search.
+ */
+#include "coap/engine_int.h"
+
+#include "core/err.h"
+#include "core/xmalloc.h"
+
+#include <stdlib.h>
+
+coap_peer_t *coap__peer_get(coap_engine_t *e, transport_peer_t *tp)
+{
+    coap_peer_t *ps = tp->engine_state;
+    if (ps)
+        return ps;
+    ps = xcalloc(1, sizeof *ps);
+    ps->e = e;
+    ps->tp = tp;
+    transport_peer_ref(tp);
+    tp->engine_state = ps;
+    coap_list_init(&ps->dedup);
+    coap_list_init(&ps->cons);
+    coap_list_init(&ps->observers);
+    coap_list_init(&ps->exchanges);
+    coap_list_init(&ps->block1);
+    coap_list_init(&ps->block2);
+    coap_list_push(&e->peers, &ps->link);
+    coap__gc_arm(e);
+    return ps;
+}
+
+static void peer_free(coap_peer_t *ps)
+{
+    coap_list_del(&ps->link);
+    ps->tp->engine_state = NULL;
+    transport_peer_t *tp = ps->tp;
+    free(ps);
+    transport_peer_unref(tp);
+}
+
+static void drop_contents(coap_peer_t *ps);
+
+/* While an input or callback holds the peer (hold > 0) it is never freed; a close that
+ * happens meanwhile (closing) is completed by the last release. */
+void coap__peer_maybe_release(coap_peer_t *ps)
+{
+    if (ps->hold > 0)
+        return;
+    if (ps->closing) {
+        ps->hold++;
+        drop_contents(ps); /* whatever was added while the close waited */
+        ps->hold--;
+        peer_free(ps);
+        return;
+    }
+    if (!coap_list_empty(&ps->dedup) || !coap_list_empty(&ps->cons) ||
+        !coap_list_empty(&ps->observers) || !coap_list_empty(&ps->exchanges) ||
+        !coap_list_empty(&ps->block1) || !coap_list_empty(&ps->block2))
+        return;
+    peer_free(ps);
+}
+
+static coap_link_t *bucket(coap_engine_t *e, const coap_peer_t *ps, uint16_t mid)
+{
+    uint64_t h = ((uint64_t)(uintptr_t)ps >> 4) * 0x9e3779b97f4a7c15ull ^ mid;
+    h *= 0xff51afd7ed558ccdull;
+    return &e->dedup_hash[(h >> 40) % COAP_DEDUP_BUCKETS];
+}
+
+static void dedup_free(coap_engine_t *e, coap_dedup_t *d)
+{
+    coap_list_del(&d->peer_link);
+    coap_list_del(&d->hash_link);
+    coap_list_del(&d->engine_link);
+    if (d->x)
+        d->x->d = NULL;
+    free(d->resp);
+    free(d);
+    e->n_dedup--;
+}
+
+/* Drops everything the peer holds. Callbacks (on_observe_end, on_notify_result) may run and
+ * may call back into the engine; hold keeps ps alive meanwhile. */
+static void drop_contents(coap_peer_t *ps)
+{
+    coap_engine_t *e = ps->e;
+    while (!coap_list_empty(&ps->observers)) {
+        coap_observer_t *o = COAP_CONTAINER(ps->observers.next, coap_observer_t, link);
+        coap__obs_end(o, COAP_OBS_END_PEER_CLOSED);
+    }
+    while (!coap_list_empty(&ps->cons))
+        coap__con_free(COAP_CONTAINER(ps->cons.next, coap_con_t, link));
+    while (!coap_list_empty(&ps->exchanges))
+        coap__exchange_orphan(COAP_CONTAINER(ps->exchanges.next, coap_exchange_t, link));
+    while (!coap_list_empty(&ps->dedup))
+        dedup_free(e, COAP_CONTAINER(ps->dedup.next, coap_dedup_t, peer_link));
+    while (!coap_list_empty(&ps->block1))
+        coap__bstate_free(e, COAP_CONTAINER(ps->block1.next, coap_bstate_t, link));
+    while (!coap_list_empty(&ps->block2))
+        coap__bstate_free(e, COAP_CONTAINER(ps->block2.next, coap_bstate_t, link));
+}
+
+/* Closing from inside a callback is safe: if the peer is held (an input or a callback is
+ * running on it), the free happens at the last release (redis callHandler idea). */
+void coap__peer_drop(coap_peer_t *ps)
+{
+    ps->closing = true;
+    ps->hold++;
+    drop_contents(ps);
+    ps->hold--;
+    coap__peer_maybe_release(ps);
+}
+
+/* RFC 7252 §4.4 wants MIDs that do not repeat within EXCHANGE_LIFETIME per peer; a single
+ * engine-wide counter from a random start gives that. Values stay below 65000 because
+ * Californium reserves 65000-65535 for multicast and clients built on it drop ACKs there
+ * (spec §1.3, ThingsBoard PR #14748). */
+uint16_t coap__next_mid(coap_engine_t *e)
+{
+    uint16_t mid = e->next_mid;
+    e->next_mid = (uint16_t)((mid + 1u) % 65000u);
+    return mid;
+}
+
+/* xorshift64*: the backoff jitter and MID start need spread, not secrecy. */
+double coap__rand01(coap_engine_t *e)
+{
+    e->rng ^= e->rng >> 12;
+    e->rng ^= e->rng << 25;
+    e->rng ^= e->rng >> 27;
+    uint64_t v = e->rng * 2685821657736338717ull;
+    return (double)(v >> 11) / 9007199254740992.0;
+}
+
+void coap__send(coap_peer_t *ps, const uint8_t *p, size_t len)
+{
+    (void)transport_peer_send(ps->tp, p, len); /* a failed send is a lost datagram */
+}
+
+void coap__send_empty(coap_peer_t *ps, uint8_t type, uint16_t mid)
+{
+    uint8_t b[4] = {(uint8_t)(0x40u | (unsigned)(type << 4)), 0, (uint8_t)(mid >> 8),
+                    (uint8_t)(mid & 0xffu)};
+    coap__send(ps, b, sizeof b);
+}
+
+coap_dedup_t *coap__dedup_find(coap_peer_t *ps, uint16_t mid)
+{
+    coap_link_t *h = bucket(ps->e, ps, mid);
+    for (coap_link_t *l = h->next; l != h; l = l->next) {
+        coap_dedup_t *d = COAP_CONTAINER(l, coap_dedup_t, hash_link);
+        if (d->mid == mid && d->ps == ps)
+            return d;
+    }
+    return NULL;
+}
+
+coap_dedup_t *coap__dedup_add(coap_peer_t *ps, uint16_t mid, bool con)
+{
+    coap_engine_t *e = ps->e;
+    /* The cap evicts the oldest entry of any peer; a duplicate of it would run again, which
+     * is the price of bounded memory under a flood of fresh MIDs. */
+    while (e->n_dedup >= e->cfg.max_dedup_entries && !coap_list_empty(&e->dedup)) {
+        coap_dedup_t *old = COAP_CONTAINER(e->dedup.next, coap_dedup_t, engine_link);
+        coap_peer_t *ops = old->ps;
+        dedup_free(e, old);
+        if (ops != ps)
+            coap__peer_maybe_release(ops);
+    }
+    coap_dedup_t *d = xcalloc(1, sizeof *d);
+    d->ps = ps;
+    d->mid = mid;
+    d->con = con;
+    d->expires_ms = loop_now_ms(e->loop) + e->cfg.exchange_lifetime_ms;
+    coap_list_push(&ps->dedup, &d->peer_link);
+    coap_list_push(&e->dedup, &d->engine_link);
+    coap_list_push(bucket(e, ps, mid), &d->hash_link);
+    e->n_dedup++;
+    return d;
+}
+
+void coap__dedup_expire(coap_engine_t *e, int64_t now)
+{
+    while (!coap_list_empty(&e->dedup)) {
+        coap_dedup_t *d = COAP_CONTAINER(e->dedup.next, coap_dedup_t, engine_link);
+        if (d->expires_ms > now)
+            break;
+        coap_peer_t *ps = d->ps;
+        dedup_free(e, d);
+        coap__peer_maybe_release(ps);
+    }
+}
+
+static void con_timer_cb(loop_t *loop, void *arg)
+{
+    coap_con_t *c = arg;
+    coap_peer_t *ps = c->ps;
+    coap_engine_t *e = ps->e;
+    if (c->retries < e->cfg.max_retransmit) {
+        c->retries++;
+        c->timeout_ms *= 2;
+        e->stats.retransmissions++;
+        coap__send(ps, c->buf, c->len);
+        loop_timer_arm(loop, &c->timer, c->timeout_ms);
+        return;
+    }
+    e->stats.con_timeouts++;
+    ps->hold++;
+    if (c->obs)
+        coap__obs_con_done(c, false, false);
+    else
+        coap__con_free(c);
+    ps->hold--;
+    coap__peer_maybe_release(ps);
+}
+
+/* Takes ownership of buf. RFC 7252 §4.2: the first timeout is random in
+ * [ACK_TIMEOUT, ACK_TIMEOUT * ACK_RANDOM_FACTOR] and doubles with each retransmission. */
+coap_con_t *coap__con_send(coap_peer_t *ps, uint16_t mid, uint8_t *buf, size_t len)
+{
+    coap_engine_t *e = ps->e;
+    coap_con_t *c = xcalloc(1, sizeof *c);
+    c->ps = ps;
+    c->mid = mid;
+    c->buf = buf;
+    c->len = len;
+    double f = 1.0 + coap__rand01(e) * (e->cfg.ack_random_factor - 1.0);
+    c->timeout_ms = (int64_t)((double)e->cfg.ack_timeout_ms * f);
+    if (c->timeout_ms < 1)
+        c->timeout_ms = 1;
+    loop_timer_init(&c->timer, con_timer_cb, c);
+    coap_list_push(&ps->cons, &c->link);
+    ps->n_pending++;
+    coap__send(ps, buf, len);
+    loop_timer_arm(e->loop, &c->timer, c->timeout_ms);
+    return c;
+}
+
+void coap__con_free(coap_con_t *c)
+{
+    loop_timer_cancel(c->ps->e->loop, &c->timer);
+    coap_list_del(&c->link);
+    c->ps->n_pending--;
+    if (c->obs) {
+        c->obs->inflight = NULL;
+        if (c->cookie && c->ps->e->ops.on_notify_result)
+            c->ps->e->ops.on_notify_result(c->ps->e->app, c->obs->data, c->cookie, false);
+    }
+    free(c->buf);
+    free(c);
+}
+
+/* An ACK or RST for one of our CONs (RFC 7252 §4.2, §4.3). Unknown MIDs are ignored: they
+ * may be late duplicates, or forged (RFC 7252 §11.4). */
+void coap__con_match(coap_peer_t *ps, uint16_t mid, bool reset)
+{
+    for (coap_link_t *l = ps->cons.next; l != &ps->cons; l = l->next) {
+        coap_con_t *c = COAP_CONTAINER(l, coap_con_t, link);
+        if (c->mid != mid)
+            continue;
+        if (reset)
+            ps->e->stats.resets++;
+        if (c->obs)
+            coap__obs_con_done(c, !reset, reset);
+        else
+            coap__con_free(c);
+        return;
+    }
+}
+
+static void gc_cb(loop_t *loop, void *arg)
+{
+    coap_engine_t *e = arg;
+    int64_t now = loop_now_ms(loop);
+    coap__dedup_expire(e, now);
+    for (coap_link_t *l = e->peers.next, *n; l != &e->peers; l = n) {
+        n = l->next;
+        coap__bstate_expire(COAP_CONTAINER(l, coap_peer_t, link), now);
+    }
+    coap__gc_arm(e);
+}
+
+/* Housekeeping runs while any peer has state; the period follows exchange_lifetime_ms so
+ * short lifetimes (tests) expire promptly, bounded to [10 ms, 1 s]. */
+void coap__gc_arm(coap_engine_t *e)
+{
+    if (coap_list_empty(&e->peers)) {
+        loop_timer_cancel(e->loop, &e->gc_timer);
+        return;
+    }
+    if (loop_timer_armed(&e->gc_timer))
+        return;
+    if (e->gc_timer.cb == NULL)
+        loop_timer_init(&e->gc_timer, gc_cb, e);
+    int64_t period = e->cfg.exchange_lifetime_ms / 4;
+    period = period < 10 ? 10 : (period > 1000 ? 1000 : period);
+    loop_timer_arm(e->loop, &e->gc_timer, period);
+}
+
+void coap__engine_validate(const coap_engine_t *e)
+{
+    size_t n_dedup = 0, block_mem = 0;
+    uint64_t observers = 0;
+    for (const coap_link_t *l = e->dedup.next; l != &e->dedup; l = l->next)
+        n_dedup++;
+    ASSERT(n_dedup == e->n_dedup);
+    for (const coap_link_t *l = e->peers.next; l != &e->peers; l = l->next) {
+        const coap_peer_t *ps = COAP_CONTAINER(l, coap_peer_t, link);
+        ASSERT(ps->tp->engine_state == ps && ps->tp->refcnt >= 1);
+        size_t pending = 0, n_obs = 0;
+        for (const coap_link_t *c = ps->cons.next; c != &ps->cons; c = c->next)
+            pending++;
+        for (const coap_link_t *o = ps->observers.next; o != &ps->observers; o = o->next) {
+            const coap_observer_t *obs = COAP_CONTAINER(o, coap_observer_t, link);
+            ASSERT(obs->live && obs->ps == ps);
+            for (const coap_link_t *q = obs->queue.next; q != &obs->queue; q = q->next)
+                pending++;
+            n_obs++;
+        }
+        ASSERT(pending == ps->n_pending);
+        ASSERT(n_obs <= ps->n_observers); /* n_observers also counts pending registrations */
+        observers += n_obs;
+        const coap_link_t *lists[2] = {&ps->block1, &ps->block2};
+        for (size_t i = 0; i < 2; i++)
+            for (const coap_link_t *b = lists[i]->next; b != lists[i]; b = b->next)
+                block_mem += COAP_CONTAINER(b, coap_bstate_t, link)->len;
+    }
+    ASSERT(block_mem == e->block_mem);
+    ASSERT(observers == e->stats.observers);
+}

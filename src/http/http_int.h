@@ -1,0 +1,285 @@
+/* http_int.h — private declarations shared by the files of src/http.
+ *
+ * Request flow: server.c accumulates the body (capped), finds the route (router.c, table in
+ * routes.c), checks the JWT (jwt.c) unless the route is public, and calls one handler
+ * (auth.c, rest_*.c). A handler fills an http_resp_t and returns; errors go through the one
+ * table in codes.c. Pure body parsers live in body.c so they can be fuzzed without a server.
+ */
+#ifndef COAPHUB_HTTP_HTTP_INT_H
+#define COAPHUB_HTTP_HTTP_INT_H
+
+#include "http/http.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct MHD_Daemon;
+struct MHD_Connection;
+
+#define HTTP_UUID_NULL "13814000-1dd2-11b2-8080-808080808080" /* TB's "no customer" */
+#define HTTP_MAX_PARAMS 4
+#define HTTP_JWT_KEY_LEN 64
+#define HTTP_TOKEN_MAX 32 /* access-token credentialsId length cap (TB UI: 1..32) */
+
+/* Failed-login throttle: per username (hashed), bounded table, oldest slot reused. */
+#define HTTP_LOGIN_SLOTS 256
+#define HTTP_LOGIN_MAX_FAILS 5        /* failures before the lockout starts */
+#define HTTP_LOGIN_LOCK_MS (60 * 1000) /* lockout after the last failure */
+
+typedef struct http_login_slot {
+    uint64_t user_hash;
+    int fails;
+    int64_t last_ms;
+} http_login_slot_t;
+
+struct http_server {
+    http_cfg_t cfg;          /* string members point into the copies below */
+    char *bind_addr, *jwt_issuer;
+    store_t *store;
+    registry_t *reg;
+    hub_t *hub;
+    struct MHD_Daemon *daemon;
+    atomic_bool ready;
+    uint8_t jwt_key[HTTP_JWT_KEY_LEN + 64];
+    size_t jwt_key_len;
+    char tenant_id[STORE_UUID_LEN + 1];
+    char profile_id[STORE_UUID_LEN + 1];
+    pthread_mutex_t mu;      /* guards n_background, inflight, stopping */
+    pthread_cond_t bg_done;
+    int n_background;        /* persistent-RPC threads still running */
+    struct http_inflight *inflight; /* RPC calls waiting in the hub (rest_rpc.c) */
+    bool stopping;           /* set by http_server_stop: no new RPC calls */
+    pthread_mutex_t login_mu;
+    http_login_slot_t login[HTTP_LOGIN_SLOTS];
+};
+
+/* ---- requests and responses ---- */
+
+typedef struct http_claims {
+    char sub[256];                    /* user email */
+    char user_id[STORE_UUID_LEN + 1];
+    bool refresh;                     /* a refresh token (scope REFRESH_TOKEN) */
+    bool tenant_admin;                /* scopes contain TENANT_ADMIN */
+    int64_t iat, exp;                 /* seconds */
+} http_claims_t;
+
+typedef struct http_req {
+    const char *method;
+    const char *path;
+    const char *body;       /* NUL-terminated copy of the body (body_len bytes) */
+    size_t body_len;
+    char *params[HTTP_MAX_PARAMS]; /* path parameters in pattern order (owned) */
+    size_t n_params;
+    struct MHD_Connection *conn;   /* NULL in tests that call handlers directly */
+    http_server_t *srv;
+    http_claims_t claims;
+} http_req_t;
+
+typedef struct http_resp {
+    int status;
+    char *body;               /* malloc'd, may be NULL */
+    size_t body_len;
+    const char *content_type; /* static string */
+} http_resp_t;
+
+/* Query parameter (URL-decoded by libmicrohttpd) or NULL. */
+const char *http__query(const http_req_t *r, const char *key);
+/* Calls fn for every value of a repeated query parameter key. */
+void http__query_each(const http_req_t *r, const char *key,
+                      void (*fn)(void *arg, const char *value), void *arg);
+/* Request header or NULL. */
+const char *http__header(const http_req_t *r, const char *name);
+
+/* Sets a JSON body (takes ownership of j, may be NULL for an empty 200). */
+void http__resp_json(http_resp_t *r, int status, json_t *j);
+/* Sets a plain-text body (TB's telemetry controller answers some errors this way). */
+void http__resp_text(http_resp_t *r, int status, const char *text);
+/* Serialises with the project's number format (integers stay integers). */
+char *http__dumps(const json_t *j);
+
+/* ---- codes.c: the one error table ---- */
+
+typedef enum {
+    HTTP_E_GENERAL = 0,       /* 500, errorCode 2 */
+    HTTP_E_AUTH,              /* 401, 10 "Authentication failed" */
+    HTTP_E_BAD_LOGIN,         /* 401, 10 "Invalid username or password" */
+    HTTP_E_JWT_EXPIRED,       /* 401, 11 "Token has expired" */
+    HTTP_E_PERMISSION,        /* 403, 20 */
+    HTTP_E_BAD_PARAMS,        /* 400, 31 */
+    HTTP_E_NOT_FOUND,         /* 404, 32 "Requested item wasn't found!" */
+    HTTP_E_NO_ROUTE,          /* 404, 32 "Not found" (no such path) */
+    HTTP_E_METHOD,            /* 405, 31 */
+    HTTP_E_VERSION,           /* 409, 35 */
+    HTTP_E_TOO_LARGE,         /* 413, 31 */
+    HTTP_E_TOO_MANY,          /* 429, 33 */
+    HTTP_E_UNAVAILABLE,       /* 503, 2 */
+    HTTP_E_RPC_BAD_REPLY,     /* 406, 2 (two-way reply is not JSON) */
+    HTTP_E_RPC_NO_REPLY_V1,   /* 408, 2 */
+    HTTP_E_RPC_NOT_DELIVERED_V1, /* 409, 2 */
+    HTTP_E_RPC_TIMEOUT_V2,    /* 504, 2 */
+    HTTP_E_COUNT
+} http_err_t;
+
+typedef struct http_err_info {
+    int status;
+    int error_code;
+    const char *message;
+} http_err_info_t;
+
+const http_err_info_t *http__err_info(http_err_t e);
+/* {"status":..,"message":..,"errorCode":..,"timestamp":..}; caller frees. */
+char *http__error_json(int status, const char *message, int error_code, int64_t ts_ms);
+/* Fills r with the error JSON of e; message NULL = the table's default text. */
+void http__resp_error(http_resp_t *r, http_err_t e, const char *message);
+/* Maps a store error (-ENOENT, ERR_CONFLICT, -EINVAL, ...) to the table. */
+http_err_t http__err_from_store(int err);
+
+/* ---- router.c ---- */
+
+typedef void (*http_handler_fn)(http_req_t *req, http_resp_t *resp);
+
+enum { HTTP_ROUTE_PUBLIC = 1 }; /* no JWT needed */
+
+typedef struct http_route {
+    const char *method;
+    const char *pattern; /* "/api/device/{id}": {x} matches one non-empty segment */
+    http_handler_fn fn;
+    unsigned flags;
+} http_route_t;
+
+/* True if path matches pattern; then params[] receive copies of the {x} segments (caller
+ * frees them) and *n_params their count. A trailing '/' on path is ignored. */
+bool http__route_match(const char *pattern, const char *path, char *params[HTTP_MAX_PARAMS],
+                       size_t *n_params);
+/* First route matching method and path, or NULL; *path_known tells whether some other
+ * method would have matched (405 rather than 404). */
+const http_route_t *http__route_find(const http_route_t *routes, size_t n, const char *method,
+                                     const char *path, char *params[HTTP_MAX_PARAMS],
+                                     size_t *n_params, bool *path_known);
+/* The route table (routes.c). */
+extern const http_route_t http__routes[];
+extern const size_t http__n_routes;
+
+/* ---- jwt.c ---- */
+
+/* Signs an HS512 JWT for claims (iat/exp in seconds). Caller frees. */
+char *http__jwt_sign(const uint8_t *key, size_t key_len, const char *issuer,
+                     const char *tenant_id, const http_claims_t *c);
+/* Verifies signature (HS512 only), then expiry against now_s. Returns 0 and fills out,
+ * -EKEYEXPIRED if valid but expired, or -EACCES for anything else. */
+int http__jwt_verify(const uint8_t *key, size_t key_len, const char *token, int64_t now_s,
+                     http_claims_t *out);
+/* base64url without padding; caller frees. */
+char *http__b64url(const uint8_t *p, size_t n);
+
+/* ---- password.c ---- */
+
+/* bcrypt ($2b$, cost 10) hash of password; caller frees. NULL if hashing failed. */
+char *http__password_hash(const char *password);
+/* Constant-time comparison of crypt_r(password, hash) with hash. */
+bool http__password_verify(const char *password, const char *hash);
+/* n random characters of [A-Za-z0-9] plus a NUL into out (n + 1 bytes). */
+void http__random_alnum(char *out, size_t n);
+
+/* ---- body.c: pure JSON body handling (fuzzed by tests/fuzz/rest_json.c) ---- */
+
+/* Parses JSON with duplicate keys rejected; NULL on error. */
+json_t *http__json_parse(const char *body, size_t len);
+/* One JSON value -> kv per §5 (int LONG, real DOUBLE, string STRING, bool, object/array
+ * JSON). Returns 0, 1 for null (skipped), -EINVAL otherwise. out->key/s are malloc'd. */
+int http__kv_from_json(const char *key, const json_t *v, int64_t ts, store_kv_t *out);
+/* kv value as JSON: typed, or (strict false) as a string like ThingsBoard's latest API. */
+json_t *http__kv_to_json(const store_kv_t *kv, bool typed);
+/* Telemetry body (object, {ts,values}, or array of those) -> points. 0 or -EINVAL (msg). */
+int http__telemetry_parse(const char *body, size_t len, int64_t now_ms, store_kv_list_t *out,
+                          char *msg, size_t cap);
+/* Attribute save body (JSON object, no nulls, no blank keys) -> kvs at now_ms. */
+int http__attributes_parse(const char *body, size_t len, int64_t now_ms, store_kv_list_t *out,
+                           char *msg, size_t cap);
+
+typedef struct http_cred_req {
+    char *id;           /* credentials uuid from {"id":{"id":..}} or NULL */
+    char *device_uuid;  /* deviceId.id or NULL */
+    store_cred_type_t type;
+    char *cred_id;      /* token, or the certificate hash */
+    char *cred_value;   /* canonical Base64 for X.509, NULL for tokens */
+} http_cred_req_t;
+
+/* Validates a credentials object (ACCESS_TOKEN or X509_CERTIFICATE). Returns 0 or -EINVAL
+ * with TB's message in msg. */
+int http__cred_from_json(const json_t *o, http_cred_req_t *out, char *msg, size_t cap);
+void http__cred_req_fini(http_cred_req_t *c);
+
+typedef struct http_device_req {
+    char *uuid;          /* "id":{"id":..} for an update, else NULL */
+    char *name, *type, *label, *additional_info; /* additional_info: JSON text */
+} http_device_req_t;
+
+int http__device_from_json(const json_t *o, http_device_req_t *out, char *msg, size_t cap);
+void http__device_req_fini(http_device_req_t *d);
+
+typedef struct http_rpc_req {
+    char *method;
+    char *params;        /* JSON text ("null" when absent) */
+    int64_t timeout_ms;
+    int64_t expiration_ms;
+    bool persistent;
+} http_rpc_req_t;
+
+int http__rpc_parse(const char *body, size_t len, int64_t def_timeout_ms, int64_t min_timeout_ms,
+                    int64_t now_ms, http_rpc_req_t *out, char *msg, size_t cap);
+void http__rpc_req_fini(http_rpc_req_t *r);
+
+/* True if s is a canonical 36-char UUID. */
+bool http__is_uuid(const char *s);
+
+/* ---- handlers (auth.c, rest_*.c) ---- */
+
+void http__h_login(http_req_t *rq, http_resp_t *rs);
+void http__h_refresh(http_req_t *rq, http_resp_t *rs);
+void http__h_user(http_req_t *rq, http_resp_t *rs);
+void http__h_logout(http_req_t *rq, http_resp_t *rs);
+
+void http__h_device_save(http_req_t *rq, http_resp_t *rs);
+void http__h_device_with_creds(http_req_t *rq, http_resp_t *rs);
+void http__h_device_get(http_req_t *rq, http_resp_t *rs);
+void http__h_device_delete(http_req_t *rq, http_resp_t *rs);
+void http__h_devices_list(http_req_t *rq, http_resp_t *rs);
+void http__h_device_by_name(http_req_t *rq, http_resp_t *rs);
+/* Loads the device named by a {id} UUID param; on failure fills rs and returns false. */
+bool http__device_lookup(http_req_t *rq, http_resp_t *rs, const char *uuid, store_device_t *d);
+json_t *http__device_json(const http_server_t *h, const store_device_t *d);
+
+void http__h_cred_get(http_req_t *rq, http_resp_t *rs);
+void http__h_cred_save(http_req_t *rq, http_resp_t *rs);
+/* Stores validated credentials for device d, updates the registry, tells the hub. 0 or a
+ * store error (ERR_CONFLICT when another device owns cred_id). */
+int http__cred_apply(http_server_t *h, int64_t device_id, const http_cred_req_t *c,
+                     store_cred_t *saved);
+json_t *http__cred_json(const store_cred_t *c, const char *device_uuid);
+
+void http__h_ts_keys(http_req_t *rq, http_resp_t *rs);
+void http__h_ts_values(http_req_t *rq, http_resp_t *rs);
+void http__h_ts_save(http_req_t *rq, http_resp_t *rs);
+void http__h_ts_delete(http_req_t *rq, http_resp_t *rs);
+void http__h_attr_keys(http_req_t *rq, http_resp_t *rs);
+void http__h_attr_values(http_req_t *rq, http_resp_t *rs);
+void http__h_attr_save(http_req_t *rq, http_resp_t *rs);
+void http__h_attr_delete(http_req_t *rq, http_resp_t *rs);
+
+/* Stop path: refuses new RPC calls and cancels the waiting ones, so no handler or
+ * background thread stays blocked in the hub for the rest of its timeout. */
+void http__rpc_cancel_all(http_server_t *h);
+
+void http__h_rpc_v1(http_req_t *rq, http_resp_t *rs);
+void http__h_rpc_v2(http_req_t *rq, http_resp_t *rs);
+void http__h_rpc_persistent_get(http_req_t *rq, http_resp_t *rs);
+
+/* Port actually bound (for tests that start on port 0). */
+int http__server_port(const http_server_t *h);
+
+#endif

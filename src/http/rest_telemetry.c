@@ -1,0 +1,416 @@
+/* rest_telemetry.c — time series and attributes under /api/plugins/telemetry (§8.5).
+ *
+ * Writes go through store_submit_wait, the same group-committed path devices use, so a 200
+ * means the data is on disk. Shared-attribute changes are pushed to the shards only after
+ * the commit, and carry exactly the keys that were saved. Some errors are answered in plain
+ * text because ThingsBoard's telemetry controller does so and clients match on it.
+ */
+#include "http/http_int.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/xmalloc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_KEYS 256 /* keys per request: bounds the per-key store queries of one call */
+
+typedef struct keys {
+    char *items[MAX_KEYS];
+    size_t n;
+    bool overflow;
+} keys_t;
+
+static void keys_add_csv(void *arg, const char *csv)
+{
+    keys_t *k = arg;
+    const char *p = csv;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        const char *s = p, *e = p + n;
+        while (s < e && *s == ' ')
+            s++;
+        while (e > s && e[-1] == ' ')
+            e--;
+        if (e > s) {
+            if (k->n == MAX_KEYS)
+                k->overflow = true;
+            else
+                k->items[k->n++] = xstrndup(s, (size_t)(e - s));
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+}
+
+static void keys_from_query(const http_req_t *rq, keys_t *k)
+{
+    memset(k, 0, sizeof *k);
+    http__query_each(rq, "keys", keys_add_csv, k);
+    http__query_each(rq, "key", keys_add_csv, k);
+}
+
+static void keys_fini(keys_t *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        free(k->items[i]);
+    k->n = 0;
+}
+
+/* Resolves {entityType}/{id}; only DEVICE entities exist here. */
+static bool device_of(http_req_t *rq, http_resp_t *rs, const char *type, const char *id,
+                      store_device_t *d)
+{
+    if (type && strcmp(type, "DEVICE") != 0) {
+        http__resp_error(rs, HTTP_E_BAD_PARAMS, "Unsupported entity type");
+        return false;
+    }
+    return http__device_lookup(rq, rs, id, d);
+}
+
+static bool flag(const http_req_t *rq, const char *name, bool dflt)
+{
+    const char *v = http__query(rq, name);
+    return v ? strcasecmp(v, "true") == 0 : dflt;
+}
+
+static bool opt_int(const http_req_t *rq, const char *name, int64_t dflt, int64_t *out)
+{
+    const char *v = http__query(rq, name);
+    *out = dflt;
+    if (!v || !*v)
+        return true;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || *end)
+        return false;
+    *out = x;
+    return true;
+}
+
+static void store_failed(http_resp_t *rs, int rc)
+{
+    http__resp_error(rs, http__err_from_store(rc), NULL);
+}
+
+static json_t *key_array(const store_kv_list_t *l)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < l->n; i++)
+        json_array_append_new(a, json_string(l->items[i].key));
+    return a;
+}
+
+void http__h_ts_keys(http_req_t *rq, http_resp_t *rs)
+{
+    store_device_t d;
+    if (!device_of(rq, rs, rq->params[0], rq->params[1], &d))
+        return;
+    store_kv_list_t l = {0};
+    int rc = store_ts_keys(rq->srv->store, d.id, &l);
+    if (rc < 0)
+        store_failed(rs, rc);
+    else
+        http__resp_json(rs, 200, key_array(&l));
+    store_kv_list_fini(&l);
+    store_device_fini(&d);
+}
+
+static void append_point(json_t *map, const store_kv_t *kv, bool strict)
+{
+    json_t *arr = json_object_get(map, kv->key);
+    if (!arr) {
+        arr = json_array();
+        if (json_object_set_new(map, kv->key, arr) < 0)
+            return; /* key not UTF-8: it cannot appear in a JSON answer */
+    }
+    json_array_append_new(arr, json_pack("{s:I, s:o}", "ts", (json_int_t)kv->ts, "value",
+                                         http__kv_to_json(kv, strict)));
+}
+
+static int history(http_req_t *rq, http_resp_t *rs, int64_t dev, keys_t *k, bool strict,
+                   json_t *map)
+{
+    int64_t start, end, interval, limit;
+    if (!opt_int(rq, "startTs", 0, &start) || !opt_int(rq, "endTs", clock_wall_ms(), &end) ||
+        !opt_int(rq, "interval", 0, &interval) || !opt_int(rq, "limit", 100, &limit) ||
+        limit <= 0) {
+        http__resp_error(rs, HTTP_E_BAD_PARAMS, "Invalid startTs, endTs, interval or limit");
+        return -EINVAL;
+    }
+    store_agg_t agg = STORE_AGG_NONE;
+    const char *a = http__query(rq, "agg");
+    if (a && *a && store_agg_parse(a, &agg) < 0) {
+        http__resp_error(rs, HTTP_E_BAD_PARAMS, "Invalid aggregation");
+        return -EINVAL;
+    }
+    if (limit > 100000)
+        limit = 100000;
+    const char *order = http__query(rq, "orderBy");
+    bool asc = order && strcasecmp(order, "ASC") == 0;
+    for (size_t i = 0; i < k->n; i++) {
+        store_kv_list_t l = {0};
+        int rc = store_ts_history(rq->srv->store, dev, k->items[i], start, end, interval, agg,
+                                  limit, asc, &l);
+        if (rc < 0) {
+            store_kv_list_fini(&l);
+            store_failed(rs, rc);
+            return rc;
+        }
+        for (size_t j = 0; j < l.n; j++)
+            append_point(map, &l.items[j], strict);
+        store_kv_list_fini(&l);
+    }
+    return 0;
+}
+
+void http__h_ts_values(http_req_t *rq, http_resp_t *rs)
+{
+    store_device_t d;
+    if (!device_of(rq, rs, rq->params[0], rq->params[1], &d))
+        return;
+    bool strict = flag(rq, "useStrictDataTypes", false);
+    bool explicit_history = strstr(rq->path, "/history") != NULL;
+    bool is_history = explicit_history || http__query(rq, "startTs");
+    keys_t k;
+    keys_from_query(rq, &k);
+    json_t *map = json_object();
+    int rc = 0;
+    if (k.overflow) {
+        http__resp_error(rs, HTTP_E_BAD_PARAMS, "Too many keys");
+        goto out;
+    }
+    if (is_history) {
+        if (k.n == 0 || !http__query(rq, "startTs")) {
+            http__resp_error(rs, HTTP_E_BAD_PARAMS, "keys and startTs are required");
+            goto out;
+        }
+        if (history(rq, rs, d.id, &k, strict, map) < 0)
+            goto out;
+    } else {
+        store_kv_list_t l = {0};
+        rc = store_ts_latest(rq->srv->store, d.id, (const char *const *)k.items, k.n, &l);
+        if (rc < 0) {
+            store_kv_list_fini(&l);
+            store_failed(rs, rc);
+            goto out;
+        }
+        for (size_t i = 0; i < l.n; i++)
+            append_point(map, &l.items[i], strict);
+        store_kv_list_fini(&l);
+    }
+    http__resp_json(rs, 200, map);
+    map = NULL;
+out:
+    json_decref(map);
+    keys_fini(&k);
+    store_device_fini(&d);
+}
+
+void http__h_ts_save(http_req_t *rq, http_resp_t *rs)
+{
+    store_device_t d;
+    if (!device_of(rq, rs, rq->params[0], rq->params[1], &d))
+        return;
+    char msg[200];
+    store_kv_list_t l = {0};
+    if (http__telemetry_parse(rq->body, rq->body_len, clock_wall_ms(), &l, msg, sizeof msg) < 0) {
+        http__resp_text(rs, 400, msg);
+    } else {
+        store_batch_t *b = store_batch_new();
+        for (size_t i = 0; i < l.n; i++)
+            store_batch_ts(b, d.id, &l.items[i]);
+        int rc = store_submit_wait(rq->srv->store, b);
+        if (rc < 0)
+            store_failed(rs, rc);
+        else
+            http__resp_json(rs, 200, NULL);
+    }
+    store_kv_list_fini(&l);
+    store_device_fini(&d);
+}
+
+void http__h_ts_delete(http_req_t *rq, http_resp_t *rs)
+{
+    store_device_t d;
+    if (!device_of(rq, rs, rq->params[0], rq->params[1], &d))
+        return;
+    keys_t k;
+    keys_from_query(rq, &k);
+    int64_t start = 0, end = INT64_MAX;
+    bool all = flag(rq, "deleteAllDataForKeys", false);
+    if (k.n == 0 || k.overflow) {
+        http__resp_text(rs, 400, "Empty keys: []");
+    } else if (!all && (!http__query(rq, "startTs") || !http__query(rq, "endTs") ||
+                        !opt_int(rq, "startTs", 0, &start) || !opt_int(rq, "endTs", 0, &end))) {
+        http__resp_error(rs, HTTP_E_BAD_PARAMS,
+                         "startTs and endTs are required unless deleteAllDataForKeys=true");
+    } else {
+        int rc = store_ts_delete(rq->srv->store, d.id, (const char *const *)k.items, k.n, start,
+                                 end, flag(rq, "deleteLatest", true));
+        if (rc < 0)
+            store_failed(rs, rc);
+        else
+            http__resp_json(rs, 200, NULL);
+    }
+    keys_fini(&k);
+    store_device_fini(&d);
+}
+
+/* Scope from a path segment; answers 400 text "Invalid scope: X" when it is not allowed. */
+static bool scope_of(http_resp_t *rs, const char *name, bool allow_client, store_scope_t *out)
+{
+    if (store_scope_parse(name, out) == 0 && (allow_client || *out != SCOPE_CLIENT))
+        return true;
+    char msg[96];
+    snprintf(msg, sizeof msg, "Invalid scope: %.64s", name);
+    http__resp_text(rs, 400, msg);
+    return false;
+}
+
+void http__h_attr_keys(http_req_t *rq, http_resp_t *rs)
+{
+    store_device_t d;
+    store_scope_t scope = 0;
+    if (rq->n_params == 3 && !scope_of(rs, rq->params[2], true, &scope))
+        return;
+    if (!device_of(rq, rs, rq->params[0], rq->params[1], &d))
+        return;
+    store_kv_list_t l = {0};
+    int rc = store_attr_keys(rq->srv->store, d.id, scope, &l);
+    if (rc < 0)
+        store_failed(rs, rc);
+    else
+        http__resp_json(rs, 200, key_array(&l));
+    store_kv_list_fini(&l);
+    store_device_fini(&d);
+}
+
+void http__h_attr_values(http_req_t *rq, http_resp_t *rs)
+{
+    store_scope_t scope = 0;
+    if (rq->n_params == 3 && !scope_of(rs, rq->params[2], true, &scope))
+        return;
+    store_device_t d;
+    if (!device_of(rq, rs, rq->params[0], rq->params[1], &d))
+        return;
+    keys_t k;
+    keys_from_query(rq, &k);
+    json_t *arr = json_array();
+    int rc = 0;
+    for (int s = SCOPE_CLIENT; s <= SCOPE_SHARED && rc == 0; s++) {
+        if (scope && (int)scope != s)
+            continue;
+        store_kv_list_t l = {0};
+        rc = store_attr_get(rq->srv->store, d.id, (store_scope_t)s,
+                            (const char *const *)k.items, k.n, &l);
+        for (size_t i = 0; rc == 0 && i < l.n; i++)
+            json_array_append_new(arr, json_pack("{s:I, s:s, s:o}", "lastUpdateTs",
+                                                 (json_int_t)l.items[i].ts, "key",
+                                                 l.items[i].key, "value",
+                                                 http__kv_to_json(&l.items[i], true)));
+        store_kv_list_fini(&l);
+    }
+    if (rc < 0) {
+        json_decref(arr);
+        store_failed(rs, rc);
+    } else {
+        http__resp_json(rs, 200, arr);
+    }
+    keys_fini(&k);
+    store_device_fini(&d);
+}
+
+/* {id}/{scope} (2 params) or {type}/{id}/{scope} (3 params). */
+static void split_params(const http_req_t *rq, const char **type, const char **id,
+                         const char **scope)
+{
+    bool short_form = rq->n_params == 2;
+    *type = short_form ? NULL : rq->params[0];
+    *id = rq->params[short_form ? 0 : 1];
+    *scope = rq->params[short_form ? 1 : 2];
+}
+
+void http__h_attr_save(http_req_t *rq, http_resp_t *rs)
+{
+    const char *type, *id, *sname;
+    split_params(rq, &type, &id, &sname);
+    store_scope_t scope;
+    if (!scope_of(rs, sname, false, &scope))
+        return;
+    store_device_t d;
+    if (!device_of(rq, rs, type, id, &d))
+        return;
+    char msg[200];
+    store_kv_list_t l = {0};
+    if (http__attributes_parse(rq->body, rq->body_len, clock_wall_ms(), &l, msg, sizeof msg) <
+        0) {
+        http__resp_text(rs, 400, msg);
+        goto out;
+    }
+    store_batch_t *b = store_batch_new();
+    for (size_t i = 0; i < l.n; i++)
+        store_batch_attr(b, d.id, scope, &l.items[i]);
+    int rc = store_submit_wait(rq->srv->store, b);
+    if (rc < 0) {
+        store_failed(rs, rc);
+        goto out;
+    }
+    if (scope == SCOPE_SHARED) {
+        json_t *o = json_object();
+        for (size_t i = 0; i < l.n; i++)
+            json_object_set_new(o, l.items[i].key, http__kv_to_json(&l.items[i], true));
+        char *s = http__dumps(o);
+        hub_publish(rq->srv->hub, HUB_EV_SHARED_UPDATED, d.id, s);
+        free(s);
+        json_decref(o);
+    }
+    http__resp_json(rs, 200, NULL);
+out:
+    store_kv_list_fini(&l);
+    store_device_fini(&d);
+}
+
+void http__h_attr_delete(http_req_t *rq, http_resp_t *rs)
+{
+    const char *type, *id, *sname;
+    split_params(rq, &type, &id, &sname);
+    store_scope_t scope;
+    if (!scope_of(rs, sname, true, &scope))
+        return;
+    store_device_t d;
+    if (!device_of(rq, rs, type, id, &d))
+        return;
+    keys_t k;
+    keys_from_query(rq, &k);
+    if (k.n == 0 || k.overflow) {
+        http__resp_text(rs, 400, "Empty keys: []");
+        goto out;
+    }
+    int rc = store_attr_delete(rq->srv->store, d.id, scope, (const char *const *)k.items, k.n,
+                               NULL);
+    if (rc < 0) {
+        store_failed(rs, rc);
+        goto out;
+    }
+    if (scope == SCOPE_SHARED) {
+        json_t *del = json_array();
+        for (size_t i = 0; i < k.n; i++)
+            json_array_append_new(del, json_string(k.items[i]));
+        json_t *o = json_pack("{s:o}", "deleted", del);
+        char *s = http__dumps(o);
+        hub_publish(rq->srv->hub, HUB_EV_SHARED_DELETED, d.id, s);
+        free(s);
+        json_decref(o);
+    }
+    http__resp_json(rs, 200, NULL);
+out:
+    keys_fini(&k);
+    store_device_fini(&d);
+}

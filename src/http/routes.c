@@ -1,0 +1,45 @@
+/* routes.c — the REST route table: every path the server answers, in match order.
+ *
+ * Literal segments come before placeholders where both could match (…/timeseries/delete
+ * before …/{scope}). Everything is behind a JWT except the routes marked PUBLIC.
+ */
+#include "http/http_int.h"
+
+#define TM "/api/plugins/telemetry"
+
+const http_route_t http__routes[] = {
+    {"POST", "/api/auth/login", http__h_login, HTTP_ROUTE_PUBLIC},
+    {"POST", "/api/auth/token", http__h_refresh, HTTP_ROUTE_PUBLIC},
+    {"GET", "/api/auth/user", http__h_user, 0},
+    {"POST", "/api/auth/logout", http__h_logout, 0},
+
+    {"POST", "/api/device", http__h_device_save, 0},
+    {"POST", "/api/device-with-credentials", http__h_device_with_creds, 0},
+    {"POST", "/api/device/credentials", http__h_cred_save, 0},
+    {"GET", "/api/device/{id}/credentials", http__h_cred_get, 0},
+    {"GET", "/api/device/{id}", http__h_device_get, 0},
+    {"DELETE", "/api/device/{id}", http__h_device_delete, 0},
+    {"GET", "/api/tenant/devices", http__h_devices_list, 0},
+    {"GET", "/api/tenant/device", http__h_device_by_name, 0},
+
+    {"GET", TM "/{type}/{id}/keys/timeseries", http__h_ts_keys, 0},
+    {"GET", TM "/{type}/{id}/values/timeseries", http__h_ts_values, 0},
+    {"GET", TM "/{type}/{id}/values/timeseries/history", http__h_ts_values, 0},
+    {"POST", TM "/{type}/{id}/timeseries/{scope}", http__h_ts_save, 0},
+    {"DELETE", TM "/{type}/{id}/timeseries/delete", http__h_ts_delete, 0},
+    {"GET", TM "/{type}/{id}/keys/attributes", http__h_attr_keys, 0},
+    {"GET", TM "/{type}/{id}/keys/attributes/{scope}", http__h_attr_keys, 0},
+    {"GET", TM "/{type}/{id}/values/attributes", http__h_attr_values, 0},
+    {"GET", TM "/{type}/{id}/values/attributes/{scope}", http__h_attr_values, 0},
+    {"POST", TM "/{type}/{id}/attributes/{scope}", http__h_attr_save, 0},
+    {"POST", TM "/{type}/{id}/{scope}", http__h_attr_save, 0},
+    {"POST", TM "/{id}/{scope}", http__h_attr_save, 0},
+    {"DELETE", TM "/{type}/{id}/{scope}", http__h_attr_delete, 0},
+    {"DELETE", TM "/{id}/{scope}", http__h_attr_delete, 0},
+
+    {"POST", "/api/plugins/rpc/{kind}/{id}", http__h_rpc_v1, 0},
+    {"POST", "/api/rpc/{kind}/{id}", http__h_rpc_v2, 0},
+    {"GET", "/api/rpc/persistent/{rpcId}", http__h_rpc_persistent_get, 0},
+};
+
+const size_t http__n_routes = sizeof http__routes / sizeof http__routes[0];

@@ -1,0 +1,567 @@
+/* test_api.c — the device API handlers through a real engine, store, registry and hub:
+ * auth rules, telemetry/attributes durability and typing, attribute requests, subscriptions
+ * and notifications, RPC delivery and replies, client RPC, claim, provision, OTA, activity,
+ * and a store completion that arrives after the shard is gone. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "api_fixture.h"
+
+#include <pthread.h>
+
+static void test_errors_and_auth(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL);
+    fx_msg_t m;
+    fx_call(f, &REQ(.method = COAP_POST, .token = "t1", .path = "api/v1/BAD/telemetry",
+                    .payload = "{not json"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_UNAUTHORIZED); /* auth before payload */
+    assert_int_equal(m.pdu.type, COAP_TYPE_ACK);
+    fx_call(f, &REQ(.method = COAP_POST, .token = "t2", .path = "api/v1/telemetry",
+                    .payload = "{\"a\":1}"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_UNAUTHORIZED); /* no token, no certificate */
+    fx_call(f, &REQ(.method = COAP_POST, .token = "t3", .path = "api/v1/TOKEN1/telemetry",
+                    .payload = "[1,2]"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_BAD_REQUEST);
+    fx_call(f, &REQ(.method = COAP_POST, .token = "t4", .path = "api/v1/TOKEN1/telemetry"), &m);
+    assert_int_equal(m.pdu.code, COAP_BAD_REQUEST); /* empty payload */
+    fx_call(f, &REQ(.method = COAP_GET, .token = "t5", .path = "api/v1/TOKEN1/telemetry"), &m);
+    assert_int_equal(m.pdu.code, COAP_BAD_REQUEST);
+    fx_call(f, &REQ(.method = COAP_GET, .token = "t6", .path = "api/v1/TOKEN1/rpc"), &m);
+    assert_int_equal(m.pdu.code, COAP_BAD_REQUEST);
+    fx_call(f, &REQ(.method = COAP_PUT, .token = "t7", .path = "api/v1/TOKEN1/telemetry"), &m);
+    assert_int_equal(m.pdu.code, COAP_METHOD_NOT_ALLOWED);
+    fx_call(f, &REQ(.method = COAP_GET, .token = "t8", .path = "foo"), &m);
+    assert_int_equal(m.pdu.code, COAP_NOT_FOUND);
+    fx_call(f, &REQ(.method = COAP_GET, .token = "t9", .path = "api"), &m);
+    assert_int_equal(m.pdu.code, COAP_METHOD_NOT_ALLOWED);
+    fx_call(f, &REQ(.method = COAP_POST, .token = "ta", .path = "api/v1/TOKEN1/bogus"), &m);
+    assert_int_equal(m.pdu.code, COAP_BAD_REQUEST);
+    assert_int_equal(m.pdu.payload_len, 0);
+    fx_free(f);
+}
+
+static void test_telemetry_committed_and_typed(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL);
+    fx_msg_t m;
+    int64_t before = clock_wall_ms();
+    fx_call(f, &REQ(.method = COAP_POST, .token = "t1", .path = "api/v1/TOKEN1/telemetry",
+                    .payload = "{temperature:25,\"h\":42.0,\"s\":\"43\",\"o\":{\"a\":[1]}}"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_CREATED);
+    assert_int_equal(m.pdu.payload_len, 0);
+    /* 2.01 came from the commit: the points are readable now, no waiting. */
+    store_kv_list_t l = {0};
+    assert_int_equal(store_ts_latest(f->store, f->dev1, NULL, 0, &l), 0);
+    assert_int_equal(l.n, 4);
+    for (size_t i = 0; i < l.n; i++) {
+        const store_kv_t *kv = &l.items[i];
+        assert_true(kv->ts >= before);
+        if (strcmp(kv->key, "temperature") == 0) {
+            assert_int_equal(kv->type, STORE_LONG);
+            assert_int_equal(kv->l, 25);
+        } else if (strcmp(kv->key, "h") == 0) {
+            assert_int_equal(kv->type, STORE_DOUBLE);
+        } else if (strcmp(kv->key, "s") == 0) {
+            assert_int_equal(kv->type, STORE_LONG);
+            assert_int_equal(kv->l, 43);
+        } else {
+            assert_string_equal(kv->key, "o");
+            assert_int_equal(kv->type, STORE_JSON);
+            assert_string_equal(kv->s, "{\"a\":[1]}");
+        }
+    }
+    store_kv_list_fini(&l);
+    fx_call(f, &REQ(.method = COAP_POST, .token = "t2", .path = "api/v1/TOKEN1/telemetry",
+                    .payload = "[{\"ts\":1451649600512,\"values\":{\"old\":true}}]"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_CREATED);
+    const char *keys[] = {"old"};
+    assert_int_equal(store_ts_latest(f->store, f->dev1, keys, 1, &l), 0);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.items[0].ts, 1451649600512LL);
+    store_kv_list_fini(&l);
+    fx_free(f);
+}
+
+static void test_certificate_identity_wins(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL);
+    f->peer.base.cert_device_id = f->dev2;
+    fx_msg_t m;
+    fx_call(f, &REQ(.method = COAP_POST, .token = "t1", .path = "api/v1/TOKEN1/telemetry",
+                    .payload = "{\"x\":1}"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_CREATED);
+    fx_call(f, &REQ(.method = COAP_POST, .token = "t2", .path = "api/v1/telemetry",
+                    .payload = "{\"y\":2}"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_CREATED);
+    store_kv_list_t l = {0};
+    assert_int_equal(store_ts_latest(f->store, f->dev1, NULL, 0, &l), 0);
+    assert_int_equal(l.n, 0); /* nothing landed in the token's device */
+    store_kv_list_fini(&l);
+    assert_int_equal(store_ts_latest(f->store, f->dev2, NULL, 0, &l), 0);
+    assert_int_equal(l.n, 2);
+    store_kv_list_fini(&l);
+    fx_free(f);
+}
+
+static void test_attributes_post_and_get(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL);
+    fx_msg_t m;
+    fx_call(f, &REQ(.method = COAP_GET, .token = "t0", .path = "api/v1/TOKEN1/attributes"), &m);
+    assert_int_equal(m.pdu.code, COAP_NOT_FOUND);
+    fx_call(f, &REQ(.method = COAP_POST, .token = "t1", .path = "api/v1/TOKEN1/attributes",
+                    .payload = "{\"fw\":\"1.0\",\"on\":true,\"t\":21.5,\"n\":7,\"j\":{\"a\":1}}"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_CREATED);
+    fx_call(f, &REQ(.method = COAP_POST, .token = "t2", .path = "api/v1/TOKEN1/attributes",
+                    .payload = "[{\"a\":1}]"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_BAD_REQUEST);
+    store_batch_t *b = store_batch_new();
+    store_kv_t kv = {.key = (char *)"target", .type = STORE_DOUBLE, .d = 22.0, .ts = 1};
+    store_batch_attr(b, f->dev1, SCOPE_SHARED, &kv);
+    assert_int_equal(store_submit_wait(f->store, b), 0);
+
+    fx_call(f, &REQ(.method = COAP_GET, .token = "t3", .path = "api/v1/TOKEN1/attributes",
+                    .query = {"clientKeys=on,n,j,missing"}),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_CONTENT);
+    assert_int_equal(m.cf, COAP_CF_JSON);
+    assert_string_equal(m.payload, "{\"client\":{\"j\":{\"a\":1},\"n\":7,\"on\":true}}");
+    fx_call(f, &REQ(.method = COAP_GET, .token = "t4", .path = "api/v1/TOKEN1/attributes",
+                    .cf1 = COAP_CF_TEXT + 1, .query = {"sharedKeys=target"}),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_CONTENT);
+    assert_int_equal(m.cf, COAP_CF_TEXT); /* the request's Content-Format is mirrored */
+    assert_string_equal(m.payload, "{\"shared\":{\"target\":22.0}}");
+    fx_call(f, &REQ(.method = COAP_GET, .token = "t5", .path = "api/v1/TOKEN1/attributes"), &m);
+    assert_string_equal(m.payload, "{\"client\":{\"fw\":1.0,\"j\":{\"a\":1},\"n\":7,\"on\":true,"
+                                   "\"t\":21.5},\"shared\":{\"target\":22.0}}");
+    fx_call(f, &REQ(.method = COAP_GET, .token = "t6", .path = "api/v1/TOKEN1/attributes",
+                    .query = {"sharedKeys=nope", "clientKeys="}),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_NOT_FOUND);
+    fx_free(f);
+}
+
+static void test_shared_subscription(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL);
+    fx_msg_t m;
+    fx_call(f, &REQ(.method = COAP_GET, .token = "obs1", .path = "api/v1/TOKEN1/attributes",
+                    .obs = OBS_REG),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_CONTENT);
+    assert_int_equal(m.observe, 0);
+    assert_string_equal(m.payload, "{}");
+    /* Client attributes do not notify. */
+    fx_call(f, &REQ(.method = COAP_POST, .token = "p1", .path = "api/v1/TOKEN1/attributes",
+                    .payload = "{\"c\":1}"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_CREATED);
+    size_t n = f->peer.n_sent;
+    hub_publish(f->hub, HUB_EV_SHARED_UPDATED, f->dev1, "{\"target\":23}");
+    assert_true(fx_wait_sent(f, n + 1));
+    fx_msg(f, n, &m);
+    assert_int_equal(m.pdu.code, COAP_CONTENT);
+    assert_int_equal(m.pdu.type, COAP_TYPE_CON);
+    assert_int_equal(m.observe, 1);
+    assert_string_equal(m.payload, "{\"target\":23}");
+    fx_send_empty(f, COAP_TYPE_ACK, m.pdu.mid);
+    hub_publish(f->hub, HUB_EV_SHARED_DELETED, f->dev1, "{\"deleted\":[\"target\"]}");
+    assert_true(fx_wait_sent(f, n + 2));
+    fx_msg(f, n + 1, &m);
+    assert_int_equal(m.observe, 2);
+    assert_string_equal(m.payload, "{\"deleted\":[\"target\"]}");
+    fx_send_empty(f, COAP_TYPE_ACK, m.pdu.mid);
+    /* Another device's event reaches nobody here. */
+    hub_publish(f->hub, HUB_EV_SHARED_UPDATED, f->dev2, "{\"x\":1}");
+    fx_run(f, 30);
+    assert_int_equal(f->peer.n_sent, n + 2);
+
+    /* A new registration with another token replaces the old one: old gets 2.02. */
+    n = f->peer.n_sent;
+    fx_send_req(f, &REQ(.method = COAP_GET, .token = "obs2", .path = "api/v1/TOKEN1/claim",
+                        .obs = OBS_REG));
+    assert_true(fx_wait_sent(f, n + 2));
+    fx_msg(f, n, &m);
+    assert_int_equal(m.pdu.code, COAP_DELETED);
+    assert_memory_equal(m.pdu.token, "obs1", 4);
+    fx_send_empty(f, COAP_TYPE_ACK, m.pdu.mid);
+    fx_msg(f, n + 1, &m);
+    assert_int_equal(m.pdu.code, COAP_CONTENT);
+    assert_memory_equal(m.pdu.token, "obs2", 4);
+    assert_int_equal(m.observe, 0);
+
+    /* Credentials changed: the subscription is cancelled with 2.02. */
+    n = f->peer.n_sent;
+    hub_publish(f->hub, HUB_EV_CREDENTIALS_CHANGED, f->dev1, NULL);
+    assert_true(fx_wait_sent(f, n + 1));
+    fx_msg(f, n, &m);
+    assert_int_equal(m.pdu.code, COAP_DELETED);
+    assert_int_equal(m.observe, -1);
+    fx_send_empty(f, COAP_TYPE_ACK, m.pdu.mid);
+    fx_free(f);
+}
+
+static void test_observe_deregister(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL);
+    fx_msg_t m;
+    fx_call(f, &REQ(.method = COAP_GET, .token = "o1", .path = "api/v1/TOKEN1/attributes",
+                    .obs = OBS_REG),
+            &m);
+    assert_int_equal(m.observe, 0);
+    fx_call(f, &REQ(.method = COAP_GET, .token = "o1", .path = "api/v1/TOKEN1/attributes",
+                    .obs = OBS_DEREG),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_DELETED);
+    size_t n = f->peer.n_sent;
+    hub_publish(f->hub, HUB_EV_SHARED_UPDATED, f->dev1, "{\"a\":1}");
+    fx_run(f, 30);
+    assert_int_equal(f->peer.n_sent, n); /* nobody observes any more */
+    fx_free(f);
+}
+
+typedef struct rpc_caller {
+    hub_t *hub;
+    int64_t dev;
+    hub_rpc_result_t res;
+    int64_t id;
+    char *reply;
+} rpc_caller_t;
+
+static void *call_rpc(void *arg)
+{
+    rpc_caller_t *c = arg;
+    c->res = hub_rpc_call(c->hub, c->dev, "setGpio", "{\"pin\":23}", false, 3000, &c->id,
+                          &c->reply);
+    return NULL;
+}
+
+static void test_rpc_round_trip(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL);
+    fx_msg_t m;
+    fx_call(f, &REQ(.method = COAP_GET, .token = "r1", .path = "api/v1/12345/rpc", .obs = OBS_REG),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_VALID);
+    assert_int_equal(m.observe, 0);
+    assert_int_equal(m.pdu.payload_len, 0);
+
+    rpc_caller_t c = {.hub = f->hub, .dev = f->dev2};
+    pthread_t th;
+    size_t n = f->peer.n_sent;
+    pthread_create(&th, NULL, call_rpc, &c);
+    assert_true(fx_wait_sent(f, n + 1));
+    fx_msg(f, n, &m);
+    assert_int_equal(m.pdu.code, COAP_CONTENT);
+    assert_int_equal(m.observe, 1);
+    assert_non_null(strstr(m.payload, "\"method\":\"setGpio\""));
+    fx_send_empty(f, COAP_TYPE_ACK, m.pdu.mid); /* delivered */
+    /* The reply: body must be an object; the id is the one in the notification. */
+    char path[64];
+    const char *idp = strstr(m.payload, "\"id\":");
+    assert_non_null(idp);
+    snprintf(path, sizeof path, "api/v1/12345/rpc/%lld", strtoll(idp + 5, NULL, 10));
+    fx_call(f, &REQ(.method = COAP_POST, .token = "r2", .path = path, .payload = "[1]"), &m);
+    assert_int_equal(m.pdu.code, COAP_BAD_REQUEST);
+    fx_call(f, &REQ(.method = COAP_POST, .token = "r3", .path = path,
+                    .payload = "{ \"result\" : \"ok\" }"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_CREATED);
+    pthread_join(th, NULL);
+    assert_int_equal(c.res, HUB_RPC_OK);
+    assert_string_equal(c.reply, "{\"result\":\"ok\"}");
+    free(c.reply);
+    /* A stale id is still 2.01. */
+    fx_call(f, &REQ(.method = COAP_POST, .token = "r4", .path = "api/v1/12345/rpc/999",
+                    .payload = "{}"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_CREATED);
+    fx_free(f);
+}
+
+static void test_rpc_pending_before_subscription(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL);
+    rpc_caller_t c = {.hub = f->hub, .dev = f->dev1};
+    pthread_t th;
+    pthread_create(&th, NULL, call_rpc, &c);
+    fx_run(f, 50); /* the RPC waits in the hub: nobody observes yet */
+    fx_msg_t m;
+    size_t n = f->peer.n_sent;
+    fx_send_req(f, &REQ(.type = COAP_TYPE_NON, .method = COAP_GET, .token = "r1",
+                        .path = "api/v1/TOKEN1/rpc", .obs = OBS_REG));
+    assert_true(fx_wait_sent(f, n + 2));
+    fx_msg(f, n, &m);
+    assert_int_equal(m.pdu.code, COAP_VALID);
+    fx_msg(f, n + 1, &m);
+    assert_int_equal(m.pdu.type, COAP_TYPE_NON); /* NON relation: delivered at once */
+    assert_non_null(strstr(m.payload, "setGpio"));
+    const char *idp = strstr(m.payload, "\"id\":");
+    char path[64];
+    snprintf(path, sizeof path, "api/v1/TOKEN1/rpc/%lld", strtoll(idp + 5, NULL, 10));
+    fx_call(f, &REQ(.method = COAP_POST, .token = "r2", .path = path, .payload = "{\"v\":1}"),
+            &m);
+    pthread_join(th, NULL);
+    assert_int_equal(c.res, HUB_RPC_OK);
+    assert_string_equal(c.reply, "{\"v\":1}");
+    free(c.reply);
+    fx_free(f);
+}
+
+static void test_client_rpc_claim_provision_ota(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL);
+    fx_msg_t m;
+    int64_t now = clock_wall_ms();
+    fx_call(f, &REQ(.method = COAP_POST, .token = "c1", .path = "api/v1/TOKEN1/rpc",
+                    .payload = "{\"method\":\"getCurrentTime\",\"params\":{}}"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_CONTENT);
+    assert_int_equal(m.cf, COAP_CF_JSON);
+    assert_true(strncmp(m.payload, "{\"time\":", 8) == 0);
+    assert_true(strtoll(m.payload + 8, NULL, 10) >= now);
+    fx_call(f, &REQ(.method = COAP_POST, .token = "c2", .path = "api/v1/TOKEN1/rpc",
+                    .payload = "{\"method\":\"reboot\"}"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_NOT_FOUND);
+    assert_string_equal(m.payload, "{\"error\":\"Unsupported client-side RPC method: reboot\"}");
+    fx_call(f, &REQ(.method = COAP_POST, .token = "c3", .path = "api/v1/TOKEN1/rpc",
+                    .payload = "{\"params\":1}"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_BAD_REQUEST);
+
+    fx_call(f, &REQ(.method = COAP_POST, .token = "c4", .path = "api/v1/TOKEN1/claim",
+                    .payload = "{\"secretKey\":\"s3\",\"durationMs\":60000}"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_CREATED);
+    store_kv_t kv;
+    assert_true(fx_wait_attr(f, f->dev1, SCOPE_SERVER, "claimingData", &kv));
+    assert_int_equal(kv.type, STORE_JSON);
+    assert_true(strncmp(kv.s, "{\"secretKey\":\"s3\",\"expirationTime\":", 35) == 0);
+    int64_t exp = strtoll(kv.s + 35, NULL, 10);
+    assert_true(exp >= now + 60000 && exp < now + 70000);
+    free(kv.s);
+    fx_call(f, &REQ(.method = COAP_POST, .token = "c5", .path = "api/v1/TOKEN1/claim"), &m);
+    assert_int_equal(m.pdu.code, COAP_CREATED); /* empty body: defaults */
+
+    fx_call(f, &REQ(.method = COAP_POST, .token = "p1", .path = "api/v1/provision",
+                    .payload = "{\"deviceName\":\"x\"}"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_BAD_REQUEST);
+    assert_string_equal(m.payload,
+                        "{\"errorMsg\":\"Provision data was not found!\",\"status\":\"NOT_FOUND\"}");
+    fx_call(f, &REQ(.method = COAP_GET, .token = "f1", .path = "fw/TOKEN1"), &m);
+    assert_int_equal(m.pdu.code, COAP_NOT_FOUND);
+    fx_call(f, &REQ(.method = COAP_GET, .token = "f2", .path = "sw/NOPE"), &m);
+    assert_int_equal(m.pdu.code, COAP_UNAUTHORIZED);
+    fx_call(f, &REQ(.method = COAP_POST, .token = "f3", .path = "fw/TOKEN1"), &m);
+    assert_int_equal(m.pdu.code, COAP_METHOD_NOT_ALLOWED);
+    fx_free(f);
+}
+
+static void short_idle(api_cfg_t *cfg)
+{
+    cfg->inactivity_timeout_ms = 100;
+    cfg->activity_report_ms = 0;
+}
+
+static void test_activity(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(short_idle);
+    fx_msg_t m;
+    /* An observation alone does not keep the device active. */
+    fx_call(f, &REQ(.method = COAP_GET, .token = "o1", .path = "api/v1/TOKEN1/attributes",
+                    .obs = OBS_REG),
+            &m);
+    store_kv_t kv;
+    assert_true(fx_wait_attr(f, f->dev1, SCOPE_SERVER, "lastConnectTime", &kv));
+    assert_true(fx_wait_attr(f, f->dev1, SCOPE_SERVER, "active", &kv));
+    assert_int_equal(kv.type, STORE_BOOL);
+    assert_true(kv.b);
+    assert_true(fx_wait_attr(f, f->dev1, SCOPE_SERVER, "lastActivityTime", &kv));
+    fx_run(f, 200);
+    assert_true(fx_wait_attr(f, f->dev1, SCOPE_SERVER, "lastDisconnectTime", &kv));
+    assert_true(fx_wait_attr(f, f->dev1, SCOPE_SERVER, "active", &kv));
+    assert_false(kv.b);
+    /* The next request makes it active again. */
+    fx_call(f, &REQ(.method = COAP_POST, .token = "t1", .path = "api/v1/TOKEN1/telemetry",
+                    .payload = "{\"a\":1}"),
+            &m);
+    for (int i = 0; i < 100; i++) {
+        assert_true(fx_wait_attr(f, f->dev1, SCOPE_SERVER, "active", &kv));
+        if (kv.b)
+            break;
+        fx_run(f, 5);
+    }
+    assert_true(kv.b);
+    fx_free(f);
+}
+
+static void test_unanswered_notification_disconnects(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL); /* inactivity timeout 10 min: only the lost relation can do it */
+    fx_msg_t m;
+    fx_call(f, &REQ(.method = COAP_GET, .token = "o1", .path = "api/v1/TOKEN1/attributes",
+                    .obs = OBS_REG),
+            &m);
+    store_kv_t kv;
+    assert_true(fx_wait_attr(f, f->dev1, SCOPE_SERVER, "active", &kv));
+    assert_true(kv.b);
+    fx_run(f, 60); /* longer than ACK_TIMEOUT since the last request */
+    hub_publish(f->hub, HUB_EV_SHARED_UPDATED, f->dev1, "{\"a\":1}");
+    /* Never acknowledged: 1 retransmission at 50 ms, given up at ~150 ms -> TIMEOUT. */
+    assert_true(fx_wait_attr(f, f->dev1, SCOPE_SERVER, "lastDisconnectTime", &kv));
+    assert_true(fx_wait_attr(f, f->dev1, SCOPE_SERVER, "active", &kv));
+    assert_false(kv.b);
+    size_t n = f->peer.n_sent;
+    hub_publish(f->hub, HUB_EV_SHARED_UPDATED, f->dev1, "{\"a\":2}");
+    fx_run(f, 30);
+    assert_int_equal(f->peer.n_sent, n); /* the relation is gone */
+    fx_free(f);
+}
+
+static void test_rpc_redelivered_after_reset(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL);
+    fx_msg_t m;
+    fx_call(f, &REQ(.method = COAP_GET, .token = "r1", .path = "api/v1/TOKEN1/rpc", .obs = OBS_REG),
+            &m);
+    rpc_caller_t c = {.hub = f->hub, .dev = f->dev1};
+    pthread_t th;
+    size_t n = f->peer.n_sent;
+    pthread_create(&th, NULL, call_rpc, &c);
+    assert_true(fx_wait_sent(f, n + 1));
+    fx_msg(f, n, &m);
+    assert_non_null(strstr(m.payload, "setGpio"));
+    fx_send_empty(f, COAP_TYPE_RST, m.pdu.mid); /* relation ends, RPC goes back to the hub */
+    n = f->peer.n_sent;
+    fx_send_req(f, &REQ(.method = COAP_GET, .token = "r2", .path = "api/v1/TOKEN1/rpc",
+                        .obs = OBS_REG));
+    assert_true(fx_wait_sent(f, n + 2));
+    fx_msg(f, n, &m);
+    assert_int_equal(m.pdu.code, COAP_VALID);
+    fx_msg(f, n + 1, &m);
+    assert_memory_equal(m.pdu.token, "r2", 2);
+    assert_non_null(strstr(m.payload, "setGpio"));
+    fx_send_empty(f, COAP_TYPE_ACK, m.pdu.mid);
+    const char *idp = strstr(m.payload, "\"id\":");
+    char path[64];
+    snprintf(path, sizeof path, "api/v1/TOKEN1/rpc/%lld", strtoll(idp + 5, NULL, 10));
+    fx_call(f, &REQ(.method = COAP_POST, .token = "r3", .path = path, .payload = "{}"), &m);
+    assert_int_equal(m.pdu.code, COAP_CREATED);
+    pthread_join(th, NULL);
+    assert_int_equal(c.res, HUB_RPC_OK);
+    free(c.reply);
+    fx_free(f);
+}
+
+static void test_device_deleted_cancels_both(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL);
+    fx_msg_t m;
+    fx_call(f, &REQ(.type = COAP_TYPE_NON, .method = COAP_GET, .token = "a1",
+                    .path = "api/v1/TOKEN1/attributes", .obs = OBS_REG),
+            &m);
+    assert_int_equal(m.observe, 0);
+    fx_call(f, &REQ(.type = COAP_TYPE_NON, .method = COAP_GET, .token = "r1",
+                    .path = "api/v1/TOKEN1/rpc", .obs = OBS_REG),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_VALID);
+    size_t n = f->peer.n_sent;
+    hub_publish(f->hub, HUB_EV_DEVICE_DELETED, f->dev1, NULL);
+    assert_true(fx_wait_sent(f, n + 2));
+    fx_msg(f, n, &m);
+    assert_int_equal(m.pdu.code, COAP_DELETED);
+    fx_msg(f, n + 1, &m);
+    assert_int_equal(m.pdu.code, COAP_DELETED);
+    hub_publish(f->hub, HUB_EV_SHARED_UPDATED, f->dev1, "{\"a\":1}");
+    fx_run(f, 30);
+    assert_int_equal(f->peer.n_sent, n + 2);
+    fx_free(f);
+}
+
+static void test_completion_after_shard_free(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL);
+    size_t n = f->peer.n_sent;
+    fx_send_req(f, &REQ(.method = COAP_POST, .token = "t1", .path = "api/v1/TOKEN1/telemetry",
+                        .payload = "{\"late\":1}"));
+    assert_int_equal(f->peer.n_sent, n); /* waiting for the commit */
+    /* Free the shard before the loop runs the completion; fx_free then closes the store
+     * (commit + posted callback) and frees the loop, which runs it against a dead shard. */
+    api_shard_free(f->a);
+    f->a = NULL;
+    hub_free(f->hub);
+    store_close(f->store);
+    loop_free(f->loop);
+    registry_free(f->reg);
+    /* The point was committed even though nobody could be told. */
+    char err[256];
+    store_cfg_t sc;
+    store_cfg_default(&sc);
+    sc.path = f->path;
+    store_t *s = store_open(&sc, err);
+    assert_non_null(s);
+    store_kv_list_t l = {0};
+    assert_int_equal(store_ts_latest(s, f->dev1, NULL, 0, &l), 0);
+    assert_int_equal(l.n, 1);
+    store_kv_list_fini(&l);
+    store_close(s);
+    static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < 4; i++) {
+        char p[128];
+        snprintf(p, sizeof p, "%s%s", f->path, sfx[i]);
+        unlink(p);
+    }
+    rmdir(f->dir);
+    free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_errors_and_auth),
+        cmocka_unit_test(test_telemetry_committed_and_typed),
+        cmocka_unit_test(test_certificate_identity_wins),
+        cmocka_unit_test(test_attributes_post_and_get),
+        cmocka_unit_test(test_shared_subscription),
+        cmocka_unit_test(test_observe_deregister),
+        cmocka_unit_test(test_rpc_round_trip),
+        cmocka_unit_test(test_rpc_pending_before_subscription),
+        cmocka_unit_test(test_client_rpc_claim_provision_ota),
+        cmocka_unit_test(test_activity),
+        cmocka_unit_test(test_unanswered_notification_disconnects),
+        cmocka_unit_test(test_rpc_redelivered_after_reset),
+        cmocka_unit_test(test_device_deleted_cancels_both),
+        cmocka_unit_test(test_completion_after_shard_free),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,204 @@
+/* test_blockwise.c — RFC 7959 through the engine: Block1 reassembly with 2.31 Continue,
+ * 4.08 on a gap, 4.13 + Size1 over max_body; Block2 slicing with Size2 and follow-ups served
+ * from the cached body without calling the application again. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "coap/engine_int.h"
+#include "unit/coap/coap_fake.h"
+
+#include <errno.h>
+
+static void on_request(void *app, coap_exchange_t *x, const coap_request_t *req)
+{
+    fixture_t *f = app;
+    f->n_req++;
+    f->got_len = req->payload.len < sizeof f->got ? req->payload.len : sizeof f->got;
+    memcpy(f->got, req->payload.p, f->got_len);
+    coap_exchange_respond(x, f->resp_code ? f->resp_code : COAP_CHANGED, COAP_CF_NONE, f->body,
+                          f->body_len);
+}
+
+static void on_observe_end(void *app, coap_observer_t *obs, void *data, coap_obs_end_t why) {}
+static void on_notify_result(void *app, void *data, void *cookie, bool acked) {}
+
+static void small(coap_engine_cfg_t *c)
+{
+    c->max_body = 64;
+    c->block_size = 16;
+}
+
+static uint8_t body[100];
+
+static void block1(fixture_t *f, uint16_t mid, uint32_t num, bool more, size_t len)
+{
+    req(f, COAP_TYPE_CON, COAP_POST, mid, "b");
+    path(f, "up");
+    coap_block_t bl = {.num = num, .more = more, .szx = 0};
+    coap_builder_opt_uint(&f->b, COAP_OPT_BLOCK1, coap_block_encode(&bl));
+    coap_builder_payload(&f->b, body + num * 16, len);
+    feed(f);
+}
+
+static uint8_t last_code(fixture_t *f, coap_pdu_t *p)
+{
+    assert_true(f->peer.n_sent > 0);
+    assert_int_equal(sent_pdu(&f->peer, f->peer.n_sent - 1, p), 0);
+    return p->code;
+}
+
+static void test_block1_reassembly(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(small);
+    for (size_t i = 0; i < sizeof body; i++)
+        body[i] = (uint8_t)i;
+    coap_pdu_t p;
+    block1(f, 1, 0, true, 16);
+    assert_int_equal(last_code(f, &p), COAP_CODE(2, 31));
+    uint32_t v;
+    assert_int_equal(coap_pdu_opt_uint(&p, COAP_OPT_BLOCK1, &v), 0);
+    assert_int_equal(v, 0x08); /* num 0, M, szx 0 */
+    block1(f, 2, 1, true, 16);
+    assert_int_equal(last_code(f, &p), COAP_CODE(2, 31));
+    block1(f, 2, 1, true, 16); /* duplicate MID: replayed, not appended twice */
+    block1(f, 3, 1, true, 16); /* same block under a new MID: accepted again */
+    assert_int_equal(last_code(f, &p), COAP_CODE(2, 31));
+    assert_int_equal(f->n_req, 0);
+    block1(f, 4, 2, false, 8);
+    assert_int_equal(f->n_req, 1);
+    assert_int_equal(f->got_len, 40);
+    assert_memory_equal(f->got, body, 40);
+    assert_int_equal(last_code(f, &p), COAP_CHANGED);
+    assert_int_equal(coap_pdu_opt_uint(&p, COAP_OPT_BLOCK1, &v), 0);
+    assert_int_equal(v, 0x20); /* num 2, no M, szx 0 */
+    assert_int_equal(f->e->block_mem, 0);
+    fx_free(f);
+}
+
+static void test_block1_gap_and_too_large(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(small);
+    coap_pdu_t p;
+    block1(f, 1, 0, true, 16);
+    block1(f, 2, 2, true, 16); /* block 1 missing */
+    assert_int_equal(last_code(f, &p), COAP_REQUEST_ENTITY_INCOMPLETE);
+    block1(f, 3, 3, false, 4); /* no transfer any more */
+    assert_int_equal(last_code(f, &p), COAP_REQUEST_ENTITY_INCOMPLETE);
+    for (uint32_t n = 0; n < 4; n++)
+        block1(f, (uint16_t)(10 + n), n, true, 16);
+    assert_int_equal(last_code(f, &p), COAP_CODE(2, 31));
+    block1(f, 20, 4, true, 16); /* bytes 64..79 exceed max_body 64 */
+    assert_int_equal(last_code(f, &p), COAP_REQUEST_ENTITY_TOO_LARGE);
+    uint32_t v;
+    assert_int_equal(coap_pdu_opt_uint(&p, COAP_OPT_SIZE1, &v), 0);
+    assert_int_equal(v, 64);
+    assert_int_equal(f->n_req, 0);
+    assert_int_equal(f->e->block_mem, 0);
+    /* Size1 announcing too much is refused at the first block. */
+    req(f, COAP_TYPE_CON, COAP_POST, 30, "b");
+    path(f, "up");
+    coap_block_t bl = {.num = 0, .more = true, .szx = 0};
+    coap_builder_opt_uint(&f->b, COAP_OPT_BLOCK1, coap_block_encode(&bl));
+    coap_builder_opt_uint(&f->b, COAP_OPT_SIZE1, 1000);
+    coap_builder_payload(&f->b, body, 16);
+    feed(f);
+    assert_int_equal(last_code(f, &p), COAP_REQUEST_ENTITY_TOO_LARGE);
+    fx_free(f);
+}
+
+static void test_block1_abandoned_expires(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(small);
+    f->cfg.exchange_lifetime_ms = 30;
+    f->e->cfg.exchange_lifetime_ms = 30;
+    block1(f, 1, 0, true, 16);
+    assert_int_equal(f->e->block_mem, 16);
+    run_for(f->loop, 100);
+    assert_int_equal(f->e->block_mem, 0);
+    assert_null(f->peer.base.engine_state);
+    fx_free(f);
+}
+
+static void get(fixture_t *f, uint16_t mid, int num, uint8_t szx)
+{
+    req(f, COAP_TYPE_CON, COAP_GET, mid, "g");
+    path(f, "big");
+    if (num >= 0) {
+        coap_block_t bl = {.num = (uint32_t)num, .more = false, .szx = szx};
+        coap_builder_opt_uint(&f->b, COAP_OPT_BLOCK2, coap_block_encode(&bl));
+    }
+    feed(f);
+}
+
+static void test_block2_slicing(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(small);
+    for (size_t i = 0; i < sizeof body; i++)
+        body[i] = (uint8_t)(200 - i);
+    f->body = body;
+    f->body_len = 40;
+    f->resp_code = COAP_CONTENT;
+    coap_pdu_t p;
+    get(f, 1, -1, 0);
+    assert_int_equal(last_code(f, &p), COAP_CONTENT);
+    uint32_t v;
+    assert_int_equal(coap_pdu_opt_uint(&p, COAP_OPT_BLOCK2, &v), 0);
+    assert_int_equal(v, 0x08);
+    assert_int_equal(coap_pdu_opt_uint(&p, COAP_OPT_SIZE2, &v), 0);
+    assert_int_equal(v, 40);
+    assert_int_equal(p.payload_len, 16);
+    assert_memory_equal(p.payload, body, 16);
+    get(f, 2, 1, 0);
+    assert_int_equal(last_code(f, &p), COAP_CONTENT);
+    assert_int_equal(coap_pdu_opt_uint(&p, COAP_OPT_BLOCK2, &v), 0);
+    assert_int_equal(v, 0x18);
+    assert_memory_equal(p.payload, body + 16, 16);
+    assert_int_equal(coap_pdu_opt_uint(&p, COAP_OPT_SIZE2, &v), -ENOENT);
+    get(f, 3, 2, 0);
+    assert_int_equal(coap_pdu_opt_uint(&p, COAP_OPT_BLOCK2, &v), 0);
+    last_code(f, &p);
+    assert_int_equal(coap_pdu_opt_uint(&p, COAP_OPT_BLOCK2, &v), 0);
+    assert_int_equal(v, 0x20);
+    assert_int_equal(p.payload_len, 8);
+    assert_memory_equal(p.payload, body + 32, 8);
+    assert_int_equal(f->n_req, 1); /* follow-ups came from the cache */
+    get(f, 4, 5, 0);               /* beyond the body */
+    assert_int_equal(last_code(f, &p), COAP_BAD_OPTION);
+    fx_free(f);
+}
+
+static void test_block2_client_szx(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(NULL); /* block size 1024, but the client asks for 32 */
+    f->body = body;
+    f->body_len = 100;
+    f->resp_code = COAP_CONTENT;
+    coap_pdu_t p;
+    get(f, 1, 0, 1);
+    last_code(f, &p);
+    uint32_t v;
+    assert_int_equal(coap_pdu_opt_uint(&p, COAP_OPT_BLOCK2, &v), 0);
+    assert_int_equal(v, 0x09);
+    assert_int_equal(p.payload_len, 32);
+    fx_free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_block1_reassembly),
+        cmocka_unit_test(test_block1_gap_and_too_large),
+        cmocka_unit_test(test_block1_abandoned_expires),
+        cmocka_unit_test(test_block2_slicing),
+        cmocka_unit_test(test_block2_client_szx),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

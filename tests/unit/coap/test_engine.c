@@ -1,0 +1,356 @@
+/* test_engine.c — the CoAP engine driven through a fake transport peer on a real loop:
+ * piggyback vs separate responses, retransmission and backoff, dedup, ping, bad options,
+ * malformed input, MIDs, Uri-Path splitting, and peer/engine teardown. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "coap/engine_int.h"
+#include "unit/coap/coap_fake.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void on_request(void *app, coap_exchange_t *x, const coap_request_t *req)
+{
+    fixture_t *f = app;
+    f->n_req++;
+    f->n_path = req->n_path;
+    for (size_t i = 0; i < req->n_path && i < 8; i++)
+        snprintf(f->path[i], sizeof f->path[i], "%.*s", (int)req->path[i].len,
+                 (const char *)req->path[i].p);
+    if (f->respond_now)
+        coap_exchange_respond(x, COAP_CONTENT, COAP_CF_TEXT, (const uint8_t *)"hi", 2);
+    else
+        f->pending = x;
+}
+
+static void on_observe_end(void *app, coap_observer_t *obs, void *data, coap_obs_end_t why)
+{
+    fixture_t *f = app;
+    f->n_end++;
+    f->last_end = why;
+}
+
+static void on_notify_result(void *app, void *data, void *cookie, bool acked)
+{
+    fixture_t *f = app;
+    f->n_result++;
+    f->n_acked += acked;
+}
+
+static void test_piggyback_and_dedup(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(NULL);
+    req(f, COAP_TYPE_CON, COAP_GET, 0x1234, "tk");
+    path(f, "a");
+    feed(f);
+    assert_int_equal(f->n_req, 1);
+    assert_int_equal(f->peer.n_sent, 1);
+    coap_pdu_t p;
+    assert_int_equal(sent_pdu(&f->peer, 0, &p), 0);
+    assert_int_equal(p.type, COAP_TYPE_ACK);
+    assert_int_equal(p.mid, 0x1234);
+    assert_int_equal(p.code, COAP_CONTENT);
+    assert_memory_equal(p.token, "tk", 2);
+    assert_int_equal(p.payload_len, 2);
+    /* The same CON again: the handler does not run, the same bytes go out. */
+    feed(f);
+    assert_int_equal(f->n_req, 1);
+    assert_int_equal(f->peer.n_sent, 2);
+    assert_int_equal(f->peer.sent_len[1], f->peer.sent_len[0]);
+    assert_memory_equal(f->peer.sent[1], f->peer.sent[0], f->peer.sent_len[0]);
+    coap_engine_stats_t st;
+    coap_engine_get_stats(f->e, &st);
+    assert_int_equal(st.requests, 1);
+    assert_int_equal(st.duplicates, 1);
+    fx_free(f);
+}
+
+static void test_separate_response_retransmit(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(NULL);
+    f->respond_now = false;
+    req(f, COAP_TYPE_CON, COAP_POST, 7, "x");
+    path(f, "t");
+    feed(f);
+    assert_int_equal(f->peer.n_sent, 0);
+    /* A retransmission before the deadline gets nothing and does not run the handler. */
+    feed(f);
+    assert_int_equal(f->peer.n_sent, 0);
+    run_for(f->loop, 40);
+    assert_int_equal(f->peer.n_sent, 1);
+    coap_pdu_t p;
+    assert_int_equal(sent_pdu(&f->peer, 0, &p), 0);
+    assert_int_equal(p.type, COAP_TYPE_ACK);
+    assert_int_equal(p.code, 0);
+    assert_int_equal(p.mid, 7);
+    /* After the empty ACK, a duplicate gets the empty ACK again. */
+    feed(f);
+    assert_int_equal(f->peer.n_sent, 2);
+    assert_int_equal(f->n_req, 1);
+    coap_exchange_respond(f->pending, COAP_CHANGED, COAP_CF_NONE, NULL, 0);
+    assert_int_equal(f->peer.n_sent, 3);
+    assert_int_equal(sent_pdu(&f->peer, 2, &p), 0);
+    assert_int_equal(p.type, COAP_TYPE_CON);
+    assert_int_equal(p.code, COAP_CHANGED);
+    assert_true(p.mid < 65000);
+    assert_memory_equal(p.token, "x", 1);
+    /* Never ACKed: 4 retransmissions 10, 20, 40, 80 ms apart, then given up at +160 ms. */
+    run_for(f->loop, 340);
+    assert_int_equal(f->peer.n_sent, 3 + 4);
+    for (size_t i = 3; i < 7; i++)
+        assert_memory_equal(f->peer.sent[i], f->peer.sent[2], f->peer.sent_len[2]);
+    /* Each gap is about its nominal value, which shows the doubling; 3 ms of slack for the
+     * ms-granular loop clock and timer lateness. */
+    for (size_t i = 3; i < 7; i++) {
+        int64_t gap = f->peer.sent_at[i] - f->peer.sent_at[i - 1];
+        assert_true(gap >= (10 << (i - 3)) - 3);
+    }
+    assert_true(f->peer.sent_at[6] - f->peer.sent_at[2] >= 150 - 3);
+    coap_engine_stats_t st;
+    coap_engine_get_stats(f->e, &st);
+    assert_int_equal(st.retransmissions, 4);
+    assert_int_equal(st.con_timeouts, 1);
+    fx_free(f);
+}
+
+static void test_separate_response_acked(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(NULL);
+    f->respond_now = false;
+    req(f, COAP_TYPE_CON, COAP_GET, 9, NULL);
+    feed(f);
+    run_for(f->loop, 30);
+    coap_exchange_respond(f->pending, COAP_CONTENT, COAP_CF_NONE, NULL, 0);
+    assert_int_equal(f->peer.n_sent, 2);
+    coap_pdu_t p;
+    assert_int_equal(sent_pdu(&f->peer, 1, &p), 0);
+    char ack[4] = {0x60, 0, (char)(p.mid >> 8), (char)(p.mid & 0xff)};
+    feed_raw(f, ack, 4);
+    run_for(f->loop, 60);
+    assert_int_equal(f->peer.n_sent, 2);
+    coap_engine_stats_t st;
+    coap_engine_get_stats(f->e, &st);
+    assert_int_equal(st.retransmissions, 0);
+    fx_free(f);
+}
+
+static void test_non_request(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(NULL);
+    req(f, COAP_TYPE_NON, COAP_GET, 100, "n");
+    feed(f);
+    assert_int_equal(f->peer.n_sent, 1);
+    coap_pdu_t p;
+    assert_int_equal(sent_pdu(&f->peer, 0, &p), 0);
+    assert_int_equal(p.type, COAP_TYPE_NON);
+    assert_true(p.mid < 65000);
+    /* A duplicate NON is ignored. */
+    feed(f);
+    assert_int_equal(f->peer.n_sent, 1);
+    assert_int_equal(f->n_req, 1);
+    fx_free(f);
+}
+
+static void test_ping_and_rejects(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(NULL);
+    feed_raw(f, "\x40\x00\x01\x02", 4); /* empty CON: ping */
+    assert_int_equal(f->peer.n_sent, 1);
+    assert_memory_equal(f->peer.sent[0], "\x70\x00\x01\x02", 4);
+    feed_raw(f, "\x50\x00\x01\x03", 4); /* empty NON: ignored */
+    assert_int_equal(f->peer.n_sent, 1);
+    feed_raw(f, "\x40\x45\x01\x04", 4); /* CON 2.05: a response we never asked for */
+    assert_int_equal(f->peer.n_sent, 2);
+    assert_memory_equal(f->peer.sent[1], "\x70\x00\x01\x04", 4);
+    feed_raw(f, "\x50\x45\x01\x05", 4); /* NON 2.05: ignored */
+    assert_int_equal(f->peer.n_sent, 2);
+    feed_raw(f, "\x40\x01\x01\x06\xf1\x00", 6); /* malformed CON: RST */
+    assert_int_equal(f->peer.n_sent, 3);
+    assert_memory_equal(f->peer.sent[2], "\x70\x00\x01\x06", 4);
+    feed_raw(f, "\x50\x01\x01\x07\xf1\x00", 6); /* malformed NON: dropped */
+    feed_raw(f, "\x80\x01\x01\x08", 4);         /* not CoAP v1: dropped */
+    feed_raw(f, "\x40", 1);
+    assert_int_equal(f->peer.n_sent, 3);
+    coap_engine_stats_t st;
+    coap_engine_get_stats(f->e, &st);
+    assert_int_equal(st.malformed, 4);
+    assert_int_equal(f->n_req, 0);
+    fx_free(f);
+}
+
+static void test_bad_options(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(NULL);
+    coap_pdu_t p;
+    req(f, COAP_TYPE_CON, COAP_GET, 1, "a");
+    path(f, "x");
+    coap_builder_opt(&f->b, 13, (const uint8_t *)"z", 1); /* unknown critical */
+    feed(f);
+    assert_int_equal(sent_pdu(&f->peer, 0, &p), 0);
+    assert_int_equal(p.code, COAP_BAD_OPTION);
+    assert_int_equal(p.type, COAP_TYPE_ACK);
+    req(f, COAP_TYPE_CON, COAP_GET, 2, "a");
+    path(f, "x");
+    coap_builder_opt(&f->b, 16, (const uint8_t *)"z", 1); /* unknown elective: ignored */
+    feed(f);
+    assert_int_equal(sent_pdu(&f->peer, 1, &p), 0);
+    assert_int_equal(p.code, COAP_CONTENT);
+    req(f, COAP_TYPE_CON, COAP_GET, 3, "a");
+    coap_builder_opt(&f->b, COAP_OPT_PROXY_URI, (const uint8_t *)"coap://h/", 9);
+    feed(f);
+    assert_int_equal(sent_pdu(&f->peer, 2, &p), 0);
+    assert_int_equal(p.code, COAP_CODE(5, 5));
+    req(f, COAP_TYPE_CON, COAP_GET, 4, "a");
+    for (int i = 0; i < COAP_MAX_PATH_SEGS + 1; i++)
+        path(f, "s");
+    feed(f);
+    assert_int_equal(sent_pdu(&f->peer, 3, &p), 0);
+    assert_int_equal(p.code, COAP_BAD_REQUEST);
+    assert_int_equal(f->n_req, 1);
+    fx_free(f);
+}
+
+static void test_uri_path_split(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(NULL);
+    req(f, COAP_TYPE_NON, COAP_POST, 1, NULL);
+    path(f, "/api/v1/TOKEN/telemetry");
+    feed(f);
+    assert_int_equal(f->n_path, 4);
+    assert_string_equal(f->path[0], "api");
+    assert_string_equal(f->path[2], "TOKEN");
+    assert_string_equal(f->path[3], "telemetry");
+    req(f, COAP_TYPE_NON, COAP_POST, 2, NULL);
+    path(f, "api");
+    path(f, "v1/x");
+    feed(f); /* two options: not split */
+    assert_int_equal(f->n_path, 2);
+    assert_string_equal(f->path[1], "v1/x");
+    fx_free(f);
+}
+
+static void test_mids_below_65000(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(NULL);
+    f->e->next_mid = 64998;
+    assert_int_equal(coap__next_mid(f->e), 64998);
+    assert_int_equal(coap__next_mid(f->e), 64999);
+    assert_int_equal(coap__next_mid(f->e), 0);
+    f->e->next_mid = 64990;
+    for (uint16_t i = 0; i < 20; i++) {
+        req(f, COAP_TYPE_NON, COAP_GET, (uint16_t)(500 + i), NULL);
+        feed(f);
+        coap_pdu_t p;
+        assert_int_equal(sent_pdu(&f->peer, i, &p), 0);
+        assert_true(p.mid < 65000);
+    }
+    fx_free(f);
+}
+
+static void short_life(coap_engine_cfg_t *c)
+{
+    c->exchange_lifetime_ms = 40;
+}
+
+static void test_state_released_after_lifetime(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(short_life);
+    req(f, COAP_TYPE_CON, COAP_GET, 1, NULL);
+    feed(f);
+    assert_non_null(f->peer.base.engine_state);
+    assert_int_equal(f->peer.base.refcnt, 2);
+    run_for(f->loop, 120);
+    assert_null(f->peer.base.engine_state);
+    assert_int_equal(f->peer.base.refcnt, 1);
+    /* After expiry the same MID is a new request. */
+    feed(f);
+    assert_int_equal(f->n_req, 2);
+    fx_free(f);
+}
+
+static void tiny_dedup(coap_engine_cfg_t *c)
+{
+    c->max_dedup_entries = 3;
+}
+
+static void test_dedup_cap(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(tiny_dedup);
+    for (uint16_t m = 1; m <= 5; m++) {
+        req(f, COAP_TYPE_CON, COAP_GET, m, NULL);
+        feed(f);
+    }
+    assert_int_equal(f->e->n_dedup, 3);
+    req(f, COAP_TYPE_CON, COAP_GET, 5, NULL);
+    feed(f);
+    assert_int_equal(f->n_req, 5); /* still remembered */
+    fx_free(f);
+}
+
+static void test_engine_free_with_pending_exchange(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(NULL);
+    f->respond_now = false;
+    req(f, COAP_TYPE_CON, COAP_GET, 1, NULL);
+    feed(f);
+    coap_exchange_t *x = f->pending;
+    assert_ptr_equal(coap_exchange_peer(x), &f->peer.base);
+    coap_engine_free(f->e);
+    f->e = NULL;
+    assert_int_equal(f->peer.base.refcnt, 1);
+    coap_exchange_respond(x, COAP_CONTENT, COAP_CF_NONE, NULL, 0); /* dropped, freed */
+    assert_int_equal(f->peer.n_sent, 0);
+    fx_free(f);
+}
+
+static void test_peer_closed_with_pending_exchange(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(NULL);
+    f->respond_now = false;
+    req(f, COAP_TYPE_CON, COAP_GET, 1, NULL);
+    feed(f);
+    coap_engine_peer_closed(f->e, &f->peer.base);
+    assert_null(f->peer.base.engine_state);
+    assert_int_equal(f->peer.base.refcnt, 1);
+    assert_null(coap_exchange_peer(f->pending));
+    coap_exchange_respond(f->pending, COAP_CONTENT, COAP_CF_NONE, NULL, 0);
+    run_for(f->loop, 40);
+    assert_int_equal(f->peer.n_sent, 0);
+    fx_free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_piggyback_and_dedup),
+        cmocka_unit_test(test_separate_response_retransmit),
+        cmocka_unit_test(test_separate_response_acked),
+        cmocka_unit_test(test_non_request),
+        cmocka_unit_test(test_ping_and_rejects),
+        cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_uri_path_split),
+        cmocka_unit_test(test_mids_below_65000),
+        cmocka_unit_test(test_state_released_after_lifetime),
+        cmocka_unit_test(test_dedup_cap),
+        cmocka_unit_test(test_engine_free_with_pending_exchange),
+        cmocka_unit_test(test_peer_closed_with_pending_exchange),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
