@@ -52,7 +52,10 @@ int main(int argc, char **argv)
         int sig = 0;
         sigwait(&set, &sig);
         if (sig == SIGHUP) {
-            LOG_I("main", "SIGHUP: nothing to reload yet (certificates arrive with DTLS)");
+            if (server_reload(srv, err) == 0)
+                LOG_I("main", "SIGHUP: server certificate reloaded for new handshakes");
+            else
+                LOG_E("main", "SIGHUP: reload failed, keeping the old certificate: %s", err);
             continue;
         }
         LOG_I("main", "signal %d: stopping", sig);

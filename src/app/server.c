@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "device/hub.h"
+#include "dtls/dtls.h"
 #include "device/registry.h"
 #include "http/http.h"
 #include "store/store.h"
@@ -33,6 +34,7 @@ typedef struct shard {
     loop_t *loop;
     api_shard_t *api;
     udp_listener_t *udp;
+    dtls_listener_t *dtls;
     pthread_t thread;
     bool running;
 } shard_t;
@@ -41,6 +43,8 @@ struct server {
     store_t *store;
     registry_t *registry;
     hub_t *hub;
+    dtls_ctx_t *dtls_ctx;
+    dtls_cfg_t dtls_cfg;
     shard_t *shards;
     int n_shards;
     http_server_t *http;
@@ -77,7 +81,18 @@ static void *shard_main(void *arg)
     return NULL;
 }
 
-static int shard_init(server_t *s, shard_t *sh, const config_t *cfg, int port,
+/* Hub events reach the device API first (it cancels observations with 2.02), then the DTLS
+ * listener ends the device's sessions, so a changed credential cannot keep talking. */
+static void on_hub_event(void *ctx, const hub_event_t *ev)
+{
+    shard_t *sh = ctx;
+    api_shard_on_hub_event(sh->api, ev);
+    if (sh->dtls &&
+        (ev->type == HUB_EV_CREDENTIALS_CHANGED || ev->type == HUB_EV_DEVICE_DELETED))
+        dtls_listener_close_device(sh->dtls, ev->device_id);
+}
+
+static int shard_init(server_t *s, shard_t *sh, const config_t *cfg, int port, int dtls_port,
                       char err[static 256])
 {
     sh->loop = loop_new(err);
@@ -105,12 +120,20 @@ static int shard_init(server_t *s, shard_t *sh, const config_t *cfg, int port,
     sh->udp = udp_listener_new(sh->loop, api_shard_engine(sh->api), &ucfg, err);
     if (!sh->udp)
         return -1;
-    hub_add_shard(s->hub, sh->loop, api_shard_on_hub_event, sh->api);
+    if (s->dtls_ctx) {
+        dtls_cfg_t dcfg = s->dtls_cfg;
+        dcfg.port = dtls_port;
+        sh->dtls = dtls_listener_new(sh->loop, api_shard_engine(sh->api), s->dtls_ctx, &dcfg, err);
+        if (!sh->dtls)
+            return -1;
+    }
+    hub_add_shard(s->hub, sh->loop, on_hub_event, sh);
     return 0;
 }
 
 static void shard_fini(shard_t *sh)
 {
+    dtls_listener_free(sh->dtls);
     udp_listener_free(sh->udp);
     api_shard_free(sh->api);
     loop_free(sh->loop);
@@ -143,17 +166,40 @@ server_t *server_start(const config_t *cfg, char err[static 256])
     }
     s->hub = hub_new(s->store);
 
+    if (cfg->dtls_enabled) {
+        dtls_cfg_t *d = &s->dtls_cfg;
+        dtls_cfg_default(d);
+        d->bind_addr = cfg->bind;
+        d->port = cfg->coaps_port;
+        d->data_dir = cfg->data_dir;
+        d->cert_file = cfg->dtls_cert_file;
+        d->key_file = cfg->dtls_key_file;
+        d->key_password = cfg->dtls_key_password;
+        d->chain_file = cfg->dtls_chain_file;
+        d->skip_validity_check = cfg->dtls_skip_validity_check;
+        d->mtu = cfg->dtls_mtu;
+        d->retransmission_ms = cfg->dtls_retransmission_ms;
+        d->max_handshakes = cfg->dtls_max_handshakes;
+        d->max_sessions = cfg->dtls_max_sessions;
+        d->session_inactivity_ms = cfg->dtls_session_inactivity_ms;
+        s->dtls_ctx = dtls_ctx_new(d, s->registry, err);
+        if (!s->dtls_ctx)
+            goto fail;
+    }
+
     s->n_shards = cfg->shards > 0 ? cfg->shards : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (s->n_shards < 1)
         s->n_shards = 1;
     s->shards = xcalloc((size_t)s->n_shards, sizeof *s->shards);
-    int port = cfg->coap_port;
+    int port = cfg->coap_port, dtls_port = cfg->coaps_port;
     for (int i = 0; i < s->n_shards; i++) {
         s->shards[i].index = i;
-        if (shard_init(s, &s->shards[i], cfg, port, err) != 0)
+        if (shard_init(s, &s->shards[i], cfg, port, dtls_port, err) != 0)
             goto fail;
         /* With port 0 the first shard picks a port and the others join it. */
         port = udp_listener_port(s->shards[i].udp);
+        if (s->shards[i].dtls)
+            dtls_port = dtls_listener_port(s->shards[i].dtls);
     }
 
     http_cfg_t hcfg;
@@ -180,13 +226,23 @@ server_t *server_start(const config_t *cfg, char err[static 256])
         sh->running = true;
     }
     http_server_set_ready(s->http, true);
-    LOG_I("server", "listening: coap udp %s:%d (%d shard%s), http tcp %s:%d, data %s", cfg->bind,
-          port, s->n_shards, s->n_shards == 1 ? "" : "s", cfg->http_bind, cfg->http_port,
-          cfg->data_dir);
+    char coaps[64] = "off";
+    if (s->dtls_ctx)
+        snprintf(coaps, sizeof coaps, "udp %s:%d", cfg->bind, dtls_port);
+    LOG_I("server", "listening: coap udp %s:%d, coaps %s (%d shard%s), http tcp %s:%d, data %s",
+          cfg->bind, port, coaps, s->n_shards, s->n_shards == 1 ? "" : "s", cfg->http_bind,
+          cfg->http_port, cfg->data_dir);
     return s;
 fail:
     server_stop(s);
     return NULL;
+}
+
+int server_reload(server_t *s, char err[static 256])
+{
+    if (!s->dtls_ctx)
+        return 0;
+    return dtls_ctx_reload(s->dtls_ctx, err);
 }
 
 void server_stop(server_t *s)
@@ -207,6 +263,7 @@ void server_stop(server_t *s)
     for (int i = 0; i < s->n_shards; i++)
         shard_fini(&s->shards[i]);
     free(s->shards);
+    dtls_ctx_free(s->dtls_ctx);
     hub_free(s->hub);
     registry_free(s->registry);
     free(s);

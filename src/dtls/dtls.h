@@ -66,7 +66,12 @@ void dtls_listener_free(dtls_listener_t *l);
 typedef struct dtls_stats {
     uint64_t datagrams_in, cookies_sent, cookies_bad, handshakes_ok, handshakes_failed;
     uint64_t handshakes_in_progress, sessions, evicted, records_dropped, resumed;
+    /* ClientHellos with a valid cookie dropped because max_handshakes were in progress;
+     * handshakes dropped after handshake_timeout_ms; sessions closed for inactivity; sessions
+     * closed by dtls_listener_close_device. */
+    uint64_t handshakes_refused, handshake_timeouts, idle_closed, closed_by_credentials;
 } dtls_stats_t;
+/* Counters of this listener (shard thread). */
 void dtls_listener_get_stats(const dtls_listener_t *l, dtls_stats_t *out);
 
 #endif

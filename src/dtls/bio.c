@@ -1,0 +1,158 @@
+/* bio.c — the datagram BIO between OpenSSL and the shard's one UDP socket.
+ *
+ * Reads return the datagram the listener is feeding right now (one datagram, once) and
+ * otherwise "retry": OpenSSL never blocks and never sees a second peer's bytes. Writes are
+ * sent at once with sendto() to the peer's address, one BIO write = one datagram, which is
+ * what DTLS expects from a datagram BIO. No buffering, so nothing per peer but this struct.
+ * The MTU is set by the caller (DTLS_set_link_mtu with SSL_OP_NO_QUERY_MTU); this BIO reports
+ * no IP/UDP overhead so that the configured MTU bounds the whole DTLS datagram.
+ */
+#include "dtls/dtls_int.h"
+
+#include "core/err.h"
+#include "core/xmalloc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static BIO_METHOD *method;
+static int method_type;
+static pthread_once_t method_once = PTHREAD_ONCE_INIT;
+
+static int b_write(BIO *b, const char *p, int len)
+{
+    dtls_bio_t *d = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (len <= 0)
+        return 0;
+    if (d->fd >= 0) {
+        ssize_t n = sendto(d->fd, p, (size_t)len, MSG_DONTWAIT,
+                           (const struct sockaddr *)&d->addr, d->addr_len);
+        /* A datagram the kernel refuses (full buffer, unreachable) counts as lost on the
+         * wire; DTLS retransmission or the CoAP layer deals with loss. Reporting an error
+         * here would instead make OpenSSL treat the session as broken. */
+        (void)n;
+    }
+    if (d->datagrams_out)
+        (*d->datagrams_out)++;
+    return len;
+}
+
+static int b_read(BIO *b, char *p, int cap)
+{
+    dtls_bio_t *d = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (!d->in || cap <= 0) {
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    /* A datagram larger than OpenSSL's buffer is truncated, like recv() does; the record
+     * layer then rejects it. */
+    size_t n = d->in_len < (size_t)cap ? d->in_len : (size_t)cap;
+    memcpy(p, d->in, n);
+    d->in = NULL;
+    d->in_len = 0;
+    return (int)n;
+}
+
+static int b_puts(BIO *b, const char *s)
+{
+    return b_write(b, s, (int)strlen(s));
+}
+
+static long b_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    dtls_bio_t *d = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+    case BIO_CTRL_DGRAM_SET_NEXT_TIMEOUT:
+    case BIO_CTRL_DGRAM_SET_PEER:
+    case BIO_CTRL_DGRAM_SET_CONNECTED:
+        return 1;
+    case BIO_CTRL_PENDING:
+        return d->in ? (long)d->in_len : 0;
+    case BIO_CTRL_WPENDING:
+        return 0;
+    case BIO_CTRL_DGRAM_GET_PEER:
+        /* DTLSv1_listen asks for the client address; ours is in the state already. */
+        return 0;
+    case BIO_CTRL_DGRAM_GET_MTU_OVERHEAD:
+        return 0;
+    case BIO_CTRL_DGRAM_QUERY_MTU:
+    case BIO_CTRL_DGRAM_GET_FALLBACK_MTU:
+    case BIO_CTRL_DGRAM_MTU_EXCEEDED:
+        return 0;
+    default:
+        (void)num;
+        (void)ptr;
+        return 0;
+    }
+}
+
+static int b_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static int b_destroy(BIO *b)
+{
+    dtls_bio_t *d = BIO_get_data(b);
+    free(d);
+    BIO_set_data(b, NULL);
+    return 1;
+}
+
+static void make_method(void)
+{
+    method_type = BIO_get_new_index() | BIO_TYPE_SOURCE_SINK;
+    method = BIO_meth_new(method_type, "coaphub-dgram");
+    ASSERT(method != NULL);
+    BIO_meth_set_write(method, b_write);
+    BIO_meth_set_read(method, b_read);
+    BIO_meth_set_puts(method, b_puts);
+    BIO_meth_set_ctrl(method, b_ctrl);
+    BIO_meth_set_create(method, b_create);
+    BIO_meth_set_destroy(method, b_destroy);
+}
+
+BIO *dtls__bio_new(int fd, dtls_cookie_t *cookie, unsigned initial_timeout_us,
+                   uint64_t *datagrams_out)
+{
+    pthread_once(&method_once, make_method);
+    BIO *b = BIO_new(method);
+    ASSERT(b != NULL);
+    dtls_bio_t *d = xcalloc(1, sizeof *d);
+    d->fd = fd;
+    d->cookie = cookie;
+    d->initial_timeout_us = initial_timeout_us;
+    d->datagrams_out = datagrams_out;
+    BIO_set_data(b, d);
+    return b;
+}
+
+dtls_bio_t *dtls__bio_state(BIO *b)
+{
+    return BIO_get_data(b);
+}
+
+dtls_bio_t *dtls__ssl_bio(SSL *ssl)
+{
+    BIO *b = SSL_get_rbio(ssl);
+    if (!b || !method || BIO_method_type(b) != method_type)
+        return NULL;
+    return BIO_get_data(b);
+}
+
+unsigned int dtls__timer_cb(SSL *ssl, unsigned int timer_us)
+{
+    enum { MAX_US = 60 * 1000 * 1000 };
+    if (timer_us == 0) {
+        dtls_bio_t *d = dtls__ssl_bio(ssl);
+        return d && d->initial_timeout_us ? d->initial_timeout_us : 1000 * 1000;
+    }
+    /* RFC 6347 §4.2.4.1: double on each retransmission, up to 60 s. */
+    return timer_us >= MAX_US / 2 ? MAX_US : timer_us * 2;
+}

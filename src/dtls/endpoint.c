@@ -1,0 +1,401 @@
+/* endpoint.c — the shared DTLS server context: SSL_CTX, server certificate, verify policy.
+ *
+ * Invariant: shards only ever take the current SSL_CTX through dtls__ctx_acquire(), which
+ * returns it with a reference; a reload builds a complete new SSL_CTX first and swaps the
+ * pointer under a mutex, so a failed reload changes nothing and live sessions keep the
+ * SSL_CTX (and certificate) they were made with until they end.
+ *
+ * Client certificates are requested, never required (spec §6.4), and never trust-checked:
+ * the identity is decided later by looking the leaf up in the registry (STYLE.md §10.6).
+ * Proof of possession is OpenSSL's CertificateVerify check, which we do not touch.
+ */
+#include "dtls/dtls_int.h"
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* RFC 7252 §9.1.3.3 mandates ECDHE-ECDSA-AES128-CCM8 (OpenSSL leaves CCM out of DEFAULT, so
+ * it is named here); then the other AEAD suites Scandium offers for EC keys (spec §6.7), and
+ * ECDHE-RSA-GCM for RSA server keys. No CBC, no PSK. */
+static const char CIPHERS[] = "ECDHE-ECDSA-AES128-CCM8:ECDHE-ECDSA-AES128-GCM-SHA256:"
+                              "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-CCM:"
+                              "ECDHE-ECDSA-AES256-CCM:ECDHE-ECDSA-AES256-CCM8:"
+                              "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384";
+static const char GROUPS[] = "P-256:P-384:X25519";
+static const unsigned char SID_CTX[] = "coaphub-dtls";
+/* Sessions (ids and tickets) stay resumable for a day: a device that reconnects or moves
+ * behind a NAT gets an abbreviated handshake and the identity of its certificate. */
+enum { SESSION_TIMEOUT_S = 86400, SESSION_CACHE_SIZE = 20480 };
+
+struct dtls_ctx {
+    pthread_mutex_t mu;
+    SSL_CTX *ssl_ctx; /* current; guarded by mu */
+    _Atomic unsigned gen;
+    registry_t *reg;
+    bool skip_validity;
+    char *cert_path, *key_path, *chain_path, *password;
+};
+
+void dtls_cfg_default(dtls_cfg_t *cfg)
+{
+    *cfg = (dtls_cfg_t){.bind_addr = "0.0.0.0",
+                        .port = 5684,
+                        .data_dir = ".",
+                        .mtu = 1024,
+                        .retransmission_ms = 1000,
+                        .max_handshakes = 1000,
+                        .max_sessions = 100000,
+                        .session_inactivity_ms = 86400000,
+                        .handshake_timeout_ms = 30000};
+}
+
+int dtls__verify_policy(int preverify_ok, int err, int depth, bool skip_validity)
+{
+    if (preverify_ok)
+        return 1;
+    if (depth == 0 && !skip_validity &&
+        (err == X509_V_ERR_CERT_HAS_EXPIRED || err == X509_V_ERR_CERT_NOT_YET_VALID ||
+         err == X509_V_ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD ||
+         err == X509_V_ERR_ERROR_IN_CERT_NOT_AFTER_FIELD))
+        return 0;
+    /* Self-signed, unknown issuer, untrusted, bad issuer signature, purpose, and anything
+     * about certificates above the leaf: none of it names the device, so none of it fails
+     * the handshake. Which device (if any) the leaf belongs to is the registry's call. */
+    return 1;
+}
+
+int dtls__verify_cb(int preverify_ok, X509_STORE_CTX *xs)
+{
+    int err = X509_STORE_CTX_get_error(xs);
+    int depth = X509_STORE_CTX_get_error_depth(xs);
+    bool skip = false;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+    if (ssl) {
+        dtls_ctx_t *ctx = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+        skip = ctx && ctx->skip_validity;
+    }
+    if (dtls__verify_policy(preverify_ok, err, depth, skip))
+        return 1;
+    LOG_D("dtls", "client certificate rejected: %s", X509_verify_cert_error_string(err));
+    /* Spec §6.1: the handshake fails with bad_certificate (42); OpenSSL would send
+     * certificate_expired for the date errors, so the error is restated. */
+    X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REJECTED);
+    return 0;
+}
+
+static int password_cb(char *buf, int size, int rwflag, void *u)
+{
+    const char *pw = u;
+    if (!pw || size <= 0)
+        return 0;
+    size_t n = strlen(pw);
+    if (n > (size_t)size)
+        n = (size_t)size;
+    memcpy(buf, pw, n);
+    return (int)n;
+}
+
+static void ssl_err(char err[static 256], const char *what, const char *path)
+{
+    char e[160];
+    ERR_error_string_n(ERR_get_error(), e, sizeof e);
+    ERR_clear_error();
+    snprintf(err, 256, "%.60s %.100s: %.80s", what, path ? path : "", e);
+}
+
+static int load_chain(SSL_CTX *c, const char *path, char err[static 256])
+{
+    BIO *b = BIO_new_file(path, "r");
+    if (!b) {
+        ssl_err(err, "cannot open chain file", path);
+        return -EINVAL;
+    }
+    int n = 0;
+    X509 *x;
+    while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+        if (SSL_CTX_add0_chain_cert(c, x) != 1) {
+            X509_free(x);
+            BIO_free(b);
+            ssl_err(err, "cannot add chain certificate from", path);
+            return -EINVAL;
+        }
+        n++;
+    }
+    ERR_clear_error(); /* the read that ended the loop */
+    BIO_free(b);
+    if (n == 0) {
+        snprintf(err, 256, "no certificate in chain file %s", path);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static SSL_CTX *build(dtls_ctx_t *ctx, char err[static 256])
+{
+    SSL_CTX *c = SSL_CTX_new(DTLS_server_method());
+    if (!c) {
+        ssl_err(err, "SSL_CTX_new", NULL);
+        return NULL;
+    }
+    if (SSL_CTX_set_min_proto_version(c, DTLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_max_proto_version(c, DTLS1_2_VERSION) != 1) {
+        ssl_err(err, "cannot restrict to DTLS 1.2", NULL);
+        goto fail;
+    }
+    if (SSL_CTX_set_cipher_list(c, CIPHERS) != 1) {
+        ssl_err(err, "cipher list", CIPHERS);
+        goto fail;
+    }
+    if (SSL_CTX_set1_groups_list(c, GROUPS) != 1) {
+        ssl_err(err, "groups", GROUPS);
+        goto fail;
+    }
+    SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_COOKIE_EXCHANGE |
+                               SSL_OP_NO_QUERY_MTU);
+    SSL_CTX_set_verify(c, SSL_VERIFY_PEER, dtls__verify_cb);
+    SSL_CTX_set_cookie_generate_cb(c, dtls__cookie_generate_cb);
+    SSL_CTX_set_cookie_verify_cb(c, dtls__cookie_verify_cb);
+    SSL_CTX_set_session_id_context(c, SID_CTX, sizeof SID_CTX - 1);
+    SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_sess_set_cache_size(c, SESSION_CACHE_SIZE);
+    SSL_CTX_set_timeout(c, SESSION_TIMEOUT_S);
+    SSL_CTX_set_app_data(c, ctx);
+
+    SSL_CTX_set_default_passwd_cb(c, password_cb);
+    SSL_CTX_set_default_passwd_cb_userdata(c, ctx->password);
+    if (SSL_CTX_use_certificate_chain_file(c, ctx->cert_path) != 1) {
+        ssl_err(err, "cannot load server certificate", ctx->cert_path);
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(c, ctx->key_path, SSL_FILETYPE_PEM) != 1) {
+        ssl_err(err, "cannot load server key", ctx->key_path);
+        goto fail;
+    }
+    if (SSL_CTX_check_private_key(c) != 1) {
+        ssl_err(err, "server key does not match certificate", ctx->cert_path);
+        goto fail;
+    }
+    if (ctx->chain_path && load_chain(c, ctx->chain_path, err) != 0)
+        goto fail;
+    /* Not the password: a copy would outlive the key it unlocks for no use. */
+    SSL_CTX_set_default_passwd_cb_userdata(c, NULL);
+    return c;
+fail:
+    SSL_CTX_free(c);
+    return NULL;
+}
+
+static void fingerprint(X509 *x, char out[static 96])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    out[0] = '\0';
+    if (X509_digest(x, EVP_sha256(), md, &n) != 1)
+        return;
+    for (unsigned i = 0; i < n && i < 32; i++)
+        snprintf(out + 3 * i, 4, i + 1 < n ? "%02X:" : "%02X", md[i]);
+}
+
+/* Writes data to path atomically (temp file + rename) with the given mode. */
+static int write_pem(const char *path, mode_t mode, int (*emit)(BIO *, void *), void *obj,
+                     char err[static 256])
+{
+    char *tmp = xasprintf("%s.tmp", path);
+    int rc = -EIO;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) {
+        snprintf(err, 256, "cannot create %s: %s", tmp, strerror(errno));
+        free(tmp);
+        return -errno;
+    }
+    BIO *b = BIO_new_fd(fd, BIO_CLOSE);
+    if (b && emit(b, obj) == 1 && BIO_flush(b) == 1 && fsync(fd) == 0)
+        rc = 0;
+    BIO_free(b);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc != 0) {
+        snprintf(err, 256, "cannot write %s", path);
+        unlink(tmp);
+    }
+    free(tmp);
+    return rc;
+}
+
+static int emit_key(BIO *b, void *k)
+{
+    return PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
+}
+
+static int emit_cert(BIO *b, void *x)
+{
+    return PEM_write_bio_X509(b, x);
+}
+
+static int add_ext(X509 *x, int nid, const char *value)
+{
+    X509V3_CTX v;
+    X509V3_set_ctx(&v, x, x, NULL, NULL, 0);
+    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &v, nid, value);
+    if (!e)
+        return -EINVAL;
+    int ok = X509_add_ext(x, e, -1);
+    X509_EXTENSION_free(e);
+    return ok == 1 ? 0 : -EINVAL;
+}
+
+/* First start without a configured certificate: a self-signed EC P-256 certificate for ten
+ * years, CN = host name, SAN localhost and 127.0.0.1 (what `coap-client -R` checks). */
+static int generate(const char *cert_path, const char *key_path, char err[static 256])
+{
+    int rc = -EINVAL;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    X509 *x = X509_new();
+    char host[256] = "coaphub";
+    if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0')
+        snprintf(host, sizeof host, "coaphub");
+    host[sizeof host - 1] = '\0';
+    uint8_t serial[16];
+    BIGNUM *bn = NULL;
+    if (!k || !x || RAND_bytes(serial, sizeof serial) != 1)
+        goto out;
+    serial[0] &= 0x7f; /* a positive serial number */
+    bn = BN_bin2bn(serial, sizeof serial, NULL);
+    X509_NAME *name = X509_get_subject_name(x);
+    if (!bn || !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) ||
+        X509_set_version(x, X509_VERSION_3) != 1 ||
+        !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
+        !X509_time_adj_ex(X509_getm_notAfter(x), 3650, 0, NULL) ||
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)host, -1,
+                                   -1, 0) != 1 ||
+        X509_set_issuer_name(x, name) != 1 || X509_set_pubkey(x, k) != 1 ||
+        add_ext(x, NID_basic_constraints, "critical,CA:TRUE") != 0 ||
+        add_ext(x, NID_subject_key_identifier, "hash") != 0 ||
+        add_ext(x, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1") != 0 ||
+        X509_sign(x, k, EVP_sha256()) <= 0) {
+        ssl_err(err, "cannot generate the server certificate", NULL);
+        goto out;
+    }
+    rc = write_pem(key_path, 0600, emit_key, k, err);
+    if (rc == 0)
+        rc = write_pem(cert_path, 0644, emit_cert, x, err);
+    if (rc == 0) {
+        char fp[96];
+        fingerprint(x, fp);
+        LOG_I("dtls", "generated a self-signed DTLS server certificate %s (CN=%s, SHA-256 %s)",
+              cert_path, host, fp);
+        LOG_I("dtls", "clients can trust it with: coap-client-openssl -R %s ... coaps://HOST/...",
+              cert_path);
+    }
+out:
+    BN_free(bn);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    return rc;
+}
+
+dtls_ctx_t *dtls_ctx_new(const dtls_cfg_t *cfg, registry_t *reg, char err[static 256])
+{
+    dtls_ctx_t *ctx = xcalloc(1, sizeof *ctx);
+    pthread_mutex_init(&ctx->mu, NULL);
+    ctx->reg = reg;
+    ctx->skip_validity = cfg->skip_validity_check;
+    if (cfg->cert_file) {
+        ctx->cert_path = xstrdup(cfg->cert_file);
+        ctx->key_path = xstrdup(cfg->key_file ? cfg->key_file : cfg->cert_file);
+    } else {
+        const char *dir = cfg->data_dir ? cfg->data_dir : ".";
+        ctx->cert_path = xasprintf("%s/dtls-server-cert.pem", dir);
+        ctx->key_path = xasprintf("%s/dtls-server-key.pem", dir);
+        if (access(ctx->cert_path, R_OK) != 0 || access(ctx->key_path, R_OK) != 0) {
+            if (generate(ctx->cert_path, ctx->key_path, err) != 0)
+                goto fail;
+        }
+    }
+    ctx->chain_path = cfg->chain_file ? xstrdup(cfg->chain_file) : NULL;
+    ctx->password = cfg->key_password ? xstrdup(cfg->key_password) : NULL;
+    ctx->ssl_ctx = build(ctx, err);
+    if (!ctx->ssl_ctx)
+        goto fail;
+    X509 *x = SSL_CTX_get0_certificate(ctx->ssl_ctx);
+    char fp[96] = "";
+    if (x)
+        fingerprint(x, fp);
+    LOG_I("dtls", "server certificate %s (SHA-256 %s)", ctx->cert_path, fp);
+    return ctx;
+fail:
+    dtls_ctx_free(ctx);
+    return NULL;
+}
+
+int dtls_ctx_reload(dtls_ctx_t *ctx, char err[static 256])
+{
+    SSL_CTX *c = build(ctx, err);
+    if (!c)
+        return -EINVAL;
+    pthread_mutex_lock(&ctx->mu);
+    SSL_CTX *old = ctx->ssl_ctx;
+    ctx->ssl_ctx = c;
+    atomic_fetch_add(&ctx->gen, 1);
+    pthread_mutex_unlock(&ctx->mu);
+    SSL_CTX_free(old); /* sessions made from it hold their own references */
+    LOG_I("dtls", "server certificate reloaded from %s", ctx->cert_path);
+    return 0;
+}
+
+const char *dtls_ctx_cert_path(const dtls_ctx_t *ctx)
+{
+    return ctx->cert_path;
+}
+
+void dtls_ctx_free(dtls_ctx_t *ctx)
+{
+    if (!ctx)
+        return;
+    SSL_CTX_free(ctx->ssl_ctx);
+    pthread_mutex_destroy(&ctx->mu);
+    free(ctx->cert_path);
+    free(ctx->key_path);
+    free(ctx->chain_path);
+    if (ctx->password) {
+        OPENSSL_cleanse(ctx->password, strlen(ctx->password));
+        free(ctx->password);
+    }
+    free(ctx);
+}
+
+SSL_CTX *dtls__ctx_acquire(dtls_ctx_t *ctx, unsigned *gen)
+{
+    pthread_mutex_lock(&ctx->mu);
+    SSL_CTX *c = ctx->ssl_ctx;
+    SSL_CTX_up_ref(c);
+    if (gen)
+        *gen = atomic_load(&ctx->gen);
+    pthread_mutex_unlock(&ctx->mu);
+    return c;
+}
+
+unsigned dtls__ctx_gen(dtls_ctx_t *ctx)
+{
+    return atomic_load(&ctx->gen);
+}
+
+registry_t *dtls__ctx_registry(dtls_ctx_t *ctx)
+{
+    return ctx->reg;
+}

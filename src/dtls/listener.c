@@ -1,0 +1,425 @@
+/* listener.c — one shard's DTLS socket: receive loop, dispatch, peer tables, caps, sweeps.
+ *
+ * Invariants:
+ *  - A datagram from an address with no handshake in progress reaches OpenSSL only as an
+ *    epoch-0 ClientHello, through DTLSv1_listen on the one shared "listen" SSL (cookie.c), so
+ *    no per-peer memory exists before a valid cookie. Anything else from an unknown address is
+ *    dropped (records_dropped) without a reply.
+ *  - Each address has at most one handshake (table hs) and one established session (table
+ *    est). A new ClientHello from an established address starts a separate handshake; the old
+ *    session is replaced only when that handshake completes (peer.c).
+ *  - hs_age lists handshakes oldest first; est_age lists sessions stalest first (only a
+ *    decrypted record moves a session to the end), so the sweep and the eviction on a full
+ *    table look only at list heads.
+ */
+#include "dtls/dtls_int.h"
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The sweep runs this often; its cost is proportional to what expired, not to the table. */
+enum { SWEEP_MS = 1000, SOCKET_BUFFER = 4 << 20 };
+
+/* ---- address-keyed table ------------------------------------------------------------------ */
+
+static uint64_t addr_hash(const struct sockaddr_storage *a)
+{
+    uint64_t h = 1469598103934665603ULL;
+    const uint8_t *p;
+    size_t n;
+    uint16_t port;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)(const void *)a;
+        port = s->sin_port;
+        p = (const uint8_t *)&s->sin_addr;
+        n = sizeof s->sin_addr;
+    } else {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)(const void *)a;
+        port = s->sin6_port;
+        p = (const uint8_t *)&s->sin6_addr;
+        n = sizeof s->sin6_addr;
+    }
+    h ^= port;
+    h *= 1099511628211ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static bool addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port &&
+           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+}
+
+dtls_peer_t *dtls__ptab_find(const dtls_ptab_t *t, const struct sockaddr_storage *a)
+{
+    for (dtls_peer_t *p = t->slots[addr_hash(a) % t->n_slots]; p; p = p->hnext)
+        if (addr_equal(&p->base.addr, a))
+            return p;
+    return NULL;
+}
+
+static void ptab_grow(dtls_ptab_t *t)
+{
+    size_t n = t->n_slots * 2;
+    dtls_peer_t **slots = xcalloc(n, sizeof *slots);
+    for (size_t i = 0; i < t->n_slots; i++) {
+        dtls_peer_t *p = t->slots[i];
+        while (p) {
+            dtls_peer_t *next = p->hnext;
+            size_t s = addr_hash(&p->base.addr) % n;
+            p->hnext = slots[s];
+            slots[s] = p;
+            p = next;
+        }
+    }
+    free(t->slots);
+    t->slots = slots;
+    t->n_slots = n;
+}
+
+void dtls__ptab_insert(dtls_ptab_t *t, dtls_peer_t *p)
+{
+    if (t->n + 1 > t->n_slots)
+        ptab_grow(t);
+    size_t s = addr_hash(&p->base.addr) % t->n_slots;
+    p->hnext = t->slots[s];
+    t->slots[s] = p;
+    t->n++;
+}
+
+void dtls__ptab_remove(dtls_ptab_t *t, dtls_peer_t *p)
+{
+    dtls_peer_t **pp = &t->slots[addr_hash(&p->base.addr) % t->n_slots];
+    while (*pp && *pp != p)
+        pp = &(*pp)->hnext;
+    ASSERT(*pp == p);
+    *pp = p->hnext;
+    p->hnext = NULL;
+    t->n--;
+}
+
+void dtls__plist_append(dtls_plist_t *l, dtls_peer_t *p)
+{
+    p->next = NULL;
+    p->prev = l->tail;
+    if (l->tail)
+        l->tail->next = p;
+    else
+        l->head = p;
+    l->tail = p;
+}
+
+void dtls__plist_remove(dtls_plist_t *l, dtls_peer_t *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        l->head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    else
+        l->tail = p->prev;
+    p->prev = p->next = NULL;
+}
+
+/* ---- datagram path ------------------------------------------------------------------------ */
+
+static bool ensure_listen_ssl(dtls_listener_t *l)
+{
+    if (l->listen_ssl && l->listen_gen == dtls__ctx_gen(l->ctx))
+        return true;
+    SSL_free(l->listen_ssl);
+    unsigned gen = 0;
+    SSL_CTX *c = dtls__ctx_acquire(l->ctx, &gen);
+    l->listen_ssl = SSL_new(c);
+    SSL_CTX_free(c); /* the SSL holds its own reference */
+    if (!l->listen_ssl) {
+        ERR_clear_error();
+        return false;
+    }
+    l->listen_gen = gen;
+    unsigned rtx_us = (unsigned)l->cfg.retransmission_ms * 1000u;
+    BIO *b = dtls__bio_new(l->fd, &l->cookie, rtx_us, NULL);
+    SSL_set_bio(l->listen_ssl, b, b);
+    SSL_set_options(l->listen_ssl, SSL_OP_COOKIE_EXCHANGE | SSL_OP_NO_QUERY_MTU);
+    DTLS_set_link_mtu(l->listen_ssl, l->cfg.mtu);
+    DTLS_set_timer_cb(l->listen_ssl, dtls__timer_cb);
+    return true;
+}
+
+static void client_hello(dtls_listener_t *l, const struct sockaddr_storage *a, socklen_t alen,
+                         const uint8_t *p, size_t len)
+{
+    if (!ensure_listen_ssl(l))
+        return;
+    dtls_bio_t *b = dtls__ssl_bio(l->listen_ssl);
+    memcpy(&b->addr, a, alen);
+    b->addr_len = alen;
+    b->in = p;
+    b->in_len = len;
+    ERR_clear_error();
+    int rc = DTLSv1_listen(l->listen_ssl, l->listen_addr);
+    b->in = NULL;
+    b->in_len = 0;
+    if (rc <= 0) {
+        /* No cookie or a bad one (a HelloVerifyRequest went out), or junk: no state kept. */
+        ERR_clear_error();
+        return;
+    }
+    if (l->hs.n >= (size_t)l->cfg.max_handshakes) {
+        l->stats.handshakes_refused++;
+        /* Reset so the buffered ClientHello does not linger in the listen SSL. */
+        SSL_clear(l->listen_ssl);
+        return;
+    }
+    dtls__peer_start(l);
+}
+
+void dtls__listener_input(dtls_listener_t *l, const struct sockaddr_storage *a, socklen_t alen,
+                          const uint8_t *p, size_t len)
+{
+    l->stats.datagrams_in++;
+    if (alen > (socklen_t)sizeof(struct sockaddr_storage) ||
+        (a->ss_family != AF_INET && a->ss_family != AF_INET6)) {
+        l->stats.records_dropped++;
+        return;
+    }
+    dtls_dg_kind_t kind = dtls__classify(p, len);
+    if (kind == DTLS_DG_DROP) {
+        l->stats.records_dropped++;
+        return;
+    }
+    dtls_peer_t *hs = dtls__ptab_find(&l->hs, a);
+    if (hs) {
+        dtls__peer_input(hs, p, len);
+        return;
+    }
+    if (kind == DTLS_DG_CLIENT_HELLO) {
+        client_hello(l, a, alen, p, len);
+        return;
+    }
+    dtls_peer_t *est = dtls__ptab_find(&l->est, a);
+    if (est)
+        dtls__peer_input(est, p, len);
+    else
+        l->stats.records_dropped++;
+}
+
+void dtls__listener_poll(dtls_listener_t *l)
+{
+    struct mmsghdr msgs[DTLS_BATCH];
+    struct iovec iov[DTLS_BATCH];
+    /* Bounded work per wake-up so timers and the mailbox get their turn under a flood. */
+    for (int round = 0; round < 8; round++) {
+        for (int i = 0; i < DTLS_BATCH; i++) {
+            iov[i] = (struct iovec){.iov_base = l->bufs[i], .iov_len = DTLS_MAX_DGRAM};
+            msgs[i].msg_hdr = (struct msghdr){.msg_name = &l->addrs[i],
+                                              .msg_namelen = sizeof l->addrs[i],
+                                              .msg_iov = &iov[i],
+                                              .msg_iovlen = 1};
+            msgs[i].msg_len = 0;
+        }
+        int n = recvmmsg(l->fd, msgs, DTLS_BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0)
+            return;
+        for (int i = 0; i < n; i++) {
+            if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+                l->stats.datagrams_in++;
+                l->stats.records_dropped++;
+                continue;
+            }
+            dtls__listener_input(l, &l->addrs[i], msgs[i].msg_hdr.msg_namelen, l->bufs[i],
+                                 msgs[i].msg_len);
+        }
+        if (n < DTLS_BATCH)
+            return;
+    }
+}
+
+static void on_readable(loop_t *loop, int fd, uint32_t events, void *arg)
+{
+    dtls__listener_poll(arg);
+}
+
+static void on_sweep(loop_t *loop, void *arg)
+{
+    dtls_listener_t *l = arg;
+    int64_t now = loop_now_ms(loop);
+    dtls__cookie_tick(&l->cookie, now);
+    while (l->hs_age.head && now - l->hs_age.head->started_ms >= l->cfg.handshake_timeout_ms) {
+        l->stats.handshakes_failed++;
+        l->stats.handshake_timeouts++;
+        dtls__peer_close(l->hs_age.head, false);
+    }
+    while (l->est_age.head &&
+           now - l->est_age.head->last_seen_ms >= l->cfg.session_inactivity_ms) {
+        l->stats.idle_closed++;
+        dtls__peer_close(l->est_age.head, true);
+    }
+    loop_timer_arm(loop, &l->sweep, SWEEP_MS);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+static int bind_socket(const dtls_cfg_t *cfg, char err[static 256])
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t sl;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    const char *bind_addr = cfg->bind_addr ? cfg->bind_addr : "0.0.0.0";
+    if (cfg->port < 0 || cfg->port > 65535) {
+        snprintf(err, 256, "DTLS port %d out of range", cfg->port);
+        return -1;
+    }
+    if (inet_pton(AF_INET, bind_addr, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)cfg->port);
+        sl = sizeof *a4;
+    } else if (inet_pton(AF_INET6, bind_addr, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)cfg->port);
+        sl = sizeof *a6;
+    } else {
+        snprintf(err, 256, "bind address '%s' is not an IPv4 or IPv6 literal", bind_addr);
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, 256, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int one = 1, zero = 0, buf = SOCKET_BUFFER;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+    if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
+        snprintf(err, 256, "bind %s udp port %d (DTLS): %s", bind_addr, cfg->port,
+                 strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+dtls_listener_t *dtls_listener_new(loop_t *loop, coap_engine_t *engine, dtls_ctx_t *ctx,
+                                   const dtls_cfg_t *cfg, char err[static 256])
+{
+    if (cfg->mtu < 256 || cfg->mtu > DTLS_MAX_DGRAM || cfg->retransmission_ms <= 0 ||
+        cfg->max_handshakes <= 0 || cfg->max_sessions <= 0) {
+        snprintf(err, 256, "invalid DTLS settings (mtu 256..%d, positive timeouts and caps)",
+                 DTLS_MAX_DGRAM);
+        return NULL;
+    }
+    int fd = bind_socket(cfg, err);
+    if (fd < 0)
+        return NULL;
+    dtls_listener_t *l = xcalloc(1, sizeof *l);
+    l->loop = loop;
+    l->engine = engine;
+    l->ctx = ctx;
+    l->cfg = *cfg;
+    l->fd = fd;
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof bound;
+    getsockname(fd, (struct sockaddr *)&bound, &bl);
+    l->port = ntohs(bound.ss_family == AF_INET
+                        ? ((struct sockaddr_in *)&bound)->sin_port
+                        : ((struct sockaddr_in6 *)&bound)->sin6_port);
+    dtls__cookie_init(&l->cookie, loop_now_ms(loop));
+    l->cookie.cookies_sent = &l->stats.cookies_sent;
+    l->cookie.cookies_bad = &l->stats.cookies_bad;
+    l->listen_addr = BIO_ADDR_new();
+    l->hs.n_slots = 256;
+    l->hs.slots = xcalloc(l->hs.n_slots, sizeof *l->hs.slots);
+    l->est.n_slots = 1024;
+    l->est.slots = xcalloc(l->est.n_slots, sizeof *l->est.slots);
+    int rc = loop_fd_add(loop, fd, 0x001 /* EPOLLIN */, on_readable, l);
+    if (rc != 0) {
+        snprintf(err, 256, "loop_fd_add: %s", strerror(-rc));
+        l->fd = -1;
+        close(fd);
+        dtls_listener_free(l);
+        return NULL;
+    }
+    loop_timer_init(&l->sweep, on_sweep, l);
+    loop_timer_arm(loop, &l->sweep, SWEEP_MS);
+    return l;
+}
+
+int dtls_listener_port(const dtls_listener_t *l)
+{
+    return l->port;
+}
+
+void dtls_listener_close_device(dtls_listener_t *l, int64_t device_id)
+{
+    if (device_id == 0)
+        return;
+    dtls_peer_t *p = l->est_age.head;
+    int n = 0;
+    while (p) {
+        dtls_peer_t *next = p->next;
+        if (p->base.cert_device_id == device_id) {
+            l->stats.closed_by_credentials++;
+            n++;
+            dtls__peer_close(p, true);
+        }
+        p = next;
+    }
+    if (n > 0)
+        LOG_I("dtls", "closed %d session(s) of device %lld (credentials changed or deleted)", n,
+              (long long)device_id);
+}
+
+void dtls_listener_free(dtls_listener_t *l)
+{
+    if (!l)
+        return;
+    loop_timer_cancel(l->loop, &l->sweep);
+    if (l->fd >= 0)
+        loop_fd_del(l->loop, l->fd);
+    while (l->hs_age.head)
+        dtls__peer_close(l->hs_age.head, false);
+    while (l->est_age.head)
+        dtls__peer_close(l->est_age.head, true);
+    SSL_free(l->listen_ssl);
+    BIO_ADDR_free(l->listen_addr);
+    dtls__cookie_fini(&l->cookie);
+    if (l->fd >= 0)
+        close(l->fd);
+    free(l->hs.slots);
+    free(l->est.slots);
+    free(l);
+}
+
+void dtls_listener_get_stats(const dtls_listener_t *l, dtls_stats_t *out)
+{
+    *out = l->stats;
+    out->handshakes_in_progress = l->hs.n;
+    out->sessions = l->est.n;
+}

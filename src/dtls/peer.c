@@ -1,0 +1,268 @@
+/* peer.c — one DTLS peer after its cookie: handshake, identity, records, close.
+ *
+ * A peer is born from the listener's listen SSL after DTLSv1_listen accepted a cookie, lives
+ * in the handshake table until the handshake completes, then in the session table as a
+ * transport_peer_t handed to the CoAP engine. The listener's table holds one reference; the
+ * engine adds its own while it keeps state; the struct is freed with the last one, while the
+ * SSL is freed as soon as the peer closes (an engine holding a closed peer costs nothing).
+ *
+ * Identity (spec §6.1, reliability A5): the SHA3 credentialsId of the leaf certificate only,
+ * taken from SSL_get0_peer_certificate after the handshake, so it is the key that signed
+ * CertificateVerify and it survives session resumption (the certificate travels in the
+ * SSL_SESSION). Certificates the client appended after its leaf never name a device.
+ */
+#include "dtls/dtls_int.h"
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "device/x509.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int peer_send(transport_peer_t *tp, const uint8_t *p, size_t len)
+{
+    dtls_peer_t *peer = (dtls_peer_t *)tp;
+    if (peer->state != DTLS_PEER_ESTABLISHED || !peer->ssl)
+        return -EPIPE;
+    if (len > DTLS_MAX_PLAIN)
+        return -EMSGSIZE;
+    if (len == 0)
+        return 0;
+    ERR_clear_error();
+    int n = SSL_write(peer->ssl, p, (int)len);
+    if (n <= 0) {
+        ERR_clear_error();
+        return -EIO;
+    }
+    return 0;
+}
+
+static void peer_destroy(transport_peer_t *tp)
+{
+    dtls_peer_t *peer = (dtls_peer_t *)tp;
+    SSL_free(peer->ssl);
+    free(peer);
+}
+
+static const transport_ops_t dtls_ops = {.send = peer_send, .destroy = peer_destroy};
+
+static void arm_rtx(dtls_peer_t *p)
+{
+    struct timeval tv;
+    dtls_listener_t *l = p->owner;
+    if (p->ssl && DTLSv1_get_timeout(p->ssl, &tv) > 0) {
+        int64_t ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+        loop_timer_arm(l->loop, &p->rtx, ms > 0 ? ms : 1);
+    } else {
+        loop_timer_cancel(l->loop, &p->rtx);
+    }
+}
+
+static void on_rtx(loop_t *loop, void *arg)
+{
+    dtls_peer_t *p = arg;
+    if (!p->ssl)
+        return;
+    /* RFC 6347 §4.2.4: resend the last flight; OpenSSL gives up after too many tries. */
+    if (DTLSv1_handle_timeout(p->ssl) < 0) {
+        ERR_clear_error();
+        if (p->state == DTLS_PEER_HANDSHAKE)
+            p->owner->stats.handshakes_failed++;
+        dtls__peer_close(p, false);
+        return;
+    }
+    arm_rtx(p);
+}
+
+static int64_t identify(dtls_listener_t *l, SSL *ssl)
+{
+    X509 *leaf = SSL_get0_peer_certificate(ssl);
+    if (!leaf)
+        return 0;
+    unsigned char *der = NULL;
+    int n = i2d_X509(leaf, &der);
+    int64_t id = 0;
+    char hash[65];
+    if (n > 0 && x509_cred_hash_der(der, (size_t)n, hash) == 0) {
+        registry_t *reg = dtls__ctx_registry(l->ctx);
+        id = reg ? registry_find_cert(reg, hash) : 0;
+    }
+    OPENSSL_free(der);
+    return id;
+}
+
+static void read_records(dtls_peer_t *p)
+{
+    dtls_listener_t *l = p->owner;
+    bool got = false;
+    transport_peer_ref(&p->base);
+    while (p->state == DTLS_PEER_ESTABLISHED) {
+        /* SSL_get_error reads the thread's error queue: it must hold nothing older. */
+        ERR_clear_error();
+        int n = SSL_read(p->ssl, l->plain, sizeof l->plain);
+        if (n > 0) {
+            got = true;
+            /* Only a record that decrypted and passed the replay check refreshes the peer
+             * (Scandium: spoofed junk must not keep a stale session alive). */
+            p->last_seen_ms = loop_now_ms(l->loop);
+            dtls__plist_remove(&l->est_age, p);
+            dtls__plist_append(&l->est_age, p);
+            if (l->engine)
+                coap_engine_input(l->engine, &p->base, l->plain, (size_t)n);
+            continue;
+        }
+        int e = SSL_get_error(p->ssl, n);
+        char why[128] = "";
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE && log_enabled(LOG_DEBUG))
+            ERR_error_string_n(ERR_peek_error(), why, sizeof why);
+        ERR_clear_error();
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+            if (!got)
+                l->stats.records_dropped++;
+            arm_rtx(p);
+            break;
+        }
+        /* close_notify (ZERO_RETURN: answer with ours), a fatal alert or a fatal error. */
+        LOG_D("dtls", "session ended (%s)", e == SSL_ERROR_ZERO_RETURN ? "close_notify" : why);
+        dtls__peer_close(p, e == SSL_ERROR_ZERO_RETURN);
+        break;
+    }
+    transport_peer_unref(&p->base);
+}
+
+static void established(dtls_peer_t *p)
+{
+    dtls_listener_t *l = p->owner;
+    int64_t now = loop_now_ms(l->loop);
+    dtls__ptab_remove(&l->hs, p);
+    dtls__plist_remove(&l->hs_age, p);
+    p->base.cert_device_id = identify(l, p->ssl);
+    l->stats.handshakes_ok++;
+    if (SSL_session_reused(p->ssl))
+        l->stats.resumed++;
+    /* A fresh handshake from the address of a live session replaces it only now. */
+    dtls_peer_t *old = dtls__ptab_find(&l->est, &p->base.addr);
+    if (old)
+        dtls__peer_close(old, false);
+    if (l->est.n >= (size_t)l->cfg.max_sessions && l->est_age.head) {
+        l->stats.evicted++;
+        dtls__peer_close(l->est_age.head, true);
+    }
+    p->state = DTLS_PEER_ESTABLISHED;
+    p->last_seen_ms = now;
+    dtls__ptab_insert(&l->est, p);
+    dtls__plist_append(&l->est_age, p);
+    if (log_enabled(LOG_DEBUG)) {
+        char a[64];
+        /* On the server side the peer chain excludes the leaf; it is empty after resumption. */
+        STACK_OF(X509) *chain = SSL_get_peer_cert_chain(p->ssl);
+        int certs = SSL_get0_peer_certificate(p->ssl) ? 1 + (chain ? sk_X509_num(chain) : 0) : 0;
+        LOG_D("dtls", "%s: session established (%s, %s, %d client certificate(s), device %lld)",
+              transport_peer_addr_str(&p->base, a, sizeof a), SSL_get_cipher_name(p->ssl),
+              SSL_session_reused(p->ssl) ? "resumed" : "full handshake", certs,
+              (long long)p->base.cert_device_id);
+    }
+    read_records(p);
+}
+
+static void handshake_step(dtls_peer_t *p)
+{
+    ERR_clear_error();
+    int rc = SSL_do_handshake(p->ssl);
+    if (rc == 1) {
+        established(p);
+        return;
+    }
+    int e = SSL_get_error(p->ssl, rc);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        ERR_clear_error();
+        arm_rtx(p);
+        return;
+    }
+    if (log_enabled(LOG_DEBUG)) {
+        char a[64], why[160];
+        ERR_error_string_n(ERR_peek_error(), why, sizeof why);
+        LOG_D("dtls", "%s: handshake failed: %s", transport_peer_addr_str(&p->base, a, sizeof a),
+              why);
+    }
+    ERR_clear_error();
+    p->owner->stats.handshakes_failed++;
+    dtls__peer_close(p, false);
+}
+
+void dtls__peer_start(dtls_listener_t *l)
+{
+    dtls_peer_t *p = xcalloc(1, sizeof *p);
+    p->base.ops = &dtls_ops;
+    p->base.kind = TRANSPORT_DTLS;
+    p->base.refcnt = 1; /* the listener's table */
+    p->owner = l;
+    p->ssl = l->listen_ssl;
+    l->listen_ssl = NULL; /* a new one is made for the next ClientHello */
+    p->bio = dtls__ssl_bio(p->ssl);
+    p->bio->datagrams_out = NULL;
+    memcpy(&p->base.addr, &p->bio->addr, p->bio->addr_len);
+    p->base.addr_len = p->bio->addr_len;
+    p->state = DTLS_PEER_HANDSHAKE;
+    p->started_ms = loop_now_ms(l->loop);
+    loop_timer_init(&p->rtx, on_rtx, p);
+    DTLS_set_timer_cb(p->ssl, dtls__timer_cb);
+    dtls__ptab_insert(&l->hs, p);
+    dtls__plist_append(&l->hs_age, p);
+    handshake_step(p);
+}
+
+void dtls__peer_input(dtls_peer_t *p, const uint8_t *data, size_t len)
+{
+    if (!p->ssl)
+        return;
+    transport_peer_ref(&p->base); /* it may close (and lose the table's ref) in here */
+    p->bio->in = data;
+    p->bio->in_len = len;
+    if (p->state == DTLS_PEER_HANDSHAKE)
+        handshake_step(p);
+    else
+        read_records(p);
+    /* The peer may have closed meanwhile; only then is its SSL (and BIO) gone. */
+    if (p->state != DTLS_PEER_CLOSED) {
+        p->bio->in = NULL;
+        p->bio->in_len = 0;
+    }
+    transport_peer_unref(&p->base);
+}
+
+void dtls__peer_close(dtls_peer_t *p, bool notify)
+{
+    dtls_listener_t *l = p->owner;
+    if (p->state == DTLS_PEER_CLOSED)
+        return;
+    loop_timer_cancel(l->loop, &p->rtx);
+    bool was_session = p->state == DTLS_PEER_ESTABLISHED;
+    if (was_session) {
+        dtls__ptab_remove(&l->est, p);
+        dtls__plist_remove(&l->est_age, p);
+    } else {
+        dtls__ptab_remove(&l->hs, p);
+        dtls__plist_remove(&l->hs_age, p);
+    }
+    p->state = DTLS_PEER_CLOSED;
+    p->base.closed = true;
+    if (p->ssl) {
+        /* The BIO must not hand OpenSSL a datagram while it writes the alert. */
+        p->bio->in = NULL;
+        p->bio->in_len = 0;
+        if (notify && was_session)
+            SSL_shutdown(p->ssl);
+        ERR_clear_error();
+        SSL_free(p->ssl);
+        p->ssl = NULL;
+        p->bio = NULL;
+    }
+    if (was_session && l->engine)
+        coap_engine_peer_closed(l->engine, &p->base);
+    transport_peer_unref(&p->base); /* the table's reference */
+}
