@@ -29,6 +29,7 @@ typedef struct api_dev {
     coap_observer_t *attr_obs; /* shared-attribute subscription, or NULL */
     coap_observer_t *rpc_obs;  /* server-side RPC subscription, or NULL */
     int attr_cf, rpc_cf;       /* Content-Format for notifications (§1.4) */
+    bool pumping;              /* inside api__rpc_pump (NON results re-enter it) */
     /* activity (spec §9) */
     bool active;
     int64_t last_request_ms; /* monotonic */

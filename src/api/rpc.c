@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void pump(api_shard_t *a, int64_t device_id);
+
 typedef struct rpc_cookie {
     int64_t device_id;
     int64_t request_id;
@@ -49,6 +51,19 @@ void api__rpc_subscribe(api_shard_t *a, coap_exchange_t *x, const coap_request_t
 }
 
 void api__rpc_pump(api_shard_t *a, int64_t device_id)
+{
+    api_dev_t *d0 = api__dev_find(a, device_id);
+    if (a->freeing || !d0 || !d0->rpc_obs || d0->pumping)
+        return; /* the outer pump keeps taking */
+    d0->pumping = true;
+    pump(a, device_id);
+    /* The entry lives on while its RPC observer does; if the relation ended, it may be gone. */
+    api_dev_t *d = api__dev_find(a, device_id);
+    if (d)
+        d->pumping = false;
+}
+
+static void pump(api_shard_t *a, int64_t device_id)
 {
     for (;;) {
         /* Re-check every round: a NON notification reports its result synchronously, and a
@@ -79,11 +94,15 @@ void api__rpc_notify_result(api_shard_t *a, void *cookie, bool acked)
     rpc_cookie_t *c = cookie;
     if (!c)
         return;
+    int64_t dev = c->device_id;
     if (acked)
-        hub_rpc_delivered(a->hub, c->device_id, c->request_id);
+        hub_rpc_delivered(a->hub, dev, c->request_id);
     else
-        hub_rpc_undelivered(a->hub, c->device_id, c->request_id);
+        hub_rpc_undelivered(a->hub, dev, c->request_id);
     free(c);
+    /* Room in the peer's queue again: RPCs left pending by a full queue go out now. */
+    if (acked)
+        api__rpc_pump(a, dev);
 }
 
 void api__rpc_reply(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,

@@ -85,7 +85,7 @@ static fx_t *fx_new(void (*tweak)(api_cfg_t *))
     registry_set(f->reg, f->dev2, CRED_ACCESS_TOKEN, "12345");
     api_cfg_default(&f->cfg);
     f->cfg.engine.piggyback_ms = 2000; /* answers after the commit still ride in the ACK */
-    f->cfg.engine.ack_timeout_ms = 50;
+    f->cfg.engine.ack_timeout_ms = 30;
     f->cfg.engine.ack_random_factor = 1.0;
     f->cfg.engine.max_retransmit = 1;
     if (tweak)
@@ -182,8 +182,8 @@ static void fx_run(fx_t *f, int64_t ms)
 /* Runs the loop until the peer has received n datagrams (or ~3 s). */
 static bool fx_wait_sent(fx_t *f, size_t n)
 {
-    for (int i = 0; i < 300 && f->peer.n_sent < n; i++)
-        fx_run(f, 10);
+    for (int i = 0; i < 1500 && f->peer.n_sent < n; i++)
+        fx_run(f, 2);
     return f->peer.n_sent >= n;
 }
 
@@ -222,7 +222,7 @@ static void fx_call(fx_t *f, const fx_req_t *r, fx_msg_t *m)
 static bool fx_wait_attr(fx_t *f, int64_t dev, store_scope_t scope, const char *key,
                          store_kv_t *out)
 {
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < 700; i++) {
         store_kv_list_t l = {0};
         const char *keys[] = {key};
         if (store_attr_get(f->store, dev, scope, keys, 1, &l) == 0 && l.n == 1) {
@@ -233,7 +233,7 @@ static bool fx_wait_attr(fx_t *f, int64_t dev, store_scope_t scope, const char *
             return true;
         }
         store_kv_list_fini(&l);
-        fx_run(f, 10);
+        fx_run(f, 3);
     }
     return false;
 }
