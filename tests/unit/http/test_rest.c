@@ -318,6 +318,22 @@ static void test_login_lockout(void **state)
     free(out);
 }
 
+/* A port already in use, or a bad address: NULL and a readable reason. */
+static void test_start_errors(void **state)
+{
+    (void)state;
+    http_cfg_t cfg;
+    http_cfg_default(&cfg);
+    cfg.bind_addr = "127.0.0.1";
+    cfg.port = W.port;
+    char err[256];
+    assert_null(http_server_start(&cfg, W.store, W.reg, W.hub, err));
+    assert_non_null(strstr(err, "cannot listen on 127.0.0.1"));
+    cfg.bind_addr = "not-an-address";
+    assert_null(http_server_start(&cfg, W.store, W.reg, W.hub, err));
+    assert_non_null(strstr(err, "bad bind address"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_credentials),
         cmocka_unit_test(test_device_with_credentials),
         cmocka_unit_test(test_login_lockout),
+        cmocka_unit_test(test_start_errors),
     };
     return cmocka_run_group_tests(tests, rest_setup, rest_teardown);
 }
