@@ -14,8 +14,12 @@ RUNTIME_PKGS=(
 )
 TEST_PKGS=(
   libcmocka-dev clang libclang-rt-14-dev llvm
-  libcoap3-bin jq python3
+  libcoap3-bin gnutls-bin jq python3
+  chromium
 )
+# The web UI's npm packages need node and npm; the machine image may bring its own newer
+# Node.js (then Debian's would conflict), so Debian's are installed only when none is there.
+if ! command -v npm >/dev/null 2>&1; then RUNTIME_PKGS+=(nodejs npm); fi
 
 want=("${RUNTIME_PKGS[@]}")
 if [ "${1:-}" = "--test" ]; then want+=("${TEST_PKGS[@]}"); fi

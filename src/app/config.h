@@ -18,7 +18,7 @@ typedef struct config {
     int coaps_port;
     char *http_bind;
     int http_port;
-    int http_threads;
+    char *public_host;
     int shards;
     char *log_level;
     bool log_json;

@@ -17,6 +17,7 @@
 #include "device/hub.h"
 #include "dtls/dtls.h"
 #include "device/registry.h"
+#include "device/watch.h"
 #include "http/http.h"
 #include "store/store.h"
 #include "udp/udp.h"
@@ -165,6 +166,7 @@ server_t *server_start(const config_t *cfg, char err[static 256])
         goto fail;
     }
     s->hub = hub_new(s->store);
+    store_set_commit_hook(s->store, device_watch_commit_hook, s->hub);
 
     if (cfg->dtls_enabled) {
         dtls_cfg_t *d = &s->dtls_cfg;
@@ -206,7 +208,10 @@ server_t *server_start(const config_t *cfg, char err[static 256])
     http_cfg_default(&hcfg);
     hcfg.bind_addr = cfg->http_bind;
     hcfg.port = cfg->http_port;
-    hcfg.threads = cfg->http_threads;
+    hcfg.coap_port = port;
+    hcfg.coaps_port = s->dtls_ctx ? dtls_port : 0;
+    hcfg.dtls_cert_path = s->dtls_ctx ? dtls_ctx_cert_path(s->dtls_ctx) : NULL;
+    hcfg.public_host = cfg->public_host;
     hcfg.jwt_expiration_s = cfg->jwt_expiration_s;
     hcfg.jwt_refresh_expiration_s = cfg->jwt_refresh_expiration_s;
     hcfg.jwt_signing_key = cfg->jwt_signing_key;

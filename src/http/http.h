@@ -25,7 +25,9 @@ typedef struct http_cfg {
     int64_t rpc_default_timeout_ms; /* 10000 */
     int64_t rpc_min_timeout_ms;     /* 5000 */
     size_t max_body;                /* request body cap in bytes (default 1 MiB) -> 413 */
-    int threads;                    /* libmicrohttpd thread pool size (default 4) */
+    int coap_port, coaps_port;      /* shown in the UI's connectivity commands (coaps 0 = off) */
+    const char *dtls_cert_path;     /* served at /api/noauth/server-cert.pem (NULL = none) */
+    const char *public_host;        /* host name for those commands (NULL: the request's Host) */
 } http_cfg_t;
 
 void http_cfg_default(http_cfg_t *cfg);

@@ -80,6 +80,7 @@ typedef struct http_req {
 } http_req_t;
 
 typedef struct http_resp {
+    struct MHD_Response *stream; /* set by streaming handlers (events.c) instead of body */
     int status;
     char *body;               /* malloc'd, may be NULL */
     size_t body_len;
@@ -281,5 +282,19 @@ void http__h_rpc_persistent_get(http_req_t *rq, http_resp_t *rs);
 
 /* Port actually bound (for tests that start on port 0). */
 int http__server_port(const http_server_t *h);
+
+/* static.c: serves GET / and /static/... from the embedded UI; false if url is not an asset. */
+struct MHD_Response;
+enum MHD_Result;
+bool http__serve_static(struct MHD_Connection *conn, const char *method, const char *url,
+                        enum MHD_Result *ret);
+/* Adds CSP, nosniff, no-referrer and frame denial to a response. */
+void http__security_headers(struct MHD_Response *resp);
+
+/* events.c and rest_ui.c */
+void http__h_events(http_req_t *rq, http_resp_t *rs);
+void http__h_cred_info(http_req_t *rq, http_resp_t *rs);
+void http__h_connectivity(http_req_t *rq, http_resp_t *rs);
+void http__h_server_cert(http_req_t *rq, http_resp_t *rs);
 
 #endif

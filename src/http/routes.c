@@ -16,6 +16,7 @@ const http_route_t http__routes[] = {
     {"POST", "/api/device", http__h_device_save, 0},
     {"POST", "/api/device-with-credentials", http__h_device_with_creds, 0},
     {"POST", "/api/device/credentials", http__h_cred_save, 0},
+    {"GET", "/api/device/{id}/credentials/info", http__h_cred_info, 0},
     {"GET", "/api/device/{id}/credentials", http__h_cred_get, 0},
     {"GET", "/api/device/{id}", http__h_device_get, 0},
     {"DELETE", "/api/device/{id}", http__h_device_delete, 0},
@@ -40,6 +41,10 @@ const http_route_t http__routes[] = {
     {"POST", "/api/plugins/rpc/{kind}/{id}", http__h_rpc_v1, 0},
     {"POST", "/api/rpc/{kind}/{id}", http__h_rpc_v2, 0},
     {"GET", "/api/rpc/persistent/{rpcId}", http__h_rpc_persistent_get, 0},
+
+    {"GET", "/api/events", http__h_events, 0},
+    {"GET", "/api/noauth/connectivity", http__h_connectivity, HTTP_ROUTE_PUBLIC},
+    {"GET", "/api/noauth/server-cert.pem", http__h_server_cert, HTTP_ROUTE_PUBLIC},
 };
 
 const size_t http__n_routes = sizeof http__routes / sizeof http__routes[0];

@@ -1,8 +1,8 @@
 /* server.c — libmicrohttpd daemon, request bodies, JWT gate and dispatch to handlers.
  *
- * libmicrohttpd runs its own epoll thread pool (cfg.threads); handlers run on those threads
- * and may block (store reads, store_submit_wait, RPC waits), so the pool size bounds how many
- * slow requests run at once. A request body is collected up to cfg.max_body bytes; beyond
+ * libmicrohttpd runs a thread per connection; handlers run on those threads
+ * and may block (store reads, store_submit_wait, RPC waits, event streams) without holding up
+ * other connections; the connection limits bound the threads. A request body is collected up to cfg.max_body bytes; beyond
  * that the rest is drained unread and the answer is 413, so memory per connection is capped.
  * Key invariant: every request gets exactly one response built by a handler or by the error
  * table, and nothing a client sends can make dispatch skip the JWT check of a non-public route.
@@ -37,7 +37,8 @@ void http_cfg_default(http_cfg_t *cfg)
     cfg->rpc_default_timeout_ms = 10000;
     cfg->rpc_min_timeout_ms = 5000;
     cfg->max_body = 1024 * 1024;
-    cfg->threads = 4;
+    cfg->coap_port = 5683;
+    cfg->coaps_port = 5684;
 }
 
 /* Per-connection state between libmicrohttpd's calls for one request. */
@@ -185,8 +186,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
 
+    enum MHD_Result sret;
+    if (!cc->too_large && http__serve_static(conn, method, url, &sret))
+        return sret;
     http_resp_t rs = {.status = 500};
     dispatch(h, conn, url, method, cc, &rs);
+    if (rs.stream) {
+        enum MHD_Result r = MHD_queue_response(conn, (unsigned)rs.status, rs.stream);
+        MHD_destroy_response(rs.stream);
+        return r;
+    }
     struct MHD_Response *resp;
     if (rs.body)
         resp = MHD_create_response_from_buffer(rs.body_len, rs.body, MHD_RESPMEM_MUST_FREE);
@@ -299,8 +308,6 @@ http_server_t *http_server_start(const http_cfg_t *cfg, store_t *store, registry
     h->cfg.jwt_signing_key = NULL; /* copied into jwt_key below; never kept as a string */
     if (h->cfg.max_body == 0)
         h->cfg.max_body = 1024 * 1024;
-    if (h->cfg.threads <= 0)
-        h->cfg.threads = 4;
     h->store = store;
     h->reg = reg;
     h->hub = hub;
@@ -318,9 +325,11 @@ http_server_t *http_server_start(const http_cfg_t *cfg, store_t *store, registry
         goto fail;
     }
     h->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t)cfg->port, NULL, NULL,
-        on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)h->cfg.threads,
+        /* A thread per connection: two-way RPC calls and event streams wait for devices, and
+         * must not starve other requests of a small pool's threads. */
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL,
+        (uint16_t)cfg->port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&sa, MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)1000,
@@ -358,6 +367,7 @@ void http_server_stop(http_server_t *h)
 {
     if (!h)
         return;
+    atomic_store(&h->ready, false); /* event streams end within half a second */
     http__rpc_cancel_all(h);
     MHD_stop_daemon(h->daemon);
     /* Persistent RPCs run on detached threads that use the store and hub: wait for them

@@ -100,6 +100,25 @@ void store_batch_attr_delete(store_batch_t *b, int64_t device_id, store_scope_t 
 size_t store_batch_len(const store_batch_t *b);
 void store_batch_free(store_batch_t *b);
 
+/* What one operation of a batch is, for commit hooks. */
+typedef enum { STORE_OP_TS = 1, STORE_OP_ATTR, STORE_OP_ATTR_DELETE } store_op_kind_t;
+
+typedef struct store_op_view {
+    store_op_kind_t kind;
+    int64_t device_id;
+    store_scope_t scope;   /* attributes only */
+    const store_kv_t *kv;  /* the point or attribute (for deletes only kv->key is set) */
+} store_op_view_t;
+
+/* Reads operation i (< store_batch_len) of a batch. */
+void store_batch_op(const store_batch_t *b, size_t i, store_op_view_t *out);
+
+/* Called on the writer thread after a batch has committed, before its done callback: the
+ * place to tell live watchers (web UI) what changed. Must be quick and must not call the
+ * store. Set before any batch is submitted; fn NULL removes it. */
+typedef void (*store_commit_hook)(void *ctx, const store_batch_t *b);
+void store_set_commit_hook(store_t *s, store_commit_hook fn, void *ctx);
+
 /* Called once the batch is committed (status 0) or failed (negative error). */
 typedef void (*store_done_cb)(void *arg, int status);
 

@@ -51,6 +51,8 @@ struct store {
     store_batch_t *q_head, *q_tail;
     size_t q_ops;
     bool closing;
+    store_commit_hook commit_hook; /* set before the first submit; read by the writer only */
+    void *commit_hook_ctx;
 
     pthread_mutex_t stats_mu;
     store_stats_t stats;

@@ -22,7 +22,8 @@
 #include <string.h>
 #include <time.h>
 
-typedef enum { OP_TS = 1, OP_ATTR, OP_ATTR_DEL } op_kind_t;
+/* Same values as store_op_kind_t, so a view is a cast. */
+typedef enum { OP_TS = STORE_OP_TS, OP_ATTR = STORE_OP_ATTR, OP_ATTR_DEL = STORE_OP_ATTR_DELETE } op_kind_t;
 
 typedef struct op {
     op_kind_t kind;
@@ -300,8 +301,23 @@ static void done_trampoline(void *arg)
     free(b);
 }
 
-static void complete(store_batch_t *b)
+void store_batch_op(const store_batch_t *b, size_t i, store_op_view_t *out)
 {
+    const op_t *o = &b->ops[i];
+    *out = (store_op_view_t){.kind = (store_op_kind_t)o->kind, .device_id = o->device_id,
+                             .scope = o->scope, .kv = &o->kv};
+}
+
+void store_set_commit_hook(store_t *s, store_commit_hook fn, void *ctx)
+{
+    s->commit_hook = fn;
+    s->commit_hook_ctx = ctx;
+}
+
+static void complete(store_t *s, store_batch_t *b)
+{
+    if (b->status == 0 && s->commit_hook && b->n)
+        s->commit_hook(s->commit_hook_ctx, b);
     free_ops(b);
     if (!b->done) {
         free(b);
@@ -375,7 +391,7 @@ static void *writer_main(void *arg)
         commit_group(s, head, n_batches);
         while (head) {
             store_batch_t *next = head->next;
-            complete(head);
+            complete(s, head);
             head = next;
         }
         pthread_mutex_lock(&s->q_mu);

@@ -115,7 +115,6 @@ int rest_setup(void **state)
     http_cfg_default(&cfg);
     cfg.bind_addr = "127.0.0.1";
     cfg.port = 0;
-    cfg.threads = 2;
     cfg.max_body = 16 * 1024;
     cfg.rpc_min_timeout_ms = 50;
     W.srv = http_server_start(&cfg, W.store, W.reg, W.hub, err);

@@ -1,0 +1,163 @@
+/* events.c — live updates for the web UI: GET /api/events?deviceId=<uuid>&token=<jwt>
+ * streams Server-Sent Events (telemetry, attributes, activity) of one device.
+ *
+ * DESIGN. Each stream registers a hub watcher. Watchers run on the publishing thread (the
+ * store writer after a commit), so they only append the formatted event to the stream's
+ * bounded buffer and signal; libmicrohttpd's thread for this connection (the daemon runs a
+ * thread per connection) waits in the content reader for data, sending a comment line every
+ * 15 s so proxies and the browser keep the stream open. A slow reader loses events beyond
+ * the buffer cap (counted, never blocking the writer); the UI re-reads state on reconnect.
+ * The JWT comes in the query because EventSource cannot set headers; it is never logged.
+ */
+#include "http/http_int.h"
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { SSE_BUF_CAP = 1 << 20, SSE_KEEPALIVE_MS = 15000, SSE_POLL_MS = 500 };
+
+typedef struct sse {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char *buf;
+    size_t len, off, cap;
+    uint64_t dropped;
+    int64_t device_id;
+    char uuid[STORE_UUID_LEN + 1];
+    http_server_t *srv;
+    uint64_t watch;
+} sse_t;
+
+static const char *event_name(hub_watch_type_t t)
+{
+    switch (t) {
+    case HUB_WATCH_TELEMETRY: return "telemetry";
+    case HUB_WATCH_ATTRIBUTES: return "attributes";
+    case HUB_WATCH_ACTIVITY: return "activity";
+    }
+    return "message";
+}
+
+/* Appends under c->mu; false if the cap would be exceeded. */
+static bool append(sse_t *c, const char *s, size_t n)
+{
+    if (c->len - c->off + n > SSE_BUF_CAP)
+        return false;
+    if (c->off && c->off == c->len)
+        c->off = c->len = 0;
+    if (c->len + n > c->cap) {
+        c->cap = (c->len + n) * 2;
+        c->buf = xrealloc(c->buf, c->cap);
+    }
+    memcpy(c->buf + c->len, s, n);
+    c->len += n;
+    return true;
+}
+
+static void on_watch(void *ctx, hub_watch_type_t type, int64_t device_id, const char *json)
+{
+    sse_t *c = ctx;
+    if (device_id != c->device_id)
+        return;
+    /* The hub's JSON is an object: telemetry is {"key":[..]}, the others carry their own
+     * fields. Wrap it so every event names its device, as the UI expects. */
+    char *line;
+    if (type == HUB_WATCH_TELEMETRY)
+        line = xasprintf("event: %s\ndata: {\"deviceId\":\"%s\",\"values\":%s}\n\n",
+                         event_name(type), c->uuid, json);
+    else
+        line = xasprintf("event: %s\ndata: {\"deviceId\":\"%s\",%s\n\n", event_name(type),
+                         c->uuid, json + 1 /* skip '{' and merge the objects */);
+    pthread_mutex_lock(&c->mu);
+    if (!append(c, line, strlen(line)))
+        c->dropped++;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    free(line);
+}
+
+static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    sse_t *c = cls;
+    int64_t waited = 0;
+    pthread_mutex_lock(&c->mu);
+    while (c->len == c->off) {
+        if (atomic_load(&c->srv->ready) == false) {
+            pthread_mutex_unlock(&c->mu);
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        if (waited >= SSE_KEEPALIVE_MS) {
+            append(c, ": keepalive\n\n", 13);
+            break;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += SSE_POLL_MS * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+        waited += SSE_POLL_MS;
+    }
+    size_t n = c->len - c->off;
+    if (n > max)
+        n = max;
+    memcpy(out, c->buf + c->off, n);
+    c->off += n;
+    pthread_mutex_unlock(&c->mu);
+    return (ssize_t)n;
+}
+
+static void sse_free(void *cls)
+{
+    sse_t *c = cls;
+    hub_watch_remove(c->srv->hub, c->watch);
+    if (c->dropped)
+        LOG_W("http", "event stream of device %s dropped %llu events (slow reader)", c->uuid,
+              (unsigned long long)c->dropped);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c->buf);
+    free(c);
+}
+
+void http__h_events(http_req_t *rq, http_resp_t *rs)
+{
+    const char *uuid = http__query(rq, "deviceId");
+    if (!uuid || !*uuid) {
+        http__resp_error(rs, HTTP_E_BAD_PARAMS, "deviceId is required");
+        return;
+    }
+    store_device_t d = {0};
+    if (!http__device_lookup(rq, rs, uuid, &d))
+        return;
+    sse_t *c = xcalloc(1, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    c->device_id = d.id;
+    snprintf(c->uuid, sizeof c->uuid, "%s", d.uuid);
+    c->srv = rq->srv;
+    store_device_fini(&d);
+    /* A first comment makes the browser fire "open" at once. */
+    append(c, ": coaphub live events\nretry: 3000\n\n", 35);
+    c->watch = hub_watch_add(rq->srv->hub, on_watch, c);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, reader, c, sse_free);
+    if (!resp) {
+        sse_free(c);
+        http__resp_error(rs, HTTP_E_GENERAL, NULL);
+        return;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    rs->status = 200;
+    rs->stream = resp;
+}

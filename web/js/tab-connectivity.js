@@ -1,0 +1,69 @@
+// tab-connectivity.js — ready-to-copy libcoap client commands for this device, with this
+// server's real host and ports, and the server certificate to download for -R.
+
+import { h, clear, spinner, errorBox, copyButton } from './dom.js';
+import { devices, server } from './api.js';
+
+// Single-quotes a shell word unless it is plainly safe.
+function sh(s) {
+  return /^[A-Za-z0-9_.:/@%+=,-]+$/.test(s) ? s : `'${String(s).replace(/'/g, "'\\''")}'`;
+}
+
+function hostForUrl(host) {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
+export function connectivityTab(panel, { id }) {
+  let alive = true;
+
+  async function load() {
+    clear(panel, spinner('Preparing commands…'));
+    let conn = null;
+    try { conn = await server.connectivity(); } catch { /* endpoint not there yet: use defaults */ }
+    const host = hostForUrl((conn && conn.host) || location.hostname || 'localhost');
+    const coapPort = (conn && conn.coapPort) || 5683;
+    const coapsPort = (conn && conn.coapsPort) || 5684;
+    const certUrl = new URL((conn && conn.serverCertUrl) || '/api/noauth/server-cert.pem', location.href).href;
+    let cred;
+    try { cred = await devices.credentials(id); } catch (e) { if (alive) clear(panel, errorBox(e, load)); return; }
+    if (!alive) return;
+    const payload = sh('{"temperature":43}');
+    const coap = `coap://${host}${coapPort === 5683 ? '' : `:${coapPort}`}`;
+    const coaps = `coaps://${host}${coapsPort === 5684 ? '' : `:${coapsPort}`}`;
+    const blocks = [];
+    if (cred.credentialsType === 'X509_CERTIFICATE') {
+      blocks.push(['Send telemetry over DTLS with the device certificate (X.509)',
+        `coap-client-openssl -c cert.pem -j key.pem -m POST -t "application/json" -e ${payload} ${coaps}/api/v1/telemetry`,
+        'cert.pem and key.pem are the device certificate registered in Credentials and its private key.']);
+      blocks.push(['…and also verify the server certificate',
+        `coap-client-openssl -c cert.pem -j key.pem -R server-cert.pem -m POST -t "application/json" -e ${payload} ${coaps}/api/v1/telemetry`]);
+      blocks.push(['Watch shared attributes (Observe)',
+        `coap-client-openssl -c cert.pem -j key.pem -m GET -s 60 ${coaps}/api/v1/attributes`]);
+      blocks.push(['Receive server-side RPC (Observe)',
+        `coap-client-openssl -c cert.pem -j key.pem -m GET -s 60 ${coaps}/api/v1/rpc`]);
+    } else {
+      const t = encodeURIComponent(cred.credentialsId || 'ACCESS_TOKEN');
+      blocks.push(['Send telemetry over plain CoAP (UDP)',
+        `coap-client-notls -m POST -t "application/json" -e ${payload} ${coap}/api/v1/${t}/telemetry`]);
+      blocks.push(['Send telemetry over DTLS (token, server certificate checked)',
+        `coap-client-openssl -R server-cert.pem -m POST -t "application/json" -e ${payload} ${coaps}/api/v1/${t}/telemetry`,
+        'One-way DTLS: the device checks the server with -R and proves itself with the token.']);
+      blocks.push(['Watch shared attributes (Observe)',
+        `coap-client-notls -m GET -s 60 ${coap}/api/v1/${t}/attributes`]);
+      blocks.push(['Receive server-side RPC (Observe)',
+        `coap-client-notls -m GET -s 60 ${coap}/api/v1/${t}/rpc`]);
+    }
+    blocks.push(['Download the server certificate (for -R)', `curl -fsS -o server-cert.pem ${sh(certUrl)}`]);
+    clear(panel,
+      h('div', { class: 'tab-head' }, h('h2', { class: 'tab-title' }, 'Check connectivity'), h('div', { class: 'spacer' }),
+        h('a', { class: 'btn', href: certUrl, download: 'server-cert.pem', id: 'server-cert' }, 'Download server-cert.pem')),
+      h('p', { class: 'muted' }, `Server ${host} · CoAP udp/${coapPort} · CoAPS (DTLS) udp/${coapsPort}. Commands use libcoap's clients (Debian package libcoap3-bin).`),
+      blocks.map(([title, cmd, hint]) => h('div', { class: 'cmd-block' },
+        h('div', { class: 'cmd-head' }, h('h3', {}, title), copyButton(() => cmd)),
+        h('pre', { class: 'cmd', tabindex: '0' }, h('code', {}, cmd)),
+        hint ? h('p', { class: 'muted small' }, hint) : null)));
+  }
+
+  load();
+  return { destroy() { alive = false; } };
+}
