@@ -14,7 +14,7 @@ RUNTIME_PKGS=(
 )
 TEST_PKGS=(
   libcmocka-dev clang libclang-rt-14-dev llvm
-  libcoap3-bin gnutls-bin jq python3
+  libcoap3-bin gnutls-bin jq python3 python3-cryptography
   chromium
 )
 # The web UI's npm packages need node and npm; the machine image may bring its own newer

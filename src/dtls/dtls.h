@@ -36,6 +36,7 @@ typedef struct dtls_cfg {
     int handshake_timeout_ms;  /* a half-open handshake is dropped after this (default 30000) */
 } dtls_cfg_t;
 
+/* Fills cfg with the defaults noted above (bind 0.0.0.0:5684, data_dir "."). */
 void dtls_cfg_default(dtls_cfg_t *cfg);
 
 /* The shared server context: SSL_CTX with certificate, verify policy, cookie secret. */

@@ -154,6 +154,9 @@ void dtls__listener_input(dtls_listener_t *l, const struct sockaddr_storage *a, 
                           const uint8_t *p, size_t len);
 /* Reads and handles what is waiting on the socket (the fd callback; tests call it directly). */
 void dtls__listener_poll(dtls_listener_t *l);
+/* The periodic chores as of now_ms: cookie secret rotation, half-open handshakes older than
+ * handshake_timeout_ms, sessions idle longer than session_inactivity_ms. */
+void dtls__listener_sweep(dtls_listener_t *l, int64_t now_ms);
 
 /* Address-keyed peer table (listener.c). */
 dtls_peer_t *dtls__ptab_find(const dtls_ptab_t *t, const struct sockaddr_storage *a);

@@ -269,7 +269,7 @@ static int generate(const char *cert_path, const char *key_path, char err[static
     char host[256] = "coaphub";
     if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0')
         snprintf(host, sizeof host, "coaphub");
-    host[sizeof host - 1] = '\0';
+    host[63] = '\0'; /* X.520: a commonName has at most 64 characters */
     uint8_t serial[16];
     BIGNUM *bn = NULL;
     if (!k || !x || RAND_bytes(serial, sizeof serial) != 1)

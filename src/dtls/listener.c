@@ -265,7 +265,12 @@ static void on_readable(loop_t *loop, int fd, uint32_t events, void *arg)
 static void on_sweep(loop_t *loop, void *arg)
 {
     dtls_listener_t *l = arg;
-    int64_t now = loop_now_ms(loop);
+    dtls__listener_sweep(l, loop_now_ms(loop));
+    loop_timer_arm(loop, &l->sweep, SWEEP_MS);
+}
+
+void dtls__listener_sweep(dtls_listener_t *l, int64_t now)
+{
     dtls__cookie_tick(&l->cookie, now);
     while (l->hs_age.head && now - l->hs_age.head->started_ms >= l->cfg.handshake_timeout_ms) {
         l->stats.handshakes_failed++;
@@ -277,7 +282,6 @@ static void on_sweep(loop_t *loop, void *arg)
         l->stats.idle_closed++;
         dtls__peer_close(l->est_age.head, true);
     }
-    loop_timer_arm(loop, &l->sweep, SWEEP_MS);
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */

@@ -3,7 +3,8 @@
 # coap-client-openssl and coap-client-gnutls with client keys P-256, P-384 and RSA-2048, each
 # registered to its own device, must get 2.01 for a telemetry POST; `openssl s_client -dtls1_2`
 # completes with ECDHE-ECDSA-AES128-CCM8 (RFC 7252's mandatory suite) and AES128-GCM, and
-# `gnutls-cli --udp` completes; a restart with an RSA server key serves ECDHE-RSA-GCM.
+# `gnutls-cli --udp` completes; a restart with an RSA server key serves ECDHE-RSA-GCM; SIGHUP
+# swaps the server certificate for new handshakes while a live session keeps working.
 . "$(dirname "$0")/lib.sh"
 need openssl; need coap-client-openssl; need coap-client-gnutls
 
@@ -47,6 +48,7 @@ openssl genrsa -out rsa.key 2048 2>/dev/null
 for k in p256 p384 rsa; do
     openssl req -new -key "$k.key" -x509 -nodes -days 30 -out "$k.pem" -subj "/CN=dev-$k"
     device_create "dev-$k" "tok$k$RANDOM$RANDOM"
+    [ "$k" = p256 ] && P256_DEV=$DEV_ID
     register_cert "$DEV_ID" "$k.pem"
     for client in openssl gnutls; do
         coaps "$client" POST /api/v1/telemetry "{\"$client\":1}" -c "$k.pem" -j "$k.key"
@@ -95,5 +97,29 @@ coaps openssl POST /api/v1/telemetry '{"rsa_server":1}' -c p256.pem -j p256.key 
 assert_eq "$COAP_CODE" 2.01 "coap-client-openssl against an RSA server key (trusted with -R)"
 coaps gnutls POST /api/v1/telemetry '{"rsa_server":2}' -c p256.pem -j p256.key
 assert_eq "$COAP_CODE" 2.01 "coap-client-gnutls against an RSA server key"
+
+# ---- SIGHUP reloads the server certificate for new handshakes; live sessions keep going ------
+login
+ATTR="/api/plugins/telemetry/DEVICE/$P256_DEV"
+OBS="$IT_TMP/obs.out"
+timeout 40 coap-client-openssl -v 7 -c p256.pem -j p256.key -m get -s 20 -B 25 -o "$OBS" \
+    "coaps://127.0.0.1:$COAPS_PORT/api/v1/attributes" >"$OBS.log" 2>&1 &
+IT_PIDS+=("$!")
+wait_for_file_match "$OBS.log" 'process incoming 2\.05 response' 15 || fail "no observe registration"
+openssl req -new -newkey rsa:2048 -nodes -keyout srv-rsa.key.new -x509 -days 30 \
+    -out srv-rsa.pem.new -subj "/CN=reloaded" 2>/dev/null
+mv srv-rsa.key.new srv-rsa.key
+mv srv-rsa.pem.new srv-rsa.pem
+kill -HUP "$DAEMON_PID"
+wait_for_file_match "$IT_LOG" 'certificate reloaded' 10 || fail "SIGHUP did not reload"
+timeout 15 openssl s_client -dtls1_2 -connect "127.0.0.1:$COAPS_PORT" </dev/null \
+    >"$IT_TMP/s_client.log" 2>&1
+grep -Eq 'subject=.*CN ?= ?reloaded' "$IT_TMP/s_client.log" \
+    || fail "a new handshake after SIGHUP did not get the new certificate"
+log "ok: SIGHUP -> new handshakes get the new server certificate"
+rest POST "$ATTR/attributes/SHARED_SCOPE" '{"after_reload":7}' >/dev/null
+wait_for_file_match "$OBS" '"after_reload": ?7' 10 \
+    || fail "the live session did not survive the reload"
+log "ok: a live DTLS session kept working across the reload"
 
 it_pass

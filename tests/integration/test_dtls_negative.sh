@@ -35,7 +35,13 @@ s_client_ok() {
 
 cd "$IT_TMP" || fail "no tmp dir"
 # Certificates with chosen validity windows (the openssl CLI of Debian 12 cannot backdate).
-python3 - <<'PY' || fail "cannot make test certificates"
+# Any python3 with the cryptography package will do: Debian's (python3-cryptography, installed
+# by scripts/install-deps.sh --test) or the one first on PATH.
+PY_CRYPTO=python3
+if ! python3 -c 'import cryptography' 2>/dev/null && [ -x /usr/bin/python3 ]; then
+    PY_CRYPTO=/usr/bin/python3
+fi
+"$PY_CRYPTO" - <<'PY' || fail "cannot make test certificates"
 import datetime as dt
 from cryptography import x509
 from cryptography.x509.oid import NameOID

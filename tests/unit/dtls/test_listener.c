@@ -9,163 +9,16 @@
 
 #include <cmocka.h>
 
-#include "dtls/dtls_int.h"
-#include "pki.h"
+#include "fixture.h"
 
 #include <ftw.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-/* ---- a fake CoAP engine that records what the transport hands up ------------------------ */
-
-static struct {
-    int inputs, closed;
-    transport_peer_t *last_peer;
-    int64_t last_device;
-    uint8_t last[256];
-    size_t last_len;
-} eng;
-
-void coap_engine_input(coap_engine_t *e, transport_peer_t *peer, const uint8_t *p, size_t len)
-{
-    eng.inputs++;
-    eng.last_peer = peer;
-    eng.last_device = peer->cert_device_id;
-    eng.last_len = len < sizeof eng.last ? len : sizeof eng.last;
-    memcpy(eng.last, p, eng.last_len);
-}
-
-void coap_engine_peer_closed(coap_engine_t *e, transport_peer_t *peer)
-{
-    eng.closed++;
-    if (eng.last_peer == peer)
-        eng.last_peer = NULL;
-}
-
-/* ---- fixture ------------------------------------------------------------------------------ */
-
-#define DEVICE_A 42
-
-typedef struct fx {
-    char dir[64];
-    loop_t *loop;
-    registry_t *reg;
-    dtls_ctx_t *ctx;
-    dtls_listener_t *l;
-    dtls_cfg_t cfg;
-    test_cert_t a;     /* registered as DEVICE_A */
-    test_cert_t other; /* unregistered */
-} fx_t;
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-    return remove(p);
-}
-
-static void fx_listener(fx_t *f)
-{
-    char err[256] = "";
-    f->ctx = dtls_ctx_new(&f->cfg, f->reg, err);
-    assert_non_null(f->ctx);
-    f->l = dtls_listener_new(f->loop, (coap_engine_t *)f, f->ctx, &f->cfg, err);
-    if (!f->l)
-        fail_msg("%s", err);
-}
-
-static int setup(void **state)
-{
-    fx_t *f = calloc(1, sizeof *f);
-    memset(&eng, 0, sizeof eng);
-    snprintf(f->dir, sizeof f->dir, "/tmp/coaphub-dtls-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    char err[256];
-    f->loop = loop_new(err);
-    assert_non_null(f->loop);
-    f->reg = registry_new();
-    test_cert_make(&f->a, "thermo-1", -1, 365, NULL);
-    test_cert_make(&f->other, "stranger", -1, 365, NULL);
-    char hex[65];
-    test_cert_hash(&f->a, hex);
-    registry_set(f->reg, DEVICE_A, CRED_X509, hex);
-    dtls_cfg_default(&f->cfg);
-    f->cfg.bind_addr = "127.0.0.1";
-    f->cfg.port = 0;
-    f->cfg.data_dir = f->dir;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx_t *f = *state;
-    dtls_listener_free(f->l);
-    dtls_ctx_free(f->ctx);
-    registry_free(f->reg);
-    loop_free(f->loop);
-    test_cert_free(&f->a);
-    test_cert_free(&f->other);
-    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    ERR_clear_error();
-    return 0;
-}
-
-static dtls_stats_t stats(fx_t *f)
-{
-    dtls_stats_t s;
-    dtls_listener_get_stats(f->l, &s);
-    return s;
-}
-
-/* Runs both ends until the client's handshake finishes (1) or fails (0). */
-static int handshake(fx_t *f, test_client_t *c)
-{
-    for (int i = 0; i < 400; i++) {
-        int rc = SSL_do_handshake(c->ssl);
-        if (rc == 1) {
-            dtls__listener_poll(f->l); /* the client's last flight */
-            return 1;
-        }
-        int e = SSL_get_error(c->ssl, rc);
-        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-            return 0;
-        usleep(1000);
-        dtls__listener_poll(f->l);
-        test_client_wait(c, 5);
-    }
-    return 0;
-}
-
-/* Client writes msg; the server polls; returns the number of engine inputs it caused. */
-static int send_app(fx_t *f, test_client_t *c, const char *msg)
-{
-    int before = eng.inputs;
-    assert_int_equal(SSL_write(c->ssl, msg, (int)strlen(msg)), (int)strlen(msg));
-    usleep(2000);
-    dtls__listener_poll(f->l);
-    return eng.inputs - before;
-}
-
-/* Client reads one record; returns its length, 0 on close_notify, -1 on nothing. */
-static int client_read(test_client_t *c, char *buf, int cap)
-{
-    for (int i = 0; i < 100; i++) {
-        int n = SSL_read(c->ssl, buf, cap);
-        if (n > 0)
-            return n;
-        int e = SSL_get_error(c->ssl, n);
-        if (e == SSL_ERROR_ZERO_RETURN)
-            return 0;
-        if (e != SSL_ERROR_WANT_READ)
-            return -2;
-        test_client_wait(c, 5);
-    }
-    return -1;
-}
 
 /* ---- tests -------------------------------------------------------------------------------- */
 
@@ -448,6 +301,81 @@ static void test_reload_keeps_sessions(void **state)
     test_client_close(&d);
 }
 
+
+static char *slurp(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    static char buf[8192];
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    buf[n] = '\0';
+    fclose(fp);
+    return strdup(buf);
+}
+
+static void test_server_certificate_files(void **state)
+{
+    fx_t *f = *state;
+    char err[256];
+    /* First start generates; the second start reuses the same certificate. */
+    dtls_ctx_t *c1 = dtls_ctx_new(&f->cfg, f->reg, err);
+    assert_non_null(c1);
+    char *pem1 = slurp(dtls_ctx_cert_path(c1));
+    dtls_ctx_free(c1);
+    dtls_ctx_t *c2 = dtls_ctx_new(&f->cfg, f->reg, err);
+    assert_non_null(c2);
+    char *pem2 = slurp(dtls_ctx_cert_path(c2));
+    assert_string_equal(pem1, pem2);
+    assert_non_null(strstr(pem1, "BEGIN CERTIFICATE"));
+    dtls_ctx_free(c2);
+    free(pem1);
+    free(pem2);
+
+    /* Configured files: an encrypted key with its password, and a chain file. */
+    test_cert_t ca, srv;
+    test_cert_make(&ca, "test-ca", -1, 30, NULL);
+    test_cert_make(&srv, "localhost", -1, 30, &ca);
+    char cert[128], key[128], chain[128];
+    snprintf(cert, sizeof cert, "%s/srv.pem", f->dir);
+    snprintf(key, sizeof key, "%s/srv.key", f->dir);
+    snprintf(chain, sizeof chain, "%s/chain.pem", f->dir);
+    FILE *fp = fopen(cert, "w");
+    PEM_write_X509(fp, srv.cert);
+    fclose(fp);
+    fp = fopen(chain, "w");
+    PEM_write_X509(fp, ca.cert);
+    fclose(fp);
+    fp = fopen(key, "w");
+    PEM_write_PrivateKey(fp, srv.key, EVP_aes_256_cbc(), (unsigned char *)"s3cret", 6, NULL,
+                         NULL);
+    fclose(fp);
+    f->cfg.cert_file = cert;
+    f->cfg.key_file = key;
+    f->cfg.chain_file = chain;
+    f->cfg.key_password = "wrong";
+    assert_null(dtls_ctx_new(&f->cfg, f->reg, err));
+    assert_non_null(strstr(err, "server key"));
+    ERR_clear_error();
+    f->cfg.key_password = "s3cret";
+    fx_listener(f);
+    assert_string_equal(dtls_ctx_cert_path(f->ctx), cert);
+    test_client_t c;
+    test_client_open(&c, dtls_listener_port(f->l), &f->a, NULL, NULL);
+    assert_int_equal(handshake(f, &c), 1);
+    /* The client received the chain: leaf + CA. */
+    STACK_OF(X509) *sent = SSL_get_peer_cert_chain(c.ssl);
+    assert_non_null(sent);
+    assert_int_equal(sk_X509_num(sent), 2);
+    test_client_close(&c);
+    /* A missing file is an error with its name, not a crash. */
+    f->cfg.chain_file = "/nonexistent/chain.pem";
+    assert_null(dtls_ctx_new(&f->cfg, f->reg, err));
+    assert_non_null(strstr(err, "/nonexistent/chain.pem"));
+    ERR_clear_error();
+    test_cert_free(&ca);
+    test_cert_free(&srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +389,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resumption_keeps_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eviction_and_close_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_keeps_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_certificate_files, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
