@@ -14,6 +14,7 @@
  */
 #include "dtls/dtls_int.h"
 
+#include "core/sockaddr.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -32,49 +33,10 @@ enum { SWEEP_MS = 1000, SOCKET_BUFFER = 4 << 20 };
 
 /* ---- address-keyed table ------------------------------------------------------------------ */
 
-static uint64_t addr_hash(const struct sockaddr_storage *a)
-{
-    uint64_t h = 1469598103934665603ULL;
-    const uint8_t *p;
-    size_t n;
-    uint16_t port;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *s = (const struct sockaddr_in *)(const void *)a;
-        port = s->sin_port;
-        p = (const uint8_t *)&s->sin_addr;
-        n = sizeof s->sin_addr;
-    } else {
-        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)(const void *)a;
-        port = s->sin6_port;
-        p = (const uint8_t *)&s->sin6_addr;
-        n = sizeof s->sin6_addr;
-    }
-    h ^= port;
-    h *= 1099511628211ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
-static bool addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family)
-        return false;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-    return x->sin6_port == y->sin6_port &&
-           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
-}
-
 dtls_peer_t *dtls__ptab_find(const dtls_ptab_t *t, const struct sockaddr_storage *a)
 {
-    for (dtls_peer_t *p = t->slots[addr_hash(a) % t->n_slots]; p; p = p->hnext)
-        if (addr_equal(&p->base.addr, a))
+    for (dtls_peer_t *p = t->slots[sockaddr_hash(a) % t->n_slots]; p; p = p->hnext)
+        if (sockaddr_equal(&p->base.addr, a))
             return p;
     return NULL;
 }
@@ -87,7 +49,7 @@ static void ptab_grow(dtls_ptab_t *t)
         dtls_peer_t *p = t->slots[i];
         while (p) {
             dtls_peer_t *next = p->hnext;
-            size_t s = addr_hash(&p->base.addr) % n;
+            size_t s = sockaddr_hash(&p->base.addr) % n;
             p->hnext = slots[s];
             slots[s] = p;
             p = next;
@@ -102,7 +64,7 @@ void dtls__ptab_insert(dtls_ptab_t *t, dtls_peer_t *p)
 {
     if (t->n + 1 > t->n_slots)
         ptab_grow(t);
-    size_t s = addr_hash(&p->base.addr) % t->n_slots;
+    size_t s = sockaddr_hash(&p->base.addr) % t->n_slots;
     p->hnext = t->slots[s];
     t->slots[s] = p;
     t->n++;
@@ -110,7 +72,7 @@ void dtls__ptab_insert(dtls_ptab_t *t, dtls_peer_t *p)
 
 void dtls__ptab_remove(dtls_ptab_t *t, dtls_peer_t *p)
 {
-    dtls_peer_t **pp = &t->slots[addr_hash(&p->base.addr) % t->n_slots];
+    dtls_peer_t **pp = &t->slots[sockaddr_hash(&p->base.addr) % t->n_slots];
     while (*pp && *pp != p)
         pp = &(*pp)->hnext;
     ASSERT(*pp == p);
@@ -286,50 +248,6 @@ void dtls__listener_sweep(dtls_listener_t *l, int64_t now)
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
-static int bind_socket(const dtls_cfg_t *cfg, char err[static 256])
-{
-    struct sockaddr_storage ss = {0};
-    socklen_t sl;
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    const char *bind_addr = cfg->bind_addr ? cfg->bind_addr : "0.0.0.0";
-    if (cfg->port < 0 || cfg->port > 65535) {
-        snprintf(err, 256, "DTLS port %d out of range", cfg->port);
-        return -1;
-    }
-    if (inet_pton(AF_INET, bind_addr, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)cfg->port);
-        sl = sizeof *a4;
-    } else if (inet_pton(AF_INET6, bind_addr, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)cfg->port);
-        sl = sizeof *a6;
-    } else {
-        snprintf(err, 256, "bind address '%s' is not an IPv4 or IPv6 literal", bind_addr);
-        return -1;
-    }
-    int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, 256, "socket: %s", strerror(errno));
-        return -1;
-    }
-    int one = 1, zero = 0, buf = SOCKET_BUFFER;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (ss.ss_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) != 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-    if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
-        snprintf(err, 256, "bind %s udp port %d (DTLS): %s", bind_addr, cfg->port,
-                 strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 dtls_listener_t *dtls_listener_new(loop_t *loop, coap_engine_t *engine, dtls_ctx_t *ctx,
                                    const dtls_cfg_t *cfg, char err[static 256])
 {
@@ -339,7 +257,8 @@ dtls_listener_t *dtls_listener_new(loop_t *loop, coap_engine_t *engine, dtls_ctx
                  DTLS_MAX_DGRAM);
         return NULL;
     }
-    int fd = bind_socket(cfg, err);
+    int fd = sockaddr_udp_bind(cfg->bind_addr ? cfg->bind_addr : "0.0.0.0", cfg->port,
+                               SOCKET_BUFFER, "DTLS", err);
     if (fd < 0)
         return NULL;
     dtls_listener_t *l = xcalloc(1, sizeof *l);
@@ -348,12 +267,7 @@ dtls_listener_t *dtls_listener_new(loop_t *loop, coap_engine_t *engine, dtls_ctx
     l->ctx = ctx;
     l->cfg = *cfg;
     l->fd = fd;
-    struct sockaddr_storage bound;
-    socklen_t bl = sizeof bound;
-    getsockname(fd, (struct sockaddr *)&bound, &bl);
-    l->port = ntohs(bound.ss_family == AF_INET
-                        ? ((struct sockaddr_in *)&bound)->sin_port
-                        : ((struct sockaddr_in6 *)&bound)->sin6_port);
+    l->port = sockaddr_local_port(fd);
     dtls__cookie_init(&l->cookie, loop_now_ms(loop));
     l->cookie.cookies_sent = &l->stats.cookies_sent;
     l->cookie.cookies_bad = &l->stats.cookies_bad;

@@ -7,6 +7,7 @@
 #include "udp/udp.h"
 
 #include "core/log.h"
+#include "core/sockaddr.h"
 #include "core/xmalloc.h"
 
 #include <arpa/inet.h>
@@ -49,42 +50,6 @@ void udp_cfg_default(udp_cfg_t *cfg)
                        .idle_peer_ms = 60000, .socket_buffer = 4 << 20};
 }
 
-static uint64_t addr_hash(const struct sockaddr_storage *a)
-{
-    uint64_t h = 1469598103934665603ULL;
-    const uint8_t *p;
-    size_t n;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *s = (const struct sockaddr_in *)a;
-        h ^= s->sin_port;
-        p = (const uint8_t *)&s->sin_addr;
-        n = sizeof s->sin_addr;
-    } else {
-        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)a;
-        h ^= s->sin6_port;
-        p = (const uint8_t *)&s->sin6_addr;
-        n = sizeof s->sin6_addr;
-    }
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
-static bool addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family)
-        return false;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-    return x->sin6_port == y->sin6_port &&
-           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
-}
-
 static int peer_send(transport_peer_t *tp, const uint8_t *p, size_t len)
 {
     udp_peer_t *peer = (udp_peer_t *)tp;
@@ -115,7 +80,7 @@ static void grow(udp_listener_t *u)
         udp_peer_t *p = u->slots[i];
         while (p) {
             udp_peer_t *next = p->next;
-            size_t s = addr_hash(&p->base.addr) % n;
+            size_t s = sockaddr_hash(&p->base.addr) % n;
             p->next = slots[s];
             slots[s] = p;
             p = next;
@@ -128,9 +93,9 @@ static void grow(udp_listener_t *u)
 
 static udp_peer_t *peer_get(udp_listener_t *u, const struct sockaddr_storage *a, socklen_t len)
 {
-    size_t s = addr_hash(a) % u->n_slots;
+    size_t s = sockaddr_hash(a) % u->n_slots;
     for (udp_peer_t *p = u->slots[s]; p; p = p->next)
-        if (addr_equal(&p->base.addr, a))
+        if (sockaddr_equal(&p->base.addr, a))
             return p;
     if (u->n_peers >= u->cfg.max_peers) {
         u->stats.dropped_peer_cap++;
@@ -138,7 +103,7 @@ static udp_peer_t *peer_get(udp_listener_t *u, const struct sockaddr_storage *a,
     }
     if (u->n_peers + 1 > u->n_slots) {
         grow(u);
-        s = addr_hash(a) % u->n_slots;
+        s = sockaddr_hash(a) % u->n_slots;
     }
     udp_peer_t *p = xcalloc(1, sizeof *p);
     p->base.ops = &udp_ops;
@@ -216,54 +181,15 @@ static void on_sweep(loop_t *loop, void *arg)
 udp_listener_t *udp_listener_new(loop_t *loop, coap_engine_t *engine, const udp_cfg_t *cfg,
                                  char err[static 256])
 {
-    struct sockaddr_storage ss = {0};
-    socklen_t sl;
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, cfg->bind_addr, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)cfg->port);
-        sl = sizeof *a4;
-    } else if (inet_pton(AF_INET6, cfg->bind_addr, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)cfg->port);
-        sl = sizeof *a6;
-    } else {
-        snprintf(err, 256, "bind address '%s' is not an IPv4 or IPv6 literal", cfg->bind_addr);
+    int fd = sockaddr_udp_bind(cfg->bind_addr, cfg->port, cfg->socket_buffer, "CoAP", err);
+    if (fd < 0)
         return NULL;
-    }
-    int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, 256, "socket: %s", strerror(errno));
-        return NULL;
-    }
-    int one = 1, zero = 0;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (ss.ss_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-    /* Large buffers absorb bursts while a shard is busy; the kernel caps them at
-     * net.core.rmem_max unless we are privileged (SO_RCVBUFFORCE). */
-    int buf = cfg->socket_buffer;
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) != 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof buf) != 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
-    if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
-        snprintf(err, 256, "bind %s udp port %d: %s", cfg->bind_addr, cfg->port, strerror(errno));
-        close(fd);
-        return NULL;
-    }
     udp_listener_t *u = xcalloc(1, sizeof *u);
     u->loop = loop;
     u->engine = engine;
     u->cfg = *cfg;
     u->fd = fd;
-    struct sockaddr_storage bound;
-    socklen_t bl = sizeof bound;
-    getsockname(fd, (struct sockaddr *)&bound, &bl);
-    u->port = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
-                                                : ((struct sockaddr_in6 *)&bound)->sin6_port);
+    u->port = sockaddr_local_port(fd);
     u->n_slots = 1024;
     u->slots = xcalloc(u->n_slots, sizeof *u->slots);
     int rc = loop_fd_add(loop, fd, 0x001 /* EPOLLIN */, on_readable, u);

@@ -1,0 +1,109 @@
+/* sockaddr.c — see sockaddr.h. */
+#include "core/sockaddr.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+uint64_t sockaddr_hash(const struct sockaddr_storage *a)
+{
+    /* FNV-1a. Peer tables are keyed by addresses an attacker can choose, but every entry of
+     * a table costs a completed exchange (UDP) or a valid cookie (DTLS) and tables are capped,
+     * so a crafted collision chain stays short-lived and bounded. */
+    uint64_t h = 1469598103934665603ULL;
+    const uint8_t *p;
+    size_t n;
+    uint16_t port;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)(const void *)a;
+        port = s->sin_port;
+        p = (const uint8_t *)&s->sin_addr;
+        n = sizeof s->sin_addr;
+    } else {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)(const void *)a;
+        port = s->sin6_port;
+        p = (const uint8_t *)&s->sin6_addr;
+        n = sizeof s->sin6_addr;
+    }
+    h ^= port;
+    h *= 1099511628211ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+bool sockaddr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port &&
+           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+}
+
+int sockaddr_udp_bind(const char *addr, int port, int buffer_bytes, const char *what,
+                      char err[static 256])
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t sl;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (port < 0 || port > 65535) {
+        snprintf(err, 256, "%s port %d out of range", what, port);
+        return -1;
+    }
+    if (inet_pton(AF_INET, addr, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        sl = sizeof *a4;
+    } else if (inet_pton(AF_INET6, addr, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        sl = sizeof *a6;
+    } else {
+        snprintf(err, 256, "bind address '%s' is not an IPv4 or IPv6 literal", addr);
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, 256, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    /* Large buffers absorb bursts while a shard is busy; the kernel caps them at
+     * net.core.rmem_max unless we are privileged (the FORCE variants). */
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buffer_bytes, sizeof buffer_bytes) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof buffer_bytes);
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buffer_bytes, sizeof buffer_bytes) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer_bytes, sizeof buffer_bytes);
+    if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
+        snprintf(err, 256, "bind %s udp port %d (%s): %s", addr, port, what, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int sockaddr_local_port(int fd)
+{
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof bound;
+    if (getsockname(fd, (struct sockaddr *)&bound, &bl) != 0)
+        return -1;
+    if (bound.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+}
