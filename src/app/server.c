@@ -8,7 +8,7 @@
  * before the shards are freed, and the completions it posts are run by draining each loop, so
  * every device whose data was committed still gets its 2.01.
  */
-#include "app/server.h"
+#include "app/server_int.h"
 
 #include "api/api.h"
 #include "core/err.h"
@@ -29,27 +29,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-typedef struct shard {
-    int index;
-    loop_t *loop;
-    api_shard_t *api;
-    udp_listener_t *udp;
-    dtls_listener_t *dtls;
-    pthread_t thread;
-    bool running;
-} shard_t;
-
-struct server {
-    store_t *store;
-    registry_t *registry;
-    hub_t *hub;
-    dtls_ctx_t *dtls_ctx;
-    dtls_cfg_t dtls_cfg;
-    shard_t *shards;
-    int n_shards;
-    http_server_t *http;
-};
 
 /* mkdir -p with mode 0700 for every component we create. */
 static int make_dirs(const char *path, char err[static 256])
@@ -212,6 +191,8 @@ server_t *server_start(const config_t *cfg, char err[static 256])
     hcfg.coaps_port = s->dtls_ctx ? dtls_port : 0;
     hcfg.dtls_cert_path = s->dtls_ctx ? dtls_ctx_cert_path(s->dtls_ctx) : NULL;
     hcfg.public_host = cfg->public_host;
+    hcfg.metrics_text = server_metrics_text;
+    hcfg.metrics_ctx = s;
     hcfg.jwt_expiration_s = cfg->jwt_expiration_s;
     hcfg.jwt_refresh_expiration_s = cfg->jwt_refresh_expiration_s;
     hcfg.jwt_signing_key = cfg->jwt_signing_key;

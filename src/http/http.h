@@ -28,6 +28,10 @@ typedef struct http_cfg {
     int coap_port, coaps_port;      /* shown in the UI's connectivity commands (coaps 0 = off) */
     const char *dtls_cert_path;     /* served at /api/noauth/server-cert.pem (NULL = none) */
     const char *public_host;        /* host name for those commands (NULL: the request's Host) */
+    /* GET /metrics: returns a malloc'd Prometheus text body (NULL: no /metrics). Called on
+     * HTTP threads. */
+    char *(*metrics_text)(void *ctx);
+    void *metrics_ctx;
 } http_cfg_t;
 
 void http_cfg_default(http_cfg_t *cfg);

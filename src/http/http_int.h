@@ -296,5 +296,6 @@ void http__h_events(http_req_t *rq, http_resp_t *rs);
 void http__h_cred_info(http_req_t *rq, http_resp_t *rs);
 void http__h_connectivity(http_req_t *rq, http_resp_t *rs);
 void http__h_server_cert(http_req_t *rq, http_resp_t *rs);
+void http__h_metrics(http_req_t *rq, http_resp_t *rs);
 
 #endif

@@ -3,6 +3,7 @@
  *                                          credential (404 for token devices)
  *   GET /api/noauth/connectivity           host and ports for "Check connectivity" commands
  *   GET /api/noauth/server-cert.pem        the DTLS server certificate, for clients' -R option
+ *   GET /metrics                           Prometheus counters (the daemon provides the text)
  * The last two are public on purpose: they reveal nothing a client could not learn by
  * connecting (the certificate is sent in every handshake).
  */
@@ -102,4 +103,20 @@ void http__h_server_cert(http_req_t *rq, http_resp_t *rs)
     rs->body_len = len + 1;
     rs->content_type = "application/x-pem-file";
     free(buf);
+}
+
+/* Prometheus scrapes without credentials (as TB's actuator endpoint); the counters carry no
+ * device identities. */
+void http__h_metrics(http_req_t *rq, http_resp_t *rs)
+{
+    const http_cfg_t *cfg = &rq->srv->cfg;
+    char *text = cfg->metrics_text ? cfg->metrics_text(cfg->metrics_ctx) : NULL;
+    if (!text) {
+        http__resp_error(rs, HTTP_E_NO_ROUTE, NULL);
+        return;
+    }
+    rs->status = 200;
+    rs->body = text;
+    rs->body_len = strlen(text);
+    rs->content_type = "text/plain; version=0.0.4";
 }

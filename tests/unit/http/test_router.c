@@ -101,7 +101,7 @@ static void test_find(void **state)
 }
 
 /* Only login, token refresh and the /api/noauth/ routes (connectivity hints, the server's
- * public certificate) are reachable without a JWT. */
+ * public certificate) and /metrics are reachable without a JWT. */
 static void test_public_routes(void **state)
 {
     (void)state;
@@ -110,12 +110,13 @@ static void test_public_routes(void **state)
         if (http__routes[i].flags & HTTP_ROUTE_PUBLIC) {
             n_public++;
             assert_true(strncmp(http__routes[i].pattern, "/api/auth/", 10) == 0 ||
-                        strncmp(http__routes[i].pattern, "/api/noauth/", 12) == 0);
+                        strncmp(http__routes[i].pattern, "/api/noauth/", 12) == 0 ||
+                        strcmp(http__routes[i].pattern, "/metrics") == 0);
         }
         assert_non_null(http__routes[i].fn);
         assert_int_equal(http__routes[i].pattern[0], '/');
     }
-    assert_int_equal(n_public, 4);
+    assert_int_equal(n_public, 5);
 }
 
 static void test_codes(void **state)

@@ -1,0 +1,42 @@
+/* server_int.h — the daemon's parts, shared by server.c (lifecycle) and metrics.c. */
+#ifndef COAPHUB_APP_SERVER_INT_H
+#define COAPHUB_APP_SERVER_INT_H
+
+#include "app/server.h"
+
+#include "api/api.h"
+#include "device/hub.h"
+#include "device/registry.h"
+#include "dtls/dtls.h"
+#include "http/http.h"
+#include "store/store.h"
+#include "udp/udp.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+
+typedef struct shard {
+    int index;
+    loop_t *loop;
+    api_shard_t *api;
+    udp_listener_t *udp;
+    dtls_listener_t *dtls;
+    pthread_t thread;
+    bool running;
+} shard_t;
+
+struct server {
+    store_t *store;
+    registry_t *registry;
+    hub_t *hub;
+    dtls_ctx_t *dtls_ctx;
+    dtls_cfg_t dtls_cfg;
+    shard_t *shards;
+    int n_shards;
+    http_server_t *http;
+};
+
+/* GET /metrics body (Prometheus text); ctx is the server_t. Called on an HTTP thread. */
+char *server_metrics_text(void *ctx);
+
+#endif
