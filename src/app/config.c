@@ -56,6 +56,9 @@ static const opt_t opts[] = {
      NULL, "password of an encrypted server key", true},
     {"dtls-chain", "dtls", "chain_file", {"COAPHUB_DTLS_CHAIN"}, T_STR, OFF(dtls_chain_file), NULL,
      "intermediate certificates sent after the server certificate (PEM)", false},
+    {"dtls-ciphers", "dtls", "ciphers", {"COAPHUB_DTLS_CIPHERS"}, T_STR, OFF(dtls_ciphers), NULL,
+     "OpenSSL cipher list offered (default: ECDHE-ECDSA AES-128-CCM-8, AES-128/256-GCM, "
+     "AES-128/256-CCM and ECDHE-RSA AES-GCM)", false},
     {"dtls-skip-validity-check", "dtls", "skip_validity_check_for_client_cert",
      {"COAPHUB_DTLS_SKIP_VALIDITY_CHECK", "TB_COAP_X509_DTLS_SKIP_VALIDITY_CHECK_FOR_CLIENT_CERT"},
      T_BOOL, OFF(dtls_skip_validity_check), "false",

@@ -28,6 +28,7 @@ typedef struct config {
     char *dtls_key_file;
     char *dtls_key_password;
     char *dtls_chain_file;
+    char *dtls_ciphers;
     bool dtls_skip_validity_check;
     int dtls_mtu;
     int dtls_retransmission_ms;

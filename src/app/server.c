@@ -157,6 +157,7 @@ server_t *server_start(const config_t *cfg, char err[static 256])
         d->key_file = cfg->dtls_key_file;
         d->key_password = cfg->dtls_key_password;
         d->chain_file = cfg->dtls_chain_file;
+        d->ciphers = cfg->dtls_ciphers;
         d->skip_validity_check = cfg->dtls_skip_validity_check;
         d->mtu = cfg->dtls_mtu;
         d->retransmission_ms = cfg->dtls_retransmission_ms;

@@ -28,6 +28,7 @@ typedef struct dtls_cfg {
     const char *key_password;  /* NULL if the key is not encrypted */
     const char *chain_file;    /* NULL: none */
     bool skip_validity_check;  /* accept expired / not-yet-valid client certificates */
+    const char *ciphers;       /* OpenSSL cipher list; NULL = the AEAD suites of spec §6.7 */
     int mtu;                   /* default 1024 */
     int retransmission_ms;     /* first flight retransmission timeout, default 1000 */
     int max_handshakes;        /* per shard, default 1000 */

@@ -49,6 +49,7 @@ struct dtls_ctx {
     registry_t *reg;
     bool skip_validity;
     char *cert_path, *key_path, *chain_path, *password;
+    char *ciphers; /* NULL: the built-in AEAD list */
 };
 
 void dtls_cfg_default(dtls_cfg_t *cfg)
@@ -157,8 +158,9 @@ static SSL_CTX *build(dtls_ctx_t *ctx, char err[static 256])
         ssl_err(err, "cannot restrict to DTLS 1.2", NULL);
         goto fail;
     }
-    if (SSL_CTX_set_cipher_list(c, CIPHERS) != 1) {
-        ssl_err(err, "cipher list", CIPHERS);
+    const char *ciphers = ctx->ciphers ? ctx->ciphers : CIPHERS;
+    if (SSL_CTX_set_cipher_list(c, ciphers) != 1) {
+        ssl_err(err, "cipher list", ciphers);
         goto fail;
     }
     if (SSL_CTX_set1_groups_list(c, GROUPS) != 1) {
@@ -329,6 +331,7 @@ dtls_ctx_t *dtls_ctx_new(const dtls_cfg_t *cfg, registry_t *reg, char err[static
     }
     ctx->chain_path = cfg->chain_file ? xstrdup(cfg->chain_file) : NULL;
     ctx->password = cfg->key_password ? xstrdup(cfg->key_password) : NULL;
+    ctx->ciphers = cfg->ciphers && *cfg->ciphers ? xstrdup(cfg->ciphers) : NULL;
     ctx->ssl_ctx = build(ctx, err);
     if (!ctx->ssl_ctx)
         goto fail;
@@ -372,6 +375,7 @@ void dtls_ctx_free(dtls_ctx_t *ctx)
     free(ctx->cert_path);
     free(ctx->key_path);
     free(ctx->chain_path);
+    free(ctx->ciphers);
     if (ctx->password) {
         OPENSSL_cleanse(ctx->password, strlen(ctx->password));
         free(ctx->password);
