@@ -14,6 +14,9 @@ daemon_start
 login
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$DAEMON_PID/status"; }
+metric() {   # NAME_WITH_LABELS -> its value from GET /metrics
+    curl -s --max-time 5 "$BASE_URL/metrics" | awk -v m="$1" '$1 == m {print $2}'
+}
 
 # flood OUTFILE COUNT: cookie-less ClientHellos from random 127/8 sources; every 25th socket
 # waits for its answer, which must be a HelloVerifyRequest no larger than the ClientHello.
@@ -84,6 +87,7 @@ grep -q 'answered [1-9]' "$IT_TMP/flood0.out" \
     || fail "no HelloVerifyRequest on --coaps-port $COAPS_PORT (is DTLS wired in?)"
 sleep 0.5
 RSS0=$(rss_kb)
+COOKIES0=$(metric 'coaphub_dtls_handshakes_total{result="cookie_sent"}')
 
 # Phase 1: the flood alone; memory must not follow it.
 flood "$IT_TMP/flood1.out" 5000 || { cat "$IT_TMP/flood1.out" >&2; fail "flood replies were not all small HelloVerifyRequests"; }
@@ -94,6 +98,11 @@ GROWTH=$(( (RSS1 - RSS0) / 1024 ))
 log "RSS before ${RSS0} kB, after the flood ${RSS1} kB (growth ${GROWTH} MiB)"
 [ "$GROWTH" -lt 2 ] || fail "memory grew by ${GROWTH} MiB during a cookie-less flood"
 log "ok: memory stayed flat"
+# The server's own counters: every hello got a cookie, none got past it, no session exists.
+COOKIES1=$(metric 'coaphub_dtls_handshakes_total{result="cookie_sent"}')
+[ $((COOKIES1 - COOKIES0)) -ge 4900 ] || fail "only $((COOKIES1 - COOKIES0)) HelloVerifyRequests counted for 5000 hellos"
+assert_eq "$(metric coaphub_dtls_handshakes_in_progress)" 0 "handshakes in progress after a cookie-less flood"
+assert_eq "$(metric coaphub_dtls_sessions)" 0 "DTLS sessions after a cookie-less flood (the warm-up client closed its own)"
 
 # Phase 2: the flood again while the real devices connect.
 flood "$IT_TMP/flood.out" 5000 &
