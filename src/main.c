@@ -21,7 +21,7 @@ int main(int argc, char **argv)
     if (log_parse_level(cfg.log_level, &level) != 0) {
         fprintf(stderr, "coaphub: --log-level must be error, warn, info or debug\n");
         config_free(&cfg);
-        return EX_CONFIG;
+        return EX_USAGE;
     }
     log_set_level(level);
     log_set_json(cfg.log_json);

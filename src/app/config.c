@@ -246,7 +246,7 @@ void config_usage(FILE *out)
         fprintf(out, "; default %s\n", o->def ? o->def : "(none)");
     }
     fprintf(out, "\nSignals: SIGTERM/SIGINT stop cleanly; a second one exits at once.\n"
-                 "Exit codes: 0 ok, 64 usage, 78 configuration error, 1 runtime failure.\n");
+                 "Exit codes: 0 ok, 64 invalid usage or configuration, 1 start-up failure.\n");
 }
 
 config_result_t config_load(config_t *cfg, int argc, char **argv)
