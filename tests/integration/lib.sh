@@ -225,6 +225,19 @@ ts_history() {
         | jq -c ".\"$2\" // []"
 }
 
+# register_cert DEVICE_ID PEM_FILE: sets the device's X.509 credentials through the
+# ThingsBoard REST flow (GET the credentials, change type and value, POST them back).
+register_cert() {
+    local cur body out
+    cur=$(rest GET "/api/device/$1/credentials")
+    [ "$(http_code)" = 200 ] || fail "get credentials: HTTP $(http_code)"
+    body=$(jq -c --rawfile pem "$2" \
+        '.credentialsType="X509_CERTIFICATE" | .credentialsValue=$pem | del(.credentialsId)' \
+        <<<"$cur")
+    out=$(rest POST /api/device/credentials "$body")
+    [ "$(http_code)" = 200 ] || fail "register certificate: HTTP $(http_code): $out"
+}
+
 # ---------------------------------------------------------------------------------------------
 # CoAP through the real libcoap client.
 #   coap METHOD PATH [PAYLOAD] [-- extra coap-client args]

@@ -71,11 +71,7 @@ done
 for i in $(seq 1 $((N / 2))); do
     openssl ecparam -out "k$i.pem" -name secp256r1 -genkey 2>/dev/null
     openssl req -new -key "k$i.pem" -x509 -nodes -days 30 -out "c$i.pem" -subj "/CN=flood-$i"
-    cur=$(rest GET "/api/device/${IDS[$i]}/credentials")
-    body=$(jq -c --rawfile pem "c$i.pem" \
-        '.credentialsType="X509_CERTIFICATE" | .credentialsValue=$pem | del(.credentialsId)' <<<"$cur")
-    rest POST /api/device/credentials "$body" >/dev/null
-    [ "$(http_code)" = 200 ] || fail "register certificate $i"
+    register_cert "${IDS[$i]}" "c$i.pem"
 done
 
 # Warm up: the first handshake and a first flood let OpenSSL, malloc and ASan's quarantine

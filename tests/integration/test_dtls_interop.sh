@@ -17,15 +17,6 @@ coaps() {   # CLIENT METHOD PATH PAYLOAD [args...]: sets COAP_CODE
         | tail -n 1 | awk '{print $3}')
     [ -n "$COAP_CODE" ] || COAP_CODE=none
 }
-register_cert() {   # DEVICE_ID PEM_FILE
-    local cur body out
-    cur=$(rest GET "/api/device/$1/credentials")
-    body=$(jq -c --rawfile pem "$2" \
-        '.credentialsType="X509_CERTIFICATE" | .credentialsValue=$pem | del(.credentialsId)' \
-        <<<"$cur")
-    out=$(rest POST /api/device/credentials "$body")
-    [ "$(http_code)" = 200 ] || fail "register certificate: HTTP $(http_code): $out"
-}
 # s_client_cipher CIPHER [args...] -> prints the negotiated cipher ("none" if no handshake)
 s_client_cipher() {
     local c=$1; shift

@@ -16,15 +16,6 @@ coaps() {   # CLIENT METHOD PATH PAYLOAD [args...]: sets COAP_CODE ("none": no r
         | tail -n 1 | awk '{print $3}')
     [ -n "$COAP_CODE" ] || COAP_CODE=none
 }
-register_cert() {   # DEVICE_ID PEM_FILE
-    local cur body out
-    cur=$(rest GET "/api/device/$1/credentials")
-    body=$(jq -c --rawfile pem "$2" \
-        '.credentialsType="X509_CERTIFICATE" | .credentialsValue=$pem | del(.credentialsId)' \
-        <<<"$cur")
-    out=$(rest POST /api/device/credentials "$body")
-    [ "$(http_code)" = 200 ] || fail "register certificate: HTTP $(http_code): $out"
-}
 # s_client_ok CERT KEY: 0 if `openssl s_client -dtls1_2` completes a handshake
 s_client_ok() {
     timeout 15 openssl s_client -dtls1_2 -connect "127.0.0.1:$COAPS_PORT" -cert "$1" -key "$2" \

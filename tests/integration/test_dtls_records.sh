@@ -16,10 +16,7 @@ metric() { curl -s --max-time 5 "$BASE_URL/metrics" | awk -v m="$1" '$1 == m {pr
 openssl ecparam -out key.pem -name secp256r1 -genkey 2>/dev/null
 openssl req -new -key key.pem -x509 -nodes -days 30 -out cert.pem -subj "/CN=tamper-1"
 device_create tamper-1 "tamperTok$RANDOM"
-cur=$(rest GET "/api/device/$DEV_ID/credentials")
-body=$(jq -c --rawfile pem cert.pem '.credentialsType="X509_CERTIFICATE" | .credentialsValue=$pem | del(.credentialsId)' <<<"$cur")
-rest POST /api/device/credentials "$body" >/dev/null
-[ "$(http_code)" = 200 ] || fail "register certificate"
+register_cert "$DEV_ID" cert.pem
 
 DROPPED0=$(metric coaphub_dtls_records_dropped_total)
 DUP0=$(metric coaphub_coap_duplicates_total)

@@ -37,17 +37,6 @@ coaps_expect() {
     }
     log "ok: coaps($1) $2 $3 -> $want"
 }
-# register_cert DEVICE_ID PEM_FILE: X.509 credentials through the ThingsBoard REST flow.
-register_cert() {
-    local cur body out
-    cur=$(rest GET "/api/device/$1/credentials")
-    [ "$(http_code)" = 200 ] || fail "get credentials: HTTP $(http_code)"
-    body=$(jq -c --rawfile pem "$2" \
-        '.credentialsType="X509_CERTIFICATE" | .credentialsValue=$pem | del(.credentialsId)' \
-        <<<"$cur")
-    out=$(rest POST /api/device/credentials "$body")
-    [ "$(http_code)" = 200 ] || fail "register certificate: HTTP $(http_code): $out"
-}
 # values DEVICE_ID KEY -> the stored values of KEY, oldest first, one per line
 values() { ts_history "$1" "$2" | jq -r '.[].value'; }
 
