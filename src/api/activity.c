@@ -11,6 +11,10 @@
  * answered from them, and losing one in a crash only makes lastActivityTime a little older.
  * lastActivityTime is written at most every activity_report_ms per device, so a chatty
  * device does not double its write load.
+ *
+ * The hub's live status table (hub.h) hears of the same moments — an active flip, the
+ * throttled lastActivityTime write — plus a switch of transport (CoAP/CoAPS) and every
+ * observation opened or ended; nothing else, so a request normally costs no hub lock.
  */
 #include "api/api_int.h"
 
@@ -46,6 +50,7 @@ static void go_inactive(api_dev_t *d)
     if (a->freeing)
         return;
     int64_t now = clock_wall_ms();
+    hub_status_report(a->hub, d->id, &(hub_status_report_t){.active_delta = -1});
     store_batch_t *b = store_batch_new();
     put_bool(b, d->id, "active", false, now);
     put_long(b, d->id, "lastDisconnectTime", now, now);
@@ -60,9 +65,16 @@ static void idle_fired(loop_t *loop, void *arg)
     api__dev_maybe_free(d);
 }
 
-void api__activity_request(api_shard_t *a, int64_t device_id)
+void api__activity_request(api_shard_t *a, int64_t device_id, const transport_peer_t *peer)
 {
     api_dev_t *d = api__dev_get(a, device_id);
+    hub_status_report_t rep = {0};
+    hub_transport_t t =
+        peer && peer->kind == TRANSPORT_DTLS ? HUB_TRANSPORT_COAPS : HUB_TRANSPORT_COAP;
+    if (t != d->transport) {
+        d->transport = t;
+        rep.transport = t;
+    }
     int64_t mono = loop_now_ms(a->loop);
     int64_t now = clock_wall_ms();
     d->last_request_ms = mono;
@@ -72,6 +84,7 @@ void api__activity_request(api_shard_t *a, int64_t device_id)
     store_batch_t *b = NULL;
     if (!d->active) {
         d->active = true;
+        rep.active_delta = 1;
         b = store_batch_new();
         put_bool(b, device_id, "active", true, now);
         put_long(b, device_id, "lastConnectTime", now, now);
@@ -81,9 +94,17 @@ void api__activity_request(api_shard_t *a, int64_t device_id)
             b = store_batch_new();
         put_long(b, device_id, "lastActivityTime", now, now);
         d->last_report_ms = mono;
+        rep.activity_ms = now;
     }
     if (b)
         store_submit(a->store, b, NULL, ignore_done, NULL);
+    if (rep.transport || rep.active_delta || rep.activity_ms)
+        hub_status_report(a->hub, device_id, &rep);
+}
+
+void api__activity_observations(api_dev_t *d, int delta)
+{
+    hub_status_report(d->a->hub, d->id, &(hub_status_report_t){.obs_delta = delta});
 }
 
 void api__activity_lost(api_dev_t *d)

@@ -105,7 +105,7 @@ static void on_request(void *app, coap_exchange_t *x, const coap_request_t *req)
          * store exists yet, so a known device gets 4.04 "no package assigned". */
         dev = registry_find_token(a->reg, r.token.p, r.token.len);
         if (dev)
-            api__activity_request(a, dev);
+            api__activity_request(a, dev, req->peer);
         else
             a->stats.unauthorized++;
         coap_exchange_respond(x, dev ? COAP_NOT_FOUND : COAP_UNAUTHORIZED, COAP_CF_NONE, NULL, 0);
@@ -117,7 +117,7 @@ static void on_request(void *app, coap_exchange_t *x, const coap_request_t *req)
         coap_exchange_respond(x, COAP_UNAUTHORIZED, COAP_CF_NONE, NULL, 0);
         return;
     }
-    api__activity_request(a, dev);
+    api__activity_request(a, dev, req->peer);
     switch (act) {
     case API_ACT_TELEMETRY: api__telemetry_post(a, x, req, dev); break;
     case API_ACT_ATTR_POST: api__attributes_post(a, x, req, dev); break;
@@ -140,10 +140,14 @@ static void on_observe_end(void *app, coap_observer_t *obs, void *obs_data, coap
 {
     (void)app;
     api_dev_t *d = obs_data;
-    if (d->attr_obs == obs)
+    if (d->attr_obs == obs) {
         d->attr_obs = NULL;
-    if (d->rpc_obs == obs)
+        api__activity_observations(d, -1);
+    }
+    if (d->rpc_obs == obs) {
         d->rpc_obs = NULL;
+        api__activity_observations(d, -1);
+    }
     if (why == COAP_OBS_END_TIMEOUT || why == COAP_OBS_END_RESET)
         api__activity_lost(d);
     api__dev_maybe_free(d);
@@ -224,7 +228,8 @@ void api_shard_on_hub_event(void *ctx, const hub_event_t *ev)
             coap_observer_cancel(d->rpc_obs, COAP_DELETED);
         d = api__dev_find(a, ev->device_id);
         if (d && ev->type == HUB_EV_DEVICE_DELETED) {
-            /* A deleted device gets no more activity attributes written. */
+            /* A deleted device gets no more activity attributes written. The hub dropped its
+             * status entry when it published the deletion, so nothing is reported. */
             loop_timer_cancel(a->loop, &d->idle_timer);
             d->active = false;
             api__dev_maybe_free(d);

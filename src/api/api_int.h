@@ -32,6 +32,7 @@ typedef struct api_dev {
     bool pumping;              /* inside api__rpc_pump (NON results re-enter it) */
     /* activity (spec §9) */
     bool active;
+    hub_transport_t transport; /* of the last request, as last reported to the hub */
     int64_t last_request_ms; /* monotonic */
     int64_t last_report_ms;  /* monotonic time lastActivityTime was last written */
     loop_timer_t idle_timer;
@@ -78,8 +79,10 @@ void api__dev_maybe_free(api_dev_t *d);
 void api__dev_free_all(api_shard_t *a);
 
 /* ---- activity.c ---- */
-/* A request from the device arrived (after authentication). */
-void api__activity_request(api_shard_t *a, int64_t device_id);
+/* A request from the device arrived (after authentication) from peer (may be NULL: plain). */
+void api__activity_request(api_shard_t *a, int64_t device_id, const transport_peer_t *peer);
+/* An observation relation of the device opened (+1) or ended (-1): tells the hub. */
+void api__activity_observations(api_dev_t *d, int delta);
 /* An observation of the device ended with TIMEOUT/RESET. */
 void api__activity_lost(api_dev_t *d);
 

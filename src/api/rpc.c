@@ -40,6 +40,7 @@ void api__rpc_subscribe(api_shard_t *a, coap_exchange_t *x, const coap_request_t
     coap_observer_t *o = coap_exchange_observe(x, d);
     if (o) {
         d->rpc_obs = o;
+        api__activity_observations(d, +1);
         d->rpc_cf = api__resp_cf(req);
     }
     /* §3.5: 2.03 Valid, no payload, Observe=0; the relation is live once this is sent. */

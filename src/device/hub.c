@@ -44,6 +44,16 @@ typedef struct dev_seq {
     int64_t last_id;
 } dev_seq_t;
 
+/* A device's live status; active_shards counts shards that hold the device active. */
+typedef struct status_entry {
+    struct status_entry *next; /* hash chain */
+    int64_t device_id;
+    int active_shards;
+    int observations;
+    hub_transport_t transport;
+    int64_t last_activity_ms;
+} status_entry_t;
+
 typedef struct watcher {
     uint64_t handle;
     hub_watch_cb cb;
@@ -63,6 +73,9 @@ struct hub {
     rpc_entry_t *rpcs;
     dev_seq_t *seqs;
     size_t n_seqs, cap_seqs;
+    pthread_mutex_t status_mu;
+    status_entry_t **status; /* power-of-two buckets */
+    size_t n_status_buckets, n_status;
 };
 
 typedef struct delivery {
@@ -76,6 +89,7 @@ hub_t *hub_new(store_t *store)
     h->store = store;
     pthread_mutex_init(&h->mu, NULL);
     pthread_rwlock_init(&h->watch_lock, NULL);
+    pthread_mutex_init(&h->status_mu, NULL);
     return h;
 }
 
@@ -92,6 +106,14 @@ void hub_free(hub_t *h)
         free(e);
         e = next;
     }
+    for (size_t i = 0; i < h->n_status_buckets; i++) {
+        for (status_entry_t *s = h->status[i], *next; s; s = next) {
+            next = s->next;
+            free(s);
+        }
+    }
+    free(h->status);
+    pthread_mutex_destroy(&h->status_mu);
     free(h->shards);
     free(h->seqs);
     free(h->watchers);
@@ -114,8 +136,12 @@ static void deliver(void *arg)
     free(d);
 }
 
+static void status_forget(hub_t *h, int64_t device_id);
+
 void hub_publish(hub_t *h, hub_event_type_t type, int64_t device_id, const char *json)
 {
+    if (type == HUB_EV_DEVICE_DELETED)
+        status_forget(h, device_id);
     for (size_t i = 0; i < h->n_shards; i++) {
         delivery_t *d = xmalloc(sizeof *d);
         d->shard = h->shards[i];
@@ -164,6 +190,143 @@ void hub_watch_publish(hub_t *h, hub_watch_type_t type, int64_t device_id, const
     for (size_t i = 0; i < h->n_watchers; i++)
         h->watchers[i].cb(h->watchers[i].ctx, type, device_id, json);
     pthread_rwlock_unlock(&h->watch_lock);
+}
+
+/* ---- live device status ---- */
+
+static size_t status_slot(const hub_t *h, int64_t id)
+{
+    uint64_t x = (uint64_t)id * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(x >> 32) & (h->n_status_buckets - 1);
+}
+
+/* Caller holds status_mu. */
+static status_entry_t **status_find(hub_t *h, int64_t id)
+{
+    if (!h->n_status_buckets)
+        return NULL;
+    for (status_entry_t **pp = &h->status[status_slot(h, id)]; *pp; pp = &(*pp)->next)
+        if ((*pp)->device_id == id)
+            return pp;
+    return NULL;
+}
+
+/* Caller holds status_mu. */
+static status_entry_t *status_add(hub_t *h, int64_t id)
+{
+    if (h->n_status >= h->n_status_buckets) {
+        size_t old_n = h->n_status_buckets;
+        status_entry_t **old = h->status;
+        h->n_status_buckets = old_n ? old_n * 2 : 64;
+        h->status = xcalloc(h->n_status_buckets, sizeof *h->status);
+        for (size_t i = 0; i < old_n; i++) {
+            for (status_entry_t *e = old[i], *next; e; e = next) {
+                next = e->next;
+                size_t sl = status_slot(h, e->device_id);
+                e->next = h->status[sl];
+                h->status[sl] = e;
+            }
+        }
+        free(old);
+    }
+    status_entry_t *e = xcalloc(1, sizeof *e);
+    e->device_id = id;
+    size_t sl = status_slot(h, id);
+    e->next = h->status[sl];
+    h->status[sl] = e;
+    h->n_status++;
+    return e;
+}
+
+static void status_forget(hub_t *h, int64_t device_id)
+{
+    pthread_mutex_lock(&h->status_mu);
+    status_entry_t **pp = status_find(h, device_id);
+    if (pp) {
+        status_entry_t *e = *pp;
+        *pp = e->next;
+        free(e);
+        h->n_status--;
+    }
+    pthread_mutex_unlock(&h->status_mu);
+}
+
+static hub_status_t status_of_entry(const status_entry_t *e)
+{
+    return (hub_status_t){.active = e->active_shards > 0,
+                          .transport = e->transport,
+                          .observations = e->observations,
+                          .last_activity_ms = e->last_activity_ms};
+}
+
+const char *hub_transport_name(hub_transport_t t)
+{
+    switch (t) {
+    case HUB_TRANSPORT_COAP: return "coap";
+    case HUB_TRANSPORT_COAPS: return "coaps";
+    case HUB_TRANSPORT_NONE:
+    default: return NULL;
+    }
+}
+
+char *hub_status_json(const hub_status_t *st)
+{
+    const char *t = hub_transport_name(st->transport);
+    /* Built by hand: fixed keys, no user strings, and it runs on the shard's hot path. */
+    return xasprintf("{\"active\":%s,\"transport\":%s%s%s,\"observations\":%d,"
+                     "\"lastActivityTime\":%lld}",
+                     st->active ? "true" : "false", t ? "\"" : "", t ? t : "null", t ? "\"" : "",
+                     st->observations, (long long)st->last_activity_ms);
+}
+
+void hub_status_report(hub_t *h, int64_t device_id, const hub_status_report_t *r)
+{
+    if (!h)
+        return;
+    bool grows = r->transport != HUB_TRANSPORT_NONE || r->active_delta > 0 ||
+                 r->obs_delta > 0 || r->activity_ms > 0;
+    pthread_mutex_lock(&h->status_mu);
+    status_entry_t **pp = status_find(h, device_id);
+    status_entry_t *e = pp ? *pp : NULL;
+    if (!e && !grows) {
+        pthread_mutex_unlock(&h->status_mu);
+        return;
+    }
+    if (!e)
+        e = status_add(h, device_id);
+    hub_status_t before = status_of_entry(e);
+    if (r->transport != HUB_TRANSPORT_NONE)
+        e->transport = r->transport;
+    e->active_shards += r->active_delta;
+    if (e->active_shards < 0) /* a report that raced a device deletion */
+        e->active_shards = 0;
+    e->observations += r->obs_delta;
+    if (e->observations < 0)
+        e->observations = 0;
+    if (r->activity_ms > e->last_activity_ms)
+        e->last_activity_ms = r->activity_ms;
+    hub_status_t after = status_of_entry(e);
+    bool changed = before.active != after.active || before.transport != after.transport ||
+                   before.observations != after.observations ||
+                   before.last_activity_ms != after.last_activity_ms;
+    if (changed && hub_watched(h)) {
+        char *json = hub_status_json(&after);
+        hub_watch_publish(h, HUB_WATCH_ACTIVITY, device_id, json);
+        free(json);
+    }
+    pthread_mutex_unlock(&h->status_mu);
+}
+
+bool hub_status_get(hub_t *h, int64_t device_id, hub_status_t *out)
+{
+    pthread_mutex_lock(&h->status_mu);
+    status_entry_t **pp = status_find(h, device_id);
+    if (pp)
+        *out = status_of_entry(*pp);
+    else
+        *out = (hub_status_t){0};
+    pthread_mutex_unlock(&h->status_mu);
+    return pp != NULL;
 }
 
 /* ---- RPC ---- */

@@ -44,7 +44,8 @@ void hub_free(hub_t *h);
 /* Registers a shard (before the shards start running). */
 void hub_add_shard(hub_t *h, loop_t *loop, hub_event_cb cb, void *shard_ctx);
 
-/* Broadcasts an event about device_id to every shard; json is copied (may be NULL). */
+/* Broadcasts an event about device_id to every shard; json is copied (may be NULL).
+ * HUB_EV_DEVICE_DELETED also drops the device's status entry. */
 void hub_publish(hub_t *h, hub_event_type_t type, int64_t device_id, const char *json);
 
 /* ---- watchers: live updates for the web UI ----
@@ -56,7 +57,9 @@ void hub_publish(hub_t *h, hub_event_type_t type, int64_t device_id, const char 
 typedef enum {
     HUB_WATCH_TELEMETRY,  /* json: {"key":[{"ts":..,"value":..}],...} */
     HUB_WATCH_ATTRIBUTES, /* json: {"scope":"..","values":{..}} or {"scope":"..","deleted":[..]} */
-    HUB_WATCH_ACTIVITY,   /* json: {"active":bool,"transport":"coap"|"coaps","observations":n} */
+    HUB_WATCH_ACTIVITY,   /* json: {"active":bool,"transport":"coap"|"coaps"|null,
+                           *        "observations":n,"lastActivityTime":ms} — from the
+                           *        status table below, its only source */
 } hub_watch_type_t;
 
 typedef void (*hub_watch_cb)(void *ctx, hub_watch_type_t type, int64_t device_id,
@@ -70,6 +73,51 @@ void hub_watch_remove(hub_t *h, uint64_t handle);
 bool hub_watched(hub_t *h);
 /* Tells every watcher. */
 void hub_watch_publish(hub_t *h, hub_watch_type_t type, int64_t device_id, const char *json);
+
+/* ---- live device status ----
+ *
+ * One entry per device that has talked to this server since it started: the transport of
+ * its last request, the observations it holds open (attribute + RPC relations, summed over
+ * shards), whether it is active, and the last lastActivityTime written for it. Shards report
+ * changes only (a transport switch, an observation opened or ended, an active flip, or the
+ * throttled lastActivityTime write), so the mutex is taken rarely. Every change is published
+ * to the watchers as HUB_WATCH_ACTIVITY, under the table's mutex so events of one device
+ * leave in the order the table changed (watchers only copy, so holding it is cheap).
+ * Entries are bounded by the number of devices and dropped when a device is deleted. */
+
+typedef enum {
+    HUB_TRANSPORT_NONE = 0, /* never seen since start: "transport":null */
+    HUB_TRANSPORT_COAP,     /* plain UDP */
+    HUB_TRANSPORT_COAPS,    /* DTLS */
+} hub_transport_t;
+
+typedef struct hub_status {
+    bool active;
+    hub_transport_t transport;
+    int observations;
+    int64_t last_activity_ms; /* wall-clock ms; 0 = none reported since start */
+} hub_status_t;
+
+/* One shard's report; zero fields mean "no change". active_delta is +1 when the shard marks
+ * the device active, -1 when it marks it inactive (each shard keeps its own flag; the device
+ * is active while any shard holds it so). obs_delta counts relations opened (+) or ended (-). */
+typedef struct hub_status_report {
+    hub_transport_t transport;
+    int active_delta;
+    int obs_delta;
+    int64_t activity_ms;
+} hub_status_report_t;
+
+/* Applies a report; publishes HUB_WATCH_ACTIVITY if the visible status changed. Reports that
+ * only end things (negative deltas) for a device without an entry are ignored, so a deleted
+ * device is not brought back by its observers ending. */
+void hub_status_report(hub_t *h, int64_t device_id, const hub_status_report_t *r);
+/* Copies the status of device_id; false (and a zeroed *out) if it has no entry. */
+bool hub_status_get(hub_t *h, int64_t device_id, hub_status_t *out);
+/* "coap", "coaps" or NULL (JSON null). */
+const char *hub_transport_name(hub_transport_t t);
+/* {"active":..,"transport":..,"observations":..,"lastActivityTime":..}; caller frees. */
+char *hub_status_json(const hub_status_t *st);
 
 /* ---- server-side RPC ---- */
 

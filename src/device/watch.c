@@ -3,7 +3,9 @@
  * Runs on the store writer thread right after a commit, so an event never shows data that
  * could still be lost. A batch usually holds one device's ops; the loop below still groups
  * per device and per scope so a mixed batch gives one event per (device, kind, scope).
- * Activity is derived from the server-scope "active" attribute the device API writes.
+ * Activity events do not come from here: the hub's live status table (hub.h) is their one
+ * source, published the moment a shard sees a change. The server-scope "active" attribute
+ * the device API writes still reaches watchers as an ordinary attribute event.
  */
 #include "device/watch.h"
 
@@ -42,7 +44,6 @@ static void emit(hub_t *h, const store_batch_t *b, int64_t device_id, store_op_k
                  store_scope_t scope)
 {
     json_t *values = json_object(), *deleted = json_array();
-    json_t *active = NULL;
     size_t n = store_batch_len(b);
     for (size_t i = 0; i < n; i++) {
         store_op_view_t op;
@@ -60,9 +61,6 @@ static void emit(hub_t *h, const store_batch_t *b, int64_t device_id, store_op_k
                                                  "value", value_json(op.kv)));
         } else if (kind == STORE_OP_ATTR) {
             json_object_set_new(values, op.kv->key, value_json(op.kv));
-            if (scope == SCOPE_SERVER && op.kv->type == STORE_BOOL &&
-                strcmp(op.kv->key, "active") == 0)
-                active = json_boolean(op.kv->b);
         } else {
             json_array_append_new(deleted, json_string(op.kv->key));
         }
@@ -76,8 +74,6 @@ static void emit(hub_t *h, const store_batch_t *b, int64_t device_id, store_op_k
         publish(h, HUB_WATCH_ATTRIBUTES, device_id,
                 json_pack("{s:s,s:O}", "scope", store_scope_name(scope), "deleted", deleted));
     }
-    if (active)
-        publish(h, HUB_WATCH_ACTIVITY, device_id, json_pack("{s:o}", "active", active));
     json_decref(values);
     json_decref(deleted);
 }

@@ -1,5 +1,6 @@
 /* events.c — live updates for the web UI: GET /api/events?deviceId=<uuid>&token=<jwt>
- * streams Server-Sent Events (telemetry, attributes, activity) of one device.
+ * streams Server-Sent Events (telemetry, attributes, activity) of one device; without
+ * deviceId it streams the activity events of every device (the device list).
  *
  * DESIGN. Each stream registers a hub watcher. Watchers run on the publishing thread (the
  * store writer after a commit), so they only append the formatted event to the stream's
@@ -8,6 +9,13 @@
  * 15 s so proxies and the browser keep the stream open. A slow reader loses events beyond
  * the buffer cap (counted, never blocking the writer); the UI re-reads state on reconnect.
  * The JWT comes in the query because EventSource cannot set headers; it is never logged.
+ *
+ * ALL-DEVICES STREAM. Hub events carry the internal device id, the UI wants the uuid, and the
+ * watcher must not call the store (it runs on a shard or the store writer). So the watcher
+ * only queues (id, json) pairs (bounded, like the buffer); the reader — this connection's
+ * libmicrohttpd thread, where blocking on the store is allowed — resolves each id through a
+ * per-stream id->uuid cache, asking the store on a miss, and formats the event there. An id
+ * the store no longer knows (device deleted) drops its event.
  */
 #include "http/http_int.h"
 
@@ -22,6 +30,17 @@
 #include <time.h>
 
 enum { SSE_BUF_CAP = 1 << 20, SSE_KEEPALIVE_MS = 15000, SSE_POLL_MS = 500 };
+enum { SSE_PENDING_CAP = 4096, SSE_UUID_CACHE = 1024 };
+
+typedef struct pending_ev {
+    int64_t device_id;
+    char *json;
+} pending_ev_t;
+
+typedef struct uuid_slot {
+    int64_t device_id;
+    char uuid[STORE_UUID_LEN + 1];
+} uuid_slot_t;
 
 typedef struct sse {
     pthread_mutex_t mu;
@@ -29,10 +48,15 @@ typedef struct sse {
     char *buf;
     size_t len, off, cap;
     uint64_t dropped;
-    int64_t device_id;
+    int64_t device_id; /* 0: every device (activity only) */
     char uuid[STORE_UUID_LEN + 1];
     http_server_t *srv;
     uint64_t watch;
+    /* all-devices stream: events waiting for their uuid (under mu), and the reader's cache */
+    pending_ev_t *pending;
+    size_t n_pending;
+    uuid_slot_t *cache;
+    size_t n_cache;
 } sse_t;
 
 static const char *event_name(hub_watch_type_t t)
@@ -59,6 +83,71 @@ static bool append(sse_t *c, const char *s, size_t n)
     memcpy(c->buf + c->len, s, n);
     c->len += n;
     return true;
+}
+
+/* Watcher of the all-devices stream: queue only, never touch the store here. */
+static void on_watch_all(void *ctx, hub_watch_type_t type, int64_t device_id, const char *json)
+{
+    sse_t *c = ctx;
+    if (type != HUB_WATCH_ACTIVITY)
+        return;
+    pthread_mutex_lock(&c->mu);
+    if (c->n_pending < SSE_PENDING_CAP) {
+        if (!c->pending)
+            c->pending = xmalloc(SSE_PENDING_CAP * sizeof *c->pending);
+        c->pending[c->n_pending++] = (pending_ev_t){.device_id = device_id,
+                                                    .json = xstrdup(json)};
+    } else {
+        c->dropped++;
+    }
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* uuid of device_id via the stream's cache (reader thread only); false if unknown. */
+static bool resolve_uuid(sse_t *c, int64_t device_id, char out[static STORE_UUID_LEN + 1])
+{
+    for (size_t i = 0; i < c->n_cache; i++) {
+        if (c->cache[i].device_id == device_id) {
+            memcpy(out, c->cache[i].uuid, STORE_UUID_LEN + 1);
+            return true;
+        }
+    }
+    store_device_t d = {0};
+    if (store_device_get(c->srv->store, device_id, &d) != 0)
+        return false;
+    snprintf(out, STORE_UUID_LEN + 1, "%s", d.uuid);
+    store_device_fini(&d);
+    if (!c->cache)
+        c->cache = xmalloc(SSE_UUID_CACHE * sizeof *c->cache);
+    if (c->n_cache == SSE_UUID_CACHE) /* more devices than slots: start over, stay bounded */
+        c->n_cache = 0;
+    c->cache[c->n_cache].device_id = device_id;
+    memcpy(c->cache[c->n_cache].uuid, out, STORE_UUID_LEN + 1);
+    c->n_cache++;
+    return true;
+}
+
+/* Reader side of the all-devices stream: formats the queued events. Called and returns with
+ * c->mu held; drops it while asking the store. */
+static void drain_pending(sse_t *c)
+{
+    while (c->n_pending) {
+        pending_ev_t ev = c->pending[0];
+        memmove(c->pending, c->pending + 1, (c->n_pending - 1) * sizeof *c->pending);
+        c->n_pending--;
+        pthread_mutex_unlock(&c->mu);
+        char uuid[STORE_UUID_LEN + 1];
+        char *line = NULL;
+        if (resolve_uuid(c, ev.device_id, uuid))
+            line = xasprintf("event: activity\ndata: {\"deviceId\":\"%s\",%s\n\n", uuid,
+                             ev.json + 1);
+        free(ev.json);
+        pthread_mutex_lock(&c->mu);
+        if (line && !append(c, line, strlen(line)))
+            c->dropped++;
+        free(line);
+    }
 }
 
 static void on_watch(void *ctx, hub_watch_type_t type, int64_t device_id, const char *json)
@@ -89,6 +178,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
     sse_t *c = cls;
     int64_t waited = 0;
     pthread_mutex_lock(&c->mu);
+    drain_pending(c);
     while (c->len == c->off) {
         if (atomic_load(&c->srv->ready) == false) {
             pthread_mutex_unlock(&c->mu);
@@ -105,6 +195,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
         ts.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&c->cv, &c->mu, &ts);
         waited += SSE_POLL_MS;
+        drain_pending(c);
     }
     size_t n = c->len - c->off;
     if (n > max)
@@ -120,8 +211,12 @@ static void sse_free(void *cls)
     sse_t *c = cls;
     hub_watch_remove(c->srv->hub, c->watch);
     if (c->dropped)
-        LOG_W("http", "event stream of device %s dropped %llu events (slow reader)", c->uuid,
-              (unsigned long long)c->dropped);
+        LOG_W("http", "event stream of device %s dropped %llu events (slow reader)",
+              c->device_id ? c->uuid : "(all)", (unsigned long long)c->dropped);
+    for (size_t i = 0; i < c->n_pending; i++)
+        free(c->pending[i].json);
+    free(c->pending);
+    free(c->cache);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     free(c->buf);
@@ -131,23 +226,19 @@ static void sse_free(void *cls)
 void http__h_events(http_req_t *rq, http_resp_t *rs)
 {
     const char *uuid = http__query(rq, "deviceId");
-    if (!uuid || !*uuid) {
-        http__resp_error(rs, HTTP_E_BAD_PARAMS, "deviceId is required");
-        return;
-    }
     store_device_t d = {0};
-    if (!http__device_lookup(rq, rs, uuid, &d))
+    if (uuid && *uuid && !http__device_lookup(rq, rs, uuid, &d))
         return;
     sse_t *c = xcalloc(1, sizeof *c);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
-    c->device_id = d.id;
+    c->device_id = d.id; /* 0 without deviceId: every device */
     snprintf(c->uuid, sizeof c->uuid, "%s", d.uuid);
     c->srv = rq->srv;
     store_device_fini(&d);
     /* A first comment makes the browser fire "open" at once. */
     append(c, ": coaphub live events\nretry: 3000\n\n", 35);
-    c->watch = hub_watch_add(rq->srv->hub, on_watch, c);
+    c->watch = hub_watch_add(rq->srv->hub, c->device_id ? on_watch : on_watch_all, c);
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, reader, c, sse_free);
     if (!resp) {

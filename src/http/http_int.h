@@ -297,5 +297,7 @@ void http__h_cred_info(http_req_t *rq, http_resp_t *rs);
 void http__h_connectivity(http_req_t *rq, http_resp_t *rs);
 void http__h_server_cert(http_req_t *rq, http_resp_t *rs);
 void http__h_metrics(http_req_t *rq, http_resp_t *rs);
+/* rest_status.c: GET /api/coaphub/devices/status?ids=<uuid>,... (live device status) */
+void http__h_device_status(http_req_t *rq, http_resp_t *rs);
 
 #endif

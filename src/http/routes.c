@@ -43,6 +43,7 @@ const http_route_t http__routes[] = {
     {"GET", "/api/rpc/persistent/{rpcId}", http__h_rpc_persistent_get, 0},
 
     {"GET", "/api/events", http__h_events, 0},
+    {"GET", "/api/coaphub/devices/status", http__h_device_status, 0},
     {"GET", "/api/noauth/connectivity", http__h_connectivity, HTTP_ROUTE_PUBLIC},
     {"GET", "/metrics", http__h_metrics, HTTP_ROUTE_PUBLIC},
     {"GET", "/api/noauth/server-cert.pem", http__h_server_cert, HTTP_ROUTE_PUBLIC},

@@ -47,7 +47,7 @@ function proxy(req, res) {
 // ---------------------------------------------------------------------------------------- mock
 const M = {
   users: { [process.env.COAPHUB_ADMIN_USER || 'tenant@thingsboard.org']: process.env.COAPHUB_ADMIN_PASSWORD || 'tenant' },
-  tokens: new Set(), devices: new Map(), creds: new Map(), ts: new Map(), attrs: new Map(), sse: new Set(), rpcWait: new Map(), rpcQueue: new Map(), rpcSeq: 1,
+  tokens: new Set(), devices: new Map(), status: new Map(), creds: new Map(), ts: new Map(), attrs: new Map(), sse: new Set(), rpcWait: new Map(), rpcQueue: new Map(), rpcSeq: 1,
 };
 const uuid = () => crypto.randomUUID();
 function err(res, status, message) {
@@ -62,7 +62,8 @@ function readBody(req) {
   return new Promise((resolve) => { let b = ''; req.on('data', (c) => { b += c; }); req.on('end', () => resolve(b)); });
 }
 function publish(type, data) {
-  for (const s of M.sse) if (s.deviceId === data.deviceId) s.res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
+  // A stream without deviceId follows the activity of every device (the device list).
+  for (const s of M.sse) if (s.deviceId === data.deviceId || (!s.deviceId && type === 'activity')) s.res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
 }
 function devJson(d) { return { id: { entityType: 'DEVICE', id: d.id }, createdTime: d.createdTime, name: d.name, type: d.type, label: d.label, additionalInfo: null, version: d.version }; }
 function setAttrs(id, scope, obj) {
@@ -80,7 +81,15 @@ function addTelemetry(id, obj) {
   }
   setAttrs(id, 'SERVER_SCOPE', { active: true, lastActivityTime: now });
   publish('telemetry', { deviceId: id, values });
-  publish('activity', { deviceId: id, active: true, transport: 'coap', observations: M.rpcWait.has(id) ? 1 : 0 });
+  setStatus(id, { active: true, lastActivityTime: now });
+}
+// Live status like the daemon's hub table; X.509 devices (fingerprint credentials) use CoAPS.
+function setStatus(id, change) {
+  const before = M.status.get(id) || { active: false, transport: null, observations: 0, lastActivityTime: 0 };
+  const x509 = M.creds.get(id)?.credentialsType === 'X509_CERTIFICATE';
+  const now = { ...before, transport: x509 ? 'coaps' : 'coap', ...change };
+  M.status.set(id, now);
+  if (JSON.stringify(now) !== JSON.stringify(before)) publish('activity', { deviceId: id, ...now });
 }
 function certInfo(pem) {
   const c = new crypto.X509Certificate(pem);
@@ -119,6 +128,11 @@ async function mock(req, res) {
     M.sse.add(s);
     req.on('close', () => M.sse.delete(s));
     return undefined;
+  }
+  if (p === '/api/coaphub/devices/status') {
+    const out = {};
+    for (const id of (q.get('ids') || '').split(',').filter(Boolean)) out[id] = M.status.get(id) || { active: false, transport: null, observations: 0, lastActivityTime: 0 };
+    return ok(res, out);
   }
   if (p === '/api/tenant/devices') {
     const size = Number(q.get('pageSize') || 10), page = Number(q.get('page') || 0);
@@ -208,6 +222,7 @@ function mockDevice(p, json, res) {
   if (!cred) return err(res, 404, 'No device with this credential');
   const id = cred.deviceId.id;
   if (parts[1] === 'telemetry') { addTelemetry(id, json || {}); return ok(res); }
+  if (parts[1] === 'attributes') setStatus(id, { active: true, observations: 1 }); // the polling "observer"
   if (parts[1] === 'attributes') return ok(res, Object.fromEntries(Object.entries(M.attrs.get(id).SHARED_SCOPE).map(([k, v]) => [k, v.value])));
   if (parts[1] === 'rpc' && parts.length === 3) { const l = M.rpcQueue.get(id) || []; M.rpcQueue.set(id, []); return ok(res, l); }
   if (parts[1] === 'rpc' && parts.length === 4) { const f = M.rpcWait.get(Number(parts[3])); if (f) { M.rpcWait.delete(Number(parts[3])); f(json); } return ok(res); }

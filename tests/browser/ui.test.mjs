@@ -159,10 +159,47 @@ test('coap-client-openssl with the certificate posts telemetry and the value app
   await docShot('chart', { fullPage: true });
 });
 
+test('device list: status column shows the device Active over CoAPS, from one status request, and live', async () => {
+  const statusReqs = [];
+  const onReq = (r) => { if (r.url().includes('/api/coaphub/devices/status')) statusReqs.push(r.url()); };
+  page.on('request', onReq);
+  try {
+    await page.goto(`${target.baseUrl}/#/devices`);
+    const row = `tr[data-id="${state.id}"]`;
+    await page.waitForSelector(`${row} .status-text:text-is("Active")`, { timeout: 10000 });
+    await page.waitForSelector(`${row} .proto:text("CoAPS")`);
+    assert.match(await page.textContent(`${row} .status-time`), /just now|s ago|min ago/);
+    assert.equal(statusReqs.length, 1, `one status request per page load, got ${statusReqs.join(" ")}`);
+    // The REST endpoint itself: known device live, unknown uuid inactive with null transport.
+    const unknown = '00000000-0000-4000-8000-000000000000';
+    const st = await page.evaluate(async ([id, other]) => (await fetch(`/api/coaphub/devices/status?ids=${id},${other}`,
+      { headers: { 'X-Authorization': `Bearer ${localStorage.getItem('coaphub.token')}` } })).json(), [state.id, unknown]);
+    assert.equal(st[state.id].active, true);
+    assert.equal(st[state.id].transport, 'coaps');
+    assert.ok(st[state.id].lastActivityTime > Date.now() - 600000);
+    assert.deepEqual(st[unknown], { active: false, transport: null, observations: 0, lastActivityTime: 0 });
+    const nReqs = statusReqs.length; // the page's one request plus the test's own fetch
+    // Live: an observation opened by the device shows up in the list without reload.
+    const obs = dev.observeAttributesX509(state.cert);
+    try {
+      await page.waitForSelector(`${row} .status-obs:text("1 obs")`, { timeout: 10000 });
+      await shot('devices-status-live');
+    } finally { obs.stop(); }
+    assert.equal(statusReqs.length, nReqs, `live updates come from the event stream, not more requests: ${statusReqs.join(' ')}`);
+  } finally { page.off('request', onReq); }
+  await page.goto(`${target.baseUrl}/#/device/${state.id}/telemetry`);
+  await page.waitForSelector('.dev-status .status-text');
+});
+
 test('a shared attribute set in the page reaches an observing coap-client-openssl -s', async () => {
   const obs = dev.observeAttributesX509(state.cert);
   try {
-    await new Promise((r) => setTimeout(r, 1000));
+    // While the observer runs, the device page header counts its observation.
+    await page.waitForSelector('.dev-status .status-obs:text("1 obs")', { timeout: 10000 }).catch(async (e) => {
+      throw new Error(`${e.message}; header: ${await page.textContent('.dev-status')}; mode: ${await page.textContent('.live-mode')}`);
+    });
+    assert.equal(await page.textContent('.dev-status .status-text'), 'Active');
+    assert.match(await page.textContent('.dev-status .proto'), /CoAPS/);
     await page.click('#tab-attributes');
     await page.click('[data-scope=SHARED_SCOPE]');
     await page.click('#attr-add');

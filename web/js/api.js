@@ -119,6 +119,10 @@ export const devices = {
   credentials: (id) => api('GET', `/api/device/${enc(id)}/credentials`),
   saveCredentials: (c) => api('POST', '/api/device/credentials', c),
   credentialsInfo: (id) => api('GET', `/api/device/${enc(id)}/credentials/info`),
+  // Live status of several devices in one request: {uuid: {active, transport, observations,
+  // lastActivityTime}} (coaphub's own endpoint, not ThingsBoard's).
+  status: (ids, signal) => api('GET', `/api/coaphub/devices/status?ids=${ids.map(enc).join(',')}`,
+    undefined, { signal }),
 };
 
 export const telemetry = {

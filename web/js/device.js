@@ -28,6 +28,7 @@ export function deviceView(root, { id, tab }) {
   let alive = true;
   let current = null;
   let unsubscribe = null;
+  let stopTicker = null;
   clear(root, spinner('Loading device…'));
 
   (async () => {
@@ -41,6 +42,8 @@ export function deviceView(root, { id, tab }) {
     if (!alive) return;
     document.title = `${device.name} · coaphub`;
     const status = h('span', { class: 'dev-status' }, statusBadge(undefined));
+    let st = null; // last known status; polling-mode events carry only part of it
+    const showStatus = (s) => { st = { ...(st || {}), ...s }; clear(status, statusBadge(st)); };
     const mode = h('span', { class: 'live-mode', role: 'status', title: 'How this page receives updates' }, '');
     const tabList = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Device sections' });
     const panel = h('section', { class: 'card tab-panel', role: 'tabpanel', id: 'tab-panel', tabindex: '-1' });
@@ -75,23 +78,24 @@ export function deviceView(root, { id, tab }) {
     const ctx = { id, device };
     current = sel.make(panel, ctx) || {};
     unsubscribe = subscribe(id, (type, data) => {
-      if (type === 'activity') clear(status, statusBadge(data.active, data.lastActivityTime, data.transport, data.observations));
+      if (type === 'activity') showStatus(data);
       if (current && current.onEvent) current.onEvent(type, data);
     }, (m) => {
       mode.className = `live-mode live-${m}`;
       mode.textContent = m === 'live' ? '● Live' : m === 'polling' ? '● Polling every 2 s' : '● Connecting…';
     });
-    // Initial status from server-side attributes until an activity event arrives.
-    import('./api.js').then(({ telemetry }) => telemetry.attributes(id, 'SERVER_SCOPE', ['active', 'lastActivityTime', 'transport', 'observations']))
-      .then((attrs) => {
-        const m = Object.fromEntries((attrs || []).map((a) => [a.key, a.value]));
-        if (alive) clear(status, statusBadge(m.active ?? false, m.lastActivityTime, m.transport, m.observations));
-      }).catch(() => {});
+    // Initial status (the stream is already open, so an event received meanwhile is newer).
+    devices.status([id]).then((all) => {
+      if (alive && all && all[id] && !st) showStatus(all[id]);
+    }).catch(() => {});
+    const ticker = setInterval(() => { if (st) clear(status, statusBadge(st)); }, 10000);
+    stopTicker = () => clearInterval(ticker);
   })();
 
   return () => {
     alive = false;
     if (unsubscribe) unsubscribe();
+    if (stopTicker) stopTicker();
     if (current && current.destroy) current.destroy();
   };
 }

@@ -1,8 +1,13 @@
 // devices.js — the device list: search, sort, paging (state kept in the URL so reload and
 // back keep it), status column, create / rename / delete.
+// Status: one request for the whole page (/api/coaphub/devices/status), then live activity
+// events of every device from one event stream; relative times are re-rendered every 10 s.
 
 import { h, clear, fmtTime, relTime, modal, confirmDialog, spinner, errorBox, toast, field } from './dom.js';
-import { devices, telemetry, api } from './api.js';
+import { devices, api } from './api.js';
+import { subscribeAll } from './live.js';
+
+const RELTIME_REFRESH_MS = 10000;
 
 const COLUMNS = [
   { key: 'name', label: 'Name', sort: 'name' },
@@ -22,6 +27,17 @@ export function devicesView(root, { query }) {
   };
   let ctl = null;
   let alive = true;
+  const statusById = new Map(); // uuid -> {active, transport, observations, lastActivityTime}
+  const cells = new Map();      // uuid -> status <td> of the rows on this page
+  let sinceFetch = null;        // ids that got a live event while a status request ran
+
+  const showStatus = (id) => { const td = cells.get(id); if (td) clear(td, statusBadge(statusById.get(id))); };
+  const unsubscribe = subscribeAll((ev) => {
+    statusById.set(ev.deviceId, { ...(statusById.get(ev.deviceId) || {}), ...ev });
+    if (sinceFetch) sinceFetch.add(ev.deviceId);
+    showStatus(ev.deviceId);
+  });
+  const ticker = setInterval(() => { for (const id of cells.keys()) showStatus(id); }, RELTIME_REFRESH_MS);
 
   const search = h('input', { type: 'search', id: 'device-search', placeholder: 'Search devices by name', 'aria-label': 'Search devices', value: st.text });
   let debounce;
@@ -91,8 +107,10 @@ export function devicesView(root, { query }) {
       return;
     }
     const tbody = h('tbody', {});
+    cells.clear();
     for (const d of rows) {
-      const status = h('td', { class: 'status-cell', 'data-label': 'Status' }, statusBadge(d.active, d.lastActivityTime));
+      const status = h('td', { class: 'status-cell', 'data-label': 'Status' }, statusBadge(statusById.get(d.id.id)));
+      cells.set(d.id.id, status);
       tbody.append(h('tr', { dataset: { id: d.id.id } },
         h('td', { 'data-label': 'Name' }, h('a', { href: `#/device/${encodeURIComponent(d.id.id)}`, class: 'dev-name' }, d.name)),
         h('td', { 'data-label': 'Type' }, d.type || ''),
@@ -102,7 +120,6 @@ export function devicesView(root, { query }) {
         h('td', { class: 'row-actions' },
           h('button', { type: 'button', class: 'btn btn-small', onclick: () => rename(d), 'aria-label': `Rename ${d.name}` }, 'Rename'),
           h('button', { type: 'button', class: 'btn btn-small btn-danger-ghost', onclick: () => remove(d), 'aria-label': `Delete ${d.name}` }, 'Delete'))));
-      if (d.active === undefined) fillStatus(d.id.id, status);
     }
     const total = pg.totalElements ?? rows.length;
     const pages = Math.max(1, pg.totalPages || 1);
@@ -118,15 +135,23 @@ export function devicesView(root, { query }) {
         h('button', { type: 'button', class: 'btn btn-small', disabled: st.page === 0, onclick: () => { st.page--; sync(); } }, '‹ Prev'),
         h('span', { class: 'page-no' }, `Page ${st.page + 1} of ${pages}`),
         h('button', { type: 'button', class: 'btn btn-small', disabled: !pg.hasNext, onclick: () => { st.page++; sync(); } }, 'Next ›')));
+    fillStatus(rows.map((d) => d.id.id), ctl && ctl.signal);
   }
 
-  async function fillStatus(id, td) {
+  // One status request for the page; an event that arrived meanwhile is newer and wins.
+  async function fillStatus(ids, signal) {
+    if (!ids.length) return;
+    const seen = new Set();
+    sinceFetch = seen;
     try {
-      const attrs = await telemetry.attributes(id, 'SERVER_SCOPE', ['active', 'lastActivityTime', 'transport', 'observations']);
-      const m = Object.fromEntries((attrs || []).map((a) => [a.key, a.value]));
-      // No "active" attribute yet means the server has never seen the device.
-      if (alive) clear(td, statusBadge(m.active ?? false, m.lastActivityTime, m.transport, m.observations));
-    } catch { /* keep "unknown" */ }
+      const all = await devices.status(ids, signal);
+      if (!alive) return;
+      for (const [id, s] of Object.entries(all || {})) {
+        if (!seen.has(id)) statusById.set(id, s);
+        showStatus(id);
+      }
+    } catch { /* the cells keep "Unknown"; live events still fill them */ }
+    if (sinceFetch === seen) sinceFetch = null;
   }
 
   async function create() {
@@ -191,17 +216,24 @@ export function devicesView(root, { query }) {
   }
 
   load();
-  return () => { alive = false; if (ctl) ctl.abort(); clearTimeout(debounce); };
+  return () => { alive = false; if (ctl) ctl.abort(); clearTimeout(debounce); clearInterval(ticker); unsubscribe(); };
 }
 
-export function statusBadge(active, lastTs, transport, observations) {
-  if (active === undefined || active === null) return h('span', { class: 'badge badge-unknown' }, h('span', { class: 'dot', 'aria-hidden': 'true' }), 'Unknown');
-  const parts = [active ? 'Active' : lastTs ? 'Inactive' : 'Never connected'];
-  const extra = [];
-  if (active && transport) extra.push(transport === 'coaps' ? 'CoAPS' : 'CoAP');
-  if (active && observations) extra.push(`${observations} obs.`);
-  return h('span', { class: `badge ${active ? 'badge-on' : 'badge-off'}`, title: lastTs ? `Last activity ${fmtTime(lastTs)}` : '' },
-    h('span', { class: 'dot', 'aria-hidden': 'true' }), parts.join(''),
-    extra.length ? h('span', { class: 'badge-extra' }, ` · ${extra.join(' · ')}`) : null,
-    lastTs ? h('span', { class: 'badge-extra' }, ` · ${relTime(Number(lastTs))}`) : null);
+// The status of one device as text only: dot + Active/Inactive, a CoAP/CoAPS badge for the
+// transport of its last request, "n obs" while it holds observations, last activity as a
+// relative time (exact time in the tooltip). st undefined = not known yet.
+export function statusBadge(st) {
+  if (!st || st.active === undefined || st.active === null) {
+    return h('span', { class: 'status' }, h('span', { class: 'badge badge-unknown' }, h('span', { class: 'dot', 'aria-hidden': 'true' }), 'Unknown'));
+  }
+  const last = Number(st.lastActivityTime) || 0;
+  const obs = Number(st.observations) || 0;
+  return h('span', { class: 'status', dataset: { active: st.active ? 'true' : 'false' } },
+    h('span', { class: `badge ${st.active ? 'badge-on' : 'badge-off'}` },
+      h('span', { class: 'dot', 'aria-hidden': 'true' }),
+      h('span', { class: 'status-text' }, st.active ? 'Active' : last ? 'Inactive' : 'Never connected')),
+    st.transport ? h('span', { class: `proto proto-${st.transport === 'coaps' ? 'coaps' : 'coap'}`, title: st.transport === 'coaps' ? 'Last request over DTLS (CoAPS)' : 'Last request over plain CoAP' },
+      st.transport === 'coaps' ? 'CoAPS' : 'CoAP') : null,
+    obs > 0 ? h('span', { class: 'status-obs', title: 'Open observations (attribute and RPC subscriptions)' }, `${obs} obs`) : null,
+    h('span', { class: 'status-time muted', title: last ? `Last activity ${fmtTime(last)}` : '' }, relTime(last)));
 }

@@ -4,6 +4,7 @@
 //   telemetry  {deviceId, values: {key: [{ts, value}]}}
 //   attributes {deviceId, scope, values: {k: v}}  or  {deviceId, scope, deleted: [k]}
 //   activity   {deviceId, active, transport?, observations?, lastActivityTime?}
+// subscribeAll() follows the activity events of every device (the device list).
 
 import { session, telemetry as T } from './api.js';
 
@@ -100,6 +101,41 @@ export function subscribe(deviceId, onEvent, onMode = () => {}) {
   return () => {
     stopped = true;
     stopPolling();
+    if (retryTimer) clearTimeout(retryTimer);
+    if (es) es.close();
+  };
+}
+
+// Activity of every device: /api/events without deviceId. No polling fallback (the list
+// already has one status request per load); a stream that fails is retried every 30 s.
+export function subscribeAll(onActivity, onMode = () => {}) {
+  let es = null;
+  let retryTimer = null;
+  let stopped = false;
+  function start() {
+    if (stopped || typeof EventSource === 'undefined' || !session.token) { onMode('off'); return; }
+    let opened = false;
+    es = new EventSource(`/api/events?token=${encodeURIComponent(session.token)}`);
+    es.onopen = () => { opened = true; onMode('live'); };
+    es.addEventListener('activity', (ev) => {
+      let data;
+      try { data = JSON.parse(ev.data); } catch { return; }
+      if (!stopped && data && data.deviceId) onActivity(data);
+    });
+    es.onerror = () => {
+      if (es.readyState === EventSource.CLOSED || !opened) {
+        es.close();
+        es = null;
+        onMode('off');
+        retryTimer = setTimeout(() => { retryTimer = null; start(); }, SSE_RETRY_MS);
+      } else {
+        onMode('connecting');
+      }
+    };
+  }
+  start();
+  return () => {
+    stopped = true;
     if (retryTimer) clearTimeout(retryTimer);
     if (es) es.close();
   };

@@ -425,6 +425,42 @@ static void test_activity(void **state)
     fx_free(f);
 }
 
+static void test_live_status_in_hub(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL);
+    fx_msg_t m;
+    hub_status_t st;
+    fx_call(f, &REQ(.method = COAP_POST, .token = "t1", .path = "api/v1/TOKEN1/telemetry",
+                    .payload = "{\"a\":1}"),
+            &m);
+    assert_true(hub_status_get(f->hub, f->dev1, &st));
+    assert_true(st.active);
+    assert_int_equal(st.transport, HUB_TRANSPORT_COAP); /* the fixture's peer is plain UDP */
+    assert_int_equal(st.observations, 0);
+    assert_true(st.last_activity_ms > 0);
+    fx_call(f, &REQ(.method = COAP_GET, .token = "o1", .path = "api/v1/TOKEN1/attributes",
+                    .obs = OBS_REG),
+            &m);
+    fx_call(f, &REQ(.method = COAP_GET, .token = "r1", .path = "api/v1/TOKEN1/rpc", .obs = OBS_REG),
+            &m);
+    hub_status_get(f->hub, f->dev1, &st);
+    assert_int_equal(st.observations, 2);
+    /* Re-subscribing replaces the attribute relation: still two. */
+    fx_call(f, &REQ(.method = COAP_GET, .token = "o2", .path = "api/v1/TOKEN1/attributes",
+                    .obs = OBS_REG),
+            &m);
+    hub_status_get(f->hub, f->dev1, &st);
+    assert_int_equal(st.observations, 2);
+    /* Credentials changed: both relations are cancelled. */
+    hub_publish(f->hub, HUB_EV_CREDENTIALS_CHANGED, f->dev1, NULL);
+    fx_run(f, 5);
+    hub_status_get(f->hub, f->dev1, &st);
+    assert_int_equal(st.observations, 0);
+    assert_true(st.active);
+    fx_free(f);
+}
+
 static void test_unanswered_notification_disconnects(void **state)
 {
     (void)state;
@@ -600,6 +636,7 @@ int main(void)
         cmocka_unit_test(test_rpc_pending_before_subscription),
         cmocka_unit_test(test_client_rpc_claim_provision_ota),
         cmocka_unit_test(test_activity),
+        cmocka_unit_test(test_live_status_in_hub),
         cmocka_unit_test(test_unanswered_notification_disconnects),
         cmocka_unit_test(test_rpc_redelivered_after_reset),
         cmocka_unit_test(test_rpc_queue_full_resumes_on_ack),

@@ -120,12 +120,137 @@ static void test_rpc_outcomes_without_device(void **state)
     hub_free(h);
 }
 
+/* ---- live status table ---- */
+
+typedef struct watch_log {
+    int n;
+    int64_t last_device;
+    char last[256];
+} watch_log_t;
+
+static void on_watch(void *ctx, hub_watch_type_t type, int64_t device_id, const char *json)
+{
+    watch_log_t *w = ctx;
+    assert_int_equal(type, HUB_WATCH_ACTIVITY);
+    w->n++;
+    w->last_device = device_id;
+    snprintf(w->last, sizeof w->last, "%s", json);
+}
+
+static void test_status_tracks_transport_observations_activity(void **state)
+{
+    (void)state;
+    hub_t *h = hub_new(NULL);
+    watch_log_t w = {0};
+    uint64_t wh = hub_watch_add(h, on_watch, &w);
+    hub_status_t st;
+    assert_false(hub_status_get(h, 7, &st));
+    assert_false(st.active);
+    assert_int_equal(st.transport, HUB_TRANSPORT_NONE);
+
+    /* First request over DTLS: active, coaps, activity time. */
+    hub_status_report(h, 7, &(hub_status_report_t){.transport = HUB_TRANSPORT_COAPS,
+                                                   .active_delta = 1, .activity_ms = 1000});
+    assert_int_equal(w.n, 1);
+    assert_int_equal(w.last_device, 7);
+    assert_string_equal(w.last, "{\"active\":true,\"transport\":\"coaps\",\"observations\":0,"
+                                "\"lastActivityTime\":1000}");
+    assert_true(hub_status_get(h, 7, &st));
+    assert_true(st.active);
+    assert_int_equal(st.transport, HUB_TRANSPORT_COAPS);
+
+    /* Same transport again, nothing new: no event. */
+    hub_status_report(h, 7, &(hub_status_report_t){.transport = HUB_TRANSPORT_COAPS});
+    assert_int_equal(w.n, 1);
+
+    /* Two observations open, one ends; transport switches to plain CoAP. */
+    hub_status_report(h, 7, &(hub_status_report_t){.obs_delta = 1});
+    hub_status_report(h, 7, &(hub_status_report_t){.obs_delta = 1});
+    hub_status_report(h, 7, &(hub_status_report_t){.obs_delta = -1});
+    hub_status_report(h, 7, &(hub_status_report_t){.transport = HUB_TRANSPORT_COAP});
+    assert_int_equal(w.n, 5);
+    assert_string_equal(w.last, "{\"active\":true,\"transport\":\"coap\",\"observations\":1,"
+                                "\"lastActivityTime\":1000}");
+
+    /* Activity time never goes backwards (shards report independently). */
+    hub_status_report(h, 7, &(hub_status_report_t){.activity_ms = 900});
+    assert_int_equal(w.n, 5);
+    hub_status_get(h, 7, &st);
+    assert_int_equal(st.last_activity_ms, 1000);
+
+    hub_watch_remove(h, wh);
+    hub_free(h);
+}
+
+static void test_status_active_while_any_shard_holds_it(void **state)
+{
+    (void)state;
+    hub_t *h = hub_new(NULL);
+    hub_status_t st;
+    hub_status_report(h, 1, &(hub_status_report_t){.active_delta = 1}); /* shard A */
+    hub_status_report(h, 1, &(hub_status_report_t){.active_delta = 1}); /* shard B */
+    hub_status_report(h, 1, &(hub_status_report_t){.active_delta = -1});
+    hub_status_get(h, 1, &st);
+    assert_true(st.active);
+    hub_status_report(h, 1, &(hub_status_report_t){.active_delta = -1});
+    hub_status_get(h, 1, &st);
+    assert_false(st.active);
+    /* Extra "ends" never drive counts negative. */
+    hub_status_report(h, 1, &(hub_status_report_t){.active_delta = -1, .obs_delta = -3});
+    hub_status_get(h, 1, &st);
+    assert_false(st.active);
+    assert_int_equal(st.observations, 0);
+    hub_free(h);
+}
+
+static void test_status_dropped_on_device_delete(void **state)
+{
+    (void)state;
+    hub_t *h = hub_new(NULL);
+    watch_log_t w = {0};
+    uint64_t wh = hub_watch_add(h, on_watch, &w);
+    hub_status_t st;
+    hub_status_report(h, 3, &(hub_status_report_t){.active_delta = 1, .obs_delta = 1});
+    assert_int_equal(w.n, 1);
+    hub_publish(h, HUB_EV_DEVICE_DELETED, 3, NULL); /* no shards registered */
+    assert_false(hub_status_get(h, 3, &st));
+    /* Its observer ending later does not recreate the entry or publish. */
+    hub_status_report(h, 3, &(hub_status_report_t){.obs_delta = -1, .active_delta = -1});
+    assert_false(hub_status_get(h, 3, &st));
+    assert_int_equal(w.n, 1);
+    /* Many devices: the table grows and keeps them all. */
+    for (int64_t id = 100; id < 400; id++)
+        hub_status_report(h, id, &(hub_status_report_t){.transport = HUB_TRANSPORT_COAP});
+    for (int64_t id = 100; id < 400; id++) {
+        assert_true(hub_status_get(h, id, &st));
+        assert_int_equal(st.transport, HUB_TRANSPORT_COAP);
+    }
+    hub_watch_remove(h, wh);
+    hub_free(h);
+}
+
+static void test_status_json_never_seen(void **state)
+{
+    (void)state;
+    hub_status_t st = {0};
+    char *j = hub_status_json(&st);
+    assert_string_equal(j, "{\"active\":false,\"transport\":null,\"observations\":0,"
+                           "\"lastActivityTime\":0}");
+    free(j);
+    assert_null(hub_transport_name(HUB_TRANSPORT_NONE));
+    assert_string_equal(hub_transport_name(HUB_TRANSPORT_COAPS), "coaps");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_publish_reaches_every_shard),
         cmocka_unit_test(test_rpc_two_way_round_trip),
         cmocka_unit_test(test_rpc_outcomes_without_device),
+        cmocka_unit_test(test_status_tracks_transport_observations_activity),
+        cmocka_unit_test(test_status_active_while_any_shard_holds_it),
+        cmocka_unit_test(test_status_dropped_on_device_delete),
+        cmocka_unit_test(test_status_json_never_seen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
