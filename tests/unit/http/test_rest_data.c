@@ -266,12 +266,49 @@ static void test_stop_cancels_rpc(void **state)
     pthread_join(t, NULL);
 }
 
+/* GET /api/coaphub/devices/status: live status from the hub for known devices, defaults for
+ * devices never seen, 400 for malformed ids, 401 without a token. */
+static void test_device_status(void **state)
+{
+    (void)state;
+    hub_status_report_t r = {.transport = HUB_TRANSPORT_COAPS, .active_delta = 1, .obs_delta = 2,
+                             .activity_ms = 1700000000000};
+    hub_status_report(W.hub, W.dev_id, &r);
+    char path[256];
+    snprintf(path, sizeof path, "/api/coaphub/devices/status?ids=%s,%s", W.dev_uuid,
+             "00000000-0000-4000-8000-000000000000");
+    json_t *j = jreq("GET", path, NULL, 200);
+    json_t *mine = json_object_get(j, W.dev_uuid);
+    assert_true(json_is_true(json_object_get(mine, "active")));
+    assert_string_equal(json_string_value(json_object_get(mine, "transport")), "coaps");
+    assert_int_equal(json_integer_value(json_object_get(mine, "observations")), 2);
+    assert_int_equal(json_integer_value(json_object_get(mine, "lastActivityTime")),
+                     1700000000000);
+    json_t *other = json_object_get(j, "00000000-0000-4000-8000-000000000000");
+    assert_non_null(other);
+    assert_true(json_is_false(json_object_get(other, "active")));
+    assert_true(json_is_null(json_object_get(other, "transport")));
+    assert_int_equal(json_integer_value(json_object_get(other, "observations")), 0);
+    json_decref(j);
+    assert_int_equal(req("GET", "/api/coaphub/devices/status?ids=not-a-uuid", NULL, W.token,
+                         NULL), 400);
+    assert_int_equal(req("GET", path, NULL, NULL, NULL), 401);
+    /* The device's observers end: the count follows. */
+    hub_status_report_t end = {.obs_delta = -2};
+    hub_status_report(W.hub, W.dev_id, &end);
+    j = jreq("GET", path, NULL, 200);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(j, W.dev_uuid), "observations")), 0);
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attributes),
         cmocka_unit_test(test_telemetry),
         cmocka_unit_test(test_rpc),
+        cmocka_unit_test(test_device_status),
         cmocka_unit_test(test_limits_and_delete),
         cmocka_unit_test(test_stop_cancels_rpc),
     };
