@@ -59,6 +59,11 @@ static const opt_t opts[] = {
     {"dtls-ciphers", "dtls", "ciphers", {"COAPHUB_DTLS_CIPHERS"}, T_STR, OFF(dtls_ciphers), NULL,
      "OpenSSL cipher list offered (default: ECDHE-ECDSA AES-128-CCM-8, AES-128/256-GCM, "
      "AES-128/256-CCM and ECDHE-RSA AES-GCM)", false},
+    {"dtls-compact-records", "dtls", "compact_records", {"COAPHUB_DTLS_COMPACT_RECORDS"}, T_BOOL,
+     OFF(dtls_compact_records), "true",
+     "after the handshake keep only the record keys and protect records ourselves with "
+     "OpenSSL's AEAD ciphers (~13 KB per idle session instead of ~52 KB); false keeps "
+     "OpenSSL's record layer", false},
     {"dtls-skip-validity-check", "dtls", "skip_validity_check_for_client_cert",
      {"COAPHUB_DTLS_SKIP_VALIDITY_CHECK", "TB_COAP_X509_DTLS_SKIP_VALIDITY_CHECK_FOR_CLIENT_CERT"},
      T_BOOL, OFF(dtls_skip_validity_check), "false",

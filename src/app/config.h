@@ -30,6 +30,7 @@ typedef struct config {
     char *dtls_chain_file;
     char *dtls_ciphers;
     bool dtls_skip_validity_check;
+    bool dtls_compact_records;
     int dtls_mtu;
     int dtls_retransmission_ms;
     int dtls_max_handshakes;

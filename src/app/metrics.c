@@ -201,6 +201,14 @@ char *server_metrics_text(void *ctx)
         metric(&o, "dtls_records_dropped_total", "counter",
                "DTLS datagrams that yielded no plaintext (bad MAC, replay, unknown peer).", NULL,
                sum.dtls.records_dropped);
+        metric(&o, "dtls_sessions_compacted_total", "counter",
+               "Sessions moved to the compact record layer.", NULL, sum.dtls.sessions_compacted);
+        put(&o, "# HELP coaphub_dtls_records_rejected_total Records dropped by the compact layer.\n"
+                "# TYPE coaphub_dtls_records_rejected_total counter\n"
+                "coaphub_dtls_records_rejected_total{reason=\"replay\"} %llu\n"
+                "coaphub_dtls_records_rejected_total{reason=\"mac\"} %llu\n",
+            (unsigned long long)sum.dtls.records_replayed,
+            (unsigned long long)sum.dtls.records_bad_mac);
         metric(&o, "dtls_sessions_closed_total", "counter", "DTLS sessions closed by the server.",
                "{reason=\"evicted\"}", sum.dtls.evicted);
         put(&o, "coaphub_dtls_sessions_closed_total{reason=\"idle\"} %llu\n"

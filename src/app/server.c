@@ -158,6 +158,7 @@ server_t *server_start(const config_t *cfg, char err[static 256])
         d->key_password = cfg->dtls_key_password;
         d->chain_file = cfg->dtls_chain_file;
         d->ciphers = cfg->dtls_ciphers;
+        d->compact_records = cfg->dtls_compact_records;
         d->skip_validity_check = cfg->dtls_skip_validity_check;
         d->mtu = cfg->dtls_mtu;
         d->retransmission_ms = cfg->dtls_retransmission_ms;

@@ -37,6 +37,19 @@ static int b_write(BIO *b, const char *p, int len)
     }
     if (d->datagrams_out)
         (*d->datagrams_out)++;
+    /* Our own output, so trusted: note where OpenSSL's epoch-1 sequence numbers got to. */
+    const uint8_t *q = (const uint8_t *)p;
+    size_t left = (size_t)len;
+    dtls_rec_t r;
+    ssize_t n;
+    while (left > 0 && (n = dtls__rec_parse(q, left, &r)) > 0) {
+        if (r.epoch == 1 && (!d->w_epoch1 || r.seq >= d->w_next_seq)) {
+            d->w_next_seq = r.seq + 1;
+            d->w_epoch1 = true;
+        }
+        q += n;
+        left -= (size_t)n;
+    }
     return len;
 }
 

@@ -3,7 +3,9 @@
  * Split: endpoint.c owns the SSL_CTX and the verify policy; cookie.c the stateless
  * HelloVerifyRequest (record pre-filter + HMAC cookie); bio.c the datagram BIO that serves the
  * datagram the loop just received and writes straight to the socket; peer.c the per-peer SSL
- * state machine; listener.c the socket, peer tables, caps and timers.
+ * state machine; listener.c the socket, peer tables, caps and timers; record.c the compact
+ * DTLS 1.2 AEAD record layer (keys, seal/open, replay window); compact.c established sessions
+ * that run on it after their SSL is freed; pool.c the storage of dtls_peer_t.
  */
 #ifndef COAPHUB_DTLS_DTLS_INT_H
 #define COAPHUB_DTLS_DTLS_INT_H
@@ -16,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 /* ---- endpoint.c --------------------------------------------------------------------------- */
 
@@ -88,6 +91,10 @@ typedef struct dtls_bio {
     dtls_cookie_t *cookie;
     unsigned initial_timeout_us;  /* first handshake retransmission timeout */
     uint64_t *datagrams_out;      /* counter to bump (may be NULL) */
+    /* One past the highest epoch-1 sequence number OpenSSL wrote through this BIO: where the
+     * compact layer continues (OpenSSL 3.0 has no getter for DTLS sequence numbers). */
+    uint64_t w_next_seq;
+    bool w_epoch1; /* some epoch-1 record was written */
 } dtls_bio_t;
 
 /* A BIO whose state (returned by dtls__bio_state) the caller fills; freed with the BIO. */
@@ -99,9 +106,107 @@ dtls_bio_t *dtls__ssl_bio(SSL *ssl);
 /* DTLS_set_timer_cb callback: initial_timeout_us first, then doubling up to 60 s. */
 unsigned int dtls__timer_cb(SSL *ssl, unsigned int timer_us);
 
+/* ---- record.c: the compact DTLS 1.2 AEAD record layer -------------------------------------- */
+
+/* The AEAD algorithms the compact layer implements (RFC 5288 GCM, RFC 6655 CCM and CCM_8).
+ * Any other negotiated suite keeps OpenSSL's record layer. */
+typedef enum {
+    DTLS_AEAD_NONE = 0,
+    DTLS_AEAD_AES128_GCM,
+    DTLS_AEAD_AES256_GCM,
+    DTLS_AEAD_AES128_CCM,
+    DTLS_AEAD_AES256_CCM,
+    DTLS_AEAD_N
+} dtls_aead_alg_t;
+
+enum {
+    DTLS_REC_HDR = 13,       /* type, version, epoch, 48-bit sequence number, length */
+    DTLS_EXPLICIT_NONCE = 8, /* epoch || sequence number, sent before the ciphertext */
+    DTLS_SALT_LEN = 4,       /* the implicit part of the nonce (client/server_write_IV) */
+    DTLS_KEY_MAX = 32,
+    DTLS_REPLAY_WINDOW = 64,
+};
+#define DTLS_SEQ_MAX ((UINT64_C(1) << 48) - 1)
+
+/* Record-layer state of one session once OpenSSL's SSL is gone: ~110 bytes. The keys are
+ * secret (wiped by dtls__rl_wipe). "r" is what the client sends us, "w" what we send. */
+typedef struct dtls_rl {
+    uint8_t alg;     /* dtls_aead_alg_t */
+    uint8_t tag_len; /* 16, or 8 for CCM_8 */
+    uint8_t key_len; /* 16 or 32 */
+    bool r_any;      /* some record was accepted: r_top and r_map are meaningful */
+    uint16_t epoch;  /* the only epoch accepted and used (1: renegotiation is refused) */
+    uint8_t rkey[DTLS_KEY_MAX], wkey[DTLS_KEY_MAX];
+    uint8_t rsalt[DTLS_SALT_LEN], wsalt[DTLS_SALT_LEN];
+    uint64_t w_seq; /* next sequence number we send */
+    uint64_t r_top; /* highest sequence number accepted */
+    uint64_t r_map; /* RFC 6347 §4.1.2.6: bit i set = r_top - i was accepted */
+    uint64_t uid;   /* names these keys in a dtls_aead_ctx_t (never reused); 0 = no caching */
+} dtls_rl_t;
+
+/* Cipher contexts shared by all compact sessions of one listener (one thread): each record
+ * re-keys a context unless it was last keyed for the same uid. */
+typedef struct dtls_aead_ctx {
+    EVP_CIPHER *ciph[DTLS_AEAD_N];
+    EVP_CIPHER_CTX *enc, *dec;
+    uint64_t enc_uid, dec_uid; /* whose keys the contexts hold; 0 = none */
+} dtls_aead_ctx_t;
+
+void dtls__aead_init(dtls_aead_ctx_t *a);
+void dtls__aead_fini(dtls_aead_ctx_t *a);
+
+/* One parsed record header (a view into the datagram). */
+typedef struct dtls_rec {
+    uint8_t type;
+    uint16_t version;
+    uint16_t epoch;
+    uint64_t seq;
+    const uint8_t *frag;
+    size_t frag_len;
+} dtls_rec_t;
+
+/* Parses the record at the start of p. Returns the bytes it spans (header + fragment), or
+ * -EBADMSG when the header or the fragment is cut short. */
+ssize_t dtls__rec_parse(const uint8_t *p, size_t len, dtls_rec_t *r);
+
+/* The AEAD algorithm and tag length of a negotiated suite; DTLS_AEAD_NONE if unsupported. */
+dtls_aead_alg_t dtls__aead_of_cipher(const SSL_CIPHER *c, uint8_t *tag_len);
+
+/* RFC 5246 §6.3 key expansion for an AEAD suite with TLS1-PRF(md): fills the keys and salts
+ * of rl (server view: r = client_write, w = server_write), epoch 1, sequences zero, replay
+ * window empty, uid 0. Returns 0, -EINVAL (bad algorithm/lengths) or -EIO (KDF failed). */
+int dtls__rl_derive(dtls_rl_t *rl, dtls_aead_alg_t alg, uint8_t tag_len, const EVP_MD *md,
+                    const uint8_t *master, size_t master_len,
+                    const uint8_t client_random[static 32],
+                    const uint8_t server_random[static 32]);
+/* The same from an established DTLS 1.2 server SSL. -ENOTSUP if its suite is not one of
+ * ours. The write sequence is left 0: the caller knows what OpenSSL sent. */
+int dtls__rl_from_ssl(dtls_rl_t *rl, SSL *ssl);
+/* The other end's view of the same keys (tests and the fuzzer act as the client). */
+void dtls__rl_mirror(const dtls_rl_t *server, dtls_rl_t *client);
+void dtls__rl_wipe(dtls_rl_t *rl);
+
+/* Replay window (RFC 6347 §4.1.2.6). check: false if seq was accepted already or is older
+ * than the window. mark: records seq as accepted (only after it authenticated). */
+bool dtls__rl_replay_check(const dtls_rl_t *rl, uint64_t seq);
+void dtls__rl_replay_mark(dtls_rl_t *rl, uint64_t seq);
+
+/* Opens one parsed record: checks version (DTLS 1.2), epoch, replay window, length, and
+ * the AEAD tag; on success marks seq in the window and writes the plaintext to out.
+ * Returns its length, or -EPROTO (version/epoch), -EALREADY (replayed or too old),
+ * -EBADMSG (too short, too long for cap, or authentication failed; out is then garbage). */
+ssize_t dtls__rl_open(dtls_rl_t *rl, dtls_aead_ctx_t *a, const dtls_rec_t *r, uint8_t *out,
+                      size_t cap);
+/* Seals len bytes of type as the next record (epoch rl->epoch, sequence rl->w_seq, which is
+ * then incremented) into out. Returns the record's length, -ENOSPC (cap too small or len >
+ * 2^14), -EOVERFLOW (sequence numbers exhausted: the session must end) or -EIO. */
+ssize_t dtls__rl_seal(dtls_rl_t *rl, dtls_aead_ctx_t *a, uint8_t type, const uint8_t *p,
+                      size_t len, uint8_t *out, size_t cap);
+
 /* ---- listener.c / peer.c ------------------------------------------------------------------ */
 
 typedef struct dtls_peer dtls_peer_t;
+typedef struct dtls_pool dtls_pool_t;
 
 typedef enum { DTLS_PEER_HANDSHAKE, DTLS_PEER_ESTABLISHED, DTLS_PEER_CLOSED } dtls_peer_state_t;
 
@@ -116,6 +221,16 @@ struct dtls_peer {
     loop_timer_t rtx;      /* handshake flight retransmission */
     dtls_peer_t *hnext;    /* hash chain in the handshake or session table */
     dtls_peer_t *prev, *next; /* age list: handshakes oldest first, sessions stalest first */
+    /* Compact record layer (compact.c). From the end of the handshake rl holds the session's
+     * record keys and a shadow replay window fed with every epoch-1 record OpenSSL is
+     * given; once ssl is NULL on an established peer, rl is its only record layer. */
+    dtls_rl_t *rl;        /* &rl_store while in use, else NULL */
+    dtls_rl_t rl_store;
+    dtls_pool_t *pool;    /* where this struct lives (pool.c) */
+    bool rl_refused;  /* this session keeps OpenSSL's record layer */
+    bool rl_verified; /* our keys opened an application record OpenSSL also received */
+    const uint8_t *cur; /* the datagram being fed (valid during dtls__peer_input) */
+    size_t cur_len;
 };
 
 typedef struct dtls_ptab {
@@ -144,6 +259,11 @@ struct dtls_listener {
     dtls_plist_t hs_age, est_age;
     loop_timer_t sweep;
     dtls_stats_t stats;
+    dtls_aead_ctx_t aead; /* cipher contexts of the compact sessions */
+    uint64_t next_uid;    /* for dtls_rl_t.uid */
+    unsigned ssl_freed;   /* SSL objects freed since the last malloc_trim (listener.c) */
+    dtls_pool_t *pool;    /* dtls_peer_t structs of this listener (pool.c) */
+    uint8_t out[DTLS_REC_HDR + DTLS_EXPLICIT_NONCE + DTLS_MAX_PLAIN + 16];
     uint8_t bufs[DTLS_BATCH][DTLS_MAX_DGRAM];
     struct sockaddr_storage addrs[DTLS_BATCH];
     uint8_t plain[DTLS_MAX_PLAIN];
@@ -165,11 +285,48 @@ void dtls__ptab_remove(dtls_ptab_t *t, dtls_peer_t *p);
 void dtls__plist_append(dtls_plist_t *l, dtls_peer_t *p);
 void dtls__plist_remove(dtls_plist_t *l, dtls_peer_t *p);
 
+/* pool.c: chunked storage for dtls_peer_t, shared by a listener and its peers. new: one
+ * reference (the listener's, dropped by release); get: a zeroed peer with p->pool set, which
+ * holds a reference until put. */
+dtls_pool_t *dtls__pool_new(void);
+dtls_peer_t *dtls__pool_get(dtls_pool_t *pool);
+void dtls__pool_put(dtls_peer_t *p);
+void dtls__pool_release(dtls_pool_t *pool);
+
+/* peer.c: a zeroed peer of l with its transport ops, one reference (the table's), no SSL. */
+dtls_peer_t *dtls__peer_alloc(dtls_listener_t *l);
 /* peer.c: takes over l->listen_ssl after a valid cookie and starts the handshake. */
 void dtls__peer_start(dtls_listener_t *l);
 /* Feeds a datagram to a handshaking or established peer. */
 void dtls__peer_input(dtls_peer_t *p, const uint8_t *data, size_t len);
 /* Ends a peer. notify: send close_notify first (established sessions only). */
 void dtls__peer_close(dtls_peer_t *p, bool notify);
+
+/* ---- compact.c: sessions on the compact record layer ------------------------------------ */
+
+/* Right after the handshake completed (p->ssl established): derives p->rl unless compact
+ * records are off or the suite is not ours, and shadows the current datagram. */
+void dtls__compact_prepare(dtls_peer_t *p);
+/* Opens the epoch-1 records of a datagram about to be given to OpenSSL, only to keep the
+ * shadow replay window complete (and to check our keys against OpenSSL's). */
+void dtls__compact_shadow(dtls_peer_t *p, const uint8_t *data, size_t len);
+/* True if a datagram holds application data or alert records of a non-zero epoch (seen
+ * during a handshake, OpenSSL may accept them before our shadow window exists). */
+bool dtls__compact_early_records(const uint8_t *data, size_t len);
+/* After OpenSSL delivered application data: if the peer qualifies, frees its SSL and
+ * continues on p->rl (the client has proven it got our last flight). */
+void dtls__compact_demote(dtls_peer_t *p);
+/* Feeds a datagram to a compact session. */
+void dtls__compact_input(dtls_peer_t *p, const uint8_t *data, size_t len);
+/* transport send on a compact session. */
+int dtls__compact_send(dtls_peer_t *p, const uint8_t *data, size_t len);
+/* Sends close_notify on a compact session (no state change). */
+void dtls__compact_close_notify(dtls_peer_t *p);
+/* Frees p->rl (wiping the keys). */
+void dtls__compact_release(dtls_peer_t *p);
+/* Tests and fuzzer: an established compact session for address a with the given record
+ * state (copied; uid assigned), as if a handshake had just been demoted. */
+dtls_peer_t *dtls__compact_peer_new(dtls_listener_t *l, const struct sockaddr_storage *a,
+                                    socklen_t alen, const dtls_rl_t *rl);
 
 #endif

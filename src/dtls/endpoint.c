@@ -62,7 +62,8 @@ void dtls_cfg_default(dtls_cfg_t *cfg)
                         .max_handshakes = 1000,
                         .max_sessions = 100000,
                         .session_inactivity_ms = 86400000,
-                        .handshake_timeout_ms = 30000};
+                        .handshake_timeout_ms = 30000,
+                        .compact_records = true};
 }
 
 int dtls__verify_policy(int preverify_ok, int err, int depth, bool skip_validity)

@@ -26,12 +26,14 @@
 static int peer_send(transport_peer_t *tp, const uint8_t *p, size_t len)
 {
     dtls_peer_t *peer = (dtls_peer_t *)tp;
-    if (peer->state != DTLS_PEER_ESTABLISHED || !peer->ssl)
+    if (peer->state != DTLS_PEER_ESTABLISHED)
         return -EPIPE;
     if (len > DTLS_MAX_PLAIN)
         return -EMSGSIZE;
     if (len == 0)
         return 0;
+    if (!peer->ssl)
+        return dtls__compact_send(peer, p, len);
     ERR_clear_error();
     int n = SSL_write(peer->ssl, p, (int)len);
     if (n <= 0) {
@@ -45,7 +47,8 @@ static void peer_destroy(transport_peer_t *tp)
 {
     dtls_peer_t *peer = (dtls_peer_t *)tp;
     SSL_free(peer->ssl);
-    free(peer);
+    dtls__compact_release(peer);
+    dtls__pool_put(peer);
 }
 
 static const transport_ops_t dtls_ops = {.send = peer_send, .destroy = peer_destroy};
@@ -95,6 +98,11 @@ static int64_t identify(dtls_listener_t *l, SSL *ssl)
     return id;
 }
 
+static bool l_compact(const dtls_peer_t *p)
+{
+    return p->owner->cfg.compact_records;
+}
+
 static void read_records(dtls_peer_t *p)
 {
     dtls_listener_t *l = p->owner;
@@ -124,6 +132,9 @@ static void read_records(dtls_peer_t *p)
             if (!got)
                 l->stats.records_dropped++;
             arm_rtx(p);
+            /* The first application data proves the client has our last flight. */
+            if (got)
+                dtls__compact_demote(p);
             break;
         }
         /* close_notify (ZERO_RETURN: answer with ours), a fatal alert or a fatal error. */
@@ -154,6 +165,7 @@ static void established(dtls_peer_t *p)
     }
     p->state = DTLS_PEER_ESTABLISHED;
     p->last_seen_ms = now;
+    dtls__compact_prepare(p);
     dtls__ptab_insert(&l->est, p);
     dtls__plist_append(&l->est_age, p);
     if (log_enabled(LOG_DEBUG)) {
@@ -194,22 +206,30 @@ static void handshake_step(dtls_peer_t *p)
     dtls__peer_close(p, false);
 }
 
-void dtls__peer_start(dtls_listener_t *l)
+dtls_peer_t *dtls__peer_alloc(dtls_listener_t *l)
 {
-    dtls_peer_t *p = xcalloc(1, sizeof *p);
+    dtls_peer_t *p = dtls__pool_get(l->pool);
     p->base.ops = &dtls_ops;
     p->base.kind = TRANSPORT_DTLS;
     p->base.refcnt = 1; /* the listener's table */
     p->owner = l;
+    loop_timer_init(&p->rtx, on_rtx, p);
+    return p;
+}
+
+void dtls__peer_start(dtls_listener_t *l)
+{
+    dtls_peer_t *p = dtls__peer_alloc(l);
     p->ssl = l->listen_ssl;
     l->listen_ssl = NULL; /* a new one is made for the next ClientHello */
     p->bio = dtls__ssl_bio(p->ssl);
     p->bio->datagrams_out = NULL;
+    p->bio->w_next_seq = 0;
+    p->bio->w_epoch1 = false;
     memcpy(&p->base.addr, &p->bio->addr, p->bio->addr_len);
     p->base.addr_len = p->bio->addr_len;
     p->state = DTLS_PEER_HANDSHAKE;
     p->started_ms = loop_now_ms(l->loop);
-    loop_timer_init(&p->rtx, on_rtx, p);
     DTLS_set_timer_cb(p->ssl, dtls__timer_cb);
     dtls__ptab_insert(&l->hs, p);
     dtls__plist_append(&l->hs_age, p);
@@ -218,17 +238,33 @@ void dtls__peer_start(dtls_listener_t *l)
 
 void dtls__peer_input(dtls_peer_t *p, const uint8_t *data, size_t len)
 {
-    if (!p->ssl)
+    if (p->state == DTLS_PEER_CLOSED)
         return;
+    if (!p->ssl) {
+        dtls__compact_input(p, data, len);
+        return;
+    }
     transport_peer_ref(&p->base); /* it may close (and lose the table's ref) in here */
     p->bio->in = data;
     p->bio->in_len = len;
-    if (p->state == DTLS_PEER_HANDSHAKE)
+    if (p->state == DTLS_PEER_HANDSHAKE) {
+        p->cur = data;
+        p->cur_len = len;
         handshake_step(p);
-    else
+        p->cur = NULL;
+        p->cur_len = 0;
+        /* Epoch-1 data or alerts before the handshake completed: OpenSSL may have taken
+         * them in before our shadow window existed, so this session keeps its SSL. */
+        if (p->state == DTLS_PEER_HANDSHAKE && l_compact(p) &&
+            dtls__compact_early_records(data, len))
+            p->rl_refused = true;
+    } else {
+        dtls__compact_shadow(p, data, len);
         read_records(p);
-    /* The peer may have closed meanwhile; only then is its SSL (and BIO) gone. */
-    if (p->state != DTLS_PEER_CLOSED) {
+    }
+    /* The peer may have closed or moved to the compact layer meanwhile: then its SSL (and
+     * BIO) are gone. */
+    if (p->bio) {
         p->bio->in = NULL;
         p->bio->in_len = 0;
     }
@@ -261,7 +297,11 @@ void dtls__peer_close(dtls_peer_t *p, bool notify)
         SSL_free(p->ssl);
         p->ssl = NULL;
         p->bio = NULL;
+        l->ssl_freed++;
+    } else if (p->rl && notify && was_session) {
+        dtls__compact_close_notify(p);
     }
+    dtls__compact_release(p);
     if (was_session && l->engine)
         coap_engine_peer_closed(l->engine, &p->base);
     transport_peer_unref(&p->base); /* the table's reference */

@@ -40,7 +40,11 @@ while time.monotonic() - start < 60 and time.monotonic() - last < 10:
                 tampered = True
                 back.send(d)                       # replay: same epoch and sequence number
                 flipped = bytearray(d)
-                flipped[-1] ^= 0x01                # last byte of the AEAD tag
+                # A fresh sequence number (so the replay window does not catch it first) and
+                # one flipped bit in the last byte of the AEAD tag.
+                seq = int.from_bytes(flipped[5:11], "big") + 1000
+                flipped[5:11] = seq.to_bytes(6, "big")
+                flipped[-1] ^= 0x01
                 back.send(bytes(flipped))
                 log.write("tampered: sent replay and bit-flipped copy of %d bytes\n" % len(d))
         else:

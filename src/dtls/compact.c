@@ -1,0 +1,249 @@
+/* compact.c — established DTLS sessions without an OpenSSL SSL object (issue #5 part 4).
+ *
+ * OpenSSL runs the cookie exchange and the handshake. When the handshake completes we derive
+ * the record keys (record.c) and, while the SSL still runs, open every epoch-1 record it is
+ * given a second time with our own keys ("shadow"), so that our replay window knows every
+ * record OpenSSL accepted. When OpenSSL has delivered the first application record, which
+ * proves the client received our last flight (RFC 6347 §4.2.4: nothing needs resending), and
+ * our keys opened that record too, the SSL is freed and this file carries the session:
+ * ~0.2 KB instead of ~50 KB (spec dtls-session-memory.md).
+ *
+ * Invariants:
+ *  - A record reaches the engine only after its tag verified and its sequence number passed
+ *    the replay window; every other record is dropped silently and counted.
+ *  - The write sequence continues after the highest one OpenSSL wrote (seen in bio.c), so no
+ *    sequence number is ever sent twice under the same keys.
+ *  - A session whose shadow window could be incomplete (epoch-1 data or alerts arrived while
+ *    it was still handshaking), whose suite is not an AES-GCM/CCM one, or where our keys
+ *    disagree with OpenSSL's, keeps its SSL: correctness first, memory second.
+ * Renegotiation is refused by ignoring epoch-1 handshake records (no reply: a reply alert to a
+ * replayed record would let anybody who captured one make us talk). A new epoch-0
+ * ClientHello never gets here: the listener runs the cookie exchange and a fresh handshake
+ * that replaces this session only when it completes (listener.c, peer.c).
+ */
+#include "dtls/dtls_int.h"
+
+#include "core/err.h"
+#include "core/log.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* RFC 5246 §6.2.1 content types and §7.2 alerts. */
+enum { CT_CCS = 20, CT_ALERT = 21, CT_HANDSHAKE = 22, CT_APP = 23 };
+enum { ALERT_WARNING = 1, ALERT_FATAL = 2, ALERT_CLOSE_NOTIFY = 0 };
+
+static void refuse(dtls_peer_t *p)
+{
+    dtls__compact_release(p);
+    p->rl_refused = true;
+}
+
+void dtls__compact_release(dtls_peer_t *p)
+{
+    if (!p->rl)
+        return;
+    dtls__rl_wipe(p->rl);
+    p->rl = NULL;
+}
+
+bool dtls__compact_early_records(const uint8_t *data, size_t len)
+{
+    dtls_rec_t r;
+    ssize_t n;
+    while (len > 0 && (n = dtls__rec_parse(data, len, &r)) > 0) {
+        if (r.epoch != 0 && (r.type == CT_APP || r.type == CT_ALERT))
+            return true;
+        data += n;
+        len -= (size_t)n;
+    }
+    return false;
+}
+
+void dtls__compact_shadow(dtls_peer_t *p, const uint8_t *data, size_t len)
+{
+    if (!p->rl)
+        return;
+    dtls_listener_t *l = p->owner;
+    dtls_rec_t r;
+    ssize_t n;
+    while (len > 0 && (n = dtls__rec_parse(data, len, &r)) > 0) {
+        data += n;
+        len -= (size_t)n;
+        if (r.epoch != p->rl->epoch)
+            continue;
+        /* l->plain is free here: OpenSSL has not been given this datagram yet. */
+        ssize_t m = dtls__rl_open(p->rl, &l->aead, &r, l->plain, sizeof l->plain);
+        if (m >= 0 && r.type == CT_APP)
+            p->rl_verified = true;
+    }
+}
+
+void dtls__compact_prepare(dtls_peer_t *p)
+{
+    dtls_listener_t *l = p->owner;
+    if (!l->cfg.compact_records || p->rl_refused || p->rl)
+        return;
+    p->rl = &p->rl_store;
+    int rc = dtls__rl_from_ssl(p->rl, p->ssl);
+    if (rc != 0) {
+        if (rc != -ENOTSUP)
+            LOG_W("dtls", "cannot derive record keys (%s); session keeps OpenSSL's record layer",
+                  err_str(rc));
+        refuse(p);
+        return;
+    }
+    p->rl->uid = ++l->next_uid;
+    /* The datagram that completed the handshake may carry application data already. */
+    if (p->cur)
+        dtls__compact_shadow(p, p->cur, p->cur_len);
+}
+
+void dtls__compact_demote(dtls_peer_t *p)
+{
+    if (!p->rl || p->rl_refused || !p->ssl || p->state != DTLS_PEER_ESTABLISHED)
+        return;
+    if (!p->rl_verified || !p->bio->w_epoch1) {
+        /* OpenSSL accepted a record that our keys did not open (or we never saw its
+         * epoch-1 output): something we do not understand, so do not take over. */
+        LOG_W("dtls", "record keys do not match OpenSSL's; session keeps OpenSSL's record layer");
+        refuse(p);
+        return;
+    }
+    if (SSL_pending(p->ssl) > 0)
+        return; /* unread plaintext inside OpenSSL: try again after the next datagram */
+    p->rl->w_seq = p->bio->w_next_seq;
+    loop_timer_cancel(p->owner->loop, &p->rtx);
+    /* Marked as shut down both ways, SSL_free keeps the session in the SSL_CTX cache
+     * (ssl_clear_bad_session removes it otherwise), so the device can still resume; nothing
+     * is sent. */
+    SSL_set_shutdown(p->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    ERR_clear_error();
+    SSL_free(p->ssl);
+    p->ssl = NULL;
+    p->bio = NULL;
+    p->owner->stats.sessions_compacted++;
+    p->owner->ssl_freed++;
+    if (log_enabled(LOG_DEBUG)) {
+        char a[64];
+        LOG_D("dtls", "%s: session moved to the compact record layer",
+              transport_peer_addr_str(&p->base, a, sizeof a));
+    }
+}
+
+static void send_record(dtls_peer_t *p, const uint8_t *rec, size_t len)
+{
+    dtls_listener_t *l = p->owner;
+    if (l->fd < 0)
+        return;
+    /* Like bio.c: a datagram the kernel refuses counts as lost on the wire. */
+    (void)sendto(l->fd, rec, len, MSG_DONTWAIT, (const struct sockaddr *)&p->base.addr,
+                 p->base.addr_len);
+}
+
+int dtls__compact_send(dtls_peer_t *p, const uint8_t *data, size_t len)
+{
+    dtls_listener_t *l = p->owner;
+    ssize_t n = dtls__rl_seal(p->rl, &l->aead, CT_APP, data, len, l->out, sizeof l->out);
+    if (n == -EOVERFLOW)
+        return -EPIPE; /* 2^48 records sent: the session idles out; a new handshake follows */
+    if (n < 0)
+        return n == -ENOSPC ? -EMSGSIZE : -EIO;
+    send_record(p, l->out, (size_t)n);
+    return 0;
+}
+
+void dtls__compact_close_notify(dtls_peer_t *p)
+{
+    dtls_listener_t *l = p->owner;
+    static const uint8_t alert[2] = {ALERT_WARNING, ALERT_CLOSE_NOTIFY};
+    ssize_t n = dtls__rl_seal(p->rl, &l->aead, CT_ALERT, alert, sizeof alert, l->out,
+                              sizeof l->out);
+    if (n > 0)
+        send_record(p, l->out, (size_t)n);
+}
+
+/* An authenticated alert (RFC 5246 §7.2): close_notify is answered with ours; a fatal alert
+ * ends the session; other warnings are ignored. A malformed one ends it as a decode error. */
+static void on_alert(dtls_peer_t *p, const uint8_t *a, size_t len)
+{
+    if (len != 2) {
+        dtls__peer_close(p, false);
+        return;
+    }
+    if (a[1] == ALERT_CLOSE_NOTIFY) {
+        LOG_D("dtls", "session ended (close_notify)");
+        dtls__peer_close(p, true);
+    } else if (a[0] == ALERT_FATAL) {
+        LOG_D("dtls", "session ended (fatal alert %u)", a[1]);
+        dtls__peer_close(p, false);
+    }
+}
+
+void dtls__compact_input(dtls_peer_t *p, const uint8_t *data, size_t len)
+{
+    dtls_listener_t *l = p->owner;
+    transport_peer_ref(&p->base); /* it may close (and lose the table's ref) in here */
+    while (len > 0 && p->state == DTLS_PEER_ESTABLISHED) {
+        dtls_rec_t r;
+        ssize_t n = dtls__rec_parse(data, len, &r);
+        if (n < 0) {
+            l->stats.records_dropped++; /* a cut-short record ends the datagram */
+            break;
+        }
+        data += n;
+        len -= (size_t)n;
+        ssize_t m = dtls__rl_open(p->rl, &l->aead, &r, l->plain, sizeof l->plain);
+        if (m < 0) {
+            /* Wrong epoch or version, replay, bad tag: silently dropped (RFC 6347 §4.1.2.7),
+             * and the session lives on. */
+            l->stats.records_dropped++;
+            if (m == -EALREADY)
+                l->stats.records_replayed++;
+            else if (m == -EBADMSG)
+                l->stats.records_bad_mac++;
+            continue;
+        }
+        /* Only an authenticated record refreshes the session (Scandium). */
+        p->last_seen_ms = loop_now_ms(l->loop);
+        dtls__plist_remove(&l->est_age, p);
+        dtls__plist_append(&l->est_age, p);
+        switch (r.type) {
+        case CT_APP:
+            if (m > 0 && l->engine)
+                coap_engine_input(l->engine, &p->base, l->plain, (size_t)m);
+            break;
+        case CT_ALERT:
+            on_alert(p, l->plain, (size_t)m);
+            break;
+        default:
+            /* Handshake (renegotiation, or a duplicated Finished) and CCS in epoch 1: our
+             * server never renegotiates (RFC 5746 allows refusing silently). */
+            l->stats.records_dropped++;
+            break;
+        }
+    }
+    transport_peer_unref(&p->base);
+}
+
+dtls_peer_t *dtls__compact_peer_new(dtls_listener_t *l, const struct sockaddr_storage *a,
+                                    socklen_t alen, const dtls_rl_t *rl)
+{
+    dtls_peer_t *p = dtls__peer_alloc(l);
+    memcpy(&p->base.addr, a, alen);
+    p->base.addr_len = alen;
+    p->rl = &p->rl_store;
+    *p->rl = *rl;
+    p->rl->uid = ++l->next_uid;
+    p->state = DTLS_PEER_ESTABLISHED;
+    p->last_seen_ms = loop_now_ms(l->loop);
+    dtls_peer_t *old = dtls__ptab_find(&l->est, a);
+    if (old)
+        dtls__peer_close(old, false);
+    dtls__ptab_insert(&l->est, p);
+    dtls__plist_append(&l->est_age, p);
+    l->stats.sessions_compacted++;
+    return p;
+}

@@ -1,0 +1,380 @@
+/* record.c — the compact DTLS 1.2 record layer: key expansion, AEAD seal/open, replay window.
+ *
+ * Once OpenSSL has finished a handshake, a session needs only its record keys, sequence
+ * numbers and replay window (spec dtls-session-memory.md §5): this file is that state and
+ * the code that protects records with it, so the ~50 KB SSL object can be freed. Crypto
+ * stays OpenSSL's (EVP_KDF TLS1-PRF, EVP AES-GCM/CCM); only the framing is ours.
+ *
+ * Invariants: a record's sequence number enters the replay window only after its tag
+ * verified; no sequence number is ever sent twice (the 48-bit space is never wrapped); only
+ * DTLS 1.2 and the session's one epoch are accepted. Pure functions of their inputs, no I/O:
+ * peer.c/compact.c decide what to do with each record.
+ */
+#include "dtls/dtls_int.h"
+
+#include "core/err.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/kdf.h>
+#include <string.h>
+
+/* RFC 5246 §6.2.3: a TLSCiphertext fragment carries at most 2^14 bytes of plaintext. */
+enum { MAX_PLAIN = 16384, NONCE_LEN = DTLS_SALT_LEN + DTLS_EXPLICIT_NONCE, AAD_LEN = 13 };
+
+static const char *const CIPHER_NAMES[DTLS_AEAD_N] = {
+    [DTLS_AEAD_AES128_GCM] = "AES-128-GCM",
+    [DTLS_AEAD_AES256_GCM] = "AES-256-GCM",
+    [DTLS_AEAD_AES128_CCM] = "AES-128-CCM",
+    [DTLS_AEAD_AES256_CCM] = "AES-256-CCM",
+};
+
+static bool is_ccm(unsigned alg)
+{
+    return alg == DTLS_AEAD_AES128_CCM || alg == DTLS_AEAD_AES256_CCM;
+}
+
+static uint8_t key_len_of(unsigned alg)
+{
+    return alg == DTLS_AEAD_AES256_GCM || alg == DTLS_AEAD_AES256_CCM ? 32 : 16;
+}
+
+void dtls__aead_init(dtls_aead_ctx_t *a)
+{
+    memset(a, 0, sizeof *a);
+    for (unsigned i = 1; i < DTLS_AEAD_N; i++)
+        a->ciph[i] = EVP_CIPHER_fetch(NULL, CIPHER_NAMES[i], NULL); /* NULL: suite unused */
+    a->enc = EVP_CIPHER_CTX_new();
+    a->dec = EVP_CIPHER_CTX_new();
+    ASSERT(a->enc && a->dec);
+}
+
+void dtls__aead_fini(dtls_aead_ctx_t *a)
+{
+    for (unsigned i = 0; i < DTLS_AEAD_N; i++)
+        EVP_CIPHER_free(a->ciph[i]);
+    /* The contexts hold expanded keys: EVP_CIPHER_CTX_free cleanses them. */
+    EVP_CIPHER_CTX_free(a->enc);
+    EVP_CIPHER_CTX_free(a->dec);
+    memset(a, 0, sizeof *a);
+}
+
+/* ---- wire format ---------------------------------------------------------------------------
+ *
+ * RFC 6347 §4.1, DTLS 1.2 record:
+ *
+ *   0        1        3        5                11       13
+ *   +--------+--------+--------+-----------------+--------+------------------------+
+ *   | type   | version| epoch  | sequence_number | length | fragment (length bytes) |
+ *   +--------+--------+--------+-----------------+--------+------------------------+
+ *
+ * For the AEAD suites (RFC 5288 §3, RFC 6655 §3) the fragment is
+ *   explicit_nonce[8] || ciphertext || tag[16 or 8]
+ * where we send explicit_nonce = epoch || sequence_number, and the AEAD nonce is
+ *   salt[4] (client_ or server_write_IV) || explicit_nonce[8].
+ * RFC 5246 §6.2.3.3, RFC 6347 §4.1.2.1: additional data =
+ *   epoch || sequence_number || type || version || plaintext length.
+ */
+
+static uint64_t get48(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 6; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void put_seq(uint8_t *p, uint16_t epoch, uint64_t seq)
+{
+    p[0] = (uint8_t)(epoch >> 8);
+    p[1] = (uint8_t)epoch;
+    for (int i = 0; i < 6; i++)
+        p[2 + i] = (uint8_t)(seq >> (40 - 8 * i));
+}
+
+ssize_t dtls__rec_parse(const uint8_t *p, size_t len, dtls_rec_t *r)
+{
+    if (len < DTLS_REC_HDR)
+        return -EBADMSG;
+    size_t frag_len = (size_t)p[11] << 8 | p[12];
+    if (frag_len > len - DTLS_REC_HDR)
+        return -EBADMSG;
+    r->type = p[0];
+    r->version = (uint16_t)(p[1] << 8 | p[2]);
+    r->epoch = (uint16_t)(p[3] << 8 | p[4]);
+    r->seq = get48(p + 5);
+    r->frag = p + DTLS_REC_HDR;
+    r->frag_len = frag_len;
+    return (ssize_t)(DTLS_REC_HDR + frag_len);
+}
+
+static void make_aad(uint8_t aad[static AAD_LEN], uint16_t epoch, uint64_t seq, uint8_t type,
+                     size_t plain_len)
+{
+    put_seq(aad, epoch, seq);
+    aad[8] = type;
+    aad[9] = 0xfe;
+    aad[10] = 0xfd;
+    aad[11] = (uint8_t)(plain_len >> 8);
+    aad[12] = (uint8_t)plain_len;
+}
+
+/* ---- keys ------------------------------------------------------------------------------- */
+
+dtls_aead_alg_t dtls__aead_of_cipher(const SSL_CIPHER *c, uint8_t *tag_len)
+{
+    if (!c)
+        return DTLS_AEAD_NONE;
+    /* CCM and CCM_8 share the cipher NID; only the suite name tells the tag length. */
+    const char *name = SSL_CIPHER_get_name(c);
+    bool ccm8 = name && strstr(name, "CCM8") != NULL;
+    *tag_len = 16;
+    switch (SSL_CIPHER_get_cipher_nid(c)) {
+    case NID_aes_128_gcm:
+        return DTLS_AEAD_AES128_GCM;
+    case NID_aes_256_gcm:
+        return DTLS_AEAD_AES256_GCM;
+    case NID_aes_128_ccm:
+        *tag_len = ccm8 ? 8 : 16;
+        return DTLS_AEAD_AES128_CCM;
+    case NID_aes_256_ccm:
+        *tag_len = ccm8 ? 8 : 16;
+        return DTLS_AEAD_AES256_CCM;
+    default:
+        return DTLS_AEAD_NONE;
+    }
+}
+
+int dtls__rl_derive(dtls_rl_t *rl, dtls_aead_alg_t alg, uint8_t tag_len, const EVP_MD *md,
+                    const uint8_t *master, size_t master_len,
+                    const uint8_t client_random[static 32],
+                    const uint8_t server_random[static 32])
+{
+    if (alg <= DTLS_AEAD_NONE || alg >= DTLS_AEAD_N || !md || master_len == 0 ||
+        (tag_len != 16 && !(tag_len == 8 && is_ccm(alg))))
+        return -EINVAL;
+    memset(rl, 0, sizeof *rl);
+    uint8_t k = key_len_of(alg);
+    /* RFC 5246 §6.3: key_block = PRF(master_secret, "key expansion",
+     * server_random + client_random); AEAD suites have no MAC keys, so it is
+     * client_write_key | server_write_key | client_write_IV | server_write_IV. */
+    static const char LABEL[] = "key expansion";
+    uint8_t seed[sizeof LABEL - 1 + 64];
+    memcpy(seed, LABEL, sizeof LABEL - 1);
+    memcpy(seed + sizeof LABEL - 1, server_random, 32);
+    memcpy(seed + sizeof LABEL - 1 + 32, client_random, 32);
+    uint8_t block[2 * DTLS_KEY_MAX + 2 * DTLS_SALT_LEN];
+    size_t block_len = 2u * k + 2u * DTLS_SALT_LEN;
+    int rc = -EIO;
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "TLS1-PRF", NULL);
+    EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    if (kctx) {
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+                                             (char *)EVP_MD_get0_name(md), 0),
+            OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SECRET, (void *)master, master_len),
+            OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SEED, seed, sizeof seed),
+            OSSL_PARAM_construct_end(),
+        };
+        if (EVP_KDF_derive(kctx, block, block_len, params) == 1)
+            rc = 0;
+    }
+    EVP_KDF_CTX_free(kctx);
+    EVP_KDF_free(kdf);
+    if (rc == 0) {
+        rl->alg = (uint8_t)alg;
+        rl->tag_len = tag_len;
+        rl->key_len = k;
+        rl->epoch = 1;
+        memcpy(rl->rkey, block, k);
+        memcpy(rl->wkey, block + k, k);
+        memcpy(rl->rsalt, block + 2 * k, DTLS_SALT_LEN);
+        memcpy(rl->wsalt, block + 2 * k + DTLS_SALT_LEN, DTLS_SALT_LEN);
+    }
+    OPENSSL_cleanse(block, sizeof block);
+    return rc;
+}
+
+int dtls__rl_from_ssl(dtls_rl_t *rl, SSL *ssl)
+{
+    if (SSL_version(ssl) != DTLS1_2_VERSION)
+        return -ENOTSUP;
+    const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+    uint8_t tag_len = 0;
+    dtls_aead_alg_t alg = dtls__aead_of_cipher(c, &tag_len);
+    SSL_SESSION *sess = SSL_get_session(ssl);
+    if (alg == DTLS_AEAD_NONE || !sess)
+        return -ENOTSUP;
+    uint8_t master[SSL_MAX_MASTER_KEY_LENGTH], cr[32], sr[32];
+    size_t ml = SSL_SESSION_get_master_key(sess, master, sizeof master);
+    int rc = -EIO;
+    if (ml > 0 && SSL_get_client_random(ssl, cr, sizeof cr) == sizeof cr &&
+        SSL_get_server_random(ssl, sr, sizeof sr) == sizeof sr)
+        rc = dtls__rl_derive(rl, alg, tag_len, SSL_CIPHER_get_handshake_digest(c), master, ml,
+                             cr, sr);
+    OPENSSL_cleanse(master, sizeof master);
+    return rc;
+}
+
+void dtls__rl_mirror(const dtls_rl_t *server, dtls_rl_t *client)
+{
+    *client = *server;
+    memcpy(client->rkey, server->wkey, sizeof client->rkey);
+    memcpy(client->wkey, server->rkey, sizeof client->wkey);
+    memcpy(client->rsalt, server->wsalt, sizeof client->rsalt);
+    memcpy(client->wsalt, server->rsalt, sizeof client->wsalt);
+    client->w_seq = 0;
+    client->r_any = false;
+    client->r_top = client->r_map = 0;
+    client->uid = 0;
+}
+
+void dtls__rl_wipe(dtls_rl_t *rl)
+{
+    OPENSSL_cleanse(rl, sizeof *rl);
+}
+
+/* ---- replay window (RFC 6347 §4.1.2.6) ---------------------------------------------------- */
+
+bool dtls__rl_replay_check(const dtls_rl_t *rl, uint64_t seq)
+{
+    if (!rl->r_any || seq > rl->r_top)
+        return true;
+    uint64_t d = rl->r_top - seq;
+    if (d >= DTLS_REPLAY_WINDOW)
+        return false; /* older than the window: cannot tell, so refuse */
+    return !(rl->r_map >> d & 1);
+}
+
+void dtls__rl_replay_mark(dtls_rl_t *rl, uint64_t seq)
+{
+    if (!rl->r_any) {
+        rl->r_any = true;
+        rl->r_top = seq;
+        rl->r_map = 1;
+    } else if (seq > rl->r_top) {
+        uint64_t shift = seq - rl->r_top;
+        rl->r_map = shift >= DTLS_REPLAY_WINDOW ? 1 : rl->r_map << shift | 1;
+        rl->r_top = seq;
+    } else if (rl->r_top - seq < DTLS_REPLAY_WINDOW) {
+        rl->r_map |= UINT64_C(1) << (rl->r_top - seq);
+    }
+}
+
+/* ---- AEAD --------------------------------------------------------------------------------- */
+
+/* Keys ctx for rl in direction enc (unless it already holds them) and sets the nonce. */
+static int key_ctx(dtls_aead_ctx_t *a, const dtls_rl_t *rl, int enc, const uint8_t nonce[12])
+{
+    EVP_CIPHER_CTX *ctx = enc ? a->enc : a->dec;
+    uint64_t *owner = enc ? &a->enc_uid : &a->dec_uid;
+    EVP_CIPHER *ciph = rl->alg < DTLS_AEAD_N ? a->ciph[rl->alg] : NULL;
+    if (!ciph)
+        return -EIO;
+    if (rl->uid == 0 || *owner != rl->uid) {
+        *owner = 0;
+        /* CCM fixes nonce and tag lengths when the key is set (RFC 3610 L and M), so both
+         * go in before the key. */
+        if (EVP_CipherInit_ex2(ctx, ciph, NULL, NULL, enc, NULL) != 1 ||
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, NONCE_LEN, NULL) != 1 ||
+            (is_ccm(rl->alg) &&
+             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, rl->tag_len, NULL) != 1) ||
+            EVP_CipherInit_ex2(ctx, NULL, enc ? rl->wkey : rl->rkey, NULL, enc, NULL) != 1)
+            return -EIO;
+        *owner = rl->uid;
+    }
+    if (EVP_CipherInit_ex2(ctx, NULL, NULL, nonce, enc, NULL) != 1) {
+        *owner = 0;
+        return -EIO;
+    }
+    return 0;
+}
+
+ssize_t dtls__rl_open(dtls_rl_t *rl, dtls_aead_ctx_t *a, const dtls_rec_t *r, uint8_t *out,
+                      size_t cap)
+{
+    if (r->version != 0xfefd || r->epoch != rl->epoch)
+        return -EPROTO;
+    if (!dtls__rl_replay_check(rl, r->seq))
+        return -EALREADY;
+    size_t over = DTLS_EXPLICIT_NONCE + rl->tag_len;
+    if (r->frag_len < over)
+        return -EBADMSG;
+    size_t n = r->frag_len - over;
+    if (n > MAX_PLAIN || n > cap || n > INT_MAX)
+        return -EBADMSG;
+    uint8_t nonce[NONCE_LEN], aad[AAD_LEN];
+    memcpy(nonce, rl->rsalt, DTLS_SALT_LEN);
+    memcpy(nonce + DTLS_SALT_LEN, r->frag, DTLS_EXPLICIT_NONCE);
+    make_aad(aad, r->epoch, r->seq, r->type, n);
+    const uint8_t *ct = r->frag + DTLS_EXPLICIT_NONCE;
+    const uint8_t *tag = ct + n;
+    if (key_ctx(a, rl, 0, nonce) != 0)
+        return -EIO;
+    EVP_CIPHER_CTX *ctx = a->dec;
+    int outl = 0, ok;
+    if (is_ccm(rl->alg)) {
+        /* CCM: tag and total length first; the one Update verifies the tag. */
+        ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, rl->tag_len, (void *)tag) == 1 &&
+             EVP_DecryptUpdate(ctx, NULL, &outl, NULL, (int)n) == 1 &&
+             EVP_DecryptUpdate(ctx, NULL, &outl, aad, AAD_LEN) == 1 &&
+             EVP_DecryptUpdate(ctx, out, &outl, ct, (int)n) == 1;
+    } else {
+        int fin = 0;
+        ok = EVP_DecryptUpdate(ctx, NULL, &outl, aad, AAD_LEN) == 1 &&
+             EVP_DecryptUpdate(ctx, out, &outl, ct, (int)n) == 1 &&
+             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, rl->tag_len, (void *)tag) == 1 &&
+             EVP_DecryptFinal_ex(ctx, out + outl, &fin) == 1;
+    }
+    if (!ok) {
+        /* Nothing of an unauthenticated record may be used; the caller drops it. */
+        ERR_clear_error();
+        return -EBADMSG;
+    }
+    dtls__rl_replay_mark(rl, r->seq);
+    return (ssize_t)n;
+}
+
+ssize_t dtls__rl_seal(dtls_rl_t *rl, dtls_aead_ctx_t *a, uint8_t type, const uint8_t *p,
+                      size_t len, uint8_t *out, size_t cap)
+{
+    size_t frag = DTLS_EXPLICIT_NONCE + len + rl->tag_len;
+    if (len > MAX_PLAIN || cap < DTLS_REC_HDR + frag)
+        return -ENOSPC;
+    if (rl->w_seq > DTLS_SEQ_MAX)
+        return -EOVERFLOW; /* RFC 6347 §4.1: a sequence number is never reused */
+    uint64_t seq = rl->w_seq;
+    out[0] = type;
+    out[1] = 0xfe;
+    out[2] = 0xfd;
+    put_seq(out + 3, rl->epoch, seq);
+    out[11] = (uint8_t)(frag >> 8);
+    out[12] = (uint8_t)frag;
+    uint8_t *explicit = out + DTLS_REC_HDR;
+    put_seq(explicit, rl->epoch, seq);
+    uint8_t nonce[NONCE_LEN], aad[AAD_LEN];
+    memcpy(nonce, rl->wsalt, DTLS_SALT_LEN);
+    memcpy(nonce + DTLS_SALT_LEN, explicit, DTLS_EXPLICIT_NONCE);
+    make_aad(aad, rl->epoch, seq, type, len);
+    if (key_ctx(a, rl, 1, nonce) != 0)
+        return -EIO;
+    EVP_CIPHER_CTX *ctx = a->enc;
+    uint8_t *ct = explicit + DTLS_EXPLICIT_NONCE;
+    /* A non-NULL input even when empty: CCM reads (out, NULL) as "finish". */
+    const uint8_t *src = len ? p : ct;
+    int outl = 0, fin = 0;
+    bool ok = (!is_ccm(rl->alg) || EVP_EncryptUpdate(ctx, NULL, &outl, NULL, (int)len) == 1) &&
+              EVP_EncryptUpdate(ctx, NULL, &outl, aad, AAD_LEN) == 1 &&
+              EVP_EncryptUpdate(ctx, ct, &outl, src, (int)len) == 1 &&
+              EVP_EncryptFinal_ex(ctx, ct + len, &fin) == 1 &&
+              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, rl->tag_len, ct + len) == 1;
+    if (!ok) {
+        ERR_clear_error();
+        return -EIO;
+    }
+    rl->w_seq = seq + 1;
+    return (ssize_t)(DTLS_REC_HDR + frag);
+}
