@@ -25,9 +25,12 @@
 /* Engine-wide bytes held by Block1 reassembly and Block2 caches: 16 MiB, i.e. 256 bodies at
  * the default 64 KiB cap. Beyond it new transfers get 5.03. */
 #define COAP_BLOCK_MEM_CAP (16u * 1024u * 1024u)
-/* Buckets of the (peer, MID) dedup index: 4096 keeps chains short (~25 entries) even at the
- * default cap of 100000 entries, so a peer flooding fresh MIDs costs O(1) per lookup. */
-#define COAP_DEDUP_BUCKETS 4096
+/* Buckets of the (peer, MID) dedup index: the smallest power of two >= max_dedup_entries,
+ * within these bounds, so chains stay ~1 entry long when the cache is full. A fixed 4096 gave
+ * 25-entry chains (25 cache misses per datagram) at the default cap of 100000: the lookup was
+ * 11 % of server CPU at 1000 devices (performance pass 1, docs/BENCHMARKS.md). */
+#define COAP_DEDUP_BUCKETS_MIN 1024u
+#define COAP_DEDUP_BUCKETS_MAX (1u << 20)
 /* RFC 7641 §4.5: send a CON notification at least every 24 hours. */
 #define COAP_OBS_CON_EVERY_MS (24LL * 3600 * 1000)
 
@@ -167,7 +170,8 @@ struct coap_engine {
     coap_engine_stats_t stats;
     coap_link_t peers;
     coap_link_t dedup;
-    coap_link_t dedup_hash[COAP_DEDUP_BUCKETS];
+    coap_link_t *dedup_hash; /* n_buckets heads, a power of two */
+    size_t dedup_mask;       /* n_buckets - 1 */
     size_t n_dedup;
     size_t block_mem;
     uint16_t next_mid;

@@ -69,7 +69,7 @@ static coap_link_t *bucket(coap_engine_t *e, const coap_peer_t *ps, uint16_t mid
 {
     uint64_t h = ((uint64_t)(uintptr_t)ps >> 4) * 0x9e3779b97f4a7c15ull ^ mid;
     h *= 0xff51afd7ed558ccdull;
-    return &e->dedup_hash[(h >> 40) % COAP_DEDUP_BUCKETS];
+    return &e->dedup_hash[(h >> 32) & e->dedup_mask];
 }
 
 static void dedup_free(coap_engine_t *e, coap_dedup_t *d)
