@@ -14,53 +14,17 @@
  *              client must open exactly them (checks seal/open agree).
  * Each input gets a fresh listener; the server certificate and SSL_CTX are made once.
  */
-#include "dtls/dtls_int.h"
+#include "dtls_fuzz_env.h"
 
 #include "core/log.h"
 
 #include <arpa/inet.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static loop_t *loop;
-static dtls_ctx_t *ctx;
-static char dir[64];
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-    return remove(p);
-}
-
-static void cleanup(void)
-{
-    dtls_ctx_free(ctx);
-    loop_free(loop);
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-}
-
-static void init(void)
-{
-    char err[256];
-    log_set_level(LOG_ERROR);
-    snprintf(dir, sizeof dir, "/tmp/coaphub-fuzz-compact-XXXXXX");
-    if (!mkdtemp(dir))
-        abort();
-    loop = loop_new(err);
-    dtls_cfg_t cfg;
-    dtls_cfg_default(&cfg);
-    cfg.data_dir = dir;
-    ctx = dtls_ctx_new(&cfg, NULL, err);
-    if (!loop || !ctx) {
-        fprintf(stderr, "fuzz init: %s\n", err);
-        abort();
-    }
-    atexit(cleanup);
-}
 
 static const struct {
     dtls_aead_alg_t alg;
@@ -84,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int inited;
     if (!inited) {
-        init();
+        dtls_fuzz_init("compact");
         inited = 1;
     }
     if (size < 1)

@@ -8,53 +8,17 @@
  * into OpenSSL's handshake on a per-peer SSL. Each input gets a fresh listener (deterministic);
  * the server certificate and SSL_CTX are made once per process.
  */
-#include "dtls/dtls_int.h"
+#include "dtls_fuzz_env.h"
 
 #include "core/log.h"
 
 #include <arpa/inet.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static loop_t *loop;
-static dtls_ctx_t *ctx;
-static char dir[64];
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-    return remove(p);
-}
-
-static void cleanup(void)
-{
-    dtls_ctx_free(ctx);
-    loop_free(loop);
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-}
-
-static void init(void)
-{
-    char err[256];
-    log_set_level(LOG_ERROR);
-    snprintf(dir, sizeof dir, "/tmp/coaphub-fuzz-dtls-XXXXXX");
-    if (!mkdtemp(dir))
-        abort();
-    loop = loop_new(err);
-    dtls_cfg_t cfg;
-    dtls_cfg_default(&cfg);
-    cfg.data_dir = dir;
-    ctx = dtls_ctx_new(&cfg, NULL, err);
-    if (!loop || !ctx) {
-        fprintf(stderr, "fuzz init: %s\n", err);
-        abort();
-    }
-    atexit(cleanup);
-}
 
 static void put24(uint8_t *p, size_t v)
 {
@@ -104,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int inited;
     if (!inited) {
-        init();
+        dtls_fuzz_init("dtls");
         inited = 1;
     }
     char err[256];
