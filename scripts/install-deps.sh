@@ -28,6 +28,14 @@ missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# coaphub requires OpenSSL >= 3.0.22 (DTLS fixes the compact record layer relies on; issue #5).
+# Debian 12 ships it as a security update, so an older installed copy is upgraded in place.
+OPENSSL_MIN=3.0.22
+have_ssl=$(dpkg-query -W -f='${Version}' libssl-dev 2>/dev/null || true)
+if [ -n "$have_ssl" ] && ! dpkg --compare-versions "$have_ssl" ge "$OPENSSL_MIN"; then
+  echo "install-deps: libssl-dev $have_ssl is older than $OPENSSL_MIN; upgrading"
+  missing+=(libssl-dev libssl3 openssl)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#want[@]} packages already installed"
   exit 0

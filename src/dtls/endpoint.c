@@ -147,8 +147,17 @@ static int load_chain(SSL_CTX *c, const char *path, char err[static 256])
     return 0;
 }
 
+/* 3.0.22 (0x30000160): the build requires it (cmake/Dependencies.cmake); this catches a server
+ * started against an older libssl than it was built with. */
+#define DTLS_MIN_OPENSSL 0x30000160UL
+
 static SSL_CTX *build(dtls_ctx_t *ctx, char err[static 256])
 {
+    if (OpenSSL_version_num() < DTLS_MIN_OPENSSL) {
+        snprintf(err, 256, "OpenSSL %s is too old: coaphub needs 3.0.22 or newer",
+                 OpenSSL_version(OPENSSL_VERSION_STRING));
+        return NULL;
+    }
     SSL_CTX *c = SSL_CTX_new(DTLS_server_method());
     if (!c) {
         ssl_err(err, "SSL_CTX_new", NULL);
