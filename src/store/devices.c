@@ -154,9 +154,10 @@ int store_device_get_by_name(store_t *s, const char *name, store_device_t *out)
 
 int store_device_delete(store_t *s, int64_t id)
 {
+    store__log_deleting(s); /* before the delete: see merge.c */
     store_conn_t *c = store__conn_take(s);
     /* Credentials, attributes, points, latest values and RPC rows go by ON DELETE CASCADE in
-     * the same statement, hence the same transaction. */
+     * the same statement, hence the same transaction (the log's rows by its trigger). */
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, "DELETE FROM device WHERE id = ?1");
     if (!st)

@@ -13,17 +13,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The points of one device and key in [?3, ?4]: ts_kv plus the telemetry log not merged yet
+ * (merge.c). A log point replaces a ts_kv point of the same ts, and of several log points with
+ * the same ts the last one counts (SQLite takes the bare columns of a MAX() row), exactly
+ * what the merge will do. Both arms come ordered by ts, so SQLite merges them and LIMIT
+ * stops early; the log arm scans the log, which the writer keeps small. */
+#define LOG_POINTS(cols)                                                                      \
+    "SELECT " cols " FROM (SELECT ts, bool_v, long_v, dbl_v, str_v, json_v, MAX(seq)"         \
+    " FROM ts_kv_log WHERE device_id = ?1 AND key_id = ?2 AND ts BETWEEN ?3 AND ?4"          \
+    " GROUP BY ts)"
+#define KV_POINTS(cols)                                                                       \
+    "SELECT " cols " FROM ts_kv WHERE device_id = ?1 AND key_id = ?2"                         \
+    " AND ts BETWEEN ?3 AND ?4 AND ts NOT IN (SELECT ts FROM ts_kv_log"                       \
+    " WHERE device_id = ?1 AND key_id = ?2 AND ts BETWEEN ?3 AND ?4)"
+#define POINTS_COLS "?6, ts, bool_v, long_v, dbl_v, str_v, json_v"
+#define POINTS_SQL(dir)                                                                       \
+    KV_POINTS(POINTS_COLS) " UNION ALL " LOG_POINTS(POINTS_COLS) " ORDER BY 2 " dir           \
+                           " LIMIT ?5"
+
 static int history_raw(store_conn_t *c, int64_t device_id, int64_t key_id, const char *key,
                        int64_t start_ms, int64_t end_ms, int64_t limit, bool ascending,
                        store_kv_list_t *out)
 {
-    sqlite3_stmt *st = store__stmt(
-        c, ascending ? "SELECT ?6, ts, bool_v, long_v, dbl_v, str_v, json_v FROM ts_kv"
-                       " WHERE device_id = ?1 AND key_id = ?2 AND ts BETWEEN ?3 AND ?4"
-                       " ORDER BY ts ASC LIMIT ?5"
-                     : "SELECT ?6, ts, bool_v, long_v, dbl_v, str_v, json_v FROM ts_kv"
-                       " WHERE device_id = ?1 AND key_id = ?2 AND ts BETWEEN ?3 AND ?4"
-                       " ORDER BY ts DESC LIMIT ?5");
+    sqlite3_stmt *st = store__stmt(c, ascending ? POINTS_SQL("ASC") : POINTS_SQL("DESC"));
     if (!st)
         return ERR_STORE;
     sqlite3_bind_int64(st, 1, device_id);
@@ -116,8 +128,8 @@ static int history_agg(store_conn_t *c, int64_t device_id, int64_t key_id, const
 #define AGG_SQL(dir)                                                                          \
     "SELECT (ts - ?3) / ?5 AS b, COUNT(*), COUNT(long_v), COUNT(dbl_v), MIN(long_v),"        \
     " MAX(long_v), SUM(long_v), MIN(dbl_v), MAX(dbl_v), TOTAL(dbl_v), TOTAL(long_v)"         \
-    " FROM ts_kv WHERE device_id = ?1 AND key_id = ?2 AND ts BETWEEN ?3 AND ?4"              \
-    " GROUP BY b ORDER BY b " dir " LIMIT ?6"
+    " FROM (" KV_POINTS("ts, long_v, dbl_v") " UNION ALL " LOG_POINTS("ts, long_v, dbl_v")    \
+    ") GROUP BY b ORDER BY b " dir " LIMIT ?6"
     sqlite3_stmt *st = store__stmt(c, ascending ? AGG_SQL("ASC") : AGG_SQL("DESC"));
 #undef AGG_SQL
     if (!st)

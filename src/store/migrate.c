@@ -91,6 +91,21 @@ static const migration_t migrations[] = {
      "CREATE TABLE settings ("
      " key TEXT PRIMARY KEY,"
      " value TEXT NOT NULL);"},
+    /* 2: the telemetry log (performance pass 2). A group commit appends its points here, at
+     * the end of one B-tree (a few pages per commit), instead of at each device's own spot
+     * of ts_kv (one page per device per commit); the writer merges the log into ts_kv in
+     * sorted slices (merge.c). No foreign keys: the same transaction upserts ts_kv_latest,
+     * whose foreign key refuses a point of a deleted device, and the trigger keeps the
+     * cascade of a device delete. */
+    {2,
+     "CREATE TABLE ts_kv_log ("
+     " seq INTEGER PRIMARY KEY,"
+     " device_id INTEGER NOT NULL,"
+     " key_id INTEGER NOT NULL,"
+     " ts INTEGER NOT NULL,"
+     " bool_v INTEGER, long_v INTEGER, dbl_v REAL, str_v TEXT, json_v TEXT);"
+     "CREATE TRIGGER ts_kv_log_device_delete AFTER DELETE ON device BEGIN"
+     " DELETE FROM ts_kv_log WHERE device_id = old.id; END;"},
 };
 
 int store__migrate(store_conn_t *c, int *version, char err[static 256])

@@ -15,13 +15,15 @@
 #include <string.h>
 
 #define BUSY_TIMEOUT_MS 5000
-/* Small pages for new databases (see store__conn_open); an 8 MiB page cache per connection
- * (writer + read pool: bounded by 8 MiB x (1 + read_pool)); checkpoints every 8192 pages so a
- * group commit does not checkpoint again each time (the 1000-page default is exceeded by one
- * 1000-device commit). Measured in performance pass 1: 3-5x fewer bytes written per point. */
-#define STORE_NEW_DB_PAGE_SIZE "PRAGMA page_size=1024"
-#define STORE_CACHE_PRAGMA "PRAGMA cache_size=-8192"
-#define STORE_CHECKPOINT_PRAGMA "PRAGMA wal_autocheckpoint=8192"
+/* 4 KiB pages (SQLite's default; new databases only, see store__conn_open) and a page cache
+ * of up to 16 MiB per connection, used as pages are touched (the writer's merges want the
+ * last leaf of every device's ts_kv range in it). Performance pass 1 had tried 1 KiB pages
+ * against ts_kv's write amplification; the telemetry log (merge.c) removed the cause, and
+ * with it larger pages mean fewer WAL frames per commit. */
+#define STORE_NEW_DB_PAGE_SIZE "PRAGMA page_size=4096"
+#define STORE_CACHE_PRAGMA "PRAGMA cache_size=-16384"
+/* A backstop only: checkpoint.c checkpoints beside the writer long before this (64 MiB). */
+#define STORE_CHECKPOINT_PRAGMA "PRAGMA wal_autocheckpoint=16384"
 
 void store_cfg_default(store_cfg_t *cfg)
 {
@@ -94,10 +96,7 @@ int store__conn_open(store_t *s, store_conn_t *c, char err[static 256])
     char mode[16] = "";
     char *msg = NULL;
     /* Only a new, empty database takes this (it must precede WAL, which writes page 1); an
-     * existing file keeps its page size. Why small pages: each device appends to its own
-     * spot of ts_kv's (device_id, key_id, ts) B-tree, so a group commit of N devices dirties
-     * about N leaf pages however few bytes it adds, and all of them go to the WAL and are
-     * fsynced. Smaller pages cut those bytes (performance pass 1, docs/BENCHMARKS.md). */
+     * existing file keeps its page size. */
     sqlite3_exec(c->db, STORE_NEW_DB_PAGE_SIZE, NULL, NULL, NULL);
     rc = sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", journal_mode_cb, mode, &msg);
     if (rc != SQLITE_OK || strcmp(mode, "wal") != 0) {
@@ -228,12 +227,19 @@ store_t *store_open(const store_cfg_t *cfg, char err[static 256])
         goto fail;
     if (store__migrate(&s->wconn, &s->schema_version, err) != 0)
         goto fail;
+    if (store__log_count(s) != 0) {
+        snprintf(err, 256, "store: cannot read the telemetry log: %s",
+                 sqlite3_errmsg(s->wconn.db));
+        goto fail;
+    }
     for (int i = 0; i < s->cfg.read_pool; i++) {
         if (store__conn_open(s, &s->pool[i], err) != 0)
             goto fail;
         s->pool[i].next_free = s->pool_free;
         s->pool_free = &s->pool[i];
     }
+    if (store__checkpointer_start(s, err) != 0)
+        goto fail;
     if (store__writer_start(s) != 0) {
         snprintf(err, 256, "store: cannot start writer thread");
         goto fail;
@@ -253,6 +259,7 @@ void store_close(store_t *s)
     if (!s)
         return;
     store__writer_stop(s);
+    store__checkpointer_stop(s);
     for (int i = 0; i < s->cfg.read_pool; i++)
         store__conn_close(&s->pool[i]);
     store__conn_close(&s->wconn);

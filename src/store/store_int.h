@@ -14,6 +14,7 @@
 #include "core/xmalloc.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
 
@@ -30,6 +31,21 @@ typedef struct store_conn {
     size_t n_slots;
     struct store_conn *next_free;
 } store_conn_t;
+
+typedef struct store_merge store_merge_t; /* merge.c */
+
+/* The writer's key-id cache (keycache.c). */
+typedef struct store_keycache_slot {
+    char *key;
+    int64_t id;
+} store_keycache_slot_t;
+
+typedef struct store_keycache {
+    store_keycache_slot_t *slots; /* open addressing, cap a power of two */
+    size_t cap, n;
+    store_keycache_slot_t *pending; /* learnt in the open transaction */
+    size_t n_pending, cap_pending;
+} store_keycache_t;
 
 struct store {
     store_cfg_t cfg;
@@ -53,9 +69,24 @@ struct store {
     bool closing;
     store_commit_hook commit_hook; /* set before the first submit; read by the writer only */
     void *commit_hook_ctx;
+    store_keycache_t keys; /* writer thread only */
+    /* Rows in ts_kv_log not yet merged into ts_kv (merge.c). Raised after a commit, before
+     * its batches are acknowledged; lowered after a merge commits. An over-estimate is
+     * harmless (a merge finds fewer rows), an under-estimate never happens. */
+    _Atomic int64_t log_rows;
+    store_merge_t *merge; /* the run being merged; writer thread only */
+    bool merge_active;    /* a run is under way (merge.c keeps it) */
+    _Atomic int64_t log_deletes; /* bumped by store__log_deleting */
 
     pthread_mutex_t stats_mu;
     store_stats_t stats;
+
+    /* checkpoint thread (checkpoint.c) */
+    store_conn_t ckpt_conn;
+    pthread_t ckpt_thread;
+    pthread_mutex_t ckpt_mu;
+    pthread_cond_t ckpt_cv;
+    bool ckpt_stop, ckpt_started;
 };
 
 /* Opens one connection with the project's pragmas; 0 or ERR_STORE with err filled. */
@@ -86,6 +117,30 @@ int store__column_value(sqlite3_stmt *st, int col, store_kv_t *kv);
 
 /* Key dictionary: id of key, inserting it when create is true. -ENOENT if absent. */
 int store__key_id(store_conn_t *c, const char *key, bool create, int64_t *out);
+
+/* Writer's key-id cache (keycache.c): committed ids only; park ids learnt in the open
+ * transaction, then commit or roll them back with it. */
+bool store__keycache_get(const store_keycache_t *kc, const char *key, int64_t *id);
+void store__keycache_park(store_keycache_t *kc, const char *key, int64_t id);
+void store__keycache_commit(store_keycache_t *kc);
+void store__keycache_rollback(store_keycache_t *kc);
+void store__keycache_free(store_keycache_t *kc);
+
+/* WAL checkpoints on a thread of their own (checkpoint.c). */
+int store__checkpointer_start(store_t *s, char err[static 256]);
+void store__checkpointer_stop(store_t *s);
+
+/* Telemetry log (merge.c). Writer thread: one bounded step of merging the log into ts_kv
+ * (a run holds at most run_rows of the oldest rows); *active tells whether a run is under
+ * way. store__merge_all merges everything (at close). */
+int store__merge_step(store_t *s, int64_t run_rows, bool *active);
+int store__merge_all(store_t *s);
+/* Any thread, before a transaction that deletes points or devices: a merge run loaded
+ * earlier is dropped instead of writing deleted points back (merge.c). */
+void store__log_deleting(store_t *s);
+void store__merge_free(store_merge_t *m);
+/* Counts the log's rows at open (a log left by a crash or a stop is merged later). */
+int store__log_count(store_t *s);
 
 static inline char *store__col_str(sqlite3_stmt *st, int col)
 {

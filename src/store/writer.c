@@ -11,6 +11,11 @@
  * smaller than the previous one waits at most batch_max_delay_ms for stragglers. If the COMMIT
  * itself fails (disk full, I/O error), the group is rolled back and each batch is retried in
  * its own transaction so the status is reported per batch.
+ *
+ * Fast path: the group is applied without a SAVEPOINT per batch; only when a batch fails is
+ * the transaction rolled back and the group applied again batch by batch in savepoints.
+ * Points go to the telemetry log; between groups the writer merges the log into ts_kv in
+ * slices (merge.c), and when idle it merges what is left.
  */
 #include "store/store_int.h"
 
@@ -120,22 +125,32 @@ static int step_done(store_conn_t *c, sqlite3_stmt *st)
     return r;
 }
 
-static int apply_ts(store_conn_t *c, const op_t *o)
+/* key_id through the writer's cache; ids learnt here are parked until the commit. */
+static int key_id(store_t *s, const char *key, bool create, int64_t *out)
 {
-    int64_t key_id;
-    int r = store__key_id(c, o->kv.key, true, &key_id);
+    if (store__keycache_get(&s->keys, key, out))
+        return 0;
+    int r = store__key_id(&s->wconn, key, create, out);
+    if (r == 0)
+        store__keycache_park(&s->keys, key, *out);
+    return r;
+}
+
+static int apply_ts(store_t *s, const op_t *o)
+{
+    store_conn_t *c = &s->wconn;
+    int64_t key_id_v;
+    int r = key_id(s, o->kv.key, true, &key_id_v);
     if (r != 0)
         return r;
+    /* The log, not ts_kv: an append (merge.c says why). */
     sqlite3_stmt *st = store__stmt(
-        c, "INSERT INTO ts_kv(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v)"
-           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-           " ON CONFLICT(device_id, key_id, ts) DO UPDATE SET bool_v = excluded.bool_v,"
-           " long_v = excluded.long_v, dbl_v = excluded.dbl_v, str_v = excluded.str_v,"
-           " json_v = excluded.json_v");
+        c, "INSERT INTO ts_kv_log(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v)"
+           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
     if (!st)
         return ERR_STORE;
     sqlite3_bind_int64(st, 1, o->device_id);
-    sqlite3_bind_int64(st, 2, key_id);
+    sqlite3_bind_int64(st, 2, key_id_v);
     sqlite3_bind_int64(st, 3, o->kv.ts);
     if ((r = store__bind_value(st, 4, &o->kv)) != 0 || (r = step_done(c, st)) != 0) {
         sqlite3_reset(st);
@@ -153,7 +168,7 @@ static int apply_ts(store_conn_t *c, const op_t *o)
     if (!st)
         return ERR_STORE;
     sqlite3_bind_int64(st, 1, o->device_id);
-    sqlite3_bind_int64(st, 2, key_id);
+    sqlite3_bind_int64(st, 2, key_id_v);
     sqlite3_bind_int64(st, 3, o->kv.ts);
     if ((r = store__bind_value(st, 4, &o->kv)) != 0) {
         sqlite3_reset(st);
@@ -162,12 +177,13 @@ static int apply_ts(store_conn_t *c, const op_t *o)
     return step_done(c, st);
 }
 
-static int apply_attr(store_conn_t *c, const op_t *o)
+static int apply_attr(store_t *s, const op_t *o)
 {
+    store_conn_t *c = &s->wconn;
     if (o->scope < SCOPE_CLIENT || o->scope > SCOPE_SHARED)
         return -EINVAL;
-    int64_t key_id;
-    int r = store__key_id(c, o->kv.key, o->kind == OP_ATTR, &key_id);
+    int64_t key_id_v;
+    int r = key_id(s, o->kv.key, o->kind == OP_ATTR, &key_id_v);
     if (o->kind == OP_ATTR_DEL) {
         if (r == -ENOENT)
             return 0; /* never seen key: nothing to delete */
@@ -179,7 +195,7 @@ static int apply_attr(store_conn_t *c, const op_t *o)
             return ERR_STORE;
         sqlite3_bind_int64(st, 1, o->device_id);
         sqlite3_bind_int(st, 2, (int)o->scope);
-        sqlite3_bind_int64(st, 3, key_id);
+        sqlite3_bind_int64(st, 3, key_id_v);
         return step_done(c, st);
     }
     if (r != 0)
@@ -195,7 +211,7 @@ static int apply_attr(store_conn_t *c, const op_t *o)
         return ERR_STORE;
     sqlite3_bind_int64(st, 1, o->device_id);
     sqlite3_bind_int(st, 2, (int)o->scope);
-    sqlite3_bind_int64(st, 3, key_id);
+    sqlite3_bind_int64(st, 3, key_id_v);
     sqlite3_bind_int64(st, 9, o->kv.ts);
     if ((r = store__bind_value(st, 4, &o->kv)) != 0) {
         sqlite3_reset(st);
@@ -204,30 +220,58 @@ static int apply_attr(store_conn_t *c, const op_t *o)
     return step_done(c, st);
 }
 
-static int apply_batch(store_conn_t *c, const store_batch_t *b)
+static int apply_batch(store_t *s, const store_batch_t *b)
 {
     for (size_t i = 0; i < b->n; i++) {
         const op_t *o = &b->ops[i];
         if (!o->kv.key || !o->kv.key[0])
             return -EINVAL;
-        int r = o->kind == OP_TS ? apply_ts(c, o) : apply_attr(c, o);
+        int r = o->kind == OP_TS ? apply_ts(s, o) : apply_attr(s, o);
         if (r != 0)
             return r;
     }
     return 0;
 }
 
-/* Applies b inside a savepoint of the open transaction; on error only b is undone. */
-static int apply_in_savepoint(store_conn_t *c, store_batch_t *b)
+static size_t count_ts(const store_batch_t *b)
 {
+    size_t n = 0;
+    for (size_t i = 0; i < b->n; i++)
+        n += b->ops[i].kind == OP_TS;
+    return n;
+}
+
+/* Applies b inside a savepoint of the open transaction; on error only b is undone. */
+static int apply_in_savepoint(store_t *s, store_batch_t *b)
+{
+    store_conn_t *c = &s->wconn;
     int r = store__exec(c, "SAVEPOINT batch");
     if (r != 0)
         return r;
-    r = apply_batch(c, b);
-    if (r != 0)
+    r = apply_batch(s, b);
+    if (r != 0) {
         store__exec(c, "ROLLBACK TO batch");
+        store__keycache_rollback(&s->keys); /* ids parked since may be undone */
+    }
     store__exec(c, "RELEASE batch");
     return r;
+}
+
+static void rollback(store_t *s)
+{
+    if (!sqlite3_get_autocommit(s->wconn.db))
+        store__exec(&s->wconn, "ROLLBACK");
+    store__keycache_rollback(&s->keys);
+}
+
+static int commit(store_t *s, size_t ts_points)
+{
+    int r = store__exec(&s->wconn, "COMMIT");
+    if (r != 0)
+        return r;
+    store__keycache_commit(&s->keys);
+    atomic_fetch_add(&s->log_rows, (int64_t)ts_points);
+    return 0;
 }
 
 static void count(store_t *s, bool ok, size_t ops, size_t group)
@@ -250,39 +294,70 @@ static void commit_alone(store_t *s, store_batch_t *b)
     store_conn_t *c = &s->wconn;
     int r = store__exec(c, "BEGIN IMMEDIATE");
     if (r == 0) {
-        r = apply_batch(c, b);
+        r = apply_batch(s, b);
         if (r == 0)
-            r = store__exec(c, "COMMIT");
-        if (r != 0 && !sqlite3_get_autocommit(c->db))
-            store__exec(c, "ROLLBACK");
+            r = commit(s, count_ts(b));
+        if (r != 0)
+            rollback(s);
     }
     count(s, r == 0, b->n, 1);
     b->status = r;
 }
 
-static void commit_group(store_t *s, store_batch_t *group, size_t n_batches)
+/* The common case: every batch applies, one transaction, no savepoints. 1 when a batch
+ * failed (the transaction is rolled back: nothing of the group is applied). */
+static int commit_group_fast(store_t *s, store_batch_t *group, size_t n_batches)
 {
     store_conn_t *c = &s->wconn;
     int r = store__exec(c, "BEGIN IMMEDIATE");
+    if (r != 0)
+        return r;
+    size_t ops = 0, points = 0;
+    for (store_batch_t *b = group; b; b = b->next) {
+        if (apply_batch(s, b) != 0) {
+            rollback(s);
+            return 1;
+        }
+        b->status = 0;
+        ops += b->n;
+        points += count_ts(b);
+    }
+    if ((r = commit(s, points)) != 0) {
+        rollback(s);
+        return r;
+    }
+    count(s, true, ops, n_batches);
+    return 0;
+}
+
+static void commit_group(store_t *s, store_batch_t *group, size_t n_batches)
+{
+    store_conn_t *c = &s->wconn;
+    int r = commit_group_fast(s, group, n_batches);
+    if (r == 0)
+        return;
+    if (r == 1) /* a batch failed: again, each batch in its savepoint so it fails alone */
+        r = store__exec(c, "BEGIN IMMEDIATE");
     if (r == 0) {
-        size_t ops = 0;
+        size_t ops = 0, points = 0;
         for (store_batch_t *b = group; b && r == 0; b = b->next) {
-            b->status = apply_in_savepoint(c, b);
-            if (b->status == 0)
+            b->status = apply_in_savepoint(s, b);
+            if (b->status == 0) {
                 ops += b->n;
+                points += count_ts(b);
+            }
             /* SQLITE_FULL, IOERR, NOMEM may roll back the whole transaction, not just the
              * statement: then nothing of this group is applied, so stop and retry alone. */
             if (sqlite3_get_autocommit(c->db))
                 r = ERR_STORE;
         }
         if (r == 0)
-            r = store__exec(c, "COMMIT");
+            r = commit(s, points);
         if (r == 0) {
             count(s, true, ops, n_batches);
             return;
         }
-        if (!sqlite3_get_autocommit(c->db))
-            store__exec(c, "ROLLBACK");
+        rollback(s);
     }
     count(s, false, 0, 0);
     LOG_W("store", "group commit of %zu batches failed (%s); retrying one by one", n_batches,
@@ -352,14 +427,59 @@ static void take(store_t *s, store_batch_t **head, store_batch_t **tail, size_t 
     }
 }
 
+/* Merge policy (merge.c). The log absorbs bursts and is merged in runs of LOG_RUN rows
+ * (more points of a device per page write the larger the run), one small step after each
+ * group commit once the log holds a run, two while it is past LOG_HIGH (so under sustained
+ * overload the merge keeps pace and the log stays bounded), and back to back after
+ * LOG_IDLE_MS without a batch. A step is bounded (merge.c), so no commit waits long. */
+enum { LOG_RUN = 32768, LOG_HIGH = 262144, LOG_IDLE_MS = 200 };
+
+static void merge_some(store_t *s)
+{
+    bool active = s->merge_active;
+    int64_t rows = atomic_load(&s->log_rows);
+    if (!active && rows < LOG_RUN)
+        return;
+    int steps = rows >= LOG_HIGH ? 2 : 1;
+    for (int i = 0; i < steps; i++)
+        if (store__merge_step(s, LOG_RUN, &active) != 0 || !active)
+            return;
+}
+
+/* Waits for a batch; once LOG_IDLE_MS pass without one, merges the log slice by slice,
+ * looking for batches between slices. q_mu held. */
+static void wait_for_work(store_t *s)
+{
+    bool merge_failed = false; /* (logged) then wait for the next batch, not in a loop */
+    bool idle = false;
+    while (!s->q_head && !s->closing) {
+        if (atomic_load(&s->log_rows) == 0 || merge_failed) {
+            pthread_cond_wait(&s->q_cv, &s->q_mu);
+            continue;
+        }
+        if (!idle) {
+            struct timespec dl;
+            clock_gettime(CLOCK_MONOTONIC, &dl);
+            int64_t ns = dl.tv_nsec + (int64_t)LOG_IDLE_MS * 1000000;
+            dl.tv_sec += ns / 1000000000;
+            dl.tv_nsec = ns % 1000000000;
+            idle = pthread_cond_timedwait(&s->q_cv, &s->q_mu, &dl) == ETIMEDOUT;
+            continue;
+        }
+        pthread_mutex_unlock(&s->q_mu);
+        bool active = false;
+        merge_failed = store__merge_step(s, LOG_RUN, &active) != 0;
+        pthread_mutex_lock(&s->q_mu);
+    }
+}
+
 static void *writer_main(void *arg)
 {
     store_t *s = arg;
     size_t last_group = 0; /* batches in the previous group: our measure of current load */
     pthread_mutex_lock(&s->q_mu);
     for (;;) {
-        while (!s->q_head && !s->closing)
-            pthread_cond_wait(&s->q_cv, &s->q_mu);
+        wait_for_work(s);
         if (!s->q_head)
             break; /* closing and drained */
         store_batch_t *head = NULL, *tail = NULL;
@@ -394,9 +514,15 @@ static void *writer_main(void *arg)
             complete(s, head);
             head = next;
         }
+        merge_some(s); /* after the acknowledgements: they do not wait for it */
         pthread_mutex_lock(&s->q_mu);
     }
     pthread_mutex_unlock(&s->q_mu);
+    /* Leave a merged database behind (a restart would merge it anyway). */
+    store__merge_all(s);
+    store__merge_free(s->merge);
+    s->merge = NULL;
+    store__keycache_free(&s->keys);
     return NULL;
 }
 

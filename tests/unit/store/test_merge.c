@@ -1,0 +1,220 @@
+/* test_merge.c — the telemetry log (ts_kv_log) and its merge into ts_kv: points are readable
+ * before and after the merge, the newest write of a (device, key, ts) wins across the two
+ * tables, deletes are never undone by a merge, a log left by a stop is read and merged. */
+#include "store_test_util.h"
+
+#include "core/err.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+typedef struct fx {
+    tstore_t t;
+    int64_t dev;
+} fx_t;
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    if (!f || !tstore_open(&f->t)) {
+        free(f);
+        return -1;
+    }
+    f->dev = tstore_device(f->t.s, "dev");
+    *state = f;
+    return f->dev > 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    tstore_close(&f->t);
+    free(f);
+    return 0;
+}
+
+/* Rows of table, read over a connection of our own (the store's are its threads'). */
+static int64_t rows(const char *path, const char *table)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    char sql[96];
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", table);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* Waits (at most 5 s) until the writer, idle, has merged the whole log. */
+static void wait_merged(fx_t *f)
+{
+    for (int i = 0; i < 500 && rows(f->t.path, "ts_kv_log") > 0; i++)
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000}, NULL);
+    assert_int_equal(rows(f->t.path, "ts_kv_log"), 0);
+}
+
+static void put(store_t *s, int64_t dev, const char *key, int64_t v, int64_t ts)
+{
+    store_batch_t *b = store_batch_new();
+    store_kv_t kv = {.key = (char *)key, .type = STORE_LONG, .l = v, .ts = ts};
+    store_batch_ts(b, dev, &kv);
+    assert_int_equal(store_submit_wait(s, b), 0);
+}
+
+static int64_t agg(fx_t *f, int64_t dev, const char *key, store_agg_t a)
+{
+    store_kv_list_t l = {0};
+    assert_int_equal(store_ts_history(f->t.s, dev, key, 0, INT64_MAX / 2, 0, a, 0, true, &l),
+                     0);
+    int64_t v = l.n ? l.items[0].l : -1;
+    store_kv_list_fini(&l);
+    return v;
+}
+
+static void test_points_readable_before_and_after_merge(void **state)
+{
+    fx_t *f = *state;
+    store_batch_t *b = store_batch_new();
+    for (int i = 1; i <= 100; i++) {
+        store_kv_t kv = {.key = "t", .type = STORE_LONG, .l = i, .ts = 1000 + i};
+        store_batch_ts(b, f->dev, &kv);
+    }
+    assert_int_equal(store_submit_wait(f->t.s, b), 0);
+    for (int pass = 0; pass < 2; pass++) {
+        store_kv_list_t l = {0};
+        assert_int_equal(store_ts_history(f->t.s, f->dev, "t", 1001, 1100, 0, STORE_AGG_NONE,
+                                          5, false, &l),
+                         0);
+        assert_int_equal(l.n, 5);
+        assert_int_equal(l.items[0].ts, 1100);
+        assert_int_equal(l.items[0].l, 100);
+        assert_int_equal(l.items[4].l, 96);
+        store_kv_list_fini(&l);
+        assert_int_equal(agg(f, f->dev, "t", STORE_AGG_COUNT), 100);
+        assert_int_equal(agg(f, f->dev, "t", STORE_AGG_SUM), 5050);
+        if (pass == 0) { /* read from the log (merged 200 ms after the writer idles) */
+            wait_merged(f);
+            assert_int_equal(rows(f->t.path, "ts_kv"), 100);
+        }
+    }
+}
+
+static void test_newest_write_wins_across_tables(void **state)
+{
+    fx_t *f = *state;
+    put(f->t.s, f->dev, "v", 1, 500);
+    wait_merged(f);
+    put(f->t.s, f->dev, "v", 2, 500); /* same ts: in the log, over the merged point */
+    put(f->t.s, f->dev, "v", 3, 500); /* twice in the log: the later counts */
+    for (int pass = 0; pass < 2; pass++) {
+        store_kv_list_t l = {0};
+        assert_int_equal(store_ts_history(f->t.s, f->dev, "v", 0, 1000, 0, STORE_AGG_NONE, 0,
+                                          true, &l),
+                         0);
+        assert_int_equal(l.n, 1);
+        assert_int_equal(l.items[0].l, 3);
+        store_kv_list_fini(&l);
+        assert_int_equal(agg(f, f->dev, "v", STORE_AGG_COUNT), 1);
+        assert_int_equal(agg(f, f->dev, "v", STORE_AGG_SUM), 3);
+        wait_merged(f);
+    }
+}
+
+static void test_delete_is_not_undone_by_merge(void **state)
+{
+    fx_t *f = *state;
+    for (int i = 0; i < 10; i++)
+        put(f->t.s, f->dev, "d", i, 100 + i);
+    const char *keys[] = {"d"};
+    assert_int_equal(store_ts_delete(f->t.s, f->dev, keys, 1, 100, 104, false), 0);
+    assert_int_equal(agg(f, f->dev, "d", STORE_AGG_COUNT), 5);
+    wait_merged(f);
+    assert_int_equal(agg(f, f->dev, "d", STORE_AGG_COUNT), 5);
+    assert_int_equal(agg(f, f->dev, "d", STORE_AGG_MIN), 5);
+
+    /* A device delete takes its unmerged points too (the log's trigger). */
+    int64_t other = tstore_device(f->t.s, "other");
+    put(f->t.s, other, "d", 1, 1);
+    assert_int_equal(rows(f->t.path, "ts_kv_log"), 1);
+    assert_int_equal(store_device_delete(f->t.s, other), 0);
+    assert_int_equal(rows(f->t.path, "ts_kv_log"), 0);
+}
+
+/* More points than one merge run, over many devices: the writer merges while commits go on,
+ * and nothing is lost or doubled. */
+static void test_many_points_merge_in_runs(void **state)
+{
+    fx_t *f = *state;
+    enum { DEVS = 40, PER = 1200 }; /* 48 000 points: more than one run of 32 768 */
+    int64_t dev[DEVS];
+    char name[16];
+    for (int d = 0; d < DEVS; d++) {
+        snprintf(name, sizeof(name), "m%d", d);
+        dev[d] = tstore_device(f->t.s, name);
+        assert_true(dev[d] > 0);
+    }
+    for (int i = 0; i < PER; i += 100) {
+        store_batch_t *b = store_batch_new();
+        for (int d = 0; d < DEVS; d++)
+            for (int k = i; k < i + 100; k++) {
+                store_kv_t kv = {.key = "m", .type = STORE_LONG, .l = k, .ts = k};
+                store_batch_ts(b, dev[d], &kv);
+            }
+        assert_int_equal(store_submit_wait(f->t.s, b), 0);
+    }
+    wait_merged(f);
+    assert_int_equal(rows(f->t.path, "ts_kv"), DEVS * PER);
+    for (int d = 0; d < DEVS; d++) {
+        assert_int_equal(agg(f, dev[d], "m", STORE_AGG_COUNT), PER);
+        assert_int_equal(agg(f, dev[d], "m", STORE_AGG_SUM), (int64_t)PER * (PER - 1) / 2);
+    }
+}
+
+/* Points still in the log when the server stopped (or crashed) are read and merged after the
+ * restart; a stop merges what it can. */
+static void test_log_survives_reopen(void **state)
+{
+    fx_t *f = *state;
+    put(f->t.s, f->dev, "r", 7, 70);
+    store_close(f->t.s);
+    f->t.s = NULL;
+    assert_int_equal(rows(f->t.path, "ts_kv_log"), 0); /* merged at close */
+    /* As if a crash had left a point in the log. */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->t.path, &db), SQLITE_OK);
+    char sql[160];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO ts_kv_log(device_id, key_id, ts, long_v) SELECT %lld, key_id, 80, 8"
+             " FROM key_dictionary WHERE key = 'r'",
+             (long long)f->dev);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_non_null(tstore_reopen(&f->t));
+    assert_int_equal(agg(f, f->dev, "r", STORE_AGG_COUNT), 2);
+    wait_merged(f);
+    assert_int_equal(agg(f, f->dev, "r", STORE_AGG_SUM), 15);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_points_readable_before_and_after_merge, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_newest_write_wins_across_tables, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_is_not_undone_by_merge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_points_merge_in_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_survives_reopen, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
