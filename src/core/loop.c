@@ -45,7 +45,38 @@ struct loop {
     atomic_bool stop;
     pthread_mutex_t post_mu;
     post_item_t *post_head, *post_tail;
+    struct {
+        loop_flush_cb cb;
+        void *arg;
+    } flush[LOOP_MAX_FLUSH];
+    size_t n_flush;
 };
+
+int loop_flush_add(loop_t *loop, loop_flush_cb cb, void *arg)
+{
+    if (loop->n_flush == LOOP_MAX_FLUSH)
+        return -ENOSPC;
+    loop->flush[loop->n_flush].cb = cb;
+    loop->flush[loop->n_flush].arg = arg;
+    loop->n_flush++;
+    return 0;
+}
+
+void loop_flush_del(loop_t *loop, loop_flush_cb cb, void *arg)
+{
+    for (size_t i = 0; i < loop->n_flush; i++) {
+        if (loop->flush[i].cb == cb && loop->flush[i].arg == arg) {
+            loop->flush[i] = loop->flush[--loop->n_flush];
+            return;
+        }
+    }
+}
+
+static void run_flush(loop_t *loop)
+{
+    for (size_t i = 0; i < loop->n_flush; i++)
+        loop->flush[i].cb(loop, loop->flush[i].arg);
+}
 
 loop_t *loop_new(char err[static 256])
 {
@@ -98,6 +129,7 @@ static void run_posted(loop_t *loop)
 void loop_drain(loop_t *loop)
 {
     run_posted(loop);
+    run_flush(loop);
 }
 
 void loop_free(loop_t *loop)
@@ -294,6 +326,7 @@ int loop_run(loop_t *loop)
         }
         run_posted(loop);
         run_timers(loop);
+        run_flush(loop);
     }
     atomic_store(&loop->stop, false);
     return 0;

@@ -51,6 +51,15 @@ void loop_timer_arm(loop_t *loop, loop_timer_t *t, int64_t delay_ms);
 void loop_timer_cancel(loop_t *loop, loop_timer_t *t);
 static inline bool loop_timer_armed(const loop_timer_t *t) { return t->heap_index != 0; }
 
+/* Registers cb(loop, arg) to run at the end of every iteration, after the fd, mailbox and
+ * timer callbacks and before the loop sleeps: where batched output is flushed (udp.c
+ * queues replies and sends them with one sendmmsg). At most LOOP_MAX_FLUSH per loop; returns
+ * 0 or -ENOSPC. loop_flush_del removes it (safe during shutdown). */
+enum { LOOP_MAX_FLUSH = 8 };
+typedef void (*loop_flush_cb)(loop_t *loop, void *arg);
+int loop_flush_add(loop_t *loop, loop_flush_cb cb, void *arg);
+void loop_flush_del(loop_t *loop, loop_flush_cb cb, void *arg);
+
 /* Runs cb(arg) on the loop's thread soon. Any thread; never blocks for long; never fails. */
 void loop_post(loop_t *loop, loop_post_cb cb, void *arg);
 

@@ -30,7 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { LOAD_CHUNK = 8192, APPLY_CHUNK = 2048 };
+/* Step sizes: each step is a fraction of a millisecond to a few (the writer budgets them). */
+enum { LOAD_CHUNK = 2048, APPLY_CHUNK = 256 };
 
 typedef struct merge_row {
     int64_t seq, device_id, key_id;

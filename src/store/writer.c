@@ -428,11 +428,13 @@ static void take(store_t *s, store_batch_t **head, store_batch_t **tail, size_t 
 }
 
 /* Merge policy (merge.c). The log absorbs bursts and is merged in runs of LOG_RUN rows
- * (more points of a device per page write the larger the run), one small step after each
- * group commit once the log holds a run, two while it is past LOG_HIGH (so under sustained
- * overload the merge keeps pace and the log stays bounded), and back to back after
- * LOG_IDLE_MS without a batch. A step is bounded (merge.c), so no commit waits long. */
-enum { LOG_RUN = 32768, LOG_HIGH = 262144, LOG_IDLE_MS = 200 };
+ * (more points of a device per page write the larger the run). Once the log holds a run,
+ * the writer spends a time budget on merge steps after each group commit: LOG_BUDGET_MS,
+ * plus as much again for every further run waiting, up to LOG_BUDGET_MAX_MS — so a light
+ * backlog costs each commit cycle about a millisecond (latency) and a heavy one gets the
+ * time it needs (under sustained overload the merge keeps pace and the log stays bounded).
+ * After LOG_IDLE_MS without a batch it merges back to back. Steps are small (merge.c). */
+enum { LOG_RUN = 32768, LOG_BUDGET_MS = 1, LOG_BUDGET_MAX_MS = 40, LOG_IDLE_MS = 200 };
 
 static void merge_some(store_t *s)
 {
@@ -440,10 +442,14 @@ static void merge_some(store_t *s)
     int64_t rows = atomic_load(&s->log_rows);
     if (!active && rows < LOG_RUN)
         return;
-    int steps = rows >= LOG_HIGH ? 2 : 1;
-    for (int i = 0; i < steps; i++)
-        if (store__merge_step(s, LOG_RUN, &active) != 0 || !active)
+    int64_t budget = LOG_BUDGET_MS * (1 + rows / LOG_RUN);
+    if (budget > LOG_BUDGET_MAX_MS)
+        budget = LOG_BUDGET_MAX_MS;
+    int64_t until = clock_mono_us() + budget * 1000;
+    do {
+        if (store__merge_step(s, LOG_RUN, &active) != 0)
             return;
+    } while (active && clock_mono_us() < until);
 }
 
 /* Waits for a batch; once LOG_IDLE_MS pass without one, merges the log slice by slice,
