@@ -28,6 +28,8 @@ SSL_CTX *dtls__ctx_acquire(dtls_ctx_t *ctx, unsigned *gen);
 /* Generation of the current SSL_CTX (cheap atomic read). */
 unsigned dtls__ctx_gen(dtls_ctx_t *ctx);
 registry_t *dtls__ctx_registry(dtls_ctx_t *ctx);
+/* Sessions in the context's resumption store (by session id; endpoint.c). */
+size_t dtls__ctx_sessions_stored(dtls_ctx_t *ctx);
 
 /* The client-certificate policy as a pure function (unit-tested): preverify_ok and err are
  * OpenSSL's verdict for the certificate at depth (0 = leaf). Returns 1 to go on, 0 to fail the
@@ -103,6 +105,10 @@ BIO *dtls__bio_new(int fd, dtls_cookie_t *cookie, unsigned initial_timeout_us,
 dtls_bio_t *dtls__bio_state(BIO *b);
 /* The dtls_bio_t of an SSL using our BIO, or NULL. */
 dtls_bio_t *dtls__ssl_bio(SSL *ssl);
+/* Output packing on this thread (bio.c): between begin and end, handshake, CCS and alert
+ * records to one address share datagrams of at most mtu bytes; end sends what is pending. */
+void dtls__bio_batch_begin(size_t mtu);
+void dtls__bio_batch_end(void);
 /* DTLS_set_timer_cb callback: initial_timeout_us first, then doubling up to 60 s. */
 unsigned int dtls__timer_cb(SSL *ssl, unsigned int timer_us);
 
@@ -328,5 +334,23 @@ void dtls__compact_release(dtls_peer_t *p);
  * state (copied; uid assigned), as if a handshake had just been demoted. */
 dtls_peer_t *dtls__compact_peer_new(dtls_listener_t *l, const struct sockaddr_storage *a,
                                     socklen_t alen, const dtls_rl_t *rl);
+
+/* ---- mem.c: OpenSSL's own heap (installed before main unless under ASan) ------------------ */
+
+typedef struct dtls_mem_stats {
+    bool installed;        /* OpenSSL allocates from mem.c */
+    size_t blocks, bytes;  /* live OpenSSL blocks in the slabs, and their class bytes */
+    size_t slabs_resident; /* slabs in use or kept as spares */
+    size_t slabs_released; /* times an empty slab went back to the kernel */
+} dtls_mem_stats_t;
+
+/* Reserves the slab region (idempotent). 0 or -errno. The constructor calls it; tests too. */
+int dtls__mem_init(void);
+/* malloc/realloc/free with OpenSSL's semantics: blocks <= 32 KB from size-class slabs once
+ * dtls__mem_init succeeded, anything else from malloc; free and realloc accept both. */
+void *dtls__mem_malloc(size_t n);
+void *dtls__mem_realloc(void *p, size_t n);
+void dtls__mem_free(void *p);
+void dtls__mem_stats(dtls_mem_stats_t *out);
 
 #endif

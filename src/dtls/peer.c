@@ -298,8 +298,12 @@ void dtls__peer_close(dtls_peer_t *p, bool notify)
         p->ssl = NULL;
         p->bio = NULL;
         l->ssl_freed++;
-    } else if (p->rl && notify && was_session) {
-        dtls__compact_close_notify(p);
+    } else if (p->rl) {
+        if (notify && was_session)
+            dtls__compact_close_notify(p);
+        /* No SSL freed, but the session's CoAP state goes now: its pages (amid the blocks
+         * of the requests it made) come back only through the sweep's malloc_trim. */
+        l->ssl_freed++;
     }
     dtls__compact_release(p);
     if (was_session && l->engine)
