@@ -76,6 +76,7 @@ struct store {
     _Atomic int64_t log_rows;
     store_merge_t *merge; /* the run being merged; writer thread only */
     bool merge_active;    /* a run is under way (merge.c keeps it) */
+    bool memory_released; /* the idle writer gave its caches back (writer.c) */
     _Atomic int64_t log_deletes; /* bumped by store__log_deleting */
 
     pthread_mutex_t stats_mu;

@@ -23,6 +23,7 @@
 #include "core/log.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -453,16 +454,14 @@ static void merge_some(store_t *s)
 }
 
 /* Waits for a batch; once LOG_IDLE_MS pass without one, merges the log slice by slice,
- * looking for batches between slices. q_mu held. */
+ * looking for batches between slices, and then hands the idle writer's memory back: its
+ * page cache (refilled by the next commits) and the free pages of the heap, so a server whose
+ * load has stopped returns to its resting size. q_mu held. */
 static void wait_for_work(store_t *s)
 {
     bool merge_failed = false; /* (logged) then wait for the next batch, not in a loop */
     bool idle = false;
     while (!s->q_head && !s->closing) {
-        if (atomic_load(&s->log_rows) == 0 || merge_failed) {
-            pthread_cond_wait(&s->q_cv, &s->q_mu);
-            continue;
-        }
         if (!idle) {
             struct timespec dl;
             clock_gettime(CLOCK_MONOTONIC, &dl);
@@ -472,11 +471,24 @@ static void wait_for_work(store_t *s)
             idle = pthread_cond_timedwait(&s->q_cv, &s->q_mu, &dl) == ETIMEDOUT;
             continue;
         }
+        if (atomic_load(&s->log_rows) == 0 || merge_failed) {
+            if (!s->memory_released) {
+                pthread_mutex_unlock(&s->q_mu);
+                sqlite3_db_release_memory(s->wconn.db);
+                malloc_trim(0);
+                pthread_mutex_lock(&s->q_mu);
+                s->memory_released = true;
+                continue;
+            }
+            pthread_cond_wait(&s->q_cv, &s->q_mu);
+            continue;
+        }
         pthread_mutex_unlock(&s->q_mu);
         bool active = false;
         merge_failed = store__merge_step(s, LOG_RUN, &active) != 0;
         pthread_mutex_lock(&s->q_mu);
     }
+    s->memory_released = false;
 }
 
 static void *writer_main(void *arg)
