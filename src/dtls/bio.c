@@ -6,6 +6,17 @@
  * what DTLS expects from a datagram BIO. No buffering, so nothing per peer but this struct.
  * The MTU is set by the caller (DTLS_set_link_mtu with SSL_OP_NO_QUERY_MTU); this BIO reports
  * no IP/UDP overhead so that the configured MTU bounds the whole DTLS datagram.
+ *
+ * Packing: OpenSSL 3.0 writes each handshake record as its own datagram (a full handshake's
+ * server flight ServerHello..ServerHelloDone is 5 sendto() calls, each ~4-5 us of CPU on
+ * loopback). While the listener feeds a datagram (dtls__bio_batch_begin/_end around it),
+ * handshake, change_cipher_spec and alert records for one address are collected into one
+ * datagram of at most the configured MTU (RFC 6347 §4.1.1 allows several records per
+ * datagram) and sent when the next record does not fit, goes elsewhere, is application data,
+ * OpenSSL flushes (it does at the end of each flight), or the batch ends. Application data is
+ * never held back. Outside a batch (timer retransmissions, sends from other callbacks)
+ * every write is sent at once, as before. The pending datagram is per thread (one shard is
+ * one thread) and holds copies, so freeing an SSL with output pending is safe.
  */
 #include "dtls/dtls_int.h"
 
@@ -21,19 +32,76 @@ static BIO_METHOD *method;
 static int method_type;
 static pthread_once_t method_once = PTHREAD_ONCE_INIT;
 
+static _Thread_local struct {
+    bool on;    /* inside dtls__bio_batch_begin/_end */
+    size_t mtu; /* largest datagram built */
+    int fd;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    size_t len; /* bytes pending in buf; 0: nothing */
+    uint8_t buf[DTLS_MAX_DGRAM];
+} tx;
+
+static void send_dgram(int fd, const void *p, size_t len, const struct sockaddr_storage *a,
+                       socklen_t alen)
+{
+    /* A datagram the kernel refuses (full buffer, unreachable) counts as lost on the wire;
+     * DTLS retransmission or the CoAP layer deals with loss. Reporting an error here would
+     * instead make OpenSSL treat the session as broken. */
+    ssize_t n = sendto(fd, p, len, MSG_DONTWAIT, (const struct sockaddr *)a, alen);
+    (void)n;
+}
+
+static void tx_flush(void)
+{
+    if (tx.len > 0)
+        send_dgram(tx.fd, tx.buf, tx.len, &tx.addr, tx.addr_len);
+    tx.len = 0;
+}
+
+void dtls__bio_batch_begin(size_t mtu)
+{
+    tx_flush();
+    tx.on = true;
+    tx.mtu = mtu < sizeof tx.buf ? mtu : sizeof tx.buf;
+}
+
+void dtls__bio_batch_end(void)
+{
+    tx_flush();
+    tx.on = false;
+}
+
+/* Queues one write into the pending datagram if it may wait; false: send it now. */
+static bool tx_pack(const dtls_bio_t *d, const uint8_t *p, size_t len)
+{
+    /* p[0] is the content type of the (first) record: 23 is application data. */
+    if (!tx.on || len > tx.mtu || p[0] == 23)
+        return false;
+    if (tx.len > 0 && (tx.fd != d->fd || tx.addr_len != d->addr_len ||
+                       memcmp(&tx.addr, &d->addr, d->addr_len) != 0 ||
+                       tx.len + len > tx.mtu))
+        tx_flush();
+    if (tx.len == 0) {
+        tx.fd = d->fd;
+        memcpy(&tx.addr, &d->addr, d->addr_len);
+        tx.addr_len = d->addr_len;
+    }
+    memcpy(tx.buf + tx.len, p, len);
+    tx.len += len;
+    return true;
+}
+
 static int b_write(BIO *b, const char *p, int len)
 {
     dtls_bio_t *d = BIO_get_data(b);
     BIO_clear_retry_flags(b);
     if (len <= 0)
         return 0;
-    if (d->fd >= 0) {
-        ssize_t n = sendto(d->fd, p, (size_t)len, MSG_DONTWAIT,
-                           (const struct sockaddr *)&d->addr, d->addr_len);
-        /* A datagram the kernel refuses (full buffer, unreachable) counts as lost on the
-         * wire; DTLS retransmission or the CoAP layer deals with loss. Reporting an error
-         * here would instead make OpenSSL treat the session as broken. */
-        (void)n;
+    if (d->fd >= 0 && d->addr_len <= sizeof d->addr &&
+        !tx_pack(d, (const uint8_t *)p, (size_t)len)) {
+        tx_flush(); /* what was queued before goes first */
+        send_dgram(d->fd, p, (size_t)len, &d->addr, d->addr_len);
     }
     if (d->datagrams_out)
         (*d->datagrams_out)++;
@@ -80,6 +148,8 @@ static long b_ctrl(BIO *b, int cmd, long num, void *ptr)
     dtls_bio_t *d = BIO_get_data(b);
     switch (cmd) {
     case BIO_CTRL_FLUSH:
+        tx_flush(); /* OpenSSL ends each flight and each alert with a flush */
+        return 1;
     case BIO_CTRL_DGRAM_SET_NEXT_TIMEOUT:
     case BIO_CTRL_DGRAM_SET_PEER:
     case BIO_CTRL_DGRAM_SET_CONNECTED:

@@ -166,8 +166,8 @@ static void client_hello(dtls_listener_t *l, const struct sockaddr_storage *a, s
     dtls__peer_start(l);
 }
 
-void dtls__listener_input(dtls_listener_t *l, const struct sockaddr_storage *a, socklen_t alen,
-                          const uint8_t *p, size_t len)
+static void input_one(dtls_listener_t *l, const struct sockaddr_storage *a, socklen_t alen,
+                      const uint8_t *p, size_t len)
 {
     l->stats.datagrams_in++;
     if (alen > (socklen_t)sizeof(struct sockaddr_storage) ||
@@ -194,6 +194,16 @@ void dtls__listener_input(dtls_listener_t *l, const struct sockaddr_storage *a, 
         dtls__peer_input(est, p, len);
     else
         l->stats.records_dropped++;
+}
+
+void dtls__listener_input(dtls_listener_t *l, const struct sockaddr_storage *a, socklen_t alen,
+                          const uint8_t *p, size_t len)
+{
+    /* What OpenSSL answers to this datagram (a flight, an alert) leaves in as few datagrams
+     * as the MTU allows (bio.c). */
+    dtls__bio_batch_begin((size_t)l->cfg.mtu);
+    input_one(l, a, alen, p, len);
+    dtls__bio_batch_end();
 }
 
 void dtls__listener_poll(dtls_listener_t *l)

@@ -4,10 +4,19 @@
  * UDP sockets on 127.0.0.1 connect()ed to each other (OpenSSL's datagram BIO cannot send on an
  * unnamed AF_UNIX socketpair), stepped alternately, so nothing is lost or retransmitted;
  * the server's share is the thread CPU time spent inside its SSL_new / SSL_do_handshake /
- * SSL_free calls. Same key type as coaphub's defaults: EC P-256 certificates on both sides,
- * the client's verified (mutual), OpenSSL's default cipher choice. With --resume the client
- * offers the session of its first handshake.
- * No cookie exchange (a HelloVerify round costs the server one HMAC, noise at this scale).
+ * SSL_read / SSL_shutdown / SSL_free calls (cookie callbacks included).
+ *
+ * The server does the same protocol work as coaphub's (src/dtls/endpoint.c), so that the two
+ * figures compare: DTLS 1.2 only, coaphub's cipher list and groups, EC P-256 certificates on
+ * both sides with the client's requested and checked (mutual), a HelloVerifyRequest cookie
+ * round (HMAC-SHA256 of the client address; OpenSSL's in-handshake exchange on the one SSL,
+ * where coaphub answers the first ClientHello statelessly with DTLSv1_listen on a separate
+ * SSL), no tickets (coaphub resumes by session id), every full handshake's session stored in
+ * OpenSSL's own session cache (coaphub keeps its DER in a store of its own instead: resuming
+ * there costs a d2i_SSL_SESSION that this floor does not pay),
+ * and the close that coaphub-bench's handshake mode does: the client's close_notify, read by
+ * the server, answered with the server's. With --resume the client offers the session of its
+ * first handshake. The negotiated cipher and group are printed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,6 +27,9 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "modes.h"
 
@@ -37,6 +49,50 @@ static int accept_any(int ok, X509_STORE_CTX *x)
     return 1;
 }
 
+/* coaphub's server settings (src/dtls/endpoint.c): keep the two in step. */
+static const char CIPHERS[] = "ECDHE-ECDSA-AES128-CCM8:ECDHE-ECDSA-AES128-GCM-SHA256:"
+                              "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-CCM:"
+                              "ECDHE-ECDSA-AES256-CCM:ECDHE-ECDSA-AES256-CCM8:"
+                              "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384";
+static const char GROUPS[] = "P-256:P-384:X25519";
+
+static uint8_t cookie_secret[32];
+static char negotiated[96]; /* "cipher, group X" of the first handshake */
+
+/* Cookie = HMAC-SHA256(secret, client address), as coaphub's cookie.c binds it. */
+static int cookie_of(SSL *ssl, unsigned char out[static 32])
+{
+    BIO_ADDR *peer = BIO_ADDR_new();
+    uint8_t msg[32];
+    size_t alen = 0;
+    unsigned int outl = 0;
+    int ok = peer && BIO_dgram_get_peer(SSL_get_rbio(ssl), peer) > 0 &&
+             BIO_ADDR_rawaddress(peer, NULL, &alen) && alen <= sizeof msg - 2 &&
+             BIO_ADDR_rawaddress(peer, msg + 2, &alen);
+    if (ok) {
+        unsigned short port = BIO_ADDR_rawport(peer);
+        memcpy(msg, &port, 2);
+        ok = HMAC(EVP_sha256(), cookie_secret, sizeof cookie_secret, msg, alen + 2, out,
+                  &outl) != NULL && outl == 32;
+    }
+    BIO_ADDR_free(peer);
+    return ok;
+}
+
+static int cookie_gen(SSL *ssl, unsigned char *cookie, unsigned int *len)
+{
+    if (!cookie_of(ssl, cookie))
+        return 0;
+    *len = 32;
+    return 1;
+}
+
+static int cookie_ok(SSL *ssl, const unsigned char *cookie, unsigned int len)
+{
+    unsigned char want[32];
+    return len == 32 && cookie_of(ssl, want) && CRYPTO_memcmp(want, cookie, 32) == 0;
+}
+
 static SSL *mk(SSL_CTX *ctx, int fd, bool server)
 {
     SSL *s = SSL_new(ctx);
@@ -46,10 +102,13 @@ static SSL *mk(SSL_CTX *ctx, int fd, bool server)
     getpeername(fd, (struct sockaddr *)&peer, &len);
     BIO_ctrl(bio, BIO_CTRL_DGRAM_SET_CONNECTED, 0, &peer);
     SSL_set_bio(s, bio, bio);
-    if (server)
+    if (server) {
+        /* coaphub's default MTU; SSL_OP_NO_QUERY_MTU (its option, too) needs it set. */
+        DTLS_set_link_mtu(s, 1024);
         SSL_set_accept_state(s);
-    else
+    } else {
         SSL_set_connect_state(s);
+    }
     return s;
 }
 
@@ -94,6 +153,22 @@ static int one(bench_t *b, SSL_CTX *sctx, int fds[2], bench_dev_t *dev, SSL_SESS
         *resumed = SSL_session_reused(cli);
         if (b->cfg.resume && !*sess)
             *sess = SSL_get1_session(cli);
+        if (!negotiated[0]) {
+            snprintf(negotiated, sizeof negotiated, "%s, group %s",
+                     SSL_get_cipher_name(srv), OBJ_nid2sn(SSL_get_negotiated_group(srv)));
+        }
+        /* coaphub-bench's handshake mode closes each session with close_notify, and the
+         * server reads it and answers with its own: the same here. */
+        int64_t c0 = thread_cpu_ns();
+        SSL_shutdown(cli);
+        int64_t s0 = thread_cpu_ns();
+        uint8_t buf[64];
+        int r = SSL_read(srv, buf, sizeof buf);
+        if (r <= 0 && SSL_get_error(srv, r) == SSL_ERROR_ZERO_RETURN)
+            SSL_shutdown(srv);
+        int64_t s1 = thread_cpu_ns();
+        *cli_ns += s0 - c0;
+        *srv_ns += s1 - s0;
     }
 out:
     if (rc < 0) {
@@ -156,13 +231,23 @@ int bench_ossl_run(bench_t *b)
         goto out;
     }
     sctx = SSL_CTX_new(DTLS_server_method());
-    SSL_CTX_set_min_proto_version(sctx, DTLS1_2_VERSION);
-    SSL_CTX_use_certificate(sctx, srv_id.cert);
-    SSL_CTX_use_PrivateKey(sctx, srv_id.key);
-    SSL_CTX_set_verify(sctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, accept_any);
+    if (!sctx || RAND_bytes(cookie_secret, sizeof cookie_secret) != 1 ||
+        SSL_CTX_set_min_proto_version(sctx, DTLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_max_proto_version(sctx, DTLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_cipher_list(sctx, CIPHERS) != 1 || SSL_CTX_set1_groups_list(sctx, GROUPS) != 1 ||
+        SSL_CTX_use_certificate(sctx, srv_id.cert) != 1 ||
+        SSL_CTX_use_PrivateKey(sctx, srv_id.key) != 1) {
+        fprintf(stderr, "coaphub-bench: cannot set up the in-process server\n");
+        goto out;
+    }
+    SSL_CTX_set_options(sctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_COOKIE_EXCHANGE |
+                                  SSL_OP_NO_QUERY_MTU | SSL_OP_NO_TICKET);
+    SSL_CTX_set_verify(sctx, SSL_VERIFY_PEER, accept_any);
+    SSL_CTX_set_cookie_generate_cb(sctx, cookie_gen);
+    SSL_CTX_set_cookie_verify_cb(sctx, cookie_ok);
     SSL_CTX_set_session_id_context(sctx, (const unsigned char *)"bench", 5);
-    if (!b->cfg.resume)
-        SSL_CTX_set_session_cache_mode(sctx, SSL_SESS_CACHE_OFF);
+    /* Every full handshake's session is stored (coaphub keeps each one for resumption). */
+    SSL_CTX_set_session_cache_mode(sctx, SSL_SESS_CACHE_SERVER);
     int64_t srv_ns = 0, cli_ns = 0;
     bool resumed = false;
     if (b->cfg.resume && one(b, sctx, fds, dev, &sess, &srv_ns, &cli_ns, &resumed) < 0)
@@ -184,14 +269,15 @@ int bench_ossl_run(bench_t *b)
     }
     b->t_end_us = bench_now_us();
     double n = b->st.handshakes ? (double)b->st.handshakes : 1;
-    char js[256], txt[256];
+    char js[256], txt[384];
     snprintf(js, sizeof js, ",\"ossl_server_us_per_hs\":%.1f,\"ossl_client_us_per_hs\":%.1f",
              (double)srv_ns / 1000.0 / n, (double)cli_ns / 1000.0 / n);
     snprintf(txt, sizeof txt,
              "  openssl      server %.1f us, client %.1f us of CPU per %s handshake "
-             "(in-process, %s)\n",
+             "(in-process, %s; %s)\n",
              (double)srv_ns / 1000.0 / n, (double)cli_ns / 1000.0 / n,
-             b->cfg.resume ? "resumed" : "full", OpenSSL_version(OPENSSL_VERSION));
+             b->cfg.resume ? "resumed" : "full", OpenSSL_version(OPENSSL_VERSION),
+             negotiated);
     bench_report(b, js, txt);
     rc = b->st.handshakes > 0 ? 0 : 1;
 out:
