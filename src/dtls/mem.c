@@ -48,7 +48,7 @@
 #define MEM_MAX_CLASS MEM_SLAB
 /* Empty slabs kept resident (not given back) so a block alternately allocated and freed does
  * not cost a madvise and page faults each time; the rest go back to the kernel. */
-#define MEM_SPARES 8
+#define MEM_SPARES 64
 
 typedef struct mem_slab mem_slab_t;
 struct mem_slab {
