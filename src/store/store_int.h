@@ -127,6 +127,22 @@ void store__keycache_commit(store_keycache_t *kc);
 void store__keycache_rollback(store_keycache_t *kc);
 void store__keycache_free(store_keycache_t *kc);
 
+/* A group's points, written STORE_MULTI rows per statement (points.c). kv is borrowed from
+ * the batch until the flush. */
+enum { STORE_MULTI = 32 };
+typedef struct store_points {
+    size_t n;
+    struct {
+        int64_t device_id, key_id;
+        const store_kv_t *kv;
+    } row[STORE_MULTI];
+} store_points_t;
+int store__points_add(store_t *s, store_points_t *pp, int64_t device_id, int64_t key_id,
+                      const store_kv_t *kv);
+int store__points_flush(store_t *s, store_points_t *pp);
+/* One point (log row + latest value), one row per statement (writer.c). */
+int store__point_apply(store_t *s, int64_t device_id, int64_t key_id, const store_kv_t *kv);
+
 /* WAL checkpoints on a thread of their own (checkpoint.c). */
 int store__checkpointer_start(store_t *s, char err[static 256]);
 void store__checkpointer_stop(store_t *s);

@@ -137,28 +137,26 @@ static int key_id(store_t *s, const char *key, bool create, int64_t *out)
     return r;
 }
 
-static int apply_ts(store_t *s, const op_t *o)
+int store__point_apply(store_t *s, int64_t device_id, int64_t key_id, const store_kv_t *kv)
 {
     store_conn_t *c = &s->wconn;
-    int64_t key_id_v;
-    int r = key_id(s, o->kv.key, true, &key_id_v);
-    if (r != 0)
-        return r;
+    int r;
     /* The log, not ts_kv: an append (merge.c says why). */
     sqlite3_stmt *st = store__stmt(
         c, "INSERT INTO ts_kv_log(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v)"
            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
     if (!st)
         return ERR_STORE;
-    sqlite3_bind_int64(st, 1, o->device_id);
-    sqlite3_bind_int64(st, 2, key_id_v);
-    sqlite3_bind_int64(st, 3, o->kv.ts);
-    if ((r = store__bind_value(st, 4, &o->kv)) != 0 || (r = step_done(c, st)) != 0) {
+    sqlite3_bind_int64(st, 1, device_id);
+    sqlite3_bind_int64(st, 2, key_id);
+    sqlite3_bind_int64(st, 3, kv->ts);
+    if ((r = store__bind_value(st, 4, kv)) != 0 || (r = step_done(c, st)) != 0) {
         sqlite3_reset(st);
         return r;
     }
     /* Same transaction: the latest value never disagrees with the points. An older point
-     * (late or replayed) does not replace a newer latest; an equal ts overwrites, as in TB. */
+     * (late or replayed) does not replace a newer latest; an equal ts overwrites, as in TB.
+     * (points.c has the same statement for many rows.) */
     st = store__stmt(
         c, "INSERT INTO ts_kv_latest(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v,"
            " json_v) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
@@ -168,14 +166,21 @@ static int apply_ts(store_t *s, const op_t *o)
            " version = ts_kv_latest.version + 1 WHERE excluded.ts >= ts_kv_latest.ts");
     if (!st)
         return ERR_STORE;
-    sqlite3_bind_int64(st, 1, o->device_id);
-    sqlite3_bind_int64(st, 2, key_id_v);
-    sqlite3_bind_int64(st, 3, o->kv.ts);
-    if ((r = store__bind_value(st, 4, &o->kv)) != 0) {
+    sqlite3_bind_int64(st, 1, device_id);
+    sqlite3_bind_int64(st, 2, key_id);
+    sqlite3_bind_int64(st, 3, kv->ts);
+    if ((r = store__bind_value(st, 4, kv)) != 0) {
         sqlite3_reset(st);
         return r;
     }
     return step_done(c, st);
+}
+
+static int apply_ts(store_t *s, const op_t *o)
+{
+    int64_t key_id_v;
+    int r = key_id(s, o->kv.key, true, &key_id_v);
+    return r != 0 ? r : store__point_apply(s, o->device_id, key_id_v, &o->kv);
 }
 
 static int apply_attr(store_t *s, const op_t *o)
@@ -314,8 +319,22 @@ static int commit_group_fast(store_t *s, store_batch_t *group, size_t n_batches)
     if (r != 0)
         return r;
     size_t ops = 0, points = 0;
+    store_points_t pp; /* points of the group, STORE_MULTI per statement (points.c) */
+    pp.n = 0;
     for (store_batch_t *b = group; b; b = b->next) {
-        if (apply_batch(s, b) != 0) {
+        for (size_t i = 0; i < b->n && r == 0; i++) {
+            const op_t *o = &b->ops[i];
+            int64_t kid;
+            if (!o->kv.key || !o->kv.key[0])
+                r = -EINVAL;
+            else if (o->kind != OP_TS)
+                r = apply_attr(s, o);
+            else if ((r = key_id(s, o->kv.key, true, &kid)) == 0)
+                r = store__points_add(s, &pp, o->device_id, kid, &o->kv);
+        }
+        if (r == 0 && !b->next)
+            r = store__points_flush(s, &pp);
+        if (r != 0) {
             rollback(s);
             return 1;
         }

@@ -216,6 +216,10 @@ static void test_bad_batch_isolated(void **state)
         /* every 7th batch writes to a device that does not exist */
         store_kv_t kv = {.key = "v", .type = STORE_LONG, .l = i, .ts = i};
         store_batch_ts(b, i % 7 == 3 ? 777777 : dev, &kv);
+        /* A second point per batch: 60 points make the group's fast path use its multi-row
+         * statements (points.c), which must fail as a whole and fall back per batch. */
+        store_kv_t kw = {.key = "w", .type = STORE_LONG, .l = i, .ts = i};
+        store_batch_ts(b, i % 7 == 3 ? 777777 : dev, &kw);
         if (i == 20) {
             store_kv_t nan = {.key = "v", .type = STORE_DOUBLE, .d = 0.0 / 0.0, .ts = 5000};
             store_batch_ts(b, dev, &nan); /* NaN cannot be stored: whole batch fails */
@@ -238,6 +242,7 @@ static void test_bad_batch_isolated(void **state)
         }
     }
     assert_int_equal(count_points(t->s, dev, "v"), good);
+    assert_int_equal(count_points(t->s, dev, "w"), good);
 
     /* Disk full: cap the page count on the writer's connection while the writer is idle. */
     sqlite3_exec(t->s->wconn.db, "PRAGMA max_page_count = 1", NULL, NULL, NULL);

@@ -1,0 +1,93 @@
+/* points.c — a group's telemetry points written with multi-row statements.
+ *
+ * Why: at ~100k points/s the writer's time went mostly to executing one INSERT into the log
+ * and one upsert of the latest value per point (statement start-up, binding, reset). One
+ * statement of STORE_MULTI rows does the same work for a fraction of that (performance
+ * pass 2). Rows are applied in order, so within a group a later point of the same (device,
+ * key) meets the earlier one exactly as with one statement per point.
+ *
+ * Invariant: used by the group commit's fast path only, inside its transaction; any error
+ * makes the whole group go the slow way (one batch per savepoint, one row per statement).
+ */
+#include "store/store_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define COLS "(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v)"
+#define ROW "(?, ?, ?, ?, ?, ?, ?, ?)"
+#define LATEST_UPSERT                                                                         \
+    " ON CONFLICT(device_id, key_id) DO UPDATE SET ts = excluded.ts,"                         \
+    " bool_v = excluded.bool_v, long_v = excluded.long_v, dbl_v = excluded.dbl_v,"           \
+    " str_v = excluded.str_v, json_v = excluded.json_v,"                                      \
+    " version = ts_kv_latest.version + 1 WHERE excluded.ts >= ts_kv_latest.ts"
+
+/* The statements' text, built once: the statement cache keys on its address. */
+static char log_sql[256 + STORE_MULTI * (sizeof ROW + 2)];
+static char latest_sql[256 + sizeof LATEST_UPSERT + STORE_MULTI * (sizeof ROW + 2)];
+
+static void build(char *out, size_t cap, const char *table, const char *tail)
+{
+    size_t n = (size_t)snprintf(out, cap, "INSERT INTO %s" COLS " VALUES ", table);
+    for (int i = 0; i < STORE_MULTI; i++)
+        n += (size_t)snprintf(out + n, cap - n, i ? ", " ROW : ROW);
+    snprintf(out + n, cap - n, "%s", tail);
+}
+
+/* Binds the rows to st (8 parameters each) and runs it. */
+static int run(store_conn_t *c, sqlite3_stmt *st, const store_points_t *pp)
+{
+    for (size_t i = 0; i < pp->n; i++) {
+        int base = (int)i * 8;
+        sqlite3_bind_int64(st, base + 1, pp->row[i].device_id);
+        sqlite3_bind_int64(st, base + 2, pp->row[i].key_id);
+        sqlite3_bind_int64(st, base + 3, pp->row[i].kv->ts);
+        int r = store__bind_value(st, base + 4, pp->row[i].kv);
+        if (r != 0) {
+            sqlite3_reset(st);
+            return r;
+        }
+    }
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
+}
+
+int store__points_flush(store_t *s, store_points_t *pp)
+{
+    if (pp->n == 0)
+        return 0;
+    if (pp->n < STORE_MULTI) { /* the tail of a group: one row at a time */
+        for (size_t i = 0; i < pp->n; i++) {
+            int r = store__point_apply(s, pp->row[i].device_id, pp->row[i].key_id,
+                                       pp->row[i].kv);
+            if (r != 0)
+                return r;
+        }
+        pp->n = 0;
+        return 0;
+    }
+    if (!log_sql[0]) {
+        build(log_sql, sizeof log_sql, "ts_kv_log", "");
+        build(latest_sql, sizeof latest_sql, "ts_kv_latest", LATEST_UPSERT);
+    }
+    store_conn_t *c = &s->wconn;
+    sqlite3_stmt *st = store__stmt(c, log_sql);
+    int r = st ? run(c, st, pp) : ERR_STORE;
+    if (r == 0) {
+        st = store__stmt(c, latest_sql);
+        r = st ? run(c, st, pp) : ERR_STORE;
+    }
+    pp->n = 0;
+    return r;
+}
+
+int store__points_add(store_t *s, store_points_t *pp, int64_t device_id, int64_t key_id,
+                      const store_kv_t *kv)
+{
+    pp->row[pp->n].device_id = device_id;
+    pp->row[pp->n].key_id = key_id;
+    pp->row[pp->n].kv = kv;
+    pp->n++;
+    return pp->n == STORE_MULTI ? store__points_flush(s, pp) : 0;
+}
