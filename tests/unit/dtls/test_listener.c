@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- tests -------------------------------------------------------------------------------- */
@@ -254,6 +255,53 @@ static void test_resumption_keeps_identity(void **state)
     test_client_close(&c);
 }
 
+/* Full handshake, then resume: from OpenSSL's cache of recent sessions, then — that cache
+ * flushed — from the DER store (endpoint.c), with the same identity; a reload empties the
+ * store and the old session gets a full handshake. */
+static void resume(fx_t *f, SSL_SESSION *sess, int expect_reused)
+{
+    test_client_t c;
+    test_client_open(&c, dtls_listener_port(f->l), &f->a, NULL, NULL);
+    SSL_set_session(c.ssl, sess);
+    assert_int_equal(handshake(f, &c), 1);
+    assert_int_equal(SSL_session_reused(c.ssl), expect_reused);
+    assert_int_equal(send_app(f, &c, "resumed?"), 1);
+    assert_int_equal(eng.last_device, DEVICE_A);
+    SSL_shutdown(c.ssl);
+    dtls__listener_poll(f->l);
+    test_client_close(&c);
+}
+
+static void test_session_store_tiers(void **state)
+{
+    fx_t *f = *state;
+    fx_listener(f);
+    test_client_t c;
+    test_client_open(&c, dtls_listener_port(f->l), &f->a, NULL, NULL);
+    assert_int_equal(handshake(f, &c), 1);
+    assert_int_equal(dtls__ctx_sessions_stored(f->ctx), 1);
+    SSL_SESSION *sess = SSL_get1_session(c.ssl);
+    assert_non_null(sess);
+    SSL_shutdown(c.ssl);
+    dtls__listener_poll(f->l);
+    test_client_close(&c);
+
+    resume(f, sess, 1); /* the hot tier */
+    unsigned gen;
+    SSL_CTX *sc = dtls__ctx_acquire(f->ctx, &gen);
+    SSL_CTX_flush_sessions(sc, (long)time(NULL) + 2 * 86400); /* empties the hot tier only */
+    SSL_CTX_free(sc);
+    resume(f, sess, 1); /* the DER store */
+    assert_int_equal(stats(f).resumed, 2);
+
+    char err[256];
+    assert_int_equal(dtls_ctx_reload(f->ctx, err), 0);
+    assert_int_equal(dtls__ctx_sessions_stored(f->ctx), 0);
+    resume(f, sess, 0); /* a full handshake, the same device */
+    assert_int_equal(dtls__ctx_sessions_stored(f->ctx), 1);
+    SSL_SESSION_free(sess);
+}
+
 static void test_eviction_and_close_device(void **state)
 {
     fx_t *f = *state;
@@ -387,6 +435,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tampered_and_replayed_records_dropped, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_resumption_keeps_identity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_store_tiers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eviction_and_close_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_keeps_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_certificate_files, setup, teardown),
