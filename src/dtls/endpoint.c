@@ -119,8 +119,7 @@ static void sess_clear(sess_store_t *st)
     pthread_mutex_lock(&st->mu);
     for (size_t i = 0; i < st->n; i++) {
         sess_ent_t *e = st->ring[(st->head + i) % SESSION_CACHE_SIZE];
-        OPENSSL_cleanse(e->der, e->der_len); /* it holds a master secret */
-        free(e);
+        OPENSSL_clear_free(e, sizeof *e + e->der_len); /* it holds a master secret */
     }
     memset(st->slots, 0, SESSION_CACHE_SIZE * sizeof *st->slots);
     st->head = st->n = 0;
@@ -159,7 +158,14 @@ static int sess_new_cb(SSL *ssl, SSL_SESSION *sess)
         ERR_clear_error();
         return 0;
     }
-    sess_ent_t *e = xmalloc(sizeof *e + (size_t)n);
+    /* From OpenSSL's heap (mem.c), not ours: an entry made in the middle of a handshake would
+     * otherwise sit among the handshake's freed blocks in the shard's arena and pin a page
+     * there for as long as it lives. */
+    sess_ent_t *e = OPENSSL_malloc(sizeof *e + (size_t)n);
+    if (!e) {
+        OPENSSL_clear_free(tmp, (size_t)n);
+        return 0;
+    }
     e->next = NULL;
     e->id_len = id_len;
     memcpy(e->id, id, id_len);
@@ -173,8 +179,7 @@ static int sess_new_cb(SSL *ssl, SSL_SESSION *sess)
         sess_unlink(st, old);
         st->head = (st->head + 1) % SESSION_CACHE_SIZE;
         st->n--;
-        OPENSSL_cleanse(old->der, old->der_len);
-        free(old);
+        OPENSSL_clear_free(old, sizeof *old + old->der_len);
     }
     e->next = st->slots[slot];
     st->slots[slot] = e;
