@@ -101,8 +101,9 @@ static const opt_t opts[] = {
     {"sync-full", "store", "synchronous_full", {"COAPHUB_SYNC_FULL"}, T_BOOL, OFF(sync_full),
      "true", "SQLite synchronous=FULL (true) or NORMAL (false)", false},
     {"batch-delay-ms", "store", "batch_max_delay_ms",
-     {"COAPHUB_BATCH_DELAY_MS", "SQL_TS_BATCH_MAX_DELAY_MS"}, T_INT, OFF(batch_delay_ms), "2",
-     "longest wait to grow a group commit, in ms", false},
+     {"COAPHUB_BATCH_DELAY_MS", "SQL_TS_BATCH_MAX_DELAY_MS"}, T_INT, OFF(batch_delay_ms), "0",
+     "longest wait to grow a group commit, in ms (0: commit what is queued at once; groups "
+     "grow by themselves under load)", false},
     {"piggyback-ms", "coap", "piggyback_timeout",
      {"COAPHUB_PIGGYBACK_MS", "COAP_PIGGYBACK_TIMEOUT"}, T_INT, OFF(piggyback_ms), "500",
      "answer in the ACK if ready within this many ms, else empty ACK + separate response",

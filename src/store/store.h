@@ -67,7 +67,7 @@ int store_scope_parse(const char *name, store_scope_t *out);
 typedef struct store_cfg {
     const char *path;     /* SQLite database file */
     bool synchronous_full; /* true (default): synchronous=FULL; false: NORMAL */
-    int batch_max_delay_ms; /* the writer waits at most this long to grow a group (default 2) */
+    int batch_max_delay_ms; /* the writer waits at most this long to grow a group (default 0) */
     size_t batch_max_ops;   /* commit once a group holds this many ops (default 10000) */
     int read_pool;          /* read connections (default 4) */
 } store_cfg_t;
