@@ -30,6 +30,12 @@ struct MHD_Connection;
 #define HTTP_LOGIN_MAX_FAILS 5        /* failures before the lockout starts */
 #define HTTP_LOGIN_LOCK_MS (60 * 1000) /* lockout after the last failure */
 
+/* Verified-token cache (jwt_cache.c) and device uuid -> id cache (device_cache.c). */
+#define HTTP_JWT_CACHE_SLOTS 64
+#define HTTP_DEV_CACHE_SLOTS 32768 /* ~1.5 MiB at most, touched only as devices are used */
+typedef struct http_jwt_cache http_jwt_cache_t;
+typedef struct http_dev_cache http_dev_cache_t;
+
 typedef struct http_login_slot {
     uint64_t user_hash;
     int fails;
@@ -55,6 +61,8 @@ struct http_server {
     bool stopping;           /* set by http_server_stop: no new RPC calls */
     pthread_mutex_t login_mu;
     http_login_slot_t login[HTTP_LOGIN_SLOTS];
+    http_jwt_cache_t *jwt_cache; /* access tokens that verified (keyed by the exact string) */
+    http_dev_cache_t *dev_cache; /* device uuid -> id for the telemetry/attribute handlers */
 };
 
 /* ---- requests and responses ---- */
@@ -174,6 +182,36 @@ char *http__jwt_sign(const uint8_t *key, size_t key_len, const char *issuer,
  * -EKEYEXPIRED if valid but expired, or -EACCES for anything else. */
 int http__jwt_verify(const uint8_t *key, size_t key_len, const char *token, int64_t now_s,
                      http_claims_t *out);
+/* ---- jwt_cache.c ---- */
+
+/* A cache of verified tokens for one signing key (copied). Any thread. */
+http_jwt_cache_t *http__jwt_cache_new(const uint8_t *key, size_t key_len);
+/* Frees it and wipes the tokens it holds; NULL does nothing. */
+void http__jwt_cache_free(http_jwt_cache_t *c);
+/* Same contract as http__jwt_verify with the cache's key: a token that verified before and
+ * has not expired (exp > now_s) is answered from the cache; anything else gets the full
+ * check, and a token that passes it is remembered. Any thread. */
+int http__jwt_cache_verify(http_jwt_cache_t *c, const char *token, int64_t now_s,
+                           http_claims_t *out);
+/* Lookups answered from the cache and not (tests, metrics). */
+void http__jwt_cache_stats(http_jwt_cache_t *c, uint64_t *hits, uint64_t *misses);
+
+/* ---- device_cache.c ---- */
+
+/* uuid (36 lower-case chars) -> device id, bounded (HTTP_DEV_CACHE_SLOTS, 4-way sets).
+ * Race rule: take a generation with http__dev_cache_gen before reading the store, and pass
+ * it to _put; a _forget (device deleted) in between bumps the generation, so an answer read
+ * before the delete is never cached after it. Any thread. */
+http_dev_cache_t *http__dev_cache_new(void);
+void http__dev_cache_free(http_dev_cache_t *c);
+uint64_t http__dev_cache_gen(http_dev_cache_t *c);
+/* True and *id if uuid is cached. */
+bool http__dev_cache_get(http_dev_cache_t *c, const char *uuid, int64_t *id);
+/* Caches uuid -> id unless a _forget happened since gen was taken. */
+void http__dev_cache_put(http_dev_cache_t *c, const char *uuid, int64_t id, uint64_t gen);
+/* The device is gone (call after the store delete returned): drops it, bumps the generation. */
+void http__dev_cache_forget(http_dev_cache_t *c, const char *uuid);
+
 /* base64url without padding; caller frees. */
 char *http__b64url(const uint8_t *p, size_t n);
 
@@ -253,6 +291,9 @@ void http__h_devices_list(http_req_t *rq, http_resp_t *rs);
 void http__h_device_by_name(http_req_t *rq, http_resp_t *rs);
 /* Loads the device named by a {id} UUID param; on failure fills rs and returns false. */
 bool http__device_lookup(http_req_t *rq, http_resp_t *rs, const char *uuid, store_device_t *d);
+/* The same check and errors, but only the device's id, answered from the server's device
+ * cache when it can (the telemetry and attribute handlers need nothing else). */
+bool http__device_id_lookup(http_req_t *rq, http_resp_t *rs, const char *uuid, int64_t *id);
 json_t *http__device_json(const http_server_t *h, const store_device_t *d);
 
 void http__h_cred_get(http_req_t *rq, http_resp_t *rs);

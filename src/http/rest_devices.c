@@ -69,6 +69,27 @@ bool http__device_lookup(http_req_t *rq, http_resp_t *rs, const char *uuid, stor
     return true;
 }
 
+bool http__device_id_lookup(http_req_t *rq, http_resp_t *rs, const char *uuid, int64_t *id)
+{
+    http_dev_cache_t *c = rq->srv->dev_cache;
+    char lower[STORE_UUID_LEN + 1];
+    if (c && http__is_uuid(uuid)) {
+        for (size_t i = 0; i <= STORE_UUID_LEN; i++)
+            lower[i] = (char)(uuid[i] >= 'A' && uuid[i] <= 'F' ? uuid[i] + 32 : uuid[i]);
+        if (http__dev_cache_get(c, lower, id))
+            return true;
+    }
+    uint64_t gen = c ? http__dev_cache_gen(c) : 0; /* before the store read */
+    store_device_t d;
+    if (!http__device_lookup(rq, rs, uuid, &d))
+        return false;
+    *id = d.id;
+    if (c)
+        http__dev_cache_put(c, d.uuid, d.id, gen);
+    store_device_fini(&d);
+    return true;
+}
+
 static void conflict_or_error(http_resp_t *rs, int rc, const char *conflict_msg)
 {
     if (rc == ERR_CONFLICT)
@@ -121,10 +142,14 @@ static void create(http_req_t *rq, http_resp_t *rs, http_device_req_t *dr,
     rc = http__cred_apply(h, d.id, creds, &saved);
     if (rc < 0) {
         store_device_delete(h->store, d.id);
+        if (h->dev_cache)
+            http__dev_cache_forget(h->dev_cache, d.uuid);
         conflict_or_error(rs, rc, "Device credentials are already assigned to another device!");
         return;
     }
     store_cred_fini(&saved);
+    if (h->dev_cache) /* a new device is usually written to next (bulk provisioning) */
+        http__dev_cache_put(h->dev_cache, d.uuid, d.id, http__dev_cache_gen(h->dev_cache));
     LOG_I("http", "device %s created", d.uuid);
     http__resp_json(rs, 200, http__device_json(h, &d));
 }
@@ -216,6 +241,8 @@ void http__h_device_delete(http_req_t *rq, http_resp_t *rs)
         return;
     http_server_t *h = rq->srv;
     int rc = store_device_delete(h->store, d.id);
+    if (h->dev_cache) /* after the delete: see the race rule in http_int.h */
+        http__dev_cache_forget(h->dev_cache, d.uuid);
     if (rc < 0) {
         http__resp_error(rs, http__err_from_store(rc), NULL);
     } else {

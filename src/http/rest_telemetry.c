@@ -63,14 +63,19 @@ static void keys_fini(keys_t *k)
 }
 
 /* Resolves {entityType}/{id}; only DEVICE entities exist here. */
+/* Only the device's id is needed here, so the lookup can use the server's device cache. */
+typedef struct dev_ref {
+    int64_t id;
+} dev_ref_t;
+
 static bool device_of(http_req_t *rq, http_resp_t *rs, const char *type, const char *id,
-                      store_device_t *d)
+                      dev_ref_t *d)
 {
     if (type && strcmp(type, "DEVICE") != 0) {
         http__resp_error(rs, HTTP_E_BAD_PARAMS, "Unsupported entity type");
         return false;
     }
-    return http__device_lookup(rq, rs, id, d);
+    return http__device_id_lookup(rq, rs, id, &d->id);
 }
 
 static bool flag(const http_req_t *rq, const char *name, bool dflt)
@@ -109,7 +114,7 @@ static json_t *key_array(const store_kv_list_t *l)
 
 void http__h_ts_keys(http_req_t *rq, http_resp_t *rs)
 {
-    store_device_t d;
+    dev_ref_t d;
     if (!device_of(rq, rs, rq->params[0], rq->params[1], &d))
         return;
     store_kv_list_t l = {0};
@@ -119,7 +124,6 @@ void http__h_ts_keys(http_req_t *rq, http_resp_t *rs)
     else
         http__resp_json(rs, 200, key_array(&l));
     store_kv_list_fini(&l);
-    store_device_fini(&d);
 }
 
 static void append_point(json_t *map, const store_kv_t *kv, bool strict)
@@ -172,7 +176,7 @@ static int history(http_req_t *rq, http_resp_t *rs, int64_t dev, keys_t *k, bool
 
 void http__h_ts_values(http_req_t *rq, http_resp_t *rs)
 {
-    store_device_t d;
+    dev_ref_t d;
     if (!device_of(rq, rs, rq->params[0], rq->params[1], &d))
         return;
     bool strict = flag(rq, "useStrictDataTypes", false);
@@ -210,12 +214,11 @@ void http__h_ts_values(http_req_t *rq, http_resp_t *rs)
 out:
     json_decref(map);
     keys_fini(&k);
-    store_device_fini(&d);
 }
 
 void http__h_ts_save(http_req_t *rq, http_resp_t *rs)
 {
-    store_device_t d;
+    dev_ref_t d;
     if (!device_of(rq, rs, rq->params[0], rq->params[1], &d))
         return;
     char msg[200];
@@ -233,12 +236,11 @@ void http__h_ts_save(http_req_t *rq, http_resp_t *rs)
             http__resp_json(rs, 200, NULL);
     }
     store_kv_list_fini(&l);
-    store_device_fini(&d);
 }
 
 void http__h_ts_delete(http_req_t *rq, http_resp_t *rs)
 {
-    store_device_t d;
+    dev_ref_t d;
     if (!device_of(rq, rs, rq->params[0], rq->params[1], &d))
         return;
     keys_t k;
@@ -260,7 +262,6 @@ void http__h_ts_delete(http_req_t *rq, http_resp_t *rs)
             http__resp_json(rs, 200, NULL);
     }
     keys_fini(&k);
-    store_device_fini(&d);
 }
 
 /* Scope from a path segment; answers 400 text "Invalid scope: X" when it is not allowed. */
@@ -276,7 +277,7 @@ static bool scope_of(http_resp_t *rs, const char *name, bool allow_client, store
 
 void http__h_attr_keys(http_req_t *rq, http_resp_t *rs)
 {
-    store_device_t d;
+    dev_ref_t d;
     store_scope_t scope = 0;
     if (rq->n_params == 3 && !scope_of(rs, rq->params[2], true, &scope))
         return;
@@ -289,7 +290,6 @@ void http__h_attr_keys(http_req_t *rq, http_resp_t *rs)
     else
         http__resp_json(rs, 200, key_array(&l));
     store_kv_list_fini(&l);
-    store_device_fini(&d);
 }
 
 void http__h_attr_values(http_req_t *rq, http_resp_t *rs)
@@ -297,7 +297,7 @@ void http__h_attr_values(http_req_t *rq, http_resp_t *rs)
     store_scope_t scope = 0;
     if (rq->n_params == 3 && !scope_of(rs, rq->params[2], true, &scope))
         return;
-    store_device_t d;
+    dev_ref_t d;
     if (!device_of(rq, rs, rq->params[0], rq->params[1], &d))
         return;
     keys_t k;
@@ -324,7 +324,6 @@ void http__h_attr_values(http_req_t *rq, http_resp_t *rs)
         http__resp_json(rs, 200, arr);
     }
     keys_fini(&k);
-    store_device_fini(&d);
 }
 
 /* {id}/{scope} (2 params) or {type}/{id}/{scope} (3 params). */
@@ -344,7 +343,7 @@ void http__h_attr_save(http_req_t *rq, http_resp_t *rs)
     store_scope_t scope;
     if (!scope_of(rs, sname, false, &scope))
         return;
-    store_device_t d;
+    dev_ref_t d;
     if (!device_of(rq, rs, type, id, &d))
         return;
     char msg[200];
@@ -374,7 +373,6 @@ void http__h_attr_save(http_req_t *rq, http_resp_t *rs)
     http__resp_json(rs, 200, NULL);
 out:
     store_kv_list_fini(&l);
-    store_device_fini(&d);
 }
 
 void http__h_attr_delete(http_req_t *rq, http_resp_t *rs)
@@ -384,7 +382,7 @@ void http__h_attr_delete(http_req_t *rq, http_resp_t *rs)
     store_scope_t scope;
     if (!scope_of(rs, sname, true, &scope))
         return;
-    store_device_t d;
+    dev_ref_t d;
     if (!device_of(rq, rs, type, id, &d))
         return;
     keys_t k;
@@ -412,5 +410,4 @@ void http__h_attr_delete(http_req_t *rq, http_resp_t *rs)
     http__resp_json(rs, 200, NULL);
 out:
     keys_fini(&k);
-    store_device_fini(&d);
 }

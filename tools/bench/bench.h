@@ -55,12 +55,17 @@ typedef struct bench_cfg {
     bool create_devices, delete_devices;
     bool resume;
     int repeat;             /* observe rounds */
+    int rest_conns;         /* observe: parallel keep-alive REST connections posting updates */
     int server_pid;
     double hold_s;          /* idle mode: how long sessions are held */
     double max_error_rate;  /* -1 = not checked */
     bool json;
     bool quiet;
 } bench_cfg_t;
+
+/* Upper bound of --rest-conns: one thread and one keep-alive connection each, and coaphub
+ * admits 200 connections per client address. */
+#define BENCH_MAX_REST_CONNS 128
 
 /* Fixed-bucket log histogram of microsecond values: 16 sub-buckets per power of two (relative
  * error <= 1/16), values up to 2^40 us. No allocation, ever. */

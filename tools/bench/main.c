@@ -55,6 +55,7 @@ static void usage(FILE *f)
         "      --delete-devices     delete them at the end\n"
         "      --resume             handshake mode: resumed handshakes with saved sessions\n"
         "      --repeat K           observe mode: rounds of attribute updates (5)\n"
+        "      --rest-conns N       observe mode: parallel REST connections posting them (32)\n"
         "      --server-pid PID     read the server's CPU time and RSS from /proc/PID\n"
         "      --hold S             idle mode: hold the sessions S seconds (2)\n"
         "      --max-error-rate F   exit 2 when errors/answers exceeds F (e.g. 0.01)\n"
@@ -68,7 +69,7 @@ enum {
     O_RATE = 256, O_DRAIN, O_CONNECT, O_DTLS, O_NOCERT, O_CERTS, O_GENCERTS, O_TOKENS,
     O_TPREFIX, O_TSTART, O_NPREFIX, O_PATH, O_PAYLOAD, O_PSIZE, O_METHOD, O_CON, O_NON,
     O_REST, O_USER, O_PASSWORD, O_CREATE, O_DELETE, O_RESUME, O_REPEAT, O_PID, O_HOLD,
-    O_MAXERR, O_JSON,
+    O_MAXERR, O_JSON, O_RESTCONNS,
 };
 
 static const struct option opts[] = {
@@ -82,6 +83,7 @@ static const struct option opts[] = {
     {"con", 0, 0, O_CON}, {"non", 0, 0, O_NON}, {"rest", 1, 0, O_REST}, {"user", 1, 0, O_USER},
     {"password", 1, 0, O_PASSWORD}, {"create-devices", 0, 0, O_CREATE},
     {"delete-devices", 0, 0, O_DELETE}, {"resume", 0, 0, O_RESUME}, {"repeat", 1, 0, O_REPEAT},
+    {"rest-conns", 1, 0, O_RESTCONNS},
     {"server-pid", 1, 0, O_PID}, {"hold", 1, 0, O_HOLD}, {"max-error-rate", 1, 0, O_MAXERR},
     {"json", 0, 0, O_JSON}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
 };
@@ -91,7 +93,8 @@ static int parse(bench_cfg_t *c, int argc, char **argv)
     *c = (bench_cfg_t){.host = "127.0.0.1", .devices = 10, .window = 1, .duration_s = 10,
                        .drain_s = 3, .connect_s = 30, .token_prefix = "bench-",
                        .name_prefix = "bench-dev-", .method = 2, .con = true,
-                       .rest_url = "http://127.0.0.1:8080", .repeat = 5, .hold_s = 2,
+                       .rest_url = "http://127.0.0.1:8080", .repeat = 5, .rest_conns = 32,
+                       .hold_s = 2,
                        .max_error_rate = -1};
     c->user = getenv("COAPHUB_BENCH_USER");
     c->password = getenv("COAPHUB_BENCH_PASSWORD");
@@ -137,6 +140,7 @@ static int parse(bench_cfg_t *c, int argc, char **argv)
         case O_DELETE: c->delete_devices = true; break;
         case O_RESUME: c->resume = true; break;
         case O_REPEAT: c->repeat = atoi(optarg); break;
+        case O_RESTCONNS: c->rest_conns = atoi(optarg); break;
         case O_PID: c->server_pid = atoi(optarg); break;
         case O_HOLD: c->hold_s = atof(optarg); break;
         case O_MAXERR: c->max_error_rate = atof(optarg); break;
@@ -157,7 +161,8 @@ static int parse(bench_cfg_t *c, int argc, char **argv)
         }
     }
     if (optind < argc || c->devices < 1 || c->devices > 1000000 || c->window < 1 ||
-        c->window > 1024 || c->duration_s <= 0 || c->rate < 0 || c->repeat < 1) {
+        c->window > 1024 || c->duration_s <= 0 || c->rate < 0 || c->repeat < 1 ||
+        c->rest_conns < 1 || c->rest_conns > BENCH_MAX_REST_CONNS) {
         fprintf(stderr, "coaphub-bench: bad arguments (see --help)\n");
         return -1;
     }
