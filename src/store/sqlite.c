@@ -22,6 +22,7 @@
  * with it larger pages mean fewer WAL frames per commit. */
 #define STORE_NEW_DB_PAGE_SIZE "PRAGMA page_size=4096"
 #define STORE_CACHE_PRAGMA "PRAGMA cache_size=-16384"
+#define STORE_WRITER_CACHE_PRAGMA "PRAGMA cache_size=-65536"
 /* A backstop only: checkpoint.c checkpoints beside the writer long before this (64 MiB). */
 #define STORE_CHECKPOINT_PRAGMA "PRAGMA wal_autocheckpoint=16384"
 
@@ -227,6 +228,9 @@ store_t *store_open(const store_cfg_t *cfg, char err[static 256])
         goto fail;
     if (store__migrate(&s->wconn, &s->schema_version, err) != 0)
         goto fail;
+    /* The writer's merges touch the newest leaf of every device's ts_kv range; with many
+     * devices and a large table those pages must stay cached. Released when idle (writer.c). */
+    sqlite3_exec(s->wconn.db, STORE_WRITER_CACHE_PRAGMA, NULL, NULL, NULL);
     if (store__log_count(s) != 0) {
         snprintf(err, 256, "store: cannot read the telemetry log: %s",
                  sqlite3_errmsg(s->wconn.db));
