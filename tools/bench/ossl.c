@@ -12,8 +12,8 @@
  * round (HMAC-SHA256 of the client address; OpenSSL's in-handshake exchange on the one SSL,
  * where coaphub answers the first ClientHello statelessly with DTLSv1_listen on a separate
  * SSL), no tickets (coaphub resumes by session id), every full handshake's session stored in
- * OpenSSL's own session cache (coaphub keeps its DER in a store of its own instead: resuming
- * there costs a d2i_SSL_SESSION that this floor does not pay),
+ * OpenSSL's own session cache (coaphub keeps its 256 most recent sessions there too and the
+ * others as DER in a store of its own, where resuming costs a d2i_SSL_SESSION),
  * and the close that coaphub-bench's handshake mode does: the client's close_notify, read by
  * the server, answered with the server's. With --resume the client offers the session of its
  * first handshake. The negotiated cipher and group are printed.
