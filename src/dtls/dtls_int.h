@@ -352,5 +352,7 @@ void *dtls__mem_malloc(size_t n);
 void *dtls__mem_realloc(void *p, size_t n);
 void dtls__mem_free(void *p);
 void dtls__mem_stats(dtls_mem_stats_t *out);
+/* Gives the resident spare slabs back to the kernel (the sweep calls it after load). */
+void dtls__mem_trim(void);
 
 #endif

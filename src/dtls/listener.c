@@ -256,6 +256,7 @@ void dtls__listener_sweep(dtls_listener_t *l, int64_t now)
     if (l->ssl_freed > 0) {
         l->ssl_freed = 0;
         malloc_trim(0);
+        dtls__mem_trim();
     }
 #endif
     while (l->hs_age.head && now - l->hs_age.head->started_ms >= l->cfg.handshake_timeout_ms) {

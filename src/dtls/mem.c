@@ -220,6 +220,23 @@ static void mem_put(void *p)
     M.st.slabs_released++;
 }
 
+void dtls__mem_trim(void)
+{
+    if (!M.region)
+        return;
+    pthread_mutex_lock(&M.mu);
+    while (M.spare) { /* the spares helped a burst; after it they are just resident pages */
+        mem_slab_t *s = M.spare;
+        M.spare = s->next;
+        M.n_spare--;
+        (void)madvise(slab_base(s), MEM_SLAB, MADV_DONTNEED);
+        M.empty[M.n_empty++] = (uint32_t)(s - M.meta);
+        M.st.slabs_resident--;
+        M.st.slabs_released++;
+    }
+    pthread_mutex_unlock(&M.mu);
+}
+
 void *dtls__mem_malloc(size_t n)
 {
     if (n <= MEM_MAX_CLASS && M.region) {
