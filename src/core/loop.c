@@ -43,6 +43,7 @@ struct loop {
     size_t heap_len, heap_cap;
     int64_t now_ms;
     atomic_bool stop;
+    bool running; /* inside loop_run (its thread only) */
     pthread_mutex_t post_mu;
     post_item_t *post_head, *post_tail;
     struct {
@@ -299,10 +300,16 @@ void loop_update_time(loop_t *loop)
     loop->now_ms = clock_mono_ms();
 }
 
+bool loop_running(const loop_t *loop)
+{
+    return loop->running;
+}
+
 int loop_run(loop_t *loop)
 {
     enum { MAX_EVENTS = 64 };
     struct epoll_event evs[MAX_EVENTS];
+    loop->running = true;
     while (!atomic_load(&loop->stop)) {
         int timeout = -1;
         if (loop->heap_len) {
@@ -311,8 +318,10 @@ int loop_run(loop_t *loop)
         }
         int n = epoll_wait(loop->epfd, evs, MAX_EVENTS, timeout);
         loop->now_ms = clock_mono_ms();
-        if (n < 0 && errno != EINTR)
+        if (n < 0 && errno != EINTR) {
+            loop->running = false;
             return -errno;
+        }
         for (int i = 0; i < n; i++) {
             int fd = evs[i].data.fd;
             if (fd == -1) {
@@ -328,6 +337,7 @@ int loop_run(loop_t *loop)
         run_timers(loop);
         run_flush(loop);
     }
+    loop->running = false;
     atomic_store(&loop->stop, false);
     return 0;
 }

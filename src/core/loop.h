@@ -56,6 +56,9 @@ static inline bool loop_timer_armed(const loop_timer_t *t) { return t->heap_inde
  * queues replies and sends them with one sendmmsg). At most LOOP_MAX_FLUSH per loop; returns
  * 0 or -ENOSPC. loop_flush_del removes it (safe during shutdown). */
 enum { LOOP_MAX_FLUSH = 8 };
+/* True while loop_run runs (on the loop's thread): then the flush hooks will run before the
+ * loop sleeps, so output may wait for them; otherwise (tests, shutdown) send at once. */
+bool loop_running(const loop_t *loop);
 typedef void (*loop_flush_cb)(loop_t *loop, void *arg);
 int loop_flush_add(loop_t *loop, loop_flush_cb cb, void *arg);
 void loop_flush_del(loop_t *loop, loop_flush_cb cb, void *arg);

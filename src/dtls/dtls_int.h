@@ -248,7 +248,7 @@ typedef struct dtls_plist {
     dtls_peer_t *head, *tail;
 } dtls_plist_t;
 
-enum { DTLS_BATCH = 16, DTLS_MAX_DGRAM = 4096, DTLS_MAX_PLAIN = 16384 };
+enum { DTLS_BATCH = 16, DTLS_OUT_BATCH = 32, DTLS_MAX_DGRAM = 4096, DTLS_MAX_PLAIN = 16384 };
 
 struct dtls_listener {
     loop_t *loop;
@@ -270,10 +270,20 @@ struct dtls_listener {
     unsigned ssl_freed;   /* SSL objects freed since the last malloc_trim (listener.c) */
     dtls_pool_t *pool;    /* dtls_peer_t structs of this listener (pool.c) */
     uint8_t out[DTLS_REC_HDR + DTLS_EXPLICIT_NONCE + DTLS_MAX_PLAIN + 16];
+    /* Compact-layer records waiting for one sendmmsg at the end of the loop iteration
+     * (compact.c); DTLS_OUT_BATCH at most. */
+    size_t n_out;
+    size_t out_len[DTLS_OUT_BATCH];
+    socklen_t out_addr_len[DTLS_OUT_BATCH];
+    struct sockaddr_storage out_addr[DTLS_OUT_BATCH];
+    uint8_t outq[DTLS_OUT_BATCH][DTLS_MAX_DGRAM];
     uint8_t bufs[DTLS_BATCH][DTLS_MAX_DGRAM];
     struct sockaddr_storage addrs[DTLS_BATCH];
     uint8_t plain[DTLS_MAX_PLAIN];
 };
+
+/* Sends the queued compact-layer records (compact.c; the loop's flush hook and shutdown). */
+void dtls__compact_flush(dtls_listener_t *l);
 
 /* Handles one received datagram (the socket path and tests/fuzzers call this). */
 void dtls__listener_input(dtls_listener_t *l, const struct sockaddr_storage *a, socklen_t alen,

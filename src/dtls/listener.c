@@ -242,6 +242,14 @@ static void on_readable(loop_t *loop, int fd, uint32_t events, void *arg)
     dtls__listener_poll(arg);
 }
 
+static void on_flush(loop_t *loop, void *arg)
+{
+    (void)loop;
+    dtls_listener_t *l = arg;
+    if (l->n_out)
+        dtls__compact_flush(l);
+}
+
 static void on_sweep(loop_t *loop, void *arg)
 {
     dtls_listener_t *l = arg;
@@ -311,6 +319,11 @@ dtls_listener_t *dtls_listener_new(loop_t *loop, coap_engine_t *engine, dtls_ctx
         dtls_listener_free(l);
         return NULL;
     }
+    if (loop_flush_add(loop, on_flush, l) != 0) {
+        snprintf(err, 256, "dtls: too many flush hooks on one loop");
+        dtls_listener_free(l);
+        return NULL;
+    }
     loop_timer_init(&l->sweep, on_sweep, l);
     loop_timer_arm(loop, &l->sweep, SWEEP_MS);
     return l;
@@ -346,6 +359,7 @@ void dtls_listener_free(dtls_listener_t *l)
     if (!l)
         return;
     loop_timer_cancel(l->loop, &l->sweep);
+    loop_flush_del(l->loop, on_flush, l);
     if (l->fd >= 0)
         loop_fd_del(l->loop, l->fd);
     while (l->hs_age.head)
@@ -357,6 +371,7 @@ void dtls_listener_free(dtls_listener_t *l)
     dtls__aead_fini(&l->aead);
     dtls__pool_release(l->pool);
     dtls__cookie_fini(&l->cookie);
+    dtls__compact_flush(l); /* records queued in the last iteration (close_notify included) */
     if (l->fd >= 0)
         close(l->fd);
     free(l->hs.slots);
