@@ -216,13 +216,17 @@ int store_ts_delete(store_t *s, int64_t device_id, const char *const *keys, size
         }
         if (r != 0)
             break;
-        /* Points not merged yet are still in the telemetry log (merge.c): both tables. */
+        /* Points not merged yet are still in the telemetry log (merge.c): both tables. The
+         * latest value goes only when asked, and (as in ThingsBoard) only when it lies in the
+         * deleted range. */
         static const char *const del_sql[] = {
             "DELETE FROM ts_kv WHERE device_id = ?1 AND key_id = ?2 AND ts BETWEEN ?3 AND ?4",
             "DELETE FROM ts_kv_log WHERE device_id = ?1 AND key_id = ?2"
+            " AND ts BETWEEN ?3 AND ?4",
+            "DELETE FROM ts_kv_latest WHERE device_id = ?1 AND key_id = ?2"
             " AND ts BETWEEN ?3 AND ?4"};
-        int rc = SQLITE_DONE;
-        for (size_t t = 0; t < 2 && rc == SQLITE_DONE; t++) {
+        size_t n_sql = delete_latest ? 3 : 2;
+        for (size_t t = 0; r == 0 && t < n_sql; t++) {
             sqlite3_stmt *st = store__stmt(c, del_sql[t]);
             if (!st) {
                 r = ERR_STORE;
@@ -232,33 +236,11 @@ int store_ts_delete(store_t *s, int64_t device_id, const char *const *keys, size
             sqlite3_bind_int64(st, 2, key_id);
             sqlite3_bind_int64(st, 3, start_ms);
             sqlite3_bind_int64(st, 4, end_ms);
-            rc = sqlite3_step(st);
+            int rc = sqlite3_step(st);
             sqlite3_reset(st);
+            if (rc != SQLITE_DONE)
+                r = store__err(c->db, rc);
         }
-        if (r != 0)
-            break;
-        if (rc != SQLITE_DONE) {
-            r = store__err(c->db, rc);
-            break;
-        }
-        sqlite3_stmt *st;
-        if (!delete_latest)
-            continue;
-        /* ThingsBoard drops the latest value only when it lies in the deleted range. */
-        st = store__stmt(c, "DELETE FROM ts_kv_latest WHERE device_id = ?1 AND key_id = ?2"
-                            " AND ts BETWEEN ?3 AND ?4");
-        if (!st) {
-            r = ERR_STORE;
-            break;
-        }
-        sqlite3_bind_int64(st, 1, device_id);
-        sqlite3_bind_int64(st, 2, key_id);
-        sqlite3_bind_int64(st, 3, start_ms);
-        sqlite3_bind_int64(st, 4, end_ms);
-        rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE)
-            r = store__err(c->db, rc);
     }
     if (r == 0)
         r = store__exec(c, "COMMIT");

@@ -16,8 +16,8 @@
 
 #define BUSY_TIMEOUT_MS 5000
 /* 4 KiB pages (SQLite's default; new databases only, see store__conn_open) and a page cache
- * of up to 16 MiB per connection, used as pages are touched (the writer's merges want the
- * last leaf of every device's ts_kv range in it). Performance pass 1 had tried 1 KiB pages
+ * of up to 16 MiB per connection, 64 MiB for the writer (store_open says why), used as pages
+ * are touched. Performance pass 1 had tried 1 KiB pages
  * against ts_kv's write amplification; the telemetry log (merge.c) removed the cause, and
  * with it larger pages mean fewer WAL frames per commit. */
 #define STORE_NEW_DB_PAGE_SIZE "PRAGMA page_size=4096"

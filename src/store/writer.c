@@ -329,8 +329,10 @@ static int commit_group_fast(store_t *s, store_batch_t *group, size_t n_batches)
                 r = -EINVAL;
             else if (o->kind != OP_TS)
                 r = apply_attr(s, o);
-            else if ((r = key_id(s, o->kv.key, true, &kid)) == 0)
+            else if ((r = key_id(s, o->kv.key, true, &kid)) == 0) {
                 r = store__points_add(s, &pp, o->device_id, kid, &o->kv);
+                points++;
+            }
         }
         if (r == 0 && !b->next)
             r = store__points_flush(s, &pp);
@@ -340,7 +342,6 @@ static int commit_group_fast(store_t *s, store_batch_t *group, size_t n_batches)
         }
         b->status = 0;
         ops += b->n;
-        points += count_ts(b);
     }
     if ((r = commit(s, points)) != 0) {
         rollback(s);
