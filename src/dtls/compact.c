@@ -136,25 +136,9 @@ void dtls__compact_demote(dtls_peer_t *p)
 
 void dtls__compact_flush(dtls_listener_t *l)
 {
-    struct mmsghdr msgs[DTLS_OUT_BATCH];
-    struct iovec iov[DTLS_OUT_BATCH];
-    for (size_t i = 0; i < l->n_out; i++) {
-        iov[i] = (struct iovec){.iov_base = l->outq[i], .iov_len = l->out_len[i]};
-        msgs[i].msg_hdr = (struct msghdr){.msg_name = &l->out_addr[i],
-                                          .msg_namelen = l->out_addr_len[i],
-                                          .msg_iov = &iov[i],
-                                          .msg_iovlen = 1};
-        msgs[i].msg_len = 0;
-    }
-    size_t done = 0;
-    while (l->fd >= 0 && done < l->n_out) {
-        int n = sendmmsg(l->fd, msgs + done, (unsigned)(l->n_out - done), MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
-        /* Like bio.c: a datagram the kernel refuses counts as lost on the wire. */
-        done += n < 0 ? 1 : (size_t)n;
-    }
-    l->n_out = 0;
+    /* Like bio.c: a datagram the kernel refuses counts as lost on the wire. */
+    uint64_t sent = 0, failed = 0;
+    outq_flush(&l->outq, l->fd, &sent, &failed);
 }
 
 /* Inside a running loop iteration records wait for one sendmmsg at its end (the listener's
@@ -165,18 +149,12 @@ static void send_record(dtls_peer_t *p, const uint8_t *rec, size_t len)
     dtls_listener_t *l = p->owner;
     if (l->fd < 0)
         return;
-    if (l->loop && loop_running(l->loop) && len <= DTLS_MAX_DGRAM) {
-        if (l->n_out == DTLS_OUT_BATCH)
-            dtls__compact_flush(l);
-        size_t i = l->n_out++;
-        memcpy(l->outq[i], rec, len);
-        l->out_len[i] = len;
-        memcpy(&l->out_addr[i], &p->base.addr, p->base.addr_len);
-        l->out_addr_len[i] = p->base.addr_len;
+    uint64_t sent = 0, failed = 0;
+    if (l->loop && loop_running(l->loop) &&
+        outq_push(&l->outq, l->fd, rec, len, (const struct sockaddr *)&p->base.addr,
+                  p->base.addr_len, &sent, &failed) == 0)
         return;
-    }
-    if (l->n_out)
-        dtls__compact_flush(l); /* keep the order of what is queued */
+    dtls__compact_flush(l); /* keep the order of what is queued */
     (void)sendto(l->fd, rec, len, MSG_DONTWAIT, (const struct sockaddr *)&p->base.addr,
                  p->base.addr_len);
 }

@@ -12,6 +12,8 @@
 
 #include "dtls/dtls.h"
 
+#include "core/outq.h"
+
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
@@ -271,12 +273,8 @@ struct dtls_listener {
     dtls_pool_t *pool;    /* dtls_peer_t structs of this listener (pool.c) */
     uint8_t out[DTLS_REC_HDR + DTLS_EXPLICIT_NONCE + DTLS_MAX_PLAIN + 16];
     /* Compact-layer records waiting for one sendmmsg at the end of the loop iteration
-     * (compact.c); DTLS_OUT_BATCH at most. */
-    size_t n_out;
-    size_t out_len[DTLS_OUT_BATCH];
-    socklen_t out_addr_len[DTLS_OUT_BATCH];
-    struct sockaddr_storage out_addr[DTLS_OUT_BATCH];
-    uint8_t outq[DTLS_OUT_BATCH][DTLS_MAX_DGRAM];
+     * (compact.c). */
+    outq_t outq;
     uint8_t bufs[DTLS_BATCH][DTLS_MAX_DGRAM];
     struct sockaddr_storage addrs[DTLS_BATCH];
     uint8_t plain[DTLS_MAX_PLAIN];

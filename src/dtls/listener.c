@@ -246,7 +246,7 @@ static void on_flush(loop_t *loop, void *arg)
 {
     (void)loop;
     dtls_listener_t *l = arg;
-    if (l->n_out)
+    if (l->outq.n)
         dtls__compact_flush(l);
 }
 
@@ -296,6 +296,7 @@ dtls_listener_t *dtls_listener_new(loop_t *loop, coap_engine_t *engine, dtls_ctx
         return NULL;
     dtls_listener_t *l = xcalloc(1, sizeof *l);
     l->loop = loop;
+    outq_init(&l->outq, DTLS_OUT_BATCH, DTLS_MAX_DGRAM);
     l->engine = engine;
     l->ctx = ctx;
     l->cfg = *cfg;
@@ -372,6 +373,7 @@ void dtls_listener_free(dtls_listener_t *l)
     dtls__pool_release(l->pool);
     dtls__cookie_fini(&l->cookie);
     dtls__compact_flush(l); /* records queued in the last iteration (close_notify included) */
+    outq_fini(&l->outq);
     if (l->fd >= 0)
         close(l->fd);
     free(l->hs.slots);

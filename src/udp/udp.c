@@ -12,6 +12,7 @@
 #include "udp/udp.h"
 
 #include "core/log.h"
+#include "core/outq.h"
 #include "core/sockaddr.h"
 #include "core/xmalloc.h"
 
@@ -47,49 +48,19 @@ struct udp_listener {
     udp_stats_t stats;
     uint8_t bufs[BATCH][MAX_DGRAM];
     struct sockaddr_storage addrs[BATCH];
-    /* the output queue */
-    size_t n_out;
-    size_t out_len[OUT_BATCH];
-    socklen_t out_addr_len[OUT_BATCH];
-    struct sockaddr_storage out_addr[OUT_BATCH];
-    uint8_t out[OUT_BATCH][MAX_DGRAM];
+    outq_t out; /* replies waiting for the end of the loop iteration */
 };
 
-/* Sends the queued datagrams. One that cannot be sent (buffer full, unreachable) is counted
- * and skipped, as a failed sendto was: CoAP's retransmission covers it. */
 static void flush_out(udp_listener_t *u)
 {
-    struct mmsghdr msgs[OUT_BATCH];
-    struct iovec iov[OUT_BATCH];
-    size_t done = 0;
-    for (size_t i = 0; i < u->n_out; i++) {
-        iov[i] = (struct iovec){.iov_base = u->out[i], .iov_len = u->out_len[i]};
-        msgs[i].msg_hdr = (struct msghdr){.msg_name = &u->out_addr[i],
-                                          .msg_namelen = u->out_addr_len[i],
-                                          .msg_iov = &iov[i],
-                                          .msg_iovlen = 1};
-        msgs[i].msg_len = 0;
-    }
-    while (done < u->n_out) {
-        int n = sendmmsg(u->fd, msgs + done, (unsigned)(u->n_out - done), MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            u->stats.send_errors++; /* the first one failed: skip it, try the rest */
-            done++;
-            continue;
-        }
-        u->stats.datagrams_out += (uint64_t)n;
-        done += (size_t)n;
-    }
-    u->n_out = 0;
+    outq_flush(&u->out, u->fd, &u->stats.datagrams_out, &u->stats.send_errors);
 }
 
 static void on_flush(loop_t *loop, void *arg)
 {
     (void)loop;
     udp_listener_t *u = arg;
-    if (u->n_out)
+    if (u->out.n)
         flush_out(u);
 }
 
@@ -105,23 +76,17 @@ static int peer_send(transport_peer_t *tp, const uint8_t *p, size_t len)
     udp_listener_t *u = peer->owner;
     if (!u)
         return -EPIPE;
-    if (u->n_out == OUT_BATCH || len > MAX_DGRAM)
-        flush_out(u);
-    if (len > MAX_DGRAM) { /* larger than a queue slot: at once, after what is queued */
-        ssize_t n = sendto(u->fd, p, len, MSG_DONTWAIT, (const struct sockaddr *)&tp->addr,
-                           tp->addr_len);
-        if (n < 0) {
-            u->stats.send_errors++;
-            return -errno;
-        }
-        u->stats.datagrams_out++;
+    if (outq_push(&u->out, u->fd, p, len, (const struct sockaddr *)&tp->addr, tp->addr_len,
+                  &u->stats.datagrams_out, &u->stats.send_errors) == 0)
         return 0;
+    flush_out(u); /* larger than a queue slot: at once, after what is queued */
+    ssize_t n = sendto(u->fd, p, len, MSG_DONTWAIT, (const struct sockaddr *)&tp->addr,
+                       tp->addr_len);
+    if (n < 0) {
+        u->stats.send_errors++;
+        return -errno;
     }
-    size_t i = u->n_out++;
-    memcpy(u->out[i], p, len);
-    u->out_len[i] = len;
-    memcpy(&u->out_addr[i], &tp->addr, tp->addr_len);
-    u->out_addr_len[i] = tp->addr_len;
+    u->stats.datagrams_out++;
     return 0;
 }
 
@@ -252,10 +217,12 @@ udp_listener_t *udp_listener_new(loop_t *loop, coap_engine_t *engine, const udp_
     u->port = sockaddr_local_port(fd);
     u->n_slots = 1024;
     u->slots = xcalloc(u->n_slots, sizeof *u->slots);
+    outq_init(&u->out, OUT_BATCH, MAX_DGRAM);
     int rc = loop_fd_add(loop, fd, 0x001 /* EPOLLIN */, on_readable, u);
     if (rc != 0) {
         snprintf(err, 256, "loop_fd_add: %s", strerror(-rc));
         close(fd);
+        outq_fini(&u->out);
         free(u->slots);
         free(u);
         return NULL;
@@ -281,10 +248,10 @@ void udp_listener_free(udp_listener_t *u)
         return;
     loop_timer_cancel(u->loop, &u->sweep);
     loop_flush_del(u->loop, on_flush, u);
-    if (u->n_out)
-        flush_out(u); /* replies queued in this iteration still go out */
+    flush_out(u); /* replies queued in this iteration still go out */
     loop_fd_del(u->loop, u->fd);
     close(u->fd);
+    outq_fini(&u->out);
     for (size_t i = 0; i < u->n_slots; i++) {
         udp_peer_t *p = u->slots[i];
         while (p) {
