@@ -28,12 +28,6 @@ typedef struct fd_slot {
     bool used;
 } fd_slot_t;
 
-typedef struct post_item {
-    struct post_item *next;
-    loop_post_cb cb;
-    void *arg;
-} post_item_t;
-
 struct loop {
     int epfd;
     int wakefd;
@@ -45,7 +39,7 @@ struct loop {
     atomic_bool stop;
     bool running; /* inside loop_run (its thread only) */
     pthread_mutex_t post_mu;
-    post_item_t *post_head, *post_tail;
+    loop_post_node_t *post_head, *post_tail;
     struct {
         loop_flush_cb cb;
         void *arg;
@@ -113,15 +107,19 @@ static void run_posted(loop_t *loop)
 {
     for (;;) {
         pthread_mutex_lock(&loop->post_mu);
-        post_item_t *it = loop->post_head;
+        loop_post_node_t *it = loop->post_head;
         loop->post_head = loop->post_tail = NULL;
         pthread_mutex_unlock(&loop->post_mu);
         if (!it)
             return;
         while (it) {
-            post_item_t *next = it->next;
-            it->cb(it->arg);
-            free(it);
+            /* Read the node before cb runs: cb may free it (loop_post_node's contract). */
+            loop_post_node_t *next = it->next;
+            loop_post_cb cb = it->cb;
+            void *arg = it->arg;
+            if (it->heap)
+                free(it);
+            cb(arg);
             it = next;
         }
     }
@@ -261,10 +259,12 @@ static void run_timers(loop_t *loop)
 
 /* ---- mailbox ---- */
 
-void loop_post(loop_t *loop, loop_post_cb cb, void *arg)
+static void enqueue(loop_t *loop, loop_post_node_t *it, loop_post_cb cb, void *arg, bool heap)
 {
-    post_item_t *it = xmalloc(sizeof *it);
-    *it = (post_item_t){.cb = cb, .arg = arg};
+    it->next = NULL;
+    it->cb = cb;
+    it->arg = arg;
+    it->heap = heap;
     pthread_mutex_lock(&loop->post_mu);
     bool was_empty = loop->post_head == NULL;
     if (loop->post_tail)
@@ -280,6 +280,16 @@ void loop_post(loop_t *loop, loop_post_cb cb, void *arg)
         ssize_t n = write(loop->wakefd, &one, sizeof one);
         (void)n;
     }
+}
+
+void loop_post(loop_t *loop, loop_post_cb cb, void *arg)
+{
+    enqueue(loop, xmalloc(sizeof(loop_post_node_t)), cb, arg, true);
+}
+
+void loop_post_node(loop_t *loop, loop_post_node_t *node, loop_post_cb cb, void *arg)
+{
+    enqueue(loop, node, cb, arg, false);
 }
 
 void loop_stop(loop_t *loop)

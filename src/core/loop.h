@@ -66,6 +66,17 @@ void loop_flush_del(loop_t *loop, loop_flush_cb cb, void *arg);
 /* Runs cb(arg) on the loop's thread soon. Any thread; never blocks for long; never fails. */
 void loop_post(loop_t *loop, loop_post_cb cb, void *arg);
 
+/* The same with storage the caller provides, typically embedded in the object posted, so a
+ * post on the hot path allocates nothing. The node belongs to the loop from this call until
+ * cb starts; cb may free it. */
+typedef struct loop_post_node {
+    struct loop_post_node *next;
+    loop_post_cb cb;
+    void *arg;
+    bool heap; /* allocated by loop_post(), freed by the loop */
+} loop_post_node_t;
+void loop_post_node(loop_t *loop, loop_post_node_t *node, loop_post_cb cb, void *arg);
+
 /* Runs work posted so far (and work that work posts) on the calling thread. Only while the
  * loop is not running, e.g. during shutdown after its thread has been joined. */
 void loop_drain(loop_t *loop);

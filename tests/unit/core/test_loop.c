@@ -9,6 +9,7 @@
 #include "core/loop.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 typedef struct rec {
@@ -103,12 +104,50 @@ static void test_free_runs_pending_posts(void **state)
     assert_int_equal(posted_runs, 1);
 }
 
+/* Nodes the caller provides run in order and may be freed by their own callback. */
+typedef struct owned {
+    loop_post_node_t node;
+    int id;
+    int *order;
+    int *n;
+} owned_t;
+
+static void owned_run(void *arg)
+{
+    owned_t *o = arg;
+    o->order[(*o->n)++] = o->id;
+    free(o); /* allowed: the loop no longer touches the node once its callback starts */
+}
+
+static void test_post_node_caller_storage(void **state)
+{
+    (void)state;
+    char err[256];
+    loop_t *loop = loop_new(err);
+    int order[3] = {0}, n = 0;
+    for (int i = 1; i <= 3; i++) {
+        owned_t *o = calloc(1, sizeof *o);
+        *o = (owned_t){.id = i, .order = order, .n = &n};
+        loop_post_node(loop, &o->node, owned_run, o);
+    }
+    loop_post(loop, posted, loop); /* heap nodes mix with caller nodes */
+    posted_runs = 0;
+    loop_drain(loop);
+    assert_int_equal(n, 3);
+    assert_int_equal(order[0], 1);
+    assert_int_equal(order[1], 2);
+    assert_int_equal(order[2], 3);
+    assert_int_equal(posted_runs, 1);
+    loop_free(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timers_fire_in_order),
         cmocka_unit_test(test_post_from_other_thread),
         cmocka_unit_test(test_free_runs_pending_posts),
+        cmocka_unit_test(test_post_node_caller_storage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
