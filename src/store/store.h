@@ -98,6 +98,9 @@ void store_batch_attr_delete(store_batch_t *b, int64_t device_id, store_scope_t 
                              const char *key);
 /* Number of operations in the batch. */
 size_t store_batch_len(const store_batch_t *b);
+/* Empties the batch for reuse, keeping its storage for small contents (a batch reused for
+ * requests of a few short keys allocates nothing). */
+void store_batch_reset(store_batch_t *b);
 void store_batch_free(store_batch_t *b);
 
 /* What one operation of a batch is, for commit hooks. */
@@ -127,6 +130,12 @@ typedef void (*store_done_cb)(void *arg, int status);
  * runs before store_submit returns. Any thread. */
 void store_submit(store_t *s, store_batch_t *b, loop_t *reply_loop, store_done_cb done,
                   void *arg);
+/* Like store_submit, but the batch comes back: done(arg, status, b) owns b afterwards, to
+ * store_batch_reset and reuse it or to store_batch_free it. Lets a loop thread keep a pool of
+ * batches so its request path does not allocate. */
+typedef void (*store_done_keep_cb)(void *arg, int status, store_batch_t *b);
+void store_submit_keep(store_t *s, store_batch_t *b, loop_t *reply_loop,
+                       store_done_keep_cb done, void *arg);
 /* Submits and waits for the commit; returns its status. For threads without a loop (HTTP). */
 int store_submit_wait(store_t *s, store_batch_t *b);
 

@@ -35,29 +35,81 @@ typedef struct op {
     op_kind_t kind;
     int64_t device_id;
     store_scope_t scope;
-    store_kv_t kv; /* key and s owned */
+    store_kv_t kv; /* key and s point into the batch's text storage */
 } op_t;
 
+/* Text (keys, string values) of a batch: the inline area first, then chunks of the heap for
+ * what does not fit. Chunks never move, so the pointers in ops stay valid; a reset frees the
+ * chunks and keeps the inline area, so a reused batch with small payloads never allocates. */
+#define BATCH_INLINE_TEXT 256
+#define BATCH_INLINE_OPS 4
+#define BATCH_KEEP_OPS 64 /* a reset keeps an ops array up to this capacity */
+
+typedef struct text_chunk {
+    struct text_chunk *next;
+    size_t used, cap;
+    char data[];
+} text_chunk_t;
+
 struct store_batch {
-    op_t *ops;
+    op_t *ops; /* inline_ops until more are needed */
     size_t n, cap;
     store_batch_t *next;
     loop_t *reply_loop;
     store_done_cb done;
+    store_done_keep_cb done_keep; /* the caller takes the batch back (store_submit_keep) */
     void *arg;
     int status;
+    loop_post_node_t post; /* posting done to reply_loop allocates nothing */
+    text_chunk_t *chunks;
+    size_t text_used;
+    op_t inline_ops[BATCH_INLINE_OPS];
+    char text[BATCH_INLINE_TEXT];
 };
 
 store_batch_t *store_batch_new(void)
 {
-    return xcalloc(1, sizeof(store_batch_t));
+    store_batch_t *b = xcalloc(1, sizeof(store_batch_t));
+    b->ops = b->inline_ops;
+    b->cap = BATCH_INLINE_OPS;
+    return b;
+}
+
+static char *text_copy(store_batch_t *b, const char *str)
+{
+    if (!str)
+        return NULL;
+    size_t n = strlen(str) + 1;
+    char *dst;
+    if (BATCH_INLINE_TEXT - b->text_used >= n) {
+        dst = b->text + b->text_used;
+        b->text_used += n;
+    } else if (b->chunks && b->chunks->cap - b->chunks->used >= n) {
+        dst = b->chunks->data + b->chunks->used;
+        b->chunks->used += n;
+    } else {
+        size_t cap = n > 1024 ? n : 1024;
+        text_chunk_t *c = xmalloc(sizeof *c + cap);
+        c->next = b->chunks;
+        c->used = n;
+        c->cap = cap;
+        b->chunks = c;
+        dst = c->data;
+    }
+    memcpy(dst, str, n);
+    return dst;
 }
 
 static op_t *push(store_batch_t *b, op_kind_t kind, int64_t device_id)
 {
     if (b->n == b->cap) {
-        b->cap = b->cap ? b->cap * 2 : 8;
-        b->ops = xrealloc(b->ops, b->cap * sizeof(*b->ops));
+        size_t cap = b->cap * 2;
+        op_t *ops = xmalloc(cap * sizeof(*ops));
+        memcpy(ops, b->ops, b->n * sizeof(*ops));
+        if (b->ops != b->inline_ops)
+            free(b->ops);
+        b->ops = ops;
+        b->cap = cap;
     }
     op_t *o = &b->ops[b->n++];
     memset(o, 0, sizeof(*o));
@@ -70,8 +122,8 @@ void store_batch_ts(store_batch_t *b, int64_t device_id, const store_kv_t *kv)
 {
     op_t *o = push(b, OP_TS, device_id);
     o->kv = *kv;
-    o->kv.key = xstrdup(kv->key);
-    o->kv.s = xstrdup(kv->s);
+    o->kv.key = text_copy(b, kv->key);
+    o->kv.s = text_copy(b, kv->s);
 }
 
 void store_batch_attr(store_batch_t *b, int64_t device_id, store_scope_t scope,
@@ -80,8 +132,8 @@ void store_batch_attr(store_batch_t *b, int64_t device_id, store_scope_t scope,
     op_t *o = push(b, OP_ATTR, device_id);
     o->scope = scope;
     o->kv = *kv;
-    o->kv.key = xstrdup(kv->key);
-    o->kv.s = xstrdup(kv->s);
+    o->kv.key = text_copy(b, kv->key);
+    o->kv.s = text_copy(b, kv->s);
 }
 
 void store_batch_attr_delete(store_batch_t *b, int64_t device_id, store_scope_t scope,
@@ -89,7 +141,7 @@ void store_batch_attr_delete(store_batch_t *b, int64_t device_id, store_scope_t 
 {
     op_t *o = push(b, OP_ATTR_DEL, device_id);
     o->scope = scope;
-    o->kv.key = xstrdup(key);
+    o->kv.key = text_copy(b, key);
 }
 
 size_t store_batch_len(const store_batch_t *b)
@@ -97,22 +149,35 @@ size_t store_batch_len(const store_batch_t *b)
     return b ? b->n : 0;
 }
 
-static void free_ops(store_batch_t *b)
+void store_batch_reset(store_batch_t *b)
 {
-    for (size_t i = 0; i < b->n; i++) {
-        free(b->ops[i].kv.key);
-        free(b->ops[i].kv.s);
+    while (b->chunks) {
+        text_chunk_t *next = b->chunks->next;
+        free(b->chunks);
+        b->chunks = next;
     }
-    free(b->ops);
-    b->ops = NULL;
-    b->n = b->cap = 0;
+    b->text_used = 0;
+    if (b->cap > BATCH_KEEP_OPS) {
+        free(b->ops);
+        b->ops = b->inline_ops;
+        b->cap = BATCH_INLINE_OPS;
+    }
+    b->n = 0;
+    b->next = NULL;
+    b->reply_loop = NULL;
+    b->done = NULL;
+    b->done_keep = NULL;
+    b->arg = NULL;
+    b->status = 0;
 }
 
 void store_batch_free(store_batch_t *b)
 {
     if (!b)
         return;
-    free_ops(b);
+    store_batch_reset(b);
+    if (b->ops != b->inline_ops)
+        free(b->ops);
     free(b);
 }
 
@@ -393,8 +458,12 @@ static void commit_group(store_t *s, store_batch_t *group, size_t n_batches)
 static void done_trampoline(void *arg)
 {
     store_batch_t *b = arg;
+    if (b->done_keep) {
+        b->done_keep(b->arg, b->status, b); /* the caller owns b from here */
+        return;
+    }
     b->done(b->arg, b->status);
-    free(b);
+    store_batch_free(b);
 }
 
 void store_batch_op(const store_batch_t *b, size_t i, store_op_view_t *out)
@@ -414,13 +483,12 @@ static void complete(store_t *s, store_batch_t *b)
 {
     if (b->status == 0 && s->commit_hook && b->n)
         s->commit_hook(s->commit_hook_ctx, b);
-    free_ops(b);
-    if (!b->done) {
-        free(b);
+    if (!b->done && !b->done_keep) {
+        store_batch_free(b);
         return;
     }
     if (b->reply_loop)
-        loop_post(b->reply_loop, done_trampoline, b);
+        loop_post_node(b->reply_loop, &b->post, done_trampoline, b);
     else
         done_trampoline(b);
 }
@@ -463,7 +531,7 @@ static void merge_some(store_t *s)
     int64_t rows = atomic_load(&s->log_rows);
     if (!active && rows < LOG_RUN)
         return;
-    int64_t budget = LOG_BUDGET_MS * (1 + rows / LOG_RUN);
+    int64_t budget = LOG_BUDGET_MS * (rows > LOG_RUN ? rows / LOG_RUN : 1);
     if (budget > LOG_BUDGET_MAX_MS)
         budget = LOG_BUDGET_MAX_MS;
     int64_t until = clock_mono_us() + budget * 1000;
@@ -590,12 +658,13 @@ void store__writer_stop(store_t *s)
     s->writer_started = false;
 }
 
-void store_submit(store_t *s, store_batch_t *b, loop_t *reply_loop, store_done_cb done,
-                  void *arg)
+static void enqueue(store_t *s, store_batch_t *b, loop_t *reply_loop, store_done_cb done,
+                    store_done_keep_cb done_keep, void *arg)
 {
     ASSERT(s != NULL && b != NULL);
     b->reply_loop = reply_loop;
     b->done = done;
+    b->done_keep = done_keep;
     b->arg = arg;
     b->status = 0;
     b->next = NULL;
@@ -609,6 +678,19 @@ void store_submit(store_t *s, store_batch_t *b, loop_t *reply_loop, store_done_c
     s->q_ops += b->n;
     pthread_cond_signal(&s->q_cv);
     pthread_mutex_unlock(&s->q_mu);
+}
+
+void store_submit(store_t *s, store_batch_t *b, loop_t *reply_loop, store_done_cb done,
+                  void *arg)
+{
+    enqueue(s, b, reply_loop, done, NULL, arg);
+}
+
+void store_submit_keep(store_t *s, store_batch_t *b, loop_t *reply_loop,
+                       store_done_keep_cb done, void *arg)
+{
+    ASSERT(done != NULL);
+    enqueue(s, b, reply_loop, NULL, done, arg);
 }
 
 typedef struct waiter {

@@ -13,6 +13,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -131,6 +133,102 @@ static void test_group_commit_loop(void **state)
     assert_true(st.commits < N_BATCHES); /* grouped */
     assert_true(st.max_group > 1);
     assert_int_equal(st.failed_commits, 0);
+    free(fx);
+}
+
+/* ---- one batch reused through store_submit_keep ---- */
+
+#define REUSE_ROUNDS 50
+
+typedef struct reuse_fx {
+    loop_t *loop;
+    store_t *s;
+    int64_t dev;
+    pthread_t loop_thread;
+    store_batch_t *first;
+    int rounds, bad;
+    char long_text[700]; /* more than the batch's inline text area */
+} reuse_fx_t;
+
+/* Round i: 1 point on even rounds; on odd rounds 9 (more than the inline ops) including a
+ * long string (more than the inline text), so the reset's fall-backs are exercised too. */
+static void reuse_fill(reuse_fx_t *fx, store_batch_t *b, int i)
+{
+    store_kv_t kv = {.key = "r", .type = STORE_LONG, .l = i, .ts = 5000 + i};
+    store_batch_ts(b, fx->dev, &kv);
+    if (i % 2 == 0)
+        return;
+    char key[16];
+    for (int k = 0; k < 7; k++) {
+        snprintf(key, sizeof key, "extra%d", k);
+        kv = (store_kv_t){.key = key, .type = STORE_LONG, .l = k, .ts = 5000 + i};
+        store_batch_ts(b, fx->dev, &kv);
+    }
+    kv = (store_kv_t){.key = "long", .type = STORE_STRING, .s = fx->long_text, .ts = 5000 + i};
+    store_batch_ts(b, fx->dev, &kv);
+}
+
+static void reuse_done(void *arg, int status, store_batch_t *b)
+{
+    reuse_fx_t *fx = arg;
+    if (status != 0 || b != fx->first || !pthread_equal(pthread_self(), fx->loop_thread))
+        fx->bad++;
+    if (++fx->rounds == REUSE_ROUNDS) {
+        store_batch_free(b);
+        loop_stop(fx->loop);
+        return;
+    }
+    store_batch_reset(b);
+    assert_int_equal(store_batch_len(b), 0);
+    reuse_fill(fx, b, fx->rounds);
+    store_submit_keep(fx->s, b, fx->loop, reuse_done, fx);
+}
+
+static void reuse_start(void *arg)
+{
+    reuse_fx_t *fx = arg;
+    fx->first = store_batch_new();
+    reuse_fill(fx, fx->first, 0);
+    store_submit_keep(fx->s, fx->first, fx->loop, reuse_done, fx);
+}
+
+static void *reuse_main(void *arg)
+{
+    reuse_fx_t *fx = arg;
+    loop_run(fx->loop);
+    return NULL;
+}
+
+static void test_batch_reuse(void **state)
+{
+    tstore_t *t = *state;
+    reuse_fx_t *fx = calloc(1, sizeof(*fx));
+    char err[256];
+    fx->loop = loop_new(err);
+    assert_non_null(fx->loop);
+    fx->s = t->s;
+    fx->dev = tstore_device(t->s, "reuse");
+    memset(fx->long_text, 'x', sizeof fx->long_text - 1);
+    loop_post(fx->loop, reuse_start, fx);
+    assert_int_equal(pthread_create(&fx->loop_thread, NULL, reuse_main, fx), 0);
+    pthread_join(fx->loop_thread, NULL);
+    loop_free(fx->loop);
+
+    assert_int_equal(fx->rounds, REUSE_ROUNDS);
+    assert_int_equal(fx->bad, 0);
+    assert_int_equal(count_points(t->s, fx->dev, "r"), REUSE_ROUNDS);
+    assert_int_equal(count_points(t->s, fx->dev, "extra6"), REUSE_ROUNDS / 2);
+    store_kv_list_t l = {0};
+    const char *k[] = {"long", "r"};
+    assert_int_equal(store_ts_latest(t->s, fx->dev, k, 2, &l), 0);
+    assert_int_equal(l.n, 2);
+    for (size_t i = 0; i < l.n; i++) {
+        if (strcmp(l.items[i].key, "long") == 0)
+            assert_string_equal(l.items[i].s, fx->long_text);
+        else
+            assert_int_equal(l.items[i].l, REUSE_ROUNDS - 1);
+    }
+    store_kv_list_fini(&l);
     free(fx);
 }
 
@@ -366,6 +464,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_group_commit_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_batch_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acked_survive_reopen, setup, teardown),
         cmocka_unit_test(test_normal_sync_and_empty_close),
