@@ -152,6 +152,9 @@ void store__checkpointer_stop(store_t *s);
  * way. store__merge_all merges everything (at close). */
 int store__merge_step(store_t *s, int64_t run_rows, bool *active);
 int store__merge_all(store_t *s);
+/* Tests only: when set, called on the writer thread after each merge step with whether the
+ * run is now being deleted from the log (so a test can act at that exact moment). */
+extern void (*store__merge_test_hook)(bool deleting);
 /* Any thread, before a transaction that deletes points or devices: a merge run loaded
  * earlier is dropped instead of writing deleted points back (merge.c). */
 void store__log_deleting(store_t *s);

@@ -12,6 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include "store/store_int.h"
 
 #include <cmocka.h>
 
@@ -181,6 +185,78 @@ static void test_many_points_merge_in_runs(void **state)
     }
 }
 
+/* The moment a merged run starts leaving the log: devices whose rows are the log's newest are
+ * deleted, and a new point takes the seq where their rows were — inside the run's range.
+ * Deleting the run's range now would take that unmerged point with it; the merge must see the
+ * delete, stop, and merge what is left again. */
+static sem_t hook_in, hook_go;
+static atomic_bool hook_armed;
+
+static void pause_when_deleting(bool deleting)
+{
+    if (deleting && atomic_exchange(&hook_armed, false)) {
+        sem_post(&hook_in);
+        sem_wait(&hook_go);
+    }
+}
+
+static void test_device_delete_while_run_leaves_log(void **state)
+{
+    fx_t *f = *state;
+    enum { DEVS = 8, PER = 5000 }; /* 40 000 points: the first run (32 768) covers d0..d6 */
+    int64_t dev[DEVS];
+    char name[16];
+    for (int d = 0; d < DEVS; d++) {
+        snprintf(name, sizeof(name), "x%d", d);
+        dev[d] = tstore_device(f->t.s, name);
+    }
+    sem_init(&hook_in, 0, 0);
+    sem_init(&hook_go, 0, 0);
+    atomic_store(&hook_armed, true);
+    store__merge_test_hook = pause_when_deleting;
+    store_batch_t *b = store_batch_new();
+    for (int d = 0; d < DEVS; d++)
+        for (int k = 0; k < PER; k++) {
+            store_kv_t kv = {.key = "x", .type = STORE_LONG, .l = k, .ts = k};
+            store_batch_ts(b, dev[d], &kv);
+        }
+    assert_int_equal(store_submit_wait(f->t.s, b), 0);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 10;
+    assert_int_equal(sem_timedwait(&hook_in, &dl), 0); /* the writer waits in the hook */
+
+    for (int d = DEVS / 2; d < DEVS; d++)
+        assert_int_equal(store_device_delete(f->t.s, dev[d]), 0);
+    /* A commit as the writer would make it (it is paused): the new row's seq is the largest
+     * left + 1, which lies inside the run being merged. */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->t.path, &db), SQLITE_OK);
+    char sql[200];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO ts_kv_log(device_id, key_id, ts, long_v) SELECT %lld, key_id, %d, %d"
+             " FROM key_dictionary WHERE key = 'x'",
+             (long long)dev[0], PER, PER);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_true(sqlite3_last_insert_rowid(db) < 32768); /* the case this test is about */
+    sqlite3_close(db);
+    sem_post(&hook_go);
+
+    /* the writer only counts what it wrote: one more point through it wakes the merge */
+    put(f->t.s, dev[1], "x", PER, PER);
+    wait_merged(f);
+    store__merge_test_hook = NULL;
+    for (int d = 0; d < 2; d++) {
+        assert_int_equal(agg(f, dev[d], "x", STORE_AGG_COUNT), PER + 1);
+        assert_int_equal(agg(f, dev[d], "x", STORE_AGG_SUM), (int64_t)PER * (PER + 1) / 2);
+    }
+    for (int d = 2; d < DEVS / 2; d++)
+        assert_int_equal(agg(f, dev[d], "x", STORE_AGG_COUNT), PER);
+    assert_int_equal(rows(f->t.path, "ts_kv"), (DEVS / 2) * PER + 2);
+    sem_destroy(&hook_in);
+    sem_destroy(&hook_go);
+}
+
 /* Points still in the log when the server stopped (or crashed) are read and merged after the
  * restart; a stop merges what it can. */
 static void test_log_survives_reopen(void **state)
@@ -214,6 +290,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newest_write_wins_across_tables, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_is_not_undone_by_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_points_merge_in_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_delete_while_run_leaves_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_survives_reopen, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
