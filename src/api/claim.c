@@ -23,10 +23,12 @@
 void api__claim(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
                 int64_t device_id)
 {
-    char err[160], *secret;
+    char err[160];
+    const char *secret;
     int64_t duration;
-    if (api_payload_claim(&a->pcfg, req->payload.p, req->payload.len, &secret, &duration, err,
-                          sizeof err) < 0) {
+    if (api_payload_claim(&a->arena, &a->pcfg, req->payload.p, req->payload.len, &secret,
+                          &duration, err, sizeof err) < 0) {
+        arena_reset(&a->arena);
         a->stats.bad_payload++;
         LOG_D("api", "device %lld: bad claim body: %s", (long long)device_id, err);
         coap_exchange_respond(x, COAP_BAD_REQUEST, COAP_CF_NONE, NULL, 0);
@@ -40,9 +42,9 @@ void api__claim(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
     api_buf_puts(&b, "{\"secretKey\":");
     api_buf_json_str(&b, secret, strlen(secret));
     api_buf_printf(&b, ",\"expirationTime\":%" PRId64 "}", expires);
-    free(secret);
+    arena_reset(&a->arena); /* secret was copied into b */
     store_kv_t kv = {.key = "claimingData", .type = STORE_JSON, .s = b.p, .ts = now};
-    store_batch_t *batch = store_batch_new();
+    store_batch_t *batch = api__batch_get(a);
     store_batch_attr(batch, device_id, SCOPE_SERVER, &kv);
     api_buf_fini(&b);
     api__submit_then_answer(a, x, device_id, batch);

@@ -12,6 +12,8 @@
  *             -> true/false/null (any case), an RFC 8259 number, or else an unquoted string
  *
  * Every read checks the remaining length before advancing (no pointer ever passes `end`).
+ * The tree (nodes, member arrays, strings) lives in the caller's arena: no malloc per value,
+ * nothing to free on an error path (issue #5: no allocation on the steady datagram path).
  * Recursion depth is bounded by max_depth, clamped to API_JSON_DEPTH_LIMIT.
  */
 #include "api/json.h"
@@ -28,6 +30,7 @@
 #define API_JSON_DEPTH_LIMIT 256
 
 typedef struct cur {
+    arena_t *arena;
     const uint8_t *p, *end;
     size_t depth, max_depth;
     char *err;
@@ -152,44 +155,32 @@ void api_buf_fini(api_buf_t *b)
 
 /* ---- tree ---- */
 
-void api_json_free(api_json_t *v)
+static api_json_t *node(cur_t *c, api_json_kind_t kind)
 {
-    if (!v)
-        return;
-    for (size_t i = 0; i < v->n; i++) {
-        api_json_free(v->items[i]);
-        if (v->keys)
-            free(v->keys[i]);
-    }
-    free(v->items);
-    free(v->keys);
-    free(v->key_lens);
-    free(v->text);
-    free(v);
-}
-
-static api_json_t *node(api_json_kind_t kind)
-{
-    api_json_t *v = xcalloc(1, sizeof *v);
+    api_json_t *v = arena_calloc(c->arena, 1, sizeof *v);
     v->kind = kind;
     return v;
 }
 
-static void push(api_json_t *c, char *key, size_t key_len, api_json_t *item)
+/* Appends an item; the arrays grow by doubling inside the arena (a grown array is a new
+ * block and the old one is abandoned until the reset: at most as much again). */
+static void push(cur_t *c, api_json_t *v, char *key, size_t key_len, api_json_t *item)
 {
-    if (c->n == c->cap) {
-        c->cap = c->cap ? c->cap * 2 : 4;
-        c->items = xrealloc(c->items, c->cap * sizeof *c->items);
-        if (c->kind == API_JSON_OBJECT) {
-            c->keys = xrealloc(c->keys, c->cap * sizeof *c->keys);
-            c->key_lens = xrealloc(c->key_lens, c->cap * sizeof *c->key_lens);
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 4;
+        v->items = arena_grow(c->arena, v->items, v->n * sizeof *v->items, cap * sizeof *v->items);
+        if (v->kind == API_JSON_OBJECT) {
+            v->keys = arena_grow(c->arena, v->keys, v->n * sizeof *v->keys, cap * sizeof *v->keys);
+            v->key_lens = arena_grow(c->arena, v->key_lens, v->n * sizeof *v->key_lens,
+                                     cap * sizeof *v->key_lens);
         }
+        v->cap = cap;
     }
-    if (c->kind == API_JSON_OBJECT) {
-        c->keys[c->n] = key;
-        c->key_lens[c->n] = key_len;
+    if (v->kind == API_JSON_OBJECT) {
+        v->keys[v->n] = key;
+        v->key_lens[v->n] = key_len;
     }
-    c->items[c->n++] = item;
+    v->items[v->n++] = item;
 }
 
 const api_json_t *api_json_get(const api_json_t *obj, const char *key)
@@ -272,7 +263,26 @@ static size_t utf8_len(const uint8_t *p, size_t n)
     return len;
 }
 
-static void put_utf8(api_buf_t *b, uint32_t cp)
+/* Decoded string text in the arena. cap is an upper bound computed before decoding (the
+ * raw length between the quotes: no escape decodes to more bytes than it is written with),
+ * so put never reallocates; it checks anyway rather than trust that argument with memory. */
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+} sbuf_t;
+
+static bool sbuf_put(cur_t *c, sbuf_t *b, const void *s, size_t n)
+{
+    if (n > b->cap - b->len) {
+        fail(c, "internal: string longer than its bound");
+        return false;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return true;
+}
+
+static bool put_utf8(cur_t *c, sbuf_t *b, uint32_t cp)
 {
     char t[4];
     size_t n;
@@ -287,7 +297,7 @@ static void put_utf8(api_buf_t *b, uint32_t cp)
         t[0] = (char)(0xF0 | (cp >> 18)), t[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
         t[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), t[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
     }
-    api_buf_put(b, t, n);
+    return sbuf_put(c, b, t, n);
 }
 
 static int hex4(const uint8_t *p, uint32_t *out)
@@ -309,16 +319,24 @@ static int hex4(const uint8_t *p, uint32_t *out)
     return 0;
 }
 
-/* Reads a quoted string starting at the opening quote into out. */
-static bool read_string(cur_t *c, api_buf_t *out)
+/* Reads a quoted string starting at the opening quote into a NUL-terminated arena block.
+ * A first pass finds the closing quote (an escape skips the byte after the backslash, as the
+ * decoder does) to size the block; the second decodes and validates. */
+static bool read_string(cur_t *c, char **text, size_t *len)
 {
     uint8_t q = *c->p++;
+    const uint8_t *e0 = c->p;
+    while (e0 < c->end && *e0 != q)
+        e0 += *e0 == '\\' && c->end - e0 >= 2 ? 2 : 1;
+    sbuf_t out = {.cap = (size_t)(e0 - c->p)};
+    out.p = arena_alloc(c->arena, out.cap + 1);
     while (c->p < c->end) {
         uint8_t ch = *c->p;
         if (ch == q) {
             c->p++;
-            if (!out->p)
-                api_buf_put(out, "", 0);
+            out.p[out.len] = '\0';
+            *text = out.p;
+            *len = out.len;
             return true;
         }
         if (ch != '\\') {
@@ -327,7 +345,8 @@ static bool read_string(cur_t *c, api_buf_t *out)
                 fail(c, "invalid UTF-8 in string");
                 return false;
             }
-            api_buf_put(out, (const char *)c->p, n);
+            if (!sbuf_put(c, &out, c->p, n))
+                return false;
             c->p += n;
             continue;
         }
@@ -335,13 +354,14 @@ static bool read_string(cur_t *c, api_buf_t *out)
             break;
         uint8_t e = c->p[1];
         c->p += 2;
+        char one;
         switch (e) {
-        case '"': case '\'': case '\\': case '/': api_buf_put(out, (const char *)&e, 1); break;
-        case 'b': api_buf_put(out, "\b", 1); break;
-        case 'f': api_buf_put(out, "\f", 1); break;
-        case 'n': api_buf_put(out, "\n", 1); break;
-        case 'r': api_buf_put(out, "\r", 1); break;
-        case 't': api_buf_put(out, "\t", 1); break;
+        case '"': case '\'': case '\\': case '/': one = (char)e; break;
+        case 'b': one = '\b'; break;
+        case 'f': one = '\f'; break;
+        case 'n': one = '\n'; break;
+        case 'r': one = '\r'; break;
+        case 't': one = '\t'; break;
         case 'u': {
             uint32_t cp;
             if (c->end - c->p < 4 || hex4(c->p, &cp) < 0) {
@@ -361,13 +381,16 @@ static bool read_string(cur_t *c, api_buf_t *out)
             } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
                 cp = 0xFFFD;
             }
-            put_utf8(out, cp);
-            break;
+            if (!put_utf8(c, &out, cp))
+                return false;
+            continue;
         }
         default:
             fail(c, "invalid escape sequence");
             return false;
         }
+        if (!sbuf_put(c, &out, &one, 1))
+            return false;
     }
     fail(c, "unterminated string");
     return false;
@@ -424,14 +447,14 @@ static api_json_t *read_literal(cur_t *c)
         return NULL;
     }
     if (n == 4 && strncasecmp((const char *)s, "true", 4) == 0) {
-        api_json_t *v = node(API_JSON_BOOL);
+        api_json_t *v = node(c, API_JSON_BOOL);
         v->b = true;
         return v;
     }
     if (n == 5 && strncasecmp((const char *)s, "false", 5) == 0)
-        return node(API_JSON_BOOL);
+        return node(c, API_JSON_BOOL);
     if (n == 4 && strncasecmp((const char *)s, "null", 4) == 0)
-        return node(API_JSON_NULL);
+        return node(c, API_JSON_NULL);
     for (size_t i = 0; i < n;) {
         size_t k = utf8_len(s + i, n - i);
         if (!k) {
@@ -440,8 +463,8 @@ static api_json_t *read_literal(cur_t *c)
         }
         i += k;
     }
-    api_json_t *v = node(is_number((const char *)s, n) ? API_JSON_NUMBER : API_JSON_STRING);
-    v->text = xstrndup((const char *)s, n);
+    api_json_t *v = node(c, is_number((const char *)s, n) ? API_JSON_NUMBER : API_JSON_STRING);
+    v->text = arena_strndup(c->arena, (const char *)s, n);
     v->len = n;
     return v;
 }
@@ -451,32 +474,25 @@ static api_json_t *read_value(cur_t *c);
 /* Member name: a quoted string or an unquoted literal taken as text (Gson nextName). */
 static bool read_name(cur_t *c, char **name, size_t *len)
 {
-    api_buf_t b = {0};
-    if (c->p < c->end && (*c->p == '"' || *c->p == '\'')) {
-        if (!read_string(c, &b)) {
-            api_buf_fini(&b);
-            return false;
-        }
-    } else {
-        const uint8_t *s = c->p;
-        while (c->p < c->end && is_literal_byte(*c->p))
-            c->p++;
-        if (c->p == s) {
-            fail(c, "expected a member name");
-            return false;
-        }
-        for (size_t i = 0; i < (size_t)(c->p - s);) {
-            size_t k = utf8_len(s + i, (size_t)(c->p - s) - i);
-            if (!k) {
-                fail(c, "invalid UTF-8 in name");
-                return false;
-            }
-            i += k;
-        }
-        api_buf_put(&b, (const char *)s, (size_t)(c->p - s));
+    if (c->p < c->end && (*c->p == '"' || *c->p == '\''))
+        return read_string(c, name, len);
+    const uint8_t *s = c->p;
+    while (c->p < c->end && is_literal_byte(*c->p))
+        c->p++;
+    if (c->p == s) {
+        fail(c, "expected a member name");
+        return false;
     }
-    *len = b.len;
-    *name = api_buf_take(&b);
+    for (size_t i = 0; i < (size_t)(c->p - s);) {
+        size_t k = utf8_len(s + i, (size_t)(c->p - s) - i);
+        if (!k) {
+            fail(c, "invalid UTF-8 in name");
+            return false;
+        }
+        i += k;
+    }
+    *len = (size_t)(c->p - s);
+    *name = arena_strndup(c->arena, (const char *)s, *len);
     return true;
 }
 
@@ -489,7 +505,7 @@ static api_json_t *read_container(cur_t *c)
         fail(c, "nesting deeper than %zu", c->max_depth);
         return NULL;
     }
-    api_json_t *v = node(is_obj ? API_JSON_OBJECT : API_JSON_ARRAY);
+    api_json_t *v = node(c, is_obj ? API_JSON_OBJECT : API_JSON_ARRAY);
     skip_ws(c);
     if (c->p < c->end && *c->p == close) {
         c->p++;
@@ -511,17 +527,14 @@ static api_json_t *read_container(cur_t *c)
                 if (c->p < c->end && *c->p == '>')
                     c->p++;
             } else {
-                free(key);
                 fail(c, "expected ':' after member name");
                 goto bad;
             }
         }
         api_json_t *item = read_value(c);
-        if (!item) {
-            free(key);
+        if (!item)
             goto bad;
-        }
-        push(v, key, key_len, item);
+        push(c, v, key, key_len, item);
         skip_ws(c);
         if (c->p >= c->end) {
             fail(c, "unterminated %s", is_obj ? "object" : "array");
@@ -540,8 +553,7 @@ static api_json_t *read_container(cur_t *c)
     c->depth--;
     return v;
 bad:
-    api_json_free(v);
-    return NULL;
+    return NULL; /* the partial tree stays in the arena until the caller resets it */
 }
 
 static api_json_t *read_value(cur_t *c)
@@ -557,25 +569,29 @@ static api_json_t *read_value(cur_t *c)
     if (ch == '{' || ch == '[')
         return read_container(c);
     if (ch == '"' || ch == '\'') {
-        api_buf_t b = {0};
-        if (!read_string(c, &b)) {
-            api_buf_fini(&b);
+        char *text;
+        size_t len;
+        if (!read_string(c, &text, &len))
             return NULL;
-        }
-        api_json_t *v = node(API_JSON_STRING);
-        v->len = b.len;
-        v->text = api_buf_take(&b);
+        api_json_t *v = node(c, API_JSON_STRING);
+        v->text = text;
+        v->len = len;
         return v;
     }
     return read_literal(c);
 }
 
-api_json_t *api_json_parse(const uint8_t *p, size_t len, size_t max_depth, char *err,
-                           size_t err_cap)
+api_json_t *api_json_parse(arena_t *arena, const uint8_t *p, size_t len, size_t max_depth,
+                           char *err, size_t err_cap)
 {
     if (max_depth == 0 || max_depth > API_JSON_DEPTH_LIMIT)
         max_depth = API_JSON_DEPTH_LIMIT;
-    cur_t c = {.p = p, .end = p + len, .max_depth = max_depth, .err = err, .err_cap = err_cap};
+    cur_t c = {.arena = arena,
+               .p = p,
+               .end = p + len,
+               .max_depth = max_depth,
+               .err = err,
+               .err_cap = err_cap};
     if (err && err_cap)
         err[0] = '\0';
     if (!p)
@@ -591,7 +607,6 @@ api_json_t *api_json_parse(const uint8_t *p, size_t len, size_t max_depth, char 
     skip_ws(&c);
     if (c.failed || c.p != c.end) {
         fail(&c, "trailing data after JSON value");
-        api_json_free(v);
         return NULL;
     }
     return v;

@@ -7,7 +7,9 @@
  * match case-insensitively (Gson does). Not accepted: Gson's ")]}'" prefix, elided array
  * elements ([1,,2]), several top-level values.
  *
- * The parser builds a small tree on the heap; every input byte is read at most a bounded
+ * The parser builds a small tree in a caller's arena (core/arena.h): nodes, member arrays and
+ * strings all live there and die with the arena's next reset, so parsing a small payload
+ * never calls malloc (issue #5). Every input byte is read at most a bounded
  * number of times, nesting is capped, and strings must be valid UTF-8 (escapes \uXXXX are
  * decoded, lone surrogates become U+FFFD) because the store and the REST side treat text as
  * UTF-8. Numbers keep their literal text so 42.0 and 1e3 can be typed as ThingsBoard does and
@@ -15,6 +17,8 @@
  */
 #ifndef COAPHUB_API_JSON_H
 #define COAPHUB_API_JSON_H
+
+#include "core/arena.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -41,13 +45,12 @@ struct api_json {
     size_t n, cap;
 };
 
-/* Parses p[0..len) into a tree. max_depth caps nesting of objects/arrays (1 = a flat object).
- * Returns the tree (free with api_json_free), or NULL with a message in err.
- * An empty or all-whitespace document is an error. */
-api_json_t *api_json_parse(const uint8_t *p, size_t len, size_t max_depth, char *err,
-                           size_t err_cap);
-/* Frees a tree; NULL does nothing. */
-void api_json_free(api_json_t *v);
+/* Parses p[0..len) into a tree allocated in arena. max_depth caps nesting of objects/arrays
+ * (1 = a flat object). Returns the tree, valid until the arena is reset, or NULL with a
+ * message in err (a partial tree may remain in the arena until then). An empty or
+ * all-whitespace document is an error. */
+api_json_t *api_json_parse(arena_t *arena, const uint8_t *p, size_t len, size_t max_depth,
+                           char *err, size_t err_cap);
 /* Member value of an object by exact name, or NULL (the last one if a name repeats). */
 const api_json_t *api_json_get(const api_json_t *obj, const char *key);
 

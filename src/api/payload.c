@@ -13,11 +13,15 @@
  *   object / array                     -> JSON (compact text)
  *   null                               -> skipped
  * Keys and string values must not contain NUL: the store keeps C strings.
+ *
+ * Memory: the parse tree, the item array and every key/string of the result live in the
+ * caller's arena; items point into the tree's strings where they can. Nothing here calls
+ * malloc for a small flat payload (issue #5); object/array values (STORE_JSON) and
+ * type-cast plain-text numbers are written through a heap buffer and copied in.
  */
 #include "api/payload.h"
 
 #include "api/json.h"
-#include "core/xmalloc.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -32,6 +36,7 @@
 #define PLAIN_MAX 400
 
 typedef struct ctx {
+    arena_t *arena;
     const api_payload_cfg_t *cfg;
     char *err;
     size_t err_cap;
@@ -49,26 +54,25 @@ static int bad(ctx_t *c, const char *fmt, ...)
     return -EBADMSG;
 }
 
-void api_kvs_fini(api_kvs_t *l)
+/* Copies a heap string into the arena and frees it. */
+static char *to_arena(ctx_t *c, char *heap)
 {
-    for (size_t i = 0; i < l->n; i++) {
-        free(l->items[i].key);
-        free(l->items[i].s);
-    }
-    free(l->items);
-    l->items = NULL;
-    l->n = l->cap = 0;
+    char *s = arena_strdup(c->arena, heap);
+    free(heap);
+    return s;
 }
 
-static store_kv_t *kvs_add(api_kvs_t *l, const char *key, int64_t ts)
+/* key points into the parse tree, which lives in the same arena as the list. */
+static store_kv_t *kvs_add(ctx_t *c, api_kvs_t *l, char *key, int64_t ts)
 {
     if (l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 8;
-        l->items = xrealloc(l->items, l->cap * sizeof *l->items);
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        l->items = arena_grow(c->arena, l->items, l->n * sizeof *l->items, cap * sizeof *l->items);
+        l->cap = cap;
     }
     store_kv_t *kv = &l->items[l->n++];
     memset(kv, 0, sizeof *kv);
-    kv->key = xstrdup(key);
+    kv->key = key;
     kv->ts = ts;
     return kv;
 }
@@ -186,7 +190,7 @@ static char *dec_plain(const dec_t *d)
 
 /* Numeric typing of a literal (JSON number, or a string that isParsable). Returns 0 and fills
  * kv, or -EBADMSG when ThingsBoard would reject it. */
-static int type_number(ctx_t *c, const char *key, const char *text, store_kv_t *kv)
+static int type_number(ctx_t *c, const char *key, char *text, store_kv_t *kv)
 {
     if (strpbrk(text, "eE")) {
         dec_t d;
@@ -225,7 +229,7 @@ static int type_number(ctx_t *c, const char *key, const char *text, store_kv_t *
         if (!plain)
             return bad(c, "number not representable for key [%s]", key);
         kv->type = STORE_STRING;
-        kv->s = plain;
+        kv->s = to_arena(c, plain);
         return 0;
     }
     if (strchr(text, '.')) {
@@ -242,7 +246,7 @@ static int type_number(ctx_t *c, const char *key, const char *text, store_kv_t *
     if (!c->cfg->type_cast)
         return bad(c, "big integer values are not supported (key [%s])", key);
     kv->type = STORE_STRING;
-    kv->s = xstrdup(text);
+    kv->s = text; /* the tree's copy, in the arena */
     return 0;
 }
 
@@ -279,7 +283,7 @@ static size_t utf16_units(const char *s, size_t n)
 }
 
 /* Adds key=v to out (null skipped). */
-static int add_typed(ctx_t *c, api_kvs_t *out, const char *key, size_t key_len,
+static int add_typed(ctx_t *c, api_kvs_t *out, char *key, size_t key_len,
                      const api_json_t *v, int64_t ts)
 {
     if (v->kind == API_JSON_NULL)
@@ -303,24 +307,23 @@ static int add_typed(ctx_t *c, api_kvs_t *out, const char *key, size_t key_len,
             /* ThingsBoard falls back to STRING when the numeric conversion throws. */
             if (type_number(c, key, v->text, &kv) == 0)
                 break;
-            free(kv.s);
-            memset(&kv, 0, sizeof kv);
+            memset(&kv, 0, sizeof kv); /* a failed attempt's text stays in the arena */
         }
         if (c->cfg->max_string_len && utf16_units(v->text, v->len) > c->cfg->max_string_len)
             return bad(c, "string value length for key [%s] is greater than maximum allowed [%zu]",
                        key, c->cfg->max_string_len);
         kv.type = STORE_STRING;
-        kv.s = xstrdup(v->text);
+        kv.s = v->text;
         break;
     case API_JSON_OBJECT:
     case API_JSON_ARRAY:
         kv.type = STORE_JSON;
-        kv.s = api_json_compact(v);
+        kv.s = to_arena(c, api_json_compact(v));
         break;
     case API_JSON_NULL:
         break;
     }
-    store_kv_t *slot = kvs_add(out, key, ts);
+    store_kv_t *slot = kvs_add(c, out, key, ts);
     slot->type = kv.type;
     slot->b = kv.b;
     slot->l = kv.l;
@@ -330,17 +333,16 @@ static int add_typed(ctx_t *c, api_kvs_t *out, const char *key, size_t key_len,
 }
 
 /* Marks members whose key appears again later in the object (Gson keeps the last value).
- * Returns a flag array (caller frees) or NULL when the object has no members. */
-static bool *shadowed_members(const api_json_t *obj)
+ * Returns a flag array (in the arena) or NULL when the object has no members. */
+static bool *shadowed_members(ctx_t *c, const api_json_t *obj)
 {
     if (obj->n == 0)
         return NULL;
-    bool *shadow = xcalloc(obj->n, sizeof *shadow);
+    bool *shadow = arena_calloc(c->arena, obj->n, sizeof *shadow);
     size_t cap = 16;
     while (cap < obj->n * 2)
         cap *= 2;
-    size_t *slots = xmalloc(cap * sizeof *slots); /* member index + 1; 0 = empty */
-    memset(slots, 0, cap * sizeof *slots);
+    size_t *slots = arena_calloc(c->arena, cap, sizeof *slots); /* member index + 1; 0 = empty */
     for (size_t i = obj->n; i-- > 0;) {
         uint64_t h = 1469598103934665603ULL; /* FNV-1a */
         for (size_t k = 0; k < obj->key_lens[i]; k++)
@@ -358,18 +360,16 @@ static bool *shadowed_members(const api_json_t *obj)
             }
         }
     }
-    free(slots);
     return shadow;
 }
 
 static int add_object(ctx_t *c, api_kvs_t *out, const api_json_t *obj, int64_t ts)
 {
-    bool *shadow = shadowed_members(obj);
+    bool *shadow = shadowed_members(c, obj);
     int rc = 0;
     for (size_t i = 0; i < obj->n && rc == 0; i++)
         if (!shadow[i])
             rc = add_typed(c, out, obj->keys[i], obj->key_lens[i], obj->items[i], ts);
-    free(shadow);
     return rc;
 }
 
@@ -411,13 +411,13 @@ static api_json_t *parse(ctx_t *c, const uint8_t *p, size_t len)
         bad(c, "payload of %zu bytes exceeds %zu", len, c->cfg->max_bytes);
         return NULL;
     }
-    return api_json_parse(p, len, c->cfg->max_depth, c->err, c->err_cap);
+    return api_json_parse(c->arena, p, len, c->cfg->max_depth, c->err, c->err_cap);
 }
 
-int api_payload_telemetry(const api_payload_cfg_t *cfg, const uint8_t *p, size_t len,
-                          api_kvs_t *out, char *err, size_t err_cap)
+int api_payload_telemetry(arena_t *arena, const api_payload_cfg_t *cfg, const uint8_t *p,
+                          size_t len, api_kvs_t *out, char *err, size_t err_cap)
 {
-    ctx_t c = {cfg, err, err_cap};
+    ctx_t c = {arena, cfg, err, err_cap};
     api_json_t *root = parse(&c, p, len);
     if (!root)
         return -EBADMSG;
@@ -434,42 +434,42 @@ int api_payload_telemetry(const api_payload_cfg_t *cfg, const uint8_t *p, size_t
     } else {
         rc = bad(&c, "telemetry must be a JSON object or array");
     }
-    api_json_free(root);
     if (rc < 0)
-        api_kvs_fini(out);
+        *out = (api_kvs_t){0};
     return rc;
 }
 
-int api_payload_attributes(const api_payload_cfg_t *cfg, const uint8_t *p, size_t len,
-                           api_kvs_t *out, char *err, size_t err_cap)
+int api_payload_attributes(arena_t *arena, const api_payload_cfg_t *cfg, const uint8_t *p,
+                           size_t len, api_kvs_t *out, char *err, size_t err_cap)
 {
-    ctx_t c = {cfg, err, err_cap};
+    ctx_t c = {arena, cfg, err, err_cap};
     api_json_t *root = parse(&c, p, len);
     if (!root)
         return -EBADMSG;
     int rc = root->kind == API_JSON_OBJECT ? add_object(&c, out, root, API_TS_NONE)
                                            : bad(&c, "attributes must be a JSON object");
-    api_json_free(root);
     if (rc < 0)
-        api_kvs_fini(out);
+        *out = (api_kvs_t){0};
     return rc;
 }
 
-/* JsonElement.getAsString for a primitive (numbers as written); NULL otherwise. */
-static char *primitive_text(const api_json_t *v)
+/* JsonElement.getAsString for a primitive (numbers as written); NULL otherwise. The text is
+ * the tree's (arena) or a literal. */
+static const char *primitive_text(const api_json_t *v)
 {
     switch (v->kind) {
-    case API_JSON_BOOL: return xstrdup(v->b ? "true" : "false");
-    case API_JSON_NUMBER: return xstrdup(v->text);
-    case API_JSON_STRING: return memchr(v->text, '\0', v->len) ? NULL : xstrdup(v->text);
+    case API_JSON_BOOL: return v->b ? "true" : "false";
+    case API_JSON_NUMBER: return v->text;
+    case API_JSON_STRING: return memchr(v->text, '\0', v->len) ? NULL : v->text;
     default: return NULL;
     }
 }
 
-int api_payload_client_rpc(const api_payload_cfg_t *cfg, const uint8_t *p, size_t len,
-                           char **method, char **params, char *err, size_t err_cap)
+int api_payload_client_rpc(arena_t *arena, const api_payload_cfg_t *cfg, const uint8_t *p,
+                           size_t len, const char **method, const char **params, char *err,
+                           size_t err_cap)
 {
-    ctx_t c = {cfg, err, err_cap};
+    ctx_t c = {arena, cfg, err, err_cap};
     *method = *params = NULL;
     api_json_t *root = parse(&c, p, len);
     if (!root)
@@ -482,37 +482,38 @@ int api_payload_client_rpc(const api_payload_cfg_t *cfg, const uint8_t *p, size_
         rc = bad(&c, "RPC request has no valid 'method'");
     } else {
         const api_json_t *pa = api_json_get(root, "params");
-        *params = pa ? api_json_compact(pa) : xstrdup("null");
+        *params = pa ? to_arena(&c, api_json_compact(pa)) : "null";
     }
-    api_json_free(root);
+    if (rc < 0)
+        *method = NULL;
     return rc;
 }
 
-int api_payload_rpc_reply(const api_payload_cfg_t *cfg, const uint8_t *p, size_t len,
-                          char **compact, char *err, size_t err_cap)
+int api_payload_rpc_reply(arena_t *arena, const api_payload_cfg_t *cfg, const uint8_t *p,
+                          size_t len, const char **compact, char *err, size_t err_cap)
 {
-    ctx_t c = {cfg, err, err_cap};
+    ctx_t c = {arena, cfg, err, err_cap};
     *compact = NULL;
     api_json_t *root = parse(&c, p, len);
     if (!root)
         return -EBADMSG;
     int rc = 0;
     if (root->kind == API_JSON_OBJECT)
-        *compact = api_json_compact(root);
+        *compact = to_arena(&c, api_json_compact(root));
     else
         rc = bad(&c, "RPC reply must be a JSON object");
-    api_json_free(root);
     return rc;
 }
 
-int api_payload_claim(const api_payload_cfg_t *cfg, const uint8_t *p, size_t len,
-                      char **secret, int64_t *duration_ms, char *err, size_t err_cap)
+int api_payload_claim(arena_t *arena, const api_payload_cfg_t *cfg, const uint8_t *p,
+                      size_t len, const char **secret, int64_t *duration_ms, char *err,
+                      size_t err_cap)
 {
-    ctx_t c = {cfg, err, err_cap};
+    ctx_t c = {arena, cfg, err, err_cap};
     *secret = NULL;
     *duration_ms = 0;
     if (len == 0) {
-        *secret = xstrdup("");
+        *secret = "";
         return 0;
     }
     api_json_t *root = parse(&c, p, len);
@@ -526,11 +527,8 @@ int api_payload_claim(const api_payload_cfg_t *cfg, const uint8_t *p, size_t len
     if (rc == 0 && du)
         rc = as_long(&c, du, "durationMs", duration_ms);
     if (rc == 0 && !*secret)
-        *secret = xstrdup("");
-    if (rc < 0) {
-        free(*secret);
+        *secret = "";
+    if (rc < 0)
         *secret = NULL;
-    }
-    api_json_free(root);
     return rc;
 }

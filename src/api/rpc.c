@@ -109,9 +109,11 @@ void api__rpc_notify_result(api_shard_t *a, void *cookie, bool acked)
 void api__rpc_reply(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
                     int64_t device_id, int64_t request_id)
 {
-    char err[160], *body;
-    if (api_payload_rpc_reply(&a->pcfg, req->payload.p, req->payload.len, &body, err,
+    char err[160];
+    const char *body;
+    if (api_payload_rpc_reply(&a->arena, &a->pcfg, req->payload.p, req->payload.len, &body, err,
                               sizeof err) < 0) {
+        arena_reset(&a->arena);
         /* TB throws and stays silent here; we answer 4.00 (spec §3.6 recommendation). */
         a->stats.bad_payload++;
         LOG_D("api", "device %lld: bad RPC reply: %s", (long long)device_id, err);
@@ -120,16 +122,18 @@ void api__rpc_reply(api_shard_t *a, coap_exchange_t *x, const coap_request_t *re
     }
     /* Unknown or stale ids are still 2.01, as in TB. */
     (void)hub_rpc_reply(a->hub, device_id, request_id, (const uint8_t *)body, strlen(body));
-    free(body);
+    arena_reset(&a->arena); /* the hub copied the body */
     coap_exchange_respond(x, COAP_CREATED, COAP_CF_NONE, NULL, 0);
 }
 
 void api__client_rpc(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
                      int64_t device_id)
 {
-    char err[160], *method, *params;
-    if (api_payload_client_rpc(&a->pcfg, req->payload.p, req->payload.len, &method, &params,
-                               err, sizeof err) < 0) {
+    char err[160];
+    const char *method, *params;
+    if (api_payload_client_rpc(&a->arena, &a->pcfg, req->payload.p, req->payload.len, &method,
+                               &params, err, sizeof err) < 0) {
+        arena_reset(&a->arena);
         a->stats.bad_payload++;
         LOG_D("api", "device %lld: bad client RPC: %s", (long long)device_id, err);
         coap_exchange_respond(x, COAP_BAD_REQUEST, COAP_CF_NONE, NULL, 0);
@@ -150,8 +154,8 @@ void api__client_rpc(api_shard_t *a, coap_exchange_t *x, const coap_request_t *r
         api_buf_puts(&b, "}");
         api_buf_fini(&m);
     }
+    (void)params; /* built-in methods take none */
+    arena_reset(&a->arena); /* method was copied into b */
     coap_exchange_respond(x, code, api__resp_cf(req), (const uint8_t *)b.p, b.len);
     api_buf_fini(&b);
-    free(method);
-    free(params);
 }

@@ -1,4 +1,5 @@
-/* test_payload.c — the lenient JSON reader and the §3/§5 typing of device payloads. */
+/* test_payload.c — the lenient JSON reader and the §3/§5 typing of device payloads, all
+ * parsed into one arena that each test resets as the shard does after a request. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,8 +10,11 @@
 #include "api/payload.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static arena_t A; /* 8 KiB chunks, as a shard's */
 
 static const api_payload_cfg_t CFG = {.type_cast = true, .max_depth = 32};
 static const api_payload_cfg_t NOCAST = {.type_cast = false, .max_depth = 32};
@@ -19,14 +23,16 @@ static int tele(const api_payload_cfg_t *cfg, const char *s, api_kvs_t *out)
 {
     char err[128];
     memset(out, 0, sizeof *out);
-    return api_payload_telemetry(cfg, (const uint8_t *)s, strlen(s), out, err, sizeof err);
+    arena_reset(&A);
+    return api_payload_telemetry(&A, cfg, (const uint8_t *)s, strlen(s), out, err, sizeof err);
 }
 
 static int attrs(const api_payload_cfg_t *cfg, const char *s, api_kvs_t *out)
 {
     char err[128];
     memset(out, 0, sizeof *out);
-    return api_payload_attributes(cfg, (const uint8_t *)s, strlen(s), out, err, sizeof err);
+    arena_reset(&A);
+    return api_payload_attributes(&A, cfg, (const uint8_t *)s, strlen(s), out, err, sizeof err);
 }
 
 static const store_kv_t *find(const api_kvs_t *l, const char *key)
@@ -40,11 +46,9 @@ static const store_kv_t *find(const api_kvs_t *l, const char *key)
 static char *compact(const char *s)
 {
     char err[128];
-    api_json_t *v = api_json_parse((const uint8_t *)s, strlen(s), 32, err, sizeof err);
-    if (!v)
-        return NULL;
-    char *c = api_json_compact(v);
-    api_json_free(v);
+    api_json_t *v = api_json_parse(&A, (const uint8_t *)s, strlen(s), 32, err, sizeof err);
+    char *c = v ? api_json_compact(v) : NULL;
+    arena_reset(&A);
     return c;
 }
 
@@ -84,7 +88,7 @@ static void test_typing_table(void **state)
     assert_int_equal(find(&l, "neg")->l, -5);
     for (size_t i = 0; i < l.n; i++)
         assert_true(l.items[i].ts == API_TS_NONE);
-    api_kvs_fini(&l);
+    arena_reset(&A);
 }
 
 static void test_exponent_rules(void **state)
@@ -104,14 +108,14 @@ static void test_exponent_rules(void **state)
     assert_int_equal(find(&l, "f")->l, 0);
     assert_int_equal(find(&l, "g")->type, STORE_LONG);
     assert_int_equal(find(&l, "g")->l, 125);
-    api_kvs_fini(&l);
+    arena_reset(&A);
     /* Strings with exponents are not "parsable": they stay strings. */
     assert_int_equal(tele(&CFG, "{\"s\":\"1e3\",\"t\":\"5.\",\"u\":\"007\"}", &l), 0);
     assert_int_equal(find(&l, "s")->type, STORE_STRING);
     assert_int_equal(find(&l, "t")->type, STORE_STRING);
     assert_int_equal(find(&l, "u")->type, STORE_LONG);
     assert_int_equal(find(&l, "u")->l, 7);
-    api_kvs_fini(&l);
+    arena_reset(&A);
 }
 
 static void test_no_type_cast(void **state)
@@ -120,7 +124,7 @@ static void test_no_type_cast(void **state)
     api_kvs_t l;
     assert_int_equal(tele(&NOCAST, "{\"sl\":\"43\"}", &l), 0);
     assert_int_equal(find(&l, "sl")->type, STORE_STRING);
-    api_kvs_fini(&l);
+    arena_reset(&A);
     assert_int_equal(tele(&NOCAST, "{\"big\":99999999999999999999}", &l), -EBADMSG);
     char huge[420] = "{\"h\":1";
     memset(huge + 7, '0', 400);
@@ -130,7 +134,7 @@ static void test_no_type_cast(void **state)
     /* A numeric string too big for int64 falls back to STRING even with type cast. */
     assert_int_equal(tele(&CFG, "{\"big\":\"99999999999999999999\"}", &l), 0);
     assert_int_equal(find(&l, "big")->type, STORE_STRING);
-    api_kvs_fini(&l);
+    arena_reset(&A);
 }
 
 static void test_lenient_syntax(void **state)
@@ -139,13 +143,13 @@ static void test_lenient_syntax(void **state)
     api_kvs_t l;
     assert_int_equal(tele(&CFG, "{temperature:25}", &l), 0);
     assert_int_equal(find(&l, "temperature")->l, 25);
-    api_kvs_fini(&l);
+    arena_reset(&A);
     assert_int_equal(tele(&CFG, "{'a':'x y', mode: eco; n => 1, /* c */ t=TRUE # x\n}", &l), 0);
     assert_string_equal(find(&l, "a")->s, "x y");
     assert_string_equal(find(&l, "mode")->s, "eco");
     assert_int_equal(find(&l, "n")->l, 1);
     assert_int_equal(find(&l, "t")->type, STORE_BOOL);
-    api_kvs_fini(&l);
+    arena_reset(&A);
     char *c = compact("{ k : [ 'q', x , -0 , 1E5 ] } // end");
     assert_string_equal(c, "{\"k\":[\"q\",\"x\",-0,1E5]}");
     free(c);
@@ -163,7 +167,7 @@ static void test_syntax_errors(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char err[128] = "";
-        api_json_t *v = api_json_parse((const uint8_t *)bad[i], strlen(bad[i]), 32, err,
+        api_json_t *v = api_json_parse(&A, (const uint8_t *)bad[i], strlen(bad[i]), 32, err,
                                        sizeof err);
         assert_null(v);
         assert_true(err[0] != '\0');
@@ -177,21 +181,21 @@ static void test_telemetry_shapes(void **state)
     assert_int_equal(tele(&CFG, "{\"ts\":1451649600512,\"values\":{\"t\":43}}", &l), 0);
     assert_int_equal(l.n, 1);
     assert_true(l.items[0].ts == 1451649600512LL);
-    api_kvs_fini(&l);
+    arena_reset(&A);
     /* ts alone is an ordinary key. */
     assert_int_equal(tele(&CFG, "{\"ts\":5,\"x\":1}", &l), 0);
     assert_int_equal(l.n, 2);
     assert_int_equal(find(&l, "ts")->l, 5);
-    api_kvs_fini(&l);
+    arena_reset(&A);
     assert_int_equal(tele(&CFG, "[{\"k1\":\"v1\"},{\"ts\":\"7\",\"values\":{\"k2\":true}}]", &l),
                      0);
     assert_int_equal(l.n, 2);
     assert_true(find(&l, "k1")->ts == API_TS_NONE);
     assert_true(find(&l, "k2")->ts == 7);
-    api_kvs_fini(&l);
+    arena_reset(&A);
     assert_int_equal(tele(&CFG, "{}", &l), 0);
     assert_int_equal(l.n, 0);
-    api_kvs_fini(&l);
+    arena_reset(&A);
     const char *bad[] = {"[1,2]", "42", "\"s\"", "null", "{\"ts\":1,\"values\":5}",
                          "{\"ts\":true,\"values\":{}}", "[{\"a\":1},3]"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -207,11 +211,11 @@ static void test_attributes_shape_and_duplicates(void **state)
     assert_int_equal(attrs(&CFG, "{\"a\":1,\"b\":2,\"a\":3}", &l), 0);
     assert_int_equal(l.n, 2);
     assert_int_equal(find(&l, "a")->l, 3);
-    api_kvs_fini(&l);
+    arena_reset(&A);
     /* ts/values have no special meaning for attributes. */
     assert_int_equal(attrs(&CFG, "{\"ts\":1,\"values\":{\"x\":1}}", &l), 0);
     assert_int_equal(find(&l, "values")->type, STORE_JSON);
-    api_kvs_fini(&l);
+    arena_reset(&A);
     assert_int_equal(attrs(&CFG, "[{\"a\":1}]", &l), -EBADMSG);
     assert_int_equal(attrs(&CFG, "{\"a\\u0000b\":1}", &l), -EBADMSG);
     assert_int_equal(attrs(&CFG, "{\"a\":\"x\\u0000\"}", &l), -EBADMSG);
@@ -223,12 +227,12 @@ static void test_caps(void **state)
     api_payload_cfg_t cfg = {.type_cast = true, .max_string_len = 3, .max_depth = 2};
     api_kvs_t l;
     assert_int_equal(attrs(&cfg, "{\"s\":\"abc\",\"u\":\"\xc3\xa9\xc3\xa9\xc3\xa9\"}", &l), 0);
-    api_kvs_fini(&l);
+    arena_reset(&A);
     assert_int_equal(attrs(&cfg, "{\"s\":\"abcd\"}", &l), -EBADMSG);
     assert_int_equal(attrs(&cfg, "{\"n\":\"12345\"}", &l), 0); /* numeric: not a string */
-    api_kvs_fini(&l);
+    arena_reset(&A);
     assert_int_equal(attrs(&cfg, "{\"o\":{\"p\":1}}", &l), 0);
-    api_kvs_fini(&l);
+    arena_reset(&A);
     assert_int_equal(attrs(&cfg, "{\"o\":{\"p\":[1]}}", &l), -EBADMSG);
     cfg.max_bytes = 4;
     assert_int_equal(attrs(&cfg, "{\"a\":1}", &l), -EBADMSG);
@@ -237,31 +241,28 @@ static void test_caps(void **state)
     memset(deep, '[', 2000);
     deep[2000] = '\0';
     char err[64];
-    assert_null(api_json_parse((const uint8_t *)deep, 2000, 0, err, sizeof err));
+    assert_null(api_json_parse(&A, (const uint8_t *)deep, 2000, 0, err, sizeof err));
 }
 
 static void test_rpc_and_claim_bodies(void **state)
 {
     (void)state;
-    char err[128], *m, *p, *c, *sec;
+    char err[128];
+    const char *m, *p, *c, *sec;
     const char *req = "{\"method\":\"getCurrentTime\",\"params\":{ }}";
-    assert_int_equal(api_payload_client_rpc(&CFG, (const uint8_t *)req, strlen(req), &m, &p, err,
+    assert_int_equal(api_payload_client_rpc(&A, &CFG, (const uint8_t *)req, strlen(req), &m, &p, err,
                                             sizeof err),
                      0);
     assert_string_equal(m, "getCurrentTime");
     assert_string_equal(p, "{}");
-    free(m);
-    free(p);
     req = "{method:ping}";
-    assert_int_equal(api_payload_client_rpc(&CFG, (const uint8_t *)req, strlen(req), &m, &p, err,
+    assert_int_equal(api_payload_client_rpc(&A, &CFG, (const uint8_t *)req, strlen(req), &m, &p, err,
                                             sizeof err),
                      0);
     assert_string_equal(p, "null");
-    free(m);
-    free(p);
     const char *bad[] = {"{\"params\":1}", "[1]", "{\"method\":{}}", "{\"method\":null}", "x y"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(api_payload_client_rpc(&CFG, (const uint8_t *)bad[i], strlen(bad[i]), &m,
+        assert_int_equal(api_payload_client_rpc(&A, &CFG, (const uint8_t *)bad[i], strlen(bad[i]), &m,
                                                 &p, err, sizeof err),
                          -EBADMSG);
         assert_null(m);
@@ -269,33 +270,82 @@ static void test_rpc_and_claim_bodies(void **state)
     }
     const char *rep = "{ \"result\" : 'ok' }";
     assert_int_equal(
-        api_payload_rpc_reply(&CFG, (const uint8_t *)rep, strlen(rep), &c, err, sizeof err), 0);
+        api_payload_rpc_reply(&A, &CFG, (const uint8_t *)rep, strlen(rep), &c, err, sizeof err), 0);
     assert_string_equal(c, "{\"result\":\"ok\"}");
-    free(c);
-    assert_int_equal(api_payload_rpc_reply(&CFG, (const uint8_t *)"42", 2, &c, err, sizeof err),
+    assert_int_equal(api_payload_rpc_reply(&A, &CFG, (const uint8_t *)"42", 2, &c, err, sizeof err),
                      -EBADMSG);
-    assert_int_equal(api_payload_rpc_reply(&CFG, NULL, 0, &c, err, sizeof err), -EBADMSG);
+    assert_int_equal(api_payload_rpc_reply(&A, &CFG, NULL, 0, &c, err, sizeof err), -EBADMSG);
 
     int64_t dur;
-    assert_int_equal(api_payload_claim(&CFG, NULL, 0, &sec, &dur, err, sizeof err), 0);
+    assert_int_equal(api_payload_claim(&A, &CFG, NULL, 0, &sec, &dur, err, sizeof err), 0);
     assert_string_equal(sec, "");
     assert_int_equal(dur, 0);
-    free(sec);
     const char *cl = "{\"secretKey\":\"value\",\"durationMs\":60000}";
     assert_int_equal(
-        api_payload_claim(&CFG, (const uint8_t *)cl, strlen(cl), &sec, &dur, err, sizeof err), 0);
+        api_payload_claim(&A, &CFG, (const uint8_t *)cl, strlen(cl), &sec, &dur, err, sizeof err), 0);
     assert_string_equal(sec, "value");
     assert_int_equal(dur, 60000);
-    free(sec);
     cl = "{\"secretKey\":{}}";
     assert_int_equal(
-        api_payload_claim(&CFG, (const uint8_t *)cl, strlen(cl), &sec, &dur, err, sizeof err),
+        api_payload_claim(&A, &CFG, (const uint8_t *)cl, strlen(cl), &sec, &dur, err, sizeof err),
         -EBADMSG);
     assert_null(sec);
     cl = "{\"durationMs\":\"x\"}";
     assert_int_equal(
-        api_payload_claim(&CFG, (const uint8_t *)cl, strlen(cl), &sec, &dur, err, sizeof err),
+        api_payload_claim(&A, &CFG, (const uint8_t *)cl, strlen(cl), &sec, &dur, err, sizeof err),
         -EBADMSG);
+}
+
+/* The steady-state shape: a small telemetry object stays in the first chunk (so a shard
+ * that resets its arena never mallocs for it), and keys/values point into the arena. */
+static void test_small_payload_stays_in_first_chunk(void **state)
+{
+    (void)state;
+    api_kvs_t l;
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(tele(&CFG, "{\"temperature\":42.5,\"humidity\":71}", &l), 0);
+        assert_int_equal(l.n, 2);
+        assert_ptr_equal(A.cur, A.first);
+        assert_string_equal(find(&l, "temperature")->key, "temperature");
+        assert_true(find(&l, "temperature")->d == 42.5);
+        assert_int_equal(find(&l, "humidity")->l, 71);
+    }
+    arena_reset(&A);
+}
+
+/* Payloads bigger than a chunk: many members (item arrays regrown across chunks), a string
+ * longer than a chunk, escapes decoded into a block sized from the raw text, and the
+ * duplicate-key check over hundreds of keys. */
+static void test_big_payload_spans_chunks(void **state)
+{
+    (void)state;
+    api_buf_t b = {0};
+    api_buf_puts(&b, "{");
+    for (int i = 0; i < 600; i++)
+        api_buf_printf(&b, "\"key%d\":%d,", i, i);
+    api_buf_puts(&b, "\"dup\":1,\"long\":\"");
+    for (int i = 0; i < 3000; i++)
+        api_buf_puts(&b, "ab\\u00e9\\n");
+    api_buf_puts(&b, "\",\"dup\":2,\"key7\":\"last\"}");
+    api_kvs_t l;
+    assert_int_equal(tele(&CFG, b.p, &l), 0);
+    assert_ptr_not_equal(A.cur, A.first);
+    assert_int_equal(l.n, 602); /* 600 keys + dup + long; key7 and dup repeated */
+    for (int i = 0; i < 600; i += 37) {
+        char k[16];
+        snprintf(k, sizeof k, "key%d", i);
+        if (i != 7)
+            assert_int_equal(find(&l, k)->l, i);
+    }
+    assert_string_equal(find(&l, "key7")->s, "last");
+    assert_int_equal(find(&l, "dup")->l, 2);
+    const char *s = find(&l, "long")->s;
+    assert_int_equal(strlen(s), 3000 * 5);
+    assert_memory_equal(s, "ab\xc3\xa9\n", 5);
+    assert_memory_equal(s + 5 * 2999, "ab\xc3\xa9\n", 5);
+    api_buf_fini(&b);
+    arena_reset(&A);
+    assert_ptr_equal(A.cur, A.first);
 }
 
 static void test_double_writer(void **state)
@@ -313,6 +363,20 @@ static void test_double_writer(void **state)
     api_buf_fini(&b);
 }
 
+static int setup(void **state)
+{
+    (void)state;
+    arena_init(&A, 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    arena_fini(&A);
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,7 +389,9 @@ int main(void)
         cmocka_unit_test(test_attributes_shape_and_duplicates),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_rpc_and_claim_bodies),
+        cmocka_unit_test(test_small_payload_stays_in_first_chunk),
+        cmocka_unit_test(test_big_payload_spans_chunks),
         cmocka_unit_test(test_double_writer),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, setup, teardown);
 }
