@@ -9,6 +9,12 @@
  * the shard; api_shard_free() clears life->a so late completions only answer their exchange
  * (the engine discards answers to orphaned exchanges) and release the block. Everything runs
  * on the shard's loop thread, or after that thread stopped, so plain counters suffice.
+ *
+ * NO ALLOCATION ON THE STEADY PATH (issue #5). Handlers parse payloads into the shard's
+ * arena and reset it before they return, on every path (store_batch_* copy what they keep,
+ * and nothing parsed outlives the handler). Waiting requests (api_pending_t) and store
+ * batches (store_submit_keep gives them back) are recycled through per-shard free lists;
+ * one that completes after the shard is gone (life->a NULL) is simply freed.
  */
 #ifndef COAPHUB_API_API_INT_H
 #define COAPHUB_API_API_INT_H
@@ -50,6 +56,13 @@ struct api_shard {
     api_dev_t **buckets;
     size_t n_buckets, n_devs;
     bool freeing;
+    arena_t arena;              /* request-scoped parse memory; reset by each handler */
+    struct api_pending *pending_free; /* recycled api_pending_t */
+    size_t n_pending_free;
+    store_batch_t **batch_pool; /* empty batches for reuse (store_batch_reset done) */
+    size_t n_batch_pool, cap_batch_pool;
+    size_t batch_pool_low, pending_low; /* the pools' low-water marks since the last trim */
+    loop_timer_t trim_timer;
     struct {
         uint64_t unauthorized, bad_payload, store_failures;
     } stats;
@@ -57,6 +70,7 @@ struct api_shard {
 
 /* A request waiting for a store commit. */
 typedef struct api_pending {
+    struct api_pending *next; /* in the shard's free list while unused */
     api_life_t *life;
     coap_exchange_t *x;
     int64_t device_id;
@@ -65,6 +79,9 @@ typedef struct api_pending {
 /* ---- api.c ---- */
 /* Content-Format for a response: the request's, else application/json (§1.4). */
 int api__resp_cf(const coap_request_t *req);
+/* An empty batch, from the shard's pool when it has one (so a request does not allocate);
+ * hand it to api__submit_then_answer, which always takes it back. */
+store_batch_t *api__batch_get(api_shard_t *a);
 /* Submits b; answers x 2.01 from the store completion once b has committed, or the code of
  * the failure (5.00). An empty batch is answered 2.01 at once (nothing to make durable). */
 void api__submit_then_answer(api_shard_t *a, coap_exchange_t *x, int64_t device_id,

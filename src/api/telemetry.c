@@ -4,6 +4,8 @@
  * points has committed ("an acknowledged point is never lost"). A payload that does not
  * parse is 4.00 before anything is queued. Client attributes do not notify observers: only
  * SHARED changes do (§3.4), and those come from the REST side through the hub.
+ * The parsed items live in the shard's arena: store_batch_* copy them, then the arena is
+ * reset before anything else runs (also on the error path).
  */
 #include "api/api_int.h"
 
@@ -15,8 +17,9 @@ void api__telemetry_post(api_shard_t *a, coap_exchange_t *x, const coap_request_
 {
     char err[160];
     api_kvs_t kvs = {0};
-    if (api_payload_telemetry(&a->pcfg, req->payload.p, req->payload.len, &kvs, err,
+    if (api_payload_telemetry(&a->arena, &a->pcfg, req->payload.p, req->payload.len, &kvs, err,
                               sizeof err) < 0) {
+        arena_reset(&a->arena);
         a->stats.bad_payload++;
         LOG_D("api", "device %lld: bad telemetry: %s", (long long)device_id, err);
         coap_exchange_respond(x, COAP_BAD_REQUEST, COAP_CF_NONE, NULL, 0);
@@ -24,14 +27,14 @@ void api__telemetry_post(api_shard_t *a, coap_exchange_t *x, const coap_request_
     }
     /* Server time is taken once per message, as TB stamps the message when it parses it. */
     int64_t now = clock_wall_ms();
-    store_batch_t *b = store_batch_new();
+    store_batch_t *b = api__batch_get(a);
     for (size_t i = 0; i < kvs.n; i++) {
         store_kv_t *kv = &kvs.items[i];
         if (kv->ts == API_TS_NONE)
             kv->ts = now;
         store_batch_ts(b, device_id, kv);
     }
-    api_kvs_fini(&kvs);
+    arena_reset(&a->arena);
     api__submit_then_answer(a, x, device_id, b);
 }
 
@@ -40,19 +43,20 @@ void api__attributes_post(api_shard_t *a, coap_exchange_t *x, const coap_request
 {
     char err[160];
     api_kvs_t kvs = {0};
-    if (api_payload_attributes(&a->pcfg, req->payload.p, req->payload.len, &kvs, err,
+    if (api_payload_attributes(&a->arena, &a->pcfg, req->payload.p, req->payload.len, &kvs, err,
                                sizeof err) < 0) {
+        arena_reset(&a->arena);
         a->stats.bad_payload++;
         LOG_D("api", "device %lld: bad attributes: %s", (long long)device_id, err);
         coap_exchange_respond(x, COAP_BAD_REQUEST, COAP_CF_NONE, NULL, 0);
         return;
     }
     int64_t now = clock_wall_ms();
-    store_batch_t *b = store_batch_new();
+    store_batch_t *b = api__batch_get(a);
     for (size_t i = 0; i < kvs.n; i++) {
         kvs.items[i].ts = now;
         store_batch_attr(b, device_id, SCOPE_CLIENT, &kvs.items[i]);
     }
-    api_kvs_fini(&kvs);
+    arena_reset(&a->arena);
     api__submit_then_answer(a, x, device_id, b);
 }

@@ -1,7 +1,8 @@
 /* test_api.c — the device API handlers through a real engine, store, registry and hub:
  * auth rules, telemetry/attributes durability and typing, attribute requests, subscriptions
  * and notifications, RPC delivery and replies, client RPC, claim, provision, OTA, activity,
- * and a store completion that arrives after the shard is gone. */
+ * a store completion that arrives after the shard is gone, and the steady path's recycling
+ * (pending requests, batches, parse arena). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,8 @@
 #include <cmocka.h>
 
 #include "api_fixture.h"
+
+#include "api/api_int.h" /* the shard's pools, for the recycling test */
 
 #include <pthread.h>
 
@@ -30,12 +33,15 @@ static void test_errors_and_auth(void **state)
                     .payload = "[1,2]"),
             &m);
     assert_int_equal(m.pdu.code, COAP_BAD_REQUEST);
+    assert_ptr_equal(f->a->arena.cur, f->a->arena.first);
     fx_call(f, &REQ(.method = COAP_POST, .token = "t4", .path = "api/v1/TOKEN1/telemetry"), &m);
     assert_int_equal(m.pdu.code, COAP_BAD_REQUEST); /* empty payload */
     fx_call(f, &REQ(.method = COAP_GET, .token = "t5", .path = "api/v1/TOKEN1/telemetry"), &m);
     assert_int_equal(m.pdu.code, COAP_BAD_REQUEST);
+    assert_ptr_equal(f->a->arena.cur, f->a->arena.first);
     fx_call(f, &REQ(.method = COAP_GET, .token = "t6", .path = "api/v1/TOKEN1/rpc"), &m);
     assert_int_equal(m.pdu.code, COAP_BAD_REQUEST);
+    assert_ptr_equal(f->a->arena.cur, f->a->arena.first);
     fx_call(f, &REQ(.method = COAP_PUT, .token = "t7", .path = "api/v1/TOKEN1/telemetry"), &m);
     assert_int_equal(m.pdu.code, COAP_METHOD_NOT_ALLOWED);
     fx_call(f, &REQ(.method = COAP_GET, .token = "t8", .path = "foo"), &m);
@@ -284,6 +290,7 @@ static void test_rpc_round_trip(void **state)
     snprintf(path, sizeof path, "api/v1/12345/rpc/%lld", strtoll(idp + 5, NULL, 10));
     fx_call(f, &REQ(.method = COAP_POST, .token = "r2", .path = path, .payload = "[1]"), &m);
     assert_int_equal(m.pdu.code, COAP_BAD_REQUEST);
+    assert_ptr_equal(f->a->arena.cur, f->a->arena.first);
     fx_call(f, &REQ(.method = COAP_POST, .token = "r3", .path = path,
                     .payload = "{ \"result\" : \"ok\" }"),
             &m);
@@ -585,6 +592,35 @@ static void test_device_deleted_cancels_both(void **state)
     fx_free(f);
 }
 
+/* Issue #5: after one request the next reuses its pending record and its batch, and every
+ * handler leaves the parse arena reset (also after a bad payload). */
+static void test_steady_path_recycles(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL);
+    fx_msg_t m;
+    for (int i = 0; i < 3; i++) {
+        fx_call(f, &REQ(.method = COAP_POST, .token = "t1", .path = "api/v1/TOKEN1/telemetry",
+                        .payload = "{\"temperature\":21.5,\"humidity\":40}"),
+                &m);
+        assert_int_equal(m.pdu.code, COAP_CREATED);
+        assert_int_equal(f->a->n_pending_free, 1);
+        assert_int_equal(f->a->n_batch_pool, 1);
+        assert_ptr_equal(f->a->arena.cur, f->a->arena.first);
+    }
+    fx_call(f, &REQ(.method = COAP_POST, .token = "t2", .path = "api/v1/TOKEN1/telemetry",
+                    .payload = "{\"a\":"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_BAD_REQUEST);
+    assert_ptr_equal(f->a->arena.cur, f->a->arena.first);
+    fx_call(f, &REQ(.method = COAP_POST, .token = "t3", .path = "api/v1/TOKEN1/telemetry",
+                    .payload = "{}"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_CREATED); /* empty batch: answered at once, kept */
+    assert_int_equal(f->a->n_batch_pool, 1);
+    fx_free(f);
+}
+
 static void test_completion_after_shard_free(void **state)
 {
     (void)state;
@@ -641,6 +677,7 @@ int main(void)
         cmocka_unit_test(test_rpc_redelivered_after_reset),
         cmocka_unit_test(test_rpc_queue_full_resumes_on_ack),
         cmocka_unit_test(test_device_deleted_cancels_both),
+        cmocka_unit_test(test_steady_path_recycles),
         cmocka_unit_test(test_completion_after_shard_free),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
