@@ -59,8 +59,12 @@ static void go_inactive(api_dev_t *d)
 
 static void idle_fired(loop_t *loop, void *arg)
 {
-    (void)loop;
     api_dev_t *d = arg;
+    int64_t idle = loop_now_ms(loop) - d->last_request_ms;
+    if (idle < d->a->cfg.inactivity_timeout_ms) { /* requests came since it was armed */
+        loop_timer_arm(loop, &d->idle_timer, d->a->cfg.inactivity_timeout_ms - idle);
+        return;
+    }
     go_inactive(d);
     api__dev_maybe_free(d);
 }
@@ -80,7 +84,11 @@ void api__activity_request(api_shard_t *a, int64_t device_id, const transport_pe
     d->last_request_ms = mono;
     if (!d->idle_timer.cb)
         loop_timer_init(&d->idle_timer, idle_fired, d);
-    loop_timer_arm(a->loop, &d->idle_timer, a->cfg.inactivity_timeout_ms);
+    /* Armed once per quiet period, not moved on every request (a heap operation that showed
+     * in profiles at 60k requests/s): when it fires, idle_fired sleeps again for the rest of
+     * the timeout if a request came meanwhile. */
+    if (!loop_timer_armed(&d->idle_timer))
+        loop_timer_arm(a->loop, &d->idle_timer, a->cfg.inactivity_timeout_ms);
     store_batch_t *b = NULL;
     if (!d->active) {
         d->active = true;
