@@ -93,9 +93,9 @@ static uint8_t cfg_szx(const coap_engine_t *e)
     return coap_block_szx_for(e->cfg.block_size);
 }
 
-ssize_t coap__build(coap_exchange_t *x, uint8_t **out, uint8_t type, uint16_t mid, uint8_t code,
-                    int cf, const uint8_t *payload, size_t len, bool with_observe,
-                    uint32_t observe)
+ssize_t coap__build(coap_exchange_t *x, uint8_t **out, size_t out_cap, uint8_t type,
+                    uint16_t mid, uint8_t code, int cf, const uint8_t *payload, size_t len,
+                    bool with_observe, uint32_t observe)
 {
     coap_engine_t *e = x->e;
     uint8_t szx = cfg_szx(e);
@@ -128,7 +128,7 @@ ssize_t coap__build(coap_exchange_t *x, uint8_t **out, uint8_t type, uint16_t mi
         }
     }
     size_t cap = 4 + COAP_TOKEN_MAX + 64 + slice_len;
-    uint8_t *buf = xmalloc(cap);
+    uint8_t *buf = *out && cap <= out_cap ? *out : xmalloc(cap);
     coap_builder_t b;
     coap_builder_init(&b, buf, cap, type, code, mid, x->token, x->tkl);
     if (with_observe)
@@ -163,6 +163,13 @@ ssize_t coap__build(coap_exchange_t *x, uint8_t **out, uint8_t type, uint16_t mi
     return n;
 }
 
+static uint8_t *dup_bytes(const uint8_t *p, size_t n)
+{
+    uint8_t *c = xmalloc(n);
+    memcpy(c, p, n);
+    return c;
+}
+
 void coap__respond(coap_exchange_t *x, uint8_t code, int cf, const uint8_t *payload,
                    size_t len)
 {
@@ -187,21 +194,33 @@ void coap__respond(coap_exchange_t *x, uint8_t code, int cf, const uint8_t *payl
         type = x->con ? COAP_TYPE_CON : COAP_TYPE_NON;
         mid = coap__next_mid(e);
     }
-    uint8_t *buf = NULL;
-    ssize_t n = coap__build(x, &buf, type, mid, code, cf, payload, len, with_observe, 0);
-    if (type == COAP_TYPE_CON) {
-        coap__con_send(ps, mid, buf, (size_t)n);
+    /* Small responses are built on the stack; coap__build takes the heap for bigger ones. */
+    uint8_t stack[512];
+    uint8_t *buf = stack;
+    ssize_t n = coap__build(x, &buf, sizeof stack, type, mid, code, cf, payload, len,
+                            with_observe, 0);
+    bool on_heap = buf != stack;
+    if (type == COAP_TYPE_CON) { /* a separate response: the retransmission keeps it */
+        coap__con_send(ps, mid, on_heap ? buf : dup_bytes(buf, (size_t)n), (size_t)n);
         return;
     }
     coap__send(ps, buf, (size_t)n);
     if (type == COAP_TYPE_ACK && x->d) {
         /* RFC 7252 §4.5: a duplicate CON gets the same piggybacked response again. */
-        free(x->d->resp);
-        x->d->resp = buf;
-        x->d->resp_len = (size_t)n;
-        return;
+        coap_dedup_t *d = x->d;
+        if (d->resp != d->resp_inline)
+            free(d->resp);
+        if ((size_t)n <= sizeof d->resp_inline) {
+            memcpy(d->resp_inline, buf, (size_t)n);
+            d->resp = d->resp_inline;
+        } else {
+            d->resp = on_heap ? buf : dup_bytes(buf, (size_t)n);
+            on_heap = false; /* the dedup entry owns it now */
+        }
+        d->resp_len = (size_t)n;
     }
-    free(buf);
+    if (on_heap)
+        free(buf);
 }
 
 static void reply(coap_exchange_t *x, uint8_t code)

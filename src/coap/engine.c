@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -85,6 +86,7 @@ void coap_engine_free(coap_engine_t *e)
     while (!coap_list_empty(&e->peers))
         coap__peer_drop(COAP_CONTAINER(e->peers.next, coap_peer_t, link));
     loop_timer_cancel(e->loop, &e->gc_timer);
+    coap__spares_free(e);
     free(e->dedup_hash);
     free(e);
 }
@@ -113,7 +115,9 @@ static void piggy_cb(loop_t *loop, void *arg)
     coap__send_empty(x->ps, COAP_TYPE_ACK, x->mid);
 }
 
-static uint8_t *make_key(const coap_pdu_t *pdu, size_t *key_len)
+/* The key goes into the exchange's inline buffer when it fits. */
+static uint8_t *make_key(const coap_pdu_t *pdu, uint8_t *inline_buf, size_t inline_cap,
+                         size_t *key_len)
 {
     size_t n = 1;
     for (size_t i = 0; i < pdu->n_opts; i++) {
@@ -121,7 +125,7 @@ static uint8_t *make_key(const coap_pdu_t *pdu, size_t *key_len)
         if (num == COAP_OPT_URI_PATH || num == COAP_OPT_URI_QUERY)
             n += 3u + pdu->opts[i].len;
     }
-    uint8_t *k = xmalloc(n);
+    uint8_t *k = n <= inline_cap ? inline_buf : xmalloc(n);
     size_t o = 0;
     k[o++] = pdu->code;
     for (size_t i = 0; i < pdu->n_opts; i++) {
@@ -142,7 +146,16 @@ static uint8_t *make_key(const coap_pdu_t *pdu, size_t *key_len)
 
 coap_exchange_t *coap__exchange_new(coap_peer_t *ps, const coap_pdu_t *pdu, coap_dedup_t *d)
 {
-    coap_exchange_t *x = xcalloc(1, sizeof *x);
+    coap_engine_t *e = ps->e;
+    coap_exchange_t *x = e->spare_x;
+    if (x) {
+        e->spare_x = x->next_spare;
+        e->n_spare_x--;
+        /* Everything but the inline key (make_key writes what it uses of it). */
+        memset(x, 0, offsetof(coap_exchange_t, key_inline));
+    } else {
+        x = xcalloc(1, sizeof *x);
+    }
     x->e = ps->e;
     x->ps = ps;
     x->d = d;
@@ -152,7 +165,7 @@ coap_exchange_t *coap__exchange_new(coap_peer_t *ps, const coap_pdu_t *pdu, coap
     x->mid = pdu->mid;
     x->tkl = pdu->tkl;
     memcpy(x->token, pdu->token, pdu->tkl);
-    x->key = make_key(pdu, &x->key_len);
+    x->key = make_key(pdu, x->key_inline, sizeof x->key_inline, &x->key_len);
     coap_list_push(&ps->exchanges, &x->link);
     loop_timer_init(&x->piggy_timer, piggy_cb, x);
     if (x->con)
@@ -170,8 +183,16 @@ void coap__exchange_free(coap_exchange_t *x)
         x->d->x = NULL;
     if (x->obs)
         coap__obs_free_pending(x->obs);
-    free(x->key);
-    free(x);
+    if (x->key != x->key_inline)
+        free(x->key);
+    coap_engine_t *e = x->e; /* NULL when orphaned: the engine may be gone */
+    if (!e || e->n_spare_x >= COAP_SPARE_EXCHANGES) {
+        free(x);
+        return;
+    }
+    x->next_spare = e->spare_x;
+    e->spare_x = x;
+    e->n_spare_x++;
 }
 
 /* The peer or engine is going away first: keep only what respond() needs to free x. */

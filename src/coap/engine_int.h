@@ -31,6 +31,15 @@
  * 11 % of server CPU at 1000 devices (performance pass 1, docs/BENCHMARKS.md). */
 #define COAP_DEDUP_BUCKETS_MIN 1024u
 #define COAP_DEDUP_BUCKETS_MAX (1u << 20)
+/* NO ALLOCATION ON THE STEADY PATH (issue #5). A request answered with a small piggybacked
+ * response allocates nothing: the response is built on the stack and replayed for duplicates
+ * from the dedup entry's inline buffer, the request key sits in the exchange, and dedup
+ * entries and exchanges come from the engine's spare lists (an entry evicted at the cap is
+ * the next one added). The lists are capped, so a burst's extra memory goes back to malloc. */
+#define COAP_DEDUP_INLINE_RESP 32 /* ACK + 8-byte token + a few options */
+#define COAP_EXCHANGE_INLINE_KEY 96 /* method + Uri-Path/Uri-Query of a usual request */
+#define COAP_SPARE_DEDUPS 512     /* at the cap an evicted entry is reused at once */
+#define COAP_SPARE_EXCHANGES 2048 /* requests waiting for a store commit, ~250 B each */
 /* RFC 7641 §4.5: send a CON notification at least every 24 hours. */
 #define COAP_OBS_CON_EVERY_MS (24LL * 3600 * 1000)
 
@@ -70,8 +79,10 @@ typedef struct coap_dedup {
     bool acked;               /* an empty ACK went out: duplicates get it again */
     int64_t expires_ms;
     struct coap_exchange *x; /* pending exchange, or NULL */
-    uint8_t *resp;           /* piggybacked response bytes to replay, or NULL */
+    uint8_t *resp;           /* piggybacked response bytes to replay, or NULL; resp_inline
+                              * or the heap (a longer response) */
     size_t resp_len;
+    uint8_t resp_inline[COAP_DEDUP_INLINE_RESP];
 } coap_dedup_t;
 
 /* An outgoing CON (separate response, notification, final cancel) awaiting its ACK. */
@@ -133,9 +144,12 @@ struct coap_exchange {
     bool has_block2;
     coap_block_t block2; /* client's Block2 request */
     uint32_t size1;      /* > 0: add Size1 (4.13) */
-    uint8_t *key;        /* method + Uri-Path + Uri-Query, for Block2 caching */
+    uint8_t *key;        /* method + Uri-Path + Uri-Query, for Block2 caching: key_inline
+                          * or the heap (a longer key) */
     size_t key_len;
     bool internal;       /* the engine answers it itself (no app) */
+    struct coap_exchange *next_spare; /* in coap_engine.spare_x while unused */
+    uint8_t key_inline[COAP_EXCHANGE_INLINE_KEY];
 };
 
 /* Block1 reassembly or Block2 cached body. */
@@ -177,6 +191,9 @@ struct coap_engine {
     uint16_t next_mid;
     uint64_t rng;
     loop_timer_t gc_timer;
+    coap_dedup_t *spare_d;         /* unused dedup entries, linked through .x */
+    struct coap_exchange *spare_x; /* unused exchanges */
+    size_t n_spare_d, n_spare_x;
 };
 
 /* session.c */
@@ -197,6 +214,8 @@ coap_con_t *coap__con_send(coap_peer_t *ps, uint16_t mid, uint8_t *buf, size_t l
 void coap__con_match(coap_peer_t *ps, uint16_t mid, bool reset);
 void coap__con_free(coap_con_t *c);
 void coap__gc_arm(coap_engine_t *e);
+/* Frees the spare lists (engine teardown). */
+void coap__spares_free(coap_engine_t *e);
 
 /* observe.c */
 coap_observer_t *coap__obs_find(coap_peer_t *ps, const uint8_t *token, size_t tkl);
@@ -210,9 +229,11 @@ void coap__obs_con_done(coap_con_t *c, bool acked, bool reset);
  * piggybacked bytes in the dedup entry. Used by coap_exchange_respond. */
 void coap__respond(coap_exchange_t *x, uint8_t code, int cf, const uint8_t *payload,
                    size_t len);
-ssize_t coap__build(coap_exchange_t *x, uint8_t **out, uint8_t type, uint16_t mid, uint8_t code,
-                    int cf, const uint8_t *payload, size_t len, bool with_observe,
-                    uint32_t observe);
+/* Builds a response into *out when *out is a buffer of out_cap bytes that is big enough,
+ * else into a new heap buffer (*out then points at it; the caller frees it). */
+ssize_t coap__build(coap_exchange_t *x, uint8_t **out, size_t out_cap, uint8_t type,
+                    uint16_t mid, uint8_t code, int cf, const uint8_t *payload, size_t len,
+                    bool with_observe, uint32_t observe);
 coap_bstate_t *coap__bstate_put(coap_peer_t *ps, coap_link_t *list, const uint8_t *key,
                                 size_t key_len, uint8_t *body, size_t len);
 coap_bstate_t *coap__bstate_find(coap_link_t *list, const uint8_t *key, size_t key_len);

@@ -148,7 +148,7 @@ static void send_one(coap_observer_t *o, coap_notif_t *n)
     fake.key_len = o->key_len;
     uint16_t mid = coap__next_mid(e);
     uint8_t *buf = NULL;
-    ssize_t len = coap__build(&fake, &buf, con ? COAP_TYPE_CON : COAP_TYPE_NON, mid, n->code,
+    ssize_t len = coap__build(&fake, &buf, 0, con ? COAP_TYPE_CON : COAP_TYPE_NON, mid, n->code,
                               n->cf, n->payload, n->len, true, o->seq);
     e->stats.notifications++;
     if (len < 0) {
@@ -225,7 +225,7 @@ void coap_observer_cancel(coap_observer_t *obs, uint8_t code)
     memcpy(fake.token, obs->token, obs->tkl);
     uint16_t mid = coap__next_mid(e);
     uint8_t *buf = NULL;
-    ssize_t len = coap__build(&fake, &buf, obs->con ? COAP_TYPE_CON : COAP_TYPE_NON, mid, code,
+    ssize_t len = coap__build(&fake, &buf, 0, obs->con ? COAP_TYPE_CON : COAP_TYPE_NON, mid, code,
                               COAP_CF_NONE, NULL, 0, false, 0);
     if (len >= 0 && obs->con && !ps->closing) {
         coap__con_send(ps, mid, buf, (size_t)len);

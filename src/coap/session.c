@@ -12,6 +12,7 @@
 #include "core/xmalloc.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 coap_peer_t *coap__peer_get(coap_engine_t *e, transport_peer_t *tp)
 {
@@ -79,9 +80,31 @@ static void dedup_free(coap_engine_t *e, coap_dedup_t *d)
     coap_list_del(&d->engine_link);
     if (d->x)
         d->x->d = NULL;
-    free(d->resp);
-    free(d);
+    if (d->resp != d->resp_inline)
+        free(d->resp);
     e->n_dedup--;
+    if (e->n_spare_d >= COAP_SPARE_DEDUPS) {
+        free(d);
+        return;
+    }
+    d->x = (struct coap_exchange *)(void *)e->spare_d; /* the spare list's link */
+    e->spare_d = d;
+    e->n_spare_d++;
+}
+
+void coap__spares_free(coap_engine_t *e)
+{
+    while (e->spare_d) {
+        coap_dedup_t *d = e->spare_d;
+        e->spare_d = (coap_dedup_t *)(void *)d->x;
+        free(d);
+    }
+    while (e->spare_x) {
+        coap_exchange_t *x = e->spare_x;
+        e->spare_x = x->next_spare;
+        free(x);
+    }
+    e->n_spare_d = e->n_spare_x = 0;
 }
 
 /* Drops everything the peer holds. Callbacks (on_observe_end, on_notify_result) may run and
@@ -172,7 +195,14 @@ coap_dedup_t *coap__dedup_add(coap_peer_t *ps, uint16_t mid, bool con)
         if (ops != ps)
             coap__peer_maybe_release(ops);
     }
-    coap_dedup_t *d = xcalloc(1, sizeof *d);
+    coap_dedup_t *d = e->spare_d;
+    if (d) {
+        e->spare_d = (coap_dedup_t *)(void *)d->x;
+        e->n_spare_d--;
+        memset(d, 0, sizeof *d);
+    } else {
+        d = xcalloc(1, sizeof *d);
+    }
     d->ps = ps;
     d->mid = mid;
     d->con = con;
