@@ -158,6 +158,7 @@ typedef struct dtls_aead_ctx {
     EVP_CIPHER *ciph[DTLS_AEAD_N];
     EVP_CIPHER_CTX *enc, *dec;
     uint64_t enc_uid, dec_uid; /* whose keys the contexts hold; 0 = none */
+    int enc_alg, dec_alg;      /* set up for: alg << 8 | tag length; -1 = none */
 } dtls_aead_ctx_t;
 
 void dtls__aead_init(dtls_aead_ctx_t *a);

@@ -49,6 +49,7 @@ void dtls__aead_init(dtls_aead_ctx_t *a)
         a->ciph[i] = EVP_CIPHER_fetch(NULL, CIPHER_NAMES[i], NULL); /* NULL: suite unused */
     a->enc = EVP_CIPHER_CTX_new();
     a->dec = EVP_CIPHER_CTX_new();
+    a->enc_alg = a->dec_alg = -1;
     ASSERT(a->enc && a->dec);
 }
 
@@ -274,16 +275,28 @@ static int key_ctx(dtls_aead_ctx_t *a, const dtls_rl_t *rl, int enc, const uint8
     EVP_CIPHER *ciph = rl->alg < DTLS_AEAD_N ? a->ciph[rl->alg] : NULL;
     if (!ciph)
         return -EIO;
+    int *alg = enc ? &a->enc_alg : &a->dec_alg;
     if (rl->uid == 0 || *owner != rl->uid) {
         *owner = 0;
-        /* CCM fixes nonce and tag lengths when the key is set (RFC 3610 L and M), so both
-         * go in before the key. */
-        if (EVP_CipherInit_ex2(ctx, ciph, NULL, NULL, enc, NULL) != 1 ||
-            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, NONCE_LEN, NULL) != 1 ||
-            (is_ccm(rl->alg) &&
-             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, rl->tag_len, NULL) != 1) ||
-            EVP_CipherInit_ex2(ctx, NULL, enc ? rl->wkey : rl->rkey, NULL, enc, NULL) != 1)
+        /* A new cipher: a new provider context, set up before the key (CCM fixes nonce and
+         * tag lengths when the key is set, RFC 3610 L and M). The same cipher as the last
+         * session's (the usual case: one suite for every device): only the key changes, and
+         * the context keeps its nonce and tag lengths — passing the cipher again would free
+         * and allocate the provider context on every record of a shard with many devices. */
+        int setup = (int)rl->alg << 8 | rl->tag_len; /* CCM and CCM-8 differ in tag only */
+        if (*alg != setup) {
+            *alg = -1;
+            if (EVP_CipherInit_ex2(ctx, ciph, NULL, NULL, enc, NULL) != 1 ||
+                EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, NONCE_LEN, NULL) != 1 ||
+                (is_ccm(rl->alg) &&
+                 EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, rl->tag_len, NULL) != 1))
+                return -EIO;
+        }
+        if (EVP_CipherInit_ex2(ctx, NULL, enc ? rl->wkey : rl->rkey, NULL, enc, NULL) != 1) {
+            *alg = -1;
             return -EIO;
+        }
+        *alg = setup;
         *owner = rl->uid;
     }
     if (EVP_CipherInit_ex2(ctx, NULL, NULL, nonce, enc, NULL) != 1) {
