@@ -1,9 +1,8 @@
 /* watch.c — committed batches -> hub watch events. See watch.h.
  *
- * Runs on a store thread right after a commit has reached the disk (the writer, or its WAL
- * sync thread), so an event never shows data that could still be lost. A batch usually holds
- * one device's ops; the loop below still groups per device and per scope so a mixed batch
- * gives one event per (device, kind, scope).
+ * Runs on the store writer thread right after a commit, so an event never shows data that
+ * could still be lost. A batch usually holds one device's ops; the loop below still groups
+ * per device and per scope so a mixed batch gives one event per (device, kind, scope).
  * Activity events do not come from here: the hub's live status table (hub.h) is their one
  * source, published the moment a shard sees a change. The server-scope "active" attribute
  * the device API writes still reaches watchers as an ordinary attribute event.
