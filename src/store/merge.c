@@ -205,7 +205,8 @@ static int end_step(store_t *s, int r)
         store__exec(c, "ROLLBACK");
     /* Back to the configured level before the next group commit: acknowledging points of a
      * commit that was not synced is the one thing we must never do. */
-    if (store__exec(c, store__writer_sync_pragma(s)) != 0) {
+    if (store__exec(c, s->cfg.synchronous_full ? "PRAGMA synchronous=FULL"
+                                               : "PRAGMA synchronous=NORMAL") != 0) {
         LOG_E("store", "cannot restore the synchronous level after a merge: stopping");
         abort();
     }

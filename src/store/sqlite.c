@@ -221,9 +221,6 @@ store_t *store_open(const store_cfg_t *cfg, char err[static 256])
     pthread_mutex_init(&s->q_mu, NULL);
     pthread_cond_init(&s->q_cv, NULL);
     pthread_mutex_init(&s->stats_mu, NULL);
-    pthread_mutex_init(&s->sync_mu, NULL);
-    pthread_cond_init(&s->sync_cv, NULL);
-    s->wal_fd = -1;
     s->pool = xcalloc((size_t)s->cfg.read_pool, sizeof(store_conn_t));
 
     /* The writer's connection is opened first and runs the migrations. */
@@ -247,11 +244,6 @@ store_t *store_open(const store_cfg_t *cfg, char err[static 256])
     }
     if (store__checkpointer_start(s, err) != 0)
         goto fail;
-    /* Durable commits: the writer commits without waiting for the disk and the syncer
-     * flushes the WAL before anything is acknowledged (syncer.c). */
-    if (s->cfg.synchronous_full && (store__syncer_start(s, err) != 0 ||
-                                    store__exec(&s->wconn, "PRAGMA synchronous=NORMAL") != 0))
-        goto fail;
     if (store__writer_start(s) != 0) {
         snprintf(err, 256, "store: cannot start writer thread");
         goto fail;
@@ -271,7 +263,6 @@ void store_close(store_t *s)
     if (!s)
         return;
     store__writer_stop(s);
-    store__syncer_stop(s); /* completes what the writer handed over last */
     store__checkpointer_stop(s);
     for (int i = 0; i < s->cfg.read_pool; i++)
         store__conn_close(&s->pool[i]);
@@ -282,8 +273,6 @@ void store_close(store_t *s)
     pthread_mutex_destroy(&s->q_mu);
     pthread_cond_destroy(&s->q_cv);
     pthread_mutex_destroy(&s->stats_mu);
-    pthread_mutex_destroy(&s->sync_mu);
-    pthread_cond_destroy(&s->sync_cv);
     free(s->path);
     free(s);
 }

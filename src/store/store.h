@@ -116,8 +116,7 @@ typedef struct store_op_view {
 /* Reads operation i (< store_batch_len) of a batch. */
 void store_batch_op(const store_batch_t *b, size_t i, store_op_view_t *out);
 
-/* Called on a store thread (the writer, or the WAL sync thread at synchronous=FULL) after a
- * batch has committed and, at FULL, reached the disk, before its done callback: the
+/* Called on the writer thread after a batch has committed, before its done callback: the
  * place to tell live watchers (web UI) what changed. Must be quick and must not call the
  * store. Set before any batch is submitted; fn NULL removes it. */
 typedef void (*store_commit_hook)(void *ctx, const store_batch_t *b);

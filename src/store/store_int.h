@@ -82,14 +82,6 @@ struct store {
     pthread_mutex_t stats_mu;
     store_stats_t stats;
 
-    /* WAL sync thread (syncer.c): committed groups wait here for the fdatasync */
-    pthread_t sync_thread;
-    pthread_mutex_t sync_mu;
-    pthread_cond_t sync_cv;
-    store_batch_t *sync_head, *sync_tail;
-    bool sync_stop, sync_started;
-    int wal_fd; /* our own descriptor of the -wal file; -1 */
-
     /* checkpoint thread (checkpoint.c) */
     store_conn_t ckpt_conn;
     pthread_t ckpt_thread;
@@ -150,20 +142,6 @@ int store__points_add(store_t *s, store_points_t *pp, int64_t device_id, int64_t
 int store__points_flush(store_t *s, store_points_t *pp);
 /* One point (log row + latest value), one row per statement (writer.c). */
 int store__point_apply(store_t *s, int64_t device_id, int64_t key_id, const store_kv_t *kv);
-
-/* Pipelined durability (syncer.c): started only at synchronous=FULL; the writer then hands
- * each committed group (head..tail, linked by next) to store__syncer_submit, which
- * completes it after an fdatasync of the WAL. Stop drains the queue. */
-int store__syncer_start(store_t *s, char err[static 256]);
-void store__syncer_submit(store_t *s, store_batch_t *head, store_batch_t *tail);
-void store__syncer_stop(store_t *s);
-/* writer.c, for the syncer: completes (commit hook, done callbacks) a chain of batches;
- * gives every batch that had succeeded the status err; links tail -> head. */
-void store__batches_complete(store_t *s, store_batch_t *head);
-void store__batches_fail(store_batch_t *head, int err);
-void store__batch_link(store_batch_t *tail, store_batch_t *head);
-/* The synchronous level of the writer's connection between merges ("PRAGMA ..."). */
-const char *store__writer_sync_pragma(const store_t *s);
 
 /* WAL checkpoints on a thread of their own (checkpoint.c). */
 int store__checkpointer_start(store_t *s, char err[static 256]);

@@ -16,11 +16,6 @@
  * the transaction rolled back and the group applied again batch by batch in savepoints.
  * Points go to the telemetry log; between groups the writer merges the log into ts_kv in
  * slices (merge.c), and when idle it merges what is left.
- *
- * Durability at synchronous=FULL is pipelined: the writer commits without waiting for the
- * disk and hands the group to the WAL sync thread (syncer.c), which completes it after an
- * fdatasync — so "after done(0)" still means "on disk", and the next group is applied while
- * the disk flushes this one.
  */
 #include "store/store_int.h"
 
@@ -498,34 +493,6 @@ static void complete(store_t *s, store_batch_t *b)
         done_trampoline(b);
 }
 
-void store__batches_complete(store_t *s, store_batch_t *head)
-{
-    while (head) {
-        store_batch_t *next = head->next;
-        complete(s, head);
-        head = next;
-    }
-}
-
-void store__batches_fail(store_batch_t *head, int err)
-{
-    for (store_batch_t *b = head; b; b = b->next)
-        if (b->status == 0)
-            b->status = err;
-}
-
-void store__batch_link(store_batch_t *tail, store_batch_t *head)
-{
-    tail->next = head;
-}
-
-const char *store__writer_sync_pragma(const store_t *s)
-{
-    /* FULL only when no syncer makes the commits durable (it could not be started). */
-    return s->cfg.synchronous_full && !s->sync_started ? "PRAGMA synchronous=FULL"
-                                                       : "PRAGMA synchronous=NORMAL";
-}
-
 /* Moves queued batches onto the group while it stays within batch_max_ops. q_mu held. */
 static void take(store_t *s, store_batch_t **head, store_batch_t **tail, size_t *n_batches,
                  size_t *n_ops)
@@ -648,10 +615,11 @@ static void *writer_main(void *arg)
         last_group = n_batches;
 
         commit_group(s, head, n_batches);
-        if (s->sync_started && head)
-            store__syncer_submit(s, head, tail); /* acknowledged after the WAL's fdatasync */
-        else
-            store__batches_complete(s, head);
+        while (head) {
+            store_batch_t *next = head->next;
+            complete(s, head);
+            head = next;
+        }
         merge_some(s); /* after the acknowledgements: they do not wait for it */
         pthread_mutex_lock(&s->q_mu);
     }
