@@ -7,6 +7,13 @@
  * writer keeps a high automatic threshold (sqlite.c) as a backstop should this thread fall
  * behind, so the WAL stays bounded either way.
  *
+ * A WAL starts over from its beginning only when a write transaction begins with every frame
+ * copied, which under steady writes this thread never sees (the writer appends meanwhile):
+ * the WAL grew to the backstop and the writer's own checkpoint there (writing and fsyncing
+ * what had piled up) stalled commits for 5-15 ms every half second at 1000 devices. So after
+ * a pass that copied everything it found, this thread tells the writer, which copies the few
+ * frames added since (the database was just fsynced: cheap) and restarts the WAL (writer.c).
+ *
  * Invariant: this thread owns its connection; it stops (and joins) before the store closes.
  */
 #include "store/store_int.h"
@@ -16,7 +23,10 @@
 #include <errno.h>
 #include <time.h>
 
-enum { CKPT_PERIOD_MS = 100 };
+/* Short passes: a pass copies what 10 ms of commits wrote (the WAL takes ~100 MB/s at 1000
+ * devices), so the writer's catch-up before a WAL restart stays small (measured: 5 ms
+ * instead of 15 ms at 100 ms periods). An idle pass only reads the WAL index header. */
+enum { CKPT_PERIOD_MS = 10 };
 
 static void *checkpoint_main(void *arg)
 {
@@ -37,6 +47,8 @@ static void *checkpoint_main(void *arg)
         int frames = 0, done = 0;
         int rc = sqlite3_wal_checkpoint_v2(s->ckpt_conn.db, NULL, SQLITE_CHECKPOINT_PASSIVE,
                                            &frames, &done);
+        if (rc == SQLITE_OK && frames > 0 && done == frames)
+            atomic_store(&s->ckpt_backfilled, frames);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != last_log) {
             LOG_W("store", "checkpoint: %s", sqlite3_errmsg(s->ckpt_conn.db));
             last_log = rc;

@@ -88,6 +88,9 @@ struct store {
     pthread_mutex_t ckpt_mu;
     pthread_cond_t ckpt_cv;
     bool ckpt_stop, ckpt_started;
+    /* Size of the WAL (frames) that the last checkpoint pass copied completely; the writer
+     * takes it (atomic_exchange) to restart the WAL cheaply (writer.c, wal_restart). */
+    _Atomic int64_t ckpt_backfilled;
 };
 
 /* Opens one connection with the project's pragmas; 0 or ERR_STORE with err filled. */

@@ -541,6 +541,20 @@ static void merge_some(store_t *s)
     } while (active && clock_mono_us() < until);
 }
 
+/* The WAL is restarted once it holds this many frames (16 MiB at 4 KiB pages) and the
+ * checkpoint thread has just copied it (checkpoint.c says why). */
+enum { WAL_RESTART_FRAMES = 4096 };
+
+static void wal_restart(store_t *s)
+{
+    if (atomic_load(&s->ckpt_backfilled) < WAL_RESTART_FRAMES)
+        return;
+    atomic_store(&s->ckpt_backfilled, 0);
+    /* Copies the frames committed since that pass; the next write then starts the WAL over.
+     * BUSY (the checkpoint thread is in a pass again) only means: next time. */
+    (void)sqlite3_wal_checkpoint_v2(s->wconn.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+}
+
 /* Waits for a batch; once LOG_IDLE_MS pass without one, merges the log slice by slice,
  * looking for batches between slices, and then hands the idle writer's memory back: its
  * page cache (refilled by the next commits) and the free pages of the heap, so a server whose
@@ -620,6 +634,7 @@ static void *writer_main(void *arg)
             complete(s, head);
             head = next;
         }
+        wal_restart(s);
         merge_some(s); /* after the acknowledgements: they do not wait for it */
         pthread_mutex_lock(&s->q_mu);
     }

@@ -67,7 +67,7 @@ static void on_flush(loop_t *loop, void *arg)
 void udp_cfg_default(udp_cfg_t *cfg)
 {
     *cfg = (udp_cfg_t){.bind_addr = "0.0.0.0", .port = 5683, .max_peers = 200000,
-                       .idle_peer_ms = 60000, .socket_buffer = 4 << 20};
+                       .idle_peer_ms = 60000, .socket_buffer = 16 << 20};
 }
 
 static int peer_send(transport_peer_t *tp, const uint8_t *p, size_t len)

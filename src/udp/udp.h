@@ -21,7 +21,7 @@ typedef struct udp_cfg {
     int port;
     size_t max_peers;      /* cap on tracked source addresses (default 200000) */
     int idle_peer_ms;      /* forget a peer without engine state after this (default 60000) */
-    int socket_buffer;     /* SO_RCVBUF/SO_SNDBUF bytes (default 4 MiB) */
+    int socket_buffer;     /* SO_RCVBUF/SO_SNDBUF bytes (default 16 MiB, as DTLS) */
 } udp_cfg_t;
 
 void udp_cfg_default(udp_cfg_t *cfg);
