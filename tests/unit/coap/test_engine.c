@@ -1,6 +1,7 @@
 /* test_engine.c — the CoAP engine driven through a fake transport peer on a real loop:
  * piggyback vs separate responses, retransmission and backoff, dedup, ping, bad options,
- * malformed input, MIDs, Uri-Path splitting, and peer/engine teardown. */
+ * malformed input, MIDs, Uri-Path splitting, the spare lists (reuse and caps), and
+ * peer/engine teardown. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -343,6 +344,73 @@ static void test_spares_reused(void **state)
     fx_free(f); /* spares freed with the engine (LeakSanitizer checks) */
 }
 
+static void short_lifetime(coap_engine_cfg_t *c)
+{
+    c->exchange_lifetime_ms = 20; /* gc every 10 ms */
+}
+
+/* The spare lists are bounded: after a burst of more pending exchanges than
+ * COAP_SPARE_EXCHANGES, and more expired dedup entries than COAP_SPARE_DEDUPS, only that many
+ * are kept and the rest go back to malloc (LeakSanitizer checks them and the kept ones at
+ * teardown). The kept ones are what the next requests use. */
+static void test_spares_capped(void **state)
+{
+    (void)state;
+    enum { N = COAP_SPARE_EXCHANGES + 100 };
+    _Static_assert(N > COAP_SPARE_DEDUPS, "the burst must overflow both lists");
+    fixture_t *f = fx_new(short_lifetime);
+    f->respond_now = false;
+    coap_exchange_t **xs = calloc(N, sizeof *xs);
+    for (size_t i = 0; i < N; i++) {
+        req(f, COAP_TYPE_NON, COAP_POST, (uint16_t)(i + 1), NULL);
+        path(f, "t");
+        feed(f);
+        xs[i] = f->pending;
+        assert_non_null(xs[i]);
+        if (i > 0)
+            assert_ptr_not_equal(xs[i], xs[i - 1]);
+    }
+    assert_int_equal(f->e->n_dedup, N);
+    assert_int_equal(f->e->n_spare_x, 0);
+    for (size_t i = 0; i < N; i++)
+        coap_exchange_respond(xs[i], COAP_CHANGED, COAP_CF_NONE, NULL, 0);
+    assert_int_equal(f->e->n_spare_x, COAP_SPARE_EXCHANGES);
+    assert_int_equal(f->e->n_spare_d, 0);
+
+    /* Every dedup entry expires; only COAP_SPARE_DEDUPS are kept. */
+    for (int i = 0; i < 50 && f->e->n_dedup > 0; i++)
+        run_for(f->loop, 10);
+    assert_int_equal(f->e->n_dedup, 0);
+    assert_int_equal(f->e->n_spare_d, COAP_SPARE_DEDUPS);
+    assert_null(f->peer.base.engine_state); /* the idle peer was released */
+
+    /* The next request takes one of each from the lists. */
+    coap_exchange_t *sx = f->e->spare_x;
+    coap_dedup_t *sd = f->e->spare_d;
+    f->peer.n_sent = 0; /* the fake peer records only its first FAKE_MAX_SENT datagrams */
+    req(f, COAP_TYPE_CON, COAP_GET, 0x7777, "ab");
+    path(f, "u");
+    feed(f);
+    assert_ptr_equal(f->pending, sx);
+    assert_ptr_equal(sx->d, sd);
+    assert_int_equal(sd->mid, 0x7777);
+    assert_int_equal(f->e->n_spare_x, COAP_SPARE_EXCHANGES - 1);
+    assert_int_equal(f->e->n_spare_d, COAP_SPARE_DEDUPS - 1);
+    /* The reused exchange starts clean: the answer is a piggybacked ACK with its token. */
+    coap_exchange_respond(f->pending, COAP_CONTENT, COAP_CF_TEXT, (const uint8_t *)"ok", 2);
+    assert_int_equal(f->peer.n_sent, 1);
+    coap_pdu_t p;
+    assert_int_equal(sent_pdu(&f->peer, 0, &p), 0);
+    assert_int_equal(p.type, COAP_TYPE_ACK);
+    assert_int_equal(p.mid, 0x7777);
+    assert_int_equal(p.tkl, 2);
+    assert_memory_equal(p.token, "ab", 2);
+    assert_int_equal(p.payload_len, 2);
+    assert_int_equal(f->e->n_spare_x, COAP_SPARE_EXCHANGES);
+    free(xs);
+    fx_free(f);
+}
+
 static void test_engine_free_with_pending_exchange(void **state)
 {
     (void)state;
@@ -391,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_state_released_after_lifetime),
         cmocka_unit_test(test_dedup_cap),
         cmocka_unit_test(test_spares_reused),
+        cmocka_unit_test(test_spares_capped),
         cmocka_unit_test(test_engine_free_with_pending_exchange),
         cmocka_unit_test(test_peer_closed_with_pending_exchange),
     };
