@@ -395,6 +395,39 @@ static void short_idle(api_cfg_t *cfg)
     cfg->activity_report_ms = 0;
 }
 
+static void idle_150(api_cfg_t *cfg)
+{
+    cfg->inactivity_timeout_ms = 150;
+    cfg->activity_report_ms = 0;
+}
+
+/* The inactivity timer is armed once and re-armed lazily when it fires (activity.c): a device
+ * that keeps sending requests more often than the timeout never turns inactive, and one that
+ * stops does, about a timeout after its last request. */
+static void test_activity_kept_by_requests(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(idle_150);
+    fx_msg_t m;
+    int64_t t0 = clock_mono_ms();
+    while (clock_mono_ms() - t0 < 600) { /* 4 timeouts' worth of requests */
+        fx_call(f, &REQ(.method = COAP_POST, .token = "k", .path = "api/v1/TOKEN1/telemetry",
+                        .payload = "{\"a\":1}"),
+                &m);
+        fx_run(f, 40);
+    }
+    store_kv_list_t l = {0};
+    const char *keys[] = {"lastDisconnectTime"};
+    assert_int_equal(store_attr_get(f->store, f->dev1, SCOPE_SERVER, keys, 1, &l), 0);
+    assert_int_equal(l.n, 0); /* never inactive while requests came */
+    store_kv_list_fini(&l);
+    store_kv_t kv;
+    assert_true(fx_wait_attr(f, f->dev1, SCOPE_SERVER, "lastDisconnectTime", &kv));
+    assert_true(kv.l >= clock_wall_ms() - 2000);
+    free(kv.s);
+    fx_free(f);
+}
+
 static void test_activity(void **state)
 {
     (void)state;
@@ -672,6 +705,7 @@ int main(void)
         cmocka_unit_test(test_rpc_pending_before_subscription),
         cmocka_unit_test(test_client_rpc_claim_provision_ota),
         cmocka_unit_test(test_activity),
+        cmocka_unit_test(test_activity_kept_by_requests),
         cmocka_unit_test(test_live_status_in_hub),
         cmocka_unit_test(test_unanswered_notification_disconnects),
         cmocka_unit_test(test_rpc_redelivered_after_reset),
