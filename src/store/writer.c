@@ -19,6 +19,7 @@
  */
 #include "store/store_int.h"
 
+#include "core/arena.h"
 #include "core/clock.h"
 #include "core/log.h"
 
@@ -38,18 +39,11 @@ typedef struct op {
     store_kv_t kv; /* key and s point into the batch's text storage */
 } op_t;
 
-/* Text (keys, string values) of a batch: the inline area first, then chunks of the heap for
- * what does not fit. Chunks never move, so the pointers in ops stay valid; a reset frees the
- * chunks and keeps the inline area, so a reused batch with small payloads never allocates. */
-#define BATCH_INLINE_TEXT 256
+/* Keys and string values of a batch live in its arena (core/arena.h): it keeps its first
+ * chunk across resets, so a reused batch with small payloads never allocates. */
+#define BATCH_TEXT_CHUNK 256
 #define BATCH_INLINE_OPS 4
 #define BATCH_KEEP_OPS 64 /* a reset keeps an ops array up to this capacity */
-
-typedef struct text_chunk {
-    struct text_chunk *next;
-    size_t used, cap;
-    char data[];
-} text_chunk_t;
 
 struct store_batch {
     op_t *ops; /* inline_ops until more are needed */
@@ -61,10 +55,8 @@ struct store_batch {
     void *arg;
     int status;
     loop_post_node_t post; /* posting done to reply_loop allocates nothing */
-    text_chunk_t *chunks;
-    size_t text_used;
+    arena_t text;
     op_t inline_ops[BATCH_INLINE_OPS];
-    char text[BATCH_INLINE_TEXT];
 };
 
 store_batch_t *store_batch_new(void)
@@ -72,32 +64,13 @@ store_batch_t *store_batch_new(void)
     store_batch_t *b = xcalloc(1, sizeof(store_batch_t));
     b->ops = b->inline_ops;
     b->cap = BATCH_INLINE_OPS;
+    arena_init(&b->text, BATCH_TEXT_CHUNK);
     return b;
 }
 
 static char *text_copy(store_batch_t *b, const char *str)
 {
-    if (!str)
-        return NULL;
-    size_t n = strlen(str) + 1;
-    char *dst;
-    if (BATCH_INLINE_TEXT - b->text_used >= n) {
-        dst = b->text + b->text_used;
-        b->text_used += n;
-    } else if (b->chunks && b->chunks->cap - b->chunks->used >= n) {
-        dst = b->chunks->data + b->chunks->used;
-        b->chunks->used += n;
-    } else {
-        size_t cap = n > 1024 ? n : 1024;
-        text_chunk_t *c = xmalloc(sizeof *c + cap);
-        c->next = b->chunks;
-        c->used = n;
-        c->cap = cap;
-        b->chunks = c;
-        dst = c->data;
-    }
-    memcpy(dst, str, n);
-    return dst;
+    return str ? arena_strdup(&b->text, str) : NULL;
 }
 
 static op_t *push(store_batch_t *b, op_kind_t kind, int64_t device_id)
@@ -151,12 +124,7 @@ size_t store_batch_len(const store_batch_t *b)
 
 void store_batch_reset(store_batch_t *b)
 {
-    while (b->chunks) {
-        text_chunk_t *next = b->chunks->next;
-        free(b->chunks);
-        b->chunks = next;
-    }
-    b->text_used = 0;
+    arena_reset(&b->text);
     if (b->cap > BATCH_KEEP_OPS) {
         free(b->ops);
         b->ops = b->inline_ops;
@@ -178,6 +146,7 @@ void store_batch_free(store_batch_t *b)
     store_batch_reset(b);
     if (b->ops != b->inline_ops)
         free(b->ops);
+    arena_fini(&b->text);
     free(b);
 }
 
