@@ -211,6 +211,9 @@ server_t *server_start(const config_t *cfg, char err[static 256])
             snprintf(err, 256, "cannot start shard thread %d", i);
             goto fail;
         }
+        char name[16]; /* shown by top -H and perf: whose CPU is whose */
+        snprintf(name, sizeof name, "coaphub-shard%d", i % 100);
+        pthread_setname_np(sh->thread, name);
         sh->running = true;
     }
     http_server_set_ready(s->http, true);

@@ -77,6 +77,7 @@ int store__checkpointer_start(store_t *s, char err[static 256])
         store__conn_close(&s->ckpt_conn);
         return -EAGAIN;
     }
+    pthread_setname_np(s->ckpt_thread, "coaphub-ckpt");
     s->ckpt_started = true;
     return 0;
 }

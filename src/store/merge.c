@@ -10,7 +10,9 @@
  *
  * A run is merged in small steps the writer takes between group commits, so no commit waits
  * long behind a merge: LOADING reads the next LOAD_CHUNK log rows (in seq order) into memory;
- * once the run is loaded it is sorted; APPLYING then moves APPLY_CHUNK rows per transaction;
+ * once the run is loaded it is sorted; APPLYING then moves APPLY_CHUNK rows per transaction
+ * (STORE_MULTI rows per statement, points.c; the writer's connection has no foreign-key
+ * checks, sqlite.c);
  * DELETING removes the run from the log, DELETE_CHUNK rows (in seq order) per transaction.
  *
  * Invariants: a chunk is inserted into ts_kv (an upsert: applying a point twice changes
@@ -94,7 +96,10 @@ static int cmp_rows(const void *a, const void *b)
 static int start_run(store_t *s, store_merge_t *m, int64_t run_rows)
 {
     store_conn_t *c = &s->wconn;
-    sqlite3_stmt *st = store__stmt(c, "SELECT MIN(seq), MAX(seq) FROM ts_kv_log");
+    /* Two subqueries: each is a B-tree edge lookup, where MIN and MAX in one query scan
+     * the whole log (measured: ~14 ms at 32k rows, once per run). */
+    sqlite3_stmt *st = store__stmt(
+        c, "SELECT (SELECT MIN(seq) FROM ts_kv_log), (SELECT MAX(seq) FROM ts_kv_log)");
     if (!st)
         return ERR_STORE;
     int rc = sqlite3_step(st);
@@ -155,7 +160,7 @@ static int load_step(store_t *s, store_merge_t *m)
     return 0;
 }
 
-static int insert_row(store_conn_t *c, const merge_row_t *r)
+int store__point_merge(store_conn_t *c, int64_t device_id, int64_t key_id, const store_kv_t *kv)
 {
     sqlite3_stmt *st = store__stmt(
         c, "INSERT INTO ts_kv(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v)"
@@ -165,10 +170,10 @@ static int insert_row(store_conn_t *c, const merge_row_t *r)
            " json_v = excluded.json_v");
     if (!st)
         return ERR_STORE;
-    sqlite3_bind_int64(st, 1, r->device_id);
-    sqlite3_bind_int64(st, 2, r->key_id);
-    sqlite3_bind_int64(st, 3, r->kv.ts);
-    int e = store__bind_value(st, 4, &r->kv);
+    sqlite3_bind_int64(st, 1, device_id);
+    sqlite3_bind_int64(st, 2, key_id);
+    sqlite3_bind_int64(st, 3, kv->ts);
+    int e = store__bind_value(st, 4, kv);
     int rc = e == 0 ? sqlite3_step(st) : SQLITE_DONE;
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
@@ -220,8 +225,19 @@ static int apply_step(store_t *s, store_merge_t *m)
     int r = begin_step(c);
     bool stale = r == 0 && atomic_load(&s->log_deletes) != m->deletes;
     size_t end = m->applied + APPLY_CHUNK < m->n ? m->applied + APPLY_CHUNK : m->n;
-    for (size_t i = m->applied; r == 0 && !stale && i < end; i++)
-        r = insert_row(c, &m->rows[i]);
+    /* STORE_MULTI rows per statement (points.c), in sorted order */
+    store_points_t pp;
+    pp.n = 0;
+    for (size_t i = m->applied; r == 0 && !stale && i < end; i++) {
+        const merge_row_t *row = &m->rows[i];
+        pp.row[pp.n].device_id = row->device_id;
+        pp.row[pp.n].key_id = row->key_id;
+        pp.row[pp.n].kv = &row->kv;
+        if (++pp.n == STORE_MULTI || i + 1 == end) {
+            r = store__points_merge(s, &pp);
+            pp.n = 0;
+        }
+    }
     if ((r = end_step(s, r)) != 0)
         return r;
     if (stale) {

@@ -94,9 +94,8 @@ static const migration_t migrations[] = {
     /* 2: the telemetry log (performance pass 2). A group commit appends its points here, at
      * the end of one B-tree (a few pages per commit), instead of at each device's own spot
      * of ts_kv (one page per device per commit); the writer merges the log into ts_kv in
-     * sorted slices (merge.c). No foreign keys: the same transaction upserts ts_kv_latest,
-     * whose foreign key refuses a point of a deleted device, and the trigger keeps the
-     * cascade of a device delete. */
+     * sorted slices (merge.c). No foreign keys: the writer checks each batch's device
+     * itself (writer.c), and the trigger keeps the cascade of a device delete. */
     {2,
      "CREATE TABLE ts_kv_log ("
      " seq INTEGER PRIMARY KEY,"

@@ -8,6 +8,7 @@
  *
  * Invariant: used by the group commit's fast path only, inside its transaction; any error
  * makes the whole group go the slow way (one batch per savepoint, one row per statement).
+ * The merge (merge.c) moves its sorted rows into ts_kv the same way (store__points_merge).
  */
 #include "store/store_int.h"
 
@@ -22,9 +23,16 @@
     " str_v = excluded.str_v, json_v = excluded.json_v,"                                      \
     " version = ts_kv_latest.version + 1 WHERE excluded.ts >= ts_kv_latest.ts"
 
+#define KV_UPSERT                                                                             \
+    " ON CONFLICT(device_id, key_id, ts) DO UPDATE SET bool_v = excluded.bool_v,"            \
+    " long_v = excluded.long_v, dbl_v = excluded.dbl_v, str_v = excluded.str_v,"            \
+    " json_v = excluded.json_v"
+
 /* The statements' text, built once: the statement cache keys on its address. */
 static char log_sql[256 + STORE_MULTI * (sizeof ROW + 2)];
 static char latest_sql[256 + sizeof LATEST_UPSERT + STORE_MULTI * (sizeof ROW + 2)];
+static char kv_sql[256 + sizeof KV_UPSERT + STORE_MULTI * (sizeof ROW + 2)];
+static pthread_once_t sql_once = PTHREAD_ONCE_INIT;
 
 static void build(char *out, size_t cap, const char *table, const char *tail)
 {
@@ -32,6 +40,13 @@ static void build(char *out, size_t cap, const char *table, const char *tail)
     for (int i = 0; i < STORE_MULTI; i++)
         n += (size_t)snprintf(out + n, cap - n, i ? ", " ROW : ROW);
     snprintf(out + n, cap - n, "%s", tail);
+}
+
+static void build_all(void)
+{
+    build(log_sql, sizeof log_sql, "ts_kv_log", "");
+    build(latest_sql, sizeof latest_sql, "ts_kv_latest", LATEST_UPSERT);
+    build(kv_sql, sizeof kv_sql, "ts_kv", KV_UPSERT);
 }
 
 /* Binds the rows to st (8 parameters each) and runs it. */
@@ -67,10 +82,7 @@ int store__points_flush(store_t *s, store_points_t *pp)
         pp->n = 0;
         return 0;
     }
-    if (!log_sql[0]) {
-        build(log_sql, sizeof log_sql, "ts_kv_log", "");
-        build(latest_sql, sizeof latest_sql, "ts_kv_latest", LATEST_UPSERT);
-    }
+    pthread_once(&sql_once, build_all);
     store_conn_t *c = &s->wconn;
     sqlite3_stmt *st = store__stmt(c, log_sql);
     int r = st ? run(c, st, pp) : ERR_STORE;
@@ -90,4 +102,23 @@ int store__points_add(store_t *s, store_points_t *pp, int64_t device_id, int64_t
     pp->row[pp->n].kv = kv;
     pp->n++;
     return pp->n == STORE_MULTI ? store__points_flush(s, pp) : 0;
+}
+
+int store__points_merge(store_t *s, const store_points_t *pp)
+{
+    if (pp->n == 0)
+        return 0;
+    store_conn_t *c = &s->wconn;
+    if (pp->n < STORE_MULTI) {
+        for (size_t i = 0; i < pp->n; i++) {
+            int r = store__point_merge(c, pp->row[i].device_id, pp->row[i].key_id,
+                                       pp->row[i].kv);
+            if (r != 0)
+                return r;
+        }
+        return 0;
+    }
+    pthread_once(&sql_once, build_all);
+    sqlite3_stmt *st = store__stmt(c, kv_sql);
+    return st ? run(c, st, pp) : ERR_STORE;
 }

@@ -143,6 +143,10 @@ typedef struct store_points {
 int store__points_add(store_t *s, store_points_t *pp, int64_t device_id, int64_t key_id,
                       const store_kv_t *kv);
 int store__points_flush(store_t *s, store_points_t *pp);
+/* The merge's upsert of sorted log rows into ts_kv, STORE_MULTI per statement (points.c),
+ * and of one row (merge.c). */
+int store__points_merge(store_t *s, const store_points_t *pp);
+int store__point_merge(store_conn_t *c, int64_t device_id, int64_t key_id, const store_kv_t *kv);
 /* One point (log row + latest value), one row per statement (writer.c). */
 int store__point_apply(store_t *s, int64_t device_id, int64_t key_id, const store_kv_t *kv);
 

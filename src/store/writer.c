@@ -210,6 +210,37 @@ int store__point_apply(store_t *s, int64_t device_id, int64_t key_id, const stor
     return step_done(c, st);
 }
 
+/* The writer's connection runs without foreign keys (sqlite.c says why), so a point or an
+ * attribute of a deleted device is refused here: -ENOENT, as the foreign key would have.
+ * Inside the transaction, so a device delete (another connection) is either seen or comes
+ * after the commit and cascades over what it wrote. */
+static int device_check(store_t *s, int64_t device_id)
+{
+    store_conn_t *c = &s->wconn;
+    sqlite3_stmt *st = store__stmt(c, "SELECT 1 FROM device WHERE id = ?1");
+    if (!st)
+        return ERR_STORE;
+    sqlite3_bind_int64(st, 1, device_id);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? -ENOENT : store__err(c->db, rc);
+}
+
+/* Checks each device of b once (a batch is usually one device's). */
+static int batch_devices_check(store_t *s, const store_batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        if (i > 0 && b->ops[i].device_id == b->ops[i - 1].device_id)
+            continue;
+        int r = device_check(s, b->ops[i].device_id);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
 static int apply_ts(store_t *s, const op_t *o)
 {
     int64_t key_id_v;
@@ -262,11 +293,14 @@ static int apply_attr(store_t *s, const op_t *o)
 
 static int apply_batch(store_t *s, const store_batch_t *b)
 {
+    int r = batch_devices_check(s, b);
+    if (r != 0)
+        return r;
     for (size_t i = 0; i < b->n; i++) {
         const op_t *o = &b->ops[i];
         if (!o->kv.key || !o->kv.key[0])
             return -EINVAL;
-        int r = o->kind == OP_TS ? apply_ts(s, o) : apply_attr(s, o);
+        r = o->kind == OP_TS ? apply_ts(s, o) : apply_attr(s, o);
         if (r != 0)
             return r;
     }
@@ -356,6 +390,7 @@ static int commit_group_fast(store_t *s, store_batch_t *group, size_t n_batches)
     store_points_t pp; /* points of the group, STORE_MULTI per statement (points.c) */
     pp.n = 0;
     for (store_batch_t *b = group; b; b = b->next) {
+        r = batch_devices_check(s, b);
         for (size_t i = 0; i < b->n && r == 0; i++) {
             const op_t *o = &b->ops[i];
             int64_t kid;
@@ -626,6 +661,7 @@ int store__writer_start(store_t *s)
     pthread_condattr_destroy(&ca);
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0)
         return -EAGAIN;
+    pthread_setname_np(s->writer, "coaphub-writer");
     s->writer_started = true;
     return 0;
 }

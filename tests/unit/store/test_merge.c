@@ -133,6 +133,17 @@ static void test_newest_write_wins_across_tables(void **state)
         assert_int_equal(agg(f, f->dev, "v", STORE_AGG_SUM), 3);
         wait_merged(f);
     }
+
+    /* Many writes of one ts in one multi-row merge statement (points.c): the last counts. */
+    store_batch_t *b = store_batch_new();
+    for (int i = 0; i < 3 * STORE_MULTI; i++) {
+        store_kv_t kv = {.key = "w", .type = STORE_LONG, .l = i, .ts = 700 + (i % 2)};
+        store_batch_ts(b, f->dev, &kv);
+    }
+    assert_int_equal(store_submit_wait(f->t.s, b), 0);
+    wait_merged(f);
+    assert_int_equal(agg(f, f->dev, "w", STORE_AGG_COUNT), 2);
+    assert_int_equal(agg(f, f->dev, "w", STORE_AGG_SUM), 3 * STORE_MULTI - 2 + 3 * STORE_MULTI - 1);
 }
 
 static void test_delete_is_not_undone_by_merge(void **state)
