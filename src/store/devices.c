@@ -157,15 +157,30 @@ int store_device_delete(store_t *s, int64_t id)
     store__log_deleting(s); /* before the delete: see merge.c */
     store_conn_t *c = store__conn_take(s);
     /* Credentials, attributes, points, latest values and RPC rows go by ON DELETE CASCADE in
-     * the same statement, hence the same transaction (the log's rows by its trigger). */
-    int r = ERR_STORE;
-    sqlite3_stmt *st = store__stmt(c, "DELETE FROM device WHERE id = ?1");
-    if (!st)
+     * the same statement, hence the same transaction (the log's rows by its trigger). The
+     * in-memory latest values go with the commit, under latest_mu taken inside the write
+     * transaction (latest.c): a new device that takes this id never sees them. */
+    int r = store__exec(c, "BEGIN IMMEDIATE");
+    if (r != 0)
         goto out;
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
-    r = rc == SQLITE_DONE ? (sqlite3_changes(c->db) > 0 ? 0 : -ENOENT) : store__err(c->db, rc);
-    sqlite3_reset(st);
+    pthread_mutex_lock(&s->latest_mu);
+    sqlite3_stmt *st = store__stmt(c, "DELETE FROM device WHERE id = ?1");
+    if (!st) {
+        r = ERR_STORE;
+    } else {
+        sqlite3_bind_int64(st, 1, id);
+        int rc = sqlite3_step(st);
+        r = rc == SQLITE_DONE ? (sqlite3_changes(c->db) > 0 ? 0 : -ENOENT)
+                              : store__err(c->db, rc);
+        sqlite3_reset(st);
+    }
+    if (r == 0)
+        r = store__exec(c, "COMMIT");
+    if (r != 0 && !sqlite3_get_autocommit(c->db))
+        store__exec(c, "ROLLBACK");
+    if (r == 0)
+        store__latest_forget_device_locked(s, id);
+    pthread_mutex_unlock(&s->latest_mu);
 out:
     store__conn_give(s, c);
     return r;

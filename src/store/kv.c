@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 static int cmp_key(const void *a, const void *b)
 {
@@ -136,16 +137,69 @@ int store_attr_delete(store_t *s, int64_t device_id, store_scope_t scope,
     return r;
 }
 
+/* Latest values are the newer of ts_kv_latest and the in-memory entries of points not merged
+ * yet (latest.c). The entries are copied before the read transaction starts: an entry gone
+ * from memory by then is in the table the transaction sees. */
+
+/* The name of key_id; NULL if unknown (cannot happen for an entry: keys are never deleted). */
+static char *key_name(store_conn_t *c, int64_t key_id)
+{
+    sqlite3_stmt *st = store__stmt(c, "SELECT key FROM key_dictionary WHERE key_id = ?1");
+    if (!st)
+        return NULL;
+    sqlite3_bind_int64(st, 1, key_id);
+    char *name = sqlite3_step(st) == SQLITE_ROW ? store__col_str(st, 0) : NULL;
+    sqlite3_reset(st);
+    return name;
+}
+
+static ssize_t find_key(const store_kv_list_t *l, size_t from, const char *key)
+{
+    for (size_t i = from; i < l->n; i++)
+        if (strcmp(l->items[i].key, key) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+/* Puts the entry's value at out->items[at] if that is older, or appends it as key when
+ * at < 0. The entry's string moves into the list. */
+static void take_newer(store_kv_list_t *out, ssize_t at, const char *key, store_kv_t *mem)
+{
+    if (at < 0) {
+        char *sv = mem->s;
+        mem->s = NULL;
+        mem->key = (char *)key;
+        store_kv_list_push(out, mem);
+        out->items[out->n - 1].s = sv;
+        mem->key = NULL;
+        return;
+    }
+    store_kv_t *it = &out->items[at];
+    if (mem->ts < it->ts)
+        return;
+    free(it->s);
+    char *k = it->key;
+    *it = *mem;
+    it->key = k;
+    mem->s = NULL;
+}
+
 int store_ts_keys(store_t *s, int64_t device_id, store_kv_list_t *out)
 {
+    store_latest_copy_t *mem;
+    size_t n_mem = store__latest_copy(s, device_id, &mem);
     store_conn_t *c = store__conn_take(s);
-    int r = ERR_STORE;
+    int r = store__exec(c, "BEGIN");
+    if (r != 0)
+        goto out;
     /* Like ThingsBoard, the keys of a device are those that have a latest value. */
     sqlite3_stmt *st = store__stmt(c, "SELECT k.key FROM ts_kv_latest l JOIN key_dictionary k"
                                       " ON k.key_id = l.key_id WHERE l.device_id = ?1"
                                       " ORDER BY k.key");
-    if (!st)
-        goto out;
+    if (!st) {
+        r = ERR_STORE;
+        goto done;
+    }
     sqlite3_bind_int64(st, 1, device_id);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -154,14 +208,30 @@ int store_ts_keys(store_t *s, int64_t device_id, store_kv_list_t *out)
     }
     r = rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
     sqlite3_reset(st);
+    size_t n_table = out->n;
+    for (size_t i = 0; r == 0 && i < n_mem; i++) {
+        char *name = key_name(c, mem[i].key_id);
+        if (name && find_key(out, 0, name) < 0) {
+            store_kv_t kv = {.key = name};
+            store_kv_list_push(out, &kv);
+        }
+        free(name);
+    }
+    if (out->n > n_table)
+        qsort(out->items, out->n, sizeof(*out->items), cmp_key);
+done:
+    store__exec(c, "COMMIT");
 out:
     store__conn_give(s, c);
+    store__latest_copy_free(mem, n_mem);
     return r;
 }
 
 int store_ts_latest(store_t *s, int64_t device_id, const char *const *keys, size_t n_keys,
                     store_kv_list_t *out)
 {
+    store_latest_copy_t *mem;
+    size_t n_mem = store__latest_copy(s, device_id, &mem);
     store_conn_t *c = store__conn_take(s);
     int r = store__exec(c, "BEGIN");
     if (r != 0)
@@ -173,10 +243,19 @@ int store_ts_latest(store_t *s, int64_t device_id, const char *const *keys, size
                " WHERE l.device_id = ?1 ORDER BY k.key");
         if (!st) {
             r = ERR_STORE;
-            goto out;
+            goto done;
         }
         sqlite3_bind_int64(st, 1, device_id);
         r = collect(c, st, out);
+        size_t n_table = out->n;
+        for (size_t i = 0; r == 0 && i < n_mem; i++) {
+            char *name = key_name(c, mem[i].key_id);
+            if (name)
+                take_newer(out, find_key(out, 0, name), name, &mem[i].kv);
+            free(name);
+        }
+        if (out->n > n_table)
+            qsort(out->items, out->n, sizeof(*out->items), cmp_key);
     } else {
         sqlite3_stmt *st = store__stmt(
             c, "SELECT k.key, l.ts, l.bool_v, l.long_v, l.dbl_v, l.str_v, l.json_v"
@@ -184,19 +263,107 @@ int store_ts_latest(store_t *s, int64_t device_id, const char *const *keys, size
                " WHERE l.device_id = ?1 AND k.key = ?2");
         if (!st) {
             r = ERR_STORE;
-            goto out;
+            goto done;
         }
         for (size_t i = 0; i < n_keys && r == 0; i++) {
             sqlite3_reset(st);
             sqlite3_bind_int64(st, 1, device_id);
             sqlite3_bind_text(st, 2, keys[i], -1, SQLITE_STATIC);
+            size_t before = out->n;
             r = collect(c, st, out);
+            int64_t kid;
+            if (r != 0 || n_mem == 0 || store__key_id(c, keys[i], false, &kid) != 0)
+                continue;
+            for (size_t j = 0; j < n_mem; j++)
+                if (mem[j].key_id == kid)
+                    take_newer(out, out->n > before ? (ssize_t)before : -1, keys[i],
+                               &mem[j].kv);
         }
     }
+done:
     store__exec(c, "COMMIT");
 out:
     store__conn_give(s, c);
+    store__latest_copy_free(mem, n_mem);
     return r;
+}
+
+/* Runs one of the delete statements below for (device, key) [, start, end]. */
+static int run_del(store_conn_t *c, const char *sql, int64_t device_id, int64_t key_id,
+                   int64_t start_ms, int64_t end_ms)
+{
+    sqlite3_stmt *st = store__stmt(c, sql);
+    if (!st)
+        return ERR_STORE;
+    sqlite3_bind_int64(st, 1, device_id);
+    sqlite3_bind_int64(st, 2, key_id);
+    if (sqlite3_bind_parameter_count(st) >= 4) {
+        sqlite3_bind_int64(st, 3, start_ms);
+        sqlite3_bind_int64(st, 4, end_ms);
+    }
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
+}
+
+/* ts of the stored latest value of (device, key); false when there is none. */
+static bool table_latest_ts(store_conn_t *c, int64_t device_id, int64_t key_id, int64_t *ts,
+                            int *r)
+{
+    sqlite3_stmt *st = store__stmt(
+        c, "SELECT ts FROM ts_kv_latest WHERE device_id = ?1 AND key_id = ?2");
+    if (!st) {
+        *r = ERR_STORE;
+        return false;
+    }
+    sqlite3_bind_int64(st, 1, device_id);
+    sqlite3_bind_int64(st, 2, key_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *ts = sqlite3_column_int64(st, 0);
+    else if (rc != SQLITE_DONE)
+        *r = store__err(c->db, rc);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW;
+}
+
+/* The latest value of one key around a delete of [start, end] (latest.c keeps it in two
+ * places: the table and, for points not merged yet, memory). 1 when the in-memory entry must
+ * go after the commit. */
+static int fix_latest(store_t *s, store_conn_t *c, int64_t device_id, int64_t key_id,
+                      int64_t start_ms, int64_t end_ms, bool delete_latest, int *r)
+{
+    store_kv_t mem;
+    bool has_mem = store__latest_find_locked(s, device_id, key_id, &mem);
+    int64_t tab_ts = 0;
+    bool has_tab = table_latest_ts(c, device_id, key_id, &tab_ts, r);
+    if (*r != 0)
+        return 0;
+    if (!delete_latest) {
+        /* The latest value stays even when its point goes; its log row is gone now, so the
+         * merge will not write it: the table takes it. */
+        if (!has_mem || mem.ts < start_ms || mem.ts > end_ms)
+            return 0;
+        *r = store__latest_upsert(c, device_id, key_id, &mem);
+        return *r == 0;
+    }
+    int64_t latest = has_mem && (!has_tab || mem.ts >= tab_ts) ? mem.ts : tab_ts;
+    if ((!has_mem && !has_tab) || latest < start_ms || latest > end_ms)
+        return 0; /* as in ThingsBoard: the latest value goes only when it is in the range */
+    /* Gone. The key's older points still in the log must not bring an older value back
+     * when they are merged: they move into ts_kv now. */
+    static const char *const sql[] = {
+        "DELETE FROM ts_kv_latest WHERE device_id = ?1 AND key_id = ?2",
+        "INSERT INTO ts_kv(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v)"
+        " SELECT device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v FROM ts_kv_log"
+        " WHERE device_id = ?1 AND key_id = ?2 ORDER BY seq"
+        " ON CONFLICT(device_id, key_id, ts) DO UPDATE SET bool_v = excluded.bool_v,"
+        " long_v = excluded.long_v, dbl_v = excluded.dbl_v, str_v = excluded.str_v,"
+        " json_v = excluded.json_v",
+        "DELETE FROM ts_kv_log WHERE device_id = ?1 AND key_id = ?2"};
+    for (size_t t = 0; *r == 0 && t < sizeof(sql) / sizeof(sql[0]); t++)
+        *r = run_del(c, sql[t], device_id, key_id, 0, 0);
+    return *r == 0;
 }
 
 int store_ts_delete(store_t *s, int64_t device_id, const char *const *keys, size_t n_keys,
@@ -207,6 +374,16 @@ int store_ts_delete(store_t *s, int64_t device_id, const char *const *keys, size
     store__log_deleting(s); /* before the delete: see merge.c */
     store_conn_t *c = store__conn_take(s);
     int r = store__exec(c, "BEGIN IMMEDIATE");
+    if (r != 0) {
+        store__conn_give(s, c);
+        return r;
+    }
+    /* From inside the write transaction until the entries are fixed: no commit of the
+     * writer in between (latest.c). The write lock first, so the writer never waits for it
+     * while holding latest_mu. */
+    pthread_mutex_lock(&s->latest_mu);
+    int64_t *forget = xcalloc(n_keys, sizeof(*forget));
+    size_t n_forget = 0;
     for (size_t i = 0; r == 0 && i < n_keys; i++) {
         int64_t key_id;
         r = store__key_id(c, keys[i], false, &key_id);
@@ -216,34 +393,24 @@ int store_ts_delete(store_t *s, int64_t device_id, const char *const *keys, size
         }
         if (r != 0)
             break;
-        /* Points not merged yet are still in the telemetry log (merge.c): both tables. The
-         * latest value goes only when asked, and (as in ThingsBoard) only when it lies in the
-         * deleted range. */
+        /* Points not merged yet are still in the telemetry log (merge.c): both tables. */
         static const char *const del_sql[] = {
             "DELETE FROM ts_kv WHERE device_id = ?1 AND key_id = ?2 AND ts BETWEEN ?3 AND ?4",
             "DELETE FROM ts_kv_log WHERE device_id = ?1 AND key_id = ?2"
-            " AND ts BETWEEN ?3 AND ?4",
-            "DELETE FROM ts_kv_latest WHERE device_id = ?1 AND key_id = ?2"
             " AND ts BETWEEN ?3 AND ?4"};
-        size_t n_sql = delete_latest ? 3 : 2;
-        for (size_t t = 0; r == 0 && t < n_sql; t++) {
-            sqlite3_stmt *st = store__stmt(c, del_sql[t]);
-            if (!st) {
-                r = ERR_STORE;
-                break;
-            }
-            sqlite3_bind_int64(st, 1, device_id);
-            sqlite3_bind_int64(st, 2, key_id);
-            sqlite3_bind_int64(st, 3, start_ms);
-            sqlite3_bind_int64(st, 4, end_ms);
-            int rc = sqlite3_step(st);
-            sqlite3_reset(st);
-            if (rc != SQLITE_DONE)
-                r = store__err(c->db, rc);
-        }
+        if (fix_latest(s, c, device_id, key_id, start_ms, end_ms, delete_latest, &r) == 1)
+            forget[n_forget++] = key_id;
+        for (size_t t = 0; r == 0 && t < 2; t++)
+            r = run_del(c, del_sql[t], device_id, key_id, start_ms, end_ms);
     }
     if (r == 0)
         r = store__exec(c, "COMMIT");
+    if (r != 0 && !sqlite3_get_autocommit(c->db))
+        store__exec(c, "ROLLBACK");
+    for (size_t i = 0; r == 0 && i < n_forget; i++)
+        store__latest_remove_locked(s, device_id, forget[i]);
+    pthread_mutex_unlock(&s->latest_mu);
+    free(forget);
     store__conn_give(s, c);
     return r;
 }

@@ -12,8 +12,9 @@
  * long behind a merge: LOADING reads the next LOAD_CHUNK log rows (in seq order) into memory;
  * once the run is loaded it is sorted; APPLYING then moves APPLY_CHUNK rows per transaction
  * (STORE_MULTI rows per statement, points.c; the writer's connection has no foreign-key
- * checks, sqlite.c);
- * DELETING removes the run from the log, DELETE_CHUNK rows (in seq order) per transaction.
+ * checks, sqlite.c), with the newest point of each (device, key) into ts_kv_latest, and at
+ * the end drops the in-memory latest values the run covered (latest.c); DELETING removes
+ * the run from the log, DELETE_CHUNK rows (in seq order) per transaction.
  *
  * Invariants: a chunk is inserted into ts_kv (an upsert: applying a point twice changes
  * nothing) and the run's rows leave the log with its last chunk, so until then a point may be
@@ -237,6 +238,12 @@ static int apply_step(store_t *s, store_merge_t *m)
             r = store__points_merge(s, &pp);
             pp.n = 0;
         }
+        /* The run's newest point of a (device, key) is the last of its rows (sorted by ts,
+         * then seq): its latest value, once per run (latest.c). */
+        const merge_row_t *next = i + 1 < m->n ? &m->rows[i + 1] : NULL;
+        if (r == 0 &&
+            (!next || next->device_id != row->device_id || next->key_id != row->key_id))
+            r = store__latest_upsert(c, row->device_id, row->key_id, &row->kv);
     }
     if ((r = end_step(s, r)) != 0)
         return r;
@@ -246,6 +253,11 @@ static int apply_step(store_t *s, store_merge_t *m)
     }
     m->applied = end;
     if (m->applied == m->n) {
+        /* Every point of the run is in ts_kv and its newest values in ts_kv_latest. Points
+         * committed while the run was applied have larger seqs (a delete that could let
+         * them reuse seqs inside the run made it stale), so the entries dropped are the
+         * run's. */
+        store__latest_sweep(s, m->last_seq);
         for (size_t i = 0; i < m->n; i++)
             free(m->rows[i].kv.s);
         m->n = m->applied = 0;

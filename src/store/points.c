@@ -3,8 +3,9 @@
  * Why: at ~100k points/s the writer's time went mostly to executing one INSERT into the log
  * and one upsert of the latest value per point (statement start-up, binding, reset). One
  * statement of STORE_MULTI rows does the same work for a fraction of that (performance
- * pass 2). Rows are applied in order, so within a group a later point of the same (device,
- * key) meets the earlier one exactly as with one statement per point.
+ * pass 2). Rows are applied in order, so within a group a later point of the same
+ * (device, key) meets the earlier one exactly as with one statement per point. Latest
+ * values are staged in memory (latest.c), each with its row's seq, and written by the merge.
  *
  * Invariant: used by the group commit's fast path only, inside its transaction; any error
  * makes the whole group go the slow way (one batch per savepoint, one row per statement).
@@ -17,11 +18,6 @@
 
 #define COLS "(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v)"
 #define ROW "(?, ?, ?, ?, ?, ?, ?, ?)"
-#define LATEST_UPSERT                                                                         \
-    " ON CONFLICT(device_id, key_id) DO UPDATE SET ts = excluded.ts,"                         \
-    " bool_v = excluded.bool_v, long_v = excluded.long_v, dbl_v = excluded.dbl_v,"           \
-    " str_v = excluded.str_v, json_v = excluded.json_v,"                                      \
-    " version = ts_kv_latest.version + 1 WHERE excluded.ts >= ts_kv_latest.ts"
 
 #define KV_UPSERT                                                                             \
     " ON CONFLICT(device_id, key_id, ts) DO UPDATE SET bool_v = excluded.bool_v,"            \
@@ -30,7 +26,6 @@
 
 /* The statements' text, built once: the statement cache keys on its address. */
 static char log_sql[256 + STORE_MULTI * (sizeof ROW + 2)];
-static char latest_sql[256 + sizeof LATEST_UPSERT + STORE_MULTI * (sizeof ROW + 2)];
 static char kv_sql[256 + sizeof KV_UPSERT + STORE_MULTI * (sizeof ROW + 2)];
 static pthread_once_t sql_once = PTHREAD_ONCE_INIT;
 
@@ -45,7 +40,6 @@ static void build(char *out, size_t cap, const char *table, const char *tail)
 static void build_all(void)
 {
     build(log_sql, sizeof log_sql, "ts_kv_log", "");
-    build(latest_sql, sizeof latest_sql, "ts_kv_latest", LATEST_UPSERT);
     build(kv_sql, sizeof kv_sql, "ts_kv", KV_UPSERT);
 }
 
@@ -87,8 +81,11 @@ int store__points_flush(store_t *s, store_points_t *pp)
     sqlite3_stmt *st = store__stmt(c, log_sql);
     int r = st ? run(c, st, pp) : ERR_STORE;
     if (r == 0) {
-        st = store__stmt(c, latest_sql);
-        r = st ? run(c, st, pp) : ERR_STORE;
+        /* The rows took consecutive rowids (each the largest + 1), the last one's known. */
+        int64_t seq = sqlite3_last_insert_rowid(c->db) - (int64_t)pp->n + 1;
+        for (size_t i = 0; i < pp->n; i++)
+            store__latest_stage(s, pp->row[i].device_id, pp->row[i].key_id, seq + (int64_t)i,
+                                pp->row[i].kv);
     }
     pp->n = 0;
     return r;

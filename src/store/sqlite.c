@@ -221,6 +221,7 @@ store_t *store_open(const store_cfg_t *cfg, char err[static 256])
     pthread_mutex_init(&s->q_mu, NULL);
     pthread_cond_init(&s->q_cv, NULL);
     pthread_mutex_init(&s->stats_mu, NULL);
+    store__latest_init(s);
     s->pool = xcalloc((size_t)s->cfg.read_pool, sizeof(store_conn_t));
 
     /* The writer's connection is opened first and runs the migrations. */
@@ -239,7 +240,7 @@ store_t *store_open(const store_cfg_t *cfg, char err[static 256])
         snprintf(err, 256, "store: %s", sqlite3_errmsg(s->wconn.db));
         goto fail;
     }
-    if (store__log_count(s) != 0) {
+    if (store__log_count(s) != 0 || store__latest_load(s) != 0) {
         snprintf(err, 256, "store: cannot read the telemetry log: %s",
                  sqlite3_errmsg(s->wconn.db));
         goto fail;
@@ -281,6 +282,7 @@ void store_close(store_t *s)
     pthread_mutex_destroy(&s->q_mu);
     pthread_cond_destroy(&s->q_cv);
     pthread_mutex_destroy(&s->stats_mu);
+    store__latest_fini(s);
     free(s->path);
     free(s);
 }

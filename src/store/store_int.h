@@ -32,7 +32,8 @@ typedef struct store_conn {
     struct store_conn *next_free;
 } store_conn_t;
 
-typedef struct store_merge store_merge_t; /* merge.c */
+typedef struct store_merge store_merge_t;   /* merge.c */
+typedef struct store_latest store_latest_t; /* latest.c */
 
 /* The writer's key-id cache (keycache.c). */
 typedef struct store_keycache_slot {
@@ -78,6 +79,9 @@ struct store {
     bool merge_active;    /* a run is under way (merge.c keeps it) */
     bool memory_released; /* the idle writer gave its caches back (writer.c) */
     _Atomic int64_t log_deletes; /* bumped by store__log_deleting */
+    /* Latest values not yet in ts_kv_latest (latest.c, which says who holds the lock when). */
+    pthread_mutex_t latest_mu;
+    store_latest_t *latest;
 
     pthread_mutex_t stats_mu;
     store_stats_t stats;
@@ -147,8 +151,38 @@ int store__points_flush(store_t *s, store_points_t *pp);
  * and of one row (merge.c). */
 int store__points_merge(store_t *s, const store_points_t *pp);
 int store__point_merge(store_conn_t *c, int64_t device_id, int64_t key_id, const store_kv_t *kv);
-/* One point (log row + latest value), one row per statement (writer.c). */
+/* One point (log row, its latest value staged), one row per statement (writer.c). */
 int store__point_apply(store_t *s, int64_t device_id, int64_t key_id, const store_kv_t *kv);
+
+/* Latest values of points in the log (latest.c). Writer thread: stage each point written
+ * in the open transaction; take a mark before a savepoint and unstage back to it when the
+ * savepoint is rolled back; publish with latest_mu held across the COMMIT. */
+void store__latest_init(store_t *s);
+void store__latest_fini(store_t *s);
+void store__latest_stage(store_t *s, int64_t device_id, int64_t key_id, int64_t seq,
+                         const store_kv_t *kv);
+size_t store__latest_staged(const store_t *s);
+void store__latest_unstage(store_t *s, size_t mark);
+void store__latest_publish_locked(store_t *s);
+/* Merge: the run up to last_seq is in ts_kv_latest now; drop the entries it covered. */
+void store__latest_sweep(store_t *s, int64_t last_seq);
+/* Deletes, with latest_mu held: the entry of (device, key) (borrowed while the lock is held),
+ * dropping it, dropping a device's. */
+bool store__latest_find_locked(store_t *s, int64_t device_id, int64_t key_id, store_kv_t *out);
+void store__latest_remove_locked(store_t *s, int64_t device_id, int64_t key_id);
+void store__latest_forget_device_locked(store_t *s, int64_t device_id);
+/* Readers: a copy of a device's entries (kv.key NULL, kv.s owned); free with _copy_free. */
+typedef struct store_latest_copy {
+    int64_t key_id;
+    store_kv_t kv;
+} store_latest_copy_t;
+size_t store__latest_copy(store_t *s, int64_t device_id, store_latest_copy_t **out);
+void store__latest_copy_free(store_latest_copy_t *c, size_t n);
+/* Writes kv as the latest value of (device, key) unless the stored one is newer. */
+int store__latest_upsert(store_conn_t *c, int64_t device_id, int64_t key_id,
+                         const store_kv_t *kv);
+/* At open, before the writer starts: the entries of the points left in the log. */
+int store__latest_load(store_t *s);
 
 /* WAL checkpoints on a thread of their own (checkpoint.c). */
 int store__checkpointer_start(store_t *s, char err[static 256]);

@@ -188,26 +188,9 @@ int store__point_apply(store_t *s, int64_t device_id, int64_t key_id, const stor
         sqlite3_reset(st);
         return r;
     }
-    /* Same transaction: the latest value never disagrees with the points. An older point
-     * (late or replayed) does not replace a newer latest; an equal ts overwrites, as in TB.
-     * (points.c has the same statement for many rows.) */
-    st = store__stmt(
-        c, "INSERT INTO ts_kv_latest(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v,"
-           " json_v) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-           " ON CONFLICT(device_id, key_id) DO UPDATE SET ts = excluded.ts,"
-           " bool_v = excluded.bool_v, long_v = excluded.long_v, dbl_v = excluded.dbl_v,"
-           " str_v = excluded.str_v, json_v = excluded.json_v,"
-           " version = ts_kv_latest.version + 1 WHERE excluded.ts >= ts_kv_latest.ts");
-    if (!st)
-        return ERR_STORE;
-    sqlite3_bind_int64(st, 1, device_id);
-    sqlite3_bind_int64(st, 2, key_id);
-    sqlite3_bind_int64(st, 3, kv->ts);
-    if ((r = store__bind_value(st, 4, kv)) != 0) {
-        sqlite3_reset(st);
-        return r;
-    }
-    return step_done(c, st);
+    /* Its latest value: published with the commit, written by the merge (latest.c). */
+    store__latest_stage(s, device_id, key_id, sqlite3_last_insert_rowid(c->db), kv);
+    return 0;
 }
 
 /* The writer's connection runs without foreign keys (sqlite.c says why), so a point or an
@@ -322,10 +305,12 @@ static int apply_in_savepoint(store_t *s, store_batch_t *b)
     int r = store__exec(c, "SAVEPOINT batch");
     if (r != 0)
         return r;
+    size_t staged = store__latest_staged(s);
     r = apply_batch(s, b);
     if (r != 0) {
         store__exec(c, "ROLLBACK TO batch");
         store__keycache_rollback(&s->keys); /* ids parked since may be undone */
+        store__latest_unstage(s, staged);
     }
     store__exec(c, "RELEASE batch");
     return r;
@@ -336,11 +321,18 @@ static void rollback(store_t *s)
     if (!sqlite3_get_autocommit(s->wconn.db))
         store__exec(&s->wconn, "ROLLBACK");
     store__keycache_rollback(&s->keys);
+    store__latest_unstage(s, 0);
 }
 
+/* latest_mu is held across the COMMIT: readers see the new latest values exactly when the
+ * points are durable, and a delete waiting for the lock sees them (latest.c). */
 static int commit(store_t *s, size_t ts_points)
 {
+    pthread_mutex_lock(&s->latest_mu);
     int r = store__exec(&s->wconn, "COMMIT");
+    if (r == 0)
+        store__latest_publish_locked(s);
+    pthread_mutex_unlock(&s->latest_mu);
     if (r != 0)
         return r;
     store__keycache_commit(&s->keys);

@@ -1,0 +1,265 @@
+/* test_latest.c — latest time-series values while their points are in the telemetry log
+ * (held in memory, latest.c) and after the merge wrote them to ts_kv_latest: reads take the
+ * newer, late points do not win, deletes with and without deleteLatest, a device delete, and
+ * a log left by a crash. */
+#include "store_test_util.h"
+
+#include "core/err.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include "store/store_int.h"
+
+#include <cmocka.h>
+
+typedef struct fx {
+    tstore_t t;
+    int64_t dev;
+} fx_t;
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    if (!f || !tstore_open(&f->t)) {
+        free(f);
+        return -1;
+    }
+    f->dev = tstore_device(f->t.s, "dev");
+    *state = f;
+    return f->dev > 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    tstore_close(&f->t);
+    free(f);
+    return 0;
+}
+
+static int64_t log_rows(const char *path)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM ts_kv_log", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* Waits (at most 5 s) until the idle writer has merged the whole log. */
+static void wait_merged(fx_t *f)
+{
+    for (int i = 0; i < 500 && log_rows(f->t.path) > 0; i++)
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000}, NULL);
+    assert_int_equal(log_rows(f->t.path), 0);
+}
+
+static void put(store_t *s, int64_t dev, const char *key, int64_t v, int64_t ts)
+{
+    store_batch_t *b = store_batch_new();
+    store_kv_t kv = {.key = (char *)key, .type = STORE_LONG, .l = v, .ts = ts};
+    store_batch_ts(b, dev, &kv);
+    assert_int_equal(store_submit_wait(s, b), 0);
+}
+
+/* The latest value of key as "v@ts", or "-" when there is none. */
+static const char *latest(fx_t *f, int64_t dev, const char *key)
+{
+    static char buf[64];
+    store_kv_list_t l = {0};
+    const char *keys[] = {key};
+    assert_int_equal(store_ts_latest(f->t.s, dev, keys, 1, &l), 0);
+    assert_true(l.n <= 1);
+    if (l.n)
+        snprintf(buf, sizeof(buf), "%lld@%lld", (long long)l.items[0].l,
+                 (long long)l.items[0].ts);
+    else
+        snprintf(buf, sizeof(buf), "-");
+    store_kv_list_fini(&l);
+    return buf;
+}
+
+static size_t entries(fx_t *f, int64_t dev)
+{
+    store_latest_copy_t *c;
+    size_t n = store__latest_copy(f->t.s, dev, &c);
+    store__latest_copy_free(c, n);
+    return n;
+}
+
+static void test_newest_before_and_after_merge(void **state)
+{
+    fx_t *f = *state;
+    put(f->t.s, f->dev, "t", 1, 100);
+    put(f->t.s, f->dev, "t", 2, 200);
+    put(f->t.s, f->dev, "t", 3, 150); /* late: not the latest */
+    put(f->t.s, f->dev, "u", 9, 50);
+    assert_string_equal(latest(f, f->dev, "t"), "2@200");
+    assert_int_equal(entries(f, f->dev), 2); /* from memory: nothing merged yet */
+    wait_merged(f);
+    assert_int_equal(entries(f, f->dev), 0); /* the merge wrote them to the table */
+    assert_string_equal(latest(f, f->dev, "t"), "2@200");
+    put(f->t.s, f->dev, "t", 4, 120); /* late again, now against the table */
+    assert_string_equal(latest(f, f->dev, "t"), "2@200");
+    put(f->t.s, f->dev, "t", 5, 200); /* same ts: the later write wins, as in ThingsBoard */
+    assert_string_equal(latest(f, f->dev, "t"), "5@200");
+    wait_merged(f);
+    assert_string_equal(latest(f, f->dev, "t"), "5@200");
+
+    /* All keys, in key order, and the key list, whichever place each value is in. */
+    put(f->t.s, f->dev, "a", 7, 10);
+    store_kv_list_t l = {0};
+    assert_int_equal(store_ts_latest(f->t.s, f->dev, NULL, 0, &l), 0);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.items[0].key, "a");
+    assert_int_equal(l.items[0].l, 7);
+    assert_string_equal(l.items[1].key, "t");
+    assert_int_equal(l.items[1].l, 5);
+    assert_string_equal(l.items[2].key, "u");
+    store_kv_list_fini(&l);
+    assert_int_equal(store_ts_keys(f->t.s, f->dev, &l), 0);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.items[0].key, "a");
+    assert_string_equal(l.items[2].key, "u");
+    store_kv_list_fini(&l);
+    /* Asked keys come back in the order asked, found in either place. */
+    const char *keys[] = {"u", "nope", "a"};
+    assert_int_equal(store_ts_latest(f->t.s, f->dev, keys, 3, &l), 0);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.items[0].key, "u");
+    assert_string_equal(l.items[1].key, "a");
+    store_kv_list_fini(&l);
+}
+
+static void test_string_values(void **state)
+{
+    fx_t *f = *state;
+    const char *vals[] = {"long enough string", "short", "a longer string than before"};
+    for (int i = 0; i < 3; i++) {
+        store_batch_t *b = store_batch_new();
+        store_kv_t kv = {.key = "s", .type = STORE_STRING, .s = (char *)vals[i], .ts = 10 + i};
+        store_batch_ts(b, f->dev, &kv);
+        assert_int_equal(store_submit_wait(f->t.s, b), 0);
+        store_kv_list_t l = {0};
+        assert_int_equal(store_ts_latest(f->t.s, f->dev, NULL, 0, &l), 0);
+        assert_int_equal(l.n, 1);
+        assert_string_equal(l.items[0].s, vals[i]);
+        store_kv_list_fini(&l);
+    }
+}
+
+/* deleteLatest with the latest point in the range: the latest value is gone, and the key's
+ * older points still in the log do not bring an older one back when they are merged. */
+static void test_delete_latest_stays_deleted(void **state)
+{
+    fx_t *f = *state;
+    put(f->t.s, f->dev, "d", 1, 100);
+    put(f->t.s, f->dev, "d", 2, 200);
+    const char *keys[] = {"d"};
+    assert_int_equal(store_ts_delete(f->t.s, f->dev, keys, 1, 150, 250, true), 0);
+    assert_string_equal(latest(f, f->dev, "d"), "-");
+    wait_merged(f);
+    assert_string_equal(latest(f, f->dev, "d"), "-");
+    store_kv_list_t l = {0};
+    assert_int_equal(store_ts_history(f->t.s, f->dev, "d", 0, 1000, 0, STORE_AGG_NONE, 0, true,
+                                      &l),
+                     0);
+    assert_int_equal(l.n, 1); /* the older point stays */
+    assert_int_equal(l.items[0].ts, 100);
+    store_kv_list_fini(&l);
+
+    /* The range misses the latest point: it stays, in memory and after the merge. */
+    put(f->t.s, f->dev, "e", 1, 100);
+    put(f->t.s, f->dev, "e", 2, 200);
+    const char *ekeys[] = {"e"};
+    assert_int_equal(store_ts_delete(f->t.s, f->dev, ekeys, 1, 50, 150, true), 0);
+    assert_string_equal(latest(f, f->dev, "e"), "2@200");
+    wait_merged(f);
+    assert_string_equal(latest(f, f->dev, "e"), "2@200");
+}
+
+/* Without deleteLatest the latest value outlives its point, also when the point was only in
+ * the log (the merge would never see it). */
+static void test_delete_keeps_latest(void **state)
+{
+    fx_t *f = *state;
+    put(f->t.s, f->dev, "k", 1, 100);
+    put(f->t.s, f->dev, "k", 2, 200);
+    const char *keys[] = {"k"};
+    assert_int_equal(store_ts_delete(f->t.s, f->dev, keys, 1, 150, 250, false), 0);
+    assert_string_equal(latest(f, f->dev, "k"), "2@200");
+    assert_int_equal(entries(f, f->dev), 0); /* moved to the table */
+    wait_merged(f);
+    assert_string_equal(latest(f, f->dev, "k"), "2@200");
+}
+
+/* A deleted device's latest values are gone with it, also for a new device that is given
+ * the same id (SQLite reuses the largest rowid). */
+static void test_device_delete_forgets(void **state)
+{
+    fx_t *f = *state;
+    int64_t other = tstore_device(f->t.s, "other");
+    put(f->t.s, other, "x", 1, 100);
+    assert_string_equal(latest(f, other, "x"), "1@100");
+    assert_int_equal(store_device_delete(f->t.s, other), 0);
+    assert_int_equal(entries(f, other), 0);
+    int64_t again = tstore_device(f->t.s, "again");
+    assert_int_equal(again, other);
+    assert_string_equal(latest(f, again, "x"), "-");
+    /* and points of a deleted device are refused */
+    assert_int_equal(store_device_delete(f->t.s, again), 0);
+    store_batch_t *b = store_batch_new();
+    store_kv_t kv = {.key = "x", .type = STORE_LONG, .l = 1, .ts = 1};
+    store_batch_ts(b, again, &kv);
+    assert_int_equal(store_submit_wait(f->t.s, b), -ENOENT);
+    assert_int_equal(entries(f, again), 0);
+}
+
+/* Points a crash left in the log: their latest values are back after the restart, before
+ * and after the merge; an older one does not replace the stored latest value. */
+static void test_rebuilt_from_log_at_open(void **state)
+{
+    fx_t *f = *state;
+    put(f->t.s, f->dev, "r", 7, 70);
+    store_close(f->t.s);
+    f->t.s = NULL;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->t.path, &db), SQLITE_OK);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO ts_kv_log(device_id, key_id, ts, long_v) SELECT %lld, key_id, 80, 8"
+             " FROM key_dictionary WHERE key = 'r';"
+             "INSERT INTO ts_kv_log(device_id, key_id, ts, long_v) SELECT %lld, key_id, 60, 6"
+             " FROM key_dictionary WHERE key = 'r'",
+             (long long)f->dev, (long long)f->dev);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_non_null(tstore_reopen(&f->t));
+    assert_string_equal(latest(f, f->dev, "r"), "8@80");
+    wait_merged(f);
+    assert_string_equal(latest(f, f->dev, "r"), "8@80");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_newest_before_and_after_merge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_string_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_latest_stays_deleted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_keeps_latest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_delete_forgets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebuilt_from_log_at_open, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
