@@ -125,19 +125,29 @@ long long bench_read_udp_drops(void)
     return out;
 }
 
+static double ms(uint64_t us);
+
 void bench_progress(const bench_t *b, int64_t now_us, const bench_stats_t *prev, double dt_s)
 {
     if (b->cfg.quiet || b->cfg.json)
         return;
     const bench_stats_t *s = &b->st;
     double t = (double)(now_us - b->t_start_us) / 1e6;
+    /* This second's own p99: the histogram's growth since the last line (a stall shows up
+     * where it happened instead of only in the run's tail). */
+    static bench_hist_t win;
+    win.count = s->lat.count - prev->lat.count;
+    win.max = s->lat.max;
+    for (unsigned i = 0; i < BENCH_HIST_BUCKETS; i++)
+        win.b[i] = s->lat.b[i] - prev->lat.b[i];
     fprintf(stderr,
             "[%6.1fs] %9.0f req/s  done %-9llu errors %-6llu retrans %-6llu timeouts %-6llu "
-            "hs %6.0f/s  ready %d\n",
+            "hs %6.0f/s  ready %d  p99 %.1f ms\n",
             t, (double)(s->done - prev->done) / dt_s, (unsigned long long)s->done,
             (unsigned long long)s->errors, (unsigned long long)s->retrans,
             (unsigned long long)s->timeouts,
-            (double)(s->handshakes - prev->handshakes) / dt_s, b->n_ready);
+            (double)(s->handshakes - prev->handshakes) / dt_s, b->n_ready,
+            ms(bench_hist_quantile(&win, .99)));
 }
 
 static const char *mode_name(bench_mode_t m)
