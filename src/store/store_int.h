@@ -79,6 +79,11 @@ struct store {
     bool merge_active;    /* a run is under way (merge.c keeps it) */
     bool memory_released; /* the idle writer gave its caches back (writer.c) */
     _Atomic int64_t log_deletes; /* bumped by store__log_deleting */
+    /* Devices the writer has seen exist, a bit per id (writer.c, device_check); writer
+     * thread only, valid while log_deletes equals dev_known_deletes. */
+    uint64_t *dev_known;
+    size_t dev_known_words;
+    int64_t dev_known_deletes;
     /* Latest values not yet in ts_kv_latest (latest.c, which says who holds the lock when). */
     pthread_mutex_t latest_mu;
     store_latest_t *latest;

@@ -193,12 +193,30 @@ int store__point_apply(store_t *s, int64_t device_id, int64_t key_id, const stor
     return 0;
 }
 
+/* Ids up to this are remembered in the bitmap (512 KiB at most); larger ones are looked up. */
+#define DEV_KNOWN_MAX_ID (INT64_C(1) << 22)
+
 /* The writer's connection runs without foreign keys (sqlite.c says why), so a point or an
  * attribute of a deleted device is refused here: -ENOENT, as the foreign key would have.
  * Inside the transaction, so a device delete (another connection) is either seen or comes
- * after the commit and cascades over what it wrote. */
+ * after the commit and cascades over what it wrote.
+ * The lookup cost ~0.6 µs per request, so devices found are remembered in a bitmap until
+ * the next delete of points or devices: each bumps log_deletes before its transaction, and
+ * we read it inside ours (holding the write lock), so a delete committed before our
+ * transaction is always noticed, and one not yet committed cannot commit before ours. */
 static int device_check(store_t *s, int64_t device_id)
 {
+    int64_t deletes = atomic_load(&s->log_deletes);
+    if (deletes != s->dev_known_deletes) {
+        if (s->dev_known)
+            memset(s->dev_known, 0, s->dev_known_words * sizeof(uint64_t));
+        s->dev_known_deletes = deletes;
+    }
+    bool cacheable = device_id > 0 && device_id < DEV_KNOWN_MAX_ID;
+    size_t w = cacheable ? (size_t)device_id / 64 : 0;
+    uint64_t bit = UINT64_C(1) << (device_id & 63);
+    if (cacheable && w < s->dev_known_words && (s->dev_known[w] & bit))
+        return 0;
     store_conn_t *c = &s->wconn;
     sqlite3_stmt *st = store__stmt(c, "SELECT 1 FROM device WHERE id = ?1");
     if (!st)
@@ -206,9 +224,21 @@ static int device_check(store_t *s, int64_t device_id)
     sqlite3_bind_int64(st, 1, device_id);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    if (rc == SQLITE_ROW)
-        return 0;
-    return rc == SQLITE_DONE ? -ENOENT : store__err(c->db, rc);
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? -ENOENT : store__err(c->db, rc);
+    if (cacheable) {
+        if (w >= s->dev_known_words) {
+            size_t words = s->dev_known_words ? s->dev_known_words : 64;
+            while (words <= w)
+                words *= 2;
+            s->dev_known = xrealloc(s->dev_known, words * sizeof(uint64_t));
+            memset(s->dev_known + s->dev_known_words, 0,
+                   (words - s->dev_known_words) * sizeof(uint64_t));
+            s->dev_known_words = words;
+        }
+        s->dev_known[w] |= bit;
+    }
+    return 0;
 }
 
 /* Checks each device of b once (a batch is usually one device's). */
@@ -640,6 +670,9 @@ static void *writer_main(void *arg)
     store__merge_free(s->merge);
     s->merge = NULL;
     store__keycache_free(&s->keys);
+    free(s->dev_known);
+    s->dev_known = NULL;
+    s->dev_known_words = 0;
     return NULL;
 }
 

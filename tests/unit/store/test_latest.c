@@ -217,7 +217,9 @@ static void test_device_delete_forgets(void **state)
     int64_t again = tstore_device(f->t.s, "again");
     assert_int_equal(again, other);
     assert_string_equal(latest(f, again, "x"), "-");
-    /* and points of a deleted device are refused */
+    /* and points of a deleted device are refused, also right after the writer has seen the
+     * device exist (it remembers that until a delete) */
+    put(f->t.s, again, "x", 2, 200);
     assert_int_equal(store_device_delete(f->t.s, again), 0);
     store_batch_t *b = store_batch_new();
     store_kv_t kv = {.key = "x", .type = STORE_LONG, .l = 1, .ts = 1};
