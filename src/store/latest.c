@@ -210,6 +210,16 @@ void store__latest_unstage(store_t *s, size_t mark)
         s->latest->n_staged = mark;
 }
 
+void store__latest_release(store_t *s)
+{
+    store_latest_t *l = s->latest;
+    if (l->n_staged)
+        return;
+    free(l->staged);
+    l->staged = NULL;
+    l->cap_staged = 0;
+}
+
 void store__latest_publish_locked(store_t *s)
 {
     store_latest_t *l = s->latest;

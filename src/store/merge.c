@@ -69,6 +69,15 @@ static void run_free(store_merge_t *m)
     m->phase = M_IDLE;
 }
 
+void store__merge_release(store_merge_t *m)
+{
+    if (!m || m->phase != M_IDLE)
+        return;
+    free(m->rows);
+    m->rows = NULL;
+    m->cap = 0;
+}
+
 void store__merge_free(store_merge_t *m)
 {
     if (!m)

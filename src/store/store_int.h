@@ -205,6 +205,10 @@ extern void (*store__merge_test_hook)(bool deleting);
  * earlier is dropped instead of writing deleted points back (merge.c). */
 void store__log_deleting(store_t *s);
 void store__merge_free(store_merge_t *m);
+/* An idle writer hands back the memory of the last run's rows (merge.c) and of its staged
+ * latest values (latest.c). */
+void store__merge_release(store_merge_t *m);
+void store__latest_release(store_t *s);
 /* Counts the log's rows at open (a log left by a crash or a stop is merged later). */
 int store__log_count(store_t *s);
 
