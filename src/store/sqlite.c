@@ -216,6 +216,8 @@ store_t *store_open(const store_cfg_t *cfg, char err[static 256])
         s->cfg.batch_max_ops = 10000;
     if (s->cfg.batch_max_delay_ms < 0)
         s->cfg.batch_max_delay_ms = 0;
+    if (s->cfg.merge_run_rows <= 0)
+        s->cfg.merge_run_rows = STORE_MERGE_RUN_ROWS;
     pthread_mutex_init(&s->pool_mu, NULL);
     pthread_cond_init(&s->pool_cv, NULL);
     pthread_mutex_init(&s->q_mu, NULL);

@@ -70,6 +70,8 @@ typedef struct store_cfg {
     int batch_max_delay_ms; /* the writer waits at most this long to grow a group (default 0) */
     size_t batch_max_ops;   /* commit once a group holds this many ops (default 10000) */
     int read_pool;          /* read connections (default 4) */
+    int64_t merge_run_rows; /* telemetry-log points merged per run (merge.c; default 65536;
+                             * tests use small runs) */
 } store_cfg_t;
 
 void store_cfg_default(store_cfg_t *cfg);

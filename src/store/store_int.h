@@ -193,6 +193,9 @@ int store__latest_load(store_t *s);
 int store__checkpointer_start(store_t *s, char err[static 256]);
 void store__checkpointer_stop(store_t *s);
 
+/* Points per merge run by default (writer.c says why this size). */
+#define STORE_MERGE_RUN_ROWS 65536
+
 /* Telemetry log (merge.c). Writer thread: one bounded step of merging the log into ts_kv
  * (a run holds at most run_rows of the oldest rows); *active tells whether a run is under
  * way. store__merge_all merges everything (at close). */

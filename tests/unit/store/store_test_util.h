@@ -13,6 +13,7 @@ typedef struct tstore {
     char dir[64];
     char path[128];
     store_t *s;
+    int64_t merge_run_rows; /* 0: the store's default */
 } tstore_t;
 
 static inline store_t *tstore_reopen(tstore_t *t)
@@ -21,6 +22,7 @@ static inline store_t *tstore_reopen(tstore_t *t)
     store_cfg_default(&cfg);
     cfg.path = t->path;
     cfg.read_pool = 2;
+    cfg.merge_run_rows = t->merge_run_rows;
     char err[256];
     t->s = store_open(&cfg, err);
     if (!t->s)
