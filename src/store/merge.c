@@ -164,7 +164,10 @@ static int load_step(store_t *s, store_merge_t *m)
         return store__err(c->db, rc);
     m->next_seq = to + 1;
     if (m->next_seq > m->last_seq) {
-        qsort(m->rows, m->n, sizeof(*m->rows), cmp_rows);
+        /* A run may load no row at all: a delete between finding its bounds and loading it
+         * took them (rows is NULL then, freed by an idle writer). */
+        if (m->n > 1)
+            qsort(m->rows, m->n, sizeof(*m->rows), cmp_rows);
         m->phase = M_APPLYING;
     }
     return 0;
