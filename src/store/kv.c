@@ -288,8 +288,8 @@ out:
     return r;
 }
 
-/* Runs one of the delete statements below for (device, key) [, start, end]. */
-static int run_del(store_conn_t *c, const char *sql, int64_t device_id, int64_t key_id,
+/* Runs sql for (device, key) as ?1, ?2 and, when it has them, start and end as ?3, ?4. */
+static int run_key_sql(store_conn_t *c, const char *sql, int64_t device_id, int64_t key_id,
                    int64_t start_ms, int64_t end_ms)
 {
     sqlite3_stmt *st = store__stmt(c, sql);
@@ -362,7 +362,7 @@ static int fix_latest(store_t *s, store_conn_t *c, int64_t device_id, int64_t ke
         " json_v = excluded.json_v",
         "DELETE FROM ts_kv_log WHERE device_id = ?1 AND key_id = ?2"};
     for (size_t t = 0; *r == 0 && t < sizeof(sql) / sizeof(sql[0]); t++)
-        *r = run_del(c, sql[t], device_id, key_id, 0, 0);
+        *r = run_key_sql(c, sql[t], device_id, key_id, 0, 0);
     return *r == 0;
 }
 
@@ -401,7 +401,7 @@ int store_ts_delete(store_t *s, int64_t device_id, const char *const *keys, size
         if (fix_latest(s, c, device_id, key_id, start_ms, end_ms, delete_latest, &r) == 1)
             forget[n_forget++] = key_id;
         for (size_t t = 0; r == 0 && t < 2; t++)
-            r = run_del(c, del_sql[t], device_id, key_id, start_ms, end_ms);
+            r = run_key_sql(c, del_sql[t], device_id, key_id, start_ms, end_ms);
     }
     if (r == 0)
         r = store__exec(c, "COMMIT");

@@ -311,24 +311,14 @@ int store__latest_upsert(store_conn_t *c, int64_t device_id, int64_t key_id,
 {
     /* An older point (late or replayed) does not replace a newer latest; an equal ts
      * overwrites, as in ThingsBoard. */
-    sqlite3_stmt *st = store__stmt(
+    return store__exec_point(
         c, "INSERT INTO ts_kv_latest(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v,"
            " json_v) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
            " ON CONFLICT(device_id, key_id) DO UPDATE SET ts = excluded.ts,"
            " bool_v = excluded.bool_v, long_v = excluded.long_v, dbl_v = excluded.dbl_v,"
            " str_v = excluded.str_v, json_v = excluded.json_v,"
-           " version = ts_kv_latest.version + 1 WHERE excluded.ts >= ts_kv_latest.ts");
-    if (!st)
-        return ERR_STORE;
-    sqlite3_bind_int64(st, 1, device_id);
-    sqlite3_bind_int64(st, 2, key_id);
-    sqlite3_bind_int64(st, 3, kv->ts);
-    int r = store__bind_value(st, 4, kv);
-    int rc = r == 0 ? sqlite3_step(st) : SQLITE_DONE;
-    sqlite3_reset(st);
-    if (r != 0)
-        return r;
-    return rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
+           " version = ts_kv_latest.version + 1 WHERE excluded.ts >= ts_kv_latest.ts",
+        device_id, key_id, kv);
 }
 
 int store__latest_load(store_t *s)

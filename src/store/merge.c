@@ -175,21 +175,13 @@ static int load_step(store_t *s, store_merge_t *m)
 
 int store__point_merge(store_conn_t *c, int64_t device_id, int64_t key_id, const store_kv_t *kv)
 {
-    sqlite3_stmt *st = store__stmt(
+    return store__exec_point(
         c, "INSERT INTO ts_kv(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v)"
            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
            " ON CONFLICT(device_id, key_id, ts) DO UPDATE SET bool_v = excluded.bool_v,"
            " long_v = excluded.long_v, dbl_v = excluded.dbl_v, str_v = excluded.str_v,"
-           " json_v = excluded.json_v");
-    if (!st)
-        return ERR_STORE;
-    sqlite3_bind_int64(st, 1, device_id);
-    sqlite3_bind_int64(st, 2, key_id);
-    sqlite3_bind_int64(st, 3, kv->ts);
-    int e = store__bind_value(st, 4, kv);
-    int rc = e == 0 ? sqlite3_step(st) : SQLITE_DONE;
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
+           " json_v = excluded.json_v",
+        device_id, key_id, kv);
 }
 
 static int delete_range(store_conn_t *c, int64_t from, int64_t to)

@@ -47,11 +47,8 @@ static void build_all(void)
 static int run(store_conn_t *c, sqlite3_stmt *st, const store_points_t *pp)
 {
     for (size_t i = 0; i < pp->n; i++) {
-        int base = (int)i * 8;
-        sqlite3_bind_int64(st, base + 1, pp->row[i].device_id);
-        sqlite3_bind_int64(st, base + 2, pp->row[i].key_id);
-        sqlite3_bind_int64(st, base + 3, pp->row[i].kv->ts);
-        int r = store__bind_value(st, base + 4, pp->row[i].kv);
+        int r = store__bind_point(st, (int)i * 8 + 1, pp->row[i].device_id, pp->row[i].key_id,
+                                  pp->row[i].kv);
         if (r != 0) {
             sqlite3_reset(st);
             return r;

@@ -376,6 +376,29 @@ int store_agg_parse(const char *name, store_agg_t *out)
     return -EINVAL;
 }
 
+int store__bind_point(sqlite3_stmt *st, int first, int64_t device_id, int64_t key_id,
+                      const store_kv_t *kv)
+{
+    sqlite3_bind_int64(st, first, device_id);
+    sqlite3_bind_int64(st, first + 1, key_id);
+    sqlite3_bind_int64(st, first + 2, kv->ts);
+    return store__bind_value(st, first + 3, kv);
+}
+
+int store__exec_point(store_conn_t *c, const char *sql, int64_t device_id, int64_t key_id,
+                      const store_kv_t *kv)
+{
+    sqlite3_stmt *st = store__stmt(c, sql);
+    if (!st)
+        return ERR_STORE;
+    int r = store__bind_point(st, 1, device_id, key_id, kv);
+    int rc = r == 0 ? sqlite3_step(st) : SQLITE_DONE;
+    sqlite3_reset(st);
+    if (r != 0)
+        return r;
+    return rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
+}
+
 int store__bind_value(sqlite3_stmt *st, int first, const store_kv_t *kv)
 {
     for (int i = 0; i < 5; i++)

@@ -125,6 +125,13 @@ void store__writer_stop(store_t *s);
 
 /* kv <-> the five typed columns (bool_v, long_v, dbl_v, str_v, json_v) bound from index first. */
 int store__bind_value(sqlite3_stmt *st, int first, const store_kv_t *kv);
+/* device_id, key_id, ts, then the five value columns, bound from index first. */
+int store__bind_point(sqlite3_stmt *st, int first, int64_t device_id, int64_t key_id,
+                      const store_kv_t *kv);
+/* Runs sql (a literal: one row whose ?1..?8 are laid out as store__bind_point's) for one
+ * point; 0 or an error from store__err. */
+int store__exec_point(store_conn_t *c, const char *sql, int64_t device_id, int64_t key_id,
+                      const store_kv_t *kv);
 /* Reads the five typed columns starting at col into kv (type, b/l/d/s). -EINVAL if none set. */
 int store__column_value(sqlite3_stmt *st, int col, store_kv_t *kv);
 

@@ -174,20 +174,13 @@ static int key_id(store_t *s, const char *key, bool create, int64_t *out)
 int store__point_apply(store_t *s, int64_t device_id, int64_t key_id, const store_kv_t *kv)
 {
     store_conn_t *c = &s->wconn;
-    int r;
     /* The log, not ts_kv: an append (merge.c says why). */
-    sqlite3_stmt *st = store__stmt(
+    int r = store__exec_point(
         c, "INSERT INTO ts_kv_log(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v)"
-           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
-    if (!st)
-        return ERR_STORE;
-    sqlite3_bind_int64(st, 1, device_id);
-    sqlite3_bind_int64(st, 2, key_id);
-    sqlite3_bind_int64(st, 3, kv->ts);
-    if ((r = store__bind_value(st, 4, kv)) != 0 || (r = step_done(c, st)) != 0) {
-        sqlite3_reset(st);
+           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        device_id, key_id, kv);
+    if (r != 0)
         return r;
-    }
     /* Its latest value: published with the commit, written by the merge (latest.c). */
     store__latest_stage(s, device_id, key_id, sqlite3_last_insert_rowid(c->db), kv);
     return 0;

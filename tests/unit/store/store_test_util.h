@@ -4,9 +4,11 @@
 
 #include "store/store.h"
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct tstore {
@@ -59,6 +61,41 @@ static inline int64_t tstore_device(store_t *s, const char *name)
     if (store_device_create(s, &d) != 0)
         return -1;
     return d.id;
+}
+
+/* Rows of table, read over a connection of our own (the store's are its threads'); -1 on
+ * error. */
+static inline int64_t tstore_rows(const tstore_t *t, const char *table)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    char sql[96];
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", table);
+    int64_t n = -1;
+    if (sqlite3_open_v2(t->path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* Waits (at most 5 s) until the idle writer has merged the whole telemetry log; returns the
+ * rows left in it (0 when merged). */
+static inline int64_t tstore_wait_merged(const tstore_t *t)
+{
+    for (int i = 0; i < 500 && tstore_rows(t, "ts_kv_log") > 0; i++)
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000}, NULL);
+    return tstore_rows(t, "ts_kv_log");
+}
+
+/* One LONG point, committed; the batch's status. */
+static inline int tstore_put(store_t *s, int64_t dev, const char *key, int64_t v, int64_t ts)
+{
+    store_batch_t *b = store_batch_new();
+    store_kv_t kv = {.key = (char *)key, .type = STORE_LONG, .l = v, .ts = ts};
+    store_batch_ts(b, dev, &kv);
+    return store_submit_wait(s, b);
 }
 
 #endif

@@ -43,34 +43,14 @@ static int teardown(void **state)
     return 0;
 }
 
-static int64_t log_rows(const char *path)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM ts_kv_log", -1, &st, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
-}
-
-/* Waits (at most 5 s) until the idle writer has merged the whole log. */
 static void wait_merged(fx_t *f)
 {
-    for (int i = 0; i < 500 && log_rows(f->t.path) > 0; i++)
-        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000}, NULL);
-    assert_int_equal(log_rows(f->t.path), 0);
+    assert_int_equal(tstore_wait_merged(&f->t), 0);
 }
 
 static void put(store_t *s, int64_t dev, const char *key, int64_t v, int64_t ts)
 {
-    store_batch_t *b = store_batch_new();
-    store_kv_t kv = {.key = (char *)key, .type = STORE_LONG, .l = v, .ts = ts};
-    store_batch_ts(b, dev, &kv);
-    assert_int_equal(store_submit_wait(s, b), 0);
+    assert_int_equal(tstore_put(s, dev, key, v, ts), 0);
 }
 
 /* The latest value of key as "v@ts", or "-" when there is none. */

@@ -49,36 +49,19 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Rows of table, read over a connection of our own (the store's are its threads'). */
-static int64_t rows(const char *path, const char *table)
+static int64_t rows(fx_t *f, const char *table)
 {
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    char sql[96];
-    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", table);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
+    return tstore_rows(&f->t, table);
 }
 
-/* Waits (at most 5 s) until the writer, idle, has merged the whole log. */
 static void wait_merged(fx_t *f)
 {
-    for (int i = 0; i < 500 && rows(f->t.path, "ts_kv_log") > 0; i++)
-        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000}, NULL);
-    assert_int_equal(rows(f->t.path, "ts_kv_log"), 0);
+    assert_int_equal(tstore_wait_merged(&f->t), 0);
 }
 
 static void put(store_t *s, int64_t dev, const char *key, int64_t v, int64_t ts)
 {
-    store_batch_t *b = store_batch_new();
-    store_kv_t kv = {.key = (char *)key, .type = STORE_LONG, .l = v, .ts = ts};
-    store_batch_ts(b, dev, &kv);
-    assert_int_equal(store_submit_wait(s, b), 0);
+    assert_int_equal(tstore_put(s, dev, key, v, ts), 0);
 }
 
 static int64_t agg(fx_t *f, int64_t dev, const char *key, store_agg_t a)
@@ -114,7 +97,7 @@ static void test_points_readable_before_and_after_merge(void **state)
         assert_int_equal(agg(f, f->dev, "t", STORE_AGG_SUM), 5050);
         if (pass == 0) { /* read from the log (merged 200 ms after the writer idles) */
             wait_merged(f);
-            assert_int_equal(rows(f->t.path, "ts_kv"), 100);
+            assert_int_equal(rows(f, "ts_kv"), 100);
         }
     }
 }
@@ -166,9 +149,9 @@ static void test_delete_is_not_undone_by_merge(void **state)
     /* A device delete takes its unmerged points too (the log's trigger). */
     int64_t other = tstore_device(f->t.s, "other");
     put(f->t.s, other, "d", 1, 1);
-    assert_int_equal(rows(f->t.path, "ts_kv_log"), 1);
+    assert_int_equal(rows(f, "ts_kv_log"), 1);
     assert_int_equal(store_device_delete(f->t.s, other), 0);
-    assert_int_equal(rows(f->t.path, "ts_kv_log"), 0);
+    assert_int_equal(rows(f, "ts_kv_log"), 0);
 }
 
 /* More points than one merge run, over many devices: the writer merges while commits go on,
@@ -194,7 +177,7 @@ static void test_many_points_merge_in_runs(void **state)
         assert_int_equal(store_submit_wait(f->t.s, b), 0);
     }
     wait_merged(f);
-    assert_int_equal(rows(f->t.path, "ts_kv"), DEVS * PER);
+    assert_int_equal(rows(f, "ts_kv"), DEVS * PER);
     for (int d = 0; d < DEVS; d++) {
         assert_int_equal(agg(f, dev[d], "m", STORE_AGG_COUNT), PER);
         assert_int_equal(agg(f, dev[d], "m", STORE_AGG_SUM), (int64_t)PER * (PER - 1) / 2);
@@ -268,7 +251,7 @@ static void test_device_delete_while_run_leaves_log(void **state)
     }
     for (int d = 2; d < DEVS / 2; d++)
         assert_int_equal(agg(f, dev[d], "x", STORE_AGG_COUNT), PER);
-    assert_int_equal(rows(f->t.path, "ts_kv"), (DEVS / 2) * PER + 2);
+    assert_int_equal(rows(f, "ts_kv"), (DEVS / 2) * PER + 2);
     sem_destroy(&hook_in);
     sem_destroy(&hook_go);
 }
@@ -281,7 +264,7 @@ static void test_log_survives_reopen(void **state)
     put(f->t.s, f->dev, "r", 7, 70);
     store_close(f->t.s);
     f->t.s = NULL;
-    assert_int_equal(rows(f->t.path, "ts_kv_log"), 0); /* merged at close */
+    assert_int_equal(rows(f, "ts_kv_log"), 0); /* merged at close */
     /* As if a crash had left a point in the log. */
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(f->t.path, &db), SQLITE_OK);
