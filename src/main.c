@@ -41,7 +41,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    char err[256] = "";
+    char err[ERR_LEN] = "";
     server_t *srv = server_start(&cfg, err);
     if (!srv) {
         LOG_E("main", "cannot start: %s", err);

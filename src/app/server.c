@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 /* mkdir -p with mode 0700 for every component we create. */
-static int make_dirs(const char *path, char err[static 256])
+static int make_dirs(const char *path, char err[static ERR_LEN])
 {
     char *p = xstrdup(path);
     for (char *s = p + 1; *s; s++) {
@@ -39,7 +39,7 @@ static int make_dirs(const char *path, char err[static 256])
             continue;
         *s = '\0';
         if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-            snprintf(err, 256, "cannot create %s: %s", p, strerror(errno));
+            snprintf(err, ERR_LEN, "cannot create %s: %s", p, strerror(errno));
             free(p);
             return -errno;
         }
@@ -47,7 +47,7 @@ static int make_dirs(const char *path, char err[static 256])
     }
     int rc = 0;
     if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-        snprintf(err, 256, "cannot create data dir %s: %s", p, strerror(errno));
+        snprintf(err, ERR_LEN, "cannot create data dir %s: %s", p, strerror(errno));
         rc = -errno;
     }
     free(p);
@@ -73,7 +73,7 @@ static void on_hub_event(void *ctx, const hub_event_t *ev)
 }
 
 static int shard_init(server_t *s, shard_t *sh, const config_t *cfg, int port, int dtls_port,
-                      char err[static 256])
+                      char err[static ERR_LEN])
 {
     sh->loop = loop_new(err);
     if (!sh->loop)
@@ -90,7 +90,7 @@ static int shard_init(server_t *s, shard_t *sh, const config_t *cfg, int port, i
     acfg.activity_report_ms = cfg->activity_report_ms;
     sh->api = api_shard_new(sh->loop, s->store, s->registry, s->hub, &acfg);
     if (!sh->api) {
-        snprintf(err, 256, "cannot create the device API of shard %d", sh->index);
+        snprintf(err, ERR_LEN, "cannot create the device API of shard %d", sh->index);
         return -1;
     }
     udp_cfg_t ucfg;
@@ -119,7 +119,7 @@ static void shard_fini(shard_t *sh)
     loop_free(sh->loop);
 }
 
-server_t *server_start(const config_t *cfg, char err[static 256])
+server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
 {
     server_t *s = xcalloc(1, sizeof *s);
     if (make_dirs(cfg->data_dir, err) != 0)
@@ -141,7 +141,7 @@ server_t *server_start(const config_t *cfg, char err[static 256])
     s->registry = registry_new();
     int rc = registry_load(s->registry, s->store);
     if (rc != 0) {
-        snprintf(err, 256, "cannot load device credentials: %s", err_str(rc));
+        snprintf(err, ERR_LEN, "cannot load device credentials: %s", err_str(rc));
         goto fail;
     }
     s->hub = hub_new(s->store);
@@ -208,7 +208,7 @@ server_t *server_start(const config_t *cfg, char err[static 256])
     for (int i = 0; i < s->n_shards; i++) {
         shard_t *sh = &s->shards[i];
         if (pthread_create(&sh->thread, NULL, shard_main, sh) != 0) {
-            snprintf(err, 256, "cannot start shard thread %d", i);
+            snprintf(err, ERR_LEN, "cannot start shard thread %d", i);
             goto fail;
         }
         char name[16]; /* shown by top -H and perf: whose CPU is whose */
@@ -229,7 +229,7 @@ fail:
     return NULL;
 }
 
-int server_reload(server_t *s, char err[static 256])
+int server_reload(server_t *s, char err[static ERR_LEN])
 {
     if (!s->dtls_ctx)
         return 0;

@@ -73,22 +73,22 @@ static void run_flush(loop_t *loop)
         loop->flush[i].cb(loop, loop->flush[i].arg);
 }
 
-loop_t *loop_new(char err[static 256])
+loop_t *loop_new(char err[static ERR_LEN])
 {
     loop_t *loop = xcalloc(1, sizeof *loop);
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (loop->epfd < 0) {
-        snprintf(err, 256, "epoll_create1: %s", strerror(errno));
+        snprintf(err, ERR_LEN, "epoll_create1: %s", strerror(errno));
         goto fail;
     }
     loop->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (loop->wakefd < 0) {
-        snprintf(err, 256, "eventfd: %s", strerror(errno));
+        snprintf(err, ERR_LEN, "eventfd: %s", strerror(errno));
         goto fail;
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = -1};
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev) < 0) {
-        snprintf(err, 256, "epoll_ctl: %s", strerror(errno));
+        snprintf(err, ERR_LEN, "epoll_ctl: %s", strerror(errno));
         goto fail;
     }
     pthread_mutex_init(&loop->post_mu, NULL);

@@ -11,6 +11,8 @@
 #ifndef COAPHUB_CORE_LOOP_H
 #define COAPHUB_CORE_LOOP_H
 
+#include "core/err.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,7 +34,7 @@ typedef struct loop_timer {
 } loop_timer_t;
 
 /* Creates a loop; returns NULL and fills err on failure. */
-loop_t *loop_new(char err[static 256]);
+loop_t *loop_new(char err[static ERR_LEN]);
 /* Frees the loop. Posted work that never ran is run first (so nothing posted is lost or leaked).
  * Registered fds are not closed. loop_free(NULL) does nothing. */
 void loop_free(loop_t *loop);

@@ -51,14 +51,14 @@ bool sockaddr_equal(const struct sockaddr_storage *a, const struct sockaddr_stor
 }
 
 int sockaddr_udp_bind(const char *addr, int port, int buffer_bytes, const char *what,
-                      char err[static 256])
+                      char err[static ERR_LEN])
 {
     struct sockaddr_storage ss = {0};
     socklen_t sl;
     struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
     if (port < 0 || port > 65535) {
-        snprintf(err, 256, "%s port %d out of range", what, port);
+        snprintf(err, ERR_LEN, "%s port %d out of range", what, port);
         return -1;
     }
     if (inet_pton(AF_INET, addr, &a4->sin_addr) == 1) {
@@ -70,12 +70,12 @@ int sockaddr_udp_bind(const char *addr, int port, int buffer_bytes, const char *
         a6->sin6_port = htons((uint16_t)port);
         sl = sizeof *a6;
     } else {
-        snprintf(err, 256, "bind address '%s' is not an IPv4 or IPv6 literal", addr);
+        snprintf(err, ERR_LEN, "bind address '%s' is not an IPv4 or IPv6 literal", addr);
         return -1;
     }
     int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        snprintf(err, 256, "socket: %s", strerror(errno));
+        snprintf(err, ERR_LEN, "socket: %s", strerror(errno));
         return -1;
     }
     int one = 1, zero = 0;
@@ -90,7 +90,7 @@ int sockaddr_udp_bind(const char *addr, int port, int buffer_bytes, const char *
     if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buffer_bytes, sizeof buffer_bytes) != 0)
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer_bytes, sizeof buffer_bytes);
     if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
-        snprintf(err, 256, "bind %s udp port %d (%s): %s", addr, port, what, strerror(errno));
+        snprintf(err, ERR_LEN, "bind %s udp port %d (%s): %s", addr, port, what, strerror(errno));
         close(fd);
         return -1;
     }

@@ -6,6 +6,8 @@
 #ifndef COAPHUB_CORE_SOCKADDR_H
 #define COAPHUB_CORE_SOCKADDR_H
 
+#include "core/err.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -20,7 +22,7 @@ bool sockaddr_equal(const struct sockaddr_storage *a, const struct sockaddr_stor
  * send buffers of buffer_bytes. what names the listener in error messages ("CoAP", "DTLS").
  * Returns the fd, or -1 with err filled. */
 int sockaddr_udp_bind(const char *addr, int port, int buffer_bytes, const char *what,
-                      char err[static 256]);
+                      char err[static ERR_LEN]);
 /* The local port a socket is bound to, or -1. */
 int sockaddr_local_port(int fd);
 

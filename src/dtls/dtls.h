@@ -12,6 +12,7 @@
 #define COAPHUB_DTLS_DTLS_H
 
 #include "coap/engine.h"
+#include "core/err.h"
 #include "core/loop.h"
 #include "device/registry.h"
 
@@ -51,10 +52,10 @@ typedef struct dtls_ctx dtls_ctx_t;
 /* Loads (or on first start generates and stores) the server certificate and builds the
  * context. Prints the certificate's SHA-256 fingerprint and how a client trusts it when it
  * was generated. NULL and err on failure. Any thread, before shards start. */
-dtls_ctx_t *dtls_ctx_new(const dtls_cfg_t *cfg, registry_t *reg, char err[static 256]);
+dtls_ctx_t *dtls_ctx_new(const dtls_cfg_t *cfg, registry_t *reg, char err[static ERR_LEN]);
 /* Reloads the server certificate for new handshakes (SIGHUP); live sessions keep theirs.
  * Returns 0, or a negative error with err filled (the old certificate stays in use). */
-int dtls_ctx_reload(dtls_ctx_t *ctx, char err[static 256]);
+int dtls_ctx_reload(dtls_ctx_t *ctx, char err[static ERR_LEN]);
 /* Path of the server certificate in use (for `-R` hints and downloads). */
 const char *dtls_ctx_cert_path(const dtls_ctx_t *ctx);
 void dtls_ctx_free(dtls_ctx_t *ctx);
@@ -63,7 +64,7 @@ typedef struct dtls_listener dtls_listener_t;
 
 /* Binds the shard's DTLS socket and feeds decrypted datagrams to engine. */
 dtls_listener_t *dtls_listener_new(loop_t *loop, coap_engine_t *engine, dtls_ctx_t *ctx,
-                                   const dtls_cfg_t *cfg, char err[static 256]);
+                                   const dtls_cfg_t *cfg, char err[static ERR_LEN]);
 int dtls_listener_port(const dtls_listener_t *l);
 /* Ends every session bound to device_id (credentials changed or device deleted): sends
  * close_notify and tells the engine. Shard thread. */

@@ -286,15 +286,15 @@ static int password_cb(char *buf, int size, int rwflag, void *u)
     return (int)n;
 }
 
-static void ssl_err(char err[static 256], const char *what, const char *path)
+static void ssl_err(char err[static ERR_LEN], const char *what, const char *path)
 {
     char e[160];
     ERR_error_string_n(ERR_get_error(), e, sizeof e);
     ERR_clear_error();
-    snprintf(err, 256, "%.60s %.100s: %.80s", what, path ? path : "", e);
+    snprintf(err, ERR_LEN, "%.60s %.100s: %.80s", what, path ? path : "", e);
 }
 
-static int load_chain(SSL_CTX *c, const char *path, char err[static 256])
+static int load_chain(SSL_CTX *c, const char *path, char err[static ERR_LEN])
 {
     BIO *b = BIO_new_file(path, "r");
     if (!b) {
@@ -315,7 +315,7 @@ static int load_chain(SSL_CTX *c, const char *path, char err[static 256])
     ERR_clear_error(); /* the read that ended the loop */
     BIO_free(b);
     if (n == 0) {
-        snprintf(err, 256, "no certificate in chain file %s", path);
+        snprintf(err, ERR_LEN, "no certificate in chain file %s", path);
         return -EINVAL;
     }
     return 0;
@@ -325,10 +325,10 @@ static int load_chain(SSL_CTX *c, const char *path, char err[static 256])
  * started against an older libssl than it was built with. */
 #define DTLS_MIN_OPENSSL 0x30000160UL
 
-static SSL_CTX *build(dtls_ctx_t *ctx, char err[static 256])
+static SSL_CTX *build(dtls_ctx_t *ctx, char err[static ERR_LEN])
 {
     if (OpenSSL_version_num() < DTLS_MIN_OPENSSL) {
-        snprintf(err, 256, "OpenSSL %s is too old: coaphub needs 3.0.22 or newer",
+        snprintf(err, ERR_LEN, "OpenSSL %s is too old: coaphub needs 3.0.22 or newer",
                  OpenSSL_version(OPENSSL_VERSION_STRING));
         return NULL;
     }
@@ -410,13 +410,13 @@ static void fingerprint(X509 *x, char out[static 96])
 
 /* Writes data to path atomically (temp file + rename) with the given mode. */
 static int write_pem(const char *path, mode_t mode, int (*emit)(BIO *, void *), void *obj,
-                     char err[static 256])
+                     char err[static ERR_LEN])
 {
     char *tmp = xasprintf("%s.tmp", path);
     int rc = -EIO;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0) {
-        snprintf(err, 256, "cannot create %s: %s", tmp, strerror(errno));
+        snprintf(err, ERR_LEN, "cannot create %s: %s", tmp, strerror(errno));
         free(tmp);
         return -errno;
     }
@@ -427,7 +427,7 @@ static int write_pem(const char *path, mode_t mode, int (*emit)(BIO *, void *), 
     if (rc == 0 && rename(tmp, path) != 0)
         rc = -errno;
     if (rc != 0) {
-        snprintf(err, 256, "cannot write %s", path);
+        snprintf(err, ERR_LEN, "cannot write %s", path);
         unlink(tmp);
     }
     free(tmp);
@@ -458,7 +458,7 @@ static int add_ext(X509 *x, int nid, const char *value)
 
 /* First start without a configured certificate: a self-signed EC P-256 certificate for ten
  * years, CN = host name, SAN localhost and 127.0.0.1 (what `coap-client -R` checks). */
-static int generate(const char *cert_path, const char *key_path, char err[static 256])
+static int generate(const char *cert_path, const char *key_path, char err[static ERR_LEN])
 {
     int rc = -EINVAL;
     EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
@@ -506,7 +506,7 @@ out:
     return rc;
 }
 
-dtls_ctx_t *dtls_ctx_new(const dtls_cfg_t *cfg, registry_t *reg, char err[static 256])
+dtls_ctx_t *dtls_ctx_new(const dtls_cfg_t *cfg, registry_t *reg, char err[static ERR_LEN])
 {
     dtls_ctx_t *ctx = xcalloc(1, sizeof *ctx);
     pthread_mutex_init(&ctx->mu, NULL);
@@ -542,7 +542,7 @@ fail:
     return NULL;
 }
 
-int dtls_ctx_reload(dtls_ctx_t *ctx, char err[static 256])
+int dtls_ctx_reload(dtls_ctx_t *ctx, char err[static ERR_LEN])
 {
     SSL_CTX *c = build(ctx, err);
     if (!c)

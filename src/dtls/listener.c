@@ -285,11 +285,11 @@ void dtls__listener_sweep(dtls_listener_t *l, int64_t now)
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
 dtls_listener_t *dtls_listener_new(loop_t *loop, coap_engine_t *engine, dtls_ctx_t *ctx,
-                                   const dtls_cfg_t *cfg, char err[static 256])
+                                   const dtls_cfg_t *cfg, char err[static ERR_LEN])
 {
     if (cfg->mtu < 256 || cfg->mtu > DTLS_MAX_DGRAM || cfg->retransmission_ms <= 0 ||
         cfg->max_handshakes <= 0 || cfg->max_sessions <= 0) {
-        snprintf(err, 256, "invalid DTLS settings (mtu 256..%d, positive timeouts and caps)",
+        snprintf(err, ERR_LEN, "invalid DTLS settings (mtu 256..%d, positive timeouts and caps)",
                  DTLS_MAX_DGRAM);
         return NULL;
     }
@@ -317,14 +317,14 @@ dtls_listener_t *dtls_listener_new(loop_t *loop, coap_engine_t *engine, dtls_ctx
     l->est.slots = xcalloc(l->est.n_slots, sizeof *l->est.slots);
     int rc = loop_fd_add(loop, fd, 0x001 /* EPOLLIN */, on_readable, l);
     if (rc != 0) {
-        snprintf(err, 256, "loop_fd_add: %s", strerror(-rc));
+        snprintf(err, ERR_LEN, "loop_fd_add: %s", strerror(-rc));
         l->fd = -1;
         close(fd);
         dtls_listener_free(l);
         return NULL;
     }
     if (loop_flush_add(loop, on_flush, l) != 0) {
-        snprintf(err, 256, "dtls: too many flush hooks on one loop");
+        snprintf(err, ERR_LEN, "dtls: too many flush hooks on one loop");
         dtls_listener_free(l);
         return NULL;
     }

@@ -193,19 +193,19 @@ void http__h_logout(http_req_t *rq, http_resp_t *rs)
 }
 
 int http_bootstrap_admin(store_t *store, const char *email, const char *password,
-                         char err[static 256])
+                         char err[static ERR_LEN])
 {
     err[0] = '\0';
     int64_t n = 0;
     int rc = store_user_count(store, &n);
     if (rc < 0) {
-        snprintf(err, 256, "http: counting users: %s", err_str(rc));
+        snprintf(err, ERR_LEN, "http: counting users: %s", err_str(rc));
         return rc;
     }
     if (n > 0)
         return 0;
     if (!email || !email[0]) {
-        snprintf(err, 256, "http: no administrator email configured");
+        snprintf(err, ERR_LEN, "http: no administrator email configured");
         return -EINVAL;
     }
     char generated[17];
@@ -217,13 +217,13 @@ int http_bootstrap_admin(store_t *store, const char *email, const char *password
     store_user_t u = {.email = (char *)email, .authority = (char *)"TENANT_ADMIN"};
     u.password_hash = http__password_hash(password);
     if (!u.password_hash) {
-        snprintf(err, 256, "http: bcrypt is not available in libxcrypt");
+        snprintf(err, ERR_LEN, "http: bcrypt is not available in libxcrypt");
         rc = -ENOSYS;
         goto out;
     }
     rc = store_user_create(store, &u);
     if (rc < 0) {
-        snprintf(err, 256, "http: creating administrator: %s", err_str(rc));
+        snprintf(err, ERR_LEN, "http: creating administrator: %s", err_str(rc));
         goto out;
     }
     if (gen) {

@@ -8,6 +8,7 @@
 #ifndef COAPHUB_HTTP_HTTP_H
 #define COAPHUB_HTTP_HTTP_H
 
+#include "core/err.h"
 #include "device/hub.h"
 #include "device/registry.h"
 #include "store/store.h"
@@ -40,7 +41,7 @@ typedef struct http_server http_server_t;
 
 /* Starts listening. Returns NULL and fills err on failure. */
 http_server_t *http_server_start(const http_cfg_t *cfg, store_t *store, registry_t *reg,
-                                 hub_t *hub, char err[static 256]);
+                                 hub_t *hub, char err[static ERR_LEN]);
 /* /healthz answers 200 only after this was called with true (every listener is up). */
 void http_server_set_ready(http_server_t *h, bool ready);
 /* Stops accepting, waits for running handlers, frees. http_server_stop(NULL) does nothing. */
@@ -50,6 +51,6 @@ void http_server_stop(http_server_t *h);
  * `password`; if password is NULL or empty a random one is generated and printed once to
  * stdout. Returns 0 or a negative error (err filled). */
 int http_bootstrap_admin(store_t *store, const char *email, const char *password,
-                         char err[static 256]);
+                         char err[static ERR_LEN]);
 
 #endif

@@ -265,20 +265,20 @@ static void make_key_hex(char *out, size_t cap)
     OPENSSL_cleanse(k, sizeof k);
 }
 
-static int load_identity(http_server_t *h, const char *cfg_key, char err[static 256])
+static int load_identity(http_server_t *h, const char *cfg_key, char err[static ERR_LEN])
 {
     int rc = setting_once(h->store, "tenant_id", make_uuid, h->tenant_id, sizeof h->tenant_id);
     if (rc == 0)
         rc = setting_once(h->store, "default_profile_id", make_uuid, h->profile_id,
                           sizeof h->profile_id);
     if (rc < 0) {
-        snprintf(err, 256, "http: reading settings: %s", err_str(rc));
+        snprintf(err, ERR_LEN, "http: reading settings: %s", err_str(rc));
         return rc;
     }
     if (cfg_key && cfg_key[0]) {
         size_t n = strlen(cfg_key);
         if (n > sizeof h->jwt_key) {
-            snprintf(err, 256, "http: jwt signing key longer than %zu bytes",
+            snprintf(err, ERR_LEN, "http: jwt signing key longer than %zu bytes",
                      sizeof h->jwt_key);
             return -EINVAL;
         }
@@ -289,7 +289,7 @@ static int load_identity(http_server_t *h, const char *cfg_key, char err[static 
     char hexkey[2 * HTTP_JWT_KEY_LEN + 1];
     rc = setting_once(h->store, "jwt_signing_key", make_key_hex, hexkey, sizeof hexkey);
     if (rc < 0) {
-        snprintf(err, 256, "http: jwt signing key: %s", err_str(rc));
+        snprintf(err, ERR_LEN, "http: jwt signing key: %s", err_str(rc));
         return rc;
     }
     /* The hex text itself is the HMAC key: any length works and no decoding can fail. */
@@ -300,7 +300,7 @@ static int load_identity(http_server_t *h, const char *cfg_key, char err[static 
 }
 
 http_server_t *http_server_start(const http_cfg_t *cfg, store_t *store, registry_t *reg,
-                                 hub_t *hub, char err[static 256])
+                                 hub_t *hub, char err[static ERR_LEN])
 {
     err[0] = '\0';
     http_server_t *h = xcalloc(1, sizeof *h);
@@ -327,7 +327,7 @@ http_server_t *http_server_start(const http_cfg_t *cfg, store_t *store, registry
 
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
     if (inet_pton(AF_INET, h->bind_addr, &sa.sin_addr) != 1) {
-        snprintf(err, 256, "http: bad bind address \"%s\" (IPv4 expected)", h->bind_addr);
+        snprintf(err, ERR_LEN, "http: bad bind address \"%s\" (IPv4 expected)", h->bind_addr);
         goto fail;
     }
     h->daemon = MHD_start_daemon(
@@ -341,7 +341,7 @@ http_server_t *http_server_start(const http_cfg_t *cfg, store_t *store, registry
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)1000,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)200, MHD_OPTION_END);
     if (!h->daemon) {
-        snprintf(err, 256, "http: cannot listen on %s:%d: %s", h->bind_addr, cfg->port,
+        snprintf(err, ERR_LEN, "http: cannot listen on %s:%d: %s", h->bind_addr, cfg->port,
                  strerror(errno ? errno : EADDRINUSE));
         goto fail;
     }

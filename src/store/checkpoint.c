@@ -59,7 +59,7 @@ static void *checkpoint_main(void *arg)
     return NULL;
 }
 
-int store__checkpointer_start(store_t *s, char err[static 256])
+int store__checkpointer_start(store_t *s, char err[static ERR_LEN])
 {
     if (store__conn_open(s, &s->ckpt_conn, err) != 0)
         return ERR_STORE;
@@ -71,7 +71,7 @@ int store__checkpointer_start(store_t *s, char err[static 256])
     pthread_condattr_destroy(&ca);
     s->ckpt_stop = false;
     if (pthread_create(&s->ckpt_thread, NULL, checkpoint_main, s) != 0) {
-        snprintf(err, 256, "store: cannot start the checkpoint thread");
+        snprintf(err, ERR_LEN, "store: cannot start the checkpoint thread");
         pthread_cond_destroy(&s->ckpt_cv);
         pthread_mutex_destroy(&s->ckpt_mu);
         store__conn_close(&s->ckpt_conn);

@@ -107,7 +107,7 @@ static const migration_t migrations[] = {
      " DELETE FROM ts_kv_log WHERE device_id = old.id; END;"},
 };
 
-int store__migrate(store_conn_t *c, int *version, char err[static 256])
+int store__migrate(store_conn_t *c, int *version, char err[static ERR_LEN])
 {
     char *msg = NULL;
     int rc = sqlite3_exec(c->db,
@@ -128,7 +128,7 @@ int store__migrate(store_conn_t *c, int *version, char err[static 256])
         goto fail;
     int latest = migrations[sizeof(migrations) / sizeof(migrations[0]) - 1].version;
     if (cur > latest) {
-        snprintf(err, 256, "store: database schema %d is newer than this build (%d)", cur,
+        snprintf(err, ERR_LEN, "store: database schema %d is newer than this build (%d)", cur,
                  latest);
         return ERR_STORE;
     }
@@ -151,7 +151,7 @@ int store__migrate(store_conn_t *c, int *version, char err[static 256])
         if (rc == SQLITE_OK)
             rc = sqlite3_exec(c->db, "COMMIT", NULL, NULL, &msg);
         if (rc != SQLITE_OK) {
-            snprintf(err, 256, "store: migration %d failed: %s", m->version,
+            snprintf(err, ERR_LEN, "store: migration %d failed: %s", m->version,
                      msg ? msg : sqlite3_errmsg(c->db));
             sqlite3_free(msg);
             sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
@@ -162,7 +162,7 @@ int store__migrate(store_conn_t *c, int *version, char err[static 256])
     *version = cur;
     return 0;
 fail:
-    snprintf(err, 256, "store: schema_version: %s", msg ? msg : sqlite3_errmsg(c->db));
+    snprintf(err, ERR_LEN, "store: schema_version: %s", msg ? msg : sqlite3_errmsg(c->db));
     sqlite3_free(msg);
     return ERR_STORE;
 }

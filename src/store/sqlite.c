@@ -79,14 +79,14 @@ static int journal_mode_cb(void *arg, int n, char **vals, char **names)
     return 0;
 }
 
-int store__conn_open(store_t *s, store_conn_t *c, char err[static 256])
+int store__conn_open(store_t *s, store_conn_t *c, char err[static ERR_LEN])
 {
     memset(c, 0, sizeof(*c));
     int rc = sqlite3_open_v2(s->path, &c->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);
     if (rc != SQLITE_OK) {
-        snprintf(err, 256, "sqlite open %s: %s", s->path,
+        snprintf(err, ERR_LEN, "sqlite open %s: %s", s->path,
                  c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
         goto fail;
     }
@@ -102,7 +102,7 @@ int store__conn_open(store_t *s, store_conn_t *c, char err[static 256])
     rc = sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", journal_mode_cb, mode, &msg);
     if (rc != SQLITE_OK || strcmp(mode, "wal") != 0) {
         /* Readers beside the writer and cheap group commits both depend on WAL. */
-        snprintf(err, 256, "sqlite %s: cannot use WAL (%s)", s->path,
+        snprintf(err, ERR_LEN, "sqlite %s: cannot use WAL (%s)", s->path,
                  msg ? msg : mode[0] ? mode : sqlite3_errstr(rc));
         sqlite3_free(msg);
         goto fail;
@@ -112,7 +112,7 @@ int store__conn_open(store_t *s, store_conn_t *c, char err[static 256])
     for (size_t i = 0; i < sizeof(pragmas) / sizeof(pragmas[0]); i++) {
         rc = sqlite3_exec(c->db, pragmas[i], NULL, NULL, &msg);
         if (rc != SQLITE_OK) {
-            snprintf(err, 256, "%s: %s", pragmas[i], msg ? msg : sqlite3_errstr(rc));
+            snprintf(err, ERR_LEN, "%s: %s", pragmas[i], msg ? msg : sqlite3_errstr(rc));
             sqlite3_free(msg);
             goto fail;
         }
@@ -195,15 +195,15 @@ void store__conn_give(store_t *s, store_conn_t *c)
     pthread_mutex_unlock(&s->pool_mu);
 }
 
-store_t *store_open(const store_cfg_t *cfg, char err[static 256])
+store_t *store_open(const store_cfg_t *cfg, char err[static ERR_LEN])
 {
     err[0] = '\0';
     if (!cfg || !cfg->path || !cfg->path[0]) {
-        snprintf(err, 256, "store: no database path");
+        snprintf(err, ERR_LEN, "store: no database path");
         return NULL;
     }
     if (sqlite3_threadsafe() == 0) {
-        snprintf(err, 256, "store: sqlite3 built without thread support");
+        snprintf(err, ERR_LEN, "store: sqlite3 built without thread support");
         return NULL;
     }
     store_t *s = xcalloc(1, sizeof(*s));
@@ -239,11 +239,11 @@ store_t *store_open(const store_cfg_t *cfg, char err[static 256])
      * row the merge moves (two B-tree seeks each, a third of the merge's cost). Its other
      * connections keep them: device deletes cascade there. */
     if (sqlite3_exec(s->wconn.db, "PRAGMA foreign_keys=OFF", NULL, NULL, NULL) != SQLITE_OK) {
-        snprintf(err, 256, "store: %s", sqlite3_errmsg(s->wconn.db));
+        snprintf(err, ERR_LEN, "store: %s", sqlite3_errmsg(s->wconn.db));
         goto fail;
     }
     if (store__log_count(s) != 0 || store__latest_load(s) != 0) {
-        snprintf(err, 256, "store: cannot read the telemetry log: %s",
+        snprintf(err, ERR_LEN, "store: cannot read the telemetry log: %s",
                  sqlite3_errmsg(s->wconn.db));
         goto fail;
     }
@@ -256,7 +256,7 @@ store_t *store_open(const store_cfg_t *cfg, char err[static 256])
     if (store__checkpointer_start(s, err) != 0)
         goto fail;
     if (store__writer_start(s) != 0) {
-        snprintf(err, 256, "store: cannot start writer thread");
+        snprintf(err, ERR_LEN, "store: cannot start writer thread");
         goto fail;
     }
     if (!s->cfg.synchronous_full)

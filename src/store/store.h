@@ -17,6 +17,7 @@
 #ifndef COAPHUB_STORE_STORE_H
 #define COAPHUB_STORE_STORE_H
 
+#include "core/err.h"
 #include "core/loop.h"
 
 #include <stdbool.h>
@@ -78,7 +79,7 @@ void store_cfg_default(store_cfg_t *cfg);
 
 /* Opens (creating if needed) and migrates the database, starts the writer thread.
  * Returns NULL and fills err on failure. */
-store_t *store_open(const store_cfg_t *cfg, char err[static 256]);
+store_t *store_open(const store_cfg_t *cfg, char err[static ERR_LEN]);
 /* Commits everything submitted so far (running its callbacks), stops the writer, closes.
  * store_close(NULL) does nothing. */
 void store_close(store_t *s);

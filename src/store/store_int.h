@@ -103,7 +103,7 @@ struct store {
 };
 
 /* Opens one connection with the project's pragmas; 0 or ERR_STORE with err filled. */
-int store__conn_open(store_t *s, store_conn_t *c, char err[static 256]);
+int store__conn_open(store_t *s, store_conn_t *c, char err[static ERR_LEN]);
 void store__conn_close(store_conn_t *c);
 /* Cached prepared statement for sql (a string literal), reset and unbound; NULL on error. */
 sqlite3_stmt *store__stmt(store_conn_t *c, const char *sql);
@@ -117,7 +117,7 @@ void store__conn_give(store_t *s, store_conn_t *c);
 int store__err(sqlite3 *db, int rc);
 
 /* Applies every migration not yet applied, one transaction each. 0 or error (err filled). */
-int store__migrate(store_conn_t *c, int *version, char err[static 256]);
+int store__migrate(store_conn_t *c, int *version, char err[static ERR_LEN]);
 
 /* Starts / stops (after draining) the writer thread. */
 int store__writer_start(store_t *s);
@@ -197,7 +197,7 @@ int store__latest_upsert(store_conn_t *c, int64_t device_id, int64_t key_id,
 int store__latest_load(store_t *s);
 
 /* WAL checkpoints on a thread of their own (checkpoint.c). */
-int store__checkpointer_start(store_t *s, char err[static 256]);
+int store__checkpointer_start(store_t *s, char err[static ERR_LEN]);
 void store__checkpointer_stop(store_t *s);
 
 /* Points per merge run by default (writer.c says why this size). */

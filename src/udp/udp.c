@@ -204,7 +204,7 @@ static void on_sweep(loop_t *loop, void *arg)
 }
 
 udp_listener_t *udp_listener_new(loop_t *loop, coap_engine_t *engine, const udp_cfg_t *cfg,
-                                 char err[static 256])
+                                 char err[static ERR_LEN])
 {
     int fd = sockaddr_udp_bind(cfg->bind_addr, cfg->port, cfg->socket_buffer, "CoAP", err);
     if (fd < 0)
@@ -220,7 +220,7 @@ udp_listener_t *udp_listener_new(loop_t *loop, coap_engine_t *engine, const udp_
     outq_init(&u->out, OUT_BATCH, MAX_DGRAM);
     int rc = loop_fd_add(loop, fd, 0x001 /* EPOLLIN */, on_readable, u);
     if (rc != 0) {
-        snprintf(err, 256, "loop_fd_add: %s", strerror(-rc));
+        snprintf(err, ERR_LEN, "loop_fd_add: %s", strerror(-rc));
         close(fd);
         outq_fini(&u->out);
         free(u->slots);
@@ -230,7 +230,7 @@ udp_listener_t *udp_listener_new(loop_t *loop, coap_engine_t *engine, const udp_
     loop_timer_init(&u->sweep, on_sweep, u);
     loop_timer_arm(loop, &u->sweep, SWEEP_MS);
     if (loop_flush_add(loop, on_flush, u) != 0) {
-        snprintf(err, 256, "udp: too many flush hooks on one loop");
+        snprintf(err, ERR_LEN, "udp: too many flush hooks on one loop");
         udp_listener_free(u);
         return NULL;
     }

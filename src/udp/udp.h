@@ -9,6 +9,7 @@
 #define COAPHUB_UDP_UDP_H
 
 #include "coap/engine.h"
+#include "core/err.h"
 #include "core/loop.h"
 
 #include <stddef.h>
@@ -28,7 +29,7 @@ void udp_cfg_default(udp_cfg_t *cfg);
 
 /* Binds and starts feeding datagrams to engine. NULL and err filled on failure. */
 udp_listener_t *udp_listener_new(loop_t *loop, coap_engine_t *engine, const udp_cfg_t *cfg,
-                                 char err[static 256]);
+                                 char err[static ERR_LEN]);
 /* The port actually bound (useful with port 0). */
 int udp_listener_port(const udp_listener_t *u);
 /* Closes the socket and releases every peer (telling the engine first).

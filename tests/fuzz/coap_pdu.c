@@ -112,7 +112,7 @@ static void on_observe_end(void *app, coap_observer_t *obs, void *data, coap_obs
 
 static void run_engine(const uint8_t *data, size_t size)
 {
-    char err[256];
+    char err[ERR_LEN];
     loop_t *loop = loop_new(err);
     ASSERT(loop);
     coap_engine_cfg_t cfg;

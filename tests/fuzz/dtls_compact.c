@@ -56,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t suite = data[0] % (sizeof SUITES / sizeof SUITES[0]);
     data++;
     size--;
-    char err[256];
+    char err[ERR_LEN];
     dtls_cfg_t cfg;
     dtls_cfg_default(&cfg);
     cfg.bind_addr = "127.0.0.1";

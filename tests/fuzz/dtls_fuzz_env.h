@@ -31,7 +31,7 @@ static void cleanup(void)
 /* Creates loop and ctx once; tag names the temp dir. */
 static void dtls_fuzz_init(const char *tag)
 {
-    char err[256];
+    char err[ERR_LEN];
     log_set_level(LOG_ERROR);
     snprintf(dir, sizeof dir, "/tmp/coaphub-fuzz-%s-XXXXXX", tag);
     if (!mkdtemp(dir))

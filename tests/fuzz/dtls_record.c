@@ -71,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         dtls_fuzz_init("dtls");
         inited = 1;
     }
-    char err[256];
+    char err[ERR_LEN];
     dtls_cfg_t cfg;
     dtls_cfg_default(&cfg);
     cfg.bind_addr = "127.0.0.1";

@@ -64,7 +64,7 @@ static int64_t fx_device(store_t *s, const char *name)
 static fx_t *fx_new(void (*tweak)(api_cfg_t *))
 {
     fx_t *f = calloc(1, sizeof *f);
-    char err[256];
+    char err[ERR_LEN];
     snprintf(f->dir, sizeof f->dir, "/tmp/coaphub-api-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->path, sizeof f->path, "%s/t.db", f->dir);

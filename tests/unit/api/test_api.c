@@ -671,7 +671,7 @@ static void test_completion_after_shard_free(void **state)
     loop_free(f->loop);
     registry_free(f->reg);
     /* The point was committed even though nobody could be told. */
-    char err[256];
+    char err[ERR_LEN];
     store_cfg_t sc;
     store_cfg_default(&sc);
     sc.path = f->path;

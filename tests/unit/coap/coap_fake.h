@@ -109,7 +109,7 @@ static void on_notify_result(void *app, void *data, void *cookie, bool acked);
 static inline fixture_t *fx_new(void (*tweak)(coap_engine_cfg_t *))
 {
     fixture_t *f = calloc(1, sizeof *f);
-    char err[256];
+    char err[ERR_LEN];
     f->loop = loop_new(err);
     assert_non_null(f->loop);
     coap_engine_cfg_default(&f->cfg);

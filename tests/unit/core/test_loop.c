@@ -37,7 +37,7 @@ static void stop_cb(loop_t *loop, void *arg)
 
 static void test_timers_fire_in_order(void **state)
 {
-    char err[256];
+    char err[ERR_LEN];
     loop_t *loop = loop_new(err);
     assert_non_null(loop);
     rec_t rec = {.loop = loop};
@@ -79,7 +79,7 @@ static void *poster(void *arg)
 
 static void test_post_from_other_thread(void **state)
 {
-    char err[256];
+    char err[ERR_LEN];
     loop_t *loop = loop_new(err);
     posted_runs = 0;
     pthread_t t;
@@ -96,7 +96,7 @@ static void test_post_from_other_thread(void **state)
 
 static void test_free_runs_pending_posts(void **state)
 {
-    char err[256];
+    char err[ERR_LEN];
     loop_t *loop = loop_new(err);
     posted_runs = 0;
     loop_post(loop, posted, loop);
@@ -122,7 +122,7 @@ static void owned_run(void *arg)
 static void test_post_node_caller_storage(void **state)
 {
     (void)state;
-    char err[256];
+    char err[ERR_LEN];
     loop_t *loop = loop_new(err);
     int order[3] = {0}, n = 0;
     for (int i = 1; i <= 3; i++) {

@@ -33,7 +33,7 @@ static void on_event(void *ctx, const hub_event_t *ev)
 
 static void test_publish_reaches_every_shard(void **state)
 {
-    char err[256];
+    char err[ERR_LEN];
     loop_t *a = loop_new(err), *b = loop_new(err);
     hub_t *h = hub_new(NULL);
     seen_t sa = {0}, sb = {0};

@@ -48,7 +48,7 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
 
 void fx_listener(fx_t *f)
 {
-    char err[256] = "";
+    char err[ERR_LEN] = "";
     f->ctx = dtls_ctx_new(&f->cfg, f->reg, err);
     assert_non_null(f->ctx);
     f->l = dtls_listener_new(f->loop, (coap_engine_t *)f, f->ctx, &f->cfg, err);
@@ -62,7 +62,7 @@ int setup(void **state)
     memset(&eng, 0, sizeof eng);
     snprintf(f->dir, sizeof f->dir, "/tmp/coaphub-dtls-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    char err[256];
+    char err[ERR_LEN];
     f->loop = loop_new(err);
     assert_non_null(f->loop);
     f->reg = registry_new();

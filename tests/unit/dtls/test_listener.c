@@ -294,7 +294,7 @@ static void test_session_store_tiers(void **state)
     resume(f, sess, 1); /* the DER store */
     assert_int_equal(stats(f).resumed, 2);
 
-    char err[256];
+    char err[ERR_LEN];
     assert_int_equal(dtls_ctx_reload(f->ctx, err), 0);
     assert_int_equal(dtls__ctx_sessions_stored(f->ctx), 0);
     resume(f, sess, 0); /* a full handshake, the same device */
@@ -338,7 +338,7 @@ static void test_reload_keeps_sessions(void **state)
     test_client_t c;
     test_client_open(&c, dtls_listener_port(f->l), &f->a, NULL, NULL);
     assert_int_equal(handshake(f, &c), 1);
-    char err[256];
+    char err[ERR_LEN];
     assert_int_equal(dtls_ctx_reload(f->ctx, err), 0);
     assert_int_equal(send_app(f, &c, "still here"), 1);
     test_client_t d;
@@ -364,7 +364,7 @@ static char *slurp(const char *path)
 static void test_server_certificate_files(void **state)
 {
     fx_t *f = *state;
-    char err[256];
+    char err[ERR_LEN];
     /* First start generates; the second start reuses the same certificate. */
     dtls_ctx_t *c1 = dtls_ctx_new(&f->cfg, f->reg, err);
     assert_non_null(c1);

@@ -326,7 +326,7 @@ static void test_start_errors(void **state)
     http_cfg_default(&cfg);
     cfg.bind_addr = "127.0.0.1";
     cfg.port = W.port;
-    char err[256];
+    char err[ERR_LEN];
     assert_null(http_server_start(&cfg, W.store, W.reg, W.hub, err));
     assert_non_null(strstr(err, "cannot listen on 127.0.0.1"));
     cfg.bind_addr = "not-an-address";

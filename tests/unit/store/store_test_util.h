@@ -25,7 +25,7 @@ static inline store_t *tstore_reopen(tstore_t *t)
     cfg.path = t->path;
     cfg.read_pool = 2;
     cfg.merge_run_rows = t->merge_run_rows;
-    char err[256];
+    char err[ERR_LEN];
     t->s = store_open(&cfg, err);
     if (!t->s)
         fprintf(stderr, "store_open: %s\n", err);

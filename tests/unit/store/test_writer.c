@@ -109,7 +109,7 @@ static void test_group_commit_loop(void **state)
 {
     tstore_t *t = *state;
     loop_fx_t *fx = calloc(1, sizeof(*fx));
-    char err[256];
+    char err[ERR_LEN];
     fx->loop = loop_new(err);
     assert_non_null(fx->loop);
     fx->s = t->s;
@@ -203,7 +203,7 @@ static void test_batch_reuse(void **state)
 {
     tstore_t *t = *state;
     reuse_fx_t *fx = calloc(1, sizeof(*fx));
-    char err[256];
+    char err[ERR_LEN];
     fx->loop = loop_new(err);
     assert_non_null(fx->loop);
     fx->s = t->s;
@@ -434,7 +434,7 @@ static void test_normal_sync_and_empty_close(void **state)
     cfg.path = t.path;
     cfg.synchronous_full = false;
     cfg.batch_max_ops = 1; /* every group holds one batch */
-    char err[256];
+    char err[ERR_LEN];
     t.s = store_open(&cfg, err);
     assert_non_null(t.s);
     int64_t dev = tstore_device(t.s, "n");
