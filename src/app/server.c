@@ -11,6 +11,7 @@
 #include "app/server_int.h"
 
 #include "api/api.h"
+#include "coap/engine.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -52,6 +53,12 @@ static int make_dirs(const char *path, char err[static ERR_LEN])
     }
     free(p);
     return rc;
+}
+
+/* DTLS asks which device a client certificate names; the registry answers from memory. */
+static int64_t identify_cert(void *registry, const uint8_t *der, size_t len)
+{
+    return registry_find_cert_der(registry, der, len);
 }
 
 static void *shard_main(void *arg)
@@ -97,13 +104,15 @@ static int shard_init(server_t *s, shard_t *sh, const config_t *cfg, int port, i
     udp_cfg_default(&ucfg);
     ucfg.bind_addr = cfg->bind;
     ucfg.port = port;
-    sh->udp = udp_listener_new(sh->loop, api_shard_engine(sh->api), &ucfg, err);
+    /* The transports deliver to the shard's CoAP engine; they know nothing of it. */
+    transport_sink_t sink = coap_engine_sink(api_shard_engine(sh->api));
+    sh->udp = udp_listener_new(sh->loop, &sink, &ucfg, err);
     if (!sh->udp)
         return -1;
     if (s->dtls_ctx) {
         dtls_cfg_t dcfg = s->dtls_cfg;
         dcfg.port = dtls_port;
-        sh->dtls = dtls_listener_new(sh->loop, api_shard_engine(sh->api), s->dtls_ctx, &dcfg, err);
+        sh->dtls = dtls_listener_new(sh->loop, &sink, s->dtls_ctx, &dcfg, err);
         if (!sh->dtls)
             return -1;
     }
@@ -165,7 +174,9 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
         d->max_handshakes = cfg->dtls_max_handshakes;
         d->max_sessions = cfg->dtls_max_sessions;
         d->session_inactivity_ms = cfg->dtls_session_inactivity_ms;
-        s->dtls_ctx = dtls_ctx_new(d, s->registry, err);
+        d->identify = identify_cert;
+        d->identify_ctx = s->registry;
+        s->dtls_ctx = dtls_ctx_new(d, err);
         if (!s->dtls_ctx)
             goto fail;
     }

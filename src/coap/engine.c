@@ -98,6 +98,21 @@ void coap_engine_peer_closed(coap_engine_t *e, transport_peer_t *peer)
         coap__peer_drop(ps);
 }
 
+static void sink_input(void *ctx, transport_peer_t *peer, const uint8_t *p, size_t len)
+{
+    coap_engine_input(ctx, peer, p, len);
+}
+
+static void sink_closed(void *ctx, transport_peer_t *peer)
+{
+    coap_engine_peer_closed(ctx, peer);
+}
+
+transport_sink_t coap_engine_sink(coap_engine_t *e)
+{
+    return (transport_sink_t){.input = sink_input, .closed = sink_closed, .ctx = e};
+}
+
 void coap_engine_get_stats(const coap_engine_t *e, coap_engine_stats_t *out)
 {
     *out = e->stats;

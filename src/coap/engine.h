@@ -144,6 +144,10 @@ void coap_engine_input(coap_engine_t *e, transport_peer_t *peer, const uint8_t *
  * and deduplication entries, and releases the engine's references to it. */
 void coap_engine_peer_closed(coap_engine_t *e, transport_peer_t *peer);
 
+/* The sink a transport delivers to so that its datagrams reach e (coap_engine_input and
+ * coap_engine_peer_closed behind core/transport.h's interface). src/app wires it. */
+transport_sink_t coap_engine_sink(coap_engine_t *e);
+
 /* Answers the request. code is a COAP_CODE; content_format COAP_CF_NONE for none. The payload
  * is copied. Must be called exactly once per exchange, from the loop thread; the exchange is
  * invalid afterwards. If the peer has gone meanwhile, the answer is dropped silently. */

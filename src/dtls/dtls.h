@@ -1,20 +1,19 @@
-/* dtls.h — the CoAP-over-DTLS listener of one shard (implements core/transport.h over
- * DTLS 1.2 with OpenSSL 3). It knows nothing of CoAP beyond handing plaintext datagrams to
- * the engine and telling it when a peer closes.
+/* dtls.h — the DTLS listener of one shard (implements core/transport.h over DTLS 1.2 with
+ * OpenSSL 3). It knows nothing of CoAP or devices: it hands plaintext datagrams and closes
+ * to a transport_sink_t, and asks cfg.identify which device a client certificate names.
  *
  * One UDP socket per shard (SO_REUSEPORT). A ClientHello without a valid cookie gets only a
  * HelloVerifyRequest (stateless); then a per-peer SSL runs the handshake, capped; an
- * established session is a transport_peer_t whose cert_device_id carries the device that the
- * client's leaf certificate is registered to (0 for one-way DTLS / unregistered certificates).
+ * established session is a transport_peer_t whose cert_device_id carries what cfg.identify
+ * said of the client's leaf certificate (0 for one-way DTLS / unknown certificates).
  * Runs on the shard's loop thread, except dtls_ctx_* which are shared by all shards.
  */
 #ifndef COAPHUB_DTLS_DTLS_H
 #define COAPHUB_DTLS_DTLS_H
 
-#include "coap/engine.h"
 #include "core/err.h"
 #include "core/loop.h"
-#include "device/registry.h"
+#include "core/transport.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -41,6 +40,12 @@ typedef struct dtls_cfg {
      * suites only, others keep OpenSSL's). false keeps OpenSSL's record layer throughout
      * (for comparison). Default true. */
     bool compact_records;
+    /* Which device the client's leaf certificate (DER, len bytes) names: its id, or 0 for
+     * none (the session then works as one-way DTLS). Called on a shard thread once per
+     * completed handshake, so it must answer from memory (STYLE.md §2.3). NULL: no device
+     * is ever identified by certificate. */
+    int64_t (*identify)(void *ctx, const uint8_t *der, size_t len);
+    void *identify_ctx;
 } dtls_cfg_t;
 
 /* Fills cfg with the defaults noted above (bind 0.0.0.0:5684, data_dir "."). */
@@ -52,7 +57,7 @@ typedef struct dtls_ctx dtls_ctx_t;
 /* Loads (or on first start generates and stores) the server certificate and builds the
  * context. Prints the certificate's SHA-256 fingerprint and how a client trusts it when it
  * was generated. NULL and err on failure. Any thread, before shards start. */
-dtls_ctx_t *dtls_ctx_new(const dtls_cfg_t *cfg, registry_t *reg, char err[static ERR_LEN]);
+dtls_ctx_t *dtls_ctx_new(const dtls_cfg_t *cfg, char err[static ERR_LEN]);
 /* Reloads the server certificate for new handshakes (SIGHUP); live sessions keep theirs.
  * Returns 0, or a negative error with err filled (the old certificate stays in use). */
 int dtls_ctx_reload(dtls_ctx_t *ctx, char err[static ERR_LEN]);
@@ -62,12 +67,13 @@ void dtls_ctx_free(dtls_ctx_t *ctx);
 
 typedef struct dtls_listener dtls_listener_t;
 
-/* Binds the shard's DTLS socket and feeds decrypted datagrams to engine. */
-dtls_listener_t *dtls_listener_new(loop_t *loop, coap_engine_t *engine, dtls_ctx_t *ctx,
-                                   const dtls_cfg_t *cfg, char err[static ERR_LEN]);
+/* Binds the shard's DTLS socket and delivers decrypted datagrams to sink (copied). */
+dtls_listener_t *dtls_listener_new(loop_t *loop, const transport_sink_t *sink,
+                                   dtls_ctx_t *ctx, const dtls_cfg_t *cfg,
+                                   char err[static ERR_LEN]);
 int dtls_listener_port(const dtls_listener_t *l);
 /* Ends every session bound to device_id (credentials changed or device deleted): sends
- * close_notify and tells the engine. Shard thread. */
+ * close_notify and tells the sink. Shard thread. */
 void dtls_listener_close_device(dtls_listener_t *l, int64_t device_id);
 void dtls_listener_free(dtls_listener_t *l);
 

@@ -8,9 +8,9 @@
 #ifndef COAPHUB_UDP_UDP_H
 #define COAPHUB_UDP_UDP_H
 
-#include "coap/engine.h"
 #include "core/err.h"
 #include "core/loop.h"
+#include "core/transport.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -27,12 +27,12 @@ typedef struct udp_cfg {
 
 void udp_cfg_default(udp_cfg_t *cfg);
 
-/* Binds and starts feeding datagrams to engine. NULL and err filled on failure. */
-udp_listener_t *udp_listener_new(loop_t *loop, coap_engine_t *engine, const udp_cfg_t *cfg,
-                                 char err[static ERR_LEN]);
+/* Binds and starts delivering datagrams to sink (copied). NULL and err filled on failure. */
+udp_listener_t *udp_listener_new(loop_t *loop, const transport_sink_t *sink,
+                                 const udp_cfg_t *cfg, char err[static ERR_LEN]);
 /* The port actually bound (useful with port 0). */
 int udp_listener_port(const udp_listener_t *u);
-/* Closes the socket and releases every peer (telling the engine first).
+/* Closes the socket and releases every peer (telling the sink first).
  * udp_listener_free(NULL) does nothing. */
 void udp_listener_free(udp_listener_t *u);
 
