@@ -240,6 +240,7 @@ api_shard_t *api_shard_new(loop_t *loop, store_t *store, registry_t *reg, hub_t 
                            const api_cfg_t *cfg)
 {
     api_shard_t *a = xcalloc(1, sizeof *a);
+    htab_init(&a->devs, 64);
     a->loop = loop;
     a->store = store;
     a->reg = reg;

@@ -22,6 +22,7 @@
 #include "api/api.h"
 #include "api/payload.h"
 #include "api/route.h"
+#include "core/htab.h"
 
 typedef struct api_life {
     int refs;
@@ -29,7 +30,7 @@ typedef struct api_life {
 } api_life_t;
 
 typedef struct api_dev {
-    struct api_dev *next; /* hash chain */
+    htab_link_t link; /* in api_shard.devs, keyed by id */
     api_shard_t *a;
     int64_t id;
     coap_observer_t *attr_obs; /* shared-attribute subscription, or NULL */
@@ -53,8 +54,7 @@ struct api_shard {
     api_payload_cfg_t pcfg;
     coap_engine_t *engine;
     api_life_t *life;
-    api_dev_t **buckets;
-    size_t n_buckets, n_devs;
+    htab_t devs; /* api_dev_t by device id (device.c) */
     bool freeing;
     arena_t arena;              /* request-scoped parse memory; reset by each handler */
     struct api_pending *pending_free; /* recycled api_pending_t */

@@ -63,13 +63,9 @@ coap_engine_t *coap_engine_new(loop_t *loop, const coap_engine_cfg_t *cfg,
     e->app = app;
     coap_list_init(&e->peers);
     coap_list_init(&e->dedup);
-    size_t nb = COAP_DEDUP_BUCKETS_MIN;
-    while (nb < e->cfg.max_dedup_entries && nb < COAP_DEDUP_BUCKETS_MAX)
-        nb *= 2;
-    e->dedup_hash = xcalloc(nb, sizeof *e->dedup_hash);
-    e->dedup_mask = nb - 1;
-    for (size_t i = 0; i < nb; i++)
-        coap_list_init(&e->dedup_hash[i]);
+    htab_init(&e->dedup_by_mid, e->cfg.max_dedup_entries < COAP_DEDUP_SLOTS_MAX
+                                    ? e->cfg.max_dedup_entries
+                                    : COAP_DEDUP_SLOTS_MAX);
     if (getrandom(&e->rng, sizeof e->rng, GRND_NONBLOCK) != (ssize_t)sizeof e->rng)
         e->rng = (uint64_t)clock_mono_ms() * 0x9e3779b97f4a7c15ull;
     if (e->rng == 0)
@@ -87,7 +83,7 @@ void coap_engine_free(coap_engine_t *e)
         coap__peer_drop(COAP_CONTAINER(e->peers.next, coap_peer_t, link));
     loop_timer_cancel(e->loop, &e->gc_timer);
     coap__spares_free(e);
-    free(e->dedup_hash);
+    htab_fini(&e->dedup_by_mid);
     free(e);
 }
 
