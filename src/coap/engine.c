@@ -24,12 +24,12 @@
 void coap_engine_cfg_default(coap_engine_cfg_t *cfg)
 {
     *cfg = (coap_engine_cfg_t){
-        .piggyback_ms = 200,
+        .piggyback_ms = 500,
         .ack_timeout_ms = 2000,
         .ack_random_factor = 1.5,
         .max_retransmit = 4,
         .exchange_lifetime_ms = 247000,
-        .max_body = 65536,
+        .max_body = 262144,
         .block_size = 1024,
         .max_non_notifications = 5,
         .max_dedup_entries = 100000,

@@ -113,12 +113,12 @@ typedef struct coap_engine_ops {
 } coap_engine_ops_t;
 
 typedef struct coap_engine_cfg {
-    int piggyback_ms;       /* wait this long for an answer before an empty ACK (default 200) */
+    int piggyback_ms;       /* wait this long for an answer before an empty ACK (default 500) */
     int ack_timeout_ms;     /* RFC 7252 ACK_TIMEOUT (default 2000) */
     double ack_random_factor; /* default 1.5 */
     int max_retransmit;     /* default 4 */
     int exchange_lifetime_ms; /* dedup window (default 247000) */
-    size_t max_body;        /* Block1 reassembly cap in bytes; larger -> 4.13 + Size1 (default 65536) */
+    size_t max_body;        /* Block1 reassembly cap in bytes; larger -> 4.13 + Size1 (default 262144) */
     size_t block_size;      /* preferred Block2 size: 16..1024 (default 1024) */
     int max_non_notifications; /* at most this many NON notifications before a CON (default 5) */
     size_t max_dedup_entries; /* cap per engine on cached responses (default 100000) */

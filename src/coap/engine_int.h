@@ -24,7 +24,7 @@
 /* Block1 reassemblies and Block2 caches one peer may hold at once; older ones are evicted. */
 #define COAP_MAX_BLOCK_STATES_PER_PEER 4
 /* Engine-wide bytes held by Block1 reassembly and Block2 caches: 16 MiB, i.e. 256 bodies at
- * the default 64 KiB cap. Beyond it new transfers get 5.03. */
+ * a 64 KiB cap (64 at the default 256 KiB). Beyond it new transfers get 5.03. */
 #define COAP_BLOCK_MEM_CAP (16u * 1024u * 1024u)
 /* Slots the (peer, MID) dedup index starts with: max_dedup_entries, at most this many, so a
  * full cache never waits for the table to double (core/htab keeps chains ~1 entry long; a

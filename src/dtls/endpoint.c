@@ -516,7 +516,11 @@ dtls_ctx_t *dtls_ctx_new(const dtls_cfg_t *cfg, char err[static ERR_LEN])
         ctx->cert_path = xstrdup(cfg->cert_file);
         ctx->key_path = xstrdup(cfg->key_file ? cfg->key_file : cfg->cert_file);
     } else {
-        const char *dir = cfg->data_dir ? cfg->data_dir : ".";
+        const char *dir = cfg->data_dir;
+        if (!dir) {
+            snprintf(err, ERR_LEN, "dtls: no certificate file and no data dir to generate one in");
+            goto fail;
+        }
         ctx->cert_path = xasprintf("%s/dtls-server-cert.pem", dir);
         ctx->key_path = xasprintf("%s/dtls-server-key.pem", dir);
         if (access(ctx->cert_path, R_OK) != 0 || access(ctx->key_path, R_OK) != 0) {

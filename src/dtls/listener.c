@@ -215,12 +215,13 @@ dtls_listener_t *dtls_listener_new(loop_t *loop, const transport_sink_t *sink,
                                    char err[static ERR_LEN])
 {
     if (cfg->mtu < 256 || cfg->mtu > DTLS_MAX_DGRAM || cfg->retransmission_ms <= 0 ||
-        cfg->max_handshakes <= 0 || cfg->max_sessions <= 0) {
-        snprintf(err, ERR_LEN, "invalid DTLS settings (mtu 256..%d, positive timeouts and caps)",
-                 DTLS_MAX_DGRAM);
+        cfg->handshake_timeout_ms <= 0 || cfg->max_handshakes <= 0 || cfg->max_sessions <= 0 ||
+        !cfg->bind_addr) {
+        snprintf(err, ERR_LEN, "invalid DTLS settings (a bind address, mtu 256..%d, positive "
+                               "timeouts and caps)", DTLS_MAX_DGRAM);
         return NULL;
     }
-    int fd = sockaddr_udp_bind(cfg->bind_addr ? cfg->bind_addr : "0.0.0.0", cfg->port,
+    int fd = sockaddr_udp_bind(cfg->bind_addr, cfg->port,
                                SOCKET_BUFFER, "DTLS", err);
     if (fd < 0)
         return NULL;

@@ -303,15 +303,18 @@ http_server_t *http_server_start(const http_cfg_t *cfg, store_t *store, registry
                                  hub_t *hub, char err[static ERR_LEN])
 {
     err[0] = '\0';
+    if (!cfg->bind_addr || !cfg->jwt_issuer || cfg->max_body == 0) {
+        snprintf(err, ERR_LEN, "http: bind address, JWT issuer and body cap are required "
+                               "(start from http_cfg_default)");
+        return NULL;
+    }
     http_server_t *h = xcalloc(1, sizeof *h);
     h->cfg = *cfg;
-    h->bind_addr = xstrdup(cfg->bind_addr ? cfg->bind_addr : "0.0.0.0");
-    h->jwt_issuer = xstrdup(cfg->jwt_issuer ? cfg->jwt_issuer : "coaphub");
+    h->bind_addr = xstrdup(cfg->bind_addr);
+    h->jwt_issuer = xstrdup(cfg->jwt_issuer);
     h->cfg.bind_addr = h->bind_addr;
     h->cfg.jwt_issuer = h->jwt_issuer;
     h->cfg.jwt_signing_key = NULL; /* copied into jwt_key below; never kept as a string */
-    if (h->cfg.max_body == 0)
-        h->cfg.max_body = 1024 * 1024;
     h->store = store;
     h->reg = reg;
     h->hub = hub;
