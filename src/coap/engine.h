@@ -20,6 +20,7 @@
 #define COAPHUB_COAP_ENGINE_H
 
 #include "core/loop.h"
+#include "core/stats.h"
 #include "core/transport.h"
 
 #include <stdbool.h>
@@ -179,11 +180,22 @@ void coap_observer_cancel(coap_observer_t *obs, uint8_t code);
 /* The peer of a live relation. */
 transport_peer_t *coap_observer_peer(const coap_observer_t *obs);
 
-/* Counters for metrics and tests. */
+/* Counters for metrics and tests (core/stats.h: field, /metrics family, type, labels, help). */
+#define COAP_ENGINE_STATS(X)                                                                      \
+    X(requests, "coap_requests_total", "counter", NULL, "CoAP requests handed to the device API.") \
+    X(duplicates, "coap_duplicates_total", "counter", NULL,                                       \
+      "Duplicate CoAP messages answered from cache.")                                             \
+    X(malformed, "coap_malformed_total", "counter", NULL, "Malformed CoAP datagrams.")            \
+    X(retransmissions, "coap_retransmissions_total", "counter", NULL,                             \
+      "Confirmable messages we resent.")                                                          \
+    X(con_timeouts, "coap_con_timeouts_total", "counter", NULL,                                   \
+      "Confirmable messages never acknowledged.")                                                 \
+    X(resets, "coap_resets_total", "counter", NULL, "RST messages received.")                     \
+    X(observers, "observe_relations", "gauge", NULL, "Live CoAP observations.")                   \
+    X(notifications, "observe_notifications_total", "counter", NULL,                              \
+      "Observe notifications sent.")
 typedef struct coap_engine_stats {
-    uint64_t requests, duplicates, malformed, retransmissions, con_timeouts, resets;
-    uint64_t observers; /* live relations now */
-    uint64_t notifications;
+    COAP_ENGINE_STATS(STATS_FIELD)
 } coap_engine_stats_t;
 void coap_engine_get_stats(const coap_engine_t *e, coap_engine_stats_t *out);
 

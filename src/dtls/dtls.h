@@ -13,6 +13,7 @@
 
 #include "core/err.h"
 #include "core/loop.h"
+#include "core/stats.h"
 #include "core/transport.h"
 
 #include <stdbool.h>
@@ -77,16 +78,40 @@ int dtls_listener_port(const dtls_listener_t *l);
 void dtls_listener_close_device(dtls_listener_t *l, int64_t device_id);
 void dtls_listener_free(dtls_listener_t *l);
 
+/* Counters of a listener (core/stats.h: field, /metrics family, type, labels, help).
+ * refused: ClientHellos with a valid cookie dropped because max_handshakes were in progress;
+ * timeout: handshakes dropped after handshake_timeout_ms; idle_closed: sessions closed for
+ * inactivity; closed_by_credentials: by dtls_listener_close_device. Compact record layer:
+ * sessions moved onto it, and of records_dropped those that were replays (or older than the
+ * window) and those whose AEAD tag failed. */
+#define DTLS_STATS(X)                                                                             \
+    X(datagrams_in, "dtls_datagrams_received_total", "counter", NULL,                             \
+      "DTLS datagrams received.")                                                                 \
+    X(cookies_sent, "dtls_handshakes_total", "counter", "{result=\"cookie_sent\"}",               \
+      "DTLS handshake events by result.")                                                         \
+    X(cookies_bad, "dtls_handshakes_total", "counter", "{result=\"cookie_bad\"}", NULL)           \
+    X(handshakes_ok, "dtls_handshakes_total", "counter", "{result=\"ok\"}", NULL)                 \
+    X(handshakes_failed, "dtls_handshakes_total", "counter", "{result=\"failed\"}", NULL)         \
+    X(handshakes_refused, "dtls_handshakes_total", "counter", "{result=\"refused\"}", NULL)       \
+    X(handshake_timeouts, "dtls_handshakes_total", "counter", "{result=\"timeout\"}", NULL)       \
+    X(resumed, "dtls_handshakes_total", "counter", "{result=\"resumed\"}", NULL)                  \
+    X(handshakes_in_progress, "dtls_handshakes_in_progress", "gauge", NULL,                       \
+      "DTLS handshakes past the cookie.")                                                         \
+    X(sessions, "dtls_sessions", "gauge", NULL, "Established DTLS sessions.")                     \
+    X(records_dropped, "dtls_records_dropped_total", "counter", NULL,                             \
+      "DTLS datagrams that yielded no plaintext (bad MAC, replay, unknown peer).")                \
+    X(sessions_compacted, "dtls_sessions_compacted_total", "counter", NULL,                       \
+      "Sessions moved to the compact record layer.")                                              \
+    X(records_replayed, "dtls_records_rejected_total", "counter", "{reason=\"replay\"}",          \
+      "Records dropped by the compact layer.")                                                    \
+    X(records_bad_mac, "dtls_records_rejected_total", "counter", "{reason=\"mac\"}", NULL)        \
+    X(evicted, "dtls_sessions_closed_total", "counter", "{reason=\"evicted\"}",                   \
+      "DTLS sessions closed by the server.")                                                      \
+    X(idle_closed, "dtls_sessions_closed_total", "counter", "{reason=\"idle\"}", NULL)            \
+    X(closed_by_credentials, "dtls_sessions_closed_total", "counter", "{reason=\"credentials\"}", \
+      NULL)
 typedef struct dtls_stats {
-    uint64_t datagrams_in, cookies_sent, cookies_bad, handshakes_ok, handshakes_failed;
-    uint64_t handshakes_in_progress, sessions, evicted, records_dropped, resumed;
-    /* ClientHellos with a valid cookie dropped because max_handshakes were in progress;
-     * handshakes dropped after handshake_timeout_ms; sessions closed for inactivity; sessions
-     * closed by dtls_listener_close_device. */
-    uint64_t handshakes_refused, handshake_timeouts, idle_closed, closed_by_credentials;
-    /* Compact record layer: sessions moved onto it (total), and of records_dropped those
-     * that were replays (or older than the window) and those whose AEAD tag failed. */
-    uint64_t sessions_compacted, records_replayed, records_bad_mac;
+    DTLS_STATS(STATS_FIELD)
 } dtls_stats_t;
 /* Counters of this listener (shard thread). */
 void dtls_listener_get_stats(const dtls_listener_t *l, dtls_stats_t *out);

@@ -10,6 +10,7 @@
 
 #include "core/err.h"
 #include "core/loop.h"
+#include "core/stats.h"
 #include "core/transport.h"
 
 #include <stddef.h>
@@ -36,9 +37,16 @@ int udp_listener_port(const udp_listener_t *u);
  * udp_listener_free(NULL) does nothing. */
 void udp_listener_free(udp_listener_t *u);
 
+/* Counters of a listener (core/stats.h: field, /metrics family, type, labels, help). */
+#define UDP_STATS(X)                                                                              \
+    X(datagrams_in, "udp_datagrams_received_total", "counter", NULL,                              \
+      "Plain CoAP datagrams received.")                                                           \
+    X(datagrams_out, "udp_datagrams_sent_total", "counter", NULL, "Plain CoAP datagrams sent.")   \
+    X(peers, "udp_peers", "gauge", NULL, "Plain CoAP peer addresses tracked.")                    \
+    X(send_errors, NULL, "counter", NULL, "datagrams the kernel refused to send")                 \
+    X(dropped_peer_cap, NULL, "counter", NULL, "datagrams dropped because max_peers were tracked")
 typedef struct udp_stats {
-    uint64_t datagrams_in, datagrams_out, send_errors, dropped_peer_cap;
-    uint64_t peers;
+    UDP_STATS(STATS_FIELD)
 } udp_stats_t;
 void udp_listener_get_stats(const udp_listener_t *u, udp_stats_t *out);
 
