@@ -10,7 +10,7 @@
 #ifndef COAPHUB_API_API_H
 #define COAPHUB_API_API_H
 
-#include "coap/engine.h"
+#include "coap/coap.h"
 #include "core/loop.h"
 #include "device/hub.h"
 #include "device/registry.h"

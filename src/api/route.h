@@ -8,7 +8,7 @@
 #ifndef COAPHUB_API_ROUTE_H
 #define COAPHUB_API_ROUTE_H
 
-#include "coap/engine.h"
+#include "coap/coap.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -11,7 +11,7 @@
 #include "app/server_int.h"
 
 #include "api/api.h"
-#include "coap/engine.h"
+#include "coap/coap.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"

@@ -9,7 +9,7 @@
  * long as the dedup cap is not exceeded), and every exchange handed out is freed exactly once,
  * by coap_exchange_respond(), whether or not its peer or engine still exists.
  */
-#include "coap/engine_int.h"
+#include "coap/coap_int.h"
 
 #include "core/clock.h"
 #include "core/err.h"
@@ -85,6 +85,23 @@ void coap_engine_free(coap_engine_t *e)
     coap__spares_free(e);
     htab_fini(&e->dedup_by_mid);
     free(e);
+}
+
+/* Ends everything the peer holds, then frees it once no input or callback holds it. The
+ * state above session.c goes first (observers: the application hears PEER_CLOSED; exchanges:
+ * orphaned, so a later answer goes nowhere), with closing set so that nothing is added
+ * meanwhile; then session.c drops the rest. */
+void coap__peer_drop(coap_peer_t *ps)
+{
+    ps->closing = true;
+    ps->hold++;
+    while (!coap_list_empty(&ps->observers))
+        coap__obs_end(COAP_CONTAINER(ps->observers.next, coap_observer_t, link),
+                      COAP_OBS_END_PEER_CLOSED);
+    while (!coap_list_empty(&ps->exchanges))
+        coap__exchange_orphan(COAP_CONTAINER(ps->exchanges.next, coap_exchange_t, link));
+    ps->hold--;
+    coap__peer_close(ps);
 }
 
 void coap_engine_peer_closed(coap_engine_t *e, transport_peer_t *peer)
@@ -231,7 +248,18 @@ void coap_exchange_respond(coap_exchange_t *x, uint8_t code, int content_format,
     }
     ps->hold++;
     loop_timer_cancel(x->e->loop, &x->piggy_timer);
-    coap__respond(x, code, content_format, payload, len);
+    /* A registration becomes a relation with a successful answer (RFC 7641 §3.2). */
+    bool with_observe = false;
+    if (x->obs) {
+        if ((code >> 5) == 2 && !ps->closing) {
+            coap__obs_activate(x->obs);
+            with_observe = true;
+        } else {
+            coap__obs_free_pending(x->obs);
+        }
+        x->obs = NULL;
+    }
+    coap__respond(x, code, content_format, payload, len, with_observe);
     coap__exchange_free(x);
     ps->hold--;
     coap__peer_maybe_release(ps);
@@ -435,9 +463,18 @@ static void handle_request(coap_peer_t *ps, const coap_pdu_t *pdu)
     }
     uint8_t *body = NULL;
     size_t body_len = 0;
-    if (coap__block1_input(x, pdu, &body, &body_len))
+    uint8_t answer = coap__block1_input(x, pdu, &body, &body_len);
+    if (answer) {
+        coap_exchange_respond(x, answer, COAP_CF_NONE, NULL, 0);
         return;
-    if (coap__block2_input(x)) {
+    }
+    const coap_bstate_t *cached = coap__block2_input(x);
+    if (cached) {
+        /* The cache stays for the remaining blocks; copied because respond may evict it. */
+        uint8_t *copy = xmalloc(cached->len);
+        memcpy(copy, cached->body, cached->len);
+        coap_exchange_respond(x, cached->code, cached->cf, copy, cached->len);
+        free(copy);
         free(body);
         return;
     }

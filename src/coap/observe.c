@@ -5,7 +5,7 @@
  * newest, but here every notification may be an RPC that matters, so none is dropped; the
  * per-peer cap (max_pending_con_per_peer) bounds the queue instead.
  */
-#include "coap/engine_int.h"
+#include "coap/coap_int.h"
 
 #include "core/err.h"
 #include "core/xmalloc.h"
@@ -102,9 +102,9 @@ void coap__obs_end(coap_observer_t *obs, coap_obs_end_t why)
 
 static void pump(coap_observer_t *o);
 
-/* The in-flight CON notification of c->obs was acknowledged, reset or given up. */
-/* The in-flight CON notification of c->obs was acknowledged, reset or given up. */
-void coap__obs_con_done(coap_con_t *c, bool acked, bool reset)
+/* The in-flight CON notification of c->obs was acknowledged, reset or given up (the done
+ * callback of the coap_con_t, called by session.c). */
+static void con_done(coap_con_t *c, bool acked, bool reset)
 {
     coap_observer_t *o = c->obs;
     coap_peer_t *ps = c->ps;
@@ -163,6 +163,7 @@ static void send_one(coap_observer_t *o, coap_notif_t *n)
         o->last_con_ms = now;
         ps->n_pending--; /* coap__con_send counts it again */
         coap_con_t *c = coap__con_send(ps, mid, buf, (size_t)len);
+        c->done = con_done;
         c->obs = o;
         c->cookie = n->cookie;
         o->inflight = c;

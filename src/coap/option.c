@@ -45,16 +45,6 @@ int coap_pdu_opt_uint(const coap_pdu_t *pdu, uint16_t num, uint32_t *out)
     return coap_opt_uint_decode(p, len, out);
 }
 
-size_t coap_opt_uint_encode(uint32_t v, uint8_t out[static 4])
-{
-    size_t n = 0;
-    for (uint32_t t = v; t; t >>= 8)
-        n++;
-    for (size_t i = 0; i < n; i++)
-        out[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-    return n;
-}
-
 bool coap_opt_is_known(uint16_t num)
 {
     switch (num) {

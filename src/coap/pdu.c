@@ -212,6 +212,18 @@ void coap_builder_opt(coap_builder_t *b, uint16_t num, const uint8_t *val, size_
     b->last_opt = num;
 }
 
+/* RFC 7252 §3.2 uint: big-endian, no leading zero bytes (0 is empty). Beside the builder,
+ * its one user here, so the codec needs nothing from option.c. */
+size_t coap_opt_uint_encode(uint32_t v, uint8_t out[static 4])
+{
+    size_t n = 0;
+    for (uint32_t t = v; t; t >>= 8)
+        n++;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+    return n;
+}
+
 void coap_builder_opt_uint(coap_builder_t *b, uint16_t num, uint32_t v)
 {
     uint8_t tmp[4];

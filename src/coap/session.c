@@ -1,12 +1,17 @@
-/* session.c — per-peer state: deduplication by (peer, MID), outgoing CONs with RFC 7252 §4.2
- * retransmission, server MIDs, and the housekeeping timer.
+/* session.c — per-peer state: the peer's lifetime, deduplication by (peer, MID), outgoing
+ * CONs with RFC 7252 §4.2 retransmission, server MIDs, and the housekeeping timer.
  *
- * Invariant: a coap_peer_t exists only while it holds something (see engine_int.h) and holds
+ * Invariant: a coap_peer_t exists only while it holds something (see coap_int.h) and holds
  * exactly one transport reference for its whole life. Dedup entries have one lifetime for
  * all, so the engine-wide list in arrival order is also expiry order: expiry and the
  * max_dedup_entries cap both pop from its head, never search.
+ *
+ * Below observe.c and engine.c: closing a peer here drops only what this layer and bstate.c
+ * own. Observers and exchanges are ended first by engine.c (coap__peer_drop), which is the
+ * only way a peer closes, and none can be added to a closing peer. A CON's completion goes
+ * to its done callback (observe.c sets one on notifications), not to a file above.
  */
-#include "coap/engine_int.h"
+#include "coap/coap_int.h"
 
 #include "core/err.h"
 #include "core/hash.h"
@@ -57,6 +62,9 @@ void coap__peer_maybe_release(coap_peer_t *ps)
         ps->hold++;
         drop_contents(ps); /* whatever was added while the close waited */
         ps->hold--;
+        /* Observers and exchanges went in coap__peer_drop; a closing peer gets no new ones
+         * (coap_exchange_observe, activation and exchange creation all check). */
+        ASSERT(coap_list_empty(&ps->observers) && coap_list_empty(&ps->exchanges));
         peer_free(ps);
         return;
     }
@@ -119,19 +127,14 @@ void coap__spares_free(coap_engine_t *e)
     e->n_spare_d = e->n_spare_x = 0;
 }
 
-/* Drops everything the peer holds. Callbacks (on_observe_end, on_notify_result) may run and
- * may call back into the engine; hold keeps ps alive meanwhile. */
+/* Drops what this layer and bstate.c hold for the peer. coap__con_free may report an RPC
+ * cookie as undelivered (on_notify_result), which may call back into the engine; hold keeps
+ * ps alive meanwhile. */
 static void drop_contents(coap_peer_t *ps)
 {
     coap_engine_t *e = ps->e;
-    while (!coap_list_empty(&ps->observers)) {
-        coap_observer_t *o = COAP_CONTAINER(ps->observers.next, coap_observer_t, link);
-        coap__obs_end(o, COAP_OBS_END_PEER_CLOSED);
-    }
     while (!coap_list_empty(&ps->cons))
         coap__con_free(COAP_CONTAINER(ps->cons.next, coap_con_t, link));
-    while (!coap_list_empty(&ps->exchanges))
-        coap__exchange_orphan(COAP_CONTAINER(ps->exchanges.next, coap_exchange_t, link));
     while (!coap_list_empty(&ps->dedup))
         dedup_free(e, COAP_CONTAINER(ps->dedup.next, coap_dedup_t, peer_link));
     while (!coap_list_empty(&ps->block1))
@@ -142,7 +145,7 @@ static void drop_contents(coap_peer_t *ps)
 
 /* Closing from inside a callback is safe: if the peer is held (an input or a callback is
  * running on it), the free happens at the last release (redis callHandler idea). */
-void coap__peer_drop(coap_peer_t *ps)
+void coap__peer_close(coap_peer_t *ps)
 {
     ps->closing = true;
     ps->hold++;
@@ -249,8 +252,8 @@ static void con_timer_cb(loop_t *loop, void *arg)
     }
     e->stats.con_timeouts++;
     ps->hold++;
-    if (c->obs)
-        coap__obs_con_done(c, false, false);
+    if (c->done)
+        c->done(c, false, false);
     else
         coap__con_free(c);
     ps->hold--;
@@ -303,8 +306,8 @@ void coap__con_match(coap_peer_t *ps, uint16_t mid, bool reset)
             continue;
         if (reset)
             ps->e->stats.resets++;
-        if (c->obs)
-            coap__obs_con_done(c, !reset, reset);
+        if (c->done)
+            c->done(c, !reset, reset);
         else
             coap__con_free(c);
         return;
@@ -318,7 +321,9 @@ static void gc_cb(loop_t *loop, void *arg)
     coap__dedup_expire(e, now);
     for (coap_link_t *l = e->peers.next, *n; l != &e->peers; l = n) {
         n = l->next;
-        coap__bstate_expire(COAP_CONTAINER(l, coap_peer_t, link), now);
+        coap_peer_t *ps = COAP_CONTAINER(l, coap_peer_t, link);
+        coap__bstate_expire(ps, now);
+        coap__peer_maybe_release(ps);
     }
     coap__gc_arm(e);
 }

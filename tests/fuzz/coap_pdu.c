@@ -7,8 +7,8 @@
  *    datagrams ([len byte][bytes]...), so dedup, Observe and Block1/Block2 sequences are
  *    reached. Every request is answered at once; GET+Observe registers and notifies.
  */
-#include "coap/engine.h"
-#include "coap/engine_int.h"
+#include "coap/coap.h"
+#include "coap/coap_int.h"
 #include "coap/pdu.h"
 #include "core/err.h"
 

@@ -15,6 +15,7 @@ client = None
 tampered = False
 start = last = time.monotonic()
 log = open(log_path, "w", buffering=1)
+log.write("listening\n")  # the test waits for this line: both sockets are ready
 
 
 def app_data(d):

@@ -28,7 +28,9 @@ PROXY_PORT=$(free_ports 1)
 python3 "$(dirname "$0")/dtls_tamper_proxy.py" "$PROXY_PORT" "$COAPS_PORT" proxy.log &
 PROXY=$!
 IT_PIDS+=("$PROXY")
-sleep 0.3
+# A loaded machine can take seconds to start python: wait (bounded) until the relay listens.
+for _ in $(seq 100); do grep -q '^listening' proxy.log 2>/dev/null && break; sleep 0.1; done
+grep -q '^listening' proxy.log 2>/dev/null || fail "the relay did not start within 10 s"
 timeout 20 coap-client-openssl -v 7 -B 10 -c cert.pem -j key.pem -m POST -t application/json \
     -e '{"tamper":1}' "coaps://127.0.0.1:$PROXY_PORT/api/v1/telemetry" >client.log 2>&1
 grep -q 'tampered:' proxy.log || { cat proxy.log >&2; fail "the relay saw no application record"; }

@@ -4,8 +4,8 @@
 #ifndef COAPHUB_TESTS_COAP_FAKE_H
 #define COAPHUB_TESTS_COAP_FAKE_H
 
-#include "coap/engine.h"
-#include "coap/engine_int.h"
+#include "coap/coap.h"
+#include "coap/coap_int.h"
 #include "coap/pdu.h"
 #include "core/clock.h"
 #include "core/loop.h"

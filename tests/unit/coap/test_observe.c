@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "coap/engine_int.h"
+#include "coap/coap_int.h"
 #include "unit/coap/coap_fake.h"
 
 #include <errno.h>

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "coap/engine.h"
+#include "coap/coap.h"
 #include "coap/pdu.h"
 
 #include <errno.h>

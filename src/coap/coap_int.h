@@ -1,4 +1,13 @@
-/* engine_int.h — private structures shared by engine.c, session.c, observe.c, blockwise.c.
+/* coap_int.h — private structures and calls shared by the files of src/coap.
+ *
+ * Layers, top to bottom; a file calls only files below it:
+ *   engine.c    the public API: input stages, exchanges, answers, peer drop
+ *   observe.c   RFC 7641 relations and notifications
+ *   blockwise.c RFC 7959 input stages (Block1 reassembly, Block2 follow-ups)
+ *   response.c  building and sending an answer (type, MID, options, Block2 slicing)
+ *   session.c   a peer's lifetime, dedup by (peer, MID), CONs and retransmission, gc
+ *   bstate.c    block-wise bodies held per peer
+ *   pdu.c option.c block.c   the codec (pdu.h)
  *
  * Ownership: the engine keeps one coap_peer_t per transport peer that has state (hung on
  * transport_peer_t.engine_state, holding one transport reference). A coap_peer_t lives while
@@ -7,10 +16,10 @@
  * otherwise. Exchanges point at their peer; when the peer or the engine goes first, the
  * exchange is orphaned (ps = NULL) and only waits for coap_exchange_respond() to free it.
  */
-#ifndef COAPHUB_COAP_ENGINE_INT_H
-#define COAPHUB_COAP_ENGINE_INT_H
+#ifndef COAPHUB_COAP_COAP_INT_H
+#define COAPHUB_COAP_COAP_INT_H
 
-#include "coap/engine.h"
+#include "coap/coap.h"
 #include "coap/pdu.h"
 #include "core/htab.h"
 
@@ -97,6 +106,9 @@ typedef struct coap_con {
     int64_t timeout_ms;
     coap_observer_t *obs; /* notification of this relation, or NULL */
     void *cookie;
+    /* Called instead of coap__con_free when the CON is acknowledged (acked), reset (reset) or
+     * given up (neither); it must free c. NULL: just free it. */
+    void (*done)(struct coap_con *c, bool acked, bool reset);
 } coap_con_t;
 
 /* A queued notification waiting for the relation's in-flight CON. */
@@ -195,13 +207,16 @@ struct coap_engine {
     size_t n_spare_d, n_spare_x;
 };
 
-/* session.c */
+/* ---- session.c ---- */
 /* Checks the engine's counters against its lists (n_dedup, block_mem, n_pending, observers);
  * ASSERTs on a mismatch. For tests and fuzzing; O(state). */
 void coap__engine_validate(const coap_engine_t *e);
 coap_peer_t *coap__peer_get(coap_engine_t *e, transport_peer_t *tp);
+/* Frees ps unless something holds it or it still has state. */
 void coap__peer_maybe_release(coap_peer_t *ps);
-void coap__peer_drop(coap_peer_t *ps);
+/* The lower half of a close (after coap__peer_drop ended observers and exchanges): drops the
+ * CONs, dedup entries and block-wise state, and frees ps at its last release. */
+void coap__peer_close(coap_peer_t *ps);
 uint16_t coap__next_mid(coap_engine_t *e);
 double coap__rand01(coap_engine_t *e);
 void coap__send(coap_peer_t *ps, const uint8_t *p, size_t len);
@@ -210,44 +225,57 @@ coap_dedup_t *coap__dedup_find(coap_peer_t *ps, uint16_t mid);
 coap_dedup_t *coap__dedup_add(coap_peer_t *ps, uint16_t mid, bool con);
 void coap__dedup_expire(coap_engine_t *e, int64_t now);
 coap_con_t *coap__con_send(coap_peer_t *ps, uint16_t mid, uint8_t *buf, size_t len);
+/* An ACK or RST for one of our CONs: completes it (its done callback, or a free). */
 void coap__con_match(coap_peer_t *ps, uint16_t mid, bool reset);
 void coap__con_free(coap_con_t *c);
 void coap__gc_arm(coap_engine_t *e);
 /* Frees the spare lists (engine teardown). */
 void coap__spares_free(coap_engine_t *e);
 
-/* observe.c */
-coap_observer_t *coap__obs_find(coap_peer_t *ps, const uint8_t *token, size_t tkl);
-void coap__obs_end(coap_observer_t *obs, coap_obs_end_t why);
-void coap__obs_free_pending(coap_observer_t *obs);
-void coap__obs_activate(coap_observer_t *obs);
-void coap__obs_con_done(coap_con_t *c, bool acked, bool reset);
+/* ---- bstate.c ---- */
+/* How long a block-wise entry lives: min(COAP_BLOCKWISE_LIFETIME_MS, exchange lifetime). */
+int64_t coap__block_lifetime(const coap_engine_t *e);
+coap_bstate_t *coap__bstate_put(coap_peer_t *ps, coap_link_t *list, const uint8_t *key,
+                                size_t key_len, uint8_t *body, size_t len);
+coap_bstate_t *coap__bstate_find(coap_link_t *list, const uint8_t *key, size_t key_len);
+void coap__bstate_free(coap_engine_t *e, coap_bstate_t *b);
+/* Frees the peer's expired entries (the caller then offers ps for release). */
+void coap__bstate_expire(coap_peer_t *ps, int64_t now);
 
-/* blockwise.c */
+/* ---- response.c ---- */
 /* Builds and sends the answer of x (ACK, separate CON or NON) with Block2 slicing; keeps the
- * piggybacked bytes in the dedup entry. Used by coap_exchange_respond. */
+ * piggybacked bytes in the dedup entry. with_observe: the answer opens a relation (Observe
+ * option 0). Used by coap_exchange_respond. */
 void coap__respond(coap_exchange_t *x, uint8_t code, int cf, const uint8_t *payload,
-                   size_t len);
+                   size_t len, bool with_observe);
 /* Builds a response into *out when *out is a buffer of out_cap bytes that is big enough,
  * else into a new heap buffer (*out then points at it; the caller frees it). */
 ssize_t coap__build(coap_exchange_t *x, uint8_t **out, size_t out_cap, uint8_t type,
                     uint16_t mid, uint8_t code, int cf, const uint8_t *payload, size_t len,
                     bool with_observe, uint32_t observe);
-coap_bstate_t *coap__bstate_put(coap_peer_t *ps, coap_link_t *list, const uint8_t *key,
-                                size_t key_len, uint8_t *body, size_t len);
-coap_bstate_t *coap__bstate_find(coap_link_t *list, const uint8_t *key, size_t key_len);
-void coap__bstate_free(coap_engine_t *e, coap_bstate_t *b);
-void coap__bstate_expire(coap_peer_t *ps, int64_t now);
-/* Block1 stage: returns true when the request was answered here (2.31, 4.08, 4.13, ...);
- * else *body and *body_len hold the whole body (owned by the caller, free()) or NULL. */
-bool coap__block1_input(coap_exchange_t *x, const coap_pdu_t *pdu, uint8_t **body,
-                        size_t *body_len);
-/* Block2 follow-up stage: true when served from the cache. */
-bool coap__block2_input(coap_exchange_t *x);
 
-/* engine.c */
+/* ---- blockwise.c ---- */
+/* Block1 stage: returns the code to answer the request with here (2.31, 4.00, 4.08, 4.13,
+ * 5.03), or 0 when it goes on; then *body and *body_len hold the whole reassembled body
+ * (owned by the caller, free()) or NULL for a request without Block1. */
+uint8_t coap__block1_input(coap_exchange_t *x, const coap_pdu_t *pdu, uint8_t **body,
+                           size_t *body_len);
+/* Block2 follow-up stage: the cached body that answers x (num > 0 of an earlier GET), or
+ * NULL. */
+const coap_bstate_t *coap__block2_input(coap_exchange_t *x);
+
+/* ---- observe.c ---- */
+coap_observer_t *coap__obs_find(coap_peer_t *ps, const uint8_t *token, size_t tkl);
+void coap__obs_end(coap_observer_t *obs, coap_obs_end_t why);
+void coap__obs_free_pending(coap_observer_t *obs);
+void coap__obs_activate(coap_observer_t *obs);
+
+/* ---- engine.c ---- */
 coap_exchange_t *coap__exchange_new(coap_peer_t *ps, const coap_pdu_t *pdu, coap_dedup_t *d);
 void coap__exchange_free(coap_exchange_t *x);
 void coap__exchange_orphan(coap_exchange_t *x);
+/* Closes the peer: ends its observers (PEER_CLOSED) and orphans its exchanges, then
+ * coap__peer_close. The only way a peer closes (transport close, engine free). */
+void coap__peer_drop(coap_peer_t *ps);
 
 #endif

@@ -1,4 +1,4 @@
-/* engine.h — the CoAP engine of one shard: RFC 7252 messaging, RFC 7641 Observe and
+/* coap.h — the CoAP engine of one shard: RFC 7252 messaging, RFC 7641 Observe and
  * RFC 7959 block-wise transfer, between a transport (core/transport.h) and an application
  * (src/api). It knows nothing of OpenSSL, SQL, JSON or ThingsBoard.
  *
@@ -16,8 +16,8 @@
  *
  * Threading: everything runs on the shard's loop thread.
  */
-#ifndef COAPHUB_COAP_ENGINE_H
-#define COAPHUB_COAP_ENGINE_H
+#ifndef COAPHUB_COAP_COAP_H
+#define COAPHUB_COAP_COAP_H
 
 #include "core/loop.h"
 #include "core/stats.h"
