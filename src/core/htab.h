@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct htab_link {
     struct htab_link *next; /* chain in the slot */
@@ -62,6 +63,18 @@ static inline htab_link_t *htab_find(const htab_t *t, uint64_t hash, htab_eq_fn 
         if (l->hash == hash && eq(l, key))
             return l;
     return NULL;
+}
+
+/* The key of a table keyed by a byte string (token, session id): what eq functions get. */
+typedef struct htab_bytes {
+    const void *p;
+    size_t len;
+} htab_bytes_t;
+
+/* Does the stored key (p, len) equal k? For eq functions of byte-string tables. */
+static inline bool htab_bytes_equal(const htab_bytes_t *k, const void *p, size_t len)
+{
+    return k->len == len && memcmp(k->p, p, len) == 0;
 }
 
 static inline size_t htab_count(const htab_t *t)

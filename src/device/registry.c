@@ -33,16 +33,10 @@ struct registry {
     htab_t by_device;
 };
 
-typedef struct key_view {
-    const void *p;
-    size_t len;
-} key_view_t;
-
 static bool entry_has_key(const htab_link_t *l, const void *key)
 {
     const entry_t *e = HTAB_ENTRY(l, entry_t, link);
-    const key_view_t *k = key;
-    return e->key_len == k->len && memcmp(e->key, k->p, k->len) == 0;
+    return htab_bytes_equal(key, e->key, e->key_len);
 }
 
 static bool entry_has_device(const htab_link_t *l, const void *id)
@@ -81,7 +75,7 @@ static htab_t *table_for(registry_t *r, store_cred_type_t type)
 
 static entry_t *table_find(const htab_t *t, const void *key, size_t len)
 {
-    key_view_t k = {key, len};
+    htab_bytes_t k = {key, len};
     htab_link_t *l = htab_find(t, hash_bytes(key, len), entry_has_key, &k);
     return l ? HTAB_ENTRY(l, entry_t, link) : NULL;
 }

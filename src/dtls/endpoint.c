@@ -92,16 +92,10 @@ typedef struct sess_ent {
     uint8_t der[];
 } sess_ent_t;
 
-typedef struct sess_key {
-    const uint8_t *id;
-    unsigned len;
-} sess_key_t;
-
 static bool sess_has_id(const htab_link_t *l, const void *key)
 {
     const sess_ent_t *e = HTAB_ENTRY(l, sess_ent_t, link);
-    const sess_key_t *k = key;
-    return e->id_len == k->len && memcmp(e->id, k->id, k->len) == 0;
+    return htab_bytes_equal(key, e->id, e->id_len);
 }
 
 static void sess_init(sess_store_t *st)
@@ -195,7 +189,7 @@ static SSL_SESSION *sess_get_cb(SSL *ssl, const unsigned char *id, int len, int 
         return NULL;
     uint8_t der[SESS_MAX_DER];
     size_t der_len = 0;
-    sess_key_t k = {id, (unsigned)len};
+    htab_bytes_t k = {id, (size_t)len};
     uint64_t h = hash_bytes(id, (size_t)len);
     pthread_mutex_lock(&st->mu);
     htab_link_t *l = htab_find(&st->by_id, h, sess_has_id, &k);
