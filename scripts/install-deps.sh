@@ -13,7 +13,7 @@ RUNTIME_PKGS=(
   openssl sqlite3 curl
 )
 TEST_PKGS=(
-  libcmocka-dev clang libclang-rt-14-dev llvm
+  libcmocka-dev clang libclang-rt-14-dev llvm clang-format
   libcoap3-bin gnutls-bin jq python3 python3-cryptography
   chromium
 )
