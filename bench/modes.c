@@ -27,7 +27,7 @@ static bool count_reached(const bench_t *b)
     return b->cfg.requests > 0 && n >= (uint64_t)b->cfg.requests;
 }
 
-void bench_on_done(bench_t *b, bench_dev_t *d)
+static void on_done(bench_t *b, bench_dev_t *d)
 {
     if (b->cfg.mode != BENCH_TELEMETRY || b->cfg.rate > 0 || b->stop_issuing || b->t_start_us == 0)
         return;
@@ -35,7 +35,7 @@ void bench_on_done(bench_t *b, bench_dev_t *d)
         (void)bench_dev_request(b, d);
 }
 
-void bench_on_ready(bench_t *b, bench_dev_t *d)
+static void on_ready(bench_t *b, bench_dev_t *d)
 {
     if (b->cfg.mode != BENCH_HANDSHAKE || b->t_start_us == 0)
         return;
@@ -369,8 +369,8 @@ static int run_idle(bench_t *b, long rss0)
 
 int bench_mode_run(bench_t *b)
 {
-    if (b->cfg.mode == BENCH_OSSL)
-        return bench_ossl_run(b);
+    b->on_done = on_done;
+    b->on_ready = on_ready;
     long rss0 = b->cfg.server_pid ? bench_read_rss_kb(b->cfg.server_pid) : -1;
     if (b->cfg.mode == BENCH_IDLE && b->cfg.server_pid && rss0 < 0) {
         fprintf(stderr, "coaphub-bench: cannot read /proc/%d/status\n", b->cfg.server_pid);

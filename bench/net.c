@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -25,13 +24,6 @@
 #define MAX_RETRANSMIT 4
 /* A NON request or an ACKed CON whose separate response never comes is given up after this. */
 #define SEPARATE_WAIT_US 10000000LL
-
-int64_t bench_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static uint64_t rnd(bench_t *b)
 {
@@ -199,7 +191,7 @@ static void complete(bench_t *b, bench_dev_t *d, bench_slot_t *s, uint8_t code, 
     s->used = false;
     d->n_out--;
     b->n_out--;
-    bench_on_done(b, d);
+    b->on_done(b, d);
 }
 
 static void give_up(bench_t *b, bench_dev_t *d, bench_slot_t *s)
@@ -209,7 +201,7 @@ static void give_up(bench_t *b, bench_dev_t *d, bench_slot_t *s)
     s->used = false;
     d->n_out--;
     b->n_out--;
-    bench_on_done(b, d);
+    b->on_done(b, d);
 }
 
 static bench_slot_t *by_mid(bench_t *b, bench_dev_t *d, uint16_t mid)
@@ -246,7 +238,7 @@ static void handle_coap(bench_t *b, bench_dev_t *d, const uint8_t *p, size_t len
             s->used = false;
             d->n_out--;
             b->n_out--;
-            bench_on_done(b, d);
+            b->on_done(b, d);
         } else if (pdu.code == 0) {
             /* Empty ACK: the response comes separately (RFC 7252 §5.2.2). */
             s->acked = true;
@@ -297,7 +289,7 @@ static void handshake(bench_t *b, bench_dev_t *d)
         bench_hist_add(&b->st.hs_lat, (uint64_t)(now - d->hs_t0_us));
         if (b->cfg.resume && !d->sess)
             d->sess = SSL_get1_session(d->ssl);
-        bench_on_ready(b, d);
+        b->on_ready(b, d);
         return;
     }
     int e = SSL_get_error(d->ssl, r);
@@ -309,7 +301,7 @@ static void handshake(bench_t *b, bench_dev_t *d)
     b->hs_inflight--;
     d->state = DEV_FAILED;
     b->n_failed++;
-    bench_on_ready(b, d);
+    b->on_ready(b, d);
 }
 
 static void on_readable(bench_t *b, bench_dev_t *d)
@@ -479,7 +471,7 @@ void bench_net_sweep(bench_t *b)
                 b->hs_inflight--;
                 d->state = DEV_FAILED;
                 b->n_failed++;
-                bench_on_ready(b, d);
+                b->on_ready(b, d);
             } else if (DTLSv1_handle_timeout(d->ssl) < 0) {
                 ssl_fail_log(b, "DTLS retransmission");
             }
