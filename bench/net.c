@@ -179,6 +179,15 @@ int bench_dev_request(bench_t *b, bench_dev_t *d) { return start(b, d, false); }
 /* Registrations are not counted as load requests (sent), but their answers are (done). */
 int bench_dev_observe(bench_t *b, bench_dev_t *d) { return start(b, d, true); }
 
+/* The slot's request is over (answered, reset or given up): free the slot, let the mode refill. */
+static void finish(bench_t *b, bench_dev_t *d, bench_slot_t *s)
+{
+    s->used = false;
+    d->n_out--;
+    b->n_out--;
+    b->on_done(b, d);
+}
+
 static void complete(bench_t *b, bench_dev_t *d, bench_slot_t *s, uint8_t code, int64_t now)
 {
     b->st.codes[code]++;
@@ -188,20 +197,14 @@ static void complete(bench_t *b, bench_dev_t *d, bench_slot_t *s, uint8_t code, 
     b->st.done++;
     if (s->tok == d->obs_tok && code == 0x45)
         d->obs_ok = true;
-    s->used = false;
-    d->n_out--;
-    b->n_out--;
-    b->on_done(b, d);
+    finish(b, d, s);
 }
 
 static void give_up(bench_t *b, bench_dev_t *d, bench_slot_t *s)
 {
     b->st.timeouts++;
     b->st.errors++;
-    s->used = false;
-    d->n_out--;
-    b->n_out--;
-    b->on_done(b, d);
+    finish(b, d, s);
 }
 
 static bench_slot_t *by_mid(bench_t *b, bench_dev_t *d, uint16_t mid)
@@ -235,10 +238,7 @@ static void handle_coap(bench_t *b, bench_dev_t *d, const uint8_t *p, size_t len
         if (pdu.type == COAP_TYPE_RST) {
             b->st.resets++;
             b->st.errors++;
-            s->used = false;
-            d->n_out--;
-            b->n_out--;
-            b->on_done(b, d);
+            finish(b, d, s);
         } else if (pdu.code == 0) {
             /* Empty ACK: the response comes separately (RFC 7252 §5.2.2). */
             s->acked = true;
