@@ -9,7 +9,6 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh --test
 echo "== format (lines changed since .clang-format came in)"
 ./scripts/format-check.sh
-./scripts/build-web.sh
 
 jobs=$(nproc)
 echo "== build (ASan + UBSan)"
