@@ -274,6 +274,17 @@ static void handle_coap(bench_t *b, bench_dev_t *d, const uint8_t *p, size_t len
     }
 }
 
+/* The device's handshake failed (an error, or no answer within --connect-timeout). */
+static void handshake_failed(bench_t *b, bench_dev_t *d)
+{
+    b->st.handshake_errors++;
+    b->st.errors++;
+    b->hs_inflight--;
+    d->state = DEV_FAILED;
+    b->n_failed++;
+    b->on_ready(b, d);
+}
+
 static void handshake(bench_t *b, bench_dev_t *d)
 {
     ERR_clear_error();
@@ -296,12 +307,7 @@ static void handshake(bench_t *b, bench_dev_t *d)
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
         return;
     ssl_fail_log(b, "DTLS handshake");
-    b->st.handshake_errors++;
-    b->st.errors++;
-    b->hs_inflight--;
-    d->state = DEV_FAILED;
-    b->n_failed++;
-    b->on_ready(b, d);
+    handshake_failed(b, d);
 }
 
 static void on_readable(bench_t *b, bench_dev_t *d)
@@ -465,16 +471,10 @@ void bench_net_sweep(bench_t *b)
         if (d->fd < 0)
             continue;
         if (d->state == DEV_HANDSHAKE) {
-            if (now - d->hs_t0_us > (int64_t)(b->cfg.connect_s * 1e6)) {
-                b->st.handshake_errors++;
-                b->st.errors++;
-                b->hs_inflight--;
-                d->state = DEV_FAILED;
-                b->n_failed++;
-                b->on_ready(b, d);
-            } else if (DTLSv1_handle_timeout(d->ssl) < 0) {
+            if (now - d->hs_t0_us > (int64_t)(b->cfg.connect_s * 1e6))
+                handshake_failed(b, d);
+            else if (DTLSv1_handle_timeout(d->ssl) < 0)
                 ssl_fail_log(b, "DTLS retransmission");
-            }
             continue;
         }
         if (d->n_out == 0 || d->state != DEV_READY)
