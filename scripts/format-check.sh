@@ -34,9 +34,12 @@ gcf=$(pick git-clang-format git-clang-format-14) ||
 
 base=${FORMAT_BASE:-$(git log --diff-filter=A --format=%H -1 -- .clang-format)}
 if [ -z "$base" ]; then
-    # .clang-format not committed yet (or history cut off by a shallow clone): check what the
-    # work tree changes against HEAD.
+    # .clang-format not committed yet: check what the work tree changes against HEAD.
     base=HEAD
+fi
+if [ -z "${FORMAT_BASE:-}" ] && [ "$(git rev-parse --is-shallow-repository)" = true ]; then
+    echo "format-check: note: shallow clone, so the commit that added .clang-format may be" \
+         "missing and fewer lines checked; fetch the history (or set FORMAT_BASE)" >&2
 fi
 git rev-parse --verify -q "$base^{commit}" >/dev/null ||
     { echo "format-check: base $base is not a commit here (shallow clone?)" >&2; exit 2; }
