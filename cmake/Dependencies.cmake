@@ -22,8 +22,9 @@ find_program(NPM_EXECUTABLE NAMES npm)
 foreach(tool NODE NPM)
   if(NOT ${tool}_EXECUTABLE)
     string(TOLOWER ${tool} name)
-    message(FATAL_ERROR "coaphub: '${name}' not found. The web UI's npm packages (web/package.json) "
-            "are part of the build: install node and npm (Debian 12: apt-get install nodejs npm, "
-            "or scripts/install-deps.sh), or point CMake at them with -D${tool}_EXECUTABLE=PATH.")
+    message(FATAL_ERROR "coaphub: '${name}' not found. The web UI's npm packages "
+            "(web/package.json) are part of the build: install node and npm (Debian 12: "
+            "apt-get install nodejs npm, or scripts/install-deps.sh), or point CMake at them "
+            "with -D${tool}_EXECUTABLE=PATH.")
   endif()
 endforeach()

@@ -1,4 +1,4 @@
-# NpmVendor.cmake — the web UI's npm step, run by the build (cmake -P, see src/web/CMakeLists.txt):
+# NpmVendor.cmake — the web UI's npm step, run by the build (cmake -P; src/web/CMakeLists.txt):
 #   -DNPM=npm -DWEB=<source>/web -DOUT=<dir> -DFILES=name=package/path;... -DSTAMP=<file>
 #
 # Installs web/package-lock.json into web/node_modules with `npm ci` unless node_modules already

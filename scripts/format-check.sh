@@ -48,7 +48,8 @@ git rev-parse --verify -q "$base^{commit}" >/dev/null ||
 # C. The version check keeps an older clang-format from reporting layout it would choose
 # differently.
 ver=$("$cf" --version | sed -n 's/.*clang-format version \([0-9]*\).*/\1/p')
-[ "$ver" = 14 ] || echo "format-check: note: $cf is version ${ver:-?}, .clang-format was tuned for 14" >&2
+[ "$ver" = 14 ] ||
+    echo "format-check: note: $cf is version ${ver:-?}, .clang-format was tuned for 14" >&2
 args=(--binary "$cf" --extensions c,h "$base" --)
 
 if [ "$fix" = 1 ]; then

@@ -84,9 +84,11 @@ while todo:
         continue
     try:
         with urllib.request.urlopen(url, timeout=10) as r:
-            status, ctype, etag, body = r.status, r.headers.get("Content-Type", ""), r.headers.get("ETag", ""), r.read()
+            status, headers, body = r.status, r.headers, r.read()
     except urllib.error.HTTPError as e:
-        status, ctype, etag, body = e.code, e.headers.get("Content-Type", ""), "", b""
+        status, headers, body = e.code, e.headers, b""
+    ctype = headers.get("Content-Type", "")
+    etag = headers.get("ETag", "") if status == 200 else ""
     seen[url] = True
     path = u.path
     ext = os.path.splitext(path if path != "/" else "/index.html")[1]
@@ -126,9 +128,9 @@ COAPHUB_BIN=$IT_TMP/build/coaphub
 daemon_start
 crawl "$IT_TMP/readme.jsonl"
 n=$(wc -l <"$IT_TMP/readme.jsonl")
-log "README build serves all $n assets the UI loads: $(jq -r .path "$IT_TMP/readme.jsonl" | tr '\n' ' ')"
-assert_match "$(jq -r 'select(.path | startswith("/static/vendor/")) | .path' "$IT_TMP/readme.jsonl" | tr '\n' ' ')" \
-    'uPlot\.iife\.min\.js' "the chart library is served"
+log "README build serves all $n assets the UI loads: $(jq -r .path "$IT_TMP/readme.jsonl" | xargs)"
+vendor=$(jq -r 'select(.path | startswith("/static/vendor/")).path' "$IT_TMP/readme.jsonl" | xargs)
+assert_match "$vendor" 'uPlot\.iife\.min\.js' "the chart library is served"
 daemon_stop
 
 # ---- the suite's binary serves the same bytes -----------------------------------------------
