@@ -14,3 +14,17 @@ pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 if(BUILD_TESTING)
   pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 endif()
+# The web UI loads npm packages (uPlot) that the build fetches and embeds into the daemon
+# (src/web/CMakeLists.txt), so node and npm are build tools like the C compiler: no build of
+# coaphub goes without them, and none ships a UI without its chart library.
+find_program(NODE_EXECUTABLE NAMES node nodejs)
+find_program(NPM_EXECUTABLE NAMES npm)
+foreach(tool NODE NPM)
+  if(NOT ${tool}_EXECUTABLE)
+    string(TOLOWER ${tool} name)
+    message(FATAL_ERROR "coaphub: '${name}' not found. The web UI's npm packages "
+            "(web/package.json) are part of the build: install node and npm (Debian 12: "
+            "apt-get install nodejs npm, or scripts/install-deps.sh), or point CMake at them "
+            "with -D${tool}_EXECUTABLE=PATH.")
+  endif()
+endforeach()

@@ -13,12 +13,13 @@ RUNTIME_PKGS=(
   openssl sqlite3 curl
 )
 TEST_PKGS=(
-  libcmocka-dev clang libclang-rt-14-dev llvm
+  libcmocka-dev clang libclang-rt-14-dev llvm clang-format
   libcoap3-bin gnutls-bin jq python3 python3-cryptography
   chromium
 )
-# The web UI's npm packages need node and npm; the machine image may bring its own newer
-# Node.js (then Debian's would conflict), so Debian's are installed only when none is there.
+# The build installs the web UI's npm packages (CMake runs npm ci), so node and npm are build
+# tools; the machine image may bring its own newer Node.js (then Debian's would conflict), so
+# Debian's are installed only when none is there.
 if ! command -v npm >/dev/null 2>&1; then RUNTIME_PKGS+=(nodejs npm); fi
 
 want=("${RUNTIME_PKGS[@]}")

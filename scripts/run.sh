@@ -5,7 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
-./scripts/build-web.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
 cmake --build build -j"$(nproc)" --target coaphub coaphub-cli
 echo "coaphub: web UI and REST API on http://localhost:${COAPHUB_HTTP_PORT:-8080}/ (log in with the admin user printed below on first start)"

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Installs every dependency, builds coaphub with AddressSanitizer + UndefinedBehaviorSanitizer,
-# runs every test (unit, fuzz-corpus replay, integration against the real daemon, the web UI
-# in a real browser), then runs
-# each libFuzzer target for a short while. Exit status 0 only if everything passed.
+# Installs every dependency, checks the layout of changed C lines (scripts/format-check.sh),
+# builds coaphub with AddressSanitizer + UndefinedBehaviorSanitizer, runs every test (unit,
+# fuzz-corpus replay, integration against the real daemon, the web UI in a real browser), then
+# runs each libFuzzer target for a short while. Exit status 0 only if everything passed.
 #   FUZZ_SECONDS=N   seconds per fuzz target (default 20; 0 skips the fuzz run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh --test
-./scripts/build-web.sh
+echo "== format (lines changed since .clang-format came in)"
+./scripts/format-check.sh
 
 jobs=$(nproc)
 echo "== build (ASan + UBSan)"

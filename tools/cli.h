@@ -35,6 +35,12 @@ typedef struct {
 int cli_http(cli_t *c, const char *method, const char *path, const json_t *body, cli_resp_t *r);
 void cli_resp_fini(cli_resp_t *r);
 
+/* cli_http() on a printf-formatted path, for a call that succeeds with 200: any other status
+ * is reported as the failure of `what` (cli_fail) and mapped to its sysexits code. Returns 0 or
+ * that code; r holds whatever arrived and needs cli_resp_fini() in every case. */
+int cli_call(cli_t *c, const char *method, const json_t *body, const char *what, cli_resp_t *r,
+             const char *path_fmt, ...) __attribute__((format(printf, 6, 7)));
+
 /* Logs in with user/password unless already logged in. Returns 0 or a sysexits code. */
 int cli_login(cli_t *c);
 
@@ -46,8 +52,9 @@ int cli_exit_for_status(long status);
 /* Percent-encodes s for a URL path segment or query value; caller frees. */
 char *cli_escape(const char *s);
 
-/* Looks a device up by name; on success *dev is a new reference to the device JSON and *id
- * points into it. Returns 0 or a sysexits code (EX_NOINPUT when no such device). */
+/* Logs in (cli_login) and looks a device up by name; on success *dev is a new reference to the
+ * device JSON and *id points into it. Returns 0 or a sysexits code (EX_NOINPUT when no such
+ * device). */
 int cli_device_by_name(cli_t *c, const char *name, json_t **dev, const char **id);
 
 /* Prints v as indented JSON on stdout. */
@@ -70,5 +77,16 @@ typedef struct {
 /* Fills pos[] (at most max_pos) with the positional arguments after argv[0]. Returns the count,
  * -1 on a usage error (already reported), -2 when --help was given. */
 int cli_parse(cli_t *c, int argc, char **argv, const cli_opt_t *opts, char **pos, int max_pos);
+
+/* Prints a verb's usage: on stdout when asked for (rc EX_OK), on stderr after a bad command
+ * line. Returns rc. */
+int cli_usage(const char *usage, int rc);
+
+/* The first step of every verb: cli_parse() for min_pos..max_pos positional arguments, with
+ * --help and a bad command line answered by the verb's usage. Returns the count of positional
+ * arguments, or -1 when the verb is done: *rc is then its exit code (EX_OK after --help, else
+ * EX_USAGE). *rc is 0 otherwise. */
+int cli_args(cli_t *c, int argc, char **argv, const char *usage, const cli_opt_t *opts, char **pos,
+             int min_pos, int max_pos, int *rc);
 
 #endif

@@ -19,12 +19,6 @@
 #define CLI_RPC_MAX_TIMEOUT_MS 600000L
 #define CLI_RPC_DEFAULT_TIMEOUT_MS 10000L
 
-static int help(const char *text, int rc)
-{
-    fputs(text, rc == EX_OK ? stdout : stderr);
-    return rc;
-}
-
 static char *value_text(const json_t *v)
 {
     if (json_is_string(v))
@@ -42,29 +36,21 @@ int cli_cmd_telemetry(cli_t *c, int argc, char **argv)
     int strict = 0;
     const cli_opt_t opts[] = {{"strict", NULL, &strict}, {NULL, NULL, NULL}};
     char *pos[2];
-    int n = cli_parse(c, argc, argv, opts, pos, 2);
-    if (n == -2)
-        return help(usage, EX_OK);
-    if (n < 1)
-        return help(usage, EX_USAGE);
-    int rc = cli_login(c);
+    int rc, n = cli_args(c, argc, argv, usage, opts, pos, 1, 2, &rc);
+    if (n < 0)
+        return rc;
     json_t *dev = NULL;
     const char *id = NULL;
-    if (rc == 0)
-        rc = cli_device_by_name(c, pos[0], &dev, &id);
+    rc = cli_device_by_name(c, pos[0], &dev, &id);
     if (rc)
         return rc;
     char *keys = n == 2 ? cli_escape(pos[1]) : NULL;
-    char *path = xasprintf("/api/plugins/telemetry/DEVICE/%s/values/timeseries?%s%s%s", id,
-                           strict ? "useStrictDataTypes=true&" : "", keys ? "keys=" : "",
-                           keys ? keys : "");
-    free(keys);
     cli_resp_t r;
-    rc = cli_http(c, "GET", path, NULL, &r);
-    free(path);
-    if (rc == 0 && r.status != 200)
-        rc = cli_fail(&r, "read telemetry");
-    else if (rc == 0 && !json_is_object(r.json)) {
+    rc = cli_call(c, "GET", NULL, "read telemetry", &r,
+                  "/api/plugins/telemetry/DEVICE/%s/values/timeseries?%s%s%s", id,
+                  strict ? "useStrictDataTypes=true&" : "", keys ? "keys=" : "", keys ? keys : "");
+    free(keys);
+    if (rc == 0 && !json_is_object(r.json)) {
         fprintf(stderr, "error: read telemetry: answer is not a JSON object\n");
         rc = EX_PROTOCOL;
     }
@@ -111,11 +97,9 @@ static int attr_set(cli_t *c, int argc, char **argv)
         "string. Shared attributes are pushed to devices observing /attributes.\n";
     enum { MAX_KV = 64 };
     char *pos[2 + MAX_KV];
-    int n = cli_parse(c, argc, argv, NULL, pos, 2 + MAX_KV);
-    if (n == -2)
-        return help(usage, EX_OK);
-    if (n < 3)
-        return help(usage, EX_USAGE);
+    int rc, n = cli_args(c, argc, argv, usage, NULL, pos, 3, 2 + MAX_KV, &rc);
+    if (n < 0)
+        return rc;
     const char *scope = scope_name(pos[1], 0);
     if (!scope) {
         fprintf(stderr, "error: scope must be SHARED_SCOPE or SERVER_SCOPE, not '%s'\n", pos[1]);
@@ -138,18 +122,13 @@ static int attr_set(cli_t *c, int argc, char **argv)
         json_object_set_new(body, key, v);
         free(key);
     }
-    int rc = cli_login(c);
     json_t *dev = NULL;
     const char *id = NULL;
-    if (rc == 0)
-        rc = cli_device_by_name(c, pos[0], &dev, &id);
+    rc = cli_device_by_name(c, pos[0], &dev, &id);
     if (rc == 0) {
-        char *path = xasprintf("/api/plugins/telemetry/DEVICE/%s/attributes/%s", id, scope);
         cli_resp_t r;
-        rc = cli_http(c, "POST", path, body, &r);
-        free(path);
-        if (rc == 0 && r.status != 200)
-            rc = cli_fail(&r, "save attributes");
+        rc = cli_call(c, "POST", body, "save attributes", &r,
+                      "/api/plugins/telemetry/DEVICE/%s/attributes/%s", id, scope);
         cli_resp_fini(&r);
     }
     if (rc == 0 && !c->json)
@@ -166,32 +145,25 @@ static int attr_get(cli_t *c, int argc, char **argv)
         "Prints attributes of device NAME in SCOPE (CLIENT_SCOPE, SHARED_SCOPE, SERVER_SCOPE)\n"
         "as a table KEY LAST_UPDATE VALUE.\n";
     char *pos[3];
-    int n = cli_parse(c, argc, argv, NULL, pos, 3);
-    if (n == -2)
-        return help(usage, EX_OK);
-    if (n < 2)
-        return help(usage, EX_USAGE);
+    int rc, n = cli_args(c, argc, argv, usage, NULL, pos, 2, 3, &rc);
+    if (n < 0)
+        return rc;
     const char *scope = scope_name(pos[1], 1);
     if (!scope) {
         fprintf(stderr, "error: unknown scope '%s'\n", pos[1]);
         return EX_USAGE;
     }
-    int rc = cli_login(c);
     json_t *dev = NULL;
     const char *id = NULL;
-    if (rc == 0)
-        rc = cli_device_by_name(c, pos[0], &dev, &id);
+    rc = cli_device_by_name(c, pos[0], &dev, &id);
     if (rc)
         return rc;
     char *keys = n == 3 ? cli_escape(pos[2]) : NULL;
-    char *path = xasprintf("/api/plugins/telemetry/DEVICE/%s/values/attributes/%s%s%s", id,
-                           scope, keys ? "?keys=" : "", keys ? keys : "");
-    free(keys);
     cli_resp_t r;
-    rc = cli_http(c, "GET", path, NULL, &r);
-    free(path);
-    if (rc == 0 && r.status != 200)
-        rc = cli_fail(&r, "read attributes");
+    rc = cli_call(c, "GET", NULL, "read attributes", &r,
+                  "/api/plugins/telemetry/DEVICE/%s/values/attributes/%s%s%s", id, scope,
+                  keys ? "?keys=" : "", keys ? keys : "");
+    free(keys);
     if (rc == 0 && c->json) {
         cli_print_json(r.json);
     } else if (rc == 0) {
@@ -215,15 +187,15 @@ int cli_cmd_attr(cli_t *c, int argc, char **argv)
     static const char usage[] = "usage: coaphub-cli attr set NAME SCOPE KEY=VALUE...\n"
                                 "       coaphub-cli attr get NAME SCOPE [KEY,KEY...]\n";
     if (argc < 2)
-        return help(usage, EX_USAGE);
+        return cli_usage(usage, EX_USAGE);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0)
-        return help(usage, EX_OK);
+        return cli_usage(usage, EX_OK);
     if (strcmp(argv[1], "set") == 0)
         return attr_set(c, argc - 1, argv + 1);
     if (strcmp(argv[1], "get") == 0)
         return attr_get(c, argc - 1, argv + 1);
     fprintf(stderr, "error: unknown attr verb '%s'\n", argv[1]);
-    return help(usage, EX_USAGE);
+    return cli_usage(usage, EX_USAGE);
 }
 
 int cli_cmd_rpc(cli_t *c, int argc, char **argv)
@@ -238,11 +210,9 @@ int cli_cmd_rpc(cli_t *c, int argc, char **argv)
     const cli_opt_t opts[] = {
         {"oneway", NULL, &oneway}, {"timeout", &tmo, NULL}, {NULL, NULL, NULL}};
     char *pos[3];
-    int n = cli_parse(c, argc, argv, opts, pos, 3);
-    if (n == -2)
-        return help(usage, EX_OK);
-    if (n < 2)
-        return help(usage, EX_USAGE);
+    int rc, n = cli_args(c, argc, argv, usage, opts, pos, 2, 3, &rc);
+    if (n < 0)
+        return rc;
     long timeout_ms = CLI_RPC_DEFAULT_TIMEOUT_MS;
     if (tmo) {
         char *end;
@@ -262,30 +232,25 @@ int cli_cmd_rpc(cli_t *c, int argc, char **argv)
             return EX_DATAERR;
         }
     }
-    int rc = cli_login(c);
     json_t *dev = NULL;
     const char *id = NULL;
-    if (rc == 0)
-        rc = cli_device_by_name(c, pos[0], &dev, &id);
+    rc = cli_device_by_name(c, pos[0], &dev, &id);
     if (rc) {
         json_decref(params);
         return rc;
     }
     json_t *body = json_pack("{s:s, s:o, s:I}", "method", pos[1], "params",
                              params ? params : json_object(), "timeout", (json_int_t)timeout_ms);
-    char *path = xasprintf("/api/plugins/rpc/%s/%s", oneway ? "oneway" : "twoway", id);
     /* The HTTP call must outlive the RPC timeout, or we would cut off the server's answer. */
     long saved = c->timeout_ms;
     if (c->timeout_ms < timeout_ms + 10000)
         c->timeout_ms = timeout_ms + 10000;
     cli_resp_t r;
-    rc = cli_http(c, "POST", path, body, &r);
+    rc = cli_call(c, "POST", body, "rpc", &r, "/api/plugins/rpc/%s/%s",
+                  oneway ? "oneway" : "twoway", id);
     c->timeout_ms = saved;
-    free(path);
     json_decref(body);
-    if (rc == 0 && r.status != 200)
-        rc = cli_fail(&r, "rpc");
-    else if (rc == 0 && r.json)
+    if (rc == 0 && r.json)
         cli_print_json(r.json);
     else if (rc == 0 && r.len)
         puts(r.body);

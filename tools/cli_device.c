@@ -3,6 +3,10 @@
  * Devices are addressed by name (unique per tenant), resolved to an id with
  * GET /api/tenant/devices?deviceName=. Credential changes follow TB's update-only rule: read
  * the current credentials (for their "id"), change type and value, POST them back.
+ *
+ * Every verb has the same steps (parse its command line, log in or find the device it names,
+ * call, print), so the steps are written once in cli_cmd_device() and the verbs table at the
+ * end of the file says, per verb, its usage, options, positional arguments and first step.
  */
 #include "cli.h"
 
@@ -30,11 +34,14 @@ static const char DEVICE_HELP[] =
     "  device cert NAME --cert cert.pem            set X.509 credentials; prints credentialsId\n"
     "Run 'coaphub-cli device VERB --help' for details.\n";
 
-static int help(const char *text, int rc)
-{
-    fputs(text, rc == EX_OK ? stdout : stderr);
-    return rc;
-}
+/* A verb's command line once parsed and, for a verb that names an existing device, that device. */
+typedef struct {
+    const char *usage;
+    char *pos[2];
+    const char *token, *type, *search, *cert; /* options */
+    json_t *dev;                              /* the device named by pos[0], a new reference */
+    const char *id;                           /* its id, inside dev */
+} args_t;
 
 static const char *jstr(const json_t *o, const char *k)
 {
@@ -51,13 +58,9 @@ static const char *jid(const json_t *o, const char *k)
 /* GET /api/device/{id}/credentials into *out (new reference). */
 static int get_creds(cli_t *c, const char *id, json_t **out)
 {
-    char *path = xasprintf("/api/device/%s/credentials", id);
     cli_resp_t r;
-    int rc = cli_http(c, "GET", path, NULL, &r);
-    free(path);
-    if (rc == 0 && r.status != 200)
-        rc = cli_fail(&r, "get credentials");
-    else if (rc == 0 && !json_is_object(r.json)) {
+    int rc = cli_call(c, "GET", NULL, "get credentials", &r, "/api/device/%s/credentials", id);
+    if (rc == 0 && !json_is_object(r.json)) {
         fprintf(stderr, "error: get credentials: answer is not a JSON object\n");
         rc = EX_PROTOCOL;
     } else if (rc == 0)
@@ -66,57 +69,28 @@ static int get_creds(cli_t *c, const char *id, json_t **out)
     return rc;
 }
 
-static int post_creds(cli_t *c, json_t *cred, json_t **out)
+/* Prints {"device": dev, "credentials": cred} for --json. */
+static void print_device_json(const json_t *dev, const json_t *cred)
 {
-    cli_resp_t r;
-    int rc = cli_http(c, "POST", "/api/device/credentials", cred, &r);
-    if (rc == 0 && r.status != 200)
-        rc = cli_fail(&r, "update credentials");
-    else if (rc == 0)
-        *out = r.json ? json_incref(r.json) : json_object();
-    cli_resp_fini(&r);
-    return rc;
+    json_t *both = json_pack("{s:O, s:O}", "device", dev, "credentials", cred);
+    cli_print_json(both);
+    json_decref(both);
 }
 
-static int cmd_add(cli_t *c, int argc, char **argv)
+static int run_add(cli_t *c, args_t *a)
 {
-    static const char usage[] =
-        "usage: coaphub-cli device add NAME [--token TOKEN] [--type TYPE]\n"
-        "Creates device NAME (profile TYPE, default \"default\") with access-token credentials.\n"
-        "Without --token the server picks a random 20-character token. Prints name, id, token.\n";
-    const char *token = NULL, *type = "default";
-    const cli_opt_t opts[] = {{"token", &token, NULL}, {"type", &type, NULL}, {NULL, NULL, NULL}};
-    char *pos[1];
-    int n = cli_parse(c, argc, argv, opts, pos, 1);
-    if (n == -2)
-        return help(usage, EX_OK);
-    if (n != 1)
-        return help(usage, EX_USAGE);
-    int rc = cli_login(c);
-    if (rc)
-        return rc;
-    char *path;
-    if (token) {
-        char *q = cli_escape(token);
-        path = xasprintf("/api/device?accessToken=%s", q);
-        free(q);
-    } else {
-        path = xstrdup("/api/device");
-    }
-    json_t *body = json_pack("{s:s, s:s}", "name", pos[0], "type", type);
+    char *q = a->token ? cli_escape(a->token) : NULL;
+    json_t *body = json_pack("{s:s, s:s}", "name", a->pos[0], "type", a->type);
     cli_resp_t r;
-    rc = cli_http(c, "POST", path, body, &r);
+    int rc = cli_call(c, "POST", body, "create device", &r, "/api/device%s%s",
+                      q ? "?accessToken=" : "", q ? q : "");
     json_decref(body);
-    free(path);
-    if (rc == 0 && r.status != 200)
-        rc = cli_fail(&r, "create device");
+    free(q);
     json_t *cred = NULL;
     if (rc == 0)
         rc = get_creds(c, jid(r.json, "id"), &cred);
     if (rc == 0 && c->json) {
-        json_t *both = json_pack("{s:O, s:O}", "device", r.json, "credentials", cred);
-        cli_print_json(both);
-        json_decref(both);
+        print_device_json(r.json, cred);
     } else if (rc == 0) {
         printf("%-32s %-36s %s\n", "NAME", "ID", "TOKEN");
         printf("%-32s %-36s %s\n", jstr(r.json, "name"), jid(r.json, "id"),
@@ -127,33 +101,16 @@ static int cmd_add(cli_t *c, int argc, char **argv)
     return rc;
 }
 
-static int cmd_list(cli_t *c, int argc, char **argv)
+static int run_list(cli_t *c, args_t *a)
 {
-    static const char usage[] =
-        "usage: coaphub-cli device list [--search TEXT]\n"
-        "Lists the tenant's devices (name, type, id), optionally those whose name contains\n"
-        "TEXT. With --json prints the array of device objects.\n";
-    const char *search = NULL;
-    const cli_opt_t opts[] = {{"search", &search, NULL}, {NULL, NULL, NULL}};
-    char *pos[1];
-    int n = cli_parse(c, argc, argv, opts, pos, 0);
-    if (n == -2)
-        return help(usage, EX_OK);
-    if (n != 0)
-        return help(usage, EX_USAGE);
-    int rc = cli_login(c);
-    if (rc)
-        return rc;
-    char *q = search ? cli_escape(search) : NULL;
+    char *q = a->search ? cli_escape(a->search) : NULL;
     json_t *all = json_array();
+    int rc = 0;
     for (int page = 0; page < CLI_LIST_MAX_PAGES && rc == 0; page++) {
-        char *path = xasprintf("/api/tenant/devices?pageSize=%d&page=%d%s%s", CLI_LIST_PAGE,
-                               page, q ? "&textSearch=" : "", q ? q : "");
         cli_resp_t r;
-        rc = cli_http(c, "GET", path, NULL, &r);
-        free(path);
-        if (rc == 0 && r.status != 200)
-            rc = cli_fail(&r, "list devices");
+        rc = cli_call(c, "GET", NULL, "list devices", &r,
+                      "/api/tenant/devices?pageSize=%d&page=%d%s%s", CLI_LIST_PAGE, page,
+                      q ? "&textSearch=" : "", q ? q : "");
         json_t *data = rc == 0 ? json_object_get(r.json, "data") : NULL;
         if (rc == 0 && !json_is_array(data)) {
             fprintf(stderr, "error: list devices: answer has no data array\n");
@@ -182,69 +139,33 @@ static int cmd_list(cli_t *c, int argc, char **argv)
     return rc;
 }
 
-static int cmd_show(cli_t *c, int argc, char **argv)
+static int run_show(cli_t *c, args_t *a)
 {
-    static const char usage[] = "usage: coaphub-cli device show NAME\n"
-                                "Prints the device's id, type, creation time and credentials.\n";
-    char *pos[1];
-    int n = cli_parse(c, argc, argv, NULL, pos, 1);
-    if (n == -2)
-        return help(usage, EX_OK);
-    if (n != 1)
-        return help(usage, EX_USAGE);
-    int rc = cli_login(c);
-    json_t *dev = NULL, *cred = NULL;
-    const char *id = NULL;
-    if (rc == 0)
-        rc = cli_device_by_name(c, pos[0], &dev, &id);
-    if (rc == 0)
-        rc = get_creds(c, id, &cred);
+    json_t *cred = NULL;
+    int rc = get_creds(c, a->id, &cred);
     if (rc == 0 && c->json) {
-        json_t *both = json_pack("{s:O, s:O}", "device", dev, "credentials", cred);
-        cli_print_json(both);
-        json_decref(both);
+        print_device_json(a->dev, cred);
     } else if (rc == 0) {
-        printf("name:            %s\n", jstr(dev, "name"));
-        printf("id:              %s\n", id);
-        printf("type:            %s\n", jstr(dev, "type"));
-        printf("label:           %s\n", jstr(dev, "label"));
+        printf("name:            %s\n", jstr(a->dev, "name"));
+        printf("id:              %s\n", a->id);
+        printf("type:            %s\n", jstr(a->dev, "type"));
+        printf("label:           %s\n", jstr(a->dev, "label"));
         printf("createdTime:     %lld\n",
-               (long long)json_integer_value(json_object_get(dev, "createdTime")));
+               (long long)json_integer_value(json_object_get(a->dev, "createdTime")));
         printf("credentialsType: %s\n", jstr(cred, "credentialsType"));
         printf("credentialsId:   %s\n", jstr(cred, "credentialsId"));
     }
     json_decref(cred);
-    json_decref(dev);
     return rc;
 }
 
-static int cmd_delete(cli_t *c, int argc, char **argv)
+static int run_delete(cli_t *c, args_t *a)
 {
-    static const char usage[] = "usage: coaphub-cli device delete NAME\n"
-                                "Deletes the device, its credentials, telemetry and attributes.\n";
-    char *pos[1];
-    int n = cli_parse(c, argc, argv, NULL, pos, 1);
-    if (n == -2)
-        return help(usage, EX_OK);
-    if (n != 1)
-        return help(usage, EX_USAGE);
-    int rc = cli_login(c);
-    json_t *dev = NULL;
-    const char *id = NULL;
-    if (rc == 0)
-        rc = cli_device_by_name(c, pos[0], &dev, &id);
-    if (rc == 0) {
-        char *path = xasprintf("/api/device/%s", id);
-        cli_resp_t r;
-        rc = cli_http(c, "DELETE", path, NULL, &r);
-        free(path);
-        if (rc == 0 && r.status != 200)
-            rc = cli_fail(&r, "delete device");
-        cli_resp_fini(&r);
-    }
+    cli_resp_t r;
+    int rc = cli_call(c, "DELETE", NULL, "delete device", &r, "/api/device/%s", a->id);
+    cli_resp_fini(&r);
     if (rc == 0 && !c->json)
-        printf("deleted %s\n", pos[0]);
-    json_decref(dev);
+        printf("deleted %s\n", a->pos[0]);
     return rc;
 }
 
@@ -271,15 +192,10 @@ static char *read_pem(const char *file)
 }
 
 /* Shared by `device token` and `device cert`: value is the token or the PEM text. */
-static int set_creds(cli_t *c, const char *name, const char *type, const char *value)
+static int set_creds(cli_t *c, const args_t *a, const char *type, const char *value)
 {
-    int rc = cli_login(c);
-    json_t *dev = NULL, *cred = NULL, *out = NULL;
-    const char *id = NULL;
-    if (rc == 0)
-        rc = cli_device_by_name(c, name, &dev, &id);
-    if (rc == 0)
-        rc = get_creds(c, id, &cred);
+    json_t *cred = NULL, *out = NULL;
+    int rc = get_creds(c, a->id, &cred);
     if (rc == 0) {
         json_object_set_new(cred, "credentialsType", json_string(type));
         if (strcmp(type, "ACCESS_TOKEN") == 0) {
@@ -290,7 +206,11 @@ static int set_creds(cli_t *c, const char *name, const char *type, const char *v
             json_object_del(cred, "credentialsId");
             json_object_set_new(cred, "credentialsValue", json_string(value));
         }
-        rc = post_creds(c, cred, &out);
+        cli_resp_t r;
+        rc = cli_call(c, "POST", cred, "update credentials", &r, "/api/device/credentials");
+        if (rc == 0)
+            out = r.json ? json_incref(r.json) : json_object();
+        cli_resp_fini(&r);
     }
     if (rc == 0 && c->json)
         cli_print_json(out);
@@ -298,62 +218,107 @@ static int set_creds(cli_t *c, const char *name, const char *type, const char *v
         printf("%s\n", jstr(out, "credentialsId"));
     json_decref(out);
     json_decref(cred);
-    json_decref(dev);
     return rc;
 }
 
-static int cmd_token(cli_t *c, int argc, char **argv)
+static int run_token(cli_t *c, args_t *a)
 {
-    static const char usage[] =
-        "usage: coaphub-cli device token NAME TOKEN\n"
-        "Replaces the device's credentials with access token TOKEN (unique, 1-32 chars).\n"
-        "Observations of the device are cancelled by the server.\n";
-    char *pos[2];
-    int n = cli_parse(c, argc, argv, NULL, pos, 2);
-    if (n == -2)
-        return help(usage, EX_OK);
-    if (n != 2)
-        return help(usage, EX_USAGE);
-    return set_creds(c, pos[0], "ACCESS_TOKEN", pos[1]);
+    return set_creds(c, a, "ACCESS_TOKEN", a->pos[1]);
 }
 
-static int cmd_cert(cli_t *c, int argc, char **argv)
+/* The certificate file is read before logging in: a wrong path is the user's to fix first. */
+static int run_cert(cli_t *c, args_t *a)
 {
-    static const char usage[] =
-        "usage: coaphub-cli device cert NAME --cert cert.pem\n"
-        "Replaces the device's credentials with the X.509 certificate in cert.pem (PEM).\n"
-        "Prints the credentialsId the server computed (certificate fingerprint).\n";
-    const char *file = NULL;
-    const cli_opt_t opts[] = {{"cert", &file, NULL}, {NULL, NULL, NULL}};
-    char *pos[1];
-    int n = cli_parse(c, argc, argv, opts, pos, 1);
-    if (n == -2)
-        return help(usage, EX_OK);
-    if (n != 1 || !file)
-        return help(usage, EX_USAGE);
-    char *pem = read_pem(file);
+    if (!a->cert)
+        return cli_usage(a->usage, EX_USAGE);
+    char *pem = read_pem(a->cert);
     if (!pem)
         return EX_NOINPUT;
-    int rc = set_creds(c, pos[0], "X509_CERTIFICATE", pem);
+    int rc = cli_device_by_name(c, a->pos[0], &a->dev, &a->id);
+    if (rc == 0)
+        rc = set_creds(c, a, "X509_CERTIFICATE", pem);
     free(pem);
     return rc;
 }
 
+/* What cli_cmd_device() does between parsing a verb's command line and running it. */
+enum { FIRST_NOTHING, FIRST_LOGIN, FIRST_FIND_DEVICE };
+
+/* The options of the device verbs; each verb accepts some of them. */
+enum { OPT_TOKEN = 1u << 0, OPT_TYPE = 1u << 1, OPT_SEARCH = 1u << 2, OPT_CERT = 1u << 3 };
+
+static const struct verb {
+    const char *name;
+    unsigned opts; /* OPT_* it accepts */
+    int n_pos;     /* positional arguments it takes, exactly */
+    int first;     /* FIRST_*: FIRST_FIND_DEVICE looks up the device named by pos[0] */
+    int (*run)(cli_t *c, args_t *a);
+    const char *usage;
+} verbs[] = {
+    {"add", OPT_TOKEN | OPT_TYPE, 1, FIRST_LOGIN, run_add,
+     "usage: coaphub-cli device add NAME [--token TOKEN] [--type TYPE]\n"
+     "Creates device NAME (profile TYPE, default \"default\") with access-token credentials.\n"
+     "Without --token the server picks a random 20-character token. Prints name, id, token.\n"},
+    {"list", OPT_SEARCH, 0, FIRST_LOGIN, run_list,
+     "usage: coaphub-cli device list [--search TEXT]\n"
+     "Lists the tenant's devices (name, type, id), optionally those whose name contains\n"
+     "TEXT. With --json prints the array of device objects.\n"},
+    {"show", 0, 1, FIRST_FIND_DEVICE, run_show,
+     "usage: coaphub-cli device show NAME\n"
+     "Prints the device's id, type, creation time and credentials.\n"},
+    {"delete", 0, 1, FIRST_FIND_DEVICE, run_delete,
+     "usage: coaphub-cli device delete NAME\n"
+     "Deletes the device, its credentials, telemetry and attributes.\n"},
+    {"token", 0, 2, FIRST_FIND_DEVICE, run_token,
+     "usage: coaphub-cli device token NAME TOKEN\n"
+     "Replaces the device's credentials with access token TOKEN (unique, 1-32 chars).\n"
+     "Observations of the device are cancelled by the server.\n"},
+    {"cert", OPT_CERT, 1, FIRST_NOTHING, run_cert,
+     "usage: coaphub-cli device cert NAME --cert cert.pem\n"
+     "Replaces the device's credentials with the X.509 certificate in cert.pem (PEM).\n"
+     "Prints the credentialsId the server computed (certificate fingerprint).\n"},
+};
+
 int cli_cmd_device(cli_t *c, int argc, char **argv)
 {
     if (argc < 2)
-        return help(DEVICE_HELP, EX_USAGE);
-    const char *verb = argv[1];
-    if (strcmp(verb, "--help") == 0 || strcmp(verb, "help") == 0)
-        return help(DEVICE_HELP, EX_OK);
-    static const struct {
-        const char *name;
-        int (*fn)(cli_t *, int, char **);
-    } verbs[] = {{"add", cmd_add},       {"list", cmd_list},   {"show", cmd_show},
-                 {"delete", cmd_delete}, {"token", cmd_token}, {"cert", cmd_cert}};
-    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-        if (strcmp(verb, verbs[i].name) == 0)
-            return verbs[i].fn(c, argc - 1, argv + 1);
-    fprintf(stderr, "error: unknown device verb '%s'\n", verb);
-    return help(DEVICE_HELP, EX_USAGE);
+        return cli_usage(DEVICE_HELP, EX_USAGE);
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "help") == 0)
+        return cli_usage(DEVICE_HELP, EX_OK);
+    const struct verb *v = NULL;
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0] && !v; i++)
+        if (strcmp(name, verbs[i].name) == 0)
+            v = &verbs[i];
+    if (!v) {
+        fprintf(stderr, "error: unknown device verb '%s'\n", name);
+        return cli_usage(DEVICE_HELP, EX_USAGE);
+    }
+    args_t a = {.usage = v->usage, .type = "default"};
+    const struct {
+        unsigned bit;
+        cli_opt_t opt;
+    } all[] = {
+        {OPT_TOKEN, {"token", &a.token, NULL}},
+        {OPT_TYPE, {"type", &a.type, NULL}},
+        {OPT_SEARCH, {"search", &a.search, NULL}},
+        {OPT_CERT, {"cert", &a.cert, NULL}},
+    };
+    cli_opt_t opts[sizeof all / sizeof all[0] + 1];
+    size_t n_opts = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (v->opts & all[i].bit)
+            opts[n_opts++] = all[i].opt;
+    opts[n_opts] = (cli_opt_t){NULL, NULL, NULL};
+    int rc;
+    if (cli_args(c, argc - 1, argv + 1, v->usage, opts, a.pos, v->n_pos, v->n_pos, &rc) < 0)
+        return rc;
+    if (v->first == FIRST_LOGIN)
+        rc = cli_login(c);
+    else if (v->first == FIRST_FIND_DEVICE)
+        rc = cli_device_by_name(c, a.pos[0], &a.dev, &a.id);
+    if (rc == 0)
+        rc = v->run(c, &a);
+    json_decref(a.dev);
+    return rc;
 }

@@ -6,6 +6,7 @@
 #include "cli.h"
 
 #include <curl/curl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,24 @@ int cli_http(cli_t *c, const char *method, const char *path, const json_t *body,
     return ret;
 }
 
+int cli_call(cli_t *c, const char *method, const json_t *body, const char *what, cli_resp_t *r,
+             const char *path_fmt, ...)
+{
+    va_list ap, again;
+    va_start(ap, path_fmt);
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, path_fmt, ap);
+    va_end(ap);
+    char *path = xmalloc((size_t)(n < 0 ? 0 : n) + 1);
+    vsnprintf(path, (size_t)(n < 0 ? 0 : n) + 1, path_fmt, again);
+    va_end(again);
+    int rc = cli_http(c, method, path, body, r);
+    free(path);
+    if (rc == 0 && r->status != 200)
+        rc = cli_fail(r, what);
+    return rc;
+}
+
 void cli_resp_fini(cli_resp_t *r)
 {
     json_decref(r->json);
@@ -170,11 +189,14 @@ char *cli_escape(const char *s)
 
 int cli_device_by_name(cli_t *c, const char *name, json_t **dev, const char **id)
 {
+    int rc = cli_login(c);
+    if (rc)
+        return rc;
     char *q = cli_escape(name);
     char *path = xasprintf("/api/tenant/devices?deviceName=%s", q);
     free(q);
     cli_resp_t r;
-    int rc = cli_http(c, "GET", path, NULL, &r);
+    rc = cli_http(c, "GET", path, NULL, &r);
     free(path);
     if (rc == 0 && r.status == 404) {
         fprintf(stderr, "error: no device named '%s'\n", name);
@@ -266,5 +288,27 @@ int cli_parse(cli_t *c, int argc, char **argv, const cli_opt_t *opts, char **pos
     }
     if (json)
         c->json = 1;
+    return n;
+}
+
+int cli_usage(const char *usage, int rc)
+{
+    fputs(usage, rc == EX_OK ? stdout : stderr);
+    return rc;
+}
+
+int cli_args(cli_t *c, int argc, char **argv, const char *usage, const cli_opt_t *opts, char **pos,
+             int min_pos, int max_pos, int *rc)
+{
+    int n = cli_parse(c, argc, argv, opts, pos, max_pos);
+    if (n == -2) {
+        *rc = cli_usage(usage, EX_OK);
+        return -1;
+    }
+    if (n < min_pos) { /* also a usage error cli_parse reported (-1) */
+        *rc = cli_usage(usage, EX_USAGE);
+        return -1;
+    }
+    *rc = EX_OK;
     return n;
 }

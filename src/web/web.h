@@ -1,4 +1,5 @@
-/* web.h — the web UI's static files (web/ and web/vendor/), embedded in the binary.
+/* web.h — the web UI's static files (web/, and as vendor/ the npm packages' files it loads),
+ * embedded in the binary.
  *
  * The assets are generated at build time (src/web/embed.c turns every UI file into a C array)
  * and are immutable for the life of the process: a returned web_asset_t is valid forever and

@@ -17,11 +17,11 @@ if [ -z "$CHROMIUM" ]; then
 fi
 export CHROMIUM
 command -v node >/dev/null || { echo "run.sh: node not found" >&2; exit 1; }
+# The build installs web/node_modules (src/web/CMakeLists.txt); without a build (serve.mjs's
+# mock, which serves uPlot from there too) we install it here.
 if [ ! -d "$ROOT/web/node_modules/playwright-core" ]; then
     (cd "$ROOT/web" && npm ci --no-audit --no-fund --loglevel=error)
 fi
-# The chart needs uPlot in web/vendor (the daemon embeds it; serve.mjs serves it from there).
-[ -f "$ROOT/web/vendor/uPlot.iife.min.js" ] || "$ROOT/scripts/build-web.sh"
 
 cd "$HERE"
 exec node --test --test-concurrency=1 "$@" ui.test.mjs

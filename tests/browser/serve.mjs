@@ -13,6 +13,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const WEB = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../web');
+// static/vendor/<name> is an npm package's file, as the build embeds it (web/package.json).
+const VENDOR = JSON.parse(fs.readFileSync(path.join(WEB, 'package.json'), 'utf8')).coaphub.vendor;
 const PORT = Number(process.argv[2] || 0);
 const UPSTREAM = process.env.UPSTREAM || '';
 export const SECURITY_HEADERS = {
@@ -26,7 +28,7 @@ function serveStatic(req, res) {
   const u = new URL(req.url, 'http://x');
   let rel = u.pathname === '/' ? 'index.html' : u.pathname.startsWith('/static/') ? u.pathname.slice(8) : null;
   if (rel === null || rel.split('/').some((s) => !s || s.startsWith('.')) || rel.startsWith('node_modules')) return false;
-  const file = path.join(WEB, rel);
+  const file = rel.startsWith('vendor/') && VENDOR[rel.slice(7)] ? path.join(WEB, 'node_modules', VENDOR[rel.slice(7)]) : path.join(WEB, rel);
   if (!fs.existsSync(file) || !fs.statSync(file).isFile()) return false;
   const data = fs.readFileSync(file);
   res.writeHead(200, { 'Content-Type': TYPES[path.extname(file)] || 'application/octet-stream', 'Cache-Control': 'no-cache', ...SECURITY_HEADERS });

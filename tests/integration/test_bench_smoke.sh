@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# test_bench_smoke.sh — keeps coaphub-bench working: a few seconds of each mode against the real
-# daemon (plain CoAP telemetry with --create-devices, X.509 DTLS telemetry, resumed handshakes,
-# observe fan-out, idle sessions with the server's RSS). It asserts that the tool runs and that
-# its numbers are consistent (every request answered 2.01, no errors), never a performance
-# figure: performance targets live in bench/run, not in a timed test (issue #5).
+# test_bench_smoke.sh — keeps coaphub-bench (bench/) working: a few seconds of each mode against
+# the real daemon (plain CoAP telemetry with --create-devices, X.509 DTLS telemetry, resumed
+# handshakes, observe fan-out, idle sessions with the server's RSS). It asserts that the tool
+# runs and that its numbers are consistent (every request answered 2.01, no errors), never a
+# performance figure: performance targets live in bench/run, not in a timed test (issue #5).
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 

@@ -1,5 +1,6 @@
 // tab-chart.js — time series of chosen keys over a chosen range, drawn with uPlot (loaded on
-// first use from static/vendor/, see scripts/build-web.sh) and extended live for relative ranges.
+// first use from static/vendor/, which the build fills from web/package.json) and extended live
+// for relative ranges.
 
 import { h, clear, spinner, errorBox } from './dom.js';
 import { telemetry } from './api.js';
@@ -21,7 +22,7 @@ function loadUPlot() {
       const s = document.createElement('script');
       s.src = new URL('../vendor/uPlot.iife.min.js', import.meta.url).href;
       s.onload = () => (window.uPlot ? resolve(window.uPlot) : reject(new Error('uPlot did not load')));
-      s.onerror = () => { uplotLoad = null; reject(new Error('The chart library is missing from this build (run scripts/build-web.sh).')); };
+      s.onerror = () => { uplotLoad = null; reject(new Error('The chart library could not be loaded.')); };
       document.head.appendChild(s);
     });
   }

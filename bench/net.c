@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -25,13 +24,6 @@
 #define MAX_RETRANSMIT 4
 /* A NON request or an ACKed CON whose separate response never comes is given up after this. */
 #define SEPARATE_WAIT_US 10000000LL
-
-int64_t bench_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static uint64_t rnd(bench_t *b)
 {
@@ -187,6 +179,15 @@ int bench_dev_request(bench_t *b, bench_dev_t *d) { return start(b, d, false); }
 /* Registrations are not counted as load requests (sent), but their answers are (done). */
 int bench_dev_observe(bench_t *b, bench_dev_t *d) { return start(b, d, true); }
 
+/* The slot's request is over (answered, reset or given up): free the slot, let the mode refill. */
+static void finish(bench_t *b, bench_dev_t *d, bench_slot_t *s)
+{
+    s->used = false;
+    d->n_out--;
+    b->n_out--;
+    b->on_done(b, d);
+}
+
 static void complete(bench_t *b, bench_dev_t *d, bench_slot_t *s, uint8_t code, int64_t now)
 {
     b->st.codes[code]++;
@@ -196,20 +197,14 @@ static void complete(bench_t *b, bench_dev_t *d, bench_slot_t *s, uint8_t code, 
     b->st.done++;
     if (s->tok == d->obs_tok && code == 0x45)
         d->obs_ok = true;
-    s->used = false;
-    d->n_out--;
-    b->n_out--;
-    bench_on_done(b, d);
+    finish(b, d, s);
 }
 
 static void give_up(bench_t *b, bench_dev_t *d, bench_slot_t *s)
 {
     b->st.timeouts++;
     b->st.errors++;
-    s->used = false;
-    d->n_out--;
-    b->n_out--;
-    bench_on_done(b, d);
+    finish(b, d, s);
 }
 
 static bench_slot_t *by_mid(bench_t *b, bench_dev_t *d, uint16_t mid)
@@ -243,10 +238,7 @@ static void handle_coap(bench_t *b, bench_dev_t *d, const uint8_t *p, size_t len
         if (pdu.type == COAP_TYPE_RST) {
             b->st.resets++;
             b->st.errors++;
-            s->used = false;
-            d->n_out--;
-            b->n_out--;
-            bench_on_done(b, d);
+            finish(b, d, s);
         } else if (pdu.code == 0) {
             /* Empty ACK: the response comes separately (RFC 7252 §5.2.2). */
             s->acked = true;
@@ -282,6 +274,17 @@ static void handle_coap(bench_t *b, bench_dev_t *d, const uint8_t *p, size_t len
     }
 }
 
+/* The device's handshake failed (an error, or no answer within --connect-timeout). */
+static void handshake_failed(bench_t *b, bench_dev_t *d)
+{
+    b->st.handshake_errors++;
+    b->st.errors++;
+    b->hs_inflight--;
+    d->state = DEV_FAILED;
+    b->n_failed++;
+    b->on_ready(b, d);
+}
+
 static void handshake(bench_t *b, bench_dev_t *d)
 {
     ERR_clear_error();
@@ -297,19 +300,14 @@ static void handshake(bench_t *b, bench_dev_t *d)
         bench_hist_add(&b->st.hs_lat, (uint64_t)(now - d->hs_t0_us));
         if (b->cfg.resume && !d->sess)
             d->sess = SSL_get1_session(d->ssl);
-        bench_on_ready(b, d);
+        b->on_ready(b, d);
         return;
     }
     int e = SSL_get_error(d->ssl, r);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
         return;
     ssl_fail_log(b, "DTLS handshake");
-    b->st.handshake_errors++;
-    b->st.errors++;
-    b->hs_inflight--;
-    d->state = DEV_FAILED;
-    b->n_failed++;
-    bench_on_ready(b, d);
+    handshake_failed(b, d);
 }
 
 static void on_readable(bench_t *b, bench_dev_t *d)
@@ -473,16 +471,10 @@ void bench_net_sweep(bench_t *b)
         if (d->fd < 0)
             continue;
         if (d->state == DEV_HANDSHAKE) {
-            if (now - d->hs_t0_us > (int64_t)(b->cfg.connect_s * 1e6)) {
-                b->st.handshake_errors++;
-                b->st.errors++;
-                b->hs_inflight--;
-                d->state = DEV_FAILED;
-                b->n_failed++;
-                bench_on_ready(b, d);
-            } else if (DTLSv1_handle_timeout(d->ssl) < 0) {
+            if (now - d->hs_t0_us > (int64_t)(b->cfg.connect_s * 1e6))
+                handshake_failed(b, d);
+            else if (DTLSv1_handle_timeout(d->ssl) < 0)
                 ssl_fail_log(b, "DTLS retransmission");
-            }
             continue;
         }
         if (d->n_out == 0 || d->state != DEV_READY)

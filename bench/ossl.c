@@ -31,7 +31,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#include "modes.h"
+#include "ossl.h"
 
 static int64_t thread_cpu_ns(void)
 {

@@ -27,7 +27,7 @@ static bool count_reached(const bench_t *b)
     return b->cfg.requests > 0 && n >= (uint64_t)b->cfg.requests;
 }
 
-void bench_on_done(bench_t *b, bench_dev_t *d)
+static void on_done(bench_t *b, bench_dev_t *d)
 {
     if (b->cfg.mode != BENCH_TELEMETRY || b->cfg.rate > 0 || b->stop_issuing || b->t_start_us == 0)
         return;
@@ -35,7 +35,7 @@ void bench_on_done(bench_t *b, bench_dev_t *d)
         (void)bench_dev_request(b, d);
 }
 
-void bench_on_ready(bench_t *b, bench_dev_t *d)
+static void on_ready(bench_t *b, bench_dev_t *d)
 {
     if (b->cfg.mode != BENCH_HANDSHAKE || b->t_start_us == 0)
         return;
@@ -301,28 +301,29 @@ static int run_observe(bench_t *b)
             sorted[j] = sorted[j - 1];
             sorted[j - 1] = t;
         }
-    double med = sorted[rounds / 2];
+    /* An incomplete round sorts as 1e12 ms and is reported as -1. */
+    double med = sorted[rounds / 2] >= 1e12 ? -1 : sorted[rounds / 2];
+    worst = worst >= 1e12 ? -1 : worst;
     const bench_hist_t *h = &b->st.notify_lat;
+    double p50 = (double)bench_hist_quantile(h, .5) / 1000;
+    double p99 = (double)bench_hist_quantile(h, .99) / 1000;
+    double post_ms = post_ms_sum / rounds;
+    double ups = post_ms_sum > 0 ? (double)n_obs * rounds * 1000.0 / post_ms_sum : -1;
     char js[768], txt[1024];
     snprintf(js, sizeof js,
              ",\"observers\":%d,\"rounds\":%d,\"complete_rounds\":%d,\"fanout_median_ms\":%.1f,"
              "\"fanout_max_ms\":%.1f,\"notify_p50_ms\":%.3f,\"notify_p99_ms\":%.3f,"
              "\"rest_post_ms_avg\":%.1f,\"rest_failures\":%d,\"rest_conns\":%d,"
              "\"rest_updates_per_s\":%.0f,\"server_cpu_us_per_update\":%.1f",
-             n_obs, rounds, complete_rounds, med >= 1e12 ? -1 : med, worst >= 1e12 ? -1 : worst,
-             (double)bench_hist_quantile(h, .5) / 1000, (double)bench_hist_quantile(h, .99) / 1000,
-             post_ms_sum / rounds, failed, n_posters,
-             post_ms_sum > 0 ? (double)n_obs * rounds * 1000.0 / post_ms_sum : -1, cpu_us_update);
+             n_obs, rounds, complete_rounds, med, worst, p50, p99, post_ms, failed, n_posters, ups,
+             cpu_us_update);
     snprintf(txt, sizeof txt,
              "  observe      %d observers, %d/%d rounds complete; all notified within median "
              "%.1f ms, worst %.1f ms\n"
              "               per-device update->notification p50 %.3f ms p99 %.3f ms; REST "
              "posting %.1f ms/round over %d connections (%.0f updates/s), %d failures\n"
              "               server CPU %.1f us per update (REST, commit and notification)\n",
-             n_obs, complete_rounds, rounds, med >= 1e12 ? -1 : med, worst >= 1e12 ? -1 : worst,
-             (double)bench_hist_quantile(h, .5) / 1000, (double)bench_hist_quantile(h, .99) / 1000,
-             post_ms_sum / rounds, n_posters,
-             post_ms_sum > 0 ? (double)n_obs * rounds * 1000.0 / post_ms_sum : -1, failed,
+             n_obs, complete_rounds, rounds, med, worst, p50, p99, post_ms, n_posters, ups, failed,
              cpu_us_update);
     if (failed || complete_rounds < rounds)
         b->st.errors += (uint64_t)(failed + (rounds - complete_rounds));
@@ -369,8 +370,8 @@ static int run_idle(bench_t *b, long rss0)
 
 int bench_mode_run(bench_t *b)
 {
-    if (b->cfg.mode == BENCH_OSSL)
-        return bench_ossl_run(b);
+    b->on_done = on_done;
+    b->on_ready = on_ready;
     long rss0 = b->cfg.server_pid ? bench_read_rss_kb(b->cfg.server_pid) : -1;
     if (b->cfg.mode == BENCH_IDLE && b->cfg.server_pid && rss0 < 0) {
         fprintf(stderr, "coaphub-bench: cannot read /proc/%d/status\n", b->cfg.server_pid);

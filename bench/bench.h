@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <netinet/in.h>
 #include <openssl/ssl.h>
@@ -167,10 +168,22 @@ typedef struct bench {
     bool stop_issuing;
     int obs_round;          /* observe: current round (1..repeat) */
     int64_t *obs_post_us;   /* observe: per device, when its REST update went out */
+    /* What the running mode does when net.c reports progress, set by the mode (modes.c) before
+     * it opens a device. on_done: a request completed or was given up (closed-loop refill).
+     * on_ready: a device finished its handshake (d->state is DEV_READY) or failed it
+     * (DEV_FAILED). Callbacks rather than calls into modes.c, so that net.c sits below the
+     * modes that drive it. */
+    void (*on_done)(struct bench *b, bench_dev_t *d);
+    void (*on_ready)(struct bench *b, bench_dev_t *d);
 } bench_t;
 
-/* clock */
-int64_t bench_now_us(void);
+/* Monotonic clock in microseconds, the one time base of every measurement. */
+static inline int64_t bench_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 /* net.c: sockets, CoAP exchanges, DTLS. */
 int bench_net_init(bench_t *b);
@@ -186,11 +199,6 @@ int bench_dev_observe(bench_t *b, bench_dev_t *d);
 void bench_net_poll(bench_t *b, int timeout_ms);
 /* Retransmissions and DTLS timers; call every few ms. */
 void bench_net_sweep(bench_t *b);
-/* Called by net.c when a request completes (for closed-loop refill). */
-void bench_on_done(bench_t *b, bench_dev_t *d);
-/* Called by net.c when a device finished its handshake (d->state is DEV_READY) or failed it
- * (DEV_FAILED). */
-void bench_on_ready(bench_t *b, bench_dev_t *d);
 
 /* pki.c: per-device certificates. */
 int bench_pki_load_or_gen(bench_t *b, bench_dev_t *d, char *err, size_t errlen);

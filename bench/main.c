@@ -1,7 +1,7 @@
 /* main.c — coaphub-bench: a CoAP / CoAP-over-DTLS load generator in the style of
  * redis-benchmark (see docs/bench.md). This file parses the command line, builds the simulated
  * devices (tokens, paths, certificates), registers them over REST when asked, runs the mode
- * (modes.c) and turns the result into an exit status.
+ * (modes.c, or ossl.c for `openssl`) and turns the result into an exit status.
  *
  * Every run is bounded: --duration (default 10 s) always applies, --requests optionally, and
  * each wait (connect, drain, observe) has its own cap, so the tool always stops by itself.
@@ -20,6 +20,7 @@
 #include "bench.h"
 #include "core/xmalloc.h"
 #include "modes.h"
+#include "ossl.h"
 
 static void usage(FILE *f)
 {
@@ -419,7 +420,7 @@ int main(int argc, char **argv)
         goto out;
     if (b.cfg.mode == BENCH_OBSERVE && !b.cfg.create_devices && rest_devices(&b, false) < 0)
         goto out;
-    rc = bench_mode_run(&b);
+    rc = b.cfg.mode == BENCH_OSSL ? bench_ossl_run(&b) : bench_mode_run(&b);
     if (rc == 0 && b.cfg.max_error_rate >= 0 && bench_error_rate(&b.st) > b.cfg.max_error_rate) {
         fprintf(stderr, "coaphub-bench: error rate %.4f exceeds --max-error-rate %.4f\n",
                 bench_error_rate(&b.st), b.cfg.max_error_rate);
