@@ -24,14 +24,17 @@ typedef struct opt {
     const char *key;     /* INI key */
     const char *env[3];  /* environment names, first = ours */
     opt_type_t type;
-    size_t offset;       /* of the field in config_t, usually inside a module's cfg struct */
+    size_t offset; /* of the field in config_t, usually inside a module's cfg struct */
     const char *help;
     bool secret;
 } opt_t;
 
 #define OFF(f) offsetof(config_t, f)
 
-/* No defaults here: each comes from the struct the option points into (config_defaults). */
+/* No defaults here: each comes from the struct the option points into (config_defaults).
+ * The table is laid out by hand, a few rows per option; clang-format would put every field
+ * on a line of its own. */
+/* clang-format off */
 static const opt_t opts[] = {
     {"data-dir", "server", "data_dir", {"COAPHUB_DATA_DIR"}, T_STR, OFF(data_dir),
      "folder for the database and generated keys (default: $STATE_DIRECTORY, "
@@ -151,6 +154,7 @@ static const opt_t opts[] = {
      "first tenant administrator's password (new data dir only; default: generated, printed once)",
      true},
 };
+/* clang-format on */
 
 enum { N_OPTS = sizeof opts / sizeof opts[0] };
 _Static_assert(N_OPTS <= sizeof(((config_t *)0)->owned) / sizeof(char *),
@@ -182,10 +186,18 @@ static void format_value(const config_t *cfg, const opt_t *o, char *buf, size_t 
         snprintf(buf, cap, "%s", v ? v : "");
         break;
     }
-    case T_INT: snprintf(buf, cap, "%d", *(const int *)(base + o->offset)); break;
-    case T_I64: snprintf(buf, cap, "%lld", (long long)*(const int64_t *)(base + o->offset)); break;
-    case T_SIZE: snprintf(buf, cap, "%zu", *(const size_t *)(base + o->offset)); break;
-    case T_BOOL: snprintf(buf, cap, "%s", *(const bool *)(base + o->offset) ? "true" : "false"); break;
+    case T_INT:
+        snprintf(buf, cap, "%d", *(const int *)(base + o->offset));
+        break;
+    case T_I64:
+        snprintf(buf, cap, "%lld", (long long)*(const int64_t *)(base + o->offset));
+        break;
+    case T_SIZE:
+        snprintf(buf, cap, "%zu", *(const size_t *)(base + o->offset));
+        break;
+    case T_BOOL:
+        snprintf(buf, cap, "%s", *(const bool *)(base + o->offset) ? "true" : "false");
+        break;
     }
 }
 

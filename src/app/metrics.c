@@ -103,7 +103,7 @@ static void metric(out_t *o, const char *name, const char *type, const char *hel
 }
 
 /* The /metrics description of each stats struct, from the module's one X-macro list. */
-#define DESC_ROW(S, field, family, type, labels, help)                                           \
+#define DESC_ROW(S, field, family, type, labels, help)                                             \
     {family, type, labels, help, offsetof(S, field)},
 #define COAP_DESC(f, fam, ty, lab, h) DESC_ROW(coap_engine_stats_t, f, fam, ty, lab, h)
 #define UDP_DESC(f, fam, ty, lab, h) DESC_ROW(udp_stats_t, f, fam, ty, lab, h)

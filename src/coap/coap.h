@@ -75,10 +75,10 @@ typedef struct coap_observer coap_observer_t;
 /* The parsed request handed to the application. Views borrow from engine memory and are
  * valid only during on_request; copy what you keep. */
 typedef struct coap_request {
-    uint8_t method;        /* COAP_GET, COAP_POST, ... */
-    bool confirmable;      /* CON (true) or NON (false) */
+    uint8_t method;   /* COAP_GET, COAP_POST, ... */
+    bool confirmable; /* CON (true) or NON (false) */
     transport_peer_t *peer;
-    coap_slice_t token;    /* 0..8 bytes */
+    coap_slice_t token; /* 0..8 bytes */
     /* Uri-Path segments. When the request carried exactly one Uri-Path option it is split
      * on '/' with a leading '/' dropped (ThingsBoard does this; spec §1.1). */
     coap_slice_t path[COAP_MAX_PATH_SEGS];
@@ -86,10 +86,10 @@ typedef struct coap_request {
     coap_slice_t query[COAP_MAX_QUERY_ITEMS]; /* Uri-Query options, as sent ("k=v") */
     size_t n_query;
     bool has_observe;
-    uint32_t observe;      /* 0 = register, 1 = deregister (RFC 7641 §2) */
-    int content_format;    /* COAP_CF_NONE if absent */
-    int accept;            /* COAP_CF_NONE if absent */
-    coap_slice_t payload;  /* whole body (Block1 already reassembled) */
+    uint32_t observe;     /* 0 = register, 1 = deregister (RFC 7641 §2) */
+    int content_format;   /* COAP_CF_NONE if absent */
+    int accept;           /* COAP_CF_NONE if absent */
+    coap_slice_t payload; /* whole body (Block1 already reassembled) */
 } coap_request_t;
 
 typedef enum {
@@ -114,15 +114,15 @@ typedef struct coap_engine_ops {
 } coap_engine_ops_t;
 
 typedef struct coap_engine_cfg {
-    int piggyback_ms;       /* wait this long for an answer before an empty ACK (default 500) */
-    int ack_timeout_ms;     /* RFC 7252 ACK_TIMEOUT (default 2000) */
+    int piggyback_ms;         /* wait this long for an answer before an empty ACK (default 500) */
+    int ack_timeout_ms;       /* RFC 7252 ACK_TIMEOUT (default 2000) */
     double ack_random_factor; /* default 1.5 */
-    int max_retransmit;     /* default 4 */
+    int max_retransmit;       /* default 4 */
     int exchange_lifetime_ms; /* dedup window (default 247000) */
-    size_t max_body;        /* Block1 reassembly cap in bytes; larger -> 4.13 + Size1 (default 262144) */
-    size_t block_size;      /* preferred Block2 size: 16..1024 (default 1024) */
+    size_t max_body;   /* Block1 reassembly cap in bytes; larger -> 4.13 + Size1 (default 262144) */
+    size_t block_size; /* preferred Block2 size: 16..1024 (default 1024) */
     int max_non_notifications; /* at most this many NON notifications before a CON (default 5) */
-    size_t max_dedup_entries; /* cap per engine on cached responses (default 100000) */
+    size_t max_dedup_entries;  /* cap per engine on cached responses (default 100000) */
     size_t max_pending_con_per_peer; /* cap on outstanding CONs per peer (default 64) */
 } coap_engine_cfg_t;
 
@@ -181,19 +181,18 @@ void coap_observer_cancel(coap_observer_t *obs, uint8_t code);
 transport_peer_t *coap_observer_peer(const coap_observer_t *obs);
 
 /* Counters for metrics and tests (core/stats.h: field, /metrics family, type, labels, help). */
-#define COAP_ENGINE_STATS(X)                                                                      \
+#define COAP_ENGINE_STATS(X)                                                                       \
     X(requests, "coap_requests_total", "counter", NULL, "CoAP requests handed to the device API.") \
-    X(duplicates, "coap_duplicates_total", "counter", NULL,                                       \
-      "Duplicate CoAP messages answered from cache.")                                             \
-    X(malformed, "coap_malformed_total", "counter", NULL, "Malformed CoAP datagrams.")            \
-    X(retransmissions, "coap_retransmissions_total", "counter", NULL,                             \
-      "Confirmable messages we resent.")                                                          \
-    X(con_timeouts, "coap_con_timeouts_total", "counter", NULL,                                   \
-      "Confirmable messages never acknowledged.")                                                 \
-    X(resets, "coap_resets_total", "counter", NULL, "RST messages received.")                     \
-    X(observers, "observe_relations", "gauge", NULL, "Live CoAP observations.")                   \
-    X(notifications, "observe_notifications_total", "counter", NULL,                              \
-      "Observe notifications sent.")
+    X(duplicates, "coap_duplicates_total", "counter", NULL,                                        \
+      "Duplicate CoAP messages answered from cache.")                                              \
+    X(malformed, "coap_malformed_total", "counter", NULL, "Malformed CoAP datagrams.")             \
+    X(retransmissions, "coap_retransmissions_total", "counter", NULL,                              \
+      "Confirmable messages we resent.")                                                           \
+    X(con_timeouts, "coap_con_timeouts_total", "counter", NULL,                                    \
+      "Confirmable messages never acknowledged.")                                                  \
+    X(resets, "coap_resets_total", "counter", NULL, "RST messages received.")                      \
+    X(observers, "observe_relations", "gauge", NULL, "Live CoAP observations.")                    \
+    X(notifications, "observe_notifications_total", "counter", NULL, "Observe notifications sent.")
 typedef struct coap_engine_stats {
     COAP_ENGINE_STATS(STATS_FIELD)
 } coap_engine_stats_t;

@@ -45,10 +45,10 @@
  * from the dedup entry's inline buffer, the request key sits in the exchange, and dedup
  * entries and exchanges come from the engine's spare lists (an entry evicted at the cap is
  * the next one added). The lists are capped, so a burst's extra memory goes back to malloc. */
-#define COAP_DEDUP_INLINE_RESP 32 /* ACK + 8-byte token + a few options */
+#define COAP_DEDUP_INLINE_RESP 32   /* ACK + 8-byte token + a few options */
 #define COAP_EXCHANGE_INLINE_KEY 96 /* method + Uri-Path/Uri-Query of a usual request */
-#define COAP_SPARE_DEDUPS 512     /* at the cap an evicted entry is reused at once */
-#define COAP_SPARE_EXCHANGES 2048 /* requests waiting for a store commit, ~250 B each */
+#define COAP_SPARE_DEDUPS 512       /* at the cap an evicted entry is reused at once */
+#define COAP_SPARE_EXCHANGES 2048   /* requests waiting for a store commit, ~250 B each */
 /* RFC 7641 §4.5: send a CON notification at least every 24 hours. */
 #define COAP_OBS_CON_EVERY_MS (24LL * 3600 * 1000)
 
@@ -61,8 +61,14 @@ typedef struct coap_link {
 
 #define COAP_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
-static inline void coap_list_init(coap_link_t *h) { h->prev = h->next = h; }
-static inline bool coap_list_empty(const coap_link_t *h) { return h->next == h; }
+static inline void coap_list_init(coap_link_t *h)
+{
+    h->prev = h->next = h;
+}
+static inline bool coap_list_empty(const coap_link_t *h)
+{
+    return h->next == h;
+}
 static inline void coap_list_push(coap_link_t *h, coap_link_t *n)
 {
     n->prev = h->prev;
@@ -85,7 +91,7 @@ typedef struct coap_dedup {
     coap_peer_t *ps;
     uint16_t mid;
     bool con;
-    bool acked;               /* an empty ACK went out: duplicates get it again */
+    bool acked; /* an empty ACK went out: duplicates get it again */
     int64_t expires_ms;
     struct coap_exchange *x; /* pending exchange, or NULL */
     uint8_t *resp;           /* piggybacked response bytes to replay, or NULL; resp_inline
@@ -126,7 +132,7 @@ struct coap_observer {
     coap_peer_t *ps;
     uint8_t token[COAP_TOKEN_MAX];
     uint8_t tkl;
-    bool con;  /* the registration was CON */
+    bool con; /* the registration was CON */
     bool live;
     uint32_t seq; /* last Observe value sent */
     int non_count;
@@ -134,15 +140,15 @@ struct coap_observer {
     void *data;
     coap_con_t *inflight;
     coap_link_t queue; /* coap_notif_t */
-    uint8_t *key; /* Block2 cache key of the resource */
+    uint8_t *key;      /* Block2 cache key of the resource */
     size_t key_len;
 };
 
 struct coap_exchange {
-    coap_link_t link;   /* in coap_peer_t.exchanges */
-    coap_engine_t *e;   /* NULL once orphaned */
-    coap_peer_t *ps;    /* NULL once orphaned */
-    coap_dedup_t *d;    /* may be NULL (evicted) */
+    coap_link_t link; /* in coap_peer_t.exchanges */
+    coap_engine_t *e; /* NULL once orphaned */
+    coap_peer_t *ps;  /* NULL once orphaned */
+    coap_dedup_t *d;  /* may be NULL (evicted) */
     uint8_t method;
     bool con;
     bool acked; /* empty ACK already sent: the answer goes as a separate CON */
@@ -159,7 +165,7 @@ struct coap_exchange {
     uint8_t *key;        /* method + Uri-Path + Uri-Query, for Block2 caching: key_inline
                           * or the heap (a longer key) */
     size_t key_len;
-    bool internal;       /* the engine answers it itself (no app) */
+    bool internal;                    /* the engine answers it itself (no app) */
     struct coap_exchange *next_spare; /* in coap_engine.spare_x while unused */
     uint8_t key_inline[COAP_EXCHANGE_INLINE_KEY];
 };
@@ -174,7 +180,7 @@ typedef struct coap_bstate {
     int64_t expires_ms;
     uint8_t code; /* Block2 cache: the response code and Content-Format */
     int cf;
-    uint8_t szx;  /* Block1: the block size the client uses */
+    uint8_t szx; /* Block1: the block size the client uses */
 } coap_bstate_t;
 
 struct coap_peer {
@@ -196,7 +202,7 @@ struct coap_engine {
     coap_engine_stats_t stats;
     coap_link_t peers;
     coap_link_t dedup;
-    htab_t dedup_by_mid;     /* coap_dedup_t by (peer, MID) (session.c) */
+    htab_t dedup_by_mid; /* coap_dedup_t by (peer, MID) (session.c) */
     size_t n_dedup;
     size_t block_mem;
     uint16_t next_mid;
@@ -246,13 +252,13 @@ void coap__bstate_expire(coap_peer_t *ps, int64_t now);
 /* Builds and sends the answer of x (ACK, separate CON or NON) with Block2 slicing; keeps the
  * piggybacked bytes in the dedup entry. with_observe: the answer opens a relation (Observe
  * option 0). Used by coap_exchange_respond. */
-void coap__respond(coap_exchange_t *x, uint8_t code, int cf, const uint8_t *payload,
-                   size_t len, bool with_observe);
+void coap__respond(coap_exchange_t *x, uint8_t code, int cf, const uint8_t *payload, size_t len,
+                   bool with_observe);
 /* Builds a response into *out when *out is a buffer of out_cap bytes that is big enough,
  * else into a new heap buffer (*out then points at it; the caller frees it). */
-ssize_t coap__build(coap_exchange_t *x, uint8_t **out, size_t out_cap, uint8_t type,
-                    uint16_t mid, uint8_t code, int cf, const uint8_t *payload, size_t len,
-                    bool with_observe, uint32_t observe);
+ssize_t coap__build(coap_exchange_t *x, uint8_t **out, size_t out_cap, uint8_t type, uint16_t mid,
+                    uint8_t code, int cf, const uint8_t *payload, size_t len, bool with_observe,
+                    uint32_t observe);
 
 /* ---- blockwise.c ---- */
 /* Block1 stage: returns the code to answer the request with here (2.31, 4.00, 4.08, 4.13,

@@ -19,9 +19,9 @@ static uint8_t cfg_szx(const coap_engine_t *e)
     return coap_block_szx_for(e->cfg.block_size);
 }
 
-ssize_t coap__build(coap_exchange_t *x, uint8_t **out, size_t out_cap, uint8_t type,
-                    uint16_t mid, uint8_t code, int cf, const uint8_t *payload, size_t len,
-                    bool with_observe, uint32_t observe)
+ssize_t coap__build(coap_exchange_t *x, uint8_t **out, size_t out_cap, uint8_t type, uint16_t mid,
+                    uint8_t code, int cf, const uint8_t *payload, size_t len, bool with_observe,
+                    uint32_t observe)
 {
     coap_engine_t *e = x->e;
     uint8_t szx = cfg_szx(e);
@@ -76,8 +76,7 @@ ssize_t coap__build(coap_exchange_t *x, uint8_t **out, size_t out_cap, uint8_t t
     ASSERT(n >= 0); /* cap covers the header, token, every option we add and the slice */
     *out = buf;
     /* Keep the whole body for the follow-up GETs (RFC 7959 §2.4); only successful bodies. */
-    if (sliced && more && num == 0 && x->ps && !x->ps->closing && x->key_len &&
-        (code >> 5) == 2) {
+    if (sliced && more && num == 0 && x->ps && !x->ps->closing && x->key_len && (code >> 5) == 2) {
         uint8_t *copy = xmalloc(len);
         memcpy(copy, payload, len);
         coap_bstate_t *c = coap__bstate_put(x->ps, &x->ps->block2, x->key, x->key_len, copy, len);
@@ -96,8 +95,8 @@ static uint8_t *dup_bytes(const uint8_t *p, size_t n)
     return c;
 }
 
-void coap__respond(coap_exchange_t *x, uint8_t code, int cf, const uint8_t *payload,
-                   size_t len, bool with_observe)
+void coap__respond(coap_exchange_t *x, uint8_t code, int cf, const uint8_t *payload, size_t len,
+                   bool with_observe)
 {
     coap_peer_t *ps = x->ps;
     coap_engine_t *e = x->e;
@@ -113,8 +112,8 @@ void coap__respond(coap_exchange_t *x, uint8_t code, int cf, const uint8_t *payl
     /* Small responses are built on the stack; coap__build takes the heap for bigger ones. */
     uint8_t stack[512];
     uint8_t *buf = stack;
-    ssize_t n = coap__build(x, &buf, sizeof stack, type, mid, code, cf, payload, len,
-                            with_observe, 0);
+    ssize_t n = coap__build(x, &buf, sizeof stack, type, mid, code, cf, payload, len, with_observe,
+                            0);
     bool on_heap = buf != stack;
     if (type == COAP_TYPE_CON) { /* a separate response: the retransmission keeps it */
         coap__con_send(ps, mid, on_heap ? buf : dup_bytes(buf, (size_t)n), (size_t)n);

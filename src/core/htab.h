@@ -35,7 +35,7 @@ typedef struct htab {
 } htab_t;
 
 /* The entry that embeds link as its member `member`. */
-#define HTAB_ENTRY(link, type, member) ((type *)(void *)((char *)(link) - offsetof(type, member)))
+#define HTAB_ENTRY(link, type, member) ((type *)(void *)((char *)(link)-offsetof(type, member)))
 
 /* Does the entry of link have key? key is whatever the caller passes to htab_find. */
 typedef bool (*htab_eq_fn)(const htab_link_t *link, const void *key);
@@ -54,8 +54,7 @@ void htab_insert(htab_t *t, htab_link_t *link, uint64_t hash);
 void htab_remove(htab_t *t, htab_link_t *link);
 
 /* First entry with this hash for which eq(link, key) is true, or NULL. */
-static inline htab_link_t *htab_find(const htab_t *t, uint64_t hash, htab_eq_fn eq,
-                                     const void *key)
+static inline htab_link_t *htab_find(const htab_t *t, uint64_t hash, htab_eq_fn eq, const void *key)
 {
     if (!t->slots)
         return NULL;

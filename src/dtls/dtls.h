@@ -69,9 +69,8 @@ void dtls_ctx_free(dtls_ctx_t *ctx);
 typedef struct dtls_listener dtls_listener_t;
 
 /* Binds the shard's DTLS socket and delivers decrypted datagrams to sink (copied). */
-dtls_listener_t *dtls_listener_new(loop_t *loop, const transport_sink_t *sink,
-                                   dtls_ctx_t *ctx, const dtls_cfg_t *cfg,
-                                   char err[static ERR_LEN]);
+dtls_listener_t *dtls_listener_new(loop_t *loop, const transport_sink_t *sink, dtls_ctx_t *ctx,
+                                   const dtls_cfg_t *cfg, char err[static ERR_LEN]);
 int dtls_listener_port(const dtls_listener_t *l);
 /* Ends every session bound to device_id (credentials changed or device deleted): sends
  * close_notify and tells the sink. Shard thread. */
@@ -84,31 +83,30 @@ void dtls_listener_free(dtls_listener_t *l);
  * inactivity; closed_by_credentials: by dtls_listener_close_device. Compact record layer:
  * sessions moved onto it, and of records_dropped those that were replays (or older than the
  * window) and those whose AEAD tag failed. */
-#define DTLS_STATS(X)                                                                             \
-    X(datagrams_in, "dtls_datagrams_received_total", "counter", NULL,                             \
-      "DTLS datagrams received.")                                                                 \
-    X(cookies_sent, "dtls_handshakes_total", "counter", "{result=\"cookie_sent\"}",               \
-      "DTLS handshake events by result.")                                                         \
-    X(cookies_bad, "dtls_handshakes_total", "counter", "{result=\"cookie_bad\"}", NULL)           \
-    X(handshakes_ok, "dtls_handshakes_total", "counter", "{result=\"ok\"}", NULL)                 \
-    X(handshakes_failed, "dtls_handshakes_total", "counter", "{result=\"failed\"}", NULL)         \
-    X(handshakes_refused, "dtls_handshakes_total", "counter", "{result=\"refused\"}", NULL)       \
-    X(handshake_timeouts, "dtls_handshakes_total", "counter", "{result=\"timeout\"}", NULL)       \
-    X(resumed, "dtls_handshakes_total", "counter", "{result=\"resumed\"}", NULL)                  \
-    X(handshakes_in_progress, "dtls_handshakes_in_progress", "gauge", NULL,                       \
-      "DTLS handshakes past the cookie.")                                                         \
-    X(sessions, "dtls_sessions", "gauge", NULL, "Established DTLS sessions.")                     \
-    X(records_dropped, "dtls_records_dropped_total", "counter", NULL,                             \
-      "DTLS datagrams that yielded no plaintext (bad MAC, replay, unknown peer).")                \
-    X(sessions_compacted, "dtls_sessions_compacted_total", "counter", NULL,                       \
-      "Sessions moved to the compact record layer.")                                              \
-    X(records_replayed, "dtls_records_rejected_total", "counter", "{reason=\"replay\"}",          \
-      "Records dropped by the compact layer.")                                                    \
-    X(records_bad_mac, "dtls_records_rejected_total", "counter", "{reason=\"mac\"}", NULL)        \
-    X(evicted, "dtls_sessions_closed_total", "counter", "{reason=\"evicted\"}",                   \
-      "DTLS sessions closed by the server.")                                                      \
-    X(idle_closed, "dtls_sessions_closed_total", "counter", "{reason=\"idle\"}", NULL)            \
-    X(closed_by_credentials, "dtls_sessions_closed_total", "counter", "{reason=\"credentials\"}", \
+#define DTLS_STATS(X)                                                                              \
+    X(datagrams_in, "dtls_datagrams_received_total", "counter", NULL, "DTLS datagrams received.")  \
+    X(cookies_sent, "dtls_handshakes_total", "counter", "{result=\"cookie_sent\"}",                \
+      "DTLS handshake events by result.")                                                          \
+    X(cookies_bad, "dtls_handshakes_total", "counter", "{result=\"cookie_bad\"}", NULL)            \
+    X(handshakes_ok, "dtls_handshakes_total", "counter", "{result=\"ok\"}", NULL)                  \
+    X(handshakes_failed, "dtls_handshakes_total", "counter", "{result=\"failed\"}", NULL)          \
+    X(handshakes_refused, "dtls_handshakes_total", "counter", "{result=\"refused\"}", NULL)        \
+    X(handshake_timeouts, "dtls_handshakes_total", "counter", "{result=\"timeout\"}", NULL)        \
+    X(resumed, "dtls_handshakes_total", "counter", "{result=\"resumed\"}", NULL)                   \
+    X(handshakes_in_progress, "dtls_handshakes_in_progress", "gauge", NULL,                        \
+      "DTLS handshakes past the cookie.")                                                          \
+    X(sessions, "dtls_sessions", "gauge", NULL, "Established DTLS sessions.")                      \
+    X(records_dropped, "dtls_records_dropped_total", "counter", NULL,                              \
+      "DTLS datagrams that yielded no plaintext (bad MAC, replay, unknown peer).")                 \
+    X(sessions_compacted, "dtls_sessions_compacted_total", "counter", NULL,                        \
+      "Sessions moved to the compact record layer.")                                               \
+    X(records_replayed, "dtls_records_rejected_total", "counter", "{reason=\"replay\"}",           \
+      "Records dropped by the compact layer.")                                                     \
+    X(records_bad_mac, "dtls_records_rejected_total", "counter", "{reason=\"mac\"}", NULL)         \
+    X(evicted, "dtls_sessions_closed_total", "counter", "{reason=\"evicted\"}",                    \
+      "DTLS sessions closed by the server.")                                                       \
+    X(idle_closed, "dtls_sessions_closed_total", "counter", "{reason=\"idle\"}", NULL)             \
+    X(closed_by_credentials, "dtls_sessions_closed_total", "counter", "{reason=\"credentials\"}",  \
       NULL)
 typedef struct dtls_stats {
     DTLS_STATS(STATS_FIELD)

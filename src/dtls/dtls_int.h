@@ -267,7 +267,7 @@ struct dtls_listener {
     SSL *listen_ssl;        /* runs DTLSv1_listen; becomes a peer's SSL after a good cookie */
     unsigned listen_gen;    /* ctx generation listen_ssl was made from */
     BIO_ADDR *listen_addr;
-    htab_t hs, est;         /* by address: handshakes in progress, established sessions */
+    htab_t hs, est; /* by address: handshakes in progress, established sessions */
     dtls_plist_t hs_age, est_age;
     loop_timer_t sweep;
     dtls_stats_t stats;

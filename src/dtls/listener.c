@@ -210,19 +210,19 @@ void dtls__listener_sweep(dtls_listener_t *l, int64_t now)
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
-dtls_listener_t *dtls_listener_new(loop_t *loop, const transport_sink_t *sink,
-                                   dtls_ctx_t *ctx, const dtls_cfg_t *cfg,
-                                   char err[static ERR_LEN])
+dtls_listener_t *dtls_listener_new(loop_t *loop, const transport_sink_t *sink, dtls_ctx_t *ctx,
+                                   const dtls_cfg_t *cfg, char err[static ERR_LEN])
 {
     if (cfg->mtu < 256 || cfg->mtu > DTLS_MAX_DGRAM || cfg->retransmission_ms <= 0 ||
         cfg->handshake_timeout_ms <= 0 || cfg->max_handshakes <= 0 || cfg->max_sessions <= 0 ||
         !cfg->bind_addr) {
-        snprintf(err, ERR_LEN, "invalid DTLS settings (a bind address, mtu 256..%d, positive "
-                               "timeouts and caps)", DTLS_MAX_DGRAM);
+        snprintf(err, ERR_LEN,
+                 "invalid DTLS settings (a bind address, mtu 256..%d, positive "
+                 "timeouts and caps)",
+                 DTLS_MAX_DGRAM);
         return NULL;
     }
-    int fd = sockaddr_udp_bind(cfg->bind_addr, cfg->port,
-                               SOCKET_BUFFER, "DTLS", err);
+    int fd = sockaddr_udp_bind(cfg->bind_addr, cfg->port, SOCKET_BUFFER, "DTLS", err);
     if (fd < 0)
         return NULL;
     dtls_listener_t *l = xcalloc(1, sizeof *l);

@@ -95,7 +95,6 @@ typedef struct http_resp {
     const char *content_type; /* static string */
 } http_resp_t;
 
-
 /* Sets a JSON body (takes ownership of j, may be NULL for an empty 200). */
 void http__resp_json(http_resp_t *r, int status, json_t *j);
 /* Sets a plain-text body (TB's telemetry controller answers some errors this way). */

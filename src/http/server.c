@@ -269,8 +269,9 @@ http_server_t *http_server_start(const http_cfg_t *cfg, store_t *store, registry
 {
     err[0] = '\0';
     if (!cfg->bind_addr || !cfg->jwt_issuer || cfg->max_body == 0) {
-        snprintf(err, ERR_LEN, "http: bind address, JWT issuer and body cap are required "
-                               "(start from http_cfg_default)");
+        snprintf(err, ERR_LEN,
+                 "http: bind address, JWT issuer and body cap are required "
+                 "(start from http_cfg_default)");
         return NULL;
     }
     http_server_t *h = xcalloc(1, sizeof *h);

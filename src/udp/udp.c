@@ -174,8 +174,8 @@ static void on_sweep(loop_t *loop, void *arg)
     loop_timer_arm(loop, &u->sweep, SWEEP_MS);
 }
 
-udp_listener_t *udp_listener_new(loop_t *loop, const transport_sink_t *sink,
-                                 const udp_cfg_t *cfg, char err[static ERR_LEN])
+udp_listener_t *udp_listener_new(loop_t *loop, const transport_sink_t *sink, const udp_cfg_t *cfg,
+                                 char err[static ERR_LEN])
 {
     int fd = sockaddr_udp_bind(cfg->bind_addr, cfg->port, cfg->socket_buffer, "CoAP", err);
     if (fd < 0)

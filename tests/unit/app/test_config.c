@@ -181,8 +181,9 @@ static void test_docs_show_help(void **state)
     *end = '\0';
     char *help = slurp_stream(write_usage, NULL);
     if (strcmp(start, help) != 0)
-        fail_msg("docs/configuration.md differs from coaphub --help; paste the new --help "
-                 "between its first ``` fences");
+        fail_msg(
+            "docs/configuration.md differs from coaphub --help; paste the new --help "
+            "between its first ``` fences");
     free(help);
     free(doc);
 }
@@ -190,10 +191,8 @@ static void test_docs_show_help(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_precedence),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_help_defaults_are_the_structs),
+        cmocka_unit_test(test_defaults),       cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_errors),         cmocka_unit_test(test_help_defaults_are_the_structs),
         cmocka_unit_test(test_docs_show_help),
     };
     return cmocka_run_group_tests(tests, write_file, remove_file);

@@ -214,9 +214,10 @@ static void test_htab_fnv_collisions_stay_flat(void **state)
     htab_stats_t old_st, new_st;
     double old_cost = insert_all(keys, N, false, &old_st);
     double new_cost = insert_all(keys, N, true, &new_st);
-    print_message("FNV-1a: longest chain %zu, %.1f steps per lookup; "
-                  "keyed: longest chain %zu, %.2f steps per lookup\n",
-                  old_st.max_chain, old_cost, new_st.max_chain, new_cost);
+    print_message(
+        "FNV-1a: longest chain %zu, %.1f steps per lookup; "
+        "keyed: longest chain %zu, %.2f steps per lookup\n",
+        old_st.max_chain, old_cost, new_st.max_chain, new_cost);
     /* The old hash: one chain holds every key, and a lookup (each insert makes one) walks
      * half of it on average: the cost of an insert grows with the table. */
     assert_int_equal(old_st.max_chain, N);

@@ -50,7 +50,6 @@ static int64_t identify(void *ctx, const uint8_t *der, size_t len)
     return test_cert_is(&f->a, der, len) ? DEVICE_A : 0;
 }
 
-
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *f)
 {
     return remove(p);

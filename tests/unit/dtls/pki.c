@@ -1,7 +1,6 @@
 /* pki.c — see pki.h. */
 #include "pki.h"
 
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/rand.h>
