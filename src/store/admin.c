@@ -28,17 +28,6 @@ static int run(store_conn_t *c, sqlite3_stmt *st, bool want_change)
     "uuid, device_id, created_time, expiration_time, request_id, method, params, status,"     \
     " response, oneway, persistent"
 
-void store_rpc_fini(store_rpc_t *r)
-{
-    if (!r)
-        return;
-    free(r->method);
-    free(r->params);
-    free(r->status);
-    free(r->response);
-    r->method = r->params = r->status = r->response = NULL;
-}
-
 int store_rpc_create(store_t *s, store_rpc_t *r)
 {
     if (!r->method || !r->method[0])
@@ -156,18 +145,6 @@ int store_rpc_max_request_id(store_t *s, int64_t device_id, int64_t *out)
 /* ---- users ---- */
 
 #define USER_COLS "id, uuid, created_time, email, password_hash, authority, first_name, last_name"
-
-void store_user_fini(store_user_t *u)
-{
-    if (!u)
-        return;
-    free(u->email);
-    free(u->password_hash);
-    free(u->authority);
-    free(u->first_name);
-    free(u->last_name);
-    u->email = u->password_hash = u->authority = u->first_name = u->last_name = NULL;
-}
 
 int store_user_create(store_t *s, store_user_t *u)
 {

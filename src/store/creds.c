@@ -15,37 +15,6 @@
     "uuid, device_id, created_time, credentials_type, credentials_id, credentials_value,"   \
     " version"
 
-void store_cred_fini(store_cred_t *c)
-{
-    if (!c)
-        return;
-    free(c->cred_id);
-    free(c->cred_value);
-    c->cred_id = c->cred_value = NULL;
-}
-
-const char *store_cred_type_name(store_cred_type_t t)
-{
-    switch (t) {
-    case CRED_ACCESS_TOKEN:
-        return "ACCESS_TOKEN";
-    case CRED_X509:
-        return "X509_CERTIFICATE";
-    }
-    return "UNKNOWN";
-}
-
-int store_cred_type_parse(const char *name, store_cred_type_t *out)
-{
-    if (name && strcmp(name, "ACCESS_TOKEN") == 0)
-        *out = CRED_ACCESS_TOKEN;
-    else if (name && strcmp(name, "X509_CERTIFICATE") == 0)
-        *out = CRED_X509;
-    else
-        return -EINVAL;
-    return 0;
-}
-
 static void read_cred(sqlite3_stmt *st, store_cred_t *c)
 {
     memset(c, 0, sizeof(*c));

@@ -15,17 +15,6 @@
 
 #define DEVICE_COLS "id, uuid, created_time, name, type, label, additional_info, version"
 
-void store_device_fini(store_device_t *d)
-{
-    if (!d)
-        return;
-    free(d->name);
-    free(d->type);
-    free(d->label);
-    free(d->additional_info);
-    d->name = d->type = d->label = d->additional_info = NULL;
-}
-
 static void read_device(sqlite3_stmt *st, store_device_t *d)
 {
     memset(d, 0, sizeof(*d));
@@ -282,14 +271,4 @@ out:
     if (r != 0)
         store_device_page_fini(out);
     return r;
-}
-
-void store_device_page_fini(store_device_page_t *p)
-{
-    if (!p)
-        return;
-    for (size_t i = 0; i < p->n; i++)
-        store_device_fini(&p->items[i]);
-    free(p->items);
-    memset(p, 0, sizeof(*p));
 }

@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -299,81 +298,6 @@ void store_get_stats(store_t *s, store_stats_t *out)
     pthread_mutex_lock(&s->stats_mu);
     *out = s->stats;
     pthread_mutex_unlock(&s->stats_mu);
-}
-
-void store_uuid_v4(char out[static STORE_UUID_LEN + 1])
-{
-    uint8_t b[16];
-    /* A failing CSPRNG is not something to limp on with: ids must be unguessable. */
-    ASSERT(RAND_bytes(b, sizeof(b)) == 1);
-    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    snprintf(out, STORE_UUID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
-}
-
-/* ---- values ---- */
-
-void store_kv_list_push(store_kv_list_t *l, const store_kv_t *kv)
-{
-    if (l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 8;
-        l->items = xrealloc(l->items, l->cap * sizeof(*l->items));
-    }
-    store_kv_t *d = &l->items[l->n++];
-    *d = *kv;
-    d->key = xstrdup(kv->key);
-    d->s = xstrdup(kv->s);
-}
-
-void store_kv_list_fini(store_kv_list_t *l)
-{
-    for (size_t i = 0; i < l->n; i++) {
-        free(l->items[i].key);
-        free(l->items[i].s);
-    }
-    free(l->items);
-    l->items = NULL;
-    l->n = l->cap = 0;
-}
-
-const char *store_scope_name(store_scope_t s)
-{
-    switch (s) {
-    case SCOPE_CLIENT:
-        return "CLIENT_SCOPE";
-    case SCOPE_SERVER:
-        return "SERVER_SCOPE";
-    case SCOPE_SHARED:
-        return "SHARED_SCOPE";
-    }
-    return "UNKNOWN_SCOPE";
-}
-
-int store_scope_parse(const char *name, store_scope_t *out)
-{
-    static const store_scope_t all[] = {SCOPE_CLIENT, SCOPE_SERVER, SCOPE_SHARED};
-    for (size_t i = 0; name && i < 3; i++) {
-        if (strcmp(name, store_scope_name(all[i])) == 0) {
-            *out = all[i];
-            return 0;
-        }
-    }
-    return -EINVAL;
-}
-
-int store_agg_parse(const char *name, store_agg_t *out)
-{
-    static const char *const names[] = {"NONE", "MIN", "MAX", "AVG", "SUM", "COUNT"};
-    for (size_t i = 0; name && i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(name, names[i]) == 0) {
-            *out = (store_agg_t)i;
-            return 0;
-        }
-    }
-    return -EINVAL;
 }
 
 int store__bind_point(sqlite3_stmt *st, int first, int64_t device_id, int64_t key_id,
