@@ -10,7 +10,9 @@
 
 #include "store/store.h"
 
+#include "core/arena.h"
 #include "core/err.h"
+#include "core/loop.h"
 #include "core/xmalloc.h"
 
 #include <pthread.h>
@@ -31,6 +33,30 @@ typedef struct store_conn {
     size_t n_slots;
     struct store_conn *next_free;
 } store_conn_t;
+
+/* One operation of a batch (batch.c builds them, the writer reads them in place). */
+typedef struct store_op {
+    store_op_kind_t kind;
+    int64_t device_id;
+    store_scope_t scope;
+    store_kv_t kv; /* key and s point into the batch's text storage */
+} store_op_t;
+
+#define STORE_BATCH_INLINE_OPS 4
+
+struct store_batch {
+    store_op_t *ops; /* inline_ops until more are needed */
+    size_t n, cap;
+    store_batch_t *next;      /* the writer's queue and group (writer.c) */
+    loop_t *reply_loop;
+    store_done_cb done;
+    store_done_keep_cb done_keep; /* the caller takes the batch back (store_submit_keep) */
+    void *arg;
+    int status;
+    loop_post_node_t post; /* posting done to reply_loop allocates nothing */
+    arena_t text;          /* keys and string values (batch.c) */
+    store_op_t inline_ops[STORE_BATCH_INLINE_OPS];
+};
 
 typedef struct store_merge store_merge_t;   /* merge.c */
 typedef struct store_latest store_latest_t; /* latest.c */

@@ -1,4 +1,4 @@
-/* writer.c — device-data batches and the writer thread that group-commits them.
+/* writer.c — the writer thread: its queue of batches (batch.c), the group commit, completions.
  *
  * Invariant: a batch's done callback runs exactly once, and only after the transaction that
  * holds its operations has committed (status 0) or after they were given up (status < 0).
@@ -19,7 +19,6 @@
  */
 #include "store/store_int.h"
 
-#include "core/arena.h"
 #include "core/clock.h"
 #include "core/log.h"
 
@@ -28,127 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* Same values as store_op_kind_t, so a view is a cast. */
-typedef enum { OP_TS = STORE_OP_TS, OP_ATTR = STORE_OP_ATTR, OP_ATTR_DEL = STORE_OP_ATTR_DELETE } op_kind_t;
-
-typedef struct op {
-    op_kind_t kind;
-    int64_t device_id;
-    store_scope_t scope;
-    store_kv_t kv; /* key and s point into the batch's text storage */
-} op_t;
-
-/* Keys and string values of a batch live in its arena (core/arena.h): it keeps its first
- * chunk across resets, so a reused batch with small payloads never allocates. */
-#define BATCH_TEXT_CHUNK 256
-#define BATCH_INLINE_OPS 4
-#define BATCH_KEEP_OPS 64 /* a reset keeps an ops array up to this capacity */
-
-struct store_batch {
-    op_t *ops; /* inline_ops until more are needed */
-    size_t n, cap;
-    store_batch_t *next;
-    loop_t *reply_loop;
-    store_done_cb done;
-    store_done_keep_cb done_keep; /* the caller takes the batch back (store_submit_keep) */
-    void *arg;
-    int status;
-    loop_post_node_t post; /* posting done to reply_loop allocates nothing */
-    arena_t text;
-    op_t inline_ops[BATCH_INLINE_OPS];
-};
-
-store_batch_t *store_batch_new(void)
-{
-    store_batch_t *b = xcalloc(1, sizeof(store_batch_t));
-    b->ops = b->inline_ops;
-    b->cap = BATCH_INLINE_OPS;
-    arena_init(&b->text, BATCH_TEXT_CHUNK);
-    return b;
-}
-
-static char *text_copy(store_batch_t *b, const char *str)
-{
-    return str ? arena_strdup(&b->text, str) : NULL;
-}
-
-static op_t *push(store_batch_t *b, op_kind_t kind, int64_t device_id)
-{
-    if (b->n == b->cap) {
-        size_t cap = b->cap * 2;
-        op_t *ops = xmalloc(cap * sizeof(*ops));
-        memcpy(ops, b->ops, b->n * sizeof(*ops));
-        if (b->ops != b->inline_ops)
-            free(b->ops);
-        b->ops = ops;
-        b->cap = cap;
-    }
-    op_t *o = &b->ops[b->n++];
-    memset(o, 0, sizeof(*o));
-    o->kind = kind;
-    o->device_id = device_id;
-    return o;
-}
-
-void store_batch_ts(store_batch_t *b, int64_t device_id, const store_kv_t *kv)
-{
-    op_t *o = push(b, OP_TS, device_id);
-    o->kv = *kv;
-    o->kv.key = text_copy(b, kv->key);
-    o->kv.s = text_copy(b, kv->s);
-}
-
-void store_batch_attr(store_batch_t *b, int64_t device_id, store_scope_t scope,
-                      const store_kv_t *kv)
-{
-    op_t *o = push(b, OP_ATTR, device_id);
-    o->scope = scope;
-    o->kv = *kv;
-    o->kv.key = text_copy(b, kv->key);
-    o->kv.s = text_copy(b, kv->s);
-}
-
-void store_batch_attr_delete(store_batch_t *b, int64_t device_id, store_scope_t scope,
-                             const char *key)
-{
-    op_t *o = push(b, OP_ATTR_DEL, device_id);
-    o->scope = scope;
-    o->kv.key = text_copy(b, key);
-}
-
-size_t store_batch_len(const store_batch_t *b)
-{
-    return b ? b->n : 0;
-}
-
-void store_batch_reset(store_batch_t *b)
-{
-    arena_reset(&b->text);
-    if (b->cap > BATCH_KEEP_OPS) {
-        free(b->ops);
-        b->ops = b->inline_ops;
-        b->cap = BATCH_INLINE_OPS;
-    }
-    b->n = 0;
-    b->next = NULL;
-    b->reply_loop = NULL;
-    b->done = NULL;
-    b->done_keep = NULL;
-    b->arg = NULL;
-    b->status = 0;
-}
-
-void store_batch_free(store_batch_t *b)
-{
-    if (!b)
-        return;
-    store_batch_reset(b);
-    if (b->ops != b->inline_ops)
-        free(b->ops);
-    arena_fini(&b->text);
-    free(b);
-}
 
 /* ---- applying operations (writer thread, inside a transaction) ---- */
 
@@ -247,21 +125,21 @@ static int batch_devices_check(store_t *s, const store_batch_t *b)
     return 0;
 }
 
-static int apply_ts(store_t *s, const op_t *o)
+static int apply_ts(store_t *s, const store_op_t *o)
 {
     int64_t key_id_v;
     int r = key_id(s, o->kv.key, true, &key_id_v);
     return r != 0 ? r : store__point_apply(s, o->device_id, key_id_v, &o->kv);
 }
 
-static int apply_attr(store_t *s, const op_t *o)
+static int apply_attr(store_t *s, const store_op_t *o)
 {
     store_conn_t *c = &s->wconn;
     if (o->scope < SCOPE_CLIENT || o->scope > SCOPE_SHARED)
         return -EINVAL;
     int64_t key_id_v;
-    int r = key_id(s, o->kv.key, o->kind == OP_ATTR, &key_id_v);
-    if (o->kind == OP_ATTR_DEL) {
+    int r = key_id(s, o->kv.key, o->kind == STORE_OP_ATTR, &key_id_v);
+    if (o->kind == STORE_OP_ATTR_DELETE) {
         if (r == -ENOENT)
             return 0; /* never seen key: nothing to delete */
         if (r != 0)
@@ -303,10 +181,10 @@ static int apply_batch(store_t *s, const store_batch_t *b)
     if (r != 0)
         return r;
     for (size_t i = 0; i < b->n; i++) {
-        const op_t *o = &b->ops[i];
+        const store_op_t *o = &b->ops[i];
         if (!o->kv.key || !o->kv.key[0])
             return -EINVAL;
-        r = o->kind == OP_TS ? apply_ts(s, o) : apply_attr(s, o);
+        r = o->kind == STORE_OP_TS ? apply_ts(s, o) : apply_attr(s, o);
         if (r != 0)
             return r;
     }
@@ -317,7 +195,7 @@ static size_t count_ts(const store_batch_t *b)
 {
     size_t n = 0;
     for (size_t i = 0; i < b->n; i++)
-        n += b->ops[i].kind == OP_TS;
+        n += b->ops[i].kind == STORE_OP_TS;
     return n;
 }
 
@@ -407,11 +285,11 @@ static int commit_group_fast(store_t *s, store_batch_t *group, size_t n_batches)
     for (store_batch_t *b = group; b; b = b->next) {
         r = batch_devices_check(s, b);
         for (size_t i = 0; i < b->n && r == 0; i++) {
-            const op_t *o = &b->ops[i];
+            const store_op_t *o = &b->ops[i];
             int64_t kid;
             if (!o->kv.key || !o->kv.key[0])
                 r = -EINVAL;
-            else if (o->kind != OP_TS)
+            else if (o->kind != STORE_OP_TS)
                 r = apply_attr(s, o);
             else if ((r = key_id(s, o->kv.key, true, &kid)) == 0) {
                 r = store__points_add(s, &pp, o->device_id, kid, &o->kv);
@@ -483,13 +361,6 @@ static void done_trampoline(void *arg)
     }
     b->done(b->arg, b->status);
     store_batch_free(b);
-}
-
-void store_batch_op(const store_batch_t *b, size_t i, store_op_view_t *out)
-{
-    const op_t *o = &b->ops[i];
-    *out = (store_op_view_t){.kind = (store_op_kind_t)o->kind, .device_id = o->device_id,
-                             .scope = o->scope, .kv = &o->kv};
 }
 
 void store_set_commit_hook(store_t *s, store_commit_hook fn, void *ctx)
