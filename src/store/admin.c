@@ -3,7 +3,7 @@
  * Invariant: every function borrows one pool connection and gives it back before returning;
  * single statements need no explicit transaction (SQLite makes each one atomic).
  */
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 #include "core/clock.h"
 
@@ -32,7 +32,7 @@ int store_rpc_create(store_t *s, store_rpc_t *r)
 {
     if (!r->method || !r->method[0])
         return -EINVAL;
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int ret = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, "INSERT INTO rpc(" RPC_COLS ") VALUES (?1, ?2, ?3, ?4,"
                                       " ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
@@ -58,7 +58,7 @@ int store_rpc_create(store_t *s, store_rpc_t *r)
         r->created_ms = now;
     }
 out:
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     return ret;
 }
 
@@ -66,7 +66,7 @@ int store_rpc_set_status(store_t *s, const char *uuid, const char *status, const
 {
     if (!uuid || !status)
         return -EINVAL;
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, "UPDATE rpc SET status = ?2,"
                                       " response = COALESCE(?3, response) WHERE uuid = ?1");
@@ -76,7 +76,7 @@ int store_rpc_set_status(store_t *s, const char *uuid, const char *status, const
         store__bind_text(st, 3, response);
         r = run(c, st, true);
     }
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     return r;
 }
 
@@ -84,7 +84,7 @@ int store_rpc_get(store_t *s, const char *uuid, store_rpc_t *out)
 {
     if (!uuid)
         return -EINVAL;
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, "SELECT " RPC_COLS " FROM rpc WHERE uuid = ?1");
     if (st) {
@@ -109,13 +109,13 @@ int store_rpc_get(store_t *s, const char *uuid, store_rpc_t *out)
         }
         sqlite3_reset(st);
     }
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     return r;
 }
 
 static int scalar_i64(store_t *s, const char *sql, bool bind_id, int64_t id, int64_t *out)
 {
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, sql);
     if (st) {
@@ -132,7 +132,7 @@ static int scalar_i64(store_t *s, const char *sql, bool bind_id, int64_t id, int
         }
         sqlite3_reset(st);
     }
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     return r;
 }
 
@@ -150,7 +150,7 @@ int store_user_create(store_t *s, store_user_t *u)
 {
     if (!u->email || !u->email[0] || !u->password_hash)
         return -EINVAL;
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, "INSERT INTO app_user(uuid, created_time, email,"
                                       " password_hash, authority, first_name, last_name)"
@@ -174,7 +174,7 @@ int store_user_create(store_t *s, store_user_t *u)
             u->created_ms = now;
         }
     }
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     return r;
 }
 
@@ -182,7 +182,7 @@ static int get_user(store_t *s, const char *sql, const char *arg, store_user_t *
 {
     if (!arg)
         return -EINVAL;
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, sql);
     if (st) {
@@ -204,7 +204,7 @@ static int get_user(store_t *s, const char *sql, const char *arg, store_user_t *
         }
         sqlite3_reset(st);
     }
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     return r;
 }
 
@@ -223,7 +223,7 @@ int store_user_set_password(store_t *s, int64_t id, const char *password_hash)
 {
     if (!password_hash)
         return -EINVAL;
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, "UPDATE app_user SET password_hash = ?2 WHERE id = ?1");
     if (st) {
@@ -231,7 +231,7 @@ int store_user_set_password(store_t *s, int64_t id, const char *password_hash)
         sqlite3_bind_text(st, 2, password_hash, -1, SQLITE_STATIC);
         r = run(c, st, true);
     }
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     return r;
 }
 
@@ -246,7 +246,7 @@ int store_setting_get(store_t *s, const char *key, char **out)
 {
     if (!key)
         return -EINVAL;
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, "SELECT value FROM settings WHERE key = ?1");
     if (st) {
@@ -260,7 +260,7 @@ int store_setting_get(store_t *s, const char *key, char **out)
         }
         sqlite3_reset(st);
     }
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     return r;
 }
 
@@ -268,7 +268,7 @@ int store_setting_set(store_t *s, const char *key, const char *value)
 {
     if (!key || !value)
         return -EINVAL;
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, "INSERT INTO settings(key, value) VALUES (?1, ?2)"
                                       " ON CONFLICT(key) DO UPDATE SET value = excluded.value");
@@ -277,6 +277,6 @@ int store_setting_set(store_t *s, const char *key, const char *value)
         sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
         r = run(c, st, false);
     }
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     return r;
 }

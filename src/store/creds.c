@@ -3,7 +3,7 @@
  * Invariant: store_cred_set checks ownership of cred_id and writes the row in one
  * BEGIN IMMEDIATE transaction, so two devices can never end up sharing a token.
  */
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 #include "core/clock.h"
 
@@ -93,21 +93,21 @@ int store_cred_set(store_t *s, store_cred_t *cr)
     if (!cr->cred_id || !cr->cred_id[0] ||
         (cr->type != CRED_ACCESS_TOKEN && cr->type != CRED_X509))
         return -EINVAL;
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int r = store__exec(c, "BEGIN IMMEDIATE");
     if (r == 0) {
         r = set_locked(c, cr);
         if (r == 0)
             r = store__exec(c, "COMMIT");
     }
-    store__conn_give(s, c); /* rolls back on failure */
+    store__conn_give(store__sq(s->db), c); /* rolls back on failure */
     return r;
 }
 
 static int get_cred(store_t *s, const char *sql, int64_t id, const char *text,
                     store_cred_t *out)
 {
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, sql);
     if (!st)
@@ -125,7 +125,7 @@ static int get_cred(store_t *s, const char *sql, int64_t id, const char *text,
     }
     sqlite3_reset(st);
 out:
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     return r;
 }
 
@@ -145,7 +145,7 @@ int store_cred_get_by_id(store_t *s, const char *cred_id, store_cred_t *out)
 
 int store_cred_foreach(store_t *s, void (*fn)(void *arg, const store_cred_t *c), void *arg)
 {
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, "SELECT " CRED_COLS " FROM device_credentials ORDER BY id");
     if (!st)
@@ -160,6 +160,6 @@ int store_cred_foreach(store_t *s, void (*fn)(void *arg, const store_cred_t *c),
     r = rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
     sqlite3_reset(st);
 out:
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     return r;
 }

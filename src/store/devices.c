@@ -5,7 +5,7 @@
  * credentials id, one credentials row per device) is enforced by the schema and reported as
  * ERR_CONFLICT.
  */
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 #include "core/clock.h"
 
@@ -32,7 +32,7 @@ int store_device_create(store_t *s, store_device_t *d)
 {
     if (!d->name || !d->name[0])
         return -EINVAL;
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, "INSERT INTO device(uuid, created_time, name, type,"
                                       " label, additional_info, version)"
@@ -61,7 +61,7 @@ int store_device_create(store_t *s, store_device_t *d)
     d->version = 1;
     r = 0;
 out:
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     return r;
 }
 
@@ -69,7 +69,7 @@ int store_device_update(store_t *s, store_device_t *d)
 {
     if (!d->name || !d->name[0])
         return -EINVAL;
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(
         c, "UPDATE device SET name = ?2, type = ?3, label = ?4, additional_info = ?5,"
@@ -93,14 +93,14 @@ int store_device_update(store_t *s, store_device_t *d)
     r = rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
     sqlite3_reset(st);
 out:
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     return r;
 }
 
 static int get_one(store_t *s, const char *sql, int64_t id, const char *text,
                    store_device_t *out)
 {
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, sql);
     if (!st)
@@ -118,7 +118,7 @@ static int get_one(store_t *s, const char *sql, int64_t id, const char *text,
     }
     sqlite3_reset(st);
 out:
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     return r;
 }
 
@@ -144,7 +144,7 @@ int store_device_get_by_name(store_t *s, const char *name, store_device_t *out)
 int store_device_delete(store_t *s, int64_t id)
 {
     store__log_deleting(s); /* before the delete: see merge.c */
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     /* Credentials, attributes, points, latest values and RPC rows go by ON DELETE CASCADE in
      * the same statement, hence the same transaction (the log's rows by its trigger). The
      * in-memory latest values go with the commit, under latest_mu taken inside the write
@@ -171,7 +171,7 @@ int store_device_delete(store_t *s, int64_t id)
         store__latest_forget_device_locked(s, id);
     pthread_mutex_unlock(&s->latest_mu);
 out:
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     return r;
 }
 
@@ -225,7 +225,7 @@ int store_device_list(store_t *s, const char *text_search, const char *type,
     char *pattern = text_search && text_search[0] ? like_prefix(text_search) : NULL;
     const char *t = type && type[0] ? type : NULL;
 
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int r = ERR_STORE;
     /* Count and page in one read transaction so the total matches the page. */
     if ((r = store__exec(c, "BEGIN")) != 0)
@@ -266,7 +266,7 @@ int store_device_list(store_t *s, const char *text_search, const char *type,
     sqlite3_reset(st);
     store__exec(c, "COMMIT");
 out:
-    store__conn_give(s, c); /* rolls back if still open */
+    store__conn_give(store__sq(s->db), c); /* rolls back if still open */
     free(pattern);
     if (r != 0)
         store_device_page_fini(out);

@@ -7,7 +7,7 @@
  * COUNT counts every point. Aggregation runs in SQL (GROUP BY bucket), so memory use is one
  * row per non-empty bucket whatever the number of points.
  */
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -169,7 +169,7 @@ int store_ts_history(store_t *s, int64_t device_id, const char *key, int64_t sta
         return -EINVAL;
     if (start_ms > end_ms)
         return 0;
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int64_t key_id;
     int r = store__key_id(c, key, false, &key_id);
     if (r == -ENOENT) {
@@ -181,6 +181,6 @@ int store_ts_history(store_t *s, int64_t device_id, const char *key, int64_t sta
             r = history_agg(c, device_id, key_id, key, start_ms, end_ms, interval_ms, agg, limit,
                             ascending, out);
     }
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     return r;
 }

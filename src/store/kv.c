@@ -3,7 +3,7 @@
  * Invariant: values come back with the type they were stored with (exactly one typed column
  * is set per row), so a DOUBLE 42.0 is read back as DOUBLE, never as LONG.
  */
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -39,7 +39,7 @@ static int collect(store_conn_t *c, sqlite3_stmt *st, store_kv_list_t *out)
 int store_attr_get(store_t *s, int64_t device_id, store_scope_t scope, const char *const *keys,
                    size_t n_keys, store_kv_list_t *out)
 {
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int r = store__exec(c, "BEGIN");
     if (r != 0)
         goto out;
@@ -76,13 +76,13 @@ int store_attr_get(store_t *s, int64_t device_id, store_scope_t scope, const cha
     }
     store__exec(c, "COMMIT");
 out:
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     return r;
 }
 
 int store_attr_keys(store_t *s, int64_t device_id, store_scope_t scope, store_kv_list_t *out)
 {
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(
         c, "SELECT DISTINCT k.key FROM attribute_kv a JOIN key_dictionary k"
@@ -100,7 +100,7 @@ int store_attr_keys(store_t *s, int64_t device_id, store_scope_t scope, store_kv
     r = rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
     sqlite3_reset(st);
 out:
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     return r;
 }
 
@@ -109,7 +109,7 @@ int store_attr_delete(store_t *s, int64_t device_id, store_scope_t scope,
 {
     if (n_deleted)
         *n_deleted = 0;
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     size_t total = 0;
     int r = store__exec(c, "BEGIN IMMEDIATE");
     sqlite3_stmt *st = NULL;
@@ -131,7 +131,7 @@ int store_attr_delete(store_t *s, int64_t device_id, store_scope_t scope,
     }
     if (r == 0)
         r = store__exec(c, "COMMIT");
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     if (r == 0 && n_deleted)
         *n_deleted = total;
     return r;
@@ -188,7 +188,7 @@ int store_ts_keys(store_t *s, int64_t device_id, store_kv_list_t *out)
 {
     store_latest_copy_t *mem;
     size_t n_mem = store__latest_copy(s, device_id, &mem);
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int r = store__exec(c, "BEGIN");
     if (r != 0)
         goto out;
@@ -222,7 +222,7 @@ int store_ts_keys(store_t *s, int64_t device_id, store_kv_list_t *out)
 done:
     store__exec(c, "COMMIT");
 out:
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     store__latest_copy_free(mem, n_mem);
     return r;
 }
@@ -232,7 +232,7 @@ int store_ts_latest(store_t *s, int64_t device_id, const char *const *keys, size
 {
     store_latest_copy_t *mem;
     size_t n_mem = store__latest_copy(s, device_id, &mem);
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int r = store__exec(c, "BEGIN");
     if (r != 0)
         goto out;
@@ -283,7 +283,7 @@ int store_ts_latest(store_t *s, int64_t device_id, const char *const *keys, size
 done:
     store__exec(c, "COMMIT");
 out:
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     store__latest_copy_free(mem, n_mem);
     return r;
 }
@@ -372,10 +372,10 @@ int store_ts_delete(store_t *s, int64_t device_id, const char *const *keys, size
     if (!keys || n_keys == 0)
         return -EINVAL;
     store__log_deleting(s); /* before the delete: see merge.c */
-    store_conn_t *c = store__conn_take(s);
+    store_conn_t *c = store__conn_take(store__sq(s->db));
     int r = store__exec(c, "BEGIN IMMEDIATE");
     if (r != 0) {
-        store__conn_give(s, c);
+        store__conn_give(store__sq(s->db), c);
         return r;
     }
     /* From inside the write transaction until the entries are fixed: no commit of the
@@ -411,6 +411,6 @@ int store_ts_delete(store_t *s, int64_t device_id, const char *const *keys, size
         store__latest_remove_locked(s, device_id, forget[i]);
     pthread_mutex_unlock(&s->latest_mu);
     free(forget);
-    store__conn_give(s, c);
+    store__conn_give(store__sq(s->db), c);
     return r;
 }

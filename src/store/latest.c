@@ -19,7 +19,7 @@
  * - at open the entries are rebuilt from the log (a crash loses nothing: the log is durable).
  * The size is bounded by the (device, key) pairs with points in the log.
  */
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -323,7 +323,7 @@ int store__latest_upsert(store_conn_t *c, int64_t device_id, int64_t key_id,
 
 int store__latest_load(store_t *s)
 {
-    store_conn_t *c = &s->wconn;
+    store_conn_t *c = store__wconn(s);
     sqlite3_stmt *st = store__stmt(
         c, "SELECT seq, device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v"
            " FROM ts_kv_log");

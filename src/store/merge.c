@@ -29,7 +29,7 @@
  * the check runs inside the merge's write transaction, so a delete is either seen or ordered
  * after the merge (and then deletes what the merge wrote).
  */
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 #include "core/log.h"
 
@@ -105,7 +105,7 @@ static int cmp_rows(const void *a, const void *b)
  * log is empty. */
 static int start_run(store_t *s, store_merge_t *m, int64_t run_rows)
 {
-    store_conn_t *c = &s->wconn;
+    store_conn_t *c = store__wconn(s);
     /* Two subqueries: each is a B-tree edge lookup, where MIN and MAX in one query scan
      * the whole log (measured: ~14 ms at 32k rows, once per run). */
     sqlite3_stmt *st = store__stmt(
@@ -135,7 +135,7 @@ static int start_run(store_t *s, store_merge_t *m, int64_t run_rows)
 
 static int load_step(store_t *s, store_merge_t *m)
 {
-    store_conn_t *c = &s->wconn;
+    store_conn_t *c = store__wconn(s);
     int64_t to = m->last_seq - m->next_seq >= LOAD_CHUNK ? m->next_seq + LOAD_CHUNK - 1
                                                          : m->last_seq;
     sqlite3_stmt *st = store__stmt(
@@ -208,7 +208,7 @@ static int begin_step(store_conn_t *c)
 
 static int end_step(store_t *s, int r)
 {
-    store_conn_t *c = &s->wconn;
+    store_conn_t *c = store__wconn(s);
     if (r == 0)
         r = store__exec(c, "COMMIT");
     if (r != 0 && !sqlite3_get_autocommit(c->db))
@@ -226,7 +226,7 @@ static int end_step(store_t *s, int r)
 /* 1 when the run was dropped because points or devices were deleted since it was loaded. */
 static int apply_step(store_t *s, store_merge_t *m)
 {
-    store_conn_t *c = &s->wconn;
+    store_conn_t *c = store__wconn(s);
     int r = begin_step(c);
     bool stale = r == 0 && atomic_load(&s->log_deletes) != m->deletes;
     size_t end = m->applied + APPLY_CHUNK < m->n ? m->applied + APPLY_CHUNK : m->n;
@@ -274,7 +274,7 @@ static int apply_step(store_t *s, store_merge_t *m)
 /* Deletes the next slice of the merged run from the log; at the end the run is done. */
 static int delete_step(store_t *s, store_merge_t *m)
 {
-    store_conn_t *c = &s->wconn;
+    store_conn_t *c = store__wconn(s);
     int64_t to = m->last_seq - m->next_seq >= DELETE_CHUNK ? m->next_seq + DELETE_CHUNK - 1
                                                            : m->last_seq;
     int r = begin_step(c);
@@ -336,14 +336,14 @@ int store__merge_all(store_t *s)
 
 int store__log_count(store_t *s)
 {
-    sqlite3_stmt *st = store__stmt(&s->wconn, "SELECT COUNT(*) FROM ts_kv_log");
+    sqlite3_stmt *st = store__stmt(store__wconn(s), "SELECT COUNT(*) FROM ts_kv_log");
     if (!st)
         return ERR_STORE;
     int rc = sqlite3_step(st);
     int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_reset(st);
     if (rc != SQLITE_ROW)
-        return store__err(s->wconn.db, rc);
+        return store__err(store__wconn(s)->db, rc);
     atomic_store(&s->log_rows, n);
     return 0;
 }

@@ -11,7 +11,7 @@
  * makes the whole group go the slow way (one batch per savepoint, one row per statement).
  * The merge (merge.c) moves its sorted rows into ts_kv the same way (store__points_merge).
  */
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -74,7 +74,7 @@ int store__points_flush(store_t *s, store_points_t *pp)
         return 0;
     }
     pthread_once(&sql_once, build_all);
-    store_conn_t *c = &s->wconn;
+    store_conn_t *c = store__wconn(s);
     sqlite3_stmt *st = store__stmt(c, log_sql);
     int r = st ? run(c, st, pp) : ERR_STORE;
     if (r == 0) {
@@ -102,7 +102,7 @@ int store__points_merge(store_t *s, const store_points_t *pp)
 {
     if (pp->n == 0)
         return 0;
-    store_conn_t *c = &s->wconn;
+    store_conn_t *c = store__wconn(s);
     if (pp->n < STORE_MULTI) {
         for (size_t i = 0; i < pp->n; i++) {
             int r = store__point_merge(c, pp->row[i].device_id, pp->row[i].key_id,

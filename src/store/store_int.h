@@ -17,22 +17,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <sqlite3.h>
 #include <stdio.h>
-
-#define STORE_STMT_CACHE 128 /* distinct SQL texts per connection (the module has ~60) */
-
-typedef struct store_stmt_slot {
-    const char *sql; /* the caller's static text (compared by address, then content) */
-    sqlite3_stmt *stmt;
-} store_stmt_slot_t;
-
-typedef struct store_conn {
-    sqlite3 *db;
-    store_stmt_slot_t slots[STORE_STMT_CACHE];
-    size_t n_slots;
-    struct store_conn *next_free;
-} store_conn_t;
 
 /* One operation of a batch (batch.c builds them, the writer reads them in place). */
 typedef struct store_op {
@@ -58,6 +43,7 @@ struct store_batch {
     store_op_t inline_ops[STORE_BATCH_INLINE_OPS];
 };
 
+typedef struct store_db store_db_t; /* a backend's context, opaque here */
 typedef struct store_merge store_merge_t;   /* merge.c */
 typedef struct store_latest store_latest_t; /* latest.c */
 
@@ -79,14 +65,11 @@ struct store {
     char *path;
     int schema_version;
 
-    /* read/admin pool */
-    pthread_mutex_t pool_mu;
-    pthread_cond_t pool_cv;
-    store_conn_t *pool;      /* array of cfg.read_pool */
-    store_conn_t *pool_free; /* free list */
+    /* The backend's context: SQLite's connections, pool and checkpoint thread
+     * (sqlite_int.h). */
+    store_db_t *db;
 
     /* writer */
-    store_conn_t wconn;
     pthread_t writer;
     bool writer_started;
     pthread_mutex_t q_mu;
@@ -116,53 +99,16 @@ struct store {
 
     pthread_mutex_t stats_mu;
     store_stats_t stats;
-
-    /* checkpoint thread (checkpoint.c) */
-    store_conn_t ckpt_conn;
-    pthread_t ckpt_thread;
-    pthread_mutex_t ckpt_mu;
-    pthread_cond_t ckpt_cv;
-    bool ckpt_stop, ckpt_started;
-    /* Size of the WAL (frames) that the last checkpoint pass copied completely; the writer
-     * takes it (atomic_exchange) to restart the WAL cheaply (writer.c, wal_restart). */
-    _Atomic int64_t ckpt_backfilled;
 };
 
-/* Opens one connection with the project's pragmas; 0 or ERR_STORE with err filled. */
-int store__conn_open(store_t *s, store_conn_t *c, char err[static ERR_LEN]);
-void store__conn_close(store_conn_t *c);
-/* Cached prepared statement for sql (a string literal), reset and unbound; NULL on error. */
-sqlite3_stmt *store__stmt(store_conn_t *c, const char *sql);
-/* Runs SQL without results (BEGIN, COMMIT, ...); returns 0 or an error from store__err. */
-int store__exec(store_conn_t *c, const char *sql);
-
-store_conn_t *store__conn_take(store_t *s);
-void store__conn_give(store_t *s, store_conn_t *c);
-
-/* Maps a SQLite result code to our errors (constraint unique -> ERR_CONFLICT, ...). */
-int store__err(sqlite3 *db, int rc);
-
-/* Applies every migration not yet applied, one transaction each. 0 or error (err filled). */
-int store__migrate(store_conn_t *c, int *version, char err[static ERR_LEN]);
+/* Opens the backend for s (s->cfg is final): NULL with err filled on failure, having closed
+ * what it opened. Close takes NULL (sqlite.c). */
+store_db_t *store__sqlite_open(store_t *s, int *schema_version, char err[static ERR_LEN]);
+void store__sqlite_close(store_db_t *db);
 
 /* Starts / stops (after draining) the writer thread. */
 int store__writer_start(store_t *s);
 void store__writer_stop(store_t *s);
-
-/* kv <-> the five typed columns (bool_v, long_v, dbl_v, str_v, json_v) bound from index first. */
-int store__bind_value(sqlite3_stmt *st, int first, const store_kv_t *kv);
-/* device_id, key_id, ts, then the five value columns, bound from index first. */
-int store__bind_point(sqlite3_stmt *st, int first, int64_t device_id, int64_t key_id,
-                      const store_kv_t *kv);
-/* Runs sql (a literal: one row whose ?1..?8 are laid out as store__bind_point's) for one
- * point; 0 or an error from store__err. */
-int store__exec_point(store_conn_t *c, const char *sql, int64_t device_id, int64_t key_id,
-                      const store_kv_t *kv);
-/* Reads the five typed columns starting at col into kv (type, b/l/d/s). -EINVAL if none set. */
-int store__column_value(sqlite3_stmt *st, int col, store_kv_t *kv);
-
-/* Key dictionary: id of key, inserting it when create is true. -ENOENT if absent. */
-int store__key_id(store_conn_t *c, const char *key, bool create, int64_t *out);
 
 /* Writer's key-id cache (keycache.c): committed ids only; park ids learnt in the open
  * transaction, then commit or roll them back with it. */
@@ -186,9 +132,8 @@ int store__points_add(store_t *s, store_points_t *pp, int64_t device_id, int64_t
                       const store_kv_t *kv);
 int store__points_flush(store_t *s, store_points_t *pp);
 /* The merge's upsert of sorted log rows into ts_kv, STORE_MULTI per statement (points.c),
- * and of one row (merge.c). */
+ * and of one row (merge.c, sqlite_int.h). */
 int store__points_merge(store_t *s, const store_points_t *pp);
-int store__point_merge(store_conn_t *c, int64_t device_id, int64_t key_id, const store_kv_t *kv);
 /* One point (log row, its latest value staged), one row per statement (writer.c). */
 int store__point_apply(store_t *s, int64_t device_id, int64_t key_id, const store_kv_t *kv);
 
@@ -216,15 +161,8 @@ typedef struct store_latest_copy {
 } store_latest_copy_t;
 size_t store__latest_copy(store_t *s, int64_t device_id, store_latest_copy_t **out);
 void store__latest_copy_free(store_latest_copy_t *c, size_t n);
-/* Writes kv as the latest value of (device, key) unless the stored one is newer. */
-int store__latest_upsert(store_conn_t *c, int64_t device_id, int64_t key_id,
-                         const store_kv_t *kv);
 /* At open, before the writer starts: the entries of the points left in the log. */
 int store__latest_load(store_t *s);
-
-/* WAL checkpoints on a thread of their own (checkpoint.c). */
-int store__checkpointer_start(store_t *s, char err[static ERR_LEN]);
-void store__checkpointer_stop(store_t *s);
 
 /* Points per merge run by default (writer.c says why this size). */
 #define STORE_MERGE_RUN_ROWS 65536
@@ -247,24 +185,5 @@ void store__merge_release(store_merge_t *m);
 void store__latest_release(store_t *s);
 /* Counts the log's rows at open (a log left by a crash or a stop is merged later). */
 int store__log_count(store_t *s);
-
-static inline char *store__col_str(sqlite3_stmt *st, int col)
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    if (!t)
-        return NULL;
-    return xstrndup((const char *)t, (size_t)sqlite3_column_bytes(st, col));
-}
-
-static inline void store__col_uuid(sqlite3_stmt *st, int col, char out[static STORE_UUID_LEN + 1])
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    snprintf(out, STORE_UUID_LEN + 1, "%s", t ? (const char *)t : "");
-}
-
-static inline int store__bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-    return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
-}
 
 #endif

@@ -17,7 +17,7 @@
  * Points go to the telemetry log; between groups the writer merges the log into ts_kv in
  * slices (merge.c), and when idle it merges what is left.
  */
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -43,7 +43,7 @@ static int key_id(store_t *s, const char *key, bool create, int64_t *out)
 {
     if (store__keycache_get(&s->keys, key, out))
         return 0;
-    int r = store__key_id(&s->wconn, key, create, out);
+    int r = store__key_id(store__wconn(s), key, create, out);
     if (r == 0)
         store__keycache_park(&s->keys, key, *out);
     return r;
@@ -51,7 +51,7 @@ static int key_id(store_t *s, const char *key, bool create, int64_t *out)
 
 int store__point_apply(store_t *s, int64_t device_id, int64_t key_id, const store_kv_t *kv)
 {
-    store_conn_t *c = &s->wconn;
+    store_conn_t *c = store__wconn(s);
     /* The log, not ts_kv: an append (merge.c says why). */
     int r = store__exec_point(
         c, "INSERT INTO ts_kv_log(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v)"
@@ -88,7 +88,7 @@ static int device_check(store_t *s, int64_t device_id)
     uint64_t bit = UINT64_C(1) << (device_id & 63);
     if (cacheable && w < s->dev_known_words && (s->dev_known[w] & bit))
         return 0;
-    store_conn_t *c = &s->wconn;
+    store_conn_t *c = store__wconn(s);
     sqlite3_stmt *st = store__stmt(c, "SELECT 1 FROM device WHERE id = ?1");
     if (!st)
         return ERR_STORE;
@@ -134,7 +134,7 @@ static int apply_ts(store_t *s, const store_op_t *o)
 
 static int apply_attr(store_t *s, const store_op_t *o)
 {
-    store_conn_t *c = &s->wconn;
+    store_conn_t *c = store__wconn(s);
     if (o->scope < SCOPE_CLIENT || o->scope > SCOPE_SHARED)
         return -EINVAL;
     int64_t key_id_v;
@@ -202,7 +202,7 @@ static size_t count_ts(const store_batch_t *b)
 /* Applies b inside a savepoint of the open transaction; on error only b is undone. */
 static int apply_in_savepoint(store_t *s, store_batch_t *b)
 {
-    store_conn_t *c = &s->wconn;
+    store_conn_t *c = store__wconn(s);
     int r = store__exec(c, "SAVEPOINT batch");
     if (r != 0)
         return r;
@@ -219,8 +219,8 @@ static int apply_in_savepoint(store_t *s, store_batch_t *b)
 
 static void rollback(store_t *s)
 {
-    if (!sqlite3_get_autocommit(s->wconn.db))
-        store__exec(&s->wconn, "ROLLBACK");
+    if (!sqlite3_get_autocommit(store__wconn(s)->db))
+        store__exec(store__wconn(s), "ROLLBACK");
     store__keycache_rollback(&s->keys);
     store__latest_unstage(s, 0);
 }
@@ -230,7 +230,7 @@ static void rollback(store_t *s)
 static int commit(store_t *s, size_t ts_points)
 {
     pthread_mutex_lock(&s->latest_mu);
-    int r = store__exec(&s->wconn, "COMMIT");
+    int r = store__exec(store__wconn(s), "COMMIT");
     if (r == 0)
         store__latest_publish_locked(s);
     pthread_mutex_unlock(&s->latest_mu);
@@ -258,7 +258,7 @@ static void count(store_t *s, bool ok, size_t ops, size_t group)
 /* One batch, one transaction: the fallback after a failed group commit. */
 static void commit_alone(store_t *s, store_batch_t *b)
 {
-    store_conn_t *c = &s->wconn;
+    store_conn_t *c = store__wconn(s);
     int r = store__exec(c, "BEGIN IMMEDIATE");
     if (r == 0) {
         r = apply_batch(s, b);
@@ -275,7 +275,7 @@ static void commit_alone(store_t *s, store_batch_t *b)
  * failed (the transaction is rolled back: nothing of the group is applied). */
 static int commit_group_fast(store_t *s, store_batch_t *group, size_t n_batches)
 {
-    store_conn_t *c = &s->wconn;
+    store_conn_t *c = store__wconn(s);
     int r = store__exec(c, "BEGIN IMMEDIATE");
     if (r != 0)
         return r;
@@ -315,7 +315,7 @@ static int commit_group_fast(store_t *s, store_batch_t *group, size_t n_batches)
 
 static void commit_group(store_t *s, store_batch_t *group, size_t n_batches)
 {
-    store_conn_t *c = &s->wconn;
+    store_conn_t *c = store__wconn(s);
     int r = commit_group_fast(s, group, n_batches);
     if (r == 0)
         return;
@@ -443,12 +443,12 @@ enum { WAL_RESTART_FRAMES = 12288 };
 
 static void wal_restart(store_t *s)
 {
-    if (atomic_load(&s->ckpt_backfilled) < WAL_RESTART_FRAMES)
+    if (atomic_load(&store__sq(s->db)->ckpt_backfilled) < WAL_RESTART_FRAMES)
         return;
-    atomic_store(&s->ckpt_backfilled, 0);
+    atomic_store(&store__sq(s->db)->ckpt_backfilled, 0);
     /* Copies the frames committed since that pass; the next write then starts the WAL over.
      * BUSY (the checkpoint thread is in a pass again) only means: next time. */
-    (void)sqlite3_wal_checkpoint_v2(s->wconn.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    (void)sqlite3_wal_checkpoint_v2(store__wconn(s)->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 }
 
 /* Waits for a batch; once LOG_IDLE_MS pass without one, merges the log slice by slice,
@@ -472,7 +472,7 @@ static void wait_for_work(store_t *s)
         if (atomic_load(&s->log_rows) == 0 || merge_failed) {
             if (!s->memory_released) {
                 pthread_mutex_unlock(&s->q_mu);
-                sqlite3_db_release_memory(s->wconn.db);
+                sqlite3_db_release_memory(store__wconn(s)->db);
                 store__merge_release(s->merge); /* a run's rows: ~2.4 MB at 32k */
                 store__latest_release(s);
                 malloc_trim(0);

@@ -4,7 +4,7 @@
 
 #include "core/err.h"
 #include "core/loop.h"
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -303,6 +303,12 @@ static void record(void *arg, int status)
     pthread_mutex_unlock(&a->r->mu);
 }
 
+/* The writer's own connection, inside the SQLite backend's context (sqlite_int.h). */
+static sqlite3 *writer_db(const tstore_t *t)
+{
+    return store__sq(t->s->db)->wconn.db;
+}
+
 static void test_bad_batch_isolated(void **state)
 {
     tstore_t *t = *state;
@@ -343,7 +349,7 @@ static void test_bad_batch_isolated(void **state)
     assert_int_equal(count_points(t->s, dev, "w"), good);
 
     /* Disk full: cap the page count on the writer's connection while the writer is idle. */
-    sqlite3_exec(t->s->wconn.db, "PRAGMA max_page_count = 1", NULL, NULL, NULL);
+    sqlite3_exec(writer_db(t), "PRAGMA max_page_count = 1", NULL, NULL, NULL);
     store_batch_t *b = store_batch_new();
     char big[4000];
     memset(big, 'x', sizeof(big) - 1);
@@ -353,7 +359,7 @@ static void test_bad_batch_isolated(void **state)
         store_batch_ts(b, dev, &kv);
     }
     assert_int_equal(store_submit_wait(t->s, b), -ENOSPC);
-    sqlite3_exec(t->s->wconn.db, "PRAGMA max_page_count = 1073741823", NULL, NULL, NULL);
+    sqlite3_exec(writer_db(t), "PRAGMA max_page_count = 1073741823", NULL, NULL, NULL);
     b = store_batch_new();
     store_kv_t kv = {.key = "big", .type = STORE_STRING, .s = big, .ts = 1};
     store_batch_ts(b, dev, &kv);

@@ -1,0 +1,145 @@
+/* sqlite_int.h — private parts of the SQLite backend, shared by the sqlite_*.c files only:
+ * its context (connections, the read pool, the checkpoint thread), the db layer's calls
+ * (sqlite_db.c: connections, statement cache, binding, columns, error mapping) and the small
+ * inline helpers around them.
+ *
+ * Invariant: a connection (store_conn_t) is used by one thread at a time — the writer owns
+ * its own, the checkpoint thread its own, every other caller borrows one from the pool with
+ * store__conn_take() and gives it back with store__conn_give(). Statements from the cache are
+ * reset and unbound before they are returned.
+ *
+ * Only sqlite_*.c include this file: no other file of the store sees <sqlite3.h>.
+ */
+#ifndef COAPHUB_STORE_SQLITE_INT_H
+#define COAPHUB_STORE_SQLITE_INT_H
+
+#include "store/store_int.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+
+#define STORE_STMT_CACHE 128 /* distinct SQL texts per connection (the backend has ~60) */
+
+typedef struct store_stmt_slot {
+    const char *sql; /* the caller's static text (compared by address, then content) */
+    sqlite3_stmt *stmt;
+} store_stmt_slot_t;
+
+typedef struct store_conn {
+    sqlite3 *db;
+    store_stmt_slot_t slots[STORE_STMT_CACHE];
+    size_t n_slots;
+    struct store_conn *next_free;
+} store_conn_t;
+
+/* The backend's context: what store_t's opaque db points to. */
+typedef struct store_sqlite {
+    store_t *s;              /* the store served (its cfg, latest values, log counters) */
+    const store_cfg_t *cfg;  /* s->cfg, read-only once open */
+
+    /* read/admin pool */
+    pthread_mutex_t pool_mu;
+    pthread_cond_t pool_cv;
+    store_conn_t *pool;      /* array of cfg->read_pool */
+    int n_pool;              /* opened so far */
+    store_conn_t *pool_free; /* free list */
+
+    store_conn_t wconn; /* the writer thread's */
+
+    /* checkpoint thread (sqlite_checkpoint.c) */
+    store_conn_t ckpt_conn;
+    pthread_t ckpt_thread;
+    pthread_mutex_t ckpt_mu;
+    pthread_cond_t ckpt_cv;
+    bool ckpt_stop, ckpt_started;
+    /* Size of the WAL (frames) that the last checkpoint pass copied completely; the writer
+     * takes it (atomic_exchange) to restart the WAL cheaply (wal_restart). */
+    _Atomic int64_t ckpt_backfilled;
+} store_sqlite_t;
+
+static inline store_sqlite_t *store__sq(store_db_t *db)
+{
+    return (store_sqlite_t *)db;
+}
+
+/* ---- the db layer (sqlite_db.c) ---- */
+
+/* Opens one connection with the project's pragmas; 0 or ERR_STORE with err filled. */
+int store__conn_open(store_sqlite_t *q, store_conn_t *c, char err[static ERR_LEN]);
+void store__conn_close(store_conn_t *c);
+/* Opens the cfg->read_pool connections of the pool; 0 or ERR_STORE with err filled (those
+ * opened stay for store__pool_close). */
+int store__pool_open(store_sqlite_t *q, char err[static ERR_LEN]);
+void store__pool_close(store_sqlite_t *q);
+/* Borrows a pool connection (waits for one), gives it back (rolling back what its borrower
+ * left open). Any thread. */
+store_conn_t *store__conn_take(store_sqlite_t *q);
+void store__conn_give(store_sqlite_t *q, store_conn_t *c);
+
+/* Cached prepared statement for sql (a string literal), reset and unbound; NULL on error. */
+sqlite3_stmt *store__stmt(store_conn_t *c, const char *sql);
+/* Runs SQL without results (BEGIN, COMMIT, ...); returns 0 or an error from store__err. */
+int store__exec(store_conn_t *c, const char *sql);
+/* Steps a bound statement that returns no row and resets it; 0 or an error from store__err. */
+int store__step_done(store_conn_t *c, sqlite3_stmt *st);
+
+/* Maps a SQLite result code to our errors (constraint unique -> ERR_CONFLICT, ...). */
+int store__err(sqlite3 *db, int rc);
+
+/* kv <-> the five typed columns (bool_v, long_v, dbl_v, str_v, json_v) bound from index first. */
+int store__bind_value(sqlite3_stmt *st, int first, const store_kv_t *kv);
+/* device_id, key_id, ts, then the five value columns, bound from index first. */
+int store__bind_point(sqlite3_stmt *st, int first, int64_t device_id, int64_t key_id,
+                      const store_kv_t *kv);
+/* Runs sql (a literal: one row whose ?1..?8 are laid out as store__bind_point's) for one
+ * point; 0 or an error from store__err. */
+int store__exec_point(store_conn_t *c, const char *sql, int64_t device_id, int64_t key_id,
+                      const store_kv_t *kv);
+/* Reads the five typed columns starting at col into kv (type, b/l/d/s). -EINVAL if none set. */
+int store__column_value(sqlite3_stmt *st, int col, store_kv_t *kv);
+
+static inline char *store__col_str(sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    if (!t)
+        return NULL;
+    return xstrndup((const char *)t, (size_t)sqlite3_column_bytes(st, col));
+}
+
+static inline void store__col_uuid(sqlite3_stmt *st, int col, char out[static STORE_UUID_LEN + 1])
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(out, STORE_UUID_LEN + 1, "%s", t ? (const char *)t : "");
+}
+
+static inline int store__bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
+}
+
+/* ---- the rest of the backend ---- */
+
+
+/* TODO(store split): the writer-side statements still called by the jobs' files; they move
+ * behind the backend interface next. */
+int store__point_merge(store_conn_t *c, int64_t device_id, int64_t key_id, const store_kv_t *kv);
+/* Writes kv as the latest value of (device, key) unless the stored one is newer. */
+int store__latest_upsert(store_conn_t *c, int64_t device_id, int64_t key_id,
+                         const store_kv_t *kv);
+static inline store_conn_t *store__wconn(store_t *s)
+{
+    return &store__sq(s->db)->wconn;
+}
+
+/* Key dictionary: id of key, inserting it when create is true. -ENOENT if absent. */
+int store__key_id(store_conn_t *c, const char *key, bool create, int64_t *out);
+
+/* Applies every migration not yet applied, one transaction each. 0 or error (err filled)
+ * (sqlite_migrate.c). */
+int store__migrate(store_conn_t *c, int *version, char err[static ERR_LEN]);
+
+/* WAL checkpoints on a thread of their own (sqlite_checkpoint.c). */
+int store__checkpointer_start(store_sqlite_t *q, char err[static ERR_LEN]);
+void store__checkpointer_stop(store_sqlite_t *q);
+
+#endif
