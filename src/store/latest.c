@@ -19,7 +19,7 @@
  * - at open the entries are rebuilt from the log (a crash loses nothing: the log is durable).
  * The size is bounded by the (device, key) pairs with points in the log.
  */
-#include "store/sqlite_int.h"
+#include "store/store_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -306,41 +306,8 @@ void store__latest_copy_free(store_latest_copy_t *c, size_t n)
     free(c);
 }
 
-int store__latest_upsert(store_conn_t *c, int64_t device_id, int64_t key_id,
-                         const store_kv_t *kv)
+void store__latest_put_locked(store_t *s, int64_t device_id, int64_t key_id, int64_t seq,
+                              const store_kv_t *kv)
 {
-    /* An older point (late or replayed) does not replace a newer latest; an equal ts
-     * overwrites, as in ThingsBoard. */
-    return store__exec_point(
-        c, "INSERT INTO ts_kv_latest(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v,"
-           " json_v) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-           " ON CONFLICT(device_id, key_id) DO UPDATE SET ts = excluded.ts,"
-           " bool_v = excluded.bool_v, long_v = excluded.long_v, dbl_v = excluded.dbl_v,"
-           " str_v = excluded.str_v, json_v = excluded.json_v,"
-           " version = ts_kv_latest.version + 1 WHERE excluded.ts >= ts_kv_latest.ts",
-        device_id, key_id, kv);
-}
-
-int store__latest_load(store_t *s)
-{
-    store_conn_t *c = store__wconn(s);
-    sqlite3_stmt *st = store__stmt(
-        c, "SELECT seq, device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v"
-           " FROM ts_kv_log");
-    if (!st)
-        return ERR_STORE;
-    int rc;
-    pthread_mutex_lock(&s->latest_mu);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        store_kv_t kv = {0};
-        if (store__column_value(st, 4, &kv) != 0)
-            continue;
-        kv.ts = sqlite3_column_int64(st, 3);
-        put(s->latest, sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
-            sqlite3_column_int64(st, 0), &kv);
-        free(kv.s);
-    }
-    pthread_mutex_unlock(&s->latest_mu);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
+    put(s->latest, device_id, key_id, seq, kv);
 }

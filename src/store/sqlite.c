@@ -1,7 +1,8 @@
-/* sqlite.c — the SQLite backend's life cycle: open (the writer's connection, migrations, its
- * pragmas, the read pool, the checkpoint thread) and close.
+/* sqlite.c — the SQLite backend: its life cycle (open: the writer's connection, migrations,
+ * the writer's pragmas, the read pool, the checkpoint thread; close) and its ops table, which
+ * names the sqlite_*.c function behind each op of backend.h.
  *
- * Invariant: a failed open leaves nothing behind (it closes what it opened), so the caller
+ * Invariant: a failed open leaves nothing behind (it closes what it opened), so the store
  * only ever holds a fully open backend or none.
  */
 #include "store/sqlite_int.h"
@@ -13,7 +14,7 @@
 /* The writer's page cache (the others' is 16 MiB, sqlite_db.c). */
 #define STORE_WRITER_CACHE_PRAGMA "PRAGMA cache_size=-65536"
 
-void store__sqlite_close(store_db_t *db)
+static void sqlite_close(store_db_t *db)
 {
     store_sqlite_t *q = store__sq(db);
     if (!q)
@@ -26,7 +27,7 @@ void store__sqlite_close(store_db_t *db)
     free(q);
 }
 
-store_db_t *store__sqlite_open(store_t *s, int *schema_version, char err[static ERR_LEN])
+static store_db_t *sqlite_open(store_t *s, int *schema_version, char err[static ERR_LEN])
 {
     if (sqlite3_threadsafe() == 0) {
         snprintf(err, ERR_LEN, "store: sqlite3 built without thread support");
@@ -38,7 +39,6 @@ store_db_t *store__sqlite_open(store_t *s, int *schema_version, char err[static 
     pthread_mutex_init(&q->pool_mu, NULL);
     pthread_cond_init(&q->pool_cv, NULL);
     store_db_t *db = (store_db_t *)q;
-    s->db = db; /* TODO(store split): the log's reads below go through s until they move */
 
     /* The writer's connection is opened first and runs the migrations. */
     if (store__conn_open(q, &q->wconn, err) != 0)
@@ -56,47 +56,35 @@ store_db_t *store__sqlite_open(store_t *s, int *schema_version, char err[static 
         snprintf(err, ERR_LEN, "store: %s", sqlite3_errmsg(q->wconn.db));
         goto fail;
     }
-    if (store__log_count(s) != 0 || store__latest_load(s) != 0) {
-        snprintf(err, ERR_LEN, "store: cannot read the telemetry log: %s",
-                 sqlite3_errmsg(q->wconn.db));
-        goto fail;
-    }
     if (store__pool_open(q, err) != 0)
         goto fail;
     if (store__checkpointer_start(q, err) != 0)
         goto fail;
     return db;
 fail:
-    store__sqlite_close(db);
-    s->db = NULL;
+    sqlite_close(db);
     return NULL;
 }
 
-int store__key_id(store_conn_t *c, const char *key, bool create, int64_t *out)
-{
-    sqlite3_stmt *st = store__stmt(c, "SELECT key_id FROM key_dictionary WHERE key = ?1");
-    if (!st)
-        return ERR_STORE;
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *out = sqlite3_column_int64(st, 0);
-        sqlite3_reset(st);
-        return 0;
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return store__err(c->db, rc);
-    if (!create)
-        return -ENOENT;
-    st = store__stmt(c, "INSERT INTO key_dictionary(key) VALUES (?1)");
-    if (!st)
-        return ERR_STORE;
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return store__err(c->db, rc);
-    *out = sqlite3_last_insert_rowid(c->db);
-    return 0;
-}
+const store_backend_t store__sqlite_backend = {
+    .name = "sqlite",
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .errmsg = store__sqlite_errmsg,
+
+    .tx = store__sqlite_tx,
+    .tx_open = store__sqlite_tx_open,
+    .key_id = store__sqlite_key_id,
+    .device_exists = store__sqlite_device_exists,
+    .attr_set = store__sqlite_attr_set,
+    .attr_remove = store__sqlite_attr_remove,
+    .log_append = store__sqlite_log_append,
+    .log_count = store__sqlite_log_count,
+    .log_bounds = store__sqlite_log_bounds,
+    .log_load = store__sqlite_log_load,
+    .log_remove = store__sqlite_log_remove,
+    .kv_upsert = store__sqlite_kv_upsert,
+    .latest_upsert = store__sqlite_latest_upsert,
+    .tidy = store__sqlite_tidy,
+    .release = store__sqlite_release,
+};

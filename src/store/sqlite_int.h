@@ -45,6 +45,7 @@ typedef struct store_sqlite {
     store_conn_t *pool_free; /* free list */
 
     store_conn_t wconn; /* the writer thread's */
+    bool lazy;          /* a STORE_TX_BEGIN_LAZY transaction is open (sqlite_write.c) */
 
     /* checkpoint thread (sqlite_checkpoint.c) */
     store_conn_t ckpt_conn;
@@ -53,7 +54,7 @@ typedef struct store_sqlite {
     pthread_cond_t ckpt_cv;
     bool ckpt_stop, ckpt_started;
     /* Size of the WAL (frames) that the last checkpoint pass copied completely; the writer
-     * takes it (atomic_exchange) to restart the WAL cheaply (wal_restart). */
+     * takes it to restart the WAL cheaply (sqlite_write.c, store__sqlite_tidy). */
     _Atomic int64_t ckpt_backfilled;
 } store_sqlite_t;
 
@@ -119,21 +120,35 @@ static inline int store__bind_text(sqlite3_stmt *st, int i, const char *v)
 
 /* ---- the rest of the backend ---- */
 
+/* The ops of backend.h (sqlite_write.c, sqlite_points.c); see there. */
+const char *store__sqlite_errmsg(store_db_t *db);
+int store__sqlite_tx(store_db_t *db, store_tx_t what);
+bool store__sqlite_tx_open(store_db_t *db);
+int store__sqlite_key_id(store_db_t *db, const char *key, bool create, int64_t *out);
+int store__sqlite_device_exists(store_db_t *db, int64_t device_id);
+int store__sqlite_attr_set(store_db_t *db, int64_t device_id, store_scope_t scope,
+                           int64_t key_id, const store_kv_t *kv);
+int store__sqlite_attr_remove(store_db_t *db, int64_t device_id, store_scope_t scope,
+                              int64_t key_id);
+int store__sqlite_log_append(store_db_t *db, store_points_t *pp);
+int store__sqlite_log_count(store_db_t *db, int64_t *out);
+int store__sqlite_log_bounds(store_db_t *db, int64_t *first, int64_t *last);
+int store__sqlite_log_load(store_db_t *db, int64_t from, int64_t to, store_log_rows_t *out);
+int store__sqlite_log_remove(store_db_t *db, int64_t from, int64_t to);
+int store__sqlite_kv_upsert(store_db_t *db, const store_points_t *pp);
+int store__sqlite_latest_upsert(store_db_t *db, int64_t device_id, int64_t key_id,
+                                const store_kv_t *kv);
+void store__sqlite_tidy(store_db_t *db);
+void store__sqlite_release(store_db_t *db);
 
-/* TODO(store split): the writer-side statements still called by the jobs' files; they move
- * behind the backend interface next. */
-int store__point_merge(store_conn_t *c, int64_t device_id, int64_t key_id, const store_kv_t *kv);
-/* Writes kv as the latest value of (device, key) unless the stored one is newer. */
+/* The latest-value upsert on any connection (sqlite_points.c): the merge's, and a delete's
+ * that keeps a value whose point it removes (kv.c). */
 int store__latest_upsert(store_conn_t *c, int64_t device_id, int64_t key_id,
                          const store_kv_t *kv);
-static inline store_conn_t *store__wconn(store_t *s)
-{
-    return &store__sq(s->db)->wconn;
-}
 
-/* Key dictionary: id of key, inserting it when create is true. -ENOENT if absent. */
+/* Key dictionary (sqlite_write.c): id of key, inserting it when create is true. -ENOENT if
+ * absent. Any connection. */
 int store__key_id(store_conn_t *c, const char *key, bool create, int64_t *out);
-
 /* Applies every migration not yet applied, one transaction each. 0 or error (err filled)
  * (sqlite_migrate.c). */
 int store__migrate(store_conn_t *c, int *version, char err[static ERR_LEN]);

@@ -48,8 +48,12 @@ store_t *store_open(const store_cfg_t *cfg, char err[static ERR_LEN])
     pthread_mutex_init(&s->stats_mu, NULL);
     store__latest_init(s);
 
-    s->db = store__sqlite_open(s, &s->schema_version, err);
+    s->be = &store__sqlite_backend;
+    s->db = s->be->open(s, &s->schema_version, err);
     if (!s->db)
+        goto fail;
+    /* Before the writer starts: the points a stop or a crash left in the log. */
+    if (store__log_open(s, err) != 0)
         goto fail;
     if (store__writer_start(s) != 0) {
         snprintf(err, ERR_LEN, "store: cannot start writer thread");
@@ -70,7 +74,8 @@ void store_close(store_t *s)
     if (!s)
         return;
     store__writer_stop(s);
-    store__sqlite_close(s->db);
+    if (s->db)
+        s->be->close(s->db);
     pthread_mutex_destroy(&s->q_mu);
     pthread_cond_destroy(&s->q_cv);
     pthread_mutex_destroy(&s->stats_mu);

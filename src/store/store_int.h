@@ -8,6 +8,7 @@
 #ifndef COAPHUB_STORE_STORE_INT_H
 #define COAPHUB_STORE_STORE_INT_H
 
+#include "store/backend.h"
 #include "store/store.h"
 
 #include "core/arena.h"
@@ -43,7 +44,6 @@ struct store_batch {
     store_op_t inline_ops[STORE_BATCH_INLINE_OPS];
 };
 
-typedef struct store_db store_db_t; /* a backend's context, opaque here */
 typedef struct store_merge store_merge_t;   /* merge.c */
 typedef struct store_latest store_latest_t; /* latest.c */
 
@@ -65,8 +65,8 @@ struct store {
     char *path;
     int schema_version;
 
-    /* The backend's context: SQLite's connections, pool and checkpoint thread
-     * (sqlite_int.h). */
+    /* The backend and its context (backend.h). */
+    const store_backend_t *be;
     store_db_t *db;
 
     /* writer */
@@ -101,12 +101,7 @@ struct store {
     store_stats_t stats;
 };
 
-/* Opens the backend for s (s->cfg is final): NULL with err filled on failure, having closed
- * what it opened. Close takes NULL (sqlite.c). */
-store_db_t *store__sqlite_open(store_t *s, int *schema_version, char err[static ERR_LEN]);
-void store__sqlite_close(store_db_t *db);
-
-/* Starts / stops (after draining) the writer thread. */
+/* Starts / stops (after draining) the writer thread (writer.c). */
 int store__writer_start(store_t *s);
 void store__writer_stop(store_t *s);
 
@@ -118,24 +113,18 @@ void store__keycache_commit(store_keycache_t *kc);
 void store__keycache_rollback(store_keycache_t *kc);
 void store__keycache_free(store_keycache_t *kc);
 
-/* A group's points, written STORE_MULTI rows per statement (points.c). kv is borrowed from
- * the batch until the flush. */
-enum { STORE_MULTI = 32 };
-typedef struct store_points {
-    size_t n;
-    struct {
-        int64_t device_id, key_id;
-        const store_kv_t *kv;
-    } row[STORE_MULTI];
-} store_points_t;
-int store__points_add(store_t *s, store_points_t *pp, int64_t device_id, int64_t key_id,
-                      const store_kv_t *kv);
-int store__points_flush(store_t *s, store_points_t *pp);
-/* The merge's upsert of sorted log rows into ts_kv, STORE_MULTI per statement (points.c),
- * and of one row (merge.c, sqlite_int.h). */
-int store__points_merge(store_t *s, const store_points_t *pp);
-/* One point (log row, its latest value staged), one row per statement (writer.c). */
-int store__point_apply(store_t *s, int64_t device_id, int64_t key_id, const store_kv_t *kv);
+/* The telemetry log (log.c). Writer thread: a group's points go to the log STORE_MULTI at a
+ * time (add, then flush the rest), each with its latest value staged; log_point writes one
+ * point alone. At open: counts the log's rows and rebuilds the latest values of the points
+ * in it (a log left by a crash or a stop is merged later). */
+int store__log_add(store_t *s, store_points_t *pp, int64_t device_id, int64_t key_id,
+                   const store_kv_t *kv);
+int store__log_flush(store_t *s, store_points_t *pp);
+int store__log_point(store_t *s, int64_t device_id, int64_t key_id, const store_kv_t *kv);
+int store__log_open(store_t *s, char err[static ERR_LEN]);
+/* Any thread, before a transaction that deletes points or devices: a merge run loaded
+ * earlier is dropped instead of writing deleted points back (merge.c says why). */
+void store__log_deleting(store_t *s);
 
 /* Latest values of points in the log (latest.c). Writer thread: stage each point written
  * in the open transaction; take a mark before a savepoint and unstage back to it when the
@@ -147,6 +136,10 @@ void store__latest_stage(store_t *s, int64_t device_id, int64_t key_id, int64_t 
 size_t store__latest_staged(const store_t *s);
 void store__latest_unstage(store_t *s, size_t mark);
 void store__latest_publish_locked(store_t *s);
+/* At open (log.c), latest_mu held: makes (seq, kv) the entry of (device, key) unless the
+ * entry is newer; kv->s is copied. */
+void store__latest_put_locked(store_t *s, int64_t device_id, int64_t key_id, int64_t seq,
+                              const store_kv_t *kv);
 /* Merge: the run up to last_seq is in ts_kv_latest now; drop the entries it covered. */
 void store__latest_sweep(store_t *s, int64_t last_seq);
 /* Deletes, with latest_mu held: the entry of (device, key) (borrowed while the lock is held),
@@ -161,29 +154,22 @@ typedef struct store_latest_copy {
 } store_latest_copy_t;
 size_t store__latest_copy(store_t *s, int64_t device_id, store_latest_copy_t **out);
 void store__latest_copy_free(store_latest_copy_t *c, size_t n);
-/* At open, before the writer starts: the entries of the points left in the log. */
-int store__latest_load(store_t *s);
+/* An idle writer hands back the memory of its staged latest values. */
+void store__latest_release(store_t *s);
 
 /* Points per merge run by default (writer.c says why this size). */
 #define STORE_MERGE_RUN_ROWS 65536
 
-/* Telemetry log (merge.c). Writer thread: one bounded step of merging the log into ts_kv
- * (a run holds at most run_rows of the oldest rows); *active tells whether a run is under
- * way. store__merge_all merges everything (at close). */
+/* The merge of the telemetry log into ts_kv (merge.c). Writer thread: one bounded step (a
+ * run holds at most run_rows of the oldest rows); *active tells whether a run is under way.
+ * store__merge_all merges everything (at close). */
 int store__merge_step(store_t *s, int64_t run_rows, bool *active);
 int store__merge_all(store_t *s);
 /* Tests only: when set, called on the writer thread after each merge step with whether the
  * run is now being deleted from the log (so a test can act at that exact moment). */
 extern void (*store__merge_test_hook)(bool deleting);
-/* Any thread, before a transaction that deletes points or devices: a merge run loaded
- * earlier is dropped instead of writing deleted points back (merge.c). */
-void store__log_deleting(store_t *s);
 void store__merge_free(store_merge_t *m);
-/* An idle writer hands back the memory of the last run's rows (merge.c) and of its staged
- * latest values (latest.c). */
+/* An idle writer hands back the memory of the last run's rows. */
 void store__merge_release(store_merge_t *m);
-void store__latest_release(store_t *s);
-/* Counts the log's rows at open (a log left by a crash or a stop is merged later). */
-int store__log_count(store_t *s);
 
 #endif
