@@ -123,6 +123,57 @@ typedef struct store_backend {
     void (*tidy)(store_db_t *db);
     /* The writer is idle: give caches back. */
     void (*release)(store_db_t *db);
+
+    /* ---- store.h's synchronous calls (any thread) ----
+     * Each does what its store.h namesake promises; dispatch.c has checked the arguments
+     * (NULL strings, empty names, page bounds, aggregation names), set out-parameters that
+     * store.h promises on every return, and announced deletes (store__log_deleting) first. */
+
+    int (*device_create)(store_db_t *db, store_device_t *d);
+    int (*device_update)(store_db_t *db, store_device_t *d);
+    int (*device_get)(store_db_t *db, int64_t id, store_device_t *out);
+    int (*device_get_by_uuid)(store_db_t *db, const char *uuid, store_device_t *out);
+    int (*device_get_by_name)(store_db_t *db, const char *name, store_device_t *out);
+    int (*device_delete)(store_db_t *db, int64_t id);
+    int (*device_list)(store_db_t *db, const char *text_search, const char *type,
+                       const char *sort_property, bool ascending, int64_t page,
+                       int64_t page_size, store_device_page_t *out);
+
+    int (*cred_set)(store_db_t *db, store_cred_t *c);
+    int (*cred_get_by_device)(store_db_t *db, int64_t device_id, store_cred_t *out);
+    int (*cred_get_by_id)(store_db_t *db, const char *cred_id, store_cred_t *out);
+    int (*cred_foreach)(store_db_t *db, void (*fn)(void *arg, const store_cred_t *c),
+                        void *arg);
+
+    int (*attr_get)(store_db_t *db, int64_t device_id, store_scope_t scope,
+                    const char *const *keys, size_t n_keys, store_kv_list_t *out);
+    int (*attr_keys)(store_db_t *db, int64_t device_id, store_scope_t scope,
+                     store_kv_list_t *out);
+    int (*attr_delete)(store_db_t *db, int64_t device_id, store_scope_t scope,
+                       const char *const *keys, size_t n_keys, size_t *n_deleted);
+    int (*ts_keys)(store_db_t *db, int64_t device_id, store_kv_list_t *out);
+    int (*ts_latest)(store_db_t *db, int64_t device_id, const char *const *keys,
+                     size_t n_keys, store_kv_list_t *out);
+    int (*ts_history)(store_db_t *db, int64_t device_id, const char *key, int64_t start_ms,
+                      int64_t end_ms, int64_t interval_ms, store_agg_t agg, int64_t limit,
+                      bool ascending, store_kv_list_t *out);
+    int (*ts_delete)(store_db_t *db, int64_t device_id, const char *const *keys,
+                     size_t n_keys, int64_t start_ms, int64_t end_ms, bool delete_latest);
+
+    int (*rpc_create)(store_db_t *db, store_rpc_t *r);
+    int (*rpc_set_status)(store_db_t *db, const char *uuid, const char *status,
+                          const char *response);
+    int (*rpc_get)(store_db_t *db, const char *uuid, store_rpc_t *out);
+    int (*rpc_max_request_id)(store_db_t *db, int64_t device_id, int64_t *out);
+
+    int (*user_create)(store_db_t *db, store_user_t *u);
+    int (*user_get_by_email)(store_db_t *db, const char *email, store_user_t *out);
+    int (*user_get_by_uuid)(store_db_t *db, const char *uuid, store_user_t *out);
+    int (*user_set_password)(store_db_t *db, int64_t id, const char *password_hash);
+    int (*user_count)(store_db_t *db, int64_t *out);
+
+    int (*setting_get)(store_db_t *db, const char *key, char **out);
+    int (*setting_set)(store_db_t *db, const char *key, const char *value);
 } store_backend_t;
 
 /* The backends built in. */

@@ -5,7 +5,7 @@
  * commit rewrote most of that table's pages (~100 MB/s of WAL at 1000 devices, performance
  * pass 3) and the upsert cost the writer ~2 µs per point. Now the merge (merge.c) writes the
  * latest value of each (device, key) once per run, and until then the newest committed value
- * lives here, in memory; readers (kv.c) take the newer of this and ts_kv_latest.
+ * lives here, in memory; readers (sqlite_kv.c) take the newer of this and ts_kv_latest.
  *
  * Invariant: for every (device, key), the newer (ts, then seq) of its ts_kv_latest row and its
  * entry here is its latest value. Keeping it:
@@ -15,7 +15,7 @@
  * - the merge writes a run's newest value per (device, key) into ts_kv_latest with the run,
  *   then drops the entries whose row was in the run (seq <= the run's last);
  * - point and device deletes hold latest_mu from inside their write transaction until they
- *   have fixed the entries, so no commit slips between (kv.c, devices.c);
+ *   have fixed the entries, so no commit slips between (sqlite_kv.c, sqlite_devices.c);
  * - at open the entries are rebuilt from the log (a crash loses nothing: the log is durable).
  * The size is bounded by the (device, key) pairs with points in the log.
  */

@@ -18,7 +18,7 @@
  *
  * Invariants: a chunk is inserted into ts_kv (an upsert: applying a point twice changes
  * nothing) and the run's rows leave the log with its last chunk, so until then a point may be
- * in both tables with the same value — readers (history.c) let the log win on equal ts, and
+ * in both tables with the same value — readers (sqlite_history.c) let the log win on equal ts, and
  * a crash only means the run is applied again. Deleting from the bottom of the run keeps its
  * top row, so no new row can take a seq inside the run (rowids grow from the largest) — unless
  * a delete removed the log's top rows: then the deleting stops and what is left of the run is

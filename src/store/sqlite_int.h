@@ -141,8 +141,55 @@ int store__sqlite_latest_upsert(store_db_t *db, int64_t device_id, int64_t key_i
 void store__sqlite_tidy(store_db_t *db);
 void store__sqlite_release(store_db_t *db);
 
+/* store.h's synchronous calls, as backend.h's ops (dispatch.c checked the arguments). */
+/* sqlite_devices.c */
+int store__sqlite_device_create(store_db_t *db, store_device_t *d);
+int store__sqlite_device_update(store_db_t *db, store_device_t *d);
+int store__sqlite_device_get(store_db_t *db, int64_t id, store_device_t *out);
+int store__sqlite_device_get_by_uuid(store_db_t *db, const char *uuid, store_device_t *out);
+int store__sqlite_device_get_by_name(store_db_t *db, const char *name, store_device_t *out);
+int store__sqlite_device_delete(store_db_t *db, int64_t id);
+int store__sqlite_device_list(store_db_t *db, const char *text_search, const char *type,
+                              const char *sort_property, bool ascending, int64_t page,
+                              int64_t page_size, store_device_page_t *out);
+/* sqlite_creds.c */
+int store__sqlite_cred_set(store_db_t *db, store_cred_t *cr);
+int store__sqlite_cred_get_by_device(store_db_t *db, int64_t device_id, store_cred_t *out);
+int store__sqlite_cred_get_by_id(store_db_t *db, const char *cred_id, store_cred_t *out);
+int store__sqlite_cred_foreach(store_db_t *db, void (*fn)(void *arg, const store_cred_t *c),
+                               void *arg);
+/* sqlite_kv.c */
+int store__sqlite_attr_get(store_db_t *db, int64_t device_id, store_scope_t scope,
+                           const char *const *keys, size_t n_keys, store_kv_list_t *out);
+int store__sqlite_attr_keys(store_db_t *db, int64_t device_id, store_scope_t scope,
+                            store_kv_list_t *out);
+int store__sqlite_attr_delete(store_db_t *db, int64_t device_id, store_scope_t scope,
+                              const char *const *keys, size_t n_keys, size_t *n_deleted);
+int store__sqlite_ts_keys(store_db_t *db, int64_t device_id, store_kv_list_t *out);
+int store__sqlite_ts_latest(store_db_t *db, int64_t device_id, const char *const *keys,
+                            size_t n_keys, store_kv_list_t *out);
+int store__sqlite_ts_delete(store_db_t *db, int64_t device_id, const char *const *keys,
+                            size_t n_keys, int64_t start_ms, int64_t end_ms, bool delete_latest);
+/* sqlite_history.c */
+int store__sqlite_ts_history(store_db_t *db, int64_t device_id, const char *key, int64_t start_ms,
+                             int64_t end_ms, int64_t interval_ms, store_agg_t agg, int64_t limit,
+                             bool ascending, store_kv_list_t *out);
+/* sqlite_admin.c */
+int store__sqlite_rpc_create(store_db_t *db, store_rpc_t *r);
+int store__sqlite_rpc_set_status(store_db_t *db, const char *uuid, const char *status,
+                                 const char *response);
+int store__sqlite_rpc_get(store_db_t *db, const char *uuid, store_rpc_t *out);
+int store__sqlite_rpc_max_request_id(store_db_t *db, int64_t device_id, int64_t *out);
+int store__sqlite_user_create(store_db_t *db, store_user_t *u);
+int store__sqlite_user_get_by_email(store_db_t *db, const char *email, store_user_t *out);
+int store__sqlite_user_get_by_uuid(store_db_t *db, const char *uuid, store_user_t *out);
+int store__sqlite_user_set_password(store_db_t *db, int64_t id, const char *password_hash);
+int store__sqlite_user_count(store_db_t *db, int64_t *out);
+int store__sqlite_setting_get(store_db_t *db, const char *key, char **out);
+int store__sqlite_setting_set(store_db_t *db, const char *key, const char *value);
+
 /* The latest-value upsert on any connection (sqlite_points.c): the merge's, and a delete's
- * that keeps a value whose point it removes (kv.c). */
+ * that keeps a value whose point it removes (sqlite_kv.c). */
 int store__latest_upsert(store_conn_t *c, int64_t device_id, int64_t key_id,
                          const store_kv_t *kv);
 

@@ -1,4 +1,5 @@
-/* admin.c — RPC records, users and settings: small synchronous tables.
+/* sqlite_admin.c — the SQLite backend's RPC records, users and settings: small synchronous
+ * tables.
  *
  * Invariant: every function borrows one pool connection and gives it back before returning;
  * single statements need no explicit transaction (SQLite makes each one atomic).
@@ -28,11 +29,10 @@ static int run(store_conn_t *c, sqlite3_stmt *st, bool want_change)
     "uuid, device_id, created_time, expiration_time, request_id, method, params, status,"     \
     " response, oneway, persistent"
 
-int store_rpc_create(store_t *s, store_rpc_t *r)
+int store__sqlite_rpc_create(store_db_t *db, store_rpc_t *r)
 {
-    if (!r->method || !r->method[0])
-        return -EINVAL;
-    store_conn_t *c = store__conn_take(store__sq(s->db));
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     int ret = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, "INSERT INTO rpc(" RPC_COLS ") VALUES (?1, ?2, ?3, ?4,"
                                       " ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
@@ -58,15 +58,15 @@ int store_rpc_create(store_t *s, store_rpc_t *r)
         r->created_ms = now;
     }
 out:
-    store__conn_give(store__sq(s->db), c);
+    store__conn_give(q, c);
     return ret;
 }
 
-int store_rpc_set_status(store_t *s, const char *uuid, const char *status, const char *response)
+int store__sqlite_rpc_set_status(store_db_t *db, const char *uuid, const char *status,
+                                 const char *response)
 {
-    if (!uuid || !status)
-        return -EINVAL;
-    store_conn_t *c = store__conn_take(store__sq(s->db));
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, "UPDATE rpc SET status = ?2,"
                                       " response = COALESCE(?3, response) WHERE uuid = ?1");
@@ -76,15 +76,14 @@ int store_rpc_set_status(store_t *s, const char *uuid, const char *status, const
         store__bind_text(st, 3, response);
         r = run(c, st, true);
     }
-    store__conn_give(store__sq(s->db), c);
+    store__conn_give(q, c);
     return r;
 }
 
-int store_rpc_get(store_t *s, const char *uuid, store_rpc_t *out)
+int store__sqlite_rpc_get(store_db_t *db, const char *uuid, store_rpc_t *out)
 {
-    if (!uuid)
-        return -EINVAL;
-    store_conn_t *c = store__conn_take(store__sq(s->db));
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, "SELECT " RPC_COLS " FROM rpc WHERE uuid = ?1");
     if (st) {
@@ -109,13 +108,13 @@ int store_rpc_get(store_t *s, const char *uuid, store_rpc_t *out)
         }
         sqlite3_reset(st);
     }
-    store__conn_give(store__sq(s->db), c);
+    store__conn_give(q, c);
     return r;
 }
 
-static int scalar_i64(store_t *s, const char *sql, bool bind_id, int64_t id, int64_t *out)
+static int scalar_i64(store_sqlite_t *q, const char *sql, bool bind_id, int64_t id, int64_t *out)
 {
-    store_conn_t *c = store__conn_take(store__sq(s->db));
+    store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, sql);
     if (st) {
@@ -132,13 +131,14 @@ static int scalar_i64(store_t *s, const char *sql, bool bind_id, int64_t id, int
         }
         sqlite3_reset(st);
     }
-    store__conn_give(store__sq(s->db), c);
+    store__conn_give(q, c);
     return r;
 }
 
-int store_rpc_max_request_id(store_t *s, int64_t device_id, int64_t *out)
+int store__sqlite_rpc_max_request_id(store_db_t *db, int64_t device_id, int64_t *out)
 {
-    return scalar_i64(s, "SELECT COALESCE(MAX(request_id), 0) FROM rpc WHERE device_id = ?1",
+    store_sqlite_t *q = store__sq(db);
+    return scalar_i64(q, "SELECT COALESCE(MAX(request_id), 0) FROM rpc WHERE device_id = ?1",
                       true, device_id, out);
 }
 
@@ -146,11 +146,10 @@ int store_rpc_max_request_id(store_t *s, int64_t device_id, int64_t *out)
 
 #define USER_COLS "id, uuid, created_time, email, password_hash, authority, first_name, last_name"
 
-int store_user_create(store_t *s, store_user_t *u)
+int store__sqlite_user_create(store_db_t *db, store_user_t *u)
 {
-    if (!u->email || !u->email[0] || !u->password_hash)
-        return -EINVAL;
-    store_conn_t *c = store__conn_take(store__sq(s->db));
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, "INSERT INTO app_user(uuid, created_time, email,"
                                       " password_hash, authority, first_name, last_name)"
@@ -174,15 +173,13 @@ int store_user_create(store_t *s, store_user_t *u)
             u->created_ms = now;
         }
     }
-    store__conn_give(store__sq(s->db), c);
+    store__conn_give(q, c);
     return r;
 }
 
-static int get_user(store_t *s, const char *sql, const char *arg, store_user_t *out)
+static int get_user(store_sqlite_t *q, const char *sql, const char *arg, store_user_t *out)
 {
-    if (!arg)
-        return -EINVAL;
-    store_conn_t *c = store__conn_take(store__sq(s->db));
+    store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, sql);
     if (st) {
@@ -204,26 +201,27 @@ static int get_user(store_t *s, const char *sql, const char *arg, store_user_t *
         }
         sqlite3_reset(st);
     }
-    store__conn_give(store__sq(s->db), c);
+    store__conn_give(q, c);
     return r;
 }
 
-int store_user_get_by_email(store_t *s, const char *email, store_user_t *out)
+int store__sqlite_user_get_by_email(store_db_t *db, const char *email, store_user_t *out)
 {
+    store_sqlite_t *q = store__sq(db);
     /* The column is COLLATE NOCASE: emails match case-insensitively, as logins expect. */
-    return get_user(s, "SELECT " USER_COLS " FROM app_user WHERE email = ?1", email, out);
+    return get_user(q, "SELECT " USER_COLS " FROM app_user WHERE email = ?1", email, out);
 }
 
-int store_user_get_by_uuid(store_t *s, const char *uuid, store_user_t *out)
+int store__sqlite_user_get_by_uuid(store_db_t *db, const char *uuid, store_user_t *out)
 {
-    return get_user(s, "SELECT " USER_COLS " FROM app_user WHERE uuid = ?1", uuid, out);
+    store_sqlite_t *q = store__sq(db);
+    return get_user(q, "SELECT " USER_COLS " FROM app_user WHERE uuid = ?1", uuid, out);
 }
 
-int store_user_set_password(store_t *s, int64_t id, const char *password_hash)
+int store__sqlite_user_set_password(store_db_t *db, int64_t id, const char *password_hash)
 {
-    if (!password_hash)
-        return -EINVAL;
-    store_conn_t *c = store__conn_take(store__sq(s->db));
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, "UPDATE app_user SET password_hash = ?2 WHERE id = ?1");
     if (st) {
@@ -231,22 +229,22 @@ int store_user_set_password(store_t *s, int64_t id, const char *password_hash)
         sqlite3_bind_text(st, 2, password_hash, -1, SQLITE_STATIC);
         r = run(c, st, true);
     }
-    store__conn_give(store__sq(s->db), c);
+    store__conn_give(q, c);
     return r;
 }
 
-int store_user_count(store_t *s, int64_t *out)
+int store__sqlite_user_count(store_db_t *db, int64_t *out)
 {
-    return scalar_i64(s, "SELECT COUNT(*) FROM app_user", false, 0, out);
+    store_sqlite_t *q = store__sq(db);
+    return scalar_i64(q, "SELECT COUNT(*) FROM app_user", false, 0, out);
 }
 
 /* ---- settings ---- */
 
-int store_setting_get(store_t *s, const char *key, char **out)
+int store__sqlite_setting_get(store_db_t *db, const char *key, char **out)
 {
-    if (!key)
-        return -EINVAL;
-    store_conn_t *c = store__conn_take(store__sq(s->db));
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, "SELECT value FROM settings WHERE key = ?1");
     if (st) {
@@ -260,15 +258,14 @@ int store_setting_get(store_t *s, const char *key, char **out)
         }
         sqlite3_reset(st);
     }
-    store__conn_give(store__sq(s->db), c);
+    store__conn_give(q, c);
     return r;
 }
 
-int store_setting_set(store_t *s, const char *key, const char *value)
+int store__sqlite_setting_set(store_db_t *db, const char *key, const char *value)
 {
-    if (!key || !value)
-        return -EINVAL;
-    store_conn_t *c = store__conn_take(store__sq(s->db));
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, "INSERT INTO settings(key, value) VALUES (?1, ?2)"
                                       " ON CONFLICT(key) DO UPDATE SET value = excluded.value");
@@ -277,6 +274,6 @@ int store_setting_set(store_t *s, const char *key, const char *value)
         sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
         r = run(c, st, false);
     }
-    store__conn_give(store__sq(s->db), c);
+    store__conn_give(q, c);
     return r;
 }

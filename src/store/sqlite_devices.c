@@ -1,4 +1,5 @@
-/* devices.c — synchronous device and credential administration on pool connections.
+/* sqlite_devices.c — the SQLite backend's device administration (create, update, get, list,
+ * delete) on pool connections.
  *
  * Invariant: every multi-statement change runs in one BEGIN IMMEDIATE transaction, so a
  * concurrent writer or admin call sees either all of it or none; uniqueness (device name,
@@ -28,11 +29,10 @@ static void read_device(sqlite3_stmt *st, store_device_t *d)
     d->version = sqlite3_column_int64(st, 7);
 }
 
-int store_device_create(store_t *s, store_device_t *d)
+int store__sqlite_device_create(store_db_t *db, store_device_t *d)
 {
-    if (!d->name || !d->name[0])
-        return -EINVAL;
-    store_conn_t *c = store__conn_take(store__sq(s->db));
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, "INSERT INTO device(uuid, created_time, name, type,"
                                       " label, additional_info, version)"
@@ -61,15 +61,14 @@ int store_device_create(store_t *s, store_device_t *d)
     d->version = 1;
     r = 0;
 out:
-    store__conn_give(store__sq(s->db), c);
+    store__conn_give(q, c);
     return r;
 }
 
-int store_device_update(store_t *s, store_device_t *d)
+int store__sqlite_device_update(store_db_t *db, store_device_t *d)
 {
-    if (!d->name || !d->name[0])
-        return -EINVAL;
-    store_conn_t *c = store__conn_take(store__sq(s->db));
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(
         c, "UPDATE device SET name = ?2, type = ?3, label = ?4, additional_info = ?5,"
@@ -93,14 +92,14 @@ int store_device_update(store_t *s, store_device_t *d)
     r = rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
     sqlite3_reset(st);
 out:
-    store__conn_give(store__sq(s->db), c);
+    store__conn_give(q, c);
     return r;
 }
 
-static int get_one(store_t *s, const char *sql, int64_t id, const char *text,
+static int get_one(store_sqlite_t *q, const char *sql, int64_t id, const char *text,
                    store_device_t *out)
 {
-    store_conn_t *c = store__conn_take(store__sq(s->db));
+    store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, sql);
     if (!st)
@@ -118,33 +117,32 @@ static int get_one(store_t *s, const char *sql, int64_t id, const char *text,
     }
     sqlite3_reset(st);
 out:
-    store__conn_give(store__sq(s->db), c);
+    store__conn_give(q, c);
     return r;
 }
 
-int store_device_get(store_t *s, int64_t id, store_device_t *out)
+int store__sqlite_device_get(store_db_t *db, int64_t id, store_device_t *out)
 {
-    return get_one(s, "SELECT " DEVICE_COLS " FROM device WHERE id = ?1", id, NULL, out);
+    return get_one(store__sq(db), "SELECT " DEVICE_COLS " FROM device WHERE id = ?1",
+                   id, NULL, out);
 }
 
-int store_device_get_by_uuid(store_t *s, const char *uuid, store_device_t *out)
+int store__sqlite_device_get_by_uuid(store_db_t *db, const char *uuid, store_device_t *out)
 {
-    if (!uuid)
-        return -EINVAL;
-    return get_one(s, "SELECT " DEVICE_COLS " FROM device WHERE uuid = ?1", 0, uuid, out);
+    return get_one(store__sq(db), "SELECT " DEVICE_COLS " FROM device WHERE uuid = ?1",
+                   0, uuid, out);
 }
 
-int store_device_get_by_name(store_t *s, const char *name, store_device_t *out)
+int store__sqlite_device_get_by_name(store_db_t *db, const char *name, store_device_t *out)
 {
-    if (!name)
-        return -EINVAL;
-    return get_one(s, "SELECT " DEVICE_COLS " FROM device WHERE name = ?1", 0, name, out);
+    return get_one(store__sq(db), "SELECT " DEVICE_COLS " FROM device WHERE name = ?1",
+                   0, name, out);
 }
 
-int store_device_delete(store_t *s, int64_t id)
+int store__sqlite_device_delete(store_db_t *db, int64_t id)
 {
-    store__log_deleting(s); /* before the delete: see merge.c */
-    store_conn_t *c = store__conn_take(store__sq(s->db));
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     /* Credentials, attributes, points, latest values and RPC rows go by ON DELETE CASCADE in
      * the same statement, hence the same transaction (the log's rows by its trigger). The
      * in-memory latest values go with the commit, under latest_mu taken inside the write
@@ -152,7 +150,7 @@ int store_device_delete(store_t *s, int64_t id)
     int r = store__exec(c, "BEGIN IMMEDIATE");
     if (r != 0)
         goto out;
-    pthread_mutex_lock(&s->latest_mu);
+    pthread_mutex_lock(&q->s->latest_mu);
     sqlite3_stmt *st = store__stmt(c, "DELETE FROM device WHERE id = ?1");
     if (!st) {
         r = ERR_STORE;
@@ -168,10 +166,10 @@ int store_device_delete(store_t *s, int64_t id)
     if (r != 0 && !sqlite3_get_autocommit(c->db))
         store__exec(c, "ROLLBACK");
     if (r == 0)
-        store__latest_forget_device_locked(s, id);
-    pthread_mutex_unlock(&s->latest_mu);
+        store__latest_forget_device_locked(q->s, id);
+    pthread_mutex_unlock(&q->s->latest_mu);
 out:
-    store__conn_give(store__sq(s->db), c);
+    store__conn_give(q, c);
     return r;
 }
 
@@ -208,13 +206,10 @@ static char *like_prefix(const char *text)
     return p;
 }
 
-int store_device_list(store_t *s, const char *text_search, const char *type,
-                      const char *sort_property, bool ascending, int64_t page, int64_t page_size,
-                      store_device_page_t *out)
+int store__sqlite_device_list(store_db_t *db, const char *text_search, const char *type,
+                              const char *sort_property, bool ascending, int64_t page,
+                              int64_t page_size, store_device_page_t *out)
 {
-    memset(out, 0, sizeof(*out));
-    if (page < 0 || page_size <= 0 || page > INT64_MAX / page_size)
-        return -EINVAL;
     const char *sql = NULL;
     for (size_t i = 0; i < sizeof(sorts) / sizeof(sorts[0]); i++) {
         if (!sort_property ? i == 0 : strcmp(sort_property, sorts[i].prop) == 0)
@@ -225,7 +220,8 @@ int store_device_list(store_t *s, const char *text_search, const char *type,
     char *pattern = text_search && text_search[0] ? like_prefix(text_search) : NULL;
     const char *t = type && type[0] ? type : NULL;
 
-    store_conn_t *c = store__conn_take(store__sq(s->db));
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
     /* Count and page in one read transaction so the total matches the page. */
     if ((r = store__exec(c, "BEGIN")) != 0)
@@ -266,7 +262,7 @@ int store_device_list(store_t *s, const char *text_search, const char *type,
     sqlite3_reset(st);
     store__exec(c, "COMMIT");
 out:
-    store__conn_give(store__sq(s->db), c); /* rolls back if still open */
+    store__conn_give(q, c); /* rolls back if still open */
     free(pattern);
     if (r != 0)
         store_device_page_fini(out);

@@ -1,6 +1,7 @@
-/* creds.c — device credentials: one row per device, credentials_id unique across devices.
+/* sqlite_creds.c — the SQLite backend's device credentials: one row per device,
+ * credentials_id unique across devices.
  *
- * Invariant: store_cred_set checks ownership of cred_id and writes the row in one
+ * Invariant: setting credentials checks ownership of cred_id and writes the row in one
  * BEGIN IMMEDIATE transaction, so two devices can never end up sharing a token.
  */
 #include "store/sqlite_int.h"
@@ -88,26 +89,24 @@ static int set_locked(store_conn_t *c, store_cred_t *cr)
     return 0;
 }
 
-int store_cred_set(store_t *s, store_cred_t *cr)
+int store__sqlite_cred_set(store_db_t *db, store_cred_t *cr)
 {
-    if (!cr->cred_id || !cr->cred_id[0] ||
-        (cr->type != CRED_ACCESS_TOKEN && cr->type != CRED_X509))
-        return -EINVAL;
-    store_conn_t *c = store__conn_take(store__sq(s->db));
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     int r = store__exec(c, "BEGIN IMMEDIATE");
     if (r == 0) {
         r = set_locked(c, cr);
         if (r == 0)
             r = store__exec(c, "COMMIT");
     }
-    store__conn_give(store__sq(s->db), c); /* rolls back on failure */
+    store__conn_give(q, c); /* rolls back on failure */
     return r;
 }
 
-static int get_cred(store_t *s, const char *sql, int64_t id, const char *text,
+static int get_cred(store_sqlite_t *q, const char *sql, int64_t id, const char *text,
                     store_cred_t *out)
 {
-    store_conn_t *c = store__conn_take(store__sq(s->db));
+    store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, sql);
     if (!st)
@@ -125,27 +124,29 @@ static int get_cred(store_t *s, const char *sql, int64_t id, const char *text,
     }
     sqlite3_reset(st);
 out:
-    store__conn_give(store__sq(s->db), c);
+    store__conn_give(q, c);
     return r;
 }
 
-int store_cred_get_by_device(store_t *s, int64_t device_id, store_cred_t *out)
+int store__sqlite_cred_get_by_device(store_db_t *db, int64_t device_id, store_cred_t *out)
 {
-    return get_cred(s, "SELECT " CRED_COLS " FROM device_credentials WHERE device_id = ?1",
+    return get_cred(store__sq(db),
+                    "SELECT " CRED_COLS " FROM device_credentials WHERE device_id = ?1",
                     device_id, NULL, out);
 }
 
-int store_cred_get_by_id(store_t *s, const char *cred_id, store_cred_t *out)
+int store__sqlite_cred_get_by_id(store_db_t *db, const char *cred_id, store_cred_t *out)
 {
-    if (!cred_id)
-        return -EINVAL;
-    return get_cred(s, "SELECT " CRED_COLS " FROM device_credentials WHERE credentials_id = ?1",
-                    0, cred_id, out);
+    return get_cred(store__sq(db),
+                    "SELECT " CRED_COLS " FROM device_credentials WHERE credentials_id = ?1", 0,
+                    cred_id, out);
 }
 
-int store_cred_foreach(store_t *s, void (*fn)(void *arg, const store_cred_t *c), void *arg)
+int store__sqlite_cred_foreach(store_db_t *db, void (*fn)(void *arg, const store_cred_t *c),
+                               void *arg)
 {
-    store_conn_t *c = store__conn_take(store__sq(s->db));
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, "SELECT " CRED_COLS " FROM device_credentials ORDER BY id");
     if (!st)
@@ -160,6 +161,6 @@ int store_cred_foreach(store_t *s, void (*fn)(void *arg, const store_cred_t *c),
     r = rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
     sqlite3_reset(st);
 out:
-    store__conn_give(store__sq(s->db), c);
+    store__conn_give(q, c);
     return r;
 }
