@@ -4,12 +4,12 @@
  * against it; a backend (SQLite: sqlite*.c; PostgreSQL next, issue 13) fills one table and
  * keeps its library's calls and its SQL in files of its own.
  *
- * The writer's half is called on the writer thread only, on the backend's own writer
- * connection, inside transactions the writer opens with tx(). Its granularity is a call per
- * statement the writer runs, and never a call per point where a statement takes a group:
- * log_append and kv_upsert take up to STORE_MULTI points, so the indirection costs one call
- * per 32 points on the hot path and the writer's per-point work is what it was before the
- * interface (docs/BENCHMARKS.md, performance passes 2 and 4).
+ * The writer's half is called on the writer thread only, on the backend's own writer connection,
+ * inside transactions the writer opens with transact(). Its granularity is a call per statement
+ * the writer runs, and never a call per point where a statement takes a group: log_append and
+ * kv_upsert take up to STORE_MULTI points, so the indirection costs one call per 32 points on the
+ * hot path and the writer's per-point work is what it was before the interface
+ * (docs/BENCHMARKS.md, performance passes 2 and 4).
  *
  * Every op returns 0 or a negative error of ours (errno values or core/err.h codes, mapped
  * in one place inside the backend: ERR_CONFLICT for a unique key taken, -ENOENT for a missing
@@ -58,7 +58,7 @@ static inline store_log_row_t *store__log_rows_push(store_log_rows_t *l)
     return &l->row[l->n++];
 }
 
-/* What tx() does to the writer's transaction. */
+/* What transact() does to the writer's transaction. */
 typedef enum {
     STORE_TX_BEGIN,      /* a write transaction whose COMMIT is durable before it returns */
     STORE_TX_BEGIN_LAZY, /* one whose COMMIT need not reach the disk by itself: the merge only
@@ -88,7 +88,7 @@ typedef struct store_backend {
 
     /* ---- the writer's half (writer thread only) ---- */
 
-    int (*tx)(store_db_t *db, store_tx_t what);
+    int (*transact)(store_db_t *db, store_tx_t what);
     /* Whether a transaction is open: a failure may have rolled back the whole transaction,
      * not only its statement (SQLite does so on a full disk, I/O errors, out of memory). */
     bool (*tx_open)(store_db_t *db);

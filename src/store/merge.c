@@ -16,18 +16,18 @@
  * the end drops the in-memory latest values the run covered (latest.c); DELETING removes
  * the run from the log, DELETE_CHUNK rows (in seq order) per transaction.
  *
- * Invariants: a chunk is inserted into ts_kv (an upsert: applying a point twice changes
- * nothing) and the run's rows leave the log with its last chunk, so until then a point may be
- * in both tables with the same value — readers (sqlite_history.c) let the log win on equal ts, and
- * a crash only means the run is applied again. Deleting from the bottom of the run keeps its
- * top row, so no new row can take a seq inside the run (rowids grow from the largest) — unless
- * a delete removed the log's top rows: then the deleting stops and what is left of the run is
+ * Invariants: a chunk is inserted into ts_kv (an upsert: applying a point twice changes nothing)
+ * and the run's rows leave the log with its last chunk, so until then a point may be in both
+ * tables with the same value — readers (sqlite_history.c) let the log win on equal ts, and a
+ * crash only means the run is applied again. Deleting from the bottom of the run keeps its top
+ * row, so no new row can take a seq inside the run (rowids grow from the largest) — unless a
+ * delete removed the log's top rows: then the deleting stops and what is left of the run is
  * merged again later (an upsert of the same values). Points of the same (device, key, ts) are
  * applied in log order, so the last write wins as it did before. A merge never brings back
- * deleted data: whoever deletes points or devices bumps s->log_deletes before its
- * transaction (store__log_deleting), and a run loaded before a bump is dropped unapplied;
- * the check runs inside the merge's write transaction, so a delete is either seen or ordered
- * after the merge (and then deletes what the merge wrote).
+ * deleted data: whoever deletes points or devices bumps s->log_deletes before its transaction
+ * (store__log_deleting), and a run loaded before a bump is dropped unapplied; the check runs
+ * inside the merge's write transaction, so a delete is either seen or ordered after the merge
+ * (and then deletes what the merge wrote).
  */
 #include "store/store_int.h"
 
@@ -133,16 +133,16 @@ static int load_step(store_t *s, store_merge_t *m)
 static int end_step(store_t *s, int r)
 {
     if (r == 0)
-        r = s->be->tx(s->db, STORE_TX_COMMIT);
+        r = s->be->transact(s->db, STORE_TX_COMMIT);
     if (r != 0)
-        s->be->tx(s->db, STORE_TX_ROLLBACK);
+        s->be->transact(s->db, STORE_TX_ROLLBACK);
     return r;
 }
 
 /* 1 when the run was dropped because points or devices were deleted since it was loaded. */
 static int apply_step(store_t *s, store_merge_t *m)
 {
-    int r = s->be->tx(s->db, STORE_TX_BEGIN_LAZY);
+    int r = s->be->transact(s->db, STORE_TX_BEGIN_LAZY);
     bool stale = r == 0 && atomic_load(&s->log_deletes) != m->deletes;
     size_t end = m->applied + APPLY_CHUNK < m->rows.n ? m->applied + APPLY_CHUNK : m->rows.n;
     /* STORE_MULTI rows per statement (backend.h), in sorted order */
@@ -191,7 +191,7 @@ static int delete_step(store_t *s, store_merge_t *m)
 {
     int64_t to = m->last_seq - m->next_seq >= DELETE_CHUNK ? m->next_seq + DELETE_CHUNK - 1
                                                            : m->last_seq;
-    int r = s->be->tx(s->db, STORE_TX_BEGIN_LAZY);
+    int r = s->be->transact(s->db, STORE_TX_BEGIN_LAZY);
     /* After a delete the log's top rows may be gone and their seqs reused by new rows (see
      * the invariants): stop; the rest of the run stays in the log and is merged again. */
     bool stale = r == 0 && atomic_load(&s->log_deletes) != m->deletes;

@@ -72,7 +72,7 @@ const store_backend_t store__sqlite_backend = {
     .close = sqlite_close,
     .errmsg = store__sqlite_errmsg,
 
-    .tx = store__sqlite_tx,
+    .transact = store__sqlite_transact,
     .tx_open = store__sqlite_tx_open,
     .key_id = store__sqlite_key_id,
     .device_exists = store__sqlite_device_exists,

@@ -122,7 +122,7 @@ static inline int store__bind_text(sqlite3_stmt *st, int i, const char *v)
 
 /* The ops of backend.h (sqlite_write.c, sqlite_points.c); see there. */
 const char *store__sqlite_errmsg(store_db_t *db);
-int store__sqlite_tx(store_db_t *db, store_tx_t what);
+int store__sqlite_transact(store_db_t *db, store_tx_t what);
 bool store__sqlite_tx_open(store_db_t *db);
 int store__sqlite_key_id(store_db_t *db, const char *key, bool create, int64_t *out);
 int store__sqlite_device_exists(store_db_t *db, int64_t device_id);

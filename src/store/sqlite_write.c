@@ -2,10 +2,10 @@
  * savepoints, the merge's unsynced steps), the key dictionary, the device check, attribute
  * writes, and the writer's upkeep (WAL restart, memory when idle).
  *
- * Invariant: everything here runs on the writer's own connection, on the writer thread,
- * except store__key_id, which any connection may run. Of the writer's transactions only a
+ * Invariant: everything here runs on the writer's own connection, on the writer thread, except
+ * store__key_id, which any connection may run. Of the writer's transactions only a
  * STORE_TX_BEGIN_LAZY one commits without an fsync, and the synchronous level is back to the
- * configured one before tx() returns from its COMMIT or ROLLBACK: acknowledging points of a
+ * configured one before transact() returns from its COMMIT or ROLLBACK: acknowledging points of a
  * commit that was not synced is the one thing the store must never do.
  *
  * Not here: the telemetry statements (sqlite_points.c) and the decisions of when to begin,
@@ -32,7 +32,7 @@ static void durable_again(store_sqlite_t *q)
     }
 }
 
-int store__sqlite_tx(store_db_t *db, store_tx_t what)
+int store__sqlite_transact(store_db_t *db, store_tx_t what)
 {
     store_sqlite_t *q = store__sq(db);
     store_conn_t *c = &q->wconn;

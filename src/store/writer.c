@@ -145,23 +145,23 @@ static size_t count_ts(const store_batch_t *b)
 /* Applies b inside a savepoint of the open transaction; on error only b is undone. */
 static int apply_in_savepoint(store_t *s, store_batch_t *b)
 {
-    int r = s->be->tx(s->db, STORE_TX_SAVEPOINT);
+    int r = s->be->transact(s->db, STORE_TX_SAVEPOINT);
     if (r != 0)
         return r;
     size_t staged = store__latest_staged(s);
     r = apply_batch(s, b);
     if (r != 0) {
-        s->be->tx(s->db, STORE_TX_SAVEPOINT_ROLLBACK);
+        s->be->transact(s->db, STORE_TX_SAVEPOINT_ROLLBACK);
         store__keycache_rollback(&s->keys); /* ids parked since may be undone */
         store__latest_unstage(s, staged);
     }
-    s->be->tx(s->db, STORE_TX_SAVEPOINT_RELEASE);
+    s->be->transact(s->db, STORE_TX_SAVEPOINT_RELEASE);
     return r;
 }
 
 static void rollback(store_t *s)
 {
-    s->be->tx(s->db, STORE_TX_ROLLBACK);
+    s->be->transact(s->db, STORE_TX_ROLLBACK);
     store__keycache_rollback(&s->keys);
     store__latest_unstage(s, 0);
 }
@@ -171,7 +171,7 @@ static void rollback(store_t *s)
 static int commit(store_t *s, size_t ts_points)
 {
     pthread_mutex_lock(&s->latest_mu);
-    int r = s->be->tx(s->db, STORE_TX_COMMIT);
+    int r = s->be->transact(s->db, STORE_TX_COMMIT);
     if (r == 0)
         store__latest_publish_locked(s);
     pthread_mutex_unlock(&s->latest_mu);
@@ -199,7 +199,7 @@ static void count(store_t *s, bool ok, size_t ops, size_t group)
 /* One batch, one transaction: the fallback after a failed group commit. */
 static void commit_alone(store_t *s, store_batch_t *b)
 {
-    int r = s->be->tx(s->db, STORE_TX_BEGIN);
+    int r = s->be->transact(s->db, STORE_TX_BEGIN);
     if (r == 0) {
         r = apply_batch(s, b);
         if (r == 0)
@@ -215,7 +215,7 @@ static void commit_alone(store_t *s, store_batch_t *b)
  * failed (the transaction is rolled back: nothing of the group is applied). */
 static int commit_group_fast(store_t *s, store_batch_t *group, size_t n_batches)
 {
-    int r = s->be->tx(s->db, STORE_TX_BEGIN);
+    int r = s->be->transact(s->db, STORE_TX_BEGIN);
     if (r != 0)
         return r;
     size_t ops = 0, points = 0;
@@ -258,7 +258,7 @@ static void commit_group(store_t *s, store_batch_t *group, size_t n_batches)
     if (r == 0)
         return;
     if (r == 1) /* a batch failed: again, each batch in its savepoint so it fails alone */
-        r = s->be->tx(s->db, STORE_TX_BEGIN);
+        r = s->be->transact(s->db, STORE_TX_BEGIN);
     if (r == 0) {
         size_t ops = 0, points = 0;
         for (store_batch_t *b = group; b && r == 0; b = b->next) {

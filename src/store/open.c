@@ -1,4 +1,4 @@
-/* store.c — the store's public face: configuration defaults, open (the backend, then the
+/* open.c — the store's public face: configuration defaults, open (the backend, then the
  * writer thread), close (the writer drains first), schema version and counters.
  *
  * Invariant: store_open returns a store whose writer is running, or NULL with err filled and
