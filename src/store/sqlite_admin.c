@@ -6,8 +6,6 @@
  */
 #include "store/sqlite_int.h"
 
-#include "core/clock.h"
-
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +27,15 @@ static int run(store_conn_t *c, sqlite3_stmt *st, bool want_change)
     "uuid, device_id, created_time, expiration_time, request_id, method, params, status,"     \
     " response, oneway, persistent"
 
+static const store_row_map_t rpc_row = {
+    sizeof(store_rpc_t), 11,
+    {STORE_COL(UUID, store_rpc_t, uuid), STORE_COL(I64, store_rpc_t, device_id),
+     STORE_COL(I64, store_rpc_t, created_ms), STORE_COL(I64, store_rpc_t, expiration_ms),
+     STORE_COL(I64, store_rpc_t, request_id), STORE_COL(STR, store_rpc_t, method),
+     STORE_COL(STR, store_rpc_t, params), STORE_COL(STR, store_rpc_t, status),
+     STORE_COL(STR, store_rpc_t, response), STORE_COL(BOOL, store_rpc_t, oneway),
+     STORE_COL(BOOL, store_rpc_t, persistent)}};
+
 int store__sqlite_rpc_create(store_db_t *db, store_rpc_t *r)
 {
     store_sqlite_t *q = store__sq(db);
@@ -39,11 +46,8 @@ int store__sqlite_rpc_create(store_db_t *db, store_rpc_t *r)
     if (!st)
         goto out;
     char uuid[STORE_UUID_LEN + 1];
-    store_uuid_v4(uuid);
-    int64_t now = clock_wall_ms();
-    sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
+    int64_t now = store__bind_new_row(st, 1, 3, uuid);
     sqlite3_bind_int64(st, 2, r->device_id);
-    sqlite3_bind_int64(st, 3, now);
     sqlite3_bind_int64(st, 4, r->expiration_ms);
     sqlite3_bind_int64(st, 5, r->request_id);
     sqlite3_bind_text(st, 6, r->method, -1, SQLITE_STATIC);
@@ -82,69 +86,35 @@ int store__sqlite_rpc_set_status(store_db_t *db, const char *uuid, const char *s
 
 int store__sqlite_rpc_get(store_db_t *db, const char *uuid, store_rpc_t *out)
 {
-    store_sqlite_t *q = store__sq(db);
-    store_conn_t *c = store__conn_take(q);
-    int r = ERR_STORE;
-    sqlite3_stmt *st = store__stmt(c, "SELECT " RPC_COLS " FROM rpc WHERE uuid = ?1");
-    if (st) {
-        sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            memset(out, 0, sizeof(*out));
-            store__col_uuid(st, 0, out->uuid);
-            out->device_id = sqlite3_column_int64(st, 1);
-            out->created_ms = sqlite3_column_int64(st, 2);
-            out->expiration_ms = sqlite3_column_int64(st, 3);
-            out->request_id = sqlite3_column_int64(st, 4);
-            out->method = store__col_str(st, 5);
-            out->params = store__col_str(st, 6);
-            out->status = store__col_str(st, 7);
-            out->response = store__col_str(st, 8);
-            out->oneway = sqlite3_column_int(st, 9) != 0;
-            out->persistent = sqlite3_column_int(st, 10) != 0;
-            r = 0;
-        } else {
-            r = rc == SQLITE_DONE ? -ENOENT : store__err(c->db, rc);
-        }
-        sqlite3_reset(st);
-    }
-    store__conn_give(q, c);
-    return r;
+    return store__row_get(store__sq(db), "SELECT " RPC_COLS " FROM rpc WHERE uuid = ?1", 0, uuid,
+                          &rpc_row, out);
 }
 
-static int scalar_i64(store_sqlite_t *q, const char *sql, bool bind_id, int64_t id, int64_t *out)
+/* An aggregate (COUNT, COALESCE(MAX)): always one row, so none is a store error. */
+static int scalar_i64(store_sqlite_t *q, const char *sql, int64_t id, int64_t *out)
 {
-    store_conn_t *c = store__conn_take(q);
-    int r = ERR_STORE;
-    sqlite3_stmt *st = store__stmt(c, sql);
-    if (st) {
-        if (bind_id)
-            sqlite3_bind_int64(st, 1, id);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            *out = sqlite3_column_int64(st, 0);
-            r = 0;
-        } else {
-            r = store__err(c->db, rc);
-            if (r == 0)
-                r = ERR_STORE;
-        }
-        sqlite3_reset(st);
-    }
-    store__conn_give(q, c);
-    return r;
+    static const store_row_map_t i64_row = {sizeof(int64_t), 1, {{STORE_COL_I64, 0}}};
+    int r = store__row_get(q, sql, id, NULL, &i64_row, out);
+    return r == -ENOENT ? ERR_STORE : r;
 }
 
 int store__sqlite_rpc_max_request_id(store_db_t *db, int64_t device_id, int64_t *out)
 {
-    store_sqlite_t *q = store__sq(db);
-    return scalar_i64(q, "SELECT COALESCE(MAX(request_id), 0) FROM rpc WHERE device_id = ?1",
-                      true, device_id, out);
+    return scalar_i64(store__sq(db),
+                      "SELECT COALESCE(MAX(request_id), 0) FROM rpc WHERE device_id = ?1",
+                      device_id, out);
 }
 
 /* ---- users ---- */
 
 #define USER_COLS "id, uuid, created_time, email, password_hash, authority, first_name, last_name"
+
+static const store_row_map_t user_row = {
+    sizeof(store_user_t), 8,
+    {STORE_COL(I64, store_user_t, id), STORE_COL(UUID, store_user_t, uuid),
+     STORE_COL(I64, store_user_t, created_ms), STORE_COL(STR, store_user_t, email),
+     STORE_COL(STR, store_user_t, password_hash), STORE_COL(STR, store_user_t, authority),
+     STORE_COL(STR, store_user_t, first_name), STORE_COL(STR, store_user_t, last_name)}};
 
 int store__sqlite_user_create(store_db_t *db, store_user_t *u)
 {
@@ -156,10 +126,7 @@ int store__sqlite_user_create(store_db_t *db, store_user_t *u)
                                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
     if (st) {
         char uuid[STORE_UUID_LEN + 1];
-        store_uuid_v4(uuid);
-        int64_t now = clock_wall_ms();
-        sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, now);
+        int64_t now = store__bind_new_row(st, 1, 2, uuid);
         sqlite3_bind_text(st, 3, u->email, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 4, u->password_hash, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 5, u->authority ? u->authority : "TENANT_ADMIN", -1,
@@ -177,45 +144,17 @@ int store__sqlite_user_create(store_db_t *db, store_user_t *u)
     return r;
 }
 
-static int get_user(store_sqlite_t *q, const char *sql, const char *arg, store_user_t *out)
-{
-    store_conn_t *c = store__conn_take(q);
-    int r = ERR_STORE;
-    sqlite3_stmt *st = store__stmt(c, sql);
-    if (st) {
-        sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            memset(out, 0, sizeof(*out));
-            out->id = sqlite3_column_int64(st, 0);
-            store__col_uuid(st, 1, out->uuid);
-            out->created_ms = sqlite3_column_int64(st, 2);
-            out->email = store__col_str(st, 3);
-            out->password_hash = store__col_str(st, 4);
-            out->authority = store__col_str(st, 5);
-            out->first_name = store__col_str(st, 6);
-            out->last_name = store__col_str(st, 7);
-            r = 0;
-        } else {
-            r = rc == SQLITE_DONE ? -ENOENT : store__err(c->db, rc);
-        }
-        sqlite3_reset(st);
-    }
-    store__conn_give(q, c);
-    return r;
-}
-
 int store__sqlite_user_get_by_email(store_db_t *db, const char *email, store_user_t *out)
 {
-    store_sqlite_t *q = store__sq(db);
     /* The column is COLLATE NOCASE: emails match case-insensitively, as logins expect. */
-    return get_user(q, "SELECT " USER_COLS " FROM app_user WHERE email = ?1", email, out);
+    return store__row_get(store__sq(db), "SELECT " USER_COLS " FROM app_user WHERE email = ?1",
+                          0, email, &user_row, out);
 }
 
 int store__sqlite_user_get_by_uuid(store_db_t *db, const char *uuid, store_user_t *out)
 {
-    store_sqlite_t *q = store__sq(db);
-    return get_user(q, "SELECT " USER_COLS " FROM app_user WHERE uuid = ?1", uuid, out);
+    return store__row_get(store__sq(db), "SELECT " USER_COLS " FROM app_user WHERE uuid = ?1",
+                          0, uuid, &user_row, out);
 }
 
 int store__sqlite_user_set_password(store_db_t *db, int64_t id, const char *password_hash)
@@ -235,31 +174,16 @@ int store__sqlite_user_set_password(store_db_t *db, int64_t id, const char *pass
 
 int store__sqlite_user_count(store_db_t *db, int64_t *out)
 {
-    store_sqlite_t *q = store__sq(db);
-    return scalar_i64(q, "SELECT COUNT(*) FROM app_user", false, 0, out);
+    return scalar_i64(store__sq(db), "SELECT COUNT(*) FROM app_user", 0, out);
 }
 
 /* ---- settings ---- */
 
 int store__sqlite_setting_get(store_db_t *db, const char *key, char **out)
 {
-    store_sqlite_t *q = store__sq(db);
-    store_conn_t *c = store__conn_take(q);
-    int r = ERR_STORE;
-    sqlite3_stmt *st = store__stmt(c, "SELECT value FROM settings WHERE key = ?1");
-    if (st) {
-        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            *out = store__col_str(st, 0);
-            r = 0;
-        } else {
-            r = rc == SQLITE_DONE ? -ENOENT : store__err(c->db, rc);
-        }
-        sqlite3_reset(st);
-    }
-    store__conn_give(q, c);
-    return r;
+    static const store_row_map_t str_row = {sizeof(char *), 1, {{STORE_COL_STR, 0}}};
+    return store__row_get(store__sq(db), "SELECT value FROM settings WHERE key = ?1", 0, key,
+                          &str_row, out);
 }
 
 int store__sqlite_setting_set(store_db_t *db, const char *key, const char *value)

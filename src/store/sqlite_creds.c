@@ -6,8 +6,6 @@
  */
 #include "store/sqlite_int.h"
 
-#include "core/clock.h"
-
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,17 +14,15 @@
     "uuid, device_id, created_time, credentials_type, credentials_id, credentials_value,"   \
     " version"
 
-static void read_cred(sqlite3_stmt *st, store_cred_t *c)
-{
-    memset(c, 0, sizeof(*c));
-    store__col_uuid(st, 0, c->uuid);
-    c->device_id = sqlite3_column_int64(st, 1);
-    c->created_ms = sqlite3_column_int64(st, 2);
-    c->type = (store_cred_type_t)sqlite3_column_int(st, 3);
-    c->cred_id = store__col_str(st, 4);
-    c->cred_value = store__col_str(st, 5);
-    c->version = sqlite3_column_int64(st, 6);
-}
+/* The type column is the enum's value; STORE_COL_INT writes an int. */
+_Static_assert(sizeof(store_cred_type_t) == sizeof(int), "credential type read as int");
+
+static const store_row_map_t cred_row = {
+    sizeof(store_cred_t), 7,
+    {STORE_COL(UUID, store_cred_t, uuid), STORE_COL(I64, store_cred_t, device_id),
+     STORE_COL(I64, store_cred_t, created_ms), STORE_COL(INT, store_cred_t, type),
+     STORE_COL(STR, store_cred_t, cred_id), STORE_COL(STR, store_cred_t, cred_value),
+     STORE_COL(I64, store_cred_t, version)}};
 
 static int set_locked(store_conn_t *c, store_cred_t *cr)
 {
@@ -71,10 +67,7 @@ static int set_locked(store_conn_t *c, store_cred_t *cr)
     if (!st)
         return ERR_STORE;
     char uuid[STORE_UUID_LEN + 1];
-    store_uuid_v4(uuid);
-    int64_t now = clock_wall_ms();
-    sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now);
+    int64_t now = store__bind_new_row(st, 1, 2, uuid);
     sqlite3_bind_int64(st, 3, cr->device_id);
     sqlite3_bind_int(st, 4, (int)cr->type);
     sqlite3_bind_text(st, 5, cr->cred_id, -1, SQLITE_STATIC);
@@ -103,43 +96,18 @@ int store__sqlite_cred_set(store_db_t *db, store_cred_t *cr)
     return r;
 }
 
-static int get_cred(store_sqlite_t *q, const char *sql, int64_t id, const char *text,
-                    store_cred_t *out)
-{
-    store_conn_t *c = store__conn_take(q);
-    int r = ERR_STORE;
-    sqlite3_stmt *st = store__stmt(c, sql);
-    if (!st)
-        goto out;
-    if (text)
-        sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        read_cred(st, out);
-        r = 0;
-    } else {
-        r = rc == SQLITE_DONE ? -ENOENT : store__err(c->db, rc);
-    }
-    sqlite3_reset(st);
-out:
-    store__conn_give(q, c);
-    return r;
-}
-
 int store__sqlite_cred_get_by_device(store_db_t *db, int64_t device_id, store_cred_t *out)
 {
-    return get_cred(store__sq(db),
-                    "SELECT " CRED_COLS " FROM device_credentials WHERE device_id = ?1",
-                    device_id, NULL, out);
+    return store__row_get(store__sq(db),
+                          "SELECT " CRED_COLS " FROM device_credentials WHERE device_id = ?1",
+                          device_id, NULL, &cred_row, out);
 }
 
 int store__sqlite_cred_get_by_id(store_db_t *db, const char *cred_id, store_cred_t *out)
 {
-    return get_cred(store__sq(db),
-                    "SELECT " CRED_COLS " FROM device_credentials WHERE credentials_id = ?1", 0,
-                    cred_id, out);
+    return store__row_get(store__sq(db),
+                          "SELECT " CRED_COLS " FROM device_credentials WHERE credentials_id = ?1",
+                          0, cred_id, &cred_row, out);
 }
 
 int store__sqlite_cred_foreach(store_db_t *db, void (*fn)(void *arg, const store_cred_t *c),
@@ -154,7 +122,7 @@ int store__sqlite_cred_foreach(store_db_t *db, void (*fn)(void *arg, const store
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         store_cred_t cr;
-        read_cred(st, &cr);
+        store__row_read(st, &cred_row, &cr);
         fn(arg, &cr);
         store_cred_fini(&cr);
     }

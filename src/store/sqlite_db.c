@@ -11,6 +11,7 @@
  */
 #include "store/sqlite_int.h"
 
+#include "core/clock.h"
 #include "core/log.h"
 
 #include <errno.h>
@@ -241,6 +242,16 @@ int store__exec_point(store_conn_t *c, const char *sql, int64_t device_id, int64
     return rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
 }
 
+int64_t store__bind_new_row(sqlite3_stmt *st, int uuid_i, int time_i,
+                            char uuid[static STORE_UUID_LEN + 1])
+{
+    store_uuid_v4(uuid);
+    int64_t now = clock_wall_ms();
+    sqlite3_bind_text(st, uuid_i, uuid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, time_i, now);
+    return now;
+}
+
 int store__bind_value(sqlite3_stmt *st, int first, const store_kv_t *kv)
 {
     for (int i = 0; i < 5; i++)
@@ -292,4 +303,57 @@ int store__column_value(sqlite3_stmt *st, int col, store_kv_t *kv)
         return -EINVAL;
     }
     return 0;
+}
+
+void store__row_read(sqlite3_stmt *st, const store_row_map_t *m, void *out)
+{
+    ASSERT(m->n_cols <= STORE_ROW_MAX_COLS);
+    char *base = out;
+    memset(out, 0, m->size);
+    for (size_t i = 0; i < m->n_cols; i++) {
+        void *f = base + m->col[i].off;
+        int col = (int)i;
+        switch (m->col[i].kind) {
+        case STORE_COL_I64:
+            *(int64_t *)f = sqlite3_column_int64(st, col);
+            break;
+        case STORE_COL_INT:
+            *(int *)f = sqlite3_column_int(st, col);
+            break;
+        case STORE_COL_BOOL:
+            *(bool *)f = sqlite3_column_int(st, col) != 0;
+            break;
+        case STORE_COL_STR:
+            *(char **)f = store__col_str(st, col);
+            break;
+        case STORE_COL_UUID:
+            store__col_uuid(st, col, f);
+            break;
+        }
+    }
+}
+
+int store__row_get(store_sqlite_t *q, const char *sql, int64_t id, const char *text,
+                   const store_row_map_t *m, void *out)
+{
+    store_conn_t *c = store__conn_take(q);
+    int r = ERR_STORE;
+    sqlite3_stmt *st = store__stmt(c, sql);
+    if (!st)
+        goto out;
+    if (text)
+        sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        store__row_read(st, m, out);
+        r = 0;
+    } else {
+        r = rc == SQLITE_DONE ? -ENOENT : store__err(c->db, rc);
+    }
+    sqlite3_reset(st);
+out:
+    store__conn_give(q, c);
+    return r;
 }

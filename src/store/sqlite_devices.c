@@ -8,26 +8,18 @@
  */
 #include "store/sqlite_int.h"
 
-#include "core/clock.h"
-
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DEVICE_COLS "id, uuid, created_time, name, type, label, additional_info, version"
 
-static void read_device(sqlite3_stmt *st, store_device_t *d)
-{
-    memset(d, 0, sizeof(*d));
-    d->id = sqlite3_column_int64(st, 0);
-    store__col_uuid(st, 1, d->uuid);
-    d->created_ms = sqlite3_column_int64(st, 2);
-    d->name = store__col_str(st, 3);
-    d->type = store__col_str(st, 4);
-    d->label = store__col_str(st, 5);
-    d->additional_info = store__col_str(st, 6);
-    d->version = sqlite3_column_int64(st, 7);
-}
+static const store_row_map_t device_row = {
+    sizeof(store_device_t), 8,
+    {STORE_COL(I64, store_device_t, id), STORE_COL(UUID, store_device_t, uuid),
+     STORE_COL(I64, store_device_t, created_ms), STORE_COL(STR, store_device_t, name),
+     STORE_COL(STR, store_device_t, type), STORE_COL(STR, store_device_t, label),
+     STORE_COL(STR, store_device_t, additional_info), STORE_COL(I64, store_device_t, version)}};
 
 int store__sqlite_device_create(store_db_t *db, store_device_t *d)
 {
@@ -40,10 +32,7 @@ int store__sqlite_device_create(store_db_t *db, store_device_t *d)
     if (!st)
         goto out;
     char uuid[STORE_UUID_LEN + 1];
-    store_uuid_v4(uuid);
-    int64_t now = clock_wall_ms();
-    sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now);
+    int64_t now = store__bind_new_row(st, 1, 2, uuid);
     sqlite3_bind_text(st, 3, d->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, d->type && d->type[0] ? d->type : "default", -1, SQLITE_STATIC);
     store__bind_text(st, 5, d->label);
@@ -96,47 +85,22 @@ out:
     return r;
 }
 
-static int get_one(store_sqlite_t *q, const char *sql, int64_t id, const char *text,
-                   store_device_t *out)
-{
-    store_conn_t *c = store__conn_take(q);
-    int r = ERR_STORE;
-    sqlite3_stmt *st = store__stmt(c, sql);
-    if (!st)
-        goto out;
-    if (text)
-        sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        read_device(st, out);
-        r = 0;
-    } else {
-        r = rc == SQLITE_DONE ? -ENOENT : store__err(c->db, rc);
-    }
-    sqlite3_reset(st);
-out:
-    store__conn_give(q, c);
-    return r;
-}
-
 int store__sqlite_device_get(store_db_t *db, int64_t id, store_device_t *out)
 {
-    return get_one(store__sq(db), "SELECT " DEVICE_COLS " FROM device WHERE id = ?1",
-                   id, NULL, out);
+    return store__row_get(store__sq(db), "SELECT " DEVICE_COLS " FROM device WHERE id = ?1",
+                          id, NULL, &device_row, out);
 }
 
 int store__sqlite_device_get_by_uuid(store_db_t *db, const char *uuid, store_device_t *out)
 {
-    return get_one(store__sq(db), "SELECT " DEVICE_COLS " FROM device WHERE uuid = ?1",
-                   0, uuid, out);
+    return store__row_get(store__sq(db), "SELECT " DEVICE_COLS " FROM device WHERE uuid = ?1",
+                          0, uuid, &device_row, out);
 }
 
 int store__sqlite_device_get_by_name(store_db_t *db, const char *name, store_device_t *out)
 {
-    return get_one(store__sq(db), "SELECT " DEVICE_COLS " FROM device WHERE name = ?1",
-                   0, name, out);
+    return store__row_get(store__sq(db), "SELECT " DEVICE_COLS " FROM device WHERE name = ?1",
+                          0, name, &device_row, out);
 }
 
 int store__sqlite_device_delete(store_db_t *db, int64_t id)
@@ -256,7 +220,7 @@ int store__sqlite_device_list(store_db_t *db, const char *text_search, const cha
             cap = cap ? cap * 2 : 16;
             out->items = xrealloc(out->items, cap * sizeof(*out->items));
         }
-        read_device(st, &out->items[out->n++]);
+        store__row_read(st, &device_row, &out->items[out->n++]);
     }
     r = rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
     sqlite3_reset(st);

@@ -16,6 +16,7 @@
 #include "store/store_int.h"
 
 #include <sqlite3.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #define STORE_STMT_CACHE 128 /* distinct SQL texts per connection (the backend has ~60) */
@@ -84,6 +85,11 @@ int store__exec(store_conn_t *c, const char *sql);
 /* Steps a bound statement that returns no row and resets it; 0 or an error from store__err. */
 int store__step_done(store_conn_t *c, sqlite3_stmt *st);
 
+/* A new row's identity: binds a random UUID (written to uuid) at index uuid_i and the wall
+ * clock (ms, returned) at time_i; uuid must live until the statement has run. */
+int64_t store__bind_new_row(sqlite3_stmt *st, int uuid_i, int time_i,
+                            char uuid[static STORE_UUID_LEN + 1]);
+
 /* Maps a SQLite result code to our errors (constraint unique -> ERR_CONFLICT, ...). */
 int store__err(sqlite3 *db, int rc);
 
@@ -98,6 +104,37 @@ int store__exec_point(store_conn_t *c, const char *sql, int64_t device_id, int64
                       const store_kv_t *kv);
 /* Reads the five typed columns starting at col into kv (type, b/l/d/s). -EINVAL if none set. */
 int store__column_value(sqlite3_stmt *st, int col, store_kv_t *kv);
+
+/* How a result row maps onto a struct: column i of the row goes to the field at col[i].off,
+ * read as col[i].kind. One table per struct (sqlite_devices.c, sqlite_creds.c,
+ * sqlite_admin.c) replaces a hand-written reader each. */
+typedef enum {
+    STORE_COL_I64,  /* int64_t */
+    STORE_COL_INT,  /* int, or an enum stored as INTEGER (its size is checked where used) */
+    STORE_COL_BOOL, /* bool, from 0 / non-zero */
+    STORE_COL_STR,  /* char *, xstrndup'd (NULL for NULL) */
+    STORE_COL_UUID, /* char[STORE_UUID_LEN + 1] */
+} store_col_kind_t;
+
+enum { STORE_ROW_MAX_COLS = 12 };
+typedef struct store_row_map {
+    size_t size; /* of the struct: zeroed before the columns are read */
+    size_t n_cols;
+    struct {
+        store_col_kind_t kind;
+        size_t off;
+    } col[STORE_ROW_MAX_COLS];
+} store_row_map_t;
+
+/* One entry of a row map: STORE_COL(STR, store_user_t, email). */
+#define STORE_COL(kind, type, field) {STORE_COL_##kind, offsetof(type, field)}
+
+/* Reads the current row of st into out (a struct laid out as m says). */
+void store__row_read(sqlite3_stmt *st, const store_row_map_t *m, void *out);
+/* Runs sql (one row expected) on a pool connection with ?1 bound to text, or to id when text
+ * is NULL, and reads the row into out: 0, -ENOENT when there is none, or an error. */
+int store__row_get(store_sqlite_t *q, const char *sql, int64_t id, const char *text,
+                   const store_row_map_t *m, void *out);
 
 static inline char *store__col_str(sqlite3_stmt *st, int col)
 {

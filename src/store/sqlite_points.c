@@ -68,24 +68,32 @@ static int run(store_conn_t *c, sqlite3_stmt *st, const store_points_t *pp)
     return rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
 }
 
-int store__sqlite_log_append(store_db_t *db, store_points_t *pp)
+/* Writes pp's rows: one statement of STORE_MULTI rows (multi), or one row per statement
+ * (one) for fewer. */
+static int write_rows(store_conn_t *c, const char *one, const char *multi,
+                      const store_points_t *pp)
 {
-    store_conn_t *c = &store__sq(db)->wconn;
     if (pp->n < STORE_MULTI) {
         for (size_t i = 0; i < pp->n; i++) {
-            int r = store__exec_point(c, LOG_INSERT1, pp->row[i].device_id, pp->row[i].key_id,
+            int r = store__exec_point(c, one, pp->row[i].device_id, pp->row[i].key_id,
                                       pp->row[i].kv);
             if (r != 0)
                 return r;
-            pp->row[i].seq = sqlite3_last_insert_rowid(c->db);
         }
         return 0;
     }
+    sqlite3_stmt *st = store__stmt(c, multi);
+    return st ? run(c, st, pp) : ERR_STORE;
+}
+
+int store__sqlite_log_append(store_db_t *db, store_points_t *pp)
+{
+    store_conn_t *c = &store__sq(db)->wconn;
     pthread_once(&sql_once, build_all);
-    sqlite3_stmt *st = store__stmt(c, log_sql);
-    int r = st ? run(c, st, pp) : ERR_STORE;
-    if (r == 0) {
-        /* The rows took consecutive rowids (each the largest + 1), the last one's known. */
+    int r = write_rows(c, LOG_INSERT1, log_sql, pp);
+    if (r == 0 && pp->n > 0) {
+        /* The rows took consecutive rowids (each the largest + 1, in one statement or in
+         * several of the writer's transaction), the last one's known. */
         int64_t seq = sqlite3_last_insert_rowid(c->db) - (int64_t)pp->n + 1;
         for (size_t i = 0; i < pp->n; i++)
             pp->row[i].seq = seq + (int64_t)i;
@@ -95,19 +103,8 @@ int store__sqlite_log_append(store_db_t *db, store_points_t *pp)
 
 int store__sqlite_kv_upsert(store_db_t *db, const store_points_t *pp)
 {
-    store_conn_t *c = &store__sq(db)->wconn;
-    if (pp->n < STORE_MULTI) {
-        for (size_t i = 0; i < pp->n; i++) {
-            int r = store__exec_point(c, KV_UPSERT1, pp->row[i].device_id, pp->row[i].key_id,
-                                      pp->row[i].kv);
-            if (r != 0)
-                return r;
-        }
-        return 0;
-    }
     pthread_once(&sql_once, build_all);
-    sqlite3_stmt *st = store__stmt(c, kv_sql);
-    return st ? run(c, st, pp) : ERR_STORE;
+    return write_rows(&store__sq(db)->wconn, KV_UPSERT1, kv_sql, pp);
 }
 
 int store__sqlite_latest_upsert(store_db_t *db, int64_t device_id, int64_t key_id,
