@@ -311,3 +311,25 @@ void store__latest_put_locked(store_t *s, int64_t device_id, int64_t key_id, int
 {
     put(s->latest, device_id, key_id, seq, kv);
 }
+
+void store__latest_take_newer(store_kv_list_t *out, ssize_t at, const char *key,
+                              store_kv_t *mem)
+{
+    if (at < 0) {
+        char *sv = mem->s;
+        mem->s = NULL;
+        mem->key = (char *)key;
+        store_kv_list_push(out, mem);
+        out->items[out->n - 1].s = sv;
+        mem->key = NULL;
+        return;
+    }
+    store_kv_t *it = &out->items[at];
+    if (mem->ts < it->ts)
+        return; /* the table's is newer; on an equal ts the entry is the later write */
+    free(it->s);
+    char *k = it->key;
+    *it = *mem;
+    it->key = k;
+    mem->s = NULL;
+}

@@ -156,37 +156,6 @@ static char *key_name(store_conn_t *c, int64_t key_id)
     return name;
 }
 
-static ssize_t find_key(const store_kv_list_t *l, size_t from, const char *key)
-{
-    for (size_t i = from; i < l->n; i++)
-        if (strcmp(l->items[i].key, key) == 0)
-            return (ssize_t)i;
-    return -1;
-}
-
-/* Puts the entry's value at out->items[at] if that is older, or appends it as key when
- * at < 0. The entry's string moves into the list. */
-static void take_newer(store_kv_list_t *out, ssize_t at, const char *key, store_kv_t *mem)
-{
-    if (at < 0) {
-        char *sv = mem->s;
-        mem->s = NULL;
-        mem->key = (char *)key;
-        store_kv_list_push(out, mem);
-        out->items[out->n - 1].s = sv;
-        mem->key = NULL;
-        return;
-    }
-    store_kv_t *it = &out->items[at];
-    if (mem->ts < it->ts)
-        return;
-    free(it->s);
-    char *k = it->key;
-    *it = *mem;
-    it->key = k;
-    mem->s = NULL;
-}
-
 int store__sqlite_ts_keys(store_db_t *db, int64_t device_id, store_kv_list_t *out)
 {
     store_sqlite_t *q = store__sq(db);
@@ -215,7 +184,7 @@ int store__sqlite_ts_keys(store_db_t *db, int64_t device_id, store_kv_list_t *ou
     size_t n_table = out->n;
     for (size_t i = 0; r == 0 && i < n_mem; i++) {
         char *name = key_name(c, mem[i].key_id);
-        if (name && find_key(out, 0, name) < 0) {
+        if (name && store__kv_list_find(out, name) < 0) {
             store_kv_t kv = {.key = name};
             store_kv_list_push(out, &kv);
         }
@@ -256,7 +225,7 @@ int store__sqlite_ts_latest(store_db_t *db, int64_t device_id, const char *const
         for (size_t i = 0; r == 0 && i < n_mem; i++) {
             char *name = key_name(c, mem[i].key_id);
             if (name)
-                take_newer(out, find_key(out, 0, name), name, &mem[i].kv);
+                store__latest_take_newer(out, store__kv_list_find(out, name), name, &mem[i].kv);
             free(name);
         }
         if (out->n > n_table)
@@ -281,8 +250,8 @@ int store__sqlite_ts_latest(store_db_t *db, int64_t device_id, const char *const
                 continue;
             for (size_t j = 0; j < n_mem; j++)
                 if (mem[j].key_id == kid)
-                    take_newer(out, out->n > before ? (ssize_t)before : -1, keys[i],
-                               &mem[j].kv);
+                    store__latest_take_newer(out, out->n > before ? (ssize_t)before : -1,
+                                             keys[i], &mem[j].kv);
         }
     }
 done:

@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 /* One operation of a batch (batch.c builds them, the writer reads them in place). */
 typedef struct store_op {
@@ -101,6 +102,9 @@ struct store {
     store_stats_t stats;
 };
 
+/* The index of key in l, or -1 (values.c). */
+ssize_t store__kv_list_find(const store_kv_list_t *l, const char *key);
+
 /* Starts / stops (after draining) the writer thread (writer.c). */
 int store__writer_start(store_t *s);
 void store__writer_stop(store_t *s);
@@ -154,6 +158,11 @@ typedef struct store_latest_copy {
 } store_latest_copy_t;
 size_t store__latest_copy(store_t *s, int64_t device_id, store_latest_copy_t **out);
 void store__latest_copy_free(store_latest_copy_t *c, size_t n);
+/* Readers, after reading a table's latest values into out: puts an entry's value (a copy's
+ * kv, its string moving into the list) at out->items[at] unless that is newer, or appends
+ * it as key when at < 0. */
+void store__latest_take_newer(store_kv_list_t *out, ssize_t at, const char *key,
+                              store_kv_t *mem);
 /* An idle writer hands back the memory of its staged latest values. */
 void store__latest_release(store_t *s);
 

@@ -5,7 +5,7 @@
  * Invariant: nothing here touches a database, a lock or the store handle; every backend and
  * every caller shares these, so a name or a destructor exists once.
  */
-#include "store/store.h"
+#include "store/store_int.h"
 
 #include "core/err.h"
 #include "core/xmalloc.h"
@@ -37,6 +37,14 @@ void store_kv_list_fini(store_kv_list_t *l)
     free(l->items);
     l->items = NULL;
     l->n = l->cap = 0;
+}
+
+ssize_t store__kv_list_find(const store_kv_list_t *l, const char *key)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->items[i].key, key) == 0)
+            return (ssize_t)i;
+    return -1;
 }
 
 const char *store_scope_name(store_scope_t s)
