@@ -13,6 +13,12 @@
 #ifndef COAPHUB_STORE_SQLITE_INT_H
 #define COAPHUB_STORE_SQLITE_INT_H
 
+/* The store's jobs are compiled with COAPHUB_STORE_JOBS (CMakeLists.txt): they reach the
+ * backend through backend.h only. */
+#ifdef COAPHUB_STORE_JOBS
+#error "sqlite_int.h is the SQLite backend's: a job of the store goes through backend.h"
+#endif
+
 #include "store/store_int.h"
 
 #include <sqlite3.h>
