@@ -20,24 +20,7 @@
 
 #define N_BATCHES 400
 
-static int setup(void **state)
-{
-    tstore_t *t = calloc(1, sizeof(*t));
-    if (!t || !tstore_open(t)) {
-        free(t);
-        return -1;
-    }
-    *state = t;
-    return 0;
-}
 
-static int teardown(void **state)
-{
-    tstore_t *t = *state;
-    tstore_close(t);
-    free(t);
-    return 0;
-}
 
 static size_t count_points(store_t *s, int64_t dev, const char *key)
 {
@@ -468,11 +451,11 @@ static void test_normal_sync_and_empty_close(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_group_commit_loop, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_group_commit_threads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batch_reuse, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_batch_isolated, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_acked_survive_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_loop, tstore_setup, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_threads, tstore_setup, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_reuse, tstore_setup, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_batch_isolated, tstore_setup, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_acked_survive_reopen, tstore_setup, tstore_teardown),
         cmocka_unit_test(test_normal_sync_and_empty_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
