@@ -4,8 +4,8 @@
  * Invariant: store_open returns a store whose writer is running, or NULL with err filled and
  * nothing left behind; store_close commits everything submitted before it returns.
  *
- * Not here: any statement or database call (the backend's files, sqlite_*.c), and the work
- * of the writer (writer.c) or of the synchronous calls.
+ * Not here: any statement or database call (the backend's files: sqlite*.c behind backend.h),
+ * and the work of the writer (writer.c) or of the synchronous calls (dispatch.c).
  */
 #include "store/store_int.h"
 

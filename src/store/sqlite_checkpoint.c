@@ -12,7 +12,8 @@
  * the WAL grew to the backstop and the writer's own checkpoint there (writing and fsyncing
  * what had piled up) stalled commits for 5-15 ms every half second at 1000 devices. So after
  * a pass that copied everything it found, this thread tells the writer, which copies the few
- * frames added since (the database was just fsynced: cheap) and restarts the WAL (writer.c).
+ * frames added since (the database was just fsynced: cheap) and restarts the WAL
+ * (sqlite_write.c, store__sqlite_tidy, which the writer calls after each group).
  *
  * Invariant: this thread owns its connection; it stops (and joins) before the store closes.
  */

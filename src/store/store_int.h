@@ -1,9 +1,16 @@
-/* store_int.h — private parts of the SQLite store shared by its files: the handle, the
- * connection pool, the per-connection prepared-statement cache and value helpers.
+/* store_int.h — private parts of the store shared by its jobs: the handle (struct store),
+ * batches and their operations, and the module-internal calls of the writer, the telemetry
+ * log, the latest values, the merge and the key cache.
  *
- * Invariant: a connection (store_conn_t) is used by one thread at a time — the writer owns
- * its own, every other caller borrows one from the pool with store__conn_take() and gives it
- * back with store__conn_give(). Statements from the cache are reset before they are returned.
+ * The module reads top to bottom: the public face (open.c) and the synchronous calls
+ * (dispatch.c); the jobs (writer.c, batch.c, log.c, merge.c, latest.c, keycache.c); the
+ * backend interface (backend.h) with the SQLite backend behind it (sqlite.c and the
+ * sqlite_*.c files, down to its db layer, sqlite_db.c). A job calls a backend only through
+ * s->be, so nothing here knows SQL or a database library.
+ *
+ * Invariant: the writer thread alone touches the writer's fields (the key cache, the merge,
+ * the device bitmap); the queue is q_mu's, the latest values latest_mu's, the counters
+ * stats_mu's; log_rows and log_deletes are atomics.
  */
 #ifndef COAPHUB_STORE_STORE_INT_H
 #define COAPHUB_STORE_STORE_INT_H

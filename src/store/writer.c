@@ -14,8 +14,12 @@
  *
  * Fast path: the group is applied without a SAVEPOINT per batch; only when a batch fails is
  * the transaction rolled back and the group applied again batch by batch in savepoints.
- * Points go to the telemetry log; between groups the writer merges the log into ts_kv in
- * slices (merge.c), and when idle it merges what is left.
+ * Points go to the telemetry log (log.c); between groups the writer merges the log into ts_kv
+ * in slices (merge.c), and when idle it merges what is left.
+ *
+ * Not here: building batches (batch.c) and any statement: transactions, savepoints and writes
+ * are the backend's ops (backend.h), one call per statement; on the fast path a group's points
+ * go STORE_MULTI to a call (log.c).
  */
 #include "store/store_int.h"
 

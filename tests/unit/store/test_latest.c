@@ -210,12 +210,17 @@ static void test_rebuilt_from_log_at_open(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_newest_before_and_after_merge, tstore_setup_dev, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_newest_before_and_after_merge, tstore_setup_dev,
+                                        tstore_teardown),
         cmocka_unit_test_setup_teardown(test_string_values, tstore_setup_dev, tstore_teardown),
-        cmocka_unit_test_setup_teardown(test_delete_latest_stays_deleted, tstore_setup_dev, tstore_teardown),
-        cmocka_unit_test_setup_teardown(test_delete_keeps_latest, tstore_setup_dev, tstore_teardown),
-        cmocka_unit_test_setup_teardown(test_device_delete_forgets, tstore_setup_dev, tstore_teardown),
-        cmocka_unit_test_setup_teardown(test_rebuilt_from_log_at_open, tstore_setup_dev, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_delete_latest_stays_deleted, tstore_setup_dev,
+                                        tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_delete_keeps_latest, tstore_setup_dev,
+                                        tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_device_delete_forgets, tstore_setup_dev,
+                                        tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_rebuilt_from_log_at_open, tstore_setup_dev,
+                                        tstore_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

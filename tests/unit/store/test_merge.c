@@ -102,7 +102,7 @@ static void test_newest_write_wins_across_tables(void **state)
         wait_merged(f);
     }
 
-    /* Many writes of one ts in one multi-row merge statement (points.c): the last counts. */
+    /* Many writes of one ts in one multi-row merge statement (sqlite_points.c): the last counts. */
     store_batch_t *b = store_batch_new();
     for (int i = 0; i < 3 * STORE_MULTI; i++) {
         store_kv_t kv = {.key = "w", .type = STORE_LONG, .l = i, .ts = 700 + (i % 2)};
@@ -261,10 +261,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_points_readable_before_and_after_merge, setup,
                                         tstore_teardown),
-        cmocka_unit_test_setup_teardown(test_newest_write_wins_across_tables, setup, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_newest_write_wins_across_tables, setup,
+                                        tstore_teardown),
         cmocka_unit_test_setup_teardown(test_delete_is_not_undone_by_merge, setup, tstore_teardown),
         cmocka_unit_test_setup_teardown(test_many_points_merge_in_runs, setup, tstore_teardown),
-        cmocka_unit_test_setup_teardown(test_device_delete_while_run_leaves_log, setup, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_device_delete_while_run_leaves_log, setup,
+                                        tstore_teardown),
         cmocka_unit_test_setup_teardown(test_log_survives_reopen, setup, tstore_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -304,7 +304,7 @@ static void test_bad_batch_isolated(void **state)
         store_kv_t kv = {.key = "v", .type = STORE_LONG, .l = i, .ts = i};
         store_batch_ts(b, i % 7 == 3 ? 777777 : dev, &kv);
         /* A second point per batch: 60 points make the group's fast path use its multi-row
-         * statements (points.c), which must fail as a whole and fall back per batch. */
+         * statements (sqlite_points.c), which must fail as a whole and fall back per batch. */
         store_kv_t kw = {.key = "w", .type = STORE_LONG, .l = i, .ts = i};
         store_batch_ts(b, i % 7 == 3 ? 777777 : dev, &kw);
         if (i == 20) {
