@@ -4,12 +4,13 @@
  * against it; a backend (SQLite: sqlite*.c; PostgreSQL next, issue 13) fills one table and
  * keeps its library's calls and its SQL in files of its own.
  *
- * The writer's half is called on the writer thread only, on the backend's own writer connection,
- * inside transactions the writer opens with transact(). Its granularity is a call per statement
- * the writer runs, and never a call per point where a statement takes a group: log_append and
- * kv_upsert take up to STORE_MULTI points, so the indirection costs one call per 32 points on the
- * hot path and the writer's per-point work is what it was before the interface
- * (docs/BENCHMARKS.md, performance passes 2 and 4).
+ * The writer's half runs on the backend's own writer connection: on the writer thread, inside
+ * transactions the writer opens with transact(), or at open before the writer starts (the log's
+ * count, bounds and rows, log.c). Its granularity is a call per statement the writer runs, and
+ * never a call per point where a statement takes a group: log_append and kv_upsert take up to
+ * STORE_MULTI points, so the indirection costs one call per 32 points on the hot path, and per
+ * point the writer binds and stages exactly what it did before the interface (docs/BENCHMARKS.md,
+ * performance passes 2 and 4).
  *
  * Every op returns 0 or a negative error of ours (errno values or core/err.h codes, mapped
  * in one place inside the backend: ERR_CONFLICT for a unique key taken, -ENOENT for a missing
@@ -86,7 +87,7 @@ typedef struct store_backend {
      * errors). */
     const char *(*errmsg)(store_db_t *db);
 
-    /* ---- the writer's half (writer thread only) ---- */
+    /* ---- the writer's half (writer thread, or the opening thread before it starts) ---- */
 
     int (*transact)(store_db_t *db, store_tx_t what);
     /* Whether a transaction is open: a failure may have rolled back the whole transaction,
@@ -126,7 +127,7 @@ typedef struct store_backend {
 
     /* ---- store.h's synchronous calls (any thread) ----
      * Each does what its store.h namesake promises; dispatch.c has checked the arguments
-     * (NULL strings, empty names, page bounds, aggregation names), set out-parameters that
+     * (NULL strings, empty names, page bounds, the aggregation's range), set out-parameters that
      * store.h promises on every return, and announced deletes (store__log_deleting) first. */
 
     int (*device_create)(store_db_t *db, store_device_t *d);
