@@ -1,4 +1,6 @@
-/* api.c — the shard's device API: engine callbacks, request dispatch, identity, hub events.
+/* api.c — the shard's device API: lifecycle, engine callbacks, request dispatch, identity,
+ * hub events. The top of src/api: it calls the feature handlers (telemetry.c, attributes.c,
+ * rpc.c, claim.c), which answer through submit.c or directly; none of them calls back here.
  *
  * Order for every request (spec §1.2, STYLE.md §2.4): route (pure) -> method rules -> identity
  * (DTLS certificate identity wins over a token in the path; unknown/missing -> 4.01) ->
@@ -26,129 +28,6 @@ void api_cfg_default(api_cfg_t *cfg)
     cfg->inactivity_timeout_ms = 600000; /* TB state.defaultInactivityTimeoutInSec = 600 */
     cfg->activity_report_ms = 3000;      /* TB transport.sessions.report_timeout = 3 s */
     cfg->client_rpc_timeout_ms = 10000;
-}
-
-int api__resp_cf(const coap_request_t *req)
-{
-    return req->content_format != COAP_CF_NONE ? req->content_format : COAP_CF_JSON;
-}
-
-static void life_unref(api_life_t *l)
-{
-    if (--l->refs == 0)
-        free(l);
-}
-
-/* Free pendings kept for reuse: enough for the commits in flight of a busy shard; a burst
- * beyond it gives its extra memory back. */
-#define API_PENDING_KEEP 8192
-
-/* Every API_POOL_TRIM_MS the pools give back what the period did not need: the entries
- * below its low-water mark were never taken, so a burst's extra memory returns within two
- * periods of the load dropping (issue #5: RSS back near its start once devices leave). */
-#define API_POOL_TRIM_MS 10000
-
-static void pools_trim(loop_t *loop, void *arg)
-{
-    (void)loop;
-    api_shard_t *a = arg;
-    for (size_t i = 0; i < a->batch_pool_low && a->n_batch_pool; i++)
-        store_batch_free(a->batch_pool[--a->n_batch_pool]);
-    if (a->n_batch_pool == 0) {
-        free(a->batch_pool);
-        a->batch_pool = NULL;
-        a->cap_batch_pool = 0;
-    }
-    for (size_t i = 0; i < a->pending_low && a->pending_free; i++) {
-        api_pending_t *p = a->pending_free;
-        a->pending_free = p->next;
-        a->n_pending_free--;
-        free(p);
-    }
-    a->batch_pool_low = a->n_batch_pool;
-    a->pending_low = a->n_pending_free;
-    loop_timer_arm(a->loop, &a->trim_timer, API_POOL_TRIM_MS);
-}
-
-store_batch_t *api__batch_get(api_shard_t *a)
-{
-    if (a->n_batch_pool) {
-        store_batch_t *b = a->batch_pool[--a->n_batch_pool];
-        if (a->n_batch_pool < a->batch_pool_low)
-            a->batch_pool_low = a->n_batch_pool;
-        return b;
-    }
-    a->batch_pool_low = 0;
-    return store_batch_new();
-}
-
-/* Keeps an emptied batch for the next request, or frees it when the pool is full. */
-static void batch_put(api_shard_t *a, store_batch_t *b)
-{
-    if (a->n_batch_pool == API_PENDING_KEEP) {
-        store_batch_free(b);
-        return;
-    }
-    if (a->n_batch_pool == a->cap_batch_pool) { /* grows during warm-up only */
-        a->cap_batch_pool = a->cap_batch_pool ? a->cap_batch_pool * 2 : 64;
-        a->batch_pool = xrealloc(a->batch_pool, a->cap_batch_pool * sizeof *a->batch_pool);
-    }
-    store_batch_reset(b);
-    a->batch_pool[a->n_batch_pool++] = b;
-}
-
-/* Store completion: runs on the shard loop (or after it stopped, from loop_free/drain). */
-static void submit_done(void *arg, int status, store_batch_t *b)
-{
-    api_pending_t *p = arg;
-    api_shard_t *a = p->life->a;
-    if (status == 0) {
-        coap_exchange_respond(p->x, COAP_CREATED, COAP_CF_NONE, NULL, 0);
-    } else {
-        if (a) {
-            a->stats.store_failures++;
-            LOG_W("api", "store commit for device %lld failed: %s", (long long)p->device_id,
-                  err_str(status));
-        }
-        coap_exchange_respond(p->x, api__code_for_err(status), COAP_CF_NONE, NULL, 0);
-    }
-    life_unref(p->life);
-    if (a && b)
-        batch_put(a, b);
-    else
-        store_batch_free(b);
-    if (a && a->n_pending_free < API_PENDING_KEEP) {
-        p->next = a->pending_free;
-        a->pending_free = p;
-        a->n_pending_free++;
-    } else {
-        free(p); /* the shard is gone (or keeps enough): nobody would reuse it */
-    }
-}
-
-void api__submit_then_answer(api_shard_t *a, coap_exchange_t *x, int64_t device_id,
-                             store_batch_t *b)
-{
-    if (store_batch_len(b) == 0) { /* nothing to make durable, e.g. telemetry {} */
-        batch_put(a, b);
-        coap_exchange_respond(x, COAP_CREATED, COAP_CF_NONE, NULL, 0);
-        return;
-    }
-    api_pending_t *p = a->pending_free;
-    if (p) {
-        a->pending_free = p->next;
-        a->n_pending_free--;
-        if (a->n_pending_free < a->pending_low)
-            a->pending_low = a->n_pending_free;
-    } else {
-        p = xmalloc(sizeof *p);
-    }
-    p->next = NULL;
-    p->life = a->life;
-    p->life->refs++;
-    p->x = x;
-    p->device_id = device_id;
-    store_submit_keep(a->store, b, a->loop, submit_done, p);
 }
 
 /* §1.2 device identification. Returns the device id or 0. */
@@ -240,6 +119,7 @@ api_shard_t *api_shard_new(loop_t *loop, store_t *store, registry_t *reg, hub_t 
                            const api_cfg_t *cfg)
 {
     api_shard_t *a = xcalloc(1, sizeof *a);
+    htab_init(&a->devs, 64);
     a->loop = loop;
     a->store = store;
     a->reg = reg;
@@ -253,8 +133,7 @@ api_shard_t *api_shard_new(loop_t *loop, store_t *store, registry_t *reg, hub_t 
                                   .max_depth = a->cfg.max_json_depth,
                                   .max_bytes = a->cfg.engine.max_body};
     arena_init(&a->arena, 0);
-    loop_timer_init(&a->trim_timer, pools_trim, a);
-    loop_timer_arm(loop, &a->trim_timer, API_POOL_TRIM_MS);
+    api__pools_init(a);
     a->life = xcalloc(1, sizeof *a->life);
     a->life->refs = 1;
     a->life->a = a;
@@ -280,16 +159,8 @@ void api_shard_free(api_shard_t *a)
     a->engine = NULL;
     api__dev_free_all(a);
     a->life->a = NULL;
-    life_unref(a->life);
-    loop_timer_cancel(a->loop, &a->trim_timer);
-    while (a->pending_free) {
-        api_pending_t *p = a->pending_free;
-        a->pending_free = p->next;
-        free(p);
-    }
-    while (a->n_batch_pool)
-        store_batch_free(a->batch_pool[--a->n_batch_pool]);
-    free(a->batch_pool);
+    api__life_unref(a->life);
+    api__pools_fini(a);
     arena_fini(&a->arena);
     free(a);
 }

@@ -22,6 +22,7 @@
 #include "api/api.h"
 #include "api/payload.h"
 #include "api/route.h"
+#include "core/htab.h"
 
 typedef struct api_life {
     int refs;
@@ -29,7 +30,7 @@ typedef struct api_life {
 } api_life_t;
 
 typedef struct api_dev {
-    struct api_dev *next; /* hash chain */
+    htab_link_t link; /* in api_shard.devs, keyed by id */
     api_shard_t *a;
     int64_t id;
     coap_observer_t *attr_obs; /* shared-attribute subscription, or NULL */
@@ -53,8 +54,7 @@ struct api_shard {
     api_payload_cfg_t pcfg;
     coap_engine_t *engine;
     api_life_t *life;
-    api_dev_t **buckets;
-    size_t n_buckets, n_devs;
+    htab_t devs; /* api_dev_t by device id (device.c) */
     bool freeing;
     arena_t arena;              /* request-scoped parse memory; reset by each handler */
     struct api_pending *pending_free; /* recycled api_pending_t */
@@ -76,9 +76,18 @@ typedef struct api_pending {
     int64_t device_id;
 } api_pending_t;
 
-/* ---- api.c ---- */
 /* Content-Format for a response: the request's, else application/json (§1.4). */
-int api__resp_cf(const coap_request_t *req);
+static inline int api__resp_cf(const coap_request_t *req)
+{
+    return req->content_format != COAP_CF_NONE ? req->content_format : COAP_CF_JSON;
+}
+
+/* ---- submit.c: answer after the store commit; the shard's batch and pending pools ---- */
+/* Arms the pools' trim timer / frees the pools and disarms it (shard new / free). */
+void api__pools_init(api_shard_t *a);
+void api__pools_fini(api_shard_t *a);
+/* Drops one reference to the shard's life record; the last one frees it. */
+void api__life_unref(api_life_t *l);
 /* An empty batch, from the shard's pool when it has one (so a request does not allocate);
  * hand it to api__submit_then_answer, which always takes it back. */
 store_batch_t *api__batch_get(api_shard_t *a);

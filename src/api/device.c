@@ -7,41 +7,20 @@
  */
 #include "api/api_int.h"
 
+#include "core/hash.h"
 #include "core/xmalloc.h"
 
 #include <stdlib.h>
 
-static size_t slot(const api_shard_t *a, int64_t id)
+static bool dev_is(const htab_link_t *l, const void *id)
 {
-    uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ULL;
-    return (size_t)(h >> 32) & (a->n_buckets - 1);
+    return HTAB_ENTRY(l, api_dev_t, link)->id == *(const int64_t *)id;
 }
 
 api_dev_t *api__dev_find(api_shard_t *a, int64_t id)
 {
-    if (!a->n_buckets)
-        return NULL;
-    for (api_dev_t *d = a->buckets[slot(a, id)]; d; d = d->next)
-        if (d->id == id)
-            return d;
-    return NULL;
-}
-
-static void grow(api_shard_t *a)
-{
-    size_t old_n = a->n_buckets;
-    api_dev_t **old = a->buckets;
-    a->n_buckets = old_n ? old_n * 2 : 64;
-    a->buckets = xcalloc(a->n_buckets, sizeof *a->buckets);
-    for (size_t i = 0; i < old_n; i++) {
-        for (api_dev_t *d = old[i], *next; d; d = next) {
-            next = d->next;
-            size_t s = slot(a, d->id);
-            d->next = a->buckets[s];
-            a->buckets[s] = d;
-        }
-    }
-    free(old);
+    htab_link_t *l = htab_find(&a->devs, hash_u64((uint64_t)id), dev_is, &id);
+    return l ? HTAB_ENTRY(l, api_dev_t, link) : NULL;
 }
 
 api_dev_t *api__dev_get(api_shard_t *a, int64_t id)
@@ -49,29 +28,18 @@ api_dev_t *api__dev_get(api_shard_t *a, int64_t id)
     api_dev_t *d = api__dev_find(a, id);
     if (d)
         return d;
-    if (a->n_devs >= a->n_buckets)
-        grow(a);
     d = xcalloc(1, sizeof *d);
     d->a = a;
     d->id = id;
     d->attr_cf = d->rpc_cf = COAP_CF_JSON;
-    size_t s = slot(a, id);
-    d->next = a->buckets[s];
-    a->buckets[s] = d;
-    a->n_devs++;
+    htab_insert(&a->devs, &d->link, hash_u64((uint64_t)id));
     return d;
 }
 
 static void unlink_free(api_shard_t *a, api_dev_t *d)
 {
-    for (api_dev_t **pp = &a->buckets[slot(a, d->id)]; *pp; pp = &(*pp)->next) {
-        if (*pp == d) {
-            *pp = d->next;
-            break;
-        }
-    }
+    htab_remove(&a->devs, &d->link);
     loop_timer_cancel(a->loop, &d->idle_timer);
-    a->n_devs--;
     free(d);
 }
 
@@ -84,11 +52,8 @@ void api__dev_maybe_free(api_dev_t *d)
 
 void api__dev_free_all(api_shard_t *a)
 {
-    for (size_t i = 0; i < a->n_buckets; i++) {
-        while (a->buckets[i])
-            unlink_free(a, a->buckets[i]);
-    }
-    free(a->buckets);
-    a->buckets = NULL;
-    a->n_buckets = 0;
+    htab_iter_t it;
+    for (htab_link_t *l = htab_iter_first(&it, &a->devs); l; l = htab_iter_next(&it))
+        unlink_free(a, HTAB_ENTRY(l, api_dev_t, link));
+    htab_fini(&a->devs);
 }

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
-typedef enum { T_STR, T_INT, T_I64, T_BOOL } opt_type_t;
+typedef enum { T_STR, T_INT, T_I64, T_SIZE, T_BOOL } opt_type_t;
 
 typedef struct opt {
     const char *flag;    /* long flag without "--" */
@@ -24,132 +24,170 @@ typedef struct opt {
     const char *key;     /* INI key */
     const char *env[3];  /* environment names, first = ours */
     opt_type_t type;
-    size_t offset;
-    const char *def;
+    size_t offset;       /* of the field in config_t, usually inside a module's cfg struct */
     const char *help;
     bool secret;
 } opt_t;
 
 #define OFF(f) offsetof(config_t, f)
 
+/* No defaults here: each comes from the struct the option points into (config_defaults). */
 static const opt_t opts[] = {
-    {"data-dir", "server", "data_dir", {"COAPHUB_DATA_DIR"}, T_STR, OFF(data_dir), NULL,
+    {"data-dir", "server", "data_dir", {"COAPHUB_DATA_DIR"}, T_STR, OFF(data_dir),
      "folder for the database and generated keys (default: $STATE_DIRECTORY, "
      "$XDG_STATE_HOME/coaphub or ~/.local/state/coaphub)", false},
-    {"bind", "coap", "bind_address", {"COAPHUB_BIND", "COAP_BIND_ADDRESS"}, T_STR, OFF(bind),
-     "0.0.0.0", "address the CoAP and CoAPS listeners bind to (\"::\" for IPv4+IPv6)", false},
-    {"coap-port", "coap", "bind_port", {"COAPHUB_COAP_PORT", "COAP_BIND_PORT"}, T_INT,
-     OFF(coap_port), "5683", "UDP port for plain CoAP", false},
-    {"coaps-port", "coap", "dtls_bind_port", {"COAPHUB_COAPS_PORT", "COAP_DTLS_BIND_PORT"},
-     T_INT, OFF(coaps_port), "5684", "UDP port for CoAP over DTLS",
+    {"bind", "coap", "bind_address", {"COAPHUB_BIND", "COAP_BIND_ADDRESS"}, T_STR,
+     OFF(udp.bind_addr), "address the CoAP and CoAPS listeners bind to (\"::\" for IPv4+IPv6)",
      false},
+    {"coap-port", "coap", "bind_port", {"COAPHUB_COAP_PORT", "COAP_BIND_PORT"}, T_INT,
+     OFF(udp.port), "UDP port for plain CoAP", false},
+    {"coaps-port", "coap", "dtls_bind_port", {"COAPHUB_COAPS_PORT", "COAP_DTLS_BIND_PORT"},
+     T_INT, OFF(dtls.port), "UDP port for CoAP over DTLS", false},
     {"dtls", "coap", "dtls_enabled", {"COAPHUB_DTLS", "COAP_DTLS_ENABLED"}, T_BOOL,
-     OFF(dtls_enabled), "true", "serve CoAP over DTLS 1.2 on --coaps-port", false},
+     OFF(dtls_enabled), "serve CoAP over DTLS 1.2 on --coaps-port", false},
     {"dtls-cert", "dtls", "cert_file", {"COAPHUB_DTLS_CERT", "COAP_DTLS_PEM_CERT"}, T_STR,
-     OFF(dtls_cert_file), NULL,
+     OFF(dtls.cert_file),
      "server certificate (PEM; may hold the chain and key). Default: a self-signed EC P-256 "
      "certificate generated once in the data dir", false},
     {"dtls-key", "dtls", "key_file", {"COAPHUB_DTLS_KEY", "COAP_DTLS_PEM_KEY"}, T_STR,
-     OFF(dtls_key_file), NULL, "server private key (PEM); default: the certificate file", false},
+     OFF(dtls.key_file), "server private key (PEM); default: the certificate file", false},
     {"dtls-key-password", "dtls", "key_password",
-     {"COAPHUB_DTLS_KEY_PASSWORD", "COAP_DTLS_PEM_KEY_PASSWORD"}, T_STR, OFF(dtls_key_password),
-     NULL, "password of an encrypted server key", true},
-    {"dtls-chain", "dtls", "chain_file", {"COAPHUB_DTLS_CHAIN"}, T_STR, OFF(dtls_chain_file), NULL,
+     {"COAPHUB_DTLS_KEY_PASSWORD", "COAP_DTLS_PEM_KEY_PASSWORD"}, T_STR, OFF(dtls.key_password),
+     "password of an encrypted server key", true},
+    {"dtls-chain", "dtls", "chain_file", {"COAPHUB_DTLS_CHAIN"}, T_STR, OFF(dtls.chain_file),
      "intermediate certificates sent after the server certificate (PEM)", false},
-    {"dtls-ciphers", "dtls", "ciphers", {"COAPHUB_DTLS_CIPHERS"}, T_STR, OFF(dtls_ciphers), NULL,
+    {"dtls-ciphers", "dtls", "ciphers", {"COAPHUB_DTLS_CIPHERS"}, T_STR, OFF(dtls.ciphers),
      "OpenSSL cipher list offered (default: ECDHE-ECDSA AES-128-CCM-8, AES-128/256-GCM, "
      "AES-128/256-CCM and ECDHE-RSA AES-GCM)", false},
     {"dtls-compact-records", "dtls", "compact_records", {"COAPHUB_DTLS_COMPACT_RECORDS"}, T_BOOL,
-     OFF(dtls_compact_records), "true",
+     OFF(dtls.compact_records),
      "after the handshake keep only the record keys and protect records ourselves with "
      "OpenSSL's AEAD ciphers (~13 KB per idle session instead of ~52 KB); false keeps "
      "OpenSSL's record layer", false},
     {"dtls-skip-validity-check", "dtls", "skip_validity_check_for_client_cert",
      {"COAPHUB_DTLS_SKIP_VALIDITY_CHECK", "TB_COAP_X509_DTLS_SKIP_VALIDITY_CHECK_FOR_CLIENT_CERT"},
-     T_BOOL, OFF(dtls_skip_validity_check), "false",
+     T_BOOL, OFF(dtls.skip_validity_check),
      "accept expired and not-yet-valid client certificates", false},
     {"dtls-mtu", "dtls", "max_transmission_unit",
-     {"COAPHUB_DTLS_MTU", "COAP_DTLS_MAX_TRANSMISSION_UNIT"}, T_INT, OFF(dtls_mtu), "1024",
+     {"COAPHUB_DTLS_MTU", "COAP_DTLS_MAX_TRANSMISSION_UNIT"}, T_INT, OFF(dtls.mtu),
      "largest DTLS datagram we send (handshake flights are fragmented to fit)", false},
     {"dtls-retransmission-ms", "dtls", "retransmission_timeout",
      {"COAPHUB_DTLS_RETRANSMISSION_MS", "COAP_DTLS_RETRANSMISSION_TIMEOUT_MS"}, T_INT,
-     OFF(dtls_retransmission_ms), "1000",
+     OFF(dtls.retransmission_ms),
      "first handshake-flight retransmission timeout in ms (doubles up to 60 s)", false},
+    {"dtls-handshake-timeout-ms", "dtls", "handshake_timeout",
+     {"COAPHUB_DTLS_HANDSHAKE_TIMEOUT_MS"}, T_INT, OFF(dtls.handshake_timeout_ms),
+     "a handshake not finished after this many ms is dropped (its slot freed)", false},
     {"dtls-max-handshakes", "dtls", "max_handshakes", {"COAPHUB_DTLS_MAX_HANDSHAKES"}, T_INT,
-     OFF(dtls_max_handshakes), "1000", "handshakes in progress per shard (after the cookie)",
-     false},
+     OFF(dtls.max_handshakes), "handshakes in progress per shard (after the cookie)", false},
     {"dtls-max-sessions", "dtls", "max_sessions", {"COAPHUB_DTLS_MAX_SESSIONS"}, T_INT,
-     OFF(dtls_max_sessions), "100000",
+     OFF(dtls.max_sessions),
      "established DTLS sessions per shard; the stalest is evicted when full", false},
     {"dtls-session-inactivity-ms", "dtls", "dtls_session_inactivity_timeout",
      {"COAPHUB_DTLS_SESSION_INACTIVITY_MS", "TB_COAP_X509_DTLS_SESSION_INACTIVITY_TIMEOUT"}, T_I64,
-     OFF(dtls_session_inactivity_ms), "86400000",
+     OFF(dtls.session_inactivity_ms),
      "a DTLS session without authenticated traffic for this long is closed", false},
     {"http-bind", "http", "bind_address", {"COAPHUB_HTTP_BIND", "HTTP_BIND_ADDRESS"}, T_STR,
-     OFF(http_bind), "0.0.0.0", "address the REST API binds to", false},
+     OFF(http.bind_addr), "address the REST API binds to", false},
     {"http-port", "http", "bind_port", {"COAPHUB_HTTP_PORT", "HTTP_BIND_PORT"}, T_INT,
-     OFF(http_port), "8080", "TCP port of the REST API", false},
-    {"public-host", "http", "public_host", {"COAPHUB_PUBLIC_HOST"}, T_STR, OFF(public_host), NULL,
+     OFF(http.port), "TCP port of the REST API", false},
+    {"public-host", "http", "public_host", {"COAPHUB_PUBLIC_HOST"}, T_STR, OFF(http.public_host),
      "host name shown in the web UI's connectivity commands (default: the one the browser used)",
      false},
-    {"shards", "server", "shards", {"COAPHUB_SHARDS"}, T_INT, OFF(shards), "1",
+    {"shards", "server", "shards", {"COAPHUB_SHARDS"}, T_INT, OFF(shards),
      "datagram event-loop threads (0 = one per CPU core)", false},
-    {"log-level", "log", "level", {"COAPHUB_LOG_LEVEL"}, T_STR, OFF(log_level), "info",
+    {"log-level", "log", "level", {"COAPHUB_LOG_LEVEL"}, T_STR, OFF(log_level),
      "error, warn, info or debug", false},
-    {"log-json", "log", "json", {"COAPHUB_LOG_JSON"}, T_BOOL, OFF(log_json), "false",
+    {"log-json", "log", "json", {"COAPHUB_LOG_JSON"}, T_BOOL, OFF(log_json),
      "write logs as JSON lines", false},
-    {"sync-full", "store", "synchronous_full", {"COAPHUB_SYNC_FULL"}, T_BOOL, OFF(sync_full),
-     "true", "SQLite synchronous=FULL (true) or NORMAL (false)", false},
+    {"sync-full", "store", "synchronous_full", {"COAPHUB_SYNC_FULL"}, T_BOOL,
+     OFF(store.synchronous_full), "SQLite synchronous=FULL (true) or NORMAL (false)", false},
     {"batch-delay-ms", "store", "batch_max_delay_ms",
-     {"COAPHUB_BATCH_DELAY_MS", "SQL_TS_BATCH_MAX_DELAY_MS"}, T_INT, OFF(batch_delay_ms), "0",
+     {"COAPHUB_BATCH_DELAY_MS", "SQL_TS_BATCH_MAX_DELAY_MS"}, T_INT,
+     OFF(store.batch_max_delay_ms),
      "longest wait to grow a group commit, in ms (0: commit what is queued at once; groups "
      "grow by themselves under load)", false},
     {"piggyback-ms", "coap", "piggyback_timeout",
-     {"COAPHUB_PIGGYBACK_MS", "COAP_PIGGYBACK_TIMEOUT"}, T_INT, OFF(piggyback_ms), "500",
+     {"COAPHUB_PIGGYBACK_MS", "COAP_PIGGYBACK_TIMEOUT"}, T_INT, OFF(api.engine.piggyback_ms),
      "answer in the ACK if ready within this many ms, else empty ACK + separate response",
      false},
     {"ack-timeout-ms", "coap", "ack_timeout", {"COAPHUB_ACK_TIMEOUT_MS"}, T_INT,
-     OFF(ack_timeout_ms), "2000", "RFC 7252 ACK_TIMEOUT for our confirmable messages", false},
+     OFF(api.engine.ack_timeout_ms), "RFC 7252 ACK_TIMEOUT for our confirmable messages", false},
     {"max-retransmit", "coap", "max_retransmit", {"COAPHUB_MAX_RETRANSMIT"}, T_INT,
-     OFF(max_retransmit), "4", "RFC 7252 MAX_RETRANSMIT", false},
-    {"max-body", "coap", "max_body", {"COAPHUB_MAX_BODY"}, T_I64, OFF(max_body), "262144",
+     OFF(api.engine.max_retransmit), "RFC 7252 MAX_RETRANSMIT", false},
+    {"max-body", "coap", "max_body", {"COAPHUB_MAX_BODY"}, T_SIZE, OFF(api.engine.max_body),
      "largest request body (Block1 reassembly) in bytes; larger gets 4.13", false},
     {"max-string-len", "transport", "max_string_value_length",
-     {"COAPHUB_MAX_STRING_LEN", "JSON_MAX_STRING_VALUE_LENGTH"}, T_I64, OFF(max_string_len), "0",
+     {"COAPHUB_MAX_STRING_LEN", "JSON_MAX_STRING_VALUE_LENGTH"}, T_SIZE, OFF(api.max_string_len),
      "longest string value accepted from devices (0 = no limit)", false},
     {"type-cast", "transport", "type_cast_enabled",
-     {"COAPHUB_TYPE_CAST", "JSON_TYPE_CAST_ENABLED"}, T_BOOL, OFF(type_cast), "true",
+     {"COAPHUB_TYPE_CAST", "JSON_TYPE_CAST_ENABLED"}, T_BOOL, OFF(api.type_cast),
      "store numeric strings (\"43\") as numbers, as ThingsBoard does", false},
     {"inactivity-timeout-ms", "state", "inactivity_timeout_ms",
-     {"COAPHUB_INACTIVITY_TIMEOUT_MS"}, T_I64, OFF(inactivity_timeout_ms), "600000",
+     {"COAPHUB_INACTIVITY_TIMEOUT_MS"}, T_I64, OFF(api.inactivity_timeout_ms),
      "a device without requests for this long becomes inactive", false},
     {"activity-report-ms", "state", "activity_report_ms", {"COAPHUB_ACTIVITY_REPORT_MS"}, T_I64,
-     OFF(activity_report_ms), "3000", "lastActivityTime is written at most this often", false},
+     OFF(api.activity_report_ms), "lastActivityTime is written at most this often", false},
     {"jwt-expiration", "security", "jwt_token_expiration_time",
-     {"COAPHUB_JWT_EXPIRATION", "JWT_TOKEN_EXPIRATION_TIME"}, T_I64, OFF(jwt_expiration_s),
-     "9000", "REST access token lifetime in seconds", false},
+     {"COAPHUB_JWT_EXPIRATION", "JWT_TOKEN_EXPIRATION_TIME"}, T_I64, OFF(http.jwt_expiration_s),
+     "REST access token lifetime in seconds", false},
     {"jwt-refresh-expiration", "security", "jwt_refresh_token_expiration_time",
      {"COAPHUB_JWT_REFRESH_EXPIRATION", "JWT_REFRESH_TOKEN_EXPIRATION_TIME"}, T_I64,
-     OFF(jwt_refresh_expiration_s), "604800", "REST refresh token lifetime in seconds", false},
+     OFF(http.jwt_refresh_expiration_s), "REST refresh token lifetime in seconds", false},
     {"jwt-signing-key", "security", "jwt_token_signing_key",
-     {"COAPHUB_JWT_SIGNING_KEY", "JWT_TOKEN_SIGNING_KEY"}, T_STR, OFF(jwt_signing_key), NULL,
+     {"COAPHUB_JWT_SIGNING_KEY", "JWT_TOKEN_SIGNING_KEY"}, T_STR, OFF(http.jwt_signing_key),
      "HMAC key for JWTs (default: random, generated once and kept in the database)", true},
     {"jwt-issuer", "security", "jwt_token_issuer", {"COAPHUB_JWT_ISSUER", "JWT_TOKEN_ISSUER"},
-     T_STR, OFF(jwt_issuer), "coaphub", "JWT issuer claim", false},
+     T_STR, OFF(http.jwt_issuer), "JWT issuer claim", false},
     {"rpc-default-timeout-ms", "rpc", "default_timeout", {"COAPHUB_RPC_DEFAULT_TIMEOUT_MS"},
-     T_I64, OFF(rpc_default_timeout_ms), "10000", "server-side RPC timeout when none is given",
+     T_I64, OFF(http.rpc_default_timeout_ms), "server-side RPC timeout when none is given",
      false},
     {"rpc-min-timeout-ms", "rpc", "min_timeout", {"COAPHUB_RPC_MIN_TIMEOUT_MS"}, T_I64,
-     OFF(rpc_min_timeout_ms), "5000", "shortest server-side RPC timeout accepted", false},
+     OFF(http.rpc_min_timeout_ms), "shortest server-side RPC timeout accepted", false},
     {"admin-user", "admin", "user", {"COAPHUB_ADMIN_USER"}, T_STR, OFF(admin_user),
-     "tenant@thingsboard.org", "first tenant administrator's login (new data dir only)", false},
+     "first tenant administrator's login (new data dir only)", false},
     {"admin-password", "admin", "password", {"COAPHUB_ADMIN_PASSWORD"}, T_STR,
-     OFF(admin_password), NULL,
+     OFF(admin_password),
      "first tenant administrator's password (new data dir only; default: generated, printed once)",
      true},
 };
 
 enum { N_OPTS = sizeof opts / sizeof opts[0] };
+_Static_assert(N_OPTS <= sizeof(((config_t *)0)->owned) / sizeof(char *),
+               "config_t.owned needs a slot per option");
+
+void config_defaults(config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    /* The daemon's own defaults; the modules' come from their _cfg_default. */
+    cfg->shards = 1; /* one loop thread: the common case is the easiest to read (STYLE §2.3) */
+    cfg->log_level = "info";
+    cfg->log_json = false;
+    cfg->dtls_enabled = true;
+    cfg->admin_user = "tenant@thingsboard.org"; /* ThingsBoard's demo tenant administrator */
+    udp_cfg_default(&cfg->udp);
+    dtls_cfg_default(&cfg->dtls);
+    store_cfg_default(&cfg->store);
+    api_cfg_default(&cfg->api);
+    http_cfg_default(&cfg->http);
+}
+
+/* The value of option o in cfg as text (a default for --help, a value for --print-config). */
+static void format_value(const config_t *cfg, const opt_t *o, char *buf, size_t cap)
+{
+    const char *base = (const char *)cfg;
+    switch (o->type) {
+    case T_STR: {
+        const char *v = *(const char *const *)(base + o->offset);
+        snprintf(buf, cap, "%s", v ? v : "");
+        break;
+    }
+    case T_INT: snprintf(buf, cap, "%d", *(const int *)(base + o->offset)); break;
+    case T_I64: snprintf(buf, cap, "%lld", (long long)*(const int64_t *)(base + o->offset)); break;
+    case T_SIZE: snprintf(buf, cap, "%zu", *(const size_t *)(base + o->offset)); break;
+    case T_BOOL: snprintf(buf, cap, "%s", *(const bool *)(base + o->offset) ? "true" : "false"); break;
+    }
+}
 
 static int set_value(config_t *cfg, const opt_t *o, const char *val, const char *source)
 {
@@ -157,13 +195,15 @@ static int set_value(config_t *cfg, const opt_t *o, const char *val, const char 
     char *end;
     switch (o->type) {
     case T_STR: {
-        char **p = (char **)(base + o->offset);
-        free(*p);
-        *p = val ? xstrdup(val) : NULL;
+        size_t i = (size_t)(o - opts);
+        free(cfg->owned[i]);
+        cfg->owned[i] = val ? xstrdup(val) : NULL;
+        *(const char **)(base + o->offset) = cfg->owned[i];
         return 0;
     }
     case T_INT:
-    case T_I64: {
+    case T_I64:
+    case T_SIZE: {
         errno = 0;
         long long v = strtoll(val, &end, 10);
         if (errno || end == val || *end || v < 0 || (o->type == T_INT && v > INT_MAX)) {
@@ -173,8 +213,10 @@ static int set_value(config_t *cfg, const opt_t *o, const char *val, const char 
         }
         if (o->type == T_INT)
             *(int *)(base + o->offset) = (int)v;
-        else
+        else if (o->type == T_I64)
             *(int64_t *)(base + o->offset) = v;
+        else
+            *(size_t *)(base + o->offset) = (size_t)v;
         return 0;
     }
     case T_BOOL: {
@@ -231,6 +273,8 @@ static char *default_data_dir(void)
 
 void config_usage(FILE *out)
 {
+    config_t def;
+    config_defaults(&def);
     fprintf(out,
             "Usage: coaphub [OPTIONS]\n"
             "CoAP/DTLS device server compatible with ThingsBoard's device API and REST API.\n\n"
@@ -249,7 +293,9 @@ void config_usage(FILE *out)
         fprintf(out, "  %-30s [%s] %s; env", "", o->section, o->key);
         for (int e = 0; e < 3 && o->env[e]; e++)
             fprintf(out, " %s", o->env[e]);
-        fprintf(out, "; default %s\n", o->def ? o->def : "(none)");
+        char v[4096];
+        format_value(&def, o, v, sizeof v);
+        fprintf(out, "; default %s\n", *v ? v : "(none)");
     }
     fprintf(out, "\nSignals: SIGTERM/SIGINT stop cleanly; a second one exits at once.\n"
                  "Exit codes: 0 ok, 64 invalid usage or configuration, 1 start-up failure.\n");
@@ -257,10 +303,7 @@ void config_usage(FILE *out)
 
 config_result_t config_load(config_t *cfg, int argc, char **argv)
 {
-    memset(cfg, 0, sizeof *cfg);
-    for (size_t i = 0; i < N_OPTS; i++)
-        if (opts[i].def)
-            set_value(cfg, &opts[i], opts[i].def, "default");
+    config_defaults(cfg);
 
     struct option longopts[N_OPTS + 6];
     for (size_t i = 0; i < N_OPTS; i++)
@@ -330,9 +373,12 @@ config_result_t config_load(config_t *cfg, int argc, char **argv)
         }
     }
 
-    if (!cfg->data_dir)
-        cfg->data_dir = default_data_dir();
-    if (cfg->coap_port > 65535 || cfg->coaps_port > 65535 || cfg->http_port > 65535) {
+    if (!cfg->data_dir) {
+        for (size_t i = 0; i < N_OPTS; i++)
+            if (opts[i].offset == OFF(data_dir))
+                cfg->data_dir = cfg->owned[i] = default_data_dir();
+    }
+    if (cfg->udp.port > 65535 || cfg->dtls.port > 65535 || cfg->http.port > 65535) {
         fprintf(stderr, "coaphub: ports must be 0..65535\n");
         return CONFIG_EXIT_USAGE;
     }
@@ -346,38 +392,24 @@ config_result_t config_load(config_t *cfg, int argc, char **argv)
 void config_print(const config_t *cfg, FILE *out)
 {
     const char *section = "";
-    const char *base = (const char *)cfg;
     for (size_t i = 0; i < N_OPTS; i++) {
         const opt_t *o = &opts[i];
         if (strcmp(section, o->section)) {
             section = o->section;
             fprintf(out, "%s[%s]\n", i ? "\n" : "", section);
         }
-        switch (o->type) {
-        case T_STR: {
-            const char *v = *(char *const *)(base + o->offset);
-            fprintf(out, "%s = %s\n", o->key, v ? (o->secret ? "********" : v) : "");
-            break;
-        }
-        case T_INT: fprintf(out, "%s = %d\n", o->key, *(const int *)(base + o->offset)); break;
-        case T_I64:
-            fprintf(out, "%s = %lld\n", o->key, (long long)*(const int64_t *)(base + o->offset));
-            break;
-        case T_BOOL:
-            fprintf(out, "%s = %s\n", o->key, *(const bool *)(base + o->offset) ? "true" : "false");
-            break;
-        }
+        char v[4096];
+        format_value(cfg, o, v, sizeof v);
+        fprintf(out, "%s = %s\n", o->key, o->secret && *v ? "********" : v);
     }
 }
 
 void config_free(config_t *cfg)
 {
-    char *base = (char *)cfg;
-    for (size_t i = 0; i < N_OPTS; i++)
-        if (opts[i].type == T_STR) {
-            free(*(char **)(base + opts[i].offset));
-            *(char **)(base + opts[i].offset) = NULL;
-        }
+    for (size_t i = 0; i < N_OPTS; i++) {
+        free(cfg->owned[i]);
+        cfg->owned[i] = NULL;
+    }
     free(cfg->config_file);
     cfg->config_file = NULL;
 }

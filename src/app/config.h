@@ -6,61 +6,46 @@
 #ifndef COAPHUB_APP_CONFIG_H
 #define COAPHUB_APP_CONFIG_H
 
+#include "api/api.h"
+#include "dtls/dtls.h"
+#include "http/http.h"
+#include "store/store.h"
+#include "udp/udp.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
 typedef struct config {
     char *config_file;
-    char *data_dir;
-    char *bind;
-    int coap_port;
-    int coaps_port;
-    char *http_bind;
-    int http_port;
-    char *public_host;
+    /* The daemon's own settings (defaults: config.c's app_defaults). */
+    const char *data_dir; /* NULL until config_load picks the default */
     int shards;
-    char *log_level;
+    const char *log_level;
     bool log_json;
-    /* DTLS */
     bool dtls_enabled;
-    char *dtls_cert_file;
-    char *dtls_key_file;
-    char *dtls_key_password;
-    char *dtls_chain_file;
-    char *dtls_ciphers;
-    bool dtls_skip_validity_check;
-    bool dtls_compact_records;
-    int dtls_mtu;
-    int dtls_retransmission_ms;
-    int dtls_max_handshakes;
-    int dtls_max_sessions;
-    int64_t dtls_session_inactivity_ms;
-    /* store */
-    bool sync_full;
-    int batch_delay_ms;
-    /* device API */
-    int piggyback_ms;
-    int ack_timeout_ms;
-    int max_retransmit;
-    int64_t max_body;
-    int64_t max_string_len;
-    bool type_cast;
-    int64_t inactivity_timeout_ms;
-    int64_t activity_report_ms;
-    /* REST */
-    int64_t jwt_expiration_s;
-    int64_t jwt_refresh_expiration_s;
-    char *jwt_signing_key;
-    char *jwt_issuer;
-    int64_t rpc_default_timeout_ms;
-    int64_t rpc_min_timeout_ms;
-    char *admin_user;
-    char *admin_password;
+    const char *admin_user;
+    const char *admin_password;
+    /* Each module's settings. Its _cfg_default() is the only source of their defaults; the
+     * option table points into these structs, and server_start hands them on. Fields that
+     * are wiring rather than settings (ports actually bound, callbacks, the store's path)
+     * are filled by server_start. */
+    udp_cfg_t udp;     /* --bind, --coap-port */
+    dtls_cfg_t dtls;   /* --coaps-port, --dtls-*; bind_addr follows udp.bind_addr */
+    store_cfg_t store; /* --sync-full, --batch-delay-ms */
+    api_cfg_t api;     /* the device API and its CoAP engine */
+    http_cfg_t http;   /* --http-*, --jwt-*, --rpc-*, --public-host */
     /* actions */
     bool print_config;
     bool check_config;
+    /* Strings config_load allocated, by option index (freed by config_free); the others
+     * point to constants of the _cfg_default functions. */
+    char *owned[64];
 } config_t;
+
+/* Fills cfg with every default: the app's own, then each module's _cfg_default(). No
+ * allocation; config_free is harmless on the result. */
+void config_defaults(config_t *cfg);
 
 typedef enum { CONFIG_RUN = 0, CONFIG_EXIT_OK = 1, CONFIG_EXIT_USAGE = 2 } config_result_t;
 
@@ -69,7 +54,7 @@ typedef enum { CONFIG_RUN = 0, CONFIG_EXIT_OK = 1, CONFIG_EXIT_USAGE = 2 } confi
 config_result_t config_load(config_t *cfg, int argc, char **argv);
 /* Writes the effective configuration as INI, secrets masked. */
 void config_print(const config_t *cfg, FILE *out);
-/* Writes --help. */
+/* Writes --help; each default is printed from config_defaults(). */
 void config_usage(FILE *out);
 void config_free(config_t *cfg);
 

@@ -11,6 +11,7 @@
 #include "core/xmalloc.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +102,56 @@ static void metric(out_t *o, const char *name, const char *type, const char *hel
         type, name, labels ? labels : "", (unsigned long long)v);
 }
 
+/* The /metrics description of each stats struct, from the module's one X-macro list. */
+#define DESC_ROW(S, field, family, type, labels, help)                                           \
+    {family, type, labels, help, offsetof(S, field)},
+#define COAP_DESC(f, fam, ty, lab, h) DESC_ROW(coap_engine_stats_t, f, fam, ty, lab, h)
+#define UDP_DESC(f, fam, ty, lab, h) DESC_ROW(udp_stats_t, f, fam, ty, lab, h)
+#define DTLS_DESC(f, fam, ty, lab, h) DESC_ROW(dtls_stats_t, f, fam, ty, lab, h)
+static const stats_desc_t coap_desc[] = {COAP_ENGINE_STATS(COAP_DESC)};
+static const stats_desc_t udp_desc[] = {UDP_STATS(UDP_DESC)};
+static const stats_desc_t dtls_desc[] = {DTLS_STATS(DTLS_DESC)};
+
+/* Writes every exported row of one stats struct; HELP and TYPE once per family. */
+static void put_stats(out_t *o, const stats_desc_t *d, size_t n, const void *stats)
+{
+    const char *family = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!d[i].family)
+            continue;
+        if (!family || strcmp(family, d[i].family) != 0) {
+            family = d[i].family;
+            put(o, "# HELP coaphub_%s %s\n# TYPE coaphub_%s %s\n", family, d[i].help, family,
+                d[i].type);
+        }
+        uint64_t v;
+        memcpy(&v, (const char *)stats + d[i].offset, sizeof v);
+        put(o, "coaphub_%s%s %llu\n", family, d[i].labels ? d[i].labels : "",
+            (unsigned long long)v);
+    }
+}
+
+/* sum += one shard's snapshot, field by field as the X-macro lists name them. */
+static void snap_add(shard_snap_t *sum, const shard_snap_t *p)
+{
+    {
+        coap_engine_stats_t *dst = &sum->coap;
+        const coap_engine_stats_t *src = &p->coap;
+        COAP_ENGINE_STATS(STATS_ADD)
+    }
+    {
+        udp_stats_t *dst = &sum->udp;
+        const udp_stats_t *src = &p->udp;
+        UDP_STATS(STATS_ADD)
+    }
+    {
+        dtls_stats_t *dst = &sum->dtls;
+        const dtls_stats_t *src = &p->dtls;
+        DTLS_STATS(STATS_ADD)
+    }
+    sum->has_dtls |= p->has_dtls;
+}
+
 static uint64_t rss_bytes(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -141,81 +192,18 @@ char *server_metrics_text(void *ctx)
         if (pthread_cond_timedwait(&c->cv, &c->mu, &deadline) != 0)
             break;
     shard_snap_t sum = {0};
-    for (int i = 0; i < s->n_shards; i++) {
-        shard_snap_t *p = &c->snaps[i];
-        uint64_t *dst = (uint64_t *)&sum.coap, *src = (uint64_t *)&p->coap;
-        for (size_t k = 0; k < sizeof sum.coap / sizeof(uint64_t); k++)
-            dst[k] += src[k];
-        dst = (uint64_t *)&sum.udp, src = (uint64_t *)&p->udp;
-        for (size_t k = 0; k < sizeof sum.udp / sizeof(uint64_t); k++)
-            dst[k] += src[k];
-        dst = (uint64_t *)&sum.dtls, src = (uint64_t *)&p->dtls;
-        for (size_t k = 0; k < sizeof sum.dtls / sizeof(uint64_t); k++)
-            dst[k] += src[k];
-        sum.has_dtls |= p->has_dtls;
-    }
+    for (int i = 0; i < s->n_shards; i++)
+        snap_add(&sum, &c->snaps[i]);
     pthread_mutex_unlock(&c->mu);
     collect_unref(c);
 
     out_t o = {0};
     put(&o, "# HELP coaphub_build_info Build information.\n# TYPE coaphub_build_info gauge\n"
             "coaphub_build_info{version=\"%s\"} 1\n", COAPHUB_VERSION);
-    metric(&o, "coap_requests_total", "counter", "CoAP requests handed to the device API.", NULL,
-           sum.coap.requests);
-    metric(&o, "coap_duplicates_total", "counter", "Duplicate CoAP messages answered from cache.",
-           NULL, sum.coap.duplicates);
-    metric(&o, "coap_malformed_total", "counter", "Malformed CoAP datagrams.", NULL,
-           sum.coap.malformed);
-    metric(&o, "coap_retransmissions_total", "counter", "Confirmable messages we resent.", NULL,
-           sum.coap.retransmissions);
-    metric(&o, "coap_con_timeouts_total", "counter", "Confirmable messages never acknowledged.",
-           NULL, sum.coap.con_timeouts);
-    metric(&o, "coap_resets_total", "counter", "RST messages received.", NULL, sum.coap.resets);
-    metric(&o, "observe_relations", "gauge", "Live CoAP observations.", NULL, sum.coap.observers);
-    metric(&o, "observe_notifications_total", "counter", "Observe notifications sent.", NULL,
-           sum.coap.notifications);
-    metric(&o, "udp_datagrams_received_total", "counter", "Plain CoAP datagrams received.", NULL,
-           sum.udp.datagrams_in);
-    metric(&o, "udp_datagrams_sent_total", "counter", "Plain CoAP datagrams sent.", NULL,
-           sum.udp.datagrams_out);
-    metric(&o, "udp_peers", "gauge", "Plain CoAP peer addresses tracked.", NULL, sum.udp.peers);
-    if (sum.has_dtls) {
-        metric(&o, "dtls_datagrams_received_total", "counter", "DTLS datagrams received.", NULL,
-               sum.dtls.datagrams_in);
-        put(&o, "# HELP coaphub_dtls_handshakes_total DTLS handshake events by result.\n"
-                "# TYPE coaphub_dtls_handshakes_total counter\n");
-        const struct {
-            const char *result;
-            uint64_t v;
-        } hs[] = {{"cookie_sent", sum.dtls.cookies_sent}, {"cookie_bad", sum.dtls.cookies_bad},
-                  {"ok", sum.dtls.handshakes_ok},          {"failed", sum.dtls.handshakes_failed},
-                  {"refused", sum.dtls.handshakes_refused}, {"timeout", sum.dtls.handshake_timeouts},
-                  {"resumed", sum.dtls.resumed}};
-        for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
-            put(&o, "coaphub_dtls_handshakes_total{result=\"%s\"} %llu\n", hs[i].result,
-                (unsigned long long)hs[i].v);
-        metric(&o, "dtls_handshakes_in_progress", "gauge", "DTLS handshakes past the cookie.",
-               NULL, sum.dtls.handshakes_in_progress);
-        metric(&o, "dtls_sessions", "gauge", "Established DTLS sessions.", NULL,
-               sum.dtls.sessions);
-        metric(&o, "dtls_records_dropped_total", "counter",
-               "DTLS datagrams that yielded no plaintext (bad MAC, replay, unknown peer).", NULL,
-               sum.dtls.records_dropped);
-        metric(&o, "dtls_sessions_compacted_total", "counter",
-               "Sessions moved to the compact record layer.", NULL, sum.dtls.sessions_compacted);
-        put(&o, "# HELP coaphub_dtls_records_rejected_total Records dropped by the compact layer.\n"
-                "# TYPE coaphub_dtls_records_rejected_total counter\n"
-                "coaphub_dtls_records_rejected_total{reason=\"replay\"} %llu\n"
-                "coaphub_dtls_records_rejected_total{reason=\"mac\"} %llu\n",
-            (unsigned long long)sum.dtls.records_replayed,
-            (unsigned long long)sum.dtls.records_bad_mac);
-        metric(&o, "dtls_sessions_closed_total", "counter", "DTLS sessions closed by the server.",
-               "{reason=\"evicted\"}", sum.dtls.evicted);
-        put(&o, "coaphub_dtls_sessions_closed_total{reason=\"idle\"} %llu\n"
-                "coaphub_dtls_sessions_closed_total{reason=\"credentials\"} %llu\n",
-            (unsigned long long)sum.dtls.idle_closed,
-            (unsigned long long)sum.dtls.closed_by_credentials);
-    }
+    put_stats(&o, coap_desc, sizeof coap_desc / sizeof coap_desc[0], &sum.coap);
+    put_stats(&o, udp_desc, sizeof udp_desc / sizeof udp_desc[0], &sum.udp);
+    if (sum.has_dtls)
+        put_stats(&o, dtls_desc, sizeof dtls_desc / sizeof dtls_desc[0], &sum.dtls);
     store_stats_t st;
     store_get_stats(s->store, &st);
     metric(&o, "storage_commits_total", "counter", "Group commits.", NULL, st.commits);

@@ -11,6 +11,7 @@
 #include "app/server_int.h"
 
 #include "api/api.h"
+#include "coap/engine.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -54,6 +55,12 @@ static int make_dirs(const char *path, char err[static ERR_LEN])
     return rc;
 }
 
+/* DTLS asks which device a client certificate names; the registry answers from memory. */
+static int64_t identify_cert(void *registry, const uint8_t *der, size_t len)
+{
+    return registry_find_cert_der(registry, der, len);
+}
+
 static void *shard_main(void *arg)
 {
     shard_t *sh = arg;
@@ -78,32 +85,22 @@ static int shard_init(server_t *s, shard_t *sh, const config_t *cfg, int port, i
     sh->loop = loop_new(err);
     if (!sh->loop)
         return -1;
-    api_cfg_t acfg;
-    api_cfg_default(&acfg);
-    acfg.engine.piggyback_ms = cfg->piggyback_ms;
-    acfg.engine.ack_timeout_ms = cfg->ack_timeout_ms;
-    acfg.engine.max_retransmit = cfg->max_retransmit;
-    acfg.engine.max_body = (size_t)cfg->max_body;
-    acfg.type_cast = cfg->type_cast;
-    acfg.max_string_len = (size_t)cfg->max_string_len;
-    acfg.inactivity_timeout_ms = cfg->inactivity_timeout_ms;
-    acfg.activity_report_ms = cfg->activity_report_ms;
-    sh->api = api_shard_new(sh->loop, s->store, s->registry, s->hub, &acfg);
+    sh->api = api_shard_new(sh->loop, s->store, s->registry, s->hub, &cfg->api);
     if (!sh->api) {
         snprintf(err, ERR_LEN, "cannot create the device API of shard %d", sh->index);
         return -1;
     }
-    udp_cfg_t ucfg;
-    udp_cfg_default(&ucfg);
-    ucfg.bind_addr = cfg->bind;
+    /* The transports deliver to the shard's CoAP engine; they know nothing of it. */
+    transport_sink_t sink = coap_engine_sink(api_shard_engine(sh->api));
+    udp_cfg_t ucfg = cfg->udp;
     ucfg.port = port;
-    sh->udp = udp_listener_new(sh->loop, api_shard_engine(sh->api), &ucfg, err);
+    sh->udp = udp_listener_new(sh->loop, &sink, &ucfg, err);
     if (!sh->udp)
         return -1;
     if (s->dtls_ctx) {
         dtls_cfg_t dcfg = s->dtls_cfg;
         dcfg.port = dtls_port;
-        sh->dtls = dtls_listener_new(sh->loop, api_shard_engine(sh->api), s->dtls_ctx, &dcfg, err);
+        sh->dtls = dtls_listener_new(sh->loop, &sink, s->dtls_ctx, &dcfg, err);
         if (!sh->dtls)
             return -1;
     }
@@ -126,11 +123,8 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
         goto fail;
 
     char *db = xasprintf("%s/coaphub.db", cfg->data_dir);
-    store_cfg_t scfg;
-    store_cfg_default(&scfg);
+    store_cfg_t scfg = cfg->store;
     scfg.path = db;
-    scfg.synchronous_full = cfg->sync_full;
-    scfg.batch_max_delay_ms = cfg->batch_delay_ms;
     s->store = store_open(&scfg, err);
     free(db);
     if (!s->store)
@@ -148,24 +142,14 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
     store_set_commit_hook(s->store, device_watch_commit_hook, s->hub);
 
     if (cfg->dtls_enabled) {
-        dtls_cfg_t *d = &s->dtls_cfg;
-        dtls_cfg_default(d);
-        d->bind_addr = cfg->bind;
-        d->port = cfg->coaps_port;
-        d->data_dir = cfg->data_dir;
-        d->cert_file = cfg->dtls_cert_file;
-        d->key_file = cfg->dtls_key_file;
-        d->key_password = cfg->dtls_key_password;
-        d->chain_file = cfg->dtls_chain_file;
-        d->ciphers = cfg->dtls_ciphers;
-        d->compact_records = cfg->dtls_compact_records;
-        d->skip_validity_check = cfg->dtls_skip_validity_check;
-        d->mtu = cfg->dtls_mtu;
-        d->retransmission_ms = cfg->dtls_retransmission_ms;
-        d->max_handshakes = cfg->dtls_max_handshakes;
-        d->max_sessions = cfg->dtls_max_sessions;
-        d->session_inactivity_ms = cfg->dtls_session_inactivity_ms;
-        s->dtls_ctx = dtls_ctx_new(d, s->registry, err);
+        /* Wiring, not settings: one --bind serves both listeners, and DTLS asks the
+         * registry which device a client certificate names. */
+        s->dtls_cfg = cfg->dtls;
+        s->dtls_cfg.bind_addr = cfg->udp.bind_addr;
+        s->dtls_cfg.data_dir = cfg->data_dir;
+        s->dtls_cfg.identify = identify_cert;
+        s->dtls_cfg.identify_ctx = s->registry;
+        s->dtls_ctx = dtls_ctx_new(&s->dtls_cfg, err);
         if (!s->dtls_ctx)
             goto fail;
     }
@@ -174,7 +158,7 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
     if (s->n_shards < 1)
         s->n_shards = 1;
     s->shards = xcalloc((size_t)s->n_shards, sizeof *s->shards);
-    int port = cfg->coap_port, dtls_port = cfg->coaps_port;
+    int port = cfg->udp.port, dtls_port = cfg->dtls.port;
     for (int i = 0; i < s->n_shards; i++) {
         s->shards[i].index = i;
         if (shard_init(s, &s->shards[i], cfg, port, dtls_port, err) != 0)
@@ -185,22 +169,12 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
             dtls_port = dtls_listener_port(s->shards[i].dtls);
     }
 
-    http_cfg_t hcfg;
-    http_cfg_default(&hcfg);
-    hcfg.bind_addr = cfg->http_bind;
-    hcfg.port = cfg->http_port;
+    http_cfg_t hcfg = cfg->http;
     hcfg.coap_port = port;
     hcfg.coaps_port = s->dtls_ctx ? dtls_port : 0;
     hcfg.dtls_cert_path = s->dtls_ctx ? dtls_ctx_cert_path(s->dtls_ctx) : NULL;
-    hcfg.public_host = cfg->public_host;
     hcfg.metrics_text = server_metrics_text;
     hcfg.metrics_ctx = s;
-    hcfg.jwt_expiration_s = cfg->jwt_expiration_s;
-    hcfg.jwt_refresh_expiration_s = cfg->jwt_refresh_expiration_s;
-    hcfg.jwt_signing_key = cfg->jwt_signing_key;
-    hcfg.jwt_issuer = cfg->jwt_issuer;
-    hcfg.rpc_default_timeout_ms = cfg->rpc_default_timeout_ms;
-    hcfg.rpc_min_timeout_ms = cfg->rpc_min_timeout_ms;
     s->http = http_server_start(&hcfg, s->store, s->registry, s->hub, err);
     if (!s->http)
         goto fail;
@@ -219,10 +193,10 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
     http_server_set_ready(s->http, true);
     char coaps[64] = "off";
     if (s->dtls_ctx)
-        snprintf(coaps, sizeof coaps, "udp %s:%d", cfg->bind, dtls_port);
+        snprintf(coaps, sizeof coaps, "udp %s:%d", cfg->udp.bind_addr, dtls_port);
     LOG_I("server", "listening: coap udp %s:%d, coaps %s (%d shard%s), http tcp %s:%d, data %s",
-          cfg->bind, port, coaps, s->n_shards, s->n_shards == 1 ? "" : "s", cfg->http_bind,
-          cfg->http_port, cfg->data_dir);
+          cfg->udp.bind_addr, port, coaps, s->n_shards, s->n_shards == 1 ? "" : "s",
+          cfg->http.bind_addr, cfg->http.port, cfg->data_dir);
     return s;
 fail:
     server_stop(s);

@@ -24,12 +24,12 @@
 void coap_engine_cfg_default(coap_engine_cfg_t *cfg)
 {
     *cfg = (coap_engine_cfg_t){
-        .piggyback_ms = 200,
+        .piggyback_ms = 500,
         .ack_timeout_ms = 2000,
         .ack_random_factor = 1.5,
         .max_retransmit = 4,
         .exchange_lifetime_ms = 247000,
-        .max_body = 65536,
+        .max_body = 262144,
         .block_size = 1024,
         .max_non_notifications = 5,
         .max_dedup_entries = 100000,
@@ -63,13 +63,9 @@ coap_engine_t *coap_engine_new(loop_t *loop, const coap_engine_cfg_t *cfg,
     e->app = app;
     coap_list_init(&e->peers);
     coap_list_init(&e->dedup);
-    size_t nb = COAP_DEDUP_BUCKETS_MIN;
-    while (nb < e->cfg.max_dedup_entries && nb < COAP_DEDUP_BUCKETS_MAX)
-        nb *= 2;
-    e->dedup_hash = xcalloc(nb, sizeof *e->dedup_hash);
-    e->dedup_mask = nb - 1;
-    for (size_t i = 0; i < nb; i++)
-        coap_list_init(&e->dedup_hash[i]);
+    htab_init(&e->dedup_by_mid, e->cfg.max_dedup_entries < COAP_DEDUP_SLOTS_MAX
+                                    ? e->cfg.max_dedup_entries
+                                    : COAP_DEDUP_SLOTS_MAX);
     if (getrandom(&e->rng, sizeof e->rng, GRND_NONBLOCK) != (ssize_t)sizeof e->rng)
         e->rng = (uint64_t)clock_mono_ms() * 0x9e3779b97f4a7c15ull;
     if (e->rng == 0)
@@ -87,7 +83,7 @@ void coap_engine_free(coap_engine_t *e)
         coap__peer_drop(COAP_CONTAINER(e->peers.next, coap_peer_t, link));
     loop_timer_cancel(e->loop, &e->gc_timer);
     coap__spares_free(e);
-    free(e->dedup_hash);
+    htab_fini(&e->dedup_by_mid);
     free(e);
 }
 
@@ -96,6 +92,21 @@ void coap_engine_peer_closed(coap_engine_t *e, transport_peer_t *peer)
     coap_peer_t *ps = peer->engine_state;
     if (ps && ps->e == e)
         coap__peer_drop(ps);
+}
+
+static void sink_input(void *ctx, transport_peer_t *peer, const uint8_t *p, size_t len)
+{
+    coap_engine_input(ctx, peer, p, len);
+}
+
+static void sink_closed(void *ctx, transport_peer_t *peer)
+{
+    coap_engine_peer_closed(ctx, peer);
+}
+
+transport_sink_t coap_engine_sink(coap_engine_t *e)
+{
+    return (transport_sink_t){.input = sink_input, .closed = sink_closed, .ctx = e};
 }
 
 void coap_engine_get_stats(const coap_engine_t *e, coap_engine_stats_t *out)

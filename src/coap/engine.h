@@ -20,6 +20,7 @@
 #define COAPHUB_COAP_ENGINE_H
 
 #include "core/loop.h"
+#include "core/stats.h"
 #include "core/transport.h"
 
 #include <stdbool.h>
@@ -113,12 +114,12 @@ typedef struct coap_engine_ops {
 } coap_engine_ops_t;
 
 typedef struct coap_engine_cfg {
-    int piggyback_ms;       /* wait this long for an answer before an empty ACK (default 200) */
+    int piggyback_ms;       /* wait this long for an answer before an empty ACK (default 500) */
     int ack_timeout_ms;     /* RFC 7252 ACK_TIMEOUT (default 2000) */
     double ack_random_factor; /* default 1.5 */
     int max_retransmit;     /* default 4 */
     int exchange_lifetime_ms; /* dedup window (default 247000) */
-    size_t max_body;        /* Block1 reassembly cap in bytes; larger -> 4.13 + Size1 (default 65536) */
+    size_t max_body;        /* Block1 reassembly cap in bytes; larger -> 4.13 + Size1 (default 262144) */
     size_t block_size;      /* preferred Block2 size: 16..1024 (default 1024) */
     int max_non_notifications; /* at most this many NON notifications before a CON (default 5) */
     size_t max_dedup_entries; /* cap per engine on cached responses (default 100000) */
@@ -143,6 +144,10 @@ void coap_engine_input(coap_engine_t *e, transport_peer_t *peer, const uint8_t *
 /* The transport closed peer: ends its observations (PEER_CLOSED), drops its retransmissions
  * and deduplication entries, and releases the engine's references to it. */
 void coap_engine_peer_closed(coap_engine_t *e, transport_peer_t *peer);
+
+/* The sink a transport delivers to so that its datagrams reach e (coap_engine_input and
+ * coap_engine_peer_closed behind core/transport.h's interface). src/app wires it. */
+transport_sink_t coap_engine_sink(coap_engine_t *e);
 
 /* Answers the request. code is a COAP_CODE; content_format COAP_CF_NONE for none. The payload
  * is copied. Must be called exactly once per exchange, from the loop thread; the exchange is
@@ -175,11 +180,22 @@ void coap_observer_cancel(coap_observer_t *obs, uint8_t code);
 /* The peer of a live relation. */
 transport_peer_t *coap_observer_peer(const coap_observer_t *obs);
 
-/* Counters for metrics and tests. */
+/* Counters for metrics and tests (core/stats.h: field, /metrics family, type, labels, help). */
+#define COAP_ENGINE_STATS(X)                                                                      \
+    X(requests, "coap_requests_total", "counter", NULL, "CoAP requests handed to the device API.") \
+    X(duplicates, "coap_duplicates_total", "counter", NULL,                                       \
+      "Duplicate CoAP messages answered from cache.")                                             \
+    X(malformed, "coap_malformed_total", "counter", NULL, "Malformed CoAP datagrams.")            \
+    X(retransmissions, "coap_retransmissions_total", "counter", NULL,                             \
+      "Confirmable messages we resent.")                                                          \
+    X(con_timeouts, "coap_con_timeouts_total", "counter", NULL,                                   \
+      "Confirmable messages never acknowledged.")                                                 \
+    X(resets, "coap_resets_total", "counter", NULL, "RST messages received.")                     \
+    X(observers, "observe_relations", "gauge", NULL, "Live CoAP observations.")                   \
+    X(notifications, "observe_notifications_total", "counter", NULL,                              \
+      "Observe notifications sent.")
 typedef struct coap_engine_stats {
-    uint64_t requests, duplicates, malformed, retransmissions, con_timeouts, resets;
-    uint64_t observers; /* live relations now */
-    uint64_t notifications;
+    COAP_ENGINE_STATS(STATS_FIELD)
 } coap_engine_stats_t;
 void coap_engine_get_stats(const coap_engine_t *e, coap_engine_stats_t *out);
 

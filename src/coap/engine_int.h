@@ -12,6 +12,7 @@
 
 #include "coap/engine.h"
 #include "coap/pdu.h"
+#include "core/htab.h"
 
 #include <sys/types.h>
 
@@ -23,14 +24,13 @@
 /* Block1 reassemblies and Block2 caches one peer may hold at once; older ones are evicted. */
 #define COAP_MAX_BLOCK_STATES_PER_PEER 4
 /* Engine-wide bytes held by Block1 reassembly and Block2 caches: 16 MiB, i.e. 256 bodies at
- * the default 64 KiB cap. Beyond it new transfers get 5.03. */
+ * a 64 KiB cap (64 at the default 256 KiB). Beyond it new transfers get 5.03. */
 #define COAP_BLOCK_MEM_CAP (16u * 1024u * 1024u)
-/* Buckets of the (peer, MID) dedup index: the smallest power of two >= max_dedup_entries,
- * within these bounds, so chains stay ~1 entry long when the cache is full. A fixed 4096 gave
- * 25-entry chains (25 cache misses per datagram) at the default cap of 100000: the lookup was
- * 11 % of server CPU at 1000 devices (performance pass 1, docs/BENCHMARKS.md). */
-#define COAP_DEDUP_BUCKETS_MIN 1024u
-#define COAP_DEDUP_BUCKETS_MAX (1u << 20)
+/* Slots the (peer, MID) dedup index starts with: max_dedup_entries, at most this many, so a
+ * full cache never waits for the table to double (core/htab keeps chains ~1 entry long; a
+ * fixed 4096 buckets once gave 25-entry chains at the default cap of 100000 and the lookup
+ * was 11 % of server CPU at 1000 devices, performance pass 1 in docs/BENCHMARKS.md). */
+#define COAP_DEDUP_SLOTS_MAX (1u << 20)
 /* NO ALLOCATION ON THE STEADY PATH (issue #5). A request answered with a small piggybacked
  * response allocates nothing: the response is built on the stack and replayed for duplicates
  * from the dedup entry's inline buffer, the request key sits in the exchange, and dedup
@@ -71,7 +71,7 @@ static inline void coap_list_del(coap_link_t *n)
 /* One remembered (peer, MID) of a request (RFC 7252 §4.5). */
 typedef struct coap_dedup {
     coap_link_t peer_link;   /* in coap_peer_t.dedup */
-    coap_link_t hash_link;   /* in coap_engine.dedup_hash[bucket of (peer, MID)] */
+    htab_link_t hash_link;   /* in coap_engine.dedup_by_mid, keyed by (peer, MID) */
     coap_link_t engine_link; /* in coap_engine.dedup, oldest first = soonest to expire */
     coap_peer_t *ps;
     uint16_t mid;
@@ -184,8 +184,7 @@ struct coap_engine {
     coap_engine_stats_t stats;
     coap_link_t peers;
     coap_link_t dedup;
-    coap_link_t *dedup_hash; /* n_buckets heads, a power of two */
-    size_t dedup_mask;       /* n_buckets - 1 */
+    htab_t dedup_by_mid;     /* coap_dedup_t by (peer, MID) (session.c) */
     size_t n_dedup;
     size_t block_mem;
     uint16_t next_mid;

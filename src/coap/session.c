@@ -9,6 +9,7 @@
 #include "coap/engine_int.h"
 
 #include "core/err.h"
+#include "core/hash.h"
 #include "core/xmalloc.h"
 
 #include <stdlib.h>
@@ -66,17 +67,28 @@ void coap__peer_maybe_release(coap_peer_t *ps)
     peer_free(ps);
 }
 
-static coap_link_t *bucket(coap_engine_t *e, const coap_peer_t *ps, uint16_t mid)
+/* The MID is the peer's choice: keyed hash (user-space pointers leave the top 16 bits free). */
+static uint64_t dedup_hash(const coap_peer_t *ps, uint16_t mid)
 {
-    uint64_t h = ((uint64_t)(uintptr_t)ps >> 4) * 0x9e3779b97f4a7c15ull ^ mid;
-    h *= 0xff51afd7ed558ccdull;
-    return &e->dedup_hash[(h >> 32) & e->dedup_mask];
+    return hash_u64((uint64_t)(uintptr_t)ps ^ ((uint64_t)mid << 48));
+}
+
+typedef struct dedup_key {
+    const coap_peer_t *ps;
+    uint16_t mid;
+} dedup_key_t;
+
+static bool dedup_is(const htab_link_t *l, const void *key)
+{
+    const coap_dedup_t *d = HTAB_ENTRY(l, coap_dedup_t, hash_link);
+    const dedup_key_t *k = key;
+    return d->mid == k->mid && d->ps == k->ps;
 }
 
 static void dedup_free(coap_engine_t *e, coap_dedup_t *d)
 {
     coap_list_del(&d->peer_link);
-    coap_list_del(&d->hash_link);
+    htab_remove(&e->dedup_by_mid, &d->hash_link);
     coap_list_del(&d->engine_link);
     if (d->x)
         d->x->d = NULL;
@@ -174,13 +186,9 @@ void coap__send_empty(coap_peer_t *ps, uint8_t type, uint16_t mid)
 
 coap_dedup_t *coap__dedup_find(coap_peer_t *ps, uint16_t mid)
 {
-    coap_link_t *h = bucket(ps->e, ps, mid);
-    for (coap_link_t *l = h->next; l != h; l = l->next) {
-        coap_dedup_t *d = COAP_CONTAINER(l, coap_dedup_t, hash_link);
-        if (d->mid == mid && d->ps == ps)
-            return d;
-    }
-    return NULL;
+    dedup_key_t k = {ps, mid};
+    htab_link_t *l = htab_find(&ps->e->dedup_by_mid, dedup_hash(ps, mid), dedup_is, &k);
+    return l ? HTAB_ENTRY(l, coap_dedup_t, hash_link) : NULL;
 }
 
 coap_dedup_t *coap__dedup_add(coap_peer_t *ps, uint16_t mid, bool con)
@@ -209,7 +217,7 @@ coap_dedup_t *coap__dedup_add(coap_peer_t *ps, uint16_t mid, bool con)
     d->expires_ms = loop_now_ms(e->loop) + e->cfg.exchange_lifetime_ms;
     coap_list_push(&ps->dedup, &d->peer_link);
     coap_list_push(&e->dedup, &d->engine_link);
-    coap_list_push(bucket(e, ps, mid), &d->hash_link);
+    htab_insert(&e->dedup_by_mid, &d->hash_link, dedup_hash(ps, mid));
     e->n_dedup++;
     return d;
 }

@@ -1,6 +1,8 @@
 /* sockaddr.c — see sockaddr.h. */
 #include "core/sockaddr.h"
 
+#include "core/hash.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -10,31 +12,24 @@
 
 uint64_t sockaddr_hash(const struct sockaddr_storage *a)
 {
-    /* FNV-1a. Peer tables are keyed by addresses an attacker can choose, but every entry of
-     * a table costs a completed exchange (UDP) or a valid cookie (DTLS) and tables are capped,
-     * so a crafted collision chain stays short-lived and bounded. */
-    uint64_t h = 1469598103934665603ULL;
-    const uint8_t *p;
+    /* Family, port and address packed without padding, so equal addresses hash equally
+     * whatever the rest of the storage holds. */
+    uint8_t key[2 + 2 + 16];
     size_t n;
-    uint16_t port;
+    uint16_t family = a->ss_family;
+    memcpy(key, &family, 2);
     if (a->ss_family == AF_INET) {
         const struct sockaddr_in *s = (const struct sockaddr_in *)(const void *)a;
-        port = s->sin_port;
-        p = (const uint8_t *)&s->sin_addr;
-        n = sizeof s->sin_addr;
+        memcpy(key + 2, &s->sin_port, 2);
+        memcpy(key + 4, &s->sin_addr, 4);
+        n = 8;
     } else {
         const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)(const void *)a;
-        port = s->sin6_port;
-        p = (const uint8_t *)&s->sin6_addr;
-        n = sizeof s->sin6_addr;
+        memcpy(key + 2, &s->sin6_port, 2);
+        memcpy(key + 4, &s->sin6_addr, 16);
+        n = 20;
     }
-    h ^= port;
-    h *= 1099511628211ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return hash_bytes(key, n);
 }
 
 bool sockaddr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)

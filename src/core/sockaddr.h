@@ -12,7 +12,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-/* Hash of family, port and address (FNV-1a). Only AF_INET and AF_INET6 are meaningful. */
+/* Keyed hash (core/hash.h) of family, port and address. Only AF_INET and AF_INET6 are
+ * meaningful. */
 uint64_t sockaddr_hash(const struct sockaddr_storage *a);
 /* Same family, address and port. */
 bool sockaddr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b);

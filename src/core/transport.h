@@ -1,5 +1,10 @@
 /* transport.h — the datagram peer that the CoAP engine talks through, implemented by
- * src/udp (plain CoAP) and src/dtls (CoAP over DTLS).
+ * src/udp (plain CoAP) and src/dtls (CoAP over DTLS), and the sink they deliver to.
+ *
+ * Transports sit at the bottom of the module map: they know nothing of CoAP or devices.
+ * What they receive goes to a transport_sink_t that src/app wires to the shard's CoAP
+ * engine, so src/udp and src/dtls link only core (and OpenSSL) and are tested with a
+ * recording sink.
  *
  * A transport_peer_t stands for one remote endpoint as the transport sees it: for UDP one
  * source address, for DTLS one established session. It is owned by its transport and
@@ -56,6 +61,19 @@ static inline int transport_peer_send(transport_peer_t *p, const uint8_t *data, 
 {
     return p->closed ? -1 : p->ops->send(p, data, len);
 }
+
+/* Where a transport delivers. Both calls run on the shard's loop thread, may re-enter the
+ * transport (send, close) and must not free peer: they take a reference if they keep it. */
+typedef struct transport_sink {
+    /* A datagram arrived from peer (for DTLS: the plaintext of an authenticated record). The
+     * bytes are valid only during the call. */
+    void (*input)(void *ctx, transport_peer_t *peer, const uint8_t *p, size_t len);
+    /* The transport closed peer (close_notify, eviction, shutdown): the receiver ends
+     * whatever it keeps for it and drops its references. Called once per peer that was
+     * handed to input (or might have been). */
+    void (*closed)(void *ctx, transport_peer_t *peer);
+    void *ctx;
+} transport_sink_t;
 
 /* Formats the peer address as "ip:port" (IPv6 as "[ip]:port") into buf. Returns buf. */
 const char *transport_peer_addr_str(const transport_peer_t *p, char *buf, size_t cap);

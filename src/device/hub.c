@@ -11,6 +11,8 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/hash.h"
+#include "core/htab.h"
 #include "core/xmalloc.h"
 
 #include <jansson.h>
@@ -46,7 +48,7 @@ typedef struct dev_seq {
 
 /* A device's live status; active_shards counts shards that hold the device active. */
 typedef struct status_entry {
-    struct status_entry *next; /* hash chain */
+    htab_link_t link; /* in hub.status, keyed by device id */
     int64_t device_id;
     int active_shards;
     int observations;
@@ -74,8 +76,7 @@ struct hub {
     dev_seq_t *seqs;
     size_t n_seqs, cap_seqs;
     pthread_mutex_t status_mu;
-    status_entry_t **status; /* power-of-two buckets */
-    size_t n_status_buckets, n_status;
+    htab_t status; /* status_entry_t by device id; under status_mu */
 };
 
 typedef struct delivery {
@@ -90,6 +91,7 @@ hub_t *hub_new(store_t *store)
     pthread_mutex_init(&h->mu, NULL);
     pthread_rwlock_init(&h->watch_lock, NULL);
     pthread_mutex_init(&h->status_mu, NULL);
+    htab_init(&h->status, 64);
     return h;
 }
 
@@ -106,13 +108,10 @@ void hub_free(hub_t *h)
         free(e);
         e = next;
     }
-    for (size_t i = 0; i < h->n_status_buckets; i++) {
-        for (status_entry_t *s = h->status[i], *next; s; s = next) {
-            next = s->next;
-            free(s);
-        }
-    }
-    free(h->status);
+    htab_iter_t it;
+    for (htab_link_t *l = htab_iter_first(&it, &h->status); l; l = htab_iter_next(&it))
+        free(HTAB_ENTRY(l, status_entry_t, link));
+    htab_fini(&h->status);
     pthread_mutex_destroy(&h->status_mu);
     free(h->shards);
     free(h->seqs);
@@ -194,59 +193,34 @@ void hub_watch_publish(hub_t *h, hub_watch_type_t type, int64_t device_id, const
 
 /* ---- live device status ---- */
 
-static size_t status_slot(const hub_t *h, int64_t id)
+static bool status_is_of(const htab_link_t *l, const void *id)
 {
-    uint64_t x = (uint64_t)id * 0x9E3779B97F4A7C15ULL;
-    return (size_t)(x >> 32) & (h->n_status_buckets - 1);
+    return HTAB_ENTRY(l, status_entry_t, link)->device_id == *(const int64_t *)id;
 }
 
 /* Caller holds status_mu. */
-static status_entry_t **status_find(hub_t *h, int64_t id)
+static status_entry_t *status_find(hub_t *h, int64_t id)
 {
-    if (!h->n_status_buckets)
-        return NULL;
-    for (status_entry_t **pp = &h->status[status_slot(h, id)]; *pp; pp = &(*pp)->next)
-        if ((*pp)->device_id == id)
-            return pp;
-    return NULL;
+    htab_link_t *l = htab_find(&h->status, hash_u64((uint64_t)id), status_is_of, &id);
+    return l ? HTAB_ENTRY(l, status_entry_t, link) : NULL;
 }
 
 /* Caller holds status_mu. */
 static status_entry_t *status_add(hub_t *h, int64_t id)
 {
-    if (h->n_status >= h->n_status_buckets) {
-        size_t old_n = h->n_status_buckets;
-        status_entry_t **old = h->status;
-        h->n_status_buckets = old_n ? old_n * 2 : 64;
-        h->status = xcalloc(h->n_status_buckets, sizeof *h->status);
-        for (size_t i = 0; i < old_n; i++) {
-            for (status_entry_t *e = old[i], *next; e; e = next) {
-                next = e->next;
-                size_t sl = status_slot(h, e->device_id);
-                e->next = h->status[sl];
-                h->status[sl] = e;
-            }
-        }
-        free(old);
-    }
     status_entry_t *e = xcalloc(1, sizeof *e);
     e->device_id = id;
-    size_t sl = status_slot(h, id);
-    e->next = h->status[sl];
-    h->status[sl] = e;
-    h->n_status++;
+    htab_insert(&h->status, &e->link, hash_u64((uint64_t)id));
     return e;
 }
 
 static void status_forget(hub_t *h, int64_t device_id)
 {
     pthread_mutex_lock(&h->status_mu);
-    status_entry_t **pp = status_find(h, device_id);
-    if (pp) {
-        status_entry_t *e = *pp;
-        *pp = e->next;
+    status_entry_t *e = status_find(h, device_id);
+    if (e) {
+        htab_remove(&h->status, &e->link);
         free(e);
-        h->n_status--;
     }
     pthread_mutex_unlock(&h->status_mu);
 }
@@ -286,8 +260,7 @@ void hub_status_report(hub_t *h, int64_t device_id, const hub_status_report_t *r
     bool grows = r->transport != HUB_TRANSPORT_NONE || r->active_delta > 0 ||
                  r->obs_delta > 0 || r->activity_ms > 0;
     pthread_mutex_lock(&h->status_mu);
-    status_entry_t **pp = status_find(h, device_id);
-    status_entry_t *e = pp ? *pp : NULL;
+    status_entry_t *e = status_find(h, device_id);
     if (!e && !grows) {
         pthread_mutex_unlock(&h->status_mu);
         return;
@@ -320,13 +293,10 @@ void hub_status_report(hub_t *h, int64_t device_id, const hub_status_report_t *r
 bool hub_status_get(hub_t *h, int64_t device_id, hub_status_t *out)
 {
     pthread_mutex_lock(&h->status_mu);
-    status_entry_t **pp = status_find(h, device_id);
-    if (pp)
-        *out = status_of_entry(*pp);
-    else
-        *out = (hub_status_t){0};
+    status_entry_t *e = status_find(h, device_id);
+    *out = e ? status_of_entry(e) : (hub_status_t){0};
     pthread_mutex_unlock(&h->status_mu);
-    return pp != NULL;
+    return e != NULL;
 }
 
 /* ---- RPC ---- */

@@ -26,6 +26,9 @@ int registry_load(registry_t *r, store_t *s);
 int64_t registry_find_token(registry_t *r, const uint8_t *token, size_t len);
 /* Device id for an X.509 credentialsId (64 lower-case hex chars); 0 if unknown. */
 int64_t registry_find_cert(registry_t *r, const char *cred_id);
+/* Device id for a leaf certificate given as DER (its credentialsId, looked up as above); 0
+ * if unknown or not a certificate. What the DTLS transport's identify callback calls. */
+int64_t registry_find_cert_der(registry_t *r, const uint8_t *der, size_t len);
 
 /* Records the device's current credentials, replacing any it had. */
 void registry_set(registry_t *r, int64_t device_id, store_cred_type_t type, const char *cred_id);

@@ -183,26 +183,26 @@ void dtls__compact_close_notify(dtls_peer_t *p)
 
 /* An authenticated alert (RFC 5246 §7.2): close_notify is answered with ours; a fatal alert
  * ends the session; other warnings are ignored. A malformed one ends it as a decode error. */
-static void on_alert(dtls_peer_t *p, const uint8_t *a, size_t len)
+static dtls_compact_verdict_t on_alert(const uint8_t *a, size_t len)
 {
-    if (len != 2) {
-        dtls__peer_close(p, false);
-        return;
-    }
+    if (len != 2)
+        return DTLS_COMPACT_CLOSE;
     if (a[1] == ALERT_CLOSE_NOTIFY) {
         LOG_D("dtls", "session ended (close_notify)");
-        dtls__peer_close(p, true);
-    } else if (a[0] == ALERT_FATAL) {
-        LOG_D("dtls", "session ended (fatal alert %u)", a[1]);
-        dtls__peer_close(p, false);
+        return DTLS_COMPACT_CLOSE_NOTIFY;
     }
+    if (a[0] == ALERT_FATAL) {
+        LOG_D("dtls", "session ended (fatal alert %u)", a[1]);
+        return DTLS_COMPACT_CLOSE;
+    }
+    return DTLS_COMPACT_GO_ON;
 }
 
-void dtls__compact_input(dtls_peer_t *p, const uint8_t *data, size_t len)
+dtls_compact_verdict_t dtls__compact_input(dtls_peer_t *p, const uint8_t *data, size_t len)
 {
     dtls_listener_t *l = p->owner;
-    transport_peer_ref(&p->base); /* it may close (and lose the table's ref) in here */
-    while (len > 0 && p->state == DTLS_PEER_ESTABLISHED) {
+    dtls_compact_verdict_t v = DTLS_COMPACT_GO_ON;
+    while (len > 0 && v == DTLS_COMPACT_GO_ON && p->state == DTLS_PEER_ESTABLISHED) {
         dtls_rec_t r;
         ssize_t n = dtls__rec_parse(data, len, &r);
         if (n < 0) {
@@ -228,11 +228,11 @@ void dtls__compact_input(dtls_peer_t *p, const uint8_t *data, size_t len)
         dtls__plist_append(&l->est_age, p);
         switch (r.type) {
         case CT_APP:
-            if (m > 0 && l->engine)
-                coap_engine_input(l->engine, &p->base, l->plain, (size_t)m);
+            if (m > 0)
+                l->sink.input(l->sink.ctx, &p->base, l->plain, (size_t)m);
             break;
         case CT_ALERT:
-            on_alert(p, l->plain, (size_t)m);
+            v = on_alert(l->plain, (size_t)m);
             break;
         default:
             /* Handshake (renegotiation, or a duplicated Finished) and CCS in epoch 1: our
@@ -241,25 +241,5 @@ void dtls__compact_input(dtls_peer_t *p, const uint8_t *data, size_t len)
             break;
         }
     }
-    transport_peer_unref(&p->base);
-}
-
-dtls_peer_t *dtls__compact_peer_new(dtls_listener_t *l, const struct sockaddr_storage *a,
-                                    socklen_t alen, const dtls_rl_t *rl)
-{
-    dtls_peer_t *p = dtls__peer_alloc(l);
-    memcpy(&p->base.addr, a, alen);
-    p->base.addr_len = alen;
-    p->rl = &p->rl_store;
-    *p->rl = *rl;
-    p->rl->uid = ++l->next_uid;
-    p->state = DTLS_PEER_ESTABLISHED;
-    p->last_seen_ms = loop_now_ms(l->loop);
-    dtls_peer_t *old = dtls__ptab_find(&l->est, a);
-    if (old)
-        dtls__peer_close(old, false);
-    dtls__ptab_insert(&l->est, p);
-    dtls__plist_append(&l->est_age, p);
-    l->stats.sessions_compacted++;
-    return p;
+    return v;
 }

@@ -1,20 +1,20 @@
-/* dtls.h — the CoAP-over-DTLS listener of one shard (implements core/transport.h over
- * DTLS 1.2 with OpenSSL 3). It knows nothing of CoAP beyond handing plaintext datagrams to
- * the engine and telling it when a peer closes.
+/* dtls.h — the DTLS listener of one shard (implements core/transport.h over DTLS 1.2 with
+ * OpenSSL 3). It knows nothing of CoAP or devices: it hands plaintext datagrams and closes
+ * to a transport_sink_t, and asks cfg.identify which device a client certificate names.
  *
  * One UDP socket per shard (SO_REUSEPORT). A ClientHello without a valid cookie gets only a
  * HelloVerifyRequest (stateless); then a per-peer SSL runs the handshake, capped; an
- * established session is a transport_peer_t whose cert_device_id carries the device that the
- * client's leaf certificate is registered to (0 for one-way DTLS / unregistered certificates).
+ * established session is a transport_peer_t whose cert_device_id carries what cfg.identify
+ * said of the client's leaf certificate (0 for one-way DTLS / unknown certificates).
  * Runs on the shard's loop thread, except dtls_ctx_* which are shared by all shards.
  */
 #ifndef COAPHUB_DTLS_DTLS_H
 #define COAPHUB_DTLS_DTLS_H
 
-#include "coap/engine.h"
 #include "core/err.h"
 #include "core/loop.h"
-#include "device/registry.h"
+#include "core/stats.h"
+#include "core/transport.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -41,6 +41,12 @@ typedef struct dtls_cfg {
      * suites only, others keep OpenSSL's). false keeps OpenSSL's record layer throughout
      * (for comparison). Default true. */
     bool compact_records;
+    /* Which device the client's leaf certificate (DER, len bytes) names: its id, or 0 for
+     * none (the session then works as one-way DTLS). Called on a shard thread once per
+     * completed handshake, so it must answer from memory (STYLE.md §2.3). NULL: no device
+     * is ever identified by certificate. */
+    int64_t (*identify)(void *ctx, const uint8_t *der, size_t len);
+    void *identify_ctx;
 } dtls_cfg_t;
 
 /* Fills cfg with the defaults noted above (bind 0.0.0.0:5684, data_dir "."). */
@@ -52,7 +58,7 @@ typedef struct dtls_ctx dtls_ctx_t;
 /* Loads (or on first start generates and stores) the server certificate and builds the
  * context. Prints the certificate's SHA-256 fingerprint and how a client trusts it when it
  * was generated. NULL and err on failure. Any thread, before shards start. */
-dtls_ctx_t *dtls_ctx_new(const dtls_cfg_t *cfg, registry_t *reg, char err[static ERR_LEN]);
+dtls_ctx_t *dtls_ctx_new(const dtls_cfg_t *cfg, char err[static ERR_LEN]);
 /* Reloads the server certificate for new handshakes (SIGHUP); live sessions keep theirs.
  * Returns 0, or a negative error with err filled (the old certificate stays in use). */
 int dtls_ctx_reload(dtls_ctx_t *ctx, char err[static ERR_LEN]);
@@ -62,25 +68,50 @@ void dtls_ctx_free(dtls_ctx_t *ctx);
 
 typedef struct dtls_listener dtls_listener_t;
 
-/* Binds the shard's DTLS socket and feeds decrypted datagrams to engine. */
-dtls_listener_t *dtls_listener_new(loop_t *loop, coap_engine_t *engine, dtls_ctx_t *ctx,
-                                   const dtls_cfg_t *cfg, char err[static ERR_LEN]);
+/* Binds the shard's DTLS socket and delivers decrypted datagrams to sink (copied). */
+dtls_listener_t *dtls_listener_new(loop_t *loop, const transport_sink_t *sink,
+                                   dtls_ctx_t *ctx, const dtls_cfg_t *cfg,
+                                   char err[static ERR_LEN]);
 int dtls_listener_port(const dtls_listener_t *l);
 /* Ends every session bound to device_id (credentials changed or device deleted): sends
- * close_notify and tells the engine. Shard thread. */
+ * close_notify and tells the sink. Shard thread. */
 void dtls_listener_close_device(dtls_listener_t *l, int64_t device_id);
 void dtls_listener_free(dtls_listener_t *l);
 
+/* Counters of a listener (core/stats.h: field, /metrics family, type, labels, help).
+ * refused: ClientHellos with a valid cookie dropped because max_handshakes were in progress;
+ * timeout: handshakes dropped after handshake_timeout_ms; idle_closed: sessions closed for
+ * inactivity; closed_by_credentials: by dtls_listener_close_device. Compact record layer:
+ * sessions moved onto it, and of records_dropped those that were replays (or older than the
+ * window) and those whose AEAD tag failed. */
+#define DTLS_STATS(X)                                                                             \
+    X(datagrams_in, "dtls_datagrams_received_total", "counter", NULL,                             \
+      "DTLS datagrams received.")                                                                 \
+    X(cookies_sent, "dtls_handshakes_total", "counter", "{result=\"cookie_sent\"}",               \
+      "DTLS handshake events by result.")                                                         \
+    X(cookies_bad, "dtls_handshakes_total", "counter", "{result=\"cookie_bad\"}", NULL)           \
+    X(handshakes_ok, "dtls_handshakes_total", "counter", "{result=\"ok\"}", NULL)                 \
+    X(handshakes_failed, "dtls_handshakes_total", "counter", "{result=\"failed\"}", NULL)         \
+    X(handshakes_refused, "dtls_handshakes_total", "counter", "{result=\"refused\"}", NULL)       \
+    X(handshake_timeouts, "dtls_handshakes_total", "counter", "{result=\"timeout\"}", NULL)       \
+    X(resumed, "dtls_handshakes_total", "counter", "{result=\"resumed\"}", NULL)                  \
+    X(handshakes_in_progress, "dtls_handshakes_in_progress", "gauge", NULL,                       \
+      "DTLS handshakes past the cookie.")                                                         \
+    X(sessions, "dtls_sessions", "gauge", NULL, "Established DTLS sessions.")                     \
+    X(records_dropped, "dtls_records_dropped_total", "counter", NULL,                             \
+      "DTLS datagrams that yielded no plaintext (bad MAC, replay, unknown peer).")                \
+    X(sessions_compacted, "dtls_sessions_compacted_total", "counter", NULL,                       \
+      "Sessions moved to the compact record layer.")                                              \
+    X(records_replayed, "dtls_records_rejected_total", "counter", "{reason=\"replay\"}",          \
+      "Records dropped by the compact layer.")                                                    \
+    X(records_bad_mac, "dtls_records_rejected_total", "counter", "{reason=\"mac\"}", NULL)        \
+    X(evicted, "dtls_sessions_closed_total", "counter", "{reason=\"evicted\"}",                   \
+      "DTLS sessions closed by the server.")                                                      \
+    X(idle_closed, "dtls_sessions_closed_total", "counter", "{reason=\"idle\"}", NULL)            \
+    X(closed_by_credentials, "dtls_sessions_closed_total", "counter", "{reason=\"credentials\"}", \
+      NULL)
 typedef struct dtls_stats {
-    uint64_t datagrams_in, cookies_sent, cookies_bad, handshakes_ok, handshakes_failed;
-    uint64_t handshakes_in_progress, sessions, evicted, records_dropped, resumed;
-    /* ClientHellos with a valid cookie dropped because max_handshakes were in progress;
-     * handshakes dropped after handshake_timeout_ms; sessions closed for inactivity; sessions
-     * closed by dtls_listener_close_device. */
-    uint64_t handshakes_refused, handshake_timeouts, idle_closed, closed_by_credentials;
-    /* Compact record layer: sessions moved onto it (total), and of records_dropped those
-     * that were replays (or older than the window) and those whose AEAD tag failed. */
-    uint64_t sessions_compacted, records_replayed, records_bad_mac;
+    DTLS_STATS(STATS_FIELD)
 } dtls_stats_t;
 /* Counters of this listener (shard thread). */
 void dtls_listener_get_stats(const dtls_listener_t *l, dtls_stats_t *out);

@@ -3,15 +3,22 @@
  * Split: endpoint.c owns the SSL_CTX and the verify policy; cookie.c the stateless
  * HelloVerifyRequest (record pre-filter + HMAC cookie); bio.c the datagram BIO that serves the
  * datagram the loop just received and writes straight to the socket; peer.c the per-peer SSL
- * state machine; listener.c the socket, peer tables, caps and timers; record.c the compact
- * DTLS 1.2 AEAD record layer (keys, seal/open, replay window); compact.c established sessions
- * that run on it after their SSL is freed; pool.c the storage of dtls_peer_t.
+ * state machine; listener.c the socket, dispatch, caps and timers; ptab.c the peer tables
+ * (by address and by age); record.c the compact DTLS 1.2 AEAD record layer (keys, seal/open,
+ * replay window); compact.c established sessions that run on it after their SSL is freed;
+ * pool.c the storage of dtls_peer_t.
+ *
+ * Calls go one way: listener.c -> peer.c -> compact.c -> record.c, and each of those may use
+ * the leaf files (ptab.c, pool.c, bio.c, cookie.c, endpoint.c). A file never calls a file
+ * above it: compact.c tells peer.c what to do with a session (dtls_compact_verdict_t)
+ * instead of closing it itself.
  */
 #ifndef COAPHUB_DTLS_DTLS_INT_H
 #define COAPHUB_DTLS_DTLS_INT_H
 
 #include "dtls/dtls.h"
 
+#include "core/htab.h"
 #include "core/outq.h"
 
 #include <openssl/evp.h>
@@ -29,7 +36,8 @@
 SSL_CTX *dtls__ctx_acquire(dtls_ctx_t *ctx, unsigned *gen);
 /* Generation of the current SSL_CTX (cheap atomic read). */
 unsigned dtls__ctx_gen(dtls_ctx_t *ctx);
-registry_t *dtls__ctx_registry(dtls_ctx_t *ctx);
+/* The device a leaf certificate (DER) belongs to, through cfg.identify; 0 for none. */
+int64_t dtls__ctx_identify(dtls_ctx_t *ctx, const uint8_t *der, size_t len);
 /* Sessions in the context's resumption store (by session id; endpoint.c). */
 size_t dtls__ctx_sessions_stored(dtls_ctx_t *ctx);
 
@@ -228,7 +236,7 @@ struct dtls_peer {
     int64_t started_ms;    /* handshake start */
     int64_t last_seen_ms;  /* last authenticated (decrypted) record */
     loop_timer_t rtx;      /* handshake flight retransmission */
-    dtls_peer_t *hnext;    /* hash chain in the handshake or session table */
+    htab_link_t hlink;     /* in the handshake or the session table (ptab.c) */
     dtls_peer_t *prev, *next; /* age list: handshakes oldest first, sessions stalest first */
     /* Compact record layer (compact.c). From the end of the handshake rl holds the session's
      * record keys and a shadow replay window fed with every epoch-1 record OpenSSL is
@@ -242,11 +250,6 @@ struct dtls_peer {
     size_t cur_len;
 };
 
-typedef struct dtls_ptab {
-    dtls_peer_t **slots;
-    size_t n_slots, n;
-} dtls_ptab_t;
-
 typedef struct dtls_plist {
     dtls_peer_t *head, *tail;
 } dtls_plist_t;
@@ -255,7 +258,7 @@ enum { DTLS_BATCH = 16, DTLS_OUT_BATCH = 32, DTLS_MAX_DGRAM = 4096, DTLS_MAX_PLA
 
 struct dtls_listener {
     loop_t *loop;
-    coap_engine_t *engine;
+    transport_sink_t sink; /* where plaintext datagrams and closes go */
     dtls_ctx_t *ctx;
     dtls_cfg_t cfg;
     int fd;
@@ -264,7 +267,7 @@ struct dtls_listener {
     SSL *listen_ssl;        /* runs DTLSv1_listen; becomes a peer's SSL after a good cookie */
     unsigned listen_gen;    /* ctx generation listen_ssl was made from */
     BIO_ADDR *listen_addr;
-    dtls_ptab_t hs, est;    /* by address: handshakes in progress, established sessions */
+    htab_t hs, est;         /* by address: handshakes in progress, established sessions */
     dtls_plist_t hs_age, est_age;
     loop_timer_t sweep;
     dtls_stats_t stats;
@@ -293,10 +296,10 @@ void dtls__listener_poll(dtls_listener_t *l);
  * handshake_timeout_ms, sessions idle longer than session_inactivity_ms. */
 void dtls__listener_sweep(dtls_listener_t *l, int64_t now_ms);
 
-/* Address-keyed peer table (listener.c). */
-dtls_peer_t *dtls__ptab_find(const dtls_ptab_t *t, const struct sockaddr_storage *a);
-void dtls__ptab_insert(dtls_ptab_t *t, dtls_peer_t *p);
-void dtls__ptab_remove(dtls_ptab_t *t, dtls_peer_t *p);
+/* ptab.c: the address-keyed peer tables (l->hs, l->est) and the age lists. */
+dtls_peer_t *dtls__ptab_find(const htab_t *t, const struct sockaddr_storage *a);
+void dtls__ptab_insert(htab_t *t, dtls_peer_t *p);
+void dtls__ptab_remove(htab_t *t, dtls_peer_t *p);
 void dtls__plist_append(dtls_plist_t *l, dtls_peer_t *p);
 void dtls__plist_remove(dtls_plist_t *l, dtls_peer_t *p);
 
@@ -308,14 +311,16 @@ dtls_peer_t *dtls__pool_get(dtls_pool_t *pool);
 void dtls__pool_put(dtls_peer_t *p);
 void dtls__pool_release(dtls_pool_t *pool);
 
-/* peer.c: a zeroed peer of l with its transport ops, one reference (the table's), no SSL. */
-dtls_peer_t *dtls__peer_alloc(dtls_listener_t *l);
 /* peer.c: takes over l->listen_ssl after a valid cookie and starts the handshake. */
 void dtls__peer_start(dtls_listener_t *l);
 /* Feeds a datagram to a handshaking or established peer. */
 void dtls__peer_input(dtls_peer_t *p, const uint8_t *data, size_t len);
 /* Ends a peer. notify: send close_notify first (established sessions only). */
 void dtls__peer_close(dtls_peer_t *p, bool notify);
+/* Tests and fuzzer: an established compact session for address a with the given record
+ * state (copied; uid assigned), as if a handshake had just been demoted. */
+dtls_peer_t *dtls__peer_new_compact(dtls_listener_t *l, const struct sockaddr_storage *a,
+                                    socklen_t alen, const dtls_rl_t *rl);
 
 /* ---- compact.c: sessions on the compact record layer ------------------------------------ */
 
@@ -331,18 +336,21 @@ bool dtls__compact_early_records(const uint8_t *data, size_t len);
 /* After OpenSSL delivered application data: if the peer qualifies, frees its SSL and
  * continues on p->rl (the client has proven it got our last flight). */
 void dtls__compact_demote(dtls_peer_t *p);
-/* Feeds a datagram to a compact session. */
-void dtls__compact_input(dtls_peer_t *p, const uint8_t *data, size_t len);
+/* What a compact session's datagram asks of the peer (peer.c acts on it). */
+typedef enum {
+    DTLS_COMPACT_GO_ON = 0,    /* the session lives on */
+    DTLS_COMPACT_CLOSE,        /* a fatal or malformed alert: end it silently */
+    DTLS_COMPACT_CLOSE_NOTIFY, /* the client's close_notify: end it, answering with ours */
+} dtls_compact_verdict_t;
+/* Opens the records of a datagram for a compact session and hands each authenticated
+ * application record to the listener's sink; stops at the first alert that ends it. */
+dtls_compact_verdict_t dtls__compact_input(dtls_peer_t *p, const uint8_t *data, size_t len);
 /* transport send on a compact session. */
 int dtls__compact_send(dtls_peer_t *p, const uint8_t *data, size_t len);
 /* Sends close_notify on a compact session (no state change). */
 void dtls__compact_close_notify(dtls_peer_t *p);
 /* Frees p->rl (wiping the keys). */
 void dtls__compact_release(dtls_peer_t *p);
-/* Tests and fuzzer: an established compact session for address a with the given record
- * state (copied; uid assigned), as if a handshake had just been demoted. */
-dtls_peer_t *dtls__compact_peer_new(dtls_listener_t *l, const struct sockaddr_storage *a,
-                                    socklen_t alen, const dtls_rl_t *rl);
 
 /* ---- mem.c: OpenSSL's own heap (installed before main unless under ASan) ------------------ */
 

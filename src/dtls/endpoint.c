@@ -6,7 +6,8 @@
  * SSL_CTX (and certificate) they were made with until they end.
  *
  * Client certificates are requested, never required (spec §6.4), and never trust-checked:
- * the identity is decided later by looking the leaf up in the registry (STYLE.md §10.6).
+ * the identity is decided later by the identify callback of dtls_cfg_t, which src/app wires
+ * to the device registry (STYLE.md §10.6).
  * Proof of possession is OpenSSL's CertificateVerify check, which we do not touch.
  *
  * Resumption is by session id only (no tickets), from a store of serialized sessions owned by
@@ -15,6 +16,7 @@
 #include "dtls/dtls_int.h"
 
 #include "core/err.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 
@@ -50,7 +52,7 @@ typedef struct sess_store sess_store_t;
 /* The session store (see "session store" below). */
 struct sess_store {
     pthread_mutex_t mu;
-    struct sess_ent **slots; /* SESSION_CACHE_SIZE hash chains */
+    htab_t by_id;            /* entries by session id */
     struct sess_ent **ring;  /* SESSION_CACHE_SIZE, insertion order; ring[head] is the oldest */
     size_t head, n;
 };
@@ -59,7 +61,8 @@ struct dtls_ctx {
     pthread_mutex_t mu;
     SSL_CTX *ssl_ctx; /* current; guarded by mu */
     _Atomic unsigned gen;
-    registry_t *reg;
+    int64_t (*identify)(void *ctx, const uint8_t *der, size_t len);
+    void *identify_ctx;
     bool skip_validity;
     char *cert_path, *key_path, *chain_path, *password;
     char *ciphers; /* NULL: the built-in AEAD list */
@@ -82,36 +85,30 @@ struct dtls_ctx {
 enum { SESS_MAX_DER = 2048 };
 
 typedef struct sess_ent {
-    struct sess_ent *next; /* hash chain */
+    htab_link_t link; /* in sess_store.by_id */
     unsigned id_len;
     uint8_t id[SSL_MAX_SSL_SESSION_ID_LENGTH];
     size_t der_len;
     uint8_t der[];
 } sess_ent_t;
 
-static size_t sess_slot(const uint8_t *id, unsigned len)
+typedef struct sess_key {
+    const uint8_t *id;
+    unsigned len;
+} sess_key_t;
+
+static bool sess_has_id(const htab_link_t *l, const void *key)
 {
-    /* Session ids are 32 random bytes chosen by us; a client can only replay one it got. */
-    uint64_t h = 1469598103934665603ULL;
-    for (unsigned i = 0; i < len; i++)
-        h = (h ^ id[i]) * 1099511628211ULL;
-    return (size_t)(h % SESSION_CACHE_SIZE);
+    const sess_ent_t *e = HTAB_ENTRY(l, sess_ent_t, link);
+    const sess_key_t *k = key;
+    return e->id_len == k->len && memcmp(e->id, k->id, k->len) == 0;
 }
 
 static void sess_init(sess_store_t *st)
 {
     pthread_mutex_init(&st->mu, NULL);
-    st->slots = xcalloc(SESSION_CACHE_SIZE, sizeof *st->slots);
+    htab_init(&st->by_id, SESSION_CACHE_SIZE);
     st->ring = xcalloc(SESSION_CACHE_SIZE, sizeof *st->ring);
-}
-
-static void sess_unlink(sess_store_t *st, sess_ent_t *e)
-{
-    sess_ent_t **pp = &st->slots[sess_slot(e->id, e->id_len)];
-    while (*pp && *pp != e)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = e->next;
 }
 
 static void sess_clear(sess_store_t *st)
@@ -119,19 +116,19 @@ static void sess_clear(sess_store_t *st)
     pthread_mutex_lock(&st->mu);
     for (size_t i = 0; i < st->n; i++) {
         sess_ent_t *e = st->ring[(st->head + i) % SESSION_CACHE_SIZE];
+        htab_remove(&st->by_id, &e->link);
         OPENSSL_clear_free(e, sizeof *e + e->der_len); /* it holds a master secret */
     }
-    memset(st->slots, 0, SESSION_CACHE_SIZE * sizeof *st->slots);
     st->head = st->n = 0;
     pthread_mutex_unlock(&st->mu);
 }
 
 static void sess_fini(sess_store_t *st)
 {
-    if (!st->slots)
+    if (!st->ring)
         return;
     sess_clear(st);
-    free(st->slots);
+    htab_fini(&st->by_id);
     free(st->ring);
     pthread_mutex_destroy(&st->mu);
 }
@@ -139,7 +136,7 @@ static void sess_fini(sess_store_t *st)
 static sess_store_t *sess_of(SSL *ssl)
 {
     dtls_ctx_t *ctx = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
-    return ctx && ctx->sessions.slots ? &ctx->sessions : NULL;
+    return ctx && ctx->sessions.ring ? &ctx->sessions : NULL;
 }
 
 /* A full handshake completed: keep its session. Returns 0: OpenSSL keeps its reference. */
@@ -166,23 +163,23 @@ static int sess_new_cb(SSL *ssl, SSL_SESSION *sess)
         OPENSSL_clear_free(tmp, (size_t)n);
         return 0;
     }
-    e->next = NULL;
     e->id_len = id_len;
     memcpy(e->id, id, id_len);
     memcpy(e->der, tmp, (size_t)n);
     OPENSSL_clear_free(tmp, (size_t)n); /* it holds the master secret */
     e->der_len = (size_t)n;
-    size_t slot = sess_slot(id, id_len);
+    /* Session ids are 32 random bytes chosen by us, but a ClientHello may name any: the
+     * lookup side is attacker-driven, hence the keyed hash. */
+    uint64_t h = hash_bytes(id, id_len);
     pthread_mutex_lock(&st->mu);
     if (st->n == SESSION_CACHE_SIZE) {
         sess_ent_t *old = st->ring[st->head];
-        sess_unlink(st, old);
+        htab_remove(&st->by_id, &old->link);
         st->head = (st->head + 1) % SESSION_CACHE_SIZE;
         st->n--;
         OPENSSL_clear_free(old, sizeof *old + old->der_len);
     }
-    e->next = st->slots[slot];
-    st->slots[slot] = e;
+    htab_insert(&st->by_id, &e->link, h);
     st->ring[(st->head + st->n) % SESSION_CACHE_SIZE] = e;
     st->n++;
     pthread_mutex_unlock(&st->mu);
@@ -198,13 +195,14 @@ static SSL_SESSION *sess_get_cb(SSL *ssl, const unsigned char *id, int len, int 
         return NULL;
     uint8_t der[SESS_MAX_DER];
     size_t der_len = 0;
+    sess_key_t k = {id, (unsigned)len};
+    uint64_t h = hash_bytes(id, (size_t)len);
     pthread_mutex_lock(&st->mu);
-    for (sess_ent_t *e = st->slots[sess_slot(id, (unsigned)len)]; e; e = e->next) {
-        if (e->id_len == (unsigned)len && memcmp(e->id, id, (size_t)len) == 0) {
-            memcpy(der, e->der, e->der_len);
-            der_len = e->der_len;
-            break;
-        }
+    htab_link_t *l = htab_find(&st->by_id, h, sess_has_id, &k);
+    if (l) {
+        const sess_ent_t *e = HTAB_ENTRY(l, sess_ent_t, link);
+        memcpy(der, e->der, e->der_len);
+        der_len = e->der_len;
     }
     pthread_mutex_unlock(&st->mu);
     if (der_len == 0)
@@ -251,7 +249,7 @@ int dtls__verify_policy(int preverify_ok, int err, int depth, bool skip_validity
         return 0;
     /* Self-signed, unknown issuer, untrusted, bad issuer signature, purpose, and anything
      * about certificates above the leaf: none of it names the device, so none of it fails
-     * the handshake. Which device (if any) the leaf belongs to is the registry's call. */
+     * the handshake. Which device (if any) the leaf belongs to is cfg.identify's call. */
     return 1;
 }
 
@@ -506,18 +504,23 @@ out:
     return rc;
 }
 
-dtls_ctx_t *dtls_ctx_new(const dtls_cfg_t *cfg, registry_t *reg, char err[static ERR_LEN])
+dtls_ctx_t *dtls_ctx_new(const dtls_cfg_t *cfg, char err[static ERR_LEN])
 {
     dtls_ctx_t *ctx = xcalloc(1, sizeof *ctx);
     pthread_mutex_init(&ctx->mu, NULL);
-    ctx->reg = reg;
+    ctx->identify = cfg->identify;
+    ctx->identify_ctx = cfg->identify_ctx;
     ctx->skip_validity = cfg->skip_validity_check;
     sess_init(&ctx->sessions);
     if (cfg->cert_file) {
         ctx->cert_path = xstrdup(cfg->cert_file);
         ctx->key_path = xstrdup(cfg->key_file ? cfg->key_file : cfg->cert_file);
     } else {
-        const char *dir = cfg->data_dir ? cfg->data_dir : ".";
+        const char *dir = cfg->data_dir;
+        if (!dir) {
+            snprintf(err, ERR_LEN, "dtls: no certificate file and no data dir to generate one in");
+            goto fail;
+        }
         ctx->cert_path = xasprintf("%s/dtls-server-cert.pem", dir);
         ctx->key_path = xasprintf("%s/dtls-server-key.pem", dir);
         if (access(ctx->cert_path, R_OK) != 0 || access(ctx->key_path, R_OK) != 0) {
@@ -598,7 +601,7 @@ unsigned dtls__ctx_gen(dtls_ctx_t *ctx)
     return atomic_load(&ctx->gen);
 }
 
-registry_t *dtls__ctx_registry(dtls_ctx_t *ctx)
+int64_t dtls__ctx_identify(dtls_ctx_t *ctx, const uint8_t *der, size_t len)
 {
-    return ctx->reg;
+    return ctx->identify ? ctx->identify(ctx->identify_ctx, der, len) : 0;
 }

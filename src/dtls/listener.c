@@ -42,80 +42,6 @@ enum { SWEEP_MS = 1000, SOCKET_BUFFER = 16 << 20 };
  * second per shard, a few ms on a large heap (under constant handshake load the re-faulted
  * pages cost well under 1 % of a core). */
 
-/* ---- address-keyed table ------------------------------------------------------------------ */
-
-dtls_peer_t *dtls__ptab_find(const dtls_ptab_t *t, const struct sockaddr_storage *a)
-{
-    for (dtls_peer_t *p = t->slots[sockaddr_hash(a) % t->n_slots]; p; p = p->hnext)
-        if (sockaddr_equal(&p->base.addr, a))
-            return p;
-    return NULL;
-}
-
-static void ptab_grow(dtls_ptab_t *t)
-{
-    size_t n = t->n_slots * 2;
-    dtls_peer_t **slots = xcalloc(n, sizeof *slots);
-    for (size_t i = 0; i < t->n_slots; i++) {
-        dtls_peer_t *p = t->slots[i];
-        while (p) {
-            dtls_peer_t *next = p->hnext;
-            size_t s = sockaddr_hash(&p->base.addr) % n;
-            p->hnext = slots[s];
-            slots[s] = p;
-            p = next;
-        }
-    }
-    free(t->slots);
-    t->slots = slots;
-    t->n_slots = n;
-}
-
-void dtls__ptab_insert(dtls_ptab_t *t, dtls_peer_t *p)
-{
-    if (t->n + 1 > t->n_slots)
-        ptab_grow(t);
-    size_t s = sockaddr_hash(&p->base.addr) % t->n_slots;
-    p->hnext = t->slots[s];
-    t->slots[s] = p;
-    t->n++;
-}
-
-void dtls__ptab_remove(dtls_ptab_t *t, dtls_peer_t *p)
-{
-    dtls_peer_t **pp = &t->slots[sockaddr_hash(&p->base.addr) % t->n_slots];
-    while (*pp && *pp != p)
-        pp = &(*pp)->hnext;
-    ASSERT(*pp == p);
-    *pp = p->hnext;
-    p->hnext = NULL;
-    t->n--;
-}
-
-void dtls__plist_append(dtls_plist_t *l, dtls_peer_t *p)
-{
-    p->next = NULL;
-    p->prev = l->tail;
-    if (l->tail)
-        l->tail->next = p;
-    else
-        l->head = p;
-    l->tail = p;
-}
-
-void dtls__plist_remove(dtls_plist_t *l, dtls_peer_t *p)
-{
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        l->head = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
-    else
-        l->tail = p->prev;
-    p->prev = p->next = NULL;
-}
-
 /* ---- datagram path ------------------------------------------------------------------------ */
 
 static bool ensure_listen_ssl(dtls_listener_t *l)
@@ -160,7 +86,7 @@ static void client_hello(dtls_listener_t *l, const struct sockaddr_storage *a, s
         ERR_clear_error();
         return;
     }
-    if (l->hs.n >= (size_t)l->cfg.max_handshakes) {
+    if (htab_count(&l->hs) >= (size_t)l->cfg.max_handshakes) {
         l->stats.handshakes_refused++;
         /* Reset so the buffered ClientHello does not linger in the listen SSL. */
         SSL_clear(l->listen_ssl);
@@ -284,23 +210,25 @@ void dtls__listener_sweep(dtls_listener_t *l, int64_t now)
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
-dtls_listener_t *dtls_listener_new(loop_t *loop, coap_engine_t *engine, dtls_ctx_t *ctx,
-                                   const dtls_cfg_t *cfg, char err[static ERR_LEN])
+dtls_listener_t *dtls_listener_new(loop_t *loop, const transport_sink_t *sink,
+                                   dtls_ctx_t *ctx, const dtls_cfg_t *cfg,
+                                   char err[static ERR_LEN])
 {
     if (cfg->mtu < 256 || cfg->mtu > DTLS_MAX_DGRAM || cfg->retransmission_ms <= 0 ||
-        cfg->max_handshakes <= 0 || cfg->max_sessions <= 0) {
-        snprintf(err, ERR_LEN, "invalid DTLS settings (mtu 256..%d, positive timeouts and caps)",
-                 DTLS_MAX_DGRAM);
+        cfg->handshake_timeout_ms <= 0 || cfg->max_handshakes <= 0 || cfg->max_sessions <= 0 ||
+        !cfg->bind_addr) {
+        snprintf(err, ERR_LEN, "invalid DTLS settings (a bind address, mtu 256..%d, positive "
+                               "timeouts and caps)", DTLS_MAX_DGRAM);
         return NULL;
     }
-    int fd = sockaddr_udp_bind(cfg->bind_addr ? cfg->bind_addr : "0.0.0.0", cfg->port,
+    int fd = sockaddr_udp_bind(cfg->bind_addr, cfg->port,
                                SOCKET_BUFFER, "DTLS", err);
     if (fd < 0)
         return NULL;
     dtls_listener_t *l = xcalloc(1, sizeof *l);
     l->loop = loop;
     outq_init(&l->outq, DTLS_OUT_BATCH, DTLS_MAX_DGRAM);
-    l->engine = engine;
+    l->sink = *sink;
     l->ctx = ctx;
     l->cfg = *cfg;
     l->fd = fd;
@@ -311,10 +239,8 @@ dtls_listener_t *dtls_listener_new(loop_t *loop, coap_engine_t *engine, dtls_ctx
     l->listen_addr = BIO_ADDR_new();
     dtls__aead_init(&l->aead);
     l->pool = dtls__pool_new();
-    l->hs.n_slots = 256;
-    l->hs.slots = xcalloc(l->hs.n_slots, sizeof *l->hs.slots);
-    l->est.n_slots = 1024;
-    l->est.slots = xcalloc(l->est.n_slots, sizeof *l->est.slots);
+    htab_init(&l->hs, 256);
+    htab_init(&l->est, 1024);
     int rc = loop_fd_add(loop, fd, 0x001 /* EPOLLIN */, on_readable, l);
     if (rc != 0) {
         snprintf(err, ERR_LEN, "loop_fd_add: %s", strerror(-rc));
@@ -379,14 +305,14 @@ void dtls_listener_free(dtls_listener_t *l)
     outq_fini(&l->outq);
     if (l->fd >= 0)
         close(l->fd);
-    free(l->hs.slots);
-    free(l->est.slots);
+    htab_fini(&l->hs);
+    htab_fini(&l->est);
     free(l);
 }
 
 void dtls_listener_get_stats(const dtls_listener_t *l, dtls_stats_t *out)
 {
     *out = l->stats;
-    out->handshakes_in_progress = l->hs.n;
-    out->sessions = l->est.n;
+    out->handshakes_in_progress = htab_count(&l->hs);
+    out->sessions = htab_count(&l->est);
 }

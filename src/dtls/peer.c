@@ -2,21 +2,22 @@
  *
  * A peer is born from the listener's listen SSL after DTLSv1_listen accepted a cookie, lives
  * in the handshake table until the handshake completes, then in the session table as a
- * transport_peer_t handed to the CoAP engine. The listener's table holds one reference; the
- * engine adds its own while it keeps state; the struct is freed with the last one, while the
- * SSL is freed as soon as the peer closes (an engine holding a closed peer costs nothing).
+ * transport_peer_t handed to the listener's sink (the CoAP engine, wired by src/app). The
+ * listener's table holds one reference; the sink adds its own while it keeps state; the
+ * struct is freed with the last one, while the SSL is freed as soon as the peer closes (a
+ * sink holding a closed peer costs nothing).
  *
- * Identity (spec §6.1, reliability A5): the SHA3 credentialsId of the leaf certificate only,
- * taken from SSL_get0_peer_certificate after the handshake, so it is the key that signed
+ * Identity (spec §6.1, reliability A5): the leaf certificate only, taken from
+ * SSL_get0_peer_certificate after the handshake, so it is the key that signed
  * CertificateVerify and it survives session resumption (the certificate travels in the
- * SSL_SESSION). Certificates the client appended after its leaf never name a device.
+ * SSL_SESSION). Certificates the client appended after its leaf never name a device. Which
+ * device the leaf names is not ours to decide: its DER goes to cfg.identify (endpoint.c).
  */
 #include "dtls/dtls_int.h"
 
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
-#include "device/x509.h"
 
 #include <errno.h>
 #include <openssl/err.h>
@@ -88,12 +89,7 @@ static int64_t identify(dtls_listener_t *l, SSL *ssl)
         return 0;
     unsigned char *der = NULL;
     int n = i2d_X509(leaf, &der);
-    int64_t id = 0;
-    char hash[65];
-    if (n > 0 && x509_cred_hash_der(der, (size_t)n, hash) == 0) {
-        registry_t *reg = dtls__ctx_registry(l->ctx);
-        id = reg ? registry_find_cert(reg, hash) : 0;
-    }
+    int64_t id = n > 0 ? dtls__ctx_identify(l->ctx, der, (size_t)n) : 0;
     OPENSSL_free(der);
     return id;
 }
@@ -119,8 +115,7 @@ static void read_records(dtls_peer_t *p)
             p->last_seen_ms = loop_now_ms(l->loop);
             dtls__plist_remove(&l->est_age, p);
             dtls__plist_append(&l->est_age, p);
-            if (l->engine)
-                coap_engine_input(l->engine, &p->base, l->plain, (size_t)n);
+            l->sink.input(l->sink.ctx, &p->base, l->plain, (size_t)n);
             continue;
         }
         int e = SSL_get_error(p->ssl, n);
@@ -159,7 +154,7 @@ static void established(dtls_peer_t *p)
     dtls_peer_t *old = dtls__ptab_find(&l->est, &p->base.addr);
     if (old)
         dtls__peer_close(old, false);
-    if (l->est.n >= (size_t)l->cfg.max_sessions && l->est_age.head) {
+    if (htab_count(&l->est) >= (size_t)l->cfg.max_sessions && l->est_age.head) {
         l->stats.evicted++;
         dtls__peer_close(l->est_age.head, true);
     }
@@ -206,7 +201,8 @@ static void handshake_step(dtls_peer_t *p)
     dtls__peer_close(p, false);
 }
 
-dtls_peer_t *dtls__peer_alloc(dtls_listener_t *l)
+/* A zeroed peer of l with its transport ops, one reference (the table's), no SSL. */
+static dtls_peer_t *peer_alloc(dtls_listener_t *l)
 {
     dtls_peer_t *p = dtls__pool_get(l->pool);
     p->base.ops = &dtls_ops;
@@ -219,7 +215,7 @@ dtls_peer_t *dtls__peer_alloc(dtls_listener_t *l)
 
 void dtls__peer_start(dtls_listener_t *l)
 {
-    dtls_peer_t *p = dtls__peer_alloc(l);
+    dtls_peer_t *p = peer_alloc(l);
     p->ssl = l->listen_ssl;
     l->listen_ssl = NULL; /* a new one is made for the next ClientHello */
     p->bio = dtls__ssl_bio(p->ssl);
@@ -240,11 +236,14 @@ void dtls__peer_input(dtls_peer_t *p, const uint8_t *data, size_t len)
 {
     if (p->state == DTLS_PEER_CLOSED)
         return;
+    transport_peer_ref(&p->base); /* it may close (and lose the table's ref) in here */
     if (!p->ssl) {
-        dtls__compact_input(p, data, len);
+        dtls_compact_verdict_t v = dtls__compact_input(p, data, len);
+        if (v != DTLS_COMPACT_GO_ON)
+            dtls__peer_close(p, v == DTLS_COMPACT_CLOSE_NOTIFY);
+        transport_peer_unref(&p->base);
         return;
     }
-    transport_peer_ref(&p->base); /* it may close (and lose the table's ref) in here */
     p->bio->in = data;
     p->bio->in_len = len;
     if (p->state == DTLS_PEER_HANDSHAKE) {
@@ -306,7 +305,27 @@ void dtls__peer_close(dtls_peer_t *p, bool notify)
         l->ssl_freed++;
     }
     dtls__compact_release(p);
-    if (was_session && l->engine)
-        coap_engine_peer_closed(l->engine, &p->base);
+    if (was_session)
+        l->sink.closed(l->sink.ctx, &p->base);
     transport_peer_unref(&p->base); /* the table's reference */
+}
+
+dtls_peer_t *dtls__peer_new_compact(dtls_listener_t *l, const struct sockaddr_storage *a,
+                                    socklen_t alen, const dtls_rl_t *rl)
+{
+    dtls_peer_t *p = peer_alloc(l);
+    memcpy(&p->base.addr, a, alen);
+    p->base.addr_len = alen;
+    p->rl = &p->rl_store;
+    *p->rl = *rl;
+    p->rl->uid = ++l->next_uid;
+    p->state = DTLS_PEER_ESTABLISHED;
+    p->last_seen_ms = loop_now_ms(l->loop);
+    dtls_peer_t *old = dtls__ptab_find(&l->est, a);
+    if (old)
+        dtls__peer_close(old, false);
+    dtls__ptab_insert(&l->est, p);
+    dtls__plist_append(&l->est_age, p);
+    l->stats.sessions_compacted++;
+    return p;
 }

@@ -26,7 +26,7 @@ enum { DTLS_POOL_CHUNK = 64 };
 
 struct dtls_pool {
     int refs;
-    dtls_peer_t *free; /* linked through hnext */
+    dtls_peer_t *free; /* linked through next (the age-list link, unused here) */
     void **chunks;
     size_t n_chunks, cap_chunks;
 };
@@ -56,12 +56,12 @@ dtls_peer_t *dtls__pool_get(dtls_pool_t *pool)
         dtls_peer_t *c = xcalloc(DTLS_POOL_CHUNK, sizeof *c);
         pool->chunks[pool->n_chunks++] = c;
         for (size_t i = DTLS_POOL_CHUNK; i-- > 0;) {
-            c[i].hnext = pool->free;
+            c[i].next = pool->free;
             pool->free = &c[i];
         }
     }
     dtls_peer_t *p = pool->free;
-    pool->free = p->hnext;
+    pool->free = p->next;
     memset(p, 0, sizeof *p);
     p->pool = pool;
     pool->refs++;
@@ -73,7 +73,7 @@ void dtls__pool_put(dtls_peer_t *p)
     dtls_pool_t *pool = p->pool;
     ASSERT(pool && pool->refs > 0);
     memset(p, 0, sizeof *p);
-    p->hnext = pool->free;
+    p->next = pool->free;
     pool->free = p;
     if (--pool->refs == 0)
         pool_destroy(pool);

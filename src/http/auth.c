@@ -8,6 +8,7 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 
@@ -42,13 +43,15 @@ static void issue_pair(http_req_t *rq, http_resp_t *rs, const store_user_t *u)
     free(refresh);
 }
 
+/* Keyed hash of the lower-cased name: nobody can pick names that share a victim's slot. */
 static uint64_t user_hash(const char *user)
 {
-    uint64_t x = 1469598103934665603ULL; /* FNV-1a over the lower-cased name */
-    for (const char *p = user; *p; p++) {
-        char c = (*p >= 'A' && *p <= 'Z') ? (char)(*p + 32) : *p;
-        x = (x ^ (uint8_t)c) * 1099511628211ULL;
-    }
+    size_t n = strlen(user);
+    char *low = xmalloc(n + 1);
+    for (size_t i = 0; i <= n; i++)
+        low[i] = (user[i] >= 'A' && user[i] <= 'Z') ? (char)(user[i] + 32) : user[i];
+    uint64_t x = hash_bytes(low, n);
+    free(low);
     return x | 1; /* 0 marks a free slot */
 }
 

@@ -13,6 +13,7 @@
  */
 #include "http/http_int.h"
 
+#include "core/hash.h"
 #include "core/xmalloc.h"
 
 #include <pthread.h>
@@ -56,14 +57,7 @@ void http__dev_cache_free(http_dev_cache_t *c)
 /* The set of uuid: its first way. */
 static size_t set_of(const char *uuid)
 {
-    uint64_t x = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < STORE_UUID_LEN; i++)
-        x = (x ^ (uint8_t)uuid[i]) * 1099511628211ULL;
-    /* FNV's last byte only reaches the low bits: mix them up (splitmix64's finaliser). */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 31;
-    return (size_t)(x % SETS);
+    return (size_t)(hash_bytes(uuid, STORE_UUID_LEN) % SETS);
 }
 
 /* The way holding uuid in its set, or NULL. Caller holds mu. */

@@ -95,13 +95,6 @@ typedef struct http_resp {
     const char *content_type; /* static string */
 } http_resp_t;
 
-/* Query parameter (URL-decoded by libmicrohttpd) or NULL. */
-const char *http__query(const http_req_t *r, const char *key);
-/* Calls fn for every value of a repeated query parameter key. */
-void http__query_each(const http_req_t *r, const char *key,
-                      void (*fn)(void *arg, const char *value), void *arg);
-/* Request header or NULL. */
-const char *http__header(const http_req_t *r, const char *name);
 
 /* Sets a JSON body (takes ownership of j, may be NULL for an empty 200). */
 void http__resp_json(http_resp_t *r, int status, json_t *j);
@@ -276,6 +269,31 @@ void http__rpc_req_fini(http_rpc_req_t *r);
 /* True if s is a canonical 36-char UUID. */
 bool http__is_uuid(const char *s);
 
+/* ---- request.c ---- */
+
+/* Query parameter (URL-decoded by libmicrohttpd) or NULL. */
+const char *http__query(const http_req_t *r, const char *key);
+/* Calls fn for every value of a repeated query parameter key. */
+void http__query_each(const http_req_t *r, const char *key,
+                      void (*fn)(void *arg, const char *value), void *arg);
+/* Request header or NULL. */
+const char *http__header(const http_req_t *r, const char *name);
+
+/* ---- device_lookup.c ---- */
+
+/* Loads the device named by a {id} UUID param; on failure fills rs and returns false. */
+bool http__device_lookup(http_req_t *rq, http_resp_t *rs, const char *uuid, store_device_t *d);
+/* The same check and errors, but only the device's id, answered from the server's device
+ * cache when it can (the telemetry and attribute handlers need nothing else). */
+bool http__device_id_lookup(http_req_t *rq, http_resp_t *rs, const char *uuid, int64_t *id);
+
+/* ---- credentials.c ---- */
+
+/* Stores validated credentials for device d, updates the registry, tells the hub. 0 or a
+ * store error (ERR_CONFLICT when another device owns cred_id). */
+int http__cred_apply(http_server_t *h, int64_t device_id, const http_cred_req_t *c,
+                     store_cred_t *saved);
+
 /* ---- handlers (auth.c, rest_*.c) ---- */
 
 void http__h_login(http_req_t *rq, http_resp_t *rs);
@@ -289,19 +307,10 @@ void http__h_device_get(http_req_t *rq, http_resp_t *rs);
 void http__h_device_delete(http_req_t *rq, http_resp_t *rs);
 void http__h_devices_list(http_req_t *rq, http_resp_t *rs);
 void http__h_device_by_name(http_req_t *rq, http_resp_t *rs);
-/* Loads the device named by a {id} UUID param; on failure fills rs and returns false. */
-bool http__device_lookup(http_req_t *rq, http_resp_t *rs, const char *uuid, store_device_t *d);
-/* The same check and errors, but only the device's id, answered from the server's device
- * cache when it can (the telemetry and attribute handlers need nothing else). */
-bool http__device_id_lookup(http_req_t *rq, http_resp_t *rs, const char *uuid, int64_t *id);
 json_t *http__device_json(const http_server_t *h, const store_device_t *d);
 
 void http__h_cred_get(http_req_t *rq, http_resp_t *rs);
 void http__h_cred_save(http_req_t *rq, http_resp_t *rs);
-/* Stores validated credentials for device d, updates the registry, tells the hub. 0 or a
- * store error (ERR_CONFLICT when another device owns cred_id). */
-int http__cred_apply(http_server_t *h, int64_t device_id, const http_cred_req_t *c,
-                     store_cred_t *saved);
 json_t *http__cred_json(const store_cred_t *c, const char *device_uuid);
 
 void http__h_ts_keys(http_req_t *rq, http_resp_t *rs);

@@ -15,6 +15,7 @@
 #include "http/http_int.h"
 
 #include "core/err.h"
+#include "core/hash.h"
 #include "core/xmalloc.h"
 
 #include <openssl/crypto.h>
@@ -68,17 +69,11 @@ void http__jwt_cache_free(http_jwt_cache_t *c)
     free(c);
 }
 
-/* FNV-1a: only picks the slot; a match is decided by comparing the whole token. */
+/* Only picks the slot; a match is decided by comparing the whole token. Keyed, so nobody
+ * can make chosen tokens evict each other's slot. */
 static size_t slot_of(const char *t, size_t n)
 {
-    uint64_t x = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        x = (x ^ (uint8_t)t[i]) * 1099511628211ULL;
-    /* FNV's last byte only reaches the low bits: mix them up (splitmix64's finaliser). */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 31;
-    return (size_t)x % HTTP_JWT_CACHE_SLOTS;
+    return (size_t)(hash_bytes(t, n) % HTTP_JWT_CACHE_SLOTS);
 }
 
 int http__jwt_cache_verify(http_jwt_cache_t *c, const char *token, int64_t now_s,

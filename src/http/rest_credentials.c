@@ -1,9 +1,7 @@
 /* rest_credentials.c — device credentials (§8.4): read, and update-only save.
  *
- * Order on save: validate (body.c canonicalises X.509 and hashes it), write the store (which
- * enforces platform-wide uniqueness of credentialsId), then update the in-memory registry and
- * tell the shards, which close the device's sessions. The registry is only touched after the
- * store accepted the change, so the cache never holds a credential the database refused.
+ * A save is validated first (body.c canonicalises X.509 and hashes it), then applied by
+ * credentials.c (store, then registry, then the shards close the device's sessions).
  */
 #include "http/http_int.h"
 
@@ -28,24 +26,6 @@ json_t *http__cred_json(const store_cred_t *c, const char *device_uuid)
     json_object_set_new(o, "credentialsValue",
                         c->cred_value ? json_string(c->cred_value) : json_null());
     return o;
-}
-
-int http__cred_apply(http_server_t *h, int64_t device_id, const http_cred_req_t *c,
-                     store_cred_t *saved)
-{
-    memset(saved, 0, sizeof *saved);
-    saved->device_id = device_id;
-    saved->type = c->type;
-    saved->cred_id = xstrdup(c->cred_id);
-    saved->cred_value = xstrdup(c->cred_value);
-    int rc = store_cred_set(h->store, saved);
-    if (rc < 0) {
-        store_cred_fini(saved);
-        return rc;
-    }
-    registry_set(h->reg, device_id, c->type, c->cred_id);
-    hub_publish(h->hub, HUB_EV_CREDENTIALS_CHANGED, device_id, NULL);
-    return 0;
 }
 
 void http__h_cred_get(http_req_t *rq, http_resp_t *rs)

@@ -49,47 +49,6 @@ json_t *http__device_json(const http_server_t *h, const store_device_t *d)
     return o;
 }
 
-bool http__device_lookup(http_req_t *rq, http_resp_t *rs, const char *uuid, store_device_t *d)
-{
-    memset(d, 0, sizeof *d);
-    if (!http__is_uuid(uuid)) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "Invalid UUID string: %.40s", uuid ? uuid : "");
-        http__resp_error(rs, HTTP_E_BAD_PARAMS, msg);
-        return false;
-    }
-    char lower[STORE_UUID_LEN + 1];
-    for (size_t i = 0; i <= STORE_UUID_LEN; i++)
-        lower[i] = (char)(uuid[i] >= 'A' && uuid[i] <= 'F' ? uuid[i] + 32 : uuid[i]);
-    int rc = store_device_get_by_uuid(rq->srv->store, lower, d);
-    if (rc < 0) {
-        http__resp_error(rs, http__err_from_store(rc), NULL);
-        return false;
-    }
-    return true;
-}
-
-bool http__device_id_lookup(http_req_t *rq, http_resp_t *rs, const char *uuid, int64_t *id)
-{
-    http_dev_cache_t *c = rq->srv->dev_cache;
-    char lower[STORE_UUID_LEN + 1];
-    if (c && http__is_uuid(uuid)) {
-        for (size_t i = 0; i <= STORE_UUID_LEN; i++)
-            lower[i] = (char)(uuid[i] >= 'A' && uuid[i] <= 'F' ? uuid[i] + 32 : uuid[i]);
-        if (http__dev_cache_get(c, lower, id))
-            return true;
-    }
-    uint64_t gen = c ? http__dev_cache_gen(c) : 0; /* before the store read */
-    store_device_t d;
-    if (!http__device_lookup(rq, rs, uuid, &d))
-        return false;
-    *id = d.id;
-    if (c)
-        http__dev_cache_put(c, d.uuid, d.id, gen);
-    store_device_fini(&d);
-    return true;
-}
-
 static void conflict_or_error(http_resp_t *rs, int rc, const char *conflict_msg)
 {
     if (rc == ERR_CONFLICT)

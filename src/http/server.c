@@ -48,41 +48,6 @@ typedef struct conn_ctx {
     bool too_large;
 } conn_ctx_t;
 
-const char *http__query(const http_req_t *r, const char *key)
-{
-    return r->conn ? MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key) : NULL;
-}
-
-const char *http__header(const http_req_t *r, const char *name)
-{
-    return r->conn ? MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name) : NULL;
-}
-
-typedef struct each_ctx {
-    const char *key;
-    void (*fn)(void *arg, const char *value);
-    void *arg;
-} each_ctx_t;
-
-static enum MHD_Result each_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                const char *value)
-{
-    (void)kind;
-    each_ctx_t *e = cls;
-    if (key && value && strcmp(key, e->key) == 0)
-        e->fn(e->arg, value);
-    return MHD_YES;
-}
-
-void http__query_each(const http_req_t *r, const char *key,
-                      void (*fn)(void *arg, const char *value), void *arg)
-{
-    if (!r->conn)
-        return;
-    each_ctx_t e = {key, fn, arg};
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, each_arg, &e);
-}
-
 /* Bearer token from X-Authorization, Authorization or ?token= (TB accepts all three). */
 static const char *bearer(const http_req_t *r)
 {
@@ -303,15 +268,18 @@ http_server_t *http_server_start(const http_cfg_t *cfg, store_t *store, registry
                                  hub_t *hub, char err[static ERR_LEN])
 {
     err[0] = '\0';
+    if (!cfg->bind_addr || !cfg->jwt_issuer || cfg->max_body == 0) {
+        snprintf(err, ERR_LEN, "http: bind address, JWT issuer and body cap are required "
+                               "(start from http_cfg_default)");
+        return NULL;
+    }
     http_server_t *h = xcalloc(1, sizeof *h);
     h->cfg = *cfg;
-    h->bind_addr = xstrdup(cfg->bind_addr ? cfg->bind_addr : "0.0.0.0");
-    h->jwt_issuer = xstrdup(cfg->jwt_issuer ? cfg->jwt_issuer : "coaphub");
+    h->bind_addr = xstrdup(cfg->bind_addr);
+    h->jwt_issuer = xstrdup(cfg->jwt_issuer);
     h->cfg.bind_addr = h->bind_addr;
     h->cfg.jwt_issuer = h->jwt_issuer;
     h->cfg.jwt_signing_key = NULL; /* copied into jwt_key below; never kept as a string */
-    if (h->cfg.max_body == 0)
-        h->cfg.max_body = 1024 * 1024;
     h->store = store;
     h->reg = reg;
     h->hub = hub;

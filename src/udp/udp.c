@@ -11,6 +11,7 @@
  */
 #include "udp/udp.h"
 
+#include "core/htab.h"
 #include "core/log.h"
 #include "core/outq.h"
 #include "core/sockaddr.h"
@@ -30,20 +31,17 @@ enum { BATCH = 32, OUT_BATCH = 64, MAX_DGRAM = 1600, SWEEP_MS = 5000 };
 typedef struct udp_peer {
     transport_peer_t base; /* first member: a transport_peer_t* is a udp_peer_t* */
     udp_listener_t *owner;
-    struct udp_peer *next; /* hash chain */
+    htab_link_t link; /* in udp_listener.peers, keyed by address */
     int64_t last_seen_ms;
-    bool in_table;
 } udp_peer_t;
 
 struct udp_listener {
     loop_t *loop;
-    coap_engine_t *engine;
+    transport_sink_t sink;
     udp_cfg_t cfg;
     int fd;
     int port;
-    udp_peer_t **slots;
-    size_t n_slots;
-    size_t n_peers;
+    htab_t peers;
     loop_timer_t sweep;
     udp_stats_t stats;
     uint8_t bufs[BATCH][MAX_DGRAM];
@@ -97,38 +95,20 @@ static void peer_destroy(transport_peer_t *tp)
 
 static const transport_ops_t udp_ops = {.send = peer_send, .destroy = peer_destroy};
 
-static void grow(udp_listener_t *u)
+static bool peer_has_addr(const htab_link_t *l, const void *addr)
 {
-    size_t n = u->n_slots * 2;
-    udp_peer_t **slots = xcalloc(n, sizeof *slots);
-    for (size_t i = 0; i < u->n_slots; i++) {
-        udp_peer_t *p = u->slots[i];
-        while (p) {
-            udp_peer_t *next = p->next;
-            size_t s = sockaddr_hash(&p->base.addr) % n;
-            p->next = slots[s];
-            slots[s] = p;
-            p = next;
-        }
-    }
-    free(u->slots);
-    u->slots = slots;
-    u->n_slots = n;
+    return sockaddr_equal(&HTAB_ENTRY(l, udp_peer_t, link)->base.addr, addr);
 }
 
 static udp_peer_t *peer_get(udp_listener_t *u, const struct sockaddr_storage *a, socklen_t len)
 {
-    size_t s = sockaddr_hash(a) % u->n_slots;
-    for (udp_peer_t *p = u->slots[s]; p; p = p->next)
-        if (sockaddr_equal(&p->base.addr, a))
-            return p;
-    if (u->n_peers >= u->cfg.max_peers) {
+    uint64_t h = sockaddr_hash(a);
+    htab_link_t *found = htab_find(&u->peers, h, peer_has_addr, a);
+    if (found)
+        return HTAB_ENTRY(found, udp_peer_t, link);
+    if (htab_count(&u->peers) >= u->cfg.max_peers) {
         u->stats.dropped_peer_cap++;
         return NULL;
-    }
-    if (u->n_peers + 1 > u->n_slots) {
-        grow(u);
-        s = sockaddr_hash(a) % u->n_slots;
     }
     udp_peer_t *p = xcalloc(1, sizeof *p);
     p->base.ops = &udp_ops;
@@ -137,10 +117,7 @@ static udp_peer_t *peer_get(udp_listener_t *u, const struct sockaddr_storage *a,
     memcpy(&p->base.addr, a, len);
     p->base.addr_len = len;
     p->owner = u;
-    p->in_table = true;
-    p->next = u->slots[s];
-    u->slots[s] = p;
-    u->n_peers++;
+    htab_insert(&u->peers, &p->link, h);
     return p;
 }
 
@@ -174,7 +151,7 @@ static void on_readable(loop_t *loop, int fd, uint32_t events, void *arg)
                 continue;
             p->last_seen_ms = now;
             transport_peer_ref(&p->base);
-            coap_engine_input(u->engine, &p->base, u->bufs[i], msgs[i].msg_len);
+            u->sink.input(u->sink.ctx, &p->base, u->bufs[i], msgs[i].msg_len);
             transport_peer_unref(&p->base);
         }
         if (n < BATCH)
@@ -186,44 +163,36 @@ static void on_sweep(loop_t *loop, void *arg)
 {
     udp_listener_t *u = arg;
     int64_t now = loop_now_ms(loop);
-    for (size_t i = 0; i < u->n_slots; i++) {
-        udp_peer_t **pp = &u->slots[i];
-        while (*pp) {
-            udp_peer_t *p = *pp;
-            if (p->base.refcnt == 1 && now - p->last_seen_ms >= u->cfg.idle_peer_ms) {
-                *pp = p->next;
-                p->in_table = false;
-                u->n_peers--;
-                transport_peer_unref(&p->base);
-            } else {
-                pp = &p->next;
-            }
+    htab_iter_t it;
+    for (htab_link_t *l = htab_iter_first(&it, &u->peers); l; l = htab_iter_next(&it)) {
+        udp_peer_t *p = HTAB_ENTRY(l, udp_peer_t, link);
+        if (p->base.refcnt == 1 && now - p->last_seen_ms >= u->cfg.idle_peer_ms) {
+            htab_remove(&u->peers, l);
+            transport_peer_unref(&p->base);
         }
     }
     loop_timer_arm(loop, &u->sweep, SWEEP_MS);
 }
 
-udp_listener_t *udp_listener_new(loop_t *loop, coap_engine_t *engine, const udp_cfg_t *cfg,
-                                 char err[static ERR_LEN])
+udp_listener_t *udp_listener_new(loop_t *loop, const transport_sink_t *sink,
+                                 const udp_cfg_t *cfg, char err[static ERR_LEN])
 {
     int fd = sockaddr_udp_bind(cfg->bind_addr, cfg->port, cfg->socket_buffer, "CoAP", err);
     if (fd < 0)
         return NULL;
     udp_listener_t *u = xcalloc(1, sizeof *u);
     u->loop = loop;
-    u->engine = engine;
+    u->sink = *sink;
     u->cfg = *cfg;
     u->fd = fd;
     u->port = sockaddr_local_port(fd);
-    u->n_slots = 1024;
-    u->slots = xcalloc(u->n_slots, sizeof *u->slots);
+    htab_init(&u->peers, 1024);
     outq_init(&u->out, OUT_BATCH, MAX_DGRAM);
     int rc = loop_fd_add(loop, fd, 0x001 /* EPOLLIN */, on_readable, u);
     if (rc != 0) {
         snprintf(err, ERR_LEN, "loop_fd_add: %s", strerror(-rc));
         close(fd);
         outq_fini(&u->out);
-        free(u->slots);
         free(u);
         return NULL;
     }
@@ -252,25 +221,21 @@ void udp_listener_free(udp_listener_t *u)
     loop_fd_del(u->loop, u->fd);
     close(u->fd);
     outq_fini(&u->out);
-    for (size_t i = 0; i < u->n_slots; i++) {
-        udp_peer_t *p = u->slots[i];
-        while (p) {
-            udp_peer_t *next = p->next;
-            p->in_table = false;
-            p->base.closed = true;
-            p->owner = NULL;
-            if (u->engine)
-                coap_engine_peer_closed(u->engine, &p->base);
-            transport_peer_unref(&p->base);
-            p = next;
-        }
+    htab_iter_t it;
+    for (htab_link_t *l = htab_iter_first(&it, &u->peers); l; l = htab_iter_next(&it)) {
+        udp_peer_t *p = HTAB_ENTRY(l, udp_peer_t, link);
+        htab_remove(&u->peers, l);
+        p->base.closed = true;
+        p->owner = NULL;
+        u->sink.closed(u->sink.ctx, &p->base);
+        transport_peer_unref(&p->base);
     }
-    free(u->slots);
+    htab_fini(&u->peers);
     free(u);
 }
 
 void udp_listener_get_stats(const udp_listener_t *u, udp_stats_t *out)
 {
     *out = u->stats;
-    out->peers = u->n_peers;
+    out->peers = htab_count(&u->peers);
 }

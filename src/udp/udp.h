@@ -8,9 +8,10 @@
 #ifndef COAPHUB_UDP_UDP_H
 #define COAPHUB_UDP_UDP_H
 
-#include "coap/engine.h"
 #include "core/err.h"
 #include "core/loop.h"
+#include "core/stats.h"
+#include "core/transport.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -27,18 +28,25 @@ typedef struct udp_cfg {
 
 void udp_cfg_default(udp_cfg_t *cfg);
 
-/* Binds and starts feeding datagrams to engine. NULL and err filled on failure. */
-udp_listener_t *udp_listener_new(loop_t *loop, coap_engine_t *engine, const udp_cfg_t *cfg,
-                                 char err[static ERR_LEN]);
+/* Binds and starts delivering datagrams to sink (copied). NULL and err filled on failure. */
+udp_listener_t *udp_listener_new(loop_t *loop, const transport_sink_t *sink,
+                                 const udp_cfg_t *cfg, char err[static ERR_LEN]);
 /* The port actually bound (useful with port 0). */
 int udp_listener_port(const udp_listener_t *u);
-/* Closes the socket and releases every peer (telling the engine first).
+/* Closes the socket and releases every peer (telling the sink first).
  * udp_listener_free(NULL) does nothing. */
 void udp_listener_free(udp_listener_t *u);
 
+/* Counters of a listener (core/stats.h: field, /metrics family, type, labels, help). */
+#define UDP_STATS(X)                                                                              \
+    X(datagrams_in, "udp_datagrams_received_total", "counter", NULL,                              \
+      "Plain CoAP datagrams received.")                                                           \
+    X(datagrams_out, "udp_datagrams_sent_total", "counter", NULL, "Plain CoAP datagrams sent.")   \
+    X(peers, "udp_peers", "gauge", NULL, "Plain CoAP peer addresses tracked.")                    \
+    X(send_errors, NULL, "counter", NULL, "datagrams the kernel refused to send")                 \
+    X(dropped_peer_cap, NULL, "counter", NULL, "datagrams dropped because max_peers were tracked")
 typedef struct udp_stats {
-    uint64_t datagrams_in, datagrams_out, send_errors, dropped_peer_cap;
-    uint64_t peers;
+    UDP_STATS(STATS_FIELD)
 } udp_stats_t;
 void udp_listener_get_stats(const udp_listener_t *u, udp_stats_t *out);
 

@@ -61,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     dtls_cfg_default(&cfg);
     cfg.bind_addr = "127.0.0.1";
     cfg.port = 0;
-    dtls_listener_t *l = dtls_listener_new(loop, NULL, ctx, &cfg, err);
+    dtls_listener_t *l = dtls_listener_new(loop, &fuzz_sink, ctx, &cfg, err);
     if (!l)
         return 0;
     int fd = l->fd;
@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     srv.w_seq = 3; /* as if OpenSSL had sent Finished and two records */
     cl.w_seq = 2;
     struct sockaddr_storage peer_addr = addr(0x7f000001u), other = addr(0x7f000002u);
-    dtls_peer_t *p = dtls__compact_peer_new(l, &peer_addr, sizeof(struct sockaddr_in), &srv);
+    dtls_peer_t *p = dtls__peer_new_compact(l, &peer_addr, sizeof(struct sockaddr_in), &srv);
     transport_peer_ref(&p->base); /* stays readable after a close */
     dtls_aead_ctx_t a;
     dtls__aead_init(&a);

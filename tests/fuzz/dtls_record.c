@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.port = 0;
     cfg.max_handshakes = 2;
     cfg.max_sessions = 2;
-    dtls_listener_t *l = dtls_listener_new(loop, NULL, ctx, &cfg, err);
+    dtls_listener_t *l = dtls_listener_new(loop, &fuzz_sink, ctx, &cfg, err);
     if (!l)
         return 0;
     static uint8_t buf[DTLS_MAX_DGRAM + 64];

@@ -1,4 +1,7 @@
-/* test_config.c — defaults < file < environment < flags, ThingsBoard env names, errors. */
+/* test_config.c — defaults < file < environment < flags, ThingsBoard env names, errors; and
+ * that the defaults agree everywhere they are written: each default --help prints, given
+ * back as that option's flag, leaves the configuration exactly as the modules' _cfg_default
+ * functions made it, and docs/configuration.md holds --help as it is. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -40,12 +43,12 @@ static void test_defaults(void **state)
     char *argv[] = {"coaphub", NULL};
     config_t c;
     assert_int_equal(config_load(&c, 1, argv), CONFIG_RUN);
-    assert_int_equal(c.coap_port, 5683);
-    assert_int_equal(c.coaps_port, 5684);
-    assert_int_equal(c.http_port, 8080);
-    assert_string_equal(c.bind, "0.0.0.0");
-    assert_true(c.sync_full);
-    assert_true(c.type_cast);
+    assert_int_equal(c.udp.port, 5683);
+    assert_int_equal(c.dtls.port, 5684);
+    assert_int_equal(c.http.port, 8080);
+    assert_string_equal(c.udp.bind_addr, "0.0.0.0");
+    assert_true(c.store.synchronous_full);
+    assert_true(c.api.type_cast);
     assert_non_null(c.data_dir);
     config_free(&c);
 }
@@ -56,18 +59,18 @@ static void test_precedence(void **state)
     setenv("COAP_BIND_PORT", "6100", 1); /* ThingsBoard's name beats the file */
     config_t c;
     assert_int_equal(config_load(&c, 5, argv), CONFIG_RUN);
-    assert_int_equal(c.coap_port, 6100);
-    assert_int_equal(c.http_port, 9100); /* the flag beats the file */
-    assert_int_equal(c.piggyback_ms, 100);
-    assert_false(c.sync_full);
+    assert_int_equal(c.udp.port, 6100);
+    assert_int_equal(c.http.port, 9100); /* the flag beats the file */
+    assert_int_equal(c.api.engine.piggyback_ms, 100);
+    assert_false(c.store.synchronous_full);
     config_free(&c);
     setenv("COAPHUB_COAP_PORT", "6200", 1); /* our own name beats ThingsBoard's */
     assert_int_equal(config_load(&c, 5, argv), CONFIG_RUN);
-    assert_int_equal(c.coap_port, 6200);
+    assert_int_equal(c.udp.port, 6200);
     config_free(&c);
     char *argv2[] = {"coaphub", "--config", path, "--coap-port", "6300", NULL};
     assert_int_equal(config_load(&c, 5, argv2), CONFIG_RUN);
-    assert_int_equal(c.coap_port, 6300);
+    assert_int_equal(c.udp.port, 6300);
     config_free(&c);
     unsetenv("COAP_BIND_PORT");
     unsetenv("COAPHUB_COAP_PORT");
@@ -90,12 +93,108 @@ static void test_errors(void **state)
     config_free(&c);
 }
 
+static char *slurp_stream(void (*write)(FILE *, const void *), const void *arg)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    write(m, arg);
+    fclose(m);
+    return buf;
+}
+
+static void write_usage(FILE *f, const void *arg)
+{
+    (void)arg;
+    config_usage(f);
+}
+
+static void write_config(FILE *f, const void *cfg)
+{
+    config_print(cfg, f);
+}
+
+/* Every "--flag TYPE ... default VALUE" pair of --help: loading "--flag VALUE" must give the
+ * same effective configuration as loading nothing, which is the structs' defaults. */
+static void test_help_defaults_are_the_structs(void **state)
+{
+    (void)state;
+    char *help = slurp_stream(write_usage, NULL);
+    char *argv0[] = {"coaphub", NULL};
+    config_t plain;
+    assert_int_equal(config_load(&plain, 1, argv0), CONFIG_RUN);
+    char *want = slurp_stream(write_config, &plain);
+    config_t def;
+    config_defaults(&def);
+    /* config_load starts from config_defaults: the structs are the one source. */
+    assert_int_equal(plain.api.engine.piggyback_ms, def.api.engine.piggyback_ms);
+    assert_int_equal(plain.api.engine.max_body, def.api.engine.max_body);
+    assert_int_equal(plain.dtls.handshake_timeout_ms, def.dtls.handshake_timeout_ms);
+    int checked = 0;
+    char flag[80] = "";
+    for (char *line = strtok(help, "\n"); line; line = strtok(NULL, "\n")) {
+        char f[64];
+        if (sscanf(line, "  --%63s", f) == 1 && strchr(line + 4, ' ')) {
+            snprintf(flag, sizeof flag, "--%s", f);
+            continue;
+        }
+        const char *d = strstr(line, "; default ");
+        if (!d || !*flag)
+            continue;
+        d += strlen("; default ");
+        if (strcmp(d, "(none)") == 0)
+            continue;
+        char *argv[] = {"coaphub", flag, (char *)d, NULL};
+        config_t c;
+        assert_int_equal(config_load(&c, 3, argv), CONFIG_RUN);
+        char *got = slurp_stream(write_config, &c);
+        if (strcmp(got, want) != 0)
+            fail_msg("%s %s (the default --help prints) changes the configuration", flag, d);
+        free(got);
+        config_free(&c);
+        checked++;
+        *flag = '\0';
+    }
+    if (checked < 33) /* the 33 options with a default as of this writing, or more */
+        fail_msg("only %d options with a default found in --help", checked);
+    free(want);
+    free(help);
+    config_free(&plain);
+}
+
+/* docs/configuration.md shows --help between its first pair of ``` fences, exactly. */
+static void test_docs_show_help(void **state)
+{
+    (void)state;
+    FILE *f = fopen(COAPHUB_DOCS_DIR "/configuration.md", "r");
+    assert_non_null(f);
+    char *doc = NULL;
+    size_t cap = 0;
+    ssize_t n = getdelim(&doc, &cap, '\0', f);
+    fclose(f);
+    assert_true(n > 0);
+    char *start = strstr(doc, "```\n");
+    assert_non_null(start);
+    start += 4;
+    char *end = strstr(start, "```");
+    assert_non_null(end);
+    *end = '\0';
+    char *help = slurp_stream(write_usage, NULL);
+    if (strcmp(start, help) != 0)
+        fail_msg("docs/configuration.md differs from coaphub --help; paste the new --help "
+                 "between its first ``` fences");
+    free(help);
+    free(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_help_defaults_are_the_structs),
+        cmocka_unit_test(test_docs_show_help),
     };
     return cmocka_run_group_tests(tests, write_file, remove_file);
 }

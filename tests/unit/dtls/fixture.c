@@ -1,6 +1,7 @@
-/* fixture.c — shared fixture of the dtls listener tests: a fake CoAP engine that records what
- * the transport hands up, a listener on 127.0.0.1 with a generated server certificate in a
- * temporary data dir, a registered device certificate, and helpers that drive both ends. */
+/* fixture.c — shared fixture of the dtls listener tests: a transport sink that records what
+ * the transport hands up (no CoAP engine: dtls links core and OpenSSL only), an identify
+ * callback that knows one device certificate, a listener on 127.0.0.1 with a generated
+ * server certificate in a temporary data dir, and helpers that drive both ends. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,12 +19,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* ---- a fake CoAP engine that records what the transport hands up ------------------------ */
+/* ---- a sink that records what the transport hands up -------------------------------------- */
 
 fake_engine_t eng;
 
-void coap_engine_input(coap_engine_t *e, transport_peer_t *peer, const uint8_t *p, size_t len)
+static void sink_input(void *ctx, transport_peer_t *peer, const uint8_t *p, size_t len)
 {
+    (void)ctx;
     eng.inputs++;
     eng.last_peer = peer;
     eng.last_device = peer->cert_device_id;
@@ -31,14 +33,22 @@ void coap_engine_input(coap_engine_t *e, transport_peer_t *peer, const uint8_t *
     memcpy(eng.last, p, eng.last_len);
 }
 
-void coap_engine_peer_closed(coap_engine_t *e, transport_peer_t *peer)
+static void sink_closed(void *ctx, transport_peer_t *peer)
 {
+    (void)ctx;
     eng.closed++;
     if (eng.last_peer == peer)
         eng.last_peer = NULL;
 }
 
 /* ---- fixture ------------------------------------------------------------------------------ */
+
+/* The device side's answer, reduced to one registered certificate: f->a is DEVICE_A. */
+static int64_t identify(void *ctx, const uint8_t *der, size_t len)
+{
+    fx_t *f = ctx;
+    return test_cert_is(&f->a, der, len) ? DEVICE_A : 0;
+}
 
 
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *f)
@@ -49,9 +59,10 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
 void fx_listener(fx_t *f)
 {
     char err[ERR_LEN] = "";
-    f->ctx = dtls_ctx_new(&f->cfg, f->reg, err);
+    f->ctx = dtls_ctx_new(&f->cfg, err);
     assert_non_null(f->ctx);
-    f->l = dtls_listener_new(f->loop, (coap_engine_t *)f, f->ctx, &f->cfg, err);
+    transport_sink_t sink = {.input = sink_input, .closed = sink_closed, .ctx = f};
+    f->l = dtls_listener_new(f->loop, &sink, f->ctx, &f->cfg, err);
     if (!f->l)
         fail_msg("%s", err);
 }
@@ -65,13 +76,11 @@ int setup(void **state)
     char err[ERR_LEN];
     f->loop = loop_new(err);
     assert_non_null(f->loop);
-    f->reg = registry_new();
     test_cert_make(&f->a, "thermo-1", -1, 365, NULL);
     test_cert_make(&f->other, "stranger", -1, 365, NULL);
-    char hex[65];
-    test_cert_hash(&f->a, hex);
-    registry_set(f->reg, DEVICE_A, CRED_X509, hex);
     dtls_cfg_default(&f->cfg);
+    f->cfg.identify = identify;
+    f->cfg.identify_ctx = f;
     f->cfg.bind_addr = "127.0.0.1";
     f->cfg.port = 0;
     f->cfg.data_dir = f->dir;
@@ -84,7 +93,6 @@ int teardown(void **state)
     fx_t *f = *state;
     dtls_listener_free(f->l);
     dtls_ctx_free(f->ctx);
-    registry_free(f->reg);
     loop_free(f->loop);
     test_cert_free(&f->a);
     test_cert_free(&f->other);

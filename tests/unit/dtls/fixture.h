@@ -7,7 +7,7 @@
 
 #define DEVICE_A 42
 
-/* What the fake engine saw (reset by setup). */
+/* What the recording sink saw (reset by setup). */
 typedef struct fake_engine {
     int inputs, closed;
     transport_peer_t *last_peer;
@@ -20,11 +20,10 @@ extern fake_engine_t eng;
 typedef struct fx {
     char dir[64];
     loop_t *loop;
-    registry_t *reg;
     dtls_ctx_t *ctx;
     dtls_listener_t *l;
     dtls_cfg_t cfg;
-    test_cert_t a;     /* registered as DEVICE_A */
+    test_cert_t a;     /* identified as DEVICE_A */
     test_cert_t other; /* unregistered */
 } fx_t;
 

@@ -4,6 +4,7 @@
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* A key (EC P-256) and a certificate with CN cn valid from now+from_days to now+to_days,
@@ -15,8 +16,8 @@ typedef struct test_cert {
 void test_cert_make(test_cert_t *out, const char *cn, int from_days, int to_days,
                     const test_cert_t *issuer);
 void test_cert_free(test_cert_t *c);
-/* credentialsId (SHA3-256 hex of the Base64 DER) of c. */
-void test_cert_hash(const test_cert_t *c, char hex[static 65]);
+/* Is der (len bytes) the certificate of c? */
+bool test_cert_is(const test_cert_t *c, const uint8_t *der, size_t len);
 
 /* A DTLS 1.2 client on a connected, non-blocking UDP socket to 127.0.0.1:port. cert may be
  * NULL (one-way DTLS); extra (may be NULL) is appended to the chain it sends. */

@@ -366,11 +366,11 @@ static void test_server_certificate_files(void **state)
     fx_t *f = *state;
     char err[ERR_LEN];
     /* First start generates; the second start reuses the same certificate. */
-    dtls_ctx_t *c1 = dtls_ctx_new(&f->cfg, f->reg, err);
+    dtls_ctx_t *c1 = dtls_ctx_new(&f->cfg, err);
     assert_non_null(c1);
     char *pem1 = slurp(dtls_ctx_cert_path(c1));
     dtls_ctx_free(c1);
-    dtls_ctx_t *c2 = dtls_ctx_new(&f->cfg, f->reg, err);
+    dtls_ctx_t *c2 = dtls_ctx_new(&f->cfg, err);
     assert_non_null(c2);
     char *pem2 = slurp(dtls_ctx_cert_path(c2));
     assert_string_equal(pem1, pem2);
@@ -401,7 +401,7 @@ static void test_server_certificate_files(void **state)
     f->cfg.key_file = key;
     f->cfg.chain_file = chain;
     f->cfg.key_password = "wrong";
-    assert_null(dtls_ctx_new(&f->cfg, f->reg, err));
+    assert_null(dtls_ctx_new(&f->cfg, err));
     assert_non_null(strstr(err, "server key"));
     ERR_clear_error();
     f->cfg.key_password = "s3cret";
@@ -417,7 +417,7 @@ static void test_server_certificate_files(void **state)
     test_client_close(&c);
     /* A missing file is an error with its name, not a crash. */
     f->cfg.chain_file = "/nonexistent/chain.pem";
-    assert_null(dtls_ctx_new(&f->cfg, f->reg, err));
+    assert_null(dtls_ctx_new(&f->cfg, err));
     assert_non_null(strstr(err, "/nonexistent/chain.pem"));
     ERR_clear_error();
     test_cert_free(&ca);

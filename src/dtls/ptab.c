@@ -1,0 +1,56 @@
+/* ptab.c — the listener's peer tables: by remote address (one core/htab each for handshakes
+ * and sessions) and by age (intrusive lists, oldest first).
+ *
+ * The bottom of the peer bookkeeping: listener.c, peer.c and compact.c all file peers here,
+ * and this file calls none of them. Addresses are chosen by whoever sends a datagram, so the
+ * table uses the keyed sockaddr_hash; entries exist only after a valid cookie, and the
+ * tables are capped by the listener (max_handshakes, max_sessions).
+ */
+#include "dtls/dtls_int.h"
+
+#include "core/sockaddr.h"
+
+static bool peer_has_addr(const htab_link_t *l, const void *addr)
+{
+    return sockaddr_equal(&HTAB_ENTRY(l, dtls_peer_t, hlink)->base.addr, addr);
+}
+
+dtls_peer_t *dtls__ptab_find(const htab_t *t, const struct sockaddr_storage *a)
+{
+    htab_link_t *l = htab_find(t, sockaddr_hash(a), peer_has_addr, a);
+    return l ? HTAB_ENTRY(l, dtls_peer_t, hlink) : NULL;
+}
+
+void dtls__ptab_insert(htab_t *t, dtls_peer_t *p)
+{
+    htab_insert(t, &p->hlink, sockaddr_hash(&p->base.addr));
+}
+
+void dtls__ptab_remove(htab_t *t, dtls_peer_t *p)
+{
+    htab_remove(t, &p->hlink);
+}
+
+void dtls__plist_append(dtls_plist_t *l, dtls_peer_t *p)
+{
+    p->next = NULL;
+    p->prev = l->tail;
+    if (l->tail)
+        l->tail->next = p;
+    else
+        l->head = p;
+    l->tail = p;
+}
+
+void dtls__plist_remove(dtls_plist_t *l, dtls_peer_t *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        l->head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    else
+        l->tail = p->prev;
+    p->prev = p->next = NULL;
+}
