@@ -17,9 +17,13 @@
  * - point and device deletes hold latest_mu from inside their write transaction until they
  *   have fixed the entries, so no commit slips between (sqlite_kv.c, sqlite_devices.c);
  * - at open the entries are rebuilt from the log (a crash loses nothing: the log is durable).
- * The size is bounded by the (device, key) pairs with points in the log.
+ * The size is bounded by the (device, key) pairs with points in the log. Devices are found
+ * through core/htab under the keyed hash of their id (core/hash.h).
  */
 #include "store/store_int.h"
+
+#include "core/hash.h"
+#include "core/htab.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -31,15 +35,14 @@ typedef struct latest_item {
 
 /* One device's entries: devices have a few keys, so a small array. */
 typedef struct latest_dev {
+    htab_link_t link; /* in store_latest.devs, keyed by device_id */
     int64_t device_id;
-    struct latest_dev *next; /* hash chain */
     latest_item_t *items;
     size_t n, cap;
 } latest_dev_t;
 
 struct store_latest {
-    latest_dev_t **buckets; /* power of two */
-    size_t n_buckets, n_devs;
+    htab_t devs; /* latest_dev_t by device_id (core/htab.h) */
     /* Points of the writer's open transaction (writer thread only). kv borrowed from the
      * batches, which outlive the commit. */
     struct {
@@ -49,19 +52,22 @@ struct store_latest {
     size_t n_staged, cap_staged;
 };
 
-enum { LATEST_MIN_BUCKETS = 256 };
+enum { LATEST_MIN_SLOTS = 256 };
 
-static size_t bucket_of(const store_latest_t *l, int64_t device_id)
+static uint64_t dev_hash(int64_t device_id)
 {
-    uint64_t h = (uint64_t)device_id * 0x9E3779B97F4A7C15ull;
-    return (size_t)(h >> 32) & (l->n_buckets - 1);
+    return hash_u64((uint64_t)device_id);
+}
+
+static bool dev_is(const htab_link_t *link, const void *device_id)
+{
+    return HTAB_ENTRY(link, latest_dev_t, link)->device_id == *(const int64_t *)device_id;
 }
 
 void store__latest_init(store_t *s)
 {
     store_latest_t *l = xcalloc(1, sizeof(*l));
-    l->n_buckets = LATEST_MIN_BUCKETS;
-    l->buckets = xcalloc(l->n_buckets, sizeof(*l->buckets));
+    htab_init(&l->devs, LATEST_MIN_SLOTS);
     s->latest = l;
     pthread_mutex_init(&s->latest_mu, NULL);
 }
@@ -79,12 +85,10 @@ void store__latest_fini(store_t *s)
     store_latest_t *l = s->latest;
     if (!l)
         return;
-    for (size_t b = 0; b < l->n_buckets; b++)
-        for (latest_dev_t *d = l->buckets[b], *next; d; d = next) {
-            next = d->next;
-            dev_free(d);
-        }
-    free(l->buckets);
+    htab_iter_t it;
+    for (htab_link_t *k = htab_iter_first(&it, &l->devs); k; k = htab_iter_next(&it))
+        dev_free(HTAB_ENTRY(k, latest_dev_t, link));
+    htab_fini(&l->devs);
     free(l->staged);
     free(l);
     s->latest = NULL;
@@ -93,28 +97,8 @@ void store__latest_fini(store_t *s)
 
 static latest_dev_t *dev_find(const store_latest_t *l, int64_t device_id)
 {
-    for (latest_dev_t *d = l->buckets[bucket_of(l, device_id)]; d; d = d->next)
-        if (d->device_id == device_id)
-            return d;
-    return NULL;
-}
-
-static void grow(store_latest_t *l)
-{
-    size_t n = l->n_buckets * 2;
-    latest_dev_t **b = xcalloc(n, sizeof(*b));
-    latest_dev_t **old = l->buckets;
-    size_t old_n = l->n_buckets;
-    l->buckets = b;
-    l->n_buckets = n;
-    for (size_t i = 0; i < old_n; i++)
-        for (latest_dev_t *d = old[i], *next; d; d = next) {
-            next = d->next;
-            size_t k = bucket_of(l, d->device_id);
-            d->next = b[k];
-            b[k] = d;
-        }
-    free(old);
+    htab_link_t *k = htab_find(&l->devs, dev_hash(device_id), dev_is, &device_id);
+    return k ? HTAB_ENTRY(k, latest_dev_t, link) : NULL;
 }
 
 static latest_dev_t *dev_get(store_latest_t *l, int64_t device_id)
@@ -122,24 +106,15 @@ static latest_dev_t *dev_get(store_latest_t *l, int64_t device_id)
     latest_dev_t *d = dev_find(l, device_id);
     if (d)
         return d;
-    if (l->n_devs >= l->n_buckets)
-        grow(l);
     d = xcalloc(1, sizeof(*d));
     d->device_id = device_id;
-    size_t k = bucket_of(l, device_id);
-    d->next = l->buckets[k];
-    l->buckets[k] = d;
-    l->n_devs++;
+    htab_insert(&l->devs, &d->link, dev_hash(device_id));
     return d;
 }
 
 static void dev_unlink(store_latest_t *l, latest_dev_t *d)
 {
-    latest_dev_t **pp = &l->buckets[bucket_of(l, d->device_id)];
-    while (*pp != d)
-        pp = &(*pp)->next;
-    *pp = d->next;
-    l->n_devs--;
+    htab_remove(&l->devs, &d->link);
     dev_free(d);
 }
 
@@ -233,19 +208,16 @@ void store__latest_sweep(store_t *s, int64_t last_seq)
 {
     store_latest_t *l = s->latest;
     pthread_mutex_lock(&s->latest_mu);
-    for (size_t b = 0; b < l->n_buckets; b++) {
-        latest_dev_t *d = l->buckets[b];
-        while (d) {
-            latest_dev_t *next = d->next;
-            for (size_t i = 0; i < d->n;)
-                if (d->items[i].seq <= last_seq)
-                    item_drop(d, i);
-                else
-                    i++;
-            if (d->n == 0)
-                dev_unlink(l, d);
-            d = next;
-        }
+    htab_iter_t it;
+    for (htab_link_t *k = htab_iter_first(&it, &l->devs); k; k = htab_iter_next(&it)) {
+        latest_dev_t *d = HTAB_ENTRY(k, latest_dev_t, link);
+        for (size_t i = 0; i < d->n;)
+            if (d->items[i].seq <= last_seq)
+                item_drop(d, i);
+            else
+                i++;
+        if (d->n == 0)
+            dev_unlink(l, d); /* the entry just returned: allowed while iterating */
     }
     pthread_mutex_unlock(&s->latest_mu);
 }

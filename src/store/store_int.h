@@ -20,6 +20,7 @@
 
 #include "core/arena.h"
 #include "core/err.h"
+#include "core/htab.h"
 #include "core/loop.h"
 #include "core/xmalloc.h"
 
@@ -56,15 +57,10 @@ typedef struct store_merge store_merge_t;   /* merge.c */
 typedef struct store_latest store_latest_t; /* latest.c */
 
 /* The writer's key-id cache (keycache.c). */
-typedef struct store_keycache_slot {
-    char *key;
-    int64_t id;
-} store_keycache_slot_t;
-
+typedef struct store_keycache_entry store_keycache_entry_t;
 typedef struct store_keycache {
-    store_keycache_slot_t *slots; /* open addressing, cap a power of two */
-    size_t cap, n;
-    store_keycache_slot_t *pending; /* learnt in the open transaction */
+    htab_t keys;                      /* store_keycache_entry_t by key name */
+    store_keycache_entry_t **pending; /* learnt in the open transaction */
     size_t n_pending, cap_pending;
 } store_keycache_t;
 
@@ -118,6 +114,7 @@ void store__writer_stop(store_t *s);
 
 /* Writer's key-id cache (keycache.c): committed ids only; park ids learnt in the open
  * transaction, then commit or roll them back with it. */
+void store__keycache_init(store_keycache_t *kc);
 bool store__keycache_get(const store_keycache_t *kc, const char *key, int64_t *id);
 void store__keycache_park(store_keycache_t *kc, const char *key, int64_t id);
 void store__keycache_commit(store_keycache_t *kc);

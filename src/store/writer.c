@@ -477,6 +477,7 @@ static void *writer_main(void *arg)
 
 int store__writer_start(store_t *s)
 {
+    store__keycache_init(&s->keys); /* freed by the writer when it stops */
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
