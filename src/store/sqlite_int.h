@@ -8,7 +8,8 @@
  * store__conn_take() and gives it back with store__conn_give(). Statements from the cache are
  * reset and unbound before they are returned.
  *
- * Only sqlite_*.c include this file: no other file of the store sees <sqlite3.h>.
+ * Only the backend's files (sqlite.c, sqlite_*.c) include this file, and one test that reaches
+ * the writer's connection: no other file of the store sees <sqlite3.h>.
  */
 #ifndef COAPHUB_STORE_SQLITE_INT_H
 #define COAPHUB_STORE_SQLITE_INT_H
