@@ -1,73 +1,65 @@
 /* keycache.c — the writer's memory of key_dictionary (key text -> key_id).
  *
- * Every telemetry point names its key; looking it up in SQLite cost one indexed SELECT per
- * point. Keys are never deleted from key_dictionary, so a committed id never changes and can
- * be kept. Invariant: the cache holds only ids whose row is committed. An id learnt inside
- * the open transaction is parked in `pending` and joins the cache on commit; any rollback
- * (of the transaction or of a savepoint) drops the parked ids, since the row may be gone.
- * Bounded: past STORE_KEYCACHE_MAX keys (devices may invent keys) it starts over empty.
+ * Every telemetry point names its key; looking it up in the database cost one indexed SELECT
+ * per point. Keys are never deleted from key_dictionary, so a committed id never changes and
+ * can be kept. Invariant: the cache holds only ids whose row is committed. An id learnt
+ * inside the open transaction is parked in `pending` and joins the cache on commit; any
+ * rollback (of the transaction or of a savepoint) drops the parked ids, since the row may be
+ * gone. Bounded: past STORE_KEYCACHE_MAX keys (devices may invent keys) it starts over empty.
+ *
+ * Key names come from devices, so the table is core/htab under the keyed hash (core/hash.h):
+ * names built to collide cannot turn the writer's per-point lookup into a walk of a chain.
  */
 #include "store/store_int.h"
+
+#include "core/hash.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { STORE_KEYCACHE_MAX = 65536 };
+enum { STORE_KEYCACHE_MAX = 65536, KEYCACHE_MIN_SLOTS = 256 };
 
-static uint64_t hash_key(const char *k)
+/* One key: the link, the id and the name in one allocation. */
+struct store_keycache_entry {
+    htab_link_t link; /* in store_keycache.keys */
+    int64_t id;
+    size_t len;
+    char key[];
+};
+
+typedef struct keycache_key {
+    const char *s;
+    size_t len;
+} keycache_key_t;
+
+static bool entry_is(const htab_link_t *link, const void *key)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *k; k++)
-        h = (h ^ (unsigned char)*k) * 1099511628211ULL;
-    return h;
+    const store_keycache_entry_t *e = HTAB_ENTRY(link, store_keycache_entry_t, link);
+    const keycache_key_t *k = key;
+    return e->len == k->len && memcmp(e->key, k->s, k->len) == 0;
 }
 
-static void put(store_keycache_t *kc, char *key, int64_t id);
-
-static void grow(store_keycache_t *kc)
+static store_keycache_entry_t *find(const store_keycache_t *kc, const keycache_key_t *k)
 {
-    store_keycache_slot_t *old = kc->slots;
-    size_t old_cap = kc->cap;
-    kc->cap = old_cap ? old_cap * 2 : 256;
-    kc->slots = xcalloc(kc->cap, sizeof(*kc->slots));
-    kc->n = 0;
-    for (size_t i = 0; i < old_cap; i++)
-        if (old[i].key)
-            put(kc, old[i].key, old[i].id);
-    free(old);
+    htab_link_t *l = htab_find(&kc->keys, hash_bytes(k->s, k->len), entry_is, k);
+    return l ? HTAB_ENTRY(l, store_keycache_entry_t, link) : NULL;
 }
 
-static void put(store_keycache_t *kc, char *key, int64_t id)
+void store__keycache_init(store_keycache_t *kc)
 {
-    if ((kc->n + 1) * 4 > kc->cap * 3)
-        grow(kc);
-    size_t mask = kc->cap - 1;
-    for (size_t i = hash_key(key) & mask;; i = (i + 1) & mask) {
-        if (!kc->slots[i].key) {
-            kc->slots[i].key = key;
-            kc->slots[i].id = id;
-            kc->n++;
-            return;
-        }
-        if (strcmp(kc->slots[i].key, key) == 0) {
-            free(key); /* already known (same id: committed ids never change) */
-            return;
-        }
-    }
+    memset(kc, 0, sizeof(*kc));
+    htab_init(&kc->keys, KEYCACHE_MIN_SLOTS);
 }
 
 bool store__keycache_get(const store_keycache_t *kc, const char *key, int64_t *id)
 {
-    if (!kc->n)
+    if (!htab_count(&kc->keys))
         return false;
-    size_t mask = kc->cap - 1;
-    for (size_t i = hash_key(key) & mask; kc->slots[i].key; i = (i + 1) & mask) {
-        if (strcmp(kc->slots[i].key, key) == 0) {
-            *id = kc->slots[i].id;
-            return true;
-        }
-    }
-    return false;
+    keycache_key_t k = {key, strlen(key)};
+    const store_keycache_entry_t *e = find(kc, &k);
+    if (e)
+        *id = e->id;
+    return e != NULL;
 }
 
 void store__keycache_park(store_keycache_t *kc, const char *key, int64_t id)
@@ -76,26 +68,34 @@ void store__keycache_park(store_keycache_t *kc, const char *key, int64_t id)
         kc->cap_pending = kc->cap_pending ? kc->cap_pending * 2 : 16;
         kc->pending = xrealloc(kc->pending, kc->cap_pending * sizeof(*kc->pending));
     }
-    kc->pending[kc->n_pending].key = xstrdup(key);
-    kc->pending[kc->n_pending].id = id;
-    kc->n_pending++;
+    size_t len = strlen(key);
+    store_keycache_entry_t *e = xmalloc(sizeof(*e) + len + 1);
+    e->id = id;
+    e->len = len;
+    memcpy(e->key, key, len + 1);
+    kc->pending[kc->n_pending++] = e;
 }
 
-static void clear_slots(store_keycache_t *kc)
+static void clear(store_keycache_t *kc)
 {
-    for (size_t i = 0; i < kc->cap; i++)
-        free(kc->slots[i].key);
-    free(kc->slots);
-    kc->slots = NULL;
-    kc->cap = kc->n = 0;
+    htab_iter_t it;
+    for (htab_link_t *l = htab_iter_first(&it, &kc->keys); l; l = htab_iter_next(&it))
+        free(HTAB_ENTRY(l, store_keycache_entry_t, link));
+    htab_fini(&kc->keys);
 }
 
 void store__keycache_commit(store_keycache_t *kc)
 {
     for (size_t i = 0; i < kc->n_pending; i++) {
-        if (kc->n >= STORE_KEYCACHE_MAX)
-            clear_slots(kc);
-        put(kc, kc->pending[i].key, kc->pending[i].id); /* the key string moves in */
+        store_keycache_entry_t *e = kc->pending[i];
+        keycache_key_t k = {e->key, e->len};
+        if (find(kc, &k)) {
+            free(e); /* already known (same id: committed ids never change) */
+            continue;
+        }
+        if (htab_count(&kc->keys) >= STORE_KEYCACHE_MAX)
+            clear(kc);
+        htab_insert(&kc->keys, &e->link, hash_bytes(e->key, e->len));
     }
     kc->n_pending = 0;
 }
@@ -103,13 +103,13 @@ void store__keycache_commit(store_keycache_t *kc)
 void store__keycache_rollback(store_keycache_t *kc)
 {
     for (size_t i = 0; i < kc->n_pending; i++)
-        free(kc->pending[i].key);
+        free(kc->pending[i]);
     kc->n_pending = 0;
 }
 
 void store__keycache_free(store_keycache_t *kc)
 {
-    clear_slots(kc);
+    clear(kc);
     store__keycache_rollback(kc);
     free(kc->pending);
     kc->pending = NULL;

@@ -5,7 +5,7 @@
  * commit rewrote most of that table's pages (~100 MB/s of WAL at 1000 devices, performance
  * pass 3) and the upsert cost the writer ~2 µs per point. Now the merge (merge.c) writes the
  * latest value of each (device, key) once per run, and until then the newest committed value
- * lives here, in memory; readers (kv.c) take the newer of this and ts_kv_latest.
+ * lives here, in memory; readers (sqlite_kv.c) take the newer of this and ts_kv_latest.
  *
  * Invariant: for every (device, key), the newer (ts, then seq) of its ts_kv_latest row and its
  * entry here is its latest value. Keeping it:
@@ -15,11 +15,15 @@
  * - the merge writes a run's newest value per (device, key) into ts_kv_latest with the run,
  *   then drops the entries whose row was in the run (seq <= the run's last);
  * - point and device deletes hold latest_mu from inside their write transaction until they
- *   have fixed the entries, so no commit slips between (kv.c, devices.c);
+ *   have fixed the entries, so no commit slips between (sqlite_kv.c, sqlite_devices.c);
  * - at open the entries are rebuilt from the log (a crash loses nothing: the log is durable).
- * The size is bounded by the (device, key) pairs with points in the log.
+ * The size is bounded by the (device, key) pairs with points in the log. Devices are found
+ * through core/htab under the keyed hash of their id (core/hash.h).
  */
 #include "store/store_int.h"
+
+#include "core/hash.h"
+#include "core/htab.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -31,15 +35,14 @@ typedef struct latest_item {
 
 /* One device's entries: devices have a few keys, so a small array. */
 typedef struct latest_dev {
+    htab_link_t link; /* in store_latest.devs, keyed by device_id */
     int64_t device_id;
-    struct latest_dev *next; /* hash chain */
     latest_item_t *items;
     size_t n, cap;
 } latest_dev_t;
 
 struct store_latest {
-    latest_dev_t **buckets; /* power of two */
-    size_t n_buckets, n_devs;
+    htab_t devs; /* latest_dev_t by device_id (core/htab.h) */
     /* Points of the writer's open transaction (writer thread only). kv borrowed from the
      * batches, which outlive the commit. */
     struct {
@@ -49,19 +52,22 @@ struct store_latest {
     size_t n_staged, cap_staged;
 };
 
-enum { LATEST_MIN_BUCKETS = 256 };
+enum { LATEST_MIN_SLOTS = 256 };
 
-static size_t bucket_of(const store_latest_t *l, int64_t device_id)
+static uint64_t dev_hash(int64_t device_id)
 {
-    uint64_t h = (uint64_t)device_id * 0x9E3779B97F4A7C15ull;
-    return (size_t)(h >> 32) & (l->n_buckets - 1);
+    return hash_u64((uint64_t)device_id);
+}
+
+static bool dev_is(const htab_link_t *link, const void *device_id)
+{
+    return HTAB_ENTRY(link, latest_dev_t, link)->device_id == *(const int64_t *)device_id;
 }
 
 void store__latest_init(store_t *s)
 {
     store_latest_t *l = xcalloc(1, sizeof(*l));
-    l->n_buckets = LATEST_MIN_BUCKETS;
-    l->buckets = xcalloc(l->n_buckets, sizeof(*l->buckets));
+    htab_init(&l->devs, LATEST_MIN_SLOTS);
     s->latest = l;
     pthread_mutex_init(&s->latest_mu, NULL);
 }
@@ -79,12 +85,10 @@ void store__latest_fini(store_t *s)
     store_latest_t *l = s->latest;
     if (!l)
         return;
-    for (size_t b = 0; b < l->n_buckets; b++)
-        for (latest_dev_t *d = l->buckets[b], *next; d; d = next) {
-            next = d->next;
-            dev_free(d);
-        }
-    free(l->buckets);
+    htab_iter_t it;
+    for (htab_link_t *k = htab_iter_first(&it, &l->devs); k; k = htab_iter_next(&it))
+        dev_free(HTAB_ENTRY(k, latest_dev_t, link));
+    htab_fini(&l->devs);
     free(l->staged);
     free(l);
     s->latest = NULL;
@@ -93,28 +97,8 @@ void store__latest_fini(store_t *s)
 
 static latest_dev_t *dev_find(const store_latest_t *l, int64_t device_id)
 {
-    for (latest_dev_t *d = l->buckets[bucket_of(l, device_id)]; d; d = d->next)
-        if (d->device_id == device_id)
-            return d;
-    return NULL;
-}
-
-static void grow(store_latest_t *l)
-{
-    size_t n = l->n_buckets * 2;
-    latest_dev_t **b = xcalloc(n, sizeof(*b));
-    latest_dev_t **old = l->buckets;
-    size_t old_n = l->n_buckets;
-    l->buckets = b;
-    l->n_buckets = n;
-    for (size_t i = 0; i < old_n; i++)
-        for (latest_dev_t *d = old[i], *next; d; d = next) {
-            next = d->next;
-            size_t k = bucket_of(l, d->device_id);
-            d->next = b[k];
-            b[k] = d;
-        }
-    free(old);
+    htab_link_t *k = htab_find(&l->devs, dev_hash(device_id), dev_is, &device_id);
+    return k ? HTAB_ENTRY(k, latest_dev_t, link) : NULL;
 }
 
 static latest_dev_t *dev_get(store_latest_t *l, int64_t device_id)
@@ -122,24 +106,15 @@ static latest_dev_t *dev_get(store_latest_t *l, int64_t device_id)
     latest_dev_t *d = dev_find(l, device_id);
     if (d)
         return d;
-    if (l->n_devs >= l->n_buckets)
-        grow(l);
     d = xcalloc(1, sizeof(*d));
     d->device_id = device_id;
-    size_t k = bucket_of(l, device_id);
-    d->next = l->buckets[k];
-    l->buckets[k] = d;
-    l->n_devs++;
+    htab_insert(&l->devs, &d->link, dev_hash(device_id));
     return d;
 }
 
 static void dev_unlink(store_latest_t *l, latest_dev_t *d)
 {
-    latest_dev_t **pp = &l->buckets[bucket_of(l, d->device_id)];
-    while (*pp != d)
-        pp = &(*pp)->next;
-    *pp = d->next;
-    l->n_devs--;
+    htab_remove(&l->devs, &d->link);
     dev_free(d);
 }
 
@@ -233,19 +208,16 @@ void store__latest_sweep(store_t *s, int64_t last_seq)
 {
     store_latest_t *l = s->latest;
     pthread_mutex_lock(&s->latest_mu);
-    for (size_t b = 0; b < l->n_buckets; b++) {
-        latest_dev_t *d = l->buckets[b];
-        while (d) {
-            latest_dev_t *next = d->next;
-            for (size_t i = 0; i < d->n;)
-                if (d->items[i].seq <= last_seq)
-                    item_drop(d, i);
-                else
-                    i++;
-            if (d->n == 0)
-                dev_unlink(l, d);
-            d = next;
-        }
+    htab_iter_t it;
+    for (htab_link_t *k = htab_iter_first(&it, &l->devs); k; k = htab_iter_next(&it)) {
+        latest_dev_t *d = HTAB_ENTRY(k, latest_dev_t, link);
+        for (size_t i = 0; i < d->n;)
+            if (d->items[i].seq <= last_seq)
+                item_drop(d, i);
+            else
+                i++;
+        if (d->n == 0)
+            dev_unlink(l, d); /* the entry just returned: allowed while iterating */
     }
     pthread_mutex_unlock(&s->latest_mu);
 }
@@ -306,41 +278,30 @@ void store__latest_copy_free(store_latest_copy_t *c, size_t n)
     free(c);
 }
 
-int store__latest_upsert(store_conn_t *c, int64_t device_id, int64_t key_id,
-                         const store_kv_t *kv)
+void store__latest_put_locked(store_t *s, int64_t device_id, int64_t key_id, int64_t seq,
+                              const store_kv_t *kv)
 {
-    /* An older point (late or replayed) does not replace a newer latest; an equal ts
-     * overwrites, as in ThingsBoard. */
-    return store__exec_point(
-        c, "INSERT INTO ts_kv_latest(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v,"
-           " json_v) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-           " ON CONFLICT(device_id, key_id) DO UPDATE SET ts = excluded.ts,"
-           " bool_v = excluded.bool_v, long_v = excluded.long_v, dbl_v = excluded.dbl_v,"
-           " str_v = excluded.str_v, json_v = excluded.json_v,"
-           " version = ts_kv_latest.version + 1 WHERE excluded.ts >= ts_kv_latest.ts",
-        device_id, key_id, kv);
+    put(s->latest, device_id, key_id, seq, kv);
 }
 
-int store__latest_load(store_t *s)
+void store__latest_take_newer(store_kv_list_t *out, ssize_t at, const char *key,
+                              store_kv_t *mem)
 {
-    store_conn_t *c = &s->wconn;
-    sqlite3_stmt *st = store__stmt(
-        c, "SELECT seq, device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v"
-           " FROM ts_kv_log");
-    if (!st)
-        return ERR_STORE;
-    int rc;
-    pthread_mutex_lock(&s->latest_mu);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        store_kv_t kv = {0};
-        if (store__column_value(st, 4, &kv) != 0)
-            continue;
-        kv.ts = sqlite3_column_int64(st, 3);
-        put(s->latest, sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
-            sqlite3_column_int64(st, 0), &kv);
-        free(kv.s);
+    if (at < 0) {
+        char *sv = mem->s;
+        mem->s = NULL;
+        mem->key = (char *)key;
+        store_kv_list_push(out, mem);
+        out->items[out->n - 1].s = sv;
+        mem->key = NULL;
+        return;
     }
-    pthread_mutex_unlock(&s->latest_mu);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
+    store_kv_t *it = &out->items[at];
+    if (mem->ts < it->ts)
+        return; /* the table's is newer; on an equal ts the entry is the later write */
+    free(it->s);
+    char *k = it->key;
+    *it = *mem;
+    it->key = k;
+    mem->s = NULL;
 }

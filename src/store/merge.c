@@ -1,4 +1,4 @@
-/* merge.c — the telemetry log (ts_kv_log, migration 2) and its merge into ts_kv.
+/* merge.c — the merge of the telemetry log (ts_kv_log, migration 2; log.c) into ts_kv.
  *
  * Why: ts_kv is ordered by (device_id, key_id, ts), so a group commit of N devices' points
  * dirtied about N B-tree pages, all written to the WAL and fsynced: at 1000 devices the
@@ -11,23 +11,23 @@
  * A run is merged in small steps the writer takes between group commits, so no commit waits
  * long behind a merge: LOADING reads the next LOAD_CHUNK log rows (in seq order) into memory;
  * once the run is loaded it is sorted; APPLYING then moves APPLY_CHUNK rows per transaction
- * (STORE_MULTI rows per statement, points.c; the writer's connection has no foreign-key
+ * (STORE_MULTI rows per statement, backend.h; SQLite's writer connection has no foreign-key
  * checks, sqlite.c), with the newest point of each (device, key) into ts_kv_latest, and at
  * the end drops the in-memory latest values the run covered (latest.c); DELETING removes
  * the run from the log, DELETE_CHUNK rows (in seq order) per transaction.
  *
- * Invariants: a chunk is inserted into ts_kv (an upsert: applying a point twice changes
- * nothing) and the run's rows leave the log with its last chunk, so until then a point may be
- * in both tables with the same value — readers (history.c) let the log win on equal ts, and
- * a crash only means the run is applied again. Deleting from the bottom of the run keeps its
- * top row, so no new row can take a seq inside the run (rowids grow from the largest) — unless
- * a delete removed the log's top rows: then the deleting stops and what is left of the run is
+ * Invariants: a chunk is inserted into ts_kv (an upsert: applying a point twice changes nothing)
+ * and the run's rows leave the log with its last chunk, so until then a point may be in both
+ * tables with the same value — readers (sqlite_history.c) let the log win on equal ts, and a
+ * crash only means the run is applied again. Deleting from the bottom of the run keeps its top
+ * row, so no new row can take a seq inside the run (rowids grow from the largest) — unless a
+ * delete removed the log's top rows: then the deleting stops and what is left of the run is
  * merged again later (an upsert of the same values). Points of the same (device, key, ts) are
  * applied in log order, so the last write wins as it did before. A merge never brings back
- * deleted data: whoever deletes points or devices bumps s->log_deletes before its
- * transaction (store__log_deleting), and a run loaded before a bump is dropped unapplied;
- * the check runs inside the merge's write transaction, so a delete is either seen or ordered
- * after the merge (and then deletes what the merge wrote).
+ * deleted data: whoever deletes points or devices bumps s->log_deletes before its transaction
+ * (store__log_deleting), and a run loaded before a bump is dropped unapplied; the check runs
+ * inside the merge's write transaction, so a delete is either seen or ordered after the merge
+ * (and then deletes what the merge wrote).
  */
 #include "store/store_int.h"
 
@@ -42,30 +42,20 @@
  * was most of the p99 acknowledgement latency at half load). */
 enum { LOAD_CHUNK = 1024, APPLY_CHUNK = 256, DELETE_CHUNK = 4096 };
 
-typedef struct merge_row {
-    int64_t seq, device_id, key_id;
-    store_kv_t kv; /* value, ts; kv.s owned */
-} merge_row_t;
-
 struct store_merge {
     enum { M_IDLE, M_LOADING, M_APPLYING, M_DELETING } phase;
-    merge_row_t *rows;
-    size_t n, cap, applied;
+    store_log_rows_t rows; /* the run's rows (kv.s owned), sorted once loaded */
+    size_t applied;
     int64_t first_seq, next_seq, last_seq; /* the run is [first, last]; LOADING reads next..,
                                             * DELETING deletes from next.. */
     int64_t deletes; /* s->log_deletes when the run started */
 };
 
-void store__log_deleting(store_t *s)
-{
-    atomic_fetch_add(&s->log_deletes, 1);
-}
-
 static void run_free(store_merge_t *m)
 {
-    for (size_t i = 0; i < m->n; i++)
-        free(m->rows[i].kv.s);
-    m->n = m->applied = 0;
+    for (size_t i = 0; i < m->rows.n; i++)
+        free(m->rows.row[i].kv.s);
+    m->rows.n = m->applied = 0;
     m->phase = M_IDLE;
 }
 
@@ -73,9 +63,9 @@ void store__merge_release(store_merge_t *m)
 {
     if (!m || m->phase != M_IDLE)
         return;
-    free(m->rows);
-    m->rows = NULL;
-    m->cap = 0;
+    free(m->rows.row);
+    m->rows.row = NULL;
+    m->rows.cap = 0;
 }
 
 void store__merge_free(store_merge_t *m)
@@ -83,13 +73,13 @@ void store__merge_free(store_merge_t *m)
     if (!m)
         return;
     run_free(m);
-    free(m->rows);
+    free(m->rows.row);
     free(m);
 }
 
 static int cmp_rows(const void *a, const void *b)
 {
-    const merge_row_t *x = a, *y = b;
+    const store_log_row_t *x = a, *y = b;
 #define CMP(f)                                                                                \
     if (x->f != y->f)                                                                         \
         return x->f < y->f ? -1 : 1;
@@ -105,26 +95,13 @@ static int cmp_rows(const void *a, const void *b)
  * log is empty. */
 static int start_run(store_t *s, store_merge_t *m, int64_t run_rows)
 {
-    store_conn_t *c = &s->wconn;
-    /* Two subqueries: each is a B-tree edge lookup, where MIN and MAX in one query scan
-     * the whole log (measured: ~14 ms at 32k rows, once per run). */
-    sqlite3_stmt *st = store__stmt(
-        c, "SELECT (SELECT MIN(seq) FROM ts_kv_log), (SELECT MAX(seq) FROM ts_kv_log)");
-    if (!st)
-        return ERR_STORE;
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(st);
-        return store__err(c->db, rc);
-    }
-    bool empty = sqlite3_column_type(st, 0) == SQLITE_NULL;
-    m->next_seq = sqlite3_column_int64(st, 0);
-    m->last_seq = sqlite3_column_int64(st, 1);
-    sqlite3_reset(st);
-    if (empty) {
+    int r = s->be->log_bounds(s->db, &m->next_seq, &m->last_seq);
+    if (r == -ENOENT) {
         atomic_store(&s->log_rows, 0); /* device deletes may have taken rows */
         return 0;
     }
+    if (r != 0)
+        return r;
     if (m->last_seq - m->next_seq >= run_rows)
         m->last_seq = m->next_seq + run_rows - 1;
     m->first_seq = m->next_seq;
@@ -135,119 +112,57 @@ static int start_run(store_t *s, store_merge_t *m, int64_t run_rows)
 
 static int load_step(store_t *s, store_merge_t *m)
 {
-    store_conn_t *c = &s->wconn;
     int64_t to = m->last_seq - m->next_seq >= LOAD_CHUNK ? m->next_seq + LOAD_CHUNK - 1
                                                          : m->last_seq;
-    sqlite3_stmt *st = store__stmt(
-        c, "SELECT seq, device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v"
-           " FROM ts_kv_log WHERE seq BETWEEN ?1 AND ?2");
-    if (!st)
-        return ERR_STORE;
-    sqlite3_bind_int64(st, 1, m->next_seq);
-    sqlite3_bind_int64(st, 2, to);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        merge_row_t r = {.seq = sqlite3_column_int64(st, 0),
-                         .device_id = sqlite3_column_int64(st, 1),
-                         .key_id = sqlite3_column_int64(st, 2)};
-        if (store__column_value(st, 4, &r.kv) != 0)
-            continue; /* no value: cannot happen (the writer binds one); not worth a merge */
-        r.kv.ts = sqlite3_column_int64(st, 3);
-        if (m->n == m->cap) {
-            m->cap = m->cap ? m->cap * 2 : LOAD_CHUNK;
-            m->rows = xrealloc(m->rows, m->cap * sizeof(*m->rows));
-        }
-        m->rows[m->n++] = r;
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return store__err(c->db, rc);
+    int r = s->be->log_load(s->db, m->next_seq, to, &m->rows);
+    if (r != 0)
+        return r;
     m->next_seq = to + 1;
     if (m->next_seq > m->last_seq) {
         /* A run may load no row at all: a delete between finding its bounds and loading it
          * took them (rows is NULL then, freed by an idle writer). */
-        if (m->n > 1)
-            qsort(m->rows, m->n, sizeof(*m->rows), cmp_rows);
+        if (m->rows.n > 1)
+            qsort(m->rows.row, m->rows.n, sizeof(*m->rows.row), cmp_rows);
         m->phase = M_APPLYING;
     }
     return 0;
 }
 
-int store__point_merge(store_conn_t *c, int64_t device_id, int64_t key_id, const store_kv_t *kv)
-{
-    return store__exec_point(
-        c, "INSERT INTO ts_kv(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v)"
-           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-           " ON CONFLICT(device_id, key_id, ts) DO UPDATE SET bool_v = excluded.bool_v,"
-           " long_v = excluded.long_v, dbl_v = excluded.dbl_v, str_v = excluded.str_v,"
-           " json_v = excluded.json_v",
-        device_id, key_id, kv);
-}
-
-static int delete_range(store_conn_t *c, int64_t from, int64_t to)
-{
-    sqlite3_stmt *st = store__stmt(c, "DELETE FROM ts_kv_log WHERE seq BETWEEN ?1 AND ?2");
-    if (!st)
-        return ERR_STORE;
-    sqlite3_bind_int64(st, 1, from);
-    sqlite3_bind_int64(st, 2, to);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
-}
-
-/* Runs one merge transaction: BEGIN, the step's statements, COMMIT (ROLLBACK on error).
- * No fsync of its own: a merge only moves points that are durable already. If power fails
- * before a later (synchronous=FULL) commit syncs the WAL, this transaction is rolled back
- * whole and its points are still in the log; that fsync covers it too. */
-static int begin_step(store_conn_t *c)
-{
-    int r = store__exec(c, "PRAGMA synchronous=NORMAL");
-    return r == 0 ? store__exec(c, "BEGIN IMMEDIATE") : r;
-}
-
+/* A merge step's transaction: lazy (backend.h), as a merge only moves points that are
+ * durable already; the step's statements, then COMMIT, or ROLLBACK on error. */
 static int end_step(store_t *s, int r)
 {
-    store_conn_t *c = &s->wconn;
     if (r == 0)
-        r = store__exec(c, "COMMIT");
-    if (r != 0 && !sqlite3_get_autocommit(c->db))
-        store__exec(c, "ROLLBACK");
-    /* Back to the configured level before the next group commit: acknowledging points of a
-     * commit that was not synced is the one thing we must never do. */
-    if (store__exec(c, s->cfg.synchronous_full ? "PRAGMA synchronous=FULL"
-                                               : "PRAGMA synchronous=NORMAL") != 0) {
-        LOG_E("store", "cannot restore the synchronous level after a merge: stopping");
-        abort();
-    }
+        r = s->be->transact(s->db, STORE_TX_COMMIT);
+    if (r != 0)
+        s->be->transact(s->db, STORE_TX_ROLLBACK);
     return r;
 }
 
 /* 1 when the run was dropped because points or devices were deleted since it was loaded. */
 static int apply_step(store_t *s, store_merge_t *m)
 {
-    store_conn_t *c = &s->wconn;
-    int r = begin_step(c);
+    int r = s->be->transact(s->db, STORE_TX_BEGIN_LAZY);
     bool stale = r == 0 && atomic_load(&s->log_deletes) != m->deletes;
-    size_t end = m->applied + APPLY_CHUNK < m->n ? m->applied + APPLY_CHUNK : m->n;
-    /* STORE_MULTI rows per statement (points.c), in sorted order */
+    size_t end = m->applied + APPLY_CHUNK < m->rows.n ? m->applied + APPLY_CHUNK : m->rows.n;
+    /* STORE_MULTI rows per statement (backend.h), in sorted order */
     store_points_t pp;
     pp.n = 0;
     for (size_t i = m->applied; r == 0 && !stale && i < end; i++) {
-        const merge_row_t *row = &m->rows[i];
+        const store_log_row_t *row = &m->rows.row[i];
         pp.row[pp.n].device_id = row->device_id;
         pp.row[pp.n].key_id = row->key_id;
         pp.row[pp.n].kv = &row->kv;
         if (++pp.n == STORE_MULTI || i + 1 == end) {
-            r = store__points_merge(s, &pp);
+            r = s->be->kv_upsert(s->db, &pp);
             pp.n = 0;
         }
         /* The run's newest point of a (device, key) is the last of its rows (sorted by ts,
          * then seq): its latest value, once per run (latest.c). */
-        const merge_row_t *next = i + 1 < m->n ? &m->rows[i + 1] : NULL;
+        const store_log_row_t *next = i + 1 < m->rows.n ? &m->rows.row[i + 1] : NULL;
         if (r == 0 &&
             (!next || next->device_id != row->device_id || next->key_id != row->key_id))
-            r = store__latest_upsert(c, row->device_id, row->key_id, &row->kv);
+            r = s->be->latest_upsert(s->db, row->device_id, row->key_id, &row->kv);
     }
     if ((r = end_step(s, r)) != 0)
         return r;
@@ -256,15 +171,15 @@ static int apply_step(store_t *s, store_merge_t *m)
         return 1;
     }
     m->applied = end;
-    if (m->applied == m->n) {
+    if (m->applied == m->rows.n) {
         /* Every point of the run is in ts_kv and its newest values in ts_kv_latest. Points
          * committed while the run was applied have larger seqs (a delete that could let
          * them reuse seqs inside the run made it stale), so the entries dropped are the
          * run's. */
         store__latest_sweep(s, m->last_seq);
-        for (size_t i = 0; i < m->n; i++)
-            free(m->rows[i].kv.s);
-        m->n = m->applied = 0;
+        for (size_t i = 0; i < m->rows.n; i++)
+            free(m->rows.row[i].kv.s);
+        m->rows.n = m->applied = 0;
         m->next_seq = m->first_seq;
         m->phase = M_DELETING;
     }
@@ -274,15 +189,14 @@ static int apply_step(store_t *s, store_merge_t *m)
 /* Deletes the next slice of the merged run from the log; at the end the run is done. */
 static int delete_step(store_t *s, store_merge_t *m)
 {
-    store_conn_t *c = &s->wconn;
     int64_t to = m->last_seq - m->next_seq >= DELETE_CHUNK ? m->next_seq + DELETE_CHUNK - 1
                                                            : m->last_seq;
-    int r = begin_step(c);
+    int r = s->be->transact(s->db, STORE_TX_BEGIN_LAZY);
     /* After a delete the log's top rows may be gone and their seqs reused by new rows (see
      * the invariants): stop; the rest of the run stays in the log and is merged again. */
     bool stale = r == 0 && atomic_load(&s->log_deletes) != m->deletes;
     if (r == 0 && !stale)
-        r = delete_range(c, m->next_seq, to);
+        r = s->be->log_remove(s->db, m->next_seq, to);
     if ((r = end_step(s, r)) != 0)
         return r;
     int64_t gone = stale ? 0 : to - m->next_seq + 1;
@@ -332,18 +246,4 @@ int store__merge_all(store_t *s)
         if (r != 0 || (!active && atomic_load(&s->log_rows) == 0))
             return r;
     }
-}
-
-int store__log_count(store_t *s)
-{
-    sqlite3_stmt *st = store__stmt(&s->wconn, "SELECT COUNT(*) FROM ts_kv_log");
-    if (!st)
-        return ERR_STORE;
-    int rc = sqlite3_step(st);
-    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW)
-        return store__err(s->wconn.db, rc);
-    atomic_store(&s->log_rows, n);
-    return 0;
 }

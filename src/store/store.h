@@ -1,5 +1,6 @@
 /* store.h — durable storage of devices, credentials, attributes, time series, RPC records,
- * users and settings. One interface; the SQLite backend now (sqlite.c), PostgreSQL later.
+ * users and settings. One interface, with backends behind it (backend.h): SQLite now
+ * (sqlite*.c), PostgreSQL later.
  *
  * DURABILITY. Device data (telemetry, attributes) is written through store_batch_t objects
  * submitted to the store's writer thread. The writer collects every batch that arrived since

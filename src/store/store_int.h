@@ -1,50 +1,66 @@
-/* store_int.h — private parts of the SQLite store shared by its files: the handle, the
- * connection pool, the per-connection prepared-statement cache and value helpers.
+/* store_int.h — private parts of the store shared by its jobs: the handle (struct store),
+ * batches and their operations, and the module-internal calls of the writer, the telemetry
+ * log, the latest values, the merge and the key cache.
  *
- * Invariant: a connection (store_conn_t) is used by one thread at a time — the writer owns
- * its own, every other caller borrows one from the pool with store__conn_take() and gives it
- * back with store__conn_give(). Statements from the cache are reset before they are returned.
+ * The module reads top to bottom: the public face (open.c) and the synchronous calls
+ * (dispatch.c); the jobs (writer.c, batch.c, log.c, merge.c, latest.c, keycache.c); the
+ * backend interface (backend.h) with the SQLite backend behind it (sqlite.c and the
+ * sqlite_*.c files, down to its db layer, sqlite_db.c). A job calls a backend only through
+ * s->be, so nothing here knows SQL or a database library.
+ *
+ * Invariant: the writer thread alone touches the writer's fields (the key cache, the merge,
+ * the device bitmap); the queue is q_mu's, the latest values latest_mu's, the counters
+ * stats_mu's; log_rows and log_deletes are atomics.
  */
 #ifndef COAPHUB_STORE_STORE_INT_H
 #define COAPHUB_STORE_STORE_INT_H
 
+#include "store/backend.h"
 #include "store/store.h"
 
+#include "core/arena.h"
 #include "core/err.h"
+#include "core/htab.h"
+#include "core/loop.h"
 #include "core/xmalloc.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <sqlite3.h>
 #include <stdio.h>
+#include <sys/types.h>
 
-#define STORE_STMT_CACHE 128 /* distinct SQL texts per connection (the module has ~60) */
+/* One operation of a batch (batch.c builds them, the writer reads them in place). */
+typedef struct store_op {
+    store_op_kind_t kind;
+    int64_t device_id;
+    store_scope_t scope;
+    store_kv_t kv; /* key and s point into the batch's text storage */
+} store_op_t;
 
-typedef struct store_stmt_slot {
-    const char *sql; /* the caller's static text (compared by address, then content) */
-    sqlite3_stmt *stmt;
-} store_stmt_slot_t;
+#define STORE_BATCH_INLINE_OPS 4
 
-typedef struct store_conn {
-    sqlite3 *db;
-    store_stmt_slot_t slots[STORE_STMT_CACHE];
-    size_t n_slots;
-    struct store_conn *next_free;
-} store_conn_t;
+struct store_batch {
+    store_op_t *ops; /* inline_ops until more are needed */
+    size_t n, cap;
+    store_batch_t *next;      /* the writer's queue and group (writer.c) */
+    loop_t *reply_loop;
+    store_done_cb done;
+    store_done_keep_cb done_keep; /* the caller takes the batch back (store_submit_keep) */
+    void *arg;
+    int status;
+    loop_post_node_t post; /* posting done to reply_loop allocates nothing */
+    arena_t text;          /* keys and string values (batch.c) */
+    store_op_t inline_ops[STORE_BATCH_INLINE_OPS];
+};
 
 typedef struct store_merge store_merge_t;   /* merge.c */
 typedef struct store_latest store_latest_t; /* latest.c */
 
 /* The writer's key-id cache (keycache.c). */
-typedef struct store_keycache_slot {
-    char *key;
-    int64_t id;
-} store_keycache_slot_t;
-
+typedef struct store_keycache_entry store_keycache_entry_t;
 typedef struct store_keycache {
-    store_keycache_slot_t *slots; /* open addressing, cap a power of two */
-    size_t cap, n;
-    store_keycache_slot_t *pending; /* learnt in the open transaction */
+    htab_t keys;                      /* store_keycache_entry_t by key name */
+    store_keycache_entry_t **pending; /* learnt in the open transaction */
     size_t n_pending, cap_pending;
 } store_keycache_t;
 
@@ -53,14 +69,11 @@ struct store {
     char *path;
     int schema_version;
 
-    /* read/admin pool */
-    pthread_mutex_t pool_mu;
-    pthread_cond_t pool_cv;
-    store_conn_t *pool;      /* array of cfg.read_pool */
-    store_conn_t *pool_free; /* free list */
+    /* The backend and its context (backend.h). */
+    const store_backend_t *be;
+    store_db_t *db;
 
     /* writer */
-    store_conn_t wconn;
     pthread_t writer;
     bool writer_started;
     pthread_mutex_t q_mu;
@@ -90,81 +103,36 @@ struct store {
 
     pthread_mutex_t stats_mu;
     store_stats_t stats;
-
-    /* checkpoint thread (checkpoint.c) */
-    store_conn_t ckpt_conn;
-    pthread_t ckpt_thread;
-    pthread_mutex_t ckpt_mu;
-    pthread_cond_t ckpt_cv;
-    bool ckpt_stop, ckpt_started;
-    /* Size of the WAL (frames) that the last checkpoint pass copied completely; the writer
-     * takes it (atomic_exchange) to restart the WAL cheaply (writer.c, wal_restart). */
-    _Atomic int64_t ckpt_backfilled;
 };
 
-/* Opens one connection with the project's pragmas; 0 or ERR_STORE with err filled. */
-int store__conn_open(store_t *s, store_conn_t *c, char err[static ERR_LEN]);
-void store__conn_close(store_conn_t *c);
-/* Cached prepared statement for sql (a string literal), reset and unbound; NULL on error. */
-sqlite3_stmt *store__stmt(store_conn_t *c, const char *sql);
-/* Runs SQL without results (BEGIN, COMMIT, ...); returns 0 or an error from store__err. */
-int store__exec(store_conn_t *c, const char *sql);
+/* The index of key in l, or -1 (values.c). */
+ssize_t store__kv_list_find(const store_kv_list_t *l, const char *key);
 
-store_conn_t *store__conn_take(store_t *s);
-void store__conn_give(store_t *s, store_conn_t *c);
-
-/* Maps a SQLite result code to our errors (constraint unique -> ERR_CONFLICT, ...). */
-int store__err(sqlite3 *db, int rc);
-
-/* Applies every migration not yet applied, one transaction each. 0 or error (err filled). */
-int store__migrate(store_conn_t *c, int *version, char err[static ERR_LEN]);
-
-/* Starts / stops (after draining) the writer thread. */
+/* Starts / stops (after draining) the writer thread (writer.c). */
 int store__writer_start(store_t *s);
 void store__writer_stop(store_t *s);
 
-/* kv <-> the five typed columns (bool_v, long_v, dbl_v, str_v, json_v) bound from index first. */
-int store__bind_value(sqlite3_stmt *st, int first, const store_kv_t *kv);
-/* device_id, key_id, ts, then the five value columns, bound from index first. */
-int store__bind_point(sqlite3_stmt *st, int first, int64_t device_id, int64_t key_id,
-                      const store_kv_t *kv);
-/* Runs sql (a literal: one row whose ?1..?8 are laid out as store__bind_point's) for one
- * point; 0 or an error from store__err. */
-int store__exec_point(store_conn_t *c, const char *sql, int64_t device_id, int64_t key_id,
-                      const store_kv_t *kv);
-/* Reads the five typed columns starting at col into kv (type, b/l/d/s). -EINVAL if none set. */
-int store__column_value(sqlite3_stmt *st, int col, store_kv_t *kv);
-
-/* Key dictionary: id of key, inserting it when create is true. -ENOENT if absent. */
-int store__key_id(store_conn_t *c, const char *key, bool create, int64_t *out);
-
 /* Writer's key-id cache (keycache.c): committed ids only; park ids learnt in the open
  * transaction, then commit or roll them back with it. */
+void store__keycache_init(store_keycache_t *kc);
 bool store__keycache_get(const store_keycache_t *kc, const char *key, int64_t *id);
 void store__keycache_park(store_keycache_t *kc, const char *key, int64_t id);
 void store__keycache_commit(store_keycache_t *kc);
 void store__keycache_rollback(store_keycache_t *kc);
 void store__keycache_free(store_keycache_t *kc);
 
-/* A group's points, written STORE_MULTI rows per statement (points.c). kv is borrowed from
- * the batch until the flush. */
-enum { STORE_MULTI = 32 };
-typedef struct store_points {
-    size_t n;
-    struct {
-        int64_t device_id, key_id;
-        const store_kv_t *kv;
-    } row[STORE_MULTI];
-} store_points_t;
-int store__points_add(store_t *s, store_points_t *pp, int64_t device_id, int64_t key_id,
-                      const store_kv_t *kv);
-int store__points_flush(store_t *s, store_points_t *pp);
-/* The merge's upsert of sorted log rows into ts_kv, STORE_MULTI per statement (points.c),
- * and of one row (merge.c). */
-int store__points_merge(store_t *s, const store_points_t *pp);
-int store__point_merge(store_conn_t *c, int64_t device_id, int64_t key_id, const store_kv_t *kv);
-/* One point (log row, its latest value staged), one row per statement (writer.c). */
-int store__point_apply(store_t *s, int64_t device_id, int64_t key_id, const store_kv_t *kv);
+/* The telemetry log (log.c). Writer thread: a group's points go to the log STORE_MULTI at a
+ * time (add, then flush the rest), each with its latest value staged; log_point writes one
+ * point alone. At open: counts the log's rows and rebuilds the latest values of the points
+ * in it (a log left by a crash or a stop is merged later). */
+int store__log_add(store_t *s, store_points_t *pp, int64_t device_id, int64_t key_id,
+                   const store_kv_t *kv);
+int store__log_flush(store_t *s, store_points_t *pp);
+int store__log_point(store_t *s, int64_t device_id, int64_t key_id, const store_kv_t *kv);
+int store__log_open(store_t *s, char err[static ERR_LEN]);
+/* Any thread, before a transaction that deletes points or devices: a merge run loaded
+ * earlier is dropped instead of writing deleted points back (merge.c says why). */
+void store__log_deleting(store_t *s);
 
 /* Latest values of points in the log (latest.c). Writer thread: stage each point written
  * in the open transaction; take a mark before a savepoint and unstage back to it when the
@@ -176,6 +144,10 @@ void store__latest_stage(store_t *s, int64_t device_id, int64_t key_id, int64_t 
 size_t store__latest_staged(const store_t *s);
 void store__latest_unstage(store_t *s, size_t mark);
 void store__latest_publish_locked(store_t *s);
+/* At open (log.c), latest_mu held: makes (seq, kv) the entry of (device, key) unless the
+ * entry is newer; kv->s is copied. */
+void store__latest_put_locked(store_t *s, int64_t device_id, int64_t key_id, int64_t seq,
+                              const store_kv_t *kv);
 /* Merge: the run up to last_seq is in ts_kv_latest now; drop the entries it covered. */
 void store__latest_sweep(store_t *s, int64_t last_seq);
 /* Deletes, with latest_mu held: the entry of (device, key) (borrowed while the lock is held),
@@ -190,55 +162,27 @@ typedef struct store_latest_copy {
 } store_latest_copy_t;
 size_t store__latest_copy(store_t *s, int64_t device_id, store_latest_copy_t **out);
 void store__latest_copy_free(store_latest_copy_t *c, size_t n);
-/* Writes kv as the latest value of (device, key) unless the stored one is newer. */
-int store__latest_upsert(store_conn_t *c, int64_t device_id, int64_t key_id,
-                         const store_kv_t *kv);
-/* At open, before the writer starts: the entries of the points left in the log. */
-int store__latest_load(store_t *s);
-
-/* WAL checkpoints on a thread of their own (checkpoint.c). */
-int store__checkpointer_start(store_t *s, char err[static ERR_LEN]);
-void store__checkpointer_stop(store_t *s);
+/* Readers, after reading a table's latest values into out: puts an entry's value (a copy's
+ * kv, its string moving into the list) at out->items[at] unless that is newer, or appends
+ * it as key when at < 0. */
+void store__latest_take_newer(store_kv_list_t *out, ssize_t at, const char *key,
+                              store_kv_t *mem);
+/* An idle writer hands back the memory of its staged latest values. */
+void store__latest_release(store_t *s);
 
 /* Points per merge run by default (writer.c says why this size). */
 #define STORE_MERGE_RUN_ROWS 65536
 
-/* Telemetry log (merge.c). Writer thread: one bounded step of merging the log into ts_kv
- * (a run holds at most run_rows of the oldest rows); *active tells whether a run is under
- * way. store__merge_all merges everything (at close). */
+/* The merge of the telemetry log into ts_kv (merge.c). Writer thread: one bounded step (a
+ * run holds at most run_rows of the oldest rows); *active tells whether a run is under way.
+ * store__merge_all merges everything (at close). */
 int store__merge_step(store_t *s, int64_t run_rows, bool *active);
 int store__merge_all(store_t *s);
 /* Tests only: when set, called on the writer thread after each merge step with whether the
  * run is now being deleted from the log (so a test can act at that exact moment). */
 extern void (*store__merge_test_hook)(bool deleting);
-/* Any thread, before a transaction that deletes points or devices: a merge run loaded
- * earlier is dropped instead of writing deleted points back (merge.c). */
-void store__log_deleting(store_t *s);
 void store__merge_free(store_merge_t *m);
-/* An idle writer hands back the memory of the last run's rows (merge.c) and of its staged
- * latest values (latest.c). */
+/* An idle writer hands back the memory of the last run's rows. */
 void store__merge_release(store_merge_t *m);
-void store__latest_release(store_t *s);
-/* Counts the log's rows at open (a log left by a crash or a stop is merged later). */
-int store__log_count(store_t *s);
-
-static inline char *store__col_str(sqlite3_stmt *st, int col)
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    if (!t)
-        return NULL;
-    return xstrndup((const char *)t, (size_t)sqlite3_column_bytes(st, col));
-}
-
-static inline void store__col_uuid(sqlite3_stmt *st, int col, char out[static STORE_UUID_LEN + 1])
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    snprintf(out, STORE_UUID_LEN + 1, "%s", t ? (const char *)t : "");
-}
-
-static inline int store__bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-    return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
-}
 
 #endif

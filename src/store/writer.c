@@ -1,4 +1,4 @@
-/* writer.c — device-data batches and the writer thread that group-commits them.
+/* writer.c — the writer thread: its queue of batches (batch.c), the group commit, completions.
  *
  * Invariant: a batch's done callback runs exactly once, and only after the transaction that
  * holds its operations has committed (status 0) or after they were given up (status < 0).
@@ -14,12 +14,15 @@
  *
  * Fast path: the group is applied without a SAVEPOINT per batch; only when a batch fails is
  * the transaction rolled back and the group applied again batch by batch in savepoints.
- * Points go to the telemetry log; between groups the writer merges the log into ts_kv in
- * slices (merge.c), and when idle it merges what is left.
+ * Points go to the telemetry log (log.c); between groups the writer merges the log into ts_kv
+ * in slices (merge.c), and when idle it merges what is left.
+ *
+ * Not here: building batches (batch.c) and any statement: transactions, savepoints and writes
+ * are the backend's ops (backend.h), one call per statement; on the fast path a group's points
+ * go STORE_MULTI to a call (log.c).
  */
 #include "store/store_int.h"
 
-#include "core/arena.h"
 #include "core/clock.h"
 #include "core/log.h"
 
@@ -29,168 +32,25 @@
 #include <string.h>
 #include <time.h>
 
-/* Same values as store_op_kind_t, so a view is a cast. */
-typedef enum { OP_TS = STORE_OP_TS, OP_ATTR = STORE_OP_ATTR, OP_ATTR_DEL = STORE_OP_ATTR_DELETE } op_kind_t;
-
-typedef struct op {
-    op_kind_t kind;
-    int64_t device_id;
-    store_scope_t scope;
-    store_kv_t kv; /* key and s point into the batch's text storage */
-} op_t;
-
-/* Keys and string values of a batch live in its arena (core/arena.h): it keeps its first
- * chunk across resets, so a reused batch with small payloads never allocates. */
-#define BATCH_TEXT_CHUNK 256
-#define BATCH_INLINE_OPS 4
-#define BATCH_KEEP_OPS 64 /* a reset keeps an ops array up to this capacity */
-
-struct store_batch {
-    op_t *ops; /* inline_ops until more are needed */
-    size_t n, cap;
-    store_batch_t *next;
-    loop_t *reply_loop;
-    store_done_cb done;
-    store_done_keep_cb done_keep; /* the caller takes the batch back (store_submit_keep) */
-    void *arg;
-    int status;
-    loop_post_node_t post; /* posting done to reply_loop allocates nothing */
-    arena_t text;
-    op_t inline_ops[BATCH_INLINE_OPS];
-};
-
-store_batch_t *store_batch_new(void)
-{
-    store_batch_t *b = xcalloc(1, sizeof(store_batch_t));
-    b->ops = b->inline_ops;
-    b->cap = BATCH_INLINE_OPS;
-    arena_init(&b->text, BATCH_TEXT_CHUNK);
-    return b;
-}
-
-static char *text_copy(store_batch_t *b, const char *str)
-{
-    return str ? arena_strdup(&b->text, str) : NULL;
-}
-
-static op_t *push(store_batch_t *b, op_kind_t kind, int64_t device_id)
-{
-    if (b->n == b->cap) {
-        size_t cap = b->cap * 2;
-        op_t *ops = xmalloc(cap * sizeof(*ops));
-        memcpy(ops, b->ops, b->n * sizeof(*ops));
-        if (b->ops != b->inline_ops)
-            free(b->ops);
-        b->ops = ops;
-        b->cap = cap;
-    }
-    op_t *o = &b->ops[b->n++];
-    memset(o, 0, sizeof(*o));
-    o->kind = kind;
-    o->device_id = device_id;
-    return o;
-}
-
-void store_batch_ts(store_batch_t *b, int64_t device_id, const store_kv_t *kv)
-{
-    op_t *o = push(b, OP_TS, device_id);
-    o->kv = *kv;
-    o->kv.key = text_copy(b, kv->key);
-    o->kv.s = text_copy(b, kv->s);
-}
-
-void store_batch_attr(store_batch_t *b, int64_t device_id, store_scope_t scope,
-                      const store_kv_t *kv)
-{
-    op_t *o = push(b, OP_ATTR, device_id);
-    o->scope = scope;
-    o->kv = *kv;
-    o->kv.key = text_copy(b, kv->key);
-    o->kv.s = text_copy(b, kv->s);
-}
-
-void store_batch_attr_delete(store_batch_t *b, int64_t device_id, store_scope_t scope,
-                             const char *key)
-{
-    op_t *o = push(b, OP_ATTR_DEL, device_id);
-    o->scope = scope;
-    o->kv.key = text_copy(b, key);
-}
-
-size_t store_batch_len(const store_batch_t *b)
-{
-    return b ? b->n : 0;
-}
-
-void store_batch_reset(store_batch_t *b)
-{
-    arena_reset(&b->text);
-    if (b->cap > BATCH_KEEP_OPS) {
-        free(b->ops);
-        b->ops = b->inline_ops;
-        b->cap = BATCH_INLINE_OPS;
-    }
-    b->n = 0;
-    b->next = NULL;
-    b->reply_loop = NULL;
-    b->done = NULL;
-    b->done_keep = NULL;
-    b->arg = NULL;
-    b->status = 0;
-}
-
-void store_batch_free(store_batch_t *b)
-{
-    if (!b)
-        return;
-    store_batch_reset(b);
-    if (b->ops != b->inline_ops)
-        free(b->ops);
-    arena_fini(&b->text);
-    free(b);
-}
-
 /* ---- applying operations (writer thread, inside a transaction) ---- */
-
-static int step_done(store_conn_t *c, sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    int r = rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
-    sqlite3_reset(st);
-    return r;
-}
 
 /* key_id through the writer's cache; ids learnt here are parked until the commit. */
 static int key_id(store_t *s, const char *key, bool create, int64_t *out)
 {
     if (store__keycache_get(&s->keys, key, out))
         return 0;
-    int r = store__key_id(&s->wconn, key, create, out);
+    int r = s->be->key_id(s->db, key, create, out);
     if (r == 0)
         store__keycache_park(&s->keys, key, *out);
     return r;
 }
 
-int store__point_apply(store_t *s, int64_t device_id, int64_t key_id, const store_kv_t *kv)
-{
-    store_conn_t *c = &s->wconn;
-    /* The log, not ts_kv: an append (merge.c says why). */
-    int r = store__exec_point(
-        c, "INSERT INTO ts_kv_log(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v)"
-           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        device_id, key_id, kv);
-    if (r != 0)
-        return r;
-    /* Its latest value: published with the commit, written by the merge (latest.c). */
-    store__latest_stage(s, device_id, key_id, sqlite3_last_insert_rowid(c->db), kv);
-    return 0;
-}
-
 /* Ids up to this are remembered in the bitmap (512 KiB at most); larger ones are looked up. */
 #define DEV_KNOWN_MAX_ID (INT64_C(1) << 22)
 
-/* The writer's connection runs without foreign keys (sqlite.c says why), so a point or an
- * attribute of a deleted device is refused here: -ENOENT, as the foreign key would have.
+/* The writer's connection runs without foreign keys (SQLite's does, sqlite.c says why), so a
+ * point or an attribute of a deleted device is refused here: -ENOENT, as the foreign key
+ * would have.
  * Inside the transaction, so a device delete (another connection) is either seen or comes
  * after the commit and cascades over what it wrote.
  * The lookup cost ~0.6 µs per request, so devices found are remembered in a bitmap until
@@ -210,15 +70,9 @@ static int device_check(store_t *s, int64_t device_id)
     uint64_t bit = UINT64_C(1) << (device_id & 63);
     if (cacheable && w < s->dev_known_words && (s->dev_known[w] & bit))
         return 0;
-    store_conn_t *c = &s->wconn;
-    sqlite3_stmt *st = store__stmt(c, "SELECT 1 FROM device WHERE id = ?1");
-    if (!st)
-        return ERR_STORE;
-    sqlite3_bind_int64(st, 1, device_id);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW)
-        return rc == SQLITE_DONE ? -ENOENT : store__err(c->db, rc);
+    int r = s->be->device_exists(s->db, device_id);
+    if (r != 0)
+        return r;
     if (cacheable) {
         if (w >= s->dev_known_words) {
             size_t words = s->dev_known_words ? s->dev_known_words : 64;
@@ -247,54 +101,25 @@ static int batch_devices_check(store_t *s, const store_batch_t *b)
     return 0;
 }
 
-static int apply_ts(store_t *s, const op_t *o)
+static int apply_ts(store_t *s, const store_op_t *o)
 {
     int64_t key_id_v;
     int r = key_id(s, o->kv.key, true, &key_id_v);
-    return r != 0 ? r : store__point_apply(s, o->device_id, key_id_v, &o->kv);
+    return r != 0 ? r : store__log_point(s, o->device_id, key_id_v, &o->kv);
 }
 
-static int apply_attr(store_t *s, const op_t *o)
+static int apply_attr(store_t *s, const store_op_t *o)
 {
-    store_conn_t *c = &s->wconn;
     if (o->scope < SCOPE_CLIENT || o->scope > SCOPE_SHARED)
         return -EINVAL;
     int64_t key_id_v;
-    int r = key_id(s, o->kv.key, o->kind == OP_ATTR, &key_id_v);
-    if (o->kind == OP_ATTR_DEL) {
+    int r = key_id(s, o->kv.key, o->kind == STORE_OP_ATTR, &key_id_v);
+    if (o->kind == STORE_OP_ATTR_DELETE) {
         if (r == -ENOENT)
             return 0; /* never seen key: nothing to delete */
-        if (r != 0)
-            return r;
-        sqlite3_stmt *st = store__stmt(c, "DELETE FROM attribute_kv WHERE device_id = ?1"
-                                          " AND attribute_type = ?2 AND key_id = ?3");
-        if (!st)
-            return ERR_STORE;
-        sqlite3_bind_int64(st, 1, o->device_id);
-        sqlite3_bind_int(st, 2, (int)o->scope);
-        sqlite3_bind_int64(st, 3, key_id_v);
-        return step_done(c, st);
+        return r != 0 ? r : s->be->attr_remove(s->db, o->device_id, o->scope, key_id_v);
     }
-    if (r != 0)
-        return r;
-    sqlite3_stmt *st = store__stmt(
-        c, "INSERT INTO attribute_kv(device_id, attribute_type, key_id, bool_v, long_v, dbl_v,"
-           " str_v, json_v, last_update_ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-           " ON CONFLICT(device_id, attribute_type, key_id) DO UPDATE SET"
-           " bool_v = excluded.bool_v, long_v = excluded.long_v, dbl_v = excluded.dbl_v,"
-           " str_v = excluded.str_v, json_v = excluded.json_v,"
-           " last_update_ts = excluded.last_update_ts, version = attribute_kv.version + 1");
-    if (!st)
-        return ERR_STORE;
-    sqlite3_bind_int64(st, 1, o->device_id);
-    sqlite3_bind_int(st, 2, (int)o->scope);
-    sqlite3_bind_int64(st, 3, key_id_v);
-    sqlite3_bind_int64(st, 9, o->kv.ts);
-    if ((r = store__bind_value(st, 4, &o->kv)) != 0) {
-        sqlite3_reset(st);
-        return r;
-    }
-    return step_done(c, st);
+    return r != 0 ? r : s->be->attr_set(s->db, o->device_id, o->scope, key_id_v, &o->kv);
 }
 
 static int apply_batch(store_t *s, const store_batch_t *b)
@@ -303,10 +128,10 @@ static int apply_batch(store_t *s, const store_batch_t *b)
     if (r != 0)
         return r;
     for (size_t i = 0; i < b->n; i++) {
-        const op_t *o = &b->ops[i];
+        const store_op_t *o = &b->ops[i];
         if (!o->kv.key || !o->kv.key[0])
             return -EINVAL;
-        r = o->kind == OP_TS ? apply_ts(s, o) : apply_attr(s, o);
+        r = o->kind == STORE_OP_TS ? apply_ts(s, o) : apply_attr(s, o);
         if (r != 0)
             return r;
     }
@@ -317,32 +142,30 @@ static size_t count_ts(const store_batch_t *b)
 {
     size_t n = 0;
     for (size_t i = 0; i < b->n; i++)
-        n += b->ops[i].kind == OP_TS;
+        n += b->ops[i].kind == STORE_OP_TS;
     return n;
 }
 
 /* Applies b inside a savepoint of the open transaction; on error only b is undone. */
 static int apply_in_savepoint(store_t *s, store_batch_t *b)
 {
-    store_conn_t *c = &s->wconn;
-    int r = store__exec(c, "SAVEPOINT batch");
+    int r = s->be->transact(s->db, STORE_TX_SAVEPOINT);
     if (r != 0)
         return r;
     size_t staged = store__latest_staged(s);
     r = apply_batch(s, b);
     if (r != 0) {
-        store__exec(c, "ROLLBACK TO batch");
+        s->be->transact(s->db, STORE_TX_SAVEPOINT_ROLLBACK);
         store__keycache_rollback(&s->keys); /* ids parked since may be undone */
         store__latest_unstage(s, staged);
     }
-    store__exec(c, "RELEASE batch");
+    s->be->transact(s->db, STORE_TX_SAVEPOINT_RELEASE);
     return r;
 }
 
 static void rollback(store_t *s)
 {
-    if (!sqlite3_get_autocommit(s->wconn.db))
-        store__exec(&s->wconn, "ROLLBACK");
+    s->be->transact(s->db, STORE_TX_ROLLBACK);
     store__keycache_rollback(&s->keys);
     store__latest_unstage(s, 0);
 }
@@ -352,7 +175,7 @@ static void rollback(store_t *s)
 static int commit(store_t *s, size_t ts_points)
 {
     pthread_mutex_lock(&s->latest_mu);
-    int r = store__exec(&s->wconn, "COMMIT");
+    int r = s->be->transact(s->db, STORE_TX_COMMIT);
     if (r == 0)
         store__latest_publish_locked(s);
     pthread_mutex_unlock(&s->latest_mu);
@@ -380,8 +203,7 @@ static void count(store_t *s, bool ok, size_t ops, size_t group)
 /* One batch, one transaction: the fallback after a failed group commit. */
 static void commit_alone(store_t *s, store_batch_t *b)
 {
-    store_conn_t *c = &s->wconn;
-    int r = store__exec(c, "BEGIN IMMEDIATE");
+    int r = s->be->transact(s->db, STORE_TX_BEGIN);
     if (r == 0) {
         r = apply_batch(s, b);
         if (r == 0)
@@ -397,29 +219,28 @@ static void commit_alone(store_t *s, store_batch_t *b)
  * failed (the transaction is rolled back: nothing of the group is applied). */
 static int commit_group_fast(store_t *s, store_batch_t *group, size_t n_batches)
 {
-    store_conn_t *c = &s->wconn;
-    int r = store__exec(c, "BEGIN IMMEDIATE");
+    int r = s->be->transact(s->db, STORE_TX_BEGIN);
     if (r != 0)
         return r;
     size_t ops = 0, points = 0;
-    store_points_t pp; /* points of the group, STORE_MULTI per statement (points.c) */
+    store_points_t pp; /* points of the group, STORE_MULTI per statement (log.c) */
     pp.n = 0;
     for (store_batch_t *b = group; b; b = b->next) {
         r = batch_devices_check(s, b);
         for (size_t i = 0; i < b->n && r == 0; i++) {
-            const op_t *o = &b->ops[i];
+            const store_op_t *o = &b->ops[i];
             int64_t kid;
             if (!o->kv.key || !o->kv.key[0])
                 r = -EINVAL;
-            else if (o->kind != OP_TS)
+            else if (o->kind != STORE_OP_TS)
                 r = apply_attr(s, o);
             else if ((r = key_id(s, o->kv.key, true, &kid)) == 0) {
-                r = store__points_add(s, &pp, o->device_id, kid, &o->kv);
+                r = store__log_add(s, &pp, o->device_id, kid, &o->kv);
                 points++;
             }
         }
         if (r == 0 && !b->next)
-            r = store__points_flush(s, &pp);
+            r = store__log_flush(s, &pp);
         if (r != 0) {
             rollback(s);
             return 1;
@@ -437,12 +258,11 @@ static int commit_group_fast(store_t *s, store_batch_t *group, size_t n_batches)
 
 static void commit_group(store_t *s, store_batch_t *group, size_t n_batches)
 {
-    store_conn_t *c = &s->wconn;
     int r = commit_group_fast(s, group, n_batches);
     if (r == 0)
         return;
     if (r == 1) /* a batch failed: again, each batch in its savepoint so it fails alone */
-        r = store__exec(c, "BEGIN IMMEDIATE");
+        r = s->be->transact(s->db, STORE_TX_BEGIN);
     if (r == 0) {
         size_t ops = 0, points = 0;
         for (store_batch_t *b = group; b && r == 0; b = b->next) {
@@ -451,9 +271,10 @@ static void commit_group(store_t *s, store_batch_t *group, size_t n_batches)
                 ops += b->n;
                 points += count_ts(b);
             }
-            /* SQLITE_FULL, IOERR, NOMEM may roll back the whole transaction, not just the
-             * statement: then nothing of this group is applied, so stop and retry alone. */
-            if (sqlite3_get_autocommit(c->db))
+            /* A full disk, an I/O error or no memory may roll back the whole transaction, not
+             * just the statement: then nothing of this group is applied, so stop and retry
+             * alone. */
+            if (!s->be->tx_open(s->db))
                 r = ERR_STORE;
         }
         if (r == 0)
@@ -483,13 +304,6 @@ static void done_trampoline(void *arg)
     }
     b->done(b->arg, b->status);
     store_batch_free(b);
-}
-
-void store_batch_op(const store_batch_t *b, size_t i, store_op_view_t *out)
-{
-    const op_t *o = &b->ops[i];
-    *out = (store_op_view_t){.kind = (store_op_kind_t)o->kind, .device_id = o->device_id,
-                             .scope = o->scope, .kv = &o->kv};
 }
 
 void store_set_commit_hook(store_t *s, store_commit_hook fn, void *ctx)
@@ -564,22 +378,6 @@ static void merge_some(store_t *s)
     } while (active && clock_mono_us() < until);
 }
 
-/* The WAL is restarted once it holds this many frames (48 MiB at 4 KiB pages, below the
- * 64 MiB autocheckpoint backstop) and the checkpoint thread has just copied it
- * (checkpoint.c says why). Each restart costs the writer a checkpoint of the last frames and
- * an fsync (2-10 ms measured), so not too often: at 16 MiB it came twice a second. */
-enum { WAL_RESTART_FRAMES = 12288 };
-
-static void wal_restart(store_t *s)
-{
-    if (atomic_load(&s->ckpt_backfilled) < WAL_RESTART_FRAMES)
-        return;
-    atomic_store(&s->ckpt_backfilled, 0);
-    /* Copies the frames committed since that pass; the next write then starts the WAL over.
-     * BUSY (the checkpoint thread is in a pass again) only means: next time. */
-    (void)sqlite3_wal_checkpoint_v2(s->wconn.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-}
-
 /* Waits for a batch; once LOG_IDLE_MS pass without one, merges the log slice by slice,
  * looking for batches between slices, and then hands the idle writer's memory back: its
  * page cache (refilled by the next commits) and the free pages of the heap, so a server whose
@@ -601,7 +399,7 @@ static void wait_for_work(store_t *s)
         if (atomic_load(&s->log_rows) == 0 || merge_failed) {
             if (!s->memory_released) {
                 pthread_mutex_unlock(&s->q_mu);
-                sqlite3_db_release_memory(s->wconn.db);
+                s->be->release(s->db); /* SQLite: its page cache */
                 store__merge_release(s->merge); /* a run's rows: ~2.4 MB at 32k */
                 store__latest_release(s);
                 malloc_trim(0);
@@ -661,7 +459,7 @@ static void *writer_main(void *arg)
             complete(s, head);
             head = next;
         }
-        wal_restart(s);
+        s->be->tidy(s->db); /* SQLite: restarts the WAL once it is copied */
         merge_some(s); /* after the acknowledgements: they do not wait for it */
         pthread_mutex_lock(&s->q_mu);
     }
@@ -679,6 +477,7 @@ static void *writer_main(void *arg)
 
 int store__writer_start(store_t *s)
 {
+    store__keycache_init(&s->keys); /* freed by the writer when it stops */
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -1,10 +1,13 @@
-/* store_test_util.h — a store in a fresh temporary directory, for the store unit tests. */
+/* store_test_util.h — the store unit tests' fixture (a store in a fresh temporary directory,
+ * optionally with a device "dev"), and what they share: counting a table's rows, waiting for
+ * the merge, putting a point, running SQL as another process would. */
 #ifndef COAPHUB_TESTS_STORE_TEST_UTIL_H
 #define COAPHUB_TESTS_STORE_TEST_UTIL_H
 
 #include "store/store.h"
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,7 @@ typedef struct tstore {
     char path[128];
     store_t *s;
     int64_t merge_run_rows; /* 0: the store's default */
+    int64_t dev;            /* device "dev", when tstore_new made one */
 } tstore_t;
 
 static inline store_t *tstore_reopen(tstore_t *t)
@@ -24,7 +28,8 @@ static inline store_t *tstore_reopen(tstore_t *t)
     store_cfg_default(&cfg);
     cfg.path = t->path;
     cfg.read_pool = 2;
-    cfg.merge_run_rows = t->merge_run_rows;
+    if (t->merge_run_rows)
+        cfg.merge_run_rows = t->merge_run_rows;
     char err[ERR_LEN];
     t->s = store_open(&cfg, err);
     if (!t->s)
@@ -61,6 +66,61 @@ static inline int64_t tstore_device(store_t *s, const char *name)
     if (store_device_create(s, &d) != 0)
         return -1;
     return d.id;
+}
+
+/* A store in a fresh directory (merge_run_rows 0: the default), with device "dev" in t->dev
+ * when with_dev; NULL on failure. Free with tstore_teardown's steps. */
+static inline tstore_t *tstore_new(int64_t merge_run_rows, bool with_dev)
+{
+    tstore_t *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->merge_run_rows = merge_run_rows;
+    if (!tstore_open(t)) {
+        free(t);
+        return NULL;
+    }
+    if (with_dev && (t->dev = tstore_device(t->s, "dev")) <= 0) {
+        tstore_close(t);
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* cmocka setup and teardown: *state is a tstore_t (tstore_setup_dev: with device "dev"). */
+static inline int tstore_setup(void **state)
+{
+    *state = tstore_new(0, false);
+    return *state ? 0 : -1;
+}
+
+static inline int tstore_setup_dev(void **state)
+{
+    *state = tstore_new(0, true);
+    return *state ? 0 : -1;
+}
+
+static inline int tstore_teardown(void **state)
+{
+    tstore_t *t = *state;
+    tstore_close(t);
+    free(t);
+    return 0;
+}
+
+/* Runs sql (one statement or several) over a connection of our own, as another process would
+ * (a crash's leftovers in the log, a write the store did not make); the rowid it inserted
+ * last, or -1 on failure. */
+static inline int64_t tstore_exec(const tstore_t *t, const char *sql)
+{
+    sqlite3 *db = NULL;
+    int64_t rowid = -1;
+    if (sqlite3_open(t->path, &db) == SQLITE_OK &&
+        sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK)
+        rowid = sqlite3_last_insert_rowid(db);
+    sqlite3_close(db);
+    return rowid;
 }
 
 /* Rows of table, read over a connection of our own (the store's are its threads'); -1 on

@@ -12,24 +12,7 @@
 
 #include <cmocka.h>
 
-static int setup(void **state)
-{
-    tstore_t *t = calloc(1, sizeof(*t));
-    if (!t || !tstore_open(t)) {
-        free(t);
-        return -1;
-    }
-    *state = t;
-    return 0;
-}
 
-static int teardown(void **state)
-{
-    tstore_t *t = *state;
-    tstore_close(t);
-    free(t);
-    return 0;
-}
 
 static void test_migrations_idempotent(void **state)
 {
@@ -337,12 +320,12 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uuid_v4),
-        cmocka_unit_test_setup_teardown(test_migrations_idempotent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_device_crud, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_device_list, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_users_settings, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rpc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrations_idempotent, tstore_setup, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_device_crud, tstore_setup, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_device_list, tstore_setup, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_credentials, tstore_setup, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_users_settings, tstore_setup, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_rpc, tstore_setup, tstore_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

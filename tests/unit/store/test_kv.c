@@ -11,30 +11,8 @@
 
 #include <cmocka.h>
 
-typedef struct fx {
-    tstore_t t;
-    int64_t dev;
-} fx_t;
 
-static int setup(void **state)
-{
-    fx_t *f = calloc(1, sizeof(*f));
-    if (!f || !tstore_open(&f->t)) {
-        free(f);
-        return -1;
-    }
-    f->dev = tstore_device(f->t.s, "dev");
-    *state = f;
-    return f->dev > 0 ? 0 : -1;
-}
 
-static int teardown(void **state)
-{
-    fx_t *f = *state;
-    tstore_close(&f->t);
-    free(f);
-    return 0;
-}
 
 static store_kv_t kv_long(const char *k, int64_t v, int64_t ts)
 {
@@ -63,7 +41,7 @@ static const store_kv_t *find(const store_kv_list_t *l, const char *key)
 
 static void test_attributes_typed(void **state)
 {
-    fx_t *f = *state;
+    tstore_t *f = *state;
     static const store_scope_t scopes[] = {SCOPE_CLIENT, SCOPE_SERVER, SCOPE_SHARED};
     for (size_t i = 0; i < 3; i++) {
         store_batch_t *b = store_batch_new();
@@ -81,11 +59,11 @@ static void test_attributes_typed(void **state)
         kv = kv_long("scope", (int64_t)scopes[i], 105);
         store_batch_attr(b, f->dev, scopes[i], &kv);
         assert_int_equal(store_batch_len(b), 6);
-        assert_int_equal(store_submit_wait(f->t.s, b), 0);
+        assert_int_equal(store_submit_wait(f->s, b), 0);
     }
     for (size_t i = 0; i < 3; i++) {
         store_kv_list_t l = {0};
-        assert_int_equal(store_attr_get(f->t.s, f->dev, scopes[i], NULL, 0, &l), 0);
+        assert_int_equal(store_attr_get(f->s, f->dev, scopes[i], NULL, 0, &l), 0);
         assert_int_equal(l.n, 6);
         assert_string_equal(l.items[0].key, "cfg"); /* sorted */
         assert_int_equal(l.items[0].type, STORE_JSON);
@@ -109,7 +87,7 @@ static void test_attributes_typed(void **state)
     /* selected keys; missing keys are simply absent */
     const char *keys[] = {"temp", "nope", "count"};
     store_kv_list_t l = {0};
-    assert_int_equal(store_attr_get(f->t.s, f->dev, SCOPE_SHARED, keys, 3, &l), 0);
+    assert_int_equal(store_attr_get(f->s, f->dev, SCOPE_SHARED, keys, 3, &l), 0);
     assert_int_equal(l.n, 2);
     assert_string_equal(l.items[0].key, "count");
     assert_string_equal(l.items[1].key, "temp");
@@ -119,8 +97,8 @@ static void test_attributes_typed(void **state)
     store_batch_t *b = store_batch_new();
     store_kv_t kv = {.key = "temp", .type = STORE_STRING, .s = "hot", .ts = 200};
     store_batch_attr(b, f->dev, SCOPE_SHARED, &kv);
-    assert_int_equal(store_submit_wait(f->t.s, b), 0);
-    assert_int_equal(store_attr_get(f->t.s, f->dev, SCOPE_SHARED, keys, 1, &l), 0);
+    assert_int_equal(store_submit_wait(f->s, b), 0);
+    assert_int_equal(store_attr_get(f->s, f->dev, SCOPE_SHARED, keys, 1, &l), 0);
     assert_int_equal(l.n, 1);
     assert_int_equal(l.items[0].type, STORE_STRING);
     assert_string_equal(l.items[0].s, "hot");
@@ -128,27 +106,27 @@ static void test_attributes_typed(void **state)
     store_kv_list_fini(&l);
 
     /* keys */
-    assert_int_equal(store_attr_keys(f->t.s, f->dev, 0, &l), 0);
+    assert_int_equal(store_attr_keys(f->s, f->dev, 0, &l), 0);
     assert_int_equal(l.n, 6);
     store_kv_list_fini(&l);
 
     /* deletes: synchronous and batched */
     const char *del[] = {"temp", "count", "nope"};
     size_t n_del = 99;
-    assert_int_equal(store_attr_delete(f->t.s, f->dev, SCOPE_SHARED, del, 3, &n_del), 0);
+    assert_int_equal(store_attr_delete(f->s, f->dev, SCOPE_SHARED, del, 3, &n_del), 0);
     assert_int_equal(n_del, 2);
     b = store_batch_new();
     store_batch_attr_delete(b, f->dev, SCOPE_SERVER, "flag");
     store_batch_attr_delete(b, f->dev, SCOPE_SERVER, "never-seen-key");
-    assert_int_equal(store_submit_wait(f->t.s, b), 0);
-    assert_int_equal(store_attr_get(f->t.s, f->dev, SCOPE_SHARED, NULL, 0, &l), 0);
+    assert_int_equal(store_submit_wait(f->s, b), 0);
+    assert_int_equal(store_attr_get(f->s, f->dev, SCOPE_SHARED, NULL, 0, &l), 0);
     assert_int_equal(l.n, 4);
     store_kv_list_fini(&l);
-    assert_int_equal(store_attr_get(f->t.s, f->dev, SCOPE_SERVER, NULL, 0, &l), 0);
+    assert_int_equal(store_attr_get(f->s, f->dev, SCOPE_SERVER, NULL, 0, &l), 0);
     assert_int_equal(l.n, 5);
     assert_null(find(&l, "flag"));
     store_kv_list_fini(&l);
-    assert_int_equal(store_attr_get(f->t.s, f->dev, SCOPE_CLIENT, NULL, 0, &l), 0);
+    assert_int_equal(store_attr_get(f->s, f->dev, SCOPE_CLIENT, NULL, 0, &l), 0);
     assert_int_equal(l.n, 6);
     store_kv_list_fini(&l);
 
@@ -161,13 +139,13 @@ static void test_attributes_typed(void **state)
 
 static void test_ts_latest(void **state)
 {
-    fx_t *f = *state;
-    put_ts(f->t.s, f->dev, kv_long("t", 1, 1000));
-    put_ts(f->t.s, f->dev, kv_long("t", 2, 2000));
-    put_ts(f->t.s, f->dev, kv_long("t", 0, 1500)); /* older: no new latest */
-    put_ts(f->t.s, f->dev, kv_dbl("h", 0.5, 10));
+    tstore_t *f = *state;
+    put_ts(f->s, f->dev, kv_long("t", 1, 1000));
+    put_ts(f->s, f->dev, kv_long("t", 2, 2000));
+    put_ts(f->s, f->dev, kv_long("t", 0, 1500)); /* older: no new latest */
+    put_ts(f->s, f->dev, kv_dbl("h", 0.5, 10));
     store_kv_list_t l = {0};
-    assert_int_equal(store_ts_latest(f->t.s, f->dev, NULL, 0, &l), 0);
+    assert_int_equal(store_ts_latest(f->s, f->dev, NULL, 0, &l), 0);
     assert_int_equal(l.n, 2);
     assert_string_equal(l.items[0].key, "h");
     assert_string_equal(l.items[1].key, "t");
@@ -177,14 +155,14 @@ static void test_ts_latest(void **state)
 
     /* same key+ts overwrites the point and the latest value */
     store_kv_t s = {.key = "t", .type = STORE_STRING, .s = "two", .ts = 2000};
-    put_ts(f->t.s, f->dev, s);
+    put_ts(f->s, f->dev, s);
     const char *k[] = {"t"};
-    assert_int_equal(store_ts_latest(f->t.s, f->dev, k, 1, &l), 0);
+    assert_int_equal(store_ts_latest(f->s, f->dev, k, 1, &l), 0);
     assert_int_equal(l.n, 1);
     assert_int_equal(l.items[0].type, STORE_STRING);
     assert_string_equal(l.items[0].s, "two");
     store_kv_list_fini(&l);
-    assert_int_equal(store_ts_history(f->t.s, f->dev, "t", 0, 5000, 0, STORE_AGG_NONE, 100,
+    assert_int_equal(store_ts_history(f->s, f->dev, "t", 0, 5000, 0, STORE_AGG_NONE, 100,
                                       true, &l),
                      0);
     assert_int_equal(l.n, 3); /* 1000, 1500, 2000 — no duplicate row for 2000 */
@@ -192,23 +170,23 @@ static void test_ts_latest(void **state)
     assert_string_equal(l.items[2].s, "two");
     store_kv_list_fini(&l);
 
-    assert_int_equal(store_ts_keys(f->t.s, f->dev, &l), 0);
+    assert_int_equal(store_ts_keys(f->s, f->dev, &l), 0);
     assert_int_equal(l.n, 2);
     assert_string_equal(l.items[0].key, "h");
     store_kv_list_fini(&l);
 
     /* delete a range; latest survives when outside the range, goes when inside */
-    assert_int_equal(store_ts_delete(f->t.s, f->dev, k, 1, 0, 1600, true), 0);
-    assert_int_equal(store_ts_history(f->t.s, f->dev, "t", 0, 5000, 0, STORE_AGG_NONE, 100,
+    assert_int_equal(store_ts_delete(f->s, f->dev, k, 1, 0, 1600, true), 0);
+    assert_int_equal(store_ts_history(f->s, f->dev, "t", 0, 5000, 0, STORE_AGG_NONE, 100,
                                       true, &l),
                      0);
     assert_int_equal(l.n, 1);
     store_kv_list_fini(&l);
-    assert_int_equal(store_ts_latest(f->t.s, f->dev, k, 1, &l), 0);
+    assert_int_equal(store_ts_latest(f->s, f->dev, k, 1, &l), 0);
     assert_int_equal(l.n, 1);
     store_kv_list_fini(&l);
-    assert_int_equal(store_ts_delete(f->t.s, f->dev, k, 1, 0, 5000, true), 0);
-    assert_int_equal(store_ts_latest(f->t.s, f->dev, k, 1, &l), 0);
+    assert_int_equal(store_ts_delete(f->s, f->dev, k, 1, 0, 5000, true), 0);
+    assert_int_equal(store_ts_latest(f->s, f->dev, k, 1, &l), 0);
     assert_int_equal(l.n, 0);
     store_kv_list_fini(&l);
 
@@ -216,25 +194,25 @@ static void test_ts_latest(void **state)
     store_batch_t *b = store_batch_new();
     store_kv_t a = kv_long("a", 1, 1);
     store_batch_attr(b, f->dev, SCOPE_SERVER, &a);
-    assert_int_equal(store_submit_wait(f->t.s, b), 0);
-    assert_int_equal(store_device_delete(f->t.s, f->dev), 0);
-    assert_int_equal(store_ts_history(f->t.s, f->dev, "h", 0, 5000, 0, STORE_AGG_NONE, 100,
+    assert_int_equal(store_submit_wait(f->s, b), 0);
+    assert_int_equal(store_device_delete(f->s, f->dev), 0);
+    assert_int_equal(store_ts_history(f->s, f->dev, "h", 0, 5000, 0, STORE_AGG_NONE, 100,
                                       true, &l),
                      0);
     assert_int_equal(l.n, 0);
-    assert_int_equal(store_ts_latest(f->t.s, f->dev, NULL, 0, &l), 0);
+    assert_int_equal(store_ts_latest(f->s, f->dev, NULL, 0, &l), 0);
     assert_int_equal(l.n, 0);
-    assert_int_equal(store_attr_keys(f->t.s, f->dev, 0, &l), 0);
+    assert_int_equal(store_attr_keys(f->s, f->dev, 0, &l), 0);
     assert_int_equal(l.n, 0);
     /* writing to a deleted device fails that batch */
     b = store_batch_new();
     store_batch_ts(b, f->dev, &a);
-    assert_int_equal(store_submit_wait(f->t.s, b), -ENOENT);
+    assert_int_equal(store_submit_wait(f->s, b), -ENOENT);
 }
 
 static void test_history(void **state)
 {
-    fx_t *f = *state;
+    tstore_t *f = *state;
     /* x: longs 1..10 at ts 100..1000; plus a double at 1050 and a string at 1060 */
     store_batch_t *b = store_batch_new();
     for (int i = 1; i <= 10; i++) {
@@ -245,11 +223,11 @@ static void test_history(void **state)
     store_batch_ts(b, f->dev, &kd);
     store_kv_t ks = {.key = "x", .type = STORE_STRING, .s = "s", .ts = 1060};
     store_batch_ts(b, f->dev, &ks);
-    assert_int_equal(store_submit_wait(f->t.s, b), 0);
+    assert_int_equal(store_submit_wait(f->s, b), 0);
     store_kv_list_t l = {0};
 
     /* raw, newest first, limit */
-    assert_int_equal(store_ts_history(f->t.s, f->dev, "x", 100, 1000, 0, STORE_AGG_NONE, 3,
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 100, 1000, 0, STORE_AGG_NONE, 3,
                                       false, &l),
                      0);
     assert_int_equal(l.n, 3);
@@ -258,7 +236,7 @@ static void test_history(void **state)
     assert_string_equal(l.items[0].key, "x");
     store_kv_list_fini(&l);
     /* raw ascending, inclusive bounds */
-    assert_int_equal(store_ts_history(f->t.s, f->dev, "x", 200, 400, 0, STORE_AGG_NONE, 100,
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 200, 400, 0, STORE_AGG_NONE, 100,
                                       true, &l),
                      0);
     assert_int_equal(l.n, 3);
@@ -266,7 +244,7 @@ static void test_history(void **state)
     store_kv_list_fini(&l);
 
     /* buckets of 500 over [0, 999]: [0,500) has 1..4, [500,999] has 5..9 */
-    assert_int_equal(store_ts_history(f->t.s, f->dev, "x", 0, 999, 500, STORE_AGG_SUM, 0, true,
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 999, 500, STORE_AGG_SUM, 0, true,
                                       &l),
                      0);
     assert_int_equal(l.n, 2);
@@ -276,20 +254,20 @@ static void test_history(void **state)
     assert_int_equal(l.items[1].l, 35);
     assert_int_equal(l.items[1].ts, 500 + 499 / 2);
     store_kv_list_fini(&l);
-    assert_int_equal(store_ts_history(f->t.s, f->dev, "x", 0, 999, 500, STORE_AGG_MIN, 0, true,
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 999, 500, STORE_AGG_MIN, 0, true,
                                       &l),
                      0);
     assert_int_equal(l.items[0].l, 1);
     assert_int_equal(l.items[1].l, 5);
     store_kv_list_fini(&l);
-    assert_int_equal(store_ts_history(f->t.s, f->dev, "x", 0, 999, 500, STORE_AGG_MAX, 0, false,
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 999, 500, STORE_AGG_MAX, 0, false,
                                       &l),
                      0);
     assert_int_equal(l.n, 2);
     assert_int_equal(l.items[0].l, 9); /* descending: the later bucket first */
     assert_int_equal(l.items[1].l, 4);
     store_kv_list_fini(&l);
-    assert_int_equal(store_ts_history(f->t.s, f->dev, "x", 0, 999, 500, STORE_AGG_AVG, 0, true,
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 999, 500, STORE_AGG_AVG, 0, true,
                                       &l),
                      0);
     assert_int_equal(l.items[0].type, STORE_DOUBLE);
@@ -298,7 +276,7 @@ static void test_history(void **state)
     store_kv_list_fini(&l);
 
     /* one bucket over everything: doubles mix in, the string only counts */
-    assert_int_equal(store_ts_history(f->t.s, f->dev, "x", 0, 2000, 0, STORE_AGG_COUNT, 0, true,
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 2000, 0, STORE_AGG_COUNT, 0, true,
                                       &l),
                      0);
     assert_int_equal(l.n, 1);
@@ -306,35 +284,35 @@ static void test_history(void **state)
     assert_int_equal(l.items[0].l, 12);
     assert_int_equal(l.items[0].ts, 1000);
     store_kv_list_fini(&l);
-    assert_int_equal(store_ts_history(f->t.s, f->dev, "x", 0, 2000, 0, STORE_AGG_MIN, 0, true,
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 2000, 0, STORE_AGG_MIN, 0, true,
                                       &l),
                      0);
     assert_int_equal(l.items[0].type, STORE_DOUBLE);
     assert_true(l.items[0].d == 0.5);
     store_kv_list_fini(&l);
-    assert_int_equal(store_ts_history(f->t.s, f->dev, "x", 0, 2000, 0, STORE_AGG_MAX, 0, true,
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 2000, 0, STORE_AGG_MAX, 0, true,
                                       &l),
                      0);
     assert_true(l.items[0].d == 10.0);
     store_kv_list_fini(&l);
-    assert_int_equal(store_ts_history(f->t.s, f->dev, "x", 0, 2000, -1, STORE_AGG_SUM, 0, true,
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 2000, -1, STORE_AGG_SUM, 0, true,
                                       &l),
                      0);
     assert_int_equal(l.items[0].type, STORE_DOUBLE);
     assert_true(l.items[0].d == 55.5);
     store_kv_list_fini(&l);
-    assert_int_equal(store_ts_history(f->t.s, f->dev, "x", 0, 2000, 0, STORE_AGG_AVG, 0, true,
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 2000, 0, STORE_AGG_AVG, 0, true,
                                       &l),
                      0);
     assert_true(l.items[0].d == 55.5 / 11);
     store_kv_list_fini(&l);
 
     /* a bucket that holds only the string: no point except for COUNT */
-    assert_int_equal(store_ts_history(f->t.s, f->dev, "x", 1055, 1070, 0, STORE_AGG_AVG, 0, true,
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 1055, 1070, 0, STORE_AGG_AVG, 0, true,
                                       &l),
                      0);
     assert_int_equal(l.n, 0);
-    assert_int_equal(store_ts_history(f->t.s, f->dev, "x", 1055, 1070, 0, STORE_AGG_COUNT, 0,
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 1055, 1070, 0, STORE_AGG_COUNT, 0,
                                       true, &l),
                      0);
     assert_int_equal(l.n, 1);
@@ -342,11 +320,11 @@ static void test_history(void **state)
     store_kv_list_fini(&l);
 
     /* unknown key, empty range */
-    assert_int_equal(store_ts_history(f->t.s, f->dev, "nokey", 0, 2000, 0, STORE_AGG_NONE, 10,
+    assert_int_equal(store_ts_history(f->s, f->dev, "nokey", 0, 2000, 0, STORE_AGG_NONE, 10,
                                       true, &l),
                      0);
     assert_int_equal(l.n, 0);
-    assert_int_equal(store_ts_history(f->t.s, f->dev, "x", 2000, 0, 0, STORE_AGG_NONE, 10, true,
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 2000, 0, 0, STORE_AGG_NONE, 10, true,
                                       &l),
                      0);
     assert_int_equal(l.n, 0);
@@ -359,9 +337,9 @@ static void test_history(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_attributes_typed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ts_latest, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_attributes_typed, tstore_setup_dev, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_ts_latest, tstore_setup_dev, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_history, tstore_setup_dev, tstore_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

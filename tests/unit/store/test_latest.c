@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <setjmp.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -18,34 +17,12 @@
 
 #include <cmocka.h>
 
-typedef struct fx {
-    tstore_t t;
-    int64_t dev;
-} fx_t;
 
-static int setup(void **state)
-{
-    fx_t *f = calloc(1, sizeof(*f));
-    if (!f || !tstore_open(&f->t)) {
-        free(f);
-        return -1;
-    }
-    f->dev = tstore_device(f->t.s, "dev");
-    *state = f;
-    return f->dev > 0 ? 0 : -1;
-}
 
-static int teardown(void **state)
-{
-    fx_t *f = *state;
-    tstore_close(&f->t);
-    free(f);
-    return 0;
-}
 
-static void wait_merged(fx_t *f)
+static void wait_merged(tstore_t *f)
 {
-    assert_int_equal(tstore_wait_merged(&f->t), 0);
+    assert_int_equal(tstore_wait_merged(f), 0);
 }
 
 static void put(store_t *s, int64_t dev, const char *key, int64_t v, int64_t ts)
@@ -54,12 +31,12 @@ static void put(store_t *s, int64_t dev, const char *key, int64_t v, int64_t ts)
 }
 
 /* The latest value of key as "v@ts", or "-" when there is none. */
-static const char *latest(fx_t *f, int64_t dev, const char *key)
+static const char *latest(tstore_t *f, int64_t dev, const char *key)
 {
     static char buf[64];
     store_kv_list_t l = {0};
     const char *keys[] = {key};
-    assert_int_equal(store_ts_latest(f->t.s, dev, keys, 1, &l), 0);
+    assert_int_equal(store_ts_latest(f->s, dev, keys, 1, &l), 0);
     assert_true(l.n <= 1);
     if (l.n)
         snprintf(buf, sizeof(buf), "%lld@%lld", (long long)l.items[0].l,
@@ -70,37 +47,37 @@ static const char *latest(fx_t *f, int64_t dev, const char *key)
     return buf;
 }
 
-static size_t entries(fx_t *f, int64_t dev)
+static size_t entries(tstore_t *f, int64_t dev)
 {
     store_latest_copy_t *c;
-    size_t n = store__latest_copy(f->t.s, dev, &c);
+    size_t n = store__latest_copy(f->s, dev, &c);
     store__latest_copy_free(c, n);
     return n;
 }
 
 static void test_newest_before_and_after_merge(void **state)
 {
-    fx_t *f = *state;
-    put(f->t.s, f->dev, "t", 1, 100);
-    put(f->t.s, f->dev, "t", 2, 200);
-    put(f->t.s, f->dev, "t", 3, 150); /* late: not the latest */
-    put(f->t.s, f->dev, "u", 9, 50);
+    tstore_t *f = *state;
+    put(f->s, f->dev, "t", 1, 100);
+    put(f->s, f->dev, "t", 2, 200);
+    put(f->s, f->dev, "t", 3, 150); /* late: not the latest */
+    put(f->s, f->dev, "u", 9, 50);
     assert_string_equal(latest(f, f->dev, "t"), "2@200");
     assert_int_equal(entries(f, f->dev), 2); /* from memory: nothing merged yet */
     wait_merged(f);
     assert_int_equal(entries(f, f->dev), 0); /* the merge wrote them to the table */
     assert_string_equal(latest(f, f->dev, "t"), "2@200");
-    put(f->t.s, f->dev, "t", 4, 120); /* late again, now against the table */
+    put(f->s, f->dev, "t", 4, 120); /* late again, now against the table */
     assert_string_equal(latest(f, f->dev, "t"), "2@200");
-    put(f->t.s, f->dev, "t", 5, 200); /* same ts: the later write wins, as in ThingsBoard */
+    put(f->s, f->dev, "t", 5, 200); /* same ts: the later write wins, as in ThingsBoard */
     assert_string_equal(latest(f, f->dev, "t"), "5@200");
     wait_merged(f);
     assert_string_equal(latest(f, f->dev, "t"), "5@200");
 
     /* All keys, in key order, and the key list, whichever place each value is in. */
-    put(f->t.s, f->dev, "a", 7, 10);
+    put(f->s, f->dev, "a", 7, 10);
     store_kv_list_t l = {0};
-    assert_int_equal(store_ts_latest(f->t.s, f->dev, NULL, 0, &l), 0);
+    assert_int_equal(store_ts_latest(f->s, f->dev, NULL, 0, &l), 0);
     assert_int_equal(l.n, 3);
     assert_string_equal(l.items[0].key, "a");
     assert_int_equal(l.items[0].l, 7);
@@ -108,14 +85,14 @@ static void test_newest_before_and_after_merge(void **state)
     assert_int_equal(l.items[1].l, 5);
     assert_string_equal(l.items[2].key, "u");
     store_kv_list_fini(&l);
-    assert_int_equal(store_ts_keys(f->t.s, f->dev, &l), 0);
+    assert_int_equal(store_ts_keys(f->s, f->dev, &l), 0);
     assert_int_equal(l.n, 3);
     assert_string_equal(l.items[0].key, "a");
     assert_string_equal(l.items[2].key, "u");
     store_kv_list_fini(&l);
     /* Asked keys come back in the order asked, found in either place. */
     const char *keys[] = {"u", "nope", "a"};
-    assert_int_equal(store_ts_latest(f->t.s, f->dev, keys, 3, &l), 0);
+    assert_int_equal(store_ts_latest(f->s, f->dev, keys, 3, &l), 0);
     assert_int_equal(l.n, 2);
     assert_string_equal(l.items[0].key, "u");
     assert_string_equal(l.items[1].key, "a");
@@ -124,15 +101,15 @@ static void test_newest_before_and_after_merge(void **state)
 
 static void test_string_values(void **state)
 {
-    fx_t *f = *state;
+    tstore_t *f = *state;
     const char *vals[] = {"long enough string", "short", "a longer string than before"};
     for (int i = 0; i < 3; i++) {
         store_batch_t *b = store_batch_new();
         store_kv_t kv = {.key = "s", .type = STORE_STRING, .s = (char *)vals[i], .ts = 10 + i};
         store_batch_ts(b, f->dev, &kv);
-        assert_int_equal(store_submit_wait(f->t.s, b), 0);
+        assert_int_equal(store_submit_wait(f->s, b), 0);
         store_kv_list_t l = {0};
-        assert_int_equal(store_ts_latest(f->t.s, f->dev, NULL, 0, &l), 0);
+        assert_int_equal(store_ts_latest(f->s, f->dev, NULL, 0, &l), 0);
         assert_int_equal(l.n, 1);
         assert_string_equal(l.items[0].s, vals[i]);
         store_kv_list_fini(&l);
@@ -143,16 +120,16 @@ static void test_string_values(void **state)
  * older points still in the log do not bring an older one back when they are merged. */
 static void test_delete_latest_stays_deleted(void **state)
 {
-    fx_t *f = *state;
-    put(f->t.s, f->dev, "d", 1, 100);
-    put(f->t.s, f->dev, "d", 2, 200);
+    tstore_t *f = *state;
+    put(f->s, f->dev, "d", 1, 100);
+    put(f->s, f->dev, "d", 2, 200);
     const char *keys[] = {"d"};
-    assert_int_equal(store_ts_delete(f->t.s, f->dev, keys, 1, 150, 250, true), 0);
+    assert_int_equal(store_ts_delete(f->s, f->dev, keys, 1, 150, 250, true), 0);
     assert_string_equal(latest(f, f->dev, "d"), "-");
     wait_merged(f);
     assert_string_equal(latest(f, f->dev, "d"), "-");
     store_kv_list_t l = {0};
-    assert_int_equal(store_ts_history(f->t.s, f->dev, "d", 0, 1000, 0, STORE_AGG_NONE, 0, true,
+    assert_int_equal(store_ts_history(f->s, f->dev, "d", 0, 1000, 0, STORE_AGG_NONE, 0, true,
                                       &l),
                      0);
     assert_int_equal(l.n, 1); /* the older point stays */
@@ -160,10 +137,10 @@ static void test_delete_latest_stays_deleted(void **state)
     store_kv_list_fini(&l);
 
     /* The range misses the latest point: it stays, in memory and after the merge. */
-    put(f->t.s, f->dev, "e", 1, 100);
-    put(f->t.s, f->dev, "e", 2, 200);
+    put(f->s, f->dev, "e", 1, 100);
+    put(f->s, f->dev, "e", 2, 200);
     const char *ekeys[] = {"e"};
-    assert_int_equal(store_ts_delete(f->t.s, f->dev, ekeys, 1, 50, 150, true), 0);
+    assert_int_equal(store_ts_delete(f->s, f->dev, ekeys, 1, 50, 150, true), 0);
     assert_string_equal(latest(f, f->dev, "e"), "2@200");
     wait_merged(f);
     assert_string_equal(latest(f, f->dev, "e"), "2@200");
@@ -173,11 +150,11 @@ static void test_delete_latest_stays_deleted(void **state)
  * the log (the merge would never see it). */
 static void test_delete_keeps_latest(void **state)
 {
-    fx_t *f = *state;
-    put(f->t.s, f->dev, "k", 1, 100);
-    put(f->t.s, f->dev, "k", 2, 200);
+    tstore_t *f = *state;
+    put(f->s, f->dev, "k", 1, 100);
+    put(f->s, f->dev, "k", 2, 200);
     const char *keys[] = {"k"};
-    assert_int_equal(store_ts_delete(f->t.s, f->dev, keys, 1, 150, 250, false), 0);
+    assert_int_equal(store_ts_delete(f->s, f->dev, keys, 1, 150, 250, false), 0);
     assert_string_equal(latest(f, f->dev, "k"), "2@200");
     assert_int_equal(entries(f, f->dev), 0); /* moved to the table */
     wait_merged(f);
@@ -188,23 +165,23 @@ static void test_delete_keeps_latest(void **state)
  * the same id (SQLite reuses the largest rowid). */
 static void test_device_delete_forgets(void **state)
 {
-    fx_t *f = *state;
-    int64_t other = tstore_device(f->t.s, "other");
-    put(f->t.s, other, "x", 1, 100);
+    tstore_t *f = *state;
+    int64_t other = tstore_device(f->s, "other");
+    put(f->s, other, "x", 1, 100);
     assert_string_equal(latest(f, other, "x"), "1@100");
-    assert_int_equal(store_device_delete(f->t.s, other), 0);
+    assert_int_equal(store_device_delete(f->s, other), 0);
     assert_int_equal(entries(f, other), 0);
-    int64_t again = tstore_device(f->t.s, "again");
+    int64_t again = tstore_device(f->s, "again");
     assert_int_equal(again, other);
     assert_string_equal(latest(f, again, "x"), "-");
     /* and points of a deleted device are refused, also right after the writer has seen the
      * device exist (it remembers that until a delete) */
-    put(f->t.s, again, "x", 2, 200);
-    assert_int_equal(store_device_delete(f->t.s, again), 0);
+    put(f->s, again, "x", 2, 200);
+    assert_int_equal(store_device_delete(f->s, again), 0);
     store_batch_t *b = store_batch_new();
     store_kv_t kv = {.key = "x", .type = STORE_LONG, .l = 1, .ts = 1};
     store_batch_ts(b, again, &kv);
-    assert_int_equal(store_submit_wait(f->t.s, b), -ENOENT);
+    assert_int_equal(store_submit_wait(f->s, b), -ENOENT);
     assert_int_equal(entries(f, again), 0);
 }
 
@@ -212,12 +189,10 @@ static void test_device_delete_forgets(void **state)
  * and after the merge; an older one does not replace the stored latest value. */
 static void test_rebuilt_from_log_at_open(void **state)
 {
-    fx_t *f = *state;
-    put(f->t.s, f->dev, "r", 7, 70);
-    store_close(f->t.s);
-    f->t.s = NULL;
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(f->t.path, &db), SQLITE_OK);
+    tstore_t *f = *state;
+    put(f->s, f->dev, "r", 7, 70);
+    store_close(f->s);
+    f->s = NULL;
     char sql[256];
     snprintf(sql, sizeof(sql),
              "INSERT INTO ts_kv_log(device_id, key_id, ts, long_v) SELECT %lld, key_id, 80, 8"
@@ -225,9 +200,8 @@ static void test_rebuilt_from_log_at_open(void **state)
              "INSERT INTO ts_kv_log(device_id, key_id, ts, long_v) SELECT %lld, key_id, 60, 6"
              " FROM key_dictionary WHERE key = 'r'",
              (long long)f->dev, (long long)f->dev);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
-    assert_non_null(tstore_reopen(&f->t));
+    assert_true(tstore_exec(f, sql) >= 0);
+    assert_non_null(tstore_reopen(f));
     assert_string_equal(latest(f, f->dev, "r"), "8@80");
     wait_merged(f);
     assert_string_equal(latest(f, f->dev, "r"), "8@80");
@@ -236,12 +210,17 @@ static void test_rebuilt_from_log_at_open(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_newest_before_and_after_merge, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_string_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delete_latest_stays_deleted, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delete_keeps_latest, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_device_delete_forgets, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rebuilt_from_log_at_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newest_before_and_after_merge, tstore_setup_dev,
+                                        tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_string_values, tstore_setup_dev, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_delete_latest_stays_deleted, tstore_setup_dev,
+                                        tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_delete_keeps_latest, tstore_setup_dev,
+                                        tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_device_delete_forgets, tstore_setup_dev,
+                                        tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_rebuilt_from_log_at_open, tstore_setup_dev,
+                                        tstore_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

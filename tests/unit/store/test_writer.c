@@ -4,7 +4,7 @@
 
 #include "core/err.h"
 #include "core/loop.h"
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -20,24 +20,7 @@
 
 #define N_BATCHES 400
 
-static int setup(void **state)
-{
-    tstore_t *t = calloc(1, sizeof(*t));
-    if (!t || !tstore_open(t)) {
-        free(t);
-        return -1;
-    }
-    *state = t;
-    return 0;
-}
 
-static int teardown(void **state)
-{
-    tstore_t *t = *state;
-    tstore_close(t);
-    free(t);
-    return 0;
-}
 
 static size_t count_points(store_t *s, int64_t dev, const char *key)
 {
@@ -303,6 +286,12 @@ static void record(void *arg, int status)
     pthread_mutex_unlock(&a->r->mu);
 }
 
+/* The writer's own connection, inside the SQLite backend's context (sqlite_int.h). */
+static sqlite3 *writer_db(const tstore_t *t)
+{
+    return store__sq(t->s->db)->wconn.db;
+}
+
 static void test_bad_batch_isolated(void **state)
 {
     tstore_t *t = *state;
@@ -315,7 +304,7 @@ static void test_bad_batch_isolated(void **state)
         store_kv_t kv = {.key = "v", .type = STORE_LONG, .l = i, .ts = i};
         store_batch_ts(b, i % 7 == 3 ? 777777 : dev, &kv);
         /* A second point per batch: 60 points make the group's fast path use its multi-row
-         * statements (points.c), which must fail as a whole and fall back per batch. */
+         * statements (sqlite_points.c), which must fail as a whole and fall back per batch. */
         store_kv_t kw = {.key = "w", .type = STORE_LONG, .l = i, .ts = i};
         store_batch_ts(b, i % 7 == 3 ? 777777 : dev, &kw);
         if (i == 20) {
@@ -343,7 +332,7 @@ static void test_bad_batch_isolated(void **state)
     assert_int_equal(count_points(t->s, dev, "w"), good);
 
     /* Disk full: cap the page count on the writer's connection while the writer is idle. */
-    sqlite3_exec(t->s->wconn.db, "PRAGMA max_page_count = 1", NULL, NULL, NULL);
+    sqlite3_exec(writer_db(t), "PRAGMA max_page_count = 1", NULL, NULL, NULL);
     store_batch_t *b = store_batch_new();
     char big[4000];
     memset(big, 'x', sizeof(big) - 1);
@@ -353,7 +342,7 @@ static void test_bad_batch_isolated(void **state)
         store_batch_ts(b, dev, &kv);
     }
     assert_int_equal(store_submit_wait(t->s, b), -ENOSPC);
-    sqlite3_exec(t->s->wconn.db, "PRAGMA max_page_count = 1073741823", NULL, NULL, NULL);
+    sqlite3_exec(writer_db(t), "PRAGMA max_page_count = 1073741823", NULL, NULL, NULL);
     b = store_batch_new();
     store_kv_t kv = {.key = "big", .type = STORE_STRING, .s = big, .ts = 1};
     store_batch_ts(b, dev, &kv);
@@ -462,11 +451,11 @@ static void test_normal_sync_and_empty_close(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_group_commit_loop, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_group_commit_threads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batch_reuse, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_batch_isolated, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_acked_survive_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_loop, tstore_setup, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_threads, tstore_setup, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_reuse, tstore_setup, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_batch_isolated, tstore_setup, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_acked_survive_reopen, tstore_setup, tstore_teardown),
         cmocka_unit_test(test_normal_sync_and_empty_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,10 +1,10 @@
-/* checkpoint.c — copies the WAL back into the database file on a thread of its own.
+/* sqlite_checkpoint.c — copies the WAL back into the database file on a thread of its own.
  *
  * Why: SQLite's automatic checkpoint runs inside the commit that crosses the threshold, so
  * the writer thread — and every device waiting for its acknowledgement — paid for writing
  * thousands of pages into the database file and fsyncing it. Here PASSIVE checkpoints run
  * beside the writer (they never block it) every CKPT_PERIOD_MS while the WAL has grown. The
- * writer keeps a high automatic threshold (sqlite.c) as a backstop should this thread fall
+ * writer keeps a high automatic threshold (sqlite_db.c) as a backstop should this thread fall
  * behind, so the WAL stays bounded either way.
  *
  * A WAL starts over from its beginning only when a write transaction begins with every frame
@@ -12,11 +12,12 @@
  * the WAL grew to the backstop and the writer's own checkpoint there (writing and fsyncing
  * what had piled up) stalled commits for 5-15 ms every half second at 1000 devices. So after
  * a pass that copied everything it found, this thread tells the writer, which copies the few
- * frames added since (the database was just fsynced: cheap) and restarts the WAL (writer.c).
+ * frames added since (the database was just fsynced: cheap) and restarts the WAL
+ * (sqlite_write.c, store__sqlite_tidy, which the writer calls after each group).
  *
  * Invariant: this thread owns its connection; it stops (and joins) before the store closes.
  */
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 #include "core/log.h"
 
@@ -30,69 +31,69 @@ enum { CKPT_PERIOD_MS = 10 };
 
 static void *checkpoint_main(void *arg)
 {
-    store_t *s = arg;
+    store_sqlite_t *q = arg;
     int last_log = 0;
-    pthread_mutex_lock(&s->ckpt_mu);
-    while (!s->ckpt_stop) {
+    pthread_mutex_lock(&q->ckpt_mu);
+    while (!q->ckpt_stop) {
         struct timespec dl;
         clock_gettime(CLOCK_MONOTONIC, &dl);
         int64_t ns = dl.tv_nsec + (int64_t)CKPT_PERIOD_MS * 1000000;
         dl.tv_sec += ns / 1000000000;
         dl.tv_nsec = ns % 1000000000;
-        pthread_cond_timedwait(&s->ckpt_cv, &s->ckpt_mu, &dl);
-        if (s->ckpt_stop)
+        pthread_cond_timedwait(&q->ckpt_cv, &q->ckpt_mu, &dl);
+        if (q->ckpt_stop)
             break;
-        pthread_mutex_unlock(&s->ckpt_mu);
+        pthread_mutex_unlock(&q->ckpt_mu);
         /* PASSIVE copies what it can without waiting for the writer or readers. */
         int frames = 0, done = 0;
-        int rc = sqlite3_wal_checkpoint_v2(s->ckpt_conn.db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+        int rc = sqlite3_wal_checkpoint_v2(q->ckpt_conn.db, NULL, SQLITE_CHECKPOINT_PASSIVE,
                                            &frames, &done);
         if (rc == SQLITE_OK && frames > 0 && done == frames)
-            atomic_store(&s->ckpt_backfilled, frames);
+            atomic_store(&q->ckpt_backfilled, frames);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != last_log) {
-            LOG_W("store", "checkpoint: %s", sqlite3_errmsg(s->ckpt_conn.db));
+            LOG_W("store", "checkpoint: %s", sqlite3_errmsg(q->ckpt_conn.db));
             last_log = rc;
         }
-        pthread_mutex_lock(&s->ckpt_mu);
+        pthread_mutex_lock(&q->ckpt_mu);
     }
-    pthread_mutex_unlock(&s->ckpt_mu);
+    pthread_mutex_unlock(&q->ckpt_mu);
     return NULL;
 }
 
-int store__checkpointer_start(store_t *s, char err[static ERR_LEN])
+int store__checkpointer_start(store_sqlite_t *q, char err[static ERR_LEN])
 {
-    if (store__conn_open(s, &s->ckpt_conn, err) != 0)
+    if (store__conn_open(q, &q->ckpt_conn, err) != 0)
         return ERR_STORE;
-    pthread_mutex_init(&s->ckpt_mu, NULL);
+    pthread_mutex_init(&q->ckpt_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->ckpt_cv, &ca);
+    pthread_cond_init(&q->ckpt_cv, &ca);
     pthread_condattr_destroy(&ca);
-    s->ckpt_stop = false;
-    if (pthread_create(&s->ckpt_thread, NULL, checkpoint_main, s) != 0) {
+    q->ckpt_stop = false;
+    if (pthread_create(&q->ckpt_thread, NULL, checkpoint_main, q) != 0) {
         snprintf(err, ERR_LEN, "store: cannot start the checkpoint thread");
-        pthread_cond_destroy(&s->ckpt_cv);
-        pthread_mutex_destroy(&s->ckpt_mu);
-        store__conn_close(&s->ckpt_conn);
+        pthread_cond_destroy(&q->ckpt_cv);
+        pthread_mutex_destroy(&q->ckpt_mu);
+        store__conn_close(&q->ckpt_conn);
         return -EAGAIN;
     }
-    pthread_setname_np(s->ckpt_thread, "coaphub-ckpt");
-    s->ckpt_started = true;
+    pthread_setname_np(q->ckpt_thread, "coaphub-ckpt");
+    q->ckpt_started = true;
     return 0;
 }
 
-void store__checkpointer_stop(store_t *s)
+void store__checkpointer_stop(store_sqlite_t *q)
 {
-    if (!s->ckpt_started)
+    if (!q->ckpt_started)
         return;
-    pthread_mutex_lock(&s->ckpt_mu);
-    s->ckpt_stop = true;
-    pthread_cond_signal(&s->ckpt_cv);
-    pthread_mutex_unlock(&s->ckpt_mu);
-    pthread_join(s->ckpt_thread, NULL);
-    pthread_cond_destroy(&s->ckpt_cv);
-    pthread_mutex_destroy(&s->ckpt_mu);
-    store__conn_close(&s->ckpt_conn);
-    s->ckpt_started = false;
+    pthread_mutex_lock(&q->ckpt_mu);
+    q->ckpt_stop = true;
+    pthread_cond_signal(&q->ckpt_cv);
+    pthread_mutex_unlock(&q->ckpt_mu);
+    pthread_join(q->ckpt_thread, NULL);
+    pthread_cond_destroy(&q->ckpt_cv);
+    pthread_mutex_destroy(&q->ckpt_mu);
+    store__conn_close(&q->ckpt_conn);
+    q->ckpt_started = false;
 }

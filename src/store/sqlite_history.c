@@ -1,5 +1,5 @@
-/* history.c — time-series history: raw points or per-interval aggregates (ThingsBoard's
- * MIN/MAX/AVG/SUM/COUNT).
+/* sqlite_history.c — the SQLite backend's time-series history: raw points or per-interval
+ * aggregates (ThingsBoard's MIN/MAX/AVG/SUM/COUNT).
  *
  * Buckets are [start + k*interval, start + (k+1)*interval) clipped to end_ms; each result
  * point carries ts = bucket start + (bucket end - bucket start) / 2 as ThingsBoard does, and
@@ -7,7 +7,7 @@
  * COUNT counts every point. Aggregation runs in SQL (GROUP BY bucket), so memory use is one
  * row per non-empty bucket whatever the number of points.
  */
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -161,15 +161,12 @@ static int history_agg(store_conn_t *c, int64_t device_id, int64_t key_id, const
     return r;
 }
 
-int store_ts_history(store_t *s, int64_t device_id, const char *key, int64_t start_ms,
-                     int64_t end_ms, int64_t interval_ms, store_agg_t agg, int64_t limit,
-                     bool ascending, store_kv_list_t *out)
+int store__sqlite_ts_history(store_db_t *db, int64_t device_id, const char *key, int64_t start_ms,
+                             int64_t end_ms, int64_t interval_ms, store_agg_t agg, int64_t limit,
+                             bool ascending, store_kv_list_t *out)
 {
-    if (!key || agg < STORE_AGG_NONE || agg > STORE_AGG_COUNT)
-        return -EINVAL;
-    if (start_ms > end_ms)
-        return 0;
-    store_conn_t *c = store__conn_take(s);
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     int64_t key_id;
     int r = store__key_id(c, key, false, &key_id);
     if (r == -ENOENT) {
@@ -181,6 +178,6 @@ int store_ts_history(store_t *s, int64_t device_id, const char *key, int64_t sta
             r = history_agg(c, device_id, key_id, key, start_ms, end_ms, interval_ms, agg, limit,
                             ascending, out);
     }
-    store__conn_give(s, c);
+    store__conn_give(q, c);
     return r;
 }

@@ -1,9 +1,10 @@
-/* kv.c — synchronous reads and deletes of attributes and time series.
+/* sqlite_kv.c — the SQLite backend's reads and deletes of attributes and of time series
+ * (keys, latest values, deletes of points); the history is in sqlite_history.c.
  *
  * Invariant: values come back with the type they were stored with (exactly one typed column
  * is set per row), so a DOUBLE 42.0 is read back as DOUBLE, never as LONG.
  */
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -36,10 +37,11 @@ static int collect(store_conn_t *c, sqlite3_stmt *st, store_kv_list_t *out)
     return r;
 }
 
-int store_attr_get(store_t *s, int64_t device_id, store_scope_t scope, const char *const *keys,
-                   size_t n_keys, store_kv_list_t *out)
+int store__sqlite_attr_get(store_db_t *db, int64_t device_id, store_scope_t scope,
+                           const char *const *keys, size_t n_keys, store_kv_list_t *out)
 {
-    store_conn_t *c = store__conn_take(s);
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     int r = store__exec(c, "BEGIN");
     if (r != 0)
         goto out;
@@ -76,13 +78,15 @@ int store_attr_get(store_t *s, int64_t device_id, store_scope_t scope, const cha
     }
     store__exec(c, "COMMIT");
 out:
-    store__conn_give(s, c);
+    store__conn_give(q, c);
     return r;
 }
 
-int store_attr_keys(store_t *s, int64_t device_id, store_scope_t scope, store_kv_list_t *out)
+int store__sqlite_attr_keys(store_db_t *db, int64_t device_id, store_scope_t scope,
+                            store_kv_list_t *out)
 {
-    store_conn_t *c = store__conn_take(s);
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(
         c, "SELECT DISTINCT k.key FROM attribute_kv a JOIN key_dictionary k"
@@ -100,16 +104,15 @@ int store_attr_keys(store_t *s, int64_t device_id, store_scope_t scope, store_kv
     r = rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
     sqlite3_reset(st);
 out:
-    store__conn_give(s, c);
+    store__conn_give(q, c);
     return r;
 }
 
-int store_attr_delete(store_t *s, int64_t device_id, store_scope_t scope,
-                      const char *const *keys, size_t n_keys, size_t *n_deleted)
+int store__sqlite_attr_delete(store_db_t *db, int64_t device_id, store_scope_t scope,
+                              const char *const *keys, size_t n_keys, size_t *n_deleted)
 {
-    if (n_deleted)
-        *n_deleted = 0;
-    store_conn_t *c = store__conn_take(s);
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     size_t total = 0;
     int r = store__exec(c, "BEGIN IMMEDIATE");
     sqlite3_stmt *st = NULL;
@@ -131,7 +134,7 @@ int store_attr_delete(store_t *s, int64_t device_id, store_scope_t scope,
     }
     if (r == 0)
         r = store__exec(c, "COMMIT");
-    store__conn_give(s, c);
+    store__conn_give(q, c);
     if (r == 0 && n_deleted)
         *n_deleted = total;
     return r;
@@ -153,42 +156,12 @@ static char *key_name(store_conn_t *c, int64_t key_id)
     return name;
 }
 
-static ssize_t find_key(const store_kv_list_t *l, size_t from, const char *key)
+int store__sqlite_ts_keys(store_db_t *db, int64_t device_id, store_kv_list_t *out)
 {
-    for (size_t i = from; i < l->n; i++)
-        if (strcmp(l->items[i].key, key) == 0)
-            return (ssize_t)i;
-    return -1;
-}
-
-/* Puts the entry's value at out->items[at] if that is older, or appends it as key when
- * at < 0. The entry's string moves into the list. */
-static void take_newer(store_kv_list_t *out, ssize_t at, const char *key, store_kv_t *mem)
-{
-    if (at < 0) {
-        char *sv = mem->s;
-        mem->s = NULL;
-        mem->key = (char *)key;
-        store_kv_list_push(out, mem);
-        out->items[out->n - 1].s = sv;
-        mem->key = NULL;
-        return;
-    }
-    store_kv_t *it = &out->items[at];
-    if (mem->ts < it->ts)
-        return;
-    free(it->s);
-    char *k = it->key;
-    *it = *mem;
-    it->key = k;
-    mem->s = NULL;
-}
-
-int store_ts_keys(store_t *s, int64_t device_id, store_kv_list_t *out)
-{
+    store_sqlite_t *q = store__sq(db);
     store_latest_copy_t *mem;
-    size_t n_mem = store__latest_copy(s, device_id, &mem);
-    store_conn_t *c = store__conn_take(s);
+    size_t n_mem = store__latest_copy(q->s, device_id, &mem);
+    store_conn_t *c = store__conn_take(q);
     int r = store__exec(c, "BEGIN");
     if (r != 0)
         goto out;
@@ -211,7 +184,7 @@ int store_ts_keys(store_t *s, int64_t device_id, store_kv_list_t *out)
     size_t n_table = out->n;
     for (size_t i = 0; r == 0 && i < n_mem; i++) {
         char *name = key_name(c, mem[i].key_id);
-        if (name && find_key(out, 0, name) < 0) {
+        if (name && store__kv_list_find(out, name) < 0) {
             store_kv_t kv = {.key = name};
             store_kv_list_push(out, &kv);
         }
@@ -222,17 +195,18 @@ int store_ts_keys(store_t *s, int64_t device_id, store_kv_list_t *out)
 done:
     store__exec(c, "COMMIT");
 out:
-    store__conn_give(s, c);
+    store__conn_give(q, c);
     store__latest_copy_free(mem, n_mem);
     return r;
 }
 
-int store_ts_latest(store_t *s, int64_t device_id, const char *const *keys, size_t n_keys,
-                    store_kv_list_t *out)
+int store__sqlite_ts_latest(store_db_t *db, int64_t device_id, const char *const *keys,
+                            size_t n_keys, store_kv_list_t *out)
 {
+    store_sqlite_t *q = store__sq(db);
     store_latest_copy_t *mem;
-    size_t n_mem = store__latest_copy(s, device_id, &mem);
-    store_conn_t *c = store__conn_take(s);
+    size_t n_mem = store__latest_copy(q->s, device_id, &mem);
+    store_conn_t *c = store__conn_take(q);
     int r = store__exec(c, "BEGIN");
     if (r != 0)
         goto out;
@@ -251,7 +225,7 @@ int store_ts_latest(store_t *s, int64_t device_id, const char *const *keys, size
         for (size_t i = 0; r == 0 && i < n_mem; i++) {
             char *name = key_name(c, mem[i].key_id);
             if (name)
-                take_newer(out, find_key(out, 0, name), name, &mem[i].kv);
+                store__latest_take_newer(out, store__kv_list_find(out, name), name, &mem[i].kv);
             free(name);
         }
         if (out->n > n_table)
@@ -276,21 +250,21 @@ int store_ts_latest(store_t *s, int64_t device_id, const char *const *keys, size
                 continue;
             for (size_t j = 0; j < n_mem; j++)
                 if (mem[j].key_id == kid)
-                    take_newer(out, out->n > before ? (ssize_t)before : -1, keys[i],
-                               &mem[j].kv);
+                    store__latest_take_newer(out, out->n > before ? (ssize_t)before : -1,
+                                             keys[i], &mem[j].kv);
         }
     }
 done:
     store__exec(c, "COMMIT");
 out:
-    store__conn_give(s, c);
+    store__conn_give(q, c);
     store__latest_copy_free(mem, n_mem);
     return r;
 }
 
 /* Runs sql for (device, key) as ?1, ?2 and, when it has them, start and end as ?3, ?4. */
 static int run_key_sql(store_conn_t *c, const char *sql, int64_t device_id, int64_t key_id,
-                   int64_t start_ms, int64_t end_ms)
+                       int64_t start_ms, int64_t end_ms)
 {
     sqlite3_stmt *st = store__stmt(c, sql);
     if (!st)
@@ -307,8 +281,7 @@ static int run_key_sql(store_conn_t *c, const char *sql, int64_t device_id, int6
 }
 
 /* ts of the stored latest value of (device, key); false when there is none. */
-static bool table_latest_ts(store_conn_t *c, int64_t device_id, int64_t key_id, int64_t *ts,
-                            int *r)
+static bool table_latest_ts(store_conn_t *c, int64_t device_id, int64_t key_id, int64_t *ts, int *r)
 {
     sqlite3_stmt *st = store__stmt(
         c, "SELECT ts FROM ts_kv_latest WHERE device_id = ?1 AND key_id = ?2");
@@ -330,11 +303,11 @@ static bool table_latest_ts(store_conn_t *c, int64_t device_id, int64_t key_id, 
 /* The latest value of one key around a delete of [start, end] (latest.c keeps it in two
  * places: the table and, for points not merged yet, memory). 1 when the in-memory entry must
  * go after the commit. */
-static int fix_latest(store_t *s, store_conn_t *c, int64_t device_id, int64_t key_id,
+static int fix_latest(store_sqlite_t *q, store_conn_t *c, int64_t device_id, int64_t key_id,
                       int64_t start_ms, int64_t end_ms, bool delete_latest, int *r)
 {
     store_kv_t mem;
-    bool has_mem = store__latest_find_locked(s, device_id, key_id, &mem);
+    bool has_mem = store__latest_find_locked(q->s, device_id, key_id, &mem);
     int64_t tab_ts = 0;
     bool has_tab = table_latest_ts(c, device_id, key_id, &tab_ts, r);
     if (*r != 0)
@@ -366,22 +339,20 @@ static int fix_latest(store_t *s, store_conn_t *c, int64_t device_id, int64_t ke
     return *r == 0;
 }
 
-int store_ts_delete(store_t *s, int64_t device_id, const char *const *keys, size_t n_keys,
-                    int64_t start_ms, int64_t end_ms, bool delete_latest)
+int store__sqlite_ts_delete(store_db_t *db, int64_t device_id, const char *const *keys,
+                            size_t n_keys, int64_t start_ms, int64_t end_ms, bool delete_latest)
 {
-    if (!keys || n_keys == 0)
-        return -EINVAL;
-    store__log_deleting(s); /* before the delete: see merge.c */
-    store_conn_t *c = store__conn_take(s);
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     int r = store__exec(c, "BEGIN IMMEDIATE");
     if (r != 0) {
-        store__conn_give(s, c);
+        store__conn_give(q, c);
         return r;
     }
     /* From inside the write transaction until the entries are fixed: no commit of the
      * writer in between (latest.c). The write lock first, so the writer never waits for it
      * while holding latest_mu. */
-    pthread_mutex_lock(&s->latest_mu);
+    pthread_mutex_lock(&q->s->latest_mu);
     int64_t *forget = xcalloc(n_keys, sizeof(*forget));
     size_t n_forget = 0;
     for (size_t i = 0; r == 0 && i < n_keys; i++) {
@@ -398,7 +369,7 @@ int store_ts_delete(store_t *s, int64_t device_id, const char *const *keys, size
             "DELETE FROM ts_kv WHERE device_id = ?1 AND key_id = ?2 AND ts BETWEEN ?3 AND ?4",
             "DELETE FROM ts_kv_log WHERE device_id = ?1 AND key_id = ?2"
             " AND ts BETWEEN ?3 AND ?4"};
-        if (fix_latest(s, c, device_id, key_id, start_ms, end_ms, delete_latest, &r) == 1)
+        if (fix_latest(q, c, device_id, key_id, start_ms, end_ms, delete_latest, &r) == 1)
             forget[n_forget++] = key_id;
         for (size_t t = 0; r == 0 && t < 2; t++)
             r = run_key_sql(c, del_sql[t], device_id, key_id, start_ms, end_ms);
@@ -408,9 +379,9 @@ int store_ts_delete(store_t *s, int64_t device_id, const char *const *keys, size
     if (r != 0 && !sqlite3_get_autocommit(c->db))
         store__exec(c, "ROLLBACK");
     for (size_t i = 0; r == 0 && i < n_forget; i++)
-        store__latest_remove_locked(s, device_id, forget[i]);
-    pthread_mutex_unlock(&s->latest_mu);
+        store__latest_remove_locked(q->s, device_id, forget[i]);
+    pthread_mutex_unlock(&q->s->latest_mu);
     free(forget);
-    store__conn_give(s, c);
+    store__conn_give(q, c);
     return r;
 }

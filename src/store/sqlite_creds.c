@@ -1,11 +1,10 @@
-/* creds.c — device credentials: one row per device, credentials_id unique across devices.
+/* sqlite_creds.c — the SQLite backend's device credentials: one row per device,
+ * credentials_id unique across devices.
  *
- * Invariant: store_cred_set checks ownership of cred_id and writes the row in one
+ * Invariant: setting credentials checks ownership of cred_id and writes the row in one
  * BEGIN IMMEDIATE transaction, so two devices can never end up sharing a token.
  */
-#include "store/store_int.h"
-
-#include "core/clock.h"
+#include "store/sqlite_int.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -15,48 +14,15 @@
     "uuid, device_id, created_time, credentials_type, credentials_id, credentials_value,"   \
     " version"
 
-void store_cred_fini(store_cred_t *c)
-{
-    if (!c)
-        return;
-    free(c->cred_id);
-    free(c->cred_value);
-    c->cred_id = c->cred_value = NULL;
-}
+/* The type column is the enum's value; STORE_COL_INT writes an int. */
+_Static_assert(sizeof(store_cred_type_t) == sizeof(int), "credential type read as int");
 
-const char *store_cred_type_name(store_cred_type_t t)
-{
-    switch (t) {
-    case CRED_ACCESS_TOKEN:
-        return "ACCESS_TOKEN";
-    case CRED_X509:
-        return "X509_CERTIFICATE";
-    }
-    return "UNKNOWN";
-}
-
-int store_cred_type_parse(const char *name, store_cred_type_t *out)
-{
-    if (name && strcmp(name, "ACCESS_TOKEN") == 0)
-        *out = CRED_ACCESS_TOKEN;
-    else if (name && strcmp(name, "X509_CERTIFICATE") == 0)
-        *out = CRED_X509;
-    else
-        return -EINVAL;
-    return 0;
-}
-
-static void read_cred(sqlite3_stmt *st, store_cred_t *c)
-{
-    memset(c, 0, sizeof(*c));
-    store__col_uuid(st, 0, c->uuid);
-    c->device_id = sqlite3_column_int64(st, 1);
-    c->created_ms = sqlite3_column_int64(st, 2);
-    c->type = (store_cred_type_t)sqlite3_column_int(st, 3);
-    c->cred_id = store__col_str(st, 4);
-    c->cred_value = store__col_str(st, 5);
-    c->version = sqlite3_column_int64(st, 6);
-}
+static const store_row_map_t cred_row = {
+    sizeof(store_cred_t), 7,
+    {STORE_COL(UUID, store_cred_t, uuid), STORE_COL(I64, store_cred_t, device_id),
+     STORE_COL(I64, store_cred_t, created_ms), STORE_COL(INT, store_cred_t, type),
+     STORE_COL(STR, store_cred_t, cred_id), STORE_COL(STR, store_cred_t, cred_value),
+     STORE_COL(I64, store_cred_t, version)}};
 
 static int set_locked(store_conn_t *c, store_cred_t *cr)
 {
@@ -101,10 +67,7 @@ static int set_locked(store_conn_t *c, store_cred_t *cr)
     if (!st)
         return ERR_STORE;
     char uuid[STORE_UUID_LEN + 1];
-    store_uuid_v4(uuid);
-    int64_t now = clock_wall_ms();
-    sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now);
+    int64_t now = store__bind_new_row(st, 1, 2, uuid);
     sqlite3_bind_int64(st, 3, cr->device_id);
     sqlite3_bind_int(st, 4, (int)cr->type);
     sqlite3_bind_text(st, 5, cr->cred_id, -1, SQLITE_STATIC);
@@ -119,64 +82,39 @@ static int set_locked(store_conn_t *c, store_cred_t *cr)
     return 0;
 }
 
-int store_cred_set(store_t *s, store_cred_t *cr)
+int store__sqlite_cred_set(store_db_t *db, store_cred_t *cr)
 {
-    if (!cr->cred_id || !cr->cred_id[0] ||
-        (cr->type != CRED_ACCESS_TOKEN && cr->type != CRED_X509))
-        return -EINVAL;
-    store_conn_t *c = store__conn_take(s);
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     int r = store__exec(c, "BEGIN IMMEDIATE");
     if (r == 0) {
         r = set_locked(c, cr);
         if (r == 0)
             r = store__exec(c, "COMMIT");
     }
-    store__conn_give(s, c); /* rolls back on failure */
+    store__conn_give(q, c); /* rolls back on failure */
     return r;
 }
 
-static int get_cred(store_t *s, const char *sql, int64_t id, const char *text,
-                    store_cred_t *out)
+int store__sqlite_cred_get_by_device(store_db_t *db, int64_t device_id, store_cred_t *out)
 {
-    store_conn_t *c = store__conn_take(s);
-    int r = ERR_STORE;
-    sqlite3_stmt *st = store__stmt(c, sql);
-    if (!st)
-        goto out;
-    if (text)
-        sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        read_cred(st, out);
-        r = 0;
-    } else {
-        r = rc == SQLITE_DONE ? -ENOENT : store__err(c->db, rc);
-    }
-    sqlite3_reset(st);
-out:
-    store__conn_give(s, c);
-    return r;
+    return store__row_get(store__sq(db),
+                          "SELECT " CRED_COLS " FROM device_credentials WHERE device_id = ?1",
+                          device_id, NULL, &cred_row, out);
 }
 
-int store_cred_get_by_device(store_t *s, int64_t device_id, store_cred_t *out)
+int store__sqlite_cred_get_by_id(store_db_t *db, const char *cred_id, store_cred_t *out)
 {
-    return get_cred(s, "SELECT " CRED_COLS " FROM device_credentials WHERE device_id = ?1",
-                    device_id, NULL, out);
+    return store__row_get(store__sq(db),
+                          "SELECT " CRED_COLS " FROM device_credentials WHERE credentials_id = ?1",
+                          0, cred_id, &cred_row, out);
 }
 
-int store_cred_get_by_id(store_t *s, const char *cred_id, store_cred_t *out)
+int store__sqlite_cred_foreach(store_db_t *db, void (*fn)(void *arg, const store_cred_t *c),
+                               void *arg)
 {
-    if (!cred_id)
-        return -EINVAL;
-    return get_cred(s, "SELECT " CRED_COLS " FROM device_credentials WHERE credentials_id = ?1",
-                    0, cred_id, out);
-}
-
-int store_cred_foreach(store_t *s, void (*fn)(void *arg, const store_cred_t *c), void *arg)
-{
-    store_conn_t *c = store__conn_take(s);
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, "SELECT " CRED_COLS " FROM device_credentials ORDER BY id");
     if (!st)
@@ -184,13 +122,13 @@ int store_cred_foreach(store_t *s, void (*fn)(void *arg, const store_cred_t *c),
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         store_cred_t cr;
-        read_cred(st, &cr);
+        store__row_read(st, &cred_row, &cr);
         fn(arg, &cr);
         store_cred_fini(&cr);
     }
     r = rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
     sqlite3_reset(st);
 out:
-    store__conn_give(s, c);
+    store__conn_give(q, c);
     return r;
 }

@@ -1,13 +1,12 @@
-/* devices.c — synchronous device and credential administration on pool connections.
+/* sqlite_devices.c — the SQLite backend's device administration (create, update, get, list,
+ * delete) on pool connections.
  *
  * Invariant: every multi-statement change runs in one BEGIN IMMEDIATE transaction, so a
  * concurrent writer or admin call sees either all of it or none; uniqueness (device name,
  * credentials id, one credentials row per device) is enforced by the schema and reported as
  * ERR_CONFLICT.
  */
-#include "store/store_int.h"
-
-#include "core/clock.h"
+#include "store/sqlite_int.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -15,35 +14,17 @@
 
 #define DEVICE_COLS "id, uuid, created_time, name, type, label, additional_info, version"
 
-void store_device_fini(store_device_t *d)
-{
-    if (!d)
-        return;
-    free(d->name);
-    free(d->type);
-    free(d->label);
-    free(d->additional_info);
-    d->name = d->type = d->label = d->additional_info = NULL;
-}
+static const store_row_map_t device_row = {
+    sizeof(store_device_t), 8,
+    {STORE_COL(I64, store_device_t, id), STORE_COL(UUID, store_device_t, uuid),
+     STORE_COL(I64, store_device_t, created_ms), STORE_COL(STR, store_device_t, name),
+     STORE_COL(STR, store_device_t, type), STORE_COL(STR, store_device_t, label),
+     STORE_COL(STR, store_device_t, additional_info), STORE_COL(I64, store_device_t, version)}};
 
-static void read_device(sqlite3_stmt *st, store_device_t *d)
+int store__sqlite_device_create(store_db_t *db, store_device_t *d)
 {
-    memset(d, 0, sizeof(*d));
-    d->id = sqlite3_column_int64(st, 0);
-    store__col_uuid(st, 1, d->uuid);
-    d->created_ms = sqlite3_column_int64(st, 2);
-    d->name = store__col_str(st, 3);
-    d->type = store__col_str(st, 4);
-    d->label = store__col_str(st, 5);
-    d->additional_info = store__col_str(st, 6);
-    d->version = sqlite3_column_int64(st, 7);
-}
-
-int store_device_create(store_t *s, store_device_t *d)
-{
-    if (!d->name || !d->name[0])
-        return -EINVAL;
-    store_conn_t *c = store__conn_take(s);
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c, "INSERT INTO device(uuid, created_time, name, type,"
                                       " label, additional_info, version)"
@@ -51,10 +32,7 @@ int store_device_create(store_t *s, store_device_t *d)
     if (!st)
         goto out;
     char uuid[STORE_UUID_LEN + 1];
-    store_uuid_v4(uuid);
-    int64_t now = clock_wall_ms();
-    sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now);
+    int64_t now = store__bind_new_row(st, 1, 2, uuid);
     sqlite3_bind_text(st, 3, d->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, d->type && d->type[0] ? d->type : "default", -1, SQLITE_STATIC);
     store__bind_text(st, 5, d->label);
@@ -72,15 +50,14 @@ int store_device_create(store_t *s, store_device_t *d)
     d->version = 1;
     r = 0;
 out:
-    store__conn_give(s, c);
+    store__conn_give(q, c);
     return r;
 }
 
-int store_device_update(store_t *s, store_device_t *d)
+int store__sqlite_device_update(store_db_t *db, store_device_t *d)
 {
-    if (!d->name || !d->name[0])
-        return -EINVAL;
-    store_conn_t *c = store__conn_take(s);
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(
         c, "UPDATE device SET name = ?2, type = ?3, label = ?4, additional_info = ?5,"
@@ -104,58 +81,32 @@ int store_device_update(store_t *s, store_device_t *d)
     r = rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
     sqlite3_reset(st);
 out:
-    store__conn_give(s, c);
+    store__conn_give(q, c);
     return r;
 }
 
-static int get_one(store_t *s, const char *sql, int64_t id, const char *text,
-                   store_device_t *out)
+int store__sqlite_device_get(store_db_t *db, int64_t id, store_device_t *out)
 {
-    store_conn_t *c = store__conn_take(s);
-    int r = ERR_STORE;
-    sqlite3_stmt *st = store__stmt(c, sql);
-    if (!st)
-        goto out;
-    if (text)
-        sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        read_device(st, out);
-        r = 0;
-    } else {
-        r = rc == SQLITE_DONE ? -ENOENT : store__err(c->db, rc);
-    }
-    sqlite3_reset(st);
-out:
-    store__conn_give(s, c);
-    return r;
+    return store__row_get(store__sq(db), "SELECT " DEVICE_COLS " FROM device WHERE id = ?1",
+                          id, NULL, &device_row, out);
 }
 
-int store_device_get(store_t *s, int64_t id, store_device_t *out)
+int store__sqlite_device_get_by_uuid(store_db_t *db, const char *uuid, store_device_t *out)
 {
-    return get_one(s, "SELECT " DEVICE_COLS " FROM device WHERE id = ?1", id, NULL, out);
+    return store__row_get(store__sq(db), "SELECT " DEVICE_COLS " FROM device WHERE uuid = ?1",
+                          0, uuid, &device_row, out);
 }
 
-int store_device_get_by_uuid(store_t *s, const char *uuid, store_device_t *out)
+int store__sqlite_device_get_by_name(store_db_t *db, const char *name, store_device_t *out)
 {
-    if (!uuid)
-        return -EINVAL;
-    return get_one(s, "SELECT " DEVICE_COLS " FROM device WHERE uuid = ?1", 0, uuid, out);
+    return store__row_get(store__sq(db), "SELECT " DEVICE_COLS " FROM device WHERE name = ?1",
+                          0, name, &device_row, out);
 }
 
-int store_device_get_by_name(store_t *s, const char *name, store_device_t *out)
+int store__sqlite_device_delete(store_db_t *db, int64_t id)
 {
-    if (!name)
-        return -EINVAL;
-    return get_one(s, "SELECT " DEVICE_COLS " FROM device WHERE name = ?1", 0, name, out);
-}
-
-int store_device_delete(store_t *s, int64_t id)
-{
-    store__log_deleting(s); /* before the delete: see merge.c */
-    store_conn_t *c = store__conn_take(s);
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     /* Credentials, attributes, points, latest values and RPC rows go by ON DELETE CASCADE in
      * the same statement, hence the same transaction (the log's rows by its trigger). The
      * in-memory latest values go with the commit, under latest_mu taken inside the write
@@ -163,7 +114,7 @@ int store_device_delete(store_t *s, int64_t id)
     int r = store__exec(c, "BEGIN IMMEDIATE");
     if (r != 0)
         goto out;
-    pthread_mutex_lock(&s->latest_mu);
+    pthread_mutex_lock(&q->s->latest_mu);
     sqlite3_stmt *st = store__stmt(c, "DELETE FROM device WHERE id = ?1");
     if (!st) {
         r = ERR_STORE;
@@ -179,10 +130,10 @@ int store_device_delete(store_t *s, int64_t id)
     if (r != 0 && !sqlite3_get_autocommit(c->db))
         store__exec(c, "ROLLBACK");
     if (r == 0)
-        store__latest_forget_device_locked(s, id);
-    pthread_mutex_unlock(&s->latest_mu);
+        store__latest_forget_device_locked(q->s, id);
+    pthread_mutex_unlock(&q->s->latest_mu);
 out:
-    store__conn_give(s, c);
+    store__conn_give(q, c);
     return r;
 }
 
@@ -219,13 +170,10 @@ static char *like_prefix(const char *text)
     return p;
 }
 
-int store_device_list(store_t *s, const char *text_search, const char *type,
-                      const char *sort_property, bool ascending, int64_t page, int64_t page_size,
-                      store_device_page_t *out)
+int store__sqlite_device_list(store_db_t *db, const char *text_search, const char *type,
+                              const char *sort_property, bool ascending, int64_t page,
+                              int64_t page_size, store_device_page_t *out)
 {
-    memset(out, 0, sizeof(*out));
-    if (page < 0 || page_size <= 0 || page > INT64_MAX / page_size)
-        return -EINVAL;
     const char *sql = NULL;
     for (size_t i = 0; i < sizeof(sorts) / sizeof(sorts[0]); i++) {
         if (!sort_property ? i == 0 : strcmp(sort_property, sorts[i].prop) == 0)
@@ -236,7 +184,8 @@ int store_device_list(store_t *s, const char *text_search, const char *type,
     char *pattern = text_search && text_search[0] ? like_prefix(text_search) : NULL;
     const char *t = type && type[0] ? type : NULL;
 
-    store_conn_t *c = store__conn_take(s);
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
     /* Count and page in one read transaction so the total matches the page. */
     if ((r = store__exec(c, "BEGIN")) != 0)
@@ -271,25 +220,15 @@ int store_device_list(store_t *s, const char *text_search, const char *type,
             cap = cap ? cap * 2 : 16;
             out->items = xrealloc(out->items, cap * sizeof(*out->items));
         }
-        read_device(st, &out->items[out->n++]);
+        store__row_read(st, &device_row, &out->items[out->n++]);
     }
     r = rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
     sqlite3_reset(st);
     store__exec(c, "COMMIT");
 out:
-    store__conn_give(s, c); /* rolls back if still open */
+    store__conn_give(q, c); /* rolls back if still open */
     free(pattern);
     if (r != 0)
         store_device_page_fini(out);
     return r;
-}
-
-void store_device_page_fini(store_device_page_t *p)
-{
-    if (!p)
-        return;
-    for (size_t i = 0; i < p->n; i++)
-        store_device_fini(&p->items[i]);
-    free(p->items);
-    memset(p, 0, sizeof(*p));
 }

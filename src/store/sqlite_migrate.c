@@ -1,4 +1,4 @@
-/* migrate.c — the schema as numbered migrations compiled into the binary.
+/* sqlite_migrate.c — the schema as numbered migrations compiled into the binary.
  *
  * Invariant: migration N is applied exactly once, in one transaction together with the row
  * that records it in schema_version, so a crash leaves the schema at N-1 or N, never between.
@@ -8,7 +8,7 @@
  * attribute_kv / ts_kv / ts_kv_latest keep one typed column per value kind, exactly one of
  * which is set; keys are interned in key_dictionary. Child rows cascade on device delete.
  */
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 #include "core/clock.h"
 

@@ -1,0 +1,183 @@
+/* backend.h — the store's internal backend interface: an ops table plus an opaque context
+ * (STYLE.md §4), as redis plugs its connection types in through ConnectionType. The jobs of
+ * the store (writer.c, log.c, merge.c, the synchronous calls in dispatch.c) are written once
+ * against it; a backend (SQLite: sqlite*.c; PostgreSQL next, issue 13) fills one table and
+ * keeps its library's calls and its SQL in files of its own.
+ *
+ * The writer's half runs on the backend's own writer connection: on the writer thread, inside
+ * transactions the writer opens with transact(), or at open before the writer starts (the log's
+ * count, bounds and rows, log.c). Its granularity is a call per statement the writer runs, and
+ * never a call per point where a statement takes a group: log_append and kv_upsert take up to
+ * STORE_MULTI points, so the indirection costs one call per 32 points on the hot path, and per
+ * point the writer binds and stages exactly what it did before the interface (docs/BENCHMARKS.md,
+ * performance passes 2 and 4).
+ *
+ * Every op returns 0 or a negative error of ours (errno values or core/err.h codes, mapped
+ * in one place inside the backend: ERR_CONFLICT for a unique key taken, -ENOENT for a missing
+ * row or device, -ENOSPC for a full disk, ...), never a library's result code.
+ */
+#ifndef COAPHUB_STORE_BACKEND_H
+#define COAPHUB_STORE_BACKEND_H
+
+#include "store/store.h"
+
+#include "core/xmalloc.h"
+
+typedef struct store_db store_db_t; /* a backend's context; only its own files look inside */
+
+/* Points of a group (or of a merge step), written STORE_MULTI rows per statement. kv is
+ * borrowed from the batch (or the merge's run) until the call returns; seq is filled by
+ * log_append with each row's position in the telemetry log. */
+enum { STORE_MULTI = 32 };
+typedef struct store_points {
+    size_t n;
+    struct {
+        int64_t device_id, key_id, seq;
+        const store_kv_t *kv;
+    } row[STORE_MULTI];
+} store_points_t;
+
+/* Rows read back from the telemetry log; kv.s owned by the row, kv.key unused (NULL). */
+typedef struct store_log_row {
+    int64_t seq, device_id, key_id;
+    store_kv_t kv;
+} store_log_row_t;
+
+typedef struct store_log_rows {
+    store_log_row_t *row;
+    size_t n, cap;
+} store_log_rows_t;
+
+/* Appends an uninitialised row (capacity doubles from STORE_LOG_ROWS_MIN). */
+enum { STORE_LOG_ROWS_MIN = 1024 };
+static inline store_log_row_t *store__log_rows_push(store_log_rows_t *l)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : STORE_LOG_ROWS_MIN;
+        l->row = xrealloc(l->row, l->cap * sizeof(*l->row));
+    }
+    return &l->row[l->n++];
+}
+
+/* What transact() does to the writer's transaction. */
+typedef enum {
+    STORE_TX_BEGIN,      /* a write transaction whose COMMIT is durable before it returns */
+    STORE_TX_BEGIN_LAZY, /* one whose COMMIT need not reach the disk by itself: the merge only
+                          * moves points that are durable already, and the next durable
+                          * commit carries it (a crash before rolls it back whole) */
+    STORE_TX_COMMIT,
+    STORE_TX_ROLLBACK,   /* the open transaction, if there is one; never fails */
+    STORE_TX_SAVEPOINT,  /* inside the open transaction: one batch's mark (writer.c) */
+    STORE_TX_SAVEPOINT_ROLLBACK, /* undo what followed the mark */
+    STORE_TX_SAVEPOINT_RELEASE,
+} store_tx_t;
+
+typedef struct store_backend {
+    const char *name;
+
+    /* ---- life cycle (the opening thread) ---- */
+
+    /* Opens the backend for s (s->cfg is final): migrates the schema, sets *schema_version,
+     * starts the backend's own threads. NULL with err filled on failure, having closed what
+     * it opened. */
+    store_db_t *(*open)(store_t *s, int *schema_version, char err[static ERR_LEN]);
+    /* After the writer has stopped: stops the backend's threads, closes, frees. */
+    void (*close)(store_db_t *db);
+    /* The backend's words for the last failure on the writer's connection (for start-up
+     * errors). */
+    const char *(*errmsg)(store_db_t *db);
+
+    /* ---- the writer's half (writer thread, or the opening thread before it starts) ---- */
+
+    int (*transact)(store_db_t *db, store_tx_t what);
+    /* Whether a transaction is open: a failure may have rolled back the whole transaction,
+     * not only its statement (SQLite does so on a full disk, I/O errors, out of memory). */
+    bool (*tx_open)(store_db_t *db);
+    /* The key dictionary: the id of key, created when create is set; -ENOENT when absent. */
+    int (*key_id)(store_db_t *db, const char *key, bool create, int64_t *out);
+    /* 0 when the device exists, -ENOENT when not. */
+    int (*device_exists)(store_db_t *db, int64_t device_id);
+    /* Sets (kv->ts is its lastUpdateTs; its version goes up) or deletes an attribute. */
+    int (*attr_set)(store_db_t *db, int64_t device_id, store_scope_t scope, int64_t key_id,
+                    const store_kv_t *kv);
+    int (*attr_remove)(store_db_t *db, int64_t device_id, store_scope_t scope,
+                       int64_t key_id);
+
+    /* The telemetry log (log.c, merge.c). Appends pp's rows in order, filling each seq (a
+     * position in the log, increasing). */
+    int (*log_append)(store_db_t *db, store_points_t *pp);
+    int (*log_count)(store_db_t *db, int64_t *out);
+    /* The smallest and largest seq in the log; -ENOENT when it is empty. */
+    int (*log_bounds)(store_db_t *db, int64_t *first, int64_t *last);
+    /* Appends the log's rows with seq in [from, to] to out, in seq order. */
+    int (*log_load)(store_db_t *db, int64_t from, int64_t to, store_log_rows_t *out);
+    /* Deletes the log's rows with seq in [from, to]. */
+    int (*log_remove)(store_db_t *db, int64_t from, int64_t to);
+    /* The merge: pp's rows into ts_kv (an upsert, in order: the last of equal (device, key,
+     * ts) wins), and the latest value of one (device, key) unless the stored one is newer
+     * (an equal ts replaces it, as in ThingsBoard). */
+    int (*kv_upsert)(store_db_t *db, const store_points_t *pp);
+    int (*latest_upsert)(store_db_t *db, int64_t device_id, int64_t key_id,
+                         const store_kv_t *kv);
+
+    /* After each group's completions: cheap upkeep (SQLite restarts its WAL here). */
+    void (*tidy)(store_db_t *db);
+    /* The writer is idle: give caches back. */
+    void (*release)(store_db_t *db);
+
+    /* ---- store.h's synchronous calls (any thread) ----
+     * Each does what its store.h namesake promises; dispatch.c has checked the arguments
+     * (NULL strings, empty names, page bounds, the aggregation's range), set out-parameters that
+     * store.h promises on every return, and announced deletes (store__log_deleting) first. */
+
+    int (*device_create)(store_db_t *db, store_device_t *d);
+    int (*device_update)(store_db_t *db, store_device_t *d);
+    int (*device_get)(store_db_t *db, int64_t id, store_device_t *out);
+    int (*device_get_by_uuid)(store_db_t *db, const char *uuid, store_device_t *out);
+    int (*device_get_by_name)(store_db_t *db, const char *name, store_device_t *out);
+    int (*device_delete)(store_db_t *db, int64_t id);
+    int (*device_list)(store_db_t *db, const char *text_search, const char *type,
+                       const char *sort_property, bool ascending, int64_t page,
+                       int64_t page_size, store_device_page_t *out);
+
+    int (*cred_set)(store_db_t *db, store_cred_t *c);
+    int (*cred_get_by_device)(store_db_t *db, int64_t device_id, store_cred_t *out);
+    int (*cred_get_by_id)(store_db_t *db, const char *cred_id, store_cred_t *out);
+    int (*cred_foreach)(store_db_t *db, void (*fn)(void *arg, const store_cred_t *c),
+                        void *arg);
+
+    int (*attr_get)(store_db_t *db, int64_t device_id, store_scope_t scope,
+                    const char *const *keys, size_t n_keys, store_kv_list_t *out);
+    int (*attr_keys)(store_db_t *db, int64_t device_id, store_scope_t scope,
+                     store_kv_list_t *out);
+    int (*attr_delete)(store_db_t *db, int64_t device_id, store_scope_t scope,
+                       const char *const *keys, size_t n_keys, size_t *n_deleted);
+    int (*ts_keys)(store_db_t *db, int64_t device_id, store_kv_list_t *out);
+    int (*ts_latest)(store_db_t *db, int64_t device_id, const char *const *keys,
+                     size_t n_keys, store_kv_list_t *out);
+    int (*ts_history)(store_db_t *db, int64_t device_id, const char *key, int64_t start_ms,
+                      int64_t end_ms, int64_t interval_ms, store_agg_t agg, int64_t limit,
+                      bool ascending, store_kv_list_t *out);
+    int (*ts_delete)(store_db_t *db, int64_t device_id, const char *const *keys,
+                     size_t n_keys, int64_t start_ms, int64_t end_ms, bool delete_latest);
+
+    int (*rpc_create)(store_db_t *db, store_rpc_t *r);
+    int (*rpc_set_status)(store_db_t *db, const char *uuid, const char *status,
+                          const char *response);
+    int (*rpc_get)(store_db_t *db, const char *uuid, store_rpc_t *out);
+    int (*rpc_max_request_id)(store_db_t *db, int64_t device_id, int64_t *out);
+
+    int (*user_create)(store_db_t *db, store_user_t *u);
+    int (*user_get_by_email)(store_db_t *db, const char *email, store_user_t *out);
+    int (*user_get_by_uuid)(store_db_t *db, const char *uuid, store_user_t *out);
+    int (*user_set_password)(store_db_t *db, int64_t id, const char *password_hash);
+    int (*user_count)(store_db_t *db, int64_t *out);
+
+    int (*setting_get)(store_db_t *db, const char *key, char **out);
+    int (*setting_set)(store_db_t *db, const char *key, const char *value);
+} store_backend_t;
+
+/* The backends built in. */
+extern const store_backend_t store__sqlite_backend; /* sqlite.c */
+
+#endif
