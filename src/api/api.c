@@ -248,10 +248,10 @@ api_shard_t *api_shard_new(loop_t *loop, store_t *store, registry_t *reg, hub_t 
         a->cfg = *cfg;
     else
         api_cfg_default(&a->cfg);
-    a->pcfg = (api_payload_cfg_t){.type_cast = a->cfg.type_cast,
-                                  .max_string_len = a->cfg.max_string_len,
-                                  .max_depth = a->cfg.max_json_depth,
-                                  .max_bytes = a->cfg.engine.max_body};
+    a->pcfg = (values_cfg_t){.type_cast = a->cfg.type_cast,
+                             .max_string_len = a->cfg.max_string_len,
+                             .max_depth = a->cfg.max_json_depth,
+                             .max_bytes = a->cfg.engine.max_body};
     arena_init(&a->arena, 0);
     loop_timer_init(&a->trim_timer, pools_trim, a);
     loop_timer_arm(loop, &a->trim_timer, API_POOL_TRIM_MS);

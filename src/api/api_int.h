@@ -50,7 +50,7 @@ struct api_shard {
     registry_t *reg;
     hub_t *hub;
     api_cfg_t cfg;
-    api_payload_cfg_t pcfg;
+    values_cfg_t pcfg;
     coap_engine_t *engine;
     api_life_t *life;
     api_dev_t **buckets;

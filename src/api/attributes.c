@@ -8,30 +8,30 @@
  */
 #include "api/api_int.h"
 
-#include "api/json.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "values/buf.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Appends "key":value for each kv (typed; JSON values embedded as JSON). */
-static void put_members(api_buf_t *b, const store_kv_list_t *l)
+static void put_members(values_buf_t *b, const store_kv_list_t *l)
 {
     for (size_t i = 0; i < l->n; i++) {
         const store_kv_t *kv = &l->items[i];
         if (i)
-            api_buf_put(b, ",", 1);
-        api_buf_json_str(b, kv->key, strlen(kv->key));
-        api_buf_put(b, ":", 1);
+            values_buf_put(b, ",", 1);
+        values_buf_json_str(b, kv->key, strlen(kv->key));
+        values_buf_put(b, ":", 1);
         switch (kv->type) {
-        case STORE_BOOL: api_buf_puts(b, kv->b ? "true" : "false"); break;
-        case STORE_LONG: api_buf_printf(b, "%" PRId64, kv->l); break;
-        case STORE_DOUBLE: api_buf_json_double(b, kv->d); break;
-        case STORE_STRING: api_buf_json_str(b, kv->s ? kv->s : "", kv->s ? strlen(kv->s) : 0); break;
-        case STORE_JSON: api_buf_puts(b, kv->s && *kv->s ? kv->s : "null"); break;
+        case STORE_BOOL: values_buf_puts(b, kv->b ? "true" : "false"); break;
+        case STORE_LONG: values_buf_printf(b, "%" PRId64, kv->l); break;
+        case STORE_DOUBLE: values_buf_double(b, kv->d); break;
+        case STORE_STRING: values_buf_json_str(b, kv->s ? kv->s : "", kv->s ? strlen(kv->s) : 0); break;
+        case STORE_JSON: values_buf_puts(b, kv->s && *kv->s ? kv->s : "null"); break;
         }
     }
 }
@@ -105,21 +105,21 @@ void api__attributes_get(api_shard_t *a, coap_exchange_t *x, const coap_request_
     } else if (cl.n == 0 && sl.n == 0) {
         coap_exchange_respond(x, COAP_NOT_FOUND, COAP_CF_NONE, NULL, 0);
     } else {
-        api_buf_t b = {0};
-        api_buf_put(&b, "{", 1);
+        values_buf_t b = {0};
+        values_buf_put(&b, "{", 1);
         if (cl.n) {
-            api_buf_puts(&b, "\"client\":{");
+            values_buf_puts(&b, "\"client\":{");
             put_members(&b, &cl);
-            api_buf_put(&b, "}", 1);
+            values_buf_put(&b, "}", 1);
         }
         if (sl.n) {
-            api_buf_puts(&b, cl.n ? ",\"shared\":{" : "\"shared\":{");
+            values_buf_puts(&b, cl.n ? ",\"shared\":{" : "\"shared\":{");
             put_members(&b, &sl);
-            api_buf_put(&b, "}", 1);
+            values_buf_put(&b, "}", 1);
         }
-        api_buf_put(&b, "}", 1);
+        values_buf_put(&b, "}", 1);
         coap_exchange_respond(x, COAP_CONTENT, api__resp_cf(req), (const uint8_t *)b.p, b.len);
-        api_buf_fini(&b);
+        values_buf_fini(&b);
     }
     store_kv_list_fini(&cl);
     store_kv_list_fini(&sl);
@@ -135,10 +135,10 @@ void api__attributes_subscribe(api_shard_t *a, coap_exchange_t *x, const coap_re
         coap_exchange_respond(x, COAP_INTERNAL_SERVER_ERROR, COAP_CF_NONE, NULL, 0);
         return;
     }
-    api_buf_t b = {0};
-    api_buf_put(&b, "{", 1);
+    values_buf_t b = {0};
+    values_buf_put(&b, "{", 1);
     put_members(&b, &l);
-    api_buf_put(&b, "}", 1);
+    values_buf_put(&b, "}", 1);
     store_kv_list_fini(&l);
 
     /* Replace an older subscription (another token or peer). Cancelling ends it at once and
@@ -159,7 +159,7 @@ void api__attributes_subscribe(api_shard_t *a, coap_exchange_t *x, const coap_re
               (long long)device_id);
     }
     coap_exchange_respond(x, COAP_CONTENT, api__resp_cf(req), (const uint8_t *)b.p, b.len);
-    api_buf_fini(&b);
+    values_buf_fini(&b);
     api__dev_maybe_free(d);
 }
 

@@ -1,10 +1,12 @@
-/* payload_json.c — libFuzzer target: every device-payload parser of src/api on arbitrary
- * bytes (telemetry, attributes, client RPC, RPC reply, claim), with and without type cast and
- * with tight caps. Any accepted value is re-serialised and parsed back, which must succeed.
+/* payload_json.c — libFuzzer target: every device-payload parser (values/body.h, api/payload.h)
+ * on arbitrary bytes (telemetry, attributes, client RPC, RPC reply, claim), with and without
+ * type cast and with tight caps. Any accepted value is re-serialised and parsed back, which
+ * must succeed.
  * Everything is parsed into one small-chunk arena (so inputs cross chunk boundaries), reset
  * after each parser as a shard does after each request. */
-#include "api/json.h"
 #include "api/payload.h"
+#include "values/body.h"
+#include "values/json.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,7 +14,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check_kvs(arena_t *a, const api_kvs_t *l)
+static void check_kvs(arena_t *a, const values_kvs_t *l)
 {
     for (size_t i = 0; i < l->n; i++) {
         const store_kv_t *kv = &l->items[i];
@@ -22,7 +24,7 @@ static void check_kvs(arena_t *a, const api_kvs_t *l)
             abort();
         if (kv->type == STORE_JSON) {
             char err[64];
-            api_json_t *v = api_json_parse(a, (const uint8_t *)kv->s, strlen(kv->s), 0, err,
+            values_json_t *v = values_json_parse(a, (const uint8_t *)kv->s, strlen(kv->s), 0, err,
                                            sizeof err);
             if (!v)
                 abort(); /* our own compact output must read back */
@@ -36,17 +38,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     arena_t a;
     arena_init(&a, 256);
     for (int variant = 0; variant < 2; variant++) {
-        api_payload_cfg_t cfg = {.type_cast = variant == 0,
+        values_cfg_t cfg = {.type_cast = variant == 0,
                                  .max_string_len = variant ? 8 : 0,
                                  .max_depth = variant ? 3 : 32};
-        api_kvs_t l = {0};
-        if (api_payload_telemetry(&a, &cfg, data, size, &l, err, sizeof err) == 0)
+        values_kvs_t l = {0};
+        if (values_telemetry(&a, &cfg, data, size, &l, err, sizeof err) == 0)
             check_kvs(&a, &l);
         else if (l.n)
             abort();
         arena_reset(&a);
         memset(&l, 0, sizeof l);
-        if (api_payload_attributes(&a, &cfg, data, size, &l, err, sizeof err) == 0)
+        if (values_attributes(&a, &cfg, data, size, &l, err, sizeof err) == 0)
             check_kvs(&a, &l);
         arena_reset(&a);
         const char *m, *p;
@@ -57,10 +59,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         arena_reset(&a);
         const char *c;
         if (api_payload_rpc_reply(&a, &cfg, data, size, &c, err, sizeof err) == 0) {
-            api_json_t *v = api_json_parse(&a, (const uint8_t *)c, strlen(c), 0, err, sizeof err);
-            if (!v || v->kind != API_JSON_OBJECT)
+            values_json_t *v = values_json_parse(&a, (const uint8_t *)c, strlen(c), 0, err, sizeof err);
+            if (!v || v->kind != VALUES_JSON_OBJECT)
                 abort();
-            char *again = api_json_compact(v);
+            char *again = values_json_compact(v);
             if (strcmp(again, c) != 0)
                 abort(); /* compact form is a fixed point */
             free(again);

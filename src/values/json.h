@@ -1,4 +1,4 @@
-/* json.h — the api module's own lenient JSON reader and compact writer (module-internal).
+/* json.h — the values unit's JSON reader (a tree in an arena) and compact writer.
  *
  * Devices post JSON that ThingsBoard reads with Gson in lenient mode, so we accept what Gson
  * lenient accepts and is harmless: standard JSON (RFC 8259) plus unquoted keys and values
@@ -15,33 +15,34 @@
  * UTF-8. Numbers keep their literal text so 42.0 and 1e3 can be typed as ThingsBoard does and
  * echoed unchanged inside JSON values.
  */
-#ifndef COAPHUB_API_JSON_H
-#define COAPHUB_API_JSON_H
+#ifndef COAPHUB_VALUES_JSON_H
+#define COAPHUB_VALUES_JSON_H
 
 #include "core/arena.h"
+#include "values/buf.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef enum {
-    API_JSON_NULL,
-    API_JSON_BOOL,
-    API_JSON_NUMBER, /* text = the literal as written, e.g. "42.0", "-1e3" */
-    API_JSON_STRING, /* text = decoded UTF-8, len bytes (may contain NUL from \u0000) */
-    API_JSON_OBJECT,
-    API_JSON_ARRAY,
-} api_json_kind_t;
+    VALUES_JSON_NULL,
+    VALUES_JSON_BOOL,
+    VALUES_JSON_NUMBER, /* text = the literal as written, e.g. "42.0", "-1e3" */
+    VALUES_JSON_STRING, /* text = decoded UTF-8, len bytes (may contain NUL from \u0000) */
+    VALUES_JSON_OBJECT,
+    VALUES_JSON_ARRAY,
+} values_json_kind_t;
 
-typedef struct api_json api_json_t;
-struct api_json {
-    api_json_kind_t kind;
+typedef struct values_json values_json_t;
+struct values_json {
+    values_json_kind_t kind;
     bool b;
-    char *text;      /* NUMBER and STRING; NUL-terminated copy */
+    char *text;            /* NUMBER and STRING; NUL-terminated copy */
     size_t len;
-    char **keys;     /* OBJECT: member names (NUL-terminated, UTF-8) */
+    char **keys;           /* OBJECT: member names (NUL-terminated, UTF-8) */
     size_t *key_lens;
-    api_json_t **items; /* OBJECT values / ARRAY elements, n of them */
+    values_json_t **items; /* OBJECT values / ARRAY elements, n of them */
     size_t n, cap;
 };
 
@@ -49,32 +50,16 @@ struct api_json {
  * (1 = a flat object). Returns the tree, valid until the arena is reset, or NULL with a
  * message in err (a partial tree may remain in the arena until then). An empty or
  * all-whitespace document is an error. */
-api_json_t *api_json_parse(arena_t *arena, const uint8_t *p, size_t len, size_t max_depth,
-                           char *err, size_t err_cap);
+values_json_t *values_json_parse(arena_t *arena, const uint8_t *p, size_t len,
+                                 size_t max_depth, char *err, size_t err_cap);
 /* Member value of an object by exact name, or NULL (the last one if a name repeats). */
-const api_json_t *api_json_get(const api_json_t *obj, const char *key);
-
-/* A growing NUL-terminated string. */
-typedef struct api_buf {
-    char *p;
-    size_t len, cap;
-} api_buf_t;
-
-void api_buf_put(api_buf_t *b, const char *s, size_t n);
-void api_buf_puts(api_buf_t *b, const char *s);
-void api_buf_printf(api_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends s[0..n) as a quoted JSON string. */
-void api_buf_json_str(api_buf_t *b, const char *s, size_t n);
-/* Appends a double so it reads back exactly; integral values get ".0" (42.0 stays 42.0, as
- * Java prints it). Non-finite values are written as null. */
-void api_buf_json_double(api_buf_t *b, double d);
-/* Takes the string out (caller frees; never NULL) and leaves b empty. */
-char *api_buf_take(api_buf_t *b);
-void api_buf_fini(api_buf_t *b);
+const values_json_t *values_json_get(const values_json_t *obj, const char *key);
 
 /* Appends v as compact JSON (numbers as written, unquoted strings quoted). */
-void api_json_write(api_buf_t *b, const api_json_t *v);
+void values_json_write(values_buf_t *b, const values_json_t *v);
 /* v as a new compact JSON string (caller frees). */
-char *api_json_compact(const api_json_t *v);
+char *values_json_compact(const values_json_t *v);
+/* v as compact JSON text in arena (valid until the arena is reset). */
+char *values_json_compact_arena(arena_t *arena, const values_json_t *v);
 
 #endif

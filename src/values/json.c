@@ -14,9 +14,9 @@
  * Every read checks the remaining length before advancing (no pointer ever passes `end`).
  * The tree (nodes, member arrays, strings) lives in the caller's arena: no malloc per value,
  * nothing to free on an error path (issue #5: no allocation on the steady datagram path).
- * Recursion depth is bounded by max_depth, clamped to API_JSON_DEPTH_LIMIT.
+ * Recursion depth is bounded by max_depth, clamped to VALUES_JSON_DEPTH_LIMIT.
  */
-#include "api/json.h"
+#include "values/json.h"
 
 #include "core/xmalloc.h"
 
@@ -27,7 +27,7 @@
 #include <string.h>
 
 /* Hard bound on nesting whatever the configuration says: recursion uses the C stack. */
-#define API_JSON_DEPTH_LIMIT 256
+#define VALUES_JSON_DEPTH_LIMIT 256
 
 typedef struct cur {
     arena_t *arena;
@@ -52,140 +52,39 @@ static void fail(cur_t *c, const char *fmt, ...)
     }
 }
 
-/* ---- buffer ---- */
-
-static void buf_reserve(api_buf_t *b, size_t extra)
-{
-    if (b->len + extra + 1 <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + extra + 1)
-        cap *= 2;
-    b->p = xrealloc(b->p, cap);
-    b->cap = cap;
-}
-
-void api_buf_put(api_buf_t *b, const char *s, size_t n)
-{
-    buf_reserve(b, n);
-    if (n)
-        memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-void api_buf_puts(api_buf_t *b, const char *s) { api_buf_put(b, s, strlen(s)); }
-
-void api_buf_printf(api_buf_t *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n <= 0)
-        return;
-    buf_reserve(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-void api_buf_json_str(api_buf_t *b, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    api_buf_put(b, "\"", 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        char esc[7];
-        switch (ch) {
-        case '"': api_buf_put(b, "\\\"", 2); break;
-        case '\\': api_buf_put(b, "\\\\", 2); break;
-        case '\n': api_buf_put(b, "\\n", 2); break;
-        case '\r': api_buf_put(b, "\\r", 2); break;
-        case '\t': api_buf_put(b, "\\t", 2); break;
-        case '\b': api_buf_put(b, "\\b", 2); break;
-        case '\f': api_buf_put(b, "\\f", 2); break;
-        default:
-            if (ch < 0x20) {
-                memcpy(esc, "\\u00", 4);
-                esc[4] = hex[ch >> 4];
-                esc[5] = hex[ch & 15];
-                api_buf_put(b, esc, 6);
-            } else {
-                api_buf_put(b, (const char *)&s[i], 1);
-            }
-        }
-    }
-    api_buf_put(b, "\"", 1);
-}
-
-void api_buf_json_double(api_buf_t *b, double d)
-{
-    if (!isfinite(d)) {
-        api_buf_puts(b, "null");
-        return;
-    }
-    /* Shortest of %.15g..%.17g that reads back to the same double (Java prints shortest). */
-    char tmp[40];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        if (strtod(tmp, NULL) == d)
-            break;
-    }
-    api_buf_puts(b, tmp);
-    if (!strpbrk(tmp, ".eEn")) /* integral: keep it a double on the wire, like Java's 42.0 */
-        api_buf_puts(b, ".0");
-}
-
-char *api_buf_take(api_buf_t *b)
-{
-    char *s = b->p ? b->p : xstrdup("");
-    b->p = NULL;
-    b->len = b->cap = 0;
-    return s;
-}
-
-void api_buf_fini(api_buf_t *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
-
 /* ---- tree ---- */
 
-static api_json_t *node(cur_t *c, api_json_kind_t kind)
+static values_json_t *node(cur_t *c, values_json_kind_t kind)
 {
-    api_json_t *v = arena_calloc(c->arena, 1, sizeof *v);
+    values_json_t *v = arena_calloc(c->arena, 1, sizeof *v);
     v->kind = kind;
     return v;
 }
 
 /* Appends an item; the arrays grow by doubling inside the arena (a grown array is a new
  * block and the old one is abandoned until the reset: at most as much again). */
-static void push(cur_t *c, api_json_t *v, char *key, size_t key_len, api_json_t *item)
+static void push(cur_t *c, values_json_t *v, char *key, size_t key_len, values_json_t *item)
 {
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 4;
         v->items = arena_grow(c->arena, v->items, v->n * sizeof *v->items, cap * sizeof *v->items);
-        if (v->kind == API_JSON_OBJECT) {
+        if (v->kind == VALUES_JSON_OBJECT) {
             v->keys = arena_grow(c->arena, v->keys, v->n * sizeof *v->keys, cap * sizeof *v->keys);
             v->key_lens = arena_grow(c->arena, v->key_lens, v->n * sizeof *v->key_lens,
                                      cap * sizeof *v->key_lens);
         }
         v->cap = cap;
     }
-    if (v->kind == API_JSON_OBJECT) {
+    if (v->kind == VALUES_JSON_OBJECT) {
         v->keys[v->n] = key;
         v->key_lens[v->n] = key_len;
     }
     v->items[v->n++] = item;
 }
 
-const api_json_t *api_json_get(const api_json_t *obj, const char *key)
+const values_json_t *values_json_get(const values_json_t *obj, const char *key)
 {
-    if (!obj || obj->kind != API_JSON_OBJECT)
+    if (!obj || obj->kind != VALUES_JSON_OBJECT)
         return NULL;
     size_t klen = strlen(key);
     for (size_t i = obj->n; i-- > 0;)
@@ -433,7 +332,7 @@ static bool is_number(const char *s, size_t n)
     return i == n;
 }
 
-static api_json_t *read_literal(cur_t *c)
+static values_json_t *read_literal(cur_t *c)
 {
     const uint8_t *s = c->p;
     while (c->p < c->end && is_literal_byte(*c->p))
@@ -447,14 +346,14 @@ static api_json_t *read_literal(cur_t *c)
         return NULL;
     }
     if (n == 4 && strncasecmp((const char *)s, "true", 4) == 0) {
-        api_json_t *v = node(c, API_JSON_BOOL);
+        values_json_t *v = node(c, VALUES_JSON_BOOL);
         v->b = true;
         return v;
     }
     if (n == 5 && strncasecmp((const char *)s, "false", 5) == 0)
-        return node(c, API_JSON_BOOL);
+        return node(c, VALUES_JSON_BOOL);
     if (n == 4 && strncasecmp((const char *)s, "null", 4) == 0)
-        return node(c, API_JSON_NULL);
+        return node(c, VALUES_JSON_NULL);
     for (size_t i = 0; i < n;) {
         size_t k = utf8_len(s + i, n - i);
         if (!k) {
@@ -463,13 +362,13 @@ static api_json_t *read_literal(cur_t *c)
         }
         i += k;
     }
-    api_json_t *v = node(c, is_number((const char *)s, n) ? API_JSON_NUMBER : API_JSON_STRING);
+    values_json_t *v = node(c, is_number((const char *)s, n) ? VALUES_JSON_NUMBER : VALUES_JSON_STRING);
     v->text = arena_strndup(c->arena, (const char *)s, n);
     v->len = n;
     return v;
 }
 
-static api_json_t *read_value(cur_t *c);
+static values_json_t *read_value(cur_t *c);
 
 /* Member name: a quoted string or an unquoted literal taken as text (Gson nextName). */
 static bool read_name(cur_t *c, char **name, size_t *len)
@@ -496,7 +395,7 @@ static bool read_name(cur_t *c, char **name, size_t *len)
     return true;
 }
 
-static api_json_t *read_container(cur_t *c)
+static values_json_t *read_container(cur_t *c)
 {
     uint8_t open = *c->p++;
     bool is_obj = open == '{';
@@ -505,7 +404,7 @@ static api_json_t *read_container(cur_t *c)
         fail(c, "nesting deeper than %zu", c->max_depth);
         return NULL;
     }
-    api_json_t *v = node(c, is_obj ? API_JSON_OBJECT : API_JSON_ARRAY);
+    values_json_t *v = node(c, is_obj ? VALUES_JSON_OBJECT : VALUES_JSON_ARRAY);
     skip_ws(c);
     if (c->p < c->end && *c->p == close) {
         c->p++;
@@ -531,7 +430,7 @@ static api_json_t *read_container(cur_t *c)
                 goto bad;
             }
         }
-        api_json_t *item = read_value(c);
+        values_json_t *item = read_value(c);
         if (!item)
             goto bad;
         push(c, v, key, key_len, item);
@@ -556,7 +455,7 @@ bad:
     return NULL; /* the partial tree stays in the arena until the caller resets it */
 }
 
-static api_json_t *read_value(cur_t *c)
+static values_json_t *read_value(cur_t *c)
 {
     skip_ws(c);
     if (c->failed)
@@ -573,7 +472,7 @@ static api_json_t *read_value(cur_t *c)
         size_t len;
         if (!read_string(c, &text, &len))
             return NULL;
-        api_json_t *v = node(c, API_JSON_STRING);
+        values_json_t *v = node(c, VALUES_JSON_STRING);
         v->text = text;
         v->len = len;
         return v;
@@ -581,11 +480,11 @@ static api_json_t *read_value(cur_t *c)
     return read_literal(c);
 }
 
-api_json_t *api_json_parse(arena_t *arena, const uint8_t *p, size_t len, size_t max_depth,
-                           char *err, size_t err_cap)
+values_json_t *values_json_parse(arena_t *arena, const uint8_t *p, size_t len,
+                                 size_t max_depth, char *err, size_t err_cap)
 {
-    if (max_depth == 0 || max_depth > API_JSON_DEPTH_LIMIT)
-        max_depth = API_JSON_DEPTH_LIMIT;
+    if (max_depth == 0 || max_depth > VALUES_JSON_DEPTH_LIMIT)
+        max_depth = VALUES_JSON_DEPTH_LIMIT;
     cur_t c = {.arena = arena,
                .p = p,
                .end = p + len,
@@ -601,7 +500,7 @@ api_json_t *api_json_parse(arena_t *arena, const uint8_t *p, size_t len, size_t 
         fail(&c, "empty payload");
         return NULL;
     }
-    api_json_t *v = read_value(&c);
+    values_json_t *v = read_value(&c);
     if (!v)
         return NULL;
     skip_ws(&c);
@@ -614,35 +513,44 @@ api_json_t *api_json_parse(arena_t *arena, const uint8_t *p, size_t len, size_t 
 
 /* ---- writer ---- */
 
-void api_json_write(api_buf_t *b, const api_json_t *v)
+void values_json_write(values_buf_t *b, const values_json_t *v)
 {
     switch (v->kind) {
-    case API_JSON_NULL: api_buf_puts(b, "null"); break;
-    case API_JSON_BOOL: api_buf_puts(b, v->b ? "true" : "false"); break;
-    case API_JSON_NUMBER: api_buf_put(b, v->text, v->len); break;
-    case API_JSON_STRING: api_buf_json_str(b, v->text, v->len); break;
-    case API_JSON_OBJECT:
-    case API_JSON_ARRAY: {
-        bool obj = v->kind == API_JSON_OBJECT;
-        api_buf_put(b, obj ? "{" : "[", 1);
+    case VALUES_JSON_NULL: values_buf_puts(b, "null"); break;
+    case VALUES_JSON_BOOL: values_buf_puts(b, v->b ? "true" : "false"); break;
+    case VALUES_JSON_NUMBER: values_buf_put(b, v->text, v->len); break;
+    case VALUES_JSON_STRING: values_buf_json_str(b, v->text, v->len); break;
+    case VALUES_JSON_OBJECT:
+    case VALUES_JSON_ARRAY: {
+        bool obj = v->kind == VALUES_JSON_OBJECT;
+        values_buf_put(b, obj ? "{" : "[", 1);
         for (size_t i = 0; i < v->n; i++) {
             if (i)
-                api_buf_put(b, ",", 1);
+                values_buf_put(b, ",", 1);
             if (obj) {
-                api_buf_json_str(b, v->keys[i], v->key_lens[i]);
-                api_buf_put(b, ":", 1);
+                values_buf_json_str(b, v->keys[i], v->key_lens[i]);
+                values_buf_put(b, ":", 1);
             }
-            api_json_write(b, v->items[i]);
+            values_json_write(b, v->items[i]);
         }
-        api_buf_put(b, obj ? "}" : "]", 1);
+        values_buf_put(b, obj ? "}" : "]", 1);
         break;
     }
     }
 }
 
-char *api_json_compact(const api_json_t *v)
+char *values_json_compact(const values_json_t *v)
 {
-    api_buf_t b = {0};
-    api_json_write(&b, v);
-    return api_buf_take(&b);
+    values_buf_t b = {0};
+    values_json_write(&b, v);
+    return values_buf_take(&b);
+}
+
+char *values_json_compact_arena(arena_t *arena, const values_json_t *v)
+{
+    values_buf_t b = {0};
+    values_json_write(&b, v);
+    char *s = arena_strndup(arena, b.p, b.len);
+    values_buf_fini(&b);
+    return s;
 }
