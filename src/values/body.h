@@ -1,9 +1,18 @@
 /* body.h — telemetry and attribute bodies (JSON) to typed key/values, per
  * spec/thingsboard-coap.md §3.1, §3.2 and §5: the one place ThingsBoard's value rules live.
  *
+ * Two readers, one set of rules, chosen by values_cfg_t.strict. Device payloads (CoAP) are
+ * read as ThingsBoard's transport reads them: Gson lenient, JsonConverter's typing, type cast
+ * and string caps from the configuration. REST bodies (strict) are read as ThingsBoard's
+ * REST controller reads them: RFC 8259 as jansson enforced it, numbers typed by their token
+ * (1e3 is a DOUBLE), blank keys and null attributes refused, {"ts","values"} only with
+ * exactly those two members. body.c lists every difference; there are no others.
+ *
  * Every function parses with the reader of values/json.h, applies the caps of values_cfg_t
- * and returns 0 or -EBADMSG with a reason in err. Nothing here touches a device or a store:
- * it is pure, so the fuzzers drive it directly.
+ * and returns 0, -EBADMSG with a reason in err (not JSON we read, or not the expected
+ * shape, or a value ThingsBoard would refuse), or, strict only, -EINVAL with ThingsBoard's
+ * REST message in err ("Key cannot be blank", "Attribute value for key 'k' must not be
+ * null"). Nothing here touches a device or a store: it is pure, so the fuzzers drive it.
  *
  * Memory: every result (the item array, keys, strings) lives in the caller's arena, or is a
  * string literal, and stays valid until the arena is reset; the caller frees nothing. A small
@@ -25,6 +34,7 @@
 #define VALUES_TS_NONE INT64_MIN
 
 typedef struct values_cfg {
+    bool strict;           /* REST body rules (above); false = device payload rules */
     bool type_cast;        /* "43" -> LONG 43 (JSON_TYPE_CAST_ENABLED) */
     size_t max_string_len; /* 0 = unlimited; a longer STRING value is an error */
     size_t max_depth;      /* nesting cap (0 = the reader's hard limit) */
@@ -38,16 +48,17 @@ typedef struct values_kvs {
     size_t n, cap;
 } values_kvs_t;
 
-/* Telemetry (§3.1): an object, {"ts":..,"values":{..}}, or an array of those. Items carry
- * the client ts or VALUES_TS_NONE. A key repeated within one object keeps its last value. */
+/* Telemetry (§3.1; REST §8.5): an object, {"ts":..,"values":{..}}, or an array of those.
+ * Items carry the client ts or VALUES_TS_NONE. A key repeated within one object keeps its
+ * last value (lenient; strict refuses the body). */
 int values_telemetry(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
                      values_kvs_t *out, char *err, size_t err_cap);
-/* Client attributes (§3.2): a flat JSON object only. Items have ts VALUES_TS_NONE. */
+/* Attributes (§3.2; REST §8.5): a JSON object only. Items have ts VALUES_TS_NONE. */
 int values_attributes(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
                       values_kvs_t *out, char *err, size_t err_cap);
 
-/* Parses a whole body under cfg's byte and depth caps (the other bodies of the device API:
- * RPC, claim). The tree lives in arena; NULL with a reason in err. */
+/* Parses a whole body in cfg's syntax under its byte and depth caps (also for the device
+ * API's other bodies: RPC, claim). The tree lives in arena; NULL with a reason in err. */
 values_json_t *values_parse(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p,
                             size_t len, char *err, size_t err_cap);
 /* JsonPrimitive.getAsLong as ThingsBoard reads "ts" and "durationMs": an integral number, a

@@ -1,6 +1,6 @@
-/* json.c — lenient JSON reader (Gson-lenient compatible subset) and compact writer.
+/* json.c — the JSON reader (lenient or strict, one tokenizer) and the compact writer.
  *
- * Grammar accepted (RFC 8259 plus the lenient extensions listed in json.h):
+ * Grammar accepted in VALUES_LENIENT (RFC 8259 plus the extensions listed in json.h):
  *
  *   value   = object / array / string / literal
  *   object  = '{' [ member *( (',' / ';') member ) ] '}'
@@ -10,6 +10,13 @@
  *   string  = '"' chars '"' / "'" chars "'"       ; escapes \" \' \\ \/ \b \f \n \r \t \uXXXX
  *   literal = 1*( any byte except  / \ ; # = { } [ ] : , SP HT CR LF FF  and quotes )
  *             -> true/false/null (any case), an RFC 8259 number, or else an unquoted string
+ *   white space also takes FF and comments: // and # to the end of the line, slash-star
+ *
+ * VALUES_STRICT narrows the same tokenizer to RFC 8259 as jansson (the REST side's former
+ * reader) enforced it: only '"' strings without \' and without raw control characters, only
+ * ':' and ',', keywords in lower case, white space SP HT CR LF, no comments; and beyond the
+ * grammar, as jansson: no \u0000, no lone surrogate escape, no repeated member name, an
+ * integer must fit int64 and any other number must be a finite double.
  *
  * Every read checks the remaining length before advancing (no pointer ever passes `end`).
  * The tree (nodes, member arrays, strings) lives in the caller's arena: no malloc per value,
@@ -18,7 +25,7 @@
  */
 #include "values/json.h"
 
-#include "core/xmalloc.h"
+#include "values/values_int.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -33,6 +40,7 @@ typedef struct cur {
     arena_t *arena;
     const uint8_t *p, *end;
     size_t depth, max_depth;
+    bool strict;
     char *err;
     size_t err_cap;
     bool failed;
@@ -99,7 +107,11 @@ static void skip_ws(cur_t *c)
 {
     while (c->p < c->end) {
         uint8_t ch = *c->p;
-        if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f') {
+        if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
+            c->p++;
+        } else if (c->strict) {
+            return;
+        } else if (ch == '\f') {
             c->p++;
         } else if (ch == '#' || (ch == '/' && c->end - c->p >= 2 && c->p[1] == '/')) {
             while (c->p < c->end && *c->p != '\n' && *c->p != '\r')
@@ -130,36 +142,6 @@ static bool is_literal_byte(uint8_t ch)
     default:
         return true;
     }
-}
-
-/* Length of a valid UTF-8 sequence at p (max n bytes), or 0 if invalid (RFC 3629: no
- * overlongs, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_len(const uint8_t *p, size_t n)
-{
-    uint8_t c0 = p[0];
-    if (c0 < 0x80)
-        return 1;
-    size_t len;
-    uint32_t min, cp;
-    if ((c0 & 0xE0) == 0xC0) {
-        len = 2, min = 0x80, cp = c0 & 0x1F;
-    } else if ((c0 & 0xF0) == 0xE0) {
-        len = 3, min = 0x800, cp = c0 & 0x0F;
-    } else if ((c0 & 0xF8) == 0xF0) {
-        len = 4, min = 0x10000, cp = c0 & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
 }
 
 /* Decoded string text in the arena. cap is an upper bound computed before decoding (the
@@ -239,7 +221,11 @@ static bool read_string(cur_t *c, char **text, size_t *len)
             return true;
         }
         if (ch != '\\') {
-            size_t n = utf8_len(c->p, (size_t)(c->end - c->p));
+            if (ch < 0x20 && c->strict) {
+                fail(c, "control character in string");
+                return false;
+            }
+            size_t n = values__utf8_len(c->p, (size_t)(c->end - c->p));
             if (!n) {
                 fail(c, "invalid UTF-8 in string");
                 return false;
@@ -255,7 +241,14 @@ static bool read_string(cur_t *c, char **text, size_t *len)
         c->p += 2;
         char one;
         switch (e) {
-        case '"': case '\'': case '\\': case '/': one = (char)e; break;
+        case '\'':
+            if (c->strict) {
+                fail(c, "invalid escape sequence");
+                return false;
+            }
+            one = (char)e;
+            break;
+        case '"': case '\\': case '/': one = (char)e; break;
         case 'b': one = '\b'; break;
         case 'f': one = '\f'; break;
         case 'n': one = '\n'; break;
@@ -268,6 +261,7 @@ static bool read_string(cur_t *c, char **text, size_t *len)
                 return false;
             }
             c->p += 4;
+            bool lone = false;
             if (cp >= 0xD800 && cp <= 0xDBFF) {
                 uint32_t lo;
                 if (c->end - c->p >= 6 && c->p[0] == '\\' && c->p[1] == 'u' &&
@@ -275,12 +269,19 @@ static bool read_string(cur_t *c, char **text, size_t *len)
                     c->p += 6;
                     cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                 } else {
-                    cp = 0xFFFD;
+                    lone = true;
                 }
             } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                cp = 0xFFFD;
+                lone = true;
             }
-            if (!put_utf8(c, &out, cp))
+            /* Strict, as jansson: a lone surrogate is an error, and so is U+0000 (jansson
+             * refuses it unless told otherwise). Lenient, as Gson: U+FFFD and a NUL that the
+             * typing refuses in keys and string values (the store keeps C strings). */
+            if (c->strict && (lone || cp == 0)) {
+                fail(c, lone ? "lone surrogate in \\u escape" : "\\u0000 in string");
+                return false;
+            }
+            if (!put_utf8(c, &out, lone ? 0xFFFD : cp))
                 return false;
             continue;
         }
@@ -295,41 +296,15 @@ static bool read_string(cur_t *c, char **text, size_t *len)
     return false;
 }
 
-/* RFC 8259 number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? — exactly the whole of s. */
-static bool is_number(const char *s, size_t n)
+/* Strict: jansson reads an integer into a json_int_t and anything else into a double, and
+ * fails the document when that overflows; the REST side keeps that rule. */
+static bool number_in_range(const char *text)
 {
-    size_t i = 0;
-    if (i < n && s[i] == '-')
-        i++;
-    if (i >= n)
-        return false;
-    if (s[i] == '0') {
-        i++;
-    } else if (s[i] >= '1' && s[i] <= '9') {
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-    } else {
-        return false;
+    if (!strpbrk(text, ".eE")) {
+        int64_t l;
+        return values__parse_long(text, &l);
     }
-    if (i < n && s[i] == '.') {
-        i++;
-        size_t d = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == d)
-            return false;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-'))
-            i++;
-        size_t d = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == d)
-            return false;
-    }
-    return i == n;
+    return isfinite(strtod(text, NULL));
 }
 
 static values_json_t *read_literal(cur_t *c)
@@ -345,26 +320,33 @@ static values_json_t *read_literal(cur_t *c)
             fail(c, "unexpected end of input");
         return NULL;
     }
-    if (n == 4 && strncasecmp((const char *)s, "true", 4) == 0) {
+    /* Gson matches keywords in any case; RFC 8259 (and jansson) only in lower case. */
+    int (*cmp)(const char *, const char *, size_t) = c->strict ? strncmp : strncasecmp;
+    if (n == 4 && cmp((const char *)s, "true", 4) == 0) {
         values_json_t *v = node(c, VALUES_JSON_BOOL);
         v->b = true;
         return v;
     }
-    if (n == 5 && strncasecmp((const char *)s, "false", 5) == 0)
+    if (n == 5 && cmp((const char *)s, "false", 5) == 0)
         return node(c, VALUES_JSON_BOOL);
-    if (n == 4 && strncasecmp((const char *)s, "null", 4) == 0)
+    if (n == 4 && cmp((const char *)s, "null", 4) == 0)
         return node(c, VALUES_JSON_NULL);
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_len(s + i, n - i);
-        if (!k) {
-            fail(c, "invalid UTF-8 in literal");
-            return NULL;
-        }
-        i += k;
+    if (!values__utf8_valid((const char *)s, n)) {
+        fail(c, "invalid UTF-8 in literal");
+        return NULL;
     }
-    values_json_t *v = node(c, is_number((const char *)s, n) ? VALUES_JSON_NUMBER : VALUES_JSON_STRING);
+    bool number = values__is_number((const char *)s, n);
+    if (c->strict && !number) {
+        fail(c, "invalid literal");
+        return NULL;
+    }
+    values_json_t *v = node(c, number ? VALUES_JSON_NUMBER : VALUES_JSON_STRING);
     v->text = arena_strndup(c->arena, (const char *)s, n);
     v->len = n;
+    if (c->strict && number && !number_in_range(v->text)) {
+        fail(c, "number out of range");
+        return NULL;
+    }
     return v;
 }
 
@@ -373,8 +355,12 @@ static values_json_t *read_value(cur_t *c);
 /* Member name: a quoted string or an unquoted literal taken as text (Gson nextName). */
 static bool read_name(cur_t *c, char **name, size_t *len)
 {
-    if (c->p < c->end && (*c->p == '"' || *c->p == '\''))
+    if (c->p < c->end && (*c->p == '"' || (*c->p == '\'' && !c->strict)))
         return read_string(c, name, len);
+    if (c->strict) {
+        fail(c, "expected a quoted member name");
+        return false;
+    }
     const uint8_t *s = c->p;
     while (c->p < c->end && is_literal_byte(*c->p))
         c->p++;
@@ -382,17 +368,27 @@ static bool read_name(cur_t *c, char **name, size_t *len)
         fail(c, "expected a member name");
         return false;
     }
-    for (size_t i = 0; i < (size_t)(c->p - s);) {
-        size_t k = utf8_len(s + i, (size_t)(c->p - s) - i);
-        if (!k) {
-            fail(c, "invalid UTF-8 in name");
-            return false;
-        }
-        i += k;
+    if (!values__utf8_valid((const char *)s, (size_t)(c->p - s))) {
+        fail(c, "invalid UTF-8 in name");
+        return false;
     }
     *len = (size_t)(c->p - s);
     *name = arena_strndup(c->arena, (const char *)s, *len);
     return true;
+}
+
+/* Strict: jansson (JSON_REJECT_DUPLICATES) refuses an object that names a member twice. */
+static bool has_repeated_name(cur_t *c, const values_json_t *obj)
+{
+    if (obj->n < 2)
+        return false;
+    size_t *first = arena_alloc(c->arena, obj->n * sizeof *first);
+    size_t *slots = arena_calloc(c->arena, values__key_slots(obj->n), sizeof *slots);
+    values__key_first(obj->keys, obj->key_lens, obj->n, first, slots);
+    for (size_t i = 0; i < obj->n; i++)
+        if (first[i] != i)
+            return true;
+    return false;
 }
 
 static values_json_t *read_container(cur_t *c)
@@ -421,7 +417,7 @@ static values_json_t *read_container(cur_t *c)
             skip_ws(c);
             if (c->p < c->end && *c->p == ':') {
                 c->p++;
-            } else if (c->p < c->end && *c->p == '=') {
+            } else if (c->p < c->end && *c->p == '=' && !c->strict) {
                 c->p++;
                 if (c->p < c->end && *c->p == '>')
                     c->p++;
@@ -443,13 +439,17 @@ static values_json_t *read_container(cur_t *c)
             c->p++;
             break;
         }
-        if (*c->p != ',' && *c->p != ';') {
+        if (*c->p != ',' && (*c->p != ';' || c->strict)) {
             fail(c, "expected ',' or '%c'", close);
             goto bad;
         }
         c->p++;
     }
     c->depth--;
+    if (is_obj && c->strict && has_repeated_name(c, v)) {
+        fail(c, "duplicate member name");
+        goto bad;
+    }
     return v;
 bad:
     return NULL; /* the partial tree stays in the arena until the caller resets it */
@@ -467,7 +467,7 @@ static values_json_t *read_value(cur_t *c)
     uint8_t ch = *c->p;
     if (ch == '{' || ch == '[')
         return read_container(c);
-    if (ch == '"' || ch == '\'') {
+    if (ch == '"' || (ch == '\'' && !c->strict)) {
         char *text;
         size_t len;
         if (!read_string(c, &text, &len))
@@ -481,7 +481,8 @@ static values_json_t *read_value(cur_t *c)
 }
 
 values_json_t *values_json_parse(arena_t *arena, const uint8_t *p, size_t len,
-                                 size_t max_depth, char *err, size_t err_cap)
+                                 values_syntax_t syntax, size_t max_depth, char *err,
+                                 size_t err_cap)
 {
     if (max_depth == 0 || max_depth > VALUES_JSON_DEPTH_LIMIT)
         max_depth = VALUES_JSON_DEPTH_LIMIT;
@@ -489,6 +490,7 @@ values_json_t *values_json_parse(arena_t *arena, const uint8_t *p, size_t len,
                .p = p,
                .end = p + len,
                .max_depth = max_depth,
+               .strict = syntax == VALUES_STRICT,
                .err = err,
                .err_cap = err_cap};
     if (err && err_cap)

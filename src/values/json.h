@@ -1,11 +1,15 @@
 /* json.h — the values unit's JSON reader (a tree in an arena) and compact writer.
  *
- * Devices post JSON that ThingsBoard reads with Gson in lenient mode, so we accept what Gson
- * lenient accepts and is harmless: standard JSON (RFC 8259) plus unquoted keys and values
+ * One tokenizer, two grammars chosen by a flag. VALUES_LENIENT is for device payloads:
+ * ThingsBoard reads them with Gson in lenient mode, so we accept what Gson lenient accepts
+ * and is harmless: standard JSON (RFC 8259) plus unquoted keys and values
  * ({temperature:25}, {mode:eco}), single-quoted strings, '=' or '=>' between name and value,
  * ';' between members or elements, and //, # and slash-star comments. Keywords true/false/null
  * match case-insensitively (Gson does). Not accepted: Gson's ")]}'" prefix, elided array
- * elements ([1,,2]), several top-level values.
+ * elements ([1,,2]), several top-level values. VALUES_STRICT is for REST bodies: RFC 8259
+ * exactly, plus the limits jansson (the REST side's former reader) put on it — no \u0000,
+ * no lone surrogate escape, no member name twice in one object, integers within int64 and
+ * other numbers within double range.
  *
  * The parser builds a small tree in a caller's arena (core/arena.h): nodes, member arrays and
  * strings all live there and die with the arena's next reset, so parsing a small payload
@@ -24,6 +28,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+typedef enum {
+    VALUES_LENIENT, /* Gson lenient (device API) */
+    VALUES_STRICT,  /* RFC 8259 as jansson enforced it (REST API) */
+} values_syntax_t;
 
 typedef enum {
     VALUES_JSON_NULL,
@@ -46,16 +55,18 @@ struct values_json {
     size_t n, cap;
 };
 
-/* Parses p[0..len) into a tree allocated in arena. max_depth caps nesting of objects/arrays
- * (1 = a flat object). Returns the tree, valid until the arena is reset, or NULL with a
- * message in err (a partial tree may remain in the arena until then). An empty or
- * all-whitespace document is an error. */
+/* Parses p[0..len) in the given syntax into a tree allocated in arena. max_depth caps
+ * nesting of objects/arrays (1 = a flat object; 0 or more than 256 = 256). Returns the tree,
+ * valid until the arena is reset, or NULL with a message in err (a partial tree may remain in
+ * the arena until then). An empty or all-whitespace document is an error. */
 values_json_t *values_json_parse(arena_t *arena, const uint8_t *p, size_t len,
-                                 size_t max_depth, char *err, size_t err_cap);
+                                 values_syntax_t syntax, size_t max_depth, char *err,
+                                 size_t err_cap);
 /* Member value of an object by exact name, or NULL (the last one if a name repeats). */
 const values_json_t *values_json_get(const values_json_t *obj, const char *key);
 
-/* Appends v as compact JSON (numbers as written, unquoted strings quoted). */
+/* Appends v as compact JSON (numbers as written, unquoted strings quoted, every member kept
+ * in order). Compact output parsed leniently and written again is the same text. */
 void values_json_write(values_buf_t *b, const values_json_t *v);
 /* v as a new compact JSON string (caller frees). */
 char *values_json_compact(const values_json_t *v);

@@ -24,8 +24,8 @@ static void check_kvs(arena_t *a, const values_kvs_t *l)
             abort();
         if (kv->type == STORE_JSON) {
             char err[64];
-            values_json_t *v = values_json_parse(a, (const uint8_t *)kv->s, strlen(kv->s), 0, err,
-                                           sizeof err);
+            values_json_t *v = values_json_parse(a, (const uint8_t *)kv->s, strlen(kv->s),
+                                                 VALUES_LENIENT, 0, err, sizeof err);
             if (!v)
                 abort(); /* our own compact output must read back */
         }
@@ -59,7 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         arena_reset(&a);
         const char *c;
         if (api_payload_rpc_reply(&a, &cfg, data, size, &c, err, sizeof err) == 0) {
-            values_json_t *v = values_json_parse(&a, (const uint8_t *)c, strlen(c), 0, err, sizeof err);
+            values_json_t *v = values_json_parse(&a, (const uint8_t *)c, strlen(c),
+                                                 VALUES_LENIENT, 0, err, sizeof err);
             if (!v || v->kind != VALUES_JSON_OBJECT)
                 abort();
             char *again = values_json_compact(v);

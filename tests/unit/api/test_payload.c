@@ -48,7 +48,8 @@ static const store_kv_t *find(const values_kvs_t *l, const char *key)
 static char *compact(const char *s)
 {
     char err[128];
-    values_json_t *v = values_json_parse(&A, (const uint8_t *)s, strlen(s), 32, err, sizeof err);
+    values_json_t *v = values_json_parse(&A, (const uint8_t *)s, strlen(s), VALUES_LENIENT, 32, err,
+                                         sizeof err);
     char *c = v ? values_json_compact(v) : NULL;
     arena_reset(&A);
     return c;
@@ -169,8 +170,8 @@ static void test_syntax_errors(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char err[128] = "";
-        values_json_t *v = values_json_parse(&A, (const uint8_t *)bad[i], strlen(bad[i]), 32, err,
-                                       sizeof err);
+        values_json_t *v = values_json_parse(&A, (const uint8_t *)bad[i], strlen(bad[i]),
+                                             VALUES_LENIENT, 32, err, sizeof err);
         assert_null(v);
         assert_true(err[0] != '\0');
     }
@@ -243,7 +244,8 @@ static void test_caps(void **state)
     memset(deep, '[', 2000);
     deep[2000] = '\0';
     char err[64];
-    assert_null(values_json_parse(&A, (const uint8_t *)deep, 2000, 0, err, sizeof err));
+    assert_null(
+        values_json_parse(&A, (const uint8_t *)deep, 2000, VALUES_LENIENT, 0, err, sizeof err));
 }
 
 static void test_rpc_and_claim_bodies(void **state)
