@@ -1,9 +1,12 @@
-/* rest_json.c — libFuzzer target: the REST body handlers of src/http/body.c without a server.
+/* rest_json.c — libFuzzer target: the REST body handlers of src/http/body.c without a server,
+ * and values' strict reader (values/json.h) against jansson, the REST side's former reader.
  *
  * The first byte picks the body kind (telemetry, attributes, credentials, device, RPC); the
  * rest is the body. Accepted values are walked back to JSON both ways (typed and as strings)
- * and serialised, as a response would be. */
+ * and serialised, as a response would be. Whatever the kind, the strict reader must accept
+ * exactly the documents jansson accepts (below its nesting cap). */
 #include "http/http_int.h"
+#include "values/json.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,12 +29,29 @@ static void walk(store_kv_list_t *l)
     store_kv_list_fini(l);
 }
 
+/* Same accept/refuse decision as jansson with JSON_REJECT_DUPLICATES (the flags REST used),
+ * except for a document nested deeper than our cap, which only jansson reads. */
+static void same_as_jansson(const char *body, size_t len)
+{
+    arena_t a;
+    arena_init(&a, 1024);
+    char err[128] = "";
+    values_json_t *v = values_json_parse(&a, (const uint8_t *)body, len, VALUES_STRICT, 0, err,
+                                         sizeof err);
+    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
+    if (!v != !j && !(j && strstr(err, "nesting deeper")))
+        abort();
+    json_decref(j);
+    arena_fini(&a);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
     const char *body = (const char *)data + 1;
     size_t len = size - 1;
+    same_as_jansson(body, len);
     char msg[300];
     store_kv_list_t l = {0};
     switch (data[0] % 5) {
