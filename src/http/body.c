@@ -54,49 +54,6 @@ bool http__is_uuid(const char *s)
     return true;
 }
 
-/* Shortest decimal that reads back as d (Java's Double.toString style, no exponent games). */
-static void fmt_double(double d, char *buf, size_t cap)
-{
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, cap, "%.*g", prec, d);
-        if (strtod(buf, NULL) == d)
-            break;
-    }
-    if (!strpbrk(buf, ".eEin")) /* integral doubles keep a ".0" like TB prints them */
-        strncat(buf, ".0", cap - strlen(buf) - 1);
-}
-
-json_t *http__kv_to_json(const store_kv_t *kv, bool typed)
-{
-    char num[64];
-    switch (kv->type) {
-    case STORE_BOOL:
-        return typed ? json_boolean(kv->b) : json_string(kv->b ? "true" : "false");
-    case STORE_LONG:
-        if (typed)
-            return json_integer((json_int_t)kv->l);
-        snprintf(num, sizeof num, "%lld", (long long)kv->l);
-        return json_string(num);
-    case STORE_DOUBLE:
-        if (typed)
-            return json_real(kv->d);
-        fmt_double(kv->d, num, sizeof num);
-        return json_string(num);
-    case STORE_JSON:
-        if (typed) {
-            json_t *j = kv->s ? json_loads(kv->s, 0, NULL) : NULL;
-            if (j)
-                return j;
-        }
-        return json_string(kv->s ? kv->s : "");
-    case STORE_STRING:
-    default: {
-        json_t *s = json_string(kv->s ? kv->s : "");
-        return s ? s : json_string(""); /* stored bytes that are not UTF-8 */
-    }
-    }
-}
-
 /* Telemetry and attribute bodies are read by values in strict mode (values/body.h): RFC 8259
  * as jansson enforced it, ThingsBoard's REST typing and refusals. Here only REST's wording of
  * the answer and the copy out of the parse arena into the caller's list. */

@@ -105,6 +105,9 @@ const char *http__header(const http_req_t *r, const char *name);
 
 /* Sets a JSON body (takes ownership of j, may be NULL for an empty 200). */
 void http__resp_json(http_resp_t *r, int status, json_t *j);
+/* Sets a JSON body already written as text (takes ownership of text, malloc'd): answers
+ * holding stored values, which values/render.h writes. */
+void http__resp_json_text(http_resp_t *r, int status, char *text);
 /* Sets a plain-text body (TB's telemetry controller answers some errors this way). */
 void http__resp_text(http_resp_t *r, int status, const char *text);
 /* Serialises with the project's number format (integers stay integers). */
@@ -228,8 +231,6 @@ void http__random_alnum(char *out, size_t n);
 
 /* Parses JSON with duplicate keys rejected; NULL on error. */
 json_t *http__json_parse(const char *body, size_t len);
-/* kv value as JSON: typed, or (strict false) as a string like ThingsBoard's latest API. */
-json_t *http__kv_to_json(const store_kv_t *kv, bool typed);
 /* Telemetry body (object, {ts,values}, or array of those) -> points, typed by values' REST
  * rules (values/body.h); points without a ts get now_ms. 0 or -EINVAL with ThingsBoard's
  * message in msg; out is left empty on an error. */
