@@ -123,18 +123,19 @@ static size_t *group_by_key(arena_t *a, const store_kv_t *kvs, size_t n)
     return first;
 }
 
-static void put_key(values_buf_t *b, const char *key, bool *comma)
+/* Writes "key": after a comma unless it is the first member; counts it. */
+static void put_key(values_buf_t *b, const char *key, size_t *written)
 {
-    if (*comma)
+    if ((*written)++)
         values_buf_put(b, ",", 1);
-    *comma = true;
     values_buf_json_str(b, key, strlen(key));
     values_buf_put(b, ":", 1);
 }
 
-void values_kvs_write_object(values_buf_t *b, const store_kv_t *kvs, size_t n,
-                             values_style_t style)
+size_t values_kvs_write_object(values_buf_t *b, const store_kv_t *kvs, size_t n,
+                               values_style_t style)
 {
+    size_t written = 0;
     values_buf_put(b, "{", 1);
     if (n) {
         scratch_t sc = {0};
@@ -142,21 +143,22 @@ void values_kvs_write_object(values_buf_t *b, const store_kv_t *kvs, size_t n,
         size_t *last = arena_alloc(&sc.a, n * sizeof *last);
         for (size_t i = 0; i < n; i++)
             last[first[i]] = i;
-        bool comma = false;
         for (size_t i = 0; i < n; i++) {
             if (first[i] != i || !key_ok(kvs[i].key))
                 continue;
-            put_key(b, kvs[i].key, &comma);
+            put_key(b, kvs[i].key, &written);
             put_value(b, &kvs[last[i]], style, &sc);
         }
         scratch_fini(&sc);
     }
     values_buf_put(b, "}", 1);
+    return written;
 }
 
-void values_kvs_write_series(values_buf_t *b, const store_kv_t *kvs, size_t n,
-                             values_style_t style)
+size_t values_kvs_write_series(values_buf_t *b, const store_kv_t *kvs, size_t n,
+                               values_style_t style)
 {
+    size_t written = 0;
     values_buf_put(b, "{", 1);
     if (n) {
         scratch_t sc = {0};
@@ -170,11 +172,10 @@ void values_kvs_write_series(values_buf_t *b, const store_kv_t *kvs, size_t n,
                 next[tail[first[i]]] = i;
             tail[first[i]] = i;
         }
-        bool comma = false;
         for (size_t i = 0; i < n; i++) {
             if (first[i] != i || !key_ok(kvs[i].key))
                 continue;
-            put_key(b, kvs[i].key, &comma);
+            put_key(b, kvs[i].key, &written);
             values_buf_put(b, "[", 1);
             for (size_t j = i; j < n; j = next[j]) {
                 values_buf_printf(b, "%s{\"ts\":%" PRId64 ",\"value\":", j == i ? "" : ",",
@@ -187,19 +188,19 @@ void values_kvs_write_series(values_buf_t *b, const store_kv_t *kvs, size_t n,
         scratch_fini(&sc);
     }
     values_buf_put(b, "}", 1);
+    return written;
 }
 
-void values_kvs_write_attributes(values_buf_t *b, const store_kv_t *kvs, size_t n)
+size_t values_kvs_write_attributes(values_buf_t *b, const store_kv_t *kvs, size_t n)
 {
     scratch_t sc = {0};
-    bool comma = false;
+    size_t written = 0;
     values_buf_put(b, "[", 1);
     for (size_t i = 0; i < n; i++) {
         if (!key_ok(kvs[i].key))
             continue;
-        values_buf_printf(b, "%s{\"lastUpdateTs\":%" PRId64 ",\"key\":", comma ? "," : "",
+        values_buf_printf(b, "%s{\"lastUpdateTs\":%" PRId64 ",\"key\":", written++ ? "," : "",
                           kvs[i].ts);
-        comma = true;
         values_buf_json_str(b, kvs[i].key, strlen(kvs[i].key));
         values_buf_puts(b, ",\"value\":");
         put_value(b, &kvs[i], VALUES_TYPED, &sc);
@@ -207,4 +208,20 @@ void values_kvs_write_attributes(values_buf_t *b, const store_kv_t *kvs, size_t 
     }
     values_buf_put(b, "]", 1);
     scratch_fini(&sc);
+    return written;
+}
+
+size_t values_kvs_write_keys(values_buf_t *b, const store_kv_t *kvs, size_t n)
+{
+    size_t written = 0;
+    values_buf_put(b, "[", 1);
+    for (size_t i = 0; i < n; i++) {
+        if (!key_ok(kvs[i].key))
+            continue;
+        if (written++)
+            values_buf_put(b, ",", 1);
+        values_buf_json_str(b, kvs[i].key, strlen(kvs[i].key));
+    }
+    values_buf_put(b, "]", 1);
+    return written;
 }

@@ -33,15 +33,20 @@ typedef enum {
 void values_kv_write(values_buf_t *b, const store_kv_t *kv, values_style_t style);
 /* Appends {"key":value,...} for kvs[0..n): one member per key, at the place the key first
  * occurs, with the value of its last occurrence (as a JSON object keeps a key once). Used for
- * attribute answers and notifications. */
-void values_kvs_write_object(values_buf_t *b, const store_kv_t *kvs, size_t n,
-                             values_style_t style);
+ * attribute answers and notifications. Returns the number of members written. */
+size_t values_kvs_write_object(values_buf_t *b, const store_kv_t *kvs, size_t n,
+                               values_style_t style);
 /* Appends {"key":[{"ts":..,"value":..},...],...} for kvs[0..n): points grouped by key in the
- * order keys first occur, each group in the order given (ThingsBoard's time-series shape). */
-void values_kvs_write_series(values_buf_t *b, const store_kv_t *kvs, size_t n,
-                             values_style_t style);
+ * order keys first occur, each group in the order given (ThingsBoard's time-series shape).
+ * Returns the number of keys written. */
+size_t values_kvs_write_series(values_buf_t *b, const store_kv_t *kvs, size_t n,
+                               values_style_t style);
 /* Appends [{"lastUpdateTs":..,"key":..,"value":..},...] for kvs[0..n) in the order given,
- * typed (ThingsBoard's REST attribute list; a key may repeat across scopes). */
-void values_kvs_write_attributes(values_buf_t *b, const store_kv_t *kvs, size_t n);
+ * typed (ThingsBoard's REST attribute list; a key may repeat across scopes). Returns the
+ * number of entries written. */
+size_t values_kvs_write_attributes(values_buf_t *b, const store_kv_t *kvs, size_t n);
+/* Appends ["key",...] for the keys of kvs[0..n) in the order given (deleted attributes).
+ * Returns the number of keys written. */
+size_t values_kvs_write_keys(values_buf_t *b, const store_kv_t *kvs, size_t n);
 
 #endif

@@ -1,5 +1,6 @@
 /* test_render.c — stored values to JSON (values/render.h): the one number formatter, both
- * styles, JSON values read back as stored, and the object / series / attribute-list shapes. */
+ * styles, JSON values read back as stored, and the object / series / attribute-list / key-list
+ * shapes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -103,22 +104,26 @@ static void test_shapes(void **state)
         {.key = (char *)"t", .type = STORE_LONG, .l = 3, .ts = 20},
     };
     values_buf_t b = {0};
-    values_kvs_write_object(&b, kvs, 4, VALUES_TYPED);
+    assert_int_equal(values_kvs_write_object(&b, kvs, 4, VALUES_TYPED), 2);
     assert_string_equal(b.p, "{\"t\":3,\"h\":2.5}");
     values_buf_fini(&b);
-    values_kvs_write_series(&b, kvs, 4, VALUES_TEXT);
+    assert_int_equal(values_kvs_write_series(&b, kvs, 4, VALUES_TEXT), 2);
     assert_string_equal(b.p, "{\"t\":[{\"ts\":10,\"value\":\"1\"},{\"ts\":20,\"value\":\"3\"}],"
                              "\"h\":[{\"ts\":10,\"value\":\"2.5\"}]}");
     values_buf_fini(&b);
-    values_kvs_write_attributes(&b, kvs, 4);
+    assert_int_equal(values_kvs_write_attributes(&b, kvs, 4), 3);
     assert_string_equal(b.p, "[{\"lastUpdateTs\":10,\"key\":\"t\",\"value\":1},"
                              "{\"lastUpdateTs\":10,\"key\":\"h\",\"value\":2.5},"
                              "{\"lastUpdateTs\":20,\"key\":\"t\",\"value\":3}]");
     values_buf_fini(&b);
+    assert_int_equal(values_kvs_write_keys(&b, kvs, 4), 3);
+    assert_string_equal(b.p, "[\"t\",\"h\",\"t\"]");
+    values_buf_fini(&b);
     values_kvs_write_object(&b, NULL, 0, VALUES_TYPED);
     values_kvs_write_series(&b, NULL, 0, VALUES_TYPED);
     values_kvs_write_attributes(&b, NULL, 0);
-    assert_string_equal(b.p, "{}{}[]");
+    values_kvs_write_keys(&b, NULL, 0);
+    assert_string_equal(b.p, "{}{}[][]");
     values_buf_fini(&b);
 }
 
