@@ -11,6 +11,7 @@
 
 #include "core/xmalloc.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -100,10 +101,11 @@ size_t values_double_format(char out[static VALUES_DOUBLE_LEN], double d)
         memcpy(out, "null", 5);
         return 4;
     }
-    /* %.15g is exact for every double that has a decimal form of at most 15 digits (DBL_DIG),
-     * which is what people and sensors write; 16 or 17 digits only for the rest. */
+    /* For a normal double, %.15g is already the shortest form when one of at most 15 digits
+     * (DBL_DIG) exists, which is what people and sensors write; 16 or 17 digits only for the
+     * rest. A subnormal carries fewer digits (5e-324), so it is searched from 1. */
     int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
+    for (int prec = fabs(d) < DBL_MIN && d != 0 ? 1 : 15; prec <= 17; prec++) {
         n = snprintf(out, VALUES_DOUBLE_LEN, "%.*g", prec, d);
         if (strtod(out, NULL) == d)
             break;

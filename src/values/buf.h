@@ -30,9 +30,9 @@ void values_buf_printf(values_buf_t *b, const char *fmt, ...) __attribute__((for
 /* Appends s[0..n) as a quoted JSON string: '"', '\\' and control characters escaped
  * (\n \r \t \b \f, others \u00xx), everything else copied byte for byte. */
 void values_buf_json_str(values_buf_t *b, const char *s, size_t n);
-/* Writes d as the shortest of %.15g, %.16g, %.17g that reads back to the same double, plus
- * ".0" when that looks integral (42.0 stays 42.0, as Java prints it). Non-finite values
- * become "null" (JSON cannot spell them; the parsers never store one). Returns the length. */
+/* Writes d as the shortest %g text that reads back to the same double, plus ".0" when that
+ * looks integral (42.0 stays 42.0, as Java prints it). Non-finite values become "null" (JSON
+ * cannot spell them; the parsers never store one). Returns the length. */
 size_t values_double_format(char out[static VALUES_DOUBLE_LEN], double d);
 /* Appends values_double_format(d): the one way a stored double becomes text. */
 void values_buf_double(values_buf_t *b, double d);
