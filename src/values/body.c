@@ -30,37 +30,10 @@
 #include "values/values_int.h"
 
 #include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef values__ctx_t ctx_t;
-
-int values__bad(ctx_t *c, const char *fmt, ...)
-{
-    if (c->err && c->err_cap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(c->err, c->err_cap, fmt, ap);
-        va_end(ap);
-    }
-    return -EBADMSG;
-}
-
-/* A REST rule broken by well-formed JSON: -EINVAL and ThingsBoard's own message, which REST
- * clients match on (body.h). */
-static int refuse(ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int refuse(ctx_t *c, const char *fmt, ...)
-{
-    if (c->err && c->err_cap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(c->err, c->err_cap, fmt, ap);
-        va_end(ap);
-    }
-    return -EINVAL;
-}
 
 /* key points into the parse tree, which lives in the same arena as the list. */
 static store_kv_t *kvs_add(ctx_t *c, values_kvs_t *l, char *key, int64_t ts)
@@ -81,8 +54,12 @@ static store_kv_t *kvs_add(ctx_t *c, values_kvs_t *l, char *key, int64_t ts)
 static int add_typed(ctx_t *c, values_kvs_t *out, char *key, size_t key_len,
                      const values_json_t *v, int64_t ts)
 {
-    if (c->cfg->strict && key_len == 0)
-        return refuse(c, "Key cannot be blank");
+    /* REST rules broken by well-formed JSON: -EINVAL and ThingsBoard's own message, which
+     * REST clients match on (body.h). */
+    if (c->cfg->strict && key_len == 0) {
+        values__bad(c, "Key cannot be blank");
+        return -EINVAL;
+    }
     if (v->kind == VALUES_JSON_NULL)
         return 0;
     if (memchr(key, '\0', key_len))
@@ -159,9 +136,12 @@ static int add_object(ctx_t *c, values_kvs_t *out, const values_json_t *obj, int
                       bool null_refused)
 {
     /* REST attributes: ThingsBoard checks every value for null before it types any. */
-    for (size_t i = 0; null_refused && i < obj->n; i++)
-        if (obj->items[i]->kind == VALUES_JSON_NULL)
-            return refuse(c, "Attribute value for key '%.64s' must not be null", obj->keys[i]);
+    for (size_t i = 0; null_refused && i < obj->n; i++) {
+        if (obj->items[i]->kind == VALUES_JSON_NULL) {
+            values__bad(c, "Attribute value for key '%.64s' must not be null", obj->keys[i]);
+            return -EINVAL; /* a REST rule, as above */
+        }
+    }
     bool *shadow = shadowed_members(c, obj);
     int rc = 0;
     for (size_t i = 0; i < obj->n && rc == 0; i++)
@@ -223,15 +203,20 @@ values_json_t *values_parse(arena_t *arena, const values_cfg_t *cfg, const uint8
                              cfg->max_depth, err, err_cap);
 }
 
-int values_telemetry(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
-                     values_kvs_t *out, char *err, size_t err_cap)
+/* One body: parse, add every item, leave out empty on an error. */
+static int read_body(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
+                     values_kvs_t *out, char *err, size_t err_cap, bool attributes)
 {
     ctx_t c = {arena, cfg, err, err_cap};
     values_json_t *root = values_parse(arena, cfg, p, len, err, err_cap);
     if (!root)
         return -EBADMSG;
     int rc = 0;
-    if (root->kind == VALUES_JSON_OBJECT) {
+    if (attributes) {
+        rc = root->kind == VALUES_JSON_OBJECT
+                 ? add_object(&c, out, root, VALUES_TS_NONE, cfg->strict)
+                 : values__bad(&c, "attributes must be a JSON object");
+    } else if (root->kind == VALUES_JSON_OBJECT) {
         rc = add_telemetry_object(&c, out, root);
     } else if (root->kind == VALUES_JSON_ARRAY) {
         for (size_t i = 0; i < root->n && rc == 0; i++) {
@@ -248,17 +233,14 @@ int values_telemetry(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, 
     return rc;
 }
 
+int values_telemetry(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
+                     values_kvs_t *out, char *err, size_t err_cap)
+{
+    return read_body(arena, cfg, p, len, out, err, err_cap, false);
+}
+
 int values_attributes(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
                       values_kvs_t *out, char *err, size_t err_cap)
 {
-    ctx_t c = {arena, cfg, err, err_cap};
-    values_json_t *root = values_parse(arena, cfg, p, len, err, err_cap);
-    if (!root)
-        return -EBADMSG;
-    int rc = root->kind == VALUES_JSON_OBJECT
-                 ? add_object(&c, out, root, VALUES_TS_NONE, cfg->strict)
-                 : values__bad(&c, "attributes must be a JSON object");
-    if (rc < 0)
-        *out = (values_kvs_t){0};
-    return rc;
+    return read_body(arena, cfg, p, len, out, err, err_cap, true);
 }

@@ -16,6 +16,8 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,6 +112,18 @@ static char *dec_plain(const dec_t *d)
         values_buf_put(&b, d->digits, d->nd);
     }
     return values_buf_take(&b);
+}
+
+/* Defined here, the lowest of the typing files, so body.c above can use it too. */
+int values__bad(values__ctx_t *c, const char *fmt, ...)
+{
+    if (c->err && c->err_cap) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->err, c->err_cap, fmt, ap);
+        va_end(ap);
+    }
+    return -EBADMSG;
 }
 
 /* Gson JsonConverter: the exact decimal value decides (see the file comment). */

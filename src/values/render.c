@@ -108,8 +108,14 @@ void values_kv_write(values_buf_t *b, const store_kv_t *kv, values_style_t style
     scratch_fini(&sc);
 }
 
-/* first[i]: index of the first of kvs[0..n) with kvs[i]'s key (values__key_first). */
-static size_t *group_by_key(arena_t *a, const store_kv_t *kvs, size_t n)
+/* Points grouped by key: first[i] is the index of the first point with kvs[i]'s key (the
+ * group's head), next[i] the following point of that key (n = none), and tail[h] the last
+ * point of the group headed by h. Linear in n (values__key_first). */
+typedef struct groups {
+    size_t *first, *next, *tail;
+} groups_t;
+
+static groups_t group_by_key(arena_t *a, const store_kv_t *kvs, size_t n)
 {
     char **keys = arena_alloc(a, n * sizeof *keys);
     size_t *lens = arena_alloc(a, n * sizeof *lens);
@@ -117,78 +123,64 @@ static size_t *group_by_key(arena_t *a, const store_kv_t *kvs, size_t n)
         keys[i] = kvs[i].key ? kvs[i].key : (char *)"";
         lens[i] = strlen(keys[i]);
     }
-    size_t *first = arena_alloc(a, n * sizeof *first);
+    groups_t g = {.first = arena_alloc(a, n * sizeof *g.first),
+                  .next = arena_alloc(a, n * sizeof *g.next),
+                  .tail = arena_alloc(a, n * sizeof *g.tail)};
     size_t *slots = arena_calloc(a, values__key_slots(n), sizeof *slots);
-    values__key_first(keys, lens, n, first, slots);
-    return first;
+    values__key_first(keys, lens, n, g.first, slots);
+    for (size_t i = 0; i < n; i++) {
+        g.next[i] = n;
+        if (g.first[i] != i)
+            g.next[g.tail[g.first[i]]] = i;
+        g.tail[g.first[i]] = i;
+    }
+    return g;
 }
 
-/* Writes "key": after a comma unless it is the first member; counts it. */
-static void put_key(values_buf_t *b, const char *key, size_t *written)
+/* {"key":..,...} with one member per key: its last value (object) or all its points in
+ * order (series). Returns the number of members written. */
+static size_t write_by_key(values_buf_t *b, const store_kv_t *kvs, size_t n,
+                           values_style_t style, bool series)
 {
-    if ((*written)++)
-        values_buf_put(b, ",", 1);
-    values_buf_json_str(b, key, strlen(key));
-    values_buf_put(b, ":", 1);
+    size_t written = 0;
+    values_buf_put(b, "{", 1);
+    scratch_t sc = {0};
+    groups_t g = n ? group_by_key(scratch_get(&sc), kvs, n) : (groups_t){0};
+    for (size_t i = 0; i < n; i++) {
+        if (g.first[i] != i || !key_ok(kvs[i].key))
+            continue;
+        if (written++)
+            values_buf_put(b, ",", 1);
+        values_buf_json_str(b, kvs[i].key, strlen(kvs[i].key));
+        values_buf_put(b, ":", 1);
+        if (!series) {
+            put_value(b, &kvs[g.tail[i]], style, &sc);
+            continue;
+        }
+        values_buf_put(b, "[", 1);
+        for (size_t j = i; j < n; j = g.next[j]) {
+            values_buf_printf(b, "%s{\"ts\":%" PRId64 ",\"value\":", j == i ? "" : ",",
+                              kvs[j].ts);
+            put_value(b, &kvs[j], style, &sc);
+            values_buf_put(b, "}", 1);
+        }
+        values_buf_put(b, "]", 1);
+    }
+    scratch_fini(&sc);
+    values_buf_put(b, "}", 1);
+    return written;
 }
 
 size_t values_kvs_write_object(values_buf_t *b, const store_kv_t *kvs, size_t n,
                                values_style_t style)
 {
-    size_t written = 0;
-    values_buf_put(b, "{", 1);
-    if (n) {
-        scratch_t sc = {0};
-        size_t *first = group_by_key(scratch_get(&sc), kvs, n);
-        size_t *last = arena_alloc(&sc.a, n * sizeof *last);
-        for (size_t i = 0; i < n; i++)
-            last[first[i]] = i;
-        for (size_t i = 0; i < n; i++) {
-            if (first[i] != i || !key_ok(kvs[i].key))
-                continue;
-            put_key(b, kvs[i].key, &written);
-            put_value(b, &kvs[last[i]], style, &sc);
-        }
-        scratch_fini(&sc);
-    }
-    values_buf_put(b, "}", 1);
-    return written;
+    return write_by_key(b, kvs, n, style, false);
 }
 
 size_t values_kvs_write_series(values_buf_t *b, const store_kv_t *kvs, size_t n,
                                values_style_t style)
 {
-    size_t written = 0;
-    values_buf_put(b, "{", 1);
-    if (n) {
-        scratch_t sc = {0};
-        size_t *first = group_by_key(scratch_get(&sc), kvs, n);
-        /* next[i]: the following point of i's key (n = none); tail[f]: the last one so far. */
-        size_t *next = arena_alloc(&sc.a, n * sizeof *next);
-        size_t *tail = arena_alloc(&sc.a, n * sizeof *tail);
-        for (size_t i = 0; i < n; i++) {
-            next[i] = n;
-            if (first[i] != i)
-                next[tail[first[i]]] = i;
-            tail[first[i]] = i;
-        }
-        for (size_t i = 0; i < n; i++) {
-            if (first[i] != i || !key_ok(kvs[i].key))
-                continue;
-            put_key(b, kvs[i].key, &written);
-            values_buf_put(b, "[", 1);
-            for (size_t j = i; j < n; j = next[j]) {
-                values_buf_printf(b, "%s{\"ts\":%" PRId64 ",\"value\":", j == i ? "" : ",",
-                                  kvs[j].ts);
-                put_value(b, &kvs[j], style, &sc);
-                values_buf_put(b, "}", 1);
-            }
-            values_buf_put(b, "]", 1);
-        }
-        scratch_fini(&sc);
-    }
-    values_buf_put(b, "}", 1);
-    return written;
+    return write_by_key(b, kvs, n, style, true);
 }
 
 size_t values_kvs_write_attributes(values_buf_t *b, const store_kv_t *kvs, size_t n)

@@ -60,37 +60,30 @@ size_t values__utf16_units(const char *s, size_t n)
     return u;
 }
 
+/* Index after the run of decimal digits that starts at s[i]. */
+static size_t digits(const char *s, size_t i, size_t n)
+{
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    return i;
+}
+
 bool values__is_number(const char *s, size_t n)
 {
     size_t i = 0;
     if (i < n && s[i] == '-')
         i++;
-    if (i >= n)
+    if (i >= n || s[i] < '0' || s[i] > '9')
         return false;
-    if (s[i] == '0') {
-        i++;
-    } else if (s[i] >= '1' && s[i] <= '9') {
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-    } else {
-        return false;
-    }
+    i = s[i] == '0' ? i + 1 : digits(s, i, n); /* no leading zero */
     if (i < n && s[i] == '.') {
-        i++;
-        size_t d = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == d)
+        size_t d = i + 1;
+        if ((i = digits(s, d, n)) == d)
             return false;
     }
     if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-'))
-            i++;
-        size_t d = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == d)
+        size_t d = i + 1 + (i + 1 < n && (s[i + 1] == '+' || s[i + 1] == '-'));
+        if ((i = digits(s, d, n)) == d)
             return false;
     }
     return i == n;

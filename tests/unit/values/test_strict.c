@@ -185,20 +185,6 @@ static void test_rest_refusals(void **state)
     arena_reset(&A);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    arena_init(&A, 0);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    arena_fini(&A);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -206,5 +192,8 @@ int main(void)
         cmocka_unit_test(test_rest_typing),  cmocka_unit_test(test_rest_shapes),
         cmocka_unit_test(test_rest_refusals),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    arena_init(&A, 0); /* one arena for all, reset by each test as a shard resets its own */
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    arena_fini(&A);
+    return failed;
 }
