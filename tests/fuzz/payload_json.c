@@ -1,12 +1,14 @@
 /* payload_json.c — libFuzzer target: every device-payload parser (values/body.h, api/payload.h)
  * on arbitrary bytes (telemetry, attributes, client RPC, RPC reply, claim), with and without
  * type cast and with tight caps. Any accepted value is re-serialised and parsed back, which
- * must succeed.
- * Everything is parsed into one small-chunk arena (so inputs cross chunk boundaries), reset
- * after each parser as a shard does after each request. */
+ * must succeed, and written as an answer would write it (values/render.h): that text must
+ * parse too, and a JSON value must come back exactly as stored. Everything is parsed into
+ * one small-chunk arena (so inputs cross chunk boundaries), reset after each parser as a
+ * shard does after each request. */
 #include "api/payload.h"
 #include "values/body.h"
 #include "values/json.h"
+#include "values/render.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,6 +30,17 @@ static void check_kvs(arena_t *a, const values_kvs_t *l)
                                                  VALUES_LENIENT, 0, err, sizeof err);
             if (!v)
                 abort(); /* our own compact output must read back */
+        }
+        for (int typed = 0; typed < 2; typed++) {
+            values_buf_t b = {0};
+            char err[64];
+            values_kv_write(&b, kv, typed ? VALUES_TYPED : VALUES_TEXT);
+            if (!values_json_parse(a, (const uint8_t *)b.p, b.len, VALUES_LENIENT, 0, err,
+                                   sizeof err))
+                abort();
+            if (typed && kv->type == STORE_JSON && strcmp(b.p, kv->s) != 0)
+                abort(); /* a JSON value is answered as it was stored */
+            values_buf_fini(&b);
         }
     }
 }
