@@ -20,25 +20,29 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Per-call scratch memory, made on first use (most calls hold no JSON value and one key). */
+/* Per-call scratch memory, each arena made on first use (most calls hold no JSON value and
+ * one key). Two arenas because their lifetimes differ: the key groups live for the whole
+ * call, a JSON value's parse tree only until it is written (reset after each). */
 typedef struct scratch {
-    arena_t a;
-    bool live;
+    arena_t groups, json;
+    bool groups_live, json_live;
 } scratch_t;
 
-static arena_t *scratch_get(scratch_t *sc)
+static arena_t *scratch_get(arena_t *a, bool *live)
 {
-    if (!sc->live) {
-        arena_init(&sc->a, 0);
-        sc->live = true;
+    if (!*live) {
+        arena_init(a, 0);
+        *live = true;
     }
-    return &sc->a;
+    return a;
 }
 
 static void scratch_fini(scratch_t *sc)
 {
-    if (sc->live)
-        arena_fini(&sc->a);
+    if (sc->groups_live)
+        arena_fini(&sc->groups);
+    if (sc->json_live)
+        arena_fini(&sc->json);
 }
 
 static bool key_ok(const char *key)
@@ -58,7 +62,7 @@ static void put_text(values_buf_t *b, const char *s)
 
 static void put_json(values_buf_t *b, const char *s, scratch_t *sc)
 {
-    arena_t *a = scratch_get(sc);
+    arena_t *a = scratch_get(&sc->json, &sc->json_live);
     size_t n = s ? strlen(s) : 0;
     values_json_t *v = values_json_parse(a, (const uint8_t *)s, n, VALUES_LENIENT, 0, NULL, 0);
     if (v && (v->kind == VALUES_JSON_OBJECT || v->kind == VALUES_JSON_ARRAY))
@@ -145,7 +149,8 @@ static size_t write_by_key(values_buf_t *b, const store_kv_t *kvs, size_t n,
     size_t written = 0;
     values_buf_put(b, "{", 1);
     scratch_t sc = {0};
-    groups_t g = n ? group_by_key(scratch_get(&sc), kvs, n) : (groups_t){0};
+    groups_t g = n ? group_by_key(scratch_get(&sc.groups, &sc.groups_live), kvs, n)
+                   : (groups_t){0};
     for (size_t i = 0; i < n; i++) {
         if (g.first[i] != i || !key_ok(kvs[i].key))
             continue;

@@ -43,6 +43,18 @@ static void check_kvs(arena_t *a, const values_kvs_t *l)
             values_buf_fini(&b);
         }
     }
+    /* The grouped shapes (keys repeat across a telemetry array's elements). */
+    for (int series = 0; series < 2; series++) {
+        values_buf_t b = {0};
+        char err[64];
+        if (series)
+            values_kvs_write_series(&b, l->items, l->n, VALUES_TEXT);
+        else
+            values_kvs_write_object(&b, l->items, l->n, VALUES_TYPED);
+        if (!values_json_parse(a, (const uint8_t *)b.p, b.len, VALUES_LENIENT, 0, err, sizeof err))
+            abort();
+        values_buf_fini(&b);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -40,9 +40,13 @@ static void walk(store_kv_list_t *l)
 }
 
 /* Same accept/refuse decision as jansson with JSON_REJECT_DUPLICATES (the flags REST used),
- * except for a document nested deeper than our cap, which only jansson reads. */
+ * except for a document nested deeper than our cap, which only jansson reads, and a body
+ * holding a raw NUL byte: jansson skips one right after a number or keyword ([1\0] reads as
+ * [1]), which RFC 8259 does not allow and we do not copy. */
 static void same_as_jansson(const char *body, size_t len)
 {
+    if (memchr(body, '\0', len))
+        return;
     arena_t a;
     arena_init(&a, 1024);
     char err[128] = "";

@@ -129,6 +129,29 @@ static void test_shapes(void **state)
     values_buf_fini(&b);
 }
 
+/* JSON values are parsed again while a grouped answer is written: the groups must survive
+ * (a fuzzer found the series writer looping when they shared one arena). */
+static void test_shapes_of_json_values(void **state)
+{
+    (void)state;
+    store_kv_t kvs[] = {
+        {.key = (char *)"j", .type = STORE_JSON, .s = (char *)"{\"a\":[1,2]}", .ts = 1},
+        {.key = (char *)"k", .type = STORE_JSON, .s = (char *)"[{\"b\":{}}]", .ts = 1},
+        {.key = (char *)"j", .type = STORE_JSON, .s = (char *)"[3]", .ts = 2},
+        {.key = (char *)"k", .type = STORE_JSON, .s = (char *)"{}", .ts = 2},
+        {.key = (char *)"j", .type = STORE_JSON, .s = (char *)"{\"c\":null}", .ts = 3},
+    };
+    values_buf_t b = {0};
+    assert_int_equal(values_kvs_write_series(&b, kvs, 5, VALUES_TYPED), 2);
+    assert_string_equal(b.p, "{\"j\":[{\"ts\":1,\"value\":{\"a\":[1,2]}},{\"ts\":2,\"value\":[3]},"
+                             "{\"ts\":3,\"value\":{\"c\":null}}],\"k\":[{\"ts\":1,\"value\":"
+                             "[{\"b\":{}}]},{\"ts\":2,\"value\":{}}]}");
+    values_buf_fini(&b);
+    assert_int_equal(values_kvs_write_object(&b, kvs, 5, VALUES_TYPED), 2);
+    assert_string_equal(b.p, "{\"j\":{\"c\":null},\"k\":{}}");
+    values_buf_fini(&b);
+}
+
 /* Many points of few keys: grouping is linear, every point lands in its key's array. */
 static void test_big_series(void **state)
 {
@@ -155,7 +178,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_doubles),     cmocka_unit_test(test_scalars),
         cmocka_unit_test(test_json_values), cmocka_unit_test(test_shapes),
-        cmocka_unit_test(test_big_series),
+        cmocka_unit_test(test_shapes_of_json_values), cmocka_unit_test(test_big_series),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
