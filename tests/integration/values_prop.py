@@ -17,7 +17,7 @@ Bounded: COUNT values (default 150) and SECONDS (default 240) of wall time, whic
 first; every wait is bounded. The seed is printed first; rerun with VALUES_PROP_SEED=<seed>.
 Fails when it proves nothing: too few values checked, or a category of values (doubles that
 look like integers, exponent forms, long edge values, escaped/unicode strings, numeric
-strings, nested JSON) or a read path (notifications, events) that was never exercised.
+strings, nested JSON) or a read path (notifications, events, many-key answers) that was never exercised.
 """
 import json
 import os
@@ -419,6 +419,44 @@ def check(what, got, want):
         raise Failed("%s\n  got:  %r\n  want: %r" % (what, got, want))
 
 
+def check_many(written, counts):
+    """Answers that hold many keys at once, where the writer groups by key: REST latest of
+    every telemetry key written, and CoAP GETs of a few short attributes per section."""
+    attr = "/api/plugins/telemetry/DEVICE/%s" % DEV
+    keys = list(written["ct"]) + list(written["rt"])
+    want = dict(written["ct"], **written["rt"])
+    for start in range(0, len(keys), 50):
+        part = keys[start:start + 50]
+        st, out = rest("GET", attr + "/values/timeseries?useStrictDataTypes=true&keys=" +
+                       ",".join(urllib.parse.quote(k, safe="") for k in part))
+        check("REST latest of %d keys: status" % len(part), st, 200)
+        got = json.loads(out, object_pairs_hook=list)
+        exp = "{%s}" % ",".join('%s:[{"ts":%d,"value":%s}]' % (esc(k), pts[0][0][1], want[k])
+                                for k, pts in got)
+        check("REST latest of %d keys" % len(part), out.decode(), exp)
+        check("REST latest of %d keys: key set" % len(part), sorted(k for k, _ in got),
+              sorted(part))
+        counts["rest_multi"] = counts.get("rest_multi", 0) + 1
+    for _ in range(10):
+        q, sections = [], []
+        for section, p in (("client", "ca"), ("shared", "ra")):
+            short = [k for k, t in written[p].items() if len(t) < 60]
+            pick = rng.sample(short, min(3, len(short)))
+            q.append("%sKeys=%s" % ("client" if p == "ca" else "shared", ",".join(pick)))
+            sections.append((section, p, pick))
+        r = coap(c.GET, "/api/v1/%s/attributes?%s" % (TOKEN, "&".join(q)))
+        got = json.loads(r["payload"], object_pairs_hook=list)
+        exp = "{%s}" % ",".join(
+            '"%s":{%s}' % (section, ",".join("%s:%s" % (esc(k), written[p][k])
+                                           for k, _ in dict(got)[section]))
+            for section, p, pick in sections if pick)
+        check("CoAP GET of several keys", r["payload"].decode(), exp)
+        for section, p, pick in sections:
+            check("CoAP GET of several keys: %s key set" % section,
+                  sorted(k for k, _ in dict(got).get(section, [])), sorted(pick))
+        counts["coap_multi"] = counts.get("coap_multi", 0) + 1
+
+
 def main():
     deadline = time.monotonic() + SECONDS
     obs = Observer()
@@ -429,6 +467,7 @@ def main():
     counts = {"values": 0, "coap_get": 0, "notify": 0, "rest_attr": 0, "rest_ts": 0,
               "events": 0, "same_both_ways": 0}
     pending_events = []  # (key, kind, expected typed text, scope)
+    written = {"ca": {}, "ra": {}, "ct": {}, "rt": {}}  # path -> key -> expected typed text
     for i in range(COUNT):
         if time.monotonic() > deadline:
             print("values_prop: time is up after %d values" % i, flush=True)
@@ -490,9 +529,13 @@ def main():
                                                         t[1] if strict else as_text(t)))
                 counts["rest_ts"] += 1
             pending_events.append((keys[p], "ts", t[1], None))
+        for p, t in (("ca", dev_t), ("ra", rest_t), ("ct", dev_t), ("rt", rest_t)):
+            written[p][keys[p]] = t[1]
         counts["values"] += 1
         if dev_t == rest_t:
             counts["same_both_ways"] += 1
+
+    check_many(written, counts)
 
     # The web UI's events, written on the store's writer thread after each commit.
     wait_until = time.monotonic() + 10.0
@@ -518,7 +561,8 @@ def main():
     need = {"double_integral": 3, "exponent": 5, "long": 5, "string_escaped": 5,
             "string_numeric": 3, "json": 5}
     short = [k for k, n in need.items() if cats.get(k, 0) < n]
-    if counts["values"] < 40 or short or counts["notify"] < 40 or counts["events"] < 160:
+    if (counts["values"] < 40 or short or counts["notify"] < 40 or counts["events"] < 160
+            or counts.get("rest_multi", 0) < 1 or counts.get("coap_multi", 0) < 10):
         raise Failed("only %d values (%s too rare); the test proves nothing"
                      % (counts["values"], ", ".join(short) or "no category"))
 
