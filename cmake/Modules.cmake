@@ -6,10 +6,15 @@
 # starts calling the CoAP engine, or a store file that reaches for the device registry,
 # breaks the build at once instead of growing a cycle quietly; to add an edge, add it to
 # target_link_libraries first, where the map is visible.
+#
+#   coaphub_enforce_module_deps([TYPES_FROM module...])
+# TYPES_FROM names modules whose headers are read for type definitions only, without linking
+# them (values reads store.h for store_kv_t); it is part of the map and stated where it is used.
 function(coaphub_enforce_module_deps)
+  cmake_parse_arguments(M "" "" "TYPES_FROM" ${ARGN})
   get_filename_component(module ${CMAKE_CURRENT_SOURCE_DIR} NAME)
   get_property(targets DIRECTORY PROPERTY BUILDSYSTEM_TARGETS)
-  set(allowed ${module})
+  set(allowed ${module} ${M_TYPES_FROM})
   foreach(t ${targets})
     get_target_property(libs ${t} LINK_LIBRARIES)
     foreach(lib ${libs})

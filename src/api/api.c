@@ -128,10 +128,10 @@ api_shard_t *api_shard_new(loop_t *loop, store_t *store, registry_t *reg, hub_t 
         a->cfg = *cfg;
     else
         api_cfg_default(&a->cfg);
-    a->pcfg = (api_payload_cfg_t){.type_cast = a->cfg.type_cast,
-                                  .max_string_len = a->cfg.max_string_len,
-                                  .max_depth = a->cfg.max_json_depth,
-                                  .max_bytes = a->cfg.engine.max_body};
+    a->pcfg = (values_cfg_t){.type_cast = a->cfg.type_cast,
+                             .max_string_len = a->cfg.max_string_len,
+                             .max_depth = a->cfg.max_json_depth,
+                             .max_bytes = a->cfg.engine.max_body};
     arena_init(&a->arena, 0);
     api__pools_init(a);
     a->life = xcalloc(1, sizeof *a->life);

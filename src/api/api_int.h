@@ -51,7 +51,7 @@ struct api_shard {
     registry_t *reg;
     hub_t *hub;
     api_cfg_t cfg;
-    api_payload_cfg_t pcfg;
+    values_cfg_t pcfg;
     coap_engine_t *engine;
     api_life_t *life;
     htab_t devs; /* api_dev_t by device id (device.c) */

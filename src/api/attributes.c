@@ -4,37 +4,19 @@
  * registration replaces the old relation, which is told with a final 2.02. The first answer
  * carries every current SHARED attribute; later notifications carry what the hub publishes
  * (changed keys, or {"deleted":[...]}). Store reads are synchronous: SQLite in WAL mode serves
- * them beside the writer in well under a millisecond for one device's attributes.
+ * them beside the writer in well under a millisecond for one device's attributes. Values are
+ * written by values/render.h, as REST writes them, so a device and an operator read the
+ * same text for one attribute.
  */
 #include "api/api_int.h"
 
-#include "api/json.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "values/render.h"
 
-#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Appends "key":value for each kv (typed; JSON values embedded as JSON). */
-static void put_members(api_buf_t *b, const store_kv_list_t *l)
-{
-    for (size_t i = 0; i < l->n; i++) {
-        const store_kv_t *kv = &l->items[i];
-        if (i)
-            api_buf_put(b, ",", 1);
-        api_buf_json_str(b, kv->key, strlen(kv->key));
-        api_buf_put(b, ":", 1);
-        switch (kv->type) {
-        case STORE_BOOL: api_buf_puts(b, kv->b ? "true" : "false"); break;
-        case STORE_LONG: api_buf_printf(b, "%" PRId64, kv->l); break;
-        case STORE_DOUBLE: api_buf_json_double(b, kv->d); break;
-        case STORE_STRING: api_buf_json_str(b, kv->s ? kv->s : "", kv->s ? strlen(kv->s) : 0); break;
-        case STORE_JSON: api_buf_puts(b, kv->s && *kv->s ? kv->s : "null"); break;
-        }
-    }
-}
 
 typedef struct keyset {
     bool present;
@@ -105,21 +87,19 @@ void api__attributes_get(api_shard_t *a, coap_exchange_t *x, const coap_request_
     } else if (cl.n == 0 && sl.n == 0) {
         coap_exchange_respond(x, COAP_NOT_FOUND, COAP_CF_NONE, NULL, 0);
     } else {
-        api_buf_t b = {0};
-        api_buf_put(&b, "{", 1);
+        values_buf_t b = {0};
+        values_buf_put(&b, "{", 1);
         if (cl.n) {
-            api_buf_puts(&b, "\"client\":{");
-            put_members(&b, &cl);
-            api_buf_put(&b, "}", 1);
+            values_buf_puts(&b, "\"client\":");
+            values_kvs_write_object(&b, cl.items, cl.n, VALUES_TYPED);
         }
         if (sl.n) {
-            api_buf_puts(&b, cl.n ? ",\"shared\":{" : "\"shared\":{");
-            put_members(&b, &sl);
-            api_buf_put(&b, "}", 1);
+            values_buf_puts(&b, cl.n ? ",\"shared\":" : "\"shared\":");
+            values_kvs_write_object(&b, sl.items, sl.n, VALUES_TYPED);
         }
-        api_buf_put(&b, "}", 1);
+        values_buf_put(&b, "}", 1);
         coap_exchange_respond(x, COAP_CONTENT, api__resp_cf(req), (const uint8_t *)b.p, b.len);
-        api_buf_fini(&b);
+        values_buf_fini(&b);
     }
     store_kv_list_fini(&cl);
     store_kv_list_fini(&sl);
@@ -135,10 +115,8 @@ void api__attributes_subscribe(api_shard_t *a, coap_exchange_t *x, const coap_re
         coap_exchange_respond(x, COAP_INTERNAL_SERVER_ERROR, COAP_CF_NONE, NULL, 0);
         return;
     }
-    api_buf_t b = {0};
-    api_buf_put(&b, "{", 1);
-    put_members(&b, &l);
-    api_buf_put(&b, "}", 1);
+    values_buf_t b = {0};
+    values_kvs_write_object(&b, l.items, l.n, VALUES_TYPED);
     store_kv_list_fini(&l);
 
     /* Replace an older subscription (another token or peer). Cancelling ends it at once and
@@ -159,7 +137,7 @@ void api__attributes_subscribe(api_shard_t *a, coap_exchange_t *x, const coap_re
               (long long)device_id);
     }
     coap_exchange_respond(x, COAP_CONTENT, api__resp_cf(req), (const uint8_t *)b.p, b.len);
-    api_buf_fini(&b);
+    values_buf_fini(&b);
     api__dev_maybe_free(d);
 }
 

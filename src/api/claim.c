@@ -9,9 +9,9 @@
  */
 #include "api/api_int.h"
 
-#include "api/json.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "values/buf.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -38,15 +38,15 @@ void api__claim(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
         duration = API_CLAIM_DEFAULT_MS;
     int64_t now = clock_wall_ms();
     int64_t expires = duration > INT64_MAX - now ? INT64_MAX : now + duration;
-    api_buf_t b = {0};
-    api_buf_puts(&b, "{\"secretKey\":");
-    api_buf_json_str(&b, secret, strlen(secret));
-    api_buf_printf(&b, ",\"expirationTime\":%" PRId64 "}", expires);
+    values_buf_t b = {0};
+    values_buf_puts(&b, "{\"secretKey\":");
+    values_buf_json_str(&b, secret, strlen(secret));
+    values_buf_printf(&b, ",\"expirationTime\":%" PRId64 "}", expires);
     arena_reset(&a->arena); /* secret was copied into b */
     store_kv_t kv = {.key = "claimingData", .type = STORE_JSON, .s = b.p, .ts = now};
     store_batch_t *batch = api__batch_get(a);
     store_batch_attr(batch, device_id, SCOPE_SERVER, &kv);
-    api_buf_fini(&b);
+    values_buf_fini(&b);
     api__submit_then_answer(a, x, device_id, batch);
 }
 

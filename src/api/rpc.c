@@ -14,10 +14,10 @@
  */
 #include "api/api_int.h"
 
-#include "api/json.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "values/buf.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -139,23 +139,23 @@ void api__client_rpc(api_shard_t *a, coap_exchange_t *x, const coap_request_t *r
         coap_exchange_respond(x, COAP_BAD_REQUEST, COAP_CF_NONE, NULL, 0);
         return;
     }
-    api_buf_t b = {0};
+    values_buf_t b = {0};
     uint8_t code;
     if (strcmp(method, "getCurrentTime") == 0) {
         code = COAP_CONTENT;
-        api_buf_printf(&b, "{\"time\":%" PRId64 "}", clock_wall_ms());
+        values_buf_printf(&b, "{\"time\":%" PRId64 "}", clock_wall_ms());
     } else {
         code = COAP_NOT_FOUND;
-        api_buf_t m = {0};
-        api_buf_puts(&m, "Unsupported client-side RPC method: ");
-        api_buf_puts(&m, method);
-        api_buf_puts(&b, "{\"error\":");
-        api_buf_json_str(&b, m.p, m.len);
-        api_buf_puts(&b, "}");
-        api_buf_fini(&m);
+        values_buf_t m = {0};
+        values_buf_puts(&m, "Unsupported client-side RPC method: ");
+        values_buf_puts(&m, method);
+        values_buf_puts(&b, "{\"error\":");
+        values_buf_json_str(&b, m.p, m.len);
+        values_buf_puts(&b, "}");
+        values_buf_fini(&m);
     }
     (void)params; /* built-in methods take none */
     arena_reset(&a->arena); /* method was copied into b */
     coap_exchange_respond(x, code, api__resp_cf(req), (const uint8_t *)b.p, b.len);
-    api_buf_fini(&b);
+    values_buf_fini(&b);
 }

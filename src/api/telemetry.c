@@ -16,9 +16,9 @@ void api__telemetry_post(api_shard_t *a, coap_exchange_t *x, const coap_request_
                          int64_t device_id)
 {
     char err[160];
-    api_kvs_t kvs = {0};
-    if (api_payload_telemetry(&a->arena, &a->pcfg, req->payload.p, req->payload.len, &kvs, err,
-                              sizeof err) < 0) {
+    values_kvs_t kvs = {0};
+    if (values_telemetry(&a->arena, &a->pcfg, req->payload.p, req->payload.len, &kvs, err,
+                         sizeof err) < 0) {
         arena_reset(&a->arena);
         a->stats.bad_payload++;
         LOG_D("api", "device %lld: bad telemetry: %s", (long long)device_id, err);
@@ -30,7 +30,7 @@ void api__telemetry_post(api_shard_t *a, coap_exchange_t *x, const coap_request_
     store_batch_t *b = api__batch_get(a);
     for (size_t i = 0; i < kvs.n; i++) {
         store_kv_t *kv = &kvs.items[i];
-        if (kv->ts == API_TS_NONE)
+        if (kv->ts == VALUES_TS_NONE)
             kv->ts = now;
         store_batch_ts(b, device_id, kv);
     }
@@ -42,9 +42,9 @@ void api__attributes_post(api_shard_t *a, coap_exchange_t *x, const coap_request
                           int64_t device_id)
 {
     char err[160];
-    api_kvs_t kvs = {0};
-    if (api_payload_attributes(&a->arena, &a->pcfg, req->payload.p, req->payload.len, &kvs, err,
-                               sizeof err) < 0) {
+    values_kvs_t kvs = {0};
+    if (values_attributes(&a->arena, &a->pcfg, req->payload.p, req->payload.len, &kvs, err,
+                          sizeof err) < 0) {
         arena_reset(&a->arena);
         a->stats.bad_payload++;
         LOG_D("api", "device %lld: bad attributes: %s", (long long)device_id, err);

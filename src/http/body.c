@@ -1,14 +1,18 @@
-/* body.c — REST request bodies: JSON -> typed values, credentials, devices, RPC requests.
+/* body.c — REST request bodies: telemetry and attributes (through values), credentials,
+ * devices, RPC requests.
  *
  * Pure functions (no store, no server) so tests/fuzz/rest_json.c reaches every line. Any
- * body is hostile: size is capped by the server before we get here, jansson rejects
- * duplicate keys and bounds nesting depth, and every field is type-checked before use.
+ * body is hostile: size is capped by the server before we get here, the readers (values'
+ * strict mode, jansson for the rest) reject duplicate keys and bound nesting depth, and
+ * every field is type-checked before use.
  * Messages written into msg are ThingsBoard's wording where TB has one.
  */
 #include "http/http_int.h"
 
+#include "core/err.h"
 #include "core/xmalloc.h"
 #include "device/x509.h"
+#include "values/body.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -50,174 +54,48 @@ bool http__is_uuid(const char *s)
     return true;
 }
 
-int http__kv_from_json(const char *key, const json_t *v, int64_t ts, store_kv_t *out)
+/* Telemetry and attribute bodies are read by values in strict mode (values/body.h): RFC 8259
+ * as jansson enforced it, ThingsBoard's REST typing and refusals. Here only REST's wording of
+ * the answer and the copy out of the parse arena into the caller's list. */
+static int rest_values(bool attributes, const char *body, size_t len, int64_t now_ms,
+                       store_kv_list_t *out, char *msg, size_t cap)
 {
-    memset(out, 0, sizeof *out);
-    out->ts = ts;
-    switch (json_typeof(v)) {
-    case JSON_NULL:
-        return 1;
-    case JSON_TRUE:
-    case JSON_FALSE:
-        out->type = STORE_BOOL;
-        out->b = json_is_true(v);
-        break;
-    case JSON_INTEGER:
-        out->type = STORE_LONG;
-        out->l = json_integer_value(v);
-        break;
-    case JSON_REAL:
-        out->type = STORE_DOUBLE;
-        out->d = json_real_value(v);
-        break;
-    case JSON_STRING:
-        out->type = STORE_STRING;
-        out->s = xstrndup(json_string_value(v), json_string_length(v));
-        break;
-    case JSON_OBJECT:
-    case JSON_ARRAY:
-        out->type = STORE_JSON;
-        out->s = http__dumps(v);
-        break;
-    default:
-        return -EINVAL;
-    }
-    out->key = xstrdup(key);
-    return 0;
-}
-
-/* Shortest decimal that reads back as d (Java's Double.toString style, no exponent games). */
-static void fmt_double(double d, char *buf, size_t cap)
-{
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, cap, "%.*g", prec, d);
-        if (strtod(buf, NULL) == d)
-            break;
-    }
-    if (!strpbrk(buf, ".eEin")) /* integral doubles keep a ".0" like TB prints them */
-        strncat(buf, ".0", cap - strlen(buf) - 1);
-}
-
-json_t *http__kv_to_json(const store_kv_t *kv, bool typed)
-{
-    char num[64];
-    switch (kv->type) {
-    case STORE_BOOL:
-        return typed ? json_boolean(kv->b) : json_string(kv->b ? "true" : "false");
-    case STORE_LONG:
-        if (typed)
-            return json_integer((json_int_t)kv->l);
-        snprintf(num, sizeof num, "%lld", (long long)kv->l);
-        return json_string(num);
-    case STORE_DOUBLE:
-        if (typed)
-            return json_real(kv->d);
-        fmt_double(kv->d, num, sizeof num);
-        return json_string(num);
-    case STORE_JSON:
-        if (typed) {
-            json_t *j = kv->s ? json_loads(kv->s, 0, NULL) : NULL;
-            if (j)
-                return j;
-        }
-        return json_string(kv->s ? kv->s : "");
-    case STORE_STRING:
-    default: {
-        json_t *s = json_string(kv->s ? kv->s : "");
-        return s ? s : json_string(""); /* stored bytes that are not UTF-8 */
-    }
-    }
-}
-
-/* Adds every member of obj as a point at ts. */
-static int add_values(const json_t *obj, int64_t ts, store_kv_list_t *out, char *msg,
-                      size_t cap)
-{
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)obj, k, v) {
-        if (k[0] == '\0')
-            return fail(msg, cap, "Key cannot be blank");
-        store_kv_t kv;
-        int rc = http__kv_from_json(k, v, ts, &kv);
-        if (rc == 1)
-            continue;
-        if (rc < 0)
-            return fail(msg, cap, "Invalid JSON");
+    static const values_cfg_t strict = {.strict = true};
+    arena_t a;
+    arena_init(&a, 0);
+    values_kvs_t kvs = {0};
+    char why[ERR_LEN];
+    int rc = attributes ? values_attributes(&a, &strict, (const uint8_t *)body, len, &kvs, why,
+                                            sizeof why)
+                        : values_telemetry(&a, &strict, (const uint8_t *)body, len, &kvs, why,
+                                           sizeof why);
+    if (rc == -EINVAL)
+        rc = fail(msg, cap, "%s", why); /* ThingsBoard's own message for the broken rule */
+    else if (rc < 0)
+        rc = fail(msg, cap, "Invalid JSON");
+    else if (kvs.n == 0)
+        rc = fail(msg, cap, attributes ? "No attributes data found in request body!"
+                                       : "No telemetry data found in request body!");
+    for (size_t i = 0; rc == 0 && i < kvs.n; i++) {
+        store_kv_t kv = kvs.items[i];
+        if (kv.ts == VALUES_TS_NONE)
+            kv.ts = now_ms;
         store_kv_list_push(out, &kv);
-        free(kv.key);
-        free(kv.s);
     }
-    return 0;
-}
-
-static int telemetry_entry(const json_t *e, int64_t now_ms, store_kv_list_t *out, char *msg,
-                           size_t cap)
-{
-    if (!json_is_object(e))
-        return fail(msg, cap, "Invalid JSON");
-    json_t *ts = json_object_get(e, "ts");
-    json_t *values = json_object_get(e, "values");
-    if (ts && values && json_object_size(e) == 2) {
-        if (!json_is_integer(ts) || !json_is_object(values) || json_integer_value(ts) < 0)
-            return fail(msg, cap, "Invalid JSON");
-        return add_values(values, json_integer_value(ts), out, msg, cap);
-    }
-    return add_values(e, now_ms, out, msg, cap);
+    arena_fini(&a);
+    return rc;
 }
 
 int http__telemetry_parse(const char *body, size_t len, int64_t now_ms, store_kv_list_t *out,
                           char *msg, size_t cap)
 {
-    json_t *j = http__json_parse(body, len);
-    int rc = 0;
-    if (!j) {
-        rc = fail(msg, cap, "Invalid JSON");
-    } else if (json_is_array(j)) {
-        size_t i;
-        json_t *e;
-        json_array_foreach(j, i, e) {
-            if ((rc = telemetry_entry(e, now_ms, out, msg, cap)) < 0)
-                break;
-        }
-    } else {
-        rc = telemetry_entry(j, now_ms, out, msg, cap);
-    }
-    json_decref(j);
-    if (rc == 0 && out->n == 0)
-        rc = fail(msg, cap, "No telemetry data found in request body!");
-    if (rc < 0)
-        store_kv_list_fini(out);
-    return rc;
+    return rest_values(false, body, len, now_ms, out, msg, cap);
 }
 
 int http__attributes_parse(const char *body, size_t len, int64_t now_ms, store_kv_list_t *out,
                            char *msg, size_t cap)
 {
-    json_t *j = http__json_parse(body, len);
-    int rc = 0;
-    if (!json_is_object(j)) {
-        rc = fail(msg, cap, "Invalid JSON");
-        goto out;
-    }
-    if (json_object_size(j) == 0) {
-        rc = fail(msg, cap, "No attributes data found in request body!");
-        goto out;
-    }
-    const char *k;
-    json_t *v;
-    json_object_foreach(j, k, v) {
-        if (json_is_null(v)) {
-            rc = fail(msg, cap, "Attribute value for key '%.64s' must not be null", k);
-            goto out;
-        }
-    }
-    rc = add_values(j, now_ms, out, msg, cap);
-out:
-    json_decref(j);
-    if (rc < 0)
-        store_kv_list_fini(out);
-    return rc;
+    return rest_values(true, body, len, now_ms, out, msg, cap);
 }
 
 /* {"id":"..."} or {"entityType":..,"id":".."} -> the id string, else NULL. */

@@ -99,6 +99,15 @@ void http__resp_json(http_resp_t *r, int status, json_t *j)
     json_decref(j);
 }
 
+void http__resp_json_text(http_resp_t *r, int status, char *text)
+{
+    free(r->body);
+    r->status = status;
+    r->body = text;
+    r->body_len = strlen(text);
+    r->content_type = "application/json";
+}
+
 void http__resp_text(http_resp_t *r, int status, const char *text)
 {
     free(r->body);

@@ -97,6 +97,9 @@ typedef struct http_resp {
 
 /* Sets a JSON body (takes ownership of j, may be NULL for an empty 200). */
 void http__resp_json(http_resp_t *r, int status, json_t *j);
+/* Sets a JSON body already written as text (takes ownership of text, malloc'd): answers
+ * holding stored values, which values/render.h writes. */
+void http__resp_json_text(http_resp_t *r, int status, char *text);
 /* Sets a plain-text body (TB's telemetry controller answers some errors this way). */
 void http__resp_text(http_resp_t *r, int status, const char *text);
 /* Serialises with the project's number format (integers stay integers). */
@@ -220,15 +223,12 @@ void http__random_alnum(char *out, size_t n);
 
 /* Parses JSON with duplicate keys rejected; NULL on error. */
 json_t *http__json_parse(const char *body, size_t len);
-/* One JSON value -> kv per §5 (int LONG, real DOUBLE, string STRING, bool, object/array
- * JSON). Returns 0, 1 for null (skipped), -EINVAL otherwise. out->key/s are malloc'd. */
-int http__kv_from_json(const char *key, const json_t *v, int64_t ts, store_kv_t *out);
-/* kv value as JSON: typed, or (strict false) as a string like ThingsBoard's latest API. */
-json_t *http__kv_to_json(const store_kv_t *kv, bool typed);
-/* Telemetry body (object, {ts,values}, or array of those) -> points. 0 or -EINVAL (msg). */
+/* Telemetry body (object, {ts,values}, or array of those) -> points, typed by values' REST
+ * rules (values/body.h); points without a ts get now_ms. 0 or -EINVAL with ThingsBoard's
+ * message in msg; out is left empty on an error. */
 int http__telemetry_parse(const char *body, size_t len, int64_t now_ms, store_kv_list_t *out,
                           char *msg, size_t cap);
-/* Attribute save body (JSON object, no nulls, no blank keys) -> kvs at now_ms. */
+/* Attribute save body (JSON object, no nulls, no blank keys) -> kvs at now_ms, as above. */
 int http__attributes_parse(const char *body, size_t len, int64_t now_ms, store_kv_list_t *out,
                            char *msg, size_t cap);
 

@@ -3,13 +3,15 @@
  * Writes go through store_submit_wait, the same group-committed path devices use, so a 200
  * means the data is on disk. Shared-attribute changes are pushed to the shards only after
  * the commit, and carry exactly the keys that were saved. Some errors are answered in plain
- * text because ThingsBoard's telemetry controller does so and clients match on it.
+ * text because ThingsBoard's telemetry controller does so and clients match on it. Values
+ * are written by values/render.h, the writer CoAP answers and notifications use.
  */
 #include "http/http_int.h"
 
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/xmalloc.h"
+#include "values/render.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -126,20 +128,23 @@ void http__h_ts_keys(http_req_t *rq, http_resp_t *rs)
     store_kv_list_fini(&l);
 }
 
-static void append_point(json_t *map, const store_kv_t *kv, bool strict)
+/* Moves the points of src to the end of dst (their strings go with them); src is left empty.
+ * History is read key by key, and one answer groups them all. */
+static void points_move(store_kv_list_t *dst, store_kv_list_t *src)
 {
-    json_t *arr = json_object_get(map, kv->key);
-    if (!arr) {
-        arr = json_array();
-        if (json_object_set_new(map, kv->key, arr) < 0)
-            return; /* key not UTF-8: it cannot appear in a JSON answer */
+    if (dst->n + src->n > dst->cap) {
+        dst->cap = dst->n + src->n;
+        dst->items = xrealloc(dst->items, dst->cap * sizeof *dst->items);
     }
-    json_array_append_new(arr, json_pack("{s:I, s:o}", "ts", (json_int_t)kv->ts, "value",
-                                         http__kv_to_json(kv, strict)));
+    if (src->n)
+        memcpy(dst->items + dst->n, src->items, src->n * sizeof *src->items);
+    dst->n += src->n;
+    free(src->items);
+    *src = (store_kv_list_t){0};
 }
 
-static int history(http_req_t *rq, http_resp_t *rs, int64_t dev, keys_t *k, bool strict,
-                   json_t *map)
+static int history(http_req_t *rq, http_resp_t *rs, int64_t dev, keys_t *k,
+                   store_kv_list_t *points)
 {
     int64_t start, end, interval, limit;
     if (!opt_int(rq, "startTs", 0, &start) || !opt_int(rq, "endTs", clock_wall_ms(), &end) ||
@@ -167,9 +172,7 @@ static int history(http_req_t *rq, http_resp_t *rs, int64_t dev, keys_t *k, bool
             store_failed(rs, rc);
             return rc;
         }
-        for (size_t j = 0; j < l.n; j++)
-            append_point(map, &l.items[j], strict);
-        store_kv_list_fini(&l);
+        points_move(points, &l);
     }
     return 0;
 }
@@ -184,8 +187,7 @@ void http__h_ts_values(http_req_t *rq, http_resp_t *rs)
     bool is_history = explicit_history || http__query(rq, "startTs");
     keys_t k;
     keys_from_query(rq, &k);
-    json_t *map = json_object();
-    int rc = 0;
+    store_kv_list_t points = {0};
     if (k.overflow) {
         http__resp_error(rs, HTTP_E_BAD_PARAMS, "Too many keys");
         goto out;
@@ -195,24 +197,21 @@ void http__h_ts_values(http_req_t *rq, http_resp_t *rs)
             http__resp_error(rs, HTTP_E_BAD_PARAMS, "keys and startTs are required");
             goto out;
         }
-        if (history(rq, rs, d.id, &k, strict, map) < 0)
+        if (history(rq, rs, d.id, &k, &points) < 0)
             goto out;
     } else {
-        store_kv_list_t l = {0};
-        rc = store_ts_latest(rq->srv->store, d.id, (const char *const *)k.items, k.n, &l);
+        int rc = store_ts_latest(rq->srv->store, d.id, (const char *const *)k.items, k.n,
+                                 &points);
         if (rc < 0) {
-            store_kv_list_fini(&l);
             store_failed(rs, rc);
             goto out;
         }
-        for (size_t i = 0; i < l.n; i++)
-            append_point(map, &l.items[i], strict);
-        store_kv_list_fini(&l);
     }
-    http__resp_json(rs, 200, map);
-    map = NULL;
+    values_buf_t b = {0};
+    values_kvs_write_series(&b, points.items, points.n, strict ? VALUES_TYPED : VALUES_TEXT);
+    http__resp_json_text(rs, 200, values_buf_take(&b));
 out:
-    json_decref(map);
+    store_kv_list_fini(&points);
     keys_fini(&k);
 }
 
@@ -302,7 +301,7 @@ void http__h_attr_values(http_req_t *rq, http_resp_t *rs)
         return;
     keys_t k;
     keys_from_query(rq, &k);
-    json_t *arr = json_array();
+    store_kv_list_t all = {0};
     int rc = 0;
     for (int s = SCOPE_CLIENT; s <= SCOPE_SHARED && rc == 0; s++) {
         if (scope && (int)scope != s)
@@ -310,19 +309,16 @@ void http__h_attr_values(http_req_t *rq, http_resp_t *rs)
         store_kv_list_t l = {0};
         rc = store_attr_get(rq->srv->store, d.id, (store_scope_t)s,
                             (const char *const *)k.items, k.n, &l);
-        for (size_t i = 0; rc == 0 && i < l.n; i++)
-            json_array_append_new(arr, json_pack("{s:I, s:s, s:o}", "lastUpdateTs",
-                                                 (json_int_t)l.items[i].ts, "key",
-                                                 l.items[i].key, "value",
-                                                 http__kv_to_json(&l.items[i], true)));
-        store_kv_list_fini(&l);
+        points_move(&all, &l);
     }
     if (rc < 0) {
-        json_decref(arr);
         store_failed(rs, rc);
     } else {
-        http__resp_json(rs, 200, arr);
+        values_buf_t b = {0};
+        values_kvs_write_attributes(&b, all.items, all.n);
+        http__resp_json_text(rs, 200, values_buf_take(&b));
     }
+    store_kv_list_fini(&all);
     keys_fini(&k);
 }
 
@@ -362,13 +358,11 @@ void http__h_attr_save(http_req_t *rq, http_resp_t *rs)
         goto out;
     }
     if (scope == SCOPE_SHARED) {
-        json_t *o = json_object();
-        for (size_t i = 0; i < l.n; i++)
-            json_object_set_new(o, l.items[i].key, http__kv_to_json(&l.items[i], true));
-        char *s = http__dumps(o);
-        hub_publish(rq->srv->hub, HUB_EV_SHARED_UPDATED, d.id, s);
-        free(s);
-        json_decref(o);
+        /* The text observers receive is written as CoAP answers and REST reads write it. */
+        values_buf_t o = {0};
+        values_kvs_write_object(&o, l.items, l.n, VALUES_TYPED);
+        hub_publish(rq->srv->hub, HUB_EV_SHARED_UPDATED, d.id, o.p);
+        values_buf_fini(&o);
     }
     http__resp_json(rs, 200, NULL);
 out:

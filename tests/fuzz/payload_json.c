@@ -1,10 +1,14 @@
-/* payload_json.c — libFuzzer target: every device-payload parser of src/api on arbitrary
- * bytes (telemetry, attributes, client RPC, RPC reply, claim), with and without type cast and
- * with tight caps. Any accepted value is re-serialised and parsed back, which must succeed.
- * Everything is parsed into one small-chunk arena (so inputs cross chunk boundaries), reset
- * after each parser as a shard does after each request. */
-#include "api/json.h"
+/* payload_json.c — libFuzzer target: every device-payload parser (values/body.h, api/payload.h)
+ * on arbitrary bytes (telemetry, attributes, client RPC, RPC reply, claim), with and without
+ * type cast and with tight caps. Any accepted value is re-serialised and parsed back, which
+ * must succeed, and written as an answer would write it (values/render.h): that text must
+ * parse too, and a JSON value must come back exactly as stored. Everything is parsed into
+ * one small-chunk arena (so inputs cross chunk boundaries), reset after each parser as a
+ * shard does after each request. */
 #include "api/payload.h"
+#include "values/body.h"
+#include "values/json.h"
+#include "values/render.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,7 +16,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check_kvs(arena_t *a, const api_kvs_t *l)
+static void check_kvs(arena_t *a, const values_kvs_t *l)
 {
     for (size_t i = 0; i < l->n; i++) {
         const store_kv_t *kv = &l->items[i];
@@ -22,11 +26,34 @@ static void check_kvs(arena_t *a, const api_kvs_t *l)
             abort();
         if (kv->type == STORE_JSON) {
             char err[64];
-            api_json_t *v = api_json_parse(a, (const uint8_t *)kv->s, strlen(kv->s), 0, err,
-                                           sizeof err);
+            values_json_t *v = values_json_parse(a, (const uint8_t *)kv->s, strlen(kv->s),
+                                                 VALUES_LENIENT, 0, err, sizeof err);
             if (!v)
                 abort(); /* our own compact output must read back */
         }
+        for (int typed = 0; typed < 2; typed++) {
+            values_buf_t b = {0};
+            char err[64];
+            values_kv_write(&b, kv, typed ? VALUES_TYPED : VALUES_TEXT);
+            if (!values_json_parse(a, (const uint8_t *)b.p, b.len, VALUES_LENIENT, 0, err,
+                                   sizeof err))
+                abort();
+            if (typed && kv->type == STORE_JSON && strcmp(b.p, kv->s) != 0)
+                abort(); /* a JSON value is answered as it was stored */
+            values_buf_fini(&b);
+        }
+    }
+    /* The grouped shapes (keys repeat across a telemetry array's elements). */
+    for (int series = 0; series < 2; series++) {
+        values_buf_t b = {0};
+        char err[64];
+        if (series)
+            values_kvs_write_series(&b, l->items, l->n, VALUES_TEXT);
+        else
+            values_kvs_write_object(&b, l->items, l->n, VALUES_TYPED);
+        if (!values_json_parse(a, (const uint8_t *)b.p, b.len, VALUES_LENIENT, 0, err, sizeof err))
+            abort();
+        values_buf_fini(&b);
     }
 }
 
@@ -36,17 +63,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     arena_t a;
     arena_init(&a, 256);
     for (int variant = 0; variant < 2; variant++) {
-        api_payload_cfg_t cfg = {.type_cast = variant == 0,
+        values_cfg_t cfg = {.type_cast = variant == 0,
                                  .max_string_len = variant ? 8 : 0,
                                  .max_depth = variant ? 3 : 32};
-        api_kvs_t l = {0};
-        if (api_payload_telemetry(&a, &cfg, data, size, &l, err, sizeof err) == 0)
+        values_kvs_t l = {0};
+        if (values_telemetry(&a, &cfg, data, size, &l, err, sizeof err) == 0)
             check_kvs(&a, &l);
         else if (l.n)
             abort();
         arena_reset(&a);
         memset(&l, 0, sizeof l);
-        if (api_payload_attributes(&a, &cfg, data, size, &l, err, sizeof err) == 0)
+        if (values_attributes(&a, &cfg, data, size, &l, err, sizeof err) == 0)
             check_kvs(&a, &l);
         arena_reset(&a);
         const char *m, *p;
@@ -57,10 +84,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         arena_reset(&a);
         const char *c;
         if (api_payload_rpc_reply(&a, &cfg, data, size, &c, err, sizeof err) == 0) {
-            api_json_t *v = api_json_parse(&a, (const uint8_t *)c, strlen(c), 0, err, sizeof err);
-            if (!v || v->kind != API_JSON_OBJECT)
+            values_json_t *v = values_json_parse(&a, (const uint8_t *)c, strlen(c),
+                                                 VALUES_LENIENT, 0, err, sizeof err);
+            if (!v || v->kind != VALUES_JSON_OBJECT)
                 abort();
-            char *again = api_json_compact(v);
+            char *again = values_json_compact(v);
             if (strcmp(again, c) != 0)
                 abort(); /* compact form is a fixed point */
             free(again);

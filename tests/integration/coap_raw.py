@@ -55,9 +55,26 @@ def decode(data):
     code = "%d.%02d" % (data[1] >> 5, data[1] & 0x1F)
     mid = (data[2] << 8) | data[3]
     token = data[4:4 + tkl]
-    i = data.find(b"\xff", 4 + tkl)
-    # A 0xFF inside an option value would fool find(); good enough for short replies we check.
-    payload = data[i + 1:] if i >= 0 else b""
+    # Walk the options to the payload marker: an option value may hold 0xFF itself (an
+    # Observe sequence number does, once every 256 notifications).
+    i = 4 + tkl
+    try:
+        while i < len(data) and data[i] != 0xFF:
+            delta, length = data[i] >> 4, data[i] & 0x0F
+            i += 1
+            for is_length, nib in ((False, delta), (True, length)):
+                if nib == 13:
+                    v, i = data[i] + 13, i + 1
+                elif nib == 14:
+                    v, i = ((data[i] << 8) | data[i + 1]) + 269, i + 2
+                else:
+                    v = nib
+                if is_length:
+                    length = v
+            i += length
+    except IndexError:
+        i = len(data)  # options run past the end: no payload
+    payload = data[i + 1:] if i < len(data) else b""
     return {"type": mtype, "code": code, "mid": mid, "token": token, "payload": payload}
 
 

@@ -1,13 +1,15 @@
-/* test_payload.c — the lenient JSON reader and the §3/§5 typing of device payloads, all
- * parsed into one arena that each test resets as the shard does after a request. */
+/* test_payload.c — the lenient JSON reader and the §3/§5 typing of device payloads (values/)
+ * and the RPC and claim bodies (api/payload.c), all parsed into one arena that each test
+ * resets as the shard does after a request. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "api/json.h"
 #include "api/payload.h"
+#include "values/body.h"
+#include "values/json.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -16,26 +18,26 @@
 
 static arena_t A; /* 8 KiB chunks, as a shard's */
 
-static const api_payload_cfg_t CFG = {.type_cast = true, .max_depth = 32};
-static const api_payload_cfg_t NOCAST = {.type_cast = false, .max_depth = 32};
+static const values_cfg_t CFG = {.type_cast = true, .max_depth = 32};
+static const values_cfg_t NOCAST = {.type_cast = false, .max_depth = 32};
 
-static int tele(const api_payload_cfg_t *cfg, const char *s, api_kvs_t *out)
+static int tele(const values_cfg_t *cfg, const char *s, values_kvs_t *out)
 {
     char err[128];
     memset(out, 0, sizeof *out);
     arena_reset(&A);
-    return api_payload_telemetry(&A, cfg, (const uint8_t *)s, strlen(s), out, err, sizeof err);
+    return values_telemetry(&A, cfg, (const uint8_t *)s, strlen(s), out, err, sizeof err);
 }
 
-static int attrs(const api_payload_cfg_t *cfg, const char *s, api_kvs_t *out)
+static int attrs(const values_cfg_t *cfg, const char *s, values_kvs_t *out)
 {
     char err[128];
     memset(out, 0, sizeof *out);
     arena_reset(&A);
-    return api_payload_attributes(&A, cfg, (const uint8_t *)s, strlen(s), out, err, sizeof err);
+    return values_attributes(&A, cfg, (const uint8_t *)s, strlen(s), out, err, sizeof err);
 }
 
-static const store_kv_t *find(const api_kvs_t *l, const char *key)
+static const store_kv_t *find(const values_kvs_t *l, const char *key)
 {
     for (size_t i = 0; i < l->n; i++)
         if (strcmp(l->items[i].key, key) == 0)
@@ -46,8 +48,9 @@ static const store_kv_t *find(const api_kvs_t *l, const char *key)
 static char *compact(const char *s)
 {
     char err[128];
-    api_json_t *v = api_json_parse(&A, (const uint8_t *)s, strlen(s), 32, err, sizeof err);
-    char *c = v ? api_json_compact(v) : NULL;
+    values_json_t *v = values_json_parse(&A, (const uint8_t *)s, strlen(s), VALUES_LENIENT, 32, err,
+                                         sizeof err);
+    char *c = v ? values_json_compact(v) : NULL;
     arena_reset(&A);
     return c;
 }
@@ -55,7 +58,7 @@ static char *compact(const char *s)
 static void test_typing_table(void **state)
 {
     (void)state;
-    api_kvs_t l;
+    values_kvs_t l;
     assert_int_equal(tele(&CFG,
                           "{\"b\":true,\"f\":false,\"l\":73,\"e\":1e3,\"d\":42.0,\"x\":1.5e-3,"
                           "\"sl\":\"43\",\"sd\":\"-1.5\",\"s\":\"hi\",\"o\":{\"a\": [1, 2.50]},"
@@ -87,14 +90,14 @@ static void test_typing_table(void **state)
     assert_string_equal(find(&l, "big")->s, "99999999999999999999");
     assert_int_equal(find(&l, "neg")->l, -5);
     for (size_t i = 0; i < l.n; i++)
-        assert_true(l.items[i].ts == API_TS_NONE);
+        assert_true(l.items[i].ts == VALUES_TS_NONE);
     arena_reset(&A);
 }
 
 static void test_exponent_rules(void **state)
 {
     (void)state;
-    api_kvs_t l;
+    values_kvs_t l;
     assert_int_equal(tele(&CFG, "{a:1.0e3,b:2E+2,c:-3e0,d:1e20,e:1e-20,f:0e5,g:12.5e1}", &l), 0);
     assert_int_equal(find(&l, "a")->type, STORE_LONG);
     assert_int_equal(find(&l, "a")->l, 1000);
@@ -121,7 +124,7 @@ static void test_exponent_rules(void **state)
 static void test_no_type_cast(void **state)
 {
     (void)state;
-    api_kvs_t l;
+    values_kvs_t l;
     assert_int_equal(tele(&NOCAST, "{\"sl\":\"43\"}", &l), 0);
     assert_int_equal(find(&l, "sl")->type, STORE_STRING);
     arena_reset(&A);
@@ -140,7 +143,7 @@ static void test_no_type_cast(void **state)
 static void test_lenient_syntax(void **state)
 {
     (void)state;
-    api_kvs_t l;
+    values_kvs_t l;
     assert_int_equal(tele(&CFG, "{temperature:25}", &l), 0);
     assert_int_equal(find(&l, "temperature")->l, 25);
     arena_reset(&A);
@@ -167,8 +170,8 @@ static void test_syntax_errors(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char err[128] = "";
-        api_json_t *v = api_json_parse(&A, (const uint8_t *)bad[i], strlen(bad[i]), 32, err,
-                                       sizeof err);
+        values_json_t *v = values_json_parse(&A, (const uint8_t *)bad[i], strlen(bad[i]),
+                                             VALUES_LENIENT, 32, err, sizeof err);
         assert_null(v);
         assert_true(err[0] != '\0');
     }
@@ -177,7 +180,7 @@ static void test_syntax_errors(void **state)
 static void test_telemetry_shapes(void **state)
 {
     (void)state;
-    api_kvs_t l;
+    values_kvs_t l;
     assert_int_equal(tele(&CFG, "{\"ts\":1451649600512,\"values\":{\"t\":43}}", &l), 0);
     assert_int_equal(l.n, 1);
     assert_true(l.items[0].ts == 1451649600512LL);
@@ -190,7 +193,7 @@ static void test_telemetry_shapes(void **state)
     assert_int_equal(tele(&CFG, "[{\"k1\":\"v1\"},{\"ts\":\"7\",\"values\":{\"k2\":true}}]", &l),
                      0);
     assert_int_equal(l.n, 2);
-    assert_true(find(&l, "k1")->ts == API_TS_NONE);
+    assert_true(find(&l, "k1")->ts == VALUES_TS_NONE);
     assert_true(find(&l, "k2")->ts == 7);
     arena_reset(&A);
     assert_int_equal(tele(&CFG, "{}", &l), 0);
@@ -207,7 +210,7 @@ static void test_telemetry_shapes(void **state)
 static void test_attributes_shape_and_duplicates(void **state)
 {
     (void)state;
-    api_kvs_t l;
+    values_kvs_t l;
     assert_int_equal(attrs(&CFG, "{\"a\":1,\"b\":2,\"a\":3}", &l), 0);
     assert_int_equal(l.n, 2);
     assert_int_equal(find(&l, "a")->l, 3);
@@ -224,8 +227,8 @@ static void test_attributes_shape_and_duplicates(void **state)
 static void test_caps(void **state)
 {
     (void)state;
-    api_payload_cfg_t cfg = {.type_cast = true, .max_string_len = 3, .max_depth = 2};
-    api_kvs_t l;
+    values_cfg_t cfg = {.type_cast = true, .max_string_len = 3, .max_depth = 2};
+    values_kvs_t l;
     assert_int_equal(attrs(&cfg, "{\"s\":\"abc\",\"u\":\"\xc3\xa9\xc3\xa9\xc3\xa9\"}", &l), 0);
     arena_reset(&A);
     assert_int_equal(attrs(&cfg, "{\"s\":\"abcd\"}", &l), -EBADMSG);
@@ -241,7 +244,8 @@ static void test_caps(void **state)
     memset(deep, '[', 2000);
     deep[2000] = '\0';
     char err[64];
-    assert_null(api_json_parse(&A, (const uint8_t *)deep, 2000, 0, err, sizeof err));
+    assert_null(
+        values_json_parse(&A, (const uint8_t *)deep, 2000, VALUES_LENIENT, 0, err, sizeof err));
 }
 
 static void test_rpc_and_claim_bodies(void **state)
@@ -301,7 +305,7 @@ static void test_rpc_and_claim_bodies(void **state)
 static void test_small_payload_stays_in_first_chunk(void **state)
 {
     (void)state;
-    api_kvs_t l;
+    values_kvs_t l;
     for (int round = 0; round < 3; round++) {
         assert_int_equal(tele(&CFG, "{\"temperature\":42.5,\"humidity\":71}", &l), 0);
         assert_int_equal(l.n, 2);
@@ -319,15 +323,15 @@ static void test_small_payload_stays_in_first_chunk(void **state)
 static void test_big_payload_spans_chunks(void **state)
 {
     (void)state;
-    api_buf_t b = {0};
-    api_buf_puts(&b, "{");
+    values_buf_t b = {0};
+    values_buf_puts(&b, "{");
     for (int i = 0; i < 600; i++)
-        api_buf_printf(&b, "\"key%d\":%d,", i, i);
-    api_buf_puts(&b, "\"dup\":1,\"long\":\"");
+        values_buf_printf(&b, "\"key%d\":%d,", i, i);
+    values_buf_puts(&b, "\"dup\":1,\"long\":\"");
     for (int i = 0; i < 3000; i++)
-        api_buf_puts(&b, "ab\\u00e9\\n");
-    api_buf_puts(&b, "\",\"dup\":2,\"key7\":\"last\"}");
-    api_kvs_t l;
+        values_buf_puts(&b, "ab\\u00e9\\n");
+    values_buf_puts(&b, "\",\"dup\":2,\"key7\":\"last\"}");
+    values_kvs_t l;
     assert_int_equal(tele(&CFG, b.p, &l), 0);
     assert_ptr_not_equal(A.cur, A.first);
     assert_int_equal(l.n, 602); /* 600 keys + dup + long; key7 and dup repeated */
@@ -343,7 +347,7 @@ static void test_big_payload_spans_chunks(void **state)
     assert_int_equal(strlen(s), 3000 * 5);
     assert_memory_equal(s, "ab\xc3\xa9\n", 5);
     assert_memory_equal(s + 5 * 2999, "ab\xc3\xa9\n", 5);
-    api_buf_fini(&b);
+    values_buf_fini(&b);
     arena_reset(&A);
     assert_ptr_equal(A.cur, A.first);
 }
@@ -351,16 +355,16 @@ static void test_big_payload_spans_chunks(void **state)
 static void test_double_writer(void **state)
 {
     (void)state;
-    api_buf_t b = {0};
-    api_buf_json_double(&b, 42.0);
-    api_buf_puts(&b, " ");
-    api_buf_json_double(&b, 0.1);
-    api_buf_puts(&b, " ");
-    api_buf_json_double(&b, -1.5e-7);
-    api_buf_puts(&b, " ");
-    api_buf_json_double(&b, 1e300);
+    values_buf_t b = {0};
+    values_buf_double(&b, 42.0);
+    values_buf_puts(&b, " ");
+    values_buf_double(&b, 0.1);
+    values_buf_puts(&b, " ");
+    values_buf_double(&b, -1.5e-7);
+    values_buf_puts(&b, " ");
+    values_buf_double(&b, 1e300);
     assert_string_equal(b.p, "42.0 0.1 -1.5e-07 1e+300");
-    api_buf_fini(&b);
+    values_buf_fini(&b);
 }
 
 static int setup(void **state)

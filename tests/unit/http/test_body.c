@@ -2,6 +2,7 @@
  * device and RPC bodies. */
 #include "http/http_int.h"
 #include "testcert.h"
+#include "values/render.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -97,37 +98,49 @@ static void test_attributes(void **state)
     assert_string_equal(msg, "Key cannot be blank");
 }
 
+/* A stored value as REST answers write it (values/render.h): the text, and read back. */
+static char *kv_text(const store_kv_t *kv, bool typed)
+{
+    values_buf_t b = {0};
+    values_kv_write(&b, kv, typed ? VALUES_TYPED : VALUES_TEXT);
+    return values_buf_take(&b);
+}
+
+static json_t *kv_json(const store_kv_t *kv, bool typed)
+{
+    char *s = kv_text(kv, typed);
+    json_t *j = json_loads(s, JSON_DECODE_ANY, NULL);
+    free(s);
+    return j;
+}
+
 static void test_kv_to_json(void **state)
 {
     (void)state;
     store_kv_t kv = {.key = (char *)"k", .type = STORE_DOUBLE, .d = 42.0};
-    json_t *j = http__kv_to_json(&kv, false);
+    json_t *j = kv_json(&kv, false);
     assert_string_equal(json_string_value(j), "42.0");
     json_decref(j);
     kv.d = 9.2;
-    j = http__kv_to_json(&kv, false);
+    j = kv_json(&kv, false);
     assert_string_equal(json_string_value(j), "9.2");
     json_decref(j);
-    j = http__kv_to_json(&kv, true);
-    char *s = http__dumps(j);
+    char *s = kv_text(&kv, true);
     assert_string_equal(s, "9.2");
     free(s);
-    json_decref(j);
     kv.type = STORE_LONG;
     kv.l = -9007199254740993LL;
-    j = http__kv_to_json(&kv, true);
-    s = http__dumps(j);
+    s = kv_text(&kv, true);
     assert_string_equal(s, "-9007199254740993"); /* integers stay exact */
     free(s);
-    json_decref(j);
     kv.type = STORE_JSON;
     kv.s = (char *)"{\"a\":1}";
-    j = http__kv_to_json(&kv, true);
+    j = kv_json(&kv, true);
     assert_true(json_is_object(j));
     json_decref(j);
     kv.type = STORE_BOOL;
     kv.b = false;
-    j = http__kv_to_json(&kv, false);
+    j = kv_json(&kv, false);
     assert_string_equal(json_string_value(j), "false");
     json_decref(j);
 }

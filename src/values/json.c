@@ -1,6 +1,6 @@
-/* json.c — lenient JSON reader (Gson-lenient compatible subset) and compact writer.
+/* json.c — the JSON reader (lenient or strict, one tokenizer) and the compact writer.
  *
- * Grammar accepted (RFC 8259 plus the lenient extensions listed in json.h):
+ * Grammar accepted in VALUES_LENIENT (RFC 8259 plus the extensions listed in json.h):
  *
  *   value   = object / array / string / literal
  *   object  = '{' [ member *( (',' / ';') member ) ] '}'
@@ -10,15 +10,22 @@
  *   string  = '"' chars '"' / "'" chars "'"       ; escapes \" \' \\ \/ \b \f \n \r \t \uXXXX
  *   literal = 1*( any byte except  / \ ; # = { } [ ] : , SP HT CR LF FF  and quotes )
  *             -> true/false/null (any case), an RFC 8259 number, or else an unquoted string
+ *   white space also takes FF and comments: // and # to the end of the line, slash-star
+ *
+ * VALUES_STRICT narrows the same tokenizer to RFC 8259 as jansson (the REST side's former
+ * reader) enforced it: only '"' strings without \' and without raw control characters, only
+ * ':' and ',', keywords in lower case, white space SP HT CR LF, no comments; and beyond the
+ * grammar, as jansson: no \u0000, no lone surrogate escape, no repeated member name, an
+ * integer must fit int64 and any other number must be a finite double.
  *
  * Every read checks the remaining length before advancing (no pointer ever passes `end`).
  * The tree (nodes, member arrays, strings) lives in the caller's arena: no malloc per value,
  * nothing to free on an error path (issue #5: no allocation on the steady datagram path).
- * Recursion depth is bounded by max_depth, clamped to API_JSON_DEPTH_LIMIT.
+ * Recursion depth is bounded by max_depth, clamped to VALUES_JSON_DEPTH_LIMIT.
  */
-#include "api/json.h"
+#include "values/json.h"
 
-#include "core/xmalloc.h"
+#include "values/values_int.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -27,12 +34,13 @@
 #include <string.h>
 
 /* Hard bound on nesting whatever the configuration says: recursion uses the C stack. */
-#define API_JSON_DEPTH_LIMIT 256
+#define VALUES_JSON_DEPTH_LIMIT 256
 
 typedef struct cur {
     arena_t *arena;
     const uint8_t *p, *end;
     size_t depth, max_depth;
+    bool strict;
     char *err;
     size_t err_cap;
     bool failed;
@@ -52,140 +60,39 @@ static void fail(cur_t *c, const char *fmt, ...)
     }
 }
 
-/* ---- buffer ---- */
-
-static void buf_reserve(api_buf_t *b, size_t extra)
-{
-    if (b->len + extra + 1 <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + extra + 1)
-        cap *= 2;
-    b->p = xrealloc(b->p, cap);
-    b->cap = cap;
-}
-
-void api_buf_put(api_buf_t *b, const char *s, size_t n)
-{
-    buf_reserve(b, n);
-    if (n)
-        memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-void api_buf_puts(api_buf_t *b, const char *s) { api_buf_put(b, s, strlen(s)); }
-
-void api_buf_printf(api_buf_t *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n <= 0)
-        return;
-    buf_reserve(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-void api_buf_json_str(api_buf_t *b, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    api_buf_put(b, "\"", 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        char esc[7];
-        switch (ch) {
-        case '"': api_buf_put(b, "\\\"", 2); break;
-        case '\\': api_buf_put(b, "\\\\", 2); break;
-        case '\n': api_buf_put(b, "\\n", 2); break;
-        case '\r': api_buf_put(b, "\\r", 2); break;
-        case '\t': api_buf_put(b, "\\t", 2); break;
-        case '\b': api_buf_put(b, "\\b", 2); break;
-        case '\f': api_buf_put(b, "\\f", 2); break;
-        default:
-            if (ch < 0x20) {
-                memcpy(esc, "\\u00", 4);
-                esc[4] = hex[ch >> 4];
-                esc[5] = hex[ch & 15];
-                api_buf_put(b, esc, 6);
-            } else {
-                api_buf_put(b, (const char *)&s[i], 1);
-            }
-        }
-    }
-    api_buf_put(b, "\"", 1);
-}
-
-void api_buf_json_double(api_buf_t *b, double d)
-{
-    if (!isfinite(d)) {
-        api_buf_puts(b, "null");
-        return;
-    }
-    /* Shortest of %.15g..%.17g that reads back to the same double (Java prints shortest). */
-    char tmp[40];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        if (strtod(tmp, NULL) == d)
-            break;
-    }
-    api_buf_puts(b, tmp);
-    if (!strpbrk(tmp, ".eEn")) /* integral: keep it a double on the wire, like Java's 42.0 */
-        api_buf_puts(b, ".0");
-}
-
-char *api_buf_take(api_buf_t *b)
-{
-    char *s = b->p ? b->p : xstrdup("");
-    b->p = NULL;
-    b->len = b->cap = 0;
-    return s;
-}
-
-void api_buf_fini(api_buf_t *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
-
 /* ---- tree ---- */
 
-static api_json_t *node(cur_t *c, api_json_kind_t kind)
+static values_json_t *node(cur_t *c, values_json_kind_t kind)
 {
-    api_json_t *v = arena_calloc(c->arena, 1, sizeof *v);
+    values_json_t *v = arena_calloc(c->arena, 1, sizeof *v);
     v->kind = kind;
     return v;
 }
 
 /* Appends an item; the arrays grow by doubling inside the arena (a grown array is a new
  * block and the old one is abandoned until the reset: at most as much again). */
-static void push(cur_t *c, api_json_t *v, char *key, size_t key_len, api_json_t *item)
+static void push(cur_t *c, values_json_t *v, char *key, size_t key_len, values_json_t *item)
 {
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 4;
         v->items = arena_grow(c->arena, v->items, v->n * sizeof *v->items, cap * sizeof *v->items);
-        if (v->kind == API_JSON_OBJECT) {
+        if (v->kind == VALUES_JSON_OBJECT) {
             v->keys = arena_grow(c->arena, v->keys, v->n * sizeof *v->keys, cap * sizeof *v->keys);
             v->key_lens = arena_grow(c->arena, v->key_lens, v->n * sizeof *v->key_lens,
                                      cap * sizeof *v->key_lens);
         }
         v->cap = cap;
     }
-    if (v->kind == API_JSON_OBJECT) {
+    if (v->kind == VALUES_JSON_OBJECT) {
         v->keys[v->n] = key;
         v->key_lens[v->n] = key_len;
     }
     v->items[v->n++] = item;
 }
 
-const api_json_t *api_json_get(const api_json_t *obj, const char *key)
+const values_json_t *values_json_get(const values_json_t *obj, const char *key)
 {
-    if (!obj || obj->kind != API_JSON_OBJECT)
+    if (!obj || obj->kind != VALUES_JSON_OBJECT)
         return NULL;
     size_t klen = strlen(key);
     for (size_t i = obj->n; i-- > 0;)
@@ -200,7 +107,11 @@ static void skip_ws(cur_t *c)
 {
     while (c->p < c->end) {
         uint8_t ch = *c->p;
-        if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f') {
+        if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
+            c->p++;
+        } else if (c->strict) {
+            return;
+        } else if (ch == '\f') {
             c->p++;
         } else if (ch == '#' || (ch == '/' && c->end - c->p >= 2 && c->p[1] == '/')) {
             while (c->p < c->end && *c->p != '\n' && *c->p != '\r')
@@ -231,36 +142,6 @@ static bool is_literal_byte(uint8_t ch)
     default:
         return true;
     }
-}
-
-/* Length of a valid UTF-8 sequence at p (max n bytes), or 0 if invalid (RFC 3629: no
- * overlongs, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_len(const uint8_t *p, size_t n)
-{
-    uint8_t c0 = p[0];
-    if (c0 < 0x80)
-        return 1;
-    size_t len;
-    uint32_t min, cp;
-    if ((c0 & 0xE0) == 0xC0) {
-        len = 2, min = 0x80, cp = c0 & 0x1F;
-    } else if ((c0 & 0xF0) == 0xE0) {
-        len = 3, min = 0x800, cp = c0 & 0x0F;
-    } else if ((c0 & 0xF8) == 0xF0) {
-        len = 4, min = 0x10000, cp = c0 & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
 }
 
 /* Decoded string text in the arena. cap is an upper bound computed before decoding (the
@@ -340,7 +221,11 @@ static bool read_string(cur_t *c, char **text, size_t *len)
             return true;
         }
         if (ch != '\\') {
-            size_t n = utf8_len(c->p, (size_t)(c->end - c->p));
+            if (ch < 0x20 && c->strict) {
+                fail(c, "control character in string");
+                return false;
+            }
+            size_t n = values__utf8_len(c->p, (size_t)(c->end - c->p));
             if (!n) {
                 fail(c, "invalid UTF-8 in string");
                 return false;
@@ -356,7 +241,14 @@ static bool read_string(cur_t *c, char **text, size_t *len)
         c->p += 2;
         char one;
         switch (e) {
-        case '"': case '\'': case '\\': case '/': one = (char)e; break;
+        case '\'':
+            if (c->strict) {
+                fail(c, "invalid escape sequence");
+                return false;
+            }
+            one = (char)e;
+            break;
+        case '"': case '\\': case '/': one = (char)e; break;
         case 'b': one = '\b'; break;
         case 'f': one = '\f'; break;
         case 'n': one = '\n'; break;
@@ -369,6 +261,7 @@ static bool read_string(cur_t *c, char **text, size_t *len)
                 return false;
             }
             c->p += 4;
+            bool lone = false;
             if (cp >= 0xD800 && cp <= 0xDBFF) {
                 uint32_t lo;
                 if (c->end - c->p >= 6 && c->p[0] == '\\' && c->p[1] == 'u' &&
@@ -376,12 +269,19 @@ static bool read_string(cur_t *c, char **text, size_t *len)
                     c->p += 6;
                     cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                 } else {
-                    cp = 0xFFFD;
+                    lone = true;
                 }
             } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                cp = 0xFFFD;
+                lone = true;
             }
-            if (!put_utf8(c, &out, cp))
+            /* Strict, as jansson: a lone surrogate is an error, and so is U+0000 (jansson
+             * refuses it unless told otherwise). Lenient, as Gson: U+FFFD and a NUL that the
+             * typing refuses in keys and string values (the store keeps C strings). */
+            if (c->strict && (lone || cp == 0)) {
+                fail(c, lone ? "lone surrogate in \\u escape" : "\\u0000 in string");
+                return false;
+            }
+            if (!put_utf8(c, &out, lone ? 0xFFFD : cp))
                 return false;
             continue;
         }
@@ -396,44 +296,18 @@ static bool read_string(cur_t *c, char **text, size_t *len)
     return false;
 }
 
-/* RFC 8259 number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? — exactly the whole of s. */
-static bool is_number(const char *s, size_t n)
+/* Strict: jansson reads an integer into a json_int_t and anything else into a double, and
+ * fails the document when that overflows; the REST side keeps that rule. */
+static bool number_in_range(const char *text)
 {
-    size_t i = 0;
-    if (i < n && s[i] == '-')
-        i++;
-    if (i >= n)
-        return false;
-    if (s[i] == '0') {
-        i++;
-    } else if (s[i] >= '1' && s[i] <= '9') {
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-    } else {
-        return false;
+    if (!strpbrk(text, ".eE")) {
+        int64_t l;
+        return values__parse_long(text, &l);
     }
-    if (i < n && s[i] == '.') {
-        i++;
-        size_t d = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == d)
-            return false;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-'))
-            i++;
-        size_t d = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == d)
-            return false;
-    }
-    return i == n;
+    return isfinite(strtod(text, NULL));
 }
 
-static api_json_t *read_literal(cur_t *c)
+static values_json_t *read_literal(cur_t *c)
 {
     const uint8_t *s = c->p;
     while (c->p < c->end && is_literal_byte(*c->p))
@@ -446,36 +320,47 @@ static api_json_t *read_literal(cur_t *c)
             fail(c, "unexpected end of input");
         return NULL;
     }
-    if (n == 4 && strncasecmp((const char *)s, "true", 4) == 0) {
-        api_json_t *v = node(c, API_JSON_BOOL);
+    /* Gson matches keywords in any case; RFC 8259 (and jansson) only in lower case. */
+    int (*cmp)(const char *, const char *, size_t) = c->strict ? strncmp : strncasecmp;
+    if (n == 4 && cmp((const char *)s, "true", 4) == 0) {
+        values_json_t *v = node(c, VALUES_JSON_BOOL);
         v->b = true;
         return v;
     }
-    if (n == 5 && strncasecmp((const char *)s, "false", 5) == 0)
-        return node(c, API_JSON_BOOL);
-    if (n == 4 && strncasecmp((const char *)s, "null", 4) == 0)
-        return node(c, API_JSON_NULL);
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_len(s + i, n - i);
-        if (!k) {
-            fail(c, "invalid UTF-8 in literal");
-            return NULL;
-        }
-        i += k;
+    if (n == 5 && cmp((const char *)s, "false", 5) == 0)
+        return node(c, VALUES_JSON_BOOL);
+    if (n == 4 && cmp((const char *)s, "null", 4) == 0)
+        return node(c, VALUES_JSON_NULL);
+    if (!values__utf8_valid((const char *)s, n)) {
+        fail(c, "invalid UTF-8 in literal");
+        return NULL;
     }
-    api_json_t *v = node(c, is_number((const char *)s, n) ? API_JSON_NUMBER : API_JSON_STRING);
+    bool number = values__is_number((const char *)s, n);
+    if (c->strict && !number) {
+        fail(c, "invalid literal");
+        return NULL;
+    }
+    values_json_t *v = node(c, number ? VALUES_JSON_NUMBER : VALUES_JSON_STRING);
     v->text = arena_strndup(c->arena, (const char *)s, n);
     v->len = n;
+    if (c->strict && number && !number_in_range(v->text)) {
+        fail(c, "number out of range");
+        return NULL;
+    }
     return v;
 }
 
-static api_json_t *read_value(cur_t *c);
+static values_json_t *read_value(cur_t *c);
 
 /* Member name: a quoted string or an unquoted literal taken as text (Gson nextName). */
 static bool read_name(cur_t *c, char **name, size_t *len)
 {
-    if (c->p < c->end && (*c->p == '"' || *c->p == '\''))
+    if (c->p < c->end && (*c->p == '"' || (*c->p == '\'' && !c->strict)))
         return read_string(c, name, len);
+    if (c->strict) {
+        fail(c, "expected a quoted member name");
+        return false;
+    }
     const uint8_t *s = c->p;
     while (c->p < c->end && is_literal_byte(*c->p))
         c->p++;
@@ -483,20 +368,30 @@ static bool read_name(cur_t *c, char **name, size_t *len)
         fail(c, "expected a member name");
         return false;
     }
-    for (size_t i = 0; i < (size_t)(c->p - s);) {
-        size_t k = utf8_len(s + i, (size_t)(c->p - s) - i);
-        if (!k) {
-            fail(c, "invalid UTF-8 in name");
-            return false;
-        }
-        i += k;
+    if (!values__utf8_valid((const char *)s, (size_t)(c->p - s))) {
+        fail(c, "invalid UTF-8 in name");
+        return false;
     }
     *len = (size_t)(c->p - s);
     *name = arena_strndup(c->arena, (const char *)s, *len);
     return true;
 }
 
-static api_json_t *read_container(cur_t *c)
+/* Strict: jansson (JSON_REJECT_DUPLICATES) refuses an object that names a member twice. */
+static bool has_repeated_name(cur_t *c, const values_json_t *obj)
+{
+    if (obj->n < 2)
+        return false;
+    size_t *first = arena_alloc(c->arena, obj->n * sizeof *first);
+    size_t *slots = arena_calloc(c->arena, values__key_slots(obj->n), sizeof *slots);
+    values__key_first(obj->keys, obj->key_lens, obj->n, first, slots);
+    for (size_t i = 0; i < obj->n; i++)
+        if (first[i] != i)
+            return true;
+    return false;
+}
+
+static values_json_t *read_container(cur_t *c)
 {
     uint8_t open = *c->p++;
     bool is_obj = open == '{';
@@ -505,7 +400,7 @@ static api_json_t *read_container(cur_t *c)
         fail(c, "nesting deeper than %zu", c->max_depth);
         return NULL;
     }
-    api_json_t *v = node(c, is_obj ? API_JSON_OBJECT : API_JSON_ARRAY);
+    values_json_t *v = node(c, is_obj ? VALUES_JSON_OBJECT : VALUES_JSON_ARRAY);
     skip_ws(c);
     if (c->p < c->end && *c->p == close) {
         c->p++;
@@ -522,7 +417,7 @@ static api_json_t *read_container(cur_t *c)
             skip_ws(c);
             if (c->p < c->end && *c->p == ':') {
                 c->p++;
-            } else if (c->p < c->end && *c->p == '=') {
+            } else if (c->p < c->end && *c->p == '=' && !c->strict) {
                 c->p++;
                 if (c->p < c->end && *c->p == '>')
                     c->p++;
@@ -531,7 +426,7 @@ static api_json_t *read_container(cur_t *c)
                 goto bad;
             }
         }
-        api_json_t *item = read_value(c);
+        values_json_t *item = read_value(c);
         if (!item)
             goto bad;
         push(c, v, key, key_len, item);
@@ -544,19 +439,23 @@ static api_json_t *read_container(cur_t *c)
             c->p++;
             break;
         }
-        if (*c->p != ',' && *c->p != ';') {
+        if (*c->p != ',' && (*c->p != ';' || c->strict)) {
             fail(c, "expected ',' or '%c'", close);
             goto bad;
         }
         c->p++;
     }
     c->depth--;
+    if (is_obj && c->strict && has_repeated_name(c, v)) {
+        fail(c, "duplicate member name");
+        goto bad;
+    }
     return v;
 bad:
     return NULL; /* the partial tree stays in the arena until the caller resets it */
 }
 
-static api_json_t *read_value(cur_t *c)
+static values_json_t *read_value(cur_t *c)
 {
     skip_ws(c);
     if (c->failed)
@@ -568,12 +467,12 @@ static api_json_t *read_value(cur_t *c)
     uint8_t ch = *c->p;
     if (ch == '{' || ch == '[')
         return read_container(c);
-    if (ch == '"' || ch == '\'') {
+    if (ch == '"' || (ch == '\'' && !c->strict)) {
         char *text;
         size_t len;
         if (!read_string(c, &text, &len))
             return NULL;
-        api_json_t *v = node(c, API_JSON_STRING);
+        values_json_t *v = node(c, VALUES_JSON_STRING);
         v->text = text;
         v->len = len;
         return v;
@@ -581,15 +480,17 @@ static api_json_t *read_value(cur_t *c)
     return read_literal(c);
 }
 
-api_json_t *api_json_parse(arena_t *arena, const uint8_t *p, size_t len, size_t max_depth,
-                           char *err, size_t err_cap)
+values_json_t *values_json_parse(arena_t *arena, const uint8_t *p, size_t len,
+                                 values_syntax_t syntax, size_t max_depth, char *err,
+                                 size_t err_cap)
 {
-    if (max_depth == 0 || max_depth > API_JSON_DEPTH_LIMIT)
-        max_depth = API_JSON_DEPTH_LIMIT;
+    if (max_depth == 0 || max_depth > VALUES_JSON_DEPTH_LIMIT)
+        max_depth = VALUES_JSON_DEPTH_LIMIT;
     cur_t c = {.arena = arena,
                .p = p,
                .end = p + len,
                .max_depth = max_depth,
+               .strict = syntax == VALUES_STRICT,
                .err = err,
                .err_cap = err_cap};
     if (err && err_cap)
@@ -601,7 +502,7 @@ api_json_t *api_json_parse(arena_t *arena, const uint8_t *p, size_t len, size_t 
         fail(&c, "empty payload");
         return NULL;
     }
-    api_json_t *v = read_value(&c);
+    values_json_t *v = read_value(&c);
     if (!v)
         return NULL;
     skip_ws(&c);
@@ -614,35 +515,44 @@ api_json_t *api_json_parse(arena_t *arena, const uint8_t *p, size_t len, size_t 
 
 /* ---- writer ---- */
 
-void api_json_write(api_buf_t *b, const api_json_t *v)
+void values_json_write(values_buf_t *b, const values_json_t *v)
 {
     switch (v->kind) {
-    case API_JSON_NULL: api_buf_puts(b, "null"); break;
-    case API_JSON_BOOL: api_buf_puts(b, v->b ? "true" : "false"); break;
-    case API_JSON_NUMBER: api_buf_put(b, v->text, v->len); break;
-    case API_JSON_STRING: api_buf_json_str(b, v->text, v->len); break;
-    case API_JSON_OBJECT:
-    case API_JSON_ARRAY: {
-        bool obj = v->kind == API_JSON_OBJECT;
-        api_buf_put(b, obj ? "{" : "[", 1);
+    case VALUES_JSON_NULL: values_buf_puts(b, "null"); break;
+    case VALUES_JSON_BOOL: values_buf_puts(b, v->b ? "true" : "false"); break;
+    case VALUES_JSON_NUMBER: values_buf_put(b, v->text, v->len); break;
+    case VALUES_JSON_STRING: values_buf_json_str(b, v->text, v->len); break;
+    case VALUES_JSON_OBJECT:
+    case VALUES_JSON_ARRAY: {
+        bool obj = v->kind == VALUES_JSON_OBJECT;
+        values_buf_put(b, obj ? "{" : "[", 1);
         for (size_t i = 0; i < v->n; i++) {
             if (i)
-                api_buf_put(b, ",", 1);
+                values_buf_put(b, ",", 1);
             if (obj) {
-                api_buf_json_str(b, v->keys[i], v->key_lens[i]);
-                api_buf_put(b, ":", 1);
+                values_buf_json_str(b, v->keys[i], v->key_lens[i]);
+                values_buf_put(b, ":", 1);
             }
-            api_json_write(b, v->items[i]);
+            values_json_write(b, v->items[i]);
         }
-        api_buf_put(b, obj ? "}" : "]", 1);
+        values_buf_put(b, obj ? "}" : "]", 1);
         break;
     }
     }
 }
 
-char *api_json_compact(const api_json_t *v)
+char *values_json_compact(const values_json_t *v)
 {
-    api_buf_t b = {0};
-    api_json_write(&b, v);
-    return api_buf_take(&b);
+    values_buf_t b = {0};
+    values_json_write(&b, v);
+    return values_buf_take(&b);
+}
+
+char *values_json_compact_arena(arena_t *arena, const values_json_t *v)
+{
+    values_buf_t b = {0};
+    values_json_write(&b, v);
+    char *s = arena_strndup(arena, b.p, b.len);
+    values_buf_fini(&b);
+    return s;
 }
