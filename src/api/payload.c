@@ -35,16 +35,18 @@ static values_json_t *parse(ctx_t *c, const uint8_t *p, size_t len)
 static const char *primitive_text(const values_json_t *v)
 {
     switch (v->kind) {
-    case VALUES_JSON_BOOL: return v->b ? "true" : "false";
-    case VALUES_JSON_NUMBER: return v->text;
-    case VALUES_JSON_STRING: return memchr(v->text, '\0', v->len) ? NULL : v->text;
+    case VALUES_JSON_BOOL:
+        return v->b ? "true" : "false";
+    case VALUES_JSON_NUMBER:
+        return v->text;
+    case VALUES_JSON_STRING:
+        return memchr(v->text, '\0', v->len) ? NULL : v->text;
     default: return NULL;
     }
 }
 
-int api_payload_client_rpc(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p,
-                           size_t len, const char **method, const char **params, char *err,
-                           size_t err_cap)
+int api_payload_client_rpc(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
+                           const char **method, const char **params, char *err, size_t err_cap)
 {
     ctx_t c = {arena, cfg, err, err_cap};
     *method = *params = NULL;
@@ -66,8 +68,8 @@ int api_payload_client_rpc(arena_t *arena, const values_cfg_t *cfg, const uint8_
     return rc;
 }
 
-int api_payload_rpc_reply(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p,
-                          size_t len, const char **compact, char *err, size_t err_cap)
+int api_payload_rpc_reply(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
+                          const char **compact, char *err, size_t err_cap)
 {
     ctx_t c = {arena, cfg, err, err_cap};
     *compact = NULL;
@@ -82,9 +84,8 @@ int api_payload_rpc_reply(arena_t *arena, const values_cfg_t *cfg, const uint8_t
     return rc;
 }
 
-int api_payload_claim(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p,
-                      size_t len, const char **secret, int64_t *duration_ms, char *err,
-                      size_t err_cap)
+int api_payload_claim(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
+                      const char **secret, int64_t *duration_ms, char *err, size_t err_cap)
 {
     ctx_t c = {arena, cfg, err, err_cap};
     *secret = NULL;

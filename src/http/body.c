@@ -65,17 +65,17 @@ static int rest_values(bool attributes, const char *body, size_t len, int64_t no
     arena_init(&a, 0);
     values_kvs_t kvs = {0};
     char why[ERR_LEN];
-    int rc = attributes ? values_attributes(&a, &strict, (const uint8_t *)body, len, &kvs, why,
-                                            sizeof why)
-                        : values_telemetry(&a, &strict, (const uint8_t *)body, len, &kvs, why,
-                                           sizeof why);
+    int rc = attributes
+                 ? values_attributes(&a, &strict, (const uint8_t *)body, len, &kvs, why, sizeof why)
+                 : values_telemetry(&a, &strict, (const uint8_t *)body, len, &kvs, why, sizeof why);
     if (rc == -EINVAL)
         rc = fail(msg, cap, "%s", why); /* ThingsBoard's own message for the broken rule */
     else if (rc < 0)
         rc = fail(msg, cap, "Invalid JSON");
     else if (kvs.n == 0)
-        rc = fail(msg, cap, attributes ? "No attributes data found in request body!"
-                                       : "No telemetry data found in request body!");
+        rc = fail(msg, cap,
+                  attributes ? "No attributes data found in request body!"
+                             : "No telemetry data found in request body!");
     for (size_t i = 0; rc == 0 && i < kvs.n; i++) {
         store_kv_t kv = kvs.items[i];
         if (kv.ts == VALUES_TS_NONE)

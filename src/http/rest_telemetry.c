@@ -143,8 +143,7 @@ static void points_move(store_kv_list_t *dst, store_kv_list_t *src)
     *src = (store_kv_list_t){0};
 }
 
-static int history(http_req_t *rq, http_resp_t *rs, int64_t dev, keys_t *k,
-                   store_kv_list_t *points)
+static int history(http_req_t *rq, http_resp_t *rs, int64_t dev, keys_t *k, store_kv_list_t *points)
 {
     int64_t start, end, interval, limit;
     if (!opt_int(rq, "startTs", 0, &start) || !opt_int(rq, "endTs", clock_wall_ms(), &end) ||
@@ -200,8 +199,7 @@ void http__h_ts_values(http_req_t *rq, http_resp_t *rs)
         if (history(rq, rs, d.id, &k, &points) < 0)
             goto out;
     } else {
-        int rc = store_ts_latest(rq->srv->store, d.id, (const char *const *)k.items, k.n,
-                                 &points);
+        int rc = store_ts_latest(rq->srv->store, d.id, (const char *const *)k.items, k.n, &points);
         if (rc < 0) {
             store_failed(rs, rc);
             goto out;

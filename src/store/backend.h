@@ -66,8 +66,8 @@ typedef enum {
                           * moves points that are durable already, and the next durable
                           * commit carries it (a crash before rolls it back whole) */
     STORE_TX_COMMIT,
-    STORE_TX_ROLLBACK,   /* the open transaction, if there is one; never fails */
-    STORE_TX_SAVEPOINT,  /* inside the open transaction: one batch's mark (writer.c) */
+    STORE_TX_ROLLBACK,           /* the open transaction, if there is one; never fails */
+    STORE_TX_SAVEPOINT,          /* inside the open transaction: one batch's mark (writer.c) */
     STORE_TX_SAVEPOINT_ROLLBACK, /* undo what followed the mark */
     STORE_TX_SAVEPOINT_RELEASE,
 } store_tx_t;
@@ -100,8 +100,7 @@ typedef struct store_backend {
     /* Sets (kv->ts is its lastUpdateTs; its version goes up) or deletes an attribute. */
     int (*attr_set)(store_db_t *db, int64_t device_id, store_scope_t scope, int64_t key_id,
                     const store_kv_t *kv);
-    int (*attr_remove)(store_db_t *db, int64_t device_id, store_scope_t scope,
-                       int64_t key_id);
+    int (*attr_remove)(store_db_t *db, int64_t device_id, store_scope_t scope, int64_t key_id);
 
     /* The telemetry log (log.c, merge.c). Appends pp's rows in order, filling each seq (a
      * position in the log, increasing). */
@@ -117,8 +116,7 @@ typedef struct store_backend {
      * ts) wins), and the latest value of one (device, key) unless the stored one is newer
      * (an equal ts replaces it, as in ThingsBoard). */
     int (*kv_upsert)(store_db_t *db, const store_points_t *pp);
-    int (*latest_upsert)(store_db_t *db, int64_t device_id, int64_t key_id,
-                         const store_kv_t *kv);
+    int (*latest_upsert)(store_db_t *db, int64_t device_id, int64_t key_id, const store_kv_t *kv);
 
     /* After each group's completions: cheap upkeep (SQLite restarts its WAL here). */
     void (*tidy)(store_db_t *db);
@@ -137,29 +135,27 @@ typedef struct store_backend {
     int (*device_get_by_name)(store_db_t *db, const char *name, store_device_t *out);
     int (*device_delete)(store_db_t *db, int64_t id);
     int (*device_list)(store_db_t *db, const char *text_search, const char *type,
-                       const char *sort_property, bool ascending, int64_t page,
-                       int64_t page_size, store_device_page_t *out);
+                       const char *sort_property, bool ascending, int64_t page, int64_t page_size,
+                       store_device_page_t *out);
 
     int (*cred_set)(store_db_t *db, store_cred_t *c);
     int (*cred_get_by_device)(store_db_t *db, int64_t device_id, store_cred_t *out);
     int (*cred_get_by_id)(store_db_t *db, const char *cred_id, store_cred_t *out);
-    int (*cred_foreach)(store_db_t *db, void (*fn)(void *arg, const store_cred_t *c),
-                        void *arg);
+    int (*cred_foreach)(store_db_t *db, void (*fn)(void *arg, const store_cred_t *c), void *arg);
 
-    int (*attr_get)(store_db_t *db, int64_t device_id, store_scope_t scope,
-                    const char *const *keys, size_t n_keys, store_kv_list_t *out);
-    int (*attr_keys)(store_db_t *db, int64_t device_id, store_scope_t scope,
-                     store_kv_list_t *out);
+    int (*attr_get)(store_db_t *db, int64_t device_id, store_scope_t scope, const char *const *keys,
+                    size_t n_keys, store_kv_list_t *out);
+    int (*attr_keys)(store_db_t *db, int64_t device_id, store_scope_t scope, store_kv_list_t *out);
     int (*attr_delete)(store_db_t *db, int64_t device_id, store_scope_t scope,
                        const char *const *keys, size_t n_keys, size_t *n_deleted);
     int (*ts_keys)(store_db_t *db, int64_t device_id, store_kv_list_t *out);
-    int (*ts_latest)(store_db_t *db, int64_t device_id, const char *const *keys,
-                     size_t n_keys, store_kv_list_t *out);
+    int (*ts_latest)(store_db_t *db, int64_t device_id, const char *const *keys, size_t n_keys,
+                     store_kv_list_t *out);
     int (*ts_history)(store_db_t *db, int64_t device_id, const char *key, int64_t start_ms,
                       int64_t end_ms, int64_t interval_ms, store_agg_t agg, int64_t limit,
                       bool ascending, store_kv_list_t *out);
-    int (*ts_delete)(store_db_t *db, int64_t device_id, const char *const *keys,
-                     size_t n_keys, int64_t start_ms, int64_t end_ms, bool delete_latest);
+    int (*ts_delete)(store_db_t *db, int64_t device_id, const char *const *keys, size_t n_keys,
+                     int64_t start_ms, int64_t end_ms, bool delete_latest);
 
     int (*rpc_create)(store_db_t *db, store_rpc_t *r);
     int (*rpc_set_status)(store_db_t *db, const char *uuid, const char *status,

@@ -112,6 +112,6 @@ void store_batch_free(store_batch_t *b)
 void store_batch_op(const store_batch_t *b, size_t i, store_op_view_t *out)
 {
     const store_op_t *o = &b->ops[i];
-    *out = (store_op_view_t){.kind = o->kind, .device_id = o->device_id,
-                             .scope = o->scope, .kv = &o->kv};
+    *out = (store_op_view_t){
+        .kind = o->kind, .device_id = o->device_id, .scope = o->scope, .kv = &o->kv};
 }

@@ -60,8 +60,8 @@ int store_device_list(store_t *s, const char *text_search, const char *type,
     memset(out, 0, sizeof(*out));
     if (page < 0 || page_size <= 0 || page > INT64_MAX / page_size)
         return -EINVAL;
-    return s->be->device_list(s->db, text_search, type, sort_property, ascending, page,
-                              page_size, out);
+    return s->be->device_list(s->db, text_search, type, sort_property, ascending, page, page_size,
+                              out);
 }
 
 /* ---- credentials ---- */
@@ -101,8 +101,8 @@ int store_attr_keys(store_t *s, int64_t device_id, store_scope_t scope, store_kv
     return s->be->attr_keys(s->db, device_id, scope, out);
 }
 
-int store_attr_delete(store_t *s, int64_t device_id, store_scope_t scope,
-                      const char *const *keys, size_t n_keys, size_t *n_deleted)
+int store_attr_delete(store_t *s, int64_t device_id, store_scope_t scope, const char *const *keys,
+                      size_t n_keys, size_t *n_deleted)
 {
     if (n_deleted)
         *n_deleted = 0;

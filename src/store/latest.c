@@ -284,8 +284,7 @@ void store__latest_put_locked(store_t *s, int64_t device_id, int64_t key_id, int
     put(s->latest, device_id, key_id, seq, kv);
 }
 
-void store__latest_take_newer(store_kv_list_t *out, ssize_t at, const char *key,
-                              store_kv_t *mem)
+void store__latest_take_newer(store_kv_list_t *out, ssize_t at, const char *key, store_kv_t *mem)
 {
     if (at < 0) {
         char *sv = mem->s;

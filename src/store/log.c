@@ -97,7 +97,6 @@ int store__log_open(store_t *s, char err[static ERR_LEN])
         r = latest_rebuild(s);
     }
     if (r != 0)
-        snprintf(err, ERR_LEN, "store: cannot read the telemetry log: %s",
-                 s->be->errmsg(s->db));
+        snprintf(err, ERR_LEN, "store: cannot read the telemetry log: %s", s->be->errmsg(s->db));
     return r;
 }

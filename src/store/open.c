@@ -35,8 +35,9 @@ store_t *store_open(const store_cfg_t *cfg, char err[static ERR_LEN])
     /* store_cfg_default is the one source of defaults; zeros here are a caller's mistake. */
     if (cfg->read_pool <= 0 || cfg->batch_max_ops == 0 || cfg->batch_max_delay_ms < 0 ||
         cfg->merge_run_rows <= 0) {
-        snprintf(err, ERR_LEN, "store: read pool, group size and merge run must be positive "
-                               "and the batch delay not negative (start from store_cfg_default)");
+        snprintf(err, ERR_LEN,
+                 "store: read pool, group size and merge run must be positive "
+                 "and the batch delay not negative (start from store_cfg_default)");
         return NULL;
     }
     store_t *s = xcalloc(1, sizeof(*s));

@@ -23,12 +23,13 @@ static int run(store_conn_t *c, sqlite3_stmt *st, bool want_change)
 
 /* ---- RPC ---- */
 
-#define RPC_COLS                                                                               \
-    "uuid, device_id, created_time, expiration_time, request_id, method, params, status,"     \
+#define RPC_COLS                                                                                   \
+    "uuid, device_id, created_time, expiration_time, request_id, method, params, status,"          \
     " response, oneway, persistent"
 
 static const store_row_map_t rpc_row = {
-    sizeof(store_rpc_t), 11,
+    sizeof(store_rpc_t),
+    11,
     {STORE_COL(UUID, store_rpc_t, uuid), STORE_COL(I64, store_rpc_t, device_id),
      STORE_COL(I64, store_rpc_t, created_ms), STORE_COL(I64, store_rpc_t, expiration_ms),
      STORE_COL(I64, store_rpc_t, request_id), STORE_COL(STR, store_rpc_t, method),
@@ -41,7 +42,8 @@ int store__sqlite_rpc_create(store_db_t *db, store_rpc_t *r)
     store_sqlite_t *q = store__sq(db);
     store_conn_t *c = store__conn_take(q);
     int ret = ERR_STORE;
-    sqlite3_stmt *st = store__stmt(c, "INSERT INTO rpc(" RPC_COLS ") VALUES (?1, ?2, ?3, ?4,"
+    sqlite3_stmt *st = store__stmt(c, "INSERT INTO rpc(" RPC_COLS
+                                      ") VALUES (?1, ?2, ?3, ?4,"
                                       " ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
     if (!st)
         goto out;
@@ -72,8 +74,9 @@ int store__sqlite_rpc_set_status(store_db_t *db, const char *uuid, const char *s
     store_sqlite_t *q = store__sq(db);
     store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
-    sqlite3_stmt *st = store__stmt(c, "UPDATE rpc SET status = ?2,"
-                                      " response = COALESCE(?3, response) WHERE uuid = ?1");
+    sqlite3_stmt *st = store__stmt(c,
+                                   "UPDATE rpc SET status = ?2,"
+                                   " response = COALESCE(?3, response) WHERE uuid = ?1");
     if (st) {
         sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
@@ -110,7 +113,8 @@ int store__sqlite_rpc_max_request_id(store_db_t *db, int64_t device_id, int64_t 
 #define USER_COLS "id, uuid, created_time, email, password_hash, authority, first_name, last_name"
 
 static const store_row_map_t user_row = {
-    sizeof(store_user_t), 8,
+    sizeof(store_user_t),
+    8,
     {STORE_COL(I64, store_user_t, id), STORE_COL(UUID, store_user_t, uuid),
      STORE_COL(I64, store_user_t, created_ms), STORE_COL(STR, store_user_t, email),
      STORE_COL(STR, store_user_t, password_hash), STORE_COL(STR, store_user_t, authority),
@@ -121,16 +125,16 @@ int store__sqlite_user_create(store_db_t *db, store_user_t *u)
     store_sqlite_t *q = store__sq(db);
     store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
-    sqlite3_stmt *st = store__stmt(c, "INSERT INTO app_user(uuid, created_time, email,"
-                                      " password_hash, authority, first_name, last_name)"
-                                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    sqlite3_stmt *st = store__stmt(c,
+                                   "INSERT INTO app_user(uuid, created_time, email,"
+                                   " password_hash, authority, first_name, last_name)"
+                                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
     if (st) {
         char uuid[STORE_UUID_LEN + 1];
         int64_t now = store__bind_new_row(st, 1, 2, uuid);
         sqlite3_bind_text(st, 3, u->email, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 4, u->password_hash, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, u->authority ? u->authority : "TENANT_ADMIN", -1,
-                          SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, u->authority ? u->authority : "TENANT_ADMIN", -1, SQLITE_STATIC);
         store__bind_text(st, 6, u->first_name);
         store__bind_text(st, 7, u->last_name);
         r = run(c, st, false);
@@ -147,14 +151,14 @@ int store__sqlite_user_create(store_db_t *db, store_user_t *u)
 int store__sqlite_user_get_by_email(store_db_t *db, const char *email, store_user_t *out)
 {
     /* The column is COLLATE NOCASE: emails match case-insensitively, as logins expect. */
-    return store__row_get(store__sq(db), "SELECT " USER_COLS " FROM app_user WHERE email = ?1",
-                          0, email, &user_row, out);
+    return store__row_get(store__sq(db), "SELECT " USER_COLS " FROM app_user WHERE email = ?1", 0,
+                          email, &user_row, out);
 }
 
 int store__sqlite_user_get_by_uuid(store_db_t *db, const char *uuid, store_user_t *out)
 {
-    return store__row_get(store__sq(db), "SELECT " USER_COLS " FROM app_user WHERE uuid = ?1",
-                          0, uuid, &user_row, out);
+    return store__row_get(store__sq(db), "SELECT " USER_COLS " FROM app_user WHERE uuid = ?1", 0,
+                          uuid, &user_row, out);
 }
 
 int store__sqlite_user_set_password(store_db_t *db, int64_t id, const char *password_hash)
@@ -191,8 +195,9 @@ int store__sqlite_setting_set(store_db_t *db, const char *key, const char *value
     store_sqlite_t *q = store__sq(db);
     store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
-    sqlite3_stmt *st = store__stmt(c, "INSERT INTO settings(key, value) VALUES (?1, ?2)"
-                                      " ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    sqlite3_stmt *st = store__stmt(c,
+                                   "INSERT INTO settings(key, value) VALUES (?1, ?2)"
+                                   " ON CONFLICT(key) DO UPDATE SET value = excluded.value");
     if (st) {
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);

@@ -10,15 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CRED_COLS                                                                            \
-    "uuid, device_id, created_time, credentials_type, credentials_id, credentials_value,"   \
+#define CRED_COLS                                                                                  \
+    "uuid, device_id, created_time, credentials_type, credentials_id, credentials_value,"          \
     " version"
 
 /* The type column is the enum's value; STORE_COL_INT writes an int. */
 _Static_assert(sizeof(store_cred_type_t) == sizeof(int), "credential type read as int");
 
 static const store_row_map_t cred_row = {
-    sizeof(store_cred_t), 7,
+    sizeof(store_cred_t),
+    7,
     {STORE_COL(UUID, store_cred_t, uuid), STORE_COL(I64, store_cred_t, device_id),
      STORE_COL(I64, store_cred_t, created_ms), STORE_COL(INT, store_cred_t, type),
      STORE_COL(STR, store_cred_t, cred_id), STORE_COL(STR, store_cred_t, cred_value),
@@ -26,8 +27,9 @@ static const store_row_map_t cred_row = {
 
 static int set_locked(store_conn_t *c, store_cred_t *cr)
 {
-    sqlite3_stmt *st = store__stmt(c, "SELECT device_id FROM device_credentials"
-                                      " WHERE credentials_id = ?1");
+    sqlite3_stmt *st = store__stmt(c,
+                                   "SELECT device_id FROM device_credentials"
+                                   " WHERE credentials_id = ?1");
     if (!st)
         return ERR_STORE;
     sqlite3_bind_text(st, 1, cr->cred_id, -1, SQLITE_STATIC);
@@ -39,9 +41,10 @@ static int set_locked(store_conn_t *c, store_cred_t *cr)
     if (owner != 0 && owner != cr->device_id)
         return ERR_CONFLICT;
 
-    st = store__stmt(c, "UPDATE device_credentials SET credentials_type = ?2,"
-                        " credentials_id = ?3, credentials_value = ?4, version = version + 1"
-                        " WHERE device_id = ?1 RETURNING uuid, created_time, version");
+    st = store__stmt(c,
+                     "UPDATE device_credentials SET credentials_type = ?2,"
+                     " credentials_id = ?3, credentials_value = ?4, version = version + 1"
+                     " WHERE device_id = ?1 RETURNING uuid, created_time, version");
     if (!st)
         return ERR_STORE;
     sqlite3_bind_int64(st, 1, cr->device_id);
@@ -61,9 +64,10 @@ static int set_locked(store_conn_t *c, store_cred_t *cr)
     if (rc != SQLITE_DONE)
         return store__err(c->db, rc);
 
-    st = store__stmt(c, "INSERT INTO device_credentials(uuid, created_time, device_id,"
-                        " credentials_type, credentials_id, credentials_value, version)"
-                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)");
+    st = store__stmt(c,
+                     "INSERT INTO device_credentials(uuid, created_time, device_id,"
+                     " credentials_type, credentials_id, credentials_value, version)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)");
     if (!st)
         return ERR_STORE;
     char uuid[STORE_UUID_LEN + 1];

@@ -98,7 +98,9 @@ int store__conn_open(store_sqlite_t *q, store_conn_t *c, char err[static ERR_LEN
     if (rc != SQLITE_OK || strcmp(mode, "wal") != 0) {
         /* Readers beside the writer and cheap group commits both depend on WAL. */
         snprintf(err, ERR_LEN, "sqlite %s: cannot use WAL (%s)", q->cfg->path,
-                 msg ? msg : mode[0] ? mode : sqlite3_errstr(rc));
+                 msg       ? msg
+                 : mode[0] ? mode
+                           : sqlite3_errstr(rc));
         sqlite3_free(msg);
         goto fail;
     }

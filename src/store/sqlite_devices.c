@@ -15,7 +15,8 @@
 #define DEVICE_COLS "id, uuid, created_time, name, type, label, additional_info, version"
 
 static const store_row_map_t device_row = {
-    sizeof(store_device_t), 8,
+    sizeof(store_device_t),
+    8,
     {STORE_COL(I64, store_device_t, id), STORE_COL(UUID, store_device_t, uuid),
      STORE_COL(I64, store_device_t, created_ms), STORE_COL(STR, store_device_t, name),
      STORE_COL(STR, store_device_t, type), STORE_COL(STR, store_device_t, label),
@@ -26,9 +27,10 @@ int store__sqlite_device_create(store_db_t *db, store_device_t *d)
     store_sqlite_t *q = store__sq(db);
     store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
-    sqlite3_stmt *st = store__stmt(c, "INSERT INTO device(uuid, created_time, name, type,"
-                                      " label, additional_info, version)"
-                                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)");
+    sqlite3_stmt *st = store__stmt(c,
+                                   "INSERT INTO device(uuid, created_time, name, type,"
+                                   " label, additional_info, version)"
+                                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)");
     if (!st)
         goto out;
     char uuid[STORE_UUID_LEN + 1];
@@ -60,8 +62,9 @@ int store__sqlite_device_update(store_db_t *db, store_device_t *d)
     store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(
-        c, "UPDATE device SET name = ?2, type = ?3, label = ?4, additional_info = ?5,"
-           " version = version + 1 WHERE id = ?1 RETURNING version");
+        c,
+        "UPDATE device SET name = ?2, type = ?3, label = ?4, additional_info = ?5,"
+        " version = version + 1 WHERE id = ?1 RETURNING version");
     if (!st)
         goto out;
     sqlite3_bind_int64(st, 1, d->id);
@@ -87,20 +90,20 @@ out:
 
 int store__sqlite_device_get(store_db_t *db, int64_t id, store_device_t *out)
 {
-    return store__row_get(store__sq(db), "SELECT " DEVICE_COLS " FROM device WHERE id = ?1",
-                          id, NULL, &device_row, out);
+    return store__row_get(store__sq(db), "SELECT " DEVICE_COLS " FROM device WHERE id = ?1", id,
+                          NULL, &device_row, out);
 }
 
 int store__sqlite_device_get_by_uuid(store_db_t *db, const char *uuid, store_device_t *out)
 {
-    return store__row_get(store__sq(db), "SELECT " DEVICE_COLS " FROM device WHERE uuid = ?1",
-                          0, uuid, &device_row, out);
+    return store__row_get(store__sq(db), "SELECT " DEVICE_COLS " FROM device WHERE uuid = ?1", 0,
+                          uuid, &device_row, out);
 }
 
 int store__sqlite_device_get_by_name(store_db_t *db, const char *name, store_device_t *out)
 {
-    return store__row_get(store__sq(db), "SELECT " DEVICE_COLS " FROM device WHERE name = ?1",
-                          0, name, &device_row, out);
+    return store__row_get(store__sq(db), "SELECT " DEVICE_COLS " FROM device WHERE name = ?1", 0,
+                          name, &device_row, out);
 }
 
 int store__sqlite_device_delete(store_db_t *db, int64_t id)
@@ -121,8 +124,7 @@ int store__sqlite_device_delete(store_db_t *db, int64_t id)
     } else {
         sqlite3_bind_int64(st, 1, id);
         int rc = sqlite3_step(st);
-        r = rc == SQLITE_DONE ? (sqlite3_changes(c->db) > 0 ? 0 : -ENOENT)
-                              : store__err(c->db, rc);
+        r = rc == SQLITE_DONE ? (sqlite3_changes(c->db) > 0 ? 0 : -ENOENT) : store__err(c->db, rc);
         sqlite3_reset(st);
     }
     if (r == 0)
@@ -139,11 +141,11 @@ out:
 
 /* The SQL for each sort column and direction: a fixed set, so each text is a literal that
  * the statement cache keeps. ?1 = LIKE pattern or NULL, ?2 = type or NULL. */
-#define LIST_WHERE " FROM device WHERE (?1 IS NULL OR name LIKE ?1 ESCAPE '\\')" \
-                   " AND (?2 IS NULL OR type = ?2)"
-#define LIST_SQL(col, dir)                                                               \
-    "SELECT " DEVICE_COLS LIST_WHERE " ORDER BY " col " " dir ", id " dir                 \
-    " LIMIT ?3 OFFSET ?4"
+#define LIST_WHERE                                                                                 \
+    " FROM device WHERE (?1 IS NULL OR name LIKE ?1 ESCAPE '\\')"                                  \
+    " AND (?2 IS NULL OR type = ?2)"
+#define LIST_SQL(col, dir)                                                                         \
+    "SELECT " DEVICE_COLS LIST_WHERE " ORDER BY " col " " dir ", id " dir " LIMIT ?3 OFFSET ?4"
 
 static const struct {
     const char *prop;

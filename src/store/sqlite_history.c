@@ -18,18 +18,19 @@
  * the same ts the last one counts (SQLite takes the bare columns of a MAX() row), exactly
  * what the merge will do. Both arms come ordered by ts, so SQLite merges them and LIMIT
  * stops early; the log arm scans the log, which the writer keeps small. */
-#define LOG_POINTS(cols)                                                                      \
-    "SELECT " cols " FROM (SELECT ts, bool_v, long_v, dbl_v, str_v, json_v, MAX(seq)"         \
-    " FROM ts_kv_log WHERE device_id = ?1 AND key_id = ?2 AND ts BETWEEN ?3 AND ?4"          \
+#define LOG_POINTS(cols)                                                                           \
+    "SELECT " cols                                                                                 \
+    " FROM (SELECT ts, bool_v, long_v, dbl_v, str_v, json_v, MAX(seq)"                             \
+    " FROM ts_kv_log WHERE device_id = ?1 AND key_id = ?2 AND ts BETWEEN ?3 AND ?4"                \
     " GROUP BY ts)"
-#define KV_POINTS(cols)                                                                       \
-    "SELECT " cols " FROM ts_kv WHERE device_id = ?1 AND key_id = ?2"                         \
-    " AND ts BETWEEN ?3 AND ?4 AND ts NOT IN (SELECT ts FROM ts_kv_log"                       \
+#define KV_POINTS(cols)                                                                            \
+    "SELECT " cols                                                                                 \
+    " FROM ts_kv WHERE device_id = ?1 AND key_id = ?2"                                             \
+    " AND ts BETWEEN ?3 AND ?4 AND ts NOT IN (SELECT ts FROM ts_kv_log"                            \
     " WHERE device_id = ?1 AND key_id = ?2 AND ts BETWEEN ?3 AND ?4)"
 #define POINTS_COLS "?6, ts, bool_v, long_v, dbl_v, str_v, json_v"
-#define POINTS_SQL(dir)                                                                       \
-    KV_POINTS(POINTS_COLS) " UNION ALL " LOG_POINTS(POINTS_COLS) " ORDER BY 2 " dir           \
-                           " LIMIT ?5"
+#define POINTS_SQL(dir)                                                                            \
+    KV_POINTS(POINTS_COLS) " UNION ALL " LOG_POINTS(POINTS_COLS) " ORDER BY 2 " dir " LIMIT ?5"
 
 static int history_raw(store_conn_t *c, int64_t device_id, int64_t key_id, const char *key,
                        int64_t start_ms, int64_t end_ms, int64_t limit, bool ascending,
@@ -125,11 +126,11 @@ static int history_agg(store_conn_t *c, int64_t device_id, int64_t key_id, const
     }
     bool whole = interval_ms <= 0 || interval_ms > span;
     int64_t interval = whole ? span + 1 : interval_ms;
-#define AGG_SQL(dir)                                                                          \
-    "SELECT (ts - ?3) / ?5 AS b, COUNT(*), COUNT(long_v), COUNT(dbl_v), MIN(long_v),"        \
-    " MAX(long_v), SUM(long_v), MIN(dbl_v), MAX(dbl_v), TOTAL(dbl_v), TOTAL(long_v)"         \
-    " FROM (" KV_POINTS("ts, long_v, dbl_v") " UNION ALL " LOG_POINTS("ts, long_v, dbl_v")    \
-    ") GROUP BY b ORDER BY b " dir " LIMIT ?6"
+#define AGG_SQL(dir)                                                                               \
+    "SELECT (ts - ?3) / ?5 AS b, COUNT(*), COUNT(long_v), COUNT(dbl_v), MIN(long_v),"              \
+    " MAX(long_v), SUM(long_v), MIN(dbl_v), MAX(dbl_v), TOTAL(dbl_v), TOTAL(long_v)"               \
+    " FROM (" KV_POINTS("ts, long_v, dbl_v") " UNION ALL " LOG_POINTS(                             \
+        "ts, long_v, dbl_v") ") GROUP BY b ORDER BY b " dir " LIMIT ?6"
     sqlite3_stmt *st = store__stmt(c, ascending ? AGG_SQL("ASC") : AGG_SQL("DESC"));
 #undef AGG_SQL
     if (!st)

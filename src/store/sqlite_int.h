@@ -42,8 +42,8 @@ typedef struct store_conn {
 
 /* The backend's context: what store_t's opaque db points to. */
 typedef struct store_sqlite {
-    store_t *s;              /* the store served (its cfg, latest values, log counters) */
-    const store_cfg_t *cfg;  /* s->cfg, read-only once open */
+    store_t *s;             /* the store served (its cfg, latest values, log counters) */
+    const store_cfg_t *cfg; /* s->cfg, read-only once open */
 
     /* read/admin pool */
     pthread_mutex_t pool_mu;
@@ -134,7 +134,10 @@ typedef struct store_row_map {
 } store_row_map_t;
 
 /* One entry of a row map: STORE_COL(STR, store_user_t, email). */
-#define STORE_COL(kind, type, field) {STORE_COL_##kind, offsetof(type, field)}
+#define STORE_COL(kind, type, field)                                                               \
+    {                                                                                              \
+        STORE_COL_##kind, offsetof(type, field)                                                    \
+    }
 
 /* Reads the current row of st into out (a struct laid out as m says). */
 void store__row_read(sqlite3_stmt *st, const store_row_map_t *m, void *out);
@@ -170,8 +173,8 @@ int store__sqlite_transact(store_db_t *db, store_tx_t what);
 bool store__sqlite_tx_open(store_db_t *db);
 int store__sqlite_key_id(store_db_t *db, const char *key, bool create, int64_t *out);
 int store__sqlite_device_exists(store_db_t *db, int64_t device_id);
-int store__sqlite_attr_set(store_db_t *db, int64_t device_id, store_scope_t scope,
-                           int64_t key_id, const store_kv_t *kv);
+int store__sqlite_attr_set(store_db_t *db, int64_t device_id, store_scope_t scope, int64_t key_id,
+                           const store_kv_t *kv);
 int store__sqlite_attr_remove(store_db_t *db, int64_t device_id, store_scope_t scope,
                               int64_t key_id);
 int store__sqlite_log_append(store_db_t *db, store_points_t *pp);
@@ -234,8 +237,7 @@ int store__sqlite_setting_set(store_db_t *db, const char *key, const char *value
 
 /* The latest-value upsert on any connection (sqlite_points.c): the merge's, and a delete's
  * that keeps a value whose point it removes (sqlite_kv.c). */
-int store__latest_upsert(store_conn_t *c, int64_t device_id, int64_t key_id,
-                         const store_kv_t *kv);
+int store__latest_upsert(store_conn_t *c, int64_t device_id, int64_t key_id, const store_kv_t *kv);
 
 /* Key dictionary (sqlite_write.c): id of key, inserting it when create is true. -ENOENT if
  * absent. Any connection. */

@@ -47,9 +47,10 @@ int store__sqlite_attr_get(store_db_t *db, int64_t device_id, store_scope_t scop
         goto out;
     if (!keys || n_keys == 0) {
         sqlite3_stmt *st = store__stmt(
-            c, "SELECT k.key, a.last_update_ts, a.bool_v, a.long_v, a.dbl_v, a.str_v, a.json_v"
-               " FROM attribute_kv a JOIN key_dictionary k ON k.key_id = a.key_id"
-               " WHERE a.device_id = ?1 AND a.attribute_type = ?2 ORDER BY k.key");
+            c,
+            "SELECT k.key, a.last_update_ts, a.bool_v, a.long_v, a.dbl_v, a.str_v, a.json_v"
+            " FROM attribute_kv a JOIN key_dictionary k ON k.key_id = a.key_id"
+            " WHERE a.device_id = ?1 AND a.attribute_type = ?2 ORDER BY k.key");
         if (!st) {
             r = ERR_STORE;
             goto out;
@@ -59,9 +60,10 @@ int store__sqlite_attr_get(store_db_t *db, int64_t device_id, store_scope_t scop
         r = collect(c, st, out);
     } else {
         sqlite3_stmt *st = store__stmt(
-            c, "SELECT k.key, a.last_update_ts, a.bool_v, a.long_v, a.dbl_v, a.str_v, a.json_v"
-               " FROM attribute_kv a JOIN key_dictionary k ON k.key_id = a.key_id"
-               " WHERE a.device_id = ?1 AND a.attribute_type = ?2 AND k.key = ?3");
+            c,
+            "SELECT k.key, a.last_update_ts, a.bool_v, a.long_v, a.dbl_v, a.str_v, a.json_v"
+            " FROM attribute_kv a JOIN key_dictionary k ON k.key_id = a.key_id"
+            " WHERE a.device_id = ?1 AND a.attribute_type = ?2 AND k.key = ?3");
         if (!st) {
             r = ERR_STORE;
             goto out;
@@ -88,10 +90,10 @@ int store__sqlite_attr_keys(store_db_t *db, int64_t device_id, store_scope_t sco
     store_sqlite_t *q = store__sq(db);
     store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
-    sqlite3_stmt *st = store__stmt(
-        c, "SELECT DISTINCT k.key FROM attribute_kv a JOIN key_dictionary k"
-           " ON k.key_id = a.key_id WHERE a.device_id = ?1"
-           " AND (?2 = 0 OR a.attribute_type = ?2) ORDER BY k.key");
+    sqlite3_stmt *st = store__stmt(c,
+                                   "SELECT DISTINCT k.key FROM attribute_kv a JOIN key_dictionary k"
+                                   " ON k.key_id = a.key_id WHERE a.device_id = ?1"
+                                   " AND (?2 = 0 OR a.attribute_type = ?2) ORDER BY k.key");
     if (!st)
         goto out;
     sqlite3_bind_int64(st, 1, device_id);
@@ -116,10 +118,10 @@ int store__sqlite_attr_delete(store_db_t *db, int64_t device_id, store_scope_t s
     size_t total = 0;
     int r = store__exec(c, "BEGIN IMMEDIATE");
     sqlite3_stmt *st = NULL;
-    if (r == 0 &&
-        !(st = store__stmt(c, "DELETE FROM attribute_kv WHERE device_id = ?1"
-                              " AND attribute_type = ?2 AND key_id ="
-                              " (SELECT key_id FROM key_dictionary WHERE key = ?3)")))
+    if (r == 0 && !(st = store__stmt(c,
+                                     "DELETE FROM attribute_kv WHERE device_id = ?1"
+                                     " AND attribute_type = ?2 AND key_id ="
+                                     " (SELECT key_id FROM key_dictionary WHERE key = ?3)")))
         r = ERR_STORE;
     for (size_t i = 0; r == 0 && i < n_keys; i++) {
         sqlite3_bind_int64(st, 1, device_id);
@@ -166,9 +168,10 @@ int store__sqlite_ts_keys(store_db_t *db, int64_t device_id, store_kv_list_t *ou
     if (r != 0)
         goto out;
     /* Like ThingsBoard, the keys of a device are those that have a latest value. */
-    sqlite3_stmt *st = store__stmt(c, "SELECT k.key FROM ts_kv_latest l JOIN key_dictionary k"
-                                      " ON k.key_id = l.key_id WHERE l.device_id = ?1"
-                                      " ORDER BY k.key");
+    sqlite3_stmt *st = store__stmt(c,
+                                   "SELECT k.key FROM ts_kv_latest l JOIN key_dictionary k"
+                                   " ON k.key_id = l.key_id WHERE l.device_id = ?1"
+                                   " ORDER BY k.key");
     if (!st) {
         r = ERR_STORE;
         goto done;
@@ -212,9 +215,10 @@ int store__sqlite_ts_latest(store_db_t *db, int64_t device_id, const char *const
         goto out;
     if (!keys || n_keys == 0) {
         sqlite3_stmt *st = store__stmt(
-            c, "SELECT k.key, l.ts, l.bool_v, l.long_v, l.dbl_v, l.str_v, l.json_v"
-               " FROM ts_kv_latest l JOIN key_dictionary k ON k.key_id = l.key_id"
-               " WHERE l.device_id = ?1 ORDER BY k.key");
+            c,
+            "SELECT k.key, l.ts, l.bool_v, l.long_v, l.dbl_v, l.str_v, l.json_v"
+            " FROM ts_kv_latest l JOIN key_dictionary k ON k.key_id = l.key_id"
+            " WHERE l.device_id = ?1 ORDER BY k.key");
         if (!st) {
             r = ERR_STORE;
             goto done;
@@ -232,9 +236,10 @@ int store__sqlite_ts_latest(store_db_t *db, int64_t device_id, const char *const
             qsort(out->items, out->n, sizeof(*out->items), cmp_key);
     } else {
         sqlite3_stmt *st = store__stmt(
-            c, "SELECT k.key, l.ts, l.bool_v, l.long_v, l.dbl_v, l.str_v, l.json_v"
-               " FROM ts_kv_latest l JOIN key_dictionary k ON k.key_id = l.key_id"
-               " WHERE l.device_id = ?1 AND k.key = ?2");
+            c,
+            "SELECT k.key, l.ts, l.bool_v, l.long_v, l.dbl_v, l.str_v, l.json_v"
+            " FROM ts_kv_latest l JOIN key_dictionary k ON k.key_id = l.key_id"
+            " WHERE l.device_id = ?1 AND k.key = ?2");
         if (!st) {
             r = ERR_STORE;
             goto done;
@@ -250,8 +255,8 @@ int store__sqlite_ts_latest(store_db_t *db, int64_t device_id, const char *const
                 continue;
             for (size_t j = 0; j < n_mem; j++)
                 if (mem[j].key_id == kid)
-                    store__latest_take_newer(out, out->n > before ? (ssize_t)before : -1,
-                                             keys[i], &mem[j].kv);
+                    store__latest_take_newer(out, out->n > before ? (ssize_t)before : -1, keys[i],
+                                             &mem[j].kv);
         }
     }
 done:

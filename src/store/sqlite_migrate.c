@@ -117,8 +117,8 @@ int store__migrate(store_conn_t *c, int *version, char err[static ERR_LEN])
     if (rc != SQLITE_OK)
         goto fail;
     sqlite3_stmt *st = NULL;
-    rc = sqlite3_prepare_v2(c->db, "SELECT COALESCE(MAX(version), 0) FROM schema_version", -1,
-                            &st, NULL);
+    rc = sqlite3_prepare_v2(c->db, "SELECT COALESCE(MAX(version), 0) FROM schema_version", -1, &st,
+                            NULL);
     if (rc != SQLITE_OK)
         goto fail;
     rc = sqlite3_step(st);

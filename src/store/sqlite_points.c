@@ -24,9 +24,9 @@
 #define ROW "(?, ?, ?, ?, ?, ?, ?, ?)"
 #define ROW1 "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
 
-#define KV_UPSERT                                                                             \
-    " ON CONFLICT(device_id, key_id, ts) DO UPDATE SET bool_v = excluded.bool_v,"            \
-    " long_v = excluded.long_v, dbl_v = excluded.dbl_v, str_v = excluded.str_v,"            \
+#define KV_UPSERT                                                                                  \
+    " ON CONFLICT(device_id, key_id, ts) DO UPDATE SET bool_v = excluded.bool_v,"                  \
+    " long_v = excluded.long_v, dbl_v = excluded.dbl_v, str_v = excluded.str_v,"                   \
     " json_v = excluded.json_v"
 
 /* One row: the tail of a group (see the invariant). */
@@ -70,8 +70,7 @@ static int run(store_conn_t *c, sqlite3_stmt *st, const store_points_t *pp)
 
 /* Writes pp's rows: one statement of STORE_MULTI rows (multi), or one row per statement
  * (one) for fewer. */
-static int write_rows(store_conn_t *c, const char *one, const char *multi,
-                      const store_points_t *pp)
+static int write_rows(store_conn_t *c, const char *one, const char *multi, const store_points_t *pp)
 {
     if (pp->n < STORE_MULTI) {
         for (size_t i = 0; i < pp->n; i++) {
@@ -113,18 +112,18 @@ int store__sqlite_latest_upsert(store_db_t *db, int64_t device_id, int64_t key_i
     return store__latest_upsert(&store__sq(db)->wconn, device_id, key_id, kv);
 }
 
-int store__latest_upsert(store_conn_t *c, int64_t device_id, int64_t key_id,
-                         const store_kv_t *kv)
+int store__latest_upsert(store_conn_t *c, int64_t device_id, int64_t key_id, const store_kv_t *kv)
 {
     /* An older point (late or replayed) does not replace a newer latest; an equal ts
      * overwrites, as in ThingsBoard. */
     return store__exec_point(
-        c, "INSERT INTO ts_kv_latest(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v,"
-           " json_v) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-           " ON CONFLICT(device_id, key_id) DO UPDATE SET ts = excluded.ts,"
-           " bool_v = excluded.bool_v, long_v = excluded.long_v, dbl_v = excluded.dbl_v,"
-           " str_v = excluded.str_v, json_v = excluded.json_v,"
-           " version = ts_kv_latest.version + 1 WHERE excluded.ts >= ts_kv_latest.ts",
+        c,
+        "INSERT INTO ts_kv_latest(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v,"
+        " json_v) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        " ON CONFLICT(device_id, key_id) DO UPDATE SET ts = excluded.ts,"
+        " bool_v = excluded.bool_v, long_v = excluded.long_v, dbl_v = excluded.dbl_v,"
+        " str_v = excluded.str_v, json_v = excluded.json_v,"
+        " version = ts_kv_latest.version + 1 WHERE excluded.ts >= ts_kv_latest.ts",
         device_id, key_id, kv);
 }
 
@@ -166,8 +165,9 @@ int store__sqlite_log_load(store_db_t *db, int64_t from, int64_t to, store_log_r
 {
     store_conn_t *c = &store__sq(db)->wconn;
     sqlite3_stmt *st = store__stmt(
-        c, "SELECT seq, device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v"
-           " FROM ts_kv_log WHERE seq BETWEEN ?1 AND ?2");
+        c,
+        "SELECT seq, device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v"
+        " FROM ts_kv_log WHERE seq BETWEEN ?1 AND ?2");
     if (!st)
         return ERR_STORE;
     sqlite3_bind_int64(st, 1, from);

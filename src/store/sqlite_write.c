@@ -120,17 +120,18 @@ int store__sqlite_device_exists(store_db_t *db, int64_t device_id)
     return 0;
 }
 
-int store__sqlite_attr_set(store_db_t *db, int64_t device_id, store_scope_t scope,
-                           int64_t key_id, const store_kv_t *kv)
+int store__sqlite_attr_set(store_db_t *db, int64_t device_id, store_scope_t scope, int64_t key_id,
+                           const store_kv_t *kv)
 {
     store_conn_t *c = &store__sq(db)->wconn;
     sqlite3_stmt *st = store__stmt(
-        c, "INSERT INTO attribute_kv(device_id, attribute_type, key_id, bool_v, long_v, dbl_v,"
-           " str_v, json_v, last_update_ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-           " ON CONFLICT(device_id, attribute_type, key_id) DO UPDATE SET"
-           " bool_v = excluded.bool_v, long_v = excluded.long_v, dbl_v = excluded.dbl_v,"
-           " str_v = excluded.str_v, json_v = excluded.json_v,"
-           " last_update_ts = excluded.last_update_ts, version = attribute_kv.version + 1");
+        c,
+        "INSERT INTO attribute_kv(device_id, attribute_type, key_id, bool_v, long_v, dbl_v,"
+        " str_v, json_v, last_update_ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        " ON CONFLICT(device_id, attribute_type, key_id) DO UPDATE SET"
+        " bool_v = excluded.bool_v, long_v = excluded.long_v, dbl_v = excluded.dbl_v,"
+        " str_v = excluded.str_v, json_v = excluded.json_v,"
+        " last_update_ts = excluded.last_update_ts, version = attribute_kv.version + 1");
     if (!st)
         return ERR_STORE;
     sqlite3_bind_int64(st, 1, device_id);
@@ -149,8 +150,9 @@ int store__sqlite_attr_remove(store_db_t *db, int64_t device_id, store_scope_t s
                               int64_t key_id)
 {
     store_conn_t *c = &store__sq(db)->wconn;
-    sqlite3_stmt *st = store__stmt(c, "DELETE FROM attribute_kv WHERE device_id = ?1"
-                                      " AND attribute_type = ?2 AND key_id = ?3");
+    sqlite3_stmt *st = store__stmt(c,
+                                   "DELETE FROM attribute_kv WHERE device_id = ?1"
+                                   " AND attribute_type = ?2 AND key_id = ?3");
     if (!st)
         return ERR_STORE;
     sqlite3_bind_int64(st, 1, device_id);

@@ -42,7 +42,7 @@ typedef struct store_op {
 struct store_batch {
     store_op_t *ops; /* inline_ops until more are needed */
     size_t n, cap;
-    store_batch_t *next;      /* the writer's queue and group (writer.c) */
+    store_batch_t *next; /* the writer's queue and group (writer.c) */
     loop_t *reply_loop;
     store_done_cb done;
     store_done_keep_cb done_keep; /* the caller takes the batch back (store_submit_keep) */
@@ -165,8 +165,7 @@ void store__latest_copy_free(store_latest_copy_t *c, size_t n);
 /* Readers, after reading a table's latest values into out: puts an entry's value (a copy's
  * kv, its string moving into the list) at out->items[at] unless that is newer, or appends
  * it as key when at < 0. */
-void store__latest_take_newer(store_kv_list_t *out, ssize_t at, const char *key,
-                              store_kv_t *mem);
+void store__latest_take_newer(store_kv_list_t *out, ssize_t at, const char *key, store_kv_t *mem);
 /* An idle writer hands back the memory of its staged latest values. */
 void store__latest_release(store_t *s);
 

@@ -399,7 +399,7 @@ static void wait_for_work(store_t *s)
         if (atomic_load(&s->log_rows) == 0 || merge_failed) {
             if (!s->memory_released) {
                 pthread_mutex_unlock(&s->q_mu);
-                s->be->release(s->db); /* SQLite: its page cache */
+                s->be->release(s->db);          /* SQLite: its page cache */
                 store__merge_release(s->merge); /* a run's rows: ~2.4 MB at 32k */
                 store__latest_release(s);
                 malloc_trim(0);

@@ -51,8 +51,8 @@ static store_kv_t *kvs_add(ctx_t *c, values_kvs_t *l, char *key, int64_t ts)
 }
 
 /* Adds key=v to out (null skipped). */
-static int add_typed(ctx_t *c, values_kvs_t *out, char *key, size_t key_len,
-                     const values_json_t *v, int64_t ts)
+static int add_typed(ctx_t *c, values_kvs_t *out, char *key, size_t key_len, const values_json_t *v,
+                     int64_t ts)
 {
     /* REST rules broken by well-formed JSON: -EINVAL and ThingsBoard's own message, which
      * REST clients match on (body.h). */
@@ -83,8 +83,7 @@ static int add_typed(ctx_t *c, values_kvs_t *out, char *key, size_t key_len,
                 break;
             memset(&kv, 0, sizeof kv); /* a failed attempt's text stays in the arena */
         }
-        if (c->cfg->max_string_len &&
-            values__utf16_units(v->text, v->len) > c->cfg->max_string_len)
+        if (c->cfg->max_string_len && values__utf16_units(v->text, v->len) > c->cfg->max_string_len)
             return values__bad(c,
                                "string value length for key [%s] is greater than maximum "
                                "allowed [%zu]",
@@ -191,8 +190,8 @@ static int add_telemetry_object(ctx_t *c, values_kvs_t *out, const values_json_t
     return add_object(c, out, values, t, false);
 }
 
-values_json_t *values_parse(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p,
-                            size_t len, char *err, size_t err_cap)
+values_json_t *values_parse(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
+                            char *err, size_t err_cap)
 {
     if (cfg->max_bytes && len > cfg->max_bytes) {
         ctx_t c = {arena, cfg, err, err_cap};

@@ -59,8 +59,8 @@ int values_attributes(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p,
 
 /* Parses a whole body in cfg's syntax under its byte and depth caps (also for the device
  * API's other bodies: RPC, claim). The tree lives in arena; NULL with a reason in err. */
-values_json_t *values_parse(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p,
-                            size_t len, char *err, size_t err_cap);
+values_json_t *values_parse(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
+                            char *err, size_t err_cap);
 /* JsonPrimitive.getAsLong as ThingsBoard reads "ts" and "durationMs": an integral number, a
  * fractional one truncated, or a numeric string. 0 or -EBADMSG. */
 int values_json_as_long(const values_json_t *v, int64_t *out);

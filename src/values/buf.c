@@ -38,7 +38,10 @@ void values_buf_put(values_buf_t *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-void values_buf_puts(values_buf_t *b, const char *s) { values_buf_put(b, s, strlen(s)); }
+void values_buf_puts(values_buf_t *b, const char *s)
+{
+    values_buf_put(b, s, strlen(s));
+}
 
 void values_buf_printf(values_buf_t *b, const char *fmt, ...)
 {
@@ -65,13 +68,27 @@ void values_buf_json_str(values_buf_t *b, const char *s, size_t n)
         const char *esc = NULL;
         char u[7];
         switch (ch) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
         default:
             if (ch < 0x20) {
                 memcpy(u, "\\u00", 4);

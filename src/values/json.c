@@ -132,16 +132,10 @@ static void skip_ws(cur_t *c)
     }
 }
 
+/* Gson's JsonReader.isLiteral: these bytes end an unquoted literal (a NUL does not). */
 static bool is_literal_byte(uint8_t ch)
 {
-    switch (ch) {
-    case '/': case '\\': case ';': case '#': case '=': case '{': case '}': case '[': case ']':
-    case ':': case ',': case ' ': case '\t': case '\r': case '\n': case '\f': case '"':
-    case '\'':
-        return false;
-    default:
-        return true;
-    }
+    return ch == '\0' || strchr("/\\;#={}[]:, \t\r\n\f\"'", ch) == NULL;
 }
 
 /* Decoded string text in the arena. cap is an upper bound computed before decoding (the
@@ -248,12 +242,26 @@ static bool read_string(cur_t *c, char **text, size_t *len)
             }
             one = (char)e;
             break;
-        case '"': case '\\': case '/': one = (char)e; break;
-        case 'b': one = '\b'; break;
-        case 'f': one = '\f'; break;
-        case 'n': one = '\n'; break;
-        case 'r': one = '\r'; break;
-        case 't': one = '\t'; break;
+        case '"':
+        case '\\':
+        case '/':
+            one = (char)e;
+            break;
+        case 'b':
+            one = '\b';
+            break;
+        case 'f':
+            one = '\f';
+            break;
+        case 'n':
+            one = '\n';
+            break;
+        case 'r':
+            one = '\r';
+            break;
+        case 't':
+            one = '\t';
+            break;
         case 'u': {
             uint32_t cp;
             if (c->end - c->p < 4 || hex4(c->p, &cp) < 0) {
@@ -518,10 +526,18 @@ values_json_t *values_json_parse(arena_t *arena, const uint8_t *p, size_t len,
 void values_json_write(values_buf_t *b, const values_json_t *v)
 {
     switch (v->kind) {
-    case VALUES_JSON_NULL: values_buf_puts(b, "null"); break;
-    case VALUES_JSON_BOOL: values_buf_puts(b, v->b ? "true" : "false"); break;
-    case VALUES_JSON_NUMBER: values_buf_put(b, v->text, v->len); break;
-    case VALUES_JSON_STRING: values_buf_json_str(b, v->text, v->len); break;
+    case VALUES_JSON_NULL:
+        values_buf_puts(b, "null");
+        break;
+    case VALUES_JSON_BOOL:
+        values_buf_puts(b, v->b ? "true" : "false");
+        break;
+    case VALUES_JSON_NUMBER:
+        values_buf_put(b, v->text, v->len);
+        break;
+    case VALUES_JSON_STRING:
+        values_buf_json_str(b, v->text, v->len);
+        break;
     case VALUES_JSON_OBJECT:
     case VALUES_JSON_ARRAY: {
         bool obj = v->kind == VALUES_JSON_OBJECT;

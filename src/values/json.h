@@ -47,9 +47,9 @@ typedef struct values_json values_json_t;
 struct values_json {
     values_json_kind_t kind;
     bool b;
-    char *text;            /* NUMBER and STRING; NUL-terminated copy */
+    char *text; /* NUMBER and STRING; NUL-terminated copy */
     size_t len;
-    char **keys;           /* OBJECT: member names (NUL-terminated, UTF-8) */
+    char **keys; /* OBJECT: member names (NUL-terminated, UTF-8) */
     size_t *key_lens;
     values_json_t **items; /* OBJECT values / ARRAY elements, n of them */
     size_t n, cap;

@@ -72,8 +72,7 @@ static void put_json(values_buf_t *b, const char *s, scratch_t *sc)
     arena_reset(a);
 }
 
-static void put_value(values_buf_t *b, const store_kv_t *kv, values_style_t style,
-                      scratch_t *sc)
+static void put_value(values_buf_t *b, const store_kv_t *kv, values_style_t style, scratch_t *sc)
 {
     char num[VALUES_DOUBLE_LEN]; /* also holds any int64 */
     size_t len;
@@ -143,14 +142,13 @@ static groups_t group_by_key(arena_t *a, const store_kv_t *kvs, size_t n)
 
 /* {"key":..,...} with one member per key: its last value (object) or all its points in
  * order (series). Returns the number of members written. */
-static size_t write_by_key(values_buf_t *b, const store_kv_t *kvs, size_t n,
-                           values_style_t style, bool series)
+static size_t write_by_key(values_buf_t *b, const store_kv_t *kvs, size_t n, values_style_t style,
+                           bool series)
 {
     size_t written = 0;
     values_buf_put(b, "{", 1);
     scratch_t sc = {0};
-    groups_t g = n ? group_by_key(scratch_get(&sc.groups, &sc.groups_live), kvs, n)
-                   : (groups_t){0};
+    groups_t g = n ? group_by_key(scratch_get(&sc.groups, &sc.groups_live), kvs, n) : (groups_t){0};
     for (size_t i = 0; i < n; i++) {
         if (g.first[i] != i || !key_ok(kvs[i].key))
             continue;
@@ -164,8 +162,7 @@ static size_t write_by_key(values_buf_t *b, const store_kv_t *kvs, size_t n,
         }
         values_buf_put(b, "[", 1);
         for (size_t j = i; j < n; j = g.next[j]) {
-            values_buf_printf(b, "%s{\"ts\":%" PRId64 ",\"value\":", j == i ? "" : ",",
-                              kvs[j].ts);
+            values_buf_printf(b, "%s{\"ts\":%" PRId64 ",\"value\":", j == i ? "" : ",", kvs[j].ts);
             put_value(b, &kvs[j], style, &sc);
             values_buf_put(b, "}", 1);
         }

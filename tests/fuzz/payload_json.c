@@ -64,8 +64,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     arena_init(&a, 256);
     for (int variant = 0; variant < 2; variant++) {
         values_cfg_t cfg = {.type_cast = variant == 0,
-                                 .max_string_len = variant ? 8 : 0,
-                                 .max_depth = variant ? 3 : 32};
+                            .max_string_len = variant ? 8 : 0,
+                            .max_depth = variant ? 3 : 32};
         values_kvs_t l = {0};
         if (values_telemetry(&a, &cfg, data, size, &l, err, sizeof err) == 0)
             check_kvs(&a, &l);
@@ -84,8 +84,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         arena_reset(&a);
         const char *c;
         if (api_payload_rpc_reply(&a, &cfg, data, size, &c, err, sizeof err) == 0) {
-            values_json_t *v = values_json_parse(&a, (const uint8_t *)c, strlen(c),
-                                                 VALUES_LENIENT, 0, err, sizeof err);
+            values_json_t *v = values_json_parse(&a, (const uint8_t *)c, strlen(c), VALUES_LENIENT,
+                                                 0, err, sizeof err);
             if (!v || v->kind != VALUES_JSON_OBJECT)
                 abort();
             char *again = values_json_compact(v);

@@ -12,8 +12,6 @@
 
 #include <cmocka.h>
 
-
-
 static void test_migrations_idempotent(void **state)
 {
     tstore_t *t = *state;

@@ -11,9 +11,6 @@
 
 #include <cmocka.h>
 
-
-
-
 static store_kv_t kv_long(const char *k, int64_t v, int64_t ts)
 {
     return (store_kv_t){.key = (char *)k, .type = STORE_LONG, .l = v, .ts = ts};
@@ -162,8 +159,7 @@ static void test_ts_latest(void **state)
     assert_int_equal(l.items[0].type, STORE_STRING);
     assert_string_equal(l.items[0].s, "two");
     store_kv_list_fini(&l);
-    assert_int_equal(store_ts_history(f->s, f->dev, "t", 0, 5000, 0, STORE_AGG_NONE, 100,
-                                      true, &l),
+    assert_int_equal(store_ts_history(f->s, f->dev, "t", 0, 5000, 0, STORE_AGG_NONE, 100, true, &l),
                      0);
     assert_int_equal(l.n, 3); /* 1000, 1500, 2000 — no duplicate row for 2000 */
     assert_int_equal(l.items[2].ts, 2000);
@@ -177,8 +173,7 @@ static void test_ts_latest(void **state)
 
     /* delete a range; latest survives when outside the range, goes when inside */
     assert_int_equal(store_ts_delete(f->s, f->dev, k, 1, 0, 1600, true), 0);
-    assert_int_equal(store_ts_history(f->s, f->dev, "t", 0, 5000, 0, STORE_AGG_NONE, 100,
-                                      true, &l),
+    assert_int_equal(store_ts_history(f->s, f->dev, "t", 0, 5000, 0, STORE_AGG_NONE, 100, true, &l),
                      0);
     assert_int_equal(l.n, 1);
     store_kv_list_fini(&l);
@@ -196,8 +191,7 @@ static void test_ts_latest(void **state)
     store_batch_attr(b, f->dev, SCOPE_SERVER, &a);
     assert_int_equal(store_submit_wait(f->s, b), 0);
     assert_int_equal(store_device_delete(f->s, f->dev), 0);
-    assert_int_equal(store_ts_history(f->s, f->dev, "h", 0, 5000, 0, STORE_AGG_NONE, 100,
-                                      true, &l),
+    assert_int_equal(store_ts_history(f->s, f->dev, "h", 0, 5000, 0, STORE_AGG_NONE, 100, true, &l),
                      0);
     assert_int_equal(l.n, 0);
     assert_int_equal(store_ts_latest(f->s, f->dev, NULL, 0, &l), 0);
@@ -227,25 +221,22 @@ static void test_history(void **state)
     store_kv_list_t l = {0};
 
     /* raw, newest first, limit */
-    assert_int_equal(store_ts_history(f->s, f->dev, "x", 100, 1000, 0, STORE_AGG_NONE, 3,
-                                      false, &l),
-                     0);
+    assert_int_equal(
+        store_ts_history(f->s, f->dev, "x", 100, 1000, 0, STORE_AGG_NONE, 3, false, &l), 0);
     assert_int_equal(l.n, 3);
     assert_int_equal(l.items[0].ts, 1000);
     assert_int_equal(l.items[2].ts, 800);
     assert_string_equal(l.items[0].key, "x");
     store_kv_list_fini(&l);
     /* raw ascending, inclusive bounds */
-    assert_int_equal(store_ts_history(f->s, f->dev, "x", 200, 400, 0, STORE_AGG_NONE, 100,
-                                      true, &l),
-                     0);
+    assert_int_equal(
+        store_ts_history(f->s, f->dev, "x", 200, 400, 0, STORE_AGG_NONE, 100, true, &l), 0);
     assert_int_equal(l.n, 3);
     assert_int_equal(l.items[0].l, 2);
     store_kv_list_fini(&l);
 
     /* buckets of 500 over [0, 999]: [0,500) has 1..4, [500,999] has 5..9 */
-    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 999, 500, STORE_AGG_SUM, 0, true,
-                                      &l),
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 999, 500, STORE_AGG_SUM, 0, true, &l),
                      0);
     assert_int_equal(l.n, 2);
     assert_int_equal(l.items[0].type, STORE_LONG);
@@ -254,21 +245,18 @@ static void test_history(void **state)
     assert_int_equal(l.items[1].l, 35);
     assert_int_equal(l.items[1].ts, 500 + 499 / 2);
     store_kv_list_fini(&l);
-    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 999, 500, STORE_AGG_MIN, 0, true,
-                                      &l),
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 999, 500, STORE_AGG_MIN, 0, true, &l),
                      0);
     assert_int_equal(l.items[0].l, 1);
     assert_int_equal(l.items[1].l, 5);
     store_kv_list_fini(&l);
-    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 999, 500, STORE_AGG_MAX, 0, false,
-                                      &l),
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 999, 500, STORE_AGG_MAX, 0, false, &l),
                      0);
     assert_int_equal(l.n, 2);
     assert_int_equal(l.items[0].l, 9); /* descending: the later bucket first */
     assert_int_equal(l.items[1].l, 4);
     store_kv_list_fini(&l);
-    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 999, 500, STORE_AGG_AVG, 0, true,
-                                      &l),
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 999, 500, STORE_AGG_AVG, 0, true, &l),
                      0);
     assert_int_equal(l.items[0].type, STORE_DOUBLE);
     assert_true(l.items[0].d == 2.5);
@@ -276,56 +264,47 @@ static void test_history(void **state)
     store_kv_list_fini(&l);
 
     /* one bucket over everything: doubles mix in, the string only counts */
-    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 2000, 0, STORE_AGG_COUNT, 0, true,
-                                      &l),
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 2000, 0, STORE_AGG_COUNT, 0, true, &l),
                      0);
     assert_int_equal(l.n, 1);
     assert_int_equal(l.items[0].type, STORE_LONG);
     assert_int_equal(l.items[0].l, 12);
     assert_int_equal(l.items[0].ts, 1000);
     store_kv_list_fini(&l);
-    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 2000, 0, STORE_AGG_MIN, 0, true,
-                                      &l),
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 2000, 0, STORE_AGG_MIN, 0, true, &l),
                      0);
     assert_int_equal(l.items[0].type, STORE_DOUBLE);
     assert_true(l.items[0].d == 0.5);
     store_kv_list_fini(&l);
-    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 2000, 0, STORE_AGG_MAX, 0, true,
-                                      &l),
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 2000, 0, STORE_AGG_MAX, 0, true, &l),
                      0);
     assert_true(l.items[0].d == 10.0);
     store_kv_list_fini(&l);
-    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 2000, -1, STORE_AGG_SUM, 0, true,
-                                      &l),
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 2000, -1, STORE_AGG_SUM, 0, true, &l),
                      0);
     assert_int_equal(l.items[0].type, STORE_DOUBLE);
     assert_true(l.items[0].d == 55.5);
     store_kv_list_fini(&l);
-    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 2000, 0, STORE_AGG_AVG, 0, true,
-                                      &l),
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 0, 2000, 0, STORE_AGG_AVG, 0, true, &l),
                      0);
     assert_true(l.items[0].d == 55.5 / 11);
     store_kv_list_fini(&l);
 
     /* a bucket that holds only the string: no point except for COUNT */
-    assert_int_equal(store_ts_history(f->s, f->dev, "x", 1055, 1070, 0, STORE_AGG_AVG, 0, true,
-                                      &l),
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 1055, 1070, 0, STORE_AGG_AVG, 0, true, &l),
                      0);
     assert_int_equal(l.n, 0);
-    assert_int_equal(store_ts_history(f->s, f->dev, "x", 1055, 1070, 0, STORE_AGG_COUNT, 0,
-                                      true, &l),
-                     0);
+    assert_int_equal(
+        store_ts_history(f->s, f->dev, "x", 1055, 1070, 0, STORE_AGG_COUNT, 0, true, &l), 0);
     assert_int_equal(l.n, 1);
     assert_int_equal(l.items[0].l, 1);
     store_kv_list_fini(&l);
 
     /* unknown key, empty range */
-    assert_int_equal(store_ts_history(f->s, f->dev, "nokey", 0, 2000, 0, STORE_AGG_NONE, 10,
-                                      true, &l),
-                     0);
+    assert_int_equal(
+        store_ts_history(f->s, f->dev, "nokey", 0, 2000, 0, STORE_AGG_NONE, 10, true, &l), 0);
     assert_int_equal(l.n, 0);
-    assert_int_equal(store_ts_history(f->s, f->dev, "x", 2000, 0, 0, STORE_AGG_NONE, 10, true,
-                                      &l),
+    assert_int_equal(store_ts_history(f->s, f->dev, "x", 2000, 0, 0, STORE_AGG_NONE, 10, true, &l),
                      0);
     assert_int_equal(l.n, 0);
     store_agg_t agg;

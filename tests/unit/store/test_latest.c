@@ -17,9 +17,6 @@
 
 #include <cmocka.h>
 
-
-
-
 static void wait_merged(tstore_t *f)
 {
     assert_int_equal(tstore_wait_merged(f), 0);
@@ -129,8 +126,7 @@ static void test_delete_latest_stays_deleted(void **state)
     wait_merged(f);
     assert_string_equal(latest(f, f->dev, "d"), "-");
     store_kv_list_t l = {0};
-    assert_int_equal(store_ts_history(f->s, f->dev, "d", 0, 1000, 0, STORE_AGG_NONE, 0, true,
-                                      &l),
+    assert_int_equal(store_ts_history(f->s, f->dev, "d", 0, 1000, 0, STORE_AGG_NONE, 0, true, &l),
                      0);
     assert_int_equal(l.n, 1); /* the older point stays */
     assert_int_equal(l.items[0].ts, 100);

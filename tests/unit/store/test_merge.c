@@ -21,13 +21,11 @@
 /* Merge runs of this many points (the default is larger; these tests need several runs). */
 enum { RUN = 32768 };
 
-
 static int setup(void **state)
 {
     *state = tstore_new(RUN, true); /* the sizes below are chosen around RUN */
     return *state ? 0 : -1;
 }
-
 
 static int64_t rows(tstore_t *f, const char *table)
 {
@@ -47,8 +45,7 @@ static void put(store_t *s, int64_t dev, const char *key, int64_t v, int64_t ts)
 static int64_t agg(tstore_t *f, int64_t dev, const char *key, store_agg_t a)
 {
     store_kv_list_t l = {0};
-    assert_int_equal(store_ts_history(f->s, dev, key, 0, INT64_MAX / 2, 0, a, 0, true, &l),
-                     0);
+    assert_int_equal(store_ts_history(f->s, dev, key, 0, INT64_MAX / 2, 0, a, 0, true, &l), 0);
     int64_t v = l.n ? l.items[0].l : -1;
     store_kv_list_fini(&l);
     return v;
@@ -65,9 +62,8 @@ static void test_points_readable_before_and_after_merge(void **state)
     assert_int_equal(store_submit_wait(f->s, b), 0);
     for (int pass = 0; pass < 2; pass++) {
         store_kv_list_t l = {0};
-        assert_int_equal(store_ts_history(f->s, f->dev, "t", 1001, 1100, 0, STORE_AGG_NONE,
-                                          5, false, &l),
-                         0);
+        assert_int_equal(
+            store_ts_history(f->s, f->dev, "t", 1001, 1100, 0, STORE_AGG_NONE, 5, false, &l), 0);
         assert_int_equal(l.n, 5);
         assert_int_equal(l.items[0].ts, 1100);
         assert_int_equal(l.items[0].l, 100);
@@ -91,9 +87,8 @@ static void test_newest_write_wins_across_tables(void **state)
     put(f->s, f->dev, "v", 3, 500); /* twice in the log: the later counts */
     for (int pass = 0; pass < 2; pass++) {
         store_kv_list_t l = {0};
-        assert_int_equal(store_ts_history(f->s, f->dev, "v", 0, 1000, 0, STORE_AGG_NONE, 0,
-                                          true, &l),
-                         0);
+        assert_int_equal(
+            store_ts_history(f->s, f->dev, "v", 0, 1000, 0, STORE_AGG_NONE, 0, true, &l), 0);
         assert_int_equal(l.n, 1);
         assert_int_equal(l.items[0].l, 3);
         store_kv_list_fini(&l);

@@ -20,8 +20,6 @@
 
 #define N_BATCHES 400
 
-
-
 static size_t count_points(store_t *s, int64_t dev, const char *key)
 {
     store_kv_list_t l = {0};

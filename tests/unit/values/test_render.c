@@ -110,13 +110,15 @@ static void test_shapes(void **state)
     assert_string_equal(b.p, "{\"t\":3,\"h\":2.5}");
     values_buf_fini(&b);
     assert_int_equal(values_kvs_write_series(&b, kvs, 4, VALUES_TEXT), 2);
-    assert_string_equal(b.p, "{\"t\":[{\"ts\":10,\"value\":\"1\"},{\"ts\":20,\"value\":\"3\"}],"
-                             "\"h\":[{\"ts\":10,\"value\":\"2.5\"}]}");
+    assert_string_equal(b.p,
+                        "{\"t\":[{\"ts\":10,\"value\":\"1\"},{\"ts\":20,\"value\":\"3\"}],"
+                        "\"h\":[{\"ts\":10,\"value\":\"2.5\"}]}");
     values_buf_fini(&b);
     assert_int_equal(values_kvs_write_attributes(&b, kvs, 4), 3);
-    assert_string_equal(b.p, "[{\"lastUpdateTs\":10,\"key\":\"t\",\"value\":1},"
-                             "{\"lastUpdateTs\":10,\"key\":\"h\",\"value\":2.5},"
-                             "{\"lastUpdateTs\":20,\"key\":\"t\",\"value\":3}]");
+    assert_string_equal(b.p,
+                        "[{\"lastUpdateTs\":10,\"key\":\"t\",\"value\":1},"
+                        "{\"lastUpdateTs\":10,\"key\":\"h\",\"value\":2.5},"
+                        "{\"lastUpdateTs\":20,\"key\":\"t\",\"value\":3}]");
     values_buf_fini(&b);
     assert_int_equal(values_kvs_write_keys(&b, kvs, 4), 3);
     assert_string_equal(b.p, "[\"t\",\"h\",\"t\"]");
@@ -143,9 +145,10 @@ static void test_shapes_of_json_values(void **state)
     };
     values_buf_t b = {0};
     assert_int_equal(values_kvs_write_series(&b, kvs, 5, VALUES_TYPED), 2);
-    assert_string_equal(b.p, "{\"j\":[{\"ts\":1,\"value\":{\"a\":[1,2]}},{\"ts\":2,\"value\":[3]},"
-                             "{\"ts\":3,\"value\":{\"c\":null}}],\"k\":[{\"ts\":1,\"value\":"
-                             "[{\"b\":{}}]},{\"ts\":2,\"value\":{}}]}");
+    assert_string_equal(b.p,
+                        "{\"j\":[{\"ts\":1,\"value\":{\"a\":[1,2]}},{\"ts\":2,\"value\":[3]},"
+                        "{\"ts\":3,\"value\":{\"c\":null}}],\"k\":[{\"ts\":1,\"value\":"
+                        "[{\"b\":{}}]},{\"ts\":2,\"value\":{}}]}");
     values_buf_fini(&b);
     assert_int_equal(values_kvs_write_object(&b, kvs, 5, VALUES_TYPED), 2);
     assert_string_equal(b.p, "{\"j\":{\"c\":null},\"k\":{}}");
@@ -160,8 +163,8 @@ static void test_big_series(void **state)
     store_kv_t *kvs = calloc(N, sizeof *kvs);
     static char keys[3][2] = {"a", "b", "c"};
     for (size_t i = 0; i < N; i++)
-        kvs[i] = (store_kv_t){.key = keys[i % 3], .type = STORE_LONG, .l = (int64_t)i,
-                              .ts = (int64_t)i};
+        kvs[i] = (store_kv_t){
+            .key = keys[i % 3], .type = STORE_LONG, .l = (int64_t)i, .ts = (int64_t)i};
     values_buf_t b = {0};
     values_kvs_write_series(&b, kvs, N, VALUES_TYPED);
     assert_memory_equal(b.p, "{\"a\":[{\"ts\":0,\"value\":0},{\"ts\":3,\"value\":3},", 44);
@@ -176,9 +179,12 @@ static void test_big_series(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_doubles),     cmocka_unit_test(test_scalars),
-        cmocka_unit_test(test_json_values), cmocka_unit_test(test_shapes),
-        cmocka_unit_test(test_shapes_of_json_values), cmocka_unit_test(test_big_series),
+        cmocka_unit_test(test_doubles),
+        cmocka_unit_test(test_scalars),
+        cmocka_unit_test(test_json_values),
+        cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_shapes_of_json_values),
+        cmocka_unit_test(test_big_series),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

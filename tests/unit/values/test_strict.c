@@ -54,12 +54,32 @@ static void test_lenient_only(void **state)
 {
     (void)state;
     const char *docs[] = {
-        "{a:1}", "{'a':1}", "{\"a\":'x'}", "{\"a\":x}", "{\"a\"=1}", "{\"a\"=>1}",
-        "{\"a\":1;\"b\":2}", "[1;2]", "{\"a\":TRUE}", "{\"a\":Null}", "{\"a\":1} // c",
-        "# c\n{\"a\":1}", "/* c */{\"a\":1}", "{\"a\":\"\\'\"}", "\f{\"a\":1}",
-        "{\"a\":\"x\ty\"}", "{\"a\":\"\\ud800\"}", "{\"a\":\"\\udc00x\"}", "{\"a\":\"\\u0000\"}",
-        "{\"a\":1,\"a\":2}", "{\"o\":{\"b\":1,\"b\":1}}", "[{\"k\":1,\"k\":1}]",
-        "{\"big\":99999999999999999999}", "[-99999999999999999999]", "[1e400]", "[-1.0e999]",
+        "{a:1}",
+        "{'a':1}",
+        "{\"a\":'x'}",
+        "{\"a\":x}",
+        "{\"a\"=1}",
+        "{\"a\"=>1}",
+        "{\"a\":1;\"b\":2}",
+        "[1;2]",
+        "{\"a\":TRUE}",
+        "{\"a\":Null}",
+        "{\"a\":1} // c",
+        "# c\n{\"a\":1}",
+        "/* c */{\"a\":1}",
+        "{\"a\":\"\\'\"}",
+        "\f{\"a\":1}",
+        "{\"a\":\"x\ty\"}",
+        "{\"a\":\"\\ud800\"}",
+        "{\"a\":\"\\udc00x\"}",
+        "{\"a\":\"\\u0000\"}",
+        "{\"a\":1,\"a\":2}",
+        "{\"o\":{\"b\":1,\"b\":1}}",
+        "[{\"k\":1,\"k\":1}]",
+        "{\"big\":99999999999999999999}",
+        "[-99999999999999999999]",
+        "[1e400]",
+        "[-1.0e999]",
     };
     for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
         assert_non_null(parse(VALUES_LENIENT, docs[i]));
@@ -74,9 +94,14 @@ static void test_both(void **state)
 {
     (void)state;
     const char *docs[] = {
-        "{\"a\":1}", " [ 1 , -0 , 0.5 , 1E+2 , -1e-400 ] ", "{\"s\":\"\\u00e9\\ud83d\\ude00\\/\"}",
-        "{\"o\":{\"a\":[true,false,null,{}],\"b\":[]}}", "{\"a\":\"\x7f \xc3\xa9\"}",
-        "[9223372036854775807,-9223372036854775808]", "{\"\":1}", "{\"a\":{\"a\":{\"a\":1}}}",
+        "{\"a\":1}",
+        " [ 1 , -0 , 0.5 , 1E+2 , -1e-400 ] ",
+        "{\"s\":\"\\u00e9\\ud83d\\ude00\\/\"}",
+        "{\"o\":{\"a\":[true,false,null,{}],\"b\":[]}}",
+        "{\"a\":\"\x7f \xc3\xa9\"}",
+        "[9223372036854775807,-9223372036854775808]",
+        "{\"\":1}",
+        "{\"a\":{\"a\":{\"a\":1}}}",
     };
     for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
         values_json_t *l = parse(VALUES_LENIENT, docs[i]), *s = parse(VALUES_STRICT, docs[i]);
@@ -90,8 +115,9 @@ static void test_both(void **state)
         arena_reset(&A);
     }
     /* Neither reads these. */
-    const char *bad[] = {"", " ", "{", "[1,]", "{\"a\":1,}", "01", "[.5]", "[1.]", "[-]",
-                         "\"\\x\"", "{\"a\":1} x", "[\"\xff\"]", "[\"\xed\xa0\x80\"]"};
+    const char *bad[] = {
+        "",    " ",       "{",           "[1,]",       "{\"a\":1,}",        "01", "[.5]", "[1.]",
+        "[-]", "\"\\x\"", "{\"a\":1} x", "[\"\xff\"]", "[\"\xed\xa0\x80\"]"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_null(parse(VALUES_STRICT, bad[i]));
         arena_reset(&A);
@@ -149,9 +175,13 @@ static void test_rest_shapes(void **state)
     assert_true(find(&l, "a")->ts == 0);
     assert_true(find(&l, "b")->ts == VALUES_TS_NONE);
     arena_reset(&A);
-    const char *bad[] = {"{\"ts\":\"1\",\"values\":{}}", "{\"ts\":-1,\"values\":{}}",
-                         "{\"ts\":1.0,\"values\":{}}", "{\"ts\":1e3,\"values\":{}}",
-                         "{\"ts\":1,\"values\":[]}", "[{\"a\":1},2]", "7"};
+    const char *bad[] = {"{\"ts\":\"1\",\"values\":{}}",
+                         "{\"ts\":-1,\"values\":{}}",
+                         "{\"ts\":1.0,\"values\":{}}",
+                         "{\"ts\":1e3,\"values\":{}}",
+                         "{\"ts\":1,\"values\":[]}",
+                         "[{\"a\":1},2]",
+                         "7"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(tele(&REST, bad[i], &l, err), -EBADMSG);
         assert_int_equal(l.n, 0);
@@ -188,8 +218,8 @@ static void test_rest_refusals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lenient_only), cmocka_unit_test(test_both),
-        cmocka_unit_test(test_rest_typing),  cmocka_unit_test(test_rest_shapes),
+        cmocka_unit_test(test_lenient_only),  cmocka_unit_test(test_both),
+        cmocka_unit_test(test_rest_typing),   cmocka_unit_test(test_rest_shapes),
         cmocka_unit_test(test_rest_refusals),
     };
     arena_init(&A, 0); /* one arena for all, reset by each test as a shard resets its own */
