@@ -105,7 +105,7 @@ struct store {
     store_stats_t stats;
 };
 
-/* The index of key in l, or -1 (values.c). */
+/* The index of key in l, or -1 (types.c). */
 ssize_t store__kv_list_find(const store_kv_list_t *l, const char *key);
 
 /* Starts / stops (after draining) the writer thread (writer.c). */

@@ -1,4 +1,4 @@
-/* values.c — the value types of store.h: key/value lists, the names ThingsBoard gives scopes,
+/* types.c — the value types of store.h: key/value lists, the names ThingsBoard gives scopes,
  * aggregations and credential types, random UUIDs, and the _fini functions of the structures
  * the store hands out.
  *
