@@ -227,8 +227,10 @@ uint16_t coap__next_mid(coap_engine_t *e);
 double coap__rand01(coap_engine_t *e);
 void coap__send(coap_peer_t *ps, const uint8_t *p, size_t len);
 void coap__send_empty(coap_peer_t *ps, uint8_t type, uint16_t mid);
-coap_dedup_t *coap__dedup_find(coap_peer_t *ps, uint16_t mid);
-coap_dedup_t *coap__dedup_add(coap_peer_t *ps, uint16_t mid, bool con);
+/* The dedup entry of (ps, mid), or NULL; *hash is what coap__dedup_add needs for the same
+ * pair (one keyed hash per request instead of two). */
+coap_dedup_t *coap__dedup_find(coap_peer_t *ps, uint16_t mid, uint64_t *hash);
+coap_dedup_t *coap__dedup_add(coap_peer_t *ps, uint16_t mid, bool con, uint64_t hash);
 void coap__dedup_expire(coap_engine_t *e, int64_t now);
 coap_con_t *coap__con_send(coap_peer_t *ps, uint16_t mid, uint8_t *buf, size_t len);
 /* An ACK or RST for one of our CONs: completes it (its done callback, or a free). */

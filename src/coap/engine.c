@@ -413,7 +413,8 @@ static void handle_request(coap_peer_t *ps, const coap_pdu_t *pdu)
             coap__send_empty(ps, COAP_TYPE_RST, pdu->mid);
         return;
     }
-    coap_dedup_t *d = coap__dedup_find(ps, pdu->mid);
+    uint64_t mid_hash;
+    coap_dedup_t *d = coap__dedup_find(ps, pdu->mid, &mid_hash);
     if (d) {
         /* RFC 7252 §4.5: the handler never runs twice; a CON gets its ACK again. */
         e->stats.duplicates++;
@@ -424,7 +425,7 @@ static void handle_request(coap_peer_t *ps, const coap_pdu_t *pdu)
         return;
     }
     e->stats.requests++;
-    d = coap__dedup_add(ps, pdu->mid, con);
+    d = coap__dedup_add(ps, pdu->mid, con, mid_hash);
     coap_exchange_t *x = coap__exchange_new(ps, pdu, d);
     x->internal = true;
     uint8_t bad = check_options(pdu);

@@ -187,14 +187,15 @@ void coap__send_empty(coap_peer_t *ps, uint8_t type, uint16_t mid)
     coap__send(ps, b, sizeof b);
 }
 
-coap_dedup_t *coap__dedup_find(coap_peer_t *ps, uint16_t mid)
+coap_dedup_t *coap__dedup_find(coap_peer_t *ps, uint16_t mid, uint64_t *hash)
 {
     dedup_key_t k = {ps, mid};
-    htab_link_t *l = htab_find(&ps->e->dedup_by_mid, dedup_hash(ps, mid), dedup_is, &k);
+    *hash = dedup_hash(ps, mid);
+    htab_link_t *l = htab_find(&ps->e->dedup_by_mid, *hash, dedup_is, &k);
     return l ? HTAB_ENTRY(l, coap_dedup_t, hash_link) : NULL;
 }
 
-coap_dedup_t *coap__dedup_add(coap_peer_t *ps, uint16_t mid, bool con)
+coap_dedup_t *coap__dedup_add(coap_peer_t *ps, uint16_t mid, bool con, uint64_t hash)
 {
     coap_engine_t *e = ps->e;
     /* The cap evicts the oldest entry of any peer; a duplicate of it would run again, which
@@ -220,7 +221,7 @@ coap_dedup_t *coap__dedup_add(coap_peer_t *ps, uint16_t mid, bool con)
     d->expires_ms = loop_now_ms(e->loop) + e->cfg.exchange_lifetime_ms;
     coap_list_push(&ps->dedup, &d->peer_link);
     coap_list_push(&e->dedup, &d->engine_link);
-    htab_insert(&e->dedup_by_mid, &d->hash_link, dedup_hash(ps, mid));
+    htab_insert(&e->dedup_by_mid, &d->hash_link, hash);
     e->n_dedup++;
     return d;
 }

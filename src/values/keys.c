@@ -17,8 +17,15 @@
 
 #include <string.h>
 
+/* Up to this many members, comparing each name with the earlier ones costs less than hashing
+ * each (a device's telemetry object usually has a handful of keys); beyond it the table keeps
+ * the work linear. */
+#define KEYS_LINEAR_MAX 8
+
 size_t values__key_slots(size_t n)
 {
+    if (n <= KEYS_LINEAR_MAX)
+        return 0; /* compared pairwise: no table */
     size_t cap = 16;
     while (cap < n * 2)
         cap *= 2;
@@ -28,6 +35,18 @@ size_t values__key_slots(size_t n)
 void values__key_first(char *const *keys, const size_t *lens, size_t n, size_t *first,
                        size_t *slots)
 {
+    if (n <= KEYS_LINEAR_MAX) {
+        for (size_t i = 0; i < n; i++) {
+            first[i] = i;
+            for (size_t o = 0; o < i; o++) {
+                if (lens[o] == lens[i] && memcmp(keys[o], keys[i], lens[i]) == 0) {
+                    first[i] = first[o];
+                    break;
+                }
+            }
+        }
+        return;
+    }
     size_t mask = values__key_slots(n) - 1;
     for (size_t i = 0; i < n; i++) {
         uint64_t h = hash_bytes(keys[i], lens[i]);

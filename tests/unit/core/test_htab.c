@@ -46,6 +46,16 @@ static void test_siphash_vectors(void **state)
     assert_true(hash_bytes("abc", 3) != hash_bytes("abd", 3));
     assert_true(hash_u64(7) == hash_u64(7));
     assert_true(hash_u64(7) != hash_u64(8));
+    /* hash_u64's unrolled path is hash_bytes of the value's 8 little-endian bytes. */
+    for (uint64_t x = 1; x != 0; x <<= 7) {
+        uint8_t le[8];
+        for (int i = 0; i < 8; i++)
+            le[i] = (uint8_t)(x >> (8 * i));
+        assert_true(hash_u64(x) == hash_bytes(le, 8));
+    }
+    /* Every tail length, against the reference vectors of the paper's key (00..0f), 2-4. */
+    assert_true(hash_siphash(key, msg, 7, 2, 4) == 0xab0200f58b01d137ULL);
+    assert_true(hash_siphash(key, msg, 63, 2, 4) == 0x958a324ceb064572ULL);
 }
 
 static void key_of(int i, uint8_t key[8])
