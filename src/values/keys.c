@@ -24,8 +24,8 @@
 
 size_t values__key_slots(size_t n)
 {
-    if (n <= KEYS_LINEAR_MAX)
-        return 0; /* compared pairwise: no table */
+    /* Also for a few keys, compared pairwise without the table: callers reuse the scratch as
+     * an array of n entries afterwards (body.c, render.c). */
     size_t cap = 16;
     while (cap < n * 2)
         cap *= 2;

@@ -31,8 +31,8 @@ bool values__parse_long(const char *s, int64_t *out);
 
 /* ---- keys.c: repeated member names ---- */
 
-/* Number of scratch slots values__key_first needs for n keys (0 for a few keys, which are
- * compared pairwise; else a power of two >= 2n). */
+/* Number of scratch slots values__key_first needs for n keys (a power of two >= 2n, at least
+ * 16; a caller may reuse them as n entries of its own afterwards). */
 size_t values__key_slots(size_t n);
 /* For keys[0..n) (lengths lens), sets first[i] to the index of the first key equal to
  * keys[i] (so first[i] == i for a name's first occurrence). slots: values__key_slots(n)
