@@ -50,22 +50,26 @@ static store_op_t *push(store_batch_t *b, store_op_kind_t kind, int64_t device_i
     return o;
 }
 
-void store_batch_ts(store_batch_t *b, int64_t device_id, const store_kv_t *kv)
+/* An op holding a copy of kv (its key and string in the batch's arena). */
+static inline void push_kv(store_batch_t *b, store_op_kind_t kind, int64_t device_id,
+                           store_scope_t scope, const store_kv_t *kv)
 {
-    store_op_t *o = push(b, STORE_OP_TS, device_id);
+    store_op_t *o = push(b, kind, device_id);
+    o->scope = scope;
     o->kv = *kv;
     o->kv.key = text_copy(b, kv->key);
     o->kv.s = text_copy(b, kv->s);
 }
 
+void store_batch_ts(store_batch_t *b, int64_t device_id, const store_kv_t *kv)
+{
+    push_kv(b, STORE_OP_TS, device_id, 0, kv);
+}
+
 void store_batch_attr(store_batch_t *b, int64_t device_id, store_scope_t scope,
                       const store_kv_t *kv)
 {
-    store_op_t *o = push(b, STORE_OP_ATTR, device_id);
-    o->scope = scope;
-    o->kv = *kv;
-    o->kv.key = text_copy(b, kv->key);
-    o->kv.s = text_copy(b, kv->s);
+    push_kv(b, STORE_OP_ATTR, device_id, scope, kv);
 }
 
 void store_batch_attr_delete(store_batch_t *b, int64_t device_id, store_scope_t scope,
