@@ -14,6 +14,7 @@
 #include "core/hash.h"
 #include "core/htab.h"
 #include "core/xmalloc.h"
+#include "values/buf.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -318,20 +319,23 @@ static int64_t next_request_id(hub_t *h, int64_t device_id)
     return last + 1;
 }
 
+/* The text the device receives: {"id":N,"method":"...","params":...}. params goes in as the
+ * caller wrote it (ThingsBoard forwards the REST body's params unchanged): a re-dump through
+ * jansson printed 0.1 as 0.10000000000000001. Text that is not JSON is sent as null. */
 static char *rpc_body(int64_t id, const char *method, const char *params_json)
 {
     json_t *params = NULL;
     if (params_json && *params_json)
         params = json_loads(params_json, JSON_DECODE_ANY, NULL);
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_integer(id));
-    json_object_set_new(o, "method", json_string(method ? method : ""));
-    json_object_set_new(o, "params", params ? params : json_null());
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    char *out = xstrdup(s);
-    free(s);
-    return out;
+    values_buf_t b = {0};
+    values_buf_printf(&b, "{\"id\":%lld,\"method\":", (long long)id);
+    const char *m = method ? method : "";
+    values_buf_json_str(&b, m, strlen(m));
+    values_buf_puts(&b, ",\"params\":");
+    values_buf_puts(&b, params ? params_json : "null");
+    values_buf_puts(&b, "}");
+    json_decref(params);
+    return values_buf_take(&b);
 }
 
 static void unlink_entry(hub_t *h, rpc_entry_t *victim)

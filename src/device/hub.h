@@ -129,7 +129,7 @@ typedef enum {
 } hub_rpc_result_t;
 
 /* Submits an RPC to a device and blocks until it completes or timeout_ms passes.
- * params_json may be NULL (sent as null). On HUB_RPC_OK for a two-way call *reply receives the
+ * params_json is JSON text sent to the device as written (NULL or not JSON: null). On HUB_RPC_OK for a two-way call *reply receives the
  * device's reply body (caller frees). *request_id receives the id sent to the device.
  * Call from a thread without a loop (HTTP). */
 hub_rpc_result_t hub_rpc_call(hub_t *h, int64_t device_id, const char *method,

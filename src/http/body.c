@@ -13,6 +13,7 @@
 #include "core/xmalloc.h"
 #include "device/x509.h"
 #include "values/body.h"
+#include "values/json.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -244,6 +245,22 @@ void http__rpc_req_fini(http_rpc_req_t *r)
     memset(r, 0, sizeof *r);
 }
 
+/* The body's params as the client wrote them, which ThingsBoard forwards to the device
+ * unchanged: jansson's tree holds numbers as doubles, and printing them again turned
+ * 0.30000000000000004 into 0.3. Falls back to that tree (p) for a body only jansson accepts. */
+static char *params_as_written(const char *body, size_t len, const json_t *p)
+{
+    arena_t a;
+    arena_init(&a, 0);
+    char err[ERR_LEN];
+    const values_json_t *root = values_json_parse(&a, (const uint8_t *)body, len, VALUES_STRICT, 0,
+                                                  err, sizeof err);
+    const values_json_t *v = root ? values_json_get(root, "params") : NULL;
+    char *s = v ? values_json_compact(v) : p ? http__dumps(p) : xstrdup("null");
+    arena_fini(&a);
+    return s;
+}
+
 int http__rpc_parse(const char *body, size_t len, int64_t def_timeout_ms, int64_t min_timeout_ms,
                     int64_t now_ms, http_rpc_req_t *out, char *msg, size_t cap)
 {
@@ -281,7 +298,7 @@ int http__rpc_parse(const char *body, size_t len, int64_t def_timeout_ms, int64_
     }
     json_t *p = json_object_get(j, "params");
     out->method = xstrdup(json_string_value(m));
-    out->params = p ? http__dumps(p) : xstrdup("null");
+    out->params = params_as_written(body, len, p);
     out->timeout_ms = timeout;
     out->expiration_ms = expiration;
     out->persistent = json_is_true(json_object_get(j, "persistent"));

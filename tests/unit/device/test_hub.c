@@ -100,6 +100,15 @@ static void test_rpc_two_way_round_trip(void **state)
     assert_int_equal(r, HUB_RPC_OK);
     assert_int_equal(id, 2);
     assert_string_equal(d2.body, "{\"id\":2,\"method\":\"reboot\",\"params\":null}");
+    /* params reach the device as written: 0.1 stays 0.1 (a jansson re-dump said
+     * 0.10000000000000001), and a method name is escaped. */
+    device_sim_t d3 = {.hub = h, .device = 5, .answer = false};
+    pthread_create(&t, NULL, device_thread, &d3);
+    r = hub_rpc_call(h, 5, "set\"temp", "{\"v\":0.1,\"w\":[1e3,-0.0]}", true, 3000, &id, NULL);
+    pthread_join(t, NULL);
+    assert_int_equal(r, HUB_RPC_OK);
+    assert_string_equal(
+        d3.body, "{\"id\":3,\"method\":\"set\\\"temp\",\"params\":{\"v\":0.1,\"w\":[1e3,-0.0]}}");
     hub_free(h);
 }
 

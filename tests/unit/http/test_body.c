@@ -245,6 +245,11 @@ static void test_rpc(void **state)
     assert_string_equal(r.params, "null");
     assert_true(r.persistent);
     http__rpc_req_fini(&r);
+    /* params go to the device as written: no 15-digit rounding of a double. */
+    b = "{\"method\":\"m\",\"params\":{\"v\":0.30000000000000004,\"n\":[1,2.5e-3]}}";
+    assert_int_equal(http__rpc_parse(b, strlen(b), 10000, 5000, 0, &r, msg, sizeof msg), 0);
+    assert_string_equal(r.params, "{\"v\":0.30000000000000004,\"n\":[1,2.5e-3]}");
+    http__rpc_req_fini(&r);
     b = "{\"params\":1}";
     assert_true(http__rpc_parse(b, strlen(b), 10000, 5000, 0, &r, msg, sizeof msg) < 0);
     assert_string_equal(msg, "Method should be specified!");
