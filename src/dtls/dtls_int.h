@@ -298,6 +298,10 @@ void dtls__listener_sweep(dtls_listener_t *l, int64_t now_ms);
 
 /* ptab.c: the address-keyed peer tables (l->hs, l->est) and the age lists. */
 dtls_peer_t *dtls__ptab_find(const htab_t *t, const struct sockaddr_storage *a);
+/* The same with a's sockaddr_hash already computed (the datagram path looks an address up in
+ * both tables and hashes it once). */
+dtls_peer_t *dtls__ptab_find_hashed(const htab_t *t, const struct sockaddr_storage *a,
+                                    uint64_t hash);
 void dtls__ptab_insert(htab_t *t, dtls_peer_t *p);
 void dtls__ptab_remove(htab_t *t, dtls_peer_t *p);
 void dtls__plist_append(dtls_plist_t *l, dtls_peer_t *p);

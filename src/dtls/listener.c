@@ -109,7 +109,8 @@ static void input_one(dtls_listener_t *l, const struct sockaddr_storage *a, sock
         l->stats.records_dropped++;
         return;
     }
-    dtls_peer_t *hs = dtls__ptab_find(&l->hs, a);
+    uint64_t h = sockaddr_hash(a); /* one keyed hash for both tables */
+    dtls_peer_t *hs = dtls__ptab_find_hashed(&l->hs, a, h);
     if (hs) {
         dtls__peer_input(hs, p, len);
         return;
@@ -118,7 +119,7 @@ static void input_one(dtls_listener_t *l, const struct sockaddr_storage *a, sock
         client_hello(l, a, alen, p, len);
         return;
     }
-    dtls_peer_t *est = dtls__ptab_find(&l->est, a);
+    dtls_peer_t *est = dtls__ptab_find_hashed(&l->est, a, h);
     if (est)
         dtls__peer_input(est, p, len);
     else

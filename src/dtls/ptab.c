@@ -15,10 +15,16 @@ static bool peer_has_addr(const htab_link_t *l, const void *addr)
     return sockaddr_equal(&HTAB_ENTRY(l, dtls_peer_t, hlink)->base.addr, addr);
 }
 
+dtls_peer_t *dtls__ptab_find_hashed(const htab_t *t, const struct sockaddr_storage *a,
+                                    uint64_t hash)
+{
+    htab_link_t *l = htab_find(t, hash, peer_has_addr, a);
+    return l ? HTAB_ENTRY(l, dtls_peer_t, hlink) : NULL;
+}
+
 dtls_peer_t *dtls__ptab_find(const htab_t *t, const struct sockaddr_storage *a)
 {
-    htab_link_t *l = htab_find(t, sockaddr_hash(a), peer_has_addr, a);
-    return l ? HTAB_ENTRY(l, dtls_peer_t, hlink) : NULL;
+    return dtls__ptab_find_hashed(t, a, sockaddr_hash(a));
 }
 
 void dtls__ptab_insert(htab_t *t, dtls_peer_t *p)
