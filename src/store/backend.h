@@ -59,6 +59,32 @@ static inline store_log_row_t *store__log_rows_push(store_log_rows_t *l)
     return &l->row[l->n++];
 }
 
+/* How a result row maps onto a struct: column i of the row goes to the field at col[i].off,
+ * read as col[i].kind. One table per struct (the backends' devices, creds and admin files) replaces a hand-written reader each. */
+typedef enum {
+    STORE_COL_I64,  /* int64_t */
+    STORE_COL_INT,  /* int, or an enum stored as INTEGER (its size is checked where used) */
+    STORE_COL_BOOL, /* bool, from 0 / non-zero */
+    STORE_COL_STR,  /* char *, xstrndup'd (NULL for NULL) */
+    STORE_COL_UUID, /* char[STORE_UUID_LEN + 1] */
+} store_col_kind_t;
+
+enum { STORE_ROW_MAX_COLS = 12 };
+typedef struct store_row_map {
+    size_t size; /* of the struct: zeroed before the columns are read */
+    size_t n_cols;
+    struct {
+        store_col_kind_t kind;
+        size_t off;
+    } col[STORE_ROW_MAX_COLS];
+} store_row_map_t;
+
+/* One entry of a row map: STORE_COL(STR, store_user_t, email). */
+#define STORE_COL(kind, type, field)                                                               \
+    {                                                                                              \
+        STORE_COL_##kind, offsetof(type, field)                                                    \
+    }
+
 /* What transact() does to the writer's transaction. */
 typedef enum {
     STORE_TX_BEGIN,      /* a write transaction whose COMMIT is durable before it returns */
@@ -123,6 +149,17 @@ typedef struct store_backend {
     /* The writer is idle: give caches back. */
     void (*release)(store_db_t *db);
 
+    /* ---- upkeep (any thread) ---- */
+
+    /* Whether the database answers now: 0, or ERR_UNAVAILABLE (store_ready). */
+    int (*ping)(store_db_t *db);
+    /* Retention (retention.c, on its own thread): removes telemetry points with ts < cutoff_ms
+     * from ts_kv, one bounded step per call so the writer never waits long behind it (SQLite:
+     * a few thousand rows; PostgreSQL: whole partitions entirely below the cutoff, as
+     * ThingsBoard drops them). *removed: points removed by this step when known, else -1;
+     * *more: another step is due. */
+    int (*ts_expire)(store_db_t *db, int64_t cutoff_ms, int64_t *removed, bool *more);
+
     /* ---- store.h's synchronous calls (any thread) ----
      * Each does what its store.h namesake promises; dispatch.c has checked the arguments
      * (NULL strings, empty names, page bounds, the aggregation's range), set out-parameters that
@@ -175,5 +212,6 @@ typedef struct store_backend {
 
 /* The backends built in. */
 extern const store_backend_t store__sqlite_backend; /* sqlite.c */
+extern const store_backend_t store__pg_backend;     /* pg.c */
 
 #endif

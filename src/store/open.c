@@ -23,12 +23,25 @@ void store_cfg_default(store_cfg_t *cfg)
     cfg->batch_max_ops = 10000;
     cfg->read_pool = 4;
     cfg->merge_run_rows = STORE_MERGE_RUN_ROWS;
+    cfg->ts_partitioning = "MONTHS";
+    cfg->ts_ttl_s = 0;
+    cfg->ttl_interval_ms = 86400000; /* ThingsBoard's SQL_TTL_TS_EXECUTION_INTERVAL */
+}
+
+bool store_cfg_is_postgresql(const store_cfg_t *cfg)
+{
+    const char *u = cfg->database_url;
+    if (!u || !u[0])
+        return false;
+    return strncmp(u, "postgresql://", 13) == 0 || strncmp(u, "postgres://", 11) == 0 ||
+           strncmp(u, "jdbc:postgresql://", 18) == 0 || strchr(u, '=') != NULL;
 }
 
 store_t *store_open(const store_cfg_t *cfg, char err[static ERR_LEN])
 {
     err[0] = '\0';
-    if (!cfg || !cfg->path || !cfg->path[0]) {
+    bool pg = cfg && store_cfg_is_postgresql(cfg);
+    if (!cfg || (!pg && (!cfg->path || !cfg->path[0]))) {
         snprintf(err, ERR_LEN, "store: no database path");
         return NULL;
     }
@@ -42,7 +55,7 @@ store_t *store_open(const store_cfg_t *cfg, char err[static ERR_LEN])
     }
     store_t *s = xcalloc(1, sizeof(*s));
     s->cfg = *cfg;
-    s->path = xstrdup(cfg->path);
+    s->path = xstrdup(pg ? "postgresql" : cfg->path);
     s->cfg.path = s->path;
     pthread_mutex_init(&s->q_mu, NULL);
     pthread_cond_init(&s->q_cv, NULL);
@@ -88,6 +101,16 @@ void store_close(store_t *s)
 int store_schema_version(store_t *s)
 {
     return s->schema_version;
+}
+
+const char *store_backend_name(store_t *s)
+{
+    return s->be->name;
+}
+
+int store_ready(store_t *s)
+{
+    return s->be->ping ? s->be->ping(s->db) : 0;
 }
 
 void store_get_stats(store_t *s, store_stats_t *out)

@@ -112,33 +112,6 @@ int store__exec_point(store_conn_t *c, const char *sql, int64_t device_id, int64
 /* Reads the five typed columns starting at col into kv (type, b/l/d/s). -EINVAL if none set. */
 int store__column_value(sqlite3_stmt *st, int col, store_kv_t *kv);
 
-/* How a result row maps onto a struct: column i of the row goes to the field at col[i].off,
- * read as col[i].kind. One table per struct (sqlite_devices.c, sqlite_creds.c,
- * sqlite_admin.c) replaces a hand-written reader each. */
-typedef enum {
-    STORE_COL_I64,  /* int64_t */
-    STORE_COL_INT,  /* int, or an enum stored as INTEGER (its size is checked where used) */
-    STORE_COL_BOOL, /* bool, from 0 / non-zero */
-    STORE_COL_STR,  /* char *, xstrndup'd (NULL for NULL) */
-    STORE_COL_UUID, /* char[STORE_UUID_LEN + 1] */
-} store_col_kind_t;
-
-enum { STORE_ROW_MAX_COLS = 12 };
-typedef struct store_row_map {
-    size_t size; /* of the struct: zeroed before the columns are read */
-    size_t n_cols;
-    struct {
-        store_col_kind_t kind;
-        size_t off;
-    } col[STORE_ROW_MAX_COLS];
-} store_row_map_t;
-
-/* One entry of a row map: STORE_COL(STR, store_user_t, email). */
-#define STORE_COL(kind, type, field)                                                               \
-    {                                                                                              \
-        STORE_COL_##kind, offsetof(type, field)                                                    \
-    }
-
 /* Reads the current row of st into out (a struct laid out as m says). */
 void store__row_read(sqlite3_stmt *st, const store_row_map_t *m, void *out);
 /* Runs sql (one row expected) on a pool connection with ?1 bound to text, or to id when text

@@ -8,6 +8,7 @@
  * attribute_kv / ts_kv / ts_kv_latest keep one typed column per value kind, exactly one of
  * which is set; keys are interned in key_dictionary. Child rows cascade on device delete.
  */
+#include "store/schema.h"
 #include "store/sqlite_int.h"
 
 #include "core/clock.h"
@@ -106,6 +107,9 @@ static const migration_t migrations[] = {
      "CREATE TRIGGER ts_kv_log_device_delete AFTER DELETE ON device BEGIN"
      " DELETE FROM ts_kv_log WHERE device_id = old.id; END;"},
 };
+
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_LATEST,
+               "one SQLite migration per version of schema.h");
 
 int store__migrate(store_conn_t *c, int *version, char err[static ERR_LEN])
 {

@@ -67,7 +67,20 @@ int store_scope_parse(const char *name, store_scope_t *out);
 /* ---- opening ---- */
 
 typedef struct store_cfg {
-    const char *path;     /* SQLite database file */
+    const char *path;     /* SQLite database file (when database_url is not PostgreSQL's) */
+    /* PostgreSQL: "postgresql://user:pass@host:port/db?sslmode=...", "postgres://...",
+     * "jdbc:postgresql://..." (ThingsBoard's SPRING_DATASOURCE_URL) or libpq's "key=value ..."
+     * form; libpq's parameters pass through. NULL or "" = SQLite at path. */
+    const char *database_url;
+    const char *database_user;     /* override the URL's (SPRING_DATASOURCE_USERNAME); NULL */
+    const char *database_password; /* (SPRING_DATASOURCE_PASSWORD); NULL */
+    /* PostgreSQL: the time range of one ts_kv partition, as ThingsBoard's
+     * SQL_POSTGRES_TS_KV_PARTITIONING: "DAYS", "MONTHS" (default), "YEARS" or "INDEFINITE". */
+    const char *ts_partitioning;
+    /* Retention, as ThingsBoard's SQL_TTL_TS_TS_KEY_VALUE_TTL: telemetry points older than this
+     * many seconds are removed in the background; 0 = kept forever (default). */
+    int64_t ts_ttl_s;
+    int64_t ttl_interval_ms; /* how often retention runs (SQL_TTL_TS_EXECUTION_INTERVAL) */
     bool synchronous_full; /* true (default): synchronous=FULL; false: NORMAL */
     int batch_max_delay_ms; /* the writer waits at most this long to grow a group (default 0) */
     size_t batch_max_ops;   /* commit once a group holds this many ops (default 10000) */
@@ -86,6 +99,14 @@ store_t *store_open(const store_cfg_t *cfg, char err[static ERR_LEN]);
 void store_close(store_t *s);
 /* Schema version after migrations. */
 int store_schema_version(store_t *s);
+/* "sqlite" or "postgresql". */
+const char *store_backend_name(store_t *s);
+/* Whether the database can take work now (readiness, /readyz): 0, or ERR_UNAVAILABLE while it
+ * cannot be reached (PostgreSQL down or restarting). Asks the database at most once a second;
+ * any thread. */
+int store_ready(store_t *s);
+/* Whether cfg selects PostgreSQL (database_url is a postgres URL or a libpq key=value string). */
+bool store_cfg_is_postgresql(const store_cfg_t *cfg);
 
 /* ---- device data: group-committed batches ---- */
 
