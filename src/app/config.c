@@ -26,8 +26,11 @@ typedef struct opt {
     opt_type_t type;
     size_t offset; /* of the field in config_t, usually inside a module's cfg struct */
     const char *help;
-    bool secret;
+    int secret; /* false, true (--print-config masks the value) or MASK_URL */
 } opt_t;
+
+/* A URL or libpq string: --print-config and the start-up log mask only the password in it. */
+enum { MASK_URL = 2 };
 
 #define OFF(f) offsetof(config_t, f)
 
@@ -110,6 +113,27 @@ static const opt_t opts[] = {
      OFF(store.batch_max_delay_ms),
      "longest wait to grow a group commit, in ms (0: commit what is queued at once; groups "
      "grow by themselves under load)", false},
+    {"database", "database", "url", {"COAPHUB_DATABASE_URL", "SPRING_DATASOURCE_URL"}, T_STR,
+     OFF(store.database_url),
+     "PostgreSQL URL (postgresql://user:pass@host:port/db?sslmode=..., jdbc:postgresql://... "
+     "accepted, libpq parameters pass through); unset = SQLite in the data dir", MASK_URL},
+    {"database-user", "database", "username",
+     {"COAPHUB_DATABASE_USER", "SPRING_DATASOURCE_USERNAME"}, T_STR, OFF(store.database_user),
+     "PostgreSQL user (overrides the URL's)", false},
+    {"database-password", "database", "password",
+     {"COAPHUB_DATABASE_PASSWORD", "SPRING_DATASOURCE_PASSWORD"}, T_STR,
+     OFF(store.database_password), "PostgreSQL password (overrides the URL's)", true},
+    {"ts-partitioning", "database", "ts_key_value_partitioning",
+     {"COAPHUB_TS_PARTITIONING", "SQL_POSTGRES_TS_KV_PARTITIONING"}, T_STR,
+     OFF(store.ts_partitioning),
+     "PostgreSQL: time range of one telemetry partition: DAYS, MONTHS, YEARS or INDEFINITE",
+     false},
+    {"ts-ttl", "database", "ts_key_value_ttl", {"COAPHUB_TS_TTL", "SQL_TTL_TS_TS_KEY_VALUE_TTL"},
+     T_I64, OFF(store.ts_ttl_s),
+     "telemetry points older than this many seconds are deleted (0 = kept forever)", false},
+    {"ttl-interval", "database", "ttl_execution_interval_ms",
+     {"COAPHUB_TTL_INTERVAL_MS", "SQL_TTL_TS_EXECUTION_INTERVAL"}, T_I64,
+     OFF(store.ttl_interval_ms), "how often the --ts-ttl clean-up runs, in ms", false},
     {"piggyback-ms", "coap", "piggyback_timeout",
      {"COAPHUB_PIGGYBACK_MS", "COAP_PIGGYBACK_TIMEOUT"}, T_INT, OFF(api.engine.piggyback_ms),
      "answer in the ACK if ready within this many ms, else empty ACK + separate response",
@@ -283,6 +307,110 @@ static char *default_data_dir(void)
     return xasprintf("%s/.local/state/coaphub", s && *s ? s : ".");
 }
 
+/* Appends len bytes of p to out (cap bytes, always NUL-terminated), cutting what does not fit. */
+static void append(char *out, size_t cap, size_t *n, const char *p, size_t len)
+{
+    if (*n + 1 >= cap)
+        return;
+    if (len > cap - 1 - *n)
+        len = cap - 1 - *n;
+    memcpy(out + *n, p, len);
+    *n += len;
+    out[*n] = '\0';
+}
+
+/* libpq's password parameters: "password", and "sslpassword" (the client key's). */
+static bool is_password_key(const char *k, size_t len)
+{
+    return len >= 8 && strncasecmp(k + len - 8, "password", 8) == 0;
+}
+
+/* libpq's "key = value ..." form: a value runs to the next space unless single-quoted, with
+ * backslash escapes in either form. */
+static void mask_keyvalue(const char *s, char *out, size_t cap, size_t *n)
+{
+    while (*s) {
+        const char *p = s;
+        while (*p == ' ' || *p == '\t' || *p == '\n')
+            p++;
+        const char *k = p;
+        while (*p && *p != '=' && *p != ' ' && *p != '\t' && *p != '\n')
+            p++;
+        size_t klen = (size_t)(p - k);
+        while (*p == ' ' || *p == '\t' || *p == '\n')
+            p++;
+        if (*p != '=') { /* a word that is no key=value (libpq would refuse it): go on */
+            append(out, cap, n, s, (size_t)(p - s));
+            s = p;
+            continue;
+        }
+        p++;
+        while (*p == ' ' || *p == '\t' || *p == '\n')
+            p++;
+        const char *v = p;
+        bool quoted = *p == '\'';
+        if (quoted)
+            p++;
+        while (*p && (quoted ? *p != '\'' : (*p != ' ' && *p != '\t' && *p != '\n'))) {
+            if (*p == '\\' && p[1])
+                p++;
+            p++;
+        }
+        if (quoted && *p == '\'')
+            p++;
+        append(out, cap, n, s, (size_t)(v - s));
+        if (is_password_key(k, klen))
+            append(out, cap, n, "********", 8);
+        else
+            append(out, cap, n, v, (size_t)(p - v));
+        s = p;
+    }
+}
+
+void config_mask_url(const char *url, char *out, size_t cap)
+{
+    size_t n = 0;
+    if (cap)
+        out[0] = '\0';
+    if (!url)
+        return;
+    const char *scheme_end = strstr(url, "://");
+    if (!scheme_end) {
+        mask_keyvalue(url, out, cap, &n);
+        return;
+    }
+    /* user:password@ ends at the last '@' before the query: a password with an unescaped
+     * '/' or '@' is masked whole rather than cut at the wrong place and half shown. */
+    const char *auth = scheme_end + 3;
+    const char *query = strchr(auth, '?');
+    const char *end = query ? query : auth + strlen(auth);
+    const char *at = NULL;
+    for (const char *p = auth; p < end; p++)
+        if (*p == '@')
+            at = p;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (colon) {
+        append(out, cap, &n, url, (size_t)(colon + 1 - url));
+        append(out, cap, &n, "********", 8);
+        append(out, cap, &n, at, (size_t)(end - at));
+    } else {
+        append(out, cap, &n, url, (size_t)(end - url));
+    }
+    /* ?user=...&password=... (JDBC and libpq URLs both take the password there too) */
+    for (const char *p = query; p && *p;) {
+        const char *amp = strchr(p + 1, '&');
+        const char *stop = amp ? amp : p + strlen(p);
+        const char *eq = memchr(p + 1, '=', (size_t)(stop - p - 1));
+        if (eq && is_password_key(p + 1, (size_t)(eq - p - 1))) {
+            append(out, cap, &n, p, (size_t)(eq + 1 - p));
+            append(out, cap, &n, "********", 8);
+        } else {
+            append(out, cap, &n, p, (size_t)(stop - p));
+        }
+        p = stop;
+    }
+}
+
 void config_usage(FILE *out)
 {
     config_t def;
@@ -311,6 +439,45 @@ void config_usage(FILE *out)
     }
     fprintf(out, "\nSignals: SIGTERM/SIGINT stop cleanly; a second one exits at once.\n"
                  "Exit codes: 0 ok, 64 invalid usage or configuration, 1 start-up failure.\n");
+}
+
+/* The PostgreSQL settings the store would otherwise misread: a URL that names another database
+ * would silently mean SQLite, and ThingsBoard's partitioning names are a closed set. */
+static int check_database(store_cfg_t *s)
+{
+    const char *url = s->database_url;
+    if (url && *url && !store_cfg_is_postgresql(s)) {
+        char masked[512];
+        config_mask_url(url, masked, sizeof masked);
+        fprintf(stderr,
+                "coaphub: --database must be a PostgreSQL URL (postgresql://, postgres://, "
+                "jdbc:postgresql://) or libpq key=value parameters, got '%s'; leave it unset "
+                "for SQLite\n",
+                masked);
+        return -1;
+    }
+    /* ThingsBoard reads the name case-insensitively; the store is given the canonical one. */
+    static const char *const parts[] = {"DAYS", "MONTHS", "YEARS", "INDEFINITE"};
+    const char *p = s->ts_partitioning ? s->ts_partitioning : "";
+    bool found = false;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0] && !found; i++) {
+        if (strcasecmp(p, parts[i]) == 0) {
+            s->ts_partitioning = parts[i];
+            found = true;
+        }
+    }
+    if (!found) {
+        fprintf(stderr,
+                "coaphub: --ts-partitioning must be DAYS, MONTHS, YEARS or INDEFINITE, "
+                "got '%s'\n",
+                p);
+        return -1;
+    }
+    if (s->ttl_interval_ms <= 0) {
+        fprintf(stderr, "coaphub: --ttl-interval must be a positive number of ms\n");
+        return -1;
+    }
+    return 0;
 }
 
 config_result_t config_load(config_t *cfg, int argc, char **argv)
@@ -398,6 +565,8 @@ config_result_t config_load(config_t *cfg, int argc, char **argv)
         fprintf(stderr, "coaphub: --shards must be 0..256\n");
         return CONFIG_EXIT_USAGE;
     }
+    if (check_database(&cfg->store) != 0)
+        return CONFIG_EXIT_USAGE;
     return CONFIG_RUN;
 }
 
@@ -412,7 +581,13 @@ void config_print(const config_t *cfg, FILE *out)
         }
         char v[4096];
         format_value(cfg, o, v, sizeof v);
-        fprintf(out, "%s = %s\n", o->key, o->secret && *v ? "********" : v);
+        if (o->secret == MASK_URL) {
+            char masked[4096];
+            config_mask_url(v, masked, sizeof masked);
+            fprintf(out, "%s = %s\n", o->key, masked);
+        } else {
+            fprintf(out, "%s = %s\n", o->key, o->secret && *v ? "********" : v);
+        }
     }
 }
 

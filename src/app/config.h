@@ -32,7 +32,7 @@ typedef struct config {
      * are filled by server_start. */
     udp_cfg_t udp;     /* --bind, --coap-port */
     dtls_cfg_t dtls;   /* --coaps-port, --dtls-*; bind_addr follows udp.bind_addr */
-    store_cfg_t store; /* --sync-full, --batch-delay-ms */
+    store_cfg_t store; /* --sync-full, --batch-delay-ms, --database, --ts-* */
     api_cfg_t api;     /* the device API and its CoAP engine */
     http_cfg_t http;   /* --http-*, --jwt-*, --rpc-*, --public-host */
     /* actions */
@@ -54,6 +54,11 @@ typedef enum { CONFIG_RUN = 0, CONFIG_EXIT_OK = 1, CONFIG_EXIT_USAGE = 2 } confi
 config_result_t config_load(config_t *cfg, int argc, char **argv);
 /* Writes the effective configuration as INI, secrets masked. */
 void config_print(const config_t *cfg, FILE *out);
+/* Copies a database URL (postgresql://, jdbc:postgresql://) or libpq "key=value" string to out
+ * with every password in it replaced by "********": the user:password@ part, and password or
+ * sslpassword parameters. Cut to cap - 1 bytes; out is always NUL-terminated (cap > 0). For
+ * logs and --print-config: a password is never printed. */
+void config_mask_url(const char *url, char *out, size_t cap);
 /* Writes --help; each default is printed from config_defaults(). */
 void config_usage(FILE *out);
 void config_free(config_t *cfg);

@@ -116,6 +116,28 @@ static void shard_fini(shard_t *sh)
     loop_free(sh->loop);
 }
 
+/* Which database the store is about to open, said once before it tries (a connection that
+ * fails then names what was tried). The URL's password never reaches the log. */
+static void log_database(const store_cfg_t *scfg)
+{
+    bool credentials = (scfg->database_user && *scfg->database_user) ||
+                       (scfg->database_password && *scfg->database_password);
+    if (!store_cfg_is_postgresql(scfg)) {
+        if (credentials)
+            LOG_W("server",
+                  "--database-user/--database-password are set but --database is "
+                  "not: using SQLite, they are ignored");
+        return;
+    }
+    char url[512];
+    config_mask_url(scfg->database_url, url, sizeof url);
+    LOG_I("server", "database: PostgreSQL %s%s%s%s, ts_kv partitions %s, ttl %llds", url,
+          scfg->database_user && *scfg->database_user ? ", user " : "",
+          scfg->database_user && *scfg->database_user ? scfg->database_user : "",
+          scfg->database_password && *scfg->database_password ? ", password ********" : "",
+          scfg->ts_partitioning, (long long)scfg->ts_ttl_s);
+}
+
 server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
 {
     server_t *s = xcalloc(1, sizeof *s);
@@ -125,6 +147,7 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
     char *db = xasprintf("%s/coaphub.db", cfg->data_dir);
     store_cfg_t scfg = cfg->store;
     scfg.path = db;
+    log_database(&scfg);
     s->store = store_open(&scfg, err);
     free(db);
     if (!s->store)

@@ -93,6 +93,109 @@ static void test_errors(void **state)
     config_free(&c);
 }
 
+/* The PostgreSQL settings: ThingsBoard's variable names, our flags, checked values. */
+static void test_database(void **state)
+{
+    (void)state;
+    config_t c;
+    char *argv0[] = {"coaphub", NULL};
+    assert_int_equal(config_load(&c, 1, argv0), CONFIG_RUN);
+    assert_null(c.store.database_url); /* unset = SQLite */
+    assert_false(store_cfg_is_postgresql(&c.store));
+    assert_string_equal(c.store.ts_partitioning, "MONTHS");
+    assert_int_equal(c.store.ts_ttl_s, 0);
+    assert_int_equal(c.store.ttl_interval_ms, 86400000);
+    config_free(&c);
+
+    setenv("SPRING_DATASOURCE_URL", "jdbc:postgresql://db:5432/thingsboard", 1);
+    setenv("SPRING_DATASOURCE_USERNAME", "postgres", 1);
+    setenv("SPRING_DATASOURCE_PASSWORD", "s3cret", 1);
+    setenv("SQL_POSTGRES_TS_KV_PARTITIONING", "days", 1);
+    setenv("SQL_TTL_TS_TS_KEY_VALUE_TTL", "2592000", 1);
+    setenv("SQL_TTL_TS_EXECUTION_INTERVAL", "3600000", 1);
+    assert_int_equal(config_load(&c, 1, argv0), CONFIG_RUN);
+    assert_string_equal(c.store.database_url, "jdbc:postgresql://db:5432/thingsboard");
+    assert_true(store_cfg_is_postgresql(&c.store));
+    assert_string_equal(c.store.database_user, "postgres");
+    assert_string_equal(c.store.database_password, "s3cret");
+    assert_string_equal(c.store.ts_partitioning, "DAYS"); /* canonical spelling */
+    assert_int_equal(c.store.ts_ttl_s, 2592000);
+    assert_int_equal(c.store.ttl_interval_ms, 3600000);
+    config_free(&c);
+
+    char *flags[] = {"coaphub",           "--database", "postgresql://u:pw@h/db",
+                     "--ts-partitioning", "INDEFINITE", NULL};
+    assert_int_equal(config_load(&c, 5, flags), CONFIG_RUN);
+    assert_string_equal(c.store.database_url, "postgresql://u:pw@h/db");
+    assert_string_equal(c.store.ts_partitioning, "INDEFINITE");
+    /* --print-config shows neither password. */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    config_print(&c, m);
+    fclose(m);
+    assert_non_null(strstr(buf, "[database]\nurl = postgresql://u:********@h/db\n"));
+    assert_non_null(strstr(buf, "username = postgres\n"));
+    assert_non_null(strstr(buf, "password = ********\n"));
+    assert_null(strstr(buf, "s3cret"));
+    assert_null(strstr(buf, ":pw@"));
+    free(buf);
+    config_free(&c);
+    unsetenv("SPRING_DATASOURCE_URL");
+    unsetenv("SPRING_DATASOURCE_USERNAME");
+    unsetenv("SPRING_DATASOURCE_PASSWORD");
+    unsetenv("SQL_POSTGRES_TS_KV_PARTITIONING");
+    unsetenv("SQL_TTL_TS_TS_KEY_VALUE_TTL");
+    unsetenv("SQL_TTL_TS_EXECUTION_INTERVAL");
+
+    char *bad_part[] = {"coaphub", "--ts-partitioning", "WEEKS", NULL};
+    assert_int_equal(config_load(&c, 3, bad_part), CONFIG_EXIT_USAGE);
+    config_free(&c);
+    char *bad_url[] = {"coaphub", "--database", "mysql://u:pw@h/db", NULL};
+    assert_int_equal(config_load(&c, 3, bad_url), CONFIG_EXIT_USAGE);
+    config_free(&c);
+    char *bad_interval[] = {"coaphub", "--ttl-interval", "0", NULL};
+    assert_int_equal(config_load(&c, 3, bad_interval), CONFIG_EXIT_USAGE);
+    config_free(&c);
+    char *bad_ttl[] = {"coaphub", "--ts-ttl", "-1", NULL};
+    assert_int_equal(config_load(&c, 3, bad_ttl), CONFIG_EXIT_USAGE);
+    config_free(&c);
+    char *empty[] = {"coaphub", "--database", "", NULL}; /* given empty: SQLite */
+    assert_int_equal(config_load(&c, 3, empty), CONFIG_RUN);
+    assert_false(store_cfg_is_postgresql(&c.store));
+    config_free(&c);
+}
+
+static void mask_is(const char *url, const char *want)
+{
+    char out[256];
+    config_mask_url(url, out, sizeof out);
+    if (strcmp(out, want) != 0)
+        fail_msg("mask(%s) = %s, want %s", url, out, want);
+}
+
+static void test_mask_url(void **state)
+{
+    (void)state;
+    mask_is("postgresql://u:pw@host:5432/db?sslmode=require",
+            "postgresql://u:********@host:5432/db?sslmode=require");
+    mask_is("postgres://u@host/db", "postgres://u@host/db");
+    mask_is("postgresql://host/db", "postgresql://host/db");
+    mask_is("postgresql://u:p/w@d@host/db", "postgresql://u:********@host/db");
+    mask_is("jdbc:postgresql://h:5432/tb?user=u&password=pw&sslmode=disable",
+            "jdbc:postgresql://h:5432/tb?user=u&password=********&sslmode=disable");
+    mask_is("postgresql:///db?host=/run/pg&sslpassword=k",
+            "postgresql:///db?host=/run/pg&sslpassword=********");
+    mask_is("host=db user=u password=pw dbname=tb", "host=db user=u password=******** dbname=tb");
+    mask_is("host=db password = 'p w\\' x' dbname=tb", "host=db password = ******** dbname=tb");
+    mask_is("PASSWORD=pw", "PASSWORD=********");
+    mask_is("host=db oops password=pw", "host=db oops password=********");
+    mask_is("", "");
+    char small[8];
+    config_mask_url("postgresql://u:pw@h/db", small, sizeof small);
+    assert_string_equal(small, "postgre");
+}
+
 static char *slurp_stream(void (*write)(FILE *, const void *), const void *arg)
 {
     char *buf = NULL;
@@ -193,7 +296,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),       cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_errors),         cmocka_unit_test(test_help_defaults_are_the_structs),
-        cmocka_unit_test(test_docs_show_help),
+        cmocka_unit_test(test_docs_show_help), cmocka_unit_test(test_database),
+        cmocka_unit_test(test_mask_url),
     };
     return cmocka_run_group_tests(tests, write_file, remove_file);
 }
