@@ -66,6 +66,8 @@ struct api_shard {
     struct {
         uint64_t unauthorized, bad_payload, store_failures;
     } stats;
+    int64_t fail_log_ms;    /* when a store failure was last logged (monotonic; submit.c) */
+    uint64_t fail_unlogged; /* failures since then, not logged */
 };
 
 /* A request waiting for a store commit. */
@@ -92,9 +94,13 @@ void api__life_unref(api_life_t *l);
  * hand it to api__submit_then_answer, which always takes it back. */
 store_batch_t *api__batch_get(api_shard_t *a);
 /* Submits b; answers x 2.01 from the store completion once b has committed, or the code of
- * the failure (5.00). An empty batch is answered 2.01 at once (nothing to make durable). */
+ * the failure (api__respond_err: 5.03 + Max-Age while the database cannot take it, else
+ * 5.00). An empty batch is answered 2.01 at once (nothing to make durable). */
 void api__submit_then_answer(api_shard_t *a, coap_exchange_t *x, int64_t device_id,
                              store_batch_t *b);
+/* Counts a failed store call made for device_id (what: "store commit", ...) and logs it,
+ * at most once per 10 s with the number of failures in between. */
+void api__store_failed(api_shard_t *a, int64_t device_id, const char *what, int err);
 
 /* ---- device.c: per-device table ---- */
 api_dev_t *api__dev_find(api_shard_t *a, int64_t id);
@@ -144,7 +150,17 @@ void api__claim(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
 void api__provision(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req);
 
 /* ---- codes.c ---- */
-/* The one table: a negative error of this module -> CoAP response code. */
+
+/* Max-Age of a 5.03 answer, in seconds: when the device may retry. Long enough that a fleet
+ * does not hammer a database that is restarting, short enough that its data gets in soon
+ * after the database is back (the store reconnects within 5 s, reliability.md S2). RFC 7252
+ * §5.10.5: a client that sees no Max-Age assumes 60. */
+#define API_RETRY_AFTER_S 5
+
+/* The one table: a negative error of this module -> CoAP response code (0 -> 2.01). */
 uint8_t api__code_for_err(int err);
+/* Answers x for error err (< 0) with its code and an empty body; a 5.03 carries Max-Age
+ * API_RETRY_AFTER_S. */
+void api__respond_err(coap_exchange_t *x, int err);
 
 #endif

@@ -81,9 +81,8 @@ void api__attributes_get(api_shard_t *a, coap_exchange_t *x, const coap_request_
     keyset_fini(&ck);
     keyset_fini(&sk);
     if (rc < 0) {
-        LOG_W("api", "device %lld: attribute read failed: %s", (long long)device_id,
-              err_str(rc));
-        coap_exchange_respond(x, COAP_INTERNAL_SERVER_ERROR, COAP_CF_NONE, NULL, 0);
+        api__store_failed(a, device_id, "attribute read", rc);
+        api__respond_err(x, rc);
     } else if (cl.n == 0 && sl.n == 0) {
         coap_exchange_respond(x, COAP_NOT_FOUND, COAP_CF_NONE, NULL, 0);
     } else {
@@ -112,7 +111,8 @@ void api__attributes_subscribe(api_shard_t *a, coap_exchange_t *x, const coap_re
     int rc = store_attr_get(a->store, device_id, SCOPE_SHARED, NULL, 0, &l);
     if (rc < 0) {
         store_kv_list_fini(&l);
-        coap_exchange_respond(x, COAP_INTERNAL_SERVER_ERROR, COAP_CF_NONE, NULL, 0);
+        api__store_failed(a, device_id, "shared attribute read", rc);
+        api__respond_err(x, rc); /* not 2.xx: the registration is dropped */
         return;
     }
     values_buf_t b = {0};

@@ -1,5 +1,15 @@
 /* codes.c — the one table from this module's negative errors to CoAP response codes
- * (spec §1.5). ThingsBoard answers every error with an empty body, and so do we. */
+ * (spec §1.5). ThingsBoard answers every error with an empty body, and so do we.
+ *
+ * Storage that cannot take the request right now answers 5.03 Service Unavailable with
+ * Max-Age API_RETRY_AFTER_S, never 5.00 and never 2.01 (reliability.md S2, S4): the database
+ * is down or restarting (ERR_UNAVAILABLE), the disk is full (-ENOSPC), the database was made
+ * read-only (-EROFS), another process holds SQLite's lock past the busy timeout (-EBUSY), or
+ * a bounded wait ran out (-EAGAIN, ERR_TIMEOUT). Each of these clears by itself, and RFC 7252
+ * §5.9.3.4 lets the client retry after Max-Age seconds. -EIO, -ENOMEM and ERR_STORE stay
+ * 5.00: they say the storage is failing, not busy, and a retry a few seconds later would meet
+ * the same fault.
+ */
 #include "api/api_int.h"
 
 #include "core/err.h"
@@ -15,6 +25,22 @@ uint8_t api__code_for_err(int err)
     case -EACCES:
     case -EPERM: return COAP_UNAUTHORIZED;
     case -ENOENT: return COAP_NOT_FOUND;
-    default: return COAP_INTERNAL_SERVER_ERROR; /* store down, disk full, queue failure */
+    case ERR_UNAVAILABLE:
+    case -ENOSPC:
+    case -EROFS:
+    case -EBUSY:
+    case -EAGAIN:
+    case ERR_TIMEOUT:
+        return COAP_SERVICE_UNAVAILABLE;
+    default:
+        return COAP_INTERNAL_SERVER_ERROR; /* I/O error, out of memory, SQL failure */
     }
+}
+
+void api__respond_err(coap_exchange_t *x, int err)
+{
+    uint8_t code = api__code_for_err(err);
+    if (code == COAP_SERVICE_UNAVAILABLE)
+        coap_exchange_set_max_age(x, API_RETRY_AFTER_S);
+    coap_exchange_respond(x, code, COAP_CF_NONE, NULL, 0);
 }

@@ -8,6 +8,7 @@
  */
 #include "api/api_int.h"
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -78,6 +79,29 @@ static void batch_put(api_shard_t *a, store_batch_t *b)
     a->batch_pool[a->n_batch_pool++] = b;
 }
 
+/* While the database is down every request fails the same way: the first failure is logged,
+ * then one line per API_FAIL_LOG_MS with the count in between (STYLE §5: per-packet failures
+ * are counted and logged with rate limiting). */
+#define API_FAIL_LOG_MS 10000
+
+void api__store_failed(api_shard_t *a, int64_t device_id, const char *what, int err)
+{
+    a->stats.store_failures++;
+    int64_t now = clock_mono_ms();
+    if (a->fail_log_ms && now - a->fail_log_ms < API_FAIL_LOG_MS) {
+        a->fail_unlogged++;
+        return;
+    }
+    if (a->fail_unlogged)
+        LOG_W("api", "%s for device %lld failed: %s (and %llu more failures in the last %lld s)",
+              what, (long long)device_id, err_str(err), (unsigned long long)a->fail_unlogged,
+              (long long)(now - a->fail_log_ms) / 1000);
+    else
+        LOG_W("api", "%s for device %lld failed: %s", what, (long long)device_id, err_str(err));
+    a->fail_log_ms = now;
+    a->fail_unlogged = 0;
+}
+
 /* Store completion: runs on the shard loop (or after it stopped, from loop_free/drain). */
 static void submit_done(void *arg, int status, store_batch_t *b)
 {
@@ -86,12 +110,9 @@ static void submit_done(void *arg, int status, store_batch_t *b)
     if (status == 0) {
         coap_exchange_respond(p->x, COAP_CREATED, COAP_CF_NONE, NULL, 0);
     } else {
-        if (a) {
-            a->stats.store_failures++;
-            LOG_W("api", "store commit for device %lld failed: %s", (long long)p->device_id,
-                  err_str(status));
-        }
-        coap_exchange_respond(p->x, api__code_for_err(status), COAP_CF_NONE, NULL, 0);
+        if (a)
+            api__store_failed(a, p->device_id, "store commit", status);
+        api__respond_err(p->x, status);
     }
     api__life_unref(p->life);
     if (a && b)

@@ -155,6 +155,11 @@ transport_sink_t coap_engine_sink(coap_engine_t *e);
 void coap_exchange_respond(coap_exchange_t *x, uint8_t code, int content_format,
                            const uint8_t *payload, size_t len);
 
+/* Adds a Max-Age option (RFC 7252 §5.10.5) of `seconds` to the answer of x; call before
+ * coap_exchange_respond(). With 5.03 Service Unavailable it tells the client after how many
+ * seconds to retry (§5.9.3.4); without the option a client assumes 60. Loop thread. */
+void coap_exchange_set_max_age(coap_exchange_t *x, uint32_t seconds);
+
 /* Turns a GET exchange into an observation (RFC 7641). Call before coap_exchange_respond();
  * the response then carries Observe=0 (the first of this relation's 24-bit sequence) if it is
  * a 2.xx, and the relation becomes live once it is sent. If the response is not 2.xx the

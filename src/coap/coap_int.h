@@ -162,7 +162,9 @@ struct coap_exchange {
     bool has_block2;
     coap_block_t block2; /* client's Block2 request */
     uint32_t size1;      /* > 0: add Size1 (4.13) */
-    uint8_t *key;        /* method + Uri-Path + Uri-Query, for Block2 caching: key_inline
+    bool has_max_age;    /* add Max-Age = max_age (coap_exchange_set_max_age) */
+    uint32_t max_age;
+    uint8_t *key; /* method + Uri-Path + Uri-Query, for Block2 caching: key_inline
                           * or the heap (a longer key) */
     size_t key_len;
     bool internal;                    /* the engine answers it itself (no app) */

@@ -265,6 +265,12 @@ void coap_exchange_respond(coap_exchange_t *x, uint8_t code, int content_format,
     coap__peer_maybe_release(ps);
 }
 
+void coap_exchange_set_max_age(coap_exchange_t *x, uint32_t seconds)
+{
+    x->has_max_age = true;
+    x->max_age = seconds;
+}
+
 transport_peer_t *coap_exchange_peer(const coap_exchange_t *x)
 {
     return x->ps ? x->ps->tp : NULL;

@@ -1,6 +1,6 @@
 /* response.c — building and sending an answer: message type and MID (piggybacked ACK,
- * separate CON, NON), the options an exchange calls for (Observe, Content-Format, Block2
- * slicing with Size2, Block1 echo, Size1), the Block2 cache of a sliced body, and the copy a
+ * separate CON, NON), the options an exchange calls for (Observe, Content-Format, Max-Age,
+ * Block2 slicing with Size2, Block1 echo, Size1), the Block2 cache of a sliced body, and the copy a
  * dedup entry keeps to answer a duplicate CON again.
  *
  * Used by engine.c (answers) and observe.c (notifications, the final cancel); it decides
@@ -61,6 +61,8 @@ ssize_t coap__build(coap_exchange_t *x, uint8_t **out, size_t out_cap, uint8_t t
         coap_builder_opt_uint(&b, COAP_OPT_OBSERVE, observe & 0xffffffu);
     if (cf >= 0)
         coap_builder_opt_uint(&b, COAP_OPT_CONTENT_FORMAT, (uint32_t)cf);
+    if (x->has_max_age)
+        coap_builder_opt_uint(&b, COAP_OPT_MAX_AGE, x->max_age);
     if (sliced) {
         coap_block_t bl = {.num = num, .more = more, .szx = szx};
         coap_builder_opt_uint(&b, COAP_OPT_BLOCK2, coap_block_encode(&bl));

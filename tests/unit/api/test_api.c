@@ -1,8 +1,9 @@
 /* test_api.c — the device API handlers through a real engine, store, registry and hub:
  * auth rules, telemetry/attributes durability and typing, attribute requests, subscriptions
  * and notifications, RPC delivery and replies, client RPC, claim, provision, OTA, activity,
- * a store completion that arrives after the shard is gone, and the steady path's recycling
- * (pending requests, batches, parse arena). */
+ * a store completion that arrives after the shard is gone, the steady path's recycling
+ * (pending requests, batches, parse arena), and storage that cannot take a write (5.03 with
+ * Max-Age, never 2.01). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +13,9 @@
 #include "api_fixture.h"
 
 #include "api/api_int.h" /* the shard's pools, for the recycling test */
+#include "store/sqlite_int.h" /* the writer's connection, to make the database refuse writes */
 
+#include <errno.h>
 #include <pthread.h>
 
 static void test_errors_and_auth(void **state)
@@ -654,6 +657,80 @@ static void test_steady_path_recycles(void **state)
     fx_free(f);
 }
 
+/* The one table: what the store says -> what the device hears. */
+static void test_error_codes(void **state)
+{
+    (void)state;
+    assert_int_equal(api__code_for_err(0), COAP_CREATED);
+    assert_int_equal(api__code_for_err(-EINVAL), COAP_BAD_REQUEST);
+    assert_int_equal(api__code_for_err(-EBADMSG), COAP_BAD_REQUEST);
+    assert_int_equal(api__code_for_err(-EACCES), COAP_UNAUTHORIZED);
+    assert_int_equal(api__code_for_err(-ENOENT), COAP_NOT_FOUND);
+    /* The database cannot take it now: retry later (reliability.md S2, S4). */
+    static const int retry[] = {ERR_UNAVAILABLE, -ENOSPC, -EROFS, -EBUSY, -EAGAIN, ERR_TIMEOUT};
+    for (size_t i = 0; i < sizeof retry / sizeof retry[0]; i++)
+        assert_int_equal(api__code_for_err(retry[i]), COAP_SERVICE_UNAVAILABLE);
+    /* The storage is failing, not busy. */
+    assert_int_equal(api__code_for_err(-EIO), COAP_INTERNAL_SERVER_ERROR);
+    assert_int_equal(api__code_for_err(-ENOMEM), COAP_INTERNAL_SERVER_ERROR);
+    assert_int_equal(api__code_for_err(ERR_STORE), COAP_INTERNAL_SERVER_ERROR);
+}
+
+static void set_query_only(fx_t *f, bool on)
+{
+    sqlite3 *db = store__sq(f->store->db)->wconn.db;
+    assert_int_equal(
+        sqlite3_exec(db, on ? "PRAGMA query_only = 1" : "PRAGMA query_only = 0", NULL, NULL, NULL),
+        SQLITE_OK);
+}
+
+/* reliability.md S4: a database that refuses writes (read-only here; a full disk and
+ * PostgreSQL down take the same path) gets 5.03 with Max-Age, piggybacked and replayed to a
+ * duplicate, never 2.01; the same device is answered 2.01 again once writes work, without a
+ * restart. */
+static void test_store_refusing_writes(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL);
+    fx_msg_t m;
+    set_query_only(f, true);
+    uint16_t mid = f->mid;
+    fx_call(f,
+            &REQ(.method = COAP_POST, .token = "t1", .path = "api/v1/TOKEN1/telemetry",
+                 .payload = "{\"temperature\":21.5}"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_SERVICE_UNAVAILABLE);
+    assert_int_equal(m.pdu.type, COAP_TYPE_ACK);
+    assert_int_equal(m.pdu.mid, mid);
+    uint32_t age = 0;
+    assert_int_equal(coap_pdu_opt_uint(&m.pdu, COAP_OPT_MAX_AGE, &age), 0);
+    assert_int_equal(age, API_RETRY_AFTER_S);
+    assert_int_equal(m.pdu.payload_len, 0);
+    fx_call(f,
+            &REQ(.method = COAP_POST, .token = "t2", .path = "api/v1/TOKEN1/attributes",
+                 .payload = "{\"fw\":\"1.0\"}"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_SERVICE_UNAVAILABLE);
+    assert_int_equal(coap_pdu_opt_uint(&m.pdu, COAP_OPT_MAX_AGE, &age), 0);
+    assert_int_equal(f->a->stats.store_failures, 2);
+    store_kv_list_t l = {0};
+    assert_int_equal(store_ts_latest(f->store, f->dev1, NULL, 0, &l), 0);
+    assert_int_equal(l.n, 0); /* nothing was stored, and nothing was acknowledged */
+    store_kv_list_fini(&l);
+
+    set_query_only(f, false);
+    fx_call(f,
+            &REQ(.method = COAP_POST, .token = "t3", .path = "api/v1/TOKEN1/telemetry",
+                 .payload = "{\"temperature\":21.5}"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_CREATED);
+    assert_true(coap_pdu_opt_uint(&m.pdu, COAP_OPT_MAX_AGE, &age) < 0);
+    assert_int_equal(store_ts_latest(f->store, f->dev1, NULL, 0, &l), 0);
+    assert_int_equal(l.n, 1);
+    store_kv_list_fini(&l);
+    fx_free(f);
+}
+
 static void test_completion_after_shard_free(void **state)
 {
     (void)state;
@@ -713,6 +790,8 @@ int main(void)
         cmocka_unit_test(test_device_deleted_cancels_both),
         cmocka_unit_test(test_steady_path_recycles),
         cmocka_unit_test(test_completion_after_shard_free),
+        cmocka_unit_test(test_error_codes),
+        cmocka_unit_test(test_store_refusing_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -143,6 +143,59 @@ static void test_separate_response_acked(void **state)
     fx_free(f);
 }
 
+/* 5.03 with Max-Age (RFC 7252 §5.9.3.4, §5.10.5), piggybacked and separate; the option is
+ * replayed to a duplicate and does not stick to a recycled exchange. */
+static void test_max_age(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(NULL);
+    f->respond_now = false;
+    req(f, COAP_TYPE_CON, COAP_POST, 20, "m");
+    feed(f);
+    coap_exchange_set_max_age(f->pending, 5);
+    coap_exchange_respond(f->pending, COAP_SERVICE_UNAVAILABLE, COAP_CF_NONE, NULL, 0);
+    assert_int_equal(f->peer.n_sent, 1);
+    coap_pdu_t p;
+    assert_int_equal(sent_pdu(&f->peer, 0, &p), 0);
+    assert_int_equal(p.type, COAP_TYPE_ACK);
+    assert_int_equal(p.code, COAP_SERVICE_UNAVAILABLE);
+    uint32_t age = 0;
+    assert_int_equal(coap_pdu_opt_uint(&p, COAP_OPT_MAX_AGE, &age), 0);
+    assert_int_equal(age, 5);
+    /* RFC 7252 §3.1: uint 5 is one byte, option 14 = delta 13 -> 0xd1 0x01 0x05. */
+    static const uint8_t want[] = {0x61, 0xa3, 0x00, 20, 'm', 0xd1, 0x01, 0x05};
+    assert_int_equal(f->peer.sent_len[0], sizeof want);
+    assert_memory_equal(f->peer.sent[0], want, sizeof want);
+    feed(f); /* the duplicate gets the same bytes */
+    assert_int_equal(f->peer.n_sent, 2);
+    assert_memory_equal(f->peer.sent[1], want, sizeof want);
+
+    /* Separate response (after the empty ACK): the CON carries it too. */
+    req(f, COAP_TYPE_CON, COAP_POST, 21, "n");
+    feed(f);
+    run_for(f->loop, 40);
+    assert_int_equal(f->peer.n_sent, 3);
+    coap_exchange_set_max_age(f->pending, 300);
+    coap_exchange_respond(f->pending, COAP_SERVICE_UNAVAILABLE, COAP_CF_TEXT, (const uint8_t *)"x",
+                          1);
+    assert_int_equal(sent_pdu(&f->peer, 3, &p), 0);
+    assert_int_equal(p.type, COAP_TYPE_CON);
+    assert_int_equal(coap_pdu_opt_uint(&p, COAP_OPT_MAX_AGE, &age), 0);
+    assert_int_equal(age, 300);
+    assert_int_equal(coap_pdu_opt_uint(&p, COAP_OPT_CONTENT_FORMAT, &age), 0);
+    char ack[4] = {0x60, 0, (char)(p.mid >> 8), (char)(p.mid & 0xff)};
+    feed_raw(f, ack, 4);
+
+    /* The next request reuses a spare exchange: no Max-Age unless set again. */
+    req(f, COAP_TYPE_CON, COAP_POST, 22, "o");
+    feed(f);
+    coap_exchange_respond(f->pending, COAP_CREATED, COAP_CF_NONE, NULL, 0);
+    assert_int_equal(sent_pdu(&f->peer, f->peer.n_sent - 1, &p), 0);
+    assert_int_equal(p.code, COAP_CREATED);
+    assert_true(coap_pdu_opt_uint(&p, COAP_OPT_MAX_AGE, &age) < 0);
+    fx_free(f);
+}
+
 static void test_non_request(void **state)
 {
     (void)state;
@@ -452,6 +505,7 @@ int main(void)
         cmocka_unit_test(test_separate_response_retransmit),
         cmocka_unit_test(test_separate_response_acked),
         cmocka_unit_test(test_non_request),
+        cmocka_unit_test(test_max_age),
         cmocka_unit_test(test_ping_and_rejects),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_uri_path_split),
