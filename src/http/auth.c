@@ -117,7 +117,7 @@ void http__h_login(http_req_t *rq, http_resp_t *rs)
     memset(&u, 0, sizeof u);
     int rc = store_user_get_by_email(rq->srv->store, user, &u);
     if (rc < 0 && rc != -ENOENT) {
-        http__resp_error(rs, HTTP_E_GENERAL, NULL);
+        http__resp_store_error(rs, rc); /* not a failed login: no lockout count */
     } else {
         bool ok = http__password_verify(pw, rc == 0 ? u.password_hash : dummy_hash) && rc == 0;
         login_result(rq->srv, user, ok, now);
@@ -152,9 +152,12 @@ void http__h_refresh(http_req_t *rq, http_resp_t *rs)
     store_user_t u;
     memset(&u, 0, sizeof u);
     rc = store_user_get_by_email(h->store, c.sub, &u);
+    if (rc == -ENOENT) { /* the user was removed since the token was issued */
+        http__resp_error(rs, HTTP_E_AUTH, NULL);
+        return;
+    }
     if (rc < 0) {
-        /* The user was removed since the token was issued. */
-        http__resp_error(rs, rc == -ENOENT ? HTTP_E_AUTH : HTTP_E_GENERAL, NULL);
+        http__resp_store_error(rs, rc);
         return;
     }
     issue_pair(rq, rs, &u);
@@ -166,8 +169,12 @@ void http__h_user(http_req_t *rq, http_resp_t *rs)
     store_user_t u;
     memset(&u, 0, sizeof u);
     int rc = store_user_get_by_email(rq->srv->store, rq->claims.sub, &u);
+    if (rc == -ENOENT) {
+        http__resp_error(rs, HTTP_E_AUTH, NULL);
+        return;
+    }
     if (rc < 0) {
-        http__resp_error(rs, rc == -ENOENT ? HTTP_E_AUTH : HTTP_E_GENERAL, NULL);
+        http__resp_store_error(rs, rc);
         return;
     }
     json_t *o = json_pack("{s:{s:s,s:s}, s:I, s:{s:s,s:s}, s:{s:s,s:s}, s:s, s:s, s:s, s:n}",

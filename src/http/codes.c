@@ -3,6 +3,8 @@
  * Every failure a handler reports goes through here, so a client always gets
  * {"status","message","errorCode","timestamp"} with a status that agrees with the body. The
  * few telemetry errors TB answers in plain text are the exception and use http__resp_text.
+ * A failed store call goes through http__resp_store_error, so a database outage is 503 (with
+ * Retry-After, added by server.c) from every handler, never a 500 from some.
  */
 #include "http/http_int.h"
 
@@ -71,12 +73,24 @@ http_err_t http__err_from_store(int err)
     case -EINVAL:
     case ERR_CONFLICT:
         return HTTP_E_BAD_PARAMS;
+    /* The database cannot take it now and will again without anyone's help: PostgreSQL down
+     * or restarting, a full disk, a read-only database, SQLite locked by another process, a
+     * bounded wait that ran out. The same set the device API answers 5.03 (api/codes.c). */
+    case ERR_UNAVAILABLE:
+    case -ENOSPC:
+    case -EROFS:
+    case -EBUSY:
     case -EAGAIN:
     case ERR_TIMEOUT:
         return HTTP_E_UNAVAILABLE;
-    default:
+    default: /* -EIO, -ENOMEM, ERR_STORE: the storage is failing, not busy */
         return HTTP_E_GENERAL;
     }
+}
+
+void http__resp_store_error(http_resp_t *r, int err)
+{
+    http__resp_error(r, http__err_from_store(err), NULL);
 }
 
 char *http__dumps(const json_t *j)

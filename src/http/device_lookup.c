@@ -27,7 +27,7 @@ bool http__device_lookup(http_req_t *rq, http_resp_t *rs, const char *uuid, stor
     uuid_lower(uuid, lower);
     int rc = store_device_get_by_uuid(rq->srv->store, lower, d);
     if (rc < 0) {
-        http__resp_error(rs, http__err_from_store(rc), NULL);
+        http__resp_store_error(rs, rc);
         return false;
     }
     return true;

@@ -42,7 +42,8 @@ typedef struct http_server http_server_t;
 /* Starts listening. Returns NULL and fills err on failure. */
 http_server_t *http_server_start(const http_cfg_t *cfg, store_t *store, registry_t *reg,
                                  hub_t *hub, char err[static ERR_LEN]);
-/* /healthz answers 200 only after this was called with true (every listener is up). */
+/* /healthz answers 200 only after this was called with true (every listener is up); /readyz
+ * also needs store_ready() to be 0 (the database can take work). */
 void http_server_set_ready(http_server_t *h, bool ready);
 /* Stops accepting, waits for running handlers, frees. http_server_stop(NULL) does nothing. */
 void http_server_stop(http_server_t *h);

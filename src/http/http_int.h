@@ -139,8 +139,17 @@ const http_err_info_t *http__err_info(http_err_t e);
 char *http__error_json(int status, const char *message, int error_code, int64_t ts_ms);
 /* Fills r with the error JSON of e; message NULL = the table's default text. */
 void http__resp_error(http_resp_t *r, http_err_t e, const char *message);
-/* Maps a store error (-ENOENT, ERR_CONFLICT, -EINVAL, ...) to the table. */
+/* Maps a store error to the table: -ENOENT 404; -EINVAL, ERR_CONFLICT 400; the database
+ * cannot take it now (ERR_UNAVAILABLE, -ENOSPC, -EROFS, -EBUSY, -EAGAIN, ERR_TIMEOUT) 503;
+ * anything else 500. */
 http_err_t http__err_from_store(int err);
+/* Fills r with the error JSON a failed store call (err < 0) maps to: the one place where
+ * handlers turn store errors into answers. */
+void http__resp_store_error(http_resp_t *r, int err);
+
+/* Seconds a 503 tells the client to wait before retrying (Retry-After, RFC 9110 §10.2.3), the
+ * same as the Max-Age of the device API's 5.03 (api_int.h API_RETRY_AFTER_S). */
+#define HTTP_RETRY_AFTER_S 5
 
 /* ---- router.c ---- */
 
@@ -328,6 +337,12 @@ void http__rpc_cancel_all(http_server_t *h);
 void http__h_rpc_v1(http_req_t *rq, http_resp_t *rs);
 void http__h_rpc_v2(http_req_t *rq, http_resp_t *rs);
 void http__h_rpc_persistent_get(http_req_t *rq, http_resp_t *rs);
+
+/* server.c: the answer of GET /readyz. 200 {"status":"UP",...} when the server is up and the
+ * store ready (store_rc 0, from store_ready), else 503 {"status":"DOWN",...}; "checks" says
+ * which of "server" and "database" failed, "backend" is store_backend_name. *status gets the
+ * HTTP status. */
+json_t *http__readyz_body(bool server_up, int store_rc, const char *backend, int *status);
 
 /* Port actually bound (for tests that start on port 0). */
 int http__server_port(const http_server_t *h);

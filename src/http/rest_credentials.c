@@ -37,7 +37,7 @@ void http__h_cred_get(http_req_t *rq, http_resp_t *rs)
     memset(&c, 0, sizeof c);
     int rc = store_cred_get_by_device(rq->srv->store, d.id, &c);
     if (rc < 0) {
-        http__resp_error(rs, http__err_from_store(rc), NULL);
+        http__resp_store_error(rs, rc);
     } else {
         json_t *o = http__cred_json(&c, d.uuid);
         if (o)
@@ -76,15 +76,23 @@ void http__h_cred_save(http_req_t *rq, http_resp_t *rs)
     }
     http_resp_t tmp = {0};
     if (!http__device_lookup(rq, &tmp, cr.device_uuid, &d)) {
-        free(tmp.body);
-        http__resp_error(rs, HTTP_E_BAD_PARAMS,
-                         "Can't assign device credentials to non-existent device!");
+        if (tmp.status == 404) {
+            free(tmp.body);
+            http__resp_error(rs, HTTP_E_BAD_PARAMS,
+                             "Can't assign device credentials to non-existent device!");
+        } else { /* the store failed: its answer (503 while the database is down) */
+            free(rs->body);
+            *rs = tmp;
+        }
         goto out;
     }
     int rc = store_cred_get_by_device(rq->srv->store, d.id, &cur);
+    if (rc < 0 && rc != -ENOENT) {
+        http__resp_store_error(rs, rc);
+        goto out;
+    }
     if (rc < 0 || strcasecmp(cur.uuid, cr.id) != 0) {
-        http__resp_error(rs, rc < 0 && rc != -ENOENT ? http__err_from_store(rc)
-                                                     : HTTP_E_NOT_FOUND, NULL);
+        http__resp_error(rs, HTTP_E_NOT_FOUND, NULL);
         goto out;
     }
     json_t *ver = json_object_get(j, "version");
@@ -97,7 +105,7 @@ void http__h_cred_save(http_req_t *rq, http_resp_t *rs)
         http__resp_error(rs, HTTP_E_BAD_PARAMS,
                          "Device credentials are already assigned to another device!");
     } else if (rc < 0) {
-        http__resp_error(rs, http__err_from_store(rc), NULL);
+        http__resp_store_error(rs, rc);
     } else {
         LOG_I("http", "credentials of device %s changed (%s)", d.uuid,
               store_cred_type_name(cr.type));

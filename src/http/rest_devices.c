@@ -54,7 +54,7 @@ static void conflict_or_error(http_resp_t *rs, int rc, const char *conflict_msg)
     if (rc == ERR_CONFLICT)
         http__resp_error(rs, HTTP_E_BAD_PARAMS, conflict_msg);
     else
-        http__resp_error(rs, http__err_from_store(rc), NULL);
+        http__resp_store_error(rs, rc);
 }
 
 /* Creates the device and its credentials (token given, random token, or creds). */
@@ -135,7 +135,7 @@ static void update(http_req_t *rq, http_resp_t *rs, http_device_req_t *dr)
     }
     /* Read back: the store bumped the version. */
     if ((rc = store_device_get(rq->srv->store, id, &d)) < 0) {
-        http__resp_error(rs, http__err_from_store(rc), NULL);
+        http__resp_store_error(rs, rc);
         return;
     }
     http__resp_json(rs, 200, http__device_json(rq->srv, &d));
@@ -203,7 +203,7 @@ void http__h_device_delete(http_req_t *rq, http_resp_t *rs)
     if (h->dev_cache) /* after the delete: see the race rule in http_int.h */
         http__dev_cache_forget(h->dev_cache, d.uuid);
     if (rc < 0) {
-        http__resp_error(rs, http__err_from_store(rc), NULL);
+        http__resp_store_error(rs, rc);
     } else {
         registry_remove_device(h->reg, d.id);
         hub_rpc_cancel_device(h->hub, d.id);
@@ -233,7 +233,7 @@ static void by_name(http_req_t *rq, http_resp_t *rs, const char *name)
     memset(&d, 0, sizeof d);
     int rc = store_device_get_by_name(rq->srv->store, name, &d);
     if (rc < 0) {
-        http__resp_error(rs, http__err_from_store(rc), NULL);
+        http__resp_store_error(rs, rc);
         return;
     }
     http__resp_json(rs, 200, http__device_json(rq->srv, &d));
@@ -280,7 +280,7 @@ void http__h_devices_list(http_req_t *rq, http_resp_t *rs)
     int rc = store_device_list(rq->srv->store, text && *text ? text : NULL,
                                type && *type ? type : NULL, sort, asc, page, page_size, &pg);
     if (rc < 0) {
-        http__resp_error(rs, http__err_from_store(rc), NULL);
+        http__resp_store_error(rs, rc);
         return;
     }
     json_t *data = json_array();

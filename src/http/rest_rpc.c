@@ -135,7 +135,7 @@ static void rpc(http_req_t *rq, http_resp_t *rs, bool v2)
                        .persistent = j->req.persistent};
     int rc = store_rpc_create(h->store, &rec);
     if (rc < 0) {
-        http__resp_error(rs, http__err_from_store(rc), NULL);
+        http__resp_store_error(rs, rc);
         http__rpc_req_fini(&j->req);
         free(j);
         return;
@@ -244,12 +244,17 @@ void http__h_rpc_persistent_get(http_req_t *rq, http_resp_t *rs)
     memset(&r, 0, sizeof r);
     int rc = store_rpc_get(rq->srv->store, id, &r);
     if (rc < 0) {
-        http__resp_error(rs, http__err_from_store(rc), NULL);
+        http__resp_store_error(rs, rc);
         return;
     }
     store_device_t d;
     memset(&d, 0, sizeof d);
     rc = store_device_get(rq->srv->store, r.device_id, &d);
+    if (rc < 0 && rc != -ENOENT) { /* a deleted device leaves "" as TB's would; not a failure */
+        http__resp_store_error(rs, rc);
+        store_rpc_fini(&r);
+        return;
+    }
     json_t *params = r.params ? json_loads(r.params, JSON_DECODE_ANY, NULL) : NULL;
     json_t *resp = r.response ? json_loads(r.response, JSON_DECODE_ANY, NULL) : NULL;
     json_t *o = json_pack("{s:{s:s,s:s}, s:I, s:{s:s,s:s}, s:I, s:{s:I,s:b,s:{s:s,s:o}}, "

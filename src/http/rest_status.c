@@ -12,6 +12,7 @@
 
 #include "core/xmalloc.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,7 +64,14 @@ void http__h_device_status(http_req_t *rq, http_resp_t *rs)
         }
         hub_status_t st = {0};
         store_device_t d = {0};
-        if (store_device_get_by_uuid(h->store, id, &d) == 0) {
+        int rc = store_device_get_by_uuid(h->store, id, &d);
+        if (rc < 0 && rc != -ENOENT) { /* not "never seen": the store could not say */
+            json_decref(out);
+            free(copy);
+            http__resp_store_error(rs, rc);
+            return;
+        }
+        if (rc == 0) {
             if (!hub_status_get(h->hub, d.id, &st) || st.last_activity_ms == 0)
                 st.last_activity_ms = stored_activity(h->store, d.id);
             store_device_fini(&d);

@@ -101,11 +101,6 @@ static bool opt_int(const http_req_t *rq, const char *name, int64_t dflt, int64_
     return true;
 }
 
-static void store_failed(http_resp_t *rs, int rc)
-{
-    http__resp_error(rs, http__err_from_store(rc), NULL);
-}
-
 static json_t *key_array(const store_kv_list_t *l)
 {
     json_t *a = json_array();
@@ -122,7 +117,7 @@ void http__h_ts_keys(http_req_t *rq, http_resp_t *rs)
     store_kv_list_t l = {0};
     int rc = store_ts_keys(rq->srv->store, d.id, &l);
     if (rc < 0)
-        store_failed(rs, rc);
+        http__resp_store_error(rs, rc);
     else
         http__resp_json(rs, 200, key_array(&l));
     store_kv_list_fini(&l);
@@ -168,7 +163,7 @@ static int history(http_req_t *rq, http_resp_t *rs, int64_t dev, keys_t *k, stor
                                   limit, asc, &l);
         if (rc < 0) {
             store_kv_list_fini(&l);
-            store_failed(rs, rc);
+            http__resp_store_error(rs, rc);
             return rc;
         }
         points_move(points, &l);
@@ -201,7 +196,7 @@ void http__h_ts_values(http_req_t *rq, http_resp_t *rs)
     } else {
         int rc = store_ts_latest(rq->srv->store, d.id, (const char *const *)k.items, k.n, &points);
         if (rc < 0) {
-            store_failed(rs, rc);
+            http__resp_store_error(rs, rc);
             goto out;
         }
     }
@@ -228,7 +223,7 @@ void http__h_ts_save(http_req_t *rq, http_resp_t *rs)
             store_batch_ts(b, d.id, &l.items[i]);
         int rc = store_submit_wait(rq->srv->store, b);
         if (rc < 0)
-            store_failed(rs, rc);
+            http__resp_store_error(rs, rc);
         else
             http__resp_json(rs, 200, NULL);
     }
@@ -254,7 +249,7 @@ void http__h_ts_delete(http_req_t *rq, http_resp_t *rs)
         int rc = store_ts_delete(rq->srv->store, d.id, (const char *const *)k.items, k.n, start,
                                  end, flag(rq, "deleteLatest", true));
         if (rc < 0)
-            store_failed(rs, rc);
+            http__resp_store_error(rs, rc);
         else
             http__resp_json(rs, 200, NULL);
     }
@@ -283,7 +278,7 @@ void http__h_attr_keys(http_req_t *rq, http_resp_t *rs)
     store_kv_list_t l = {0};
     int rc = store_attr_keys(rq->srv->store, d.id, scope, &l);
     if (rc < 0)
-        store_failed(rs, rc);
+        http__resp_store_error(rs, rc);
     else
         http__resp_json(rs, 200, key_array(&l));
     store_kv_list_fini(&l);
@@ -310,7 +305,7 @@ void http__h_attr_values(http_req_t *rq, http_resp_t *rs)
         points_move(&all, &l);
     }
     if (rc < 0) {
-        store_failed(rs, rc);
+        http__resp_store_error(rs, rc);
     } else {
         values_buf_t b = {0};
         values_kvs_write_attributes(&b, all.items, all.n);
@@ -352,7 +347,7 @@ void http__h_attr_save(http_req_t *rq, http_resp_t *rs)
         store_batch_attr(b, d.id, scope, &l.items[i]);
     int rc = store_submit_wait(rq->srv->store, b);
     if (rc < 0) {
-        store_failed(rs, rc);
+        http__resp_store_error(rs, rc);
         goto out;
     }
     if (scope == SCOPE_SHARED) {
@@ -386,7 +381,7 @@ void http__h_attr_delete(http_req_t *rq, http_resp_t *rs)
     int rc = store_attr_delete(rq->srv->store, d.id, scope, (const char *const *)k.items, k.n,
                                NULL);
     if (rc < 0) {
-        store_failed(rs, rc);
+        http__resp_store_error(rs, rc);
         goto out;
     }
     if (scope == SCOPE_SHARED) {

@@ -28,7 +28,7 @@ void http__h_cred_info(http_req_t *rq, http_resp_t *rs)
     int rc = store_cred_get_by_device(rq->srv->store, d.id, &c);
     x509_info_t info;
     if (rc < 0) {
-        http__resp_error(rs, http__err_from_store(rc), NULL);
+        http__resp_store_error(rs, rc);
     } else if (c.type != CRED_X509 || !c.cred_value ||
                x509_info_from_b64(c.cred_value, &info) != 0) {
         http__resp_error(rs, HTTP_E_NOT_FOUND, "The device has no X.509 certificate credentials");

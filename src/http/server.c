@@ -89,13 +89,33 @@ static bool authenticate(http_req_t *rq, http_resp_t *rs)
     return true;
 }
 
+json_t *http__readyz_body(bool server_up, int store_rc, const char *backend, int *status)
+{
+    bool up = server_up && store_rc == 0;
+    *status = up ? 200 : 503;
+    return json_pack("{s:s, s:{s:s, s:s}, s:s}", "status", up ? "UP" : "DOWN", "checks", "server",
+                     server_up ? "UP" : "DOWN", "database", store_rc == 0 ? "UP" : "DOWN",
+                     "backend", backend ? backend : "");
+}
+
 static void dispatch(http_server_t *h, struct MHD_Connection *conn, const char *url,
                      const char *method, conn_ctx_t *cc, http_resp_t *rs)
 {
+    /* Liveness: the process answers and every listener is up; the database is not asked, so
+     * an orchestrator does not restart a server that only waits for PostgreSQL. */
     if (strcmp(url, "/healthz") == 0 && strcmp(method, "GET") == 0) {
         bool up = atomic_load(&h->ready);
         http__resp_json(rs, up ? 200 : 503,
                         json_pack("{s:s}", "status", up ? "UP" : "DOWN"));
+        return;
+    }
+    /* Readiness: the same, and the database can take work (store_ready asks it at most once
+     * a second, so probes cost nothing); a load balancer sends nobody here meanwhile. */
+    if (strcmp(url, "/readyz") == 0 && strcmp(method, "GET") == 0) {
+        int status;
+        json_t *j = http__readyz_body(atomic_load(&h->ready), store_ready(h->store),
+                                      store_backend_name(h->store), &status);
+        http__resp_json(rs, status, j);
         return;
     }
     if (cc->too_large) {
@@ -178,6 +198,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rs.content_type);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (rs.status == 503) { /* every 503 clears by itself: say when to come back */
+        char after[16];
+        snprintf(after, sizeof after, "%d", HTTP_RETRY_AFTER_S);
+        MHD_add_response_header(resp, "Retry-After", after);
+    }
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)rs.status, resp);
     MHD_destroy_response(resp);
     return ret;

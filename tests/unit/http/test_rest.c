@@ -4,6 +4,7 @@
 #include "testcert.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,12 +16,39 @@
 
 #include <cmocka.h>
 
+/* GET /readyz on the server under test: its status and the parsed body. */
+static long readyz(json_t **body)
+{
+    char *out = NULL;
+    long st = req("GET", "/readyz", NULL, NULL, &out);
+    *body = out ? json_loads(out, 0, NULL) : NULL;
+    free(out);
+    return st;
+}
+
+static const char *jstr(const json_t *o, const char *k1, const char *k2)
+{
+    const json_t *v = json_object_get(o, k1);
+    return json_string_value(k2 ? json_object_get(v, k2) : v);
+}
+
 static void test_health_and_auth(void **state)
 {
     (void)state;
     assert_int_equal(req("GET", "/healthz", NULL, NULL, NULL), 503);
+    json_t *ready;
+    assert_int_equal(readyz(&ready), 503); /* public, and not ready before the listeners */
+    assert_string_equal(jstr(ready, "status", NULL), "DOWN");
+    assert_string_equal(jstr(ready, "checks", "server"), "DOWN");
+    assert_string_equal(jstr(ready, "checks", "database"), "UP");
+    json_decref(ready);
     http_server_set_ready(W.srv, true);
     assert_int_equal(req("GET", "/healthz", NULL, NULL, NULL), 200);
+    assert_int_equal(readyz(&ready), 200);
+    assert_string_equal(jstr(ready, "status", NULL), "UP");
+    assert_string_equal(jstr(ready, "checks", "database"), "UP");
+    assert_string_equal(jstr(ready, "backend", NULL), "sqlite");
+    json_decref(ready);
 
     char *out;
     assert_int_equal(req("GET", "/api/tenant/devices?pageSize=10&page=0", NULL, NULL, &out), 401);
@@ -318,6 +346,48 @@ static void test_login_lockout(void **state)
     free(out);
 }
 
+/* The /readyz answer while the database is down (SQLite never is: the body is built apart
+ * from the store so the PostgreSQL case is checked here too). */
+static void test_readyz_body(void **state)
+{
+    (void)state;
+    int st = 0;
+    json_t *j = http__readyz_body(true, ERR_UNAVAILABLE, "postgresql", &st);
+    assert_int_equal(st, 503);
+    assert_string_equal(jstr(j, "status", NULL), "DOWN");
+    assert_string_equal(jstr(j, "checks", "server"), "UP");
+    assert_string_equal(jstr(j, "checks", "database"), "DOWN");
+    assert_string_equal(jstr(j, "backend", NULL), "postgresql");
+    json_decref(j);
+    j = http__readyz_body(true, 0, "postgresql", &st);
+    assert_int_equal(st, 200);
+    assert_string_equal(jstr(j, "status", NULL), "UP");
+    json_decref(j);
+    j = http__readyz_body(false, 0, "sqlite", &st); /* starting or stopping */
+    assert_int_equal(st, 503);
+    assert_string_equal(jstr(j, "checks", "server"), "DOWN");
+    json_decref(j);
+}
+
+/* The one mapping from store errors to the REST error table. */
+static void test_store_errors(void **state)
+{
+    (void)state;
+    assert_int_equal(http__err_from_store(-ENOENT), HTTP_E_NOT_FOUND);
+    assert_int_equal(http__err_from_store(-EINVAL), HTTP_E_BAD_PARAMS);
+    assert_int_equal(http__err_from_store(ERR_CONFLICT), HTTP_E_BAD_PARAMS);
+    static const int retry[] = {ERR_UNAVAILABLE, -ENOSPC, -EROFS, -EBUSY, -EAGAIN, ERR_TIMEOUT};
+    for (size_t i = 0; i < sizeof retry / sizeof retry[0]; i++)
+        assert_int_equal(http__err_from_store(retry[i]), HTTP_E_UNAVAILABLE);
+    assert_int_equal(http__err_from_store(-EIO), HTTP_E_GENERAL);
+    assert_int_equal(http__err_from_store(ERR_STORE), HTTP_E_GENERAL);
+    http_resp_t r = {0};
+    http__resp_store_error(&r, ERR_UNAVAILABLE);
+    assert_int_equal(r.status, 503);
+    assert_error(json_loads(r.body, 0, NULL), 503, 2, "Service unavailable");
+    free(r.body);
+}
+
 /* A port already in use, or a bad address: NULL and a readable reason. */
 static void test_start_errors(void **state)
 {
@@ -344,6 +414,8 @@ int main(void)
         cmocka_unit_test(test_device_with_credentials),
         cmocka_unit_test(test_login_lockout),
         cmocka_unit_test(test_start_errors),
+        cmocka_unit_test(test_readyz_body),
+        cmocka_unit_test(test_store_errors),
     };
     return cmocka_run_group_tests(tests, rest_setup, rest_teardown);
 }

@@ -4,6 +4,7 @@
 #include "testcert.h"
 
 #include "core/clock.h"
+#include "store/sqlite_int.h" /* the writer's connection, to make the database refuse writes */
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -143,6 +145,75 @@ static void test_telemetry(void **state)
     json_decref(k);
     snprintf(path, sizeof path, "/api/plugins/telemetry/DEVICE/%s/timeseries/ANY", W.dev_uuid);
     assert_int_equal(req("POST", path, "{\"a\":1,\"a\":2}", W.token, NULL), 400);
+}
+
+static void set_query_only(bool on)
+{
+    sqlite3 *db = store__sq(W.store->db)->wconn.db;
+    assert_int_equal(
+        sqlite3_exec(db, on ? "PRAGMA query_only = 1" : "PRAGMA query_only = 0", NULL, NULL, NULL),
+        SQLITE_OK);
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+    if (size * n > 12 && strncasecmp(p, "Retry-After:", 12) == 0)
+        *(long *)arg = strtol(p + 12, NULL, 10);
+    return size * n;
+}
+
+/* A database that cannot take device data (the writer's connection read-only here; a full
+ * disk and PostgreSQL down take the same path): 503 with ThingsBoard's error JSON and Retry-After, never 200 or 500; reads
+ * still work; writes work again without a restart. */
+static void test_store_refusing_writes(void **state)
+{
+    (void)state;
+    char ts[256], attr[256], keys[256];
+    snprintf(ts, sizeof ts, "/api/plugins/telemetry/DEVICE/%s/timeseries/ANY", W.dev_uuid);
+    snprintf(attr, sizeof attr, "/api/plugins/telemetry/DEVICE/%s/attributes/SERVER_SCOPE",
+             W.dev_uuid);
+    snprintf(keys, sizeof keys, "/api/plugins/telemetry/DEVICE/%s/keys/timeseries", W.dev_uuid);
+    set_query_only(true);
+    assert_error(jreq("POST", ts, "{\"refused\":1}", 503), 503, 2, "Service unavailable");
+    assert_error(jreq("POST", attr, "{\"refused\":1}", 503), 503, 2, "Service unavailable");
+
+    CURL *c = curl_easy_init();
+    char url[512], hdr[4096];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", W.port, ts);
+    snprintf(hdr, sizeof hdr, "X-Authorization: Bearer %s", W.token);
+    struct curl_slist *hl = curl_slist_append(NULL, hdr);
+    hl = curl_slist_append(hl, "Content-Type: application/json");
+    long after = -1;
+    buf_t b = {NULL, 0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"refused\":2}");
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &after);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, rest_on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    long st = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+    assert_int_equal(st, 503);
+    assert_int_equal(after, HTTP_RETRY_AFTER_S);
+    free(b.p);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+
+    json_t *k = jreq("GET", keys, NULL, 200); /* reads are not refused */
+    for (size_t i = 0; i < json_array_size(k); i++)
+        assert_string_not_equal(json_string_value(json_array_get(k, i)), "refused");
+    json_decref(k);
+    set_query_only(false);
+    assert_null(jreq("POST", ts, "{\"refused\":3}", 200));
+    snprintf(keys, sizeof keys, "/api/plugins/telemetry/DEVICE/%s/values/timeseries?keys=refused",
+             W.dev_uuid);
+    json_t *v = jreq("GET", keys, NULL, 200);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(v, "refused"), 0), "value")),
+                        "3");
+    json_decref(v);
 }
 
 typedef struct fake_dev {
@@ -309,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_telemetry),
         cmocka_unit_test(test_rpc),
         cmocka_unit_test(test_device_status),
+        cmocka_unit_test(test_store_refusing_writes),
         cmocka_unit_test(test_limits_and_delete),
         cmocka_unit_test(test_stop_cancels_rpc),
     };
