@@ -212,6 +212,13 @@ char *server_metrics_text(void *ctx)
            st.failed_commits);
     metric(&o, "storage_max_group_batches", "gauge", "Largest group commit so far, in batches.",
            NULL, st.max_group);
+    /* The /readyz database check as a gauge, so an outage shows on a dashboard and can alert;
+     * store_ready asks the database at most once a second. */
+    char backend[48];
+    snprintf(backend, sizeof backend, "{backend=\"%s\"}", store_backend_name(s->store));
+    metric(&o, "storage_up", "gauge",
+           "Whether the database can take work now (1) or not (0); backend: sqlite or postgresql.",
+           backend, store_ready(s->store) == 0);
     put(&o, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
             "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n",
         (unsigned long long)rss_bytes());
