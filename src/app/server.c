@@ -131,11 +131,14 @@ static void log_database(const store_cfg_t *scfg)
     }
     char url[512];
     config_mask_url(scfg->database_url, url, sizeof url);
-    LOG_I("server", "database: PostgreSQL %s%s%s%s, ts_kv partitions %s, ttl %llds", url,
+    char ttl[48] = "telemetry kept forever";
+    if (scfg->ts_ttl_s > 0)
+        snprintf(ttl, sizeof ttl, "telemetry kept %llds", (long long)scfg->ts_ttl_s);
+    LOG_I("server", "database: PostgreSQL %s%s%s%s, ts_kv partitions %s, %s", url,
           scfg->database_user && *scfg->database_user ? ", user " : "",
           scfg->database_user && *scfg->database_user ? scfg->database_user : "",
           scfg->database_password && *scfg->database_password ? ", password ********" : "",
-          scfg->ts_partitioning, (long long)scfg->ts_ttl_s);
+          scfg->ts_partitioning, ttl);
 }
 
 server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
