@@ -6,6 +6,7 @@ find_package(Threads REQUIRED)
 # the library it runs with too (src/dtls/endpoint.c).
 find_package(OpenSSL 3.0.22 REQUIRED)
 pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
+pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
 pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
 pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
 pkg_check_modules(INIH REQUIRED IMPORTED_TARGET inih)

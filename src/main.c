@@ -1,16 +1,20 @@
 /* main.c — argv, configuration, signals, run. Nothing else. */
 #include "app/config.h"
+#include "app/dbtool.h"
 #include "app/server.h"
 #include "core/log.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sysexits.h>
 #include <unistd.h>
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "db") == 0)
+        return dbtool_main(argc - 1, argv + 1);
     config_t cfg;
     config_result_t r = config_load(&cfg, argc, argv);
     if (r != CONFIG_RUN) {

@@ -13,7 +13,8 @@ const char *err_str(int err)
     case ERR_STORE: return "storage backend failure";
     case ERR_CONFLICT: return "already exists";
     case ERR_TIMEOUT: return "timed out";
-    case ERR_UNAVAILABLE: return "database unavailable";
+    case ERR_UNAVAILABLE:
+        return "database unavailable";
     default: break;
     }
     if (err < 0 && err > ERR_BASE)

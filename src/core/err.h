@@ -16,7 +16,8 @@ enum {
     ERR_STORE = ERR_BASE - 2,    /* backend (SQL) failure */
     ERR_CONFLICT = ERR_BASE - 3, /* uniqueness violated (name, token, certificate) */
     ERR_TIMEOUT = ERR_BASE - 4,  /* a bounded wait ran out */
-    ERR_UNAVAILABLE = ERR_BASE - 5, /* the database cannot be reached now: retry later (5.03, 503) */
+    ERR_UNAVAILABLE = ERR_BASE -
+                      5, /* the database cannot be reached now: retry later (5.03, 503) */
 };
 
 /* Names any error this project returns: a negative errno or one of the codes above. */

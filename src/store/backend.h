@@ -85,6 +85,34 @@ typedef struct store_row_map {
         STORE_COL_##kind, offsetof(type, field)                                                    \
     }
 
+/* Moving an installation between backends (copy.c): a table as the copy sees it, and one
+ * value of a row. Both backends have the same tables and columns (schema.h); a column's kind
+ * says how a backend reads and writes it: 'I' integer, 'B' boolean (0/1), 'R' double,
+ * 'T' text. */
+typedef struct store_table {
+    const char *name;
+    const char *cols;   /* "id, uuid, ..." */
+    const char *kinds;  /* one letter per column */
+    const char *order;  /* the primary key, for a stable order */
+    const char *serial; /* the column a sequence fills (PostgreSQL), or NULL */
+} store_table_t;
+
+typedef enum {
+    STORE_CELL_NULL,
+    STORE_CELL_INT,
+    STORE_CELL_REAL,
+    STORE_CELL_TEXT
+} store_cell_kind_t;
+typedef struct store_cell {
+    store_cell_kind_t kind;
+    int64_t i;     /* INT (booleans 0/1) */
+    double d;      /* REAL */
+    const char *s; /* TEXT: borrowed for the callback's duration (copy_read) or the call's */
+} store_cell_t;
+
+/* copy_read's callback: one row of tables[table] (strlen(kinds) cells); non-zero stops. */
+typedef int (*store_copy_row_fn)(void *arg, size_t table, const store_cell_t *cells);
+
 /* What transact() does to the writer's transaction. */
 typedef enum {
     STORE_TX_BEGIN,      /* a write transaction whose COMMIT is durable before it returns */
@@ -159,6 +187,25 @@ typedef struct store_backend {
      * ThingsBoard drops them). *removed: points removed by this step when known, else -1;
      * *more: another step is due. */
     int (*ts_expire)(store_db_t *db, int64_t cutoff_ms, int64_t *removed, bool *more);
+
+    /* ---- moving an installation (copy.c; a backend opened by store__open_bare) ---- */
+
+    /* Calls fn for every row of the n tables, table by table in primary-key order, all read
+     * in one snapshot (a server may be writing meanwhile). */
+    int (*copy_read)(store_db_t *db, const store_table_t *tables, size_t n, store_copy_row_fn fn,
+                     void *arg);
+    /* Writes n_rows rows (cells: n_rows times the table's columns) into t, all or none. */
+    int (*copy_write)(store_db_t *db, const store_table_t *t, const store_cell_t *cells,
+                      size_t n_rows);
+    /* After the copy: what the backend keeps beside the rows (PostgreSQL: each serial's
+     * sequence moves past the largest id copied). */
+    int (*copy_finish)(store_db_t *db, const store_table_t *tables, size_t n);
+    /* Rows of a table (one of copy.c's). */
+    int (*count_rows)(store_db_t *db, const char *table, int64_t *out);
+    /* SQLite only (NULL elsewhere): a consistent copy of the database file cfg->path into
+     * dest, safe while a server writes to it (SQLite's online backup API). Needs no open
+     * backend. */
+    int (*backup)(const store_cfg_t *cfg, const char *dest, char err[static ERR_LEN]);
 
     /* ---- store.h's synchronous calls (any thread) ----
      * Each does what its store.h namesake promises; dispatch.c has checked the arguments

@@ -47,10 +47,10 @@ store_t *store_open(const store_cfg_t *cfg, char err[static ERR_LEN])
     }
     /* store_cfg_default is the one source of defaults; zeros here are a caller's mistake. */
     if (cfg->read_pool <= 0 || cfg->batch_max_ops == 0 || cfg->batch_max_delay_ms < 0 ||
-        cfg->merge_run_rows <= 0) {
+        cfg->merge_run_rows <= 0 || cfg->ts_ttl_s < 0 || cfg->ttl_interval_ms <= 0) {
         snprintf(err, ERR_LEN,
-                 "store: read pool, group size and merge run must be positive "
-                 "and the batch delay not negative (start from store_cfg_default)");
+                 "store: read pool, group size, merge run and TTL interval must be positive, "
+                 "the batch delay and the TTL not negative (start from store_cfg_default)");
         return NULL;
     }
     store_t *s = xcalloc(1, sizeof(*s));
@@ -62,7 +62,7 @@ store_t *store_open(const store_cfg_t *cfg, char err[static ERR_LEN])
     pthread_mutex_init(&s->stats_mu, NULL);
     store__latest_init(s);
 
-    s->be = &store__sqlite_backend;
+    s->be = pg ? &store__pg_backend : &store__sqlite_backend;
     s->db = s->be->open(s, &s->schema_version, err);
     if (!s->db)
         goto fail;
@@ -73,10 +73,17 @@ store_t *store_open(const store_cfg_t *cfg, char err[static ERR_LEN])
         snprintf(err, ERR_LEN, "store: cannot start writer thread");
         goto fail;
     }
-    if (!s->cfg.synchronous_full)
+    if (store__retention_start(s) != 0) {
+        snprintf(err, ERR_LEN, "store: cannot start the retention thread");
+        goto fail;
+    }
+    if (!s->cfg.synchronous_full && !pg)
         LOG_W("store", "synchronous=NORMAL: the last commits may be lost on power failure");
-    LOG_I("store", "opened %s (schema %d, synchronous=%s)", s->path, s->schema_version,
-          s->cfg.synchronous_full ? "FULL" : "NORMAL");
+    if (pg)
+        LOG_I("store", "opened postgresql (schema %d, synchronous_commit=on)", s->schema_version);
+    else
+        LOG_I("store", "opened %s (schema %d, synchronous=%s)", s->path, s->schema_version,
+              s->cfg.synchronous_full ? "FULL" : "NORMAL");
     return s;
 fail:
     store_close(s);
@@ -87,6 +94,7 @@ void store_close(store_t *s)
 {
     if (!s)
         return;
+    store__retention_stop(s);
     store__writer_stop(s);
     if (s->db)
         s->be->close(s->db);

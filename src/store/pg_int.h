@@ -44,6 +44,12 @@ typedef struct pg_conn {
     struct pg_conn *next_free;
 } pg_conn_t;
 
+/* One partition of ts_kv: rows with from <= ts < to (INT64_MIN / INT64_MAX: unbounded). */
+typedef struct pg_part {
+    int64_t from, to;
+    char name[48];
+} pg_part_t;
+
 /* The backend's context: what store_t's opaque db points to. */
 typedef struct store_pg {
     store_t *s;             /* the store served (its cfg, latest values, log counters) */
@@ -66,13 +72,17 @@ typedef struct store_pg {
     bool lazy;       /* a STORE_TX_BEGIN_LAZY transaction is open (pg_write.c) */
     bool in_tx;      /* the writer's transaction is open */
 
-    /* ts_kv partitions (pg_partition.c): their length, and the starts of those known to exist
-     * (sorted), guarded by part_mu (the writer creates them on demand, the maintenance thread
-     * ahead of time and drops expired ones). */
+    /* ts_kv partitions (pg_partition.c): their length, and those known to exist (sorted by
+     * range), guarded by part_mu (the writer creates them on demand, the maintenance thread
+     * ahead of time, retention drops expired ones). The writer's new ones wait in pending
+     * until its transaction commits (writer thread only). */
     enum { PG_PART_DAYS, PG_PART_MONTHS, PG_PART_YEARS, PG_PART_INDEFINITE } part_kind;
     pthread_mutex_t part_mu;
-    int64_t *parts;
+    pg_part_t *parts;
     size_t n_parts, cap_parts;
+    pg_part_t *pending;
+    size_t n_pending, cap_pending;
+    bool parts_stale; /* a creation failed: read what exists after the rollback */
 
     /* maintenance thread (pg_partition.c): partitions ahead of time */
     pg_conn_t mconn;
@@ -124,10 +134,11 @@ static inline void pg__p_bool(pg_params_t *p, bool b)
  * by name). */
 void pg__p_f64(pg_params_t *p, double d);
 
-/* kv's five typed columns (bool_v, long_v, dbl_v, str_v, json_v): exactly one not NULL. */
-void pg__p_value(pg_params_t *p, const store_kv_t *kv);
-/* device_id, key_id, ts, then the five value columns. */
-void pg__p_point(pg_params_t *p, int64_t device_id, int64_t key_id, const store_kv_t *kv);
+/* kv's five typed columns (bool_v, long_v, dbl_v, str_v, json_v): exactly one not NULL.
+ * -EINVAL (and nothing added) for a value SQLite refuses too: NaN, a string without text. */
+int pg__p_value(pg_params_t *p, const store_kv_t *kv);
+/* device_id, key_id, ts, then the five value columns; -EINVAL as pg__p_value. */
+int pg__p_point(pg_params_t *p, int64_t device_id, int64_t key_id, const store_kv_t *kv);
 
 /* ---- connections ---- */
 
@@ -151,12 +162,10 @@ void pg__conn_give(store_pg_t *q, pg_conn_t *c);
 /* Runs sql (a string literal with $1..$n, prepared once per connection) with p's parameters
  * (p may be NULL). Returns the result (PGRES_TUPLES_OK or PGRES_COMMAND_OK; PQclear it) or
  * NULL with *err set from pg__err. */
-PGresult *pg__query(pg_conn_t *c, store_pg_t *q, const char *sql, const pg_params_t *p,
-                    int *err);
+PGresult *pg__query(pg_conn_t *c, store_pg_t *q, const char *sql, const pg_params_t *p, int *err);
 /* The same for a statement whose result is not read: 0 or an error; *affected (may be NULL)
  * gets the rows it changed. */
-int pg__exec(pg_conn_t *c, store_pg_t *q, const char *sql, const pg_params_t *p,
-             int64_t *affected);
+int pg__exec(pg_conn_t *c, store_pg_t *q, const char *sql, const pg_params_t *p, int64_t *affected);
 /* Runs SQL text that is not prepared (transaction control, DDL, several statements): 0 or an
  * error. */
 int pg__exec_simple(pg_conn_t *c, store_pg_t *q, const char *sql);
@@ -174,8 +183,8 @@ static inline bool pg__null(const PGresult *r, int row, int col)
 }
 int64_t pg__i64(const PGresult *r, int row, int col); /* 0 for NULL */
 double pg__f64(const PGresult *r, int row, int col);
-bool pg__bool(const PGresult *r, int row, int col);      /* "t" */
-char *pg__str(const PGresult *r, int row, int col);      /* xstrdup, NULL for NULL */
+bool pg__bool(const PGresult *r, int row, int col); /* "t" */
+char *pg__str(const PGresult *r, int row, int col); /* xstrdup, NULL for NULL */
 /* Reads the five typed columns starting at col into kv (type, b/l/d/s). -EINVAL if none set. */
 int pg__value(const PGresult *r, int row, int col, store_kv_t *kv);
 /* Reads row `row` of r into out (a struct laid out as m says). */
@@ -204,8 +213,7 @@ int store__pg_key_id(store_db_t *db, const char *key, bool create, int64_t *out)
 int store__pg_device_exists(store_db_t *db, int64_t device_id);
 int store__pg_attr_set(store_db_t *db, int64_t device_id, store_scope_t scope, int64_t key_id,
                        const store_kv_t *kv);
-int store__pg_attr_remove(store_db_t *db, int64_t device_id, store_scope_t scope,
-                          int64_t key_id);
+int store__pg_attr_remove(store_db_t *db, int64_t device_id, store_scope_t scope, int64_t key_id);
 void store__pg_tidy(store_db_t *db);
 void store__pg_release(store_db_t *db);
 int store__pg_ping(store_db_t *db);
@@ -218,6 +226,13 @@ int store__pg_log_remove(store_db_t *db, int64_t from, int64_t to);
 int store__pg_kv_upsert(store_db_t *db, const store_points_t *pp);
 int store__pg_latest_upsert(store_db_t *db, int64_t device_id, int64_t key_id,
                             const store_kv_t *kv);
+/* pg_copy.c */
+int store__pg_copy_read(store_db_t *db, const store_table_t *tables, size_t n, store_copy_row_fn fn,
+                        void *arg);
+int store__pg_copy_write(store_db_t *db, const store_table_t *t, const store_cell_t *cells,
+                         size_t n_rows);
+int store__pg_copy_finish(store_db_t *db, const store_table_t *tables, size_t n);
+int store__pg_count_rows(store_db_t *db, const char *table, int64_t *out);
 /* pg_partition.c */
 int store__pg_ts_expire(store_db_t *db, int64_t cutoff_ms, int64_t *removed, bool *more);
 /* pg_devices.c */
@@ -234,8 +249,7 @@ int store__pg_device_list(store_db_t *db, const char *text_search, const char *t
 int store__pg_cred_set(store_db_t *db, store_cred_t *cr);
 int store__pg_cred_get_by_device(store_db_t *db, int64_t device_id, store_cred_t *out);
 int store__pg_cred_get_by_id(store_db_t *db, const char *cred_id, store_cred_t *out);
-int store__pg_cred_foreach(store_db_t *db, void (*fn)(void *arg, const store_cred_t *c),
-                           void *arg);
+int store__pg_cred_foreach(store_db_t *db, void (*fn)(void *arg, const store_cred_t *c), void *arg);
 /* pg_kv.c */
 int store__pg_attr_get(store_db_t *db, int64_t device_id, store_scope_t scope,
                        const char *const *keys, size_t n_keys, store_kv_list_t *out);
@@ -244,10 +258,10 @@ int store__pg_attr_keys(store_db_t *db, int64_t device_id, store_scope_t scope,
 int store__pg_attr_delete(store_db_t *db, int64_t device_id, store_scope_t scope,
                           const char *const *keys, size_t n_keys, size_t *n_deleted);
 int store__pg_ts_keys(store_db_t *db, int64_t device_id, store_kv_list_t *out);
-int store__pg_ts_latest(store_db_t *db, int64_t device_id, const char *const *keys,
-                        size_t n_keys, store_kv_list_t *out);
-int store__pg_ts_delete(store_db_t *db, int64_t device_id, const char *const *keys,
-                        size_t n_keys, int64_t start_ms, int64_t end_ms, bool delete_latest);
+int store__pg_ts_latest(store_db_t *db, int64_t device_id, const char *const *keys, size_t n_keys,
+                        store_kv_list_t *out);
+int store__pg_ts_delete(store_db_t *db, int64_t device_id, const char *const *keys, size_t n_keys,
+                        int64_t start_ms, int64_t end_ms, bool delete_latest);
 /* pg_history.c */
 int store__pg_ts_history(store_db_t *db, int64_t device_id, const char *key, int64_t start_ms,
                          int64_t end_ms, int64_t interval_ms, store_agg_t agg, int64_t limit,
@@ -280,5 +294,11 @@ int pg__migrate(pg_conn_t *c, store_pg_t *q, int *version, char err[static ERR_L
 int pg__maint_start(store_pg_t *q, char err[static ERR_LEN]);
 void pg__maint_stop(store_pg_t *q);
 int pg__parts_ensure(store_pg_t *q, pg_conn_t *c, const store_points_t *pp);
+/* The writer's transaction ended: its new partitions exist now (committed) or not. */
+void pg__parts_settle(store_pg_t *q, bool committed);
+/* Reads the partitions that exist (at open, and after a creation failed). */
+int pg__parts_load(store_pg_t *q, pg_conn_t *c);
+/* "DAYS", ... -> part_kind; -EINVAL for another name. */
+int pg__parts_kind(const char *name, int *out);
 
 #endif

@@ -116,8 +116,8 @@ _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_LATEST
 static int current_version(pg_conn_t *c, store_pg_t *q, int *out)
 {
     int r;
-    PGresult *res =
-        pg__query(c, q, "SELECT COALESCE(MAX(version), 0) FROM schema_version", NULL, &r);
+    PGresult *res = pg__query(c, q, "SELECT COALESCE(MAX(version), 0) FROM schema_version", NULL,
+                              &r);
     if (!res)
         return r;
     *out = (int)pg__i64(res, 0, 0);
@@ -132,7 +132,8 @@ int pg__migrate(pg_conn_t *c, store_pg_t *q, int *version, char err[static ERR_L
         /* Each step re-reads the version under the lock: another process may have gone first. */
         int r = pg__exec_simple(c, q,
                                 "BEGIN;"
-                                "SELECT pg_advisory_xact_lock(x'" PG_MIGRATE_LOCK "'::bigint);"
+                                "SELECT pg_advisory_xact_lock(x'" PG_MIGRATE_LOCK
+                                "'::bigint);"
                                 "CREATE TABLE IF NOT EXISTS schema_version ("
                                 " version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)");
         if (r == 0)
@@ -149,8 +150,9 @@ int pg__migrate(pg_conn_t *c, store_pg_t *q, int *version, char err[static ERR_L
                 pg_params_t p = {0};
                 pg__p_i64(&p, v);
                 pg__p_i64(&p, clock_wall_ms());
-                r = pg__exec(c, q, "INSERT INTO schema_version(version, applied_ms) VALUES ($1, $2)",
-                             &p, NULL);
+                r = pg__exec(c, q,
+                             "INSERT INTO schema_version(version, applied_ms) VALUES ($1, $2)", &p,
+                             NULL);
             }
             if (r == 0)
                 cur = v;

@@ -8,8 +8,9 @@
 #define COAPHUB_STORE_SCHEMA_H
 
 #define STORE_SCHEMA_VERSIONS(X)                                                                   \
-    X(1, "devices, credentials, key dictionary, attributes, time series, latest values, RPC, "     \
-         "users, settings")                                                                        \
+    X(1,                                                                                           \
+      "devices, credentials, key dictionary, attributes, time series, latest values, RPC, "        \
+      "users, settings")                                                                           \
     X(2, "the telemetry log (ts_kv_log), merged into ts_kv by the writer (merge.c)")
 
 #define STORE_SCHEMA_COUNT_(v, what) +1

@@ -88,6 +88,14 @@ const store_backend_t store__sqlite_backend = {
     .tidy = store__sqlite_tidy,
     .release = store__sqlite_release,
 
+    .ts_expire = store__sqlite_ts_expire,
+
+    .copy_read = store__sqlite_copy_read,
+    .copy_write = store__sqlite_copy_write,
+    .copy_finish = store__sqlite_copy_finish,
+    .count_rows = store__sqlite_count_rows,
+    .backup = store__sqlite_backup,
+
     .device_create = store__sqlite_device_create,
     .device_update = store__sqlite_device_update,
     .device_get = store__sqlite_device_get,

@@ -64,6 +64,11 @@ typedef struct store_sqlite {
     /* Size of the WAL (frames) that the last checkpoint pass copied completely; the writer
      * takes it to restart the WAL cheaply (sqlite_write.c, store__sqlite_tidy). */
     _Atomic int64_t ckpt_backfilled;
+
+    /* retention's walk over the series (sqlite_retention.c): the last one visited, and
+     * whether it may hold more expired points; the retention thread's only */
+    int64_t ttl_dev, ttl_key;
+    bool ttl_in_series;
 } store_sqlite_t;
 
 static inline store_sqlite_t *store__sq(store_db_t *db)
@@ -159,6 +164,15 @@ int store__sqlite_kv_upsert(store_db_t *db, const store_points_t *pp);
 int store__sqlite_latest_upsert(store_db_t *db, int64_t device_id, int64_t key_id,
                                 const store_kv_t *kv);
 void store__sqlite_tidy(store_db_t *db);
+int store__sqlite_ts_expire(store_db_t *db, int64_t cutoff_ms, int64_t *removed, bool *more);
+/* sqlite_copy.c */
+int store__sqlite_copy_read(store_db_t *db, const store_table_t *tables, size_t n,
+                            store_copy_row_fn fn, void *arg);
+int store__sqlite_copy_write(store_db_t *db, const store_table_t *t, const store_cell_t *cells,
+                             size_t n_rows);
+int store__sqlite_copy_finish(store_db_t *db, const store_table_t *tables, size_t n);
+int store__sqlite_count_rows(store_db_t *db, const char *table, int64_t *out);
+int store__sqlite_backup(const store_cfg_t *cfg, const char *dest, char err[static ERR_LEN]);
 void store__sqlite_release(store_db_t *db);
 
 /* store.h's synchronous calls, as backend.h's ops (dispatch.c checked the arguments). */

@@ -22,6 +22,7 @@
 #include "core/loop.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,7 +68,7 @@ int store_scope_parse(const char *name, store_scope_t *out);
 /* ---- opening ---- */
 
 typedef struct store_cfg {
-    const char *path;     /* SQLite database file (when database_url is not PostgreSQL's) */
+    const char *path; /* SQLite database file (when database_url is not PostgreSQL's) */
     /* PostgreSQL: "postgresql://user:pass@host:port/db?sslmode=...", "postgres://...",
      * "jdbc:postgresql://..." (ThingsBoard's SPRING_DATASOURCE_URL) or libpq's "key=value ..."
      * form; libpq's parameters pass through. NULL or "" = SQLite at path. */
@@ -99,6 +100,8 @@ store_t *store_open(const store_cfg_t *cfg, char err[static ERR_LEN]);
 void store_close(store_t *s);
 /* Schema version after migrations. */
 int store_schema_version(store_t *s);
+/* Retention runs completed since open (tests wait for one; 0 when retention is off). */
+int64_t store_retention_runs(store_t *s);
 /* "sqlite" or "postgresql". */
 const char *store_backend_name(store_t *s);
 /* Whether the database can take work now (readiness, /readyz): 0, or ERR_UNAVAILABLE while it
@@ -316,6 +319,20 @@ int store_user_count(store_t *s, int64_t *out);
 /* 0 and *out (caller frees), or -ENOENT. */
 int store_setting_get(store_t *s, const char *key, char **out);
 int store_setting_set(store_t *s, const char *key, const char *value);
+
+/* ---- moving an installation (copy.c) ---- */
+
+/* Copies every row of the database `from` into the database `to` — SQLite to PostgreSQL, the
+ * other way round, or one backend to itself — reading `from` in one snapshot (a server may
+ * keep running on it). `to` must be empty (freshly created; its schema is made here). Then
+ * counts every table on both sides and writes a line per table to report (may be NULL).
+ * 0 when every count matches; ERR_CONFLICT when `to` is not empty (nothing written); another
+ * error with err filled. */
+int store_copy(const store_cfg_t *from, const store_cfg_t *to, FILE *report,
+               char err[static ERR_LEN]);
+/* A consistent copy of the SQLite database cfg->path into dest_path (which must not exist),
+ * safe while a server writes to the database. -ENOTSUP for PostgreSQL (pg_dump does it). */
+int store_backup(const store_cfg_t *cfg, const char *dest_path, char err[static ERR_LEN]);
 
 /* ---- helpers ---- */
 

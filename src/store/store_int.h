@@ -103,6 +103,13 @@ struct store {
 
     pthread_mutex_t stats_mu;
     store_stats_t stats;
+
+    /* retention (retention.c) */
+    pthread_t ret_thread;
+    bool ret_started, ret_stop;
+    pthread_mutex_t ret_mu;
+    pthread_cond_t ret_cv;
+    _Atomic int64_t ret_runs;
 };
 
 /* The index of key in l, or -1 (types.c). */
@@ -168,6 +175,11 @@ void store__latest_copy_free(store_latest_copy_t *c, size_t n);
 void store__latest_take_newer(store_kv_list_t *out, ssize_t at, const char *key, store_kv_t *mem);
 /* An idle writer hands back the memory of its staged latest values. */
 void store__latest_release(store_t *s);
+
+/* Retention (retention.c): started by store_open when cfg.ts_ttl_s > 0; stopped before the
+ * backend closes. */
+int store__retention_start(store_t *s);
+void store__retention_stop(store_t *s);
 
 /* Points per merge run by default (writer.c says why this size). */
 #define STORE_MERGE_RUN_ROWS 65536

@@ -286,8 +286,18 @@ static void commit_group(store_t *s, store_batch_t *group, size_t n_batches)
         rollback(s);
     }
     count(s, false, 0, 0);
-    LOG_W("store", "group commit of %zu batches failed (%s); retrying one by one", n_batches,
-          err_str(r));
+    /* During a database outage every group fails: a line a second says so, not one a group. */
+    static _Thread_local int64_t last_warn_ms;
+    static _Thread_local uint64_t quiet;
+    int64_t now = clock_mono_ms();
+    if (now - last_warn_ms >= 1000) {
+        LOG_W("store", "group commit of %zu batches failed (%s); retrying one by one%s", n_batches,
+              err_str(r), quiet ? " (and groups failed since the last warning)" : "");
+        last_warn_ms = now;
+        quiet = 0;
+    } else {
+        quiet++;
+    }
     for (store_batch_t *b = group; b; b = b->next) {
         /* A batch that failed on its own inside the group would fail again: keep its error. */
         if (b->status == 0)

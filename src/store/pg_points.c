@@ -1,0 +1,200 @@
+/* pg_points.c — the PostgreSQL backend's telemetry statements: the log's append, count,
+ * bounds, load and delete (ts_kv_log), and the merge's upserts into ts_kv and ts_kv_latest.
+ *
+ * Why multi-row statements: each statement is a round trip to the server, and on loopback a
+ * round trip costs about as much as writing a few dozen rows; a group's points go STORE_MULTI
+ * to a statement (backend.h), one prepared text per row count (1..STORE_MULTI), built once.
+ *
+ * Invariants: only the writer's connection runs these, inside the writer's transactions. The
+ * log's seq comes from its sequence in insertion order, so the rows of one statement get
+ * increasing seqs in the order of pp's rows (RETURNING gives them back in that order). An
+ * upsert statement must not touch one (device, key, ts) twice (PostgreSQL refuses it), so of
+ * equal neighbours in a sorted run only the last — the later write, which wins — is sent.
+ */
+#include "store/pg_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define COLS "(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v)"
+#define KV_UPSERT                                                                                  \
+    " ON CONFLICT (device_id, key_id, ts) DO UPDATE SET bool_v = excluded.bool_v,"                 \
+    " long_v = excluded.long_v, dbl_v = excluded.dbl_v, str_v = excluded.str_v,"                   \
+    " json_v = excluded.json_v"
+#define ROW_MAX_LEN 64 /* "($249, $250, ..., $256)" */
+
+/* The statements' text for 1..STORE_MULTI rows, built once: the statement cache keys on the
+ * address. */
+static char log_sql[STORE_MULTI + 1][128 + STORE_MULTI * ROW_MAX_LEN];
+static char kv_sql[STORE_MULTI + 1][128 + sizeof KV_UPSERT + STORE_MULTI * ROW_MAX_LEN];
+static pthread_once_t sql_once = PTHREAD_ONCE_INIT;
+
+static void build(char *out, size_t cap, int rows, const char *head, const char *tail)
+{
+    size_t n = (size_t)snprintf(out, cap, "%s", head);
+    for (int i = 0; i < rows; i++) {
+        int b = i * 8;
+        n += (size_t)snprintf(out + n, cap - n, "%s($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)",
+                              i ? ", " : "", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7,
+                              b + 8);
+    }
+    snprintf(out + n, cap - n, "%s", tail);
+}
+
+static void build_all(void)
+{
+    for (int rows = 1; rows <= STORE_MULTI; rows++) {
+        build(log_sql[rows], sizeof log_sql[rows], rows, "INSERT INTO ts_kv_log" COLS " VALUES ",
+              " RETURNING seq");
+        build(kv_sql[rows], sizeof kv_sql[rows], rows, "INSERT INTO ts_kv" COLS " VALUES ",
+              KV_UPSERT);
+    }
+}
+
+int store__pg_log_append(store_db_t *db, store_points_t *pp)
+{
+    store_pg_t *q = store__pg(db);
+    if (pp->n == 0)
+        return 0;
+    pthread_once(&sql_once, build_all);
+    pg_params_t p;
+    p.n = 0;
+    for (size_t i = 0; i < pp->n; i++) {
+        int r = pg__p_point(&p, pp->row[i].device_id, pp->row[i].key_id, pp->row[i].kv);
+        if (r != 0)
+            return r;
+    }
+    int r;
+    PGresult *res = pg__query(&q->wconn, q, log_sql[pp->n], &p, &r);
+    if (!res)
+        return r;
+    if ((size_t)PQntuples(res) != pp->n) {
+        PQclear(res);
+        return ERR_STORE;
+    }
+    for (size_t i = 0; i < pp->n; i++)
+        pp->row[i].seq = pg__i64(res, (int)i, 0);
+    PQclear(res);
+    return 0;
+}
+
+int store__pg_kv_upsert(store_db_t *db, const store_points_t *pp)
+{
+    store_pg_t *q = store__pg(db);
+    if (pp->n == 0)
+        return 0;
+    pthread_once(&sql_once, build_all);
+    int r = pg__parts_ensure(q, &q->wconn, pp);
+    if (r != 0)
+        return r;
+    pg_params_t p;
+    p.n = 0;
+    int rows = 0;
+    for (size_t i = 0; i < pp->n; i++) {
+        if (i + 1 < pp->n && pp->row[i + 1].device_id == pp->row[i].device_id &&
+            pp->row[i + 1].key_id == pp->row[i].key_id &&
+            pp->row[i + 1].kv->ts == pp->row[i].kv->ts)
+            continue; /* the next row is a later write of the same point (invariant) */
+        r = pg__p_point(&p, pp->row[i].device_id, pp->row[i].key_id, pp->row[i].kv);
+        if (r != 0)
+            return r;
+        rows++;
+    }
+    return pg__exec(&q->wconn, q, kv_sql[rows], &p, NULL);
+}
+
+int pg__latest_upsert(pg_conn_t *c, store_pg_t *q, int64_t device_id, int64_t key_id,
+                      const store_kv_t *kv)
+{
+    pg_params_t p;
+    p.n = 0;
+    int r = pg__p_point(&p, device_id, key_id, kv);
+    if (r != 0)
+        return r;
+    /* An older point (late or replayed) does not replace a newer latest; an equal ts
+     * overwrites, as in ThingsBoard. */
+    return pg__exec(c, q,
+                    "INSERT INTO ts_kv_latest" COLS " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                    " ON CONFLICT (device_id, key_id) DO UPDATE SET ts = excluded.ts,"
+                    " bool_v = excluded.bool_v, long_v = excluded.long_v,"
+                    " dbl_v = excluded.dbl_v, str_v = excluded.str_v, json_v = excluded.json_v,"
+                    " version = ts_kv_latest.version + 1 WHERE excluded.ts >= ts_kv_latest.ts",
+                    &p, NULL);
+}
+
+int store__pg_latest_upsert(store_db_t *db, int64_t device_id, int64_t key_id,
+                            const store_kv_t *kv)
+{
+    store_pg_t *q = store__pg(db);
+    return pg__latest_upsert(&q->wconn, q, device_id, key_id, kv);
+}
+
+int store__pg_log_count(store_db_t *db, int64_t *out)
+{
+    store_pg_t *q = store__pg(db);
+    int r;
+    PGresult *res = pg__query(&q->wconn, q, "SELECT COUNT(*) FROM ts_kv_log", NULL, &r);
+    if (!res)
+        return r;
+    *out = pg__i64(res, 0, 0);
+    PQclear(res);
+    return 0;
+}
+
+int store__pg_log_bounds(store_db_t *db, int64_t *first, int64_t *last)
+{
+    store_pg_t *q = store__pg(db);
+    int r;
+    PGresult *res = pg__query(&q->wconn, q, "SELECT MIN(seq), MAX(seq) FROM ts_kv_log", NULL, &r);
+    if (!res)
+        return r;
+    r = pg__null(res, 0, 0) ? -ENOENT : 0;
+    if (r == 0) {
+        *first = pg__i64(res, 0, 0);
+        *last = pg__i64(res, 0, 1);
+    }
+    PQclear(res);
+    return r;
+}
+
+int store__pg_log_load(store_db_t *db, int64_t from, int64_t to, store_log_rows_t *out)
+{
+    store_pg_t *q = store__pg(db);
+    pg_params_t p;
+    p.n = 0;
+    pg__p_i64(&p, from);
+    pg__p_i64(&p, to);
+    int r;
+    PGresult *res = pg__query(&q->wconn, q,
+                              "SELECT seq, device_id, key_id, ts, bool_v, long_v, dbl_v, str_v,"
+                              " json_v FROM ts_kv_log WHERE seq BETWEEN $1 AND $2 ORDER BY seq",
+                              &p, &r);
+    if (!res)
+        return r;
+    int n = PQntuples(res);
+    for (int i = 0; i < n; i++) {
+        store_log_row_t *row = store__log_rows_push(out);
+        row->seq = pg__i64(res, i, 0);
+        row->device_id = pg__i64(res, i, 1);
+        row->key_id = pg__i64(res, i, 2);
+        row->kv.key = NULL;
+        row->kv.ts = pg__i64(res, i, 3);
+        if (pg__value(res, i, 4, &row->kv) != 0) {
+            out->n--; /* a row without a value cannot be written; SQLite's loader skips it too */
+            continue;
+        }
+    }
+    PQclear(res);
+    return 0;
+}
+
+int store__pg_log_remove(store_db_t *db, int64_t from, int64_t to)
+{
+    store_pg_t *q = store__pg(db);
+    pg_params_t p;
+    p.n = 0;
+    pg__p_i64(&p, from);
+    pg__p_i64(&p, to);
+    return pg__exec(&q->wconn, q, "DELETE FROM ts_kv_log WHERE seq BETWEEN $1 AND $2", &p, NULL);
+}
