@@ -43,7 +43,7 @@ it_cleanup() {
     fi
     if [ "$rc" -ne 0 ] || [ "$IT_FAILED" -ne 0 ]; then
         log "FAILED; last daemon log lines:"
-        tail -n 40 "$IT_LOG" 2>/dev/null >&2
+        tail -n 40 "$IT_LOG" >&2 2>/dev/null
         [ "$rc" -eq 0 ] && rc=1
     fi
     rm -rf "$IT_TMP"
