@@ -30,7 +30,12 @@ trap 'exit 130' INT TERM
 echo "== tests (store and integration tests on SQLite and on PostgreSQL)"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-ctest --test-dir build-asan --output-on-failure -j"$jobs" --timeout 600
+ctest --test-dir build-asan --output-on-failure -j"$jobs" --timeout 600 || {
+  rc=$?
+  echo "== last lines of the PostgreSQL test cluster's log"
+  tail -n 40 "$pg_dir/server.log" || true
+  exit "$rc"
+}
 ./scripts/pg-test-server.sh stop "$pg_dir"
 
 if [ "${FUZZ_SECONDS:-20}" != "0" ]; then
