@@ -28,12 +28,24 @@ function(coaphub_fuzz_target)
   endif()
 endfunction()
 
-# coaphub_unit_test(NAME n SOURCES a.c ... LIBS lib ...): one cmocka executable, one ctest.
+# coaphub_unit_test(NAME n SOURCES a.c ... LIBS lib ... [BOTH_BACKENDS]): one cmocka executable,
+# one ctest. With BOTH_BACKENDS (the store's tests) the executable runs twice: as n on SQLite
+# (labels unit, sqlite) and as n_pg on PostgreSQL (labels unit, postgresql), told apart by
+# COAPHUB_TEST_BACKEND; the PostgreSQL run needs COAPHUB_TEST_PG (scripts/test.sh starts a
+# server) and fails without it (tests/unit/store/store_test_util.h).
 function(coaphub_unit_test)
-  cmake_parse_arguments(U "" "NAME" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(U "BOTH_BACKENDS" "NAME" "SOURCES;LIBS" ${ARGN})
   add_executable(${U_NAME} ${U_SOURCES})
   target_link_libraries(${U_NAME} PRIVATE ${U_LIBS} PkgConfig::CMOCKA)
   target_include_directories(${U_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests)
   add_test(NAME ${U_NAME} COMMAND ${U_NAME})
-  set_tests_properties(${U_NAME} PROPERTIES LABELS unit TIMEOUT 60)
+  if(U_BOTH_BACKENDS)
+    set_tests_properties(${U_NAME} PROPERTIES LABELS "unit;sqlite" TIMEOUT 60
+                         ENVIRONMENT COAPHUB_TEST_BACKEND=sqlite)
+    add_test(NAME ${U_NAME}_pg COMMAND ${U_NAME})
+    set_tests_properties(${U_NAME}_pg PROPERTIES LABELS "unit;postgresql" TIMEOUT 120
+                         ENVIRONMENT COAPHUB_TEST_BACKEND=postgresql)
+  else()
+    set_tests_properties(${U_NAME} PROPERTIES LABELS unit TIMEOUT 60)
+  endif()
 endfunction()

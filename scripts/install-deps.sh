@@ -9,14 +9,18 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 RUNTIME_PKGS=(
   build-essential cmake pkg-config git
   libssl-dev libsqlite3-dev libmicrohttpd-dev libjansson-dev libcrypt-dev libinih-dev
-  libcurl4-openssl-dev
+  libcurl4-openssl-dev libpq-dev
   openssl sqlite3 curl
 )
 TEST_PKGS=(
   libcmocka-dev clang libclang-rt-14-dev llvm clang-format
   libcoap3-bin gnutls-bin jq python3 python3-cryptography
   chromium
+  postgresql-15 postgresql-client-15
 )
+# postgresql-15: the tests start a throwaway cluster of their own (scripts/pg-test-server.sh,
+# as the `postgres` user this package creates). The package may also create and start a "main"
+# cluster on port 5432; the tests never use it.
 # The build installs the web UI's npm packages (CMake runs npm ci), so node and npm are build
 # tools; the machine image may bring its own newer Node.js (then Debian's would conflict), so
 # Debian's are installed only when none is there.

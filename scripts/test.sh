@@ -3,6 +3,10 @@
 # builds coaphub with AddressSanitizer + UndefinedBehaviorSanitizer, runs every test (unit,
 # fuzz-corpus replay, integration against the real daemon, the web UI in a real browser), then
 # runs each libFuzzer target for a short while. Exit status 0 only if everything passed.
+# The store's unit tests and the integration tests run twice, on SQLite and on PostgreSQL 15
+# (ctest labels sqlite and postgresql): a throwaway PostgreSQL cluster is started for the run
+# (scripts/pg-test-server.sh, in a temporary directory, on a free port of 127.0.0.1) and
+# stopped on exit.
 #   FUZZ_SECONDS=N   seconds per fuzz target (default 20; 0 skips the fuzz run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,10 +19,24 @@ echo "== build (ASan + UBSan)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=address,undefined >/dev/null
 cmake --build build-asan -j"$jobs"
 
-echo "== tests"
+echo "== PostgreSQL test cluster"
+pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/coaphub-pg.XXXXXX")
+trap './scripts/pg-test-server.sh stop "$pg_dir"' EXIT
+trap 'exit 130' INT TERM
+./scripts/pg-test-server.sh start "$pg_dir"
+# shellcheck source=/dev/null
+. "$pg_dir/env"   # exports COAPHUB_TEST_PG, which the tests' PostgreSQL runs connect to
+
+echo "== tests (store and integration tests on SQLite and on PostgreSQL)"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-ctest --test-dir build-asan --output-on-failure -j"$jobs" --timeout 600
+ctest --test-dir build-asan --output-on-failure -j"$jobs" --timeout 600 || {
+  rc=$?
+  echo "== last lines of the PostgreSQL test cluster's log"
+  tail -n 40 "$pg_dir/server.log" || true
+  exit "$rc"
+}
+./scripts/pg-test-server.sh stop "$pg_dir"
 
 if [ "${FUZZ_SECONDS:-20}" != "0" ]; then
   echo "== fuzz (${FUZZ_SECONDS:-20}s per target)"

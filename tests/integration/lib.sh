@@ -9,6 +9,15 @@
 #
 # Environment (set by ctest, see CMakeLists.txt): COAPHUB_BIN, COAPHUB_CLI, COAPHUB_SRC,
 # COAPHUB_BUILD. Run one by hand:  COAPHUB_BIN=build/coaphub bash tests/integration/test_x.sh
+#
+# Backends: COAPHUB_TEST_BACKEND=sqlite (the default) keeps the database in the data dir;
+# COAPHUB_TEST_BACKEND=postgresql gives the test a fresh PostgreSQL database of its own on the
+# server $COAPHUB_TEST_PG names (a superuser's URL: scripts/pg-test-server.sh starts one and
+# writes it to DIR/env; scripts/test.sh does that for ctest). The first daemon_start creates the
+# database, restarts in the same test reuse it (a restarted daemon must find its data), and
+# it_cleanup drops it. By hand:
+#   scripts/pg-test-server.sh start /tmp/pg && . /tmp/pg/env
+#   COAPHUB_TEST_BACKEND=postgresql COAPHUB_BIN=build/coaphub bash tests/integration/test_x.sh
 
 set -u
 set -o pipefail
@@ -26,6 +35,9 @@ ADMIN_USER="admin@coaphub.test"
 ADMIN_PASSWORD="it-$RANDOM-$RANDOM-pw"
 JWT=""
 IT_FAILED=0
+IT_BACKEND=${COAPHUB_TEST_BACKEND:-sqlite}
+IT_DB=""              # PostgreSQL: the test's database, made by the first daemon_start
+IT_DB_URL=""          # ... and its URL, what the daemon gets as --database
 mkdir -p "$IT_DATA"
 
 # Sanitizer reports must reach the log; a leak report at exit fails the test via the grep.
@@ -41,9 +53,13 @@ it_cleanup() {
         kill -KILL "$DAEMON_PID" 2>/dev/null
         wait "$DAEMON_PID" 2>/dev/null
     fi
+    if [ -n "$IT_DB" ]; then   # FORCE: also if a connection of the daemon's is still closing
+        it_psql -c "DROP DATABASE IF EXISTS \"$IT_DB\" WITH (FORCE)" >/dev/null ||
+            log "warning: could not drop database $IT_DB"
+    fi
     if [ "$rc" -ne 0 ] || [ "$IT_FAILED" -ne 0 ]; then
         log "FAILED; last daemon log lines:"
-        tail -n 40 "$IT_LOG" 2>/dev/null >&2
+        tail -n 40 "$IT_LOG" >&2 2>/dev/null
         [ "$rc" -eq 0 ] && rc=1
     fi
     rm -rf "$IT_TMP"
@@ -68,6 +84,59 @@ assert_match() {
 need() { command -v "$1" >/dev/null 2>&1 || fail "missing tool: $1"; }
 need curl; need jq; need python3; need coap-client-notls; need timeout
 [ -x "$COAPHUB_BIN" ] || fail "COAPHUB_BIN=$COAPHUB_BIN is not executable"
+case $IT_BACKEND in
+    sqlite) ;;
+    postgresql)
+        need psql
+        # A PostgreSQL variant without a server must fail, never pass on SQLite.
+        [ -n "${COAPHUB_TEST_PG:-}" ] || fail "COAPHUB_TEST_BACKEND=postgresql but COAPHUB_TEST_PG" \
+            "is not set: run scripts/test.sh, or scripts/pg-test-server.sh start DIR && . DIR/env" ;;
+    *) fail "COAPHUB_TEST_BACKEND=$IT_BACKEND: expected sqlite or postgresql" ;;
+esac
+log "backend: $IT_BACKEND"
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL (COAPHUB_TEST_BACKEND=postgresql).
+
+# it_psql ARGS...: psql as the test server's superuser on its admin database (bounded).
+it_psql() {
+    PGCONNECT_TIMEOUT=10 timeout 60 psql "$COAPHUB_TEST_PG" -X -q -A -t -v ON_ERROR_STOP=1 "$@"
+}
+
+# pg_url_with_db URL DB: URL with its database (the path) replaced by DB, its ?query kept.
+pg_url_with_db() {
+    local url=$1 db=$2 query=""
+    case $url in *\?*) query="?${url#*\?}"; url=${url%%\?*} ;; esac
+    case ${url#*://} in */*) url=${url%/*} ;; esac
+    printf '%s/%s%s' "$url" "$db" "$query"
+}
+
+# pg_db_create: once per test, a fresh database named after the test and this shell's pid;
+# sets IT_DB and IT_DB_URL. Not a $(...) helper (fail must end the test).
+pg_db_create() {
+    [ -z "$IT_DB" ] || return 0
+    local name
+    name=$(printf 'it_%s_%s_%s' "${IT_NAME#test_}" "$$" "$RANDOM" | tr -c 'a-zA-Z0-9_' _ \
+        | tr 'A-Z' 'a-z')
+    name=${name:0:63}
+    it_psql -c "CREATE DATABASE \"$name\"" >/dev/null || fail "CREATE DATABASE $name failed"
+    IT_DB=$name
+    IT_DB_URL=$(pg_url_with_db "$COAPHUB_TEST_PG" "$name")
+    log "database $IT_DB"
+}
+
+# it_sql SQL: runs SQL on the test's database as another client would (the daemon's database
+# in either backend: sqlite3 on the data dir's file, psql on PostgreSQL); rows on stdout,
+# columns separated by '|'. For checks that look under the API.
+it_sql() {
+    if [ "$IT_BACKEND" = postgresql ]; then
+        [ -n "$IT_DB_URL" ] || fail "it_sql: no database yet (daemon_start makes it)"
+        PGCONNECT_TIMEOUT=10 timeout 60 psql "$IT_DB_URL" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"
+    else
+        need sqlite3
+        timeout 60 sqlite3 -batch "$IT_DATA/coaphub.db" "$1"
+    fi
+}
 
 # ---------------------------------------------------------------------------------------------
 # Ports: ask the kernel for free ones (bind to port 0), checking UDP and TCP both, since the
@@ -108,8 +177,14 @@ pick_ports() {
 # Daemon lifecycle.
 
 # daemon_start: starts on $IT_DATA and the current ports, waits (<= 20 s) for /healthz = 200.
+# On PostgreSQL it passes --database with the test's database (made on the first start).
 daemon_start() {
     [ -n "${HTTP_PORT:-}" ] || pick_ports
+    local db_args=()
+    if [ "$IT_BACKEND" = postgresql ]; then
+        pg_db_create
+        db_args=(--database "$IT_DB_URL")
+    fi
     local attempt
     for attempt in 1 2; do
         echo "=== start $(date +%T) ports coap=$COAP_PORT coaps=$COAPS_PORT http=$HTTP_PORT" \
@@ -117,7 +192,7 @@ daemon_start() {
         COAPHUB_ADMIN_USER="$ADMIN_USER" COAPHUB_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
             "$COAPHUB_BIN" --data-dir "$IT_DATA" --bind 127.0.0.1 --coap-port "$COAP_PORT" \
             --coaps-port "$COAPS_PORT" --http-port "$HTTP_PORT" --log-level debug \
-            </dev/null >>"$IT_LOG" 2>&1 &
+            "${db_args[@]}" </dev/null >>"$IT_LOG" 2>&1 &
         DAEMON_PID=$!
         local i
         for i in $(seq 1 200); do            # 200 x 0.1 s = 20 s at most
@@ -127,6 +202,7 @@ daemon_start() {
             if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
                     "$BASE_URL/healthz" 2>/dev/null)" = 200 ]; then
                 log "daemon up (pid $DAEMON_PID, coap $COAP_PORT, http $HTTP_PORT)"
+                [ "$IT_BACKEND" = postgresql ] && check_on_postgresql
                 return 0
             fi
             sleep 0.1
@@ -138,6 +214,16 @@ daemon_start() {
         [ "$attempt" = 1 ] && { log "start failed, retrying on new ports"; pick_ports; }
     done
     fail "daemon did not become healthy"
+}
+
+# check_on_postgresql: the daemon really keeps its data in the test's database (it migrated
+# it, and made no SQLite file): a PostgreSQL variant must never pass on SQLite.
+check_on_postgresql() {
+    local v
+    v=$(it_sql "SELECT MAX(version) FROM schema_version") ||
+        fail "the daemon did not create its schema in PostgreSQL database $IT_DB"
+    [ "${v:-0}" -ge 1 ] 2>/dev/null || fail "no schema version in PostgreSQL database $IT_DB"
+    [ ! -e "$IT_DATA/coaphub.db" ] || fail "--database given, but the daemon made an SQLite file"
 }
 
 check_sanitizers() {

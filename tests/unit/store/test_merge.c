@@ -203,11 +203,13 @@ static void test_device_delete_while_run_leaves_log(void **state)
     for (int d = DEVS / 2; d < DEVS; d++)
         assert_int_equal(store_device_delete(f->s, dev[d]), 0);
     /* A commit as the writer would make it (it is paused): the new row's seq is the largest
-     * left + 1, which lies inside the run being merged. */
-    char sql[200];
+     * left + 1, which lies inside the run being merged. SQLite gives it that seq by itself;
+     * PostgreSQL's sequence would not, so the seq is written out (the same row on both). */
+    char sql[320];
     snprintf(sql, sizeof(sql),
-             "INSERT INTO ts_kv_log(device_id, key_id, ts, long_v) SELECT %lld, key_id, %d, %d"
-             " FROM key_dictionary WHERE key = 'x'",
+             "INSERT INTO ts_kv_log(seq, device_id, key_id, ts, long_v)"
+             " SELECT (SELECT MAX(seq) + 1 FROM ts_kv_log), %lld, key_id, %d, %d"
+             " FROM key_dictionary WHERE key = 'x' RETURNING seq",
              (long long)dev[0], PER, PER);
     int64_t rowid = tstore_exec(f, sql);
     assert_true(rowid >= 0);

@@ -290,6 +290,13 @@ static sqlite3 *writer_db(const tstore_t *t)
     return store__sq(t->s->db)->wconn.db;
 }
 
+#define PG_DISK_FULL_ON                                                                            \
+    "CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"                     \
+    " RAISE EXCEPTION 'no space left (test)' USING ERRCODE = 'disk_full'; END $$;"                 \
+    "CREATE TRIGGER disk_full BEFORE INSERT ON ts_kv_log"                                          \
+    " FOR EACH STATEMENT EXECUTE FUNCTION disk_full()"
+#define PG_DISK_FULL_OFF "DROP TRIGGER disk_full ON ts_kv_log; DROP FUNCTION disk_full()"
+
 static void test_bad_batch_isolated(void **state)
 {
     tstore_t *t = *state;
@@ -329,8 +336,13 @@ static void test_bad_batch_isolated(void **state)
     assert_int_equal(count_points(t->s, dev, "v"), good);
     assert_int_equal(count_points(t->s, dev, "w"), good);
 
-    /* Disk full: cap the page count on the writer's connection while the writer is idle. */
-    sqlite3_exec(writer_db(t), "PRAGMA max_page_count = 1", NULL, NULL, NULL);
+    /* Disk full, while the writer is idle: SQLite's page count capped on the writer's
+     * connection; on PostgreSQL, a trigger that fails every insert into the telemetry log as
+     * a full disk does (SQLSTATE 53100). */
+    if (t->pg)
+        assert_true(tstore_exec(t, PG_DISK_FULL_ON) >= 0);
+    else
+        sqlite3_exec(writer_db(t), "PRAGMA max_page_count = 1", NULL, NULL, NULL);
     store_batch_t *b = store_batch_new();
     char big[4000];
     memset(big, 'x', sizeof(big) - 1);
@@ -340,7 +352,10 @@ static void test_bad_batch_isolated(void **state)
         store_batch_ts(b, dev, &kv);
     }
     assert_int_equal(store_submit_wait(t->s, b), -ENOSPC);
-    sqlite3_exec(writer_db(t), "PRAGMA max_page_count = 1073741823", NULL, NULL, NULL);
+    if (t->pg)
+        assert_true(tstore_exec(t, PG_DISK_FULL_OFF) >= 0);
+    else
+        sqlite3_exec(writer_db(t), "PRAGMA max_page_count = 1073741823", NULL, NULL, NULL);
     b = store_batch_new();
     store_kv_t kv = {.key = "big", .type = STORE_STRING, .s = big, .ts = 1};
     store_batch_ts(b, dev, &kv);
@@ -413,12 +428,12 @@ static void test_acked_survive_reopen(void **state)
 static void test_normal_sync_and_empty_close(void **state)
 {
     (void)state;
-    tstore_t t;
+    tstore_t t = {0};
     assert_non_null(tstore_open(&t));
     store_close(t.s);
     store_cfg_t cfg;
     store_cfg_default(&cfg);
-    cfg.path = t.path;
+    tstore_cfg_db(&t, &cfg);
     cfg.synchronous_full = false;
     cfg.batch_max_ops = 1; /* every group holds one batch */
     char err[ERR_LEN];
@@ -440,7 +455,12 @@ static void test_normal_sync_and_empty_close(void **state)
     tstore_close(&t);
 
     /* open failure is reported */
+    char missing[512];
     cfg.path = "/nonexistent-dir/x/y.db";
+    if (t.pg) { /* a database the server does not have */
+        assert_int_equal(tstore_pg_url("coaphub_no_such_database", missing, sizeof(missing)), 0);
+        cfg.database_url = missing;
+    }
     assert_null(store_open(&cfg, err));
     assert_true(strlen(err) > 0);
     store_close(NULL);
