@@ -17,7 +17,10 @@
 # never got a cluster, or twice. stop removes DIR only if start created a cluster there (it
 # leaves a marker), so a wrong argument cannot delete someone's directory.
 #
-#   PG_BIN   PostgreSQL's programs (default /usr/lib/postgresql/15/bin)
+#   PG_BIN        PostgreSQL's programs (default /usr/lib/postgresql/15/bin)
+#   PG_CONF_EXTRA a file of postgresql.conf settings appended after the test settings below
+#                 (the last setting wins), e.g. bench/store's durable settings (fsync = on ...);
+#                 unset: the test cluster as described
 set -euo pipefail
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -150,6 +153,11 @@ password_encryption = 'scram-sha-256'
 logging_collector = off
 log_line_prefix = '%m [%p] %d '
 EOF
+    if [ -n "${PG_CONF_EXTRA:-}" ]; then
+        [ -r "$PG_CONF_EXTRA" ] || die "PG_CONF_EXTRA=$PG_CONF_EXTRA is not a readable file"
+        { printf '\n# --- %s (PG_CONF_EXTRA) ---\n' "$PG_CONF_EXTRA"; cat "$PG_CONF_EXTRA"; } |
+            as_pg sh -c 'cat >>"$1"' sh "$DIR/data/postgresql.conf"
+    fi
 
     local attempt port
     for attempt in 1 2 3; do

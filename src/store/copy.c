@@ -26,8 +26,7 @@
 /* In the order of their references: a row's parents are copied before it. */
 static const store_table_t tables[] = {
     {"settings", "key, value", "TT", "key", NULL},
-    {"app_user",
-     "id, uuid, created_time, email, password_hash, authority, first_name, last_name",
+    {"app_user", "id, uuid, created_time, email, password_hash, authority, first_name, last_name",
      "ITITTTTT", "id", "id"},
     {"device", "id, uuid, created_time, name, type, label, additional_info, version", "ITITTTTI",
      "id", "id"},
@@ -36,9 +35,8 @@ static const store_table_t tables[] = {
      " version",
      "ITIIITTI", "id", "id"},
     {"key_dictionary", "key_id, key", "IT", "key_id", "key_id"},
-    {"attribute_kv",
-     "device_id, attribute_type, key_id, " VALUE_COLS ", last_update_ts, version", "IIIBIRTTII",
-     "device_id, attribute_type, key_id", NULL},
+    {"attribute_kv", "device_id, attribute_type, key_id, " VALUE_COLS ", last_update_ts, version",
+     "IIIBIRTTII", "device_id, attribute_type, key_id", NULL},
     {"ts_kv_latest", "device_id, key_id, ts, " VALUE_COLS ", version", "IIIBIRTTI",
      "device_id, key_id", NULL},
     {"ts_kv", "device_id, key_id, ts, " VALUE_COLS, "IIIBIRTT", "device_id, key_id, ts", NULL},
@@ -179,8 +177,7 @@ int store_copy(const store_cfg_t *from, const store_cfg_t *to, FILE *report,
     if (r == 0)
         r = cp.err;
     if (r != 0) {
-        snprintf(err, ERR_LEN, "store: copy of %s failed: %s", tables[cp.table].name,
-                 err_str(r));
+        snprintf(err, ERR_LEN, "store: copy of %s failed: %s", tables[cp.table].name, err_str(r));
         goto out;
     }
     r = dst->be->copy_finish(dst->db, tables, N_TABLES);

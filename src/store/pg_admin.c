@@ -5,8 +5,8 @@
  * single statements need no explicit transaction (PostgreSQL makes each one atomic).
  *
  * One difference of schema shows here: SQLite's app_user.email is COLLATE NOCASE, PostgreSQL's
- * is unique on lower(email) (pg_migrate.c), so a lookup by email compares lower() of both
- * sides — the expression of that index, so the lookup uses it.
+ * is unique on lower(email COLLATE "C") (pg_migrate.c: ASCII folding only, as NOCASE), so a
+ * lookup by email compares that expression of both sides — the index's, so it is used.
  */
 #include "store/pg_int.h"
 
@@ -60,7 +60,8 @@ int store__pg_rpc_create(store_db_t *db, store_rpc_t *r)
     pg__p_bool(&p, r->oneway);
     pg__p_bool(&p, r->persistent);
     int ret = run(store__pg(db),
-                  "INSERT INTO rpc(" RPC_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+                  "INSERT INTO rpc(" RPC_COLS
+                  ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
                   " $10, $11)",
                   &p, false);
     if (ret == 0) {
@@ -111,8 +112,7 @@ int store__pg_rpc_max_request_id(store_db_t *db, int64_t device_id, int64_t *out
     pg_params_t p = {0};
     pg__p_i64(&p, device_id);
     return scalar_i64(store__pg(db),
-                      "SELECT COALESCE(MAX(request_id), 0) FROM rpc WHERE device_id = $1", &p,
-                      out);
+                      "SELECT COALESCE(MAX(request_id), 0) FROM rpc WHERE device_id = $1", &p, out);
 }
 
 /* ---- users ---- */
@@ -162,14 +162,16 @@ int store__pg_user_get_by_email(store_db_t *db, const char *email, store_user_t 
 {
     /* Emails match case-insensitively, as logins expect (SQLite: COLLATE NOCASE). */
     return pg__row_get(store__pg(db),
-                       "SELECT " USER_COLS " FROM app_user WHERE lower(email) = lower($1)", 0,
-                       email, &user_row, out);
+                       "SELECT " USER_COLS
+                       " FROM app_user"
+                       " WHERE lower(email COLLATE \"C\") = lower($1 COLLATE \"C\")",
+                       0, email, &user_row, out);
 }
 
 int store__pg_user_get_by_uuid(store_db_t *db, const char *uuid, store_user_t *out)
 {
-    return pg__row_get(store__pg(db), "SELECT " USER_COLS " FROM app_user WHERE uuid = $1", 0,
-                       uuid, &user_row, out);
+    return pg__row_get(store__pg(db), "SELECT " USER_COLS " FROM app_user WHERE uuid = $1", 0, uuid,
+                       &user_row, out);
 }
 
 int store__pg_user_set_password(store_db_t *db, int64_t id, const char *password_hash)
@@ -190,8 +192,8 @@ int store__pg_user_count(store_db_t *db, int64_t *out)
 int store__pg_setting_get(store_db_t *db, const char *key, char **out)
 {
     static const store_row_map_t str_row = {sizeof(char *), 1, {{STORE_COL_STR, 0}}};
-    return pg__row_get(store__pg(db), "SELECT value FROM settings WHERE key = $1", 0, key,
-                       &str_row, out);
+    return pg__row_get(store__pg(db), "SELECT value FROM settings WHERE key = $1", 0, key, &str_row,
+                       out);
 }
 
 int store__pg_setting_set(store_db_t *db, const char *key, const char *value)

@@ -69,8 +69,8 @@ static int read_table(pg_conn_t *c, store_pg_t *q, const store_table_t *t, size_
     return r;
 }
 
-int store__pg_copy_read(store_db_t *db, const store_table_t *tables, size_t n,
-                        store_copy_row_fn fn, void *arg)
+int store__pg_copy_read(store_db_t *db, const store_table_t *tables, size_t n, store_copy_row_fn fn,
+                        void *arg)
 {
     store_pg_t *q = store__pg(db);
     pg_conn_t *c = pg__conn_take(q);
@@ -111,11 +111,21 @@ static void put_text(line_t *l, const char *s)
     char *o = l->buf + l->len;
     for (; *s; s++) {
         switch (*s) {
-        case '\\': *o++ = '\\', *o++ = '\\'; break;
-        case '\n': *o++ = '\\', *o++ = 'n'; break;
-        case '\r': *o++ = '\\', *o++ = 'r'; break;
-        case '\t': *o++ = '\\', *o++ = 't'; break;
-        default: *o++ = *s; break;
+        case '\\':
+            *o++ = '\\', *o++ = '\\';
+            break;
+        case '\n':
+            *o++ = '\\', *o++ = 'n';
+            break;
+        case '\r':
+            *o++ = '\\', *o++ = 'r';
+            break;
+        case '\t':
+            *o++ = '\\', *o++ = 't';
+            break;
+        default:
+            *o++ = *s;
+            break;
         }
     }
     l->len = (size_t)(o - l->buf);

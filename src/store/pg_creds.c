@@ -76,8 +76,8 @@ int store__pg_cred_get_by_device(store_db_t *db, int64_t device_id, store_cred_t
 int store__pg_cred_get_by_id(store_db_t *db, const char *cred_id, store_cred_t *out)
 {
     return pg__row_get(store__pg(db),
-                       "SELECT " CRED_COLS " FROM device_credentials WHERE credentials_id = $1",
-                       0, cred_id, &cred_row, out);
+                       "SELECT " CRED_COLS " FROM device_credentials WHERE credentials_id = $1", 0,
+                       cred_id, &cred_row, out);
 }
 
 /* Rows per page of cred_foreach: libpq holds a whole result in memory, where SQLite steps
@@ -93,7 +93,8 @@ static int foreach_page(pg_conn_t *c, store_pg_t *q, int64_t *after, bool *more,
     pg__p_i64(&p, CRED_PAGE);
     int r;
     PGresult *res = pg__query(c, q,
-                              "SELECT " CRED_COLS ", id FROM device_credentials"
+                              "SELECT " CRED_COLS
+                              ", id FROM device_credentials"
                               " WHERE id > $1 ORDER BY id LIMIT $2",
                               &p, &r);
     if (!res)
@@ -112,8 +113,7 @@ static int foreach_page(pg_conn_t *c, store_pg_t *q, int64_t *after, bool *more,
     return 0;
 }
 
-int store__pg_cred_foreach(store_db_t *db, void (*fn)(void *arg, const store_cred_t *c),
-                           void *arg)
+int store__pg_cred_foreach(store_db_t *db, void (*fn)(void *arg, const store_cred_t *c), void *arg)
 {
     store_pg_t *q = store__pg(db);
     pg_conn_t *c = pg__conn_take(q);

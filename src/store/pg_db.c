@@ -293,8 +293,7 @@ static PGresult *run_once(pg_conn_t *c, const char *sql, const pg_params_t *p, i
     return NULL;
 }
 
-PGresult *pg__query(pg_conn_t *c, store_pg_t *q, const char *sql, const pg_params_t *p,
-                    int *err)
+PGresult *pg__query(pg_conn_t *c, store_pg_t *q, const char *sql, const pg_params_t *p, int *err)
 {
     *err = pg__conn_ready(q, c);
     if (*err != 0)
@@ -312,8 +311,7 @@ PGresult *pg__query(pg_conn_t *c, store_pg_t *q, const char *sql, const pg_param
     return res;
 }
 
-int pg__exec(pg_conn_t *c, store_pg_t *q, const char *sql, const pg_params_t *p,
-             int64_t *affected)
+int pg__exec(pg_conn_t *c, store_pg_t *q, const char *sql, const pg_params_t *p, int64_t *affected)
 {
     int err;
     PGresult *res = pg__query(c, q, sql, p, &err);

@@ -76,11 +76,11 @@ int store__pg_device_update(store_db_t *db, store_device_t *d)
     pg__p_text(&p, d->additional_info);
     pg_conn_t *c = pg__conn_take(q);
     int r;
-    PGresult *res =
-        pg__query(c, q,
-                  "UPDATE device SET name = $2, type = $3, label = $4, additional_info = $5,"
-                  " version = version + 1 WHERE id = $1 RETURNING version",
-                  &p, &r);
+    PGresult *res = pg__query(
+        c, q,
+        "UPDATE device SET name = $2, type = $3, label = $4, additional_info = $5,"
+        " version = version + 1 WHERE id = $1 RETURNING version",
+        &p, &r);
     if (res) {
         r = PQntuples(res) > 0 ? 0 : -ENOENT;
         if (r == 0)
@@ -93,20 +93,20 @@ int store__pg_device_update(store_db_t *db, store_device_t *d)
 
 int store__pg_device_get(store_db_t *db, int64_t id, store_device_t *out)
 {
-    return pg__row_get(store__pg(db), "SELECT " DEVICE_COLS " FROM device WHERE id = $1", id,
-                       NULL, &device_row, out);
+    return pg__row_get(store__pg(db), "SELECT " DEVICE_COLS " FROM device WHERE id = $1", id, NULL,
+                       &device_row, out);
 }
 
 int store__pg_device_get_by_uuid(store_db_t *db, const char *uuid, store_device_t *out)
 {
-    return pg__row_get(store__pg(db), "SELECT " DEVICE_COLS " FROM device WHERE uuid = $1", 0,
-                       uuid, &device_row, out);
+    return pg__row_get(store__pg(db), "SELECT " DEVICE_COLS " FROM device WHERE uuid = $1", 0, uuid,
+                       &device_row, out);
 }
 
 int store__pg_device_get_by_name(store_db_t *db, const char *name, store_device_t *out)
 {
-    return pg__row_get(store__pg(db), "SELECT " DEVICE_COLS " FROM device WHERE name = $1", 0,
-                       name, &device_row, out);
+    return pg__row_get(store__pg(db), "SELECT " DEVICE_COLS " FROM device WHERE name = $1", 0, name,
+                       &device_row, out);
 }
 
 /* Inside the delete's transaction: the device row first (its absence is -ENOENT, and the
@@ -164,7 +164,8 @@ out:
  * written E'\\' so it means one backslash whatever standard_conforming_strings says. */
 #define FOLDED_NAME "translate(name, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
 #define LIST_WHERE                                                                                 \
-    " FROM device WHERE ($1::text IS NULL OR " FOLDED_NAME " LIKE $1::text ESCAPE E'\\\\')"        \
+    " FROM device WHERE ($1::text IS NULL OR " FOLDED_NAME                                         \
+    " LIKE $1::text ESCAPE E'\\\\')"                                                               \
     " AND ($2::text IS NULL OR type = $2::text)"
 
 /* The SQL for each sort column and direction: a fixed set of literals, each prepared once

@@ -294,6 +294,10 @@ int pg__migrate(pg_conn_t *c, store_pg_t *q, int *version, char err[static ERR_L
 int pg__maint_start(store_pg_t *q, char err[static ERR_LEN]);
 void pg__maint_stop(store_pg_t *q);
 int pg__parts_ensure(store_pg_t *q, pg_conn_t *c, const store_points_t *pp);
+/* The same for any connection's own transaction (a delete moving log points into ts_kv,
+ * pg_kv.c): creates what ts (sorted) needs, without adding it to the known list (the next
+ * pg__parts_ensure or the maintenance thread learns it). */
+int pg__parts_cover(store_pg_t *q, pg_conn_t *c, const int64_t *ts, size_t n);
 /* The writer's transaction ended: its new partitions exist now (committed) or not. */
 void pg__parts_settle(store_pg_t *q, bool committed);
 /* Reads the partitions that exist (at open, and after a creation failed). */

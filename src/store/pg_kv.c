@@ -57,16 +57,14 @@ static char *id_array(const store_latest_copy_t *mem, size_t n_mem)
     char *a = xmalloc(cap);
     a[0] = '{';
     for (size_t i = 0; i < n_mem; i++)
-        len += (size_t)snprintf(a + len, cap - len, i ? ",%lld" : "%lld",
-                                (long long)mem[i].key_id);
+        len += (size_t)snprintf(a + len, cap - len, i ? ",%lld" : "%lld", (long long)mem[i].key_id);
     snprintf(a + len, cap - len, "}");
     return a;
 }
 
 /* Appends row i of res as key (ts at ts_col, the five value columns after it) to out; false
  * when the row has no value (not written by us, or a key only memory holds a value of). */
-static bool push_row(const PGresult *res, int i, const char *key, int ts_col,
-                     store_kv_list_t *out)
+static bool push_row(const PGresult *res, int i, const char *key, int ts_col, store_kv_list_t *out)
 {
     store_kv_t kv = {0};
     if (pg__value(res, i, ts_col + 1, &kv) != 0)
@@ -125,8 +123,7 @@ int store__pg_attr_get(store_db_t *db, int64_t device_id, store_scope_t scope,
 }
 
 /* Appends the first column of every row of sql's result to out as a key-only item. */
-static int collect_keys(store_pg_t *q, const char *sql, const pg_params_t *p,
-                        store_kv_list_t *out)
+static int collect_keys(store_pg_t *q, const char *sql, const pg_params_t *p, store_kv_list_t *out)
 {
     pg_conn_t *c = pg__conn_take(q);
     int r;
@@ -238,12 +235,11 @@ static void latest_row(const PGresult *res, int i, store_latest_copy_t *mem, siz
     int64_t kid = pg__i64(res, i, 1);
     for (size_t j = 0; j < n_mem; j++)
         if (mem[j].key_id == kid)
-            store__latest_take_newer(out, out->n > before ? (ssize_t)before : -1, key,
-                                     &mem[j].kv);
+            store__latest_take_newer(out, out->n > before ? (ssize_t)before : -1, key, &mem[j].kv);
 }
 
-int store__pg_ts_latest(store_db_t *db, int64_t device_id, const char *const *keys,
-                        size_t n_keys, store_kv_list_t *out)
+int store__pg_ts_latest(store_db_t *db, int64_t device_id, const char *const *keys, size_t n_keys,
+                        store_kv_list_t *out)
 {
     store_pg_t *q = store__pg(db);
     store_latest_copy_t *mem;
@@ -293,8 +289,8 @@ static bool table_latest_ts(pg_conn_t *c, store_pg_t *q, int64_t device_id, int6
     pg_params_t p = {0};
     pg__p_i64(&p, device_id);
     pg__p_i64(&p, key_id);
-    PGresult *res =
-        pg__query(c, q, "SELECT ts FROM ts_kv_latest WHERE device_id = $1 AND key_id = $2", &p, r);
+    PGresult *res = pg__query(
+        c, q, "SELECT ts FROM ts_kv_latest WHERE device_id = $1 AND key_id = $2", &p, r);
     if (!res)
         return false;
     bool found = PQntuples(res) > 0;
@@ -304,17 +300,39 @@ static bool table_latest_ts(pg_conn_t *c, store_pg_t *q, int64_t device_id, int6
     return found;
 }
 
+/* The ts_kv partitions the key's log points outside [start, end] need (pg_partition.c): the
+ * maintenance thread makes those near now ahead of time, but a device may have sent
+ * timestamps far from now, and their partitions would otherwise come with the merge. */
+static int cover_parts(pg_conn_t *c, store_pg_t *q, int64_t device_id, int64_t key_id,
+                       int64_t start_ms, int64_t end_ms)
+{
+    pg_params_t p = {0};
+    pg__p_i64(&p, device_id);
+    pg__p_i64(&p, key_id);
+    pg__p_i64(&p, start_ms);
+    pg__p_i64(&p, end_ms);
+    int r;
+    PGresult *res = pg__query(c, q,
+                              "SELECT DISTINCT ts FROM ts_kv_log WHERE device_id = $1"
+                              " AND key_id = $2 AND ts NOT BETWEEN $3 AND $4 ORDER BY ts",
+                              &p, &r);
+    if (!res)
+        return r;
+    size_t n = (size_t)PQntuples(res);
+    int64_t *ts = xmalloc((n ? n : 1) * sizeof(*ts));
+    for (size_t i = 0; i < n; i++)
+        ts[i] = pg__i64(res, (int)i, 0);
+    PQclear(res);
+    r = pg__parts_cover(q, c, ts, n);
+    free(ts);
+    return r;
+}
+
 /* The key's latest value is gone: its older points still in the log must not bring an older
  * value back when they are merged, so they move into ts_kv now and leave the log. Only those
  * outside [start, end] move: the delete that follows removes the others from both tables, so
  * the end state is SQLite's (which moves them all, then deletes the range), and no partition
- * of ts_kv is needed for points about to go.
- *
- * The partitions of the points that move must exist: the maintenance thread makes the
- * current period's and the next ones ahead of time, which covers the log's points unless a
- * device sent timestamps far from now; then the INSERT fails (ERR_STORE, logged) and the
- * delete is rolled back whole. pg__parts_ensure cannot help here: it keeps the writer
- * thread's pending partitions and is the writer's alone. */
+ * is made for points about to go. */
 static int move_log_points(pg_conn_t *c, store_pg_t *q, int64_t device_id, int64_t key_id,
                            int64_t start_ms, int64_t end_ms)
 {
@@ -330,7 +348,7 @@ static int move_log_points(pg_conn_t *c, store_pg_t *q, int64_t device_id, int64
         " long_v = excluded.long_v, dbl_v = excluded.dbl_v, str_v = excluded.str_v,"
         " json_v = excluded.json_v",
         "DELETE FROM ts_kv_log WHERE device_id = $1 AND key_id = $2"};
-    int r = 0;
+    int r = cover_parts(c, q, device_id, key_id, start_ms, end_ms);
     for (size_t t = 0; r == 0 && t < sizeof(sql) / sizeof(sql[0]); t++)
         r = run_key_sql(c, q, sql[t], device_id, key_id, t == 1, start_ms, end_ms);
     return r;
@@ -382,8 +400,8 @@ static int delete_key(store_pg_t *q, pg_conn_t *c, int64_t device_id, const char
     return r;
 }
 
-int store__pg_ts_delete(store_db_t *db, int64_t device_id, const char *const *keys,
-                        size_t n_keys, int64_t start_ms, int64_t end_ms, bool delete_latest)
+int store__pg_ts_delete(store_db_t *db, int64_t device_id, const char *const *keys, size_t n_keys,
+                        int64_t start_ms, int64_t end_ms, bool delete_latest)
 {
     store_pg_t *q = store__pg(db);
     pg_conn_t *c = pg__conn_take(q);
@@ -403,8 +421,7 @@ int store__pg_ts_delete(store_db_t *db, int64_t device_id, const char *const *ke
     for (size_t i = 0; r == 0 && i < n_keys; i++) {
         int64_t key_id;
         bool gone = false;
-        r = delete_key(q, c, device_id, keys[i], start_ms, end_ms, delete_latest, &key_id,
-                       &gone);
+        r = delete_key(q, c, device_id, keys[i], start_ms, end_ms, delete_latest, &key_id, &gone);
         if (gone)
             forget[n_forget++] = key_id;
     }

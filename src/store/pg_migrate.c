@@ -14,8 +14,8 @@
  * - ts_kv and ts_kv_log have no foreign keys (a check per point would cost the writer what
  *   SQLite's writer avoids by turning them off); a device delete removes their rows itself
  *   (pg_devices.c), ordered against the writer by pg__lock_out_writer;
- * - app_user's email is unique case-insensitively through an index on lower(email), SQLite's
- *   COLLATE NOCASE.
+ * - app_user's email is unique case-insensitively through an index on lower(email COLLATE "C"):
+ *   under the C collation lower() folds ASCII letters only, as SQLite's COLLATE NOCASE does.
  */
 #include "store/pg_int.h"
 #include "store/schema.h"
@@ -97,7 +97,7 @@ static const char *const migrations[] = {
     " authority TEXT NOT NULL,"
     " first_name TEXT,"
     " last_name TEXT);"
-    "CREATE UNIQUE INDEX app_user_email ON app_user (lower(email));"
+    "CREATE UNIQUE INDEX app_user_email ON app_user (lower(email COLLATE \"C\"));"
     "CREATE TABLE settings ("
     " key TEXT PRIMARY KEY,"
     " value TEXT NOT NULL);",

@@ -25,7 +25,7 @@
 
 #define MS_PER_DAY INT64_C(86400000)
 #define YEAR_10000_MS INT64_C(253402300800000) /* 10000-01-01T00:00:00Z */
-#define AHEAD_EVERY_MS (60 * 60 * 1000)         /* the maintenance thread's period */
+#define AHEAD_EVERY_MS (60 * 60 * 1000)        /* the maintenance thread's period */
 
 int pg__parts_kind(const char *name, int *out)
 {
@@ -238,6 +238,25 @@ int pg__parts_ensure(store_pg_t *q, pg_conn_t *c, const store_points_t *pp)
     return 0;
 }
 
+int pg__parts_cover(store_pg_t *q, pg_conn_t *c, const int64_t *ts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&q->part_mu);
+        bool known = find_locked(q, ts[i]) != NULL;
+        pg_part_t p = range_of(q, ts[i]);
+        if (!known)
+            fit_locked(q, &p, ts[i]);
+        pthread_mutex_unlock(&q->part_mu);
+        /* Several ts of one range: the first made it (IF NOT EXISTS makes the rest cheap). */
+        if (known || (i > 0 && p.from <= ts[i - 1] && ts[i - 1] < p.to))
+            continue;
+        int r = create(q, c, &p);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
 void pg__parts_settle(store_pg_t *q, bool committed)
 {
     if (!committed && q->parts_stale) {
@@ -367,8 +386,7 @@ int store__pg_ts_expire(store_db_t *db, int64_t cutoff_ms, int64_t *removed, boo
     /* DROP locks ts_kv for a moment; waiting long behind a merge or a long read is not worth
      * it: the next run drops it. */
     snprintf(sql, sizeof sql,
-             "BEGIN; SET LOCAL lock_timeout = '2s'; DROP TABLE IF EXISTS %s; COMMIT",
-             victim.name);
+             "BEGIN; SET LOCAL lock_timeout = '2s'; DROP TABLE IF EXISTS %s; COMMIT", victim.name);
     int r = pg__exec_simple(c, q, sql);
     pg__conn_give(q, c);
     if (r != 0) {

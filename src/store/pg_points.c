@@ -115,7 +115,8 @@ int pg__latest_upsert(pg_conn_t *c, store_pg_t *q, int64_t device_id, int64_t ke
     /* An older point (late or replayed) does not replace a newer latest; an equal ts
      * overwrites, as in ThingsBoard. */
     return pg__exec(c, q,
-                    "INSERT INTO ts_kv_latest" COLS " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                    "INSERT INTO ts_kv_latest" COLS
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
                     " ON CONFLICT (device_id, key_id) DO UPDATE SET ts = excluded.ts,"
                     " bool_v = excluded.bool_v, long_v = excluded.long_v,"
                     " dbl_v = excluded.dbl_v, str_v = excluded.str_v, json_v = excluded.json_v,"
@@ -123,8 +124,7 @@ int pg__latest_upsert(pg_conn_t *c, store_pg_t *q, int64_t device_id, int64_t ke
                     &p, NULL);
 }
 
-int store__pg_latest_upsert(store_db_t *db, int64_t device_id, int64_t key_id,
-                            const store_kv_t *kv)
+int store__pg_latest_upsert(store_db_t *db, int64_t device_id, int64_t key_id, const store_kv_t *kv)
 {
     store_pg_t *q = store__pg(db);
     return pg__latest_upsert(&q->wconn, q, device_id, key_id, kv);

@@ -98,8 +98,7 @@ int store__pg_transact(store_db_t *db, store_tx_t what)
 bool store__pg_tx_open(store_db_t *db)
 {
     PGconn *conn = store__pg(db)->wconn.conn;
-    return conn && PQstatus(conn) == CONNECTION_OK &&
-           PQtransactionStatus(conn) == PQTRANS_INTRANS;
+    return conn && PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) == PQTRANS_INTRANS;
 }
 
 int pg__key_id(pg_conn_t *c, store_pg_t *q, const char *key, bool create, int64_t *out)
@@ -108,8 +107,7 @@ int pg__key_id(pg_conn_t *c, store_pg_t *q, const char *key, bool create, int64_
     p.n = 0;
     pg__p_text(&p, key);
     int r;
-    PGresult *res =
-        pg__query(c, q, "SELECT key_id FROM key_dictionary WHERE key = $1", &p, &r);
+    PGresult *res = pg__query(c, q, "SELECT key_id FROM key_dictionary WHERE key = $1", &p, &r);
     if (!res)
         return r;
     bool found = PQntuples(res) > 0;

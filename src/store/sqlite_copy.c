@@ -81,10 +81,18 @@ int store__sqlite_copy_write(store_db_t *db, const store_table_t *t, const store
         for (size_t i = 0; i < n; i++) {
             int k = (int)i + 1;
             switch (cl[i].kind) {
-            case STORE_CELL_NULL: sqlite3_bind_null(st, k); break;
-            case STORE_CELL_INT: sqlite3_bind_int64(st, k, cl[i].i); break;
-            case STORE_CELL_REAL: sqlite3_bind_double(st, k, cl[i].d); break;
-            case STORE_CELL_TEXT: sqlite3_bind_text(st, k, cl[i].s, -1, SQLITE_STATIC); break;
+            case STORE_CELL_NULL:
+                sqlite3_bind_null(st, k);
+                break;
+            case STORE_CELL_INT:
+                sqlite3_bind_int64(st, k, cl[i].i);
+                break;
+            case STORE_CELL_REAL:
+                sqlite3_bind_double(st, k, cl[i].d);
+                break;
+            case STORE_CELL_TEXT:
+                sqlite3_bind_text(st, k, cl[i].s, -1, SQLITE_STATIC);
+                break;
             }
         }
         r = store__step_done(c, st);
@@ -175,4 +183,3 @@ out:
         unlink(dest);
     return r;
 }
-

@@ -45,9 +45,10 @@ static int expire_series(store_conn_t *c, int64_t dev, int64_t key, int64_t cuto
 {
     /* The bound is the EXPIRE_STEP-th oldest expired point, or the cutoff when fewer. */
     sqlite3_stmt *st = store__stmt(
-        c, "DELETE FROM ts_kv WHERE device_id = ?1 AND key_id = ?2 AND ts < ?3 AND ts <="
-           " COALESCE((SELECT ts FROM ts_kv WHERE device_id = ?1 AND key_id = ?2 AND ts < ?3"
-           " ORDER BY ts LIMIT 1 OFFSET ?4), ?3)");
+        c,
+        "DELETE FROM ts_kv WHERE device_id = ?1 AND key_id = ?2 AND ts < ?3 AND ts <="
+        " COALESCE((SELECT ts FROM ts_kv WHERE device_id = ?1 AND key_id = ?2 AND ts < ?3"
+        " ORDER BY ts LIMIT 1 OFFSET ?4), ?3)");
     if (!st)
         return ERR_STORE;
     sqlite3_bind_int64(st, 1, dev);

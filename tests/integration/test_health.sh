@@ -32,14 +32,14 @@ assert_eq "$(http_code)" 200 "/readyz on SQLite"
 assert_eq "$(jq -r .status <<<"$out")" UP "/readyz status"
 assert_eq "$(jq -r .checks.server <<<"$out")" UP "/readyz server check"
 assert_eq "$(jq -r .checks.database <<<"$out")" UP "/readyz database check"
-assert_eq "$(jq -r .backend <<<"$out")" sqlite "/readyz backend"
+assert_eq "$(jq -r .backend <<<"$out")" "$IT_BACKEND" "/readyz backend"
 rest POST /readyz '{}' >/dev/null
 assert_eq "$(http_code)" 404 "POST /readyz is no route"
 
 # --- the same check in /metrics
 metrics=$(curl -s --max-time 5 "$BASE_URL/metrics")
-assert_match "$metrics" $'\ncoaphub_storage_up\\{backend="sqlite"\\} 1\n' \
-    "coaphub_storage_up{backend=\"sqlite\"} 1"
+assert_match "$metrics" $'\ncoaphub_storage_up\\{backend="'"$IT_BACKEND"'"\\} 1\n' \
+    "coaphub_storage_up{backend=\"$IT_BACKEND\"} 1"
 assert_match "$metrics" '# TYPE coaphub_storage_up gauge' "coaphub_storage_up is a gauge"
 
 it_pass
