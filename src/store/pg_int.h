@@ -57,8 +57,8 @@ typedef struct store_pg {
 
     /* libpq's connection parameters (keywords/values, NULL-terminated): the URL expanded as
      * dbname, then the user and password overrides. */
-    const char *kw[8];
-    const char *val[8];
+    const char *kw[12];
+    const char *val[12];
     char *url; /* the URL as libpq takes it ("jdbc:" removed) */
 
     /* read/admin pool */

@@ -88,6 +88,7 @@ const store_backend_t store__sqlite_backend = {
     .tidy = store__sqlite_tidy,
     .release = store__sqlite_release,
 
+    .ping = store__sqlite_ping,
     .ts_expire = store__sqlite_ts_expire,
 
     .copy_read = store__sqlite_copy_read,

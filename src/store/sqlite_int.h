@@ -174,6 +174,7 @@ int store__sqlite_copy_finish(store_db_t *db, const store_table_t *tables, size_
 int store__sqlite_count_rows(store_db_t *db, const char *table, int64_t *out);
 int store__sqlite_backup(const store_cfg_t *cfg, const char *dest, char err[static ERR_LEN]);
 void store__sqlite_release(store_db_t *db);
+int store__sqlite_ping(store_db_t *db);
 
 /* store.h's synchronous calls, as backend.h's ops (dispatch.c checked the arguments). */
 /* sqlite_devices.c */

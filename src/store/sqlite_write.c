@@ -189,3 +189,14 @@ const char *store__sqlite_errmsg(store_db_t *db)
 {
     return sqlite3_errmsg(store__sq(db)->wconn.db);
 }
+
+/* Readiness (store_ready): the database file can be read. A SQLite store has no server to
+ * lose; this catches a file that became unreadable (permissions, a vanished mount). */
+int store__sqlite_ping(store_db_t *db)
+{
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
+    int r = store__exec(c, "SELECT version FROM schema_version LIMIT 1");
+    store__conn_give(q, c);
+    return r == 0 ? 0 : ERR_UNAVAILABLE;
+}
