@@ -171,6 +171,12 @@ typedef struct store_backend {
      * (an equal ts replaces it, as in ThingsBoard). */
     int (*kv_upsert)(store_db_t *db, const store_points_t *pp);
     int (*latest_upsert)(store_db_t *db, int64_t device_id, int64_t key_id, const store_kv_t *kv);
+    /* Optional (NULL: merge.c loads, sorts and applies runs itself, with the two ops above):
+     * the whole merge of the log's rows with seq in [from, to] done by the database, inside
+     * the writer's open transaction — into ts_kv (the last of equal (device, key, ts) wins),
+     * each (device, key)'s newest into ts_kv_latest unless the stored one is newer, then out
+     * of the log. *moved: the rows it moved. (PostgreSQL: no row crosses the connection.) */
+    int (*log_merge)(store_db_t *db, int64_t from, int64_t to, int64_t *moved);
 
     /* After each group's completions: cheap upkeep (SQLite restarts its WAL here). */
     void (*tidy)(store_db_t *db);

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define VALUE_COLS "bool_v, long_v, dbl_v, str_v, json_v"
 
@@ -157,6 +158,12 @@ int store_copy(const store_cfg_t *from, const store_cfg_t *to, FILE *report,
                char err[static ERR_LEN])
 {
     err[0] = '\0';
+    /* Opening an SQLite path creates the file: a mistyped source would become an empty
+     * database, "copied" with every count 0. */
+    if (!store_cfg_is_postgresql(from) && from->path && access(from->path, F_OK) != 0) {
+        snprintf(err, ERR_LEN, "store: %s: no such database file", from->path);
+        return -ENOENT;
+    }
     store_t *src = open_bare(from, err);
     if (!src)
         return ERR_STORE;

@@ -131,6 +131,7 @@ const store_backend_t store__pg_backend = {
     .log_remove = store__pg_log_remove,
     .kv_upsert = store__pg_kv_upsert,
     .latest_upsert = store__pg_latest_upsert,
+    .log_merge = store__pg_log_merge,
     .tidy = store__pg_tidy,
     .release = store__pg_release,
 

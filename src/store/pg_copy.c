@@ -156,6 +156,31 @@ static void put_cell(line_t *l, const store_cell_t *cl, char kind)
     }
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* ts_kv is partitioned by ts and has no default partition: the partitions of a batch's points
+ * must exist before its COPY. A copied installation holds points of any time, and only those
+ * near now are made ahead (pg_partition.c). ts is ts_kv's third column in copy.c's list. */
+static int cover_ts_kv(store_pg_t *q, pg_conn_t *c, const store_table_t *t,
+                       const store_cell_t *cells, size_t n_rows)
+{
+    if (strcmp(t->name, "ts_kv") != 0 || n_rows == 0)
+        return 0;
+    ASSERT(strncmp(t->cols, "device_id, key_id, ts,", 22) == 0);
+    size_t n = strlen(t->kinds);
+    int64_t *ts = xmalloc(n_rows * sizeof(*ts));
+    for (size_t row = 0; row < n_rows; row++)
+        ts[row] = cells[row * n + 2].i;
+    qsort(ts, n_rows, sizeof(*ts), cmp_i64); /* pg__parts_cover wants them sorted */
+    int r = pg__parts_cover(q, c, ts, n_rows);
+    free(ts);
+    return r;
+}
+
 int store__pg_copy_write(store_db_t *db, const store_table_t *t, const store_cell_t *cells,
                          size_t n_rows)
 {
@@ -165,6 +190,8 @@ int store__pg_copy_write(store_db_t *db, const store_table_t *t, const store_cel
     snprintf(sql, sizeof sql, "COPY %s(%s) FROM STDIN", t->name, t->cols);
     pg_conn_t *c = pg__conn_take(q);
     int r = pg__conn_ready(q, c);
+    if (r == 0)
+        r = cover_ts_kv(q, c, t, cells, n_rows);
     if (r != 0) {
         pg__conn_give(q, c);
         return r;

@@ -293,9 +293,69 @@ static PGresult *run_once(pg_conn_t *c, const char *sql, const pg_params_t *p, i
     return NULL;
 }
 
+int pg__pipe_send(pg_conn_t *c, store_pg_t *q, const char *sql, const pg_params_t *p)
+{
+    int err = 0;
+    if (PQpipelineStatus(c->conn) == PQ_PIPELINE_OFF) {
+        err = pg__conn_ready(q, c);
+        if (err != 0)
+            return err;
+        /* Statements are prepared outside the pipeline (a prepare waits for its answer). */
+        if (!prepared(c, sql, &err))
+            return err;
+        if (!PQenterPipelineMode(c->conn))
+            return pg__err(c->conn, NULL);
+    }
+    const char *name = NULL;
+    for (size_t i = 0; i < c->n_slots && !name; i++)
+        if (c->slots[i].sql == sql)
+            name = c->slots[i].name;
+    if (!name) { /* first use inside a pipeline: prepare it between two pipelines */
+        if ((err = pg__pipe_end(c)) != 0)
+            return err;
+        return pg__pipe_send(c, q, sql, p);
+    }
+    if (!PQsendQueryPrepared(c->conn, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0))
+        return pg__err(c->conn, NULL);
+    c->pipe_pending++;
+    return 0;
+}
+
+int pg__pipe_end(pg_conn_t *c)
+{
+    if (!c->conn || PQpipelineStatus(c->conn) == PQ_PIPELINE_OFF)
+        return 0;
+    int first = 0;
+    if (!PQpipelineSync(c->conn))
+        first = ERR_UNAVAILABLE;
+    /* Each statement's results end with a NULL; the sync's own result closes the pipeline. */
+    while (first != ERR_UNAVAILABLE) {
+        PGresult *res = PQgetResult(c->conn);
+        if (!res) {
+            if (PQstatus(c->conn) != CONNECTION_OK)
+                first = ERR_UNAVAILABLE;
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        if (first == 0 && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+            first = st == PGRES_PIPELINE_ABORTED ? ERR_STORE : pg__err(c->conn, res);
+        PQclear(res);
+    }
+    c->pipe_pending = 0;
+    if (!PQexitPipelineMode(c->conn) && first == 0)
+        first = pg__err(c->conn, NULL);
+    return first;
+}
+
 PGresult *pg__query(pg_conn_t *c, store_pg_t *q, const char *sql, const pg_params_t *p, int *err)
 {
-    *err = pg__conn_ready(q, c);
+    *err = pg__pipe_end(c);
+    if (*err == 0)
+        *err = pg__conn_ready(q, c);
     if (*err != 0)
         return NULL;
     bool idle = PQtransactionStatus(c->conn) == PQTRANS_IDLE;
@@ -327,7 +387,9 @@ int pg__exec(pg_conn_t *c, store_pg_t *q, const char *sql, const pg_params_t *p,
 
 int pg__exec_simple(pg_conn_t *c, store_pg_t *q, const char *sql)
 {
-    int r = pg__conn_ready(q, c);
+    int r = pg__pipe_end(c);
+    if (r == 0)
+        r = pg__conn_ready(q, c);
     if (r != 0)
         return r;
     PGresult *res = PQexec(c->conn, sql);

@@ -41,6 +41,7 @@ typedef struct pg_conn {
     pg_stmt_slot_t slots[PG_STMT_CACHE];
     size_t n_slots;
     int64_t next_reset_ms; /* a lost connection is not reset again before this (monotonic) */
+    int pipe_pending;      /* statements sent in pipeline mode, results not read yet */
     struct pg_conn *next_free;
 } pg_conn_t;
 
@@ -68,9 +69,13 @@ typedef struct store_pg {
     int n_pool;
     pg_conn_t *pool_free;
 
-    pg_conn_t wconn; /* the writer thread's */
-    bool lazy;       /* a STORE_TX_BEGIN_LAZY transaction is open (pg_write.c) */
-    bool in_tx;      /* the writer's transaction is open */
+    pg_conn_t wconn;   /* the writer thread's */
+    bool in_savepoint; /* a batch's savepoint is open: its statements wait for their answers,
+                        * so its failure is its own (pg_write.c) */
+    /* The telemetry log's seqs: the writer takes them from a block it reserved from the log's
+     * sequence (which counts in blocks, pg_migrate.c), so appends need no RETURNING and can
+     * be pipelined (pg_points.c). [seq_next, seq_end) is left; writer thread only. */
+    int64_t seq_next, seq_end;
 
     /* ts_kv partitions (pg_partition.c): their length, and those known to exist (sorted by
      * range), guarded by part_mu (the writer creates them on demand, the maintenance thread
@@ -170,6 +175,21 @@ int pg__exec(pg_conn_t *c, store_pg_t *q, const char *sql, const pg_params_t *p,
  * error. */
 int pg__exec_simple(pg_conn_t *c, store_pg_t *q, const char *sql);
 
+/* Pipeline mode (the writer's group commit, pg_points.c): statements whose result is only
+ * success or failure are sent without waiting for it; their results are read, and the first
+ * failure returned, when the pipeline ends — which pg__query, pg__exec and pg__exec_simple do
+ * by themselves before a statement that waits for its answer (COMMIT among them). A failed
+ * statement aborts the transaction, so that COMMIT fails: nothing is acknowledged that a
+ * pipelined statement did not write. Why: a group commit at 1000 devices is ~30 statements,
+ * and a round trip each cost the server more CPU than the rows (bench/pg_append.c, issue 13
+ * in docs/BENCHMARKS.md). */
+int pg__pipe_send(pg_conn_t *c, store_pg_t *q, const char *sql, const pg_params_t *p);
+/* Reads every pipelined result and leaves pipeline mode: 0 or the first failure. */
+int pg__pipe_end(pg_conn_t *c);
+/* A writer's statement without result (pg_write.c): pipelined, or run at once inside a batch's
+ * savepoint. */
+int pg__write_stmt(store_pg_t *q, const char *sql, const pg_params_t *p);
+
 /* Maps a failed result (or a lost connection when res is NULL) to our errors: unique
  * violation -> ERR_CONFLICT, foreign key -> -ENOENT, disk full -> -ENOSPC, connection lost,
  * server shutting down or starting -> ERR_UNAVAILABLE, others ERR_STORE (logged). */
@@ -226,6 +246,7 @@ int store__pg_log_remove(store_db_t *db, int64_t from, int64_t to);
 int store__pg_kv_upsert(store_db_t *db, const store_points_t *pp);
 int store__pg_latest_upsert(store_db_t *db, int64_t device_id, int64_t key_id,
                             const store_kv_t *kv);
+int store__pg_log_merge(store_db_t *db, int64_t from, int64_t to, int64_t *moved);
 /* pg_copy.c */
 int store__pg_copy_read(store_db_t *db, const store_table_t *tables, size_t n, store_copy_row_fn fn,
                         void *arg);
@@ -298,6 +319,9 @@ int pg__parts_ensure(store_pg_t *q, pg_conn_t *c, const store_points_t *pp);
  * pg_kv.c): creates what ts (sorted) needs, without adding it to the known list (the next
  * pg__parts_ensure or the maintenance thread learns it). */
 int pg__parts_cover(store_pg_t *q, pg_conn_t *c, const int64_t *ts, size_t n);
+/* The writer (its transaction): makes sure the partition of lo exists, then sets *next to
+ * where the next partition to check begins, INT64_MAX when hi lies in lo's too. */
+int pg__parts_step(store_pg_t *q, pg_conn_t *c, int64_t lo, int64_t hi, int64_t *next);
 /* The writer's transaction ended: its new partitions exist now (committed) or not. */
 void pg__parts_settle(store_pg_t *q, bool committed);
 /* Reads the partitions that exist (at open, and after a creation failed). */

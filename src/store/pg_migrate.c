@@ -101,13 +101,17 @@ static const char *const migrations[] = {
     "CREATE TABLE settings ("
     " key TEXT PRIMARY KEY,"
     " value TEXT NOT NULL);",
-    /* 2: the telemetry log (merge.c says why). */
+    /* 2: the telemetry log (merge.c says why). Its sequence counts in blocks: a writer takes
+     * a block of 65536 seqs with one nextval and numbers its rows itself (pg_points.c), so
+     * its appends return nothing and can be pipelined; blocks keep writers of several
+     * processes apart. */
     "CREATE TABLE ts_kv_log ("
     " seq BIGSERIAL PRIMARY KEY,"
     " device_id BIGINT NOT NULL,"
     " key_id BIGINT NOT NULL,"
     " ts BIGINT NOT NULL,"
-    " bool_v BOOLEAN, long_v BIGINT, dbl_v DOUBLE PRECISION, str_v TEXT, json_v TEXT);",
+    " bool_v BOOLEAN, long_v BIGINT, dbl_v DOUBLE PRECISION, str_v TEXT, json_v TEXT);"
+    "ALTER SEQUENCE ts_kv_log_seq_seq INCREMENT BY 65536;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_LATEST,

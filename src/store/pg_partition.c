@@ -204,26 +204,30 @@ int pg__parts_load(store_pg_t *q, pg_conn_t *c)
     return 0;
 }
 
-static bool pending_has(const store_pg_t *q, int64_t ts)
+static const pg_part_t *pending_find(const store_pg_t *q, int64_t ts)
 {
     for (size_t i = 0; i < q->n_pending; i++)
         if (q->pending[i].from <= ts && ts < q->pending[i].to)
-            return true;
-    return false;
+            return &q->pending[i];
+    return NULL;
 }
 
-int pg__parts_ensure(store_pg_t *q, pg_conn_t *c, const store_points_t *pp)
+int pg__parts_step(store_pg_t *q, pg_conn_t *c, int64_t lo, int64_t hi, int64_t *next)
 {
-    for (size_t i = 0; i < pp->n; i++) {
-        int64_t ts = pp->row[i].kv->ts;
-        pthread_mutex_lock(&q->part_mu);
-        bool known = find_locked(q, ts) != NULL;
-        pg_part_t p = range_of(q, ts);
-        if (!known)
-            fit_locked(q, &p, ts);
-        pthread_mutex_unlock(&q->part_mu);
-        if (known || pending_has(q, ts))
-            continue;
+    pthread_mutex_lock(&q->part_mu);
+    const pg_part_t *k = find_locked(q, lo);
+    pg_part_t p;
+    if (k) {
+        p = *k;
+    } else {
+        p = range_of(q, lo);
+        fit_locked(q, &p, lo);
+    }
+    pthread_mutex_unlock(&q->part_mu);
+    const pg_part_t *pend = k ? NULL : pending_find(q, lo);
+    if (pend) {
+        p = *pend;
+    } else if (!k) {
         int r = create(q, c, &p);
         if (r != 0) {
             q->parts_stale = true; /* the transaction is aborted; reloaded after its rollback */
@@ -234,6 +238,18 @@ int pg__parts_ensure(store_pg_t *q, pg_conn_t *c, const store_points_t *pp)
             q->pending = xrealloc(q->pending, q->cap_pending * sizeof(*q->pending));
         }
         q->pending[q->n_pending++] = p;
+    }
+    *next = hi < p.to ? INT64_MAX : p.to;
+    return 0;
+}
+
+int pg__parts_ensure(store_pg_t *q, pg_conn_t *c, const store_points_t *pp)
+{
+    for (size_t i = 0; i < pp->n; i++) {
+        int64_t ts = pp->row[i].kv->ts, next;
+        int r = pg__parts_step(q, c, ts, ts, &next);
+        if (r != 0)
+            return r;
     }
     return 0;
 }

@@ -18,6 +18,8 @@
 #include <string.h>
 
 #define COLS "(device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v)"
+#define LOG_COLS "(seq, device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v)"
+#define SEQ_BLOCK 65536 /* the log sequence's increment (pg_migrate.c) */
 #define KV_UPSERT                                                                                  \
     " ON CONFLICT (device_id, key_id, ts) DO UPDATE SET bool_v = excluded.bool_v,"                 \
     " long_v = excluded.long_v, dbl_v = excluded.dbl_v, str_v = excluded.str_v,"                   \
@@ -26,18 +28,22 @@
 
 /* The statements' text for 1..STORE_MULTI rows, built once: the statement cache keys on the
  * address. */
-static char log_sql[STORE_MULTI + 1][128 + STORE_MULTI * ROW_MAX_LEN];
+static char log_sql[STORE_MULTI + 1][128 + STORE_MULTI * (ROW_MAX_LEN + 8)];
 static char kv_sql[STORE_MULTI + 1][128 + sizeof KV_UPSERT + STORE_MULTI * ROW_MAX_LEN];
 static pthread_once_t sql_once = PTHREAD_ONCE_INIT;
 
-static void build(char *out, size_t cap, int rows, const char *head, const char *tail)
+/* rows rows of cols parameters each: "($1, ..., $cols), ($cols+1, ...)". */
+static void build(char *out, size_t cap, int rows, int cols, const char *head, const char *tail)
 {
     size_t n = (size_t)snprintf(out, cap, "%s", head);
     for (int i = 0; i < rows; i++) {
-        int b = i * 8;
-        n += (size_t)snprintf(out + n, cap - n, "%s($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)",
-                              i ? ", " : "", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7,
-                              b + 8);
+        for (int c = 0; c < cols; c++)
+            n += (size_t)snprintf(out + n, cap - n, "%s$%d",
+                                  c   ? ", "
+                                  : i ? ", ("
+                                      : "(",
+                                  i * cols + c + 1);
+        n += (size_t)snprintf(out + n, cap - n, ")");
     }
     snprintf(out + n, cap - n, "%s", tail);
 }
@@ -45,11 +51,28 @@ static void build(char *out, size_t cap, int rows, const char *head, const char 
 static void build_all(void)
 {
     for (int rows = 1; rows <= STORE_MULTI; rows++) {
-        build(log_sql[rows], sizeof log_sql[rows], rows, "INSERT INTO ts_kv_log" COLS " VALUES ",
-              " RETURNING seq");
-        build(kv_sql[rows], sizeof kv_sql[rows], rows, "INSERT INTO ts_kv" COLS " VALUES ",
+        build(log_sql[rows], sizeof log_sql[rows], rows, 9,
+              "INSERT INTO ts_kv_log" LOG_COLS " VALUES ", "");
+        build(kv_sql[rows], sizeof kv_sql[rows], rows, 8, "INSERT INTO ts_kv" COLS " VALUES ",
               KV_UPSERT);
     }
+}
+
+/* The next seq, from the writer's block; a new block when it is used up. */
+static int next_seq(store_pg_t *q, int64_t *out)
+{
+    if (q->seq_next >= q->seq_end) {
+        int r;
+        PGresult *res = pg__query(
+            &q->wconn, q, "SELECT nextval(pg_get_serial_sequence('ts_kv_log', 'seq'))", NULL, &r);
+        if (!res)
+            return r;
+        q->seq_next = pg__i64(res, 0, 0);
+        q->seq_end = q->seq_next + SEQ_BLOCK;
+        PQclear(res);
+    }
+    *out = q->seq_next++;
+    return 0;
 }
 
 int store__pg_log_append(store_db_t *db, store_points_t *pp)
@@ -61,22 +84,17 @@ int store__pg_log_append(store_db_t *db, store_points_t *pp)
     pg_params_t p;
     p.n = 0;
     for (size_t i = 0; i < pp->n; i++) {
-        int r = pg__p_point(&p, pp->row[i].device_id, pp->row[i].key_id, pp->row[i].kv);
+        int64_t seq;
+        int r = next_seq(q, &seq);
+        if (r != 0)
+            return r;
+        pp->row[i].seq = seq;
+        pg__p_i64(&p, seq);
+        r = pg__p_point(&p, pp->row[i].device_id, pp->row[i].key_id, pp->row[i].kv);
         if (r != 0)
             return r;
     }
-    int r;
-    PGresult *res = pg__query(&q->wconn, q, log_sql[pp->n], &p, &r);
-    if (!res)
-        return r;
-    if ((size_t)PQntuples(res) != pp->n) {
-        PQclear(res);
-        return ERR_STORE;
-    }
-    for (size_t i = 0; i < pp->n; i++)
-        pp->row[i].seq = pg__i64(res, (int)i, 0);
-    PQclear(res);
-    return 0;
+    return pg__write_stmt(q, log_sql[pp->n], &p);
 }
 
 int store__pg_kv_upsert(store_db_t *db, const store_points_t *pp)
@@ -197,4 +215,70 @@ int store__pg_log_remove(store_db_t *db, int64_t from, int64_t to)
     pg__p_i64(&p, from);
     pg__p_i64(&p, to);
     return pg__exec(&q->wconn, q, "DELETE FROM ts_kv_log WHERE seq BETWEEN $1 AND $2", &p, NULL);
+}
+
+/* The partitions the log's rows in [from, to] need: usually all in one known partition (the
+ * smallest and largest ts say so); otherwise each range from the smallest ts up. */
+static int merge_parts(store_pg_t *q, int64_t from, int64_t to)
+{
+    pg_params_t p;
+    int64_t cursor = INT64_MIN;
+    for (int guard = 0; guard < 10000; guard++) {
+        p.n = 0;
+        pg__p_i64(&p, from);
+        pg__p_i64(&p, to);
+        pg__p_i64(&p, cursor);
+        int r;
+        PGresult *res = pg__query(&q->wconn, q,
+                                  "SELECT MIN(ts), MAX(ts) FROM ts_kv_log"
+                                  " WHERE seq BETWEEN $1 AND $2 AND ts >= $3",
+                                  &p, &r);
+        if (!res)
+            return r;
+        bool none = pg__null(res, 0, 0);
+        int64_t lo = pg__i64(res, 0, 0), hi = pg__i64(res, 0, 1);
+        PQclear(res);
+        if (none)
+            return 0;
+        if ((r = pg__parts_step(q, &q->wconn, lo, hi, &cursor)) != 0 || cursor == INT64_MAX)
+            return r;
+    }
+    return ERR_STORE; /* more ranges than a merge step can hold rows: cannot happen */
+}
+
+int store__pg_log_merge(store_db_t *db, int64_t from, int64_t to, int64_t *moved)
+{
+    store_pg_t *q = store__pg(db);
+    *moved = 0;
+    int r = merge_parts(q, from, to);
+    if (r != 0)
+        return r;
+    pg_params_t p;
+    p.n = 0;
+    pg__p_i64(&p, from);
+    pg__p_i64(&p, to);
+    /* Of equal (device, key, ts) the last written (largest seq) wins, as the log order says. */
+    r = pg__exec(&q->wconn, q,
+                 "INSERT INTO ts_kv" COLS
+                 " SELECT DISTINCT ON (device_id, key_id, ts)"
+                 " device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v FROM ts_kv_log"
+                 " WHERE seq BETWEEN $1 AND $2 ORDER BY device_id, key_id, ts, seq DESC" KV_UPSERT,
+                 &p, NULL);
+    /* The newest point of each (device, key): an older one (late, replayed) does not replace
+     * a newer latest; an equal ts overwrites, as in ThingsBoard. */
+    if (r == 0)
+        r = pg__exec(&q->wconn, q,
+                     "INSERT INTO ts_kv_latest" COLS
+                     " SELECT DISTINCT ON (device_id, key_id)"
+                     " device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v"
+                     " FROM ts_kv_log WHERE seq BETWEEN $1 AND $2"
+                     " ORDER BY device_id, key_id, ts DESC, seq DESC"
+                     " ON CONFLICT (device_id, key_id) DO UPDATE SET ts = excluded.ts,"
+                     " bool_v = excluded.bool_v, long_v = excluded.long_v,"
+                     " dbl_v = excluded.dbl_v, str_v = excluded.str_v, json_v = excluded.json_v,"
+                     " version = ts_kv_latest.version + 1 WHERE excluded.ts >= ts_kv_latest.ts",
+                     &p, NULL);
+    if (r == 0)
+        r = pg__exec(&q->wconn, q, "DELETE FROM ts_kv_log WHERE seq BETWEEN $1 AND $2", &p, moved);
+    return r;
 }

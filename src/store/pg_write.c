@@ -38,13 +38,15 @@ int pg__lock_out_writer(pg_conn_t *c, store_pg_t *q)
 /* COMMIT, checked: 0 only if the transaction was intact and PostgreSQL says it committed. */
 static int commit(store_pg_t *q)
 {
+    int r = pg__pipe_end(&q->wconn); /* a pipelined statement's failure is the commit's */
+    if (r != 0)
+        return r;
     PGconn *conn = q->wconn.conn;
     if (PQstatus(conn) != CONNECTION_OK)
         return ERR_UNAVAILABLE;
     if (PQtransactionStatus(conn) != PQTRANS_INTRANS)
         return ERR_STORE; /* a statement failed: the caller rolls back */
     PGresult *res = PQexec(conn, "COMMIT");
-    int r = 0;
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         r = pg__err(conn, res);
     else if (strcmp(PQcmdStatus(res), "COMMIT") != 0)
@@ -70,22 +72,28 @@ int store__pg_transact(store_db_t *db, store_tx_t what)
                                "BEGIN; SET LOCAL synchronous_commit = off;"
                                " SELECT pg_advisory_xact_lock_shared(" PG_WRITER_LOCK ")");
     case STORE_TX_COMMIT:
+        q->in_savepoint = false;
         r = commit(q); /* a failed COMMIT is followed by the caller's ROLLBACK */
         if (r == 0)
             pg__parts_settle(q, true);
         return r;
     case STORE_TX_ROLLBACK:
+        q->in_savepoint = false;
+        (void)pg__pipe_end(c); /* what failed there is rolled back with the rest */
         if (c->conn && PQstatus(c->conn) == CONNECTION_OK &&
             PQtransactionStatus(c->conn) != PQTRANS_IDLE)
             PQclear(PQexec(c->conn, "ROLLBACK"));
         pg__parts_settle(q, false);
         return 0;
     case STORE_TX_SAVEPOINT:
-        return pg__exec_simple(c, q, "SAVEPOINT batch");
-    case STORE_TX_SAVEPOINT_ROLLBACK:
-        r = pg__exec_simple(c, q, "ROLLBACK TO SAVEPOINT batch");
+        r = pg__exec_simple(c, q, "SAVEPOINT batch");
+        q->in_savepoint = r == 0;
         return r;
+    case STORE_TX_SAVEPOINT_ROLLBACK:
+        q->in_savepoint = false;
+        return pg__exec_simple(c, q, "ROLLBACK TO SAVEPOINT batch");
     case STORE_TX_SAVEPOINT_RELEASE:
+        q->in_savepoint = false;
         /* After a failure that the savepoint did not undo, the transaction stays aborted and
          * tx_open says so. */
         if (PQtransactionStatus(c->conn) != PQTRANS_INTRANS)
@@ -99,6 +107,13 @@ bool store__pg_tx_open(store_db_t *db)
 {
     PGconn *conn = store__pg(db)->wconn.conn;
     return conn && PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) == PQTRANS_INTRANS;
+}
+
+int pg__write_stmt(store_pg_t *q, const char *sql, const pg_params_t *p)
+{
+    if (q->in_savepoint)
+        return pg__exec(&q->wconn, q, sql, p, NULL);
+    return pg__pipe_send(&q->wconn, q, sql, p);
 }
 
 int pg__key_id(pg_conn_t *c, store_pg_t *q, const char *key, bool create, int64_t *out)
@@ -165,16 +180,17 @@ int store__pg_attr_set(store_db_t *db, int64_t device_id, store_scope_t scope, i
     if (r != 0)
         return r;
     pg__p_i64(&p, kv->ts);
-    return pg__exec(&q->wconn, q,
-                    "INSERT INTO attribute_kv(device_id, attribute_type, key_id, bool_v, long_v,"
-                    " dbl_v, str_v, json_v, last_update_ts)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-                    " ON CONFLICT (device_id, attribute_type, key_id) DO UPDATE SET"
-                    " bool_v = excluded.bool_v, long_v = excluded.long_v,"
-                    " dbl_v = excluded.dbl_v, str_v = excluded.str_v, json_v = excluded.json_v,"
-                    " last_update_ts = excluded.last_update_ts,"
-                    " version = attribute_kv.version + 1",
-                    &p, NULL);
+    return pg__write_stmt(
+        q,
+        "INSERT INTO attribute_kv(device_id, attribute_type, key_id, bool_v, long_v,"
+        " dbl_v, str_v, json_v, last_update_ts)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " ON CONFLICT (device_id, attribute_type, key_id) DO UPDATE SET"
+        " bool_v = excluded.bool_v, long_v = excluded.long_v,"
+        " dbl_v = excluded.dbl_v, str_v = excluded.str_v, json_v = excluded.json_v,"
+        " last_update_ts = excluded.last_update_ts,"
+        " version = attribute_kv.version + 1",
+        &p);
 }
 
 int store__pg_attr_remove(store_db_t *db, int64_t device_id, store_scope_t scope, int64_t key_id)
@@ -185,10 +201,10 @@ int store__pg_attr_remove(store_db_t *db, int64_t device_id, store_scope_t scope
     pg__p_i64(&p, device_id);
     pg__p_i64(&p, (int64_t)scope);
     pg__p_i64(&p, key_id);
-    return pg__exec(&q->wconn, q,
-                    "DELETE FROM attribute_kv WHERE device_id = $1 AND attribute_type = $2"
-                    " AND key_id = $3",
-                    &p, NULL);
+    return pg__write_stmt(q,
+                          "DELETE FROM attribute_kv WHERE device_id = $1 AND attribute_type = $2"
+                          " AND key_id = $3",
+                          &p);
 }
 
 /* Nothing to tidy between groups: PostgreSQL checkpoints and vacuums by itself. */
