@@ -84,7 +84,7 @@ int store__pg_log_append(store_db_t *db, store_points_t *pp)
     pg_params_t p;
     p.n = 0;
     for (size_t i = 0; i < pp->n; i++) {
-        int64_t seq;
+        int64_t seq = 0;
         int r = next_seq(q, &seq);
         if (r != 0)
             return r;
