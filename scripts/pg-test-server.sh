@@ -5,6 +5,15 @@
 #   scripts/pg-test-server.sh start DIR   creates and starts a cluster in DIR, writes DIR/env
 #   scripts/pg-test-server.sh stop DIR    stops it and removes DIR
 #
+# For tests of coaphub while its database is down (tests/integration/test_pg_outage.sh), on a
+# cluster of their own that start made; each keeps DIR, its data and its port:
+#   scripts/pg-test-server.sh halt DIR     stops the server (pg_ctl stop -m fast: a clean stop)
+#   scripts/pg-test-server.sh kill DIR     SIGKILLs the postmaster (a crash), waits until it and
+#                                          its children are gone
+#   scripts/pg-test-server.sh restart DIR  starts the halted or killed server again on the same
+#                                          data dir and port (after a kill: crash recovery);
+#                                          a running one is halted first
+#
 # DIR/env holds one line, `export COAPHUB_TEST_PG=postgresql://coaphub:PW@127.0.0.1:PORT/postgres`:
 # a superuser role `coaphub` with a random password (scram-sha-256 over TCP), on 127.0.0.1 only,
 # on a free port. The tests create one database per test on it and drop it at the end
@@ -31,7 +40,7 @@ STOP_TIMEOUT_S=20   # pg_ctl stop -m fast -w -t, then -m immediate, then SIGKILL
 die() { echo "pg-test-server: $*" >&2; exit 1; }
 say() { echo "pg-test-server: $*" >&2; }
 
-usage() { die "usage: $0 start|stop DIR"; }
+usage() { die "usage: $0 start|stop|halt|kill|restart DIR"; }
 [ $# -eq 2 ] || usage
 CMD=$1
 DIR=$2
@@ -192,8 +201,72 @@ EOF
         "(data $DIR/data, log $DIR/server.log); . $DIR/env"
 }
 
+# made_here: DIR holds a cluster that start made (the marker and the port it chose).
+made_here() {
+    [ -f "$DIR/$MARKER" ] && [ -f "$DIR/port" ] && [ -d "$DIR/data" ] ||
+        die "$DIR holds no cluster made by '$0 start'"
+}
+
+halt() {
+    made_here
+    [ -n "$(running_pid)" ] || return 0
+    as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" -m fast -w -t "$STOP_TIMEOUT_S" stop >/dev/null ||
+        die "pg_ctl stop -m fast failed"
+}
+
+# kill: the postmaster dies at once, as in a crash; its backends notice and exit by
+# themselves (they watch for the postmaster's death). Returns once they are all gone, since a
+# new postmaster refuses to start while a process of the old one still uses its shared memory.
+kill_server() {
+    made_here
+    local pid
+    pid=$(running_pid)
+    [ -n "$pid" ] || return 0
+    local kids
+    kids=$(ps -o pid= --ppid "$pid" 2>/dev/null | tr -s ' \n' ' ') || true
+    kill -KILL "$pid" 2>/dev/null || true
+    local i k left
+    for i in $(seq 1 100); do   # 100 x 0.1 s = 10 s at most
+        left=""
+        for k in $pid $kids; do alive "$k" && left="$left $k"; done
+        [ -z "$left" ] && break
+        sleep 0.1
+    done
+    [ -z "$left" ] || die "processes of the killed server still alive after 10 s:$left"
+    # A postmaster nobody has reaped yet stays a zombie, and its pid in the lock files
+    # (postmaster.pid, the socket's .lock) would make the next one think it still runs; it is
+    # dead, so its lock files go, as an operator would remove them.
+    if kill -0 "$pid" 2>/dev/null; then
+        rm -f -- "$DIR/data/postmaster.pid" "$DIR/.s.PGSQL.$(cat "$DIR/port")" \
+            "$DIR/.s.PGSQL.$(cat "$DIR/port").lock"
+    fi
+}
+
+restart() {
+    made_here
+    [ -z "$(running_pid)" ] || halt
+    local port
+    port=$(cat "$DIR/port")
+    # After a kill the port may take a moment to be free and crash recovery runs first: a few
+    # bounded attempts, each waiting until the server accepts connections.
+    local attempt
+    for attempt in 1 2 3; do
+        if as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t "$START_TIMEOUT_S" \
+                -o "-p $port" start >/dev/null 2>&1; then
+            return 0
+        fi
+        say "server did not start again on port $port (attempt $attempt)"
+        tail -n 5 "$DIR/server.log" >&2 || true
+        sleep 1
+    done
+    die "PostgreSQL did not start again; log: $DIR/server.log"
+}
+
 case $CMD in
     start) start ;;
     stop) stop ;;
+    halt) halt ;;
+    kill) kill_server ;;
+    restart) restart ;;
     *) usage ;;
 esac
