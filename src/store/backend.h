@@ -171,12 +171,16 @@ typedef struct store_backend {
      * (an equal ts replaces it, as in ThingsBoard). */
     int (*kv_upsert)(store_db_t *db, const store_points_t *pp);
     int (*latest_upsert)(store_db_t *db, int64_t device_id, int64_t key_id, const store_kv_t *kv);
-    /* Optional (NULL: merge.c loads, sorts and applies runs itself, with the two ops above):
-     * the whole merge of the log's rows with seq in [from, to] done by the database, inside
-     * the writer's open transaction — into ts_kv (the last of equal (device, key, ts) wins),
-     * each (device, key)'s newest into ts_kv_latest unless the stored one is newer, then out
-     * of the log. *moved: the rows it moved. (PostgreSQL: no row crosses the connection.) */
-    int (*log_merge)(store_db_t *db, int64_t from, int64_t to, int64_t *moved);
+    /* Optional: the database merges (merge_db.c; NULL: merge.c loads, sorts and applies
+     * runs on the writer thread, with kv_upsert and latest_upsert, which a backend with
+     * log_merge need not have). Merges up to max_rows of the log's oldest rows in one
+     * transaction of its own on a connection of its own (the merge thread's; its commit need
+     * not be synced: the points are durable in the log) — into ts_kv (the last of equal
+     * (device, key, ts) wins), each (device, key)'s newest into ts_kv_latest unless the
+     * stored one is newer, then out of the log. *through: every row with seq <= it that was
+     * committed when the step began is merged; *moved: the rows moved (0: the log was
+     * empty). (PostgreSQL: no row crosses the connection.) */
+    int (*log_merge)(store_db_t *db, int64_t max_rows, int64_t *through, int64_t *moved);
 
     /* After each group's completions: cheap upkeep (SQLite restarts its WAL here). */
     void (*tidy)(store_db_t *db);

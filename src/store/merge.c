@@ -208,37 +208,6 @@ static int delete_step(store_t *s, store_merge_t *m)
     return 0;
 }
 
-/* The database merges (backend.h log_merge): a run is merged MERGE_STEP_ROWS seqs per
- * transaction, each step whole — into ts_kv, ts_kv_latest and out of the log at once — so
- * there is no run in memory to go stale: a delete (ordered against the writer's transactions,
- * backend.h) comes before a step or after it. Measured on PostgreSQL: moving every row to
- * coaphub and back as the load-sort-apply path does kept pace with ~13k points/s under load
- * (docs/BENCHMARKS.md, issue 13). */
-enum { MERGE_STEP_ROWS = 16384 };
-
-static int db_merge_step(store_t *s, store_merge_t *m)
-{
-    if (store__merge_test_hook)
-        store__merge_test_hook(true); /* the rows are about to leave the log */
-    int64_t to = m->last_seq - m->next_seq >= MERGE_STEP_ROWS ? m->next_seq + MERGE_STEP_ROWS - 1
-                                                              : m->last_seq;
-    int64_t moved = 0;
-    int r = s->be->transact(s->db, STORE_TX_BEGIN_LAZY);
-    if (r == 0)
-        r = s->be->log_merge(s->db, m->next_seq, to, &moved);
-    if ((r = end_step(s, r)) != 0)
-        return r;
-    /* Every row up to `to` is in ts_kv and its newest values in ts_kv_latest: the in-memory
-     * entries of those seqs are the table's now (rows committed later have larger seqs). */
-    store__latest_sweep(s, to);
-    int64_t now = atomic_load(&s->log_rows) - moved;
-    atomic_store(&s->log_rows, now > 0 ? now : 0);
-    m->next_seq = to + 1;
-    if (m->next_seq > m->last_seq)
-        run_free(m);
-    return 0;
-}
-
 void (*store__merge_test_hook)(bool deleting);
 
 int store__merge_step(store_t *s, int64_t run_rows, bool *active)
@@ -249,9 +218,7 @@ int store__merge_step(store_t *s, int64_t run_rows, bool *active)
     int r = 0;
     if (m->phase == M_IDLE)
         r = start_run(s, m, run_rows);
-    if (r == 0 && m->phase != M_IDLE && s->be->log_merge)
-        r = db_merge_step(s, m);
-    else if (r == 0 && m->phase == M_LOADING)
+    if (r == 0 && m->phase == M_LOADING)
         r = load_step(s, m);
     else if (r == 0 && m->phase == M_APPLYING)
     {

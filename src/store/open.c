@@ -73,6 +73,10 @@ store_t *store_open(const store_cfg_t *cfg, char err[static ERR_LEN])
         snprintf(err, ERR_LEN, "store: cannot start writer thread");
         goto fail;
     }
+    if (store__merge_db_start(s) != 0) {
+        snprintf(err, ERR_LEN, "store: cannot start the merge thread");
+        goto fail;
+    }
     if (store__retention_start(s) != 0) {
         snprintf(err, ERR_LEN, "store: cannot start the retention thread");
         goto fail;
@@ -96,6 +100,7 @@ void store_close(store_t *s)
         return;
     store__retention_stop(s);
     store__writer_stop(s);
+    store__merge_db_stop(s); /* after the writer: it merges what the last commits left */
     if (s->db)
         s->be->close(s->db);
     pthread_mutex_destroy(&s->q_mu);

@@ -28,6 +28,7 @@ static void pg_close(store_db_t *db)
         return;
     pg__maint_stop(q);
     pg__pool_close(q);
+    pg__conn_close(&q->mgconn);
     pg__conn_close(&q->wconn);
     pthread_mutex_destroy(&q->pool_mu);
     pthread_cond_destroy(&q->pool_cv);
@@ -102,6 +103,8 @@ static store_db_t *pg_open(store_t *s, int *schema_version, char err[static ERR_
         goto fail;
     if (pg__pool_open(q, err) != 0)
         goto fail;
+    if (pg__conn_open(q, &q->mgconn, err) != 0)
+        goto fail;
     if (pg__maint_start(q, err) != 0)
         goto fail;
     LOG_I("store", "postgresql: %s@%s:%s/%s", PQuser(q->wconn.conn), PQhost(q->wconn.conn),
@@ -129,9 +132,7 @@ const store_backend_t store__pg_backend = {
     .log_bounds = store__pg_log_bounds,
     .log_load = store__pg_log_load,
     .log_remove = store__pg_log_remove,
-    .kv_upsert = store__pg_kv_upsert,
-    .latest_upsert = store__pg_latest_upsert,
-    .log_merge = store__pg_log_merge,
+    .log_merge = store__pg_log_merge, /* no kv_upsert, latest_upsert: the database merges */
     .tidy = store__pg_tidy,
     .release = store__pg_release,
 

@@ -70,6 +70,7 @@ typedef struct store_pg {
     pg_conn_t *pool_free;
 
     pg_conn_t wconn;   /* the writer thread's */
+    pg_conn_t mgconn;  /* the merge thread's (merge_db.c; pg_points.c log_merge) */
     bool in_savepoint; /* a batch's savepoint is open: its statements wait for their answers,
                         * so its failure is its own (pg_write.c) */
     /* The telemetry log's seqs: the writer takes them from a block it reserved from the log's
@@ -78,9 +79,9 @@ typedef struct store_pg {
     int64_t seq_next, seq_end;
 
     /* ts_kv partitions (pg_partition.c): their length, and those known to exist (sorted by
-     * range), guarded by part_mu (the writer creates them on demand, the maintenance thread
-     * ahead of time, retention drops expired ones). The writer's new ones wait in pending
-     * until its transaction commits (writer thread only). */
+     * range), guarded by part_mu (the merge creates them on demand, the maintenance thread
+     * ahead of time, retention drops expired ones). The merge's new ones wait in pending
+     * until its transaction commits (merge thread only). */
     enum { PG_PART_DAYS, PG_PART_MONTHS, PG_PART_YEARS, PG_PART_INDEFINITE } part_kind;
     pthread_mutex_t part_mu;
     pg_part_t *parts;
@@ -217,6 +218,16 @@ int pg__row_get(store_pg_t *q, const char *sql, int64_t id, const char *text,
 /* A new row's identity: a random UUID (written to uuid) and the wall clock (ms, returned). */
 int64_t pg__new_row(char uuid[static STORE_UUID_LEN + 1]);
 
+/* The advisory lock whose shared side every writer and merge transaction holds ("writer" in
+ * ASCII); see pg__lock_out_writer. */
+#define PG_WRITER_LOCK_KEY "x'777269746572'::bigint"
+
+/* COMMIT on c, checked: 0 only if the transaction had no failed statement and PostgreSQL
+ * says COMMIT (it answers a COMMIT of an aborted transaction with ROLLBACK and no error). */
+int pg__commit(pg_conn_t *c, store_pg_t *q);
+/* ROLLBACK of c's open transaction, if any; never fails. */
+void pg__rollback(pg_conn_t *c);
+
 /* Deletes that must not interleave with the writer's transactions (a device's, points'):
  * takes the exclusive side of the lock every writer transaction holds shared (pg_write.c), so
  * the delete waits for the writer's open transaction and the writer's next one waits for the
@@ -243,10 +254,7 @@ int store__pg_log_count(store_db_t *db, int64_t *out);
 int store__pg_log_bounds(store_db_t *db, int64_t *first, int64_t *last);
 int store__pg_log_load(store_db_t *db, int64_t from, int64_t to, store_log_rows_t *out);
 int store__pg_log_remove(store_db_t *db, int64_t from, int64_t to);
-int store__pg_kv_upsert(store_db_t *db, const store_points_t *pp);
-int store__pg_latest_upsert(store_db_t *db, int64_t device_id, int64_t key_id,
-                            const store_kv_t *kv);
-int store__pg_log_merge(store_db_t *db, int64_t from, int64_t to, int64_t *moved);
+int store__pg_log_merge(store_db_t *db, int64_t max_rows, int64_t *through, int64_t *moved);
 /* pg_copy.c */
 int store__pg_copy_read(store_db_t *db, const store_table_t *tables, size_t n, store_copy_row_fn fn,
                         void *arg);
@@ -310,20 +318,18 @@ int pg__latest_upsert(pg_conn_t *c, store_pg_t *q, int64_t device_id, int64_t ke
 int pg__key_id(pg_conn_t *c, store_pg_t *q, const char *key, bool create, int64_t *out);
 /* Applies every migration not yet applied (pg_migrate.c). */
 int pg__migrate(pg_conn_t *c, store_pg_t *q, int *version, char err[static ERR_LEN]);
-/* Partitions (pg_partition.c): the maintenance thread; ensuring the partitions of pp's rows
- * exist (writer, inside its transaction). */
+/* Partitions (pg_partition.c): the maintenance thread. */
 int pg__maint_start(store_pg_t *q, char err[static ERR_LEN]);
 void pg__maint_stop(store_pg_t *q);
-int pg__parts_ensure(store_pg_t *q, pg_conn_t *c, const store_points_t *pp);
 /* The same for any connection's own transaction (a delete moving log points into ts_kv,
  * pg_kv.c): creates what ts (sorted) needs, without adding it to the known list (the next
- * pg__parts_ensure or the maintenance thread learns it). */
+ * merge or the maintenance thread learns it). */
 int pg__parts_cover(store_pg_t *q, pg_conn_t *c, const int64_t *ts, size_t n);
-/* The writer (its transaction): makes sure the partition of lo exists, then sets *next to
- * where the next partition to check begins, INT64_MAX when hi lies in lo's too. */
+/* The merge (its transaction on c): makes sure the partition of lo exists, then sets *next
+ * to where the next partition to check begins, INT64_MAX when hi lies in lo's too. */
 int pg__parts_step(store_pg_t *q, pg_conn_t *c, int64_t lo, int64_t hi, int64_t *next);
-/* The writer's transaction ended: its new partitions exist now (committed) or not. */
-void pg__parts_settle(store_pg_t *q, bool committed);
+/* The merge's transaction on c ended: its new partitions exist now (committed) or not. */
+void pg__parts_settle(store_pg_t *q, pg_conn_t *c, bool committed);
 /* Reads the partitions that exist (at open, and after a creation failed). */
 int pg__parts_load(store_pg_t *q, pg_conn_t *c);
 /* "DAYS", ... -> part_kind; -EINVAL for another name. */

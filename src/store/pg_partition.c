@@ -1,6 +1,6 @@
 /* pg_partition.c — ts_kv's time-range partitions on PostgreSQL, as ThingsBoard keeps its
  * ts_kv (SQL_POSTGRES_TS_KV_PARTITIONING): created ahead of time by a maintenance thread,
- * created on demand by the merge for a point outside them, and dropped whole by retention.
+ * created on demand by the merge (pg_points.c) for a point outside them, and dropped whole by retention.
  *
  * Ranges are UTC days, months or years, or one range for everything (INDEFINITE). Every ts
  * has a range: those before 1970 share one partition and those after 9999 another, so there
@@ -9,7 +9,7 @@
  * the gap between its neighbours.
  *
  * Invariants: the list of known partitions (q->parts) holds only committed partitions; the
- * writer's new ones wait in q->pending until its transaction ends (pg__parts_settle), since a
+ * merge's new ones wait in q->pending until its transaction ends (pg__parts_settle), since a
  * rolled-back CREATE leaves no partition behind. Names and bounds are printed from numbers we
  * computed, never from input.
  */
@@ -243,17 +243,6 @@ int pg__parts_step(store_pg_t *q, pg_conn_t *c, int64_t lo, int64_t hi, int64_t 
     return 0;
 }
 
-int pg__parts_ensure(store_pg_t *q, pg_conn_t *c, const store_points_t *pp)
-{
-    for (size_t i = 0; i < pp->n; i++) {
-        int64_t ts = pp->row[i].kv->ts, next;
-        int r = pg__parts_step(q, c, ts, ts, &next);
-        if (r != 0)
-            return r;
-    }
-    return 0;
-}
-
 int pg__parts_cover(store_pg_t *q, pg_conn_t *c, const int64_t *ts, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -273,12 +262,12 @@ int pg__parts_cover(store_pg_t *q, pg_conn_t *c, const int64_t *ts, size_t n)
     return 0;
 }
 
-void pg__parts_settle(store_pg_t *q, bool committed)
+void pg__parts_settle(store_pg_t *q, pg_conn_t *c, bool committed)
 {
     if (!committed && q->parts_stale) {
         q->parts_stale = false;
         q->n_pending = 0;
-        pg__parts_load(q, &q->wconn); /* failing, the next creation fails and comes back */
+        pg__parts_load(q, c); /* failing, the next creation fails and comes back */
         return;
     }
     if (q->n_pending == 0)

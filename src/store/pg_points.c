@@ -1,15 +1,21 @@
-/* pg_points.c — the PostgreSQL backend's telemetry statements: the log's append, count,
- * bounds, load and delete (ts_kv_log), and the merge's upserts into ts_kv and ts_kv_latest.
+/* pg_points.c — the PostgreSQL backend's telemetry statements: the log's append (the
+ * writer's group commit), count, bounds, load and delete (ts_kv_log), and the merge of the log
+ * into ts_kv and ts_kv_latest, which the database does by itself (log_merge, on the merge
+ * thread's connection, merge_db.c).
  *
- * Why multi-row statements: each statement is a round trip to the server, and on loopback a
- * round trip costs about as much as writing a few dozen rows; a group's points go STORE_MULTI
- * to a statement (backend.h), one prepared text per row count (1..STORE_MULTI), built once.
+ * Why this shape: each statement is a round trip, and on this machine a round trip cost the
+ * server more CPU than writing a few dozen rows. So a group's points go STORE_MULTI to a
+ * statement (backend.h), one prepared text per row count, numbered by the writer from a block
+ * of seqs (no RETURNING) and pipelined with the group's attribute writes (pg_db.c); and a
+ * merge step is three statements inside the database however many rows it moves, where the
+ * load-sort-apply path of merge.c moved every row to coaphub and back (docs/BENCHMARKS.md,
+ * issue 13: 27k -> 52k durable points/s at 1000 devices).
  *
- * Invariants: only the writer's connection runs these, inside the writer's transactions. The
- * log's seq comes from its sequence in insertion order, so the rows of one statement get
- * increasing seqs in the order of pp's rows (RETURNING gives them back in that order). An
- * upsert statement must not touch one (device, key, ts) twice (PostgreSQL refuses it), so of
- * equal neighbours in a sorted run only the last — the later write, which wins — is sent.
+ * Invariants: appends run on the writer's connection inside its transactions; the seqs of one
+ * writer grow with each commit (blocks are taken in order), so every row not yet committed
+ * has a larger seq than every committed one — what the merge's `through` relies on. An upsert
+ * statement must not touch one (device, key, ts) twice (PostgreSQL refuses it), so of equal
+ * rows the merge takes the last written (DISTINCT ON ... seq DESC).
  */
 #include "store/pg_int.h"
 
@@ -29,7 +35,6 @@
 /* The statements' text for 1..STORE_MULTI rows, built once: the statement cache keys on the
  * address. */
 static char log_sql[STORE_MULTI + 1][128 + STORE_MULTI * (ROW_MAX_LEN + 8)];
-static char kv_sql[STORE_MULTI + 1][128 + sizeof KV_UPSERT + STORE_MULTI * ROW_MAX_LEN];
 static pthread_once_t sql_once = PTHREAD_ONCE_INIT;
 
 /* rows rows of cols parameters each: "($1, ..., $cols), ($cols+1, ...)". */
@@ -53,8 +58,6 @@ static void build_all(void)
     for (int rows = 1; rows <= STORE_MULTI; rows++) {
         build(log_sql[rows], sizeof log_sql[rows], rows, 9,
               "INSERT INTO ts_kv_log" LOG_COLS " VALUES ", "");
-        build(kv_sql[rows], sizeof kv_sql[rows], rows, 8, "INSERT INTO ts_kv" COLS " VALUES ",
-              KV_UPSERT);
     }
 }
 
@@ -97,31 +100,6 @@ int store__pg_log_append(store_db_t *db, store_points_t *pp)
     return pg__write_stmt(q, log_sql[pp->n], &p);
 }
 
-int store__pg_kv_upsert(store_db_t *db, const store_points_t *pp)
-{
-    store_pg_t *q = store__pg(db);
-    if (pp->n == 0)
-        return 0;
-    pthread_once(&sql_once, build_all);
-    int r = pg__parts_ensure(q, &q->wconn, pp);
-    if (r != 0)
-        return r;
-    pg_params_t p;
-    p.n = 0;
-    int rows = 0;
-    for (size_t i = 0; i < pp->n; i++) {
-        if (i + 1 < pp->n && pp->row[i + 1].device_id == pp->row[i].device_id &&
-            pp->row[i + 1].key_id == pp->row[i].key_id &&
-            pp->row[i + 1].kv->ts == pp->row[i].kv->ts)
-            continue; /* the next row is a later write of the same point (invariant) */
-        r = pg__p_point(&p, pp->row[i].device_id, pp->row[i].key_id, pp->row[i].kv);
-        if (r != 0)
-            return r;
-        rows++;
-    }
-    return pg__exec(&q->wconn, q, kv_sql[rows], &p, NULL);
-}
-
 int pg__latest_upsert(pg_conn_t *c, store_pg_t *q, int64_t device_id, int64_t key_id,
                       const store_kv_t *kv)
 {
@@ -140,12 +118,6 @@ int pg__latest_upsert(pg_conn_t *c, store_pg_t *q, int64_t device_id, int64_t ke
                     " dbl_v = excluded.dbl_v, str_v = excluded.str_v, json_v = excluded.json_v,"
                     " version = ts_kv_latest.version + 1 WHERE excluded.ts >= ts_kv_latest.ts",
                     &p, NULL);
-}
-
-int store__pg_latest_upsert(store_db_t *db, int64_t device_id, int64_t key_id, const store_kv_t *kv)
-{
-    store_pg_t *q = store__pg(db);
-    return pg__latest_upsert(&q->wconn, q, device_id, key_id, kv);
 }
 
 int store__pg_log_count(store_db_t *db, int64_t *out)
@@ -219,17 +191,17 @@ int store__pg_log_remove(store_db_t *db, int64_t from, int64_t to)
 
 /* The partitions the log's rows in [from, to] need: usually all in one known partition (the
  * smallest and largest ts say so); otherwise each range from the smallest ts up. */
-static int merge_parts(store_pg_t *q, int64_t from, int64_t to)
+static int merge_parts(store_pg_t *q, pg_conn_t *c, int64_t from, int64_t to)
 {
     pg_params_t p;
     int64_t cursor = INT64_MIN;
-    for (int guard = 0; guard < 10000; guard++) {
+    for (int guard = 0; guard < 100000; guard++) {
         p.n = 0;
         pg__p_i64(&p, from);
         pg__p_i64(&p, to);
         pg__p_i64(&p, cursor);
         int r;
-        PGresult *res = pg__query(&q->wconn, q,
+        PGresult *res = pg__query(c, q,
                                   "SELECT MIN(ts), MAX(ts) FROM ts_kv_log"
                                   " WHERE seq BETWEEN $1 AND $2 AND ts >= $3",
                                   &p, &r);
@@ -240,17 +212,16 @@ static int merge_parts(store_pg_t *q, int64_t from, int64_t to)
         PQclear(res);
         if (none)
             return 0;
-        if ((r = pg__parts_step(q, &q->wconn, lo, hi, &cursor)) != 0 || cursor == INT64_MAX)
+        if ((r = pg__parts_step(q, c, lo, hi, &cursor)) != 0 || cursor == INT64_MAX)
             return r;
     }
-    return ERR_STORE; /* more ranges than a merge step can hold rows: cannot happen */
+    return ERR_STORE; /* more partitions than a step has rows: cannot happen */
 }
 
-int store__pg_log_merge(store_db_t *db, int64_t from, int64_t to, int64_t *moved)
+/* The statements of one step on [$1, $2]; the transaction is merge_step's. */
+static int merge_rows(store_pg_t *q, pg_conn_t *c, int64_t from, int64_t to, int64_t *moved)
 {
-    store_pg_t *q = store__pg(db);
-    *moved = 0;
-    int r = merge_parts(q, from, to);
+    int r = merge_parts(q, c, from, to);
     if (r != 0)
         return r;
     pg_params_t p;
@@ -258,7 +229,7 @@ int store__pg_log_merge(store_db_t *db, int64_t from, int64_t to, int64_t *moved
     pg__p_i64(&p, from);
     pg__p_i64(&p, to);
     /* Of equal (device, key, ts) the last written (largest seq) wins, as the log order says. */
-    r = pg__exec(&q->wconn, q,
+    r = pg__exec(c, q,
                  "INSERT INTO ts_kv" COLS
                  " SELECT DISTINCT ON (device_id, key_id, ts)"
                  " device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v FROM ts_kv_log"
@@ -267,7 +238,7 @@ int store__pg_log_merge(store_db_t *db, int64_t from, int64_t to, int64_t *moved
     /* The newest point of each (device, key): an older one (late, replayed) does not replace
      * a newer latest; an equal ts overwrites, as in ThingsBoard. */
     if (r == 0)
-        r = pg__exec(&q->wconn, q,
+        r = pg__exec(c, q,
                      "INSERT INTO ts_kv_latest" COLS
                      " SELECT DISTINCT ON (device_id, key_id)"
                      " device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v"
@@ -279,6 +250,38 @@ int store__pg_log_merge(store_db_t *db, int64_t from, int64_t to, int64_t *moved
                      " version = ts_kv_latest.version + 1 WHERE excluded.ts >= ts_kv_latest.ts",
                      &p, NULL);
     if (r == 0)
-        r = pg__exec(&q->wconn, q, "DELETE FROM ts_kv_log WHERE seq BETWEEN $1 AND $2", &p, moved);
+        r = pg__exec(c, q, "DELETE FROM ts_kv_log WHERE seq BETWEEN $1 AND $2", &p, moved);
+    return r;
+}
+
+int store__pg_log_merge(store_db_t *db, int64_t max_rows, int64_t *through, int64_t *moved)
+{
+    store_pg_t *q = store__pg(db);
+    pg_conn_t *c = &q->mgconn;
+    *through = *moved = 0;
+    /* Unsynced: the points are durable in the log; a crash before a later synced commit
+     * undoes this step whole and they are merged again. The writer lock's shared side orders
+     * it against deletes (pg_write.c). */
+    int r = pg__exec_simple(c, q,
+                            "BEGIN; SET LOCAL synchronous_commit = off;"
+                            " SELECT pg_advisory_xact_lock_shared(" PG_WRITER_LOCK_KEY ")");
+    PGresult *res = NULL;
+    if (r == 0)
+        res = pg__query(c, q, "SELECT MIN(seq), MAX(seq) FROM ts_kv_log", NULL, &r);
+    bool empty = res && pg__null(res, 0, 0);
+    int64_t from = res ? pg__i64(res, 0, 0) : 0, last = res ? pg__i64(res, 0, 1) : 0;
+    PQclear(res);
+    int64_t to = last - from >= max_rows ? from + max_rows - 1 : last;
+    if (r == 0 && !empty)
+        r = merge_rows(q, c, from, to, moved);
+    if (r == 0)
+        r = pg__commit(c, q);
+    if (r != 0) {
+        pg__rollback(c);
+        *moved = 0;
+    } else if (!empty) {
+        *through = to;
+    }
+    pg__parts_settle(q, c, r == 0);
     return r;
 }

@@ -27,22 +27,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The advisory lock of writer transactions and deletes ("writer" in ASCII). */
-#define PG_WRITER_LOCK "x'777269746572'::bigint"
-
 int pg__lock_out_writer(pg_conn_t *c, store_pg_t *q)
 {
-    return pg__exec(c, q, "SELECT pg_advisory_xact_lock(" PG_WRITER_LOCK ")", NULL, NULL);
+    return pg__exec(c, q, "SELECT pg_advisory_xact_lock(" PG_WRITER_LOCK_KEY ")", NULL, NULL);
 }
 
-/* COMMIT, checked: 0 only if the transaction was intact and PostgreSQL says it committed. */
-static int commit(store_pg_t *q)
+int pg__commit(pg_conn_t *c, store_pg_t *q)
 {
-    int r = pg__pipe_end(&q->wconn); /* a pipelined statement's failure is the commit's */
+    (void)q;
+    int r = pg__pipe_end(c); /* a pipelined statement's failure is the commit's */
     if (r != 0)
         return r;
-    PGconn *conn = q->wconn.conn;
-    if (PQstatus(conn) != CONNECTION_OK)
+    PGconn *conn = c->conn;
+    if (!conn || PQstatus(conn) != CONNECTION_OK)
         return ERR_UNAVAILABLE;
     if (PQtransactionStatus(conn) != PQTRANS_INTRANS)
         return ERR_STORE; /* a statement failed: the caller rolls back */
@@ -55,6 +52,14 @@ static int commit(store_pg_t *q)
     return r;
 }
 
+void pg__rollback(pg_conn_t *c)
+{
+    (void)pg__pipe_end(c); /* what failed there is rolled back with the rest */
+    if (c->conn && PQstatus(c->conn) == CONNECTION_OK &&
+        PQtransactionStatus(c->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(c->conn, "ROLLBACK"));
+}
+
 int store__pg_transact(store_db_t *db, store_tx_t what)
 {
     store_pg_t *q = store__pg(db);
@@ -62,28 +67,21 @@ int store__pg_transact(store_db_t *db, store_tx_t what)
     int r;
     switch (what) {
     case STORE_TX_BEGIN:
-        return pg__exec_simple(c, q,
-                               "BEGIN; SELECT pg_advisory_xact_lock_shared(" PG_WRITER_LOCK ")");
+        return pg__exec_simple(
+            c, q, "BEGIN; SELECT pg_advisory_xact_lock_shared(" PG_WRITER_LOCK_KEY ")");
     case STORE_TX_BEGIN_LAZY:
         /* No flush of its own: if the server crashes before a later (synchronous) commit
          * flushes the WAL, this transaction is lost whole and its points are still in the
          * log; that later flush covers it too (WAL is written in order). */
         return pg__exec_simple(c, q,
                                "BEGIN; SET LOCAL synchronous_commit = off;"
-                               " SELECT pg_advisory_xact_lock_shared(" PG_WRITER_LOCK ")");
+                               " SELECT pg_advisory_xact_lock_shared(" PG_WRITER_LOCK_KEY ")");
     case STORE_TX_COMMIT:
         q->in_savepoint = false;
-        r = commit(q); /* a failed COMMIT is followed by the caller's ROLLBACK */
-        if (r == 0)
-            pg__parts_settle(q, true);
-        return r;
+        return pg__commit(c, q); /* a failed COMMIT is followed by the caller's ROLLBACK */
     case STORE_TX_ROLLBACK:
         q->in_savepoint = false;
-        (void)pg__pipe_end(c); /* what failed there is rolled back with the rest */
-        if (c->conn && PQstatus(c->conn) == CONNECTION_OK &&
-            PQtransactionStatus(c->conn) != PQTRANS_IDLE)
-            PQclear(PQexec(c->conn, "ROLLBACK"));
-        pg__parts_settle(q, false);
+        pg__rollback(c);
         return 0;
     case STORE_TX_SAVEPOINT:
         r = pg__exec_simple(c, q, "SAVEPOINT batch");

@@ -104,6 +104,12 @@ struct store {
     pthread_mutex_t stats_mu;
     store_stats_t stats;
 
+    /* the database's merge (merge_db.c, when the backend has log_merge) */
+    pthread_t mg_thread;
+    bool mg_started, mg_stop, mg_kicked, mg_idle;
+    pthread_mutex_t mg_mu;
+    pthread_cond_t mg_cv;
+
     /* retention (retention.c) */
     pthread_t ret_thread;
     bool ret_started, ret_stop;
@@ -175,6 +181,14 @@ void store__latest_copy_free(store_latest_copy_t *c, size_t n);
 void store__latest_take_newer(store_kv_list_t *out, ssize_t at, const char *key, store_kv_t *mem);
 /* An idle writer hands back the memory of its staged latest values. */
 void store__latest_release(store_t *s);
+
+/* The merge when the database does it (merge_db.c; backend.h log_merge): a thread beside
+ * the writer, started by store_open, stopped after the writer (it merges what is left). The
+ * writer kicks it after a commit. Without log_merge these do nothing and the writer merges
+ * (merge.c). */
+int store__merge_db_start(store_t *s);
+void store__merge_db_kick(store_t *s);
+void store__merge_db_stop(store_t *s);
 
 /* Retention (retention.c): started by store_open when cfg.ts_ttl_s > 0; stopped before the
  * backend closes. */

@@ -406,7 +406,7 @@ static void wait_for_work(store_t *s)
             idle = pthread_cond_timedwait(&s->q_cv, &s->q_mu, &dl) == ETIMEDOUT;
             continue;
         }
-        if (atomic_load(&s->log_rows) == 0 || merge_failed) {
+        if (atomic_load(&s->log_rows) == 0 || merge_failed || s->be->log_merge) {
             if (!s->memory_released) {
                 pthread_mutex_unlock(&s->q_mu);
                 s->be->release(s->db);          /* SQLite: its page cache */
@@ -470,12 +470,17 @@ static void *writer_main(void *arg)
             head = next;
         }
         s->be->tidy(s->db); /* SQLite: restarts the WAL once it is copied */
-        merge_some(s); /* after the acknowledgements: they do not wait for it */
+        if (s->be->log_merge)
+            store__merge_db_kick(s); /* the database merges, on a thread of its own */
+        else
+            merge_some(s); /* after the acknowledgements: they do not wait for it */
         pthread_mutex_lock(&s->q_mu);
     }
     pthread_mutex_unlock(&s->q_mu);
-    /* Leave a merged database behind (a restart would merge it anyway). */
-    store__merge_all(s);
+    /* Leave a merged database behind (a restart would merge it anyway; merge_db.c does it
+     * for a database that merges). */
+    if (!s->be->log_merge)
+        store__merge_all(s);
     store__merge_free(s->merge);
     s->merge = NULL;
     store__keycache_free(&s->keys);
