@@ -57,15 +57,15 @@
 #define WRITER_LOCK "SELECT pg_advisory_xact_lock_shared(x'777269746572'::bigint)"
 #define COLS "device_id, key_id, ts, bool_v, long_v, dbl_v, str_v, json_v"
 #define NCOLS 8
-#define BLOCK_SEQS 4096   /* --copy-seq block: seqs reserved per nextval */
-#define MAX_STMT_ROWS 40  /* 40 rows x 8 columns = 320 parameters, the backend's PG_MAX_PARAMS */
+#define BLOCK_SEQS 4096  /* --copy-seq block: seqs reserved per nextval */
+#define MAX_STMT_ROWS 40 /* 40 rows x 8 columns = 320 parameters, the backend's PG_MAX_PARAMS */
 #define MAX_GROUPS 8
 #define NUM_LEN 32
 #define IO_TIMEOUT_MS 30000 /* a pipeline that makes no progress this long is an error */
 
 typedef enum { M_MULTI, M_PIPELINE, M_UNNEST, M_UNNEST_PIPE, M_COPY, M_COUNT } method_t;
-static const char *const method_names[M_COUNT] = {"multi", "pipeline", "unnest",
-                                                  "unnest-pipeline", "copy"};
+static const char *const method_names[M_COUNT] = {"multi", "pipeline", "unnest", "unnest-pipeline",
+                                                  "copy"};
 
 typedef struct cfg {
     const char *conninfo;
@@ -190,8 +190,8 @@ static long long proc_ticks(int pid, bool children, int *ppid)
     char *p = strrchr(buf, ')');
     int pp;
     unsigned long long ut, st, cut, cst;
-    if (!p || sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu",
-                     &pp, &ut, &st, &cut, &cst) != 5)
+    if (!p || sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &pp,
+                     &ut, &st, &cut, &cst) != 5)
         return -1;
     if (ppid)
         *ppid = pp;
@@ -290,11 +290,11 @@ typedef struct run {
     PGconn *conn;
     method_t method;
     int group;
-    row_t *rows;         /* this transaction's rows */
-    int64_t *seqs;       /* seqs read back (or reserved) for them */
+    row_t *rows;   /* this transaction's rows */
+    int64_t *seqs; /* seqs read back (or reserved) for them */
     int64_t n_seqs;
-    int64_t round_trips; /* waits for the server: one per blocking call or pipeline sync */
-    int64_t point;       /* rows made so far (device, key cycle) */
+    int64_t round_trips;       /* waits for the server: one per blocking call or pipeline sync */
+    int64_t point;             /* rows made so far (device, key cycle) */
     int64_t blk_next, blk_end; /* copy --copy-seq block: seqs still reserved [next, end) */
     /* parameter space: up to MAX_STMT_ROWS rows of text values */
     char num[MAX_STMT_ROWS * NCOLS][NUM_LEN];
@@ -397,7 +397,8 @@ static void prepare_statements(run_t *r)
          * the order rows arrive, so RETURNING gives the seqs in the arrays' order, as for
          * multi-row VALUES. */
         snprintf(sql, sizeof sql,
-                 "INSERT INTO %s (" COLS ") SELECT * FROM unnest($1::bigint[], $2::bigint[],"
+                 "INSERT INTO %s (" COLS
+                 ") SELECT * FROM unnest($1::bigint[], $2::bigint[],"
                  " $3::bigint[], $4::boolean[], $5::bigint[], $6::float8[], $7::text[],"
                  " $8::text[]) RETURNING seq",
                  r->cfg->table);
@@ -419,8 +420,8 @@ static void take_seqs(run_t *r, PGresult *res)
     for (int i = 0; i < n; i++) {
         int64_t v = strtoll(PQgetvalue(res, i, 0), NULL, 10);
         if (r->n_seqs > 0 && v <= r->seqs[r->n_seqs - 1]) {
-            fprintf(stderr, "pg-append-bench: seqs out of order (%" PRId64 " after %" PRId64
-                            ")\n", v, r->seqs[r->n_seqs - 1]);
+            fprintf(stderr, "pg-append-bench: seqs out of order (%" PRId64 " after %" PRId64 ")\n",
+                    v, r->seqs[r->n_seqs - 1]);
             exit(1);
         }
         r->seqs[r->n_seqs++] = v;
@@ -587,8 +588,7 @@ static void tx_pipeline(run_t *r, bool unnest)
             char name[16];
             stmt_name(name, n);
             fill_params(r, i, n); /* libpq copies the values into its buffer at once */
-            pipe_send(r, PQsendQueryPrepared(c, name, n * NCOLS, r->val, NULL, NULL, 0),
-                      "insert");
+            pipe_send(r, PQsendQueryPrepared(c, name, n * NCOLS, r->val, NULL, NULL, 0), "insert");
         }
     }
     pipe_send(r, PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0), "COMMIT");
@@ -705,8 +705,10 @@ static void reset_table(PGconn *conn, const cfg_t *c)
     exec_ok(conn, sql);
     PGresult *res = PQexec(conn, "CHECKPOINT");
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        fprintf(stderr, "pg-append-bench: CHECKPOINT refused (%s); runs may differ by the "
-                        "previous run's dirty pages\n", PQresultErrorMessage(res));
+        fprintf(stderr,
+                "pg-append-bench: CHECKPOINT refused (%s); runs may differ by the "
+                "previous run's dirty pages\n",
+                PQresultErrorMessage(res));
     PQclear(res);
 }
 
@@ -741,17 +743,28 @@ static result_t one_run(const cfg_t *c, method_t m, int group, int round, int po
         r->n_seqs = 0;
         int64_t ts = now_us();
         switch (m) {
-        case M_MULTI: tx_multi(r); break;
-        case M_PIPELINE: tx_pipeline(r, false); break;
-        case M_UNNEST: tx_unnest(r); break;
-        case M_UNNEST_PIPE: tx_pipeline(r, true); break;
-        case M_COPY: tx_copy(r); break;
-        case M_COUNT: break;
+        case M_MULTI:
+            tx_multi(r);
+            break;
+        case M_PIPELINE:
+            tx_pipeline(r, false);
+            break;
+        case M_UNNEST:
+            tx_unnest(r);
+            break;
+        case M_UNNEST_PIPE:
+            tx_pipeline(r, true);
+            break;
+        case M_COPY:
+            tx_copy(r);
+            break;
+        case M_COUNT:
+            break;
         }
         t1 = now_us();
         if (r->n_seqs != group) {
-            fprintf(stderr, "pg-append-bench: %s: %" PRId64 " seqs for %d rows\n",
-                    method_names[m], r->n_seqs, group);
+            fprintf(stderr, "pg-append-bench: %s: %" PRId64 " seqs for %d rows\n", method_names[m],
+                    r->n_seqs, group);
             exit(1);
         }
         if ((size_t)n_tx == cap_tx) {
@@ -769,17 +782,24 @@ static result_t one_run(const cfg_t *c, method_t m, int group, int round, int po
     snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", c->table);
     char *cnt = query_value(r->conn, sql);
     if (strtoll(cnt, NULL, 10) != rows) {
-        fprintf(stderr, "pg-append-bench: %s: the table holds %s rows, %" PRId64
-                        " were committed\n", method_names[m], cnt, rows);
+        fprintf(stderr,
+                "pg-append-bench: %s: the table holds %s rows, %" PRId64 " were committed\n",
+                method_names[m], cnt, rows);
         exit(1);
     }
     free(cnt);
 
     qsort(lat, (size_t)n_tx, sizeof *lat, cmp_i64);
     result_t res = {
-        .method = m, .group = group, .round = round, .rows = rows, .txs = n_tx,
-        .round_trips = r->round_trips, .elapsed_s = (double)(t1 - t0) / 1e6,
-        .tx_p50_ms = quantile_ms(lat, n_tx, 0.5), .tx_p99_ms = quantile_ms(lat, n_tx, 0.99),
+        .method = m,
+        .group = group,
+        .round = round,
+        .rows = rows,
+        .txs = n_tx,
+        .round_trips = r->round_trips,
+        .elapsed_s = (double)(t1 - t0) / 1e6,
+        .tx_p50_ms = quantile_ms(lat, n_tx, 0.5),
+        .tx_p99_ms = quantile_ms(lat, n_tx, 0.99),
         .client_cpu_us = cl1 - cl0,
         .backend_cpu_us = be0 >= 0 && be1 >= be0 ? be1 - be0 : -1,
         .cluster_cpu_us = cu0 >= 0 && cu1 >= cu0 ? cu1 - cu0 : -1,
@@ -841,8 +861,9 @@ static void fmt_num(char out[static NUM_LEN], double v, int decimals)
 /* Medians over the rounds, one row per (group, method). */
 static void print_table(const cfg_t *c, const result_t *res, int n_res)
 {
-    printf("| rows/tx | method | rows/s | tx/s | tx p50 ms | tx p99 ms | round trips/tx "
-           "| client CPU us/row | backend CPU us/row | cluster CPU us/row |\n");
+    printf(
+        "| rows/tx | method | rows/s | tx/s | tx p50 ms | tx p99 ms | round trips/tx "
+        "| client CPU us/row | backend CPU us/row | cluster CPU us/row |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|\n");
     for (int g = 0; g < c->n_groups; g++) {
         for (int m = 0; m < M_COUNT; m++) {
@@ -880,26 +901,27 @@ static void print_table(const cfg_t *c, const result_t *res, int n_res)
 
 static void usage(FILE *f)
 {
-    fputs("Usage: pg-append-bench [options] CONNINFO\n"
-          "Appends telemetry rows to a ts_kv_log-shaped table in durable transactions of G\n"
-          "rows, by each method, and reports rows/s, transactions/s and CPU per row.\n"
-          "  -m, --methods LIST     multi,pipeline,unnest,unnest-pipeline,copy (all)\n"
-          "  -g, --groups LIST      rows per transaction (100,1000,5000)\n"
-          "  -d, --duration S       seconds per (method, group) run (5)\n"
-          "  -r, --rounds N         rounds, interleaved; the table shows medians (1)\n"
-          "  -c, --devices N        device ids the rows cycle over, 2 keys each (1000)\n"
-          "      --rows-per-stmt N  rows per INSERT for multi/pipeline (32 = STORE_MULTI; 1..40)\n"
-          "      --copy-seq series|block  COPY's seqs: SELECT nextval FROM generate_series in\n"
-          "                         the transaction, or blocks of 4096 from a sequence with\n"
-          "                         INCREMENT BY 4096 (series)\n"
-          "      --table NAME       the benchmark's table, dropped and created (pg_append_bench)\n"
-          "      --cluster-pid PID  postmaster whose processes' CPU is summed (default: the\n"
-          "                         backend's parent, if the server runs on this host)\n"
-          "      --allow-nondurable run even when fsync or synchronous_commit is off\n"
-          "      --keep             keep the table afterwards\n"
-          "      --json             one JSON line per run instead of the table\n"
-          "CONNINFO: a libpq URL or key=value string (postgresql://user:pw@127.0.0.1:5432/db).\n",
-          f);
+    fputs(
+        "Usage: pg-append-bench [options] CONNINFO\n"
+        "Appends telemetry rows to a ts_kv_log-shaped table in durable transactions of G\n"
+        "rows, by each method, and reports rows/s, transactions/s and CPU per row.\n"
+        "  -m, --methods LIST     multi,pipeline,unnest,unnest-pipeline,copy (all)\n"
+        "  -g, --groups LIST      rows per transaction (100,1000,5000)\n"
+        "  -d, --duration S       seconds per (method, group) run (5)\n"
+        "  -r, --rounds N         rounds, interleaved; the table shows medians (1)\n"
+        "  -c, --devices N        device ids the rows cycle over, 2 keys each (1000)\n"
+        "      --rows-per-stmt N  rows per INSERT for multi/pipeline (32 = STORE_MULTI; 1..40)\n"
+        "      --copy-seq series|block  COPY's seqs: SELECT nextval FROM generate_series in\n"
+        "                         the transaction, or blocks of 4096 from a sequence with\n"
+        "                         INCREMENT BY 4096 (series)\n"
+        "      --table NAME       the benchmark's table, dropped and created (pg_append_bench)\n"
+        "      --cluster-pid PID  postmaster whose processes' CPU is summed (default: the\n"
+        "                         backend's parent, if the server runs on this host)\n"
+        "      --allow-nondurable run even when fsync or synchronous_commit is off\n"
+        "      --keep             keep the table afterwards\n"
+        "      --json             one JSON line per run instead of the table\n"
+        "CONNINFO: a libpq URL or key=value string (postgresql://user:pw@127.0.0.1:5432/db).\n",
+        f);
 }
 
 static bool parse_methods(cfg_t *c, const char *s)
@@ -956,17 +978,24 @@ enum { O_ROWS = 256, O_COPYSEQ, O_TABLE, O_CLUSTER, O_NONDUR, O_KEEP, O_JSON };
 
 int main(int argc, char **argv)
 {
-    cfg_t c = {.duration_s = 5, .rounds = 1, .devices = 1000, .stmt_rows = 32,
-               .table = "pg_append_bench"};
+    cfg_t c = {
+        .duration_s = 5, .rounds = 1, .devices = 1000, .stmt_rows = 32, .table = "pg_append_bench"};
     parse_methods(&c, "all");
     parse_groups(&c, "100,1000,5000");
-    static const struct option opts[] = {
-        {"methods", 1, 0, 'm'}, {"groups", 1, 0, 'g'},       {"duration", 1, 0, 'd'},
-        {"rounds", 1, 0, 'r'},  {"devices", 1, 0, 'c'},      {"rows-per-stmt", 1, 0, O_ROWS},
-        {"copy-seq", 1, 0, O_COPYSEQ}, {"table", 1, 0, O_TABLE},
-        {"cluster-pid", 1, 0, O_CLUSTER}, {"allow-nondurable", 0, 0, O_NONDUR},
-        {"keep", 0, 0, O_KEEP}, {"json", 0, 0, O_JSON},      {"help", 0, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"methods", 1, 0, 'm'},
+                                         {"groups", 1, 0, 'g'},
+                                         {"duration", 1, 0, 'd'},
+                                         {"rounds", 1, 0, 'r'},
+                                         {"devices", 1, 0, 'c'},
+                                         {"rows-per-stmt", 1, 0, O_ROWS},
+                                         {"copy-seq", 1, 0, O_COPYSEQ},
+                                         {"table", 1, 0, O_TABLE},
+                                         {"cluster-pid", 1, 0, O_CLUSTER},
+                                         {"allow-nondurable", 0, 0, O_NONDUR},
+                                         {"keep", 0, 0, O_KEEP},
+                                         {"json", 0, 0, O_JSON},
+                                         {"help", 0, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "m:g:d:r:c:h", opts, NULL)) != -1) {
         switch (o) {
@@ -980,10 +1009,18 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'd': c.duration_s = atof(optarg); break;
-        case 'r': c.rounds = atoi(optarg); break;
-        case 'c': c.devices = atoi(optarg); break;
-        case O_ROWS: c.stmt_rows = atoi(optarg); break;
+        case 'd':
+            c.duration_s = atof(optarg);
+            break;
+        case 'r':
+            c.rounds = atoi(optarg);
+            break;
+        case 'c':
+            c.devices = atoi(optarg);
+            break;
+        case O_ROWS:
+            c.stmt_rows = atoi(optarg);
+            break;
         case O_COPYSEQ:
             if (strcmp(optarg, "series") != 0 && strcmp(optarg, "block") != 0) {
                 fprintf(stderr, "pg-append-bench: --copy-seq series|block\n");
@@ -991,13 +1028,27 @@ int main(int argc, char **argv)
             }
             c.copy_block = strcmp(optarg, "block") == 0;
             break;
-        case O_TABLE: c.table = optarg; break;
-        case O_CLUSTER: c.cluster_pid = atoi(optarg); break;
-        case O_NONDUR: c.allow_nondurable = true; break;
-        case O_KEEP: c.keep = true; break;
-        case O_JSON: c.json = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case O_TABLE:
+            c.table = optarg;
+            break;
+        case O_CLUSTER:
+            c.cluster_pid = atoi(optarg);
+            break;
+        case O_NONDUR:
+            c.allow_nondurable = true;
+            break;
+        case O_KEEP:
+            c.keep = true;
+            break;
+        case O_JSON:
+            c.json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind != argc - 1) {
@@ -1006,10 +1057,11 @@ int main(int argc, char **argv)
     }
     c.conninfo = argv[optind];
     if (!(c.duration_s > 0 && c.duration_s <= 3600) || c.rounds < 1 || c.rounds > 64 ||
-        c.devices < 1 || c.stmt_rows < 1 || c.stmt_rows > MAX_STMT_ROWS ||
-        !valid_ident(c.table)) {
-        fprintf(stderr, "pg-append-bench: bad option value (duration 0..3600 s, rounds 1..64, "
-                        "rows-per-stmt 1..%d, table [a-z_][a-z0-9_]*)\n", MAX_STMT_ROWS);
+        c.devices < 1 || c.stmt_rows < 1 || c.stmt_rows > MAX_STMT_ROWS || !valid_ident(c.table)) {
+        fprintf(stderr,
+                "pg-append-bench: bad option value (duration 0..3600 s, rounds 1..64, "
+                "rows-per-stmt 1..%d, table [a-z_][a-z0-9_]*)\n",
+                MAX_STMT_ROWS);
         return 2;
     }
 
@@ -1019,11 +1071,14 @@ int main(int argc, char **argv)
     char *fpw_v = query_value(conn, "SHOW full_page_writes");
     char *ver = query_value(conn, "SHOW server_version");
     bool durable = strcmp(fsync_v, "on") == 0 && strcmp(sync_v, "on") == 0;
-    fprintf(stderr, "pg-append-bench: PostgreSQL %s, fsync=%s synchronous_commit=%s "
-                    "full_page_writes=%s\n", ver, fsync_v, sync_v, fpw_v);
+    fprintf(stderr,
+            "pg-append-bench: PostgreSQL %s, fsync=%s synchronous_commit=%s "
+            "full_page_writes=%s\n",
+            ver, fsync_v, sync_v, fpw_v);
     if (!durable && !c.allow_nondurable) {
-        fprintf(stderr, "pg-append-bench: the server does not make commits durable (fsync and "
-                        "synchronous_commit must be on); --allow-nondurable to run anyway\n");
+        fprintf(stderr,
+                "pg-append-bench: the server does not make commits durable (fsync and "
+                "synchronous_commit must be on); --allow-nondurable to run anyway\n");
         return 1;
     }
     free(fsync_v);
@@ -1037,8 +1092,9 @@ int main(int argc, char **argv)
             postmaster = pp;
     }
     if (cluster_cpu_us(postmaster) < 0)
-        fprintf(stderr, "pg-append-bench: the server's processes are not visible here: no "
-                        "server CPU figures\n");
+        fprintf(stderr,
+                "pg-append-bench: the server's processes are not visible here: no "
+                "server CPU figures\n");
 
     char sql[512];
     snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s; DROP SEQUENCE IF EXISTS %s_blk", c.table,
@@ -1067,8 +1123,9 @@ int main(int argc, char **argv)
                 res[n_res++] = x;
                 if (c.json)
                     print_json(&x, durable);
-                fprintf(stderr, "pg-append-bench: round %d, %d rows/tx, %-15s %9.0f rows/s "
-                                "%7.1f tx/s, cluster CPU %.2f us/row\n",
+                fprintf(stderr,
+                        "pg-append-bench: round %d, %d rows/tx, %-15s %9.0f rows/s "
+                        "%7.1f tx/s, cluster CPU %.2f us/row\n",
                         round, x.group, method_names[m], (double)x.rows / x.elapsed_s,
                         (double)x.txs / x.elapsed_s, per_row(x.cluster_cpu_us, x.rows));
             }
