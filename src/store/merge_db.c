@@ -74,8 +74,9 @@ static void *merge_main(void *arg)
         if (moved < 0) {
             int64_t now = clock_mono_ms();
             if (now - last_log_ms >= 10000) {
-                LOG_W("store", "merging the telemetry log failed: %s (the points stay in the "
-                               "log; trying again every second)",
+                LOG_W("store",
+                      "merging the telemetry log failed: %s (the points stay in the "
+                      "log; trying again every second)",
                       err_str((int)moved));
                 last_log_ms = now;
             }
