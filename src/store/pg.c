@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void pg_close(store_db_t *db)
 {
@@ -72,6 +73,33 @@ static int params(store_pg_t *q, char err[static ERR_LEN])
     return 0;
 }
 
+/* A server that is starting (or not up yet: compose files start coaphub and PostgreSQL
+ * together) is waited for, up to START_WAIT_S; a refusal that waiting cannot change
+ * (authentication, no such database or role) fails at once. */
+enum { START_WAIT_S = 30 };
+
+static bool worth_waiting(const char *msg)
+{
+    static const char *const final[] = {"authentication", "password", "does not exist",
+                                        "pg_hba.conf", "invalid", "SSL"};
+    for (size_t i = 0; i < sizeof(final) / sizeof(final[0]); i++)
+        if (strstr(msg, final[i]))
+            return false;
+    return true;
+}
+
+static int first_connect(store_pg_t *q, char err[static ERR_LEN])
+{
+    for (int waited = 0;; waited++) {
+        int r = pg__conn_open(q, &q->wconn, err);
+        if (r != ERR_UNAVAILABLE || waited >= START_WAIT_S || !worth_waiting(err))
+            return r;
+        if (waited == 0)
+            LOG_W("store", "%s; waiting up to %d s for PostgreSQL", err, START_WAIT_S);
+        sleep(1);
+    }
+}
+
 static store_db_t *pg_open(store_t *s, int *schema_version, char err[static ERR_LEN])
 {
     if (!PQisthreadsafe()) {
@@ -97,7 +125,7 @@ static store_db_t *pg_open(store_t *s, int *schema_version, char err[static ERR_
     if (params(q, err) != 0)
         goto fail;
     /* The writer's connection is opened first and runs the migrations. */
-    if (pg__conn_open(q, &q->wconn, err) != 0)
+    if (first_connect(q, err) != 0)
         goto fail;
     if (pg__migrate(&q->wconn, q, schema_version, err) != 0)
         goto fail;
