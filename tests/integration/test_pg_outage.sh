@@ -223,4 +223,16 @@ done
 [ "$missing" -eq 0 ] || fail "$missing acknowledged telemetry points were lost"
 log "ok: all $total acknowledged points are in the history"
 
+# A start while PostgreSQL is not up yet (both started together): coaphub waits for it
+# (up to 30 s) instead of exiting, and serves once it is there.
+daemon_stop
+"$PGO_SERVER" halt "$PGO_DIR" || fail "could not stop PostgreSQL before the start"
+( sleep 3; "$PGO_SERVER" restart "$PGO_DIR" >/dev/null 2>&1 ) &
+IT_PIDS+=($!)
+daemon_start
+grep -q "waiting up to 30 s for PostgreSQL" "$IT_LOG" || fail "no 'waiting for PostgreSQL' line"
+log "ok: a start before PostgreSQL was up waited for it"
+probe
+assert_eq "$PROBE_CODE" 2.01 "telemetry after a start that waited for PostgreSQL"
+
 it_pass
