@@ -35,7 +35,8 @@ typedef struct tstore {
     char url[512];  /* ... and its URL (cfg.database_url) */
     store_t *s;
     int64_t merge_run_rows; /* 0: the store's default */
-    int64_t dev;            /* device "dev", when tstore_new made one */
+    const char *partitioning; /* NULL: the store's default (MONTHS) */
+    int64_t dev;              /* device "dev", when tstore_new made one */
 } tstore_t;
 
 /* ---- PostgreSQL: the server of COAPHUB_TEST_PG ---- */
@@ -127,6 +128,8 @@ static inline store_t *tstore_reopen(tstore_t *t)
     cfg.read_pool = 2;
     if (t->merge_run_rows)
         cfg.merge_run_rows = t->merge_run_rows;
+    if (t->partitioning)
+        cfg.ts_partitioning = t->partitioning;
     char err[ERR_LEN];
     t->s = store_open(&cfg, err);
     if (!t->s) {
