@@ -10,7 +10,11 @@
  *
  * When: once MERGE_KICK_ROWS points wait in the log (the writer kicks after its commits), and
  * after MERGE_IDLE_MS without a kick whenever any wait, so an idle server's log empties as
- * SQLite's does. At stop, what is left is merged before the backend closes.
+ * SQLite's does; at stop, what is left is merged before the backend closes. Steps are large
+ * (MERGE_STEP_ROWS): each series' latest value is upserted once per step, so a larger step
+ * spreads that over more points, and beside the writer a step's length delays no commit
+ * (65536-point steps after 16384-point kicks: ~75k instead of ~64k points/s at 1000 devices,
+ * PostgreSQL's CPU per request -14 %).
  *
  * Invariant: a step merges the rows committed when it starts, up to a seq `through`; every
  * row the writer has not committed yet has a larger seq (seqs grow with each commit), so the
@@ -26,7 +30,7 @@
 #include <errno.h>
 #include <time.h>
 
-enum { MERGE_STEP_ROWS = 16384, MERGE_KICK_ROWS = 4096, MERGE_IDLE_MS = 200, RETRY_MS = 1000 };
+enum { MERGE_STEP_ROWS = 65536, MERGE_KICK_ROWS = 16384, MERGE_IDLE_MS = 200, RETRY_MS = 1000 };
 
 static void wait_ms(store_t *s, int64_t ms)
 {

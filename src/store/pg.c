@@ -81,7 +81,7 @@ enum { START_WAIT_S = 30 };
 static bool worth_waiting(const char *msg)
 {
     static const char *const final[] = {"authentication", "password", "does not exist",
-                                        "pg_hba.conf", "invalid", "SSL"};
+                                        "pg_hba.conf",    "invalid",  "SSL"};
     for (size_t i = 0; i < sizeof(final) / sizeof(final[0]); i++)
         if (strstr(msg, final[i]))
             return false;

@@ -264,6 +264,7 @@ int store__pg_log_merge(store_db_t *db, int64_t max_rows, int64_t *through, int6
      * it against deletes (pg_write.c). */
     int r = pg__exec_simple(c, q,
                             "BEGIN; SET LOCAL synchronous_commit = off;"
+                            " SET LOCAL work_mem = '64MB';"
                             " SELECT pg_advisory_xact_lock_shared(" PG_WRITER_LOCK_KEY ")");
     PGresult *res = NULL;
     if (r == 0)
