@@ -190,7 +190,8 @@ daemon_start() {
         echo "=== start $(date +%T) ports coap=$COAP_PORT coaps=$COAPS_PORT http=$HTTP_PORT" \
             >>"$IT_LOG"
         COAPHUB_ADMIN_USER="$ADMIN_USER" COAPHUB_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
-            "$COAPHUB_BIN" --data-dir "$IT_DATA" --bind 127.0.0.1 --coap-port "$COAP_PORT" \
+            "$COAPHUB_BIN" --data-dir "$IT_DATA" --bind 127.0.0.1 --http-bind 127.0.0.1 \
+            --coap-port "$COAP_PORT" \
             --coaps-port "$COAPS_PORT" --http-port "$HTTP_PORT" --log-level debug \
             "${db_args[@]}" </dev/null >>"$IT_LOG" 2>&1 &
         DAEMON_PID=$!

@@ -18,7 +18,13 @@
 #define DAY_MS INT64_C(86400000)
 
 static const int64_t edge_ts[] = {
-    INT64_MIN + 1, -DAY_MS - 1, -1, 0, 1, DAY_MS - 1, DAY_MS,
+    INT64_MIN + 1,
+    -DAY_MS - 1,
+    -1,
+    0,
+    1,
+    DAY_MS - 1,
+    DAY_MS,
     INT64_C(1704067199999),   /* 2023-12-31T23:59:59.999Z */
     INT64_C(1704067200000),   /* 2024-01-01 */
     INT64_C(253402300799999), /* the last ms of 9999 */
@@ -137,10 +143,8 @@ static void test_partitioning_changes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_edges_days),
-        cmocka_unit_test(test_edges_months),
-        cmocka_unit_test(test_edges_years),
-        cmocka_unit_test(test_edges_indefinite),
+        cmocka_unit_test(test_edges_days),           cmocka_unit_test(test_edges_months),
+        cmocka_unit_test(test_edges_years),          cmocka_unit_test(test_edges_indefinite),
         cmocka_unit_test(test_partitioning_changes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
