@@ -25,7 +25,12 @@ int http__cred_apply(http_server_t *h, int64_t device_id, const http_cred_req_t 
         store_cred_fini(saved);
         return rc;
     }
+    http__cred_published(h, device_id, c);
+    return 0;
+}
+
+void http__cred_published(http_server_t *h, int64_t device_id, const http_cred_req_t *c)
+{
     registry_set(h->reg, device_id, c->type, c->cred_id);
     hub_publish(h->hub, HUB_EV_CREDENTIALS_CHANGED, device_id, NULL);
-    return 0;
 }

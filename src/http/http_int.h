@@ -301,6 +301,9 @@ bool http__device_id_lookup(http_req_t *rq, http_resp_t *rs, const char *uuid, i
  * store error (ERR_CONFLICT when another device owns cred_id). */
 int http__cred_apply(http_server_t *h, int64_t device_id, const http_cred_req_t *c,
                      store_cred_t *saved);
+/* After credentials were stored (by http__cred_apply, or with the device in one transaction):
+ * the registry learns them and the shards hear of the change. */
+void http__cred_published(http_server_t *h, int64_t device_id, const http_cred_req_t *c);
 
 /* ---- handlers (auth.c, rest_*.c) ---- */
 

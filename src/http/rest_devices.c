@@ -92,21 +92,22 @@ static void create(http_req_t *rq, http_resp_t *rs, http_device_req_t *dr,
         }
         creds = &tok;
     }
-    int rc = store_device_create(h->store, &d);
+    /* One transaction for both rows (as ThingsBoard's saveDeviceWithCredentials): a failure
+     * of either — a token taken meanwhile, the database gone between the two — leaves no
+     * device without credentials behind. */
+    store_cred_t cred = {
+        .type = creds->type, .cred_id = creds->cred_id, .cred_value = creds->cred_value};
+    int rc = store_device_create_with_cred(h->store, &d, &cred);
+    if (rc == -EEXIST) {
+        http__resp_error(rs, HTTP_E_BAD_PARAMS,
+                         "Device credentials are already assigned to another device!");
+        return;
+    }
     if (rc < 0) {
         conflict_or_error(rs, rc, "Device with such name already exists!");
         return;
     }
-    store_cred_t saved;
-    rc = http__cred_apply(h, d.id, creds, &saved);
-    if (rc < 0) {
-        store_device_delete(h->store, d.id);
-        if (h->dev_cache)
-            http__dev_cache_forget(h->dev_cache, d.uuid);
-        conflict_or_error(rs, rc, "Device credentials are already assigned to another device!");
-        return;
-    }
-    store_cred_fini(&saved);
+    http__cred_published(h, d.id, creds);
     if (h->dev_cache) /* a new device is usually written to next (bulk provisioning) */
         http__dev_cache_put(h->dev_cache, d.uuid, d.id, http__dev_cache_gen(h->dev_cache));
     LOG_I("http", "device %s created", d.uuid);

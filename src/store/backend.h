@@ -222,7 +222,9 @@ typedef struct store_backend {
      * (NULL strings, empty names, page bounds, the aggregation's range), set out-parameters that
      * store.h promises on every return, and announced deletes (store__log_deleting) first. */
 
-    int (*device_create)(store_db_t *db, store_device_t *d);
+    /* With cred (not NULL): the device and its credentials in one transaction (cred->device_id
+     * is filled); -EEXIST when cred's id belongs to another device, and nothing is created. */
+    int (*device_create)(store_db_t *db, store_device_t *d, store_cred_t *cred);
     int (*device_update)(store_db_t *db, store_device_t *d);
     int (*device_get)(store_db_t *db, int64_t id, store_device_t *out);
     int (*device_get_by_uuid)(store_db_t *db, const char *uuid, store_device_t *out);

@@ -20,9 +20,14 @@
 
 int store_device_create(store_t *s, store_device_t *d)
 {
-    if (!d->name || !d->name[0])
+    return store_device_create_with_cred(s, d, NULL);
+}
+
+int store_device_create_with_cred(store_t *s, store_device_t *d, store_cred_t *cred)
+{
+    if (!d->name || !d->name[0] || (cred && (!cred->cred_id || !cred->cred_id[0])))
         return -EINVAL;
-    return s->be->device_create(s->db, d);
+    return s->be->device_create(s->db, d, cred);
 }
 
 int store_device_update(store_t *s, store_device_t *d)

@@ -29,9 +29,8 @@ static const store_row_map_t cred_row = {
      STORE_COL(STR, store_cred_t, cred_id), STORE_COL(STR, store_cred_t, cred_value),
      STORE_COL(I64, store_cred_t, version)}};
 
-int store__pg_cred_set(store_db_t *db, store_cred_t *cr)
+int pg__cred_set_on(pg_conn_t *c, store_pg_t *q, store_cred_t *cr)
 {
-    store_pg_t *q = store__pg(db);
     pg_params_t p = {0};
     char uuid[STORE_UUID_LEN + 1];
     int64_t now = pg__new_row(uuid);
@@ -41,7 +40,6 @@ int store__pg_cred_set(store_db_t *db, store_cred_t *cr)
     pg__p_i64(&p, (int)cr->type);
     pg__p_text(&p, cr->cred_id);
     pg__p_text(&p, cr->cred_value);
-    pg_conn_t *c = pg__conn_take(q);
     int r;
     /* An existing row keeps its uuid and created_time and gets version + 1; RETURNING gives
      * whichever row is the device's now. */
@@ -62,6 +60,14 @@ int store__pg_cred_set(store_db_t *db, store_cred_t *cr)
         PQclear(res);
         r = 0;
     }
+    return r;
+}
+
+int store__pg_cred_set(store_db_t *db, store_cred_t *cr)
+{
+    store_pg_t *q = store__pg(db);
+    pg_conn_t *c = pg__conn_take(q);
+    int r = pg__cred_set_on(c, q, cr);
     pg__conn_give(q, c);
     return r;
 }

@@ -34,7 +34,7 @@ static const char *type_or_default(const store_device_t *d)
     return d->type && d->type[0] ? d->type : "default";
 }
 
-int store__pg_device_create(store_db_t *db, store_device_t *d)
+int store__pg_device_create(store_db_t *db, store_device_t *d, store_cred_t *cred)
 {
     store_pg_t *q = store__pg(db);
     pg_params_t p = {0};
@@ -47,12 +47,15 @@ int store__pg_device_create(store_db_t *db, store_device_t *d)
     pg__p_text(&p, d->label);
     pg__p_text(&p, d->additional_info);
     pg_conn_t *c = pg__conn_take(q);
-    int r;
-    PGresult *res = pg__query(c, q,
-                              "INSERT INTO device(uuid, created_time, name, type,"
-                              " label, additional_info, version)"
-                              " VALUES ($1, $2, $3, $4, $5, $6, 1) RETURNING id",
-                              &p, &r);
+    /* With credentials: both rows in one transaction, so a failure leaves neither. */
+    int r = cred ? pg__exec_simple(c, q, "BEGIN") : 0;
+    PGresult *res = NULL;
+    if (r == 0)
+        res = pg__query(c, q,
+                        "INSERT INTO device(uuid, created_time, name, type,"
+                        " label, additional_info, version)"
+                        " VALUES ($1, $2, $3, $4, $5, $6, 1) RETURNING id",
+                        &p, &r);
     if (res) {
         d->id = pg__i64(res, 0, 0);
         memcpy(d->uuid, uuid, sizeof(uuid));
@@ -61,7 +64,17 @@ int store__pg_device_create(store_db_t *db, store_device_t *d)
         PQclear(res);
         r = 0;
     }
-    pg__conn_give(q, c);
+    if (r == 0 && cred) {
+        cred->device_id = d->id;
+        r = pg__cred_set_on(c, q, cred);
+        if (r == ERR_CONFLICT)
+            r = -EEXIST; /* the credentials, not the name */
+        if (r == 0)
+            r = pg__commit(c, q);
+    }
+    pg__conn_give(q, c); /* rolls back what failed */
+    if (r != 0)
+        d->id = 0;
     return r;
 }
 

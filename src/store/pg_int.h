@@ -265,7 +265,7 @@ int store__pg_count_rows(store_db_t *db, const char *table, int64_t *out);
 /* pg_partition.c */
 int store__pg_ts_expire(store_db_t *db, int64_t cutoff_ms, int64_t *removed, bool *more);
 /* pg_devices.c */
-int store__pg_device_create(store_db_t *db, store_device_t *d);
+int store__pg_device_create(store_db_t *db, store_device_t *d, store_cred_t *cred);
 int store__pg_device_update(store_db_t *db, store_device_t *d);
 int store__pg_device_get(store_db_t *db, int64_t id, store_device_t *out);
 int store__pg_device_get_by_uuid(store_db_t *db, const char *uuid, store_device_t *out);
@@ -274,7 +274,8 @@ int store__pg_device_delete(store_db_t *db, int64_t id);
 int store__pg_device_list(store_db_t *db, const char *text_search, const char *type,
                           const char *sort_property, bool ascending, int64_t page,
                           int64_t page_size, store_device_page_t *out);
-/* pg_creds.c */
+/* pg_creds.c; _set_on: on c, inside the caller's transaction if one is open */
+int pg__cred_set_on(pg_conn_t *c, store_pg_t *q, store_cred_t *cr);
 int store__pg_cred_set(store_db_t *db, store_cred_t *cr);
 int store__pg_cred_get_by_device(store_db_t *db, int64_t device_id, store_cred_t *out);
 int store__pg_cred_get_by_id(store_db_t *db, const char *cred_id, store_cred_t *out);

@@ -25,7 +25,7 @@ static const store_row_map_t cred_row = {
      STORE_COL(STR, store_cred_t, cred_id), STORE_COL(STR, store_cred_t, cred_value),
      STORE_COL(I64, store_cred_t, version)}};
 
-static int set_locked(store_conn_t *c, store_cred_t *cr)
+int store__sqlite_cred_set_locked(store_conn_t *c, store_cred_t *cr)
 {
     sqlite3_stmt *st = store__stmt(c,
                                    "SELECT device_id FROM device_credentials"
@@ -92,7 +92,7 @@ int store__sqlite_cred_set(store_db_t *db, store_cred_t *cr)
     store_conn_t *c = store__conn_take(q);
     int r = store__exec(c, "BEGIN IMMEDIATE");
     if (r == 0) {
-        r = set_locked(c, cr);
+        r = store__sqlite_cred_set_locked(c, cr);
         if (r == 0)
             r = store__exec(c, "COMMIT");
     }

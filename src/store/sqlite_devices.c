@@ -22,17 +22,15 @@ static const store_row_map_t device_row = {
      STORE_COL(STR, store_device_t, type), STORE_COL(STR, store_device_t, label),
      STORE_COL(STR, store_device_t, additional_info), STORE_COL(I64, store_device_t, version)}};
 
-int store__sqlite_device_create(store_db_t *db, store_device_t *d)
+/* The device's row on c (inside the caller's transaction, if any). */
+static int device_insert(store_conn_t *c, store_device_t *d)
 {
-    store_sqlite_t *q = store__sq(db);
-    store_conn_t *c = store__conn_take(q);
-    int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(c,
                                    "INSERT INTO device(uuid, created_time, name, type,"
                                    " label, additional_info, version)"
                                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)");
     if (!st)
-        goto out;
+        return ERR_STORE;
     char uuid[STORE_UUID_LEN + 1];
     int64_t now = store__bind_new_row(st, 1, 2, uuid);
     sqlite3_bind_text(st, 3, d->name, -1, SQLITE_STATIC);
@@ -40,19 +38,35 @@ int store__sqlite_device_create(store_db_t *db, store_device_t *d)
     store__bind_text(st, 5, d->label);
     store__bind_text(st, 6, d->additional_info);
     int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) {
-        r = store__err(c->db, rc);
-        sqlite3_reset(st);
-        goto out;
-    }
     sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return store__err(c->db, rc);
     d->id = sqlite3_last_insert_rowid(c->db);
     memcpy(d->uuid, uuid, sizeof(uuid));
     d->created_ms = now;
     d->version = 1;
-    r = 0;
-out:
-    store__conn_give(q, c);
+    return 0;
+}
+
+int store__sqlite_device_create(store_db_t *db, store_device_t *d, store_cred_t *cred)
+{
+    store_sqlite_t *q = store__sq(db);
+    store_conn_t *c = store__conn_take(q);
+    /* With credentials: both rows in one transaction, so a failure leaves neither. */
+    int r = cred ? store__exec(c, "BEGIN IMMEDIATE") : 0;
+    if (r == 0)
+        r = device_insert(c, d);
+    if (r == 0 && cred) {
+        cred->device_id = d->id;
+        r = store__sqlite_cred_set_locked(c, cred);
+        if (r == ERR_CONFLICT)
+            r = -EEXIST; /* the credentials, not the name */
+        if (r == 0)
+            r = store__exec(c, "COMMIT");
+    }
+    store__conn_give(q, c); /* rolls back what failed */
+    if (r != 0)
+        d->id = 0;
     return r;
 }
 

@@ -178,7 +178,7 @@ int store__sqlite_ping(store_db_t *db);
 
 /* store.h's synchronous calls, as backend.h's ops (dispatch.c checked the arguments). */
 /* sqlite_devices.c */
-int store__sqlite_device_create(store_db_t *db, store_device_t *d);
+int store__sqlite_device_create(store_db_t *db, store_device_t *d, store_cred_t *cred);
 int store__sqlite_device_update(store_db_t *db, store_device_t *d);
 int store__sqlite_device_get(store_db_t *db, int64_t id, store_device_t *out);
 int store__sqlite_device_get_by_uuid(store_db_t *db, const char *uuid, store_device_t *out);
@@ -187,7 +187,8 @@ int store__sqlite_device_delete(store_db_t *db, int64_t id);
 int store__sqlite_device_list(store_db_t *db, const char *text_search, const char *type,
                               const char *sort_property, bool ascending, int64_t page,
                               int64_t page_size, store_device_page_t *out);
-/* sqlite_creds.c */
+/* sqlite_creds.c; _set_locked: inside the caller's write transaction on c */
+int store__sqlite_cred_set_locked(store_conn_t *c, store_cred_t *cr);
 int store__sqlite_cred_set(store_db_t *db, store_cred_t *cr);
 int store__sqlite_cred_get_by_device(store_db_t *db, int64_t device_id, store_cred_t *out);
 int store__sqlite_cred_get_by_id(store_db_t *db, const char *cred_id, store_cred_t *out);

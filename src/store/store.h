@@ -210,11 +210,18 @@ int store_device_list(store_t *s, const char *text_search, const char *type,
                       store_device_page_t *out);
 void store_device_page_fini(store_device_page_t *p);
 
+/* The device and its credentials in one transaction: both or neither (ThingsBoard's
+ * saveDeviceWithCredentials). cred's type, cred_id and cred_value are written; its uuid,
+ * device_id, created_ms and version are filled. 0; ERR_CONFLICT when the name is taken;
+ * -EEXIST when the credentials id belongs to another device; another negative error. */
+typedef struct store_cred store_cred_t;
+int store_device_create_with_cred(store_t *s, store_device_t *d, store_cred_t *cred);
+
 /* ---- credentials (one row per device) ---- */
 
 typedef enum { CRED_ACCESS_TOKEN = 1, CRED_X509 = 2 } store_cred_type_t;
 
-typedef struct store_cred {
+struct store_cred {
     char uuid[STORE_UUID_LEN + 1];
     int64_t device_id;
     int64_t created_ms;
@@ -222,7 +229,7 @@ typedef struct store_cred {
     char *cred_id;    /* the token, or the SHA3-256 hex of the certificate */
     char *cred_value; /* NULL for tokens; single-line Base64 DER for X.509 */
     int64_t version;
-} store_cred_t;
+};
 
 void store_cred_fini(store_cred_t *c);
 const char *store_cred_type_name(store_cred_type_t t); /* "ACCESS_TOKEN", "X509_CERTIFICATE" */

@@ -314,6 +314,38 @@ static void test_rpc(void **state)
     assert_int_equal(store_rpc_get(t->s, r.uuid, &g), -ENOENT);
 }
 
+/* A device with its credentials is created whole or not at all: a taken token or a taken
+ * name leaves no row of either kind behind. */
+static void test_device_with_credentials(void **state)
+{
+    tstore_t *t = *state;
+    store_device_t a = {.name = "with-cred"};
+    store_cred_t ca = {.type = CRED_ACCESS_TOKEN, .cred_id = "TOKEN-A"};
+    assert_int_equal(store_device_create_with_cred(t->s, &a, &ca), 0);
+    assert_true(a.id > 0);
+    assert_int_equal(ca.device_id, a.id);
+    assert_int_equal(ca.version, 1);
+    store_cred_t got;
+    assert_int_equal(store_cred_get_by_id(t->s, "TOKEN-A", &got), 0);
+    assert_int_equal(got.device_id, a.id);
+    store_cred_fini(&got);
+
+    /* the token belongs to a: the second device is not created either */
+    store_device_t b = {.name = "token-taken"};
+    store_cred_t cb = {.type = CRED_ACCESS_TOKEN, .cred_id = "TOKEN-A"};
+    assert_int_equal(store_device_create_with_cred(t->s, &b, &cb), -EEXIST);
+    store_device_t none;
+    assert_int_equal(store_device_get_by_name(t->s, "token-taken", &none), -ENOENT);
+
+    /* the name is taken: its new token is not stored */
+    store_device_t c = {.name = "with-cred"};
+    store_cred_t cc = {.type = CRED_ACCESS_TOKEN, .cred_id = "TOKEN-C"};
+    assert_int_equal(store_device_create_with_cred(t->s, &c, &cc), ERR_CONFLICT);
+    assert_int_equal(store_cred_get_by_id(t->s, "TOKEN-C", &got), -ENOENT);
+    assert_int_equal(tstore_rows(t, "device"), 1);
+    assert_int_equal(tstore_rows(t, "device_credentials"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -322,6 +354,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_device_crud, tstore_setup, tstore_teardown),
         cmocka_unit_test_setup_teardown(test_device_list, tstore_setup, tstore_teardown),
         cmocka_unit_test_setup_teardown(test_credentials, tstore_setup, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_device_with_credentials, tstore_setup,
+                                        tstore_teardown),
         cmocka_unit_test_setup_teardown(test_users_settings, tstore_setup, tstore_teardown),
         cmocka_unit_test_setup_teardown(test_rpc, tstore_setup, tstore_teardown),
     };
