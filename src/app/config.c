@@ -417,6 +417,8 @@ void config_usage(FILE *out)
     config_defaults(&def);
     fprintf(out,
             "Usage: coaphub [OPTIONS]\n"
+            "       coaphub db copy|backup ...   (moving and backing up the store; coaphub db "
+            "--help)\n"
             "CoAP/DTLS device server compatible with ThingsBoard's device API and REST API.\n\n"
             "Every option can also be set in the config file ([section] key = value) or by an\n"
             "environment variable; flags win over the environment, which wins over the file.\n\n"
