@@ -113,6 +113,18 @@ typedef struct store_cell {
 /* copy_read's callback: one row of tables[table] (strlen(kinds) cells); non-zero stops. */
 typedef int (*store_copy_row_fn)(void *arg, size_t table, const store_cell_t *cells);
 
+/* The tables' column lists and row maps, the same on every backend (rows.c). */
+#define STORE_DEVICE_COLS "id, uuid, created_time, name, type, label, additional_info, version"
+#define STORE_CRED_COLS                                                                            \
+    "uuid, device_id, created_time, credentials_type, credentials_id, credentials_value,"          \
+    " version"
+#define STORE_RPC_COLS                                                                             \
+    "uuid, device_id, created_time, expiration_time, request_id, method, params, status,"          \
+    " response, oneway, persistent"
+#define STORE_USER_COLS                                                                            \
+    "id, uuid, created_time, email, password_hash, authority, first_name, last_name"
+extern const store_row_map_t store__device_row, store__cred_row, store__rpc_row, store__user_row;
+
 /* What transact() does to the writer's transaction. */
 typedef enum {
     STORE_TX_BEGIN,      /* a write transaction whose COMMIT is durable before it returns */

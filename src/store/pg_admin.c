@@ -29,20 +29,6 @@ static int run(store_pg_t *q, const char *sql, const pg_params_t *p, bool want_c
 
 /* ---- RPC ---- */
 
-#define RPC_COLS                                                                                   \
-    "uuid, device_id, created_time, expiration_time, request_id, method, params, status,"          \
-    " response, oneway, persistent"
-
-static const store_row_map_t rpc_row = {
-    sizeof(store_rpc_t),
-    11,
-    {STORE_COL(UUID, store_rpc_t, uuid), STORE_COL(I64, store_rpc_t, device_id),
-     STORE_COL(I64, store_rpc_t, created_ms), STORE_COL(I64, store_rpc_t, expiration_ms),
-     STORE_COL(I64, store_rpc_t, request_id), STORE_COL(STR, store_rpc_t, method),
-     STORE_COL(STR, store_rpc_t, params), STORE_COL(STR, store_rpc_t, status),
-     STORE_COL(STR, store_rpc_t, response), STORE_COL(BOOL, store_rpc_t, oneway),
-     STORE_COL(BOOL, store_rpc_t, persistent)}};
-
 int store__pg_rpc_create(store_db_t *db, store_rpc_t *r)
 {
     pg_params_t p = {0};
@@ -60,7 +46,7 @@ int store__pg_rpc_create(store_db_t *db, store_rpc_t *r)
     pg__p_bool(&p, r->oneway);
     pg__p_bool(&p, r->persistent);
     int ret = run(store__pg(db),
-                  "INSERT INTO rpc(" RPC_COLS
+                  "INSERT INTO rpc(" STORE_RPC_COLS
                   ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
                   " $10, $11)",
                   &p, false);
@@ -86,8 +72,8 @@ int store__pg_rpc_set_status(store_db_t *db, const char *uuid, const char *statu
 
 int store__pg_rpc_get(store_db_t *db, const char *uuid, store_rpc_t *out)
 {
-    return pg__row_get(store__pg(db), "SELECT " RPC_COLS " FROM rpc WHERE uuid = $1", 0, uuid,
-                       &rpc_row, out);
+    return pg__row_get(store__pg(db), "SELECT " STORE_RPC_COLS " FROM rpc WHERE uuid = $1", 0, uuid,
+                       &store__rpc_row, out);
 }
 
 /* An aggregate (COUNT, COALESCE(MAX)): always one row, so none is a store error. p may be
@@ -116,16 +102,6 @@ int store__pg_rpc_max_request_id(store_db_t *db, int64_t device_id, int64_t *out
 }
 
 /* ---- users ---- */
-
-#define USER_COLS "id, uuid, created_time, email, password_hash, authority, first_name, last_name"
-
-static const store_row_map_t user_row = {
-    sizeof(store_user_t),
-    8,
-    {STORE_COL(I64, store_user_t, id), STORE_COL(UUID, store_user_t, uuid),
-     STORE_COL(I64, store_user_t, created_ms), STORE_COL(STR, store_user_t, email),
-     STORE_COL(STR, store_user_t, password_hash), STORE_COL(STR, store_user_t, authority),
-     STORE_COL(STR, store_user_t, first_name), STORE_COL(STR, store_user_t, last_name)}};
 
 int store__pg_user_create(store_db_t *db, store_user_t *u)
 {
@@ -162,16 +138,16 @@ int store__pg_user_get_by_email(store_db_t *db, const char *email, store_user_t 
 {
     /* Emails match case-insensitively, as logins expect (SQLite: COLLATE NOCASE). */
     return pg__row_get(store__pg(db),
-                       "SELECT " USER_COLS
+                       "SELECT " STORE_USER_COLS
                        " FROM app_user"
                        " WHERE lower(email COLLATE \"C\") = lower($1 COLLATE \"C\")",
-                       0, email, &user_row, out);
+                       0, email, &store__user_row, out);
 }
 
 int store__pg_user_get_by_uuid(store_db_t *db, const char *uuid, store_user_t *out)
 {
-    return pg__row_get(store__pg(db), "SELECT " USER_COLS " FROM app_user WHERE uuid = $1", 0, uuid,
-                       &user_row, out);
+    return pg__row_get(store__pg(db), "SELECT " STORE_USER_COLS " FROM app_user WHERE uuid = $1", 0,
+                       uuid, &store__user_row, out);
 }
 
 int store__pg_user_set_password(store_db_t *db, int64_t id, const char *password_hash)

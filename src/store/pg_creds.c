@@ -14,21 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CRED_COLS                                                                                  \
-    "uuid, device_id, created_time, credentials_type, credentials_id, credentials_value,"          \
-    " version"
-
-/* The type column is the enum's value; STORE_COL_INT writes an int. */
-_Static_assert(sizeof(store_cred_type_t) == sizeof(int), "credential type read as int");
-
-static const store_row_map_t cred_row = {
-    sizeof(store_cred_t),
-    7,
-    {STORE_COL(UUID, store_cred_t, uuid), STORE_COL(I64, store_cred_t, device_id),
-     STORE_COL(I64, store_cred_t, created_ms), STORE_COL(INT, store_cred_t, type),
-     STORE_COL(STR, store_cred_t, cred_id), STORE_COL(STR, store_cred_t, cred_value),
-     STORE_COL(I64, store_cred_t, version)}};
-
 int pg__cred_set_on(pg_conn_t *c, store_pg_t *q, store_cred_t *cr)
 {
     pg_params_t p = {0};
@@ -75,22 +60,23 @@ int store__pg_cred_set(store_db_t *db, store_cred_t *cr)
 int store__pg_cred_get_by_device(store_db_t *db, int64_t device_id, store_cred_t *out)
 {
     return pg__row_get(store__pg(db),
-                       "SELECT " CRED_COLS " FROM device_credentials WHERE device_id = $1",
-                       device_id, NULL, &cred_row, out);
+                       "SELECT " STORE_CRED_COLS " FROM device_credentials WHERE device_id = $1",
+                       device_id, NULL, &store__cred_row, out);
 }
 
 int store__pg_cred_get_by_id(store_db_t *db, const char *cred_id, store_cred_t *out)
 {
     return pg__row_get(store__pg(db),
-                       "SELECT " CRED_COLS " FROM device_credentials WHERE credentials_id = $1", 0,
-                       cred_id, &cred_row, out);
+                       "SELECT " STORE_CRED_COLS
+                       " FROM device_credentials WHERE credentials_id = $1",
+                       0, cred_id, &store__cred_row, out);
 }
 
 /* Rows per page of cred_foreach: libpq holds a whole result in memory, where SQLite steps
  * one row at a time, so a large fleet is read in pages (a page of 1024 rows is ~200 KiB). */
 enum { CRED_PAGE = 1024 };
 
-/* One page of rows after id `after`, in id order; the id is the column after CRED_COLS. */
+/* One page of rows after id `after`, in id order; the id is the column after STORE_CRED_COLS. */
 static int foreach_page(pg_conn_t *c, store_pg_t *q, int64_t *after, bool *more,
                         void (*fn)(void *arg, const store_cred_t *c), void *arg)
 {
@@ -99,7 +85,7 @@ static int foreach_page(pg_conn_t *c, store_pg_t *q, int64_t *after, bool *more,
     pg__p_i64(&p, CRED_PAGE);
     int r;
     PGresult *res = pg__query(c, q,
-                              "SELECT " CRED_COLS
+                              "SELECT " STORE_CRED_COLS
                               ", id FROM device_credentials"
                               " WHERE id > $1 ORDER BY id LIMIT $2",
                               &p, &r);
@@ -108,12 +94,12 @@ static int foreach_page(pg_conn_t *c, store_pg_t *q, int64_t *after, bool *more,
     int n = PQntuples(res);
     for (int i = 0; i < n; i++) {
         store_cred_t cr;
-        pg__row_read(res, i, &cred_row, &cr);
+        pg__row_read(res, i, &store__cred_row, &cr);
         fn(arg, &cr);
         store_cred_fini(&cr);
     }
     if (n > 0)
-        *after = pg__i64(res, n - 1, (int)cred_row.n_cols);
+        *after = pg__i64(res, n - 1, (int)store__cred_row.n_cols);
     *more = n == CRED_PAGE;
     PQclear(res);
     return 0;

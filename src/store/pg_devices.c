@@ -19,16 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEVICE_COLS "id, uuid, created_time, name, type, label, additional_info, version"
-
-static const store_row_map_t device_row = {
-    sizeof(store_device_t),
-    8,
-    {STORE_COL(I64, store_device_t, id), STORE_COL(UUID, store_device_t, uuid),
-     STORE_COL(I64, store_device_t, created_ms), STORE_COL(STR, store_device_t, name),
-     STORE_COL(STR, store_device_t, type), STORE_COL(STR, store_device_t, label),
-     STORE_COL(STR, store_device_t, additional_info), STORE_COL(I64, store_device_t, version)}};
-
 static const char *type_or_default(const store_device_t *d)
 {
     return d->type && d->type[0] ? d->type : "default";
@@ -106,20 +96,20 @@ int store__pg_device_update(store_db_t *db, store_device_t *d)
 
 int store__pg_device_get(store_db_t *db, int64_t id, store_device_t *out)
 {
-    return pg__row_get(store__pg(db), "SELECT " DEVICE_COLS " FROM device WHERE id = $1", id, NULL,
-                       &device_row, out);
+    return pg__row_get(store__pg(db), "SELECT " STORE_DEVICE_COLS " FROM device WHERE id = $1", id,
+                       NULL, &store__device_row, out);
 }
 
 int store__pg_device_get_by_uuid(store_db_t *db, const char *uuid, store_device_t *out)
 {
-    return pg__row_get(store__pg(db), "SELECT " DEVICE_COLS " FROM device WHERE uuid = $1", 0, uuid,
-                       &device_row, out);
+    return pg__row_get(store__pg(db), "SELECT " STORE_DEVICE_COLS " FROM device WHERE uuid = $1", 0,
+                       uuid, &store__device_row, out);
 }
 
 int store__pg_device_get_by_name(store_db_t *db, const char *name, store_device_t *out)
 {
-    return pg__row_get(store__pg(db), "SELECT " DEVICE_COLS " FROM device WHERE name = $1", 0, name,
-                       &device_row, out);
+    return pg__row_get(store__pg(db), "SELECT " STORE_DEVICE_COLS " FROM device WHERE name = $1", 0,
+                       name, &store__device_row, out);
 }
 
 /* Inside the delete's transaction: the device row first (its absence is -ENOENT, and the
@@ -185,7 +175,7 @@ out:
  * per connection. Text sorts byte-wise as SQLite's BINARY does; NULLs (labels) come first
  * ascending and last descending, as SQLite puts them. */
 #define LIST_SQL(col, dir, nulls)                                                                  \
-    "SELECT " DEVICE_COLS LIST_WHERE " ORDER BY " col " " dir " " nulls ", id " dir                \
+    "SELECT " STORE_DEVICE_COLS LIST_WHERE " ORDER BY " col " " dir " " nulls ", id " dir          \
     " LIMIT $3 OFFSET $4"
 #define ASC(col) LIST_SQL(col, "ASC", "NULLS FIRST")
 #define DESC(col) LIST_SQL(col, "DESC", "NULLS LAST")
@@ -226,7 +216,7 @@ static void page_rows(const PGresult *res, store_device_page_t *out)
         return;
     out->items = xrealloc(out->items, (out->n + (size_t)n) * sizeof(*out->items));
     for (int i = 0; i < n; i++)
-        pg__row_read(res, i, &device_row, &out->items[out->n++]);
+        pg__row_read(res, i, &store__device_row, &out->items[out->n++]);
 }
 
 int store__pg_device_list(store_db_t *db, const char *text_search, const char *type,

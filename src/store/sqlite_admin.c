@@ -23,26 +23,12 @@ static int run(store_conn_t *c, sqlite3_stmt *st, bool want_change)
 
 /* ---- RPC ---- */
 
-#define RPC_COLS                                                                                   \
-    "uuid, device_id, created_time, expiration_time, request_id, method, params, status,"          \
-    " response, oneway, persistent"
-
-static const store_row_map_t rpc_row = {
-    sizeof(store_rpc_t),
-    11,
-    {STORE_COL(UUID, store_rpc_t, uuid), STORE_COL(I64, store_rpc_t, device_id),
-     STORE_COL(I64, store_rpc_t, created_ms), STORE_COL(I64, store_rpc_t, expiration_ms),
-     STORE_COL(I64, store_rpc_t, request_id), STORE_COL(STR, store_rpc_t, method),
-     STORE_COL(STR, store_rpc_t, params), STORE_COL(STR, store_rpc_t, status),
-     STORE_COL(STR, store_rpc_t, response), STORE_COL(BOOL, store_rpc_t, oneway),
-     STORE_COL(BOOL, store_rpc_t, persistent)}};
-
 int store__sqlite_rpc_create(store_db_t *db, store_rpc_t *r)
 {
     store_sqlite_t *q = store__sq(db);
     store_conn_t *c = store__conn_take(q);
     int ret = ERR_STORE;
-    sqlite3_stmt *st = store__stmt(c, "INSERT INTO rpc(" RPC_COLS
+    sqlite3_stmt *st = store__stmt(c, "INSERT INTO rpc(" STORE_RPC_COLS
                                       ") VALUES (?1, ?2, ?3, ?4,"
                                       " ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
     if (!st)
@@ -89,8 +75,8 @@ int store__sqlite_rpc_set_status(store_db_t *db, const char *uuid, const char *s
 
 int store__sqlite_rpc_get(store_db_t *db, const char *uuid, store_rpc_t *out)
 {
-    return store__row_get(store__sq(db), "SELECT " RPC_COLS " FROM rpc WHERE uuid = ?1", 0, uuid,
-                          &rpc_row, out);
+    return store__row_get(store__sq(db), "SELECT " STORE_RPC_COLS " FROM rpc WHERE uuid = ?1", 0,
+                          uuid, &store__rpc_row, out);
 }
 
 /* An aggregate (COUNT, COALESCE(MAX)): always one row, so none is a store error. */
@@ -109,16 +95,6 @@ int store__sqlite_rpc_max_request_id(store_db_t *db, int64_t device_id, int64_t 
 }
 
 /* ---- users ---- */
-
-#define USER_COLS "id, uuid, created_time, email, password_hash, authority, first_name, last_name"
-
-static const store_row_map_t user_row = {
-    sizeof(store_user_t),
-    8,
-    {STORE_COL(I64, store_user_t, id), STORE_COL(UUID, store_user_t, uuid),
-     STORE_COL(I64, store_user_t, created_ms), STORE_COL(STR, store_user_t, email),
-     STORE_COL(STR, store_user_t, password_hash), STORE_COL(STR, store_user_t, authority),
-     STORE_COL(STR, store_user_t, first_name), STORE_COL(STR, store_user_t, last_name)}};
 
 int store__sqlite_user_create(store_db_t *db, store_user_t *u)
 {
@@ -151,14 +127,15 @@ int store__sqlite_user_create(store_db_t *db, store_user_t *u)
 int store__sqlite_user_get_by_email(store_db_t *db, const char *email, store_user_t *out)
 {
     /* The column is COLLATE NOCASE: emails match case-insensitively, as logins expect. */
-    return store__row_get(store__sq(db), "SELECT " USER_COLS " FROM app_user WHERE email = ?1", 0,
-                          email, &user_row, out);
+    return store__row_get(store__sq(db),
+                          "SELECT " STORE_USER_COLS " FROM app_user WHERE email = ?1", 0, email,
+                          &store__user_row, out);
 }
 
 int store__sqlite_user_get_by_uuid(store_db_t *db, const char *uuid, store_user_t *out)
 {
-    return store__row_get(store__sq(db), "SELECT " USER_COLS " FROM app_user WHERE uuid = ?1", 0,
-                          uuid, &user_row, out);
+    return store__row_get(store__sq(db), "SELECT " STORE_USER_COLS " FROM app_user WHERE uuid = ?1",
+                          0, uuid, &store__user_row, out);
 }
 
 int store__sqlite_user_set_password(store_db_t *db, int64_t id, const char *password_hash)

@@ -10,21 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CRED_COLS                                                                                  \
-    "uuid, device_id, created_time, credentials_type, credentials_id, credentials_value,"          \
-    " version"
-
-/* The type column is the enum's value; STORE_COL_INT writes an int. */
-_Static_assert(sizeof(store_cred_type_t) == sizeof(int), "credential type read as int");
-
-static const store_row_map_t cred_row = {
-    sizeof(store_cred_t),
-    7,
-    {STORE_COL(UUID, store_cred_t, uuid), STORE_COL(I64, store_cred_t, device_id),
-     STORE_COL(I64, store_cred_t, created_ms), STORE_COL(INT, store_cred_t, type),
-     STORE_COL(STR, store_cred_t, cred_id), STORE_COL(STR, store_cred_t, cred_value),
-     STORE_COL(I64, store_cred_t, version)}};
-
 int store__sqlite_cred_set_locked(store_conn_t *c, store_cred_t *cr)
 {
     sqlite3_stmt *st = store__stmt(c,
@@ -103,15 +88,16 @@ int store__sqlite_cred_set(store_db_t *db, store_cred_t *cr)
 int store__sqlite_cred_get_by_device(store_db_t *db, int64_t device_id, store_cred_t *out)
 {
     return store__row_get(store__sq(db),
-                          "SELECT " CRED_COLS " FROM device_credentials WHERE device_id = ?1",
-                          device_id, NULL, &cred_row, out);
+                          "SELECT " STORE_CRED_COLS " FROM device_credentials WHERE device_id = ?1",
+                          device_id, NULL, &store__cred_row, out);
 }
 
 int store__sqlite_cred_get_by_id(store_db_t *db, const char *cred_id, store_cred_t *out)
 {
     return store__row_get(store__sq(db),
-                          "SELECT " CRED_COLS " FROM device_credentials WHERE credentials_id = ?1",
-                          0, cred_id, &cred_row, out);
+                          "SELECT " STORE_CRED_COLS
+                          " FROM device_credentials WHERE credentials_id = ?1",
+                          0, cred_id, &store__cred_row, out);
 }
 
 int store__sqlite_cred_foreach(store_db_t *db, void (*fn)(void *arg, const store_cred_t *c),
@@ -120,13 +106,14 @@ int store__sqlite_cred_foreach(store_db_t *db, void (*fn)(void *arg, const store
     store_sqlite_t *q = store__sq(db);
     store_conn_t *c = store__conn_take(q);
     int r = ERR_STORE;
-    sqlite3_stmt *st = store__stmt(c, "SELECT " CRED_COLS " FROM device_credentials ORDER BY id");
+    sqlite3_stmt *st = store__stmt(c, "SELECT " STORE_CRED_COLS
+                                      " FROM device_credentials ORDER BY id");
     if (!st)
         goto out;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         store_cred_t cr;
-        store__row_read(st, &cred_row, &cr);
+        store__row_read(st, &store__cred_row, &cr);
         fn(arg, &cr);
         store_cred_fini(&cr);
     }

@@ -12,16 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEVICE_COLS "id, uuid, created_time, name, type, label, additional_info, version"
-
-static const store_row_map_t device_row = {
-    sizeof(store_device_t),
-    8,
-    {STORE_COL(I64, store_device_t, id), STORE_COL(UUID, store_device_t, uuid),
-     STORE_COL(I64, store_device_t, created_ms), STORE_COL(STR, store_device_t, name),
-     STORE_COL(STR, store_device_t, type), STORE_COL(STR, store_device_t, label),
-     STORE_COL(STR, store_device_t, additional_info), STORE_COL(I64, store_device_t, version)}};
-
 /* The device's row on c (inside the caller's transaction, if any). */
 static int device_insert(store_conn_t *c, store_device_t *d)
 {
@@ -104,20 +94,20 @@ out:
 
 int store__sqlite_device_get(store_db_t *db, int64_t id, store_device_t *out)
 {
-    return store__row_get(store__sq(db), "SELECT " DEVICE_COLS " FROM device WHERE id = ?1", id,
-                          NULL, &device_row, out);
+    return store__row_get(store__sq(db), "SELECT " STORE_DEVICE_COLS " FROM device WHERE id = ?1",
+                          id, NULL, &store__device_row, out);
 }
 
 int store__sqlite_device_get_by_uuid(store_db_t *db, const char *uuid, store_device_t *out)
 {
-    return store__row_get(store__sq(db), "SELECT " DEVICE_COLS " FROM device WHERE uuid = ?1", 0,
-                          uuid, &device_row, out);
+    return store__row_get(store__sq(db), "SELECT " STORE_DEVICE_COLS " FROM device WHERE uuid = ?1",
+                          0, uuid, &store__device_row, out);
 }
 
 int store__sqlite_device_get_by_name(store_db_t *db, const char *name, store_device_t *out)
 {
-    return store__row_get(store__sq(db), "SELECT " DEVICE_COLS " FROM device WHERE name = ?1", 0,
-                          name, &device_row, out);
+    return store__row_get(store__sq(db), "SELECT " STORE_DEVICE_COLS " FROM device WHERE name = ?1",
+                          0, name, &store__device_row, out);
 }
 
 int store__sqlite_device_delete(store_db_t *db, int64_t id)
@@ -159,7 +149,8 @@ out:
     " FROM device WHERE (?1 IS NULL OR name LIKE ?1 ESCAPE '\\')"                                  \
     " AND (?2 IS NULL OR type = ?2)"
 #define LIST_SQL(col, dir)                                                                         \
-    "SELECT " DEVICE_COLS LIST_WHERE " ORDER BY " col " " dir ", id " dir " LIMIT ?3 OFFSET ?4"
+    "SELECT " STORE_DEVICE_COLS LIST_WHERE " ORDER BY " col " " dir ", id " dir                    \
+    " LIMIT ?3 OFFSET ?4"
 
 static const struct {
     const char *prop;
@@ -236,7 +227,7 @@ int store__sqlite_device_list(store_db_t *db, const char *text_search, const cha
             cap = cap ? cap * 2 : 16;
             out->items = xrealloc(out->items, cap * sizeof(*out->items));
         }
-        store__row_read(st, &device_row, &out->items[out->n++]);
+        store__row_read(st, &store__device_row, &out->items[out->n++]);
     }
     r = rc == SQLITE_DONE ? 0 : store__err(c->db, rc);
     sqlite3_reset(st);
