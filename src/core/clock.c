@@ -26,3 +26,20 @@ int64_t clock_wall_ms(void)
 {
     return read_ms(CLOCK_REALTIME);
 }
+
+void clock_cond_init(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+void clock_mono_deadline(struct timespec *out, int64_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, out);
+    int64_t ns = out->tv_nsec + (ms % 1000) * 1000000;
+    out->tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
+    out->tv_nsec = (long)(ns % 1000000000);
+}

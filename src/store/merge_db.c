@@ -35,10 +35,7 @@ enum { MERGE_STEP_ROWS = 65536, MERGE_KICK_ROWS = 16384, MERGE_IDLE_MS = 200, RE
 static void wait_ms(store_t *s, int64_t ms)
 {
     struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    int64_t ns = dl.tv_nsec + (ms % 1000) * 1000000;
-    dl.tv_sec += ms / 1000 + ns / 1000000000;
-    dl.tv_nsec = ns % 1000000000;
+    clock_mono_deadline(&dl, ms);
     pthread_cond_timedwait(&s->mg_cv, &s->mg_mu, &dl);
 }
 
@@ -103,11 +100,7 @@ int store__merge_db_start(store_t *s)
     if (!s->be->log_merge)
         return 0;
     pthread_mutex_init(&s->mg_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->mg_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&s->mg_cv);
     s->mg_idle = true; /* a log left by a crash or a stop is merged at once */
     if (pthread_create(&s->mg_thread, NULL, merge_main, s) != 0) {
         pthread_cond_destroy(&s->mg_cv);

@@ -320,8 +320,7 @@ static void *maint_main(void *arg)
         ahead(q, &q->mconn);
         pthread_mutex_lock(&q->m_mu);
         struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_sec += AHEAD_EVERY_MS / 1000;
+        clock_mono_deadline(&dl, AHEAD_EVERY_MS);
         while (!q->m_stop && pthread_cond_timedwait(&q->m_cv, &q->m_mu, &dl) == 0)
             ;
     }
@@ -342,7 +341,7 @@ int pg__maint_start(store_pg_t *q, char err[static ERR_LEN])
     }
     ahead(q, &q->mconn); /* before the first point, not an hour later */
     pthread_mutex_init(&q->m_mu, NULL);
-    pthread_cond_init(&q->m_cv, NULL);
+    clock_cond_init(&q->m_cv);
     if (pthread_create(&q->m_thread, NULL, maint_main, q) != 0) {
         snprintf(err, ERR_LEN, "postgresql: cannot start the partition thread");
         pthread_mutex_destroy(&q->m_mu);

@@ -27,10 +27,7 @@ enum { STEP_PAUSE_MS = 20, FIRST_RUN_DELAY_MS = 1000 };
 static bool pause_ms(store_t *s, int64_t ms)
 {
     struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    int64_t ns = dl.tv_nsec + (ms % 1000) * 1000000;
-    dl.tv_sec += ms / 1000 + ns / 1000000000;
-    dl.tv_nsec = ns % 1000000000;
+    clock_mono_deadline(&dl, ms);
     while (!s->ret_stop && pthread_cond_timedwait(&s->ret_cv, &s->ret_mu, &dl) == 0)
         ;
     return !s->ret_stop;
@@ -85,11 +82,7 @@ int store__retention_start(store_t *s)
     if (s->cfg.ts_ttl_s <= 0 || !s->be->ts_expire)
         return 0;
     pthread_mutex_init(&s->ret_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->ret_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&s->ret_cv);
     if (pthread_create(&s->ret_thread, NULL, retention_main, s) != 0) {
         pthread_cond_destroy(&s->ret_cv);
         pthread_mutex_destroy(&s->ret_mu);

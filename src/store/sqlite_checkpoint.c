@@ -19,6 +19,7 @@
  */
 #include "store/sqlite_int.h"
 
+#include "core/clock.h"
 #include "core/log.h"
 
 #include <errno.h>
@@ -36,10 +37,7 @@ static void *checkpoint_main(void *arg)
     pthread_mutex_lock(&q->ckpt_mu);
     while (!q->ckpt_stop) {
         struct timespec dl;
-        clock_gettime(CLOCK_MONOTONIC, &dl);
-        int64_t ns = dl.tv_nsec + (int64_t)CKPT_PERIOD_MS * 1000000;
-        dl.tv_sec += ns / 1000000000;
-        dl.tv_nsec = ns % 1000000000;
+        clock_mono_deadline(&dl, CKPT_PERIOD_MS);
         pthread_cond_timedwait(&q->ckpt_cv, &q->ckpt_mu, &dl);
         if (q->ckpt_stop)
             break;
@@ -65,11 +63,7 @@ int store__checkpointer_start(store_sqlite_t *q, char err[static ERR_LEN])
     if (store__conn_open(q, &q->ckpt_conn, err) != 0)
         return ERR_STORE;
     pthread_mutex_init(&q->ckpt_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&q->ckpt_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&q->ckpt_cv);
     q->ckpt_stop = false;
     if (pthread_create(&q->ckpt_thread, NULL, checkpoint_main, q) != 0) {
         snprintf(err, ERR_LEN, "store: cannot start the checkpoint thread");

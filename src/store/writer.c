@@ -399,10 +399,7 @@ static void wait_for_work(store_t *s)
     while (!s->q_head && !s->closing) {
         if (!idle) {
             struct timespec dl;
-            clock_gettime(CLOCK_MONOTONIC, &dl);
-            int64_t ns = dl.tv_nsec + (int64_t)LOG_IDLE_MS * 1000000;
-            dl.tv_sec += ns / 1000000000;
-            dl.tv_nsec = ns % 1000000000;
+            clock_mono_deadline(&dl, LOG_IDLE_MS);
             idle = pthread_cond_timedwait(&s->q_cv, &s->q_mu, &dl) == ETIMEDOUT;
             continue;
         }
@@ -447,10 +444,7 @@ static void *writer_main(void *arg)
         if (n_batches > 1 && n_batches < last_group && n_ops < s->cfg.batch_max_ops &&
             s->cfg.batch_max_delay_ms > 0 && !s->closing) {
             struct timespec dl;
-            clock_gettime(CLOCK_MONOTONIC, &dl);
-            int64_t ns = dl.tv_nsec + (int64_t)s->cfg.batch_max_delay_ms * 1000000;
-            dl.tv_sec += ns / 1000000000;
-            dl.tv_nsec = ns % 1000000000;
+            clock_mono_deadline(&dl, s->cfg.batch_max_delay_ms);
             while (n_batches < last_group && n_ops < s->cfg.batch_max_ops && !s->closing) {
                 if (pthread_cond_timedwait(&s->q_cv, &s->q_mu, &dl) == ETIMEDOUT)
                     break;
@@ -493,12 +487,8 @@ static void *writer_main(void *arg)
 int store__writer_start(store_t *s)
 {
     store__keycache_init(&s->keys); /* freed by the writer when it stops */
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_destroy(&s->q_cv);
-    pthread_cond_init(&s->q_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&s->q_cv);
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0)
         return -EAGAIN;
     pthread_setname_np(s->writer, "coaphub-writer");
