@@ -142,6 +142,21 @@ static void fit_locked(const store_pg_t *q, pg_part_t *p, int64_t ts)
         snprintf(p->name, sizeof p->name, "ts_kv_p%lld", (long long)p->from);
 }
 
+/* The partition of ts: the known one (true), or the range to create for it (false). */
+static bool plan(store_pg_t *q, int64_t ts, pg_part_t *p)
+{
+    pthread_mutex_lock(&q->part_mu);
+    const pg_part_t *k = find_locked(q, ts);
+    if (k) {
+        *p = *k;
+    } else {
+        *p = range_of(q, ts);
+        fit_locked(q, p, ts);
+    }
+    pthread_mutex_unlock(&q->part_mu);
+    return k != NULL;
+}
+
 static void bound(char *out, size_t cap, int64_t v, bool is_from)
 {
     if ((is_from && v == INT64_MIN) || (!is_from && v == INT64_MAX))
@@ -214,20 +229,12 @@ static const pg_part_t *pending_find(const store_pg_t *q, int64_t ts)
 
 int pg__parts_step(store_pg_t *q, pg_conn_t *c, int64_t lo, int64_t hi, int64_t *next)
 {
-    pthread_mutex_lock(&q->part_mu);
-    const pg_part_t *k = find_locked(q, lo);
     pg_part_t p;
-    if (k) {
-        p = *k;
-    } else {
-        p = range_of(q, lo);
-        fit_locked(q, &p, lo);
-    }
-    pthread_mutex_unlock(&q->part_mu);
-    const pg_part_t *pend = k ? NULL : pending_find(q, lo);
+    bool known = plan(q, lo, &p);
+    const pg_part_t *pend = known ? NULL : pending_find(q, lo);
     if (pend) {
         p = *pend;
-    } else if (!k) {
+    } else if (!known) {
         int r = create(q, c, &p);
         if (r != 0) {
             q->parts_stale = true; /* the transaction is aborted; reloaded after its rollback */
@@ -246,12 +253,8 @@ int pg__parts_step(store_pg_t *q, pg_conn_t *c, int64_t lo, int64_t hi, int64_t 
 int pg__parts_cover(store_pg_t *q, pg_conn_t *c, const int64_t *ts, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        pthread_mutex_lock(&q->part_mu);
-        bool known = find_locked(q, ts[i]) != NULL;
-        pg_part_t p = range_of(q, ts[i]);
-        if (!known)
-            fit_locked(q, &p, ts[i]);
-        pthread_mutex_unlock(&q->part_mu);
+        pg_part_t p;
+        bool known = plan(q, ts[i], &p);
         /* Several ts of one range: the first made it (IF NOT EXISTS makes the rest cheap). */
         if (known || (i > 0 && p.from <= ts[i - 1] && ts[i - 1] < p.to))
             continue;
@@ -290,13 +293,8 @@ static void ahead(store_pg_t *q, pg_conn_t *c)
     int periods = q->part_kind == PG_PART_DAYS ? 8 : 3;
     for (int i = 0; i < periods; i++) {
         int64_t ts = now + i * step;
-        pthread_mutex_lock(&q->part_mu);
-        bool known = find_locked(q, ts) != NULL;
-        pg_part_t p = range_of(q, ts);
-        if (!known)
-            fit_locked(q, &p, ts);
-        pthread_mutex_unlock(&q->part_mu);
-        if (known)
+        pg_part_t p;
+        if (plan(q, ts, &p))
             continue;
         if (create(q, c, &p) != 0) {
             pg__parts_load(q, c); /* someone else may have made it: learn what exists */
