@@ -180,14 +180,26 @@ typedef struct store_device {
     char *label;                     /* may be NULL */
     char *additional_info;           /* JSON text or NULL */
     int64_t version;
+    /* The device profile (device_profile.id; 0 on create = the profile named `type`, made if
+     * missing, as ThingsBoard's findOrCreateDeviceProfile, or the default profile when type is
+     * empty). On read also its uuid. type always holds the profile's name. */
+    int64_t profile_id;
+    char profile_uuid[STORE_UUID_LEN + 1];
+    char *firmware_id; /* OTA package uuid assigned to this device (wins over the profile's); NULL */
+    char *software_id;
+    char *device_data; /* ThingsBoard's deviceData JSON text (transportConfiguration overrides,
+                        * e.g. CoAP powerMode); NULL = defaults */
 } store_device_t;
 
 void store_device_fini(store_device_t *d);
 
-/* Creates a device: fills d->id, d->uuid (random v4), d->created_ms, d->version=1.
+/* Creates a device: fills d->id, d->uuid (random v4), d->created_ms, d->version=1, and
+ * d->profile_id/type (see profile_id above; an unknown non-zero profile_id is -ENOENT).
  * Returns 0, ERR_CONFLICT if the name exists, or another negative error. */
 int store_device_create(store_t *s, store_device_t *d);
-/* Updates name, type, label, additional_info of d->id; bumps version. 0, -ENOENT, ERR_CONFLICT. */
+/* Updates name, label, additional_info, profile (profile_id, or 0 = by type as on create),
+ * firmware_id, software_id, device_data of d->id; fills d->type with the profile's name; bumps
+ * version. 0, -ENOENT, ERR_CONFLICT. */
 int store_device_update(store_t *s, store_device_t *d);
 /* 0 and fills out, or -ENOENT. */
 int store_device_get(store_t *s, int64_t id, store_device_t *out);
@@ -216,6 +228,110 @@ void store_device_page_fini(store_device_page_t *p);
  * -EEXIST when the credentials id belongs to another device; another negative error. */
 typedef struct store_cred store_cred_t;
 int store_device_create_with_cred(store_t *s, store_device_t *d, store_cred_t *cred);
+
+/* Ids of the devices of a profile (ascending), e.g. those an OTA assignment reaches. *ids is
+ * the caller's to free. only_without: "firmware" / "software" = only devices that have no
+ * package of that kind of their own; NULL = all. */
+int store_device_ids_by_profile(store_t *s, int64_t profile_id, const char *only_without,
+                                int64_t **ids, size_t *n);
+
+/* ---- device profiles (ThingsBoard's DeviceProfile) ---- */
+
+typedef struct store_profile {
+    int64_t id;
+    char uuid[STORE_UUID_LEN + 1];
+    int64_t created_ms;
+    char *name;               /* unique */
+    bool is_default;          /* exactly one profile is the default */
+    char *provision_type;     /* "DISABLED", "ALLOW_CREATE_NEW_DEVICES",
+                               * "CHECK_PRE_PROVISIONED_DEVICES", "X509_CERTIFICATE_CHAIN" */
+    char *provision_key;      /* unique or NULL: the provision key, or for X509_CERTIFICATE_CHAIN
+                               * the SHA3-256 hex of the CA certificate (as ThingsBoard) */
+    char *firmware_id;        /* default OTA package uuids or NULL */
+    char *software_id;
+    /* Everything else of ThingsBoard's JSON as one object text: description, type,
+     * transportType, profileData (transportConfiguration, provisionConfiguration, ...), image,
+     * defaultQueueName, ... Kept as sent; the REST layer owns its shape. NULL = {}. */
+    char *data;
+    int64_t version;
+} store_profile_t;
+
+void store_profile_fini(store_profile_t *p);
+
+/* Fills p->id, uuid, created_ms, version. If p->is_default, the other profiles stop being the
+ * default. 0; ERR_CONFLICT when the name or provision key is taken. */
+int store_profile_create(store_t *s, store_profile_t *p);
+/* Updates every field of p->id (is_default: true makes it the default; false on the current
+ * default is ignored, as there must be one); bumps version; renames devices' type with the
+ * name. 0, -ENOENT, ERR_CONFLICT. */
+int store_profile_update(store_t *s, store_profile_t *p);
+int store_profile_get(store_t *s, int64_t id, store_profile_t *out);
+int store_profile_get_by_uuid(store_t *s, const char *uuid, store_profile_t *out);
+int store_profile_get_by_name(store_t *s, const char *name, store_profile_t *out);
+int store_profile_get_by_provision_key(store_t *s, const char *key, store_profile_t *out);
+int store_profile_get_default(store_t *s, store_profile_t *out);
+/* Makes profile id the default. 0 or -ENOENT. */
+int store_profile_set_default(store_t *s, int64_t id);
+/* Deletes a profile and its OTA packages' rows. -EBUSY when it is the default; ERR_CONFLICT
+ * when devices use it; -ENOENT. */
+int store_profile_delete(store_t *s, int64_t id);
+
+typedef struct store_profile_page {
+    store_profile_t *items;
+    size_t n;
+    int64_t total;
+} store_profile_page_t;
+/* text_search: name prefix, case-insensitive (NULL = all). sort_property "name",
+ * "createdTime", "isDefault" (NULL = createdTime). */
+int store_profile_list(store_t *s, const char *text_search, const char *sort_property,
+                       bool ascending, int64_t page, int64_t page_size, store_profile_page_t *out);
+void store_profile_page_fini(store_profile_page_t *p);
+/* Calls fn for every profile (caches of provisioning keys and CA certificates). */
+int store_profile_foreach(store_t *s, void (*fn)(void *arg, const store_profile_t *p), void *arg);
+
+/* ---- OTA packages (ThingsBoard's OtaPackage; the image itself lives outside the store) ---- */
+
+typedef struct store_ota {
+    int64_t id;
+    char uuid[STORE_UUID_LEN + 1];
+    int64_t created_ms;
+    int64_t profile_id;        /* device_profile.id */
+    char profile_uuid[STORE_UUID_LEN + 1]; /* read only */
+    char *type;                /* "FIRMWARE" or "SOFTWARE" */
+    char *title, *version;     /* (title, version) unique */
+    char *tag;                 /* NULL */
+    char *url;                 /* external URL instead of data; NULL */
+    bool has_data;             /* the image has been uploaded */
+    char *file_name, *content_type;
+    char *checksum_algorithm, *checksum;
+    int64_t data_size;
+    char *additional_info;     /* JSON text or NULL */
+} store_ota_t;
+
+void store_ota_fini(store_ota_t *o);
+/* Fills id, uuid, created_ms. ERR_CONFLICT when (title, version) exists; -ENOENT when the
+ * profile does not. */
+int store_ota_create(store_t *s, store_ota_t *o);
+/* Updates every field of o->id but id/uuid/created_ms. 0, -ENOENT, ERR_CONFLICT. */
+int store_ota_update(store_t *s, store_ota_t *o);
+int store_ota_get_by_uuid(store_t *s, const char *uuid, store_ota_t *out);
+/* -EBUSY when a device or profile has it assigned (firmware_id/software_id); -ENOENT. */
+int store_ota_delete(store_t *s, int64_t id);
+
+typedef struct store_ota_page {
+    store_ota_t *items;
+    size_t n;
+    int64_t total;
+} store_ota_page_t;
+/* type "FIRMWARE"/"SOFTWARE" or NULL; profile_id 0 = any; has_data_only: only uploaded ones;
+ * text_search: title prefix, case-insensitive; sort_property "createdTime", "title",
+ * "version", "type", "dataSize" (NULL = createdTime). */
+int store_ota_list(store_t *s, const char *type, int64_t profile_id, bool has_data_only,
+                   const char *text_search, const char *sort_property, bool ascending,
+                   int64_t page, int64_t page_size, store_ota_page_t *out);
+void store_ota_page_fini(store_ota_page_t *p);
+/* Calls fn for every package (start-up cleaning of image files without a row). */
+int store_ota_foreach(store_t *s, void (*fn)(void *arg, const store_ota_t *o), void *arg);
 
 /* ---- credentials (one row per device) ---- */
 
