@@ -10,6 +10,8 @@
 
 #include "http/http.h"
 
+#include "device/token.h"
+
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,7 +25,7 @@ struct MHD_Connection;
 #define HTTP_UUID_NULL "13814000-1dd2-11b2-8080-808080808080" /* TB's "no customer" */
 #define HTTP_MAX_PARAMS 4
 #define HTTP_JWT_KEY_LEN 64
-#define HTTP_TOKEN_MAX 32 /* access-token credentialsId length cap (TB UI: 1..32) */
+#define HTTP_TOKEN_MAX DEVICE_TOKEN_MAX /* access-token credentialsId length cap */
 
 /* Failed-login throttle: per username (hashed), bounded table, oldest slot reused. */
 #define HTTP_LOGIN_SLOTS 256
@@ -225,8 +227,6 @@ char *http__b64url(const uint8_t *p, size_t n);
 char *http__password_hash(const char *password);
 /* Constant-time comparison of crypt_r(password, hash) with hash. */
 bool http__password_verify(const char *password, const char *hash);
-/* n random characters of [A-Za-z0-9] plus a NUL into out (n + 1 bytes). */
-void http__random_alnum(char *out, size_t n);
 
 /* ---- body.c: pure JSON body handling (fuzzed by tests/fuzz/rest_json.c) ---- */
 

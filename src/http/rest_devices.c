@@ -82,7 +82,7 @@ static void create(http_req_t *rq, http_resp_t *rs, http_device_req_t *dr,
             http__cred_req_fini(&chk);
             tok.cred_id = (char *)given;
         } else {
-            http__random_alnum(random_tok, 20);
+            device_random_alnum(random_tok, 20);
             tok.cred_id = random_tok;
         }
         if (registry_find_token(h->reg, (const uint8_t *)tok.cred_id, strlen(tok.cred_id))) {
