@@ -147,6 +147,9 @@ void api__rpc_notify_result(api_shard_t *a, void *cookie, bool acked);
 /* ---- claim.c ---- */
 void api__claim(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
                 int64_t device_id);
+
+/* ---- provision.c ---- */
+/* POST /api/v1/provision (§3.9), not authenticated. */
 void api__provision(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req);
 
 /* ---- codes.c ---- */

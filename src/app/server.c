@@ -17,6 +17,7 @@
 #include "core/xmalloc.h"
 #include "device/hub.h"
 #include "dtls/dtls.h"
+#include "device/provision.h"
 #include "device/registry.h"
 #include "device/watch.h"
 #include "http/http.h"
@@ -55,10 +56,15 @@ static int make_dirs(const char *path, char err[static ERR_LEN])
     return rc;
 }
 
-/* DTLS asks which device a client certificate names; the registry answers from memory. */
-static int64_t identify_cert(void *registry, const uint8_t *der, size_t len)
+/* DTLS asks which device a client's certificates name: the registry answers from memory for
+ * a known leaf; an unknown one may be a device that X.509 chain provisioning creates now. */
+static int64_t identify_cert(void *server, const uint8_t *const *der, const size_t *len, size_t n)
 {
-    return registry_find_cert_der(registry, der, len);
+    server_t *s = server;
+    int64_t id = n > 0 ? registry_find_cert_der(s->registry, der[0], len[0]) : 0;
+    if (!id && n > 0)
+        id = provision_chain_identify(s->prov_chain, der, len, n);
+    return id;
 }
 
 static void *shard_main(void *arg)
@@ -164,6 +170,11 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
         snprintf(err, ERR_LEN, "cannot load device credentials: %s", err_str(rc));
         goto fail;
     }
+    s->prov_chain = provision_chain_new(s->store, s->registry);
+    if ((rc = provision_chain_reload(s->prov_chain)) != 0) {
+        snprintf(err, ERR_LEN, "cannot load device profiles: %s", err_str(rc));
+        goto fail;
+    }
     s->hub = hub_new(s->store);
     store_set_commit_hook(s->store, device_watch_commit_hook, s->hub);
 
@@ -174,7 +185,7 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
         s->dtls_cfg.bind_addr = cfg->udp.bind_addr;
         s->dtls_cfg.data_dir = cfg->data_dir;
         s->dtls_cfg.identify = identify_cert;
-        s->dtls_cfg.identify_ctx = s->registry;
+        s->dtls_cfg.identify_ctx = s;
         s->dtls_ctx = dtls_ctx_new(&s->dtls_cfg, err);
         if (!s->dtls_ctx)
             goto fail;
@@ -231,6 +242,12 @@ fail:
 
 int server_reload(server_t *s, char err[static ERR_LEN])
 {
+    /* Profiles first: a failed certificate reload must not keep a revoked CA provisioning. */
+    int rc = provision_chain_reload(s->prov_chain);
+    if (rc != 0) {
+        snprintf(err, ERR_LEN, "cannot reload device profiles: %s", err_str(rc));
+        return rc;
+    }
     if (!s->dtls_ctx)
         return 0;
     return dtls_ctx_reload(s->dtls_ctx, err);
@@ -256,6 +273,7 @@ void server_stop(server_t *s)
     free(s->shards);
     dtls_ctx_free(s->dtls_ctx);
     hub_free(s->hub);
+    provision_chain_free(s->prov_chain);
     registry_free(s->registry);
     free(s);
 }

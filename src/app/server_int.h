@@ -6,6 +6,7 @@
 
 #include "api/api.h"
 #include "device/hub.h"
+#include "device/provision.h"
 #include "device/registry.h"
 #include "dtls/dtls.h"
 #include "http/http.h"
@@ -28,6 +29,7 @@ typedef struct shard {
 struct server {
     store_t *store;
     registry_t *registry;
+    provision_chain_t *prov_chain; /* X.509 chain provisioning profiles (§6.5) */
     hub_t *hub;
     dtls_ctx_t *dtls_ctx;
     dtls_cfg_t dtls_cfg;
