@@ -316,6 +316,10 @@ http_server_t *http_server_start(const http_cfg_t *cfg, store_t *store, registry
     int rc = load_identity(h, cfg->jwt_signing_key, err);
     if (rc < 0)
         goto fail;
+    if ((rc = http__profile_ensure_default(h)) < 0) {
+        snprintf(err, ERR_LEN, "http: creating the default device profile: %s", err_str(rc));
+        goto fail;
+    }
     h->jwt_cache = http__jwt_cache_new(h->jwt_key, h->jwt_key_len);
     h->dev_cache = http__dev_cache_new();
 
