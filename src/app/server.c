@@ -67,6 +67,19 @@ static int64_t identify_cert(void *server, const uint8_t *const *der, const size
     return id;
 }
 
+/* A profile saved or deleted over REST: the chain-provisioning cache reloads before the REST
+ * answer goes out, so a CA added is trusted for provisioning as soon as the operator hears
+ * back. (A CA removed stops provisioning even earlier: provision.h.) */
+static void on_fleet_change(void *ctx, hub_change_t what, int64_t id)
+{
+    if (what != HUB_CHANGE_PROFILE_SAVED && what != HUB_CHANGE_PROFILE_DELETED)
+        return;
+    int rc = provision_chain_reload(ctx);
+    if (rc != 0)
+        LOG_W("server", "profile %lld changed, provisioning profiles not reloaded: %s",
+              (long long)id, err_str(rc));
+}
+
 static void *shard_main(void *arg)
 {
     shard_t *sh = arg;
@@ -176,6 +189,7 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
         goto fail;
     }
     s->hub = hub_new(s->store);
+    hub_change_listen(s->hub, on_fleet_change, s->prov_chain);
     store_set_commit_hook(s->store, device_watch_commit_hook, s->hub);
 
     if (cfg->dtls_enabled) {
