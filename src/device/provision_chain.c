@@ -118,7 +118,9 @@ static int profile_parse(const store_profile_t *p, chain_profile_t *e, char *why
     json_t *cfg = json_object_get(json_object_get(d, "profileData"), "provisionConfiguration");
     const char *pem = json_string_value(json_object_get(cfg, "provisionDeviceSecret"));
     const char *pattern = json_string_value(json_object_get(cfg, "certificateRegExPattern"));
-    e->allow_create = json_is_true(json_object_get(cfg, "allowCreateNewDevicesByX509Certificate"));
+    /* Absent means allowed, as the REST side normalises it (http/profile_body.c). */
+    e->allow_create = !json_is_false(
+        json_object_get(cfg, "allowCreateNewDevicesByX509Certificate"));
     int rc = -EINVAL;
     if (!pem || !*pem) {
         set_why(why, cap, "no CA certificate");
