@@ -82,8 +82,7 @@ int x509_chain_from_pem(const char *text, size_t len, char **pem, int *n_certs,
         append_pem(&out, &out_len, b64);
         free(b64);
         *n_certs = 1;
-        *pem = out;
-        return 0;
+        goto out;
     }
     const char *p = text;
     for (const char *b = find(p, end, BEGIN_MARK); b; b = find(p, end, BEGIN_MARK)) {
@@ -120,6 +119,10 @@ int x509_chain_from_pem(const char *text, size_t len, char **pem, int *n_certs,
     if (*n_certs == 0 || find(p, end, "-----END "))
         rc = fail(err, err_cap, -EINVAL, "not a PEM certificate");
 out:
+    /* The canonical form is longer than compact input: keep it readable by this function. */
+    if (rc == 0 && out_len > X509_PEM_MAX)
+        rc = fail(err, err_cap, -EMSGSIZE, "certificate chain is larger than %d KiB as PEM",
+                  X509_PEM_MAX / 1024);
     if (rc < 0) {
         free(out);
         *n_certs = 0;

@@ -55,7 +55,6 @@ struct http_server {
     uint8_t jwt_key[HTTP_JWT_KEY_LEN + 64];
     size_t jwt_key_len;
     char tenant_id[STORE_UUID_LEN + 1];
-    char profile_id[STORE_UUID_LEN + 1];
     pthread_mutex_t mu;      /* guards n_background, inflight, stopping */
     pthread_cond_t bg_done;
     int n_background;        /* persistent-RPC threads still running */

@@ -185,7 +185,8 @@ void http__h_profile_save(http_req_t *rq, http_resp_t *rs)
     p.firmware_id = pr.firmware_uuid;
     p.software_id = pr.software_uuid;
     p.data = pr.data;
-    memset(&pr, 0, sizeof pr); /* p owns the strings now */
+    free(pr.uuid);
+    memset(&pr, 0, sizeof pr); /* p owns the other strings now */
     rc = created ? store_profile_create(h->store, &p) : store_profile_update(h->store, &p);
     if (rc == ERR_CONFLICT) { /* a concurrent save took the name or key since the checks */
         http__resp_error(rs, HTTP_E_BAD_PARAMS, MSG_NAME_TAKEN);

@@ -258,9 +258,6 @@ static void make_key_hex(char *out, size_t cap)
 static int load_identity(http_server_t *h, const char *cfg_key, char err[static ERR_LEN])
 {
     int rc = setting_once(h->store, "tenant_id", make_uuid, h->tenant_id, sizeof h->tenant_id);
-    if (rc == 0)
-        rc = setting_once(h->store, "default_profile_id", make_uuid, h->profile_id,
-                          sizeof h->profile_id);
     if (rc < 0) {
         snprintf(err, ERR_LEN, "http: reading settings: %s", err_str(rc));
         return rc;

@@ -166,7 +166,7 @@ assert_eq "$(jq -r '[.data[].name] | join(",")' <<<"$out")" "alpha,chain" "page 
 assert_eq "$(jq -r '.totalElements, .totalPages, .hasNext' <<<"$out" | paste -sd,)" "5,3,true" \
     "paging numbers"
 out=$(rest GET '/api/deviceProfiles?pageSize=2&page=2&sortProperty=name&sortOrder=ASC')
-assert_eq "$(jq -r '[.data[].name] | join(",") + " " + (.hasNext|tostring)' <<<"$out")" \
+assert_eq "$(jq -r '([.data[].name] | join(",")) + " " + (.hasNext|tostring)' <<<"$out")" \
     "zeta false" "last page"
 out=$(rest GET '/api/deviceProfiles?pageSize=10&page=0&sortProperty=name&sortOrder=DESC')
 assert_eq "$(jq -r '.data[0].name' <<<"$out")" zeta "DESC"
@@ -177,7 +177,7 @@ assert_eq "$(http_code)" 400 "unknown sort property"
 rest GET '/api/deviceProfiles' >/dev/null
 assert_eq "$(http_code)" 400 "pageSize required"
 out=$(rest GET '/api/deviceProfileInfos?pageSize=10&page=0&transportType=COAP')
-assert_eq "$(jq -r '[.data[].name] | join(",") + " " + (.totalElements|tostring)' <<<"$out")" \
+assert_eq "$(jq -r '([.data[].name] | join(",")) + " " + (.totalElements|tostring)' <<<"$out")" \
     "coap-prov-2 1" "infos filtered by transportType"
 assert_eq "$(jq -r '.data[0] | has("profileData")' <<<"$out")" false "infos are DeviceProfileInfo"
 out=$(rest GET "/api/deviceProfileInfo/$COAP")
@@ -282,7 +282,7 @@ assert_eq "$(jq -r '[.provisionType, .provisionDeviceKey, .profileData.provision
 expect_rc 65 "profile add with a taken key" -- profile add cli-prov-2 --provision-key ck1 \
     --provision-secret x
 assert_eq "$(cat "$IT_TMP/cli.err")" \
-    "error: create device profile: Device profile with such provision device key already exists!" \
+    "error: create device profile: Device profile with such provision device key already exists! (HTTP 400)" \
     "server message on stderr"
 expect_rc 64 "bad --strategy" -- profile add p --strategy sometimes
 expect_rc 64 "bad timer" -- profile add p --power-mode psm --psm-activity-timer soon
@@ -315,7 +315,7 @@ expect_rc 0 "profile default" -- profile default cli-prov
 assert_eq "$(rest GET /api/deviceProfileInfo/default | jq -r .name)" cli-prov "CLI made it default"
 expect_rc 65 "delete the default" -- profile delete cli-prov
 assert_eq "$(cat "$IT_TMP/cli.err")" \
-    "error: delete device profile: Deletion of Default Device Profile is prohibited!" "message"
+    "error: delete device profile: Deletion of Default Device Profile is prohibited! (HTTP 400)" "message"
 expect_rc 0 "profile default back" -- profile default alpha
 expect_rc 65 "delete a profile in use" -- profile delete cli-prov
 expect_rc 66 "show unknown" -- profile show nope
