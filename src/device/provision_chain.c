@@ -53,6 +53,9 @@
 #define CN_MAX 255
 /* Certificates accepted from a client: the leaf and its intermediates. */
 #define SENT_MAX (1 + PROVISION_CHAIN_MAX_INTERMEDIATES)
+/* Certificates parsed at most (a longer chain is refused anyway, but its issuers are looked
+ * at so that the refusal of a chain naming one of our CAs is logged). */
+#define PARSE_MAX (SENT_MAX + 3)
 
 typedef struct chain_profile {
     int64_t id;
@@ -431,14 +434,9 @@ int64_t provision_chain_identify(provision_chain_t *pc, const uint8_t *const *de
     X509 *leaf = d2i_X509(NULL, &p, (long)len[0]);
     if (!leaf)
         goto out;
-    if (n > SENT_MAX) {
-        LOG_I("provision",
-              "client sent %zu certificates above its leaf (at most %d); not "
-              "provisioned",
-              n - 1, PROVISION_CHAIN_MAX_INTERMEDIATES);
-        goto out;
-    }
-    for (size_t i = 1; i < n; i++) {
+    /* Parsing stays bounded whatever the client sent; a chain longer than SENT_MAX is
+     * refused below, and only logged when one of our CAs is involved. */
+    for (size_t i = 1; i < n && i < PARSE_MAX; i++) {
         p = der[i];
         X509 *x = d2i_X509(NULL, &p, (long)len[i]);
         if (!x)
@@ -450,7 +448,12 @@ int64_t provision_chain_identify(provision_chain_t *pc, const uint8_t *const *de
         if (!candidate(e, leaf, sent))
             continue;
         char why[200], name[CN_MAX + 1];
-        if (verify(e, leaf, sent, name, why, sizeof why) == 0)
+        if (n > SENT_MAX)
+            LOG_I("provision",
+                  "profile \"%s\": certificate refused: %zu certificates above the leaf "
+                  "(at most %d)",
+                  e->name, n - 1, PROVISION_CHAIN_MAX_INTERMEDIATES);
+        else if (verify(e, leaf, sent, name, why, sizeof why) == 0)
             profile_id = e->id;
         else
             LOG_I("provision", "profile \"%s\": certificate refused: %s", e->name, why);

@@ -142,6 +142,22 @@ assert_eq "$COAP_CODE" 2.01 "dev-002 (via intermediate): first request served"
 D2=$(device_id dev-002)
 [ -n "$D2" ] || fail "dev-002 was not created"
 assert_eq "$(t_values "$D2")" "3 " "dev-002: first point stored"
+# Four intermediates are accepted, five are not (PROVISION_CHAIN_MAX_INTERMEDIATES).
+signed i1 "Fleet Sub 1" root ca.ext
+for k in 2 3 4 5; do signed "i$k" "Fleet Sub $k" "i$((k - 1))" ca.ext; done
+signed dev41 "dev-041" i4 leaf.ext
+signed dev51 "dev-051" i5 leaf.ext
+cat dev41.pem i4.pem i3.pem i2.pem i1.pem >dev41-chain.pem
+cat dev51.pem i5.pem i4.pem i3.pem i2.pem i1.pem >dev51-chain.pem
+post dev41-chain.pem dev41.key 41 gnutls
+assert_eq "$COAP_CODE" 2.01 "dev-041 (four intermediates): first request served"
+[ -n "$(device_id dev-041)" ] || fail "dev-041 was not created"
+post dev51-chain.pem dev51.key 51 gnutls
+assert_eq "$COAP_CODE" 4.01 "dev-051 (five intermediates): refused"
+assert_eq "$(device_id dev-051)" "" "dev-051: no device created"
+wait_for_file_match "$IT_LOG" 'certificate refused: 5 certificates above the leaf' 5 \
+    || fail "dev-051: no log line saying why"
+log "ok: dev-051: the log says why"
 # ... without the intermediate the chain does not reach the CA (its issuer is no CA of a
 # profile: as cheap as any unknown certificate, so nothing to log).
 signed dev7 "dev-007" int leaf.ext
