@@ -167,6 +167,11 @@ void api_shard_free(api_shard_t *a)
 
 coap_engine_t *api_shard_engine(api_shard_t *a) { return a->engine; }
 
+void api_shard_set_provision_worker(api_shard_t *a, provision_worker_t *w)
+{
+    a->prov = w;
+}
+
 void api_shard_on_hub_event(void *ctx, const hub_event_t *ev)
 {
     api_shard_t *a = ctx;

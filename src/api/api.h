@@ -13,6 +13,7 @@
 #include "coap/coap.h"
 #include "core/loop.h"
 #include "device/hub.h"
+#include "device/provision.h"
 #include "device/registry.h"
 #include "store/store.h"
 
@@ -44,6 +45,11 @@ void api_shard_free(api_shard_t *a);
 
 /* The engine transports feed with coap_engine_input() / coap_engine_peer_closed(). */
 coap_engine_t *api_shard_engine(api_shard_t *a);
+
+/* Where POST /api/v1/provision runs its store calls: on w's thread (the daemon), or, with
+ * NULL (the default), synchronously on the shard's thread (unit tests). w must outlive the
+ * shard's last request. Shard thread, or before the shard runs. */
+void api_shard_set_provision_worker(api_shard_t *a, provision_worker_t *w);
 
 /* hub_event_cb for hub_add_shard(); ctx is the api_shard_t. */
 void api_shard_on_hub_event(void *ctx, const hub_event_t *ev);

@@ -50,6 +50,7 @@ struct api_shard {
     store_t *store;
     registry_t *reg;
     hub_t *hub;
+    provision_worker_t *prov; /* NULL: provisioning runs on this thread */
     api_cfg_t cfg;
     values_cfg_t pcfg;
     coap_engine_t *engine;

@@ -123,6 +123,7 @@ static int shard_init(server_t *s, shard_t *sh, const config_t *cfg, int port, i
         if (!sh->dtls)
             return -1;
     }
+    api_shard_set_provision_worker(sh->api, s->prov_worker);
     hub_add_shard(s->hub, sh->loop, on_hub_event, sh);
     return 0;
 }
@@ -183,6 +184,7 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
         snprintf(err, ERR_LEN, "cannot load device credentials: %s", err_str(rc));
         goto fail;
     }
+    s->prov_worker = provision_worker_new(s->store, s->registry);
     s->prov_chain = provision_chain_new(s->store, s->registry);
     if ((rc = provision_chain_reload(s->prov_chain)) != 0) {
         snprintf(err, ERR_LEN, "cannot load device profiles: %s", err_str(rc));
@@ -278,6 +280,9 @@ void server_stop(server_t *s)
             pthread_join(s->shards[i].thread, NULL);
         }
     }
+    /* Before the store closes: queued provisioning requests still need it; their answers
+     * are posted to the shard loops and go out in the drain below. */
+    provision_worker_free(s->prov_worker);
     store_close(s->store);
     for (int i = 0; i < s->n_shards; i++)
         if (s->shards[i].loop)

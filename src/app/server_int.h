@@ -29,7 +29,8 @@ typedef struct shard {
 struct server {
     store_t *store;
     registry_t *registry;
-    provision_chain_t *prov_chain; /* X.509 chain provisioning profiles (§6.5) */
+    provision_chain_t *prov_chain;   /* X.509 chain provisioning profiles (§6.5) */
+    provision_worker_t *prov_worker; /* POST /api/v1/provision off the shard threads */
     hub_t *hub;
     dtls_ctx_t *dtls_ctx;
     dtls_cfg_t dtls_cfg;

@@ -17,6 +17,7 @@
 #define COAPHUB_DEVICE_PROVISION_H
 
 #include "core/arena.h"
+#include "core/loop.h"
 #include "device/registry.h"
 #include "store/store.h"
 #include "values/body.h"
@@ -79,6 +80,34 @@ void provision_result_fini(provision_result_t *r);
  * Synchronous store calls; any thread. */
 int provision_device(store_t *s, registry_t *reg, const provision_req_t *req,
                      provision_result_t *out);
+
+/* ---- the same off the caller's thread ----
+ *
+ * POST /api/v1/provision is not authenticated, so anyone can make a shard ask the database
+ * something. A provision worker takes those store calls off the shard threads: one thread,
+ * a bounded queue; a shard hands a request over and answers from the completion posted back
+ * to its loop, and when the queue is full it answers "busy" at once. */
+
+typedef struct provision_worker provision_worker_t;
+
+/* Requests waiting for the worker at most; more are refused with -EAGAIN. */
+#define PROVISION_QUEUE_MAX 64
+
+/* rc and r as provision_device returns them; r is valid during the call only. Runs on the
+ * loop given to provision_worker_submit. */
+typedef void (*provision_done_cb)(void *arg, int rc, const provision_result_t *r);
+
+/* Starts the worker thread. store and registry must outlive it. */
+provision_worker_t *provision_worker_new(store_t *s, registry_t *reg);
+/* Copies req and queues it: provision_device runs on the worker thread, then done(arg, ..)
+ * is posted to loop. 0, or -EAGAIN when PROVISION_QUEUE_MAX requests are waiting (done will
+ * not be called). Any thread. */
+int provision_worker_submit(provision_worker_t *w, const provision_req_t *req, loop_t *loop,
+                            provision_done_cb done, void *arg);
+/* Runs what is queued, stops the thread and frees the worker; the completions it posted run
+ * with their loops (loop_drain at shutdown). Call while the store is still open.
+ * provision_worker_free(NULL) does nothing. */
+void provision_worker_free(provision_worker_t *w);
 
 /* The response body of §3.9 for r (caller frees): {"credentialsValue":..,"credentialsType":..,
  * "status":"SUCCESS"}, or {"errorMsg":..,"status":"NOT_FOUND"|"FAILURE"}. */

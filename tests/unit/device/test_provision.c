@@ -3,11 +3,14 @@
  * X.509 chain rules that the integration test cannot reach with real clients: a CN pattern
  * matched as a whole, with and without a group; a CA removed in the store but still in the
  * cache (refused: the store is asked again); a renewed certificate re-binding its device; a
- * device of the same name in another profile left alone. Certificates are made in-process. */
+ * device of the same name in another profile left alone. And the worker that takes the store
+ * calls off the shards: bounded, every request it took answered once. Certificates are made
+ * in-process. */
 #include "device/provision.h"
 #include "device/x509.h"
 #include "unit/store/store_test_util.h"
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -285,11 +288,56 @@ static void test_key_rules(void **state)
     registry_free(reg);
 }
 
+typedef struct tally {
+    int done, not_found;
+} tally_t;
+
+static void on_done(void *arg, int rc, const provision_result_t *r)
+{
+    tally_t *t = arg;
+    t->done++;
+    if (rc == 0 && r->status == PROVISION_NOT_FOUND)
+        t->not_found++;
+}
+
+/* The worker answers every request it took, exactly once, through the loop; beyond
+ * PROVISION_QUEUE_MAX waiting requests it refuses at once (-EAGAIN) instead of queueing. */
+static void test_worker_bounded(void **state)
+{
+    tstore_t *t = *state;
+    char err[ERR_LEN];
+    loop_t *loop = loop_new(err);
+    assert_non_null(loop);
+    registry_t *reg = registry_new();
+    provision_worker_t *w = provision_worker_new(t->s, reg);
+    tally_t tally = {0};
+    int accepted = 0, refused = 0;
+    for (int i = 0; i < 2000; i++) {
+        provision_req_t q = req("x", "no-such-key", "s");
+        int rc = provision_worker_submit(w, &q, loop, on_done, &tally);
+        if (rc == 0)
+            accepted++;
+        else if (rc == -EAGAIN)
+            refused++;
+        else
+            fail();
+    }
+    provision_worker_free(w); /* runs what it accepted */
+    loop_drain(loop);
+    assert_true(refused > 0);
+    assert_int_equal(accepted + refused, 2000);
+    assert_int_equal(tally.done, accepted);
+    assert_int_equal(tally.not_found, accepted);
+    registry_free(reg);
+    loop_free(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_chain_rules, tstore_setup, tstore_teardown),
         cmocka_unit_test_setup_teardown(test_key_rules, tstore_setup, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_worker_bounded, tstore_setup, tstore_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
