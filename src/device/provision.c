@@ -173,20 +173,21 @@ int provision__create(store_t *s, registry_t *reg, const char *name, int64_t pro
     store_device_t d = {.name = (char *)name, .profile_id = profile_id};
     store_cred_t c = {.type = type, .cred_id = (char *)cred_id, .cred_value = (char *)cred_value};
     int rc = store_device_create_with_cred(s, &d, &c);
+    int64_t id = d.id;
     /* d's strings other than name were filled by the store (type, ...): free only those. */
     d.name = NULL;
     store_device_fini(&d);
     if (rc < 0)
         return rc;
-    *device_id = d.id;
+    *device_id = id;
     /* ThingsBoard saves provisionState after the device; a failure here leaves a working
      * device without the attribute, which only matters to CHECK_PRE_PROVISIONED profiles,
      * and those never create devices. */
-    int arc = provision__set_provisioned(s, d.id);
+    int arc = provision__set_provisioned(s, id);
     if (arc < 0)
-        LOG_W("provision", "device %lld: provisionState not saved: %s", (long long)d.id,
+        LOG_W("provision", "device %lld: provisionState not saved: %s", (long long)id,
               err_str(arc));
-    registry_set(reg, d.id, type, cred_id);
+    registry_set(reg, id, type, cred_id);
     return 0;
 }
 
