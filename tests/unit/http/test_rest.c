@@ -323,6 +323,85 @@ static void test_device_with_credentials(void **state)
     free(pem);
 }
 
+/* What hub_change_publish told a listener, in order. */
+static struct {
+    hub_change_t what[16];
+    int64_t id[16];
+    int n;
+} changes;
+
+static void on_change(void *ctx, hub_change_t what, int64_t id)
+{
+    assert_ptr_equal(ctx, &changes);
+    if (changes.n < 16) {
+        changes.what[changes.n] = what;
+        changes.id[changes.n++] = id;
+    }
+}
+
+/* Every save and delete of a profile or device is announced to hub_change_listen's listeners
+ * with the row's id, before the REST answer (the caches of provisioning keys, CA certificates,
+ * power-saving settings and OTA assignments rely on that). */
+static void test_change_hook(void **state)
+{
+    (void)state;
+    static bool listening;
+    if (!listening) {
+        hub_change_listen(W.hub, on_change, &changes);
+        listening = true;
+    }
+    changes.n = 0;
+    json_t *p = jreq("POST", "/api/deviceProfile", "{\"name\":\"hooked\"}", 200);
+    const char *puuid = json_string_value(json_object_get(json_object_get(p, "id"), "id"));
+    store_profile_t sp = {0};
+    assert_int_equal(store_profile_get_by_uuid(W.store, puuid, &sp), 0);
+    assert_int_equal(changes.n, 1);
+    assert_int_equal(changes.what[0], HUB_CHANGE_PROFILE_SAVED);
+    assert_int_equal(changes.id[0], sp.id);
+
+    char body[256], path[128];
+    snprintf(body, sizeof body,
+             "{\"name\":\"hooked-dev\",\"deviceProfileId\":{\"entityType\":\"DEVICE_PROFILE\","
+             "\"id\":\"%s\"}}",
+             puuid);
+    json_t *d = jreq("POST", "/api/device", body, 200);
+    const char *duuid = json_string_value(json_object_get(json_object_get(d, "id"), "id"));
+    store_device_t sd = {0};
+    assert_int_equal(store_device_get_by_uuid(W.store, duuid, &sd), 0);
+    assert_int_equal(sd.profile_id, sp.id);
+    assert_int_equal(changes.n, 2);
+    assert_int_equal(changes.what[1], HUB_CHANGE_DEVICE);
+    assert_int_equal(changes.id[1], sd.id);
+
+    /* A type naming no profile makes one: both are announced. */
+    json_t *d2 = jreq("POST", "/api/device", "{\"name\":\"hooked-2\",\"type\":\"made\"}", 200);
+    assert_int_equal(changes.n, 4);
+    assert_int_equal(changes.what[2], HUB_CHANGE_PROFILE_SAVED);
+    assert_int_equal(changes.what[3], HUB_CHANGE_DEVICE);
+    snprintf(path, sizeof path, "/api/device/%s",
+             json_string_value(json_object_get(json_object_get(d2, "id"), "id")));
+    json_decref(jreq("DELETE", path, NULL, 200));
+    assert_int_equal(changes.what[4], HUB_CHANGE_DEVICE_DELETED);
+    assert_int_equal(changes.id[4], changes.id[3]);
+
+    /* A refused delete announces nothing; a done one does. */
+    snprintf(path, sizeof path, "/api/deviceProfile/%s", puuid);
+    json_decref(jreq("DELETE", path, NULL, 400));
+    assert_int_equal(changes.n, 5);
+    snprintf(path, sizeof path, "/api/device/%s", duuid);
+    json_decref(jreq("DELETE", path, NULL, 200));
+    snprintf(path, sizeof path, "/api/deviceProfile/%s", puuid);
+    json_decref(jreq("DELETE", path, NULL, 200));
+    assert_int_equal(changes.n, 7);
+    assert_int_equal(changes.what[6], HUB_CHANGE_PROFILE_DELETED);
+    assert_int_equal(changes.id[6], sp.id);
+    store_device_fini(&sd);
+    store_profile_fini(&sp);
+    json_decref(d2);
+    json_decref(d);
+    json_decref(p);
+}
+
 static void test_login_lockout(void **state)
 {
     (void)state;
@@ -412,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_devices),
         cmocka_unit_test(test_credentials),
         cmocka_unit_test(test_device_with_credentials),
+        cmocka_unit_test(test_change_hook),
         cmocka_unit_test(test_login_lockout),
         cmocka_unit_test(test_start_errors),
         cmocka_unit_test(test_readyz_body),
