@@ -322,10 +322,26 @@ expect_rc 66 "show unknown" -- profile show nope
 expect_rc 0 "profile delete" -- profile delete zeta
 expect_rc 66 "deleted is gone" -- profile show zeta
 
-# --- restart: everything above is in the database
+# --- restart: everything above is in the database; devices from before profiles (schema 2:
+# no profile_id) join the profile named as their type, "default" for those made before
+out=$(rest POST /api/device "{\"name\":\"old-1\",\"deviceProfileId\":{\"id\":\"$DEF\"}}")
+OLD1=$(jq -r .id.id <<<"$out")
+out=$(rest POST /api/device '{"name":"old-2","type":"legacy-type"}')
+OLD2=$(jq -r .id.id <<<"$out")
 daemon_stop
+it_sql "UPDATE device SET profile_id = NULL WHERE name IN ('old-1', 'old-2')" >/dev/null ||
+    fail "could not make devices look older than profiles"
+it_sql "DELETE FROM device_profile WHERE name = 'legacy-type'" >/dev/null ||
+    fail "could not remove profile legacy-type"
 daemon_start
 login
+out=$(rest GET "/api/device/$OLD1")
+assert_eq "$(jq -r '.type + " " + .deviceProfileId.id' <<<"$out")" "default $DEF" \
+    "a device from before profiles joins profile default"
+out=$(rest GET "/api/device/$OLD2")
+assert_eq "$(jq -r .type <<<"$out")" legacy-type "a device of another type joins its own profile"
+assert_eq "$(rest GET "/api/deviceProfile/$(jq -r .deviceProfileId.id <<<"$out")" | jq -r .name)" \
+    legacy-type "that profile was made at start"
 assert_eq "$(rest GET /api/deviceProfileInfo/default | jq -r .id.id)" "$ALPHA" "default survives"
 out=$(rest GET "/api/device/$C1")
 assert_eq "$(jq -r '.deviceProfileId.id + " " + .deviceData.transportConfiguration.powerMode' <<<"$out")" \
