@@ -182,6 +182,12 @@ assert_eq "$(jq -r '([.data[].name] | join(",")) + " " + (.totalElements|tostrin
 assert_eq "$(jq -r '.data[0] | has("profileData")' <<<"$out")" false "infos are DeviceProfileInfo"
 out=$(rest GET "/api/deviceProfileInfo/$COAP")
 assert_eq "$(jq -r .transportType <<<"$out")" COAP "info by id"
+out=$(rest GET /api/deviceProfile/names)
+assert_eq "$(jq -r '[.[].name] | join(",")' <<<"$out")" "alpha,chain,coap-prov-2,default,zeta" \
+    "profile names, sorted"
+assert_eq "$(jq -r '.[] | select(.name=="default") | .id.id' <<<"$out")" "$DEF" "names carry ids"
+out=$(rest GET '/api/deviceProfile/names?activeOnly=true')
+assert_eq "$(jq -r '[.[].name] | join(",")' <<<"$out")" "default" "activeOnly: profiles in use"
 
 # --- set default
 out=$(rest POST "/api/deviceProfile/$ALPHA/default")
