@@ -402,6 +402,67 @@ static void test_change_hook(void **state)
     json_decref(p);
 }
 
+/* firmwareId/softwareId on profiles and devices: ThingsBoard's checks (exists, right type, has
+ * data, same profile), then stored and answered. The package rows are made in the store
+ * directly: uploading is the OTA REST's business. */
+static void test_ota_assignment(void **state)
+{
+    (void)state;
+    json_t *p = jreq("POST", "/api/deviceProfile", "{\"name\":\"ota-prof\"}", 200);
+    const char *puuid = json_string_value(json_object_get(json_object_get(p, "id"), "id"));
+    store_profile_t sp = {0};
+    assert_int_equal(store_profile_get_by_uuid(W.store, puuid, &sp), 0);
+    store_ota_t fw = {.profile_id = sp.id,
+                      .type = (char *)"FIRMWARE",
+                      .title = (char *)"fw",
+                      .version = (char *)"1.0"};
+    assert_int_equal(store_ota_create(W.store, &fw), 0);
+    char body[512], msg_unknown[] = "00000000-0000-4000-8000-000000000000";
+#define PROFILE_WITH_OTA                                                                           \
+    "{\"id\":{\"id\":\"%s\"},\"name\":\"ota-prof\",\"%s\":{\"entityType\":\"OTA_PACKAGE\","        \
+    "\"id\":\"%s\"}}"
+    snprintf(body, sizeof body, PROFILE_WITH_OTA, puuid, "firmwareId", fw.uuid);
+    assert_error(jreq("POST", "/api/deviceProfile", body, 400), 400, 31,
+                 "Can't assign firmware with empty data!");
+    fw.has_data = true;
+    assert_int_equal(store_ota_update(W.store, &fw), 0);
+    json_t *ok = jreq("POST", "/api/deviceProfile", body, 200);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(ok, "firmwareId"), "id")),
+                        fw.uuid);
+    json_decref(ok);
+    snprintf(body, sizeof body, PROFILE_WITH_OTA, puuid, "softwareId", fw.uuid);
+    assert_error(jreq("POST", "/api/deviceProfile", body, 400), 400, 31,
+                 "Can't assign software with type: FIRMWARE");
+    snprintf(body, sizeof body, PROFILE_WITH_OTA, puuid, "firmwareId", msg_unknown);
+    assert_error(jreq("POST", "/api/deviceProfile", body, 400), 400, 31,
+                 "Can't assign non-existent firmware!");
+    /* A device of another profile may not take this profile's package; one of it may. */
+    snprintf(body, sizeof body,
+             "{\"name\":\"ota-dev\",\"firmwareId\":{\"entityType\":\"OTA_PACKAGE\",\"id\":"
+             "\"%s\"}}",
+             fw.uuid);
+    assert_error(jreq("POST", "/api/device", body, 400), 400, 31,
+                 "Can't assign firmware with different deviceProfile!");
+    snprintf(body, sizeof body,
+             "{\"name\":\"ota-dev\",\"type\":\"ota-prof\",\"firmwareId\":{\"entityType\":"
+             "\"OTA_PACKAGE\",\"id\":\"%s\"}}",
+             fw.uuid);
+    json_t *d = jreq("POST", "/api/device", body, 200);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(d, "firmwareId"), "id")),
+                        fw.uuid);
+    assert_true(json_is_null(json_object_get(d, "softwareId")));
+    store_device_t sd = {0};
+    assert_int_equal(
+        store_device_get_by_uuid(
+            W.store, json_string_value(json_object_get(json_object_get(d, "id"), "id")), &sd),
+        0);
+    assert_string_equal(sd.firmware_id, fw.uuid);
+    store_device_fini(&sd);
+    json_decref(d);
+    store_profile_fini(&sp);
+    json_decref(p);
+}
+
 static void test_login_lockout(void **state)
 {
     (void)state;
@@ -492,6 +553,7 @@ int main(void)
         cmocka_unit_test(test_credentials),
         cmocka_unit_test(test_device_with_credentials),
         cmocka_unit_test(test_change_hook),
+        cmocka_unit_test(test_ota_assignment),
         cmocka_unit_test(test_login_lockout),
         cmocka_unit_test(test_start_errors),
         cmocka_unit_test(test_readyz_body),
