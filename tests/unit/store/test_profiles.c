@@ -198,8 +198,7 @@ static void test_ota(void **state)
     store_ota_fini(&g);
 
     store_ota_page_t page;
-    assert_int_equal(
-        store_ota_list(t->s, "FIRMWARE", 0, false, NULL, NULL, true, 0, 10, &page), 0);
+    assert_int_equal(store_ota_list(t->s, "FIRMWARE", 0, false, NULL, NULL, true, 0, 10, &page), 0);
     assert_int_equal(page.total, 1);
     store_ota_page_fini(&page);
     assert_int_equal(store_ota_list(t->s, NULL, def, true, NULL, "title", true, 0, 10, &page), 0);
