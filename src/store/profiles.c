@@ -77,10 +77,13 @@ int store__adm_i64(store_adm_t *a, store_t *s, const char *sql, const store_cell
 
 /* The id of the profile named name, made (with data, may be NULL) if there is none. */
 static int find_or_create(store_adm_t *a, store_t *s, const char *name, const char *data,
-                          int64_t *id)
+                          const char *known_uuid, int64_t *id)
 {
     char uuid[STORE_UUID_LEN + 1];
-    store_uuid_v4(uuid);
+    if (known_uuid && strlen(known_uuid) == STORE_UUID_LEN)
+        memcpy(uuid, known_uuid, sizeof(uuid));
+    else
+        store_uuid_v4(uuid);
     store_cell_t args[] = {STORE_TEXT(uuid), STORE_INT(clock_wall_ms()), STORE_TEXT(name),
                            STORE_TEXT(data)};
     int r = s->be->adm_sql(a,
@@ -103,7 +106,16 @@ int store__profiles_init(store_t *s)
     int64_t id = 0;
     r = store__adm_i64(a, s, "SELECT id FROM device_profile WHERE is_default = TRUE", NULL, 0, &id);
     if (r == -ENOENT) {
-        r = find_or_create(a, s, "default", DEFAULT_DATA, &id);
+        /* Before profiles were stored, every device answered with one deviceProfileId kept
+         * in settings: the default profile keeps that id, so clients that saved it still
+         * find their profile. */
+        store_rows_t old_id = {0};
+        r = s->be->adm_sql(a, "SELECT value FROM settings WHERE key = 'default_profile_id'", NULL,
+                           0, &store__text_row, &old_id, NULL);
+        const char *known = r == 0 && old_id.n ? ((store_text_t *)old_id.items)->v : NULL;
+        if (r == 0)
+            r = find_or_create(a, s, "default", DEFAULT_DATA, known, &id);
+        store__rows_fini(&old_id, store__text_fini);
         store_cell_t arg = STORE_INT(id);
         if (r == 0)
             r = s->be->adm_sql(a, "UPDATE device_profile SET is_default = TRUE WHERE id = $1", &arg,
@@ -117,7 +129,7 @@ int store__profiles_init(store_t *s)
                            NULL, 0, &store__text_row, &types, NULL);
     for (size_t i = 0; r == 0 && i < types.n; i++) {
         const char *type = ((store_text_t *)types.items)[i].v;
-        r = find_or_create(a, s, type ? type : "default", NULL, &id);
+        r = find_or_create(a, s, type ? type : "default", NULL, NULL, &id);
         store_cell_t args[] = {STORE_INT(id), STORE_TEXT(type)};
         if (r == 0)
             r = s->be->adm_sql(a,
@@ -142,7 +154,7 @@ int store__device_profile_resolve(store_t *s, store_device_t *d)
         store_cell_t arg = STORE_INT(d->profile_id);
         r = store__adm_i64(a, s, "SELECT id FROM device_profile WHERE id = $1", &arg, 1, &id);
     } else if (by_name) {
-        r = find_or_create(a, s, d->type, NULL, &id);
+        r = find_or_create(a, s, d->type, NULL, NULL, &id);
     } else {
         r = store__adm_i64(a, s, "SELECT id FROM device_profile WHERE is_default = TRUE", NULL, 0,
                            &id);
