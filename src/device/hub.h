@@ -82,7 +82,8 @@ void hub_watch_publish(hub_t *h, hub_watch_type_t type, int64_t device_id, const
  * needs from the store (store_profile_get, store_device_get); the change itself carries only
  * an id. Listeners run synchronously on the publishing thread (an HTTP thread) after the
  * commit and before the REST answer is sent, so a client that got its 200 can rely on every
- * cache having heard of the change; they must not block for long and must not publish.
+ * cache having heard of the change; they must not block for long and must not publish
+ * changes themselves (everything else of the hub they may use).
  * Shards that keep per-device state should post to their own loop from the listener. */
 
 typedef enum {

@@ -371,6 +371,7 @@ void http__h_profile_infos_list(http_req_t *rq, http_resp_t *rs);
 void http__h_profile_info_get(http_req_t *rq, http_resp_t *rs);
 void http__h_profile_info_default(http_req_t *rq, http_resp_t *rs);
 void http__h_profile_set_default(http_req_t *rq, http_resp_t *rs);
+void http__h_profile_names(http_req_t *rq, http_resp_t *rs);
 /* May OTA package uuid be assigned as firmware (or software) to a profile or device of
  * profile_id? 0; -EINVAL with ThingsBoard's message in msg (no such package, wrong type, no
  * data, another profile's); another negative error from the store. */

@@ -112,6 +112,7 @@ static int power_saving_check(const json_t *obj, const char *where, char *msg, s
 static json_t *coap_transport(const json_t *tc, char *msg, size_t cap, int *rc)
 {
     json_t *out = json_pack("{s:s}", "type", "COAP");
+    json_t *dflt = NULL; /* clientSettings made here when none came */
     json_t *dt = json_object_get(tc, "coapDeviceTypeConfiguration");
     const char *dev_type = "DEFAULT", *payload = "JSON";
     json_t *ptc = NULL;
@@ -140,9 +141,9 @@ static json_t *coap_transport(const json_t *tc, char *msg, size_t cap, int *rc)
                         json_pack("{s:s, s:o}", "coapDeviceType", dev_type,
                                   "transportPayloadTypeConfiguration", ptc_out));
     json_t *cs = json_object_get(tc, "clientSettings");
-    if (absent(cs)) {
-        json_object_set_new(out, "clientSettings", json_pack("{s:s}", "powerMode", "DRX"));
-    } else if (!json_is_object(cs)) {
+    if (absent(cs)) /* ThingsBoard's UI default; the same shape as a given one below */
+        cs = dflt = json_pack("{s:s}", "powerMode", "DRX");
+    if (!json_is_object(cs)) {
         *rc = fail(msg, cap, "clientSettings must be an object");
         goto err;
     } else if ((*rc = power_saving_check(cs, "clientSettings", msg, cap)) < 0) {
@@ -157,12 +158,14 @@ static json_t *coap_transport(const json_t *tc, char *msg, size_t cap, int *rc)
         }
         json_object_set_new(out, "clientSettings", c);
     }
+    json_decref(dflt);
     return out;
 bad_dt:
     *rc = fail(msg, cap,
                "coapDeviceTypeConfiguration: coapDeviceType must be DEFAULT or EFENTO and "
                "transportPayloadType JSON or PROTOBUF");
 err:
+    json_decref(dflt);
     json_decref(out);
     return NULL;
 }

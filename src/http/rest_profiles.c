@@ -353,6 +353,40 @@ void http__h_profile_infos_list(http_req_t *rq, http_resp_t *rs)
     list(rq, rs, true);
 }
 
+/* GET /api/deviceProfile/names[?activeOnly=true]: EntityInfo {id, name} of every profile
+ * (only those some device uses with activeOnly), sorted by name; what ThingsBoard's UI fills
+ * its profile filters with. */
+void http__h_profile_names(http_req_t *rq, http_resp_t *rs)
+{
+    http_server_t *h = rq->srv;
+    const char *active = http__query(rq, "activeOnly");
+    bool only_used = active && strcasecmp(active, "true") == 0;
+    store_profile_page_t pg;
+    memset(&pg, 0, sizeof pg);
+    int rc = store_profile_list(h->store, NULL, "name", true, 0, 10000, &pg);
+    json_t *out = json_array();
+    for (size_t i = 0; rc == 0 && i < pg.n; i++) {
+        if (only_used) {
+            int64_t *ids = NULL;
+            size_t n = 0;
+            rc = store_device_ids_by_profile(h->store, pg.items[i].id, NULL, &ids, &n);
+            free(ids);
+            if (rc < 0 || n == 0)
+                continue;
+        }
+        json_array_append_new(out, json_pack("{s:{s:s, s:s}, s:s}", "id", "entityType",
+                                             "DEVICE_PROFILE", "id", pg.items[i].uuid, "name",
+                                             pg.items[i].name ? pg.items[i].name : ""));
+    }
+    if (rc < 0) {
+        json_decref(out);
+        http__resp_store_error(rs, rc);
+    } else {
+        http__resp_json(rs, 200, out);
+    }
+    store_profile_page_fini(&pg);
+}
+
 int http__profile_ensure_default(http_server_t *h)
 {
     store_profile_t p;

@@ -26,6 +26,7 @@ const http_route_t http__routes[] = {
 
     {"POST", "/api/deviceProfile", http__h_profile_save, 0},
     {"POST", "/api/deviceProfile/{id}/default", http__h_profile_set_default, 0},
+    {"GET", "/api/deviceProfile/names", http__h_profile_names, 0},
     {"GET", "/api/deviceProfile/{id}", http__h_profile_get, 0},
     {"DELETE", "/api/deviceProfile/{id}", http__h_profile_delete, 0},
     {"GET", "/api/deviceProfiles", http__h_profiles_list, 0},

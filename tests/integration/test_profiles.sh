@@ -182,6 +182,12 @@ assert_eq "$(jq -r '([.data[].name] | join(",")) + " " + (.totalElements|tostrin
 assert_eq "$(jq -r '.data[0] | has("profileData")' <<<"$out")" false "infos are DeviceProfileInfo"
 out=$(rest GET "/api/deviceProfileInfo/$COAP")
 assert_eq "$(jq -r .transportType <<<"$out")" COAP "info by id"
+out=$(rest GET /api/deviceProfile/names)
+assert_eq "$(jq -r '[.[].name] | join(",")' <<<"$out")" "alpha,chain,coap-prov-2,default,zeta" \
+    "profile names, sorted"
+assert_eq "$(jq -r '.[] | select(.name=="default") | .id.id' <<<"$out")" "$DEF" "names carry ids"
+out=$(rest GET '/api/deviceProfile/names?activeOnly=true')
+assert_eq "$(jq -r '[.[].name] | join(",")' <<<"$out")" "default" "activeOnly: profiles in use"
 
 # --- set default
 out=$(rest POST "/api/deviceProfile/$ALPHA/default")
@@ -322,10 +328,26 @@ expect_rc 66 "show unknown" -- profile show nope
 expect_rc 0 "profile delete" -- profile delete zeta
 expect_rc 66 "deleted is gone" -- profile show zeta
 
-# --- restart: everything above is in the database
+# --- restart: everything above is in the database; devices from before profiles (schema 2:
+# no profile_id) join the profile named as their type, "default" for those made before
+out=$(rest POST /api/device "{\"name\":\"old-1\",\"deviceProfileId\":{\"id\":\"$DEF\"}}")
+OLD1=$(jq -r .id.id <<<"$out")
+out=$(rest POST /api/device '{"name":"old-2","type":"legacy-type"}')
+OLD2=$(jq -r .id.id <<<"$out")
 daemon_stop
+it_sql "UPDATE device SET profile_id = NULL WHERE name IN ('old-1', 'old-2')" >/dev/null ||
+    fail "could not make devices look older than profiles"
+it_sql "DELETE FROM device_profile WHERE name = 'legacy-type'" >/dev/null ||
+    fail "could not remove profile legacy-type"
 daemon_start
 login
+out=$(rest GET "/api/device/$OLD1")
+assert_eq "$(jq -r '.type + " " + .deviceProfileId.id' <<<"$out")" "default $DEF" \
+    "a device from before profiles joins profile default"
+out=$(rest GET "/api/device/$OLD2")
+assert_eq "$(jq -r .type <<<"$out")" legacy-type "a device of another type joins its own profile"
+assert_eq "$(rest GET "/api/deviceProfile/$(jq -r .deviceProfileId.id <<<"$out")" | jq -r .name)" \
+    legacy-type "that profile was made at start"
 assert_eq "$(rest GET /api/deviceProfileInfo/default | jq -r .id.id)" "$ALPHA" "default survives"
 out=$(rest GET "/api/device/$C1")
 assert_eq "$(jq -r '.deviceProfileId.id + " " + .deviceData.transportConfiguration.powerMode' <<<"$out")" \
