@@ -1,7 +1,7 @@
 /* server.c — wiring and lifecycle of the daemon.
  *
  * Start order: data dir -> store (migrations) -> first admin -> registry (credentials into
- * memory) -> hub -> shards (loop + device API + UDP listener, bound before any thread runs)
+ * memory) -> OTA image dir (orphans swept) -> hub -> shards (loop + device API + UDP listener, bound before any thread runs)
  * -> REST -> shard threads -> ready.
  * Stop order is the reverse, with one rule that keeps "acknowledged means stored" true:
  * the store is closed (its queue drained and committed) after the shard threads stopped but
@@ -90,6 +90,7 @@ static int shard_init(server_t *s, shard_t *sh, const config_t *cfg, int port, i
         snprintf(err, ERR_LEN, "cannot create the device API of shard %d", sh->index);
         return -1;
     }
+    api_shard_set_ota(sh->api, s->ota);
     /* The transports deliver to the shard's CoAP engine; they know nothing of it. */
     transport_sink_t sink = coap_engine_sink(api_shard_engine(sh->api));
     udp_cfg_t ucfg = cfg->udp;
@@ -164,6 +165,14 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
         snprintf(err, ERR_LEN, "cannot load device credentials: %s", err_str(rc));
         goto fail;
     }
+    /* OTA images: files beside the database; ones a crash left without a row go now,
+     * before anything can upload. */
+    s->ota = ota_files_open(cfg->data_dir, &cfg->ota, err);
+    if (!s->ota)
+        goto fail;
+    size_t swept;
+    if ((rc = ota_files_sweep(s->ota, s->store, &swept)) < 0)
+        LOG_W("server", "OTA image clean-up skipped: %s", err_str(rc));
     s->hub = hub_new(s->store);
     store_set_commit_hook(s->store, device_watch_commit_hook, s->hub);
 
@@ -201,6 +210,7 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
     hcfg.dtls_cert_path = s->dtls_ctx ? dtls_ctx_cert_path(s->dtls_ctx) : NULL;
     hcfg.metrics_text = server_metrics_text;
     hcfg.metrics_ctx = s;
+    hcfg.ota = s->ota;
     s->http = http_server_start(&hcfg, s->store, s->registry, s->hub, err);
     if (!s->http)
         goto fail;
@@ -257,5 +267,6 @@ void server_stop(server_t *s)
     dtls_ctx_free(s->dtls_ctx);
     hub_free(s->hub);
     registry_free(s->registry);
+    ota_files_free(s->ota);
     free(s);
 }
