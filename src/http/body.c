@@ -183,8 +183,6 @@ void http__device_req_fini(http_device_req_t *d)
     free(d->type);
     free(d->label);
     free(d->additional_info);
-    free(d->firmware_id);
-    free(d->software_id);
     memset(d, 0, sizeof *d);
 }
 
@@ -234,21 +232,6 @@ int http__device_from_json(const json_t *o, http_device_req_t *out, char *msg, s
     json_t *ai = json_object_get(o, "additionalInfo");
     if (ai && !json_is_null(ai))
         out->additional_info = http__dumps(ai);
-    /* OTA package ids: {"entityType":"OTA_PACKAGE","id":..}, or null / absent for none (a
-     * save replaces the whole device, as in ThingsBoard). */
-    const char *ids[2] = {"firmwareId", "softwareId"};
-    char **dst[2] = {&out->firmware_id, &out->software_id};
-    for (int i = 0; i < 2; i++) {
-        json_t *v = json_object_get(o, ids[i]);
-        if (!v || json_is_null(v))
-            continue;
-        const char *u = id_of(o, ids[i]);
-        if (!http__is_uuid(u)) {
-            rc = fail(msg, cap, "Invalid UUID string: %.40s", u ? u : "");
-            goto err;
-        }
-        *dst[i] = xstrdup(u);
-    }
     return 0;
 err:
     http__device_req_fini(out);

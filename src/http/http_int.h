@@ -260,7 +260,6 @@ void http__cred_req_fini(http_cred_req_t *c);
 typedef struct http_device_req {
     char *uuid;          /* "id":{"id":..} for an update, else NULL */
     char *name, *type, *label, *additional_info; /* additional_info: JSON text */
-    char *firmware_id, *software_id; /* firmwareId/softwareId uuids (OTA packages) or NULL */
 } http_device_req_t;
 
 int http__device_from_json(const json_t *o, http_device_req_t *out, char *msg, size_t cap);

@@ -9,7 +9,6 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
-#include "ota/ota.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -41,48 +40,13 @@ json_t *http__device_json(const http_server_t *h, const store_device_t *d)
     json_object_set_new(o, "deviceData",
                         json_pack("{s:{s:s}, s:{s:s}}", "configuration", "type", "DEFAULT",
                                   "transportConfiguration", "type", "DEFAULT"));
-    json_object_set_new(o, "firmwareId",
-                        d->firmware_id ? entity_id("OTA_PACKAGE", d->firmware_id) : json_null());
-    json_object_set_new(o, "softwareId",
-                        d->software_id ? entity_id("OTA_PACKAGE", d->software_id) : json_null());
+    json_object_set_new(o, "firmwareId", json_null());
+    json_object_set_new(o, "softwareId", json_null());
     json_object_set_new(o, "externalId", json_null());
     json_object_set_new(o, "version", json_integer(d->version));
     json_t *ai = d->additional_info ? json_loads(d->additional_info, 0, NULL) : NULL;
     json_object_set_new(o, "additionalInfo", ai ? ai : json_null());
     return o;
-}
-
-/* The OTA packages a save assigns must fit the device (ThingsBoard's DeviceDataValidator);
- * profile_id 0 skips the profile check. Fills rs and returns false when one does not. */
-static bool ota_ok(http_req_t *rq, http_resp_t *rs, const http_device_req_t *dr, int64_t profile_id)
-{
-    for (int t = OTA_FIRMWARE; t <= OTA_SOFTWARE; t++) {
-        const char *id = t == OTA_FIRMWARE ? dr->firmware_id : dr->software_id;
-        char msg[160];
-        int rc = id ? ota_check_assignable(rq->srv->store, id, (ota_type_t)t, profile_id, msg,
-                                           sizeof msg)
-                    : 0;
-        if (rc == -EINVAL) {
-            http__resp_error(rs, HTTP_E_BAD_PARAMS, msg);
-            return false;
-        }
-        if (rc < 0) {
-            http__resp_store_error(rs, rc);
-            return false;
-        }
-    }
-    return true;
-}
-
-/* After a save: devices whose effective package changed are told (fw_* attributes, fw_state
- * QUEUED). The device row is stored either way; a failure here is logged, as ThingsBoard's
- * OtaPackageStateService logs its own. */
-static void ota_notify(http_server_t *h, int64_t device_id, const char *old_fw, const char *old_sw)
-{
-    int rc = ota_device_assignment_changed(h->store, h->hub, device_id, old_fw, old_sw);
-    if (rc < 0)
-        LOG_W("http", "device %lld: OTA assignment not sent: %s", (long long)device_id,
-              err_str(rc));
 }
 
 static void conflict_or_error(http_resp_t *rs, int rc, const char *conflict_msg)
@@ -98,14 +62,8 @@ static void create(http_req_t *rq, http_resp_t *rs, http_device_req_t *dr,
                    const http_cred_req_t *creds)
 {
     http_server_t *h = rq->srv;
-    if (!ota_ok(rq, rs, dr, 0))
-        return;
-    store_device_t d = {.name = dr->name,
-                        .type = dr->type,
-                        .label = dr->label,
-                        .additional_info = dr->additional_info,
-                        .firmware_id = dr->firmware_id,
-                        .software_id = dr->software_id};
+    store_device_t d = {.name = dr->name, .type = dr->type, .label = dr->label,
+                        .additional_info = dr->additional_info};
     http_cred_req_t tok = {.type = CRED_ACCESS_TOKEN};
     char random_tok[21];
     if (!creds) {
@@ -153,7 +111,6 @@ static void create(http_req_t *rq, http_resp_t *rs, http_device_req_t *dr,
     if (h->dev_cache) /* a new device is usually written to next (bulk provisioning) */
         http__dev_cache_put(h->dev_cache, d.uuid, d.id, http__dev_cache_gen(h->dev_cache));
     LOG_I("http", "device %s created", d.uuid);
-    ota_notify(h, d.id, "", "");
     http__resp_json(rs, 200, http__device_json(h, &d));
 }
 
@@ -162,37 +119,21 @@ static void update(http_req_t *rq, http_resp_t *rs, http_device_req_t *dr)
     store_device_t d;
     if (!http__device_lookup(rq, rs, dr->uuid, &d))
         return;
-    /* The packages the device downloads before this save, to tell it only of a change. */
-    char old_fw[STORE_UUID_LEN + 1], old_sw[STORE_UUID_LEN + 1];
-    int rc = ota_effective_id(rq->srv->store, &d, OTA_FIRMWARE, old_fw);
-    if (rc == 0)
-        rc = ota_effective_id(rq->srv->store, &d, OTA_SOFTWARE, old_sw);
-    if (rc < 0 || !ota_ok(rq, rs, dr, d.profile_id)) {
-        if (rc < 0)
-            http__resp_store_error(rs, rc);
-        store_device_fini(&d);
-        return;
-    }
     free(d.name);
     free(d.type);
     free(d.label);
     free(d.additional_info);
-    free(d.firmware_id);
-    free(d.software_id);
     d.name = xstrdup(dr->name);
     d.type = xstrdup(dr->type);
     d.label = xstrdup(dr->label);
     d.additional_info = xstrdup(dr->additional_info);
-    d.firmware_id = xstrdup(dr->firmware_id);
-    d.software_id = xstrdup(dr->software_id);
-    rc = store_device_update(rq->srv->store, &d);
+    int rc = store_device_update(rq->srv->store, &d);
     int64_t id = d.id;
     store_device_fini(&d);
     if (rc < 0) {
         conflict_or_error(rs, rc, "Device with such name already exists!");
         return;
     }
-    ota_notify(rq->srv, id, old_fw, old_sw);
     /* Read back: the store bumped the version. */
     if ((rc = store_device_get(rq->srv->store, id, &d)) < 0) {
         http__resp_store_error(rs, rc);
