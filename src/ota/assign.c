@@ -111,6 +111,30 @@ int ota_device_apply(store_t *s, hub_t *h, int64_t device_id, ota_type_t type,
         for (size_t i = 0; i < N_ATTR; i++)
             kv_add(&del, p, attr_suffix[i], now);
     }
+    /* Delete (and tell observers of) only the keys the device has: a device should not be
+     * told that fw_url went away when it never had one. */
+    if (del.n) {
+        const char *keys[N_ATTR];
+        for (size_t i = 0; i < del.n; i++)
+            keys[i] = del.items[i].key;
+        store_kv_list_t have = {0};
+        int rc = store_attr_get(s, device_id, SCOPE_SHARED, keys, del.n, &have);
+        if (rc < 0) {
+            store_kv_list_fini(&have);
+            store_ota_fini(&o);
+            return rc;
+        }
+        size_t m = 0;
+        for (size_t i = 0; i < del.n; i++) {
+            bool found = false;
+            for (size_t k = 0; k < have.n && !found; k++)
+                found = strcmp(have.items[k].key, del.items[i].key) == 0;
+            if (found)
+                del.items[m++] = del.items[i]; /* key points into del.keys[i], still valid */
+        }
+        del.n = m;
+        store_kv_list_fini(&have);
+    }
     store_batch_t *b = store_batch_new();
     for (size_t i = 0; i < ts.n; i++)
         store_batch_ts(b, device_id, &ts.items[i]);

@@ -104,11 +104,6 @@ int ota_resolve(store_t *s, int64_t device_id, ota_type_t type, store_ota_t *out
  * ("" when none). 0 or a store error. */
 int ota_effective_id(store_t *s, const store_device_t *d, ota_type_t type,
                      char out[static STORE_UUID_LEN + 1]);
-/* Whether package uuid may be assigned as type to devices of profile_id, as ThingsBoard's
- * validators check: it exists, has this type, belongs to the profile, and has data or a URL.
- * 0, or -EINVAL with ThingsBoard's message in msg, or a store error. */
-int ota_check_assignable(store_t *s, const char *uuid, ota_type_t type, int64_t profile_id,
-                         char *msg, size_t cap);
 
 /* ---- assign.c: what an assignment tells devices ---- */
 

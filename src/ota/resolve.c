@@ -1,4 +1,4 @@
-/* resolve.c — which package a device downloads, and whether one may be assigned.
+/* resolve.c — which package a device downloads.
  *
  * ThingsBoard's rule (OtaPackageUtil.getOtaPackageId and DefaultOtaPackageStateService): the
  * device's own firmwareId/softwareId wins, else the device profile's. Three short store reads
@@ -52,31 +52,4 @@ int ota_resolve(store_t *s, int64_t device_id, ota_type_t type, store_ota_t *out
     if (!id[0])
         return -ENOENT;
     return store_ota_get_by_uuid(s, id, out);
-}
-
-int ota_check_assignable(store_t *s, const char *uuid, ota_type_t type, int64_t profile_id,
-                         char *msg, size_t cap)
-{
-    store_ota_t o = {0};
-    int rc = store_ota_get_by_uuid(s, uuid, &o);
-    const char *what = type == OTA_SOFTWARE ? "software" : "firmware";
-    if (rc == -ENOENT) {
-        snprintf(msg, cap, "Can't assign non-existent %s!", what);
-        rc = -EINVAL;
-    } else if (rc == 0) {
-        /* ThingsBoard's DeviceDataValidator / DeviceProfileDataValidator messages. */
-        ota_type_t ot;
-        if (ota_type_parse(o.type, &ot) < 0 || ot != type) {
-            snprintf(msg, cap, "Can't assign %s with type: %s", what, o.type ? o.type : "");
-            rc = -EINVAL;
-        } else if (!o.has_data && !(o.url && *o.url)) {
-            snprintf(msg, cap, "Can't assign %s with empty data!", what);
-            rc = -EINVAL;
-        } else if (profile_id > 0 && o.profile_id != profile_id) {
-            snprintf(msg, cap, "Can't assign %s with different deviceProfile!", what);
-            rc = -EINVAL;
-        }
-    }
-    store_ota_fini(&o);
-    return rc;
 }
