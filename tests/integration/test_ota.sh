@@ -217,13 +217,15 @@ assert_eq "$(sha256sum "$IT_TMP/b.bin" | cut -d' ' -f1)" "$SHA_B" "device 2 down
 coap_expect 4.00 get "/fw/otaTok2?title=fw-a&version=1.0"
 # The scripted device (tools/ota-device.sh) takes the update as ThingsBoard documents it.
 : "${COAPHUB_SRC:=$(cd "$IT_DIR/../.." && pwd)}"
+mkdir -p "$IT_TMP/dev2"
 bash "$COAPHUB_SRC/tools/ota-device.sh" --host 127.0.0.1 --port "$COAP_PORT" --token otaTok2 \
     --once --state "$IT_TMP/dev2" >"$IT_TMP/otadev.log" 2>&1 \
     || { cat "$IT_TMP/otadev.log" >&2; fail "tools/ota-device.sh did not update"; }
 assert_eq "$(ts_history "$D2" fw_state | jq -r '[.[].value]|join(" ")')" \
-    "QUEUED DOWNLOADING DOWNLOADED VERIFIED UPDATING UPDATED" "fw_state progress of device 2"
-assert_eq "$(ts_history "$D2" current_fw_version | jq -r '.[-1].value')" 2.0 \
-    "current_fw_version reported"
+    "QUEUED QUEUED DOWNLOADING DOWNLOADED VERIFIED UPDATING UPDATED" \
+    "fw_state of device 2: queued by the profile's and its own assignment, then its progress"
+assert_eq "$(ts_history "$D2" current_fw_title | jq -r '.[-1].value')" fw-b \
+    "current_fw_title reported"
 coap_download coap-client-notls "coap://127.0.0.1:$COAP_PORT/fw/otaTok1" "$IT_TMP/a2.bin"
 assert_eq "$(sha256sum "$IT_TMP/a2.bin" | cut -d' ' -f1)" "$SHA" "device 1 still gets fw-a"
 out=$(rest POST /api/device "$(jq -c --arg id "$URLPKG" \
