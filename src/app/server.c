@@ -171,7 +171,7 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
     if (!s->ota)
         goto fail;
     size_t swept;
-    if ((rc = ota_files_sweep(s->ota, s->store, &swept)) < 0)
+    if ((rc = ota_files_sweep(s->ota, s->store, true, &swept)) < 0)
         LOG_W("server", "OTA image clean-up skipped: %s", err_str(rc));
     s->hub = hub_new(s->store);
     store_set_commit_hook(s->store, device_watch_commit_hook, s->hub);

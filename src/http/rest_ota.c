@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,9 @@
 #include <unistd.h>
 
 #define OTA_PATH "/api/otaPackage/"
+
+/* Serialises the last step of uploads (check, rename, row update); see http__h_ota_upload. */
+static pthread_mutex_t commit_mu = PTHREAD_MUTEX_INITIALIZER;
 
 struct http_ota_upload {
     http_server_t *h;
@@ -418,7 +422,24 @@ void http__h_ota_upload(http_req_t *rq, http_resp_t *rs)
         respond_fail(u, rs);
         return;
     }
+    /* Two uploads of one package may have streamed side by side: the first to get here wins,
+     * the other finds the data there (re-read under the lock) and is refused, so the row's
+     * checksum always describes the file under the name. */
+    pthread_mutex_lock(&commit_mu);
+    store_ota_t now = {0};
+    rc = store_ota_get_by_uuid(rq->srv->store, u->row.uuid, &now);
+    bool taken = rc == 0 && now.has_data;
+    store_ota_fini(&now);
+    if (rc < 0 || taken) {
+        pthread_mutex_unlock(&commit_mu);
+        if (rc < 0)
+            http__resp_store_error(rs, rc);
+        else
+            http__resp_error(rs, HTTP_E_BAD_PARAMS, "Updating otaPackage data is prohibited!");
+        return;
+    }
     if ((rc = ota_upload_commit(u->up)) < 0) {
+        pthread_mutex_unlock(&commit_mu);
         LOG_E("http", "OTA upload of %s: rename failed: %s", u->row.uuid, err_str(rc));
         http__resp_error(rs, HTTP_E_GENERAL, "Cannot store the OTA package file");
         return;
@@ -435,9 +456,10 @@ void http__h_ota_upload(http_req_t *rq, http_resp_t *rs)
     o->checksum = xstrdup(sum);
     o->data_size = ota_upload_size(u->up);
     rc = store_ota_update(rq->srv->store, o);
-    if (rc < 0) {
-        /* No row says the file is there: take it away again. */
+    if (rc < 0) /* no row says the file is there: take it away again */
         ota_files_remove(rq->srv->cfg.ota, o->uuid);
+    pthread_mutex_unlock(&commit_mu);
+    if (rc < 0) {
         http__resp_store_error(rs, rc);
         return;
     }

@@ -123,7 +123,7 @@ const ota_cfg_t *ota_files_cfg(const ota_files_t *f)
     return &f->cfg;
 }
 
-int ota_files_sweep(ota_files_t *f, store_t *s, size_t *n_removed)
+int ota_files_sweep(const ota_files_t *f, store_t *s, bool uploads_too, size_t *n_removed)
 {
     *n_removed = 0;
     int fd = openat(f->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -137,7 +137,7 @@ int ota_files_sweep(ota_files_t *f, store_t *s, size_t *n_removed)
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         const char *n = e->d_name;
-        bool drop = strncmp(n, TMP_PREFIX, strlen(TMP_PREFIX)) == 0;
+        bool drop = uploads_too && strncmp(n, TMP_PREFIX, strlen(TMP_PREFIX)) == 0;
         if (!drop && uuid_name(n)) {
             store_ota_t o = {0};
             int grc = store_ota_get_by_uuid(s, n, &o);

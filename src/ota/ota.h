@@ -66,10 +66,12 @@ typedef struct ota_files ota_files_t;
 ota_files_t *ota_files_open(const char *data_dir, const ota_cfg_t *cfg, char err[static ERR_LEN]);
 void ota_files_free(ota_files_t *f);
 const ota_cfg_t *ota_files_cfg(const ota_files_t *f);
-/* Removes temp files and images whose package row is gone (a crash between a delete's row
- * and file, or an upload that never finished). *n_removed counts them. 0 or a store error
- * (then nothing is removed). Call at start, before anything uploads. */
-int ota_files_sweep(ota_files_t *f, store_t *s, size_t *n_removed);
+/* Removes images whose package row is gone (a crash between a delete's row and its file, or
+ * a device profile deleted with its packages) and, with uploads_too, the temp files of
+ * uploads (left by a crash: only at start, before anything uploads). *n_removed counts them.
+ * 0 or a store error (then the rest is kept). Without uploads_too it is safe while the server
+ * runs, e.g. after a profile delete. */
+int ota_files_sweep(const ota_files_t *f, store_t *s, bool uploads_too, size_t *n_removed);
 /* Opens the image of package uuid read-only: an fd (caller closes) or -ENOENT / -errno. */
 int ota_files_open_image(const ota_files_t *f, const char *uuid);
 /* Removes the image of package uuid; missing is fine. 0 or -errno. */
