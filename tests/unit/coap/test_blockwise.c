@@ -31,8 +31,8 @@ static void on_request(void *app, coap_exchange_t *x, const coap_request_t *req)
         }
         size_t len = f->body_len - off < size ? f->body_len - (size_t)off : size;
         static const uint8_t etag[4] = {1, 2, 3, 4};
-        coap_exchange_respond_block(x, COAP_CONTENT, COAP_CF_OCTET, f->body + off, len,
-                                    f->body_len, etag, sizeof etag);
+        coap_exchange_respond_block(x, COAP_CONTENT, COAP_CF_OCTET, f->body + off, len, f->body_len,
+                                    etag, sizeof etag);
         return;
     }
     f->got_len = req->payload.len < sizeof f->got ? req->payload.len : sizeof f->got;
