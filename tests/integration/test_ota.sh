@@ -281,6 +281,21 @@ cmp -s "$IT_TMP/c2.bin" "$IMG_C" || fail "profile assignment through the CLI"
 "$COAPHUB_CLI" ota delete fw-c@3.0 >/dev/null || fail "coaphub-cli ota delete"
 log "ok: coaphub-cli ota assign --profile, delete"
 
+# ---- a deleted profile takes its packages' images with it ---------------------------------------
+out=$(rest POST /api/deviceProfile '{"name":"ota-p2"}')
+assert_eq "$(http_code)" 200 "second profile ($out)"
+P2=$(jq -r .id.id <<<"$out")
+out=$(rest POST /api/otaPackage "{\"title\":\"fw-p2\",\"version\":\"1\",\"type\":\"FIRMWARE\",
+    \"deviceProfileId\":{\"entityType\":\"DEVICE_PROFILE\",\"id\":\"$P2\"}}")
+P2PKG=$(jq -r .id.id <<<"$out")
+upload_file "$P2PKG" "$IMG_B" "checksumAlgorithm=SHA256" >/dev/null
+assert_eq "$(http_code)" 200 "image uploaded to a package of the second profile"
+[ -f "$IT_DATA/ota/$P2PKG" ] || fail "no image file for fw-p2"
+rest DELETE "/api/deviceProfile/$P2" >/dev/null
+assert_eq "$(http_code)" 200 "second profile deleted"
+[ -e "$IT_DATA/ota/$P2PKG" ] && fail "the deleted profile's package image is still there"
+log "ok: deleting a profile removed its packages' images"
+
 # ---- start-up sweep of image files without a row -----------------------------------------------
 daemon_stop
 : >"$IT_DATA/ota/00000000-0000-4000-8000-000000000000"
