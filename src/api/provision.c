@@ -74,7 +74,7 @@ void api__provision(api_shard_t *a, coap_exchange_t *x, const coap_request_t *re
     }
     if (!a->prov) {
         provision_result_t r;
-        int rc = provision_device(a->store, a->reg, &pr, &r);
+        int rc = provision_device(a->store, a->reg, a->hub, &pr, &r);
         arena_reset(&a->arena); /* the request (and its secret) lived there */
         answer(a, x, api__resp_cf(req), rc, &r);
         provision_result_fini(&r);

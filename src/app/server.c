@@ -1,7 +1,7 @@
 /* server.c — wiring and lifecycle of the daemon.
  *
  * Start order: data dir -> store (migrations) -> first admin -> registry (credentials into
- * memory) -> hub -> shards (loop + device API + UDP listener, bound before any thread runs)
+ * memory) -> OTA image dir (orphans swept) -> hub -> shards (loop + device API + UDP listener, bound before any thread runs)
  * -> REST -> shard threads -> ready.
  * Stop order is the reverse, with one rule that keeps "acknowledged means stored" true:
  * the store is closed (its queue drained and committed) after the shard threads stopped but
@@ -70,14 +70,29 @@ static int64_t identify_cert(void *server, const uint8_t *const *der, const size
 /* A profile saved or deleted over REST: the chain-provisioning cache reloads before the REST
  * answer goes out, so a CA added is trusted for provisioning as soon as the operator hears
  * back. (A CA removed stops provisioning even earlier: provision.h.) */
+/* What follows from a change of the fleet, for the caches and rules outside the REST
+ * handlers: chain provisioning's profiles, and a provisioned device's OTA packages (a REST
+ * device save applies those itself). */
 static void on_fleet_change(void *ctx, hub_change_t what, int64_t id)
 {
-    if (what != HUB_CHANGE_PROFILE_SAVED && what != HUB_CHANGE_PROFILE_DELETED)
-        return;
-    int rc = provision_chain_reload(ctx);
-    if (rc != 0)
-        LOG_W("server", "profile %lld changed, provisioning profiles not reloaded: %s",
-              (long long)id, err_str(rc));
+    server_t *s = ctx;
+    int rc = 0;
+    switch (what) {
+    case HUB_CHANGE_PROFILE_SAVED:
+    case HUB_CHANGE_PROFILE_DELETED:
+        if ((rc = provision_chain_reload(s->prov_chain)) != 0)
+            LOG_W("server", "profile %lld changed, provisioning profiles not reloaded: %s",
+                  (long long)id, err_str(rc));
+        break;
+    case HUB_CHANGE_DEVICE_PROVISIONED:
+        /* A new device gets its profile's firmware/software as ThingsBoard's does. */
+        if ((rc = ota_device_assignment_changed(s->store, s->hub, id, "", "")) != 0)
+            LOG_W("server", "provisioned device %lld: OTA assignment not applied: %s",
+                  (long long)id, err_str(rc));
+        break;
+    default:
+        break;
+    }
 }
 
 static void *shard_main(void *arg)
@@ -109,6 +124,7 @@ static int shard_init(server_t *s, shard_t *sh, const config_t *cfg, int port, i
         snprintf(err, ERR_LEN, "cannot create the device API of shard %d", sh->index);
         return -1;
     }
+    api_shard_set_ota(sh->api, s->ota);
     /* The transports deliver to the shard's CoAP engine; they know nothing of it. */
     transport_sink_t sink = coap_engine_sink(api_shard_engine(sh->api));
     udp_cfg_t ucfg = cfg->udp;
@@ -184,14 +200,22 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
         snprintf(err, ERR_LEN, "cannot load device credentials: %s", err_str(rc));
         goto fail;
     }
-    s->prov_worker = provision_worker_new(s->store, s->registry);
-    s->prov_chain = provision_chain_new(s->store, s->registry);
+    s->hub = hub_new(s->store);
+    s->prov_worker = provision_worker_new(s->store, s->registry, s->hub);
+    s->prov_chain = provision_chain_new(s->store, s->registry, s->hub);
     if ((rc = provision_chain_reload(s->prov_chain)) != 0) {
         snprintf(err, ERR_LEN, "cannot load device profiles: %s", err_str(rc));
         goto fail;
     }
-    s->hub = hub_new(s->store);
-    hub_change_listen(s->hub, on_fleet_change, s->prov_chain);
+    /* OTA images: files beside the database; ones a crash left without a row go now,
+     * before anything can upload. */
+    s->ota = ota_files_open(cfg->data_dir, &cfg->ota, err);
+    if (!s->ota)
+        goto fail;
+    size_t swept;
+    if ((rc = ota_files_sweep(s->ota, s->store, true, &swept)) < 0)
+        LOG_W("server", "OTA image clean-up skipped: %s", err_str(rc));
+    hub_change_listen(s->hub, on_fleet_change, s);
     store_set_commit_hook(s->store, device_watch_commit_hook, s->hub);
 
     if (cfg->dtls_enabled) {
@@ -228,6 +252,7 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
     hcfg.dtls_cert_path = s->dtls_ctx ? dtls_ctx_cert_path(s->dtls_ctx) : NULL;
     hcfg.metrics_text = server_metrics_text;
     hcfg.metrics_ctx = s;
+    hcfg.ota = s->ota;
     s->http = http_server_start(&hcfg, s->store, s->registry, s->hub, err);
     if (!s->http)
         goto fail;
@@ -294,5 +319,6 @@ void server_stop(server_t *s)
     hub_free(s->hub);
     provision_chain_free(s->prov_chain);
     registry_free(s->registry);
+    ota_files_free(s->ota);
     free(s);
 }

@@ -10,6 +10,7 @@
 #include "device/registry.h"
 #include "dtls/dtls.h"
 #include "http/http.h"
+#include "ota/ota.h"
 #include "store/store.h"
 #include "udp/udp.h"
 
@@ -37,6 +38,7 @@ struct server {
     shard_t *shards;
     int n_shards;
     http_server_t *http;
+    ota_files_t *ota; /* OTA images under <data-dir>/ota */
 };
 
 /* GET /metrics body (Prometheus text); ctx is the server_t. Called on an HTTP thread. */

@@ -166,7 +166,7 @@ int provision__set_provisioned(store_t *s, int64_t device_id)
     return store_submit_wait(s, b);
 }
 
-int provision__create(store_t *s, registry_t *reg, const char *name, int64_t profile_id,
+int provision__create(store_t *s, registry_t *reg, hub_t *hub, const char *name, int64_t profile_id,
                       store_cred_type_t type, const char *cred_id, const char *cred_value,
                       int64_t *device_id)
 {
@@ -188,6 +188,10 @@ int provision__create(store_t *s, registry_t *reg, const char *name, int64_t pro
         LOG_W("provision", "device %lld: provisionState not saved: %s", (long long)id,
               err_str(arc));
     registry_set(reg, id, type, cred_id);
+    /* What follows from a new device in its profile (its profile's OTA package, ...) is
+     * the listeners' business (app/server.c). */
+    if (hub)
+        hub_change_publish(hub, HUB_CHANGE_DEVICE_PROVISIONED, id);
     return 0;
 }
 
@@ -230,7 +234,7 @@ static void succeed(provision_result_t *r, int64_t device_id, store_cred_type_t 
     r->cred_value = xstrdup(type == CRED_X509 ? cred_value : cred_id);
 }
 
-static int allow_create(store_t *s, registry_t *reg, const provision_req_t *req,
+static int allow_create(store_t *s, registry_t *reg, hub_t *hub, const provision_req_t *req,
                         const store_profile_t *p, const char *name, provision_result_t *r)
 {
     store_device_t d;
@@ -247,7 +251,7 @@ static int allow_create(store_t *s, registry_t *reg, const provision_req_t *req,
     if (r->status != PROVISION_SUCCESS)
         return 0;
     int64_t id = 0;
-    rc = provision__create(s, reg, name, p->id, type, cred_id, cred_value, &id);
+    rc = provision__create(s, reg, hub, name, p->id, type, cred_id, cred_value, &id);
     if (rc == 0)
         succeed(r, id, type, cred_id, cred_value);
     else if (rc == ERR_CONFLICT)
@@ -288,7 +292,7 @@ static int pre_provisioned(store_t *s, const store_profile_t *p, const char *nam
     return rc;
 }
 
-int provision_device(store_t *s, registry_t *reg, const provision_req_t *req,
+int provision_device(store_t *s, registry_t *reg, hub_t *hub, const provision_req_t *req,
                      provision_result_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -327,7 +331,7 @@ int provision_device(store_t *s, registry_t *reg, const provision_req_t *req,
     } else if (strcmp(type, "ALLOW_CREATE_NEW_DEVICES") == 0) {
         if (!name[0])
             device_random_alnum(name, DEVICE_TOKEN_RANDOM_LEN);
-        rc = allow_create(s, reg, req, &p, name, out);
+        rc = allow_create(s, reg, hub, req, &p, name, out);
     } else if (strcmp(type, "CHECK_PRE_PROVISIONED_DEVICES") == 0) {
         rc = name[0] ? pre_provisioned(s, &p, name, out)
                      : decide(out, PROVISION_FAILURE, "no pre-provisioned device named");

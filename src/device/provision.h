@@ -18,6 +18,7 @@
 
 #include "core/arena.h"
 #include "core/loop.h"
+#include "device/hub.h"
 #include "device/registry.h"
 #include "store/store.h"
 #include "values/body.h"
@@ -78,7 +79,7 @@ void provision_result_fini(provision_result_t *r);
  * "provisioned" and the registry learns new credentials. Returns 0 with out filled, or a
  * negative store error (the database failed: no answer about the request can be given).
  * Synchronous store calls; any thread. */
-int provision_device(store_t *s, registry_t *reg, const provision_req_t *req,
+int provision_device(store_t *s, registry_t *reg, hub_t *hub, const provision_req_t *req,
                      provision_result_t *out);
 
 /* ---- the same off the caller's thread ----
@@ -98,7 +99,7 @@ typedef struct provision_worker provision_worker_t;
 typedef void (*provision_done_cb)(void *arg, int rc, const provision_result_t *r);
 
 /* Starts the worker thread. store and registry must outlive it. */
-provision_worker_t *provision_worker_new(store_t *s, registry_t *reg);
+provision_worker_t *provision_worker_new(store_t *s, registry_t *reg, hub_t *hub);
 /* Copies req and queues it: provision_device runs on the worker thread, then done(arg, ..)
  * is posted to loop. 0, or -EAGAIN when PROVISION_QUEUE_MAX requests are waiting (done will
  * not be called). Any thread. */
@@ -123,7 +124,7 @@ typedef struct provision_chain provision_chain_t;
 
 /* The cache of chain-provisioning profiles, empty until provision_chain_reload. store and
  * registry must outlive it. */
-provision_chain_t *provision_chain_new(store_t *s, registry_t *reg);
+provision_chain_t *provision_chain_new(store_t *s, registry_t *reg, hub_t *hub);
 void provision_chain_free(provision_chain_t *pc);
 
 /* Rebuilds the cache from the store's profiles (call after a profile is created, changed or

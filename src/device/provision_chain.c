@@ -76,6 +76,7 @@ typedef struct chain_table {
 struct provision_chain {
     store_t *store;
     registry_t *reg;
+    hub_t *hub; /* told of devices made (HUB_CHANGE_DEVICE_PROVISIONED); may be NULL */
     pthread_rwlock_t lock;
     chain_table_t *table; /* never NULL */
 };
@@ -254,11 +255,12 @@ static int verify(const chain_profile_t *e, X509 *leaf, STACK_OF(X509) * sent,
     return 0;
 }
 
-provision_chain_t *provision_chain_new(store_t *s, registry_t *reg)
+provision_chain_t *provision_chain_new(store_t *s, registry_t *reg, hub_t *hub)
 {
     provision_chain_t *pc = xcalloc(1, sizeof *pc);
     pc->store = s;
     pc->reg = reg;
+    pc->hub = hub;
     pthread_rwlock_init(&pc->lock, NULL);
     pc->table = xcalloc(1, sizeof *pc->table);
     return pc;
@@ -393,7 +395,7 @@ static int64_t bind(provision_chain_t *pc, int64_t profile_id, X509 *leaf, STACK
               "allowCreateNewDevicesByX509Certificate is off; certificate refused",
               e.name, name);
     } else {
-        rc = provision__create(pc->store, pc->reg, name, e.id, CRED_X509, hash, b64, &id);
+        rc = provision__create(pc->store, pc->reg, pc->hub, name, e.id, CRED_X509, hash, b64, &id);
         if (rc == ERR_CONFLICT || rc == -EEXIST) {
             /* Another shard provisioned the same certificate a moment ago. */
             store_cred_t c;

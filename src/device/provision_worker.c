@@ -34,6 +34,7 @@ typedef struct job {
 struct provision_worker {
     store_t *store;
     registry_t *reg;
+    hub_t *hub; /* may be NULL */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -89,7 +90,7 @@ static void *run(void *arg)
                                .cred_type = j->type,
                                .token = j->token,
                                .hash = j->hash};
-        j->rc = provision_device(w->store, w->reg, &req, &j->r);
+        j->rc = provision_device(w->store, w->reg, w->hub, &req, &j->r);
         loop_post_node(j->loop, &j->node, finish, j);
         pthread_mutex_lock(&w->mu);
     }
@@ -97,11 +98,12 @@ static void *run(void *arg)
     return NULL;
 }
 
-provision_worker_t *provision_worker_new(store_t *s, registry_t *reg)
+provision_worker_t *provision_worker_new(store_t *s, registry_t *reg, hub_t *hub)
 {
     provision_worker_t *w = xcalloc(1, sizeof *w);
     w->store = s;
     w->reg = reg;
+    w->hub = hub;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     ASSERT(pthread_create(&w->thread, NULL, run, w) == 0);

@@ -76,6 +76,8 @@ typedef struct http_claims {
     int64_t iat, exp;                 /* seconds */
 } http_claims_t;
 
+typedef struct http_ota_upload http_ota_upload_t;
+
 typedef struct http_req {
     const char *method;
     const char *path;
@@ -86,6 +88,7 @@ typedef struct http_req {
     struct MHD_Connection *conn;   /* NULL in tests that call handlers directly */
     http_server_t *srv;
     http_claims_t claims;
+    http_ota_upload_t *upload; /* the streamed OTA image upload (rest_ota.c), or NULL */
 } http_req_t;
 
 typedef struct http_resp {
@@ -425,6 +428,23 @@ void http__h_cred_info(http_req_t *rq, http_resp_t *rs);
 void http__h_connectivity(http_req_t *rq, http_resp_t *rs);
 void http__h_server_cert(http_req_t *rq, http_resp_t *rs);
 void http__h_metrics(http_req_t *rq, http_resp_t *rs);
+/* rest_ota.c: OTA packages (OtaPackageController). The image upload is streamed: server.c
+ * asks http__ota_upload_wanted on a request's first call, and for an authenticated one
+ * creates the upload (http__ota_upload_new, which checks the package and the query and
+ * records any error), feeds it the body as it arrives, and hands it to the handler in
+ * http_req_t.upload; it frees it when the connection's request ends. */
+bool http__ota_upload_wanted(const char *method, const char *url);
+http_ota_upload_t *http__ota_upload_new(http_req_t *rq);
+void http__ota_upload_feed(http_ota_upload_t *u, const char *p, size_t n);
+void http__ota_upload_free(http_ota_upload_t *u);
+void http__h_ota_save(http_req_t *rq, http_resp_t *rs);
+void http__h_ota_upload(http_req_t *rq, http_resp_t *rs);
+void http__h_ota_info(http_req_t *rq, http_resp_t *rs);
+void http__h_ota_download(http_req_t *rq, http_resp_t *rs);
+void http__h_ota_list(http_req_t *rq, http_resp_t *rs);
+void http__h_ota_list_profile(http_req_t *rq, http_resp_t *rs);
+void http__h_ota_delete(http_req_t *rq, http_resp_t *rs);
+
 /* rest_status.c: GET /api/coaphub/devices/status?ids=<uuid>,... (live device status) */
 void http__h_device_status(http_req_t *rq, http_resp_t *rs);
 

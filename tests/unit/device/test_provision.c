@@ -126,7 +126,7 @@ static void test_chain_rules(void **state)
 {
     tstore_t *t = *state;
     registry_t *reg = registry_new();
-    provision_chain_t *pc = provision_chain_new(t->s, reg);
+    provision_chain_t *pc = provision_chain_new(t->s, reg, NULL);
     cert_t ca, inter, a, b, c, g, renewed, twin;
     cert_make(&ca, "Unit Root", NULL, true, -1, 30);
     cert_make(&inter, "Unit Sub", &ca, true, -1, 30);
@@ -233,15 +233,15 @@ static void test_key_rules(void **state)
 
     /* A blank name, a wrong secret, a secret that is a prefix of the right one. */
     provision_req_t q = req("  ", "ka", "sa");
-    assert_int_equal(provision_device(t->s, reg, &q, &r), 0);
+    assert_int_equal(provision_device(t->s, reg, NULL, &q, &r), 0);
     assert_int_equal(r.status, PROVISION_FAILURE);
     q = req("n1", "ka", "s");
-    assert_int_equal(provision_device(t->s, reg, &q, &r), 0);
+    assert_int_equal(provision_device(t->s, reg, NULL, &q, &r), 0);
     assert_int_equal(r.status, PROVISION_NOT_FOUND);
 
     /* A name is trimmed; a generated token is registered. */
     q = req(" n1 ", "ka", "sa");
-    assert_int_equal(provision_device(t->s, reg, &q, &r), 0);
+    assert_int_equal(provision_device(t->s, reg, NULL, &q, &r), 0);
     assert_int_equal(r.status, PROVISION_SUCCESS);
     assert_int_equal(strlen(r.cred_value), 20);
     assert_int_equal(device_named(t->s, "n1"), r.device_id);
@@ -258,7 +258,7 @@ static void test_key_rules(void **state)
     q = req("n2", "ka", "sa");
     q.cred_type = PROVISION_CRED_X509;
     q.hash = pem;
-    assert_int_equal(provision_device(t->s, reg, &q, &r), 0);
+    assert_int_equal(provision_device(t->s, reg, NULL, &q, &r), 0);
     assert_int_equal(r.status, PROVISION_SUCCESS);
     assert_int_equal(r.cred_type, CRED_X509);
     assert_int_equal(registry_find_cert(reg, cert_hash(&x)), r.device_id);
@@ -274,16 +274,16 @@ static void test_key_rules(void **state)
     d.name = NULL;
     store_device_fini(&d);
     q = req("p1", "kp", "sp");
-    assert_int_equal(provision_device(t->s, reg, &q, &r), 0);
+    assert_int_equal(provision_device(t->s, reg, NULL, &q, &r), 0);
     assert_int_equal(r.status, PROVISION_SUCCESS);
     assert_int_equal(r.device_id, p1);
     assert_string_equal(r.cred_value, "P1TOKEN");
     provision_result_fini(&r);
-    assert_int_equal(provision_device(t->s, reg, &q, &r), 0);
+    assert_int_equal(provision_device(t->s, reg, NULL, &q, &r), 0);
     assert_int_equal(r.status, PROVISION_FAILURE);
     /* A device of the allow-create profile is not pre-provisioned in "pre". */
     q = req("n1", "kp", "sp");
-    assert_int_equal(provision_device(t->s, reg, &q, &r), 0);
+    assert_int_equal(provision_device(t->s, reg, NULL, &q, &r), 0);
     assert_int_equal(r.status, PROVISION_FAILURE);
     registry_free(reg);
 }
@@ -309,7 +309,7 @@ static void test_worker_bounded(void **state)
     loop_t *loop = loop_new(err);
     assert_non_null(loop);
     registry_t *reg = registry_new();
-    provision_worker_t *w = provision_worker_new(t->s, reg);
+    provision_worker_t *w = provision_worker_new(t->s, reg, NULL);
     tally_t tally = {0};
     int accepted = 0, refused = 0;
     for (int i = 0; i < 2000; i++) {
