@@ -46,6 +46,7 @@ else
     exit 2
 fi
 state=${state:-$(mktemp -d)}
+mkdir -p "$state"
 [ -f "$state/current" ] && read -r current_title current_version <"$state/current"
 
 say() { echo "ota-device $(date +%T): $*" >&2; }
