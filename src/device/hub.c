@@ -78,6 +78,7 @@ struct hub {
     size_t n_seqs, cap_seqs;
     pthread_mutex_t status_mu;
     htab_t status; /* status_entry_t by device id; under status_mu */
+    power_cache_t *power;
 };
 
 typedef struct delivery {
@@ -93,6 +94,7 @@ hub_t *hub_new(store_t *store)
     pthread_rwlock_init(&h->watch_lock, NULL);
     pthread_mutex_init(&h->status_mu, NULL);
     htab_init(&h->status, 64);
+    h->power = power_cache_new(store);
     return h;
 }
 
@@ -114,6 +116,7 @@ void hub_free(hub_t *h)
         free(HTAB_ENTRY(l, status_entry_t, link));
     htab_fini(&h->status);
     pthread_mutex_destroy(&h->status_mu);
+    power_cache_free(h->power);
     free(h->shards);
     free(h->seqs);
     free(h->watchers);
@@ -493,4 +496,9 @@ void hub_rpc_cancel_device(hub_t *h, int64_t device_id)
         }
     }
     pthread_mutex_unlock(&h->mu);
+}
+
+power_cache_t *hub_power(hub_t *h)
+{
+    return h->power;
 }
