@@ -69,7 +69,7 @@ typedef enum {
     STORE_COL_UUID, /* char[STORE_UUID_LEN + 1] */
 } store_col_kind_t;
 
-enum { STORE_ROW_MAX_COLS = 12 };
+enum { STORE_ROW_MAX_COLS = 20 };
 typedef struct store_row_map {
     size_t size; /* of the struct: zeroed before the columns are read */
     size_t n_cols;
@@ -114,7 +114,18 @@ typedef struct store_cell {
 typedef int (*store_copy_row_fn)(void *arg, size_t table, const store_cell_t *cells);
 
 /* The tables' column lists and row maps, the same on every backend (rows.c). */
-#define STORE_DEVICE_COLS "id, uuid, created_time, name, type, label, additional_info, version"
+#define STORE_DEVICE_COLS                                                                          \
+    "id, uuid, created_time, name, type, label, additional_info, version, profile_id,"             \
+    " (SELECT p.uuid FROM device_profile p WHERE p.id = device.profile_id), firmware_id,"          \
+    " software_id, device_data"
+#define STORE_PROFILE_COLS                                                                         \
+    "id, uuid, created_time, name, is_default, provision_type, provision_key, firmware_id,"        \
+    " software_id, data, version"
+#define STORE_OTA_COLS                                                                             \
+    "id, uuid, created_time, device_profile_id,"                                                   \
+    " (SELECT p.uuid FROM device_profile p WHERE p.id = ota_package.device_profile_id), type,"     \
+    " title, version, tag, url, has_data, file_name, content_type, checksum_algorithm, checksum,"  \
+    " data_size, additional_info"
 #define STORE_CRED_COLS                                                                            \
     "uuid, device_id, created_time, credentials_type, credentials_id, credentials_value,"          \
     " version"
@@ -123,7 +134,40 @@ typedef int (*store_copy_row_fn)(void *arg, size_t table, const store_cell_t *ce
     " response, oneway, persistent"
 #define STORE_USER_COLS                                                                            \
     "id, uuid, created_time, email, password_hash, authority, first_name, last_name"
-extern const store_row_map_t store__device_row, store__cred_row, store__rpc_row, store__user_row;
+extern const store_row_map_t store__device_row, store__cred_row, store__rpc_row, store__user_row,
+    store__profile_row, store__ota_row;
+
+/* Administrative statements written once for every backend (admin_sql.c: device profiles, OTA
+ * packages): the same SQL text runs on both, so it keeps to what both understand — parameters
+ * $1..$n (the SQLite backend binds them by name), TRUE/FALSE, LIMIT/OFFSET, RETURNING,
+ * lower(x) LIKE lower($n) ESCAPE '\'. Booleans are passed as INT cells (0/1); PostgreSQL reads
+ * '0'/'1' for a boolean parameter. Every sql is a string literal (the backends cache
+ * statements by text). */
+typedef struct store_adm store_adm_t; /* a transaction on a pool connection */
+typedef struct store_rows {
+    void *items; /* structs of `size` bytes (the row map's) */
+    size_t n, cap, size;
+} store_rows_t;
+/* Argument cells: STORE_INT(x), STORE_TEXT(s) (NULL s = SQL NULL). */
+#define STORE_INT(x) ((store_cell_t){.kind = STORE_CELL_INT, .i = (int64_t)(x)})
+static inline store_cell_t store__text_cell(const char *s)
+{
+    return (store_cell_t){.kind = s ? STORE_CELL_TEXT : STORE_CELL_NULL, .s = s};
+}
+#define STORE_TEXT(x) store__text_cell(x)
+/* One-column results: an integer, a text (rows.c). */
+typedef struct store_i64 {
+    int64_t v;
+} store_i64_t;
+typedef struct store_text {
+    char *v;
+} store_text_t;
+extern const store_row_map_t store__i64_row, store__text_row;
+void store__text_fini(void *item);
+/* A new zeroed item at the end of r. */
+void *store__rows_push(store_rows_t *r, size_t size);
+/* Runs fini (may be NULL) on every item, frees the array, empties r. */
+void store__rows_fini(store_rows_t *r, void (*fini)(void *item));
 
 /* What transact() does to the writer's transaction. */
 typedef enum {
@@ -279,6 +323,16 @@ typedef struct store_backend {
 
     int (*setting_get)(store_db_t *db, const char *key, char **out);
     int (*setting_set)(store_db_t *db, const char *key, const char *value);
+
+    /* Administrative SQL (see store_adm_t above). adm_begin opens a transaction on a pool
+     * connection (write: one that takes the write lock at once); adm_sql runs one statement
+     * with args and, when m is not NULL, appends its rows to rows as m says; *changes (may be
+     * NULL) gets the rows it changed; adm_end commits (returning the commit's result) or rolls
+     * back, and gives the connection back. */
+    int (*adm_begin)(store_db_t *db, bool write, store_adm_t **out);
+    int (*adm_sql)(store_adm_t *a, const char *sql, const store_cell_t *args, size_t n_args,
+                   const store_row_map_t *m, store_rows_t *rows, int64_t *changes);
+    int (*adm_end)(store_adm_t *a, bool commit);
 } store_backend_t;
 
 /* The backends built in. */

@@ -29,8 +29,18 @@ static const store_table_t tables[] = {
     {"settings", "key, value", "TT", "key", NULL},
     {"app_user", "id, uuid, created_time, email, password_hash, authority, first_name, last_name",
      "ITITTTTT", "id", "id"},
-    {"device", "id, uuid, created_time, name, type, label, additional_info, version", "ITITTTTI",
-     "id", "id"},
+    {"device_profile",
+     "id, uuid, created_time, name, is_default, provision_type, provision_key, firmware_id,"
+     " software_id, data, version",
+     "ITITBTTTTTI", "id", "id"},
+    {"ota_package",
+     "id, uuid, created_time, device_profile_id, type, title, version, tag, url, has_data,"
+     " file_name, content_type, checksum_algorithm, checksum, data_size, additional_info",
+     "ITIITTTTTBTTTTIT", "id", "id"},
+    {"device",
+     "id, uuid, created_time, name, type, label, additional_info, version, profile_id,"
+     " firmware_id, software_id, device_data",
+     "ITITTTTIITTT", "id", "id"},
     {"device_credentials",
      "id, uuid, created_time, device_id, credentials_type, credentials_id, credentials_value,"
      " version",
@@ -49,7 +59,7 @@ static const store_table_t tables[] = {
 };
 enum { N_TABLES = sizeof(tables) / sizeof(tables[0]), COPY_BATCH = 2000, MAX_COLS = 16 };
 
-_Static_assert(STORE_SCHEMA_LATEST == 2,
+_Static_assert(STORE_SCHEMA_LATEST == 3,
                "a new schema version: add its tables and columns to copy.c's list");
 
 /* The rows gathered for the next copy_write: cells with their text in one arena. */

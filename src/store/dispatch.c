@@ -27,14 +27,19 @@ int store_device_create_with_cred(store_t *s, store_device_t *d, store_cred_t *c
 {
     if (!d->name || !d->name[0] || (cred && (!cred->cred_id || !cred->cred_id[0])))
         return -EINVAL;
-    return s->be->device_create(s->db, d, cred);
+    /* A profile made here for a new type stays if the device then fails (ThingsBoard's
+     * findOrCreateDeviceProfile does the same); a profile deleted in between fails the insert
+     * by its foreign key. */
+    int r = store__device_profile_resolve(s, d);
+    return r != 0 ? r : s->be->device_create(s->db, d, cred);
 }
 
 int store_device_update(store_t *s, store_device_t *d)
 {
     if (!d->name || !d->name[0])
         return -EINVAL;
-    return s->be->device_update(s->db, d);
+    int r = store__device_profile_resolve(s, d);
+    return r != 0 ? r : s->be->device_update(s->db, d);
 }
 
 int store_device_get(store_t *s, int64_t id, store_device_t *out)

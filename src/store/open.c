@@ -66,6 +66,12 @@ store_t *store_open(const store_cfg_t *cfg, char err[static ERR_LEN])
     s->db = s->be->open(s, &s->schema_version, err);
     if (!s->db)
         goto fail;
+    /* The default profile, and a profile for every device from before profiles. */
+    int pr = store__profiles_init(s);
+    if (pr != 0) {
+        snprintf(err, ERR_LEN, "store: cannot set up device profiles: %s", err_str(pr));
+        goto fail;
+    }
     /* Before the writer starts: the points a stop or a crash left in the log. */
     if (store__log_open(s, err) != 0)
         goto fail;

@@ -201,4 +201,7 @@ const store_backend_t store__pg_backend = {
     .user_count = store__pg_user_count,
     .setting_get = store__pg_setting_get,
     .setting_set = store__pg_setting_set,
+    .adm_begin = store__pg_adm_begin,
+    .adm_sql = store__pg_adm_sql,
+    .adm_end = store__pg_adm_end,
 };

@@ -36,6 +36,10 @@ int store__pg_device_create(store_db_t *db, store_device_t *d, store_cred_t *cre
     pg__p_text(&p, type_or_default(d));
     pg__p_text(&p, d->label);
     pg__p_text(&p, d->additional_info);
+    pg__p_i64(&p, d->profile_id);
+    pg__p_text(&p, d->firmware_id);
+    pg__p_text(&p, d->software_id);
+    pg__p_text(&p, d->device_data);
     pg_conn_t *c = pg__conn_take(q);
     /* With credentials: both rows in one transaction, so a failure leaves neither. */
     int r = cred ? pg__exec_simple(c, q, "BEGIN") : 0;
@@ -43,8 +47,11 @@ int store__pg_device_create(store_db_t *db, store_device_t *d, store_cred_t *cre
     if (r == 0)
         res = pg__query(c, q,
                         "INSERT INTO device(uuid, created_time, name, type,"
-                        " label, additional_info, version)"
-                        " VALUES ($1, $2, $3, $4, $5, $6, 1) RETURNING id",
+                        " label, additional_info, version, profile_id, firmware_id,"
+                        " software_id, device_data)"
+                        " VALUES ($1, $2, $3,"
+                        " COALESCE((SELECT name FROM device_profile WHERE id = $7), $4),"
+                        " $5, $6, 1, $7, $8, $9, $10) RETURNING id",
                         &p, &r);
     if (res) {
         d->id = pg__i64(res, 0, 0);
@@ -77,11 +84,18 @@ int store__pg_device_update(store_db_t *db, store_device_t *d)
     pg__p_text(&p, type_or_default(d));
     pg__p_text(&p, d->label);
     pg__p_text(&p, d->additional_info);
+    pg__p_i64(&p, d->profile_id);
+    pg__p_text(&p, d->firmware_id);
+    pg__p_text(&p, d->software_id);
+    pg__p_text(&p, d->device_data);
     pg_conn_t *c = pg__conn_take(q);
     int r;
     PGresult *res = pg__query(
         c, q,
-        "UPDATE device SET name = $2, type = $3, label = $4, additional_info = $5,"
+        "UPDATE device SET name = $2,"
+        " type = COALESCE((SELECT name FROM device_profile WHERE id = $6), $3),"
+        " label = $4, additional_info = $5,"
+        " profile_id = $6, firmware_id = $7, software_id = $8, device_data = $9,"
         " version = version + 1 WHERE id = $1 RETURNING version",
         &p, &r);
     if (res) {

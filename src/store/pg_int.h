@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#define PG_STMT_CACHE 128 /* distinct SQL texts per connection */
+#define PG_STMT_CACHE 256 /* distinct SQL texts per connection */
 
 typedef struct pg_stmt_slot {
     const char *sql; /* the caller's static text (compared by address, then content) */
@@ -335,5 +335,11 @@ void pg__parts_settle(store_pg_t *q, pg_conn_t *c, bool committed);
 int pg__parts_load(store_pg_t *q, pg_conn_t *c);
 /* "DAYS", ... -> part_kind; -EINVAL for another name. */
 int pg__parts_kind(const char *name, int *out);
+
+/* Administrative statements (sqlite_adm.c / pg_adm.c; backend.h store_adm_t). */
+int store__pg_adm_begin(store_db_t *db, bool write, store_adm_t **out);
+int store__pg_adm_sql(store_adm_t *a, const char *sql, const store_cell_t *args, size_t n_args,
+                      const store_row_map_t *m, store_rows_t *rows, int64_t *changes);
+int store__pg_adm_end(store_adm_t *a, bool commit);
 
 #endif

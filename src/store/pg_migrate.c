@@ -112,6 +112,45 @@ static const char *const migrations[] = {
     " ts BIGINT NOT NULL,"
     " bool_v BOOLEAN, long_v BIGINT, dbl_v DOUBLE PRECISION, str_v TEXT, json_v TEXT);"
     "ALTER SEQUENCE ts_kv_log_seq_seq INCREMENT BY 65536;",
+    /* 3: device profiles and OTA packages (admin_sql.c); a device's profile, packages and
+     * deviceData. Which profile each existing device joins is decided at open (the default
+     * profile, or the one named as its type), in C, the same on both backends. */
+    "CREATE COLLATION IF NOT EXISTS \"binary\" (provider = libc, locale = 'C');"
+    "CREATE TABLE device_profile ("
+    " id BIGSERIAL PRIMARY KEY,"
+    " uuid TEXT NOT NULL UNIQUE,"
+    " created_time BIGINT NOT NULL,"
+    " name TEXT NOT NULL UNIQUE,"
+    " is_default BOOLEAN NOT NULL DEFAULT FALSE,"
+    " provision_type TEXT NOT NULL DEFAULT 'DISABLED',"
+    " provision_key TEXT UNIQUE,"
+    " firmware_id TEXT,"
+    " software_id TEXT,"
+    " data TEXT,"
+    " version BIGINT NOT NULL DEFAULT 1);"
+    "CREATE TABLE ota_package ("
+    " id BIGSERIAL PRIMARY KEY,"
+    " uuid TEXT NOT NULL UNIQUE,"
+    " created_time BIGINT NOT NULL,"
+    " device_profile_id BIGINT NOT NULL REFERENCES device_profile(id) ON DELETE CASCADE,"
+    " type TEXT NOT NULL,"
+    " title TEXT NOT NULL,"
+    " version TEXT NOT NULL,"
+    " tag TEXT,"
+    " url TEXT,"
+    " has_data BOOLEAN NOT NULL DEFAULT FALSE,"
+    " file_name TEXT,"
+    " content_type TEXT,"
+    " checksum_algorithm TEXT,"
+    " checksum TEXT,"
+    " data_size BIGINT NOT NULL DEFAULT 0,"
+    " additional_info TEXT,"
+    " UNIQUE (title, version));"
+    "ALTER TABLE device ADD COLUMN profile_id BIGINT REFERENCES device_profile(id);"
+    "ALTER TABLE device ADD COLUMN firmware_id TEXT;"
+    "ALTER TABLE device ADD COLUMN software_id TEXT;"
+    "ALTER TABLE device ADD COLUMN device_data TEXT;"
+    "CREATE INDEX device_profile_id ON device(profile_id);",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_LATEST,

@@ -11,7 +11,8 @@
     X(1,                                                                                           \
       "devices, credentials, key dictionary, attributes, time series, latest values, RPC, "        \
       "users, settings")                                                                           \
-    X(2, "the telemetry log (ts_kv_log), merged into ts_kv by the writer (merge.c)")
+    X(2, "the telemetry log (ts_kv_log), merged into ts_kv by the writer (merge.c)")               \
+    X(3, "device profiles, OTA packages; a device's profile, packages and deviceData")
 
 #define STORE_SCHEMA_COUNT_(v, what) +1
 enum { STORE_SCHEMA_LATEST = 0 STORE_SCHEMA_VERSIONS(STORE_SCHEMA_COUNT_) };

@@ -126,4 +126,7 @@ const store_backend_t store__sqlite_backend = {
     .user_count = store__sqlite_user_count,
     .setting_get = store__sqlite_setting_get,
     .setting_set = store__sqlite_setting_set,
+    .adm_begin = store__sqlite_adm_begin,
+    .adm_sql = store__sqlite_adm_sql,
+    .adm_end = store__sqlite_adm_end,
 };

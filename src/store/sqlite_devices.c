@@ -17,8 +17,12 @@ static int device_insert(store_conn_t *c, store_device_t *d)
 {
     sqlite3_stmt *st = store__stmt(c,
                                    "INSERT INTO device(uuid, created_time, name, type,"
-                                   " label, additional_info, version)"
-                                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)");
+                                   " label, additional_info, version, profile_id,"
+                                   " firmware_id, software_id, device_data)"
+                                   " VALUES (?1, ?2, ?3,"
+                                   " COALESCE((SELECT name FROM device_profile"
+                                   " WHERE id = ?7), ?4),"
+                                   " ?5, ?6, 1, ?7, ?8, ?9, ?10)");
     if (!st)
         return ERR_STORE;
     char uuid[STORE_UUID_LEN + 1];
@@ -27,6 +31,10 @@ static int device_insert(store_conn_t *c, store_device_t *d)
     sqlite3_bind_text(st, 4, d->type && d->type[0] ? d->type : "default", -1, SQLITE_STATIC);
     store__bind_text(st, 5, d->label);
     store__bind_text(st, 6, d->additional_info);
+    sqlite3_bind_int64(st, 7, d->profile_id);
+    store__bind_text(st, 8, d->firmware_id);
+    store__bind_text(st, 9, d->software_id);
+    store__bind_text(st, 10, d->device_data);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
@@ -67,7 +75,10 @@ int store__sqlite_device_update(store_db_t *db, store_device_t *d)
     int r = ERR_STORE;
     sqlite3_stmt *st = store__stmt(
         c,
-        "UPDATE device SET name = ?2, type = ?3, label = ?4, additional_info = ?5,"
+        "UPDATE device SET name = ?2,"
+        " type = COALESCE((SELECT name FROM device_profile WHERE id = ?6), ?3),"
+        " label = ?4, additional_info = ?5,"
+        " profile_id = ?6, firmware_id = ?7, software_id = ?8, device_data = ?9,"
         " version = version + 1 WHERE id = ?1 RETURNING version");
     if (!st)
         goto out;
@@ -76,6 +87,10 @@ int store__sqlite_device_update(store_db_t *db, store_device_t *d)
     sqlite3_bind_text(st, 3, d->type && d->type[0] ? d->type : "default", -1, SQLITE_STATIC);
     store__bind_text(st, 4, d->label);
     store__bind_text(st, 5, d->additional_info);
+    sqlite3_bind_int64(st, 6, d->profile_id);
+    store__bind_text(st, 7, d->firmware_id);
+    store__bind_text(st, 8, d->software_id);
+    store__bind_text(st, 9, d->device_data);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         d->version = sqlite3_column_int64(st, 0);

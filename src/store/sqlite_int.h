@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#define STORE_STMT_CACHE 128 /* distinct SQL texts per connection (the backend has ~60) */
+#define STORE_STMT_CACHE 256 /* distinct SQL texts per connection (the backend has ~100) */
 
 typedef struct store_stmt_slot {
     const char *sql; /* the caller's static text (compared by address, then content) */
@@ -238,5 +238,11 @@ int store__migrate(store_conn_t *c, int *version, char err[static ERR_LEN]);
 /* WAL checkpoints on a thread of their own (sqlite_checkpoint.c). */
 int store__checkpointer_start(store_sqlite_t *q, char err[static ERR_LEN]);
 void store__checkpointer_stop(store_sqlite_t *q);
+
+/* Administrative statements (sqlite_adm.c / pg_adm.c; backend.h store_adm_t). */
+int store__sqlite_adm_begin(store_db_t *db, bool write, store_adm_t **out);
+int store__sqlite_adm_sql(store_adm_t *a, const char *sql, const store_cell_t *args, size_t n_args,
+                          const store_row_map_t *m, store_rows_t *rows, int64_t *changes);
+int store__sqlite_adm_end(store_adm_t *a, bool commit);
 
 #endif

@@ -106,6 +106,45 @@ static const migration_t migrations[] = {
      " bool_v INTEGER, long_v INTEGER, dbl_v REAL, str_v TEXT, json_v TEXT);"
      "CREATE TRIGGER ts_kv_log_device_delete AFTER DELETE ON device BEGIN"
      " DELETE FROM ts_kv_log WHERE device_id = old.id; END;"},
+    /* 3: device profiles and OTA packages (admin_sql.c); a device's profile, packages and
+     * deviceData. Which profile each existing device joins is decided at open (the default
+     * profile, or the one named as its type), in C, the same on both backends. */
+    {3,
+     "CREATE TABLE device_profile ("
+     " id INTEGER PRIMARY KEY,"
+     " uuid TEXT NOT NULL UNIQUE,"
+     " created_time INTEGER NOT NULL,"
+     " name TEXT NOT NULL UNIQUE,"
+     " is_default INTEGER NOT NULL DEFAULT 0,"
+     " provision_type TEXT NOT NULL DEFAULT 'DISABLED',"
+     " provision_key TEXT UNIQUE,"
+     " firmware_id TEXT,"
+     " software_id TEXT,"
+     " data TEXT,"
+     " version INTEGER NOT NULL DEFAULT 1);"
+     "CREATE TABLE ota_package ("
+     " id INTEGER PRIMARY KEY,"
+     " uuid TEXT NOT NULL UNIQUE,"
+     " created_time INTEGER NOT NULL,"
+     " device_profile_id INTEGER NOT NULL REFERENCES device_profile(id) ON DELETE CASCADE,"
+     " type TEXT NOT NULL,"
+     " title TEXT NOT NULL,"
+     " version TEXT NOT NULL,"
+     " tag TEXT,"
+     " url TEXT,"
+     " has_data INTEGER NOT NULL DEFAULT 0,"
+     " file_name TEXT,"
+     " content_type TEXT,"
+     " checksum_algorithm TEXT,"
+     " checksum TEXT,"
+     " data_size INTEGER NOT NULL DEFAULT 0,"
+     " additional_info TEXT,"
+     " UNIQUE (title, version));"
+     "ALTER TABLE device ADD COLUMN profile_id INTEGER REFERENCES device_profile(id);"
+     "ALTER TABLE device ADD COLUMN firmware_id TEXT;"
+     "ALTER TABLE device ADD COLUMN software_id TEXT;"
+     "ALTER TABLE device ADD COLUMN device_data TEXT;"
+     "CREATE INDEX device_profile_id ON device(profile_id);"},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_LATEST,

@@ -182,10 +182,12 @@ typedef struct store_device {
     int64_t version;
     /* The device profile (device_profile.id; 0 on create = the profile named `type`, made if
      * missing, as ThingsBoard's findOrCreateDeviceProfile, or the default profile when type is
-     * empty). On read also its uuid. type always holds the profile's name. */
+     * empty). On read also its uuid. The stored type is always the profile's name (the
+     * caller's d->type is not changed: read the device back to see it). */
     int64_t profile_id;
     char profile_uuid[STORE_UUID_LEN + 1];
-    char *firmware_id; /* OTA package uuid assigned to this device (wins over the profile's); NULL */
+    char
+        *firmware_id; /* OTA package uuid assigned to this device (wins over the profile's); NULL */
     char *software_id;
     char *device_data; /* ThingsBoard's deviceData JSON text (transportConfiguration overrides,
                         * e.g. CoAP powerMode); NULL = defaults */
@@ -194,12 +196,12 @@ typedef struct store_device {
 void store_device_fini(store_device_t *d);
 
 /* Creates a device: fills d->id, d->uuid (random v4), d->created_ms, d->version=1, and
- * d->profile_id/type (see profile_id above; an unknown non-zero profile_id is -ENOENT).
+ * d->profile_id (see profile_id above; an unknown non-zero profile_id is -ENOENT).
  * Returns 0, ERR_CONFLICT if the name exists, or another negative error. */
 int store_device_create(store_t *s, store_device_t *d);
 /* Updates name, label, additional_info, profile (profile_id, or 0 = by type as on create),
- * firmware_id, software_id, device_data of d->id; fills d->type with the profile's name; bumps
- * version. 0, -ENOENT, ERR_CONFLICT. */
+ * firmware_id, software_id, device_data of d->id; the stored type becomes the profile's name;
+ * bumps version. 0, -ENOENT (also for an unknown profile_id), ERR_CONFLICT. */
 int store_device_update(store_t *s, store_device_t *d);
 /* 0 and fills out, or -ENOENT. */
 int store_device_get(store_t *s, int64_t id, store_device_t *out);
@@ -241,13 +243,13 @@ typedef struct store_profile {
     int64_t id;
     char uuid[STORE_UUID_LEN + 1];
     int64_t created_ms;
-    char *name;               /* unique */
-    bool is_default;          /* exactly one profile is the default */
-    char *provision_type;     /* "DISABLED", "ALLOW_CREATE_NEW_DEVICES",
+    char *name;           /* unique */
+    bool is_default;      /* exactly one profile is the default */
+    char *provision_type; /* "DISABLED", "ALLOW_CREATE_NEW_DEVICES",
                                * "CHECK_PRE_PROVISIONED_DEVICES", "X509_CERTIFICATE_CHAIN" */
-    char *provision_key;      /* unique or NULL: the provision key, or for X509_CERTIFICATE_CHAIN
+    char *provision_key;  /* unique or NULL: the provision key, or for X509_CERTIFICATE_CHAIN
                                * the SHA3-256 hex of the CA certificate (as ThingsBoard) */
-    char *firmware_id;        /* default OTA package uuids or NULL */
+    char *firmware_id;    /* default OTA package uuids or NULL */
     char *software_id;
     /* Everything else of ThingsBoard's JSON as one object text: description, type,
      * transportType, profileData (transportConfiguration, provisionConfiguration, ...), image,
@@ -295,17 +297,17 @@ typedef struct store_ota {
     int64_t id;
     char uuid[STORE_UUID_LEN + 1];
     int64_t created_ms;
-    int64_t profile_id;        /* device_profile.id */
+    int64_t profile_id;                    /* device_profile.id */
     char profile_uuid[STORE_UUID_LEN + 1]; /* read only */
-    char *type;                /* "FIRMWARE" or "SOFTWARE" */
-    char *title, *version;     /* (title, version) unique */
-    char *tag;                 /* NULL */
-    char *url;                 /* external URL instead of data; NULL */
-    bool has_data;             /* the image has been uploaded */
+    char *type;                            /* "FIRMWARE" or "SOFTWARE" */
+    char *title, *version;                 /* (title, version) unique */
+    char *tag;                             /* NULL */
+    char *url;                             /* external URL instead of data; NULL */
+    bool has_data;                         /* the image has been uploaded */
     char *file_name, *content_type;
     char *checksum_algorithm, *checksum;
     int64_t data_size;
-    char *additional_info;     /* JSON text or NULL */
+    char *additional_info; /* JSON text or NULL */
 } store_ota_t;
 
 void store_ota_fini(store_ota_t *o);
@@ -327,8 +329,8 @@ typedef struct store_ota_page {
  * text_search: title prefix, case-insensitive; sort_property "createdTime", "title",
  * "version", "type", "dataSize" (NULL = createdTime). */
 int store_ota_list(store_t *s, const char *type, int64_t profile_id, bool has_data_only,
-                   const char *text_search, const char *sort_property, bool ascending,
-                   int64_t page, int64_t page_size, store_ota_page_t *out);
+                   const char *text_search, const char *sort_property, bool ascending, int64_t page,
+                   int64_t page_size, store_ota_page_t *out);
 void store_ota_page_fini(store_ota_page_t *p);
 /* Calls fn for every package (start-up cleaning of image files without a row). */
 int store_ota_foreach(store_t *s, void (*fn)(void *arg, const store_ota_t *o), void *arg);

@@ -122,6 +122,23 @@ struct store {
 ssize_t store__kv_list_find(const store_kv_list_t *l, const char *key);
 
 /* Starts / stops (after draining) the writer thread (writer.c). */
+/* Administrative statements (profiles.c, ota.c; backend.h store_adm_t): one statement in a
+ * transaction of its own; the first row of one into out (-ENOENT if none); one integer from
+ * a statement inside a's transaction (-ENOENT if no row). */
+int store__adm_run(store_t *s, bool write, const char *sql, const store_cell_t *args, size_t n,
+                   const store_row_map_t *m, store_rows_t *rows, int64_t *changes);
+int store__adm_get(store_t *s, const char *sql, const store_cell_t *args, size_t n,
+                   const store_row_map_t *m, void *out);
+int store__adm_i64(store_adm_t *a, store_t *s, const char *sql, const store_cell_t *args, size_t n,
+                   int64_t *out);
+/* "abc" -> "abc%" with LIKE's wildcards escaped (ESCAPE '\'): a literal prefix. */
+char *store__like_prefix(const char *text);
+/* At open: the default profile exists, and every device has a profile (profiles.c). */
+int store__profiles_init(store_t *s);
+/* Sets d->profile_id for a device about to be created or updated: checks a given id, or
+ * finds (making it if missing) the profile named d->type, or takes the default. */
+int store__device_profile_resolve(store_t *s, store_device_t *d);
+
 int store__writer_start(store_t *s);
 void store__writer_stop(store_t *s);
 

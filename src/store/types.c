@@ -127,7 +127,11 @@ void store_device_fini(store_device_t *d)
     free(d->type);
     free(d->label);
     free(d->additional_info);
+    free(d->firmware_id);
+    free(d->software_id);
+    free(d->device_data);
     d->name = d->type = d->label = d->additional_info = NULL;
+    d->firmware_id = d->software_id = d->device_data = NULL;
 }
 
 void store_device_page_fini(store_device_page_t *p)

@@ -165,13 +165,14 @@ check_counts() {
         [ "$src" = "$dst" ] || fail "counts of $table: source $src, destination $dst"
         assert_eq "$src" "$("$count_fn" "$table")" "counts: $table has $src rows"
     done <"$report"
-    [ "$n_lines" -eq 10 ] || fail "expected 10 tables in the counts, got $n_lines"
+    [ "$n_lines" -eq 12 ] || fail "expected 12 tables in the counts, got $n_lines"
 }
 count_sqlite_a() { sqlite3 -batch "$SQLITE_A" "SELECT COUNT(*) FROM $1"; }
 pg_count() { PGCONNECT_TIMEOUT=10 timeout 60 psql "$PG_URL" -XqAt -c "SELECT COUNT(*) FROM $1"; }
 pg_counts() {   # every table's count, one line
     local t
-    for t in settings app_user device device_credentials key_dictionary attribute_kv \
+    for t in settings app_user device_profile ota_package device device_credentials \
+        key_dictionary attribute_kv \
         ts_kv_latest ts_kv ts_kv_log rpc; do printf '%s=%s ' "$t" "$(pg_count "$t")"; done
 }
 

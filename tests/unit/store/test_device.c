@@ -89,6 +89,7 @@ static void test_device_crud(void **state)
     int64_t other = tstore_device(t->s, "Other");
     assert_true(other > 0);
     d.type = "sensor";
+    d.profile_id = 0; /* by type: the profile "sensor", made now */
     d.name = "Thermostat B";
     d.additional_info = "{\"a\":1}";
     assert_int_equal(store_device_update(t->s, &d), 0);
