@@ -111,6 +111,8 @@ static void on_observe_end(void *app, coap_observer_t *obs, void *obs_data, coap
         d->rpc_obs = NULL;
         api__activity_observations(d, -1);
     }
+    if (why == COAP_OBS_END_TIMEOUT && power_saving(&d->power))
+        api__power_timeout(d); /* spec §4: a CON notification never acknowledged -> asleep */
     if (why == COAP_OBS_END_TIMEOUT || why == COAP_OBS_END_RESET)
         api__activity_lost(d);
     api__dev_maybe_free(d);

@@ -51,6 +51,7 @@ typedef struct api_dev {
     int64_t power_retry_ms;  /* after a failed lookup: not before this (monotonic) */
     power_held_t *held;      /* attribute updates held while the device sleeps, or NULL */
     bool rpc_held;           /* an RPC was held back: pump when the device wakes */
+    bool notifying;          /* inside api__notify: a result now is a NON send, not an ACK */
 } api_dev_t;
 
 struct api_shard {
@@ -142,10 +143,16 @@ bool api__power_attrs(api_dev_t *d, bool deleted, const char *json);
 bool api__power_rpc_may_send(api_dev_t *d);
 /* An RPC notification went to d (uses up eDRX's one late downlink). */
 void api__power_rpc_sent(api_dev_t *d);
+/* coap_observer_notify for d's relation o, marking the call so that a result reported from
+ * inside it (a NON notification sent at once) is not taken for the device's ACK. */
+int api__notify(api_dev_t *d, coap_observer_t *o, int cf, const char *body, void *cookie);
 /* The device sent a request: delivers what was held back. */
 void api__power_wake(api_shard_t *a, int64_t device_id);
-/* A notification to d was acknowledged (the device is awake) or given up (asleep). */
+/* A notification to d was acknowledged or given up (engine on_notify_result): an ACK is an
+ * uplink. */
 void api__power_notify_result(api_dev_t *d, bool acked);
+/* An observation of d ended because a CON notification was never acknowledged: asleep. */
+void api__power_timeout(api_dev_t *d);
 /* Drops d's held attribute updates (a fresh subscription carries the current values). */
 void api__power_drop_held(api_dev_t *d);
 

@@ -148,8 +148,7 @@ void api__attributes_send(api_dev_t *d, const char *json)
         return;
     /* A power-saving device's ACK or silence tells us whether it is awake (power.c). */
     void *cookie = power_saving(&d->power) ? &api__power_cookie : NULL;
-    if (coap_observer_notify(d->attr_obs, COAP_CONTENT, d->attr_cf, (const uint8_t *)json,
-                             strlen(json), cookie) < 0)
+    if (api__notify(d, d->attr_obs, d->attr_cf, json, cookie) < 0)
         LOG_D("api", "device %lld: attribute notification dropped (queue full)", (long long)d->id);
 }
 

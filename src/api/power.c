@@ -128,12 +128,31 @@ void api__power_wake(api_shard_t *a, int64_t device_id)
     }
 }
 
+int api__notify(api_dev_t *d, coap_observer_t *o, int cf, const char *body, void *cookie)
+{
+    api_shard_t *a = d->a;
+    int64_t id = d->id;
+    d->notifying = true;
+    int rc = coap_observer_notify(o, COAP_CONTENT, cf, (const uint8_t *)body, strlen(body), cookie);
+    d = api__dev_find(a, id); /* a failed send may have ended the relation and freed d */
+    if (d)
+        d->notifying = false;
+    return rc;
+}
+
 void api__power_notify_result(api_dev_t *d, bool acked)
 {
-    if (acked)
+    /* Only a real ACK is an uplink: the engine also reports "acked" for a NON notification
+     * as it sends it (inside api__notify), and "not acked" for notifications dropped because
+     * the relation ended for any reason (a re-registration, too) — the device's silence is
+     * told by api__power_timeout instead. */
+    if (acked && !d->notifying)
         power_uplink(&d->pstate, loop_now_ms(d->a->loop));
-    else
-        power_asleep(&d->pstate);
+}
+
+void api__power_timeout(api_dev_t *d)
+{
+    power_asleep(&d->pstate);
 }
 
 void api__power_drop_held(api_dev_t *d)

@@ -82,8 +82,7 @@ static void pump(api_shard_t *a, int64_t device_id)
         rpc_cookie_t *c = xmalloc(sizeof *c);
         c->device_id = device_id;
         c->request_id = r.request_id;
-        int rc = coap_observer_notify(d->rpc_obs, COAP_CONTENT, d->rpc_cf,
-                                      (const uint8_t *)r.body, strlen(r.body), c);
+        int rc = api__notify(d, d->rpc_obs, d->rpc_cf, r.body, c);
         free(r.body);
         if (rc < 0) {
             /* Queue full: give it back and stop, or we would take the same RPC forever. */

@@ -21,13 +21,16 @@ dev_create() {   # dev_create NAME TOKEN BODY-EXTRA -> DEV_ID
     DEV_JSON=$out
 }
 
+RUNS=0
 run_device() {   # run_device MODE TOKEN DEVICE_ID
+    RUNS=$((RUNS + 1))
+    local out="$IT_TMP/device.$RUNS.log"
     log "scripted device: $1"
     timeout 60 python3 "$IT_DIR/psm_device.py" "$COAP_PORT" "$BASE_URL" "$JWT" "$2" "$3" "$1" \
-        "$QUIET" >>"$IT_TMP/device.log" 2>&1
+        "$QUIET" >"$out" 2>&1
     local rc=$?
-    grep "psm_device $1" "$IT_TMP/device.log" | tail -n 8 >&2
-    [ $rc = 0 ] || fail "scripted $1 device: $(grep FAIL "$IT_TMP/device.log" | tail -n 1)"
+    cat "$out" >&2
+    [ $rc = 0 ] || fail "scripted $1 device: $(grep -E 'FAIL|Error' "$out" | tail -n 1)"
 }
 
 # --- PSM, from the device's own deviceData (TB's CoapDeviceTransportConfiguration)
