@@ -45,13 +45,13 @@ typedef struct api_dev {
     int64_t last_report_ms;  /* monotonic time lastActivityTime was last written */
     loop_timer_t idle_timer;
     /* power saving (power.c, spec §4); all zero for a device never sent a downlink */
-    power_state_t pstate;    /* uplinks: every request, every acknowledged CON notification */
-    power_settings_t power;  /* resolved settings, valid when power_gen is the cache's */
-    uint64_t power_gen;      /* power_cache_gen() when power was resolved; 0 = never */
-    int64_t power_retry_ms;  /* after a failed lookup: not before this (monotonic) */
-    power_held_t *held;      /* attribute updates held while the device sleeps, or NULL */
-    bool rpc_held;           /* an RPC was held back: pump when the device wakes */
-    bool notifying;          /* inside api__notify: a result now is a NON send, not an ACK */
+    power_state_t pstate;   /* uplinks: every request, every acknowledged CON notification */
+    power_settings_t power; /* resolved settings, valid when power_gen is the cache's */
+    uint64_t power_gen;     /* power_cache_gen() when power was resolved; 0 = never */
+    int64_t power_retry_ms; /* after a failed lookup: not before this (monotonic) */
+    power_held_t *held;     /* attribute updates held while the device sleeps, or NULL */
+    bool rpc_held;          /* an RPC was held back: pump when the device wakes */
+    bool notifying;         /* inside api__notify: a result now is a NON send, not an ACK */
 } api_dev_t;
 
 struct api_shard {

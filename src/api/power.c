@@ -88,7 +88,8 @@ bool api__power_attrs(api_dev_t *d, bool deleted, const char *json)
     if (!d->held)
         d->held = xcalloc(1, sizeof *d->held);
     size_t len = strlen(json);
-    int rc = deleted ? power_held_delete(d->held, json, len) : power_held_update(d->held, json, len);
+    int rc = deleted ? power_held_delete(d->held, json, len)
+                     : power_held_update(d->held, json, len);
     if (rc < 0)
         LOG_W("api", "device %lld: attribute update not held (not a JSON object)",
               (long long)d->id);

@@ -22,16 +22,15 @@ static int64_t profile(store_t *s, const char *name, const char *client_settings
              "\"configuration\":{\"type\":\"DEFAULT\"},\"transportConfiguration\":{"
              "\"type\":\"COAP\",\"clientSettings\":%s}}}",
              client_settings);
-    store_profile_t p = {.name = (char *)name, .provision_type = (char *)"DISABLED",
-                         .data = data};
+    store_profile_t p = {.name = (char *)name, .provision_type = (char *)"DISABLED", .data = data};
     assert_int_equal(store_profile_create(s, &p), 0);
     return p.id;
 }
 
 static int64_t device(store_t *s, const char *name, int64_t profile_id, const char *device_data)
 {
-    store_device_t d = {.name = (char *)name, .profile_id = profile_id,
-                        .device_data = (char *)device_data};
+    store_device_t d = {
+        .name = (char *)name, .profile_id = profile_id, .device_data = (char *)device_data};
     assert_int_equal(store_device_create(s, &d), 0);
     int64_t id = d.id;
     d.name = NULL;
@@ -76,8 +75,9 @@ static void test_profile_and_override(void **state)
     store_profile_t p;
     assert_int_equal(store_profile_get(t->s, edrx, &p), 0);
     free(p.data);
-    p.data = xstrdup("{\"profileData\":{\"transportConfiguration\":{\"type\":\"COAP\","
-                     "\"clientSettings\":{\"powerMode\":\"PSM\",\"psmActivityTimer\":700}}}}");
+    p.data = xstrdup(
+        "{\"profileData\":{\"transportConfiguration\":{\"type\":\"COAP\","
+        "\"clientSettings\":{\"powerMode\":\"PSM\",\"psmActivityTimer\":700}}}}");
     assert_int_equal(store_profile_update(t->s, &p), 0);
     store_profile_fini(&p);
     resolved(c, in_profile, &s);
