@@ -57,6 +57,11 @@ typedef struct status_entry {
     int64_t last_activity_ms;
 } status_entry_t;
 
+typedef struct change_listener {
+    hub_change_cb cb;
+    void *ctx;
+} change_listener_t;
+
 typedef struct watcher {
     uint64_t handle;
     hub_watch_cb cb;
@@ -70,6 +75,9 @@ struct hub {
     size_t n_watchers;
     uint64_t next_watch;
     atomic_size_t n_watching;
+    pthread_rwlock_t change_lock; /* guards changes: added at wiring, read per change */
+    change_listener_t *changes;
+    size_t n_changes;
     shard_ref_t *shards;
     size_t n_shards;
     pthread_mutex_t mu;
@@ -86,15 +94,29 @@ typedef struct delivery {
     hub_event_t ev;
 } delivery_t;
 
+/* Profiles and devices saved or deleted (REST) reach the power-saving settings cache. */
+static void power_on_change(void *ctx, hub_change_t what, int64_t id)
+{
+    power_cache_t *c = ctx;
+    switch (what) {
+    case HUB_CHANGE_PROFILE_SAVED:
+    case HUB_CHANGE_PROFILE_DELETED: power_cache_invalidate_profile(c, id); break;
+    case HUB_CHANGE_DEVICE:
+    case HUB_CHANGE_DEVICE_DELETED: power_cache_invalidate_device(c, id); break;
+    }
+}
+
 hub_t *hub_new(store_t *store)
 {
     hub_t *h = xcalloc(1, sizeof *h);
     h->store = store;
     pthread_mutex_init(&h->mu, NULL);
     pthread_rwlock_init(&h->watch_lock, NULL);
+    pthread_rwlock_init(&h->change_lock, NULL);
     pthread_mutex_init(&h->status_mu, NULL);
     htab_init(&h->status, 64);
     h->power = power_cache_new(store);
+    hub_change_listen(h, power_on_change, h->power);
     return h;
 }
 
@@ -120,6 +142,8 @@ void hub_free(hub_t *h)
     free(h->shards);
     free(h->seqs);
     free(h->watchers);
+    free(h->changes);
+    pthread_rwlock_destroy(&h->change_lock);
     pthread_rwlock_destroy(&h->watch_lock);
     pthread_mutex_destroy(&h->mu);
     free(h);
@@ -193,6 +217,24 @@ void hub_watch_publish(hub_t *h, hub_watch_type_t type, int64_t device_id, const
     for (size_t i = 0; i < h->n_watchers; i++)
         h->watchers[i].cb(h->watchers[i].ctx, type, device_id, json);
     pthread_rwlock_unlock(&h->watch_lock);
+}
+
+/* ---- fleet changes ---- */
+
+void hub_change_listen(hub_t *h, hub_change_cb cb, void *ctx)
+{
+    pthread_rwlock_wrlock(&h->change_lock);
+    h->changes = xrealloc(h->changes, (h->n_changes + 1) * sizeof *h->changes);
+    h->changes[h->n_changes++] = (change_listener_t){.cb = cb, .ctx = ctx};
+    pthread_rwlock_unlock(&h->change_lock);
+}
+
+void hub_change_publish(hub_t *h, hub_change_t what, int64_t id)
+{
+    pthread_rwlock_rdlock(&h->change_lock);
+    for (size_t i = 0; i < h->n_changes; i++)
+        h->changes[i].cb(h->changes[i].ctx, what, id);
+    pthread_rwlock_unlock(&h->change_lock);
 }
 
 /* ---- live device status ---- */
