@@ -100,9 +100,13 @@ static void power_on_change(void *ctx, hub_change_t what, int64_t id)
     power_cache_t *c = ctx;
     switch (what) {
     case HUB_CHANGE_PROFILE_SAVED:
-    case HUB_CHANGE_PROFILE_DELETED: power_cache_invalidate_profile(c, id); break;
+    case HUB_CHANGE_PROFILE_DELETED:
+        power_cache_invalidate_profile(c, id);
+        break;
     case HUB_CHANGE_DEVICE:
-    case HUB_CHANGE_DEVICE_DELETED: power_cache_invalidate_device(c, id); break;
+    case HUB_CHANGE_DEVICE_DELETED:
+        power_cache_invalidate_device(c, id);
+        break;
     }
 }
 
