@@ -69,7 +69,7 @@ static void idle_fired(loop_t *loop, void *arg)
     api__dev_maybe_free(d);
 }
 
-void api__activity_request(api_shard_t *a, int64_t device_id, const transport_peer_t *peer)
+bool api__activity_request(api_shard_t *a, int64_t device_id, const transport_peer_t *peer)
 {
     api_dev_t *d = api__dev_get(a, device_id);
     hub_status_report_t rep = {0};
@@ -82,6 +82,7 @@ void api__activity_request(api_shard_t *a, int64_t device_id, const transport_pe
     int64_t mono = loop_now_ms(a->loop);
     int64_t now = clock_wall_ms();
     d->last_request_ms = mono;
+    power_uplink(&d->pstate, mono); /* spec §4: every request is an uplink */
     if (!d->idle_timer.cb)
         loop_timer_init(&d->idle_timer, idle_fired, d);
     /* Armed once per quiet period, not moved on every request (a heap operation that showed
@@ -108,6 +109,7 @@ void api__activity_request(api_shard_t *a, int64_t device_id, const transport_pe
         store_submit(a->store, b, NULL, ignore_done, NULL);
     if (rep.transport || rep.active_delta || rep.activity_ms)
         hub_status_report(a->hub, device_id, &rep);
+    return d->held || d->rpc_held;
 }
 
 void api__activity_observations(api_dev_t *d, int delta)

@@ -28,6 +28,8 @@ void api_cfg_default(api_cfg_t *cfg)
     cfg->inactivity_timeout_ms = 600000; /* TB state.defaultInactivityTimeoutInSec = 600 */
     cfg->activity_report_ms = 3000;      /* TB transport.sessions.report_timeout = 3 s */
     cfg->client_rpc_timeout_ms = 10000;
+    cfg->psm_activity_timer_ms = POWER_DEFAULT_PSM_ACTIVITY_TIMER_MS;
+    cfg->paging_window_ms = POWER_DEFAULT_PAGING_WINDOW_MS;
 }
 
 /* §1.2 device identification. Returns the device id or 0. */
@@ -63,7 +65,7 @@ static void on_request(void *app, coap_exchange_t *x, const coap_request_t *req)
         coap_exchange_respond(x, COAP_UNAUTHORIZED, COAP_CF_NONE, NULL, 0);
         return;
     }
-    api__activity_request(a, dev, req->peer);
+    bool wake = api__activity_request(a, dev, req->peer);
     switch (act) {
     case API_ACT_TELEMETRY: api__telemetry_post(a, x, req, dev); break;
     case API_ACT_ATTR_POST: api__attributes_post(a, x, req, dev); break;
@@ -83,6 +85,9 @@ static void on_request(void *app, coap_exchange_t *x, const coap_request_t *req)
         break;
     default: coap_exchange_respond(x, COAP_BAD_REQUEST, COAP_CF_NONE, NULL, 0); break;
     }
+    /* After the handler: a new observation made by this very request gets what was held. */
+    if (wake)
+        api__power_wake(a, dev);
 }
 
 static void on_observe_end(void *app, coap_observer_t *obs, void *obs_data, coap_obs_end_t why)
@@ -92,11 +97,14 @@ static void on_observe_end(void *app, coap_observer_t *obs, void *obs_data, coap
     if (d->attr_obs == obs) {
         d->attr_obs = NULL;
         api__activity_observations(d, -1);
+        api__power_drop_held(d); /* a new subscription starts from the current values */
     }
     if (d->rpc_obs == obs) {
         d->rpc_obs = NULL;
         api__activity_observations(d, -1);
     }
+    if (why == COAP_OBS_END_TIMEOUT && power_saving(&d->power))
+        api__power_timeout(d); /* spec §4: a CON notification never acknowledged -> asleep */
     if (why == COAP_OBS_END_TIMEOUT || why == COAP_OBS_END_RESET)
         api__activity_lost(d);
     api__dev_maybe_free(d);
@@ -104,8 +112,11 @@ static void on_observe_end(void *app, coap_observer_t *obs, void *obs_data, coap
 
 static void on_notify_result(void *app, void *obs_data, void *cookie, bool acked)
 {
-    (void)obs_data;
-    api__rpc_notify_result(app, cookie, acked);
+    api_dev_t *d = obs_data;
+    if (d && power_saving(&d->power))
+        api__power_notify_result(d, acked);
+    if (cookie != &api__power_cookie)
+        api__rpc_notify_result(app, cookie, acked);
 }
 
 api_shard_t *api_shard_new(loop_t *loop, store_t *store, registry_t *reg, hub_t *hub,
@@ -179,7 +190,7 @@ void api_shard_on_hub_event(void *ctx, const hub_event_t *ev)
     case HUB_EV_SHARED_UPDATED:
     case HUB_EV_SHARED_DELETED:
         if (ev->json)
-            api__attributes_notify(a, ev->device_id, ev->json);
+            api__attributes_notify(a, ev->device_id, ev->type == HUB_EV_SHARED_DELETED, ev->json);
         break;
     case HUB_EV_CREDENTIALS_CHANGED:
     case HUB_EV_DEVICE_DELETED: {

@@ -29,6 +29,11 @@ typedef struct api_cfg {
     int64_t inactivity_timeout_ms; /* device becomes inactive after this (default 600000) */
     int64_t activity_report_ms; /* lastActivityTime written at most this often (default 3000) */
     int64_t client_rpc_timeout_ms; /* not used yet by built-ins; default 10000 */
+    /* Power saving (spec §4): what a PSM / eDRX device gets when its settings leave the
+     * timer out or set it to 0, as ThingsBoard's transport.coap.psm_activity_timer and
+     * paging_transmission_window (default 10000 ms each). */
+    int64_t psm_activity_timer_ms;
+    int64_t paging_window_ms;
 } api_cfg_t;
 
 void api_cfg_default(api_cfg_t *cfg);

@@ -23,6 +23,7 @@
 #include "api/payload.h"
 #include "api/route.h"
 #include "core/htab.h"
+#include "device/power.h"
 
 typedef struct api_life {
     int refs;
@@ -43,6 +44,14 @@ typedef struct api_dev {
     int64_t last_request_ms; /* monotonic */
     int64_t last_report_ms;  /* monotonic time lastActivityTime was last written */
     loop_timer_t idle_timer;
+    /* power saving (power.c, spec §4); all zero for a device never sent a downlink */
+    power_state_t pstate;   /* uplinks: every request, every acknowledged CON notification */
+    power_settings_t power; /* resolved settings, valid when power_gen is the cache's */
+    uint64_t power_gen;     /* power_cache_gen() when power was resolved; 0 = never */
+    int64_t power_retry_ms; /* after a failed lookup: not before this (monotonic) */
+    power_held_t *held;     /* attribute updates held while the device sleeps, or NULL */
+    bool rpc_held;          /* an RPC was held back: pump when the device wakes */
+    bool notifying;         /* inside api__notify: a result now is a NON send, not an ACK */
 } api_dev_t;
 
 struct api_shard {
@@ -113,12 +122,41 @@ void api__dev_maybe_free(api_dev_t *d);
 void api__dev_free_all(api_shard_t *a);
 
 /* ---- activity.c ---- */
-/* A request from the device arrived (after authentication) from peer (may be NULL: plain). */
-void api__activity_request(api_shard_t *a, int64_t device_id, const transport_peer_t *peer);
+/* A request from the device arrived (after authentication) from peer (may be NULL: plain).
+ * Also the device's uplink for power saving. Returns true when downlinks were held back for
+ * the device while it slept: the caller calls api__power_wake once the request is handled. */
+bool api__activity_request(api_shard_t *a, int64_t device_id, const transport_peer_t *peer);
 /* An observation relation of the device opened (+1) or ended (-1): tells the hub. */
 void api__activity_observations(api_dev_t *d, int delta);
 /* An observation of the device ended with TIMEOUT/RESET. */
 void api__activity_lost(api_dev_t *d);
+
+/* ---- power.c: downlink gating for PSM / eDRX devices (spec §4) ---- */
+/* Passed as the cookie of an attribute notification to a power-saving device, so its ACK or
+ * timeout is reported (on_notify_result) without an allocation. */
+extern char api__power_cookie;
+/* Resolves d's power settings if they changed since the last time (or were never read). */
+void api__power_refresh(api_dev_t *d);
+/* An attribute update (deleted: a SHARED_DELETED body) for d, which has an attribute
+ * observer. Returns true if it was held (or merged with held ones and sent), false if the
+ * caller sends it as usual. */
+bool api__power_attrs(api_dev_t *d, bool deleted, const char *json);
+/* May an RPC notification go to d now? If not, remembers to pump when the device wakes. */
+bool api__power_rpc_may_send(api_dev_t *d);
+/* An RPC notification went to d (uses up eDRX's one late downlink). */
+void api__power_rpc_sent(api_dev_t *d);
+/* coap_observer_notify for d's relation o, marking the call so that a result reported from
+ * inside it (a NON notification sent at once) is not taken for the device's ACK. */
+int api__notify(api_dev_t *d, coap_observer_t *o, int cf, const char *body, void *cookie);
+/* The device sent a request: delivers what was held back. */
+void api__power_wake(api_shard_t *a, int64_t device_id);
+/* A notification to d was acknowledged or given up (engine on_notify_result): an ACK is an
+ * uplink. */
+void api__power_notify_result(api_dev_t *d, bool acked);
+/* An observation of d ended because a CON notification was never acknowledged: asleep. */
+void api__power_timeout(api_dev_t *d);
+/* Drops d's held attribute updates (a fresh subscription carries the current values). */
+void api__power_drop_held(api_dev_t *d);
 
 /* ---- telemetry.c ---- */
 void api__telemetry_post(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
@@ -131,8 +169,11 @@ void api__attributes_get(api_shard_t *a, coap_exchange_t *x, const coap_request_
                          int64_t device_id);
 void api__attributes_subscribe(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
                                int64_t device_id);
-/* Pushes a SHARED_UPDATED/SHARED_DELETED body to the device's subscription, if any. */
-void api__attributes_notify(api_shard_t *a, int64_t device_id, const char *json);
+/* Pushes a SHARED_UPDATED (deleted false) / SHARED_DELETED body to the device's
+ * subscription, if any; held instead while a power-saving device sleeps. */
+void api__attributes_notify(api_shard_t *a, int64_t device_id, bool deleted, const char *json);
+/* Sends body to d's attribute observer (cookie for power-saving devices). */
+void api__attributes_send(api_dev_t *d, const char *json);
 
 /* ---- rpc.c ---- */
 void api__rpc_subscribe(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,

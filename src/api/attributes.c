@@ -132,6 +132,7 @@ void api__attributes_subscribe(api_shard_t *a, coap_exchange_t *x, const coap_re
         d->attr_obs = o;
         api__activity_observations(d, +1);
         d->attr_cf = api__resp_cf(req);
+        api__power_drop_held(d); /* the answer below carries every current value */
     } else {
         LOG_D("api", "device %lld: observer cap reached, answering without Observe",
               (long long)device_id);
@@ -141,13 +142,22 @@ void api__attributes_subscribe(api_shard_t *a, coap_exchange_t *x, const coap_re
     api__dev_maybe_free(d);
 }
 
-void api__attributes_notify(api_shard_t *a, int64_t device_id, const char *json)
+void api__attributes_send(api_dev_t *d, const char *json)
+{
+    if (!d->attr_obs)
+        return;
+    /* A power-saving device's ACK or silence tells us whether it is awake (power.c). */
+    void *cookie = power_saving(&d->power) ? &api__power_cookie : NULL;
+    if (api__notify(d, d->attr_obs, d->attr_cf, json, cookie) < 0)
+        LOG_D("api", "device %lld: attribute notification dropped (queue full)", (long long)d->id);
+}
+
+void api__attributes_notify(api_shard_t *a, int64_t device_id, bool deleted, const char *json)
 {
     api_dev_t *d = api__dev_find(a, device_id);
     if (!d || !d->attr_obs)
         return;
-    if (coap_observer_notify(d->attr_obs, COAP_CONTENT, d->attr_cf, (const uint8_t *)json,
-                             strlen(json), NULL) < 0)
-        LOG_D("api", "device %lld: attribute notification dropped (queue full)",
-              (long long)device_id);
+    if (api__power_attrs(d, deleted, json))
+        return; /* held for a sleeping device, or sent merged with what was held */
+    api__attributes_send(d, json);
 }

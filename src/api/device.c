@@ -40,6 +40,7 @@ static void unlink_free(api_shard_t *a, api_dev_t *d)
 {
     htab_remove(&a->devs, &d->link);
     loop_timer_cancel(a->loop, &d->idle_timer);
+    api__power_drop_held(d);
     free(d);
 }
 

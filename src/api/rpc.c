@@ -72,14 +72,17 @@ static void pump(api_shard_t *a, int64_t device_id)
         api_dev_t *d = api__dev_find(a, device_id);
         if (!d || !d->rpc_obs)
             return;
+        /* A sleeping PSM / eDRX device: the RPC stays pending in the hub until it wakes. */
+        if (!api__power_rpc_may_send(d))
+            return;
         hub_rpc_t r;
         if (!hub_rpc_take(a->hub, device_id, &r))
             return;
+        api__power_rpc_sent(d);
         rpc_cookie_t *c = xmalloc(sizeof *c);
         c->device_id = device_id;
         c->request_id = r.request_id;
-        int rc = coap_observer_notify(d->rpc_obs, COAP_CONTENT, d->rpc_cf,
-                                      (const uint8_t *)r.body, strlen(r.body), c);
+        int rc = api__notify(d, d->rpc_obs, d->rpc_cf, r.body, c);
         free(r.body);
         if (rc < 0) {
             /* Queue full: give it back and stop, or we would take the same RPC forever. */

@@ -86,12 +86,30 @@ struct hub {
     size_t n_seqs, cap_seqs;
     pthread_mutex_t status_mu;
     htab_t status; /* status_entry_t by device id; under status_mu */
+    power_cache_t *power;
 };
 
 typedef struct delivery {
     shard_ref_t shard;
     hub_event_t ev;
 } delivery_t;
+
+/* Profiles and devices saved or deleted (REST) reach the power-saving settings cache. */
+static void power_on_change(void *ctx, hub_change_t what, int64_t id)
+{
+    power_cache_t *c = ctx;
+    switch (what) {
+    case HUB_CHANGE_PROFILE_SAVED:
+    case HUB_CHANGE_PROFILE_DELETED:
+        power_cache_invalidate_profile(c, id);
+        break;
+    case HUB_CHANGE_DEVICE:
+    case HUB_CHANGE_DEVICE_DELETED:
+    case HUB_CHANGE_DEVICE_PROVISIONED: /* new: nothing cached, but cheap to be sure */
+        power_cache_invalidate_device(c, id);
+        break;
+    }
+}
 
 hub_t *hub_new(store_t *store)
 {
@@ -102,6 +120,8 @@ hub_t *hub_new(store_t *store)
     pthread_rwlock_init(&h->change_lock, NULL);
     pthread_mutex_init(&h->status_mu, NULL);
     htab_init(&h->status, 64);
+    h->power = power_cache_new(store);
+    hub_change_listen(h, power_on_change, h->power);
     return h;
 }
 
@@ -123,6 +143,7 @@ void hub_free(hub_t *h)
         free(HTAB_ENTRY(l, status_entry_t, link));
     htab_fini(&h->status);
     pthread_mutex_destroy(&h->status_mu);
+    power_cache_free(h->power);
     free(h->shards);
     free(h->seqs);
     free(h->watchers);
@@ -522,4 +543,9 @@ void hub_rpc_cancel_device(hub_t *h, int64_t device_id)
         }
     }
     pthread_mutex_unlock(&h->mu);
+}
+
+power_cache_t *hub_power(hub_t *h)
+{
+    return h->power;
 }

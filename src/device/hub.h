@@ -12,6 +12,7 @@
 #define COAPHUB_DEVICE_HUB_H
 
 #include "core/loop.h"
+#include "device/power_cache.h"
 #include "store/store.h"
 
 #include <stdbool.h>
@@ -186,5 +187,13 @@ bool hub_rpc_reply(hub_t *h, int64_t device_id, int64_t request_id, const uint8_
                    size_t len);
 /* Cancels every waiting RPC of the device (device deleted). */
 void hub_rpc_cancel_device(hub_t *h, int64_t device_id);
+
+/* ---- power-saving settings ----
+ *
+ * The hub owns the power-saving settings cache (power_cache.h) because both of its sides need
+ * it: shards read it before a downlink, and the hub's own change listener (hub_change_listen,
+ * registered by hub_new) invalidates it for every profile or device saved or deleted. Lives as
+ * long as the hub. */
+power_cache_t *hub_power(hub_t *h);
 
 #endif

@@ -340,6 +340,101 @@ static void test_rpc_pending_before_subscription(void **state)
     fx_free(f);
 }
 
+/* Finds the datagram sent from index `from` on whose token is tok; -1 if none. */
+static int find_sent(fx_t *f, size_t from, const char *tok, fx_msg_t *m)
+{
+    for (size_t i = from; i < f->peer.n_sent; i++) {
+        fx_msg(f, i, m);
+        if (m->pdu.tkl == strlen(tok) && memcmp(m->pdu.token, tok, m->pdu.tkl) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+static void set_device_data(fx_t *f, int64_t dev, const char *json)
+{
+    store_device_t d;
+    assert_int_equal(store_device_get(f->store, dev, &d), 0);
+    free(d.device_data);
+    d.device_data = strdup(json);
+    assert_int_equal(store_device_update(f->store, &d), 0);
+    store_device_fini(&d);
+    power_cache_invalidate_device(hub_power(f->hub), dev);
+}
+
+/* Spec §4: a PSM device past its activity timer gets nothing; its next request brings one
+ * merged attribute notification (later value wins, the deleted key only in "deleted") and
+ * the RPC that waited in the hub. */
+static void test_psm_holds_until_uplink(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL);
+    set_device_data(f, f->dev1,
+                    "{\"transportConfiguration\":{\"type\":\"COAP\",\"powerMode\":\"PSM\","
+                    "\"psmActivityTimer\":200}}");
+    fx_msg_t m;
+    fx_call(
+        f,
+        &REQ(.method = COAP_GET, .token = "at", .path = "api/v1/TOKEN1/attributes", .obs = OBS_REG),
+        &m);
+    assert_int_equal(m.pdu.code, COAP_CONTENT);
+    fx_call(f, &REQ(.method = COAP_GET, .token = "rp", .path = "api/v1/TOKEN1/rpc", .obs = OBS_REG),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_VALID);
+    /* Inside the window a notification goes out at once. */
+    size_t n = f->peer.n_sent;
+    hub_publish(f->hub, HUB_EV_SHARED_UPDATED, f->dev1, "{\"early\":1}");
+    assert_true(fx_wait_sent(f, n + 1));
+    fx_msg(f, n, &m);
+    assert_string_equal(m.payload, "{\"early\":1}");
+    fx_send_empty(f, COAP_TYPE_ACK, m.pdu.mid); /* an uplink too */
+
+    fx_run(f, 260); /* asleep */
+    n = f->peer.n_sent;
+    hub_publish(f->hub, HUB_EV_SHARED_UPDATED, f->dev1, "{\"t\":1,\"b\":1}");
+    hub_publish(f->hub, HUB_EV_SHARED_UPDATED, f->dev1, "{\"t\":2.50}");
+    hub_publish(f->hub, HUB_EV_SHARED_DELETED, f->dev1, "{\"deleted\":[\"b\"]}");
+    rpc_caller_t c = {.hub = f->hub, .dev = f->dev1};
+    pthread_t th;
+    pthread_create(&th, NULL, call_rpc, &c);
+    fx_run(f, 100);
+    assert_int_equal(f->peer.n_sent, n); /* nothing while asleep */
+
+    fx_send_req(f, &REQ(.method = COAP_POST, .token = "up", .path = "api/v1/TOKEN1/telemetry",
+                        .payload = "{\"battery\":97}"));
+    assert_true(fx_wait_sent(f, n + 3));
+    fx_run(f, 20);
+    assert_int_equal(f->peer.n_sent, n + 3); /* one merged notification, not three */
+    assert_true(find_sent(f, n, "up", &m) >= 0);
+    assert_int_equal(m.pdu.code, COAP_CREATED);
+    assert_true(find_sent(f, n, "at", &m) >= 0);
+    assert_string_equal(m.payload, "{\"t\":2.50,\"deleted\":[\"b\"]}");
+    fx_send_empty(f, COAP_TYPE_ACK, m.pdu.mid);
+    assert_true(find_sent(f, n, "rp", &m) >= 0);
+    assert_non_null(strstr(m.payload, "\"method\":\"setGpio\""));
+    fx_send_empty(f, COAP_TYPE_ACK, m.pdu.mid);
+    const char *idp = strstr(m.payload, "\"id\":");
+    char path[64];
+    snprintf(path, sizeof path, "api/v1/TOKEN1/rpc/%lld", strtoll(idp + 5, NULL, 10));
+    fx_call(f, &REQ(.method = COAP_POST, .token = "re", .path = path, .payload = "{\"ok\":1}"), &m);
+    pthread_join(th, NULL);
+    assert_int_equal(c.res, HUB_RPC_OK);
+    free(c.reply);
+
+    /* Switched to DRX through a device save: notifications go out at once again. */
+    set_device_data(f, f->dev1,
+                    "{\"transportConfiguration\":{\"type\":\"COAP\","
+                    "\"powerMode\":\"DRX\"}}");
+    fx_run(f, 260); /* past the old window */
+    n = f->peer.n_sent;
+    hub_publish(f->hub, HUB_EV_SHARED_UPDATED, f->dev1, "{\"late\":1}");
+    assert_true(fx_wait_sent(f, n + 1));
+    fx_msg(f, n, &m);
+    assert_string_equal(m.payload, "{\"late\":1}");
+    fx_send_empty(f, COAP_TYPE_ACK, m.pdu.mid);
+    fx_free(f);
+}
+
 static void test_client_rpc_claim_provision_ota(void **state)
 {
     (void)state;
@@ -825,6 +920,7 @@ int main(void)
         cmocka_unit_test(test_completion_after_shard_free),
         cmocka_unit_test(test_error_codes),
         cmocka_unit_test(test_store_refusing_writes),
+        cmocka_unit_test(test_psm_holds_until_uplink),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,2 @@
+coaphub_fuzz_target(NAME power_settings SOURCES ${CMAKE_CURRENT_LIST_DIR}/power_settings.c
+                    LIBS coaphub_device)
