@@ -11,12 +11,14 @@ import { attributesTab } from './tab-attributes.js';
 import { credentialsTab } from './tab-credentials.js';
 import { connectivityTab } from './tab-connectivity.js';
 import { rpcTab } from './tab-rpc.js';
+import { firmwareTab } from './tab-firmware.js';
 
 const TABS = [
   { id: 'telemetry', label: 'Latest telemetry', make: telemetryTab },
   { id: 'chart', label: 'Chart', make: chartTab },
   { id: 'attributes', label: 'Attributes', make: attributesTab },
   { id: 'credentials', label: 'Credentials', make: credentialsTab },
+  { id: 'firmware', label: 'Profile & firmware', make: firmwareTab },
   { id: 'connectivity', label: 'Check connectivity', make: connectivityTab },
   { id: 'rpc', label: 'RPC', make: rpcTab },
 ];
