@@ -70,14 +70,15 @@ export function deviceView(root, { id, tab }) {
       h('div', { class: 'page-head' },
         h('div', {}, h('h1', { class: 'dev-title' }, device.name),
           h('div', { class: 'dev-meta' },
-            h('span', { class: 'muted' }, device.type || 'default'),
+            h('span', { class: 'muted', id: 'dev-type', title: 'Device profile' }, device.type || 'default'),
             device.label ? h('span', { class: 'muted' }, ` · ${device.label}`) : null,
             h('span', { class: 'mono small' }, ` · ${device.id.id} `), copyButton(() => device.id.id, 'Copy ID'))),
         h('div', { class: 'head-right' }, status, mode)),
       tabList, panel);
 
     if (focusTabAfterRender) { focusTabAfterRender = false; document.getElementById(`tab-${sel.id}`)?.focus(); }
-    const ctx = { id, device };
+    // A tab that saved the device (its profile) updates the header: the type is the profile's name.
+    const ctx = { id, device, onSaved: (d) => { ctx.device = d; const t = document.getElementById('dev-type'); if (t) t.textContent = d.type || 'default'; } };
     current = sel.make(panel, ctx) || {};
     unsubscribe = subscribe(id, (type, data) => {
       if (type === 'activity') showStatus(data);

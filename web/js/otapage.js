@@ -90,7 +90,7 @@ export function otaView(root, { query }) {
           h('td', { class: 'row-actions' },
             o.hasData ? h('button', { type: 'button', class: 'btn btn-small', onclick: () => download(o), 'aria-label': `Download ${o.title}` }, 'Download') : null,
             o.hasData ? h('button', { type: 'button', class: 'btn btn-small', onclick: () => assign(o), 'aria-label': `Assign ${o.title}` }, 'Assign') : null,
-            h('button', { type: 'button', class: 'btn btn-small btn-danger-ghost', onclick: () => remove(o), 'aria-label': `Delete ${o.title}` }, 'Delete')))))),
+            h('button', { type: 'button', class: 'btn btn-small btn-danger-ghost', onclick: () => remove(o), 'aria-label': `Delete ${o.title}` }, 'Delete'))))))),
       pager(pg, st, 'package', sync));
   }
 

@@ -52,6 +52,7 @@ export function firmwareTab(panel, ctx) {
         // Packages belong to one profile: the device's own ones would not fit the new profile.
         device = await devices.save({ ...device, deviceProfileId: { entityType: 'DEVICE_PROFILE', id: sel.value }, firmwareId: null, softwareId: null });
         toast('Profile saved');
+        if (ctx.onSaved) ctx.onSaved(device);
         load();
       } catch (ex) { fSel.setError(ex.message); save.disabled = false; }
     });
