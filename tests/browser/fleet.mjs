@@ -80,6 +80,36 @@ export function fleetTests(ctx) {
     await ctx.shot('profile-delete-refused');
   });
 
+  test('profiles: X.509 chain provisioning from an uploaded CA certificate; a private key is refused in the page', async (t) => {
+    if (skip(t)) return;
+    const page = ctx.page();
+    const dir = path.join(ctx.tmp(), 'ca');
+    fs.mkdirSync(dir, { recursive: true });
+    const key = path.join(dir, 'ca-key.pem'), cert = path.join(dir, 'ca.pem');
+    execFileSync('openssl', ['ecparam', '-out', key, '-name', 'secp256r1', '-genkey']);
+    execFileSync('openssl', ['req', '-new', '-key', key, '-x509', '-nodes', '-days', '30', '-out', cert, '-subj', '/CN=ui-test-ca']);
+    await page.click('#add-profile');
+    await page.fill('#profile-name', 'ui-chain');
+    await page.selectOption('#profile-provision-type', 'X509_CERTIFICATE_CHAIN');
+    assert.ok(await page.isHidden('#profile-provision-key'), 'no key to type for chain provisioning');
+    await page.fill('#profile-ca', fs.readFileSync(key, 'utf8'));
+    await page.click('#profile-save');
+    await page.waitForSelector('#profile-ca-err:text("private key")');
+    await page.setInputFiles('#profile-ca-file', cert);
+    await ctx.waitFor(async () => (await page.inputValue('#profile-ca')).includes('BEGIN CERTIFICATE'), 5000, 'the CA file in the text area');
+    await page.fill('#profile-cn-regex', '^ui-(.*)$');
+    await page.click('#profile-save');
+    await page.waitForSelector('tr[data-name="ui-chain"] .provisioning:text("X.509 certificate chain")');
+    const id = await page.getAttribute('tr[data-name="ui-chain"]', 'data-id');
+    const p = (await api('GET', `/api/deviceProfile/${id}`)).body;
+    const pc = p.profileData.provisionConfiguration;
+    assert.equal(pc.type, 'X509_CERTIFICATE_CHAIN');
+    assert.equal(pc.certificateRegExPattern, '^ui-(.*)$');
+    assert.equal(pc.allowCreateNewDevicesByX509Certificate, true);
+    assert.match(pc.provisionDeviceSecret, /BEGIN CERTIFICATE/);
+    assert.ok(p.provisionDeviceKey, 'the server derives the key from the CA');
+  });
+
   test('OTA: upload a firmware file; the checksum shown is what sha256sum says; download gives the same bytes; assign it to the profile', async (t) => {
     if (skip(t)) return;
     const page = ctx.page();
@@ -153,6 +183,12 @@ export function fleetTests(ctx) {
     assert.equal(await page.textContent('#fw-current'), 'ui-fw 1.0.1');
     await ctx.shot('device-firmware-updated');
     await ctx.docShot('device-firmware', { fullPage: true });
+    // The profile now has a device: deleting it is refused with ThingsBoard's reason.
+    await page.click('#nav-profiles');
+    await page.click('button[aria-label="Delete ui-fleet"]');
+    await page.click('dialog .btn-danger');
+    await page.waitForSelector('#profile-error:text("referenced by the devices cannot be deleted")');
+    assert.ok(await page.$('tr[data-name="ui-fleet"]'), 'the profile is still listed');
   });
 
   test('phone-sized screen: the profiles and OTA pages fit without horizontal scrolling', async (t) => {
