@@ -57,6 +57,11 @@ char *cli_escape(const char *s);
  * device). */
 int cli_device_by_name(cli_t *c, const char *name, json_t **dev, const char **id);
 
+/* Logs in and looks a device profile up by its exact name; on success *prof is a new reference
+ * to the DeviceProfile JSON and *id points into it. Returns 0 or a sysexits code (EX_NOINPUT
+ * when no such profile). */
+int cli_profile_by_name(cli_t *c, const char *name, json_t **prof, const char **id);
+
 /* Prints v as indented JSON on stdout. */
 void cli_print_json(const json_t *v);
 
@@ -65,6 +70,7 @@ int cli_cmd_device(cli_t *c, int argc, char **argv);
 int cli_cmd_telemetry(cli_t *c, int argc, char **argv);
 int cli_cmd_attr(cli_t *c, int argc, char **argv);
 int cli_cmd_rpc(cli_t *c, int argc, char **argv);
+int cli_cmd_profile(cli_t *c, int argc, char **argv);
 
 /* Argument parsing shared by the verbs: options may appear anywhere after the verb; the
  * global options (--url, --user, --password, --json) are accepted there too. */

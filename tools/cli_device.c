@@ -26,7 +26,8 @@
 
 static const char DEVICE_HELP[] =
     "usage: coaphub-cli [global options] device VERB ...\n"
-    "  device add NAME [--token T] [--type TYPE]   create a device (token: random if omitted)\n"
+    "  device add NAME [--token T] [--type TYPE | --profile PROFILE]\n"
+    "                                              create a device (token: random if omitted)\n"
     "  device list [--search S]                    list devices (name contains S)\n"
     "  device show NAME                            device and its credentials\n"
     "  device delete NAME                          delete device, credentials and data\n"
@@ -38,9 +39,9 @@ static const char DEVICE_HELP[] =
 typedef struct {
     const char *usage;
     char *pos[2];
-    const char *token, *type, *search, *cert; /* options */
-    json_t *dev;                              /* the device named by pos[0], a new reference */
-    const char *id;                           /* its id, inside dev */
+    const char *token, *type, *search, *cert, *profile; /* options */
+    json_t *dev;    /* the device named by pos[0], a new reference */
+    const char *id; /* its id, inside dev */
 } args_t;
 
 static const char *jstr(const json_t *o, const char *k)
@@ -79,8 +80,26 @@ static void print_device_json(const json_t *dev, const json_t *cred)
 
 static int run_add(cli_t *c, args_t *a)
 {
+    if (a->profile && a->type) {
+        fprintf(stderr, "error: --type and --profile are exclusive\n");
+        return cli_usage(a->usage, EX_USAGE);
+    }
+    json_t *body = json_pack("{s:s}", "name", a->pos[0]);
+    if (a->profile) { /* an existing profile: a typo must not make a new one, as --type would */
+        json_t *prof = NULL;
+        const char *pid = NULL;
+        int prc = cli_profile_by_name(c, a->profile, &prof, &pid);
+        if (prc != 0) {
+            json_decref(body);
+            return prc;
+        }
+        json_object_set_new(body, "deviceProfileId",
+                            json_pack("{s:s, s:s}", "entityType", "DEVICE_PROFILE", "id", pid));
+        json_decref(prof);
+    } else if (a->type) {
+        json_object_set_new(body, "type", json_string(a->type));
+    }
     char *q = a->token ? cli_escape(a->token) : NULL;
-    json_t *body = json_pack("{s:s, s:s}", "name", a->pos[0], "type", a->type);
     cli_resp_t r;
     int rc = cli_call(c, "POST", body, "create device", &r, "/api/device%s%s",
                       q ? "?accessToken=" : "", q ? q : "");
@@ -245,7 +264,13 @@ static int run_cert(cli_t *c, args_t *a)
 enum { FIRST_NOTHING, FIRST_LOGIN, FIRST_FIND_DEVICE };
 
 /* The options of the device verbs; each verb accepts some of them. */
-enum { OPT_TOKEN = 1u << 0, OPT_TYPE = 1u << 1, OPT_SEARCH = 1u << 2, OPT_CERT = 1u << 3 };
+enum {
+    OPT_TOKEN = 1u << 0,
+    OPT_TYPE = 1u << 1,
+    OPT_SEARCH = 1u << 2,
+    OPT_CERT = 1u << 3,
+    OPT_PROFILE = 1u << 4
+};
 
 static const struct verb {
     const char *name;
@@ -255,10 +280,12 @@ static const struct verb {
     int (*run)(cli_t *c, args_t *a);
     const char *usage;
 } verbs[] = {
-    {"add", OPT_TOKEN | OPT_TYPE, 1, FIRST_LOGIN, run_add,
-     "usage: coaphub-cli device add NAME [--token TOKEN] [--type TYPE]\n"
-     "Creates device NAME (profile TYPE, default \"default\") with access-token credentials.\n"
-     "Without --token the server picks a random 20-character token. Prints name, id, token.\n"},
+    {"add", OPT_TOKEN | OPT_TYPE | OPT_PROFILE, 1, FIRST_LOGIN, run_add,
+     "usage: coaphub-cli device add NAME [--token TOKEN] [--type TYPE | --profile PROFILE]\n"
+     "Creates device NAME with access-token credentials. --profile names an existing device\n"
+     "profile; --type names a profile that is created when missing (ThingsBoard's type);\n"
+     "neither: profile \"default\". Without --token the server picks a random\n"
+     "20-character token. Prints name, id, token.\n"},
     {"list", OPT_SEARCH, 0, FIRST_LOGIN, run_list,
      "usage: coaphub-cli device list [--search TEXT]\n"
      "Lists the tenant's devices (name, type, id), optionally those whose name contains\n"
@@ -294,15 +321,14 @@ int cli_cmd_device(cli_t *c, int argc, char **argv)
         fprintf(stderr, "error: unknown device verb '%s'\n", name);
         return cli_usage(DEVICE_HELP, EX_USAGE);
     }
-    args_t a = {.usage = v->usage, .type = "default"};
+    args_t a = {.usage = v->usage};
     const struct {
         unsigned bit;
         cli_opt_t opt;
     } all[] = {
-        {OPT_TOKEN, {"token", &a.token, NULL}},
-        {OPT_TYPE, {"type", &a.type, NULL}},
-        {OPT_SEARCH, {"search", &a.search, NULL}},
-        {OPT_CERT, {"cert", &a.cert, NULL}},
+        {OPT_TOKEN, {"token", &a.token, NULL}},       {OPT_TYPE, {"type", &a.type, NULL}},
+        {OPT_SEARCH, {"search", &a.search, NULL}},    {OPT_CERT, {"cert", &a.cert, NULL}},
+        {OPT_PROFILE, {"profile", &a.profile, NULL}},
     };
     cli_opt_t opts[sizeof all / sizeof all[0] + 1];
     size_t n_opts = 0;

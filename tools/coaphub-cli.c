@@ -3,7 +3,7 @@
  *   coaphub-cli [--url URL] [--user EMAIL] [--password PW] [--json] VERB ...
  *
  * This file holds only global option handling and verb dispatch; the verbs live in
- * cli_device.c and cli_data.c, the HTTP plumbing in cli_http.c. Settings come from flags,
+ * cli_device.c, cli_profile.c and cli_data.c, the HTTP plumbing in cli_http.c. Settings come from flags,
  * then environment (COAPHUB_URL, COAPHUB_USER, COAPHUB_PASSWORD), then defaults. Exit codes are
  * sysexits.h values; docs/cli.md lists them.
  */
@@ -23,16 +23,24 @@ static const char USAGE[] =
     "usage: coaphub-cli [--url URL] [--user EMAIL] [--password PW] [--json] VERB ...\n"
     "\n"
     "Global options (also accepted after the verb):\n"
-    "  --url URL        server REST base URL (env COAPHUB_URL, default " CLI_DEFAULT_URL ")\n"
+    "  --url URL        server REST base URL (env COAPHUB_URL, default " CLI_DEFAULT_URL
+    ")\n"
     "  --user EMAIL     tenant administrator login (env COAPHUB_USER)\n"
     "  --password PW    password (env COAPHUB_PASSWORD; prefer the env: argv is public)\n"
     "  --json           print raw JSON instead of tables\n"
     "  --help, --version\n"
     "\n"
     "Verbs:\n"
-    "  device add NAME [--token T]      device list [--search S]     device show NAME\n"
-    "  device delete NAME               device token NAME TOKEN\n"
-    "  device cert NAME --cert cert.pem\n"
+    "  device add NAME [--token T] [--type TYPE | --profile PROFILE]\n"
+    "  device list [--search S]         device show NAME             device delete NAME\n"
+    "  device token NAME TOKEN          device cert NAME --cert cert.pem\n"
+    "  profile list [--search S]        profile show NAME            profile delete NAME\n"
+    "  profile add NAME [OPTIONS]       profile set NAME [OPTIONS]   profile default NAME\n"
+    "      OPTIONS: --strategy allow-create|check-pre-provisioned|x509-chain|disabled\n"
+    "      --provision-key K --provision-secret S  --ca-cert FILE [--cn-regex RE]\n"
+    "      --power-mode psm|drx|edrx [--psm-activity-timer MS] [--edrx-cycle MS]\n"
+    "      [--paging-window MS]  --description TEXT  --default"
+
     "  telemetry NAME [KEYS]            latest telemetry values\n"
     "  attr set NAME SCOPE key=value... attr get NAME SCOPE [KEYS]\n"
     "  rpc NAME METHOD [PARAMS_JSON] [--oneway] [--timeout MS]\n"
@@ -97,6 +105,8 @@ int main(int argc, char **argv)
     int rc;
     if (strcmp(verb, "device") == 0) {
         rc = cli_cmd_device(&c, argc - i, argv + i);
+    } else if (strcmp(verb, "profile") == 0) {
+        rc = cli_cmd_profile(&c, argc - i, argv + i);
     } else if (strcmp(verb, "telemetry") == 0) {
         rc = cli_cmd_telemetry(&c, argc - i, argv + i);
     } else if (strcmp(verb, "attr") == 0) {

@@ -57,6 +57,11 @@ typedef struct status_entry {
     int64_t last_activity_ms;
 } status_entry_t;
 
+typedef struct change_listener {
+    hub_change_cb cb;
+    void *ctx;
+} change_listener_t;
+
 typedef struct watcher {
     uint64_t handle;
     hub_watch_cb cb;
@@ -70,6 +75,9 @@ struct hub {
     size_t n_watchers;
     uint64_t next_watch;
     atomic_size_t n_watching;
+    pthread_rwlock_t change_lock; /* guards changes: added at wiring, read per change */
+    change_listener_t *changes;
+    size_t n_changes;
     shard_ref_t *shards;
     size_t n_shards;
     pthread_mutex_t mu;
@@ -91,6 +99,7 @@ hub_t *hub_new(store_t *store)
     h->store = store;
     pthread_mutex_init(&h->mu, NULL);
     pthread_rwlock_init(&h->watch_lock, NULL);
+    pthread_rwlock_init(&h->change_lock, NULL);
     pthread_mutex_init(&h->status_mu, NULL);
     htab_init(&h->status, 64);
     return h;
@@ -117,6 +126,8 @@ void hub_free(hub_t *h)
     free(h->shards);
     free(h->seqs);
     free(h->watchers);
+    free(h->changes);
+    pthread_rwlock_destroy(&h->change_lock);
     pthread_rwlock_destroy(&h->watch_lock);
     pthread_mutex_destroy(&h->mu);
     free(h);
@@ -190,6 +201,24 @@ void hub_watch_publish(hub_t *h, hub_watch_type_t type, int64_t device_id, const
     for (size_t i = 0; i < h->n_watchers; i++)
         h->watchers[i].cb(h->watchers[i].ctx, type, device_id, json);
     pthread_rwlock_unlock(&h->watch_lock);
+}
+
+/* ---- fleet changes ---- */
+
+void hub_change_listen(hub_t *h, hub_change_cb cb, void *ctx)
+{
+    pthread_rwlock_wrlock(&h->change_lock);
+    h->changes = xrealloc(h->changes, (h->n_changes + 1) * sizeof *h->changes);
+    h->changes[h->n_changes++] = (change_listener_t){.cb = cb, .ctx = ctx};
+    pthread_rwlock_unlock(&h->change_lock);
+}
+
+void hub_change_publish(hub_t *h, hub_change_t what, int64_t id)
+{
+    pthread_rwlock_rdlock(&h->change_lock);
+    for (size_t i = 0; i < h->n_changes; i++)
+        h->changes[i].cb(h->changes[i].ctx, what, id);
+    pthread_rwlock_unlock(&h->change_lock);
 }
 
 /* ---- live device status ---- */

@@ -74,6 +74,33 @@ bool hub_watched(hub_t *h);
 /* Tells every watcher. */
 void hub_watch_publish(hub_t *h, hub_watch_type_t type, int64_t device_id, const char *json);
 
+/* ---- fleet changes: what caches of profile-derived settings listen to ----
+ *
+ * The REST side publishes one of these after the store has committed a change that settings
+ * derived from device profiles depend on: provisioning keys and CA certificates (provisioning),
+ * power-saving settings (downlink gating), assigned OTA packages. A listener reloads what it
+ * needs from the store (store_profile_get, store_device_get); the change itself carries only
+ * an id. Listeners run synchronously on the publishing thread (an HTTP thread) after the
+ * commit and before the REST answer is sent, so a client that got its 200 can rely on every
+ * cache having heard of the change; they must not block for long and must not publish
+ * changes themselves (everything else of the hub they may use).
+ * Shards that keep per-device state should post to their own loop from the listener. */
+
+typedef enum {
+    HUB_CHANGE_PROFILE_SAVED = 1, /* id = device_profile.id: created, updated, made default */
+    HUB_CHANGE_PROFILE_DELETED,   /* id = the deleted profile's id (its row is gone) */
+    HUB_CHANGE_DEVICE,            /* id = device id: created, or saved through REST (its
+                                   * profile, deviceData, firmwareId or softwareId may differ) */
+    HUB_CHANGE_DEVICE_DELETED,    /* id = the deleted device's id */
+} hub_change_t;
+
+typedef void (*hub_change_cb)(void *ctx, hub_change_t what, int64_t id);
+
+/* Adds a listener (wiring time, before the HTTP server starts; never removed). */
+void hub_change_listen(hub_t *h, hub_change_cb cb, void *ctx);
+/* Calls every listener in the order they were added. Any thread but a listener's. */
+void hub_change_publish(hub_t *h, hub_change_t what, int64_t id);
+
 /* ---- live device status ----
  *
  * One entry per device that has talked to this server since it started: the transport of

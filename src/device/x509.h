@@ -27,6 +27,21 @@ int x509_cred_from_pem(const char *text, size_t len, char **b64, char hash_hex[s
  * single-line Base64 of der. Returns 0 or -EINVAL (empty input). */
 int x509_cred_hash_der(const uint8_t *der, size_t len, char hash_hex[static 65]);
 
+/* Largest number of certificates x509_chain_from_pem accepts (a CA and its intermediates). */
+#define X509_CHAIN_MAX 8
+
+/* Parses a CA certificate chain as pasted into a device profile (ThingsBoard's
+ * X509_CERTIFICATE_CHAIN provisionDeviceSecret): one or more PEM certificates, the first being
+ * the one devices' certificates are checked against, or one bare Base64 body. Each certificate
+ * must parse completely (x509_cred_from_pem's rules); any other PEM block (a private key) is
+ * refused. On success returns 0, sets *pem to the chain re-written as canonical PEM (64-column
+ * lines, "\n" line ends; caller frees), *n_certs to the count and first_hash_hex to the first
+ * certificate's credential hash (x509_cred_hash_der of its DER), which ThingsBoard stores as the
+ * profile's provisionDeviceKey. On failure returns -EINVAL (or -EMSGSIZE), *pem NULL, and
+ * writes the reason into err. Any thread. */
+int x509_chain_from_pem(const char *text, size_t len, char **pem, int *n_certs,
+                        char first_hash_hex[static 65], char *err, size_t err_cap);
+
 /* Display data of a certificate. */
 typedef struct x509_info {
     char subject[256];     /* one-line RFC 2253 form, truncated if longer */

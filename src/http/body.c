@@ -183,6 +183,10 @@ void http__device_req_fini(http_device_req_t *d)
     free(d->type);
     free(d->label);
     free(d->additional_info);
+    free(d->profile_uuid);
+    free(d->firmware_uuid);
+    free(d->software_uuid);
+    free(d->device_data);
     memset(d, 0, sizeof *d);
 }
 
@@ -225,10 +229,29 @@ int http__device_from_json(const json_t *o, http_device_req_t *out, char *msg, s
         rc = fail(msg, cap, "Device name, type and label must be at most 255 characters!");
         goto err;
     }
-    if (!out->type || out->type[0] == '\0') {
-        free(out->type);
-        out->type = xstrdup("default");
+    if (out->type && out->type[0] == '\0') {
+        free(out->type); /* no type: the default profile, as ThingsBoard */
+        out->type = NULL;
     }
+    static const char *const refs[] = {"deviceProfileId", "firmwareId", "softwareId"};
+    char **slots[] = {&out->profile_uuid, &out->firmware_uuid, &out->software_uuid};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *r = json_object_get(o, refs[i]);
+        if (!r || json_is_null(r))
+            continue;
+        const char *id = json_is_object(r) ? json_string_value(json_object_get(r, "id")) : NULL;
+        if (!http__is_uuid(id)) {
+            rc = fail(msg, cap, "%s: Invalid UUID string: %.40s", refs[i], id ? id : "");
+            goto err;
+        }
+        *slots[i] = xstrdup(id);
+        for (char *c = *slots[i]; *c; c++)
+            if (*c >= 'A' && *c <= 'F')
+                *c = (char)(*c + 32);
+    }
+    if ((rc = http__device_data_from_json(json_object_get(o, "deviceData"), &out->device_data, msg,
+                                          cap)) < 0)
+        goto err;
     json_t *ai = json_object_get(o, "additionalInfo");
     if (ai && !json_is_null(ai))
         out->additional_info = http__dumps(ai);

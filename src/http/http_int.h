@@ -53,7 +53,6 @@ struct http_server {
     uint8_t jwt_key[HTTP_JWT_KEY_LEN + 64];
     size_t jwt_key_len;
     char tenant_id[STORE_UUID_LEN + 1];
-    char profile_id[STORE_UUID_LEN + 1];
     pthread_mutex_t mu;      /* guards n_background, inflight, stopping */
     pthread_cond_t bg_done;
     int n_background;        /* persistent-RPC threads still running */
@@ -256,11 +255,47 @@ void http__cred_req_fini(http_cred_req_t *c);
 
 typedef struct http_device_req {
     char *uuid;          /* "id":{"id":..} for an update, else NULL */
-    char *name, *type, *label, *additional_info; /* additional_info: JSON text */
+    char *name, *label, *additional_info; /* additional_info: JSON text */
+    char *type;         /* NULL when absent or empty: the default profile (unless profile_uuid) */
+    char *profile_uuid; /* deviceProfileId.id (lower case) or NULL; wins over type */
+    char *firmware_uuid, *software_uuid; /* firmwareId.id / softwareId.id or NULL */
+    char *device_data; /* deviceData normalised (http__device_data_from_json) or NULL */
 } http_device_req_t;
 
 int http__device_from_json(const json_t *o, http_device_req_t *out, char *msg, size_t cap);
 void http__device_req_fini(http_device_req_t *d);
+
+/* ---- profile_body.c: DeviceProfile and deviceData JSON (fuzzed by tests/fuzz/rest_json.c) ---- */
+
+typedef struct http_profile_req {
+    char *uuid; /* id.id (lower case) for an update, else NULL */
+    char *name;
+    bool is_default;
+    int64_t version;      /* "version" when given (optimistic locking), else 0 */
+    char *provision_type; /* always set: DISABLED, ALLOW_CREATE_NEW_DEVICES, ... */
+    char *provision_key;  /* NULL when DISABLED; for X509_CERTIFICATE_CHAIN the CA's hash */
+    char *firmware_uuid, *software_uuid; /* OTA package ids or NULL */
+    char *data; /* the rest of the profile as store_profile_t.data, normalised */
+} http_profile_req_t;
+
+/* Validates a DeviceProfile body as ThingsBoard does (name, types, provisioning: key and
+ * secret required when provisioning is on; for X509_CERTIFICATE_CHAIN the secret must be a
+ * parseable CA chain, kept as canonical PEM, and the key becomes the first certificate's hash;
+ * certificateRegExPattern must compile as a POSIX extended regex with a group) and fills out.
+ * 0, or -EINVAL with the message in msg. Nothing is looked up: uniqueness and the existence of
+ * referenced OTA packages are the handler's. */
+int http__profile_from_json(const json_t *o, http_profile_req_t *out, char *msg, size_t cap);
+void http__profile_req_fini(http_profile_req_t *p);
+/* ThingsBoard's DeviceProfile JSON of a stored profile (info: the DeviceProfileInfo subset:
+ * id, tenantId, name, image, defaultDashboardId, type, transportType). Fields missing from
+ * p->data get ThingsBoard's defaults. New reference. */
+json_t *http__profile_json(const char *tenant_id, const store_profile_t *p, bool info);
+/* A device's deviceData: absent/null -> *out NULL (defaults); an object is checked (type of
+ * transportConfiguration; for COAP powerMode and the timers) and normalised into *out (JSON
+ * text, caller frees). 0 or -EINVAL with the message in msg. */
+int http__device_data_from_json(const json_t *v, char **out, char *msg, size_t cap);
+/* deviceData JSON of a stored device_data text (NULL: the defaults). New reference. */
+json_t *http__device_data_json(const char *text);
 
 typedef struct http_rpc_req {
     char *method;
@@ -286,6 +321,11 @@ void http__query_each(const http_req_t *r, const char *key,
                       void (*fn)(void *arg, const char *value), void *arg);
 /* Request header or NULL. */
 const char *http__header(const http_req_t *r, const char *name);
+/* ThingsBoard's paging parameters: pageSize (1..10000, required) and page (>= 0, default 0).
+ * False (and rs filled with the 400) when they are missing or malformed. */
+bool http__page_args(const http_req_t *r, http_resp_t *rs, int64_t *page, int64_t *page_size);
+/* ThingsBoard's PageData {data,totalPages,totalElements,hasNext}; takes data. */
+json_t *http__page_json(json_t *data, int64_t total, int64_t page, int64_t page_size);
 
 /* ---- device_lookup.c ---- */
 
@@ -319,6 +359,27 @@ void http__h_device_delete(http_req_t *rq, http_resp_t *rs);
 void http__h_devices_list(http_req_t *rq, http_resp_t *rs);
 void http__h_device_by_name(http_req_t *rq, http_resp_t *rs);
 json_t *http__device_json(const http_server_t *h, const store_device_t *d);
+
+void http__h_device_infos_list(http_req_t *rq, http_resp_t *rs);
+
+/* rest_profiles.c: device profiles (ThingsBoard's DeviceProfileController). */
+void http__h_profile_save(http_req_t *rq, http_resp_t *rs);
+void http__h_profile_get(http_req_t *rq, http_resp_t *rs);
+void http__h_profile_delete(http_req_t *rq, http_resp_t *rs);
+void http__h_profiles_list(http_req_t *rq, http_resp_t *rs);
+void http__h_profile_infos_list(http_req_t *rq, http_resp_t *rs);
+void http__h_profile_info_get(http_req_t *rq, http_resp_t *rs);
+void http__h_profile_info_default(http_req_t *rq, http_resp_t *rs);
+void http__h_profile_set_default(http_req_t *rq, http_resp_t *rs);
+void http__h_profile_names(http_req_t *rq, http_resp_t *rs);
+/* May OTA package uuid be assigned as firmware (or software) to a profile or device of
+ * profile_id? 0; -EINVAL with ThingsBoard's message in msg (no such package, wrong type, no
+ * data, another profile's); another negative error from the store. */
+int http__ota_assign_check(http_server_t *h, const char *uuid, bool firmware, int64_t profile_id,
+                           char *msg, size_t cap);
+/* Start-up: creates ThingsBoard's "default" profile unless the store has a default profile.
+ * 0 or a store error. */
+int http__profile_ensure_default(http_server_t *h);
 
 void http__h_cred_get(http_req_t *rq, http_resp_t *rs);
 void http__h_cred_save(http_req_t *rq, http_resp_t *rs);

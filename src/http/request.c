@@ -3,7 +3,9 @@
  * uses none of them. */
 #include "http/http_int.h"
 
+#include <errno.h>
 #include <microhttpd.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *http__query(const http_req_t *r, const char *key)
@@ -39,4 +41,37 @@ void http__query_each(const http_req_t *r, const char *key,
         return;
     each_ctx_t e = {key, fn, arg};
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, each_arg, &e);
+}
+
+static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    if (!s || !*s)
+        return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool http__page_args(const http_req_t *r, http_resp_t *rs, int64_t *page, int64_t *page_size)
+{
+    *page = 0;
+    const char *p = http__query(r, "page");
+    if (!parse_int(http__query(r, "pageSize"), 1, 10000, page_size) ||
+        (p && !parse_int(p, 0, 1000000000, page))) {
+        http__resp_error(rs, HTTP_E_BAD_PARAMS,
+                         "Invalid page parameters: pageSize (1..10000) is required, page >= 0");
+        return false;
+    }
+    return true;
+}
+
+json_t *http__page_json(json_t *data, int64_t total, int64_t page, int64_t page_size)
+{
+    int64_t pages = (total + page_size - 1) / page_size;
+    return json_pack("{s:o, s:I, s:I, s:b}", "data", data, "totalPages", (json_int_t)pages,
+                     "totalElements", (json_int_t)total, "hasNext", (page + 1) < pages);
 }

@@ -1,8 +1,11 @@
-/* rest_devices.c — device CRUD (§8.3): create/update, get, list, by name, delete.
+/* rest_devices.c — device CRUD (§8.3): create/update, get, list, infos, by name, delete.
  *
  * A new device always gets credentials: the ?accessToken= given, or a random 20-character
- * token like ThingsBoard. Create and credential insert are two store calls; if the token is
- * taken we delete the half-created device again so no credential-less device is left.
+ * token like ThingsBoard; device and credentials are written in one transaction. Every device
+ * has a profile: deviceProfileId when given, else the profile named by `type` (made when
+ * missing, ThingsBoard's findOrCreateDeviceProfile, done by the store), else the default one;
+ * `type` in answers is the profile's name. A saved device is announced (hub_change_publish) so
+ * that caches derived from its profile, deviceData and OTA packages reload it.
  */
 #include "http/http_int.h"
 
@@ -11,6 +14,7 @@
 #include "core/xmalloc.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -36,17 +40,72 @@ json_t *http__device_json(const http_server_t *h, const store_device_t *d)
     json_object_set_new(o, "name", str_or_null(d->name));
     json_object_set_new(o, "type", str_or_null(d->type ? d->type : "default"));
     json_object_set_new(o, "label", str_or_null(d->label));
-    json_object_set_new(o, "deviceProfileId", entity_id("DEVICE_PROFILE", h->profile_id));
-    json_object_set_new(o, "deviceData",
-                        json_pack("{s:{s:s}, s:{s:s}}", "configuration", "type", "DEFAULT",
-                                  "transportConfiguration", "type", "DEFAULT"));
-    json_object_set_new(o, "firmwareId", json_null());
-    json_object_set_new(o, "softwareId", json_null());
+    json_object_set_new(o, "deviceProfileId", entity_id("DEVICE_PROFILE", d->profile_uuid));
+    json_object_set_new(o, "deviceData", http__device_data_json(d->device_data));
+    json_object_set_new(o, "firmwareId",
+                        d->firmware_id ? entity_id("OTA_PACKAGE", d->firmware_id) : json_null());
+    json_object_set_new(o, "softwareId",
+                        d->software_id ? entity_id("OTA_PACKAGE", d->software_id) : json_null());
     json_object_set_new(o, "externalId", json_null());
     json_object_set_new(o, "version", json_integer(d->version));
     json_t *ai = d->additional_info ? json_loads(d->additional_info, 0, NULL) : NULL;
     json_object_set_new(o, "additionalInfo", ai ? ai : json_null());
     return o;
+}
+
+/* The profile a device body asks for, as ThingsBoard's DeviceServiceImpl decides it, and the
+ * checks of its OTA packages. *profile_id: the profile's id, or 0 = "by type" (the store
+ * finds or makes it); *new_profile: that profile does not exist yet. true, or false with the
+ * answer in rs. */
+static bool resolve_profile(http_server_t *h, http_resp_t *rs, const http_device_req_t *dr,
+                            int64_t *profile_id, bool *new_profile)
+{
+    *profile_id = 0;
+    *new_profile = false;
+    store_profile_t p;
+    memset(&p, 0, sizeof p);
+    int rc;
+    if (dr->profile_uuid) {
+        rc = store_profile_get_by_uuid(h->store, dr->profile_uuid, &p);
+        if (rc == -ENOENT) {
+            http__resp_error(rs, HTTP_E_BAD_PARAMS,
+                             "Device is referencing non existing device profile!");
+            return false;
+        }
+    } else {
+        rc = dr->type ? store_profile_get_by_name(h->store, dr->type, &p)
+                      : store_profile_get_default(h->store, &p);
+        *new_profile = rc == -ENOENT && dr->type;
+        if (*new_profile)
+            rc = 0;
+    }
+    int64_t id = p.id;
+    store_profile_fini(&p);
+    if (rc < 0) {
+        http__resp_store_error(rs, rc);
+        return false;
+    }
+    if (dr->profile_uuid)
+        *profile_id = id;
+    char msg[128];
+    for (int fw = 1; fw >= 0; fw--) {
+        const char *ota = fw ? dr->firmware_uuid : dr->software_uuid;
+        /* A profile about to be made owns no package yet (id 0 matches none). */
+        if (ota && (rc = http__ota_assign_check(h, ota, fw, id, msg, sizeof msg)) < 0) {
+            if (rc == -EINVAL)
+                http__resp_error(rs, HTTP_E_BAD_PARAMS, msg);
+            else
+                http__resp_store_error(rs, rc);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void announce(http_server_t *h, hub_change_t what, int64_t id)
+{
+    if (h->hub)
+        hub_change_publish(h->hub, what, id);
 }
 
 static void conflict_or_error(http_resp_t *rs, int rc, const char *conflict_msg)
@@ -62,8 +121,18 @@ static void create(http_req_t *rq, http_resp_t *rs, http_device_req_t *dr,
                    const http_cred_req_t *creds)
 {
     http_server_t *h = rq->srv;
-    store_device_t d = {.name = dr->name, .type = dr->type, .label = dr->label,
-                        .additional_info = dr->additional_info};
+    int64_t profile_id;
+    bool new_profile;
+    if (!resolve_profile(h, rs, dr, &profile_id, &new_profile))
+        return;
+    store_device_t d = {.name = dr->name,
+                        .type = dr->type,
+                        .label = dr->label,
+                        .additional_info = dr->additional_info,
+                        .profile_id = profile_id,
+                        .firmware_id = dr->firmware_uuid,
+                        .software_id = dr->software_uuid,
+                        .device_data = dr->device_data};
     http_cred_req_t tok = {.type = CRED_ACCESS_TOKEN};
     char random_tok[21];
     if (!creds) {
@@ -110,30 +179,58 @@ static void create(http_req_t *rq, http_resp_t *rs, http_device_req_t *dr,
     http__cred_published(h, d.id, creds);
     if (h->dev_cache) /* a new device is usually written to next (bulk provisioning) */
         http__dev_cache_put(h->dev_cache, d.uuid, d.id, http__dev_cache_gen(h->dev_cache));
+    if (new_profile)
+        announce(h, HUB_CHANGE_PROFILE_SAVED, d.profile_id);
+    announce(h, HUB_CHANGE_DEVICE, d.id);
     LOG_I("http", "device %s created", d.uuid);
-    http__resp_json(rs, 200, http__device_json(h, &d));
+    /* Read back for the answer: the store filled in the profile's uuid and name. */
+    store_device_t saved;
+    memset(&saved, 0, sizeof saved);
+    if ((rc = store_device_get(h->store, d.id, &saved)) < 0)
+        http__resp_store_error(rs, rc);
+    else
+        http__resp_json(rs, 200, http__device_json(h, &saved));
+    store_device_fini(&saved);
 }
 
 static void update(http_req_t *rq, http_resp_t *rs, http_device_req_t *dr)
 {
+    http_server_t *h = rq->srv;
     store_device_t d;
+    int64_t profile_id;
+    bool new_profile;
     if (!http__device_lookup(rq, rs, dr->uuid, &d))
         return;
+    if (!resolve_profile(h, rs, dr, &profile_id, &new_profile)) {
+        store_device_fini(&d);
+        return;
+    }
     free(d.name);
     free(d.type);
     free(d.label);
     free(d.additional_info);
+    free(d.firmware_id);
+    free(d.software_id);
+    free(d.device_data);
     d.name = xstrdup(dr->name);
     d.type = xstrdup(dr->type);
     d.label = xstrdup(dr->label);
     d.additional_info = xstrdup(dr->additional_info);
-    int rc = store_device_update(rq->srv->store, &d);
+    d.profile_id = profile_id;
+    d.firmware_id = xstrdup(dr->firmware_uuid);
+    d.software_id = xstrdup(dr->software_uuid);
+    d.device_data = xstrdup(dr->device_data);
+    int rc = store_device_update(h->store, &d);
     int64_t id = d.id;
+    int64_t saved_profile = d.profile_id;
     store_device_fini(&d);
     if (rc < 0) {
         conflict_or_error(rs, rc, "Device with such name already exists!");
         return;
     }
+    if (new_profile)
+        announce(h, HUB_CHANGE_PROFILE_SAVED, saved_profile);
+    announce(h, HUB_CHANGE_DEVICE, id);
     /* Read back: the store bumped the version. */
     if ((rc = store_device_get(rq->srv->store, id, &d)) < 0) {
         http__resp_store_error(rs, rc);
@@ -209,23 +306,11 @@ void http__h_device_delete(http_req_t *rq, http_resp_t *rs)
         registry_remove_device(h->reg, d.id);
         hub_rpc_cancel_device(h->hub, d.id);
         hub_publish(h->hub, HUB_EV_DEVICE_DELETED, d.id, NULL);
+        announce(h, HUB_CHANGE_DEVICE_DELETED, d.id);
         LOG_I("http", "device %s deleted", d.uuid);
         http__resp_json(rs, 200, NULL);
     }
     store_device_fini(&d);
-}
-
-static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
-{
-    if (!s || !*s)
-        return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
 }
 
 static void by_name(http_req_t *rq, http_resp_t *rs, const char *name)
@@ -252,30 +337,35 @@ void http__h_device_by_name(http_req_t *rq, http_resp_t *rs)
     by_name(rq, rs, name);
 }
 
-void http__h_devices_list(http_req_t *rq, http_resp_t *rs)
+/* DeviceInfo: the device plus its profile's name, customer and live status. */
+static json_t *device_info_json(http_server_t *h, const store_device_t *d)
 {
-    const char *name = http__query(rq, "deviceName");
-    if (name) {
-        by_name(rq, rs, name);
+    json_t *o = http__device_json(h, d);
+    json_object_set_new(o, "customerTitle", json_null());
+    json_object_set_new(o, "customerIsPublic", json_false());
+    json_object_set_new(o, "deviceProfileName", str_or_null(d->type));
+    hub_status_t st = {0};
+    json_object_set_new(o, "active",
+                        json_boolean(h->hub && hub_status_get(h->hub, d->id, &st) && st.active));
+    return o;
+}
+
+static void list(http_req_t *rq, http_resp_t *rs, const char *type, bool info)
+{
+    int64_t page_size, page;
+    if (!http__page_args(rq, rs, &page, &page_size))
         return;
-    }
-    int64_t page_size, page = 0;
-    if (!parse_int(http__query(rq, "pageSize"), 1, 10000, &page_size) ||
-        (http__query(rq, "page") && !parse_int(http__query(rq, "page"), 0, 1000000000, &page))) {
-        http__resp_error(rs, HTTP_E_BAD_PARAMS,
-                         "Invalid page parameters: pageSize (1..10000) is required, page >= 0");
-        return;
-    }
     const char *sort = http__query(rq, "sortProperty");
     if (sort && strcmp(sort, "name") && strcmp(sort, "createdTime") && strcmp(sort, "type") &&
-        strcmp(sort, "label")) {
+        strcmp(sort, "label") && strcmp(sort, "deviceProfileName")) {
         http__resp_error(rs, HTTP_E_BAD_PARAMS, "Unsupported sort property");
         return;
     }
+    if (sort && strcmp(sort, "deviceProfileName") == 0)
+        sort = "type"; /* the type is the profile's name */
     const char *order = http__query(rq, "sortOrder");
     bool asc = order && strcasecmp(order, "ASC") == 0;
     const char *text = http__query(rq, "textSearch");
-    const char *type = http__query(rq, "type");
     store_device_page_t pg;
     memset(&pg, 0, sizeof pg);
     int rc = store_device_list(rq->srv->store, text && *text ? text : NULL,
@@ -286,11 +376,51 @@ void http__h_devices_list(http_req_t *rq, http_resp_t *rs)
     }
     json_t *data = json_array();
     for (size_t i = 0; i < pg.n; i++)
-        json_array_append_new(data, http__device_json(rq->srv, &pg.items[i]));
-    int64_t pages = (pg.total + page_size - 1) / page_size;
-    http__resp_json(rs, 200,
-                    json_pack("{s:o, s:I, s:I, s:b}", "data", data, "totalPages",
-                              (json_int_t)pages, "totalElements", (json_int_t)pg.total,
-                              "hasNext", (page + 1) < pages));
+        json_array_append_new(data, info ? device_info_json(rq->srv, &pg.items[i])
+                                         : http__device_json(rq->srv, &pg.items[i]));
+    http__resp_json(rs, 200, http__page_json(data, pg.total, page, page_size));
     store_device_page_fini(&pg);
+}
+
+void http__h_devices_list(http_req_t *rq, http_resp_t *rs)
+{
+    const char *name = http__query(rq, "deviceName");
+    if (name) {
+        by_name(rq, rs, name);
+        return;
+    }
+    list(rq, rs, http__query(rq, "type"), false);
+}
+
+/* GET /api/tenant/deviceInfos?deviceProfileId=: a device's type is its profile's name, so
+ * the profile filter is the store's type filter. */
+void http__h_device_infos_list(http_req_t *rq, http_resp_t *rs)
+{
+    const char *pid = http__query(rq, "deviceProfileId");
+    if (!pid || !*pid) {
+        list(rq, rs, NULL, true);
+        return;
+    }
+    if (!http__is_uuid(pid)) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "Invalid UUID string: %.40s", pid);
+        http__resp_error(rs, HTTP_E_BAD_PARAMS, msg);
+        return;
+    }
+    char lower[STORE_UUID_LEN + 1];
+    for (size_t i = 0; i <= STORE_UUID_LEN; i++)
+        lower[i] = (char)(pid[i] >= 'A' && pid[i] <= 'F' ? pid[i] + 32 : pid[i]);
+    store_profile_t p;
+    memset(&p, 0, sizeof p);
+    int rc = store_profile_get_by_uuid(rq->srv->store, lower, &p);
+    if (rc == -ENOENT) { /* ThingsBoard answers an empty page for an unknown profile */
+        int64_t page, page_size;
+        if (http__page_args(rq, rs, &page, &page_size))
+            http__resp_json(rs, 200, http__page_json(json_array(), 0, page, page_size));
+    } else if (rc < 0) {
+        http__resp_store_error(rs, rc);
+    } else {
+        list(rq, rs, p.name, true);
+    }
+    store_profile_fini(&p);
 }

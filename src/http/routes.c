@@ -22,6 +22,17 @@ const http_route_t http__routes[] = {
     {"DELETE", "/api/device/{id}", http__h_device_delete, 0},
     {"GET", "/api/tenant/devices", http__h_devices_list, 0},
     {"GET", "/api/tenant/device", http__h_device_by_name, 0},
+    {"GET", "/api/tenant/deviceInfos", http__h_device_infos_list, 0},
+
+    {"POST", "/api/deviceProfile", http__h_profile_save, 0},
+    {"POST", "/api/deviceProfile/{id}/default", http__h_profile_set_default, 0},
+    {"GET", "/api/deviceProfile/names", http__h_profile_names, 0},
+    {"GET", "/api/deviceProfile/{id}", http__h_profile_get, 0},
+    {"DELETE", "/api/deviceProfile/{id}", http__h_profile_delete, 0},
+    {"GET", "/api/deviceProfiles", http__h_profiles_list, 0},
+    {"GET", "/api/deviceProfileInfos", http__h_profile_infos_list, 0},
+    {"GET", "/api/deviceProfileInfo/default", http__h_profile_info_default, 0},
+    {"GET", "/api/deviceProfileInfo/{id}", http__h_profile_info_get, 0},
 
     {"GET", TM "/{type}/{id}/keys/timeseries", http__h_ts_keys, 0},
     {"GET", TM "/{type}/{id}/values/timeseries", http__h_ts_values, 0},

@@ -258,9 +258,6 @@ static void make_key_hex(char *out, size_t cap)
 static int load_identity(http_server_t *h, const char *cfg_key, char err[static ERR_LEN])
 {
     int rc = setting_once(h->store, "tenant_id", make_uuid, h->tenant_id, sizeof h->tenant_id);
-    if (rc == 0)
-        rc = setting_once(h->store, "default_profile_id", make_uuid, h->profile_id,
-                          sizeof h->profile_id);
     if (rc < 0) {
         snprintf(err, ERR_LEN, "http: reading settings: %s", err_str(rc));
         return rc;
@@ -316,6 +313,10 @@ http_server_t *http_server_start(const http_cfg_t *cfg, store_t *store, registry
     int rc = load_identity(h, cfg->jwt_signing_key, err);
     if (rc < 0)
         goto fail;
+    if ((rc = http__profile_ensure_default(h)) < 0) {
+        snprintf(err, ERR_LEN, "http: creating the default device profile: %s", err_str(rc));
+        goto fail;
+    }
     h->jwt_cache = http__jwt_cache_new(h->jwt_key, h->jwt_key_len);
     h->dev_cache = http__dev_cache_new();
 

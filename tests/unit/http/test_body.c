@@ -205,12 +205,51 @@ static void test_device(void **state)
                            NULL);
     assert_int_equal(http__device_from_json(j, &d, msg, sizeof msg), 0);
     assert_string_equal(d.name, "A");
-    assert_string_equal(d.type, "default");
+    assert_null(d.type); /* no type: the default profile, whatever its name */
     assert_string_equal(d.label, "L");
     assert_string_equal(d.additional_info, "{\"x\":1}");
     assert_null(d.uuid);
+    assert_null(d.profile_uuid);
+    assert_null(d.device_data);
     http__device_req_fini(&d);
     json_decref(j);
+
+    /* deviceProfileId (lower-cased), OTA ids and deviceData (normalised). */
+    j = json_loads(
+        "{\"name\":\"A\",\"type\":\"t\",\"deviceProfileId\":{\"entityType\":"
+        "\"DEVICE_PROFILE\",\"id\":\"784F394C-42B6-435A-983C-B7BEFF2784F9\"},"
+        "\"firmwareId\":{\"entityType\":\"OTA_PACKAGE\",\"id\":"
+        "\"11111111-2222-3333-4444-555555555555\"},\"softwareId\":null,"
+        "\"deviceData\":{\"transportConfiguration\":{\"type\":\"COAP\","
+        "\"powerMode\":\"PSM\",\"psmActivityTimer\":9000}}}",
+        0, NULL);
+    assert_int_equal(http__device_from_json(j, &d, msg, sizeof msg), 0);
+    assert_string_equal(d.type, "t");
+    assert_string_equal(d.profile_uuid, "784f394c-42b6-435a-983c-b7beff2784f9");
+    assert_string_equal(d.firmware_uuid, "11111111-2222-3333-4444-555555555555");
+    assert_null(d.software_uuid);
+    assert_string_equal(d.device_data,
+                        "{\"configuration\":{\"type\":\"DEFAULT\"},\"transportConfiguration\":"
+                        "{\"type\":\"COAP\",\"powerMode\":\"PSM\",\"psmActivityTimer\":9000,"
+                        "\"edrxCycle\":null,\"pagingTransmissionWindow\":null}}");
+    http__device_req_fini(&d);
+    json_decref(j);
+    static const char *const bad[] = {
+        "{\"name\":\"A\",\"deviceProfileId\":{\"id\":\"nope\"}}",
+        "{\"name\":\"A\",\"deviceProfileId\":\"784f394c-42b6-435a-983c-b7beff2784f9\"}",
+        "{\"name\":\"A\",\"deviceData\":[]}",
+        "{\"name\":\"A\",\"deviceData\":{\"transportConfiguration\":{\"type\":\"X\"}}}",
+        "{\"name\":\"A\",\"deviceData\":{\"transportConfiguration\":{\"type\":\"COAP\","
+        "\"powerMode\":\"NAP\"}}}",
+        "{\"name\":\"A\",\"deviceData\":{\"transportConfiguration\":{\"type\":\"COAP\","
+        "\"edrxCycle\":1.5}}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        j = json_loads(bad[i], 0, NULL);
+        assert_non_null(j);
+        assert_true(http__device_from_json(j, &d, msg, sizeof msg) < 0);
+        json_decref(j);
+    }
 
     j = json_loads("{\"id\":{\"entityType\":\"DEVICE\",\"id\":\"not-a-uuid\"},\"name\":\"A\"}", 0,
                    NULL);

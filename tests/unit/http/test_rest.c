@@ -323,6 +323,146 @@ static void test_device_with_credentials(void **state)
     free(pem);
 }
 
+/* What hub_change_publish told a listener, in order. */
+static struct {
+    hub_change_t what[16];
+    int64_t id[16];
+    int n;
+} changes;
+
+static void on_change(void *ctx, hub_change_t what, int64_t id)
+{
+    assert_ptr_equal(ctx, &changes);
+    if (changes.n < 16) {
+        changes.what[changes.n] = what;
+        changes.id[changes.n++] = id;
+    }
+}
+
+/* Every save and delete of a profile or device is announced to hub_change_listen's listeners
+ * with the row's id, before the REST answer (the caches of provisioning keys, CA certificates,
+ * power-saving settings and OTA assignments rely on that). */
+static void test_change_hook(void **state)
+{
+    (void)state;
+    static bool listening;
+    if (!listening) {
+        hub_change_listen(W.hub, on_change, &changes);
+        listening = true;
+    }
+    changes.n = 0;
+    json_t *p = jreq("POST", "/api/deviceProfile", "{\"name\":\"hooked\"}", 200);
+    const char *puuid = json_string_value(json_object_get(json_object_get(p, "id"), "id"));
+    store_profile_t sp = {0};
+    assert_int_equal(store_profile_get_by_uuid(W.store, puuid, &sp), 0);
+    assert_int_equal(changes.n, 1);
+    assert_int_equal(changes.what[0], HUB_CHANGE_PROFILE_SAVED);
+    assert_int_equal(changes.id[0], sp.id);
+
+    char body[256], path[128];
+    snprintf(body, sizeof body,
+             "{\"name\":\"hooked-dev\",\"deviceProfileId\":{\"entityType\":\"DEVICE_PROFILE\","
+             "\"id\":\"%s\"}}",
+             puuid);
+    json_t *d = jreq("POST", "/api/device", body, 200);
+    const char *duuid = json_string_value(json_object_get(json_object_get(d, "id"), "id"));
+    store_device_t sd = {0};
+    assert_int_equal(store_device_get_by_uuid(W.store, duuid, &sd), 0);
+    assert_int_equal(sd.profile_id, sp.id);
+    assert_int_equal(changes.n, 2);
+    assert_int_equal(changes.what[1], HUB_CHANGE_DEVICE);
+    assert_int_equal(changes.id[1], sd.id);
+
+    /* A type naming no profile makes one: both are announced. */
+    json_t *d2 = jreq("POST", "/api/device", "{\"name\":\"hooked-2\",\"type\":\"made\"}", 200);
+    assert_int_equal(changes.n, 4);
+    assert_int_equal(changes.what[2], HUB_CHANGE_PROFILE_SAVED);
+    assert_int_equal(changes.what[3], HUB_CHANGE_DEVICE);
+    snprintf(path, sizeof path, "/api/device/%s",
+             json_string_value(json_object_get(json_object_get(d2, "id"), "id")));
+    json_decref(jreq("DELETE", path, NULL, 200));
+    assert_int_equal(changes.what[4], HUB_CHANGE_DEVICE_DELETED);
+    assert_int_equal(changes.id[4], changes.id[3]);
+
+    /* A refused delete announces nothing; a done one does. */
+    snprintf(path, sizeof path, "/api/deviceProfile/%s", puuid);
+    json_decref(jreq("DELETE", path, NULL, 400));
+    assert_int_equal(changes.n, 5);
+    snprintf(path, sizeof path, "/api/device/%s", duuid);
+    json_decref(jreq("DELETE", path, NULL, 200));
+    snprintf(path, sizeof path, "/api/deviceProfile/%s", puuid);
+    json_decref(jreq("DELETE", path, NULL, 200));
+    assert_int_equal(changes.n, 7);
+    assert_int_equal(changes.what[6], HUB_CHANGE_PROFILE_DELETED);
+    assert_int_equal(changes.id[6], sp.id);
+    store_device_fini(&sd);
+    store_profile_fini(&sp);
+    json_decref(d2);
+    json_decref(d);
+    json_decref(p);
+}
+
+/* firmwareId/softwareId on profiles and devices: ThingsBoard's checks (exists, right type, has
+ * data, same profile), then stored and answered. The package rows are made in the store
+ * directly: uploading is the OTA REST's business. */
+static void test_ota_assignment(void **state)
+{
+    (void)state;
+    json_t *p = jreq("POST", "/api/deviceProfile", "{\"name\":\"ota-prof\"}", 200);
+    const char *puuid = json_string_value(json_object_get(json_object_get(p, "id"), "id"));
+    store_profile_t sp = {0};
+    assert_int_equal(store_profile_get_by_uuid(W.store, puuid, &sp), 0);
+    store_ota_t fw = {.profile_id = sp.id,
+                      .type = (char *)"FIRMWARE",
+                      .title = (char *)"fw",
+                      .version = (char *)"1.0"};
+    assert_int_equal(store_ota_create(W.store, &fw), 0);
+    char body[512], msg_unknown[] = "00000000-0000-4000-8000-000000000000";
+#define PROFILE_WITH_OTA                                                                           \
+    "{\"id\":{\"id\":\"%s\"},\"name\":\"ota-prof\",\"%s\":{\"entityType\":\"OTA_PACKAGE\","        \
+    "\"id\":\"%s\"}}"
+    snprintf(body, sizeof body, PROFILE_WITH_OTA, puuid, "firmwareId", fw.uuid);
+    assert_error(jreq("POST", "/api/deviceProfile", body, 400), 400, 31,
+                 "Can't assign firmware with empty data!");
+    fw.has_data = true;
+    assert_int_equal(store_ota_update(W.store, &fw), 0);
+    json_t *ok = jreq("POST", "/api/deviceProfile", body, 200);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(ok, "firmwareId"), "id")),
+                        fw.uuid);
+    json_decref(ok);
+    snprintf(body, sizeof body, PROFILE_WITH_OTA, puuid, "softwareId", fw.uuid);
+    assert_error(jreq("POST", "/api/deviceProfile", body, 400), 400, 31,
+                 "Can't assign software with type: FIRMWARE");
+    snprintf(body, sizeof body, PROFILE_WITH_OTA, puuid, "firmwareId", msg_unknown);
+    assert_error(jreq("POST", "/api/deviceProfile", body, 400), 400, 31,
+                 "Can't assign non-existent firmware!");
+    /* A device of another profile may not take this profile's package; one of it may. */
+    snprintf(body, sizeof body,
+             "{\"name\":\"ota-dev\",\"firmwareId\":{\"entityType\":\"OTA_PACKAGE\",\"id\":"
+             "\"%s\"}}",
+             fw.uuid);
+    assert_error(jreq("POST", "/api/device", body, 400), 400, 31,
+                 "Can't assign firmware with different deviceProfile!");
+    snprintf(body, sizeof body,
+             "{\"name\":\"ota-dev\",\"type\":\"ota-prof\",\"firmwareId\":{\"entityType\":"
+             "\"OTA_PACKAGE\",\"id\":\"%s\"}}",
+             fw.uuid);
+    json_t *d = jreq("POST", "/api/device", body, 200);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(d, "firmwareId"), "id")),
+                        fw.uuid);
+    assert_true(json_is_null(json_object_get(d, "softwareId")));
+    store_device_t sd = {0};
+    assert_int_equal(
+        store_device_get_by_uuid(
+            W.store, json_string_value(json_object_get(json_object_get(d, "id"), "id")), &sd),
+        0);
+    assert_string_equal(sd.firmware_id, fw.uuid);
+    store_device_fini(&sd);
+    json_decref(d);
+    store_profile_fini(&sp);
+    json_decref(p);
+}
+
 static void test_login_lockout(void **state)
 {
     (void)state;
@@ -412,6 +552,8 @@ int main(void)
         cmocka_unit_test(test_devices),
         cmocka_unit_test(test_credentials),
         cmocka_unit_test(test_device_with_credentials),
+        cmocka_unit_test(test_change_hook),
+        cmocka_unit_test(test_ota_assignment),
         cmocka_unit_test(test_login_lockout),
         cmocka_unit_test(test_start_errors),
         cmocka_unit_test(test_readyz_body),
