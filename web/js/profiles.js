@@ -223,7 +223,7 @@ function profileDialog(p) {
   powerMode.addEventListener('change', showParts);
   strategy.addEventListener('change', () => {
     // A fresh strategy with keys gets generated ones: the two most common clicks saved.
-    if (!keysBox.hidden || ['ALLOW_CREATE_NEW_DEVICES', 'CHECK_PRE_PROVISIONED_DEVICES'].includes(strategy.value)) {
+    if (['ALLOW_CREATE_NEW_DEVICES', 'CHECK_PRE_PROVISIONED_DEVICES'].includes(strategy.value)) {
       if (!key.value) key.value = randomKey(20);
       if (!secret.value) secret.value = randomKey(20);
     }
