@@ -191,6 +191,21 @@ export function fleetTests(ctx) {
     assert.ok(await page.$('tr[data-name="ui-fleet"]'), 'the profile is still listed');
   });
 
+  test('Add device puts the new device in the profile chosen in the dialog', async (t) => {
+    if (skip(t)) return;
+    const page = ctx.page();
+    await page.goto(`${ctx.target().baseUrl}/#/devices`);
+    await page.click('#add-device');
+    await page.fill('dialog input[name=name]', 'ui-fleet-2');
+    assert.equal(await page.$eval('#device-new-profile', (s) => s.selectedOptions[0].textContent), 'default');
+    await page.selectOption('#device-new-profile', { label: 'ui-fleet' });
+    await page.click('dialog button[type=submit]');
+    await page.waitForURL(/#\/device\/[0-9a-f-]+\/credentials/);
+    const id = page.url().match(/#\/device\/([0-9a-f-]+)/)[1];
+    assert.equal((await api('GET', `/api/device/${id}`)).body.deviceProfileId.id, st.profileId);
+    assert.equal(await page.textContent('#dev-type'), 'ui-fleet');
+  });
+
   test('phone-sized screen: the profiles and OTA pages fit without horizontal scrolling', async (t) => {
     if (skip(t)) return;
     const phone = await ctx.page().context().newPage();
