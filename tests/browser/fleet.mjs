@@ -8,7 +8,21 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+function run(cmd, args, timeoutMs = 60000) {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (c) => { out += c; });
+    p.stderr.on('data', (c) => { out += c; });
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('exit', (code) => { clearTimeout(t); resolve({ code, out }); });
+  });
+}
 
 export function fleetTests(ctx) {
   const st = {};
@@ -151,7 +165,7 @@ export function fleetTests(ctx) {
     assert.match(await err.textContent(), /referenced by the device profile cannot be deleted/);
   });
 
-  test('device: move it to the profile, copy the provision key, and watch fw_state and the running version a coap-client device reports', async (t) => {
+  test('device: move it to the profile, copy the provision key, and watch fw_state and the running version as tools/ota-device.sh takes the update over CoAP', async (t) => {
     if (skip(t)) return;
     const page = ctx.page();
     const token = `FW${Date.now().toString(36)}`;
@@ -178,7 +192,11 @@ export function fleetTests(ctx) {
     assert.equal(await page.textContent('#fw-current'), 'ui-fw 1.0.0');
     const prog = await page.$eval('#fw-progress', (e) => [e.value, e.max]);
     assert.deepEqual(prog, [2, 6]);
-    await ctx.dev().telemetryToken(token, { fw_state: 'UPDATED', current_fw_title: 'ui-fw', current_fw_version: '1.0.1' });
+    // Then the scripted device (tools/ota-device.sh) takes the update for real: it reads the
+    // shared fw_* attributes, downloads the image block-wise over CoAP, checks its SHA-256 and
+    // reports DOWNLOADING .. UPDATED; the page follows without reload.
+    const r = await run(path.join(ROOT, 'tools/ota-device.sh'), ['--host', '127.0.0.1', '--port', String(ctx.target().coapPort), '--token', token, '--once', '--block', '512', '--state', ctx.tmp()]);
+    assert.equal(r.code, 0, `ota-device.sh: ${r.out}`);
     await page.waitForSelector('#fw-state-badge:text("UPDATED")', { timeout: 10000 });
     assert.equal(await page.textContent('#fw-current'), 'ui-fw 1.0.1');
     await ctx.shot('device-firmware-updated');
