@@ -57,7 +57,7 @@ int main(int argc, char **argv)
         sigwait(&set, &sig);
         if (sig == SIGHUP) {
             if (server_reload(srv, err) == 0)
-                LOG_I("main", "SIGHUP: server certificate reloaded for new handshakes");
+                LOG_I("main", "SIGHUP: provisioning profiles and server certificate reloaded");
             else
                 LOG_E("main", "SIGHUP: reload failed, keeping the old certificate: %s", err);
             continue;

@@ -55,19 +55,9 @@ static void on_request(void *app, coap_exchange_t *x, const coap_request_t *req)
         api__provision(a, x, req);
         return;
     }
-    int64_t dev;
-    if (act == API_ACT_OTA) {
-        /* §3.10: token only (a certificate identity does not help here, as in TB); no package
-         * store exists yet, so a known device gets 4.04 "no package assigned". */
-        dev = registry_find_token(a->reg, r.token.p, r.token.len);
-        if (dev)
-            api__activity_request(a, dev, req->peer);
-        else
-            a->stats.unauthorized++;
-        coap_exchange_respond(x, dev ? COAP_NOT_FOUND : COAP_UNAUTHORIZED, COAP_CF_NONE, NULL, 0);
-        return;
-    }
-    dev = identify(a, req, &r);
+    /* OTA downloads identify the device as every other request: a certificate identity on
+     * the DTLS session wins, else the token in the path (ThingsBoard: token only, §3.10). */
+    int64_t dev = identify(a, req, &r);
     if (!dev) {
         a->stats.unauthorized++;
         coap_exchange_respond(x, COAP_UNAUTHORIZED, COAP_CF_NONE, NULL, 0);
@@ -88,6 +78,9 @@ static void on_request(void *app, coap_exchange_t *x, const coap_request_t *req)
     case API_ACT_RPC_REPLY: api__rpc_reply(a, x, req, dev, r.request_id); break;
     case API_ACT_CLIENT_RPC: api__client_rpc(a, x, req, dev); break;
     case API_ACT_CLAIM: api__claim(a, x, req, dev); break;
+    case API_ACT_OTA:
+        api__ota_download(a, x, req, dev, api_route_is_software(&r));
+        break;
     default: coap_exchange_respond(x, COAP_BAD_REQUEST, COAP_CF_NONE, NULL, 0); break;
     }
 }
@@ -166,6 +159,16 @@ void api_shard_free(api_shard_t *a)
 }
 
 coap_engine_t *api_shard_engine(api_shard_t *a) { return a->engine; }
+
+void api_shard_set_provision_worker(api_shard_t *a, provision_worker_t *w)
+{
+    a->prov = w;
+}
+
+void api_shard_set_ota(api_shard_t *a, const ota_files_t *files)
+{
+    a->ota = files;
+}
 
 void api_shard_on_hub_event(void *ctx, const hub_event_t *ev)
 {

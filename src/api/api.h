@@ -2,7 +2,7 @@
  *
  * An api_shard_t owns the shard's CoAP engine and answers its requests: telemetry, client
  * attributes, attribute requests, shared-attribute and RPC observations, RPC replies,
- * client-side RPC, claiming and device activity. Transports feed datagrams into
+ * client-side RPC, claiming, OTA downloads and device activity. Transports feed datagrams into
  * api_shard_engine(); the hub delivers REST-side events through api_shard_on_hub_event().
  *
  * Everything runs on the shard's loop thread, except api_cfg_default().
@@ -13,6 +13,7 @@
 #include "coap/coap.h"
 #include "core/loop.h"
 #include "device/hub.h"
+#include "device/provision.h"
 #include "device/registry.h"
 #include "store/store.h"
 
@@ -42,8 +43,18 @@ api_shard_t *api_shard_new(loop_t *loop, store_t *store, registry_t *reg, hub_t 
  * later are discarded safely. api_shard_free(NULL) does nothing. */
 void api_shard_free(api_shard_t *a);
 
+/* Where OTA images are read from (ota/ota.h); without it every package download is 4.04.
+ * Call before the shard's loop runs; files must outlive the shard. */
+typedef struct ota_files ota_files_t;
+void api_shard_set_ota(api_shard_t *a, const ota_files_t *files);
+
 /* The engine transports feed with coap_engine_input() / coap_engine_peer_closed(). */
 coap_engine_t *api_shard_engine(api_shard_t *a);
+
+/* Where POST /api/v1/provision runs its store calls: on w's thread (the daemon), or, with
+ * NULL (the default), synchronously on the shard's thread (unit tests). w must outlive the
+ * shard's last request. Shard thread, or before the shard runs. */
+void api_shard_set_provision_worker(api_shard_t *a, provision_worker_t *w);
 
 /* hub_event_cb for hub_add_shard(); ctx is the api_shard_t. */
 void api_shard_on_hub_event(void *ctx, const hub_event_t *ev);

@@ -50,6 +50,8 @@ struct api_shard {
     store_t *store;
     registry_t *reg;
     hub_t *hub;
+    provision_worker_t *prov; /* NULL: provisioning runs on this thread */
+    const ota_files_t *ota;   /* OTA images, or NULL (api_shard_set_ota) */
     api_cfg_t cfg;
     values_cfg_t pcfg;
     coap_engine_t *engine;
@@ -147,7 +149,15 @@ void api__rpc_notify_result(api_shard_t *a, void *cookie, bool acked);
 /* ---- claim.c ---- */
 void api__claim(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
                 int64_t device_id);
+
+/* ---- provision.c ---- */
+/* POST /api/v1/provision (§3.9), not authenticated. */
 void api__provision(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req);
+
+/* ---- ota.c ---- */
+/* GET of the device's firmware (software) image, or a chunk or block of it (§3.10). */
+void api__ota_download(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
+                       int64_t device_id, bool software);
 
 /* ---- codes.c ---- */
 

@@ -1,11 +1,7 @@
-/* claim.c — device claiming (§3.8) and provisioning (§3.9).
+/* claim.c — device claiming (§3.8).
  *
  * Claiming stores what ThingsBoard keeps for a later REST claim: the SERVER_SCOPE attribute
  * "claimingData" = {"secretKey":..,"expirationTime":..}, and answers 2.01 after the commit.
- *
- * Provisioning: no device profile here has provisioning configured, so every request gets
- * ThingsBoard's answer for a disabled or unknown provision key: 4.00 with
- * {"errorMsg":"Provision data was not found!","status":"NOT_FOUND"}. It is not authenticated.
  */
 #include "api/api_int.h"
 
@@ -48,13 +44,4 @@ void api__claim(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
     store_batch_attr(batch, device_id, SCOPE_SERVER, &kv);
     values_buf_fini(&b);
     api__submit_then_answer(a, x, device_id, batch);
-}
-
-void api__provision(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req)
-{
-    (void)a;
-    static const char body[] =
-        "{\"errorMsg\":\"Provision data was not found!\",\"status\":\"NOT_FOUND\"}";
-    coap_exchange_respond(x, COAP_BAD_REQUEST, api__resp_cf(req), (const uint8_t *)body,
-                          sizeof body - 1);
 }

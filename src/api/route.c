@@ -68,9 +68,13 @@ static api_feature_t feature_of(const coap_slice_t *s)
         const char *name;
         api_feature_t f;
     } names[] = {
-        {"attributes", API_FEAT_ATTRIBUTES}, {"telemetry", API_FEAT_TELEMETRY},
-        {"rpc", API_FEAT_RPC},               {"claim", API_FEAT_CLAIM},
+        {"attributes", API_FEAT_ATTRIBUTES},
+        {"telemetry", API_FEAT_TELEMETRY},
+        {"rpc", API_FEAT_RPC},
+        {"claim", API_FEAT_CLAIM},
         {"provision", API_FEAT_PROVISION},
+        {"firmware", API_FEAT_FIRMWARE},
+        {"software", API_FEAT_SOFTWARE},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (seg_is_nocase(s, names[i].name))
@@ -91,6 +95,9 @@ void api_route_parse(const coap_slice_t *p, size_t n, api_route_t *out)
             out->has_token = true;
             out->token = p[1];
         }
+        /* ThingsBoard: exactly /fw/$TOKEN. Ours also: /fw alone, for a device identified by
+         * its DTLS certificate (ThingsBoard issue #13097). */
+        out->ota_shape_ok = n == 1 || n == 2;
         return;
     }
     if (!seg_is(&p[0], "api"))
@@ -141,13 +148,23 @@ api_action_t api_route_action(const api_route_t *r, uint8_t method, bool has_obs
             return API_ACT_ERROR;
         }
         *code = COAP_UNAUTHORIZED; /* used if the shape is wrong or the token unknown */
-        if (!r->has_token)
+        if (!r->ota_shape_ok)
             return API_ACT_ERROR;
         return API_ACT_OTA;
     }
     *code = COAP_BAD_REQUEST;
     if (r->feature == API_FEAT_NONE)
         return API_ACT_ERROR;
+    if (r->feature == API_FEAT_FIRMWARE || r->feature == API_FEAT_SOFTWARE) {
+        /* Not a ThingsBoard feature (its code answers 4.00 here, spec §3.10): the download
+         * paths its documentation shows, served like /fw and /sw. */
+        if (method != COAP_GET) {
+            *code = COAP_METHOD_NOT_ALLOWED;
+            return API_ACT_ERROR;
+        }
+        *code = COAP_UNAUTHORIZED;
+        return API_ACT_OTA;
+    }
     if (method == COAP_GET) {
         if (r->feature == API_FEAT_TELEMETRY)
             return API_ACT_ERROR;
@@ -167,7 +184,10 @@ api_action_t api_route_action(const api_route_t *r, uint8_t method, bool has_obs
     case API_FEAT_TELEMETRY: return API_ACT_TELEMETRY;
     case API_FEAT_RPC: return r->has_request_id ? API_ACT_RPC_REPLY : API_ACT_CLIENT_RPC;
     case API_FEAT_CLAIM: return API_ACT_CLAIM;
-    case API_FEAT_NONE: break;
+    case API_FEAT_NONE:
+    case API_FEAT_FIRMWARE:
+    case API_FEAT_SOFTWARE:
+        break;
     }
     *code = COAP_BAD_REQUEST;
     return API_ACT_ERROR;

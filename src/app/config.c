@@ -155,6 +155,9 @@ static const opt_t opts[] = {
      "a device without requests for this long becomes inactive", false},
     {"activity-report-ms", "state", "activity_report_ms", {"COAPHUB_ACTIVITY_REPORT_MS"}, T_I64,
      OFF(api.activity_report_ms), "lastActivityTime is written at most this often", false},
+    {"ota-max-size", "ota", "max_size", {"COAPHUB_OTA_MAX_SIZE"}, T_SIZE, OFF(ota.max_size),
+     "largest OTA package image accepted by upload, in bytes (kept in <data-dir>/ota); larger "
+     "gets 413", false},
     {"jwt-expiration", "security", "jwt_token_expiration_time",
      {"COAPHUB_JWT_EXPIRATION", "JWT_TOKEN_EXPIRATION_TIME"}, T_I64, OFF(http.jwt_expiration_s),
      "REST access token lifetime in seconds", false},
@@ -198,6 +201,7 @@ void config_defaults(config_t *cfg)
     store_cfg_default(&cfg->store);
     api_cfg_default(&cfg->api);
     http_cfg_default(&cfg->http);
+    ota_cfg_default(&cfg->ota);
 }
 
 /* The value of option o in cfg as text (a default for --help, a value for --print-config). */

@@ -9,6 +9,7 @@
 #include "api/api.h"
 #include "dtls/dtls.h"
 #include "http/http.h"
+#include "ota/ota.h"
 #include "store/store.h"
 #include "udp/udp.h"
 
@@ -35,6 +36,7 @@ typedef struct config {
     store_cfg_t store; /* --sync-full, --batch-delay-ms, --database, --ts-* */
     api_cfg_t api;     /* the device API and its CoAP engine */
     http_cfg_t http;   /* --http-*, --jwt-*, --rpc-*, --public-host */
+    ota_cfg_t ota;     /* --ota-max-size */
     /* actions */
     bool print_config;
     bool check_config;

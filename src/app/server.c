@@ -1,7 +1,7 @@
 /* server.c — wiring and lifecycle of the daemon.
  *
  * Start order: data dir -> store (migrations) -> first admin -> registry (credentials into
- * memory) -> hub -> shards (loop + device API + UDP listener, bound before any thread runs)
+ * memory) -> OTA image dir (orphans swept) -> hub -> shards (loop + device API + UDP listener, bound before any thread runs)
  * -> REST -> shard threads -> ready.
  * Stop order is the reverse, with one rule that keeps "acknowledged means stored" true:
  * the store is closed (its queue drained and committed) after the shard threads stopped but
@@ -17,6 +17,7 @@
 #include "core/xmalloc.h"
 #include "device/hub.h"
 #include "dtls/dtls.h"
+#include "device/provision.h"
 #include "device/registry.h"
 #include "device/watch.h"
 #include "http/http.h"
@@ -55,10 +56,43 @@ static int make_dirs(const char *path, char err[static ERR_LEN])
     return rc;
 }
 
-/* DTLS asks which device a client certificate names; the registry answers from memory. */
-static int64_t identify_cert(void *registry, const uint8_t *der, size_t len)
+/* DTLS asks which device a client's certificates name: the registry answers from memory for
+ * a known leaf; an unknown one may be a device that X.509 chain provisioning creates now. */
+static int64_t identify_cert(void *server, const uint8_t *const *der, const size_t *len, size_t n)
 {
-    return registry_find_cert_der(registry, der, len);
+    server_t *s = server;
+    int64_t id = n > 0 ? registry_find_cert_der(s->registry, der[0], len[0]) : 0;
+    if (!id && n > 0)
+        id = provision_chain_identify(s->prov_chain, der, len, n);
+    return id;
+}
+
+/* A profile saved or deleted over REST: the chain-provisioning cache reloads before the REST
+ * answer goes out, so a CA added is trusted for provisioning as soon as the operator hears
+ * back. (A CA removed stops provisioning even earlier: provision.h.) */
+/* What follows from a change of the fleet, for the caches and rules outside the REST
+ * handlers: chain provisioning's profiles, and a provisioned device's OTA packages (a REST
+ * device save applies those itself). */
+static void on_fleet_change(void *ctx, hub_change_t what, int64_t id)
+{
+    server_t *s = ctx;
+    int rc = 0;
+    switch (what) {
+    case HUB_CHANGE_PROFILE_SAVED:
+    case HUB_CHANGE_PROFILE_DELETED:
+        if ((rc = provision_chain_reload(s->prov_chain)) != 0)
+            LOG_W("server", "profile %lld changed, provisioning profiles not reloaded: %s",
+                  (long long)id, err_str(rc));
+        break;
+    case HUB_CHANGE_DEVICE_PROVISIONED:
+        /* A new device gets its profile's firmware/software as ThingsBoard's does. */
+        if ((rc = ota_device_assignment_changed(s->store, s->hub, id, "", "")) != 0)
+            LOG_W("server", "provisioned device %lld: OTA assignment not applied: %s",
+                  (long long)id, err_str(rc));
+        break;
+    default:
+        break;
+    }
 }
 
 static void *shard_main(void *arg)
@@ -90,6 +124,7 @@ static int shard_init(server_t *s, shard_t *sh, const config_t *cfg, int port, i
         snprintf(err, ERR_LEN, "cannot create the device API of shard %d", sh->index);
         return -1;
     }
+    api_shard_set_ota(sh->api, s->ota);
     /* The transports deliver to the shard's CoAP engine; they know nothing of it. */
     transport_sink_t sink = coap_engine_sink(api_shard_engine(sh->api));
     udp_cfg_t ucfg = cfg->udp;
@@ -104,6 +139,7 @@ static int shard_init(server_t *s, shard_t *sh, const config_t *cfg, int port, i
         if (!sh->dtls)
             return -1;
     }
+    api_shard_set_provision_worker(sh->api, s->prov_worker);
     hub_add_shard(s->hub, sh->loop, on_hub_event, sh);
     return 0;
 }
@@ -165,6 +201,21 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
         goto fail;
     }
     s->hub = hub_new(s->store);
+    s->prov_worker = provision_worker_new(s->store, s->registry, s->hub);
+    s->prov_chain = provision_chain_new(s->store, s->registry, s->hub);
+    if ((rc = provision_chain_reload(s->prov_chain)) != 0) {
+        snprintf(err, ERR_LEN, "cannot load device profiles: %s", err_str(rc));
+        goto fail;
+    }
+    /* OTA images: files beside the database; ones a crash left without a row go now,
+     * before anything can upload. */
+    s->ota = ota_files_open(cfg->data_dir, &cfg->ota, err);
+    if (!s->ota)
+        goto fail;
+    size_t swept;
+    if ((rc = ota_files_sweep(s->ota, s->store, true, &swept)) < 0)
+        LOG_W("server", "OTA image clean-up skipped: %s", err_str(rc));
+    hub_change_listen(s->hub, on_fleet_change, s);
     store_set_commit_hook(s->store, device_watch_commit_hook, s->hub);
 
     if (cfg->dtls_enabled) {
@@ -174,7 +225,7 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
         s->dtls_cfg.bind_addr = cfg->udp.bind_addr;
         s->dtls_cfg.data_dir = cfg->data_dir;
         s->dtls_cfg.identify = identify_cert;
-        s->dtls_cfg.identify_ctx = s->registry;
+        s->dtls_cfg.identify_ctx = s;
         s->dtls_ctx = dtls_ctx_new(&s->dtls_cfg, err);
         if (!s->dtls_ctx)
             goto fail;
@@ -201,6 +252,7 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
     hcfg.dtls_cert_path = s->dtls_ctx ? dtls_ctx_cert_path(s->dtls_ctx) : NULL;
     hcfg.metrics_text = server_metrics_text;
     hcfg.metrics_ctx = s;
+    hcfg.ota = s->ota;
     s->http = http_server_start(&hcfg, s->store, s->registry, s->hub, err);
     if (!s->http)
         goto fail;
@@ -231,6 +283,12 @@ fail:
 
 int server_reload(server_t *s, char err[static ERR_LEN])
 {
+    /* Profiles first: a failed certificate reload must not keep a revoked CA provisioning. */
+    int rc = provision_chain_reload(s->prov_chain);
+    if (rc != 0) {
+        snprintf(err, ERR_LEN, "cannot reload device profiles: %s", err_str(rc));
+        return rc;
+    }
     if (!s->dtls_ctx)
         return 0;
     return dtls_ctx_reload(s->dtls_ctx, err);
@@ -247,6 +305,9 @@ void server_stop(server_t *s)
             pthread_join(s->shards[i].thread, NULL);
         }
     }
+    /* Before the store closes: queued provisioning requests still need it; their answers
+     * are posted to the shard loops and go out in the drain below. */
+    provision_worker_free(s->prov_worker);
     store_close(s->store);
     for (int i = 0; i < s->n_shards; i++)
         if (s->shards[i].loop)
@@ -256,6 +317,8 @@ void server_stop(server_t *s)
     free(s->shards);
     dtls_ctx_free(s->dtls_ctx);
     hub_free(s->hub);
+    provision_chain_free(s->prov_chain);
     registry_free(s->registry);
+    ota_files_free(s->ota);
     free(s);
 }

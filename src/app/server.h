@@ -12,8 +12,9 @@ typedef struct server server_t;
 /* Opens the data dir and database, creates the first administrator if needed, binds every
  * listener and starts the shard threads. NULL and err filled on failure. */
 server_t *server_start(const config_t *cfg, char err[static ERR_LEN]);
-/* SIGHUP: reloads the DTLS server certificate for new handshakes. 0, or a negative error with
- * err filled (the old certificate stays in use). */
+/* SIGHUP: reloads the X.509 chain provisioning profiles from the store and the DTLS server
+ * certificate for new handshakes. 0, or a negative error with err filled (what failed to
+ * reload stays as it was). */
 int server_reload(server_t *s, char err[static ERR_LEN]);
 /* Stops accepting, answers what is in flight, commits the last batch, frees everything. */
 void server_stop(server_t *s);

@@ -6,9 +6,11 @@
 
 #include "api/api.h"
 #include "device/hub.h"
+#include "device/provision.h"
 #include "device/registry.h"
 #include "dtls/dtls.h"
 #include "http/http.h"
+#include "ota/ota.h"
 #include "store/store.h"
 #include "udp/udp.h"
 
@@ -28,12 +30,15 @@ typedef struct shard {
 struct server {
     store_t *store;
     registry_t *registry;
+    provision_chain_t *prov_chain;   /* X.509 chain provisioning profiles (§6.5) */
+    provision_worker_t *prov_worker; /* POST /api/v1/provision off the shard threads */
     hub_t *hub;
     dtls_ctx_t *dtls_ctx;
     dtls_cfg_t dtls_cfg;
     shard_t *shards;
     int n_shards;
     http_server_t *http;
+    ota_files_t *ota; /* OTA images under <data-dir>/ota */
 };
 
 /* GET /metrics body (Prometheus text); ctx is the server_t. Called on an HTTP thread. */

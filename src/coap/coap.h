@@ -155,6 +155,25 @@ transport_sink_t coap_engine_sink(coap_engine_t *e);
 void coap_exchange_respond(coap_exchange_t *x, uint8_t code, int content_format,
                            const uint8_t *payload, size_t len);
 
+/* For a handler that serves a large representation one block at a time (RFC 7959 §2.4)
+ * instead of handing the engine the whole body: the block the client asks for. That is its
+ * Block2 option (number, and the smaller of its size and the engine's block size: §2.4 lets
+ * the server pick a smaller one), or block 0 of the engine's block size when it sent none.
+ * *offset = num * size. Loop thread. */
+void coap_exchange_block2(const coap_exchange_t *x, uint32_t *num, size_t *size, uint64_t *offset);
+
+/* Answers x with one block of a representation of total bytes: payload holds the bytes
+ * [offset, offset + len) for the offset of coap_exchange_block2, len <= its size (shorter
+ * only for the last block). The answer carries Block2 (M set while more follows; left out
+ * when the whole representation fits in this block and the client sent no Block2), Size2 =
+ * total on block 0 (RFC 7959 §4), and ETag etag (1..8 bytes; NULL/0 for none) so a client
+ * can tell that the representation changed between its block requests. Nothing is cached:
+ * each block request reaches the application again. A code other than 2.xx is answered as
+ * coap_exchange_respond would. Same rules as coap_exchange_respond otherwise. */
+void coap_exchange_respond_block(coap_exchange_t *x, uint8_t code, int content_format,
+                                 const uint8_t *payload, size_t len, uint64_t total,
+                                 const uint8_t *etag, size_t etag_len);
+
 /* Adds a Max-Age option (RFC 7252 §5.10.5) of `seconds` to the answer of x; call before
  * coap_exchange_respond(). With 5.03 Service Unavailable it tells the client after how many
  * seconds to retry (§5.9.3.4); without the option a client assumes 60. Loop thread. */

@@ -164,6 +164,10 @@ struct coap_exchange {
     uint32_t size1;      /* > 0: add Size1 (4.13) */
     bool has_max_age;    /* add Max-Age = max_age (coap_exchange_set_max_age) */
     uint32_t max_age;
+    bool block_ext; /* coap_exchange_respond_block: the payload is one block of block_total */
+    uint64_t block_total;
+    uint8_t etag[8]; /* ETag option (RFC 7252 §5.10.6) when etag_len > 0 */
+    uint8_t etag_len;
     uint8_t *key; /* method + Uri-Path + Uri-Query, for Block2 caching: key_inline
                           * or the heap (a longer key) */
     size_t key_len;

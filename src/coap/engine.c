@@ -265,6 +265,35 @@ void coap_exchange_respond(coap_exchange_t *x, uint8_t code, int content_format,
     coap__peer_maybe_release(ps);
 }
 
+void coap_exchange_block2(const coap_exchange_t *x, uint32_t *num, size_t *size, uint64_t *offset)
+{
+    size_t bsize = x->e ? x->e->cfg.block_size : 1024;
+    uint8_t szx = coap_block_szx_for(bsize);
+    *num = 0;
+    if (x->has_block2) {
+        if (x->block2.szx < szx)
+            szx = x->block2.szx;
+        *num = x->block2.num;
+    }
+    *size = coap_block_size(szx);
+    *offset = (uint64_t)*num * *size;
+}
+
+void coap_exchange_respond_block(coap_exchange_t *x, uint8_t code, int content_format,
+                                 const uint8_t *payload, size_t len, uint64_t total,
+                                 const uint8_t *etag, size_t etag_len)
+{
+    if ((code >> 5) == 2) {
+        x->block_ext = true;
+        x->block_total = total;
+        if (etag && etag_len) {
+            x->etag_len = (uint8_t)(etag_len > sizeof x->etag ? sizeof x->etag : etag_len);
+            memcpy(x->etag, etag, x->etag_len);
+        }
+    }
+    coap_exchange_respond(x, code, content_format, payload, len);
+}
+
 void coap_exchange_set_max_age(coap_exchange_t *x, uint32_t seconds)
 {
     x->has_max_age = true;

@@ -37,7 +37,13 @@ ssize_t coap__build(coap_exchange_t *x, uint8_t **out, size_t out_cap, uint8_t t
     const uint8_t *slice = payload;
     size_t slice_len = len;
     bool more = false;
-    if (sliced) {
+    uint64_t total = len;
+    if (x->block_ext) {
+        /* The application handed us one block already (coap_exchange_respond_block). */
+        total = x->block_total;
+        sliced = x->has_block2 || total > bsize;
+        more = (uint64_t)num * bsize + len < total;
+    } else if (sliced) {
         size_t off = (size_t)num * bsize;
         if (off >= len) {
             /* RFC 7959 §2.2: a block number beyond the body is a bad Block2 option. */
@@ -53,10 +59,12 @@ ssize_t coap__build(coap_exchange_t *x, uint8_t **out, size_t out_cap, uint8_t t
             more = off + slice_len < len;
         }
     }
-    size_t cap = 4 + COAP_TOKEN_MAX + 64 + slice_len;
+    size_t cap = 4 + COAP_TOKEN_MAX + 64 + 9 + slice_len; /* 9: an ETag of up to 8 bytes */
     uint8_t *buf = *out && cap <= out_cap ? *out : xmalloc(cap);
     coap_builder_t b;
     coap_builder_init(&b, buf, cap, type, code, mid, x->token, x->tkl);
+    if (x->etag_len)
+        coap_builder_opt(&b, COAP_OPT_ETAG, x->etag, x->etag_len);
     if (with_observe)
         coap_builder_opt_uint(&b, COAP_OPT_OBSERVE, observe & 0xffffffu);
     if (cf >= 0)
@@ -70,7 +78,8 @@ ssize_t coap__build(coap_exchange_t *x, uint8_t **out, size_t out_cap, uint8_t t
     if (x->has_block1)
         coap_builder_opt_uint(&b, COAP_OPT_BLOCK1, coap_block_encode(&x->block1));
     if (sliced && num == 0)
-        coap_builder_opt_uint(&b, COAP_OPT_SIZE2, (uint32_t)len);
+        coap_builder_opt_uint(&b, COAP_OPT_SIZE2,
+                              total > UINT32_MAX ? UINT32_MAX : (uint32_t)total);
     if (x->size1)
         coap_builder_opt_uint(&b, COAP_OPT_SIZE1, x->size1);
     coap_builder_payload(&b, slice, slice_len);
@@ -78,7 +87,8 @@ ssize_t coap__build(coap_exchange_t *x, uint8_t **out, size_t out_cap, uint8_t t
     ASSERT(n >= 0); /* cap covers the header, token, every option we add and the slice */
     *out = buf;
     /* Keep the whole body for the follow-up GETs (RFC 7959 §2.4); only successful bodies. */
-    if (sliced && more && num == 0 && x->ps && !x->ps->closing && x->key_len && (code >> 5) == 2) {
+    if (sliced && more && num == 0 && !x->block_ext && x->ps && !x->ps->closing && x->key_len &&
+        (code >> 5) == 2) {
         uint8_t *copy = xmalloc(len);
         memcpy(copy, payload, len);
         coap_bstate_t *c = coap__bstate_put(x->ps, &x->ps->block2, x->key, x->key_len, copy, len);

@@ -77,6 +77,11 @@ void log_msg(log_level_t level, const char *component, const char *fmt, ...)
         fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":\"%s\",\"msg\":\"%s\"}\n",
                 when, level_names[level], component, esc);
     } else {
+        /* One event, one line: text a peer chose (a device name, a certificate's CN) must
+         * not start a forged line of its own. */
+        for (char *p = msg; *p; p++)
+            if ((unsigned char)*p < 0x20)
+                *p = ' ';
         fprintf(stderr, "%s %-5s [%s] %s\n", when, level_names[level], component, msg);
     }
 }

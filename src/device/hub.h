@@ -87,11 +87,13 @@ void hub_watch_publish(hub_t *h, hub_watch_type_t type, int64_t device_id, const
  * Shards that keep per-device state should post to their own loop from the listener. */
 
 typedef enum {
-    HUB_CHANGE_PROFILE_SAVED = 1, /* id = device_profile.id: created, updated, made default */
-    HUB_CHANGE_PROFILE_DELETED,   /* id = the deleted profile's id (its row is gone) */
-    HUB_CHANGE_DEVICE,            /* id = device id: created, or saved through REST (its
+    HUB_CHANGE_PROFILE_SAVED = 1,  /* id = device_profile.id: created, updated, made default */
+    HUB_CHANGE_PROFILE_DELETED,    /* id = the deleted profile's id (its row is gone) */
+    HUB_CHANGE_DEVICE,             /* id = device id: created, or saved through REST (its
                                    * profile, deviceData, firmwareId or softwareId may differ) */
-    HUB_CHANGE_DEVICE_DELETED,    /* id = the deleted device's id */
+    HUB_CHANGE_DEVICE_DELETED,     /* id = the deleted device's id */
+    HUB_CHANGE_DEVICE_PROVISIONED, /* id = a device that provisioning (device/provision.c)
+                                    * just made, in its profile */
 } hub_change_t;
 
 typedef void (*hub_change_cb)(void *ctx, hub_change_t what, int64_t id);

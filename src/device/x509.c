@@ -301,3 +301,14 @@ int x509_info_from_b64(const char *b64, x509_info_t *out)
     free(der);
     return rc;
 }
+
+int x509_cred_from_der(const uint8_t *der, size_t len, char **b64, char hash_hex[static 65])
+{
+    *b64 = NULL;
+    hash_hex[0] = '\0';
+    if (!der || len == 0 || len > X509_PEM_MAX)
+        return -EINVAL;
+    *b64 = encode_b64(der, len);
+    sha3_hex(*b64, hash_hex);
+    return 0;
+}

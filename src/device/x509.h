@@ -56,4 +56,9 @@ int x509_info_from_der(const uint8_t *der, size_t len, x509_info_t *out);
 /* Same from the canonical Base64 form (as stored in credentials). */
 int x509_info_from_b64(const char *b64, x509_info_t *out);
 
+/* The credential form of a DER certificate as received in a handshake: *b64 = its
+ * single-line Base64 (caller frees), hash_hex = its credentialsId. 0 or -EINVAL (empty or
+ * oversized input; the DER itself is not parsed). */
+int x509_cred_from_der(const uint8_t *der, size_t len, char **b64, char hash_hex[static 65]);
+
 #endif

@@ -20,6 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Most certificates of a client's chain handed to dtls_cfg_t.identify (the leaf included); a
+ * longer chain is cut, which the identify side sees as an incomplete one. */
+#define DTLS_IDENTIFY_MAX 8
+
 typedef struct dtls_cfg {
     const char *bind_addr;
     int port;
@@ -41,11 +45,15 @@ typedef struct dtls_cfg {
      * suites only, others keep OpenSSL's). false keeps OpenSSL's record layer throughout
      * (for comparison). Default true. */
     bool compact_records;
-    /* Which device the client's leaf certificate (DER, len bytes) names: its id, or 0 for
-     * none (the session then works as one-way DTLS). Called on a shard thread once per
-     * completed handshake, so it must answer from memory (STYLE.md §2.3). NULL: no device
-     * is ever identified by certificate. */
-    int64_t (*identify)(void *ctx, const uint8_t *der, size_t len);
+    /* Which device the client's certificates name: its id, or 0 for none (the session then
+     * works as one-way DTLS). der[0] (len[0] bytes) is the leaf; der[1..n) are the
+     * certificates the client sent above it, as sent, at most DTLS_IDENTIFY_MAX in all (none
+     * after a resumption: OpenSSL keeps only the leaf in a session). Called on the shard
+     * thread once per completed handshake, after OpenSSL's verify callback and outside it:
+     * it answers from memory for every certificate it knows (STYLE.md §2.3), and may write
+     * to the store for the rare first handshake of a certificate it provisions. NULL: no
+     * device is ever identified by certificate. */
+    int64_t (*identify)(void *ctx, const uint8_t *const *der, const size_t *len, size_t n);
     void *identify_ctx;
 } dtls_cfg_t;
 

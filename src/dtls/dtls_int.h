@@ -36,8 +36,9 @@
 SSL_CTX *dtls__ctx_acquire(dtls_ctx_t *ctx, unsigned *gen);
 /* Generation of the current SSL_CTX (cheap atomic read). */
 unsigned dtls__ctx_gen(dtls_ctx_t *ctx);
-/* The device a leaf certificate (DER) belongs to, through cfg.identify; 0 for none. */
-int64_t dtls__ctx_identify(dtls_ctx_t *ctx, const uint8_t *der, size_t len);
+/* The device a client's certificates (leaf first, DER) name, through cfg.identify; 0 for
+ * none. */
+int64_t dtls__ctx_identify(dtls_ctx_t *ctx, const uint8_t *const *der, const size_t *len, size_t n);
 /* Sessions in the context's resumption store (by session id; endpoint.c). */
 size_t dtls__ctx_sessions_stored(dtls_ctx_t *ctx);
 

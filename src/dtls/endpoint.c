@@ -61,7 +61,7 @@ struct dtls_ctx {
     pthread_mutex_t mu;
     SSL_CTX *ssl_ctx; /* current; guarded by mu */
     _Atomic unsigned gen;
-    int64_t (*identify)(void *ctx, const uint8_t *der, size_t len);
+    int64_t (*identify)(void *ctx, const uint8_t *const *der, const size_t *len, size_t n);
     void *identify_ctx;
     bool skip_validity;
     char *cert_path, *key_path, *chain_path, *password;
@@ -595,7 +595,7 @@ unsigned dtls__ctx_gen(dtls_ctx_t *ctx)
     return atomic_load(&ctx->gen);
 }
 
-int64_t dtls__ctx_identify(dtls_ctx_t *ctx, const uint8_t *der, size_t len)
+int64_t dtls__ctx_identify(dtls_ctx_t *ctx, const uint8_t *const *der, const size_t *len, size_t n)
 {
-    return ctx->identify ? ctx->identify(ctx->identify_ctx, der, len) : 0;
+    return ctx->identify ? ctx->identify(ctx->identify_ctx, der, len, n) : 0;
 }

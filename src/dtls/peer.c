@@ -82,15 +82,30 @@ static void on_rtx(loop_t *loop, void *arg)
     arm_rtx(p);
 }
 
+/* The leaf, then what the client sent above it (on the server side OpenSSL's peer chain
+ * leaves the leaf out), as DER. Which device they name, or whether a provisioning profile
+ * takes them, is the identify callback's call. */
 static int64_t identify(dtls_listener_t *l, SSL *ssl)
 {
     X509 *leaf = SSL_get0_peer_certificate(ssl);
     if (!leaf)
         return 0;
-    unsigned char *der = NULL;
-    int n = i2d_X509(leaf, &der);
-    int64_t id = n > 0 ? dtls__ctx_identify(l->ctx, der, (size_t)n) : 0;
-    OPENSSL_free(der);
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+    unsigned char *der[DTLS_IDENTIFY_MAX] = {0};
+    size_t len[DTLS_IDENTIFY_MAX];
+    size_t n = 0;
+    int64_t id = 0;
+    for (int i = -1; i < (chain ? sk_X509_num(chain) : 0) && n < DTLS_IDENTIFY_MAX; i++) {
+        X509 *x = i < 0 ? leaf : sk_X509_value(chain, i);
+        int k = i2d_X509(x, &der[n]);
+        if (k <= 0)
+            goto out;
+        len[n++] = (size_t)k;
+    }
+    id = dtls__ctx_identify(l->ctx, (const uint8_t *const *)der, len, n);
+out:
+    for (size_t i = 0; i < DTLS_IDENTIFY_MAX; i++)
+        OPENSSL_free(der[i]);
     return id;
 }
 

@@ -221,7 +221,7 @@ int http_bootstrap_admin(store_t *store, const char *email, const char *password
     char generated[17];
     bool gen = !password || !password[0];
     if (gen) {
-        http__random_alnum(generated, 16);
+        device_random_alnum(generated, 16);
         password = generated;
     }
     store_user_t u = {.email = (char *)email, .authority = (char *)"TENANT_ADMIN"};

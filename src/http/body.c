@@ -138,22 +138,8 @@ int http__cred_from_json(const json_t *o, http_cred_req_t *out, char *msg, size_
         json_t *cid = json_object_get(o, "credentialsId");
         const char *tok = json_string_value(cid);
         size_t n = tok ? json_string_length(cid) : 0;
-        if (n == 0) {
-            rc = fail(msg, cap, "Device credentials id should be specified!");
+        if ((rc = device_token_check(tok, n, msg, cap)) < 0)
             goto err;
-        }
-        for (size_t i = 0; i < n; i++) {
-            unsigned char c = (unsigned char)tok[i];
-            if (c < 0x20 || c == 0x7f) {
-                rc = fail(msg, cap, "credentialsId must not contain control characters!");
-                goto err;
-            }
-        }
-        if (n > HTTP_TOKEN_MAX) {
-            rc = fail(msg, cap, "Access token length must be at most %d characters!",
-                      HTTP_TOKEN_MAX);
-            goto err;
-        }
         out->cred_id = xstrndup(tok, n);
         return 0;
     }

@@ -33,6 +33,9 @@ typedef struct http_cfg {
      * HTTP threads. */
     char *(*metrics_text)(void *ctx);
     void *metrics_ctx;
+    /* OTA package images (ota/ota.h; its cfg.max_size caps an upload). NULL: uploads and
+     * downloads answer 500. */
+    const struct ota_files *ota;
 } http_cfg_t;
 
 void http_cfg_default(http_cfg_t *cfg);

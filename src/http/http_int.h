@@ -10,6 +10,8 @@
 
 #include "http/http.h"
 
+#include "device/token.h"
+
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,7 +25,7 @@ struct MHD_Connection;
 #define HTTP_UUID_NULL "13814000-1dd2-11b2-8080-808080808080" /* TB's "no customer" */
 #define HTTP_MAX_PARAMS 4
 #define HTTP_JWT_KEY_LEN 64
-#define HTTP_TOKEN_MAX 32 /* access-token credentialsId length cap (TB UI: 1..32) */
+#define HTTP_TOKEN_MAX DEVICE_TOKEN_MAX /* access-token credentialsId length cap */
 
 /* Failed-login throttle: per username (hashed), bounded table, oldest slot reused. */
 #define HTTP_LOGIN_SLOTS 256
@@ -74,6 +76,8 @@ typedef struct http_claims {
     int64_t iat, exp;                 /* seconds */
 } http_claims_t;
 
+typedef struct http_ota_upload http_ota_upload_t;
+
 typedef struct http_req {
     const char *method;
     const char *path;
@@ -84,6 +88,7 @@ typedef struct http_req {
     struct MHD_Connection *conn;   /* NULL in tests that call handlers directly */
     http_server_t *srv;
     http_claims_t claims;
+    http_ota_upload_t *upload; /* the streamed OTA image upload (rest_ota.c), or NULL */
 } http_req_t;
 
 typedef struct http_resp {
@@ -224,8 +229,6 @@ char *http__b64url(const uint8_t *p, size_t n);
 char *http__password_hash(const char *password);
 /* Constant-time comparison of crypt_r(password, hash) with hash. */
 bool http__password_verify(const char *password, const char *hash);
-/* n random characters of [A-Za-z0-9] plus a NUL into out (n + 1 bytes). */
-void http__random_alnum(char *out, size_t n);
 
 /* ---- body.c: pure JSON body handling (fuzzed by tests/fuzz/rest_json.c) ---- */
 
@@ -425,6 +428,23 @@ void http__h_cred_info(http_req_t *rq, http_resp_t *rs);
 void http__h_connectivity(http_req_t *rq, http_resp_t *rs);
 void http__h_server_cert(http_req_t *rq, http_resp_t *rs);
 void http__h_metrics(http_req_t *rq, http_resp_t *rs);
+/* rest_ota.c: OTA packages (OtaPackageController). The image upload is streamed: server.c
+ * asks http__ota_upload_wanted on a request's first call, and for an authenticated one
+ * creates the upload (http__ota_upload_new, which checks the package and the query and
+ * records any error), feeds it the body as it arrives, and hands it to the handler in
+ * http_req_t.upload; it frees it when the connection's request ends. */
+bool http__ota_upload_wanted(const char *method, const char *url);
+http_ota_upload_t *http__ota_upload_new(http_req_t *rq);
+void http__ota_upload_feed(http_ota_upload_t *u, const char *p, size_t n);
+void http__ota_upload_free(http_ota_upload_t *u);
+void http__h_ota_save(http_req_t *rq, http_resp_t *rs);
+void http__h_ota_upload(http_req_t *rq, http_resp_t *rs);
+void http__h_ota_info(http_req_t *rq, http_resp_t *rs);
+void http__h_ota_download(http_req_t *rq, http_resp_t *rs);
+void http__h_ota_list(http_req_t *rq, http_resp_t *rs);
+void http__h_ota_list_profile(http_req_t *rq, http_resp_t *rs);
+void http__h_ota_delete(http_req_t *rq, http_resp_t *rs);
+
 /* rest_status.c: GET /api/coaphub/devices/status?ids=<uuid>,... (live device status) */
 void http__h_device_status(http_req_t *rq, http_resp_t *rs);
 

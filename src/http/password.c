@@ -1,4 +1,4 @@
-/* password.c — bcrypt password hashes (libxcrypt) and random strings.
+/* password.c — bcrypt password hashes (libxcrypt).
  *
  * Hashes are "$2b$10$..." so they interoperate with ThingsBoard's BCrypt users. Results are
  * compared with CRYPTO_memcmp; crypt_r output for a wrong password differs from the stored
@@ -11,7 +11,6 @@
 
 #include <crypt.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,20 +40,4 @@ bool http__password_verify(const char *password, const char *hash)
     OPENSSL_cleanse(cd, sizeof *cd);
     free(cd);
     return ok;
-}
-
-void http__random_alnum(char *out, size_t n)
-{
-    static const char set[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    size_t i = 0;
-    while (i < n) {
-        unsigned char buf[64];
-        ASSERT(RAND_bytes(buf, sizeof buf) == 1);
-        for (size_t k = 0; k < sizeof buf && i < n; k++) {
-            /* 62 * 4 = 248: rejecting bytes >= 248 keeps every character equally likely. */
-            if (buf[k] < 248)
-                out[i++] = set[buf[k] % 62];
-        }
-    }
-    out[n] = '\0';
 }

@@ -12,6 +12,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "ota/ota.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -108,6 +109,18 @@ static void announce(http_server_t *h, hub_change_t what, int64_t id)
         hub_change_publish(h->hub, what, id);
 }
 
+/* After a save: a device whose effective OTA package changed is told (shared fw_ and sw_
+ * attributes, fw_state QUEUED: ota_device_assignment_changed). old_fw/old_sw are the
+ * packages it downloaded before the save ("" for a new device). The device row is stored
+ * either way; a failure here is logged, as ThingsBoard's OtaPackageStateService logs its own. */
+static void ota_notify(http_server_t *h, int64_t device_id, const char *old_fw, const char *old_sw)
+{
+    int rc = ota_device_assignment_changed(h->store, h->hub, device_id, old_fw, old_sw);
+    if (rc < 0)
+        LOG_W("http", "device %lld: OTA assignment not sent: %s", (long long)device_id,
+              err_str(rc));
+}
+
 static void conflict_or_error(http_resp_t *rs, int rc, const char *conflict_msg)
 {
     if (rc == ERR_CONFLICT)
@@ -151,7 +164,7 @@ static void create(http_req_t *rq, http_resp_t *rs, http_device_req_t *dr,
             http__cred_req_fini(&chk);
             tok.cred_id = (char *)given;
         } else {
-            http__random_alnum(random_tok, 20);
+            device_random_alnum(random_tok, 20);
             tok.cred_id = random_tok;
         }
         if (registry_find_token(h->reg, (const uint8_t *)tok.cred_id, strlen(tok.cred_id))) {
@@ -183,6 +196,7 @@ static void create(http_req_t *rq, http_resp_t *rs, http_device_req_t *dr,
         announce(h, HUB_CHANGE_PROFILE_SAVED, d.profile_id);
     announce(h, HUB_CHANGE_DEVICE, d.id);
     LOG_I("http", "device %s created", d.uuid);
+    ota_notify(h, d.id, "", "");
     /* Read back for the answer: the store filled in the profile's uuid and name. */
     store_device_t saved;
     memset(&saved, 0, sizeof saved);
@@ -202,6 +216,16 @@ static void update(http_req_t *rq, http_resp_t *rs, http_device_req_t *dr)
     if (!http__device_lookup(rq, rs, dr->uuid, &d))
         return;
     if (!resolve_profile(h, rs, dr, &profile_id, &new_profile)) {
+        store_device_fini(&d);
+        return;
+    }
+    /* The packages the device downloads before this save, to tell it only of a change. */
+    char old_fw[STORE_UUID_LEN + 1], old_sw[STORE_UUID_LEN + 1];
+    int orc = ota_effective_id(h->store, &d, OTA_FIRMWARE, old_fw);
+    if (orc == 0)
+        orc = ota_effective_id(h->store, &d, OTA_SOFTWARE, old_sw);
+    if (orc < 0) {
+        http__resp_store_error(rs, orc);
         store_device_fini(&d);
         return;
     }
@@ -231,6 +255,7 @@ static void update(http_req_t *rq, http_resp_t *rs, http_device_req_t *dr)
     if (new_profile)
         announce(h, HUB_CHANGE_PROFILE_SAVED, saved_profile);
     announce(h, HUB_CHANGE_DEVICE, id);
+    ota_notify(h, id, old_fw, old_sw);
     /* Read back: the store bumped the version. */
     if ((rc = store_device_get(rq->srv->store, id, &d)) < 0) {
         http__resp_store_error(rs, rc);

@@ -14,6 +14,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "ota/ota.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -172,6 +173,12 @@ void http__h_profile_save(http_req_t *rq, http_resp_t *rs)
     if (check_unique(h, rs, &pr, p.id) < 0)
         goto out;
     bool created = !pr.uuid;
+    /* ThingsBoard's isFirmwareChanged/isSoftwareChanged: the devices that follow the profile
+     * are told of a changed package after the save (ota_profile_assignment_changed). */
+    bool fw_changed = strcmp(p.firmware_id ? p.firmware_id : "",
+                             pr.firmware_uuid ? pr.firmware_uuid : "") != 0;
+    bool sw_changed = strcmp(p.software_id ? p.software_id : "",
+                             pr.software_uuid ? pr.software_uuid : "") != 0;
     free(p.name);
     free(p.provision_type);
     free(p.provision_key);
@@ -198,6 +205,10 @@ void http__h_profile_save(http_req_t *rq, http_resp_t *rs)
     }
     int64_t id = p.id;
     announce(h, HUB_CHANGE_PROFILE_SAVED, id);
+    if (!created && (fw_changed || sw_changed) &&
+        (rc = ota_profile_assignment_changed(h->store, h->hub, id, fw_changed, sw_changed)) < 0)
+        LOG_W("http", "device profile %s: OTA assignment not sent to every device: %s", p.uuid,
+              err_str(rc));
     LOG_I("http", "device profile %s %s", p.uuid, created ? "created" : "updated");
     store_profile_fini(&p);
     memset(&p, 0, sizeof p);
@@ -263,6 +274,11 @@ void http__h_profile_delete(http_req_t *rq, http_resp_t *rs)
     } else {
         announce(h, HUB_CHANGE_PROFILE_DELETED, p.id);
         LOG_I("http", "device profile %s deleted", p.uuid);
+        /* The store dropped the profile's OTA package rows with it: their images go too. */
+        size_t n = 0;
+        if (h->cfg.ota && (rc = ota_files_sweep(h->cfg.ota, h->store, false, &n)) < 0)
+            LOG_W("http", "OTA images of deleted packages kept until the next start: %s",
+                  err_str(rc));
         http__resp_json(rs, 200, NULL);
     }
     store_profile_fini(&p);

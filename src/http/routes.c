@@ -34,6 +34,15 @@ const http_route_t http__routes[] = {
     {"GET", "/api/deviceProfileInfo/default", http__h_profile_info_default, 0},
     {"GET", "/api/deviceProfileInfo/{id}", http__h_profile_info_get, 0},
 
+    {"POST", "/api/otaPackage", http__h_ota_save, 0},
+    {"GET", "/api/otaPackage/info/{id}", http__h_ota_info, 0},
+    {"GET", "/api/otaPackage/{id}/download", http__h_ota_download, 0},
+    {"GET", "/api/otaPackage/{id}", http__h_ota_info, 0}, /* OtaPackage: the info, no data */
+    {"POST", "/api/otaPackage/{id}", http__h_ota_upload, 0},
+    {"DELETE", "/api/otaPackage/{id}", http__h_ota_delete, 0},
+    {"GET", "/api/otaPackages", http__h_ota_list, 0},
+    {"GET", "/api/otaPackages/{profileId}/{type}", http__h_ota_list_profile, 0},
+
     {"GET", TM "/{type}/{id}/keys/timeseries", http__h_ts_keys, 0},
     {"GET", TM "/{type}/{id}/values/timeseries", http__h_ts_values, 0},
     {"GET", TM "/{type}/{id}/values/timeseries/history", http__h_ts_values, 0},

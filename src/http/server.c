@@ -46,6 +46,8 @@ typedef struct conn_ctx {
     char *buf;
     size_t len, cap;
     bool too_large;
+    bool drain;                /* read the body but keep none of it (refused upload) */
+    http_ota_upload_t *upload; /* an OTA image streamed to disk instead of buffered */
 } conn_ctx_t;
 
 /* Bearer token from X-Authorization, Authorization or ?token= (TB accepts all three). */
@@ -123,6 +125,7 @@ static void dispatch(http_server_t *h, struct MHD_Connection *conn, const char *
         return;
     }
     http_req_t rq = {.method = method, .path = url, .conn = conn, .srv = h};
+    rq.upload = cc->upload;
     rq.body = cc->buf ? cc->buf : "";
     rq.body_len = cc->len;
     bool known = false;
@@ -150,10 +153,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!cc) {
         cc = xcalloc(1, sizeof *cc);
         *con_cls = cc;
+        if (http__ota_upload_wanted(method, url)) {
+            /* An image goes to disk as it arrives (rest_ota.c) and only for a valid JWT, so
+             * nobody can make us write a file without logging in. A refused one is drained
+             * and answered by dispatch (401/403 from the same check). */
+            http_req_t rq = {.method = method, .path = url, .conn = conn, .srv = h};
+            http_resp_t no = {0};
+            if (authenticate(&rq, &no))
+                cc->upload = http__ota_upload_new(&rq);
+            else
+                cc->drain = true;
+            free(no.body);
+            return MHD_YES;
+        }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > h->cfg.max_body)
             cc->too_large = true;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0 && (cc->upload || cc->drain)) {
+        if (cc->upload)
+            http__ota_upload_feed(cc->upload, upload_data, *upload_data_size);
+        *upload_data_size = 0;
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
@@ -216,6 +238,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     conn_ctx_t *cc = *con_cls;
     if (cc) {
+        http__ota_upload_free(cc->upload);
         free(cc->buf);
         free(cc);
         *con_cls = NULL;

@@ -40,15 +40,21 @@ int store_ota_create(store_t *s, store_ota_t *o)
     char uuid[STORE_UUID_LEN + 1];
     store_uuid_v4(uuid);
     int64_t now = clock_wall_ms();
-    store_cell_t args[] = {
-        STORE_TEXT(uuid),         STORE_INT(now),
-        STORE_INT(o->profile_id), STORE_TEXT(o->type),
-        STORE_TEXT(o->title),     STORE_TEXT(o->version),
-        STORE_TEXT(o->tag),       STORE_TEXT(o->url),
-        STORE_INT(o->has_data),   STORE_TEXT(o->file_name),
-        STORE_TEXT(o->content_type), STORE_TEXT(o->checksum_algorithm),
-        STORE_TEXT(o->checksum),  STORE_INT(o->data_size),
-        STORE_TEXT(o->additional_info)};
+    store_cell_t args[] = {STORE_TEXT(uuid),
+                           STORE_INT(now),
+                           STORE_INT(o->profile_id),
+                           STORE_TEXT(o->type),
+                           STORE_TEXT(o->title),
+                           STORE_TEXT(o->version),
+                           STORE_TEXT(o->tag),
+                           STORE_TEXT(o->url),
+                           STORE_INT(o->has_data),
+                           STORE_TEXT(o->file_name),
+                           STORE_TEXT(o->content_type),
+                           STORE_TEXT(o->checksum_algorithm),
+                           STORE_TEXT(o->checksum),
+                           STORE_INT(o->data_size),
+                           STORE_TEXT(o->additional_info)};
     int64_t id = 0;
     if (r == 0)
         r = store__adm_i64(a, s,
@@ -72,14 +78,20 @@ int store_ota_update(store_t *s, store_ota_t *o)
 {
     if (!ota_ok(o))
         return -EINVAL;
-    store_cell_t args[] = {
-        STORE_INT(o->id),         STORE_INT(o->profile_id),
-        STORE_TEXT(o->type),      STORE_TEXT(o->title),
-        STORE_TEXT(o->version),   STORE_TEXT(o->tag),
-        STORE_TEXT(o->url),       STORE_INT(o->has_data),
-        STORE_TEXT(o->file_name), STORE_TEXT(o->content_type),
-        STORE_TEXT(o->checksum_algorithm), STORE_TEXT(o->checksum),
-        STORE_INT(o->data_size),  STORE_TEXT(o->additional_info)};
+    store_cell_t args[] = {STORE_INT(o->id),
+                           STORE_INT(o->profile_id),
+                           STORE_TEXT(o->type),
+                           STORE_TEXT(o->title),
+                           STORE_TEXT(o->version),
+                           STORE_TEXT(o->tag),
+                           STORE_TEXT(o->url),
+                           STORE_INT(o->has_data),
+                           STORE_TEXT(o->file_name),
+                           STORE_TEXT(o->content_type),
+                           STORE_TEXT(o->checksum_algorithm),
+                           STORE_TEXT(o->checksum),
+                           STORE_INT(o->data_size),
+                           STORE_TEXT(o->additional_info)};
     int64_t changes = 0;
     int r = store__adm_run(s, true,
                            "UPDATE ota_package SET device_profile_id = $2, type = $3, title = $4,"
@@ -125,7 +137,7 @@ int store_ota_delete(store_t *s, int64_t id)
 
 /* $1 type or NULL, $2 profile id or 0, $3 1 = uploaded only, $4 LIKE pattern or NULL. */
 #define OWHERE                                                                                     \
-    " FROM ota_package WHERE (CAST($1 AS TEXT) IS NULL OR type = CAST($1 AS TEXT))"               \
+    " FROM ota_package WHERE (CAST($1 AS TEXT) IS NULL OR type = CAST($1 AS TEXT))"                \
     " AND ($2 = 0 OR device_profile_id = $2) AND ($3 = 0 OR has_data)"                             \
     " AND (CAST($4 AS TEXT) IS NULL OR lower(title) LIKE lower(CAST($4 AS TEXT)) ESCAPE '\\')"
 #define OLIST(col, dir)                                                                            \
@@ -149,8 +161,8 @@ static void ota_fini_item(void *o)
 }
 
 int store_ota_list(store_t *s, const char *type, int64_t profile_id, bool has_data_only,
-                   const char *text_search, const char *sort_property, bool ascending,
-                   int64_t page, int64_t page_size, store_ota_page_t *out)
+                   const char *text_search, const char *sort_property, bool ascending, int64_t page,
+                   int64_t page_size, store_ota_page_t *out)
 {
     memset(out, 0, sizeof(*out));
     if (page < 0 || page_size <= 0 || page > INT64_MAX / page_size || (type && !type_ok(type)))
@@ -163,9 +175,8 @@ int store_ota_list(store_t *s, const char *type, int64_t profile_id, bool has_da
     if (!sql)
         return -EINVAL;
     char *pattern = text_search && text_search[0] ? store__like_prefix(text_search) : NULL;
-    store_cell_t args[] = {STORE_TEXT(type),        STORE_INT(profile_id),
-                           STORE_INT(has_data_only), STORE_TEXT(pattern),
-                           STORE_INT(page_size),    STORE_INT(page * page_size)};
+    store_cell_t args[] = {STORE_TEXT(type),    STORE_INT(profile_id), STORE_INT(has_data_only),
+                           STORE_TEXT(pattern), STORE_INT(page_size),  STORE_INT(page * page_size)};
     store_adm_t *a;
     int r = s->be->adm_begin(s->db, false, &a);
     store_rows_t rows = {0};

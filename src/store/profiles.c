@@ -60,8 +60,8 @@ int store__adm_get(store_t *s, const char *sql, const store_cell_t *args, size_t
     return r;
 }
 
-int store__adm_i64(store_adm_t *a, store_t *s, const char *sql, const store_cell_t *args,
-                   size_t n, int64_t *out)
+int store__adm_i64(store_adm_t *a, store_t *s, const char *sql, const store_cell_t *args, size_t n,
+                   int64_t *out)
 {
     store_rows_t rows = {0};
     int r = s->be->adm_sql(a, sql, args, n, &store__i64_row, &rows, NULL);
@@ -77,10 +77,13 @@ int store__adm_i64(store_adm_t *a, store_t *s, const char *sql, const store_cell
 
 /* The id of the profile named name, made (with data, may be NULL) if there is none. */
 static int find_or_create(store_adm_t *a, store_t *s, const char *name, const char *data,
-                          int64_t *id)
+                          const char *known_uuid, int64_t *id)
 {
     char uuid[STORE_UUID_LEN + 1];
-    store_uuid_v4(uuid);
+    if (known_uuid && strlen(known_uuid) == STORE_UUID_LEN)
+        memcpy(uuid, known_uuid, sizeof(uuid));
+    else
+        store_uuid_v4(uuid);
     store_cell_t args[] = {STORE_TEXT(uuid), STORE_INT(clock_wall_ms()), STORE_TEXT(name),
                            STORE_TEXT(data)};
     int r = s->be->adm_sql(a,
@@ -101,14 +104,22 @@ int store__profiles_init(store_t *s)
     if (r != 0)
         return r;
     int64_t id = 0;
-    r = store__adm_i64(a, s, "SELECT id FROM device_profile WHERE is_default = TRUE", NULL, 0,
-                       &id);
+    r = store__adm_i64(a, s, "SELECT id FROM device_profile WHERE is_default = TRUE", NULL, 0, &id);
     if (r == -ENOENT) {
-        r = find_or_create(a, s, "default", DEFAULT_DATA, &id);
+        /* Before profiles were stored, every device answered with one deviceProfileId kept
+         * in settings: the default profile keeps that id, so clients that saved it still
+         * find their profile. */
+        store_rows_t old_id = {0};
+        r = s->be->adm_sql(a, "SELECT value FROM settings WHERE key = 'default_profile_id'", NULL,
+                           0, &store__text_row, &old_id, NULL);
+        const char *known = r == 0 && old_id.n ? ((store_text_t *)old_id.items)->v : NULL;
+        if (r == 0)
+            r = find_or_create(a, s, "default", DEFAULT_DATA, known, &id);
+        store__rows_fini(&old_id, store__text_fini);
         store_cell_t arg = STORE_INT(id);
         if (r == 0)
-            r = s->be->adm_sql(a, "UPDATE device_profile SET is_default = TRUE WHERE id = $1",
-                               &arg, 1, NULL, NULL, NULL);
+            r = s->be->adm_sql(a, "UPDATE device_profile SET is_default = TRUE WHERE id = $1", &arg,
+                               1, NULL, NULL, NULL);
     }
     /* Devices from before profiles (schema 3) join the profile named as their type. */
     store_rows_t types = {0};
@@ -118,7 +129,7 @@ int store__profiles_init(store_t *s)
                            NULL, 0, &store__text_row, &types, NULL);
     for (size_t i = 0; r == 0 && i < types.n; i++) {
         const char *type = ((store_text_t *)types.items)[i].v;
-        r = find_or_create(a, s, type ? type : "default", NULL, &id);
+        r = find_or_create(a, s, type ? type : "default", NULL, NULL, &id);
         store_cell_t args[] = {STORE_INT(id), STORE_TEXT(type)};
         if (r == 0)
             r = s->be->adm_sql(a,
@@ -143,10 +154,10 @@ int store__device_profile_resolve(store_t *s, store_device_t *d)
         store_cell_t arg = STORE_INT(d->profile_id);
         r = store__adm_i64(a, s, "SELECT id FROM device_profile WHERE id = $1", &arg, 1, &id);
     } else if (by_name) {
-        r = find_or_create(a, s, d->type, NULL, &id);
+        r = find_or_create(a, s, d->type, NULL, NULL, &id);
     } else {
-        r = store__adm_i64(a, s, "SELECT id FROM device_profile WHERE is_default = TRUE", NULL,
-                           0, &id);
+        r = store__adm_i64(a, s, "SELECT id FROM device_profile WHERE is_default = TRUE", NULL, 0,
+                           &id);
     }
     int e = s->be->adm_end(a, r == 0);
     if (r == 0 && e == 0)
@@ -202,8 +213,8 @@ int store_profile_create(store_t *s, store_profile_t *p)
     if (r != 0)
         return r;
     if (p->is_default)
-        r = s->be->adm_sql(a, "UPDATE device_profile SET is_default = FALSE WHERE is_default",
-                           NULL, 0, NULL, NULL, NULL);
+        r = s->be->adm_sql(a, "UPDATE device_profile SET is_default = FALSE WHERE is_default", NULL,
+                           0, NULL, NULL, NULL);
     char uuid[STORE_UUID_LEN + 1];
     store_uuid_v4(uuid);
     int64_t now = clock_wall_ms();
@@ -243,10 +254,10 @@ int store_profile_update(store_t *s, store_profile_t *p)
                            "UPDATE device_profile SET is_default = FALSE"
                            " WHERE is_default AND id <> $1",
                            &idarg, 1, NULL, NULL, NULL);
-    store_cell_t args[] = {STORE_INT(p->id),           STORE_TEXT(p->name),
-                           STORE_INT(p->is_default),   STORE_TEXT(ptype(p)),
-                           STORE_TEXT(p->provision_key), STORE_TEXT(p->firmware_id),
-                           STORE_TEXT(p->software_id), STORE_TEXT(p->data)};
+    store_cell_t args[] = {
+        STORE_INT(p->id),           STORE_TEXT(p->name),          STORE_INT(p->is_default),
+        STORE_TEXT(ptype(p)),       STORE_TEXT(p->provision_key), STORE_TEXT(p->firmware_id),
+        STORE_TEXT(p->software_id), STORE_TEXT(p->data)};
     int64_t version = 0;
     if (r == 0)
         r = store__adm_i64(a, s,
@@ -296,14 +307,14 @@ int store_profile_get_by_provision_key(store_t *s, const char *key, store_profil
     if (!key || !key[0])
         return -EINVAL;
     store_cell_t arg = STORE_TEXT(key);
-    return store__adm_get(s, "SELECT " PCOLS " FROM device_profile WHERE provision_key = $1",
-                          &arg, 1, &store__profile_row, out);
+    return store__adm_get(s, "SELECT " PCOLS " FROM device_profile WHERE provision_key = $1", &arg,
+                          1, &store__profile_row, out);
 }
 
 int store_profile_get_default(store_t *s, store_profile_t *out)
 {
-    return store__adm_get(s, "SELECT " PCOLS " FROM device_profile WHERE is_default = TRUE",
-                          NULL, 0, &store__profile_row, out);
+    return store__adm_get(s, "SELECT " PCOLS " FROM device_profile WHERE is_default = TRUE", NULL,
+                          0, &store__profile_row, out);
 }
 
 int store_profile_set_default(store_t *s, int64_t id)
@@ -332,8 +343,9 @@ int store_profile_delete(store_t *s, int64_t id)
         return r;
     store_cell_t arg = STORE_INT(id);
     int64_t is_default = 0, devices = 0;
-    r = store__adm_i64(a, s, "SELECT CASE WHEN is_default THEN 1 ELSE 0 END FROM device_profile"
-                             " WHERE id = $1",
+    r = store__adm_i64(a, s,
+                       "SELECT CASE WHEN is_default THEN 1 ELSE 0 END FROM device_profile"
+                       " WHERE id = $1",
                        &arg, 1, &is_default);
     if (r == 0 && is_default)
         r = -EBUSY;

@@ -55,9 +55,8 @@ static void bind_args(sqlite3_stmt *st, const store_cell_t *args, size_t n)
     }
 }
 
-int store__sqlite_adm_sql(store_adm_t *a, const char *sql, const store_cell_t *args,
-                          size_t n_args, const store_row_map_t *m, store_rows_t *rows,
-                          int64_t *changes)
+int store__sqlite_adm_sql(store_adm_t *a, const char *sql, const store_cell_t *args, size_t n_args,
+                          const store_row_map_t *m, store_rows_t *rows, int64_t *changes)
 {
     sqlite3_stmt *st = store__stmt(a->c, sql);
     if (!st)

@@ -377,12 +377,45 @@ static void test_client_rpc_claim_provision_ota(void **state)
     fx_call(f, &REQ(.method = COAP_POST, .token = "c5", .path = "api/v1/TOKEN1/claim"), &m);
     assert_int_equal(m.pdu.code, COAP_CREATED); /* empty body: defaults */
 
+    /* Provisioning (§3.9): no key and secret is not a provision request (4.00, no body); an
+     * unknown key is ThingsBoard's NOT_FOUND; a profile's key and secret create a device whose
+     * token works on the next request. */
     fx_call(f, &REQ(.method = COAP_POST, .token = "p1", .path = "api/v1/provision",
                     .payload = "{\"deviceName\":\"x\"}"),
             &m);
     assert_int_equal(m.pdu.code, COAP_BAD_REQUEST);
+    assert_int_equal(m.pdu.payload_len, 0);
+    static const char pv[] =
+        "{\"deviceName\":\"x\",\"provisionDeviceKey\":\"pk\","
+        "\"provisionDeviceSecret\":\"ps\",\"token\":\"PROV1\"}";
+    fx_call(f, &REQ(.method = COAP_POST, .token = "p2", .path = "api/v1/provision", .payload = pv),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_BAD_REQUEST);
     assert_string_equal(m.payload,
                         "{\"errorMsg\":\"Provision data was not found!\",\"status\":\"NOT_FOUND\"}");
+    store_profile_t prof = {.name = "factory",
+                            .provision_type = "ALLOW_CREATE_NEW_DEVICES",
+                            .provision_key = "pk",
+                            .data =
+                                "{\"profileData\":{\"provisionConfiguration\":{\"type\":"
+                                "\"ALLOW_CREATE_NEW_DEVICES\",\"provisionDeviceSecret\":\"ps\"}}}"};
+    assert_int_equal(store_profile_create(f->store, &prof), 0);
+    fx_call(f, &REQ(.method = COAP_POST, .token = "p3", .path = "api/v1/provision", .payload = pv),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_CREATED);
+    assert_string_equal(m.payload,
+                        "{\"credentialsValue\":\"PROV1\",\"credentialsType\":"
+                        "\"ACCESS_TOKEN\",\"status\":\"SUCCESS\"}");
+    fx_call(f,
+            &REQ(.method = COAP_POST, .token = "p4", .path = "api/v1/PROV1/telemetry",
+                 .payload = "{\"t\":1}"),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_CREATED);
+    fx_call(f, &REQ(.method = COAP_POST, .token = "p5", .path = "api/v1/provision", .payload = pv),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_BAD_REQUEST);
+    assert_string_equal(m.payload,
+                        "{\"errorMsg\":\"Failed to provision device!\",\"status\":\"FAILURE\"}");
     fx_call(f, &REQ(.method = COAP_GET, .token = "f1", .path = "fw/TOKEN1"), &m);
     assert_int_equal(m.pdu.code, COAP_NOT_FOUND);
     fx_call(f, &REQ(.method = COAP_GET, .token = "f2", .path = "sw/NOPE"), &m);

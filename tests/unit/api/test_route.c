@@ -100,8 +100,13 @@ static void test_x509_forms(void **state)
     assert_int_equal(r.feature, API_FEAT_NONE);
     r = route("api/v1");
     assert_int_equal(r.feature, API_FEAT_NONE);
-    r = route("api/v1/TOKEN/firmware"); /* documented path that TB answers 4.00 */
-    assert_int_equal(r.feature, API_FEAT_NONE);
+    /* The path ThingsBoard documents (its code answers 4.00): ours serves it. */
+    r = route("api/v1/TOKEN/firmware");
+    assert_int_equal(r.feature, API_FEAT_FIRMWARE);
+    assert_true(token_is(&r, "TOKEN"));
+    r = route("api/v1/software");
+    assert_int_equal(r.feature, API_FEAT_SOFTWARE);
+    assert_false(r.has_token);
 }
 
 static void test_resources(void **state)
@@ -128,10 +133,20 @@ static void test_resources(void **state)
     assert_int_equal(api_route_action(&r, COAP_POST, false, 0, &code), API_ACT_ERROR);
     assert_int_equal(code, COAP_METHOD_NOT_ALLOWED);
     assert_int_equal(act("sw/TOKEN", COAP_GET, false, 0, &code), API_ACT_OTA);
-    assert_int_equal(act("fw", COAP_GET, false, 0, &code), API_ACT_ERROR);
-    assert_int_equal(code, COAP_UNAUTHORIZED);
+    /* /fw without a token: the X.509 form (identity from the DTLS session). */
+    r = route("fw");
+    assert_int_equal(api_route_action(&r, COAP_GET, false, 0, &code), API_ACT_OTA);
+    assert_false(r.has_token);
+    assert_false(api_route_is_software(&r));
+    r = route("sw");
+    assert_true(api_route_is_software(&r));
     assert_int_equal(act("fw/a/b", COAP_GET, false, 0, &code), API_ACT_ERROR);
     assert_int_equal(code, COAP_UNAUTHORIZED);
+    r = route("api/v1/T/software");
+    assert_int_equal(api_route_action(&r, COAP_GET, false, 0, &code), API_ACT_OTA);
+    assert_true(api_route_is_software(&r));
+    assert_int_equal(act("api/v1/firmware", COAP_POST, false, 0, &code), API_ACT_ERROR);
+    assert_int_equal(code, COAP_METHOD_NOT_ALLOWED);
 }
 
 static void test_methods(void **state)

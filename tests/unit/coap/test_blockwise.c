@@ -1,6 +1,7 @@
 /* test_blockwise.c — RFC 7959 through the engine: Block1 reassembly with 2.31 Continue,
  * 4.08 on a gap, 4.13 + Size1 over max_body; Block2 slicing with Size2 and follow-ups served
- * from the cached body without calling the application again. */
+ * from the cached body without calling the application again; and an application that serves
+ * one block per request (coap_exchange_respond_block, as OTA downloads do). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,10 +13,28 @@
 
 #include <errno.h>
 
+/* When set, on_request serves f->body a block at a time with coap_exchange_respond_block. */
+static bool by_block;
+
 static void on_request(void *app, coap_exchange_t *x, const coap_request_t *req)
 {
     fixture_t *f = app;
     f->n_req++;
+    if (by_block) {
+        uint32_t num;
+        size_t size;
+        uint64_t off;
+        coap_exchange_block2(x, &num, &size, &off);
+        if (off >= f->body_len) {
+            coap_exchange_respond(x, COAP_BAD_OPTION, COAP_CF_NONE, NULL, 0);
+            return;
+        }
+        size_t len = f->body_len - off < size ? f->body_len - (size_t)off : size;
+        static const uint8_t etag[4] = {1, 2, 3, 4};
+        coap_exchange_respond_block(x, COAP_CONTENT, COAP_CF_OCTET, f->body + off, len, f->body_len,
+                                    etag, sizeof etag);
+        return;
+    }
     f->got_len = req->payload.len < sizeof f->got ? req->payload.len : sizeof f->got;
     memcpy(f->got, req->payload.p, f->got_len);
     coap_exchange_respond(x, f->resp_code ? f->resp_code : COAP_CHANGED, COAP_CF_NONE, f->body,
@@ -191,6 +210,53 @@ static void test_block2_client_szx(void **state)
     fx_free(f);
 }
 
+static void test_block2_by_application(void **state)
+{
+    (void)state;
+    by_block = true;
+    fixture_t *f = fx_new(small); /* block size 16 */
+    for (size_t i = 0; i < sizeof body; i++)
+        body[i] = (uint8_t)(7 * i);
+    f->body = body;
+    f->body_len = 40;
+    coap_pdu_t p;
+    uint32_t v;
+    get(f, 1, -1, 0); /* no Block2 asked: block 0 of the engine's size, Size2, ETag */
+    assert_int_equal(last_code(f, &p), COAP_CONTENT);
+    assert_int_equal(coap_pdu_opt_uint(&p, COAP_OPT_BLOCK2, &v), 0);
+    assert_int_equal(v, 0x08);
+    assert_int_equal(coap_pdu_opt_uint(&p, COAP_OPT_SIZE2, &v), 0);
+    assert_int_equal(v, 40);
+    int ei = coap_pdu_opt_find(&p, COAP_OPT_ETAG, 0);
+    assert_true(ei >= 0);
+    size_t etag_len;
+    const uint8_t *etag = coap_pdu_opt_value(&p, (size_t)ei, &etag_len);
+    assert_int_equal(etag_len, 4);
+    assert_memory_equal(etag, "\x01\x02\x03\x04", 4);
+    assert_int_equal(p.payload_len, 16);
+    assert_memory_equal(p.payload, body, 16);
+    get(f, 2, 2, 0); /* the last block: no M, no Size2, straight from the application */
+    assert_int_equal(last_code(f, &p), COAP_CONTENT);
+    assert_int_equal(coap_pdu_opt_uint(&p, COAP_OPT_BLOCK2, &v), 0);
+    assert_int_equal(v, 0x20);
+    assert_int_equal(coap_pdu_opt_uint(&p, COAP_OPT_SIZE2, &v), -ENOENT);
+    assert_int_equal(p.payload_len, 8);
+    assert_memory_equal(p.payload, body + 32, 8);
+    assert_int_equal(f->n_req, 2); /* nothing cached: each block asked the application */
+    assert_true(coap_list_empty(&f->e->peers) ||
+                coap_list_empty(&COAP_CONTAINER(f->e->peers.next, coap_peer_t, link)->block2));
+    get(f, 3, 5, 0);
+    assert_int_equal(last_code(f, &p), COAP_BAD_OPTION);
+    /* A representation that fits one block, no Block2 asked: no Block2 option at all. */
+    f->body_len = 10;
+    get(f, 4, -1, 0);
+    assert_int_equal(last_code(f, &p), COAP_CONTENT);
+    assert_int_equal(coap_pdu_opt_uint(&p, COAP_OPT_BLOCK2, &v), -ENOENT);
+    assert_int_equal(p.payload_len, 10);
+    fx_free(f);
+    by_block = false;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -199,6 +265,7 @@ int main(void)
         cmocka_unit_test(test_block1_abandoned_expires),
         cmocka_unit_test(test_block2_slicing),
         cmocka_unit_test(test_block2_client_szx),
+        cmocka_unit_test(test_block2_by_application),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,10 +44,10 @@ static void sink_closed(void *ctx, transport_peer_t *peer)
 /* ---- fixture ------------------------------------------------------------------------------ */
 
 /* The device side's answer, reduced to one registered certificate: f->a is DEVICE_A. */
-static int64_t identify(void *ctx, const uint8_t *der, size_t len)
+static int64_t identify(void *ctx, const uint8_t *const *der, const size_t *len, size_t n)
 {
     fx_t *f = ctx;
-    return test_cert_is(&f->a, der, len) ? DEVICE_A : 0;
+    return n > 0 && test_cert_is(&f->a, der[0], len[0]) ? DEVICE_A : 0;
 }
 
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *f)

@@ -169,8 +169,8 @@ static void test_random_alnum(void **state)
 {
     (void)state;
     char a[21], b[21];
-    http__random_alnum(a, 20);
-    http__random_alnum(b, 20);
+    device_random_alnum(a, 20);
+    device_random_alnum(b, 20);
     assert_int_equal(strlen(a), 20);
     assert_string_not_equal(a, b);
     for (int i = 0; i < 20; i++)

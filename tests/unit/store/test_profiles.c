@@ -68,6 +68,20 @@ static void test_default_and_device_profiles(void **state)
     store_device_fini(&g);
     store_profile_fini(&p);
     assert_int_equal(default_id(t->s), def);
+
+    /* An installation from before stored profiles answered with the deviceProfileId kept in
+     * settings: its default profile is made with that id. */
+    tstore_exec(t, "UPDATE device SET profile_id = NULL");
+    tstore_exec(t, "DELETE FROM device_profile");
+    tstore_exec(t,
+                "INSERT INTO settings(key, value) VALUES ('default_profile_id',"
+                " '0b6bd6a0-5c3e-4a2e-9d1c-1f2e3d4c5b6a')");
+    store_close(t->s);
+    assert_non_null(tstore_reopen(t));
+    assert_int_equal(store_profile_get_default(t->s, &p), 0);
+    assert_string_equal(p.uuid, "0b6bd6a0-5c3e-4a2e-9d1c-1f2e3d4c5b6a");
+    assert_string_equal(p.name, "default");
+    store_profile_fini(&p);
 }
 
 static void test_profile_crud(void **state)
@@ -198,8 +212,7 @@ static void test_ota(void **state)
     store_ota_fini(&g);
 
     store_ota_page_t page;
-    assert_int_equal(
-        store_ota_list(t->s, "FIRMWARE", 0, false, NULL, NULL, true, 0, 10, &page), 0);
+    assert_int_equal(store_ota_list(t->s, "FIRMWARE", 0, false, NULL, NULL, true, 0, 10, &page), 0);
     assert_int_equal(page.total, 1);
     store_ota_page_fini(&page);
     assert_int_equal(store_ota_list(t->s, NULL, def, true, NULL, "title", true, 0, 10, &page), 0);
