@@ -1,4 +1,5 @@
-// app.js — entry point: hash router (#/login, #/devices, #/device/<id>/<tab>), top bar, and
+// app.js — entry point: hash router (#/login, #/devices, #/device/<id>/<tab>, #/profiles,
+// #/ota), top bar, and
 // the session check. Views are functions (root, params) -> optional cleanup function.
 
 import { h, clear, toast } from './js/dom.js';
@@ -6,6 +7,8 @@ import { session, logout, server } from './js/api.js';
 import { loginView } from './js/login.js';
 import { devicesView } from './js/devices.js';
 import { deviceView } from './js/device.js';
+import { profilesView } from './js/profiles.js';
+import { otaView } from './js/otapage.js';
 
 const app = document.getElementById('app');
 let cleanup = null;
@@ -13,12 +16,20 @@ let userEmail = '';
 
 function topBar() {
   return h('header', { class: 'topbar' },
-    h('a', { class: 'brand', href: '#/devices' }, h('span', { class: 'logo', 'aria-hidden': 'true' }), 'coaphub'),
-    h('nav', { class: 'topnav', 'aria-label': 'Main' }, h('a', { href: '#/devices' }, 'Devices')),
+    h('a', { class: 'brand', href: '#/devices' }, h('span', { class: 'logo', 'aria-hidden': 'true' }), h('span', { class: 'brand-text' }, 'coaphub')),
+    h('nav', { class: 'topnav', 'aria-label': 'Main' },
+      [['devices', 'Devices'], ['profiles', 'Profiles'], ['ota', 'OTA updates']].map(([r, l]) =>
+        h('a', { href: `#/${r}`, id: `nav-${r}`, class: section() === r ? 'nav-on' : null, 'aria-current': section() === r ? 'page' : null }, l))),
     h('div', { class: 'spacer' }),
     userEmail ? h('span', { class: 'user', title: 'Signed in as' }, userEmail) : null,
     h('button', { type: 'button', class: 'btn btn-ghost', id: 'logout',
       onclick: async () => { await logout(); location.hash = '#/login'; } }, 'Log out'));
+}
+
+// The top-level section the current route belongs to (a device page is under Devices).
+function section() {
+  const first = location.hash.replace(/^#\/?/, '').split(/[/?]/)[0];
+  return first === 'device' ? 'devices' : first;
 }
 
 function parseRoute() {
@@ -50,6 +61,12 @@ async function render() {
   clear(app, topBar(), main);
   if (parts[0] === 'device' && parts[1]) {
     cleanup = deviceView(main, { id: parts[1], tab: parts[2] || 'telemetry' });
+  } else if (parts[0] === 'profiles') {
+    document.title = 'Device profiles · coaphub';
+    cleanup = profilesView(main, { query });
+  } else if (parts[0] === 'ota') {
+    document.title = 'OTA updates · coaphub';
+    cleanup = otaView(main, { query });
   } else {
     document.title = 'Devices · coaphub';
     cleanup = devicesView(main, { query });

@@ -1,5 +1,6 @@
 // ui.test.mjs — the web UI in a real browser (Debian's chromium driven by playwright-core):
-// the seed's flow end to end, plus XSS, bad PEM, phone layout and CSP checks.
+// the seed's flow end to end, plus XSS, bad PEM, phone layout and CSP checks; fleet.mjs adds
+// device profiles, OTA packages and a device's firmware state to the same run.
 // Run through tests/browser/run.sh. Screenshots of each step go to $ARTIFACTS.
 
 import { test, before, after } from 'node:test';
@@ -8,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { startTarget, deviceDriver, makeCert, tmpDir, ADMIN_USER, ADMIN_PASSWORD } from './harness.mjs';
+import { fleetTests } from './fleet.mjs';
 
 // playwright-core lives in web/node_modules (web/package-lock.json); load it from there.
 const { chromium } = createRequire(new URL('../../web/package.json', import.meta.url))('playwright-core');
@@ -314,6 +316,8 @@ test('keyboard: add a device with Enter only, switch tabs with the arrow keys', 
   await page.waitForURL(/\/attributes$/);
   await page.keyboard.press('Escape');
 });
+
+fleetTests({ page: () => page, target: () => target, dev: () => dev, tmp: () => tmp, shot, docShot, waitFor, createDevice });
 
 test('log out: back to the login page and the API answers 401 without a session', async () => {
   await page.click('#logout');

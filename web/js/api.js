@@ -73,12 +73,15 @@ async function refresh() {
 
 export async function api(method, path, body, { auth = true, retry = true, signal } = {}) {
   const headers = { Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  // A FormData body (a file upload) is sent as multipart/form-data: the browser writes the
+  // Content-Type with its boundary itself.
+  const form = typeof FormData !== 'undefined' && body instanceof FormData;
+  if (body !== undefined && !form) headers['Content-Type'] = 'application/json';
   if (auth && session.token) headers['X-Authorization'] = `Bearer ${session.token}`;
   let res;
   try {
     res = await fetch(path, { method, headers, signal,
-      body: body === undefined ? undefined : JSON.stringify(body) });
+      body: body === undefined ? undefined : form ? body : JSON.stringify(body) });
   } catch (e) {
     if (e.name === 'AbortError') throw e;
     throw new ApiError(0, 'Cannot reach the server — check that coaphub is running');
@@ -91,6 +94,22 @@ export async function api(method, path, body, { auth = true, retry = true, signa
   const text = await res.text();
   if (!text) return null;
   try { return JSON.parse(text); } catch { return text; }
+}
+
+// A file behind authentication (an OTA package): the bytes as a Blob and the server's file
+// name (Content-Disposition), for a download link made from an object URL.
+export async function download(path) {
+  let res;
+  try {
+    res = await fetch(path, { headers: { 'X-Authorization': `Bearer ${session.token}` } });
+  } catch {
+    throw new ApiError(0, 'Cannot reach the server — check that coaphub is running');
+  }
+  if (res.status === 401 && await refresh()) return download(path);
+  if (!res.ok) throw await errorFrom(res);
+  const cd = res.headers.get('Content-Disposition') || '';
+  const m = cd.match(/filename\*?=(?:UTF-8'')?"?([^";]+)"?/i);
+  return { blob: await res.blob(), fileName: m ? decodeURIComponent(m[1]) : '' };
 }
 
 export async function login(username, password) {
@@ -123,6 +142,50 @@ export const devices = {
   // lastActivityTime}} (coaphub's own endpoint, not ThingsBoard's).
   status: (ids, signal) => api('GET', `/api/coaphub/devices/status?ids=${ids.map(enc).join(',')}`,
     undefined, { signal }),
+};
+
+// ThingsBoard's page query string: pageSize, page, textSearch, sortProperty, sortOrder.
+function pageQuery({ page = 0, pageSize = 20, textSearch = '', sortProperty, sortOrder = 'ASC' }) {
+  return `pageSize=${pageSize}&page=${page}${textSearch ? `&textSearch=${enc(textSearch)}` : ''}` +
+    `${sortProperty ? `&sortProperty=${enc(sortProperty)}&sortOrder=${sortOrder}` : ''}`;
+}
+
+// Device profiles (ThingsBoard's DeviceProfileController).
+export const profiles = {
+  list: (q, signal) => api('GET', `/api/deviceProfiles?${pageQuery({ sortProperty: 'name', ...q })}`, undefined, { signal }),
+  get: (id) => api('GET', `/api/deviceProfile/${enc(id)}`),
+  save: (p) => api('POST', '/api/deviceProfile', p),
+  remove: (id) => api('DELETE', `/api/deviceProfile/${enc(id)}`),
+  setDefault: (id) => api('POST', `/api/deviceProfile/${enc(id)}/default`),
+  defaultInfo: () => api('GET', '/api/deviceProfileInfo/default'),
+  // Every profile (for selects): pages of 100 until the last one.
+  async all() {
+    const out = [];
+    for (let page = 0; page < 100; page++) {
+      const pg = await profiles.list({ page, pageSize: 100 });
+      out.push(...(pg.data || []));
+      if (!pg.hasNext) break;
+    }
+    return out;
+  },
+};
+
+// OTA packages (ThingsBoard's OtaPackageController). A package is made in two steps, as
+// ThingsBoard's UI does: the info (title, version, type, profile), then its file.
+export const ota = {
+  list: (q, signal) => api('GET', `/api/otaPackages?${pageQuery({ sortProperty: 'createdTime', sortOrder: 'DESC', ...q })}`, undefined, { signal }),
+  // Packages of one profile and type that have a file (what a profile or device may be given).
+  forProfile: (profileId, type) =>
+    api('GET', `/api/otaPackages/${enc(profileId)}/${enc(type)}?pageSize=100&page=0&sortProperty=createdTime&sortOrder=DESC`),
+  info: (id) => api('GET', `/api/otaPackage/info/${enc(id)}`),
+  save: (info) => api('POST', '/api/otaPackage', info),
+  upload: (id, file, checksumAlgorithm = 'SHA256') => {
+    const fd = new FormData();
+    fd.append('file', file, file.name);
+    return api('POST', `/api/otaPackage/${enc(id)}?checksumAlgorithm=${enc(checksumAlgorithm)}`, fd);
+  },
+  download: (id) => download(`/api/otaPackage/${enc(id)}/download`),
+  remove: (id) => api('DELETE', `/api/otaPackage/${enc(id)}`),
 };
 
 export const telemetry = {

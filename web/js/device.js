@@ -11,12 +11,14 @@ import { attributesTab } from './tab-attributes.js';
 import { credentialsTab } from './tab-credentials.js';
 import { connectivityTab } from './tab-connectivity.js';
 import { rpcTab } from './tab-rpc.js';
+import { firmwareTab } from './tab-firmware.js';
 
 const TABS = [
   { id: 'telemetry', label: 'Latest telemetry', make: telemetryTab },
   { id: 'chart', label: 'Chart', make: chartTab },
   { id: 'attributes', label: 'Attributes', make: attributesTab },
   { id: 'credentials', label: 'Credentials', make: credentialsTab },
+  { id: 'firmware', label: 'Profile & firmware', make: firmwareTab },
   { id: 'connectivity', label: 'Check connectivity', make: connectivityTab },
   { id: 'rpc', label: 'RPC', make: rpcTab },
 ];
@@ -68,14 +70,15 @@ export function deviceView(root, { id, tab }) {
       h('div', { class: 'page-head' },
         h('div', {}, h('h1', { class: 'dev-title' }, device.name),
           h('div', { class: 'dev-meta' },
-            h('span', { class: 'muted' }, device.type || 'default'),
+            h('span', { class: 'muted', id: 'dev-type', title: 'Device profile' }, device.type || 'default'),
             device.label ? h('span', { class: 'muted' }, ` · ${device.label}`) : null,
             h('span', { class: 'mono small' }, ` · ${device.id.id} `), copyButton(() => device.id.id, 'Copy ID'))),
         h('div', { class: 'head-right' }, status, mode)),
       tabList, panel);
 
     if (focusTabAfterRender) { focusTabAfterRender = false; document.getElementById(`tab-${sel.id}`)?.focus(); }
-    const ctx = { id, device };
+    // A tab that saved the device (its profile) updates the header: the type is the profile's name.
+    const ctx = { id, device, onSaved: (d) => { ctx.device = d; const t = document.getElementById('dev-type'); if (t) t.textContent = d.type || 'default'; } };
     current = sel.make(panel, ctx) || {};
     unsubscribe = subscribe(id, (type, data) => {
       if (type === 'activity') showStatus(data);

@@ -4,14 +4,14 @@
 // events of every device from one event stream; relative times are re-rendered every 10 s.
 
 import { h, clear, fmtTime, relTime, modal, confirmDialog, spinner, errorBox, toast, field } from './dom.js';
-import { devices, api } from './api.js';
+import { devices, profiles, api } from './api.js';
 import { subscribeAll } from './live.js';
 
 const RELTIME_REFRESH_MS = 10000;
 
 const COLUMNS = [
   { key: 'name', label: 'Name', sort: 'name' },
-  { key: 'type', label: 'Type', sort: 'type' },
+  { key: 'type', label: 'Profile', sort: 'type' }, // a device's type is its profile's name
   { key: 'label', label: 'Label', sort: 'label' },
   { key: 'status', label: 'Status' },
   { key: 'createdTime', label: 'Created', sort: 'createdTime' },
@@ -113,7 +113,7 @@ export function devicesView(root, { query }) {
       cells.set(d.id.id, status);
       tbody.append(h('tr', { dataset: { id: d.id.id } },
         h('td', { 'data-label': 'Name' }, h('a', { href: `#/device/${encodeURIComponent(d.id.id)}`, class: 'dev-name' }, d.name)),
-        h('td', { 'data-label': 'Type' }, d.type || ''),
+        h('td', { 'data-label': 'Profile' }, d.type || ''),
         h('td', { 'data-label': 'Label' }, d.label || ''),
         status,
         h('td', { 'data-label': 'Created' }, fmtTime(d.createdTime)),
@@ -157,13 +157,18 @@ export function devicesView(root, { query }) {
   async function create() {
     const name = h('input', { name: 'name', required: true, maxlength: 255, autocomplete: 'off' });
     const label = h('input', { name: 'label', maxlength: 255, autocomplete: 'off' });
-    const type = h('input', { name: 'type', value: 'default', maxlength: 255, autocomplete: 'off' });
+    // The profile to create it in (deviceProfileId, as ThingsBoard's dialog); a server without
+    // profiles gets the free-text type instead.
+    const profs = await profiles.all().catch(() => null);
+    const type = profs && profs.length
+      ? h('select', { name: 'profile', id: 'device-new-profile' }, profs.map((p) => h('option', { value: p.id.id, selected: !!p.default }, p.name)))
+      : h('input', { name: 'type', value: 'default', maxlength: 255, autocomplete: 'off' });
     const token = h('input', { name: 'token', maxlength: 128, autocomplete: 'off', placeholder: 'generated if empty' });
     const fName = field('Name', name);
     const fToken = field('Access token (optional)', token);
     const formErr = h('div', { class: 'form-error', role: 'alert' });
     const created = await modal('Add device', (done) => {
-      const f = h('form', { novalidate: true }, fName, field('Label', label), field('Device type', type), fToken, formErr,
+      const f = h('form', { novalidate: true }, fName, field('Label', label), field(profs && profs.length ? 'Device profile' : 'Device type', type), fToken, formErr,
         h('div', { class: 'actions' },
           h('button', { type: 'button', class: 'btn', onclick: () => done(null) }, 'Cancel'),
           h('button', { type: 'submit', class: 'btn btn-primary' }, 'Create')));
@@ -175,7 +180,8 @@ export function devicesView(root, { query }) {
         btn.disabled = true;
         try {
           const q = token.value.trim() ? `?accessToken=${encodeURIComponent(token.value.trim())}` : '';
-          const d = await api('POST', `/api/device${q}`, { name: name.value.trim(), label: label.value.trim() || null, type: type.value.trim() || 'default' });
+          const what = type.tagName === 'SELECT' ? { deviceProfileId: { entityType: 'DEVICE_PROFILE', id: type.value } } : { type: type.value.trim() || 'default' };
+          const d = await api('POST', `/api/device${q}`, { name: name.value.trim(), label: label.value.trim() || null, ...what });
           done(d);
         } catch (ex) {
           btn.disabled = false;

@@ -85,10 +85,10 @@ export function copyButton(getText, label = 'Copy') {
 
 // A modal <dialog>: native focus handling and Esc to close. Resolves with the value passed to
 // done(), or null when dismissed.
-export function modal(title, build) {
+export function modal(title, build, { wide = false } = {}) {
   return new Promise((resolve) => {
     let result = null;
-    const dlg = h('dialog', { class: 'modal', 'aria-label': title });
+    const dlg = h('dialog', { class: wide ? 'modal modal-wide' : 'modal', 'aria-label': title });
     const done = (v) => { result = v; dlg.close(); };
     dlg.addEventListener('close', () => { dlg.remove(); resolve(result); });
     dlg.append(h('h2', {}, title), build(done));
@@ -129,4 +129,36 @@ export function field(label, input, hint) {
     input.toggleAttribute('aria-invalid', !!msg);
   };
   return wrap;
+}
+
+const KEY_CHARS = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
+
+// A random key from unambiguous letters and digits (access tokens, provision keys/secrets).
+export function randomKey(n = 20) {
+  const b = new Uint8Array(n);
+  crypto.getRandomValues(b);
+  return Array.from(b, (x) => KEY_CHARS[x % KEY_CHARS.length]).join('');
+}
+
+export function fmtBytes(n) {
+  if (n === null || n === undefined || n === '') return '—';
+  const v = Number(n);
+  if (v < 1024) return `${v} B`;
+  if (v < 1024 * 1024) return `${(v / 1024).toFixed(1)} KiB`;
+  return `${(v / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+// The pager under a paged table (ThingsBoard's PageData: totalElements, totalPages, hasNext).
+// st holds page and pageSize; go() reloads after either changed.
+export function pager(pg, st, noun, go) {
+  const total = pg.totalElements ?? (pg.data || []).length;
+  const pages = Math.max(1, pg.totalPages || 1);
+  const size = h('select', { 'aria-label': 'Rows per page', onchange: (e) => { st.pageSize = +e.target.value; st.page = 0; go(); } },
+    [10, 20, 50, 100].map((n) => h('option', { value: n, selected: n === st.pageSize }, `${n} / page`)));
+  return h('div', { class: 'pager' },
+    h('span', { class: 'muted' }, `${total} ${noun}${total === 1 ? '' : 's'}`),
+    h('div', { class: 'spacer' }), size,
+    h('button', { type: 'button', class: 'btn btn-small', disabled: st.page === 0, onclick: () => { st.page--; go(); } }, '‹ Prev'),
+    h('span', { class: 'page-no' }, `Page ${st.page + 1} of ${pages}`),
+    h('button', { type: 'button', class: 'btn btn-small', disabled: !pg.hasNext, onclick: () => { st.page++; go(); } }, 'Next ›'));
 }
