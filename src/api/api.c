@@ -42,6 +42,20 @@ static int64_t identify(api_shard_t *a, const coap_request_t *req, const api_rou
     return registry_find_token(a->reg, r->token.p, r->token.len);
 }
 
+/* The device sent a request (power saving, spec §4): what was held back for it while it slept
+ * goes out now — the merged attribute update, then the RPCs left in the hub. */
+static void power_wake(api_shard_t *a, int64_t device_id)
+{
+    api_dev_t *d = api__dev_find(a, device_id);
+    if (d)
+        api__attributes_flush_held(d);
+    d = api__dev_find(a, device_id); /* a failed send may have ended the relation and freed d */
+    if (d && d->rpc_held) {
+        d->rpc_held = false;
+        api__rpc_pump(a, device_id); /* sets rpc_held again if it is still not allowed */
+    }
+}
+
 static void on_request(void *app, coap_exchange_t *x, const coap_request_t *req)
 {
     api_shard_t *a = app;
@@ -87,7 +101,7 @@ static void on_request(void *app, coap_exchange_t *x, const coap_request_t *req)
     }
     /* After the handler: a new observation made by this very request gets what was held. */
     if (wake)
-        api__power_wake(a, dev);
+        power_wake(a, dev);
 }
 
 static void on_observe_end(void *app, coap_observer_t *obs, void *obs_data, coap_obs_end_t why)
@@ -97,7 +111,7 @@ static void on_observe_end(void *app, coap_observer_t *obs, void *obs_data, coap
     if (d->attr_obs == obs) {
         d->attr_obs = NULL;
         api__activity_observations(d, -1);
-        api__power_drop_held(d); /* a new subscription starts from the current values */
+        api__dev_drop_held(d); /* a new subscription starts from the current values */
     }
     if (d->rpc_obs == obs) {
         d->rpc_obs = NULL;

@@ -120,11 +120,14 @@ api_dev_t *api__dev_get(api_shard_t *a, int64_t id);
 void api__dev_maybe_free(api_dev_t *d);
 /* Frees every entry (shard shutdown; observers must already be gone). */
 void api__dev_free_all(api_shard_t *a);
+/* Drops d's held attribute updates (power saving: a fresh subscription carries the current
+ * values; a freed entry). */
+void api__dev_drop_held(api_dev_t *d);
 
 /* ---- activity.c ---- */
 /* A request from the device arrived (after authentication) from peer (may be NULL: plain).
  * Also the device's uplink for power saving. Returns true when downlinks were held back for
- * the device while it slept: the caller calls api__power_wake once the request is handled. */
+ * the device while it slept: the caller delivers them once the request is handled (api.c). */
 bool api__activity_request(api_shard_t *a, int64_t device_id, const transport_peer_t *peer);
 /* An observation relation of the device opened (+1) or ended (-1): tells the hub. */
 void api__activity_observations(api_dev_t *d, int delta);
@@ -138,9 +141,15 @@ extern char api__power_cookie;
 /* Resolves d's power settings if they changed since the last time (or were never read). */
 void api__power_refresh(api_dev_t *d);
 /* An attribute update (deleted: a SHARED_DELETED body) for d, which has an attribute
- * observer. Returns true if it was held (or merged with held ones and sent), false if the
- * caller sends it as usual. */
-bool api__power_attrs(api_dev_t *d, bool deleted, const char *json);
+ * observer. Returns true if it was held, or merged with held ones: then *flush is the merged
+ * body the caller sends now (caller frees), or NULL while the device sleeps. Returns false if
+ * the caller sends json as usual. */
+bool api__power_attrs(api_dev_t *d, bool deleted, const char *json, char **flush);
+/* Whether d has held attribute updates that may go out now. */
+bool api__power_held_ready(api_dev_t *d);
+/* The held attribute updates as one body to send (caller frees; NULL if none), counted as a
+ * downlink sent; d holds nothing afterwards. */
+char *api__power_held_take(api_dev_t *d);
 /* May an RPC notification go to d now? If not, remembers to pump when the device wakes. */
 bool api__power_rpc_may_send(api_dev_t *d);
 /* An RPC notification went to d (uses up eDRX's one late downlink). */
@@ -148,15 +157,11 @@ void api__power_rpc_sent(api_dev_t *d);
 /* coap_observer_notify for d's relation o, marking the call so that a result reported from
  * inside it (a NON notification sent at once) is not taken for the device's ACK. */
 int api__notify(api_dev_t *d, coap_observer_t *o, int cf, const char *body, void *cookie);
-/* The device sent a request: delivers what was held back. */
-void api__power_wake(api_shard_t *a, int64_t device_id);
 /* A notification to d was acknowledged or given up (engine on_notify_result): an ACK is an
  * uplink. */
 void api__power_notify_result(api_dev_t *d, bool acked);
 /* An observation of d ended because a CON notification was never acknowledged: asleep. */
 void api__power_timeout(api_dev_t *d);
-/* Drops d's held attribute updates (a fresh subscription carries the current values). */
-void api__power_drop_held(api_dev_t *d);
 
 /* ---- telemetry.c ---- */
 void api__telemetry_post(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
@@ -174,6 +179,8 @@ void api__attributes_subscribe(api_shard_t *a, coap_exchange_t *x, const coap_re
 void api__attributes_notify(api_shard_t *a, int64_t device_id, bool deleted, const char *json);
 /* Sends body to d's attribute observer (cookie for power-saving devices). */
 void api__attributes_send(api_dev_t *d, const char *json);
+/* Sends what was held for d while it slept, if it may go out now (power saving). */
+void api__attributes_flush_held(api_dev_t *d);
 
 /* ---- rpc.c ---- */
 void api__rpc_subscribe(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
@@ -195,7 +202,7 @@ void api__claim(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
 /* POST /api/v1/provision (§3.9), not authenticated. */
 void api__provision(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req);
 
-/* ---- ota.c ---- */
+/* ---- ota_download.c ---- */
 /* GET of the device's firmware (software) image, or a chunk or block of it (§3.10). */
 void api__ota_download(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
                        int64_t device_id, bool software);

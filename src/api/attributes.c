@@ -132,7 +132,7 @@ void api__attributes_subscribe(api_shard_t *a, coap_exchange_t *x, const coap_re
         d->attr_obs = o;
         api__activity_observations(d, +1);
         d->attr_cf = api__resp_cf(req);
-        api__power_drop_held(d); /* the answer below carries every current value */
+        api__dev_drop_held(d); /* the answer below carries every current value */
     } else {
         LOG_D("api", "device %lld: observer cap reached, answering without Observe",
               (long long)device_id);
@@ -157,7 +157,23 @@ void api__attributes_notify(api_shard_t *a, int64_t device_id, bool deleted, con
     api_dev_t *d = api__dev_find(a, device_id);
     if (!d || !d->attr_obs)
         return;
-    if (api__power_attrs(d, deleted, json))
-        return; /* held for a sleeping device, or sent merged with what was held */
+    char *flush;
+    if (api__power_attrs(d, deleted, json, &flush)) {
+        /* held for a sleeping device, or merged with what was held and sent now */
+        if (flush)
+            api__attributes_send(d, flush);
+        free(flush);
+        return;
+    }
     api__attributes_send(d, json);
+}
+
+void api__attributes_flush_held(api_dev_t *d)
+{
+    if (!api__power_held_ready(d))
+        return;
+    char *body = api__power_held_take(d);
+    if (body)
+        api__attributes_send(d, body);
+    free(body);
 }

@@ -40,7 +40,7 @@ static void unlink_free(api_shard_t *a, api_dev_t *d)
 {
     htab_remove(&a->devs, &d->link);
     loop_timer_cancel(a->loop, &d->idle_timer);
-    api__power_drop_held(d);
+    api__dev_drop_held(d);
     free(d);
 }
 
@@ -57,4 +57,13 @@ void api__dev_free_all(api_shard_t *a)
     for (htab_link_t *l = htab_iter_first(&it, &a->devs); l; l = htab_iter_next(&it))
         unlink_free(a, HTAB_ENTRY(l, api_dev_t, link));
     htab_fini(&a->devs);
+}
+
+void api__dev_drop_held(api_dev_t *d)
+{
+    if (!d->held)
+        return;
+    power_held_fini(d->held);
+    free(d->held);
+    d->held = NULL;
 }

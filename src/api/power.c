@@ -63,19 +63,18 @@ static void sent(api_dev_t *d)
     power_sent(&d->power, &d->pstate, loop_now_ms(d->a->loop));
 }
 
-static void send_held(api_dev_t *d)
+char *api__power_held_take(api_dev_t *d)
 {
-    char *body = power_held_take(d->held);
-    api__power_drop_held(d); /* back to the plain path until the device sleeps again */
-    if (body) {
+    char *body = d->held ? power_held_take(d->held) : NULL;
+    api__dev_drop_held(d); /* back to the plain path until the device sleeps again */
+    if (body)
         sent(d);
-        api__attributes_send(d, body);
-        free(body);
-    }
+    return body;
 }
 
-bool api__power_attrs(api_dev_t *d, bool deleted, const char *json)
+bool api__power_attrs(api_dev_t *d, bool deleted, const char *json, char **flush)
 {
+    *flush = NULL;
     api__power_refresh(d);
     if (!power_saving(&d->power) && !d->held)
         return false;
@@ -94,7 +93,7 @@ bool api__power_attrs(api_dev_t *d, bool deleted, const char *json)
         LOG_W("api", "device %lld: attribute update not held (not a JSON object)",
               (long long)d->id);
     if (!power_saving(&d->power) || may_send(d))
-        send_held(d);
+        *flush = api__power_held_take(d);
     else
         LOG_D("api", "device %lld: asleep, attribute update held", (long long)d->id);
     return true;
@@ -115,18 +114,10 @@ void api__power_rpc_sent(api_dev_t *d)
     sent(d);
 }
 
-void api__power_wake(api_shard_t *a, int64_t device_id)
+bool api__power_held_ready(api_dev_t *d)
 {
-    api_dev_t *d = api__dev_find(a, device_id);
-    if (!d)
-        return;
     api__power_refresh(d);
-    if (d->held && !power_held_empty(d->held) && d->attr_obs && may_send(d))
-        send_held(d);
-    if (d->rpc_held) {
-        d->rpc_held = false;
-        api__rpc_pump(a, device_id); /* sets rpc_held again if it is still not allowed */
-    }
+    return d->held && !power_held_empty(d->held) && d->attr_obs && may_send(d);
 }
 
 int api__notify(api_dev_t *d, coap_observer_t *o, int cf, const char *body, void *cookie)
@@ -154,13 +145,4 @@ void api__power_notify_result(api_dev_t *d, bool acked)
 void api__power_timeout(api_dev_t *d)
 {
     power_asleep(&d->pstate);
-}
-
-void api__power_drop_held(api_dev_t *d)
-{
-    if (!d->held)
-        return;
-    power_held_fini(d->held);
-    free(d->held);
-    d->held = NULL;
 }

@@ -1,4 +1,4 @@
-/* ota.c — OTA downloads over CoAP (spec §3.10): GET /fw/$TOKEN and /sw/$TOKEN as ThingsBoard,
+/* ota_download.c — OTA downloads over CoAP (spec §3.10): GET /fw/$TOKEN and /sw/$TOKEN as ThingsBoard,
  * and for a device identified by its DTLS certificate GET /fw, /sw, /api/v1/firmware,
  * /api/v1/software (ThingsBoard issue #13097; the /api/v1 forms are the paths its docs show).
  *
@@ -84,8 +84,8 @@ static void etag_of(const char *uuid, uint8_t etag[8])
     }
 }
 
-static void serve(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
-                  const store_ota_t *o)
+static void serve_image(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
+                        const store_ota_t *o)
 {
     coap_slice_t title, version;
     if ((query(req, "title", &title) && !slice_eq(&title, o->title)) ||
@@ -154,7 +154,7 @@ void api__ota_download(api_shard_t *a, coap_exchange_t *x, const coap_request_t 
         api__store_failed(a, device_id, "OTA package read", rc);
         api__respond_err(x, rc);
     } else {
-        serve(a, x, req, &o);
+        serve_image(a, x, req, &o);
     }
     store_ota_fini(&o);
 }
