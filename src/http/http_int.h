@@ -324,11 +324,45 @@ void http__query_each(const http_req_t *r, const char *key,
                       void (*fn)(void *arg, const char *value), void *arg);
 /* Request header or NULL. */
 const char *http__header(const http_req_t *r, const char *name);
-/* ThingsBoard's paging parameters: pageSize (1..10000, required) and page (>= 0, default 0).
- * False (and rs filled with the 400) when they are missing or malformed. */
+/* Spring's binding of a number: surrounding whitespace trimmed, decimal, within [lo, hi].
+ * 0 and *out, or -EINVAL (also for NULL and empty). */
+int http__parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
+/* Spring's binding of a boolean: true/on/yes/1 or false/off/no/0, any case. 0 or -EINVAL. */
+int http__parse_bool(const char *s, bool *out);
+/* Query parameter name bound as ThingsBoard's controllers do (an empty value is absent, then
+ * dflt; a required one missing or a malformed value: false, and rs holds Spring's 400).
+ * _int is a Java int, _long a Java Long. */
+bool http__arg_bool(const http_req_t *r, http_resp_t *rs, const char *name, bool dflt, bool *out);
+bool http__arg_int(const http_req_t *r, http_resp_t *rs, const char *name, bool required,
+                   int64_t dflt, int64_t *out);
+bool http__arg_long(const http_req_t *r, http_resp_t *rs, const char *name, bool required,
+                    int64_t dflt, int64_t *out);
+/* ThingsBoard's paging parameters: pageSize (required, 1..2^31-1) and page (>= 0; missing
+ * means 0 here, ThingsBoard requires it). False (and rs filled with ThingsBoard's 400) when
+ * they are missing or malformed. */
 bool http__page_args(const http_req_t *r, http_resp_t *rs, int64_t *page, int64_t *page_size);
+/* sortProperty (one of props[0..n), else 400) and sortOrder (ASC/DESC in any case, default
+ * ASC; anything else 400 with ThingsBoard's message), as BaseController.createPageLink. No
+ * sortProperty: *sort NULL, *asc from a sortOrder of ASC (else false: newest first). */
+bool http__sort_args(const http_req_t *r, http_resp_t *rs, const char *const *props, size_t n,
+                     const char **sort, bool *asc);
 /* ThingsBoard's PageData {data,totalPages,totalElements,hasNext}; takes data. */
 json_t *http__page_json(json_t *data, int64_t total, int64_t page, int64_t page_size);
+
+/* ---- page.c ---- */
+
+#define HTTP_PAGE_CHUNK 1000 /* rows per store read of a page answer */
+
+/* Reads store page `chunk` of `size` rows: appends their JSON to rows, sets *total (matching
+ * rows over all pages). 0 or a store error. Called on the request's thread, also after the
+ * handler returned (streamed answers). */
+typedef int (*http_page_fetch_fn)(void *ctx, int64_t chunk, int64_t size, json_t *rows,
+                                  int64_t *total);
+/* Answers PageData for (page, page_size) of any size with rows read through fetch in chunks
+ * of HTTP_PAGE_CHUNK: from memory when the page lies in one chunk, else streamed. Takes ctx
+ * (ctx_free, may be NULL, frees it when the answer is done or failed). */
+void http__page_answer(http_req_t *rq, http_resp_t *rs, int64_t page, int64_t page_size,
+                       http_page_fetch_fn fetch, void *ctx, void (*ctx_free)(void *ctx));
 
 /* ---- device_lookup.c ---- */
 

@@ -375,36 +375,62 @@ static json_t *device_info_json(http_server_t *h, const store_device_t *d)
     return o;
 }
 
-static void list(http_req_t *rq, http_resp_t *rs, const char *type, bool info)
+/* What one device list reads, for each chunk of its answer (page.c). */
+typedef struct list_ctx {
+    http_server_t *srv;
+    char *text, *type;
+    const char *sort; /* a literal of the table below */
+    bool asc, info;
+} list_ctx_t;
+
+static void list_ctx_free(void *arg)
 {
-    int64_t page_size, page;
-    if (!http__page_args(rq, rs, &page, &page_size))
-        return;
-    const char *sort = http__query(rq, "sortProperty");
-    if (sort && strcmp(sort, "name") && strcmp(sort, "createdTime") && strcmp(sort, "type") &&
-        strcmp(sort, "label") && strcmp(sort, "deviceProfileName")) {
-        http__resp_error(rs, HTTP_E_BAD_PARAMS, "Unsupported sort property");
-        return;
-    }
-    if (sort && strcmp(sort, "deviceProfileName") == 0)
-        sort = "type"; /* the type is the profile's name */
-    const char *order = http__query(rq, "sortOrder");
-    bool asc = order && strcasecmp(order, "ASC") == 0;
-    const char *text = http__query(rq, "textSearch");
+    list_ctx_t *c = arg;
+    free(c->text);
+    free(c->type);
+    free(c);
+}
+
+static int list_fetch(void *arg, int64_t chunk, int64_t size, json_t *rows, int64_t *total)
+{
+    list_ctx_t *c = arg;
     store_device_page_t pg;
     memset(&pg, 0, sizeof pg);
-    int rc = store_device_list(rq->srv->store, text && *text ? text : NULL,
-                               type && *type ? type : NULL, sort, asc, page, page_size, &pg);
-    if (rc < 0) {
-        http__resp_store_error(rs, rc);
-        return;
-    }
-    json_t *data = json_array();
+    int rc = store_device_list(c->srv->store, c->text, c->type, c->sort, c->asc, chunk, size, &pg);
+    if (rc < 0)
+        return rc;
     for (size_t i = 0; i < pg.n; i++)
-        json_array_append_new(data, info ? device_info_json(rq->srv, &pg.items[i])
-                                         : http__device_json(rq->srv, &pg.items[i]));
-    http__resp_json(rs, 200, http__page_json(data, pg.total, page, page_size));
+        json_array_append_new(rows, c->info ? device_info_json(c->srv, &pg.items[i])
+                                            : http__device_json(c->srv, &pg.items[i]));
+    *total = pg.total;
     store_device_page_fini(&pg);
+    return 0;
+}
+
+static void list(http_req_t *rq, http_resp_t *rs, const char *type, bool info)
+{
+    static const char *const props[] = {"name", "createdTime", "type", "label",
+                                        "deviceProfileName"};
+    int64_t page_size, page;
+    const char *sort;
+    bool asc;
+    if (!http__page_args(rq, rs, &page, &page_size) ||
+        !http__sort_args(rq, rs, props, sizeof props / sizeof props[0], &sort, &asc))
+        return;
+    if (sort && strcmp(sort, "deviceProfileName") == 0)
+        sort = "type"; /* the type is the profile's name */
+    for (size_t i = 0; sort && i < sizeof props / sizeof props[0]; i++)
+        if (strcmp(sort, props[i]) == 0)
+            sort = props[i]; /* outlives the request: the answer may be streamed */
+    const char *text = http__query(rq, "textSearch");
+    list_ctx_t *c = xcalloc(1, sizeof *c);
+    *c = (list_ctx_t){.srv = rq->srv,
+                      .text = text && *text ? xstrdup(text) : NULL,
+                      .type = type && *type ? xstrdup(type) : NULL,
+                      .sort = sort,
+                      .asc = asc,
+                      .info = info};
+    http__page_answer(rq, rs, page, page_size, list_fetch, c, list_ctx_free);
 }
 
 void http__h_devices_list(http_req_t *rq, http_resp_t *rs)

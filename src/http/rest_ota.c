@@ -518,57 +518,59 @@ void http__h_ota_download(http_req_t *rq, http_resp_t *rs)
     store_ota_fini(&o);
 }
 
-static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
+/* What one package list reads, for each chunk of its answer (page.c). */
+typedef struct list_ctx {
+    http_server_t *srv;
+    char *text;
+    const char *type, *sort; /* literals */
+    int64_t profile_id;
+    bool has_data_only, asc;
+} list_ctx_t;
+
+static void list_ctx_free(void *arg)
 {
-    if (!s || !*s)
-        return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
+    list_ctx_t *c = arg;
+    free(c->text);
+    free(c);
 }
 
+static int list_fetch(void *arg, int64_t chunk, int64_t size, json_t *rows, int64_t *total)
+{
+    list_ctx_t *c = arg;
+    store_ota_page_t pg = {0};
+    int rc = store_ota_list(c->srv->store, c->type, c->profile_id, c->has_data_only, c->text,
+                            c->sort, c->asc, chunk, size, &pg);
+    for (size_t i = 0; rc == 0 && i < pg.n; i++)
+        json_array_append_new(rows, ota_json(c->srv, &pg.items[i]));
+    *total = pg.total;
+    store_ota_page_fini(&pg);
+    return rc;
+}
+
+/* type: a literal (ota_type_name) or NULL. */
 static void list(http_req_t *rq, http_resp_t *rs, const char *type, int64_t profile_id,
                  bool has_data_only)
 {
-    int64_t page_size, page = 0;
-    if (!parse_int(http__query(rq, "pageSize"), 1, 10000, &page_size) ||
-        (http__query(rq, "page") && !parse_int(http__query(rq, "page"), 0, 1000000000, &page))) {
-        http__resp_error(rs, HTTP_E_BAD_PARAMS,
-                         "Invalid page parameters: pageSize (1..10000) is required, page >= 0");
+    static const char *const props[] = {"createdTime", "title", "version", "type", "dataSize"};
+    int64_t page_size, page;
+    const char *sort;
+    bool asc;
+    if (!http__page_args(rq, rs, &page, &page_size) ||
+        !http__sort_args(rq, rs, props, sizeof props / sizeof props[0], &sort, &asc))
         return;
-    }
-    const char *sort = http__query(rq, "sortProperty");
-    static const char *const sorts[] = {"createdTime", "title", "version", "type", "dataSize"};
-    bool ok = !sort;
-    for (size_t i = 0; !ok && i < sizeof sorts / sizeof sorts[0]; i++)
-        ok = strcmp(sort, sorts[i]) == 0;
-    if (!ok) {
-        http__resp_error(rs, HTTP_E_BAD_PARAMS, "Unsupported sort property");
-        return;
-    }
-    const char *order = http__query(rq, "sortOrder");
-    bool asc = order && strcasecmp(order, "ASC") == 0;
+    for (size_t i = 0; sort && i < sizeof props / sizeof props[0]; i++)
+        if (strcmp(sort, props[i]) == 0)
+            sort = props[i]; /* outlives the request: the answer may be streamed */
     const char *text = http__query(rq, "textSearch");
-    store_ota_page_t pg = {0};
-    int rc = store_ota_list(rq->srv->store, type, profile_id, has_data_only,
-                            text && *text ? text : NULL, sort, asc, page, page_size, &pg);
-    if (rc < 0) {
-        http__resp_store_error(rs, rc);
-        return;
-    }
-    json_t *data = json_array();
-    for (size_t i = 0; i < pg.n; i++)
-        json_array_append_new(data, ota_json(rq->srv, &pg.items[i]));
-    int64_t pages = (pg.total + page_size - 1) / page_size;
-    http__resp_json(rs, 200,
-                    json_pack("{s:o, s:I, s:I, s:b}", "data", data, "totalPages", (json_int_t)pages,
-                              "totalElements", (json_int_t)pg.total, "hasNext",
-                              (page + 1) < pages));
-    store_ota_page_fini(&pg);
+    list_ctx_t *c = xcalloc(1, sizeof *c);
+    *c = (list_ctx_t){.srv = rq->srv,
+                      .text = text && *text ? xstrdup(text) : NULL,
+                      .type = type,
+                      .sort = sort,
+                      .profile_id = profile_id,
+                      .has_data_only = has_data_only,
+                      .asc = asc};
+    http__page_answer(rq, rs, page, page_size, list_fetch, c, list_ctx_free);
 }
 
 void http__h_ota_list(http_req_t *rq, http_resp_t *rs)

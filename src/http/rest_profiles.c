@@ -315,48 +315,73 @@ static bool has_transport(const store_profile_t *p, const char *t)
     return yes;
 }
 
-static void list(http_req_t *rq, http_resp_t *rs, bool info)
+/* What one profile list reads, for each chunk of its answer (page.c). */
+typedef struct list_ctx {
+    http_server_t *srv;
+    char *text, *transport;
+    const char *sort; /* a literal of list()'s table */
+    bool asc, info;
+} list_ctx_t;
+
+static void list_ctx_free(void *arg)
 {
-    int64_t page, page_size;
-    if (!http__page_args(rq, rs, &page, &page_size))
-        return;
-    const char *sort = http__query(rq, "sortProperty");
-    if (sort && strcmp(sort, "name") && strcmp(sort, "createdTime") && strcmp(sort, "isDefault")) {
-        http__resp_error(rs, HTTP_E_BAD_PARAMS, "Unsupported sort property");
-        return;
-    }
-    const char *order = http__query(rq, "sortOrder");
-    bool asc = order && strcasecmp(order, "ASC") == 0;
-    const char *text = http__query(rq, "textSearch");
-    const char *transport = info ? http__query(rq, "transportType") : NULL;
-    if (transport && !*transport)
-        transport = NULL;
+    list_ctx_t *c = arg;
+    free(c->text);
+    free(c->transport);
+    free(c);
+}
+
+static int list_fetch(void *arg, int64_t chunk, int64_t size, json_t *rows, int64_t *total)
+{
+    list_ctx_t *c = arg;
     store_profile_page_t pg;
     memset(&pg, 0, sizeof pg);
-    /* The transport type lives in the profile's data, not in a column: filter a tenant's
-     * profiles (tens, rarely hundreds) here and page the result. */
-    int rc = store_profile_list(rq->srv->store, text && *text ? text : NULL, sort, asc,
-                                transport ? 0 : page, transport ? 10000 : page_size, &pg);
-    if (rc < 0) {
-        http__resp_store_error(rs, rc);
-        return;
-    }
-    json_t *data = json_array();
-    int64_t total = pg.total, seen = 0;
-    if (transport)
-        total = 0;
-    for (size_t i = 0; i < pg.n; i++) {
-        if (transport) {
-            if (!has_transport(&pg.items[i], transport))
+    int rc;
+    if (c->transport) {
+        /* The transport type lives in the profile's data, not in a column: filter a tenant's
+         * profiles (tens, rarely hundreds; at most 10000 are looked at) and cut the chunk. */
+        rc = store_profile_list(c->srv->store, c->text, c->sort, c->asc, 0, 10000, &pg);
+        *total = 0;
+        for (size_t i = 0; rc == 0 && i < pg.n; i++) {
+            if (!has_transport(&pg.items[i], c->transport))
                 continue;
-            total++;
-            if (seen++ / page_size != page)
-                continue;
+            if ((*total)++ / size == chunk)
+                json_array_append_new(rows,
+                                      http__profile_json(c->srv->tenant_id, &pg.items[i], c->info));
         }
-        json_array_append_new(data, http__profile_json(rq->srv->tenant_id, &pg.items[i], info));
+    } else {
+        rc = store_profile_list(c->srv->store, c->text, c->sort, c->asc, chunk, size, &pg);
+        for (size_t i = 0; rc == 0 && i < pg.n; i++)
+            json_array_append_new(rows,
+                                  http__profile_json(c->srv->tenant_id, &pg.items[i], c->info));
+        *total = pg.total;
     }
-    http__resp_json(rs, 200, http__page_json(data, total, page, page_size));
     store_profile_page_fini(&pg);
+    return rc;
+}
+
+static void list(http_req_t *rq, http_resp_t *rs, bool info)
+{
+    static const char *const props[] = {"name", "createdTime", "isDefault"};
+    int64_t page, page_size;
+    const char *sort;
+    bool asc;
+    if (!http__page_args(rq, rs, &page, &page_size) ||
+        !http__sort_args(rq, rs, props, sizeof props / sizeof props[0], &sort, &asc))
+        return;
+    for (size_t i = 0; sort && i < sizeof props / sizeof props[0]; i++)
+        if (strcmp(sort, props[i]) == 0)
+            sort = props[i]; /* outlives the request: the answer may be streamed */
+    const char *text = http__query(rq, "textSearch");
+    const char *transport = info ? http__query(rq, "transportType") : NULL;
+    list_ctx_t *c = xcalloc(1, sizeof *c);
+    *c = (list_ctx_t){.srv = rq->srv,
+                      .text = text && *text ? xstrdup(text) : NULL,
+                      .transport = transport && *transport ? xstrdup(transport) : NULL,
+                      .sort = sort,
+                      .asc = asc,
+                      .info = info};
+    http__page_answer(rq, rs, page, page_size, list_fetch, c, list_ctx_free);
 }
 
 void http__h_profiles_list(http_req_t *rq, http_resp_t *rs)
@@ -375,8 +400,9 @@ void http__h_profile_infos_list(http_req_t *rq, http_resp_t *rs)
 void http__h_profile_names(http_req_t *rq, http_resp_t *rs)
 {
     http_server_t *h = rq->srv;
-    const char *active = http__query(rq, "activeOnly");
-    bool only_used = active && strcasecmp(active, "true") == 0;
+    bool only_used;
+    if (!http__arg_bool(rq, rs, "activeOnly", false, &only_used))
+        return;
     store_profile_page_t pg;
     memset(&pg, 0, sizeof pg);
     int rc = store_profile_list(h->store, NULL, "name", true, 0, 10000, &pg);

@@ -20,6 +20,7 @@
 #include <strings.h>
 
 #define MAX_KEYS 256 /* keys per request: bounds the per-key store queries of one call */
+#define HISTORY_MAX_LIMIT 100000 /* raw points per key of one history answer */
 
 typedef struct keys {
     char *items[MAX_KEYS];
@@ -50,11 +51,41 @@ static void keys_add_csv(void *arg, const char *csv)
     }
 }
 
+/* One repeated key=NAME: the whole value is the key (trimmed, not split on commas). */
+static void keys_add_one(void *arg, const char *v)
+{
+    keys_t *k = arg;
+    const char *s = v, *e = v + strlen(v);
+    while (s < e && *s == ' ')
+        s++;
+    while (e > s && e[-1] == ' ')
+        e--;
+    if (e == s)
+        return;
+    if (k->n == MAX_KEYS)
+        k->overflow = true;
+    else
+        k->items[k->n++] = xstrndup(s, (size_t)(e - s));
+}
+
+static void count_one(void *arg, const char *v)
+{
+    (void)v;
+    ++*(size_t *)arg;
+}
+
+/* TelemetryController.getKeys: the repeated `key` parameters when there is any, else the
+ * comma list `keys`. ThingsBoard splits `keys` on commas without trimming; we also drop the
+ * spaces around each name ("a, b" is a and b), which clients write and no key starts with. */
 static void keys_from_query(const http_req_t *rq, keys_t *k)
 {
     memset(k, 0, sizeof *k);
-    http__query_each(rq, "keys", keys_add_csv, k);
-    http__query_each(rq, "key", keys_add_csv, k);
+    size_t n_key = 0;
+    http__query_each(rq, "key", count_one, &n_key);
+    if (n_key)
+        http__query_each(rq, "key", keys_add_one, k);
+    else
+        http__query_each(rq, "keys", keys_add_csv, k);
 }
 
 static void keys_fini(keys_t *k)
@@ -73,32 +104,12 @@ typedef struct dev_ref {
 static bool device_of(http_req_t *rq, http_resp_t *rs, const char *type, const char *id,
                       dev_ref_t *d)
 {
-    if (type && strcmp(type, "DEVICE") != 0) {
+    /* ThingsBoard's EntityType.valueOf takes only "DEVICE"; clients write "device" too. */
+    if (type && strcasecmp(type, "DEVICE") != 0) {
         http__resp_error(rs, HTTP_E_BAD_PARAMS, "Unsupported entity type");
         return false;
     }
     return http__device_id_lookup(rq, rs, id, &d->id);
-}
-
-static bool flag(const http_req_t *rq, const char *name, bool dflt)
-{
-    const char *v = http__query(rq, name);
-    return v ? strcasecmp(v, "true") == 0 : dflt;
-}
-
-static bool opt_int(const http_req_t *rq, const char *name, int64_t dflt, int64_t *out)
-{
-    const char *v = http__query(rq, name);
-    *out = dflt;
-    if (!v || !*v)
-        return true;
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || *end)
-        return false;
-    *out = x;
-    return true;
 }
 
 static json_t *key_array(const store_kv_list_t *l)
@@ -138,25 +149,50 @@ static void points_move(store_kv_list_t *dst, store_kv_list_t *src)
     *src = (store_kv_list_t){0};
 }
 
+/* The history parameters of getTimeseries: startTs and endTs (required), interval (0),
+ * limit (100), agg (NONE, upper case as Aggregation.valueOf), orderBy (DESC; asc/desc in any
+ * case as Spring's Direction.fromString). */
 static int history(http_req_t *rq, http_resp_t *rs, int64_t dev, keys_t *k, store_kv_list_t *points)
 {
     int64_t start, end, interval, limit;
-    if (!opt_int(rq, "startTs", 0, &start) || !opt_int(rq, "endTs", clock_wall_ms(), &end) ||
-        !opt_int(rq, "interval", 0, &interval) || !opt_int(rq, "limit", 100, &limit) ||
-        limit <= 0) {
-        http__resp_error(rs, HTTP_E_BAD_PARAMS, "Invalid startTs, endTs, interval or limit");
+    if (!http__arg_long(rq, rs, "startTs", true, 0, &start) ||
+        !http__arg_long(rq, rs, "endTs", true, 0, &end) ||
+        !http__arg_long(rq, rs, "interval", false, 0, &interval) ||
+        !http__arg_int(rq, rs, "limit", false, 100, &limit))
+        return -EINVAL;
+    if (limit <= 0) {
+        http__resp_error(rs, HTTP_E_BAD_PARAMS, "Page size must not be less than one");
         return -EINVAL;
     }
     store_agg_t agg = STORE_AGG_NONE;
     const char *a = http__query(rq, "agg");
     if (a && *a && store_agg_parse(a, &agg) < 0) {
-        http__resp_error(rs, HTTP_E_BAD_PARAMS, "Invalid aggregation");
+        char msg[128];
+        snprintf(msg, sizeof msg,
+                 "No enum constant org.thingsboard.server.common.data.kv.Aggregation.%.40s", a);
+        http__resp_error(rs, HTTP_E_BAD_PARAMS, msg);
         return -EINVAL;
     }
-    if (limit > 100000)
-        limit = 100000;
+    if (interval == 0)
+        agg = STORE_AGG_NONE; /* DefaultTbTelemetryService: no interval, no aggregation */
+    /* Points are held per key before they are written: at most HISTORY_MAX_LIMIT each (a
+     * ThingsBoard client asking limit=999999999 means "all of the range"). */
+    if (limit > HISTORY_MAX_LIMIT)
+        limit = HISTORY_MAX_LIMIT;
     const char *order = http__query(rq, "orderBy");
-    bool asc = order && strcasecmp(order, "ASC") == 0;
+    bool asc = false;
+    if (order && *order && strcasecmp(order, "DESC") != 0) {
+        if (strcasecmp(order, "ASC") != 0) {
+            char msg[160];
+            snprintf(msg, sizeof msg,
+                     "Invalid value '%.40s' for orders given; Has to be either "
+                     "'desc' or 'asc' (case insensitive)",
+                     order);
+            http__resp_error(rs, HTTP_E_BAD_PARAMS, msg);
+            return -EINVAL;
+        }
+        asc = true;
+    }
     for (size_t i = 0; i < k->n; i++) {
         store_kv_list_t l = {0};
         int rc = store_ts_history(rq->srv->store, dev, k->items[i], start, end, interval, agg,
@@ -176,9 +212,13 @@ void http__h_ts_values(http_req_t *rq, http_resp_t *rs)
     dev_ref_t d;
     if (!device_of(rq, rs, rq->params[0], rq->params[1], &d))
         return;
-    bool strict = flag(rq, "useStrictDataTypes", false);
-    bool explicit_history = strstr(rq->path, "/history") != NULL;
-    bool is_history = explicit_history || http__query(rq, "startTs");
+    bool strict;
+    if (!http__arg_bool(rq, rs, "useStrictDataTypes", false, &strict))
+        return;
+    /* ThingsBoard maps .../values/timeseries to the history only when both startTs and endTs
+     * are given (params = {"startTs", "endTs"}); with one or none it answers the latest. */
+    bool is_history = strstr(rq->path, "/history") != NULL ||
+                      (http__query(rq, "startTs") && http__query(rq, "endTs"));
     keys_t k;
     keys_from_query(rq, &k);
     store_kv_list_t points = {0};
@@ -187,10 +227,6 @@ void http__h_ts_values(http_req_t *rq, http_resp_t *rs)
         goto out;
     }
     if (is_history) {
-        if (k.n == 0 || !http__query(rq, "startTs")) {
-            http__resp_error(rs, HTTP_E_BAD_PARAMS, "keys and startTs are required");
-            goto out;
-        }
         if (history(rq, rs, d.id, &k, &points) < 0)
             goto out;
     } else {
@@ -238,16 +274,25 @@ void http__h_ts_delete(http_req_t *rq, http_resp_t *rs)
     keys_t k;
     keys_from_query(rq, &k);
     int64_t start = 0, end = INT64_MAX;
-    bool all = flag(rq, "deleteAllDataForKeys", false);
-    if (k.n == 0 || k.overflow) {
+    bool all, latest;
+    if (!http__arg_bool(rq, rs, "deleteAllDataForKeys", false, &all) ||
+        !http__arg_bool(rq, rs, "deleteLatest", true, &latest) ||
+        !http__arg_long(rq, rs, "startTs", false, INT64_MIN, &start) ||
+        !http__arg_long(rq, rs, "endTs", false, INT64_MIN, &end)) {
+        /* rs holds the 400 */
+    } else if (k.n == 0 || k.overflow) {
         http__resp_text(rs, 400, "Empty keys: []");
-    } else if (!all && (!http__query(rq, "startTs") || !http__query(rq, "endTs") ||
-                        !opt_int(rq, "startTs", 0, &start) || !opt_int(rq, "endTs", 0, &end))) {
-        http__resp_error(rs, HTTP_E_BAD_PARAMS,
-                         "startTs and endTs are required unless deleteAllDataForKeys=true");
+    } else if (!all && (start == INT64_MIN || end == INT64_MIN)) {
+        http__resp_text(rs, 400,
+                        "When deleteAllDataForKeys is false, start and end timestamp "
+                        "values shouldn't be empty");
     } else {
+        if (all) {
+            start = 0;
+            end = INT64_MAX;
+        }
         int rc = store_ts_delete(rq->srv->store, d.id, (const char *const *)k.items, k.n, start,
-                                 end, flag(rq, "deleteLatest", true));
+                                 end, latest);
         if (rc < 0)
             http__resp_store_error(rs, rc);
         else
