@@ -23,13 +23,13 @@ typedef struct page_stream {
     http_page_fetch_fn fetch;
     void *ctx;
     void (*ctx_free)(void *ctx);
-    int64_t chunk;   /* next store chunk to read */
-    int64_t left;    /* rows of the page still to write */
+    int64_t chunk; /* next store chunk to read */
+    int64_t left;  /* rows of the page still to write */
     int64_t total, page, page_size;
     json_t *rows;    /* the chunk being written */
     size_t next_row; /* index in rows */
     bool first, done;
-    char *out;       /* text not yet handed to the client */
+    char *out; /* text not yet handed to the client */
     size_t out_len, out_pos;
 } page_stream_t;
 
@@ -147,12 +147,20 @@ void http__page_answer(http_req_t *rq, http_resp_t *rs, int64_t page, int64_t pa
         return;
     }
     page_stream_t *s = xcalloc(1, sizeof *s);
-    *s = (page_stream_t){.fetch = fetch, .ctx = ctx, .ctx_free = ctx_free, .chunk = chunk + 1,
-                         .left = want, .total = total, .page = page, .page_size = page_size,
-                         .rows = rows, .next_row = (size_t)skip, .first = true};
+    *s = (page_stream_t){.fetch = fetch,
+                         .ctx = ctx,
+                         .ctx_free = ctx_free,
+                         .chunk = chunk + 1,
+                         .left = want,
+                         .total = total,
+                         .page = page,
+                         .page_size = page_size,
+                         .rows = rows,
+                         .next_row = (size_t)skip,
+                         .first = true};
     set_out(s, xstrdup("{\"data\":["));
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, reader, s, stream_free);
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, reader,
+                                                                  s, stream_free);
     if (!resp) {
         stream_free(s);
         http__resp_error(rs, HTTP_E_GENERAL, NULL);
