@@ -355,8 +355,8 @@ void http__h_device_by_name(http_req_t *rq, http_resp_t *rs)
 {
     const char *name = http__query(rq, "deviceName");
     if (!name) {
-        http__resp_error(rs, HTTP_E_BAD_PARAMS, "Required request parameter 'deviceName' "
-                                                "is not present");
+        http__resp_error(rs, HTTP_E_BAD_PARAMS, "Required request parameter 'deviceName' for "
+                                                "method parameter type String is not present");
         return;
     }
     by_name(rq, rs, name);
@@ -381,6 +381,12 @@ typedef struct list_ctx {
     char *text, *type;
     const char *sort; /* a literal of the table below */
     bool asc, info;
+    int active; /* deviceInfos?active=: -1 any, else 0 or 1 */
+    /* With active: the devices are filtered here, so the store's total does not count. The
+     * total is one scan; chunks read in order continue a cursor instead of scanning again. */
+    int64_t total;                 /* -1 until counted */
+    int64_t cur_chunk, cur_row;    /* next store row to look at */
+    int64_t cur_match;             /* matches before it */
 } list_ctx_t;
 
 static void list_ctx_free(void *arg)
@@ -391,9 +397,61 @@ static void list_ctx_free(void *arg)
     free(c);
 }
 
+static bool is_active(http_server_t *h, int64_t id)
+{
+    hub_status_t st = {0};
+    return h->hub && hub_status_get(h->hub, id, &st) && st.active;
+}
+
+/* Devices with the wanted live status, matches [first, first + size) appended to rows (rows
+ * NULL: only counting, first = size = -1). Continues the cursor when it is not past first. */
+static int active_scan(list_ctx_t *c, int64_t first, int64_t size, json_t *rows)
+{
+    if (!rows || c->cur_match > first) {
+        c->cur_chunk = c->cur_row = c->cur_match = 0;
+    }
+    for (;;) {
+        store_device_page_t pg;
+        memset(&pg, 0, sizeof pg);
+        int rc = store_device_list(c->srv->store, c->text, c->type, c->sort, c->asc, c->cur_chunk,
+                                   HTTP_PAGE_CHUNK, &pg);
+        if (rc < 0)
+            return rc;
+        bool full = false;
+        for (size_t i = (size_t)c->cur_row; i < pg.n && !full; i++) {
+            c->cur_row = (int64_t)i + 1;
+            if (is_active(c->srv, pg.items[i].id) != (c->active == 1))
+                continue;
+            if (rows && c->cur_match >= first)
+                json_array_append_new(rows, c->info ? device_info_json(c->srv, &pg.items[i])
+                                                    : http__device_json(c->srv, &pg.items[i]));
+            c->cur_match++;
+            full = rows && (int64_t)json_array_size(rows) == size;
+        }
+        bool last = pg.n < HTTP_PAGE_CHUNK;
+        store_device_page_fini(&pg);
+        if (full)
+            return 0;
+        if (last) {
+            if (!rows)
+                c->total = c->cur_match;
+            return 0;
+        }
+        c->cur_chunk++;
+        c->cur_row = 0;
+    }
+}
+
 static int list_fetch(void *arg, int64_t chunk, int64_t size, json_t *rows, int64_t *total)
 {
     list_ctx_t *c = arg;
+    if (c->active >= 0) {
+        int rc = c->total < 0 ? active_scan(c, -1, -1, NULL) : 0;
+        if (rc == 0)
+            rc = active_scan(c, chunk * size, size, rows);
+        *total = c->total;
+        return rc;
+    }
     store_device_page_t pg;
     memset(&pg, 0, sizeof pg);
     int rc = store_device_list(c->srv->store, c->text, c->type, c->sort, c->asc, chunk, size, &pg);
@@ -409,6 +467,10 @@ static int list_fetch(void *arg, int64_t chunk, int64_t size, json_t *rows, int6
 
 static void list(http_req_t *rq, http_resp_t *rs, const char *type, bool info)
 {
+    bool active = false;
+    bool by_active = info && http__query(rq, "active") && *http__query(rq, "active");
+    if (by_active && !http__arg_bool(rq, rs, "active", false, &active))
+        return;
     static const char *const props[] = {"name", "createdTime", "type", "label",
                                         "deviceProfileName"};
     int64_t page_size, page;
@@ -423,13 +485,17 @@ static void list(http_req_t *rq, http_resp_t *rs, const char *type, bool info)
         if (strcmp(sort, props[i]) == 0)
             sort = props[i]; /* outlives the request: the answer may be streamed */
     const char *text = http__query(rq, "textSearch");
+    if (type && type[strspn(type, " \t")] == '\0')
+        type = NULL; /* ThingsBoard: a blank type is no filter */
     list_ctx_t *c = xcalloc(1, sizeof *c);
     *c = (list_ctx_t){.srv = rq->srv,
                       .text = text && *text ? xstrdup(text) : NULL,
                       .type = type && *type ? xstrdup(type) : NULL,
                       .sort = sort,
                       .asc = asc,
-                      .info = info};
+                      .info = info,
+                      .active = by_active ? active : -1,
+                      .total = -1};
     http__page_answer(rq, rs, page, page_size, list_fetch, c, list_ctx_free);
 }
 
@@ -447,6 +513,11 @@ void http__h_devices_list(http_req_t *rq, http_resp_t *rs)
  * the profile filter is the store's type filter. */
 void http__h_device_infos_list(http_req_t *rq, http_resp_t *rs)
 {
+    const char *type = http__query(rq, "type");
+    if (type && type[strspn(type, " \t")] != '\0') { /* type wins over deviceProfileId */
+        list(rq, rs, type, true);
+        return;
+    }
     const char *pid = http__query(rq, "deviceProfileId");
     if (!pid || !*pid) {
         list(rq, rs, NULL, true);
