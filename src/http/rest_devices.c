@@ -355,8 +355,9 @@ void http__h_device_by_name(http_req_t *rq, http_resp_t *rs)
 {
     const char *name = http__query(rq, "deviceName");
     if (!name) {
-        http__resp_error(rs, HTTP_E_BAD_PARAMS, "Required request parameter 'deviceName' for "
-                                                "method parameter type String is not present");
+        http__resp_error(rs, HTTP_E_BAD_PARAMS,
+                         "Required request parameter 'deviceName' for "
+                         "method parameter type String is not present");
         return;
     }
     by_name(rq, rs, name);
@@ -384,9 +385,9 @@ typedef struct list_ctx {
     int active; /* deviceInfos?active=: -1 any, else 0 or 1 */
     /* With active: the devices are filtered here, so the store's total does not count. The
      * total is one scan; chunks read in order continue a cursor instead of scanning again. */
-    int64_t total;                 /* -1 until counted */
-    int64_t cur_chunk, cur_row;    /* next store row to look at */
-    int64_t cur_match;             /* matches before it */
+    int64_t total;              /* -1 until counted */
+    int64_t cur_chunk, cur_row; /* next store row to look at */
+    int64_t cur_match;          /* matches before it */
 } list_ctx_t;
 
 static void list_ctx_free(void *arg)

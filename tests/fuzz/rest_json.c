@@ -5,12 +5,14 @@
  * 0xF0 on a device profile or a deviceData, whose answers are rendered back and must parse
  * again to the same row); the rest is the body. Accepted values are walked back to JSON both ways (typed and as strings)
  * and serialised, as a response would be. Whatever the kind, the strict reader must accept
- * exactly the documents jansson accepts (below its nesting cap). */
+ * exactly the documents jansson accepts (below its nesting cap). First bytes 0xE0..0xEF take
+ * the rest as a query parameter value for the REST parameter binders (request.c). */
 #include "http/http_int.h"
 #include "values/json.h"
 #include "values/render.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,12 +117,42 @@ static void device_data(const char *body, size_t len)
     json_decref(j);
 }
 
+/* A query value (up to its first NUL, as libmicrohttpd hands it over) through Spring's number
+ * and boolean binding: what is accepted is in range and reads back the same when printed. */
+static void query_value(const char *p, size_t len)
+{
+    char *v = malloc(len + 1);
+    if (!v)
+        return;
+    memcpy(v, p, len);
+    v[len] = '\0';
+    int64_t x;
+    if (http__parse_i64(v, INT32_MIN, INT32_MAX, &x) == 0) {
+        char again[32];
+        int64_t y;
+        snprintf(again, sizeof again, "%lld", (long long)x);
+        if (x < INT32_MIN || x > INT32_MAX ||
+            http__parse_i64(again, INT32_MIN, INT32_MAX, &y) != 0 || y != x)
+            abort();
+    }
+    if (http__parse_i64(v, INT64_MIN, INT64_MAX, &x) == 0 && strlen(v) == 0)
+        abort();
+    bool b;
+    if (http__parse_bool(v, &b) == 0 && strlen(v) > 5)
+        abort(); /* the longest form is "false" */
+    free(v);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
     const char *body = (const char *)data + 1;
     size_t len = size - 1;
+    if (data[0] >= 0xE0 && data[0] < 0xF0) {
+        query_value(body, len);
+        return 0;
+    }
     same_as_jansson(body, len);
     if (data[0] >= 0xF0) { /* kinds added later, above the old ones' seeds */
         if (data[0] & 1)
