@@ -173,6 +173,25 @@ static int history(http_req_t *rq, http_resp_t *rs, int64_t dev, keys_t *k, stor
         http__resp_error(rs, HTTP_E_BAD_PARAMS, msg);
         return -EINVAL;
     }
+    const char *itype = http__query(rq, "intervalType");
+    if (itype && *itype && strcmp(itype, "MILLISECONDS") != 0) {
+        /* Calendar buckets (WEEK, WEEK_ISO, MONTH, QUARTER, with timeZone) are not offered:
+         * refused rather than answered as fixed-length ones. */
+        bool known = strcmp(itype, "WEEK") == 0 || strcmp(itype, "WEEK_ISO") == 0 ||
+                     strcmp(itype, "MONTH") == 0 || strcmp(itype, "QUARTER") == 0;
+        char msg[300];
+        if (known)
+            snprintf(msg, sizeof msg, "intervalType %s is not supported (only MILLISECONDS)",
+                     itype);
+        else
+            snprintf(msg, sizeof msg,
+                     "Failed to convert value of type 'java.lang.String' to required type "
+                     "'org.thingsboard.server.common.data.kv.IntervalType'; No enum constant "
+                     "org.thingsboard.server.common.data.kv.IntervalType.%.40s",
+                     itype);
+        http__resp_error(rs, HTTP_E_BAD_PARAMS, msg);
+        return -EINVAL;
+    }
     if (interval == 0)
         agg = STORE_AGG_NONE; /* DefaultTbTelemetryService: no interval, no aggregation */
     /* Points are held per key before they are written: at most HISTORY_MAX_LIMIT each (a

@@ -172,6 +172,10 @@ out=$(rest GET "$H&agg=avg&interval=1000")
 assert_eq "$(http_code) $(jq -r .message <<<"$out")" \
     "400 No enum constant org.thingsboard.server.common.data.kv.Aggregation.avg" \
     "agg in lower case -> 400 (Aggregation.valueOf)"
+out=$(rest GET "$H&agg=SUM&interval=100000&intervalType=MILLISECONDS&useStrictDataTypes=true")
+assert_eq "$(jq -c '[.a[].value]' <<<"$out")" "[11325]" "intervalType=MILLISECONDS"
+rest GET "$H&agg=SUM&interval=1000&intervalType=MONTH" >/dev/null
+assert_eq "$(http_code)" 400 "intervalType=MONTH (calendar buckets not offered) -> 400"
 rest GET "$TM/DEVICE/$D/values/timeseries?keys=a&startTs=abc&endTs=10" >/dev/null
 assert_eq "$(http_code)" 400 "startTs=abc -> 400"
 
