@@ -349,6 +349,19 @@ bool http__sort_args(const http_req_t *r, http_resp_t *rs, const char *const *pr
 /* ThingsBoard's PageData {data,totalPages,totalElements,hasNext}; takes data. */
 json_t *http__page_json(json_t *data, int64_t total, int64_t page, int64_t page_size);
 
+/* ---- stream.c ---- */
+
+/* Producer of a streamed answer: sets *piece to the next text (malloc'd, may be "") and
+ * returns 1, returns 0 at the end, or a negative (store) error. Called on the request's
+ * thread, also after the handler returned. */
+typedef int (*http_stream_fn)(void *ctx, char **piece);
+/* Answers 200 application/json with the pieces of next, sent as the client reads them. The
+ * first piece is produced before the answer starts: its error becomes the answer (store error
+ * table); a later error cuts the body short. Without a connection (rq->conn NULL) the pieces
+ * are collected into rs's body. Takes ctx (ctx_free, may be NULL, frees it at the end). */
+void http__stream_answer(http_req_t *rq, http_resp_t *rs, http_stream_fn next, void *ctx,
+                         void (*ctx_free)(void *ctx));
+
 /* ---- page.c ---- */
 
 #define HTTP_PAGE_CHUNK 1000 /* rows per store read of a page answer */

@@ -135,7 +135,7 @@ void http__h_ts_keys(http_req_t *rq, http_resp_t *rs)
 }
 
 /* Moves the points of src to the end of dst (their strings go with them); src is left empty.
- * History is read key by key, and one answer groups them all. */
+ * Attributes are read scope by scope, and one answer groups them all. */
 static void points_move(store_kv_list_t *dst, store_kv_list_t *src)
 {
     if (dst->n + src->n > dst->cap) {
@@ -152,17 +152,72 @@ static void points_move(store_kv_list_t *dst, store_kv_list_t *src)
 /* The history parameters of getTimeseries: startTs and endTs (required), interval (0),
  * limit (100), agg (NONE, upper case as Aggregation.valueOf), orderBy (DESC; asc/desc in any
  * case as Spring's Direction.fromString). */
-static int history(http_req_t *rq, http_resp_t *rs, int64_t dev, keys_t *k, store_kv_list_t *points)
+typedef struct history {
+    http_server_t *srv;
+    int64_t dev, start, end, interval, limit;
+    store_agg_t agg;
+    bool asc, strict;
+    keys_t k;
+    size_t next;  /* key to read next */
+    bool written; /* some key's points were written */
+} history_t;
+
+static void history_free(void *arg)
+{
+    history_t *h = arg;
+    keys_fini(&h->k);
+    free(h);
+}
+
+/* http_stream_fn: one key's points per piece ("{" before the first, "}" after the last), so
+ * only one key's points (at most HISTORY_MAX_LIMIT) are held at a time. */
+static int history_piece(void *arg, char **piece)
+{
+    history_t *h = arg;
+    if (h->next > h->k.n)
+        return 0;
+    values_buf_t b = {0};
+    if (h->next == 0)
+        values_buf_put(&b, "{", 1);
+    if (h->next < h->k.n) {
+        store_kv_list_t l = {0};
+        int rc = store_ts_history(h->srv->store, h->dev, h->k.items[h->next], h->start, h->end,
+                                  h->interval, h->agg, h->limit, h->asc, &l);
+        if (rc < 0) {
+            store_kv_list_fini(&l);
+            values_buf_fini(&b);
+            return rc;
+        }
+        values_buf_t one = {0};
+        values_kvs_write_series(&one, l.items, l.n, h->strict ? VALUES_TYPED : VALUES_TEXT);
+        if (one.len > 2) { /* {"key":[...]}: its member, after a comma if not the first */
+            if (h->written)
+                values_buf_put(&b, ",", 1);
+            values_buf_put(&b, one.p + 1, one.len - 2);
+            h->written = true;
+        }
+        values_buf_fini(&one);
+        store_kv_list_fini(&l);
+    }
+    if (h->next == h->k.n)
+        values_buf_put(&b, "}", 1);
+    h->next++;
+    *piece = values_buf_take(&b);
+    return 1;
+}
+
+/* Takes k (left empty). */
+static void history(http_req_t *rq, http_resp_t *rs, int64_t dev, bool strict, keys_t *k)
 {
     int64_t start, end, interval, limit;
     if (!http__arg_long(rq, rs, "startTs", true, 0, &start) ||
         !http__arg_long(rq, rs, "endTs", true, 0, &end) ||
         !http__arg_long(rq, rs, "interval", false, 0, &interval) ||
         !http__arg_int(rq, rs, "limit", false, 100, &limit))
-        return -EINVAL;
+        return;
     if (limit <= 0) {
         http__resp_error(rs, HTTP_E_BAD_PARAMS, "Page size must not be less than one");
-        return -EINVAL;
+        return;
     }
     store_agg_t agg = STORE_AGG_NONE;
     const char *a = http__query(rq, "agg");
@@ -171,7 +226,7 @@ static int history(http_req_t *rq, http_resp_t *rs, int64_t dev, keys_t *k, stor
         snprintf(msg, sizeof msg,
                  "No enum constant org.thingsboard.server.common.data.kv.Aggregation.%.40s", a);
         http__resp_error(rs, HTTP_E_BAD_PARAMS, msg);
-        return -EINVAL;
+        return;
     }
     const char *itype = http__query(rq, "intervalType");
     if (itype && *itype && strcmp(itype, "MILLISECONDS") != 0) {
@@ -190,7 +245,7 @@ static int history(http_req_t *rq, http_resp_t *rs, int64_t dev, keys_t *k, stor
                      "org.thingsboard.server.common.data.kv.IntervalType.%.40s",
                      itype);
         http__resp_error(rs, HTTP_E_BAD_PARAMS, msg);
-        return -EINVAL;
+        return;
     }
     if (interval == 0)
         agg = STORE_AGG_NONE; /* DefaultTbTelemetryService: no interval, no aggregation */
@@ -208,22 +263,33 @@ static int history(http_req_t *rq, http_resp_t *rs, int64_t dev, keys_t *k, stor
                      "'desc' or 'asc' (case insensitive)",
                      order);
             http__resp_error(rs, HTTP_E_BAD_PARAMS, msg);
-            return -EINVAL;
+            return;
         }
         asc = true;
     }
+    history_t *h = xcalloc(1, sizeof *h);
+    *h = (history_t){.srv = rq->srv,
+                     .dev = dev,
+                     .start = start,
+                     .end = end,
+                     .interval = interval,
+                     .limit = limit,
+                     .agg = agg,
+                     .asc = asc,
+                     .strict = strict};
+    /* Each key once: one member per key in the answer (a repeated key read twice would
+     * write it twice). */
     for (size_t i = 0; i < k->n; i++) {
-        store_kv_list_t l = {0};
-        int rc = store_ts_history(rq->srv->store, dev, k->items[i], start, end, interval, agg,
-                                  limit, asc, &l);
-        if (rc < 0) {
-            store_kv_list_fini(&l);
-            http__resp_store_error(rs, rc);
-            return rc;
-        }
-        points_move(points, &l);
+        bool seen = false;
+        for (size_t j = 0; j < h->k.n && !seen; j++)
+            seen = strcmp(h->k.items[j], k->items[i]) == 0;
+        if (seen)
+            free(k->items[i]);
+        else
+            h->k.items[h->k.n++] = k->items[i];
     }
-    return 0;
+    k->n = 0;
+    http__stream_answer(rq, rs, history_piece, h, history_free);
 }
 
 void http__h_ts_values(http_req_t *rq, http_resp_t *rs)
@@ -246,14 +312,13 @@ void http__h_ts_values(http_req_t *rq, http_resp_t *rs)
         goto out;
     }
     if (is_history) {
-        if (history(rq, rs, d.id, &k, &points) < 0)
-            goto out;
-    } else {
-        int rc = store_ts_latest(rq->srv->store, d.id, (const char *const *)k.items, k.n, &points);
-        if (rc < 0) {
-            http__resp_store_error(rs, rc);
-            goto out;
-        }
+        history(rq, rs, d.id, strict, &k);
+        goto out;
+    }
+    int rc = store_ts_latest(rq->srv->store, d.id, (const char *const *)k.items, k.n, &points);
+    if (rc < 0) {
+        http__resp_store_error(rs, rc);
+        goto out;
     }
     values_buf_t b = {0};
     values_kvs_write_series(&b, points.items, points.n, strict ? VALUES_TYPED : VALUES_TEXT);

@@ -152,6 +152,9 @@ out=$(rest GET "$H&orderBy=asc&limit=3")
 assert_eq "$(jq -c '[.a[].ts]' <<<"$out")" "[1001,1002,1003]" "orderBy=asc (lower case)"
 out=$(rest GET "$H&limit=999999999")
 assert_eq "$(jq -c '.a | length' <<<"$out")" 150 "limit=999999999: every point of the range"
+out=$(rest GET "$TM/DEVICE/$D/values/timeseries?keys=a,b,a,nokey&startTs=0&endTs=9223372036854775807&limit=999999999")
+assert_eq "$(jq -c '[keys, (.a | length), (.b | length)]' <<<"$out")" '[["a","b"],150,1]' \
+    "history of several keys (streamed key by key), a key named twice answered once"
 out=$(rest GET "$H&agg=AVG")
 assert_eq "$(jq -c '.a | length' <<<"$out")" 100 "agg without interval: raw points (ThingsBoard)"
 out=$(rest GET "$H&agg=SUM&interval=100000&useStrictDataTypes=true")
