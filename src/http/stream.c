@@ -120,8 +120,8 @@ void http__stream_answer(http_req_t *rq, http_resp_t *rs, http_stream_fn next, v
         drain(s, rs);
         return;
     }
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, reader, s, stream_free);
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, reader,
+                                                                  s, stream_free);
     if (!resp) {
         stream_free(s);
         http__resp_error(rs, HTTP_E_GENERAL, NULL);
