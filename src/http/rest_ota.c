@@ -593,8 +593,12 @@ void http__h_ota_list_profile(http_req_t *rq, http_resp_t *rs)
         http__resp_error(rs, HTTP_E_BAD_PARAMS, m);
         return;
     }
+    char lower[STORE_UUID_LEN + 1]; /* UUID.fromString takes either case; ours are lower */
+    for (size_t i = 0; i <= STORE_UUID_LEN; i++)
+        lower[i] = (char)(rq->params[0][i] >= 'A' && rq->params[0][i] <= 'F' ? rq->params[0][i] + 32
+                                                                             : rq->params[0][i]);
     store_profile_t p = {0};
-    int rc = store_profile_get_by_uuid(rq->srv->store, rq->params[0], &p);
+    int rc = store_profile_get_by_uuid(rq->srv->store, lower, &p);
     if (rc < 0)
         http__resp_store_error(rs, rc);
     else

@@ -91,6 +91,11 @@ assert_eq "$(http_code) $(jq -r .totalElements <<<"$out")" "200 1" "deviceProfil
 out=$(rest GET '/api/otaPackages?pageSize=999999999&page=0&sortProperty=title&sortOrder=asc')
 assert_eq "$(http_code) $(jq -c '[.totalElements, .totalPages, .hasNext]' <<<"$out")" \
     "200 [0,0,false]" "otaPackages pageSize=999999999"
+PROFILE=$(rest GET /api/deviceProfileInfo/default | jq -r .id.id)
+out=$(rest GET "/api/otaPackages/${PROFILE^^}/FIRMWARE?pageSize=999999999&page=0")
+assert_eq "$(http_code) $(jq -r .totalElements <<<"$out")" "200 0" "otaPackages/{PROFILE in upper case}/FIRMWARE"
+rest GET "/api/otaPackages/$PROFILE/firmware?pageSize=10&page=0" >/dev/null
+assert_eq "$(http_code)" 400 "OTA type in lower case -> 400 (OtaPackageType.valueOf)"
 rest GET '/api/otaPackages?pageSize=-5&page=0' >/dev/null
 assert_eq "$(http_code)" 400 "otaPackages pageSize=-5 -> 400"
 out=$(rest GET '/api/deviceProfile/names?activeOnly=TRUE')
