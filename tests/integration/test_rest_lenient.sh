@@ -37,6 +37,13 @@ assert_eq "$(jq -r '[.data[].name] == ([.data[].name] | sort)' all.json)" true \
 assert_eq "$(jq -r '.data[0].name, .data[-1].name' all.json | tr '\n' ' ')" "dev-0001 dev-$N " \
     "first and last by name"
 
+# a client that goes away in the middle of a streamed answer: the server frees the stream
+# (the sanitizers check it at the end) and carries on
+curl -s -N --max-time 30 -H "X-Authorization: Bearer $JWT" \
+    "$BASE_URL/api/tenant/devices?pageSize=999999999&page=0" | head -c 300 >/dev/null
+rest GET '/api/tenant/devices?pageSize=1&page=0' >/dev/null
+assert_eq "$(http_code)" 200 "server answers after a client dropped a streamed answer"
+
 # page 1 of 700: starts inside the first chunk and ends in the second
 out=$(rest GET '/api/tenant/devices?pageSize=700&page=1&sortProperty=name&sortOrder=ASC')
 assert_eq "$(jq -r '[(.data | length), .data[0].name, .data[-1].name, .totalPages, .hasNext] | join(" ")' <<<"$out")" \
@@ -52,6 +59,9 @@ assert_eq "$(jq -r '[.totalPages, .hasNext] | join(" ")' <<<"$out")" "242 true" 
 out=$(rest GET '/api/tenant/devices?pageSize=999999999&page=3')
 assert_eq "$(jq -c '[(.data | length), .totalElements, .totalPages, .hasNext]' <<<"$out")" \
     "[0,$N,1,false]" "a page past the end is empty, totals right"
+out=$(rest GET '/api/tenant/devices?pageSize=2147483647&page=2147483647')
+assert_eq "$(http_code) $(jq -c '[(.data | length), .totalElements, .hasNext]' <<<"$out")" \
+    "200 [0,$N,false]" "the largest page and pageSize: an offset near 2^62, no overflow"
 out=$(rest GET '/api/tenant/devices?pageSize=3')
 assert_eq "$(http_code) $(jq -r '.data | length' <<<"$out")" "200 3" "page omitted -> page 0"
 out=$(rest GET '/api/tenant/devices?pageSize=%203%20&page=0')
