@@ -51,7 +51,9 @@ void http__query_each(const http_req_t *r, const char *key,
  * after trimming whitespace (NumberUtils), booleans by StringToBooleanConverter (true/on/yes/1,
  * false/off/no/0, any case), and an empty value counts as absent (then the declared default
  * applies, or a required parameter is missing). The helpers below bind the same way and answer
- * with Spring's and ThingsBoard's wording, so clients that match on it see the same text. */
+ * with Spring's and ThingsBoard's wording, so clients that match on it see the same text.
+ * Not copied: Spring also removes spaces inside a number and reads 0x1F and #1F as hex; nobody
+ * sends a page size that way, and refusing keeps a number one thing. */
 
 int http__parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
@@ -106,14 +108,21 @@ static void missing(http_resp_t *rs, const char *name, const char *java_type)
     http__resp_error(rs, HTTP_E_BAD_PARAMS, msg);
 }
 
-static void unconvertible(http_resp_t *rs, const char *java_type, const char *why,
-                          const char *value)
+/* Spring's MethodArgumentTypeMismatchException text; why says what the converter disliked. */
+static void unconvertible(http_resp_t *rs, const char *java_type, const char *why)
 {
-    char msg[256];
+    char msg[300];
     snprintf(msg, sizeof msg,
-             "Failed to convert value of type 'java.lang.String' to required type '%s'; %s%.64s%s",
-             java_type, why, value, strcmp(why, "For input string: \"") == 0 ? "\"" : "'");
+             "Failed to convert value of type 'java.lang.String' to required type '%s'; %s",
+             java_type, why);
     http__resp_error(rs, HTTP_E_BAD_PARAMS, msg);
+}
+
+static void not_a_number(http_resp_t *rs, const char *java_type, const char *value)
+{
+    char why[96];
+    snprintf(why, sizeof why, "For input string: \"%.64s\"", value);
+    unconvertible(rs, java_type, why);
 }
 
 bool http__arg_bool(const http_req_t *r, http_resp_t *rs, const char *name, bool dflt, bool *out)
@@ -124,7 +133,9 @@ bool http__arg_bool(const http_req_t *r, http_resp_t *rs, const char *name, bool
         return true;
     if (http__parse_bool(v, out) == 0)
         return true;
-    unconvertible(rs, "java.lang.Boolean", "Invalid boolean value '", v);
+    char why[96];
+    snprintf(why, sizeof why, "Invalid boolean value '%.64s'", v);
+    unconvertible(rs, "java.lang.Boolean", why);
     return false;
 }
 
@@ -140,7 +151,7 @@ bool http__arg_long(const http_req_t *r, http_resp_t *rs, const char *name, bool
     }
     if (http__parse_i64(v, INT64_MIN, INT64_MAX, out) == 0)
         return true;
-    unconvertible(rs, "java.lang.Long", "For input string: \"", v);
+    not_a_number(rs, "java.lang.Long", v);
     return false;
 }
 
@@ -156,7 +167,7 @@ bool http__arg_int(const http_req_t *r, http_resp_t *rs, const char *name, bool 
     }
     if (http__parse_i64(v, INT32_MIN, INT32_MAX, out) == 0)
         return true;
-    unconvertible(rs, "int", "For input string: \"", v);
+    not_a_number(rs, "int", v);
     return false;
 }
 
