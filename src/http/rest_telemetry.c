@@ -28,34 +28,9 @@ typedef struct keys {
     bool overflow;
 } keys_t;
 
-static void keys_add_csv(void *arg, const char *csv)
+/* Adds the key s[0..e) without the spaces around it; a blank one is no key. */
+static void keys_add(keys_t *k, const char *s, const char *e)
 {
-    keys_t *k = arg;
-    const char *p = csv;
-    while (*p) {
-        size_t n = strcspn(p, ",");
-        const char *s = p, *e = p + n;
-        while (s < e && *s == ' ')
-            s++;
-        while (e > s && e[-1] == ' ')
-            e--;
-        if (e > s) {
-            if (k->n == MAX_KEYS)
-                k->overflow = true;
-            else
-                k->items[k->n++] = xstrndup(s, (size_t)(e - s));
-        }
-        p += n;
-        if (*p == ',')
-            p++;
-    }
-}
-
-/* One repeated key=NAME: the whole value is the key (trimmed, not split on commas). */
-static void keys_add_one(void *arg, const char *v)
-{
-    keys_t *k = arg;
-    const char *s = v, *e = v + strlen(v);
     while (s < e && *s == ' ')
         s++;
     while (e > s && e[-1] == ' ')
@@ -66,6 +41,24 @@ static void keys_add_one(void *arg, const char *v)
         k->overflow = true;
     else
         k->items[k->n++] = xstrndup(s, (size_t)(e - s));
+}
+
+/* keys=a,b,...: every comma-separated name. */
+static void keys_add_csv(void *arg, const char *csv)
+{
+    for (const char *p = csv;;) {
+        size_t n = strcspn(p, ",");
+        keys_add(arg, p, p + n);
+        if (!p[n])
+            break;
+        p += n + 1;
+    }
+}
+
+/* One repeated key=NAME: the whole value is the key (not split on commas). */
+static void keys_add_one(void *arg, const char *v)
+{
+    keys_add(arg, v, v + strlen(v));
 }
 
 static void count_one(void *arg, const char *v)
