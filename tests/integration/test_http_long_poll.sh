@@ -3,9 +3,9 @@
 # DeviceApiController answers them: GET /api/v1/{token}/attributes/updates released by a REST
 # shared-attribute change, a deletion and an OTA assignment (fw_* attributes); GET
 # /api/v1/{token}/rpc released by a REST RPC call (and one pending before the poll); 408 on
-# timeout; 401 for an unknown token; 403 when the device is deleted; the caps (503 with
-# Retry-After beyond them, REST still served), a client hang-up freeing its slot, the
-# /metrics gauge, and a clean stop with a poll open.
+# timeout; 401 for an unknown token; 403 when the device is deleted, 408 when its credentials
+# change; the caps (503 with Retry-After beyond them, REST still served), a client hang-up
+# freeing its slot, the /metrics gauge, and a clean stop with a poll open.
 . "$(dirname "$0")/lib.sh"
 need curl
 need jq
@@ -228,8 +228,23 @@ curl -s -o /dev/null --max-time 1 "$BASE_URL$UPD1?timeout=20000" || true
 wait_polls attributes 0
 log "ok: a hung-up poll left no slot behind"
 
+# ---- credentials changed: the session ends (408), the new token polls, the old one is 401 ------
+poll_start cred "/api/v1/pollTok2/rpc?timeout=20000"
+P=$POLL_PID
+wait_polls rpc 1
+cred=$(rest GET "/api/device/$D2/credentials")
+rest POST /api/device/credentials "$(jq -c '.credentialsId = "pollTok2b"' <<<"$cred")" >/dev/null
+assert_eq "$(http_code)" 200 "device 2's token changed"
+wait_pid "$P" 3
+assert_eq "$(cat "$IT_TMP/cred.code")" 408 "a credentials change ends the poll with 408"
+rest GET "/api/v1/pollTok2/rpc?timeout=300" >/dev/null
+assert_eq "$(http_code)" 401 "the old token is refused"
+rest GET "/api/v1/pollTok2b/rpc?timeout=300" >/dev/null
+assert_eq "$(http_code)" 408 "the new token polls"
+log "ok: credentials change -> 408; the new token works"
+
 # ---- device deleted: 403 "Device was deleted!" --------------------------------------------------
-poll_start gone "/api/v1/pollTok2/attributes/updates?timeout=20000"
+poll_start gone "/api/v1/pollTok2b/attributes/updates?timeout=20000"
 P=$POLL_PID
 wait_polls attributes 1
 rest DELETE "/api/device/$D2" >/dev/null
