@@ -223,6 +223,28 @@ assert_eq "$(cat "$IT_TMP/c1.code") $(cat "$IT_TMP/c2.code") $(cat "$IT_TMP/c3.c
 wait_polls attributes 0
 wait_polls rpc 0
 
+# ---- a flood of 40 idle pollers: 2 hold (device cap), the rest get 503 at once ----------------
+flood=()
+for i in $(seq 1 40); do
+    curl -s -o /dev/null -w '%{http_code}\n' --max-time 30 "$BASE_URL$UPD1?timeout=20000" \
+        >"$IT_TMP/flood.$i" 2>/dev/null &
+    flood+=($!)
+    IT_PIDS+=($!)
+done
+for i in $(seq 1 100); do   # <= 10 s: 38 answered
+    [ "$(cat "$IT_TMP"/flood.* 2>/dev/null | grep -c '^503$')" -ge 38 ] && break
+    sleep 0.1
+done
+assert_eq "$(cat "$IT_TMP"/flood.* | grep -c '^503$')" 38 "38 of 40 flooding pollers refused"
+wait_polls attributes 2
+rest GET "/api/device/$D1" >/dev/null
+assert_eq "$(http_code)" 200 "REST is served during the flood"
+rest POST "$ATTR1/attributes/SHARED_SCOPE" '{"flood":1}' >/dev/null
+for p in "${flood[@]}"; do wait_pid "$p" 3; done
+assert_eq "$(cat "$IT_TMP"/flood.* | sort | uniq -c | tr -s ' ' | tr '\n' ';')" \
+    " 2 200; 38 503;" "the 2 held polls were released by the change"
+log "ok: a flood of pollers is refused at once, REST unaffected"
+
 # ---- a client that hangs up frees its slot at once --------------------------------------------
 curl -s -o /dev/null --max-time 1 "$BASE_URL$UPD1?timeout=20000" || true
 wait_polls attributes 0
