@@ -9,7 +9,8 @@
  *                                                     session expiry) or the device's
  *                                                     credentials changed (session closed)
  *   403 "Device was deleted!" (text)                  the device was deleted meanwhile
- *   401, TB error JSON                                unknown token
+ *   401, empty                                        unknown token (DeviceAuthCallback)
+ *   400, empty                                        a timeout that is not a number
  * timeout: absent or 0 is the configured default (ThingsBoard's transport.http.request_timeout,
  * 60 s); more than the configured maximum (its max_request_timeout, 300 s) is cut to it, where
  * ThingsBoard's servlet container would answer 503 instead; negative waits for nothing.
@@ -86,8 +87,8 @@ void http__poll_cancel_all(http_server_t *h)
     pthread_mutex_unlock(&h->mu);
 }
 
-/* ?timeout= in ms: the default for absent or 0, cut to the maximum; false (400 set) if it is
- * not an integer. */
+/* ?timeout= in ms: the default for absent or 0, cut to the maximum; false (400 set, empty as
+ * the rest of the device API answers) if it is not an integer. */
 static bool timeout_arg(const http_req_t *rq, http_resp_t *rs, int64_t *out)
 {
     const http_cfg_t *c = &rq->srv->cfg;
@@ -98,7 +99,7 @@ static bool timeout_arg(const http_req_t *rq, http_resp_t *rs, int64_t *out)
         errno = 0;
         v = strtoll(t, &end, 10);
         if (errno || *end) {
-            http__resp_error(rs, HTTP_E_BAD_PARAMS, "Parameter 'timeout' must be a number of ms");
+            rs->status = 400;
             return false;
         }
     }
@@ -213,9 +214,12 @@ static void long_poll(http_req_t *rq, http_resp_t *rs, hub_wait_kind_t kind)
                             ? registry_find_token(h->reg, (const uint8_t *)token, len)
                             : 0;
     if (device_id == 0) {
-        http__resp_error(rs, HTTP_E_AUTH, "Invalid device access token");
+        rs->status = 401; /* no body, as ThingsBoard's transport */
         return;
     }
+    /* ThingsBoard records activity when a poll subscribes (DefaultTransportService). The
+     * HTTP device API's activity bookkeeping arrives with its other endpoints: call it here
+     * once both are merged. */
     int64_t timeout_ms;
     if (!timeout_arg(rq, rs, &timeout_ms))
         return;

@@ -103,12 +103,11 @@ assert_eq "$(stat -c %s "$IT_TMP/to.body")" 0 "408 has no body"
 log "ok: a server-scope change does not release it; timeout -> 408 after ${dt} ms"
 
 out=$(rest GET "$UPD1?timeout=soon")
-assert_eq "$(http_code)" 400 "timeout that is not a number -> 400 ($out)"
+assert_eq "$(http_code) ${#out}" "400 0" "timeout that is not a number -> 400, no body"
 
 # ---- unknown token ------------------------------------------------------------------------------
 out=$(rest GET "/api/v1/noSuchToken/attributes/updates?timeout=1000")
-assert_eq "$(http_code)" 401 "unknown token on attributes/updates -> 401"
-assert_eq "$(jq -r .errorCode <<<"$out")" 10 "401 carries ThingsBoard's error JSON"
+assert_eq "$(http_code) ${#out}" "401 0" "unknown token on attributes/updates -> 401, no body"
 rest GET "/api/v1/noSuchToken/rpc?timeout=1000" >/dev/null
 assert_eq "$(http_code)" 401 "unknown token on rpc -> 401"
 log "ok: unknown token -> 401"
