@@ -83,6 +83,7 @@ typedef struct watcher {
 } watcher_t;
 
 struct hub {
+    _Atomic uint64_t change_gen; /* bumped by every hub_change_publish (hub_change_gen) */
     store_t *store;
     pthread_rwlock_t watch_lock;
     watcher_t *watchers;
@@ -261,8 +262,14 @@ void hub_change_listen(hub_t *h, hub_change_cb cb, void *ctx)
     pthread_rwlock_unlock(&h->change_lock);
 }
 
+uint64_t hub_change_gen(hub_t *h)
+{
+    return atomic_load_explicit(&h->change_gen, memory_order_acquire);
+}
+
 void hub_change_publish(hub_t *h, hub_change_t what, int64_t id)
 {
+    atomic_fetch_add_explicit(&h->change_gen, 1, memory_order_acq_rel);
     pthread_rwlock_rdlock(&h->change_lock);
     for (size_t i = 0; i < h->n_changes; i++)
         h->changes[i].cb(h->changes[i].ctx, what, id);

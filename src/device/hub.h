@@ -103,6 +103,10 @@ typedef void (*hub_change_cb)(void *ctx, hub_change_t what, int64_t id);
 void hub_change_listen(hub_t *h, hub_change_cb cb, void *ctx);
 /* Calls every listener in the order they were added. Any thread but a listener's. */
 void hub_change_publish(hub_t *h, hub_change_t what, int64_t id);
+/* A number that every hub_change_publish increases (before its listeners run): a cache of
+ * profile- or device-derived settings read while it had value g is current while it still
+ * has value g. Starts at 0; any thread, one atomic load. */
+uint64_t hub_change_gen(hub_t *h);
 
 /* ---- live device status ----
  *
