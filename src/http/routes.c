@@ -62,6 +62,10 @@ const http_route_t http__routes[] = {
     {"POST", "/api/rpc/{kind}/{id}", http__h_rpc_v2, 0},
     {"GET", "/api/rpc/persistent/{rpcId}", http__h_rpc_persistent_get, 0},
 
+    /* HTTP device API: long polls (device_poll.c). */
+    {"GET", "/api/v1/{token}/attributes/updates", http__h_dev_attr_updates, HTTP_ROUTE_PUBLIC},
+    {"GET", "/api/v1/{token}/rpc", http__h_dev_rpc_poll, HTTP_ROUTE_PUBLIC},
+
     {"GET", "/api/events", http__h_events, 0},
     {"GET", "/api/coaphub/devices/status", http__h_device_status, 0},
     {"GET", "/api/noauth/connectivity", http__h_connectivity, HTTP_ROUTE_PUBLIC},
