@@ -86,6 +86,19 @@ void http__devact_request(http_devact_t *t, int64_t device_id)
     report(t, device_id, b, &rep);
 }
 
+void http__devact_forget(http_devact_t *t, int64_t device_id)
+{
+    if (!t)
+        return;
+    pthread_mutex_lock(&t->mu);
+    htab_link_t *l = htab_find(&t->tab, hash_u64((uint64_t)device_id), id_eq, &device_id);
+    if (l)
+        htab_remove(&t->tab, l);
+    pthread_mutex_unlock(&t->mu);
+    if (l)
+        free(HTAB_ENTRY(l, entry_t, link));
+}
+
 /* Retires the devices quiet for the timeout; their writes and reports go out unlocked. */
 static void sweep(http_devact_t *t)
 {

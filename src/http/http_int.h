@@ -468,6 +468,9 @@ http_devact_t *http__devact_new(store_t *store, hub_t *hub, int64_t inactivity_m
 void http__devact_free(http_devact_t *t);
 /* An authenticated device API request of device_id. Any thread. */
 void http__devact_request(http_devact_t *t, int64_t device_id);
+/* device_id was deleted: drop its entry without writing or reporting anything (the hub
+ * dropped its status entry), as a shard does on HUB_EV_DEVICE_DELETED. NULL t: nothing. */
+void http__devact_forget(http_devact_t *t, int64_t device_id);
 
 /* rest_status.c: GET /api/coaphub/devices/status?ids=<uuid>,... (live device status) */
 void http__h_device_status(http_req_t *rq, http_resp_t *rs);

@@ -7,6 +7,8 @@
 . "$(dirname "$0")/lib.sh"
 need sha256sum
 
+# Devices quiet for 5 s go inactive, so the end of the test sees an HTTP device time out.
+export COAPHUB_INACTIVITY_TIMEOUT_MS=5000
 daemon_start
 login
 cd "$IT_TMP" || fail "no temp dir"
@@ -210,5 +212,30 @@ dev GET "/api/v1/httpTok1/software?title=fw-h&version=1" >/dev/null
 expect 404 "no software assigned"
 dev GET "/api/v1/noSuchToken/firmware?title=fw-h&version=1" >/dev/null
 expect 401 "firmware with an unknown token"
+
+# ---- inactivity: an HTTP device that stops sending goes inactive (spec §9) --------------------
+device_create http-2 httpTok2
+D2=$DEV_ID
+dev POST /api/v1/httpTok2/telemetry '{"x":1}' >/dev/null
+expect 200 "telemetry of a second device"
+assert_eq "$(rest GET "/api/coaphub/devices/status?ids=$D2" | jq -r --arg d "$D2" '.[$d].active')" \
+    true "second device active"
+# A deleted device's entry goes without writes (the sweeper must not touch it).
+rest DELETE "/api/device/$D" >/dev/null
+assert_eq "$(http_code)" 200 "first device deleted"
+dev POST /api/v1/httpTok1/telemetry '{"x":1}' >/dev/null
+expect 401 "a deleted device's token"
+inactive=""
+for _ in $(seq 1 100); do   # 10 s at most: 5 s timeout + the 1 s sweep; the write is async
+    la=$(rest GET "/api/plugins/telemetry/DEVICE/$D2/values/attributes/SERVER_SCOPE?keys=active,lastDisconnectTime" \
+        | jq -c 'map({(.key): .value}) | add')
+    if [ "$(jq -r .active <<<"$la")" = false ]; then inactive=1; break; fi
+    sleep 0.1
+done
+[ -n "$inactive" ] || fail "the quiet HTTP device never went inactive ($la)"
+[ "$(jq -r .lastDisconnectTime <<<"$la")" -gt 0 ] || fail "lastDisconnectTime not written: $la"
+assert_eq "$(rest GET "/api/coaphub/devices/status?ids=$D2" | jq -r --arg d "$D2" '.[$d].active')" \
+    false "live status inactive"
+log "ok: a quiet HTTP device goes inactive with lastDisconnectTime"
 
 it_pass
