@@ -40,6 +40,9 @@ store_batch_t *uplink_activity_request(uplink_activity_t *st, int64_t device_id,
         put_long(b, device_id, "lastActivityTime", wall, wall);
         st->last_report_ms = mono;
         rep->activity_ms = wall;
+        /* The transport rides along: another owner (HTTP beside a CoAP shard) may have changed
+         * what the hub shows since this one last reported, and the report costs nothing more. */
+        rep->transport = t;
     }
     return b;
 }

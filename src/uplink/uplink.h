@@ -86,7 +86,9 @@ typedef struct uplink_activity {
 
 /* A request from the device at mono/wall ms over transport t. Returns the batch to submit
  * (active + lastConnectTime when it was inactive; lastActivityTime at most every report_ms)
- * or NULL; fills *rep with what changed (all zero: nothing to report). */
+ * or NULL; fills *rep with what changed (all zero: nothing to report). The transport is
+ * reported when it changed for this owner, and with every lastActivityTime report, so the
+ * hub shows the latest transport within report_ms when a device uses two. */
 store_batch_t *uplink_activity_request(uplink_activity_t *st, int64_t device_id, hub_transport_t t,
                                        int64_t mono, int64_t wall, int64_t report_ms,
                                        hub_status_report_t *rep);

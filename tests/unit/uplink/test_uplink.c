@@ -117,6 +117,7 @@ static void test_activity(void **state)
     assert_int_equal(store_batch_len(b), 1);
     assert_int_equal(rep.activity_ms, 8000);
     assert_int_equal(rep.active_delta, 0);
+    assert_int_equal(rep.transport, HUB_TRANSPORT_HTTP); /* rides along with the write */
     store_batch_free(b);
     /* quiet: active false + lastDisconnectTime, once */
     b = uplink_activity_inactive(&st, 3, 9000, &rep);
