@@ -1,4 +1,4 @@
-/* payload_json.c — libFuzzer target: every device-payload parser (values/body.h, api/payload.h)
+/* payload_json.c — libFuzzer target: every device-payload parser (values/body.h, uplink/payload.h)
  * on arbitrary bytes (telemetry, attributes, client RPC, RPC reply, claim), with and without
  * type cast and with tight caps. Any accepted value is re-serialised and parsed back, which
  * must succeed, and written as an answer would write it (values/render.h): that text must

@@ -1,5 +1,5 @@
 /* test_payload.c — the lenient JSON reader and the §3/§5 typing of device payloads (values/)
- * and the RPC and claim bodies (api/payload.c), all parsed into one arena that each test
+ * and the RPC and claim bodies (uplink/payload.c), all parsed into one arena that each test
  * resets as the shard does after a request. */
 #include <setjmp.h>
 #include <stdarg.h>
