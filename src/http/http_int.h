@@ -466,7 +466,7 @@ http_devact_t *http__devact_new(store_t *store, hub_t *hub, int64_t inactivity_m
                                 int64_t report_ms);
 /* Stops the sweeper and frees the table; NULL does nothing. */
 void http__devact_free(http_devact_t *t);
-/* An authenticated device API request of device_id. Any thread. */
+/* An authenticated device API request of device_id. Any thread; NULL t: nothing. */
 void http__devact_request(http_devact_t *t, int64_t device_id);
 /* device_id was deleted: drop its entry without writing or reporting anything (the hub
  * dropped its status entry), as a shard does on HUB_EV_DEVICE_DELETED. NULL t: nothing. */
