@@ -51,7 +51,19 @@ typedef struct api_dev {
     power_held_t *held;     /* attribute updates held while the device sleeps, or NULL */
     bool rpc_held;          /* an RPC was held back: pump when the device wakes */
     bool notifying;         /* inside api__notify: a result now is a NON send, not an ACK */
+    /* OTA downloads (ota_download.c): the package firmware [0] / software [1] resolved to,
+     * reused for the blocks that follow while the fleet is unchanged; NULL until a download */
+    struct api_ota_cache *ota;
 } api_dev_t;
+
+/* A device's resolved OTA packages (ota_download.c): valid while hub_change_gen() is gen and
+ * for at most API_OTA_CACHE_MS (changes made by another process reach us that way). */
+typedef struct api_ota_cache {
+    uint64_t gen[2];
+    int64_t at_ms[2]; /* monotonic; 0 = not resolved */
+    int rc[2];        /* ota_resolve's answer: 0 (o valid) or -ENOENT */
+    store_ota_t o[2];
+} api_ota_cache_t;
 
 struct api_shard {
     loop_t *loop;

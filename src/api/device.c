@@ -41,6 +41,11 @@ static void unlink_free(api_shard_t *a, api_dev_t *d)
     htab_remove(&a->devs, &d->link);
     loop_timer_cancel(a->loop, &d->idle_timer);
     api__dev_drop_held(d);
+    if (d->ota) {
+        store_ota_fini(&d->ota->o[0]);
+        store_ota_fini(&d->ota->o[1]);
+        free(d->ota);
+    }
     free(d);
 }
 

@@ -18,6 +18,7 @@
 #include "api/api_int.h"
 
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "ota/ota.h"
 
 #include <errno.h>
@@ -143,18 +144,49 @@ static void serve_image(api_shard_t *a, coap_exchange_t *x, const coap_request_t
     coap_exchange_respond_block(x, COAP_CONTENT, COAP_CF_OCTET, buf, len, total, etag, sizeof etag);
 }
 
+/* A download is a run of block requests, each naming the package again: the device's package
+ * is resolved (three store reads) once and reused while no device or profile changed
+ * (hub_change_gen; an assigned package's row cannot change) and for at most
+ * API_OTA_CACHE_MS, so a 1 MB image at 1024-byte blocks costs 3 reads, not 3 072, on the
+ * shard thread. The answer ("none" too) is kept in the device's entry, which lives as long as
+ * the device is active. Returns 0 with *out pointing into the cache, -ENOENT, or an error. */
+#define API_OTA_CACHE_MS 10000
+
+static int resolve_cached(api_shard_t *a, int64_t device_id, bool software, const store_ota_t **out)
+{
+    api_dev_t *d = api__dev_get(a, device_id);
+    if (!d->ota)
+        d->ota = xcalloc(1, sizeof *d->ota);
+    api_ota_cache_t *c = d->ota;
+    int t = software ? 1 : 0;
+    uint64_t gen = hub_change_gen(a->hub); /* before the reads: a change during them shows */
+    int64_t now = loop_now_ms(a->loop);
+    if (!c->at_ms[t] || c->gen[t] != gen || now - c->at_ms[t] > API_OTA_CACHE_MS) {
+        store_ota_fini(&c->o[t]);
+        c->at_ms[t] = 0;
+        int rc = ota_resolve(a->store, device_id, software ? OTA_SOFTWARE : OTA_FIRMWARE, &c->o[t]);
+        if (rc < 0 && rc != -ENOENT)
+            return rc; /* not kept: the next block asks the store again */
+        c->rc[t] = rc;
+        c->gen[t] = gen;
+        c->at_ms[t] = now ? now : 1;
+    }
+    *out = &c->o[t];
+    return c->rc[t];
+}
+
 void api__ota_download(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
                        int64_t device_id, bool software)
 {
-    store_ota_t o;
-    int rc = ota_resolve(a->store, device_id, software ? OTA_SOFTWARE : OTA_FIRMWARE, &o);
+    const store_ota_t *o = NULL;
+    int rc = resolve_cached(a, device_id, software, &o);
     if (rc == -ENOENT) {
         coap_exchange_respond(x, COAP_NOT_FOUND, COAP_CF_NONE, NULL, 0);
     } else if (rc < 0) {
         api__store_failed(a, device_id, "OTA package read", rc);
         api__respond_err(x, rc);
     } else {
-        serve_image(a, x, req, &o);
+        serve_image(a, x, req, o);
     }
-    store_ota_fini(&o);
+    api__dev_maybe_free(api__dev_get(a, device_id));
 }

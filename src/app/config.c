@@ -100,6 +100,20 @@ static const opt_t opts[] = {
     {"public-host", "http", "public_host", {"COAPHUB_PUBLIC_HOST"}, T_STR, OFF(http.public_host),
      "host name shown in the web UI's connectivity commands (default: the one the browser used)",
      false},
+    {"http-long-poll-max", "http", "long_poll_max", {"COAPHUB_HTTP_LONG_POLL_MAX"}, T_INT,
+     OFF(http.long_poll_max),
+     "HTTP device API long polls (attributes/updates, rpc) open at once; each holds a "
+     "connection thread; more get 503 (0 = none allowed, at most 900)", false},
+    {"http-long-poll-per-device", "http", "long_poll_per_device",
+     {"COAPHUB_HTTP_LONG_POLL_PER_DEVICE"}, T_INT, OFF(http.long_poll_per_device),
+     "long polls one device may hold open at once; more get 503", false},
+    {"http-long-poll-timeout-ms", "http", "long_poll_timeout",
+     {"COAPHUB_HTTP_LONG_POLL_TIMEOUT_MS", "HTTP_REQUEST_TIMEOUT"}, T_I64,
+     OFF(http.long_poll_timeout_ms), "long-poll wait when the request gives no ?timeout=", false},
+    {"http-long-poll-max-timeout-ms", "http", "long_poll_max_timeout",
+     {"COAPHUB_HTTP_LONG_POLL_MAX_TIMEOUT_MS", "HTTP_MAX_REQUEST_TIMEOUT"}, T_I64,
+     OFF(http.long_poll_max_timeout_ms), "longest long-poll wait; longer ?timeout= is cut to it",
+     false},
     {"shards", "server", "shards", {"COAPHUB_SHARDS"}, T_INT, OFF(shards),
      "datagram event-loop threads (0 = one per CPU core)", false},
     {"log-level", "log", "level", {"COAPHUB_LOG_LEVEL"}, T_STR, OFF(log_level),
@@ -494,6 +508,27 @@ static int check_database(store_cfg_t *s)
     return 0;
 }
 
+/* Long polls hold a libmicrohttpd thread each (device_poll.c): the cap stays below the
+ * server's 1000-connection limit so REST and the web UI always find a connection. */
+static int check_long_polls(const http_cfg_t *h)
+{
+    if (h->long_poll_max > 900) {
+        fprintf(stderr, "coaphub: --http-long-poll-max must be 0..900 (each holds a thread)\n");
+        return -1;
+    }
+    if (h->long_poll_per_device < 1) {
+        fprintf(stderr, "coaphub: --http-long-poll-per-device must be at least 1\n");
+        return -1;
+    }
+    if (h->long_poll_timeout_ms < 1 || h->long_poll_max_timeout_ms < h->long_poll_timeout_ms) {
+        fprintf(stderr,
+                "coaphub: --http-long-poll-timeout-ms must be at least 1 and at most "
+                "--http-long-poll-max-timeout-ms\n");
+        return -1;
+    }
+    return 0;
+}
+
 config_result_t config_load(config_t *cfg, int argc, char **argv)
 {
     config_defaults(cfg);
@@ -580,6 +615,8 @@ config_result_t config_load(config_t *cfg, int argc, char **argv)
         return CONFIG_EXIT_USAGE;
     }
     if (check_database(&cfg->store) != 0)
+        return CONFIG_EXIT_USAGE;
+    if (check_long_polls(&cfg->http) != 0)
         return CONFIG_EXIT_USAGE;
     return CONFIG_RUN;
 }

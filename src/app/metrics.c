@@ -219,6 +219,19 @@ char *server_metrics_text(void *ctx)
     metric(&o, "storage_up", "gauge",
            "Whether the database can take work now (1) or not (0); backend: sqlite or postgresql.",
            backend, store_ready(s->store) == 0);
+    /* HTTP device API long polls: each holds a connection thread (device_poll.c). */
+    hub_wait_stats_t ws;
+    hub_wait_get_stats(s->hub, &ws);
+    put(&o,
+        "# HELP coaphub_http_long_polls HTTP device API long polls open now.\n"
+        "# TYPE coaphub_http_long_polls gauge\n"
+        "coaphub_http_long_polls{kind=\"attributes\"} %llu\n"
+        "coaphub_http_long_polls{kind=\"rpc\"} %llu\n",
+        (unsigned long long)ws.waiting[HUB_WAIT_ATTRIBUTES],
+        (unsigned long long)ws.waiting[HUB_WAIT_RPC]);
+    metric(&o, "http_long_polls_refused_total", "counter",
+           "Long polls answered 503 because a cap (all devices, or one device) was reached.", NULL,
+           ws.refused_total);
     put(&o, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
             "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n",
         (unsigned long long)rss_bytes());

@@ -6,6 +6,10 @@
  * its own condition variable on the monotonic clock so a wall-clock jump cannot stretch or
  * cut a timeout. Per-device request ids continue from the store's highest id after a restart
  * so a device never sees an id reused.
+ * Long-poll waiters (HTTP device API) sit in a table of their own under their own mutex,
+ * keyed by device: a publish wakes only the device's waiters, and costs one atomic load when
+ * nobody polls. The wait is the caller's (its own fd or condition variable), so the hub never
+ * holds a thread and nothing polls on a timer.
  */
 #include "device/hub.h"
 
@@ -16,6 +20,7 @@
 #include "core/xmalloc.h"
 #include "values/buf.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -57,6 +62,15 @@ typedef struct status_entry {
     int64_t last_activity_ms;
 } status_entry_t;
 
+/* The long-poll waiters of one device (hub.waiters, keyed by device id); freed when its last
+ * waiter leaves, so the table holds only devices with a request open. */
+typedef struct wait_dev {
+    htab_link_t link;
+    int64_t device_id;
+    hub_waiter_t *head;
+    int n;
+} wait_dev_t;
+
 typedef struct change_listener {
     hub_change_cb cb;
     void *ctx;
@@ -69,6 +83,7 @@ typedef struct watcher {
 } watcher_t;
 
 struct hub {
+    _Atomic uint64_t change_gen; /* bumped by every hub_change_publish (hub_change_gen) */
     store_t *store;
     pthread_rwlock_t watch_lock;
     watcher_t *watchers;
@@ -87,6 +102,11 @@ struct hub {
     pthread_mutex_t status_mu;
     htab_t status; /* status_entry_t by device id; under status_mu */
     power_cache_t *power;
+    pthread_mutex_t wait_mu;
+    htab_t waiters;                   /* wait_dev_t by device id; under wait_mu */
+    atomic_size_t n_waiting;          /* all waiters: publishers skip wait_mu while it is 0 */
+    uint64_t waiting[HUB_WAIT_KINDS]; /* under wait_mu */
+    uint64_t wait_refused;            /* under wait_mu */
 };
 
 typedef struct delivery {
@@ -120,6 +140,8 @@ hub_t *hub_new(store_t *store)
     pthread_rwlock_init(&h->change_lock, NULL);
     pthread_mutex_init(&h->status_mu, NULL);
     htab_init(&h->status, 64);
+    pthread_mutex_init(&h->wait_mu, NULL);
+    htab_init(&h->waiters, 16);
     h->power = power_cache_new(store);
     hub_change_listen(h, power_on_change, h->power);
     return h;
@@ -143,6 +165,10 @@ void hub_free(hub_t *h)
         free(HTAB_ENTRY(l, status_entry_t, link));
     htab_fini(&h->status);
     pthread_mutex_destroy(&h->status_mu);
+    for (htab_link_t *l = htab_iter_first(&it, &h->waiters); l; l = htab_iter_next(&it))
+        free(HTAB_ENTRY(l, wait_dev_t, link)); /* waiters left registered: a caller's bug */
+    htab_fini(&h->waiters);
+    pthread_mutex_destroy(&h->wait_mu);
     power_cache_free(h->power);
     free(h->shards);
     free(h->seqs);
@@ -169,6 +195,7 @@ static void deliver(void *arg)
 }
 
 static void status_forget(hub_t *h, int64_t device_id);
+static void wake_waiters(hub_t *h, hub_event_type_t type, int64_t device_id, const char *json);
 
 void hub_publish(hub_t *h, hub_event_type_t type, int64_t device_id, const char *json)
 {
@@ -180,6 +207,7 @@ void hub_publish(hub_t *h, hub_event_type_t type, int64_t device_id, const char 
         d->ev = (hub_event_t){.type = type, .device_id = device_id, .json = xstrdup(json)};
         loop_post(d->shard.loop, deliver, d);
     }
+    wake_waiters(h, type, device_id, json);
 }
 
 /* ---- watchers ---- */
@@ -234,8 +262,14 @@ void hub_change_listen(hub_t *h, hub_change_cb cb, void *ctx)
     pthread_rwlock_unlock(&h->change_lock);
 }
 
+uint64_t hub_change_gen(hub_t *h)
+{
+    return atomic_load_explicit(&h->change_gen, memory_order_acquire);
+}
+
 void hub_change_publish(hub_t *h, hub_change_t what, int64_t id)
 {
+    atomic_fetch_add_explicit(&h->change_gen, 1, memory_order_acq_rel);
     pthread_rwlock_rdlock(&h->change_lock);
     for (size_t i = 0; i < h->n_changes; i++)
         h->changes[i].cb(h->changes[i].ctx, what, id);
@@ -514,9 +548,14 @@ void hub_rpc_undelivered(hub_t *h, int64_t device_id, int64_t request_id)
 {
     pthread_mutex_lock(&h->mu);
     rpc_entry_t *e = find_id(h, device_id, request_id);
-    if (e && e->state == RPC_TAKEN)
+    bool back = e && e->state == RPC_TAKEN;
+    if (back)
         e->state = RPC_PENDING;
     pthread_mutex_unlock(&h->mu);
+    /* An HTTP poller of the device may take it now. Shards are not told: the one that gave
+     * it back pumps again when its observer can take more. */
+    if (back)
+        wake_waiters(h, HUB_EV_RPC_PENDING, device_id, NULL);
 }
 
 bool hub_rpc_reply(hub_t *h, int64_t device_id, int64_t request_id, const uint8_t *body,
@@ -545,6 +584,114 @@ void hub_rpc_cancel_device(hub_t *h, int64_t device_id)
         }
     }
     pthread_mutex_unlock(&h->mu);
+}
+
+/* ---- long-poll waiters ---- */
+
+static bool wait_dev_is_of(const htab_link_t *l, const void *id)
+{
+    return HTAB_ENTRY(l, wait_dev_t, link)->device_id == *(const int64_t *)id;
+}
+
+/* Caller holds wait_mu. */
+static wait_dev_t *wait_dev_find(hub_t *h, int64_t id)
+{
+    htab_link_t *l = htab_find(&h->waiters, hash_u64((uint64_t)id), wait_dev_is_of, &id);
+    return l ? HTAB_ENTRY(l, wait_dev_t, link) : NULL;
+}
+
+static bool hears(hub_wait_kind_t kind, hub_event_type_t type)
+{
+    switch (type) {
+    case HUB_EV_SHARED_UPDATED:
+    case HUB_EV_SHARED_DELETED:
+        return kind == HUB_WAIT_ATTRIBUTES;
+    case HUB_EV_RPC_PENDING:
+        return kind == HUB_WAIT_RPC;
+    case HUB_EV_CREDENTIALS_CHANGED:
+    case HUB_EV_DEVICE_DELETED:
+        return true;
+    }
+    return false;
+}
+
+static void wake_waiters(hub_t *h, hub_event_type_t type, int64_t device_id, const char *json)
+{
+    /* The common case by far: nobody polls over HTTP (a fleet-wide OTA assignment publishes
+     * one event per device and must not take a lock for each). A waiter added after this
+     * load began its request after the event: it was not waiting for it. */
+    if (atomic_load(&h->n_waiting) == 0)
+        return;
+    pthread_mutex_lock(&h->wait_mu);
+    wait_dev_t *d = wait_dev_find(h, device_id);
+    for (hub_waiter_t *w = d ? d->head : NULL; w; w = w->next)
+        if (hears(w->kind, type))
+            w->cb(w->ctx, type, json);
+    pthread_mutex_unlock(&h->wait_mu);
+}
+
+int hub_wait_add(hub_t *h, hub_waiter_t *w, int max_total, int max_per_device)
+{
+    pthread_mutex_lock(&h->wait_mu);
+    int rc = 0;
+    wait_dev_t *d = wait_dev_find(h, w->device_id);
+    if (atomic_load(&h->n_waiting) >= (size_t)(max_total > 0 ? max_total : 0))
+        rc = -EAGAIN;
+    else if (d && d->n >= max_per_device)
+        rc = -EBUSY;
+    if (rc < 0) {
+        h->wait_refused++;
+        pthread_mutex_unlock(&h->wait_mu);
+        return rc;
+    }
+    if (!d) {
+        d = xcalloc(1, sizeof *d);
+        d->device_id = w->device_id;
+        htab_insert(&h->waiters, &d->link, hash_u64((uint64_t)w->device_id));
+    }
+    w->prev = NULL;
+    w->next = d->head;
+    if (d->head)
+        d->head->prev = w;
+    d->head = w;
+    d->n++;
+    w->added = true;
+    h->waiting[w->kind]++;
+    atomic_fetch_add(&h->n_waiting, 1);
+    pthread_mutex_unlock(&h->wait_mu);
+    return 0;
+}
+
+void hub_wait_remove(hub_t *h, hub_waiter_t *w)
+{
+    pthread_mutex_lock(&h->wait_mu);
+    wait_dev_t *d = w->added ? wait_dev_find(h, w->device_id) : NULL;
+    if (d) {
+        if (w->prev)
+            w->prev->next = w->next;
+        else
+            d->head = w->next;
+        if (w->next)
+            w->next->prev = w->prev;
+        w->prev = w->next = NULL;
+        w->added = false;
+        h->waiting[w->kind]--;
+        atomic_fetch_sub(&h->n_waiting, 1);
+        if (--d->n == 0) {
+            htab_remove(&h->waiters, &d->link);
+            free(d);
+        }
+    }
+    pthread_mutex_unlock(&h->wait_mu);
+}
+
+void hub_wait_get_stats(hub_t *h, hub_wait_stats_t *out)
+{
+    pthread_mutex_lock(&h->wait_mu);
+    for (int k = 0; k < HUB_WAIT_KINDS; k++)
+        out->waiting[k] = h->waiting[k];
+    out->refused_total = h->wait_refused;
+    pthread_mutex_unlock(&h->wait_mu);
 }
 
 power_cache_t *hub_power(hub_t *h)

@@ -103,6 +103,10 @@ typedef void (*hub_change_cb)(void *ctx, hub_change_t what, int64_t id);
 void hub_change_listen(hub_t *h, hub_change_cb cb, void *ctx);
 /* Calls every listener in the order they were added. Any thread but a listener's. */
 void hub_change_publish(hub_t *h, hub_change_t what, int64_t id);
+/* A number that every hub_change_publish increases (before its listeners run): a cache of
+ * profile- or device-derived settings read while it had value g is current while it still
+ * has value g. Starts at 0; any thread, one atomic load. */
+uint64_t hub_change_gen(hub_t *h);
 
 /* ---- live device status ----
  *
@@ -188,6 +192,59 @@ bool hub_rpc_reply(hub_t *h, int64_t device_id, int64_t request_id, const uint8_
                    size_t len);
 /* Cancels every waiting RPC of the device (device deleted). */
 void hub_rpc_cancel_device(hub_t *h, int64_t device_id);
+
+/* ---- long-poll waiters: devices waiting on an HTTP request ----
+ *
+ * ThingsBoard's HTTP device API has two long polls: GET attributes/updates (released by a
+ * shared-attribute change) and GET rpc (released by a server-side RPC). The HTTP thread that
+ * holds such a request registers a waiter for the device; the hub calls its wake callback for
+ * every event of that device the waiter's kind listens to, on the thread that publishes it:
+ *   HUB_WAIT_ATTRIBUTES: HUB_EV_SHARED_UPDATED and HUB_EV_SHARED_DELETED (with their json);
+ *   HUB_WAIT_RPC:        HUB_EV_RPC_PENDING (json NULL; the waiter then calls hub_rpc_take,
+ *                        which may find nothing if a CoAP observer or another poller was
+ *                        first), also when hub_rpc_undelivered puts an RPC back;
+ *   both:                HUB_EV_CREDENTIALS_CHANGED and HUB_EV_DEVICE_DELETED.
+ * The callback runs under the hub's waiter lock: it must only copy what it needs and signal
+ * its thread (never block, never call back into the hub's waiter functions).
+ *
+ * The hub also enforces the caps, because it is the one place that counts the waiters of
+ * every device: hub_wait_add refuses a waiter beyond max_total (all devices, all kinds) or
+ * beyond max_per_device, and counts the refusal. */
+
+typedef enum {
+    HUB_WAIT_ATTRIBUTES = 0,
+    HUB_WAIT_RPC = 1,
+} hub_wait_kind_t;
+enum { HUB_WAIT_KINDS = 2 };
+
+/* Called for an event of the waiter's device; json as in hub_event_t (may be NULL). */
+typedef void (*hub_wake_cb)(void *ctx, hub_event_type_t type, const char *json);
+
+/* Caller-allocated; the caller fills the first four fields and leaves the rest zeroed. Must
+ * stay in place from hub_wait_add to hub_wait_remove. */
+typedef struct hub_waiter {
+    int64_t device_id;
+    hub_wait_kind_t kind;
+    hub_wake_cb cb;
+    void *ctx;
+    struct hub_waiter *prev, *next; /* the hub's: the device's waiter list */
+    bool added;
+} hub_waiter_t;
+
+typedef struct hub_wait_stats {
+    uint64_t waiting[HUB_WAIT_KINDS]; /* waiters registered now, by kind */
+    uint64_t refused_total;           /* hub_wait_add calls refused by a cap since start */
+} hub_wait_stats_t;
+
+/* Registers w. Returns 0; -EAGAIN if max_total waiters are already registered (0 refuses
+ * every waiter); -EBUSY if w->device_id already has max_per_device. A refused w is not
+ * registered (hub_wait_remove on it does nothing). Any thread. */
+int hub_wait_add(hub_t *h, hub_waiter_t *w, int max_total, int max_per_device);
+/* Unregisters w (nothing if it is not registered). When this returns, w's callback is not
+ * running and will not run again. Any thread but a wake callback. */
+void hub_wait_remove(hub_t *h, hub_waiter_t *w);
+/* Copies the counters. Any thread. */
+void hub_wait_get_stats(hub_t *h, hub_wait_stats_t *out);
 
 /* ---- power-saving settings ----
  *

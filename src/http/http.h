@@ -26,6 +26,11 @@ typedef struct http_cfg {
     const char *jwt_issuer;         /* "coaphub" */
     int64_t rpc_default_timeout_ms; /* 10000 */
     int64_t rpc_min_timeout_ms;     /* 5000 */
+    /* Long polls of the HTTP device API (device_poll.c): each holds a connection thread. */
+    int long_poll_max;                /* open at once, all devices (256; 0 = refuse all) -> 503 */
+    int long_poll_per_device;         /* open at once per device (4) -> 503 */
+    int64_t long_poll_timeout_ms;     /* when ?timeout= is absent or 0 (60000, as TB) */
+    int64_t long_poll_max_timeout_ms; /* longer ones are cut to this (300000, as TB) */
     size_t max_body;                /* request body cap in bytes (default 1 MiB) -> 413 */
     int coap_port, coaps_port;      /* shown in the UI's connectivity commands (coaps 0 = off) */
     const char *dtls_cert_path;     /* served at /api/noauth/server-cert.pem (NULL = none) */

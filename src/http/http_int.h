@@ -59,7 +59,8 @@ struct http_server {
     pthread_cond_t bg_done;
     int n_background;        /* persistent-RPC threads still running */
     struct http_inflight *inflight; /* RPC calls waiting in the hub (rest_rpc.c) */
-    bool stopping;           /* set by http_server_stop: no new RPC calls */
+    bool stopping;                  /* set by http_server_stop: no new RPC calls or long polls */
+    struct http_poll *polls;        /* long polls waiting (device_poll.c) */
     pthread_mutex_t login_mu;
     http_login_slot_t login[HTTP_LOGIN_SLOTS];
     http_jwt_cache_t *jwt_cache; /* access tokens that verified (keyed by the exact string) */
@@ -403,6 +404,13 @@ void http__h_attr_delete(http_req_t *rq, http_resp_t *rs);
 void http__rpc_cancel_all(http_server_t *h);
 
 void http__h_rpc_v1(http_req_t *rq, http_resp_t *rs);
+
+/* device_poll.c: the HTTP device API's long polls, GET /api/v1/{token}/attributes/updates
+ * and GET /api/v1/{token}/rpc (public routes: the token is the credential). */
+void http__h_dev_attr_updates(http_req_t *rq, http_resp_t *rs);
+void http__h_dev_rpc_poll(http_req_t *rq, http_resp_t *rs);
+/* Stop path: refuses new long polls and ends the open ones with 503. */
+void http__poll_cancel_all(http_server_t *h);
 void http__h_rpc_v2(http_req_t *rq, http_resp_t *rs);
 void http__h_rpc_persistent_get(http_req_t *rq, http_resp_t *rs);
 

@@ -72,6 +72,9 @@ const http_route_t http__routes[] = {
     {"POST", "/api/v1/{token}/claim", http__h_dev_claim, HTTP_ROUTE_PUBLIC},
     {"GET", "/api/v1/{token}/firmware", http__h_dev_firmware, HTTP_ROUTE_PUBLIC},
     {"GET", "/api/v1/{token}/software", http__h_dev_software, HTTP_ROUTE_PUBLIC},
+    /* HTTP device API: long polls (device_poll.c). */
+    {"GET", "/api/v1/{token}/attributes/updates", http__h_dev_attr_updates, HTTP_ROUTE_PUBLIC},
+    {"GET", "/api/v1/{token}/rpc", http__h_dev_rpc_poll, HTTP_ROUTE_PUBLIC},
 
     {"GET", "/api/events", http__h_events, 0},
     {"GET", "/api/coaphub/devices/status", http__h_device_status, 0},

@@ -36,6 +36,10 @@ void http_cfg_default(http_cfg_t *cfg)
     cfg->jwt_issuer = "coaphub";
     cfg->rpc_default_timeout_ms = 10000;
     cfg->rpc_min_timeout_ms = 5000;
+    cfg->long_poll_max = 256;
+    cfg->long_poll_per_device = 4;
+    cfg->long_poll_timeout_ms = 60000;      /* ThingsBoard's transport.http.request_timeout */
+    cfg->long_poll_max_timeout_ms = 300000; /* and its max_request_timeout */
     cfg->max_body = 1024 * 1024;
     cfg->coap_port = 5683;
     cfg->coaps_port = 5684;
@@ -405,6 +409,7 @@ void http_server_stop(http_server_t *h)
         return;
     atomic_store(&h->ready, false); /* event streams end within half a second */
     http__rpc_cancel_all(h);
+    http__poll_cancel_all(h); /* MHD_stop_daemon waits for every connection thread */
     MHD_stop_daemon(h->daemon);
     /* Persistent RPCs run on detached threads that use the store and hub: wait for them
      * (each is bounded by its own timeout) before the caller frees those. */

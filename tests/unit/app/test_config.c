@@ -22,8 +22,9 @@ static int write_file(void **state)
     snprintf(path, sizeof path, "/tmp/coaphub-cfg-XXXXXX");
     int fd = mkstemp(path);
     FILE *f = fdopen(fd, "w");
-    fprintf(f, "[coap]\nbind_port = 6000\npiggyback_timeout = 100\n[http]\nbind_port = 9000\n"
-               "[store]\nsynchronous_full = false\n");
+    fprintf(f,
+            "[coap]\nbind_port = 6000\npiggyback_timeout = 100\n[http]\nbind_port = 9000\n"
+            "[store]\nsynchronous_full = false\n");
     fclose(f);
     unsetenv("COAP_BIND_PORT");
     unsetenv("COAPHUB_COAP_PORT");
@@ -166,6 +167,45 @@ static void test_database(void **state)
     config_free(&c);
 }
 
+/* The HTTP device API's long-poll bounds: defaults as ThingsBoard's timeouts, TB's variable
+ * names, and values that would let polls take every connection thread refused. */
+static void test_long_polls(void **state)
+{
+    (void)state;
+    config_t c;
+    char *none[] = {"coaphub", NULL};
+    assert_int_equal(config_load(&c, 1, none), CONFIG_RUN);
+    assert_int_equal(c.http.long_poll_max, 256);
+    assert_int_equal(c.http.long_poll_per_device, 4);
+    assert_int_equal(c.http.long_poll_timeout_ms, 60000);
+    assert_int_equal(c.http.long_poll_max_timeout_ms, 300000);
+    config_free(&c);
+    setenv("HTTP_REQUEST_TIMEOUT", "20000", 1);
+    setenv("HTTP_MAX_REQUEST_TIMEOUT", "90000", 1);
+    char *caps[] = {"coaphub", "--http-long-poll-max", "0", "--http-long-poll-per-device", "1",
+                    NULL};
+    assert_int_equal(config_load(&c, 5, caps), CONFIG_RUN);
+    assert_int_equal(c.http.long_poll_max, 0); /* long polls off */
+    assert_int_equal(c.http.long_poll_per_device, 1);
+    assert_int_equal(c.http.long_poll_timeout_ms, 20000);
+    assert_int_equal(c.http.long_poll_max_timeout_ms, 90000);
+    config_free(&c);
+    unsetenv("HTTP_REQUEST_TIMEOUT");
+    unsetenv("HTTP_MAX_REQUEST_TIMEOUT");
+    char *too_many[] = {"coaphub", "--http-long-poll-max", "901", NULL};
+    assert_int_equal(config_load(&c, 3, too_many), CONFIG_EXIT_USAGE);
+    config_free(&c);
+    char *per_dev[] = {"coaphub", "--http-long-poll-per-device", "0", NULL};
+    assert_int_equal(config_load(&c, 3, per_dev), CONFIG_EXIT_USAGE);
+    config_free(&c);
+    char *inverted[] = {"coaphub", "--http-long-poll-timeout-ms", "400000", NULL};
+    assert_int_equal(config_load(&c, 3, inverted), CONFIG_EXIT_USAGE);
+    config_free(&c);
+    char *zero[] = {"coaphub", "--http-long-poll-timeout-ms", "0", NULL};
+    assert_int_equal(config_load(&c, 3, zero), CONFIG_EXIT_USAGE);
+    config_free(&c);
+}
+
 static void mask_is(const char *url, const char *want)
 {
     char out[256];
@@ -297,7 +337,7 @@ int main(void)
         cmocka_unit_test(test_defaults),       cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_errors),         cmocka_unit_test(test_help_defaults_are_the_structs),
         cmocka_unit_test(test_docs_show_help), cmocka_unit_test(test_database),
-        cmocka_unit_test(test_mask_url),
+        cmocka_unit_test(test_mask_url),       cmocka_unit_test(test_long_polls),
     };
     return cmocka_run_group_tests(tests, write_file, remove_file);
 }

@@ -28,8 +28,8 @@ static void test_match(void **state)
     assert_false(http__route_match("/api/device", "/api/device/x", p, &n));
     assert_false(http__route_match("/api/device", "api/device", p, &n));
 
-    assert_true(http__route_match("/api/device/{id}/credentials", "/api/device/abc/credentials",
-                                  p, &n));
+    assert_true(
+        http__route_match("/api/device/{id}/credentials", "/api/device/abc/credentials", p, &n));
     assert_int_equal(n, 1);
     assert_string_equal(p[0], "abc");
     free_params(p, n);
@@ -56,8 +56,8 @@ static void test_find(void **state)
     char *p[HTTP_MAX_PARAMS];
     size_t n;
     bool known;
-    const http_route_t *r =
-        http__route_find(http__routes, http__n_routes, "POST", "/api/auth/login", p, &n, &known);
+    const http_route_t *r = http__route_find(http__routes, http__n_routes, "POST",
+                                             "/api/auth/login", p, &n, &known);
     assert_non_null(r);
     assert_ptr_equal(r->fn, http__h_login);
     assert_true(r->flags & HTTP_ROUTE_PUBLIC);
@@ -74,8 +74,8 @@ static void test_find(void **state)
     r = http__route_find(http__routes, http__n_routes, "POST", "/api/device/credentials", p, &n,
                          &known);
     assert_ptr_equal(r->fn, http__h_cred_save);
-    r = http__route_find(http__routes, http__n_routes, "GET", "/api/device/xyz/credentials", p,
-                         &n, &known);
+    r = http__route_find(http__routes, http__n_routes, "GET", "/api/device/xyz/credentials", p, &n,
+                         &known);
     assert_ptr_equal(r->fn, http__h_cred_get);
     assert_string_equal(p[0], "xyz");
     free_params(p, n);
@@ -94,8 +94,7 @@ static void test_find(void **state)
     assert_ptr_equal(r->fn, http__h_attr_save);
     assert_int_equal(n, 2);
     free_params(p, n);
-    r = http__route_find(http__routes, http__n_routes, "POST", "/api/rpc/twoway/u", p, &n,
-                         &known);
+    r = http__route_find(http__routes, http__n_routes, "POST", "/api/rpc/twoway/u", p, &n, &known);
     assert_ptr_equal(r->fn, http__h_rpc_v2);
     free_params(p, n);
 }
@@ -121,7 +120,7 @@ static void test_public_routes(void **state)
         assert_int_equal(http__routes[i].pattern[0], '/');
     }
     assert_int_equal(n_public, 5);
-    assert_true(n_device >= 9); /* device_api.c's; the long polls add theirs */
+    assert_int_equal(n_device, 11); /* device_api.c's 9 and device_poll.c's 2 long polls */
 }
 
 /* The device API's paths: {token} first, provision without one, rpc/{id} apart from rpc. */
@@ -156,6 +155,30 @@ static void test_device_routes(void **state)
     assert_true(known); /* 405, not 404 */
 }
 
+/* The long polls of the HTTP device API: token in the path, GET only. */
+static void test_device_api_long_polls(void **state)
+{
+    (void)state;
+    char *p[HTTP_MAX_PARAMS];
+    size_t n;
+    bool known;
+    const http_route_t *r = http__route_find(http__routes, http__n_routes, "GET",
+                                             "/api/v1/tok-1/attributes/updates", p, &n, &known);
+    assert_non_null(r);
+    assert_ptr_equal(r->fn, http__h_dev_attr_updates);
+    assert_int_equal(n, 1);
+    assert_string_equal(p[0], "tok-1");
+    free_params(p, n);
+    r = http__route_find(http__routes, http__n_routes, "GET", "/api/v1/tok-1/rpc", p, &n, &known);
+    assert_non_null(r);
+    assert_ptr_equal(r->fn, http__h_dev_rpc_poll);
+    free_params(p, n);
+    r = http__route_find(http__routes, http__n_routes, "DELETE", "/api/v1/tok-1/attributes/updates",
+                         p, &n, &known);
+    assert_null(r);
+    assert_true(known); /* 405, not 404 */
+}
+
 static void test_codes(void **state)
 {
     (void)state;
@@ -168,8 +191,7 @@ static void test_codes(void **state)
     assert_int_equal(http__err_info(HTTP_E_JWT_EXPIRED)->error_code, 11);
     assert_int_equal(http__err_info(HTTP_E_NOT_FOUND)->status, 404);
     assert_int_equal(http__err_info(HTTP_E_NOT_FOUND)->error_code, 32);
-    assert_string_equal(http__err_info(HTTP_E_NOT_FOUND)->message,
-                        "Requested item wasn't found!");
+    assert_string_equal(http__err_info(HTTP_E_NOT_FOUND)->message, "Requested item wasn't found!");
     assert_int_equal(http__err_info(HTTP_E_BAD_PARAMS)->error_code, 31);
     assert_int_equal(http__err_info(HTTP_E_RPC_NO_REPLY_V1)->status, 408);
     assert_int_equal(http__err_info(HTTP_E_RPC_NOT_DELIVERED_V1)->status, 409);
@@ -198,8 +220,11 @@ static void test_codes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_match),         cmocka_unit_test(test_find),
-        cmocka_unit_test(test_public_routes), cmocka_unit_test(test_device_routes),
+        cmocka_unit_test(test_match),
+        cmocka_unit_test(test_find),
+        cmocka_unit_test(test_public_routes),
+        cmocka_unit_test(test_device_routes),
+        cmocka_unit_test(test_device_api_long_polls),
         cmocka_unit_test(test_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
