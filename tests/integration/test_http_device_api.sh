@@ -2,8 +2,9 @@
 # test_http_device_api.sh — ThingsBoard's HTTP device API on the web port (issue 15 point 1),
 # driven with curl as devices and scripts call it: telemetry read back over REST, attributes
 # posted and read, client-side RPC getCurrentTime, a server-side RPC taken over CoAP Observe
-# and answered over HTTP, claim, provisioning, firmware download (whole and in chunks,
-# SHA-256 checked), and ThingsBoard's 401/400/404 answers; activity shows transport "http".
+# and answered over HTTP, another taken by the HTTP long poll and answered over HTTP, claim,
+# provisioning, firmware download (whole and in chunks, SHA-256 checked), ThingsBoard's
+# 401/400/404 answers, and activity (transport "http"; inactive after the timeout).
 . "$(dirname "$0")/lib.sh"
 need sha256sum
 
@@ -220,6 +221,23 @@ dev POST /api/v1/httpTok2/telemetry '{"x":1}' >/dev/null
 expect 200 "telemetry of a second device"
 assert_eq "$(rest GET "/api/coaphub/devices/status?ids=$D2" | jq -r --arg d "$D2" '.[$d].active')" \
     true "second device active"
+# The whole server-side RPC round over HTTP: the device long-polls GET /rpc, the REST caller
+# gets the reply the device posts to /rpc/{id}.
+curl -s --max-time 30 -o "$IT_TMP/call2.body" -w '%{http_code}' -X POST \
+    -H "X-Authorization: Bearer $JWT" -H 'Content-Type: application/json' \
+    --data-binary '{"method":"ping","params":{},"timeout":20000}' \
+    "$BASE_URL/api/plugins/rpc/twoway/$D2" >"$IT_TMP/call2.code" 2>/dev/null &
+CALL_PID=$!
+IT_PIDS+=("$CALL_PID")
+out=$(dev GET "/api/v1/httpTok2/rpc?timeout=10000")
+expect 200 "RPC long poll"
+assert_eq "$(jq -r .method <<<"$out")" ping "the poll carries the RPC"
+dev POST "/api/v1/httpTok2/rpc/$(jq -r .id <<<"$out")" '{"pong":true}' >/dev/null
+expect 200 "reply posted over HTTP"
+wait "$CALL_PID" 2>/dev/null
+assert_eq "$(cat "$IT_TMP/call2.code") $(jq -c . "$IT_TMP/call2.body")" '200 {"pong":true}' \
+    "REST caller got the reply of an all-HTTP device"
+
 # A deleted device's entry goes without writes (the sweeper must not touch it).
 rest DELETE "/api/device/$D" >/dev/null
 assert_eq "$(http_code)" 200 "first device deleted"
