@@ -26,8 +26,7 @@
 #include "uplink/uplink.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
+#include <stdint.h>
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
