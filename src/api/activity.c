@@ -7,6 +7,8 @@
  * device stopped acknowledging (TIMEOUT) or reset a notification (RESET) is taken as a
  * disconnect at once unless the device sent a request within the last ACK_TIMEOUT.
  *
+ * What a request or a quiet period writes and reports is uplink's (uplink/uplink.h), shared
+ * with the HTTP device API; this file decides when (the shard's idle timer, lost relations).
  * Writes go through ordinary store batches without waiting for the commit: nobody is
  * answered from them, and losing one in a crash only makes lastActivityTime a little older.
  * lastActivityTime is written at most every activity_report_ms per device, so a chatty
@@ -28,32 +30,19 @@ static void ignore_done(void *arg, int status)
     (void)status;
 }
 
-static void put_long(store_batch_t *b, int64_t dev, const char *key, int64_t v, int64_t now)
-{
-    store_kv_t kv = {.key = (char *)key, .type = STORE_LONG, .l = v, .ts = now};
-    store_batch_attr(b, dev, SCOPE_SERVER, &kv);
-}
-
-static void put_bool(store_batch_t *b, int64_t dev, const char *key, bool v, int64_t now)
-{
-    store_kv_t kv = {.key = (char *)key, .type = STORE_BOOL, .b = v, .ts = now};
-    store_batch_attr(b, dev, SCOPE_SERVER, &kv);
-}
-
 static void go_inactive(api_dev_t *d)
 {
     api_shard_t *a = d->a;
     loop_timer_cancel(a->loop, &d->idle_timer);
-    if (!d->active)
+    if (!d->act.active)
         return;
-    d->active = false;
-    if (a->freeing)
+    if (a->freeing) {
+        d->act.active = false;
         return;
-    int64_t now = clock_wall_ms();
-    hub_status_report(a->hub, d->id, &(hub_status_report_t){.active_delta = -1});
-    store_batch_t *b = store_batch_new();
-    put_bool(b, d->id, "active", false, now);
-    put_long(b, d->id, "lastDisconnectTime", now, now);
+    }
+    hub_status_report_t rep;
+    store_batch_t *b = uplink_activity_inactive(&d->act, d->id, clock_wall_ms(), &rep);
+    hub_status_report(a->hub, d->id, &rep);
     store_submit(a->store, b, NULL, ignore_done, NULL);
 }
 
@@ -72,15 +61,9 @@ static void idle_fired(loop_t *loop, void *arg)
 bool api__activity_request(api_shard_t *a, int64_t device_id, const transport_peer_t *peer)
 {
     api_dev_t *d = api__dev_get(a, device_id);
-    hub_status_report_t rep = {0};
-    hub_transport_t t =
-        peer && peer->kind == TRANSPORT_DTLS ? HUB_TRANSPORT_COAPS : HUB_TRANSPORT_COAP;
-    if (t != d->transport) {
-        d->transport = t;
-        rep.transport = t;
-    }
+    hub_transport_t t = peer && peer->kind == TRANSPORT_DTLS ? HUB_TRANSPORT_COAPS
+                                                             : HUB_TRANSPORT_COAP;
     int64_t mono = loop_now_ms(a->loop);
-    int64_t now = clock_wall_ms();
     d->last_request_ms = mono;
     power_uplink(&d->pstate, mono); /* spec §4: every request is an uplink */
     if (!d->idle_timer.cb)
@@ -90,21 +73,9 @@ bool api__activity_request(api_shard_t *a, int64_t device_id, const transport_pe
      * the timeout if a request came meanwhile. */
     if (!loop_timer_armed(&d->idle_timer))
         loop_timer_arm(a->loop, &d->idle_timer, a->cfg.inactivity_timeout_ms);
-    store_batch_t *b = NULL;
-    if (!d->active) {
-        d->active = true;
-        rep.active_delta = 1;
-        b = store_batch_new();
-        put_bool(b, device_id, "active", true, now);
-        put_long(b, device_id, "lastConnectTime", now, now);
-    }
-    if (b || mono - d->last_report_ms >= a->cfg.activity_report_ms || d->last_report_ms == 0) {
-        if (!b)
-            b = store_batch_new();
-        put_long(b, device_id, "lastActivityTime", now, now);
-        d->last_report_ms = mono;
-        rep.activity_ms = now;
-    }
+    hub_status_report_t rep;
+    store_batch_t *b = uplink_activity_request(&d->act, device_id, t, mono, clock_wall_ms(),
+                                               a->cfg.activity_report_ms, &rep);
     if (b)
         store_submit(a->store, b, NULL, ignore_done, NULL);
     if (rep.transport || rep.active_delta || rep.activity_ms)
@@ -120,7 +91,7 @@ void api__activity_observations(api_dev_t *d, int delta)
 void api__activity_lost(api_dev_t *d)
 {
     api_shard_t *a = d->a;
-    if (a->freeing || !d->active)
+    if (a->freeing || !d->act.active)
         return;
     if (loop_now_ms(a->loop) - d->last_request_ms < a->cfg.engine.ack_timeout_ms)
         return; /* it is still talking to us: the relation alone was lost */

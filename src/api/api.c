@@ -220,7 +220,7 @@ void api_shard_on_hub_event(void *ctx, const hub_event_t *ev)
             /* A deleted device gets no more activity attributes written. The hub dropped its
              * status entry when it published the deletion, so nothing is reported. */
             loop_timer_cancel(a->loop, &d->idle_timer);
-            d->active = false;
+            d->act.active = false;
             api__dev_maybe_free(d);
         }
         break;

@@ -20,7 +20,8 @@
 #define COAPHUB_API_API_INT_H
 
 #include "api/api.h"
-#include "api/payload.h"
+#include "uplink/payload.h"
+#include "uplink/uplink.h"
 #include "api/route.h"
 #include "core/htab.h"
 #include "device/power.h"
@@ -38,11 +39,9 @@ typedef struct api_dev {
     coap_observer_t *rpc_obs;  /* server-side RPC subscription, or NULL */
     int attr_cf, rpc_cf;       /* Content-Format for notifications (§1.4) */
     bool pumping;              /* inside api__rpc_pump (NON results re-enter it) */
-    /* activity (spec §9) */
-    bool active;
-    hub_transport_t transport; /* of the last request, as last reported to the hub */
+    /* activity (spec §9): the state shared with HTTP's rules (uplink/uplink.h) */
+    uplink_activity_t act;
     int64_t last_request_ms; /* monotonic */
-    int64_t last_report_ms;  /* monotonic time lastActivityTime was last written */
     loop_timer_t idle_timer;
     /* power saving (power.c, spec §4); all zero for a device never sent a downlink */
     power_state_t pstate;   /* uplinks: every request, every acknowledged CON notification */
@@ -116,6 +115,8 @@ void api__life_unref(api_life_t *l);
 /* An empty batch, from the shard's pool when it has one (so a request does not allocate);
  * hand it to api__submit_then_answer, which always takes it back. */
 store_batch_t *api__batch_get(api_shard_t *a);
+/* Gives an unused (or emptied) batch back to the pool, e.g. after a payload did not parse. */
+void api__batch_put(api_shard_t *a, store_batch_t *b);
 /* Submits b; answers x 2.01 from the store completion once b has committed, or the code of
  * the failure (api__respond_err: 5.03 + Max-Age while the database cannot take it, else
  * 5.00). An empty batch is answered 2.01 at once (nothing to make durable). */

@@ -18,22 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct keyset {
-    bool present;
-    char **keys;
-    size_t n, cap;
-} keyset_t;
-
-static void keyset_fini(keyset_t *k)
-{
-    for (size_t i = 0; i < k->n; i++)
-        free(k->keys[i]);
-    free(k->keys);
-}
-
 /* Query item "name=k1,k2" as TB reads it: String.split("=") must give exactly two parts
- * (Java drops trailing empty parts), then the value is split on ','. */
-static void collect_keys(const coap_request_t *req, const char *name, keyset_t *out)
+ * (Java drops trailing empty parts), then the value is split on ',' (uplink_keys_add_csv). */
+static void collect_keys(const coap_request_t *req, const char *name, uplink_keys_t *out)
 {
     size_t nl = strlen(name);
     for (size_t i = 0; i < req->n_query; i++) {
@@ -46,62 +33,29 @@ static void collect_keys(const coap_request_t *req, const char *name, keyset_t *
             continue;
         if ((size_t)(eq - q) != nl || memcmp(q, name, nl) != 0)
             continue;
-        const char *v = eq + 1, *end = q + len;
-        while (end > v && end[-1] == ',')
-            end--;
-        while (v < end) {
-            const char *comma = memchr(v, ',', (size_t)(end - v));
-            const char *stop = comma ? comma : end;
-            if (out->n == out->cap) {
-                out->cap = out->cap ? out->cap * 2 : 8;
-                out->keys = xrealloc(out->keys, out->cap * sizeof *out->keys);
-            }
-            out->keys[out->n++] = xstrndup(v, (size_t)(stop - v));
-            out->present = true;
-            v = comma ? comma + 1 : end;
-        }
+        uplink_keys_add_csv(out, eq + 1, (size_t)(q + len - (eq + 1)));
     }
 }
 
 void api__attributes_get(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
                          int64_t device_id)
 {
-    keyset_t ck = {0}, sk = {0};
+    uplink_keys_t ck = {0}, sk = {0};
     collect_keys(req, "clientKeys", &ck);
     collect_keys(req, "sharedKeys", &sk);
-    bool all = !ck.present && !sk.present;
-    store_kv_list_t cl = {0}, sl = {0};
-    int rc = 0;
-    if (all || ck.present)
-        rc = store_attr_get(a->store, device_id, SCOPE_CLIENT, (const char *const *)ck.keys,
-                            ck.n, &cl);
-    if (rc == 0 && (all || sk.present))
-        rc = store_attr_get(a->store, device_id, SCOPE_SHARED, (const char *const *)sk.keys,
-                            sk.n, &sl);
-    keyset_fini(&ck);
-    keyset_fini(&sk);
+    values_buf_t b = {0};
+    int rc = uplink_attributes_read(a->store, device_id, &ck, &sk, &b);
+    uplink_keys_fini(&ck);
+    uplink_keys_fini(&sk);
     if (rc < 0) {
         api__store_failed(a, device_id, "attribute read", rc);
         api__respond_err(x, rc);
-    } else if (cl.n == 0 && sl.n == 0) {
+    } else if (rc == 1) {
         coap_exchange_respond(x, COAP_NOT_FOUND, COAP_CF_NONE, NULL, 0);
     } else {
-        values_buf_t b = {0};
-        values_buf_put(&b, "{", 1);
-        if (cl.n) {
-            values_buf_puts(&b, "\"client\":");
-            values_kvs_write_object(&b, cl.items, cl.n, VALUES_TYPED);
-        }
-        if (sl.n) {
-            values_buf_puts(&b, cl.n ? ",\"shared\":" : "\"shared\":");
-            values_kvs_write_object(&b, sl.items, sl.n, VALUES_TYPED);
-        }
-        values_buf_put(&b, "}", 1);
         coap_exchange_respond(x, COAP_CONTENT, api__resp_cf(req), (const uint8_t *)b.p, b.len);
-        values_buf_fini(&b);
     }
-    store_kv_list_fini(&cl);
-    store_kv_list_fini(&sl);
+    values_buf_fini(&b);
 }
 
 void api__attributes_subscribe(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,

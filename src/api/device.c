@@ -51,7 +51,7 @@ static void unlink_free(api_shard_t *a, api_dev_t *d)
 
 void api__dev_maybe_free(api_dev_t *d)
 {
-    if (d->attr_obs || d->rpc_obs || d->active || loop_timer_armed(&d->idle_timer))
+    if (d->attr_obs || d->rpc_obs || d->act.active || loop_timer_armed(&d->idle_timer))
         return;
     unlink_free(d->a, d);
 }

@@ -19,7 +19,6 @@
 #include "core/xmalloc.h"
 #include "values/buf.h"
 
-#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,10 +112,10 @@ void api__rpc_reply(api_shard_t *a, coap_exchange_t *x, const coap_request_t *re
                     int64_t device_id, int64_t request_id)
 {
     char err[160];
-    const char *body;
-    if (api_payload_rpc_reply(&a->arena, &a->pcfg, req->payload.p, req->payload.len, &body, err,
-                              sizeof err) < 0) {
-        arena_reset(&a->arena);
+    int rc = uplink_rpc_reply(a->hub, &a->arena, &a->pcfg, req->payload.p, req->payload.len,
+                              device_id, request_id, err, sizeof err);
+    arena_reset(&a->arena); /* the hub copied the body */
+    if (rc < 0) {
         /* TB throws and stays silent here; we answer 4.00 (spec §3.6 recommendation). */
         a->stats.bad_payload++;
         LOG_D("api", "device %lld: bad RPC reply: %s", (long long)device_id, err);
@@ -124,8 +123,6 @@ void api__rpc_reply(api_shard_t *a, coap_exchange_t *x, const coap_request_t *re
         return;
     }
     /* Unknown or stale ids are still 2.01, as in TB. */
-    (void)hub_rpc_reply(a->hub, device_id, request_id, (const uint8_t *)body, strlen(body));
-    arena_reset(&a->arena); /* the hub copied the body */
     coap_exchange_respond(x, COAP_CREATED, COAP_CF_NONE, NULL, 0);
 }
 
@@ -133,32 +130,17 @@ void api__client_rpc(api_shard_t *a, coap_exchange_t *x, const coap_request_t *r
                      int64_t device_id)
 {
     char err[160];
-    const char *method, *params;
-    if (api_payload_client_rpc(&a->arena, &a->pcfg, req->payload.p, req->payload.len, &method,
-                               &params, err, sizeof err) < 0) {
-        arena_reset(&a->arena);
+    values_buf_t b = {0};
+    int rc = uplink_client_rpc(&a->arena, &a->pcfg, req->payload.p, req->payload.len,
+                               clock_wall_ms(), &b, err, sizeof err);
+    arena_reset(&a->arena); /* the method was copied into b */
+    if (rc < 0) {
         a->stats.bad_payload++;
         LOG_D("api", "device %lld: bad client RPC: %s", (long long)device_id, err);
         coap_exchange_respond(x, COAP_BAD_REQUEST, COAP_CF_NONE, NULL, 0);
         return;
     }
-    values_buf_t b = {0};
-    uint8_t code;
-    if (strcmp(method, "getCurrentTime") == 0) {
-        code = COAP_CONTENT;
-        values_buf_printf(&b, "{\"time\":%" PRId64 "}", clock_wall_ms());
-    } else {
-        code = COAP_NOT_FOUND;
-        values_buf_t m = {0};
-        values_buf_puts(&m, "Unsupported client-side RPC method: ");
-        values_buf_puts(&m, method);
-        values_buf_puts(&b, "{\"error\":");
-        values_buf_json_str(&b, m.p, m.len);
-        values_buf_puts(&b, "}");
-        values_buf_fini(&m);
-    }
-    (void)params; /* built-in methods take none */
-    arena_reset(&a->arena); /* method was copied into b */
-    coap_exchange_respond(x, code, api__resp_cf(req), (const uint8_t *)b.p, b.len);
+    coap_exchange_respond(x, rc == 0 ? COAP_CONTENT : COAP_NOT_FOUND, api__resp_cf(req),
+                          (const uint8_t *)b.p, b.len);
     values_buf_fini(&b);
 }

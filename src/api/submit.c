@@ -65,7 +65,7 @@ store_batch_t *api__batch_get(api_shard_t *a)
 }
 
 /* Keeps an emptied batch for the next request, or frees it when the pool is full. */
-static void batch_put(api_shard_t *a, store_batch_t *b)
+void api__batch_put(api_shard_t *a, store_batch_t *b)
 {
     if (a->n_batch_pool == API_PENDING_KEEP) {
         store_batch_free(b);
@@ -116,7 +116,7 @@ static void submit_done(void *arg, int status, store_batch_t *b)
     }
     api__life_unref(p->life);
     if (a && b)
-        batch_put(a, b);
+        api__batch_put(a, b);
     else
         store_batch_free(b);
     if (a && a->n_pending_free < API_PENDING_KEEP) {
@@ -132,7 +132,7 @@ void api__submit_then_answer(api_shard_t *a, coap_exchange_t *x, int64_t device_
                              store_batch_t *b)
 {
     if (store_batch_len(b) == 0) { /* nothing to make durable, e.g. telemetry {} */
-        batch_put(a, b);
+        api__batch_put(a, b);
         coap_exchange_respond(x, COAP_CREATED, COAP_CF_NONE, NULL, 0);
         return;
     }

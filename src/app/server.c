@@ -253,6 +253,13 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
     hcfg.metrics_text = server_metrics_text;
     hcfg.metrics_ctx = s;
     hcfg.ota = s->ota;
+    /* The HTTP device API reads payloads and keeps activity as the CoAP one does. */
+    hcfg.device_values = (values_cfg_t){.type_cast = cfg->api.type_cast,
+                                        .max_string_len = cfg->api.max_string_len,
+                                        .max_depth = cfg->api.max_json_depth,
+                                        .max_bytes = hcfg.max_body};
+    hcfg.inactivity_timeout_ms = cfg->api.inactivity_timeout_ms;
+    hcfg.activity_report_ms = cfg->api.activity_report_ms;
     s->http = http_server_start(&hcfg, s->store, s->registry, s->hub, err);
     if (!s->http)
         goto fail;

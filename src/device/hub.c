@@ -323,6 +323,8 @@ const char *hub_transport_name(hub_transport_t t)
     switch (t) {
     case HUB_TRANSPORT_COAP: return "coap";
     case HUB_TRANSPORT_COAPS: return "coaps";
+    case HUB_TRANSPORT_HTTP:
+        return "http";
     case HUB_TRANSPORT_NONE:
     default: return NULL;
     }

@@ -58,7 +58,7 @@ void hub_publish(hub_t *h, hub_event_type_t type, int64_t device_id, const char 
 typedef enum {
     HUB_WATCH_TELEMETRY,  /* json: {"key":[{"ts":..,"value":..}],...} */
     HUB_WATCH_ATTRIBUTES, /* json: {"scope":"..","values":{..}} or {"scope":"..","deleted":[..]} */
-    HUB_WATCH_ACTIVITY,   /* json: {"active":bool,"transport":"coap"|"coaps"|null,
+    HUB_WATCH_ACTIVITY,   /* json: {"active":bool,"transport":"coap"|"coaps"|"http"|null,
                            *        "observations":n,"lastActivityTime":ms} — from the
                            *        status table below, its only source */
 } hub_watch_type_t;
@@ -123,6 +123,7 @@ typedef enum {
     HUB_TRANSPORT_NONE = 0, /* never seen since start: "transport":null */
     HUB_TRANSPORT_COAP,     /* plain UDP */
     HUB_TRANSPORT_COAPS,    /* DTLS */
+    HUB_TRANSPORT_HTTP,     /* the HTTP device API on the web port */
 } hub_transport_t;
 
 typedef struct hub_status {
@@ -148,7 +149,7 @@ typedef struct hub_status_report {
 void hub_status_report(hub_t *h, int64_t device_id, const hub_status_report_t *r);
 /* Copies the status of device_id; false (and a zeroed *out) if it has no entry. */
 bool hub_status_get(hub_t *h, int64_t device_id, hub_status_t *out);
-/* "coap", "coaps" or NULL (JSON null). */
+/* "coap", "coaps", "http" or NULL (JSON null). */
 const char *hub_transport_name(hub_transport_t t);
 /* {"active":..,"transport":..,"observations":..,"lastActivityTime":..}; caller frees. */
 char *hub_status_json(const hub_status_t *st);

@@ -217,9 +217,9 @@ static void long_poll(http_req_t *rq, http_resp_t *rs, hub_wait_kind_t kind)
         rs->status = 401; /* no body, as ThingsBoard's transport */
         return;
     }
-    /* ThingsBoard records activity when a poll subscribes (DefaultTransportService). The
-     * HTTP device API's activity bookkeeping arrives with its other endpoints: call it here
-     * once both are merged. */
+    /* ThingsBoard records activity when a poll subscribes (DefaultTransportService): the
+     * HTTP device API's bookkeeping (device_activity.c), as for its other requests. */
+    http__devact_request(h->devact, device_id);
     int64_t timeout_ms;
     if (!timeout_arg(rq, rs, &timeout_ms))
         return;

@@ -12,6 +12,7 @@
 #include "device/hub.h"
 #include "device/registry.h"
 #include "store/store.h"
+#include "values/body.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -41,6 +42,12 @@ typedef struct http_cfg {
     /* OTA package images (ota/ota.h; its cfg.max_size caps an upload). NULL: uploads and
      * downloads answer 500. */
     const struct ota_files *ota;
+    /* The HTTP device API (/api/v1/{token}/...): payloads are read with the CoAP device API's
+     * rules and caps (lenient, type cast, string and depth caps), and a device's activity
+     * follows its timers. Copied from the api configuration at wiring (app/server.c). */
+    values_cfg_t device_values;
+    int64_t inactivity_timeout_ms; /* 600000 */
+    int64_t activity_report_ms;    /* 3000 */
 } http_cfg_t;
 
 void http_cfg_default(http_cfg_t *cfg);

@@ -65,6 +65,7 @@ struct http_server {
     http_login_slot_t login[HTTP_LOGIN_SLOTS];
     http_jwt_cache_t *jwt_cache; /* access tokens that verified (keyed by the exact string) */
     http_dev_cache_t *dev_cache; /* device uuid -> id for the telemetry/attribute handlers */
+    struct http_devact *devact;  /* activity of devices on the HTTP device API */
 };
 
 /* ---- requests and responses ---- */
@@ -499,6 +500,32 @@ void http__h_ota_download(http_req_t *rq, http_resp_t *rs);
 void http__h_ota_list(http_req_t *rq, http_resp_t *rs);
 void http__h_ota_list_profile(http_req_t *rq, http_resp_t *rs);
 void http__h_ota_delete(http_req_t *rq, http_resp_t *rs);
+
+/* device_api.c: ThingsBoard's HTTP device API (DeviceApiController), public routes whose
+ * {token} is the credential. */
+void http__h_dev_telemetry(http_req_t *rq, http_resp_t *rs);
+void http__h_dev_attributes_post(http_req_t *rq, http_resp_t *rs);
+void http__h_dev_attributes_get(http_req_t *rq, http_resp_t *rs);
+void http__h_dev_rpc_reply(http_req_t *rq, http_resp_t *rs);
+void http__h_dev_client_rpc(http_req_t *rq, http_resp_t *rs);
+void http__h_dev_claim(http_req_t *rq, http_resp_t *rs);
+void http__h_dev_provision(http_req_t *rq, http_resp_t *rs);
+void http__h_dev_firmware(http_req_t *rq, http_resp_t *rs);
+void http__h_dev_software(http_req_t *rq, http_resp_t *rs);
+
+/* device_activity.c: the activity (spec §9) of devices using the HTTP device API, with the
+ * rules CoAP shards apply (uplink/uplink.h) and a sweeper thread for the quiet ones. */
+typedef struct http_devact http_devact_t;
+/* Starts the sweeper; NULL if the thread cannot start. */
+http_devact_t *http__devact_new(store_t *store, hub_t *hub, int64_t inactivity_ms,
+                                int64_t report_ms);
+/* Stops the sweeper and frees the table; NULL does nothing. */
+void http__devact_free(http_devact_t *t);
+/* An authenticated device API request of device_id. Any thread; NULL t: nothing. */
+void http__devact_request(http_devact_t *t, int64_t device_id);
+/* device_id was deleted: drop its entry without writing or reporting anything (the hub
+ * dropped its status entry), as a shard does on HUB_EV_DEVICE_DELETED. NULL t: nothing. */
+void http__devact_forget(http_devact_t *t, int64_t device_id);
 
 /* rest_status.c: GET /api/coaphub/devices/status?ids=<uuid>,... (live device status) */
 void http__h_device_status(http_req_t *rq, http_resp_t *rs);

@@ -2,7 +2,7 @@
  * several devices in one request (the device list asks once per page load, then follows the
  * all-devices event stream).
  *
- * Answer: {"<uuid>":{"active":..,"transport":"coap"|"coaps"|null,"observations":n,
+ * Answer: {"<uuid>":{"active":..,"transport":"coap"|"coaps"|"http"|null,"observations":n,
  * "lastActivityTime":ms},...}. The hub's status table (hub.h) is the source for devices seen
  * since the server started; for the others (and unknown ids) the status is inactive, no
  * transport, no observations, with lastActivityTime from the stored server attribute if any.

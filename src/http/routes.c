@@ -62,6 +62,16 @@ const http_route_t http__routes[] = {
     {"POST", "/api/rpc/{kind}/{id}", http__h_rpc_v2, 0},
     {"GET", "/api/rpc/persistent/{rpcId}", http__h_rpc_persistent_get, 0},
 
+    /* ThingsBoard's HTTP device API: the token in the path is the credential. */
+    {"POST", "/api/v1/provision", http__h_dev_provision, HTTP_ROUTE_PUBLIC},
+    {"POST", "/api/v1/{token}/telemetry", http__h_dev_telemetry, HTTP_ROUTE_PUBLIC},
+    {"POST", "/api/v1/{token}/attributes", http__h_dev_attributes_post, HTTP_ROUTE_PUBLIC},
+    {"GET", "/api/v1/{token}/attributes", http__h_dev_attributes_get, HTTP_ROUTE_PUBLIC},
+    {"POST", "/api/v1/{token}/rpc/{id}", http__h_dev_rpc_reply, HTTP_ROUTE_PUBLIC},
+    {"POST", "/api/v1/{token}/rpc", http__h_dev_client_rpc, HTTP_ROUTE_PUBLIC},
+    {"POST", "/api/v1/{token}/claim", http__h_dev_claim, HTTP_ROUTE_PUBLIC},
+    {"GET", "/api/v1/{token}/firmware", http__h_dev_firmware, HTTP_ROUTE_PUBLIC},
+    {"GET", "/api/v1/{token}/software", http__h_dev_software, HTTP_ROUTE_PUBLIC},
     /* HTTP device API: long polls (device_poll.c). */
     {"GET", "/api/v1/{token}/attributes/updates", http__h_dev_attr_updates, HTTP_ROUTE_PUBLIC},
     {"GET", "/api/v1/{token}/rpc", http__h_dev_rpc_poll, HTTP_ROUTE_PUBLIC},

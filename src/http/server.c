@@ -43,6 +43,10 @@ void http_cfg_default(http_cfg_t *cfg)
     cfg->max_body = 1024 * 1024;
     cfg->coap_port = 5683;
     cfg->coaps_port = 5684;
+    cfg->device_values = (values_cfg_t){
+        .type_cast = true, .max_depth = 32, .max_bytes = cfg->max_body};
+    cfg->inactivity_timeout_ms = 600000;
+    cfg->activity_report_ms = 3000;
 }
 
 /* Per-connection state between libmicrohttpd's calls for one request. */
@@ -346,6 +350,11 @@ http_server_t *http_server_start(const http_cfg_t *cfg, store_t *store, registry
     }
     h->jwt_cache = http__jwt_cache_new(h->jwt_key, h->jwt_key_len);
     h->dev_cache = http__dev_cache_new();
+    h->devact = http__devact_new(store, hub, cfg->inactivity_timeout_ms, cfg->activity_report_ms);
+    if (!h->devact) {
+        snprintf(err, ERR_LEN, "http: cannot start the device activity thread");
+        goto fail;
+    }
 
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
     if (inet_pton(AF_INET, h->bind_addr, &sa.sin_addr) != 1) {
@@ -370,6 +379,7 @@ http_server_t *http_server_start(const http_cfg_t *cfg, store_t *store, registry
     LOG_I("http", "REST API listening on %s:%d", h->bind_addr, http__server_port(h));
     return h;
 fail:
+    http__devact_free(h->devact);
     http__jwt_cache_free(h->jwt_cache);
     http__dev_cache_free(h->dev_cache);
     OPENSSL_cleanse(h->jwt_key, sizeof h->jwt_key);
@@ -407,6 +417,7 @@ void http_server_stop(http_server_t *h)
     while (h->n_background > 0)
         pthread_cond_wait(&h->bg_done, &h->mu);
     pthread_mutex_unlock(&h->mu);
+    http__devact_free(h->devact);
     http__jwt_cache_free(h->jwt_cache);
     http__dev_cache_free(h->dev_cache);
     OPENSSL_cleanse(h->jwt_key, sizeof h->jwt_key);

@@ -1,11 +1,11 @@
-/* payload_json.c — libFuzzer target: every device-payload parser (values/body.h, api/payload.h)
+/* payload_json.c — libFuzzer target: every device-payload parser (values/body.h, uplink/payload.h)
  * on arbitrary bytes (telemetry, attributes, client RPC, RPC reply, claim), with and without
  * type cast and with tight caps. Any accepted value is re-serialised and parsed back, which
  * must succeed, and written as an answer would write it (values/render.h): that text must
  * parse too, and a JSON value must come back exactly as stored. Everything is parsed into
  * one small-chunk arena (so inputs cross chunk boundaries), reset after each parser as a
  * shard does after each request. */
-#include "api/payload.h"
+#include "uplink/payload.h"
 #include "values/body.h"
 #include "values/json.h"
 #include "values/render.h"
@@ -77,13 +77,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_kvs(&a, &l);
         arena_reset(&a);
         const char *m, *p;
-        if (api_payload_client_rpc(&a, &cfg, data, size, &m, &p, err, sizeof err) == 0) {
+        if (uplink_payload_client_rpc(&a, &cfg, data, size, &m, &p, err, sizeof err) == 0) {
             if (!m || !p)
                 abort();
         }
         arena_reset(&a);
         const char *c;
-        if (api_payload_rpc_reply(&a, &cfg, data, size, &c, err, sizeof err) == 0) {
+        if (uplink_payload_rpc_reply(&a, &cfg, data, size, &c, err, sizeof err) == 0) {
             values_json_t *v = values_json_parse(&a, (const uint8_t *)c, strlen(c), VALUES_LENIENT,
                                                  0, err, sizeof err);
             if (!v || v->kind != VALUES_JSON_OBJECT)
@@ -96,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         arena_reset(&a);
         const char *secret;
         int64_t dur;
-        if (api_payload_claim(&a, &cfg, data, size, &secret, &dur, err, sizeof err) == 0 &&
+        if (uplink_payload_claim(&a, &cfg, data, size, &secret, &dur, err, sizeof err) == 0 &&
             !secret)
             abort();
         arena_reset(&a);

@@ -238,8 +238,8 @@ export function statusBadge(st) {
     h('span', { class: `badge ${st.active ? 'badge-on' : 'badge-off'}` },
       h('span', { class: 'dot', 'aria-hidden': 'true' }),
       h('span', { class: 'status-text' }, st.active ? 'Active' : last ? 'Inactive' : 'Never connected')),
-    st.transport ? h('span', { class: `proto proto-${st.transport === 'coaps' ? 'coaps' : 'coap'}`, title: st.transport === 'coaps' ? 'Last request over DTLS (CoAPS)' : 'Last request over plain CoAP' },
-      st.transport === 'coaps' ? 'CoAPS' : 'CoAP') : null,
+    st.transport ? h('span', { class: `proto proto-${st.transport}`, title: ({ coaps: 'Last request over DTLS (CoAPS)', http: 'Last request over the HTTP device API' })[st.transport] || 'Last request over plain CoAP' },
+      ({ coaps: 'CoAPS', http: 'HTTP' })[st.transport] || 'CoAP') : null,
     obs > 0 ? h('span', { class: 'status-obs', title: 'Open observations (attribute and RPC subscriptions)' }, `${obs} obs`) : null,
     h('span', { class: 'status-time muted', title: last ? `Last activity ${fmtTime(last)}` : '' }, relTime(last)));
 }

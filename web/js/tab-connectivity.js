@@ -48,6 +48,9 @@ export function connectivityTab(panel, { id }) {
       blocks.push(['Send telemetry over DTLS (token, server certificate checked)',
         `coap-client-openssl -R server-cert.pem -m POST -t "application/json" -e ${payload} ${coaps}/api/v1/${t}/telemetry`,
         'One-way DTLS: the device checks the server with -R and proves itself with the token.']);
+      blocks.push(['Send telemetry over HTTP (ThingsBoard\'s HTTP device API, this web port)',
+        `curl -v -X POST -H 'Content-Type: application/json' -d ${payload} ${sh(`${location.origin}/api/v1/${t}/telemetry`)}`,
+        'Answered 200 once the point is on disk; attributes, RPC, claim and firmware work over HTTP too.']);
       blocks.push(['Watch shared attributes (Observe)',
         `coap-client-notls -m GET -s 60 ${coap}/api/v1/${t}/attributes`]);
       blocks.push(['Receive server-side RPC (Observe)',

@@ -1,5 +1,5 @@
 /* test_payload.c — the lenient JSON reader and the §3/§5 typing of device payloads (values/)
- * and the RPC and claim bodies (api/payload.c), all parsed into one arena that each test
+ * and the RPC and claim bodies (uplink/payload.c), all parsed into one arena that each test
  * resets as the shard does after a request. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "api/payload.h"
+#include "uplink/payload.h"
 #include "values/body.h"
 #include "values/json.h"
 
@@ -254,50 +254,53 @@ static void test_rpc_and_claim_bodies(void **state)
     char err[128];
     const char *m, *p, *c, *sec;
     const char *req = "{\"method\":\"getCurrentTime\",\"params\":{ }}";
-    assert_int_equal(api_payload_client_rpc(&A, &CFG, (const uint8_t *)req, strlen(req), &m, &p, err,
-                                            sizeof err),
+    assert_int_equal(uplink_payload_client_rpc(&A, &CFG, (const uint8_t *)req, strlen(req), &m, &p,
+                                               err, sizeof err),
                      0);
     assert_string_equal(m, "getCurrentTime");
     assert_string_equal(p, "{}");
     req = "{method:ping}";
-    assert_int_equal(api_payload_client_rpc(&A, &CFG, (const uint8_t *)req, strlen(req), &m, &p, err,
-                                            sizeof err),
+    assert_int_equal(uplink_payload_client_rpc(&A, &CFG, (const uint8_t *)req, strlen(req), &m, &p,
+                                               err, sizeof err),
                      0);
     assert_string_equal(p, "null");
     const char *bad[] = {"{\"params\":1}", "[1]", "{\"method\":{}}", "{\"method\":null}", "x y"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(api_payload_client_rpc(&A, &CFG, (const uint8_t *)bad[i], strlen(bad[i]), &m,
-                                                &p, err, sizeof err),
+        assert_int_equal(uplink_payload_client_rpc(&A, &CFG, (const uint8_t *)bad[i],
+                                                   strlen(bad[i]), &m, &p, err, sizeof err),
                          -EBADMSG);
         assert_null(m);
         assert_null(p);
     }
     const char *rep = "{ \"result\" : 'ok' }";
     assert_int_equal(
-        api_payload_rpc_reply(&A, &CFG, (const uint8_t *)rep, strlen(rep), &c, err, sizeof err), 0);
+        uplink_payload_rpc_reply(&A, &CFG, (const uint8_t *)rep, strlen(rep), &c, err, sizeof err),
+        0);
     assert_string_equal(c, "{\"result\":\"ok\"}");
-    assert_int_equal(api_payload_rpc_reply(&A, &CFG, (const uint8_t *)"42", 2, &c, err, sizeof err),
-                     -EBADMSG);
-    assert_int_equal(api_payload_rpc_reply(&A, &CFG, NULL, 0, &c, err, sizeof err), -EBADMSG);
+    assert_int_equal(
+        uplink_payload_rpc_reply(&A, &CFG, (const uint8_t *)"42", 2, &c, err, sizeof err),
+        -EBADMSG);
+    assert_int_equal(uplink_payload_rpc_reply(&A, &CFG, NULL, 0, &c, err, sizeof err), -EBADMSG);
 
     int64_t dur;
-    assert_int_equal(api_payload_claim(&A, &CFG, NULL, 0, &sec, &dur, err, sizeof err), 0);
+    assert_int_equal(uplink_payload_claim(&A, &CFG, NULL, 0, &sec, &dur, err, sizeof err), 0);
     assert_string_equal(sec, "");
     assert_int_equal(dur, 0);
     const char *cl = "{\"secretKey\":\"value\",\"durationMs\":60000}";
-    assert_int_equal(
-        api_payload_claim(&A, &CFG, (const uint8_t *)cl, strlen(cl), &sec, &dur, err, sizeof err), 0);
+    assert_int_equal(uplink_payload_claim(&A, &CFG, (const uint8_t *)cl, strlen(cl), &sec, &dur,
+                                          err, sizeof err),
+                     0);
     assert_string_equal(sec, "value");
     assert_int_equal(dur, 60000);
     cl = "{\"secretKey\":{}}";
-    assert_int_equal(
-        api_payload_claim(&A, &CFG, (const uint8_t *)cl, strlen(cl), &sec, &dur, err, sizeof err),
-        -EBADMSG);
+    assert_int_equal(uplink_payload_claim(&A, &CFG, (const uint8_t *)cl, strlen(cl), &sec, &dur,
+                                          err, sizeof err),
+                     -EBADMSG);
     assert_null(sec);
     cl = "{\"durationMs\":\"x\"}";
-    assert_int_equal(
-        api_payload_claim(&A, &CFG, (const uint8_t *)cl, strlen(cl), &sec, &dur, err, sizeof err),
-        -EBADMSG);
+    assert_int_equal(uplink_payload_claim(&A, &CFG, (const uint8_t *)cl, strlen(cl), &sec, &dur,
+                                          err, sizeof err),
+                     -EBADMSG);
 }
 
 /* The steady-state shape: a small telemetry object stays in the first chunk (so a shard

@@ -249,6 +249,7 @@ static void test_status_json_never_seen(void **state)
     free(j);
     assert_null(hub_transport_name(HUB_TRANSPORT_NONE));
     assert_string_equal(hub_transport_name(HUB_TRANSPORT_COAPS), "coaps");
+    assert_string_equal(hub_transport_name(HUB_TRANSPORT_HTTP), "http");
 }
 
 static void *undeliver_thread(void *arg)

@@ -100,17 +100,17 @@ static void test_find(void **state)
 }
 
 /* Only login, token refresh and the /api/noauth/ routes (connectivity hints, the server's
- * public certificate) and /metrics are reachable without a JWT; so is the HTTP device API
- * under /api/v1/, whose credential is the device token its handlers check. */
+ * public certificate) and /metrics are reachable without a JWT, and ThingsBoard's HTTP device
+ * API under /api/v1/, where the access token in the path is the credential. */
 static void test_public_routes(void **state)
 {
     (void)state;
-    size_t n_public = 0;
+    size_t n_public = 0, n_device = 0;
     for (size_t i = 0; i < http__n_routes; i++) {
-        bool device_api = strncmp(http__routes[i].pattern, "/api/v1/", 8) == 0;
-        if (device_api)
+        if (strncmp(http__routes[i].pattern, "/api/v1/", 8) == 0) {
             assert_true(http__routes[i].flags & HTTP_ROUTE_PUBLIC);
-        else if (http__routes[i].flags & HTTP_ROUTE_PUBLIC) {
+            n_device++;
+        } else if (http__routes[i].flags & HTTP_ROUTE_PUBLIC) {
             n_public++;
             assert_true(strncmp(http__routes[i].pattern, "/api/auth/", 10) == 0 ||
                         strncmp(http__routes[i].pattern, "/api/noauth/", 12) == 0 ||
@@ -120,6 +120,39 @@ static void test_public_routes(void **state)
         assert_int_equal(http__routes[i].pattern[0], '/');
     }
     assert_int_equal(n_public, 5);
+    assert_int_equal(n_device, 11); /* device_api.c's 9 and device_poll.c's 2 long polls */
+}
+
+/* The device API's paths: {token} first, provision without one, rpc/{id} apart from rpc. */
+static void test_device_routes(void **state)
+{
+    (void)state;
+    char *p[HTTP_MAX_PARAMS];
+    size_t n;
+    bool known;
+    const http_route_t *r = http__route_find(http__routes, http__n_routes, "POST",
+                                             "/api/v1/tok/telemetry", p, &n, &known);
+    assert_ptr_equal(r->fn, http__h_dev_telemetry);
+    assert_string_equal(p[0], "tok");
+    free_params(p, n);
+    r = http__route_find(http__routes, http__n_routes, "POST", "/api/v1/provision", p, &n, &known);
+    assert_ptr_equal(r->fn, http__h_dev_provision);
+    free_params(p, n);
+    r = http__route_find(http__routes, http__n_routes, "POST", "/api/v1/tok/rpc/17", p, &n, &known);
+    assert_ptr_equal(r->fn, http__h_dev_rpc_reply);
+    assert_string_equal(p[1], "17");
+    free_params(p, n);
+    r = http__route_find(http__routes, http__n_routes, "POST", "/api/v1/tok/rpc", p, &n, &known);
+    assert_ptr_equal(r->fn, http__h_dev_client_rpc);
+    free_params(p, n);
+    r = http__route_find(http__routes, http__n_routes, "GET", "/api/v1/tok/attributes", p, &n,
+                         &known);
+    assert_ptr_equal(r->fn, http__h_dev_attributes_get);
+    free_params(p, n);
+    r = http__route_find(http__routes, http__n_routes, "GET", "/api/v1/tok/telemetry", p, &n,
+                         &known);
+    assert_null(r);
+    assert_true(known); /* 405, not 404 */
 }
 
 /* The long polls of the HTTP device API: token in the path, GET only. */
@@ -187,8 +220,11 @@ static void test_codes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_match),         cmocka_unit_test(test_find),
-        cmocka_unit_test(test_public_routes), cmocka_unit_test(test_device_api_long_polls),
+        cmocka_unit_test(test_match),
+        cmocka_unit_test(test_find),
+        cmocka_unit_test(test_public_routes),
+        cmocka_unit_test(test_device_routes),
+        cmocka_unit_test(test_device_api_long_polls),
         cmocka_unit_test(test_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,8 +7,8 @@
  * the log; ThingsBoard answers errors with an empty body). Results live in the caller's
  * arena, or are string literals, until the arena is reset.
  */
-#ifndef COAPHUB_API_PAYLOAD_H
-#define COAPHUB_API_PAYLOAD_H
+#ifndef COAPHUB_UPLINK_PAYLOAD_H
+#define COAPHUB_UPLINK_PAYLOAD_H
 
 #include "core/arena.h"
 #include "values/body.h"
@@ -18,14 +18,14 @@
 
 /* Client-side RPC (§3.7): {"method":..,"params":..}. *method is the method text, *params the
  * compact JSON of params ("null" when absent); both NULL on an error. */
-int api_payload_client_rpc(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
-                           const char **method, const char **params, char *err, size_t err_cap);
+int uplink_payload_client_rpc(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
+                              const char **method, const char **params, char *err, size_t err_cap);
 /* Server-side RPC reply (§3.6): must be a JSON object; *compact receives its compact text. */
-int api_payload_rpc_reply(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
-                          const char **compact, char *err, size_t err_cap);
+int uplink_payload_rpc_reply(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
+                             const char **compact, char *err, size_t err_cap);
 /* Claim (§3.8): optional body {"secretKey":..,"durationMs":..}. An empty body or a JSON
  * value that is not an object gives secret "" and duration 0 (= use the default). */
-int api_payload_claim(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
-                      const char **secret, int64_t *duration_ms, char *err, size_t err_cap);
+int uplink_payload_claim(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
+                         const char **secret, int64_t *duration_ms, char *err, size_t err_cap);
 
 #endif

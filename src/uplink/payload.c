@@ -3,7 +3,7 @@
  * These read fields as ThingsBoard's transport does (JsonElement.getAsString for method and
  * secretKey, getAsLong for durationMs); the value typing of §5 does not apply to them.
  */
-#include "api/payload.h"
+#include "uplink/payload.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -41,12 +41,13 @@ static const char *primitive_text(const values_json_t *v)
         return v->text;
     case VALUES_JSON_STRING:
         return memchr(v->text, '\0', v->len) ? NULL : v->text;
-    default: return NULL;
+    default:
+        return NULL;
     }
 }
 
-int api_payload_client_rpc(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
-                           const char **method, const char **params, char *err, size_t err_cap)
+int uplink_payload_client_rpc(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
+                              const char **method, const char **params, char *err, size_t err_cap)
 {
     ctx_t c = {arena, cfg, err, err_cap};
     *method = *params = NULL;
@@ -68,8 +69,8 @@ int api_payload_client_rpc(arena_t *arena, const values_cfg_t *cfg, const uint8_
     return rc;
 }
 
-int api_payload_rpc_reply(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
-                          const char **compact, char *err, size_t err_cap)
+int uplink_payload_rpc_reply(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
+                             const char **compact, char *err, size_t err_cap)
 {
     ctx_t c = {arena, cfg, err, err_cap};
     *compact = NULL;
@@ -84,8 +85,8 @@ int api_payload_rpc_reply(arena_t *arena, const values_cfg_t *cfg, const uint8_t
     return rc;
 }
 
-int api_payload_claim(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
-                      const char **secret, int64_t *duration_ms, char *err, size_t err_cap)
+int uplink_payload_claim(arena_t *arena, const values_cfg_t *cfg, const uint8_t *p, size_t len,
+                         const char **secret, int64_t *duration_ms, char *err, size_t err_cap)
 {
     ctx_t c = {arena, cfg, err, err_cap};
     *secret = NULL;
