@@ -41,11 +41,6 @@ static bool query(const coap_request_t *req, const char *name, coap_slice_t *out
     return false;
 }
 
-static bool slice_eq(const coap_slice_t *s, const char *v)
-{
-    return v && strlen(v) == s->len && memcmp(s->p, v, s->len) == 0;
-}
-
 /* Integer.parseInt of a non-negative value; empty means absent (StringUtils.isEmpty -> 0). */
 static bool query_int(const coap_request_t *req, const char *name, int64_t *out)
 {
@@ -88,9 +83,10 @@ static void etag_of(const char *uuid, uint8_t etag[8])
 static void serve_image(api_shard_t *a, coap_exchange_t *x, const coap_request_t *req,
                         const store_ota_t *o)
 {
-    coap_slice_t title, version;
-    if ((query(req, "title", &title) && !slice_eq(&title, o->title)) ||
-        (query(req, "version", &version) && !slice_eq(&version, o->version))) {
+    coap_slice_t title = {0}, version = {0};
+    bool has_title = query(req, "title", &title), has_version = query(req, "version", &version);
+    if (!ota_names_match(o, has_title ? (const char *)title.p : NULL, title.len,
+                         has_version ? (const char *)version.p : NULL, version.len)) {
         coap_exchange_respond(x, COAP_BAD_REQUEST, COAP_CF_NONE, NULL, 0);
         return;
     }
@@ -104,15 +100,10 @@ static void serve_image(api_shard_t *a, coap_exchange_t *x, const coap_request_t
         return;
     }
     /* The representation: the whole image, or the application chunk. */
-    uint64_t start = 0, total = (uint64_t)o->data_size;
-    if (size > 0) {
-        start = (uint64_t)chunk * (uint64_t)size;
-        if (start >= (uint64_t)o->data_size) {
-            respond_diag(x, COAP_BAD_OPTION, "chunk past the end of the image");
-            return;
-        }
-        total = (uint64_t)o->data_size - start < (uint64_t)size ? (uint64_t)o->data_size - start
-                                                                : (uint64_t)size;
+    uint64_t start, total;
+    if (!ota_chunk_range(o->data_size, size, chunk, &start, &total)) {
+        respond_diag(x, COAP_BAD_OPTION, "chunk past the end of the image");
+        return;
     }
     uint32_t num;
     size_t bsize;

@@ -260,18 +260,14 @@ static void ota_get(http_req_t *rq, http_resp_t *rs, ota_type_t type)
         status_only(rs, 404); /* nothing assigned, or an external URL package */
     } else if (rc < 0) {
         store_failed(rs, dev, "OTA package read", rc);
-    } else if (!o.title || !o.version || strcmp(title, o.title) != 0 ||
-               strcmp(version, o.version) != 0) {
+    } else if (!o.title || !o.version ||
+               !ota_names_match(&o, title, strlen(title), version, strlen(version))) {
         status_only(rs, 400); /* ThingsBoard: not the package assigned */
     } else {
         /* The representation: the whole image, or the chunk [chunk*size, +size); a chunk past
          * the end is an empty 200, as ThingsBoard's OTA data cache answers it. */
-        uint64_t start = 0, len = (uint64_t)o.data_size;
-        if (size > 0) {
-            start = (uint64_t)chunk * (uint64_t)size;
-            uint64_t left = start < (uint64_t)o.data_size ? (uint64_t)o.data_size - start : 0;
-            len = left < (uint64_t)size ? left : (uint64_t)size;
-        }
+        uint64_t start, len;
+        ota_chunk_range(o.data_size, size, chunk, &start, &len); /* past the end: len 0 */
         int fd = ota_files_open_image(rq->srv->cfg.ota, o.uuid);
         struct stat st;
         if (fd < 0 || fstat(fd, &st) != 0 || st.st_size != o.data_size) {

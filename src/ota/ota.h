@@ -102,6 +102,17 @@ void ota_upload_free(ota_upload_t *u);
  * its profile's. 0 and fills out (store_ota_fini it); -ENOENT when none is assigned (or the
  * assigned row vanished); another store error. */
 int ota_resolve(store_t *s, int64_t device_id, ota_type_t type, store_ota_t *out);
+
+/* ThingsBoard's download rules, for every transport (CoAP fw, HTTP firmware):
+ * ota_names_match: a title or version the device names (NULL: not named; the text need not
+ * end in NUL, its length is given) must equal the package's;
+ * ota_chunk_range: the bytes asked for — the whole image when size is 0, else the application
+ * chunk [chunk*size, chunk*size+size) clipped to the image — into *start and *len; false (and
+ * *len 0) when the chunk starts at or past the end, which each transport answers its way. */
+bool ota_names_match(const store_ota_t *o, const char *title, size_t title_len, const char *version,
+                     size_t version_len);
+bool ota_chunk_range(int64_t data_size, int64_t size, int64_t chunk, uint64_t *start,
+                     uint64_t *len);
 /* The same from a device row already read: the uuid of the effective package into out
  * ("" when none). 0 or a store error. */
 int ota_effective_id(store_t *s, const store_device_t *d, ota_type_t type,

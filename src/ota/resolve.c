@@ -53,3 +53,32 @@ int ota_resolve(store_t *s, int64_t device_id, ota_type_t type, store_ota_t *out
         return -ENOENT;
     return store_ota_get_by_uuid(s, id, out);
 }
+
+static bool named_is(const char *named, size_t len, const char *have)
+{
+    return !named || (have && strlen(have) == len && memcmp(named, have, len) == 0);
+}
+
+bool ota_names_match(const store_ota_t *o, const char *title, size_t title_len, const char *version,
+                     size_t version_len)
+{
+    return named_is(title, title_len, o->title) && named_is(version, version_len, o->version);
+}
+
+bool ota_chunk_range(int64_t data_size, int64_t size, int64_t chunk, uint64_t *start, uint64_t *len)
+{
+    uint64_t total = data_size > 0 ? (uint64_t)data_size : 0;
+    *start = 0;
+    *len = total;
+    if (size <= 0)
+        return true;
+    uint64_t at = (uint64_t)(chunk > 0 ? chunk : 0) * (uint64_t)size;
+    if (at >= total) {
+        *start = at;
+        *len = 0;
+        return false;
+    }
+    *start = at;
+    *len = total - at < (uint64_t)size ? total - at : (uint64_t)size;
+    return true;
+}
