@@ -325,7 +325,8 @@ static const struct verb {
      "Replaces the device's credentials with a DTLS pre-shared key: identity ID (unique,\n"
      "1-128 chars) and key HEX (2-128 hex digits). The device then connects with e.g.\n"
      "coap-client-openssl -u ID -k KEYTEXT (libcoap 4.3.1 takes the key as text: HEX is\n"
-     "that text's bytes, e.g. `printf %s KEYTEXT | xxd -p`). Prints the identity.\n"},
+     "that text's bytes in hex, e.g. from `printf %s KEYTEXT | od -An -tx1`). Prints the\n"
+     "identity.\n"},
 };
 
 int cli_cmd_device(cli_t *c, int argc, char **argv)

@@ -36,7 +36,7 @@
 
 /* RFC 7252 §9.1.3.3 mandates ECDHE-ECDSA-AES128-CCM8 (OpenSSL leaves CCM out of DEFAULT, so
  * it is named here); then the other AEAD suites Scandium offers for EC keys (spec §6.7), and
- * ECDHE-RSA-GCM for RSA server keys. No CBC, no PSK. */
+ * ECDHE-RSA-GCM for RSA server keys. No CBC. */
 static const char CIPHERS[] = "ECDHE-ECDSA-AES128-CCM8:ECDHE-ECDSA-AES128-GCM-SHA256:"
                               "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-CCM:"
                               "ECDHE-ECDSA-AES256-CCM:ECDHE-ECDSA-AES256-CCM8:"

@@ -7,7 +7,7 @@
 # (another device's token in the path never writes there), the key never returned by
 # /credentials/info nor logged, and a certificate client still served on the same port.
 . "$(dirname "$0")/lib.sh"
-need openssl; need coap-client-openssl; need coap-client-gnutls; need xxd
+need openssl; need coap-client-openssl; need coap-client-gnutls
 
 coaps() { # coaps CLIENT METHOD PATH [PAYLOAD] [-- extra args]: as in test_dtls_seed.sh
     local client=$1 method=$2 path=$3; shift 3
@@ -48,7 +48,7 @@ login
 
 # libcoap 4.3.1's -k is the key as text: the operator registers its bytes in hex.
 KEY_TEXT="psk-secret-$RANDOM$RANDOM"
-KEY_HEX=$(printf '%s' "$KEY_TEXT" | xxd -p | tr -d '\n')
+KEY_HEX=$(printf '%s' "$KEY_TEXT" | od -An -tx1 | tr -d ' \n')
 ID="sensor-$RANDOM"
 device_create psk-dev "pskTok$RANDOM$RANDOM"
 A=$DEV_ID
@@ -136,7 +136,7 @@ log "ok: PSK sessions carried by the compact record layer"
 # ---- ThingsBoard's LwM2M shape: a new identity and key take over; the old ones stop working -----
 ID2="lwm2m-$RANDOM"
 KEY2_TEXT="second-key-$RANDOM"
-KEY2_HEX=$(printf '%s' "$KEY2_TEXT" | xxd -p | tr -d '\n')
+KEY2_HEX=$(printf '%s' "$KEY2_TEXT" | od -An -tx1 | tr -d ' \n')
 LW='{"client":{"securityConfigClientMode":"PSK","endpoint":"'"$ID2"'","identity":"'"$ID2"'","key":"'"$KEY2_HEX"'"},"bootstrap":{"bootstrapServer":{"securityMode":"NO_SEC"},"lwm2mServer":{"securityMode":"NO_SEC"}}}'
 set_cred "$A" '.credentialsType="LWM2M_CREDENTIALS" | del(.credentialsId) | .credentialsValue='"$LW"
 assert_eq "$(http_code)" 200 "LWM2M_CREDENTIALS (object) saved"
@@ -151,7 +151,7 @@ assert_eq "$(values "$A" t | tr '\n' ' ')" "1 2 5 " "only the current PSK writes
 # ---- the CLI: `coaphub-cli device psk NAME --identity ID --key HEX` --------------------------------
 ID3="cli-$RANDOM"
 KEY3_TEXT="cli-key-$RANDOM"
-KEY3_HEX=$(printf '%s' "$KEY3_TEXT" | xxd -p | tr -d '\n')
+KEY3_HEX=$(printf '%s' "$KEY3_TEXT" | od -An -tx1 | tr -d ' \n')
 cli() { COAPHUB_URL="$BASE_URL" COAPHUB_USER="$ADMIN_USER" COAPHUB_PASSWORD="$ADMIN_PASSWORD" \
     "$COAPHUB_CLI" "$@" >cli.out 2>cli.err; }
 cli device psk psk-dev --identity "$ID3" --key nothex && fail "CLI accepted a non-hex key"
