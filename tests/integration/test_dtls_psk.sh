@@ -78,8 +78,9 @@ assert_eq "$COAP_CODE" none "unknown identity: no response"
 assert_eq "$(values "$A" t | tr '\n' ' ')" "1 2 " "nothing written by failed handshakes"
 
 # openssl s_client: the handshake completes with each suite we offer, and fails as it should.
-s_client() { # s_client CIPHER IDENTITY KEYHEX -> output in sc.log
-    timeout 10 openssl s_client -dtls1_2 -psk "$3" -psk_identity "$2" -cipher "$1" \
+s_client() { # s_client CIPHER IDENTITY KEYHEX [EXTRA...] -> output in sc.log
+    local c=$1 i=$2 k=$3; shift 3
+    timeout 10 openssl s_client -dtls1_2 -psk "$k" -psk_identity "$i" -cipher "$c" "$@" \
         -connect "127.0.0.1:$COAPS_PORT" </dev/null >sc.log 2>&1 || true
 }
 for c in PSK-AES128-CCM8 PSK-AES128-GCM-SHA256 ECDHE-PSK-CHACHA20-POLY1305; do
@@ -87,6 +88,13 @@ for c in PSK-AES128-CCM8 PSK-AES128-GCM-SHA256 ECDHE-PSK-CHACHA20-POLY1305; do
     grep -Eq "Cipher is $c" sc.log || { tail -n 20 sc.log >&2; fail "s_client $c: no handshake"; }
     log "ok: openssl s_client -psk $c handshake"
 done
+# PSK sessions are not resumable (a resumption would skip the key lookup): offering the
+# session back gets a full handshake.
+s_client PSK-AES128-CCM8 "$ID" "$KEY_HEX" -sess_out sess.pem
+[ -s sess.pem ] || fail "s_client wrote no session"
+s_client PSK-AES128-CCM8 "$ID" "$KEY_HEX" -sess_in sess.pem
+grep -q "^New, " sc.log || { grep -E "^(New|Reused)" sc.log >&2; fail "a PSK session was resumed"; }
+log "ok: a PSK session is not resumed (full handshake)"
 s_client PSK-AES128-CCM8 "nobody-$ID" "$KEY_HEX"
 grep -q "unknown psk identity" sc.log || { tail -n 20 sc.log >&2; fail "unknown identity: no unknown_psk_identity alert"; }
 log "ok: unknown identity -> unknown_psk_identity alert"
