@@ -148,7 +148,8 @@ enum {
 };
 #define DTLS_SEQ_MAX ((UINT64_C(1) << 48) - 1)
 
-/* Record-layer state of one session once OpenSSL's SSL is gone: ~110 bytes. The keys are
+/* Record-layer state of one session once OpenSSL's SSL is gone: ~130 bytes (the 12-byte
+ * IVs are ChaCha20's; AES suites use 4 of them). The keys are
  * secret (wiped by dtls__rl_wipe). "r" is what the client sends us, "w" what we send. */
 typedef struct dtls_rl {
     uint8_t alg;     /* dtls_aead_alg_t */
