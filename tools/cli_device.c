@@ -1,4 +1,4 @@
-/* cli_device.c — `coaphub-cli device ...`: add, list, show, delete, token, cert.
+/* cli_device.c — `coaphub-cli device ...`: add, list, show, delete, token, cert, psk.
  *
  * Devices are addressed by name (unique per tenant), resolved to an id with
  * GET /api/tenant/devices?deviceName=. Credential changes follow TB's update-only rule: read
@@ -33,13 +33,14 @@ static const char DEVICE_HELP[] =
     "  device delete NAME                          delete device, credentials and data\n"
     "  device token NAME TOKEN                     set access-token credentials\n"
     "  device cert NAME --cert cert.pem            set X.509 credentials; prints credentialsId\n"
+    "  device psk NAME --identity ID --key HEX     set DTLS PSK credentials\n"
     "Run 'coaphub-cli device VERB --help' for details.\n";
 
 /* A verb's command line once parsed and, for a verb that names an existing device, that device. */
 typedef struct {
     const char *usage;
     char *pos[2];
-    const char *token, *type, *search, *cert, *profile; /* options */
+    const char *token, *type, *search, *cert, *profile, *identity, *key; /* options */
     json_t *dev;    /* the device named by pos[0], a new reference */
     const char *id; /* its id, inside dev */
 } args_t;
@@ -210,14 +211,19 @@ static char *read_pem(const char *file)
     return buf;
 }
 
-/* Shared by `device token` and `device cert`: value is the token or the PEM text. */
-static int set_creds(cli_t *c, const args_t *a, const char *type, const char *value)
+/* Shared by `device token`, `cert` and `psk`: value is the token, the PEM text or the hex
+ * key (then psk_identity is the identity). */
+static int set_creds(cli_t *c, const args_t *a, const char *type, const char *value,
+                     const char *psk_identity)
 {
     json_t *cred = NULL, *out = NULL;
     int rc = get_creds(c, a->id, &cred);
     if (rc == 0) {
         json_object_set_new(cred, "credentialsType", json_string(type));
-        if (strcmp(type, "ACCESS_TOKEN") == 0) {
+        if (psk_identity) {
+            json_object_set_new(cred, "credentialsId", json_string(psk_identity));
+            json_object_set_new(cred, "credentialsValue", json_string(value));
+        } else if (strcmp(type, "ACCESS_TOKEN") == 0) {
             json_object_set_new(cred, "credentialsId", json_string(value));
             json_object_set_new(cred, "credentialsValue", json_null());
         } else {
@@ -242,7 +248,15 @@ static int set_creds(cli_t *c, const args_t *a, const char *type, const char *va
 
 static int run_token(cli_t *c, args_t *a)
 {
-    return set_creds(c, a, "ACCESS_TOKEN", a->pos[1]);
+    return set_creds(c, a, "ACCESS_TOKEN", a->pos[1], NULL);
+}
+
+/* The server validates identity and key (hex) and answers with its message if wrong. */
+static int run_psk(cli_t *c, args_t *a)
+{
+    if (!a->identity || !a->key)
+        return cli_usage(a->usage, EX_USAGE);
+    return set_creds(c, a, "PSK", a->key, a->identity);
 }
 
 /* The certificate file is read before logging in: a wrong path is the user's to fix first. */
@@ -255,7 +269,7 @@ static int run_cert(cli_t *c, args_t *a)
         return EX_NOINPUT;
     int rc = cli_device_by_name(c, a->pos[0], &a->dev, &a->id);
     if (rc == 0)
-        rc = set_creds(c, a, "X509_CERTIFICATE", pem);
+        rc = set_creds(c, a, "X509_CERTIFICATE", pem, NULL);
     free(pem);
     return rc;
 }
@@ -269,7 +283,9 @@ enum {
     OPT_TYPE = 1u << 1,
     OPT_SEARCH = 1u << 2,
     OPT_CERT = 1u << 3,
-    OPT_PROFILE = 1u << 4
+    OPT_PROFILE = 1u << 4,
+    OPT_IDENTITY = 1u << 5,
+    OPT_KEY = 1u << 6
 };
 
 static const struct verb {
@@ -304,6 +320,13 @@ static const struct verb {
      "usage: coaphub-cli device cert NAME --cert cert.pem\n"
      "Replaces the device's credentials with the X.509 certificate in cert.pem (PEM).\n"
      "Prints the credentialsId the server computed (certificate fingerprint).\n"},
+    {"psk", OPT_IDENTITY | OPT_KEY, 1, FIRST_FIND_DEVICE, run_psk,
+     "usage: coaphub-cli device psk NAME --identity ID --key HEX\n"
+     "Replaces the device's credentials with a DTLS pre-shared key: identity ID (unique,\n"
+     "1-128 chars) and key HEX (2-128 hex digits). The device then connects with e.g.\n"
+     "coap-client-openssl -u ID -k KEYTEXT (libcoap 4.3.1 takes the key as text: HEX is\n"
+     "that text's bytes in hex, e.g. from `printf %s KEYTEXT | od -An -tx1`). Prints the\n"
+     "identity.\n"},
 };
 
 int cli_cmd_device(cli_t *c, int argc, char **argv)
@@ -326,9 +349,13 @@ int cli_cmd_device(cli_t *c, int argc, char **argv)
         unsigned bit;
         cli_opt_t opt;
     } all[] = {
-        {OPT_TOKEN, {"token", &a.token, NULL}},       {OPT_TYPE, {"type", &a.type, NULL}},
-        {OPT_SEARCH, {"search", &a.search, NULL}},    {OPT_CERT, {"cert", &a.cert, NULL}},
+        {OPT_TOKEN, {"token", &a.token, NULL}},
+        {OPT_TYPE, {"type", &a.type, NULL}},
+        {OPT_SEARCH, {"search", &a.search, NULL}},
+        {OPT_CERT, {"cert", &a.cert, NULL}},
         {OPT_PROFILE, {"profile", &a.profile, NULL}},
+        {OPT_IDENTITY, {"identity", &a.identity, NULL}},
+        {OPT_KEY, {"key", &a.key, NULL}},
     };
     cli_opt_t opts[sizeof all / sizeof all[0] + 1];
     size_t n_opts = 0;

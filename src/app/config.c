@@ -64,7 +64,8 @@ static const opt_t opts[] = {
      "intermediate certificates sent after the server certificate (PEM)", false},
     {"dtls-ciphers", "dtls", "ciphers", {"COAPHUB_DTLS_CIPHERS"}, T_STR, OFF(dtls.ciphers),
      "OpenSSL cipher list offered (default: ECDHE-ECDSA AES-128-CCM-8, AES-128/256-GCM, "
-     "AES-128/256-CCM and ECDHE-RSA AES-GCM)", false},
+     "AES-128/256-CCM and ECDHE-RSA AES-GCM; PSK AES-128-CCM-8, AES-128/256-GCM, AES-128-CCM, "
+     "AES-256-CCM-8 and ECDHE-PSK ChaCha20-Poly1305)", false},
     {"dtls-compact-records", "dtls", "compact_records", {"COAPHUB_DTLS_COMPACT_RECORDS"}, T_BOOL,
      OFF(dtls.compact_records),
      "after the handshake keep only the record keys and protect records ourselves with "

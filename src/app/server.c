@@ -67,6 +67,14 @@ static int64_t identify_cert(void *server, const uint8_t *const *der, const size
     return id;
 }
 
+static int64_t identify_psk(void *server, const char *identity, size_t len, uint8_t *key,
+                            size_t *key_len)
+{
+    server_t *s = server;
+    _Static_assert(DTLS_PSK_MAX == REGISTRY_PSK_MAX, "one PSK size limit");
+    return registry_find_psk(s->registry, identity, len, key, key_len);
+}
+
 /* A profile saved or deleted over REST: the chain-provisioning cache reloads before the REST
  * answer goes out, so a CA added is trusted for provisioning as soon as the operator hears
  * back. (A CA removed stops provisioning even earlier: provision.h.) */
@@ -226,6 +234,7 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
         s->dtls_cfg.data_dir = cfg->data_dir;
         s->dtls_cfg.identify = identify_cert;
         s->dtls_cfg.identify_ctx = s;
+        s->dtls_cfg.psk_find = identify_psk;
         s->dtls_ctx = dtls_ctx_new(&s->dtls_cfg, err);
         if (!s->dtls_ctx)
             goto fail;

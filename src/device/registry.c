@@ -1,4 +1,5 @@
-/* registry.c — credential cache: two string->device maps and a device->credential index.
+/* registry.c — credential cache: three string->device maps (tokens, certificate hashes, PSK
+ * identities) and a device->credential index.
  *
  * DESIGN. A core/htab per credential kind (keyed hash: tokens are chosen by whoever sends a
  * request), plus one from device id to its current credential so replacing or removing a
@@ -14,6 +15,8 @@
 #include "core/xmalloc.h"
 #include "device/x509.h"
 
+#include <errno.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,12 +27,13 @@ typedef struct entry {
     int64_t device_id;
     store_cred_type_t type;
     size_t key_len;
-    char key[]; /* token or credentialsId, NUL-terminated */
+    size_t psk_len; /* CRED_PSK: the key's bytes follow key's NUL */
+    char key[];     /* token, credentialsId or PSK identity, NUL-terminated */
 } entry_t;
 
 struct registry {
     pthread_rwlock_t lock;
-    htab_t tokens, certs;
+    htab_t tokens, certs, psks;
     htab_t by_device;
 };
 
@@ -50,6 +54,7 @@ registry_t *registry_new(void)
     pthread_rwlock_init(&r->lock, NULL);
     htab_init(&r->tokens, 1024);
     htab_init(&r->certs, 1024);
+    htab_init(&r->psks, 64);
     htab_init(&r->by_device, 1024);
     return r;
 }
@@ -59,18 +64,22 @@ void registry_free(registry_t *r)
     if (!r)
         return;
     htab_iter_t it;
-    for (htab_link_t *l = htab_iter_first(&it, &r->by_device); l; l = htab_iter_next(&it))
-        free(HTAB_ENTRY(l, entry_t, dlink));
+    for (htab_link_t *l = htab_iter_first(&it, &r->by_device); l; l = htab_iter_next(&it)) {
+        entry_t *e = HTAB_ENTRY(l, entry_t, dlink);
+        OPENSSL_cleanse(e, sizeof *e + e->key_len + 1 + e->psk_len); /* a PSK is a secret */
+        free(e);
+    }
     htab_fini(&r->by_device);
     htab_fini(&r->tokens);
     htab_fini(&r->certs);
+    htab_fini(&r->psks);
     pthread_rwlock_destroy(&r->lock);
     free(r);
 }
 
 static htab_t *table_for(registry_t *r, store_cred_type_t type)
 {
-    return type == CRED_X509 ? &r->certs : &r->tokens;
+    return type == CRED_X509 ? &r->certs : type == CRED_PSK ? &r->psks : &r->tokens;
 }
 
 static entry_t *table_find(const htab_t *t, const void *key, size_t len)
@@ -90,15 +99,57 @@ static void remove_locked(registry_t *r, int64_t device_id)
     entry_t *e = HTAB_ENTRY(l, entry_t, dlink);
     htab_remove(&r->by_device, &e->dlink);
     htab_remove(table_for(r, e->type), &e->link);
+    OPENSSL_cleanse(e, sizeof *e + e->key_len + 1 + e->psk_len);
     free(e);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int registry_psk_from_hex(const char *hex, uint8_t out[static REGISTRY_PSK_MAX])
+{
+    size_t n = hex ? strlen(hex) : 0;
+    if (n == 0 || n % 2 != 0 || n / 2 > REGISTRY_PSK_MAX)
+        return -EINVAL;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -EINVAL;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return (int)(n / 2);
 }
 
 void registry_set(registry_t *r, int64_t device_id, store_cred_type_t type, const char *cred_id)
 {
+    (void)registry_set_cred(r, device_id, type, cred_id, NULL);
+}
+
+int registry_set_cred(registry_t *r, int64_t device_id, store_cred_type_t type, const char *cred_id,
+                      const char *cred_value)
+{
+    uint8_t psk[REGISTRY_PSK_MAX];
+    int psk_len = 0;
+    if (type == CRED_PSK && (psk_len = registry_psk_from_hex(cred_value, psk)) < 0) {
+        /* Unusable: the device loses its old credentials as the store says it should. */
+        registry_remove_device(r, device_id);
+        return psk_len;
+    }
     size_t len = strlen(cred_id);
-    entry_t *e = xmalloc(sizeof *e + len + 1);
-    *e = (entry_t){.device_id = device_id, .type = type, .key_len = len};
+    entry_t *e = xmalloc(sizeof *e + len + 1 + (size_t)psk_len);
+    *e = (entry_t){
+        .device_id = device_id, .type = type, .key_len = len, .psk_len = (size_t)psk_len};
     memcpy(e->key, cred_id, len + 1);
+    memcpy(e->key + len + 1, psk, (size_t)psk_len);
+    OPENSSL_cleanse(psk, sizeof psk);
 
     pthread_rwlock_wrlock(&r->lock);
     remove_locked(r, device_id);
@@ -111,6 +162,7 @@ void registry_set(registry_t *r, int64_t device_id, store_cred_type_t type, cons
     htab_insert(t, &e->link, hash_bytes(e->key, len));
     htab_insert(&r->by_device, &e->dlink, hash_u64((uint64_t)device_id));
     pthread_rwlock_unlock(&r->lock);
+    return 0;
 }
 
 void registry_remove_device(registry_t *r, int64_t device_id)
@@ -147,10 +199,27 @@ int64_t registry_find_cert_der(registry_t *r, const uint8_t *der, size_t len)
     return registry_find_cert(r, hash);
 }
 
+int64_t registry_find_psk(registry_t *r, const char *identity, size_t len,
+                          uint8_t key[static REGISTRY_PSK_MAX], size_t *key_len)
+{
+    if (len == 0)
+        return 0;
+    pthread_rwlock_rdlock(&r->lock);
+    entry_t *e = table_find(&r->psks, identity, len);
+    int64_t id = 0;
+    if (e) {
+        id = e->device_id;
+        memcpy(key, e->key + e->key_len + 1, e->psk_len);
+        *key_len = e->psk_len;
+    }
+    pthread_rwlock_unlock(&r->lock);
+    return id;
+}
+
 static void load_one(void *arg, const store_cred_t *c)
 {
     if (c->cred_id && *c->cred_id)
-        registry_set(arg, c->device_id, c->type, c->cred_id);
+        registry_set_cred(arg, c->device_id, c->type, c->cred_id, c->cred_value);
 }
 
 int registry_load(registry_t *r, store_t *s)

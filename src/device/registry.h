@@ -1,5 +1,5 @@
-/* registry.h — the in-memory credential cache: access token -> device and certificate
- * credentialsId (SHA3-256 hex) -> device.
+/* registry.h — the in-memory credential cache: access token -> device, certificate
+ * credentialsId (SHA3-256 hex) -> device, and DTLS PSK identity -> device + key.
  *
  * Read on every request and every DTLS handshake (OpenSSL verify callbacks must never touch
  * the database), changed rarely (REST credential saves, device deletes). Readers take a
@@ -30,8 +30,23 @@ int64_t registry_find_cert(registry_t *r, const char *cred_id);
  * if unknown or not a certificate. What the DTLS transport's identify callback calls. */
 int64_t registry_find_cert_der(registry_t *r, const uint8_t *der, size_t len);
 
-/* Records the device's current credentials, replacing any it had. */
+/* Largest PSK accepted (bytes): RFC 4279 allows 64 KB, devices use 16-32. */
+#define REGISTRY_PSK_MAX 64
+
+/* Device id for a DTLS PSK identity (bytes), with its key copied to key (*key_len bytes, at
+ * most REGISTRY_PSK_MAX); 0 if unknown (key untouched). What the DTLS PSK callback calls. */
+int64_t registry_find_psk(registry_t *r, const char *identity, size_t len,
+                          uint8_t key[static REGISTRY_PSK_MAX], size_t *key_len);
+
+/* Records the device's current credentials, replacing any it had. For CRED_PSK use
+ * registry_set_cred (the key is needed). */
 void registry_set(registry_t *r, int64_t device_id, store_cred_type_t type, const char *cred_id);
+/* The same for any type: cred_value is the hex key for CRED_PSK (ignored otherwise). A PSK
+ * whose key is not valid hex of 1..REGISTRY_PSK_MAX bytes is not recorded (-EINVAL). */
+int registry_set_cred(registry_t *r, int64_t device_id, store_cred_type_t type, const char *cred_id,
+                      const char *cred_value);
+/* Hex (either case) to bytes: the key length, or -EINVAL (odd, not hex, empty, too long). */
+int registry_psk_from_hex(const char *hex, uint8_t out[static REGISTRY_PSK_MAX]);
 /* Forgets the device's credentials. */
 void registry_remove_device(registry_t *r, int64_t device_id);
 

@@ -14,7 +14,7 @@
  *  - The write sequence continues after the highest one OpenSSL wrote (seen in bio.c), so no
  *    sequence number is ever sent twice under the same keys.
  *  - A session whose shadow window could be incomplete (epoch-1 data or alerts arrived while
- *    it was still handshaking), whose suite is not an AES-GCM/CCM one, or where our keys
+ *    it was still handshaking), whose suite is not AES-GCM/CCM or ChaCha20-Poly1305, or where our keys
  *    disagree with OpenSSL's, keeps its SSL: correctness first, memory second.
  * Renegotiation is refused by ignoring epoch-1 handshake records (no reply: a reply alert to a
  * replayed record would let anybody who captured one make us talk). A new epoch-0

@@ -55,7 +55,17 @@ typedef struct dtls_cfg {
      * device is ever identified by certificate. */
     int64_t (*identify)(void *ctx, const uint8_t *const *der, const size_t *len, size_t n);
     void *identify_ctx;
+    /* Which device a PSK identity (len bytes, not NUL-terminated) names, with its key copied
+     * to key (*key_len bytes, at most DTLS_PSK_MAX): the device id, or 0 when unknown (the
+     * handshake then fails with unknown_psk_identity). Called with identify_ctx on the shard
+     * thread from OpenSSL's PSK callback (once per full PSK handshake) and again when the
+     * session is established (to bind it to the device); it answers from memory only. NULL:
+     * PSK suites are not offered. */
+    int64_t (*psk_find)(void *ctx, const char *identity, size_t len, uint8_t *key, size_t *key_len);
 } dtls_cfg_t;
+
+/* Largest PSK psk_find may return, in bytes. */
+#define DTLS_PSK_MAX 64
 
 /* Fills cfg with the defaults noted above (bind 0.0.0.0:5684, data_dir "."). */
 void dtls_cfg_default(dtls_cfg_t *cfg);

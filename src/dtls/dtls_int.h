@@ -39,6 +39,8 @@ unsigned dtls__ctx_gen(dtls_ctx_t *ctx);
 /* The device a client's certificates (leaf first, DER) name, through cfg.identify; 0 for
  * none. */
 int64_t dtls__ctx_identify(dtls_ctx_t *ctx, const uint8_t *const *der, const size_t *len, size_t n);
+/* The device a PSK identity (NUL-terminated) names, through cfg.psk_find; 0 for none. */
+int64_t dtls__ctx_identify_psk(dtls_ctx_t *ctx, const char *identity);
 /* Sessions in the context's resumption store (by session id; endpoint.c). */
 size_t dtls__ctx_sessions_stored(dtls_ctx_t *ctx);
 
@@ -125,27 +127,29 @@ unsigned int dtls__timer_cb(SSL *ssl, unsigned int timer_us);
 
 /* ---- record.c: the compact DTLS 1.2 AEAD record layer -------------------------------------- */
 
-/* The AEAD algorithms the compact layer implements (RFC 5288 GCM, RFC 6655 CCM and CCM_8).
- * Any other negotiated suite keeps OpenSSL's record layer. */
+/* The AEAD algorithms the compact layer implements (RFC 5288 GCM, RFC 6655 CCM and CCM_8,
+ * RFC 7905 ChaCha20-Poly1305). Any other negotiated suite keeps OpenSSL's record layer. */
 typedef enum {
     DTLS_AEAD_NONE = 0,
     DTLS_AEAD_AES128_GCM,
     DTLS_AEAD_AES256_GCM,
     DTLS_AEAD_AES128_CCM,
     DTLS_AEAD_AES256_CCM,
+    DTLS_AEAD_CHACHA20, /* RFC 7905: no explicit nonce, a 12-byte IV XORed with the sequence */
     DTLS_AEAD_N
 } dtls_aead_alg_t;
 
 enum {
     DTLS_REC_HDR = 13,       /* type, version, epoch, 48-bit sequence number, length */
     DTLS_EXPLICIT_NONCE = 8, /* epoch || sequence number, sent before the ciphertext */
-    DTLS_SALT_LEN = 4,       /* the implicit part of the nonce (client/server_write_IV) */
+    DTLS_SALT_LEN = 12,      /* client/server_write_IV: 4 bytes used for AES, 12 for ChaCha20 */
     DTLS_KEY_MAX = 32,
     DTLS_REPLAY_WINDOW = 64,
 };
 #define DTLS_SEQ_MAX ((UINT64_C(1) << 48) - 1)
 
-/* Record-layer state of one session once OpenSSL's SSL is gone: ~110 bytes. The keys are
+/* Record-layer state of one session once OpenSSL's SSL is gone: ~130 bytes (the 12-byte
+ * IVs are ChaCha20's; AES suites use 4 of them). The keys are
  * secret (wiped by dtls__rl_wipe). "r" is what the client sends us, "w" what we send. */
 typedef struct dtls_rl {
     uint8_t alg;     /* dtls_aead_alg_t */

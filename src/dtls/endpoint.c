@@ -36,11 +36,20 @@
 
 /* RFC 7252 §9.1.3.3 mandates ECDHE-ECDSA-AES128-CCM8 (OpenSSL leaves CCM out of DEFAULT, so
  * it is named here); then the other AEAD suites Scandium offers for EC keys (spec §6.7), and
- * ECDHE-RSA-GCM for RSA server keys. No CBC, no PSK. */
+ * ECDHE-RSA-GCM for RSA server keys. No CBC. */
 static const char CIPHERS[] = "ECDHE-ECDSA-AES128-CCM8:ECDHE-ECDSA-AES128-GCM-SHA256:"
                               "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-CCM:"
                               "ECDHE-ECDSA-AES256-CCM:ECDHE-ECDSA-AES256-CCM8:"
                               "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384";
+/* PSK devices (added when a psk_find callback is configured): RFC 7252 §9.1.3.1's mandatory
+ * PSK-AES128-CCM8, PSK with AES-GCM, and the one AEAD ECDHE-PSK suite OpenSSL 3.0 has for DTLS
+ * 1.2 (ChaCha20-Poly1305: it stays on OpenSSL's record layer, compact.c carries AES only).
+ * OpenSSL selects a PSK suite only for a client that offers one, so certificate clients are
+ * unaffected. */
+static const char PSK_CIPHERS[] =
+    "PSK-AES128-CCM8:PSK-AES128-GCM-SHA256:PSK-AES128-CCM:"
+    "PSK-AES256-GCM-SHA384:PSK-AES256-CCM8:"
+    "ECDHE-PSK-CHACHA20-POLY1305";
 static const char GROUPS[] = "P-256:P-384:X25519";
 static const unsigned char SID_CTX[] = "coaphub-dtls";
 /* Sessions (ids and tickets) stay resumable for a day: a device that reconnects or moves
@@ -63,6 +72,7 @@ struct dtls_ctx {
     _Atomic unsigned gen;
     int64_t (*identify)(void *ctx, const uint8_t *const *der, const size_t *len, size_t n);
     void *identify_ctx;
+    int64_t (*psk_find)(void *ctx, const char *identity, size_t len, uint8_t *key, size_t *key_len);
     bool skip_validity;
     char *cert_path, *key_path, *chain_path, *password;
     char *ciphers; /* NULL: the built-in AEAD list */
@@ -139,6 +149,13 @@ static int sess_new_cb(SSL *ssl, SSL_SESSION *sess)
     sess_store_t *st = sess_of(ssl);
     unsigned id_len = 0;
     const unsigned char *id = SSL_SESSION_get_id(sess, &id_len);
+    if (SSL_get_psk_identity(ssl)) {
+        /* PSK sessions are not resumable: a resumption skips the PSK callback, so a session
+         * made with a key since replaced would outlive it. A PSK handshake costs no public-key
+         * operation (ECDHE-PSK one ECDH), so little is lost. */
+        SSL_CTX_remove_session(SSL_get_SSL_CTX(ssl), sess);
+        return 0;
+    }
     if (!st || id_len == 0 || id_len > SSL_MAX_SSL_SESSION_ID_LENGTH)
         return 0;
     unsigned char *tmp = NULL; /* one encoding pass: OpenSSL allocates the output */
@@ -266,6 +283,39 @@ int dtls__verify_cb(int preverify_ok, X509_STORE_CTX *xs)
     return 0;
 }
 
+/* OpenSSL's PSK server callback, on ClientKeyExchange: one registry lookup. 0 (unknown
+ * identity, or a key too long for OpenSSL's buffer) makes OpenSSL fail the handshake with
+ * unknown_psk_identity (RFC 4279 §2). */
+static unsigned psk_server_cb(SSL *ssl, const char *identity, unsigned char *psk, unsigned max)
+{
+    dtls_ctx_t *ctx = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    if (!ctx || !ctx->psk_find || !identity)
+        return 0;
+    uint8_t key[DTLS_PSK_MAX];
+    size_t key_len = 0;
+    unsigned rc = 0;
+    if (ctx->psk_find(ctx->identify_ctx, identity, strlen(identity), key, &key_len) != 0 &&
+        key_len > 0 && key_len <= max) {
+        memcpy(psk, key, key_len);
+        rc = (unsigned)key_len;
+    } else {
+        LOG_D("dtls", "unknown PSK identity (%zu bytes)", strlen(identity));
+    }
+    OPENSSL_cleanse(key, sizeof key);
+    return rc;
+}
+
+int64_t dtls__ctx_identify_psk(dtls_ctx_t *ctx, const char *identity)
+{
+    if (!ctx->psk_find || !identity)
+        return 0;
+    uint8_t key[DTLS_PSK_MAX];
+    size_t key_len = 0;
+    int64_t id = ctx->psk_find(ctx->identify_ctx, identity, strlen(identity), key, &key_len);
+    OPENSSL_cleanse(key, sizeof key);
+    return id;
+}
+
 static int password_cb(char *buf, int size, int rwflag, void *u)
 {
     const char *pw = u;
@@ -334,11 +384,16 @@ static SSL_CTX *build(dtls_ctx_t *ctx, char err[static ERR_LEN])
         ssl_err(err, "cannot restrict to DTLS 1.2", NULL);
         goto fail;
     }
-    const char *ciphers = ctx->ciphers ? ctx->ciphers : CIPHERS;
+    char *deflt = ctx->psk_find ? xasprintf("%s:%s", CIPHERS, PSK_CIPHERS) : xstrdup(CIPHERS);
+    const char *ciphers = ctx->ciphers ? ctx->ciphers : deflt;
     if (SSL_CTX_set_cipher_list(c, ciphers) != 1) {
         ssl_err(err, "cipher list", ciphers);
+        free(deflt);
         goto fail;
     }
+    free(deflt);
+    if (ctx->psk_find)
+        SSL_CTX_set_psk_server_callback(c, psk_server_cb);
     if (SSL_CTX_set1_groups_list(c, GROUPS) != 1) {
         ssl_err(err, "groups", GROUPS);
         goto fail;
@@ -504,6 +559,7 @@ dtls_ctx_t *dtls_ctx_new(const dtls_cfg_t *cfg, char err[static ERR_LEN])
     pthread_mutex_init(&ctx->mu, NULL);
     ctx->identify = cfg->identify;
     ctx->identify_ctx = cfg->identify_ctx;
+    ctx->psk_find = cfg->psk_find;
     ctx->skip_validity = cfg->skip_validity_check;
     sess_init(&ctx->sessions);
     if (cfg->cert_file) {

@@ -87,6 +87,11 @@ static void on_rtx(loop_t *loop, void *arg)
  * takes them, is the identify callback's call. */
 static int64_t identify(dtls_listener_t *l, SSL *ssl)
 {
+    /* A PSK session is the device its identity names, exactly as a certificate's would be
+     * (looked up again: the callback's answer is not kept in the SSL). */
+    const char *psk_id = SSL_get_psk_identity(ssl);
+    if (psk_id)
+        return dtls__ctx_identify_psk(l->ctx, psk_id);
     X509 *leaf = SSL_get0_peer_certificate(ssl);
     if (!leaf)
         return 0;

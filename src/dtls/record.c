@@ -3,7 +3,7 @@
  * Once OpenSSL has finished a handshake, a session needs only its record keys, sequence
  * numbers and replay window (spec dtls-session-memory.md §5): this file is that state and
  * the code that protects records with it, so the ~50 KB SSL object can be freed. Crypto
- * stays OpenSSL's (EVP_KDF TLS1-PRF, EVP AES-GCM/CCM); only the framing is ours.
+ * stays OpenSSL's (EVP_KDF TLS1-PRF, EVP AES-GCM/CCM, ChaCha20-Poly1305); only the framing is ours.
  *
  * Invariants: a record's sequence number enters the replay window only after its tag
  * verified; no sequence number is ever sent twice (the 48-bit space is never wrapped); only
@@ -23,14 +23,15 @@
 #include <string.h>
 
 /* RFC 5246 §6.2.3: a TLSCiphertext fragment carries at most 2^14 bytes of plaintext. */
-enum { MAX_PLAIN = 16384, NONCE_LEN = DTLS_SALT_LEN + DTLS_EXPLICIT_NONCE, AAD_LEN = 13 };
+enum { MAX_PLAIN = 16384, NONCE_LEN = 12, AES_SALT_LEN = 4, AAD_LEN = 13 };
 
 static const char *const CIPHER_NAMES[DTLS_AEAD_N] = {
-    [DTLS_AEAD_AES128_GCM] = "AES-128-GCM",
-    [DTLS_AEAD_AES256_GCM] = "AES-256-GCM",
-    [DTLS_AEAD_AES128_CCM] = "AES-128-CCM",
-    [DTLS_AEAD_AES256_CCM] = "AES-256-CCM",
+    [DTLS_AEAD_AES128_GCM] = "AES-128-GCM",     [DTLS_AEAD_AES256_GCM] = "AES-256-GCM",
+    [DTLS_AEAD_AES128_CCM] = "AES-128-CCM",     [DTLS_AEAD_AES256_CCM] = "AES-256-CCM",
+    [DTLS_AEAD_CHACHA20] = "ChaCha20-Poly1305",
 };
+
+static void put_seq(uint8_t *p, uint16_t epoch, uint64_t seq);
 
 static bool is_ccm(unsigned alg)
 {
@@ -39,7 +40,38 @@ static bool is_ccm(unsigned alg)
 
 static uint8_t key_len_of(unsigned alg)
 {
-    return alg == DTLS_AEAD_AES256_GCM || alg == DTLS_AEAD_AES256_CCM ? 32 : 16;
+    return alg == DTLS_AEAD_AES256_GCM || alg == DTLS_AEAD_AES256_CCM || alg == DTLS_AEAD_CHACHA20
+               ? 32
+               : 16;
+}
+
+/* The implicit IV's length (RFC 5288 §3: 4; RFC 7905 §2: 12) and the explicit nonce sent in
+ * each record (8; none for ChaCha20-Poly1305). */
+static size_t iv_len_of(unsigned alg)
+{
+    return alg == DTLS_AEAD_CHACHA20 ? DTLS_SALT_LEN : AES_SALT_LEN;
+}
+
+static size_t explicit_len_of(unsigned alg)
+{
+    return alg == DTLS_AEAD_CHACHA20 ? 0 : DTLS_EXPLICIT_NONCE;
+}
+
+/* The AEAD nonce of the record with sequence number epoch || seq. AES: salt[4] || the
+ * explicit nonce as sent (explicit). ChaCha20: the 12-byte IV XOR (0^32 || epoch || seq). */
+static void make_nonce(uint8_t nonce[static NONCE_LEN], unsigned alg, const uint8_t *salt,
+                       const uint8_t *explicit, uint16_t epoch, uint64_t seq)
+{
+    if (alg == DTLS_AEAD_CHACHA20) {
+        uint8_t s[8];
+        put_seq(s, epoch, seq);
+        memcpy(nonce, salt, NONCE_LEN);
+        for (int i = 0; i < 8; i++)
+            nonce[4 + i] ^= s[i];
+        return;
+    }
+    memcpy(nonce, salt, AES_SALT_LEN);
+    memcpy(nonce + AES_SALT_LEN, explicit, DTLS_EXPLICIT_NONCE);
 }
 
 void dtls__aead_init(dtls_aead_ctx_t *a)
@@ -144,6 +176,8 @@ dtls_aead_alg_t dtls__aead_of_cipher(const SSL_CIPHER *c, uint8_t *tag_len)
     case NID_aes_256_ccm:
         *tag_len = ccm8 ? 8 : 16;
         return DTLS_AEAD_AES256_CCM;
+    case NID_chacha20_poly1305:
+        return DTLS_AEAD_CHACHA20;
     default:
         return DTLS_AEAD_NONE;
     }
@@ -167,8 +201,9 @@ int dtls__rl_derive(dtls_rl_t *rl, dtls_aead_alg_t alg, uint8_t tag_len, const E
     memcpy(seed, LABEL, sizeof LABEL - 1);
     memcpy(seed + sizeof LABEL - 1, server_random, 32);
     memcpy(seed + sizeof LABEL - 1 + 32, client_random, 32);
+    size_t iv = iv_len_of(alg);
     uint8_t block[2 * DTLS_KEY_MAX + 2 * DTLS_SALT_LEN];
-    size_t block_len = 2u * k + 2u * DTLS_SALT_LEN;
+    size_t block_len = 2u * k + 2u * iv;
     int rc = -EIO;
     EVP_KDF *kdf = EVP_KDF_fetch(NULL, "TLS1-PRF", NULL);
     EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
@@ -192,8 +227,8 @@ int dtls__rl_derive(dtls_rl_t *rl, dtls_aead_alg_t alg, uint8_t tag_len, const E
         rl->epoch = 1;
         memcpy(rl->rkey, block, k);
         memcpy(rl->wkey, block + k, k);
-        memcpy(rl->rsalt, block + 2 * k, DTLS_SALT_LEN);
-        memcpy(rl->wsalt, block + 2 * k + DTLS_SALT_LEN, DTLS_SALT_LEN);
+        memcpy(rl->rsalt, block + 2 * k, iv);
+        memcpy(rl->wsalt, block + 2 * k + iv, iv);
     }
     OPENSSL_cleanse(block, sizeof block);
     return rc;
@@ -313,17 +348,17 @@ ssize_t dtls__rl_open(dtls_rl_t *rl, dtls_aead_ctx_t *a, const dtls_rec_t *r, ui
         return -EPROTO;
     if (!dtls__rl_replay_check(rl, r->seq))
         return -EALREADY;
-    size_t over = DTLS_EXPLICIT_NONCE + rl->tag_len;
+    size_t expl = explicit_len_of(rl->alg);
+    size_t over = expl + rl->tag_len;
     if (r->frag_len < over)
         return -EBADMSG;
     size_t n = r->frag_len - over;
     if (n > MAX_PLAIN || n > cap || n > INT_MAX)
         return -EBADMSG;
     uint8_t nonce[NONCE_LEN], aad[AAD_LEN];
-    memcpy(nonce, rl->rsalt, DTLS_SALT_LEN);
-    memcpy(nonce + DTLS_SALT_LEN, r->frag, DTLS_EXPLICIT_NONCE);
+    make_nonce(nonce, rl->alg, rl->rsalt, r->frag, r->epoch, r->seq);
     make_aad(aad, r->epoch, r->seq, r->type, n);
-    const uint8_t *ct = r->frag + DTLS_EXPLICIT_NONCE;
+    const uint8_t *ct = r->frag + expl;
     const uint8_t *tag = ct + n;
     if (key_ctx(a, rl, 0, nonce) != 0)
         return -EIO;
@@ -354,7 +389,8 @@ ssize_t dtls__rl_open(dtls_rl_t *rl, dtls_aead_ctx_t *a, const dtls_rec_t *r, ui
 ssize_t dtls__rl_seal(dtls_rl_t *rl, dtls_aead_ctx_t *a, uint8_t type, const uint8_t *p,
                       size_t len, uint8_t *out, size_t cap)
 {
-    size_t frag = DTLS_EXPLICIT_NONCE + len + rl->tag_len;
+    size_t expl = explicit_len_of(rl->alg);
+    size_t frag = expl + len + rl->tag_len;
     if (len > MAX_PLAIN || cap < DTLS_REC_HDR + frag)
         return -ENOSPC;
     if (rl->w_seq > DTLS_SEQ_MAX)
@@ -367,15 +403,15 @@ ssize_t dtls__rl_seal(dtls_rl_t *rl, dtls_aead_ctx_t *a, uint8_t type, const uin
     out[11] = (uint8_t)(frag >> 8);
     out[12] = (uint8_t)frag;
     uint8_t *explicit = out + DTLS_REC_HDR;
-    put_seq(explicit, rl->epoch, seq);
+    if (expl)
+        put_seq(explicit, rl->epoch, seq);
     uint8_t nonce[NONCE_LEN], aad[AAD_LEN];
-    memcpy(nonce, rl->wsalt, DTLS_SALT_LEN);
-    memcpy(nonce + DTLS_SALT_LEN, explicit, DTLS_EXPLICIT_NONCE);
+    make_nonce(nonce, rl->alg, rl->wsalt, explicit, rl->epoch, seq);
     make_aad(aad, rl->epoch, seq, type, len);
     if (key_ctx(a, rl, 1, nonce) != 0)
         return -EIO;
     EVP_CIPHER_CTX *ctx = a->enc;
-    uint8_t *ct = explicit + DTLS_EXPLICIT_NONCE;
+    uint8_t *ct = explicit + expl;
     /* A non-NULL input even when empty: CCM reads (out, NULL) as "finish". */
     const uint8_t *src = len ? p : ct;
     int outl = 0, fin = 0;

@@ -11,11 +11,14 @@
 
 #include "core/err.h"
 #include "core/xmalloc.h"
+#include "device/registry.h"
 #include "device/x509.h"
 #include "values/body.h"
 #include "values/json.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +111,55 @@ static const char *id_of(const json_t *o, const char *field)
     return json_string_value(json_object_get(f, "id"));
 }
 
+/* A PSK identity is what the device sends in its ClientKeyExchange (RFC 4279 §5.1: UTF-8,
+ * at most 128 bytes recommended); the key is hex of 1..REGISTRY_PSK_MAX bytes, kept in lower
+ * case. The key is never echoed in an error message. */
+static int psk_set(http_cred_req_t *out, const char *id, size_t id_len, const char *key,
+                   size_t key_len, char *msg, size_t cap)
+{
+    if (!id || id_len == 0)
+        return fail(msg, cap, "PSK identity should be specified!");
+    if (id_len > 128 || strlen(id) != id_len)
+        return fail(msg, cap, "PSK identity must be 1 to 128 characters without NUL");
+    uint8_t k[REGISTRY_PSK_MAX];
+    if (!key || strlen(key) != key_len || registry_psk_from_hex(key, k) < 0)
+        return fail(msg, cap, "PSK key must be 2 to %d hexadecimal digits (1 to %d bytes)",
+                    2 * REGISTRY_PSK_MAX, REGISTRY_PSK_MAX);
+    OPENSSL_cleanse(k, sizeof k);
+    out->type = CRED_PSK;
+    out->cred_id = xstrndup(id, id_len);
+    out->cred_value = xstrndup(key, key_len);
+    for (char *c = out->cred_value; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    return 0;
+}
+
+/* ThingsBoard's LwM2M credentials: credentialsValue is a JSON object (or its text) with
+ * client.securityConfigClientMode "PSK", client.identity and client.key (hex). Only the PSK
+ * client mode is a DTLS credential here; NO_SEC, RPK and X509 modes are refused. */
+static int psk_from_lwm2m(const json_t *o, http_cred_req_t *out, char *msg, size_t cap)
+{
+    json_t *val = json_object_get(o, "credentialsValue");
+    json_t *parsed = NULL;
+    if (json_is_string(val))
+        val = parsed = json_loadb(json_string_value(val), json_string_length(val), 0, NULL);
+    json_t *client = json_object_get(val, "client");
+    const char *mode = json_string_value(json_object_get(client, "securityConfigClientMode"));
+    int rc;
+    if (!json_is_object(client) || !mode)
+        rc = fail(msg, cap, "LwM2M credentials must have client.securityConfigClientMode");
+    else if (strcmp(mode, "PSK") != 0)
+        rc = fail(msg, cap, "Unsupported LwM2M security mode: %.32s (only PSK)", mode);
+    else {
+        json_t *id = json_object_get(client, "identity"), *key = json_object_get(client, "key");
+        rc = psk_set(out, json_string_value(id), json_is_string(id) ? json_string_length(id) : 0,
+                     json_string_value(key), json_is_string(key) ? json_string_length(key) : 0, msg,
+                     cap);
+    }
+    json_decref(parsed);
+    return rc;
+}
+
 void http__cred_req_fini(http_cred_req_t *c)
 {
     free(c->id);
@@ -130,6 +182,11 @@ int http__cred_from_json(const json_t *o, http_cred_req_t *out, char *msg, size_
         rc = fail(msg, cap, "Device credentials type should be specified!");
         goto err;
     }
+    if (strcmp(type, "LWM2M_CREDENTIALS") == 0) {
+        if ((rc = psk_from_lwm2m(o, out, msg, cap)) < 0)
+            goto err;
+        return 0;
+    }
     if (store_cred_type_parse(type, &out->type) < 0) {
         rc = fail(msg, cap, "Unsupported device credentials type: %.32s", type);
         goto err;
@@ -147,6 +204,14 @@ int http__cred_from_json(const json_t *o, http_cred_req_t *out, char *msg, size_
     if (!json_is_string(val) || json_string_length(val) == 0) {
         rc = fail(msg, cap, "Device credentials value should be specified!");
         goto err;
+    }
+    if (out->type == CRED_PSK) {
+        json_t *cid = json_object_get(o, "credentialsId");
+        if ((rc = psk_set(out, json_string_value(cid),
+                          json_is_string(cid) ? json_string_length(cid) : 0, json_string_value(val),
+                          json_string_length(val), msg, cap)) < 0)
+            goto err;
+        return 0;
     }
     char hash[65], why[200];
     rc = x509_cred_from_pem(json_string_value(val), json_string_length(val), &out->cred_value,

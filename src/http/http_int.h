@@ -253,7 +253,7 @@ typedef struct http_cred_req {
     char *cred_value;   /* canonical Base64 for X.509, NULL for tokens */
 } http_cred_req_t;
 
-/* Validates a credentials object (ACCESS_TOKEN or X509_CERTIFICATE). Returns 0 or -EINVAL
+/* Validates a credentials object (ACCESS_TOKEN, X509_CERTIFICATE, PSK, or LWM2M_CREDENTIALS in PSK mode, stored as PSK). Returns 0 or -EINVAL
  * with TB's message in msg. */
 int http__cred_from_json(const json_t *o, http_cred_req_t *out, char *msg, size_t cap);
 void http__cred_req_fini(http_cred_req_t *c);

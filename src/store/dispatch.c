@@ -78,7 +78,8 @@ int store_device_list(store_t *s, const char *text_search, const char *type,
 
 int store_cred_set(store_t *s, store_cred_t *c)
 {
-    if (!c->cred_id || !c->cred_id[0] || (c->type != CRED_ACCESS_TOKEN && c->type != CRED_X509))
+    if (!c->cred_id || !c->cred_id[0] ||
+        (c->type != CRED_ACCESS_TOKEN && c->type != CRED_X509 && c->type != CRED_PSK))
         return -EINVAL;
     return s->be->cred_set(s->db, c);
 }

@@ -337,20 +337,24 @@ int store_ota_foreach(store_t *s, void (*fn)(void *arg, const store_ota_t *o), v
 
 /* ---- credentials (one row per device) ---- */
 
-typedef enum { CRED_ACCESS_TOKEN = 1, CRED_X509 = 2 } store_cred_type_t;
+/* CRED_PSK: a DTLS pre-shared key; cred_id is the PSK identity, cred_value the key in lower-case
+ * hex (a secret: never logged). ThingsBoard's LWM2M_CREDENTIALS with securityConfigClientMode
+ * PSK is stored as this (docs/COMPATIBILITY.md). */
+typedef enum { CRED_ACCESS_TOKEN = 1, CRED_X509 = 2, CRED_PSK = 3 } store_cred_type_t;
 
 struct store_cred {
     char uuid[STORE_UUID_LEN + 1];
     int64_t device_id;
     int64_t created_ms;
     store_cred_type_t type;
-    char *cred_id;    /* the token, or the SHA3-256 hex of the certificate */
-    char *cred_value; /* NULL for tokens; single-line Base64 DER for X.509 */
+    char *cred_id;    /* the token, the SHA3-256 hex of the certificate, or the PSK identity */
+    char *cred_value; /* NULL for tokens; single-line Base64 DER for X.509; hex key for PSK */
     int64_t version;
 };
 
 void store_cred_fini(store_cred_t *c);
-const char *store_cred_type_name(store_cred_type_t t); /* "ACCESS_TOKEN", "X509_CERTIFICATE" */
+const char *
+store_cred_type_name(store_cred_type_t t); /* "ACCESS_TOKEN", "X509_CERTIFICATE", "PSK" */
 int store_cred_type_parse(const char *name, store_cred_type_t *out);
 
 /* Creates or replaces the device's credentials (uuid kept if a row exists; version bumped).

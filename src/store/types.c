@@ -91,6 +91,8 @@ const char *store_cred_type_name(store_cred_type_t t)
         return "ACCESS_TOKEN";
     case CRED_X509:
         return "X509_CERTIFICATE";
+    case CRED_PSK:
+        return "PSK";
     }
     return "UNKNOWN";
 }
@@ -101,6 +103,8 @@ int store_cred_type_parse(const char *name, store_cred_type_t *out)
         *out = CRED_ACCESS_TOKEN;
     else if (name && strcmp(name, "X509_CERTIFICATE") == 0)
         *out = CRED_X509;
+    else if (name && strcmp(name, "PSK") == 0)
+        *out = CRED_PSK;
     else
         return -EINVAL;
     return 0;

@@ -123,6 +123,12 @@ export function deviceDriver(t) {
       return run('coap-client-openssl', ['-c', cert.cert, '-j', cert.key, '-m', 'POST', '-t', 'application/json', '-e', JSON.stringify(obj),
         `coaps://127.0.0.1:${t.coapsPort}/api/v1/telemetry`]);
     },
+    // PSK (libcoap 4.3.1: -k is the key as text). The mock has no DTLS: undefined.
+    async telemetryPsk(identity, keyText, obj) {
+      if (t.mode === 'mock') return undefined;
+      return run('coap-client-openssl', ['-u', identity, '-k', keyText, '-m', 'POST', '-t', 'application/json', '-e', JSON.stringify(obj),
+        `coaps://127.0.0.1:${t.coapsPort}/api/v1/telemetry`]);
+    },
     async telemetryToken(token, obj) {
       if (t.mode === 'mock') return mockPost(`/mock/telemetry/${token}`, obj);
       return run('coap-client-notls', ['-m', 'POST', '-t', 'application/json', '-e', JSON.stringify(obj), `coap://127.0.0.1:${t.coapPort}/api/v1/${token}/telemetry`]);

@@ -317,6 +317,33 @@ test('keyboard: add a device with Enter only, switch tabs with the arrow keys', 
   await page.keyboard.press('Escape');
 });
 
+test('Credentials: a pre-shared key typed as text is saved as hex; Check connectivity shows coap-client -u/-k; the device posts with it', async () => {
+  const id = await createDevice('psk-device');
+  await page.waitForSelector('text=Device credentials');
+  await page.click('text=Pre-shared key');
+  await page.fill('#psk-identity', 'psk-ui-1');
+  await page.fill('#psk-key', 'xyz');
+  await page.click('#cred-save');
+  await page.waitForSelector('#psk-key-err:not(:empty)');
+  await page.fill('#psk-text', 'ui-secret');
+  assert.equal(await page.inputValue('#psk-key'), Buffer.from('ui-secret').toString('hex'));
+  await page.click('#cred-save');
+  await page.waitForSelector('text=Credentials saved');
+  const creds = await page.evaluate(async (i) => (await fetch(`/api/device/${i}/credentials`, { headers: { 'X-Authorization': `Bearer ${localStorage.getItem('coaphub.token')}` } })).json(), id);
+  assert.equal(creds.credentialsType, 'PSK');
+  assert.equal(creds.credentialsId, 'psk-ui-1');
+  assert.equal(creds.credentialsValue, Buffer.from('ui-secret').toString('hex'));
+  await shot('credentials-psk-saved');
+  await page.goto(`${target.baseUrl}/#/device/${id}/connectivity`);
+  await page.waitForSelector("text=coap-client-openssl -u psk-ui-1 -k ui-secret", { timeout: 10000 });
+  await shot('connectivity-psk');
+  const r = await dev.telemetryPsk('psk-ui-1', 'ui-secret', { psk: 1 });
+  if (r !== undefined) {
+    await page.goto(`${target.baseUrl}/#/device/${id}/telemetry`);
+    await page.waitForSelector('#telemetry-table tr[data-key=psk] .value:text("1")', { timeout: 10000 });
+  }
+});
+
 fleetTests({ page: () => page, target: () => target, dev: () => dev, tmp: () => tmp, shot, docShot, waitFor, createDevice });
 
 test('log out: back to the login page and the API answers 401 without a session', async () => {

@@ -2,8 +2,8 @@
  * compact.c): hostile datagrams fed into an established compact session of a real listener.
  *
  * Input: [suite:1] then datagrams, each [flags:1][len:2 big-endian][bytes:len] (len is cut to
- * what remains). suite % 5 picks AES-128-GCM, AES-256-GCM, AES-128-CCM, AES-128-CCM_8 or
- * AES-256-CCM_8. flags:
+ * what remains). suite % 6 picks AES-128-GCM, AES-256-GCM, AES-128-CCM, AES-128-CCM_8,
+ * AES-256-CCM_8 or ChaCha20-Poly1305 (no explicit nonce: RFC 7905). flags:
  *   bit 0 set: bytes are the plaintext of a record sealed with the client's keys (so the
  *              fuzzer gets past the AEAD tag), content type 20 + (bits 2-3); bits 4-7 move
  *              the client's sequence number first: bit 1 set = back by that much (replays,
@@ -31,7 +31,7 @@ static const struct {
     uint8_t tag;
 } SUITES[] = {
     {DTLS_AEAD_AES128_GCM, 16}, {DTLS_AEAD_AES256_GCM, 16}, {DTLS_AEAD_AES128_CCM, 16},
-    {DTLS_AEAD_AES128_CCM, 8},  {DTLS_AEAD_AES256_CCM, 8},
+    {DTLS_AEAD_AES128_CCM, 8},  {DTLS_AEAD_AES256_CCM, 8},  {DTLS_AEAD_CHACHA20, 16},
 };
 
 static struct sockaddr_storage addr(uint32_t host)

@@ -7,6 +7,7 @@
  * and serialised, as a response would be. Whatever the kind, the strict reader must accept
  * exactly the documents jansson accepts (below its nesting cap). First bytes 0xE0..0xEF take
  * the rest as a query parameter value for the REST parameter binders (request.c). */
+#include "device/registry.h"
 #include "http/http_int.h"
 #include "values/json.h"
 #include "values/render.h"
@@ -180,7 +181,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_t *j = http__json_parse(body, len);
         http_cred_req_t c;
         if (http__cred_from_json(j, &c, msg, sizeof msg) == 0) {
-            if (!c.cred_id || (c.type == CRED_X509) != (c.cred_value != NULL))
+            /* A value for certificates and PSKs, none for tokens; an accepted PSK key is
+             * lower-case hex the registry can load (LWM2M_CREDENTIALS included). */
+            if (!c.cred_id || (c.type != CRED_ACCESS_TOKEN) != (c.cred_value != NULL))
+                abort();
+            uint8_t key[REGISTRY_PSK_MAX];
+            if (c.type == CRED_PSK &&
+                (registry_psk_from_hex(c.cred_value, key) <= 0 ||
+                 strspn(c.cred_value, "0123456789abcdef") != strlen(c.cred_value)))
                 abort();
             http__cred_req_fini(&c);
         }

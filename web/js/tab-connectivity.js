@@ -31,7 +31,24 @@ export function connectivityTab(panel, { id }) {
     const coap = `coap://${host}${coapPort === 5683 ? '' : `:${coapPort}`}`;
     const coaps = `coaps://${host}${coapsPort === 5684 ? '' : `:${coapsPort}`}`;
     const blocks = [];
-    if (cred.credentialsType === 'X509_CERTIFICATE') {
+    if (cred.credentialsType === 'PSK') {
+      // libcoap 4.3.1's -k takes the key as text: show it so when the key's bytes are printable.
+      const hex = cred.credentialsValue || '';
+      const bytes = (hex.match(/../g) || []).map((x) => parseInt(x, 16));
+      const printable = bytes.length > 0 && bytes.every((b) => b >= 0x20 && b < 0x7f);
+      const key = printable ? sh(String.fromCharCode(...bytes)) : 'KEY';
+      const ident = sh(cred.credentialsId || 'IDENTITY');
+      blocks.push(['Send telemetry over DTLS with the pre-shared key (PSK)',
+        `coap-client-openssl -u ${ident} -k ${key} -m POST -t "application/json" -e ${payload} ${coaps}/api/v1/telemetry`,
+        printable ? 'The identity names the device: no token in the path.'
+          : 'This key is not printable text; coap-client\'s -k takes text, so use a device or library that takes the key as bytes (hex shown in Credentials).']);
+      blocks.push(['…the same with OpenSSL\'s own client (handshake only)',
+        `openssl s_client -dtls1_2 -psk ${sh(hex || 'HEX')} -psk_identity ${ident} -cipher PSK-AES128-CCM8 -connect ${host}:${coapsPort}`]);
+      blocks.push(['Watch shared attributes (Observe)',
+        `coap-client-openssl -u ${ident} -k ${key} -m GET -s 60 ${coaps}/api/v1/attributes`]);
+      blocks.push(['Receive server-side RPC (Observe)',
+        `coap-client-openssl -u ${ident} -k ${key} -m GET -s 60 ${coaps}/api/v1/rpc`]);
+    } else if (cred.credentialsType === 'X509_CERTIFICATE') {
       blocks.push(['Send telemetry over DTLS with the device certificate (X.509)',
         `coap-client-openssl -c cert.pem -j key.pem -m POST -t "application/json" -e ${payload} ${coaps}/api/v1/telemetry`,
         'cert.pem and key.pem are the device certificate registered in Credentials and its private key.']);

@@ -1,6 +1,7 @@
 // tab-credentials.js — the "Manage credentials" dialog of ThingsBoard as a tab: access token
-// (show, copy, generate, set) or X.509 certificate (paste or upload a PEM). Server errors are
-// shown next to the field; after saving a certificate its fingerprint, subject and validity.
+// (show, copy, generate, set), X.509 certificate (paste or upload a PEM) or DTLS pre-shared key
+// (identity and hex key). Server errors are shown next to the field; after saving a certificate
+// its fingerprint, subject and validity.
 
 import { h, clear, fmtTime, spinner, errorBox, toast, copyButton, field } from './dom.js';
 import { devices } from './api.js';
@@ -23,7 +24,7 @@ export function credentialsTab(panel, { id }) {
     try {
       cred = await devices.credentials(id);
       if (!alive) return;
-      type = cred.credentialsType === 'X509_CERTIFICATE' ? 'X509_CERTIFICATE' : 'ACCESS_TOKEN';
+      type = ['X509_CERTIFICATE', 'PSK'].includes(cred.credentialsType) ? cred.credentialsType : 'ACCESS_TOKEN';
       render();
     } catch (e) { if (alive) clear(panel, errorBox(e, load)); }
   }
@@ -31,12 +32,12 @@ export function credentialsTab(panel, { id }) {
   function render() {
     const form = h('div', { class: 'cred-form' });
     const radios = h('div', { class: 'segmented', role: 'radiogroup', 'aria-label': 'Credential type' },
-      [['ACCESS_TOKEN', 'Access token'], ['X509_CERTIFICATE', 'X.509 certificate']].map(([v, l]) =>
+      [['ACCESS_TOKEN', 'Access token'], ['X509_CERTIFICATE', 'X.509 certificate'], ['PSK', 'Pre-shared key']].map(([v, l]) =>
         h('label', { class: `seg ${type === v ? 'seg-on' : ''}` },
           h('input', { type: 'radio', name: 'cred-type', value: v, checked: type === v, class: 'sr-only',
             onchange: () => { type = v; render(); } }), l)));
     clear(panel, h('div', { class: 'tab-head' }, h('h2', { class: 'tab-title' }, 'Device credentials'), h('div', { class: 'spacer' }), radios), form);
-    if (type === 'ACCESS_TOKEN') tokenForm(form); else x509Form(form);
+    if (type === 'ACCESS_TOKEN') tokenForm(form); else if (type === 'PSK') pskForm(form); else x509Form(form);
   }
 
   async function save(updated, f) {
@@ -79,6 +80,41 @@ export function credentialsTab(panel, { id }) {
       if (!v) { wrap.setError('The token cannot be empty — use Generate for a random one.'); return; }
       if (/[\s/?#]/.test(v)) { wrap.setError('Use letters, digits and - _ . only: the token becomes part of a URL path.'); return; }
       if (await save({ ...cred, credentialsType: 'ACCESS_TOKEN', credentialsId: v, credentialsValue: null }, f) && alive) render();
+    });
+    box.append(f);
+  }
+
+  // PSK: identity (what the device sends) and key in hex. libcoap's coap-client takes the key as
+  // text (-k), so a text box fills the hex from typed text.
+  function pskForm(box) {
+    const isPsk = cred.credentialsType === 'PSK';
+    const ident = h('input', { id: 'psk-identity', name: 'identity', autocomplete: 'off', spellcheck: false, maxlength: 128, class: 'mono', value: isPsk ? cred.credentialsId || '' : '' });
+    const key = h('input', { id: 'psk-key', name: 'key', type: 'password', autocomplete: 'off', spellcheck: false, maxlength: 128, class: 'mono', value: isPsk ? cred.credentialsValue || '' : '' });
+    const text = h('input', { id: 'psk-text', name: 'keytext', type: 'password', autocomplete: 'off', spellcheck: false, maxlength: 64, class: 'mono',
+      oninput: () => { key.value = Array.from(new TextEncoder().encode(text.value), (b) => b.toString(16).padStart(2, '0')).join(''); } });
+    const identWrap = field('PSK identity', ident, 'Sent by the device in the handshake (coap-client -u); it names the device, like a certificate.');
+    const wrap = field('Key (hex)', key, '1 to 64 bytes as hexadecimal digits. Keep it secret: it is the device\'s password.');
+    const textWrap = field('…or type the key as text', text, 'What coap-client -k takes; its bytes fill the hex key above.');
+    wrap.querySelector('input').after(h('div', { class: 'inline-actions' },
+      h('button', { type: 'button', class: 'btn btn-small', id: 'psk-generate', onclick: () => {
+        const b = new Uint8Array(16);
+        crypto.getRandomValues(b);
+        key.value = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+        key.type = 'text';
+        text.value = '';
+      } }, 'Generate'), copyButton(() => key.value)));
+    const f = h('form', { novalidate: true }, identWrap, wrap, textWrap,
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'btn btn-primary', id: 'cred-save' }, 'Save pre-shared key')));
+    f.fieldWrap = wrap;
+    f.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      wrap.setError('');
+      identWrap.setError('');
+      const id = ident.value.trim();
+      const v = key.value.trim();
+      if (!id) { identWrap.setError('The identity cannot be empty.'); return; }
+      if (!/^([0-9a-fA-F]{2}){1,64}$/.test(v)) { wrap.setError('Use 2 to 128 hexadecimal digits (an even number), or type the key as text below.'); return; }
+      if (await save({ ...cred, credentialsType: 'PSK', credentialsId: id, credentialsValue: v }, f) && alive) render();
     });
     box.append(f);
   }
