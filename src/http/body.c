@@ -160,12 +160,21 @@ static int psk_from_lwm2m(const json_t *o, http_cred_req_t *out, char *msg, size
     return rc;
 }
 
+/* A token or a PSK key is a secret: wiped before its memory goes back to the allocator (the
+ * registry wipes its copies too). The parsed request JSON is jansson's and freed as is. */
+static void wipe_free(char *s)
+{
+    if (s)
+        OPENSSL_cleanse(s, strlen(s));
+    free(s);
+}
+
 void http__cred_req_fini(http_cred_req_t *c)
 {
     free(c->id);
     free(c->device_uuid);
-    free(c->cred_id);
-    free(c->cred_value);
+    wipe_free(c->cred_id);
+    wipe_free(c->cred_value);
     memset(c, 0, sizeof *c);
 }
 

@@ -65,6 +65,15 @@ rest GET "/api/device/$A/credentials/info" >info.json
 assert_eq "$(http_code)" 404 "/credentials/info has nothing for a PSK"
 grep -q "$KEY_HEX" info.json && fail "/credentials/info returned the key"
 
+# An identity is a credentials id like a token: one that another device holds as its token is
+# refused as any taken credentials id is, and the other device keeps its token.
+TAKEN="takenTok$RANDOM$RANDOM"
+device_create taken-dev "$TAKEN"
+set_cred "$A" '.credentialsType="PSK" | .credentialsId="'"$TAKEN"'" | .credentialsValue="'"$KEY_HEX"'"'
+assert_eq "$(http_code)" 400 "a PSK identity equal to another device's token is refused"
+grep -q 'already assigned to another device' <<<"$OUT" || fail "no clear error for a taken identity: $OUT"
+coap_expect 2.01 post "/api/v1/$TAKEN/telemetry" '{"still":1}' -- -t application/json
+
 # ---- coap-client with PSK: telemetry (OpenSSL and GnuTLS builds) --------------------------------
 coaps_expect 2.01 openssl POST /api/v1/telemetry '{"t":1}' -- -u "$ID" -k "$KEY_TEXT"
 coaps_expect 2.01 gnutls POST /api/v1/telemetry '{"t":2}' -- -u "$ID" -k "$KEY_TEXT"
