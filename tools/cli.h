@@ -52,6 +52,15 @@ int cli_exit_for_status(long status);
 /* Percent-encodes s for a URL path segment or query value; caller frees. */
 char *cli_escape(const char *s);
 
+/* Paging through a list: entities per request, and a bound on the requests. */
+#define CLI_LIST_PAGE 100
+#define CLI_LIST_MAX_PAGES 10000
+
+/* Every entity of a paged list (ThingsBoard's PageData), all pages, as one new array in *out.
+ * path is the list's path and its fixed query ("/api/otaPackages?sortProperty=..&sortOrder=.."),
+ * search an optional textSearch, what names the call in errors. 0 or a sysexits code. */
+int cli_list_all(cli_t *c, const char *what, const char *path, const char *search, json_t **out);
+
 /* Logs in (cli_login) and looks a device up by name; on success *dev is a new reference to the
  * device JSON and *id points into it. Returns 0 or a sysexits code (EX_NOINPUT when no such
  * device). */

@@ -21,8 +21,6 @@
 /* A certificate PEM larger than this is not a single device certificate. */
 #define CLI_MAX_PEM (64 * 1024)
 /* Pages of 100 devices; the bound keeps a broken "hasNext" from looping forever. */
-#define CLI_LIST_PAGE 100
-#define CLI_LIST_MAX_PAGES 10000
 
 static const char DEVICE_HELP[] =
     "usage: coaphub-cli [global options] device VERB ...\n"

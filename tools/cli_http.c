@@ -312,3 +312,34 @@ int cli_args(cli_t *c, int argc, char **argv, const char *usage, const cli_opt_t
     *rc = EX_OK;
     return n;
 }
+
+int cli_list_all(cli_t *c, const char *what, const char *path, const char *search, json_t **out)
+{
+    char *q = search ? cli_escape(search) : NULL;
+    json_t *all = json_array();
+    int rc = 0;
+    for (int page = 0; page < CLI_LIST_MAX_PAGES && rc == 0; page++) {
+        cli_resp_t r;
+        rc = cli_call(c, "GET", NULL, what, &r, "%s&pageSize=%d&page=%d%s%s", path, CLI_LIST_PAGE,
+                      page, q ? "&textSearch=" : "", q ? q : "");
+        json_t *data = rc == 0 ? json_object_get(r.json, "data") : NULL;
+        if (rc == 0 && !json_is_array(data)) {
+            fprintf(stderr, "error: %s: answer has no data array\n", what);
+            rc = EX_PROTOCOL;
+        }
+        int more = 0;
+        if (rc == 0) {
+            json_array_extend(all, data);
+            more = json_is_true(json_object_get(r.json, "hasNext")) && json_array_size(data) > 0;
+        }
+        cli_resp_fini(&r);
+        if (!more)
+            break;
+    }
+    free(q);
+    if (rc == 0)
+        *out = all;
+    else
+        json_decref(all);
+    return rc;
+}

@@ -24,8 +24,6 @@
 
 #include "core/xmalloc.h"
 
-#define CLI_LIST_PAGE 100
-#define CLI_LIST_MAX_PAGES 10000
 /* An upload may take a while on a slow link: at least this long, whatever --timeout says. */
 #define CLI_UPLOAD_TIMEOUT_MS (10L * 60 * 1000)
 
@@ -68,35 +66,8 @@ static bool is_uuid(const char *s)
 /* Every package (title starting with search, or all) into a new array *out. */
 static int list_all(cli_t *c, const char *search, json_t **out)
 {
-    char *q = search ? cli_escape(search) : NULL;
-    json_t *all = json_array();
-    int rc = 0;
-    for (int page = 0; page < CLI_LIST_MAX_PAGES && rc == 0; page++) {
-        cli_resp_t r;
-        rc = cli_call(c, "GET", NULL, "list OTA packages", &r,
-                      "/api/otaPackages?pageSize=%d&page=%d&sortProperty=createdTime&sortOrder="
-                      "ASC%s%s",
-                      CLI_LIST_PAGE, page, q ? "&textSearch=" : "", q ? q : "");
-        json_t *data = rc == 0 ? json_object_get(r.json, "data") : NULL;
-        if (rc == 0 && !json_is_array(data)) {
-            fprintf(stderr, "error: list OTA packages: answer has no data array\n");
-            rc = EX_PROTOCOL;
-        }
-        int more = 0;
-        if (rc == 0) {
-            json_array_extend(all, data);
-            more = json_is_true(json_object_get(r.json, "hasNext")) && json_array_size(data) > 0;
-        }
-        cli_resp_fini(&r);
-        if (!more)
-            break;
-    }
-    free(q);
-    if (rc == 0)
-        *out = all;
-    else
-        json_decref(all);
-    return rc;
+    return cli_list_all(c, "list OTA packages",
+                        "/api/otaPackages?sortProperty=createdTime&sortOrder=ASC", search, out);
 }
 
 /* The package PACKAGE names (id or TITLE@VERSION) as a new reference in *pkg. */

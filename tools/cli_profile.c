@@ -17,9 +17,6 @@
 
 #include "core/xmalloc.h"
 
-#define CLI_LIST_PAGE 100
-#define CLI_LIST_MAX_PAGES 10000
-
 static const char PROFILE_HELP[] =
     "usage: coaphub-cli [global options] profile VERB ...\n"
     "  profile list [--search S]          list device profiles\n"
@@ -62,35 +59,8 @@ static const char *jid(const json_t *o, const char *k)
 /* Every profile whose name starts with prefix (NULL: all), all pages, as one array. */
 static int list_all(cli_t *c, const char *prefix, json_t **out)
 {
-    char *q = prefix ? cli_escape(prefix) : NULL;
-    json_t *all = json_array();
-    int rc = 0;
-    for (int page = 0; page < CLI_LIST_MAX_PAGES && rc == 0; page++) {
-        cli_resp_t r;
-        rc = cli_call(c, "GET", NULL, "list device profiles", &r,
-                      "/api/deviceProfiles?pageSize=%d&page=%d&sortProperty=name&sortOrder=ASC"
-                      "%s%s",
-                      CLI_LIST_PAGE, page, q ? "&textSearch=" : "", q ? q : "");
-        json_t *data = rc == 0 ? json_object_get(r.json, "data") : NULL;
-        if (rc == 0 && !json_is_array(data)) {
-            fprintf(stderr, "error: list device profiles: answer has no data array\n");
-            rc = EX_PROTOCOL;
-        }
-        int more = 0;
-        if (rc == 0) {
-            json_array_extend(all, data);
-            more = json_is_true(json_object_get(r.json, "hasNext")) && json_array_size(data) > 0;
-        }
-        cli_resp_fini(&r);
-        if (!more)
-            break;
-    }
-    free(q);
-    if (rc == 0)
-        *out = all;
-    else
-        json_decref(all);
-    return rc;
+    return cli_list_all(c, "list device profiles",
+                        "/api/deviceProfiles?sortProperty=name&sortOrder=ASC", prefix, out);
 }
 
 int cli_profile_by_name(cli_t *c, const char *name, json_t **prof, const char **id)

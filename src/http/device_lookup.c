@@ -14,17 +14,24 @@ static void uuid_lower(const char *uuid, char lower[static STORE_UUID_LEN + 1])
         lower[i] = (char)(uuid[i] >= 'A' && uuid[i] <= 'F' ? uuid[i] + 32 : uuid[i]);
 }
 
-bool http__device_lookup(http_req_t *rq, http_resp_t *rs, const char *uuid, store_device_t *d)
+bool http__path_uuid(http_resp_t *rs, const char *uuid, char lower[static STORE_UUID_LEN + 1])
 {
-    memset(d, 0, sizeof *d);
     if (!http__is_uuid(uuid)) {
         char msg[96];
         snprintf(msg, sizeof msg, "Invalid UUID string: %.40s", uuid ? uuid : "");
         http__resp_error(rs, HTTP_E_BAD_PARAMS, msg);
         return false;
     }
-    char lower[STORE_UUID_LEN + 1];
     uuid_lower(uuid, lower);
+    return true;
+}
+
+bool http__device_lookup(http_req_t *rq, http_resp_t *rs, const char *uuid, store_device_t *d)
+{
+    memset(d, 0, sizeof *d);
+    char lower[STORE_UUID_LEN + 1];
+    if (!http__path_uuid(rs, uuid, lower))
+        return false;
     int rc = store_device_get_by_uuid(rq->srv->store, lower, d);
     if (rc < 0) {
         http__resp_store_error(rs, rc);

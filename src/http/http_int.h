@@ -380,6 +380,10 @@ void http__page_answer(http_req_t *rq, http_resp_t *rs, int64_t page, int64_t pa
                        http_page_fetch_fn fetch, void *ctx, void (*ctx_free)(void *ctx));
 
 /* ---- device_lookup.c ---- */
+/* A UUID from a REST path (an entity's {id}): false after answering ThingsBoard's 400
+ * "Invalid UUID string"; else true with it lower-cased into lower (clients may send upper
+ * case). */
+bool http__path_uuid(http_resp_t *rs, const char *uuid, char lower[static STORE_UUID_LEN + 1]);
 
 /* Loads the device named by a {id} UUID param; on failure fills rs and returns false. */
 bool http__device_lookup(http_req_t *rq, http_resp_t *rs, const char *uuid, store_device_t *d);

@@ -94,15 +94,9 @@ static json_t *ota_json(const http_server_t *h, const store_ota_t *o)
 static bool lookup(http_req_t *rq, http_resp_t *rs, const char *uuid, store_ota_t *o)
 {
     memset(o, 0, sizeof *o);
-    if (!http__is_uuid(uuid)) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "Invalid UUID string: %.40s", uuid ? uuid : "");
-        http__resp_error(rs, HTTP_E_BAD_PARAMS, msg);
-        return false;
-    }
     char lower[STORE_UUID_LEN + 1];
-    for (size_t i = 0; i <= STORE_UUID_LEN; i++)
-        lower[i] = (char)(uuid[i] >= 'A' && uuid[i] <= 'F' ? uuid[i] + 32 : uuid[i]);
+    if (!http__path_uuid(rs, uuid, lower))
+        return false;
     int rc = store_ota_get_by_uuid(rq->srv->store, lower, o);
     if (rc < 0) {
         store_ota_fini(o);

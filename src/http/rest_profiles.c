@@ -34,15 +34,9 @@ static void announce(http_server_t *h, hub_change_t what, int64_t id)
 static bool lookup(http_req_t *rq, http_resp_t *rs, const char *uuid, store_profile_t *p)
 {
     memset(p, 0, sizeof *p);
-    if (!http__is_uuid(uuid)) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "Invalid UUID string: %.40s", uuid ? uuid : "");
-        http__resp_error(rs, HTTP_E_BAD_PARAMS, msg);
-        return false;
-    }
     char lower[STORE_UUID_LEN + 1];
-    for (size_t i = 0; i <= STORE_UUID_LEN; i++)
-        lower[i] = (char)(uuid[i] >= 'A' && uuid[i] <= 'F' ? uuid[i] + 32 : uuid[i]);
+    if (!http__path_uuid(rs, uuid, lower))
+        return false;
     int rc = store_profile_get_by_uuid(rq->srv->store, lower, p);
     if (rc < 0) {
         http__resp_store_error(rs, rc);
