@@ -4,13 +4,14 @@
  * HelloVerifyRequest (record pre-filter + HMAC cookie); bio.c the datagram BIO that serves the
  * datagram the loop just received and writes straight to the socket; peer.c the per-peer SSL
  * state machine; listener.c the socket, dispatch, caps and timers; ptab.c the peer tables
- * (by address and by age); admit.c the handshakes in progress per source address; record.c the compact DTLS 1.2 AEAD record layer (keys, seal/open,
- * replay window); compact.c established sessions that run on it after their SSL is freed;
- * pool.c the storage of dtls_peer_t.
+ * (by address and by age); admit.c the handshakes in progress per source address; record.c
+ * the compact DTLS 1.2 AEAD record layer (keys, seal/open, replay window); compact.c
+ * established sessions that run on it after their SSL is freed; pool.c the storage of
+ * dtls_peer_t.
  *
  * Calls go one way: listener.c -> peer.c -> compact.c -> record.c, and each of those may use
- * the leaf files (ptab.c, admit.c, pool.c, bio.c, cookie.c, endpoint.c). A file never calls a file
- * above it: compact.c tells peer.c what to do with a session (dtls_compact_verdict_t)
+ * the leaf files (ptab.c, admit.c, pool.c, bio.c, cookie.c, endpoint.c). A file never calls
+ * a file above it: compact.c tells peer.c what to do with a session (dtls_compact_verdict_t)
  * instead of closing it itself.
  */
 #ifndef COAPHUB_DTLS_DTLS_INT_H
