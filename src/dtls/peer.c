@@ -54,6 +54,23 @@ static void peer_destroy(transport_peer_t *tp)
 
 static const transport_ops_t dtls_ops = {.send = peer_send, .destroy = peer_destroy};
 
+/* A handshake waiting for the client's next flight does not need OpenSSL's record buffers
+ * (~18 KB each, a page or more of each touched), so they are freed between datagrams and
+ * allocated again before OpenSSL runs for it (DTLS writes do not allocate them on demand).
+ * Measured on one shard: RSS per 1,000 stalled handshakes 44.8 MB -> 36.8 MB. The rest is
+ * OpenSSL's own: the 16 KB handshake message buffer it zeroes at the start, the SSL (~7.5
+ * KB), the handshake hash and the flight kept for retransmission. SSL_free_buffers is only
+ * trusted from OpenSSL 3.0.14 on (CVE-2024-4741); older libraries keep the buffers. */
+static void hs_buffers(dtls_peer_t *p, bool need)
+{
+    if (!p->ssl || p->state != DTLS_PEER_HANDSHAKE || OpenSSL_version_num() < 0x300000e0L)
+        return;
+    if (need)
+        SSL_alloc_buffers(p->ssl);
+    else
+        SSL_free_buffers(p->ssl); /* 0 (nothing freed) while a record is still buffered */
+}
+
 static void arm_rtx(dtls_peer_t *p)
 {
     struct timeval tv;
@@ -72,7 +89,10 @@ static void on_rtx(loop_t *loop, void *arg)
     if (!p->ssl)
         return;
     /* RFC 6347 §4.2.4: resend the last flight; OpenSSL gives up after too many tries. */
-    if (DTLSv1_handle_timeout(p->ssl) < 0) {
+    hs_buffers(p, true);
+    long rc = DTLSv1_handle_timeout(p->ssl);
+    hs_buffers(p, false);
+    if (rc < 0) {
         ERR_clear_error();
         if (p->state == DTLS_PEER_HANDSHAKE)
             p->owner->stats.handshakes_failed++;
@@ -218,6 +238,7 @@ static void established(dtls_peer_t *p)
 static void handshake_step(dtls_peer_t *p)
 {
     ERR_clear_error();
+    hs_buffers(p, true);
     OSSL_HANDSHAKE_STATE before = SSL_get_state(p->ssl);
     int rc = SSL_do_handshake(p->ssl);
     /* Progress for the stall timeout (listener.c): a new handshake message, not a repeated
@@ -231,6 +252,7 @@ static void handshake_step(dtls_peer_t *p)
     int e = SSL_get_error(p->ssl, rc);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
         ERR_clear_error();
+        hs_buffers(p, false);
         arm_rtx(p);
         return;
     }

@@ -145,6 +145,35 @@ static void test_stalled_handshake_swept(void **state)
     test_client_close(&c);
 }
 
+static void stop_loop(loop_t *loop, void *arg)
+{
+    (void)arg;
+    loop_stop(loop);
+}
+
+/* Between datagrams a handshake's record buffers are freed (peer.c hs_buffers): the
+ * server's retransmission timer and the client's late next flight must find them again. */
+static void test_handshake_resumes_after_pause(void **state)
+{
+    fx_t *f = *state;
+    f->cfg.retransmission_ms = 30;
+    fx_listener(f);
+    loop_update_time(f->loop);
+    test_client_t c;
+    assert_true(half_open(f, &c, &f->a));
+    /* ~150 ms of the loop: the server resends its flight (30, then 60 ms later). */
+    loop_timer_t stop;
+    loop_timer_init(&stop, stop_loop, NULL);
+    loop_timer_arm(f->loop, &stop, 150);
+    assert_int_equal(loop_run(f->loop), 0);
+    assert_true(test_client_wait(&c, 10) > 0);
+    assert_int_equal(handshake(f, &c), 1);
+    assert_int_equal(send_app(f, &c, "late"), 1);
+    assert_int_equal(eng.last_device, DEVICE_A);
+    assert_int_equal(stats(f).handshakes_stalled, 0);
+    test_client_close(&c);
+}
+
 static void test_unknown_certificate_sessions_second_class(void **state)
 {
     fx_t *f = *state;
@@ -220,6 +249,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_table_evicts_a_stalled_handshake, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stalled_handshake_swept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handshake_resumes_after_pause, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_certificate_sessions_second_class, setup,
                                         teardown),
         cmocka_unit_test(test_rsa_key_size),
