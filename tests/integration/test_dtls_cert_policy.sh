@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# test_dtls_min_rsa.sh — RSA client key sizes (issue #17, --dtls-min-rsa-bits). By default a
+# test_dtls_cert_policy.sh — client certificate policies of issue #17.
+# 1. Sessions of a certificate that names no device: as with ThingsBoard the handshake
+# completes and a token in the path works, but such a session is closed after
+# --dtls-unknown-cert-inactivity-ms without traffic (2 s here) while it observes.
+# 2. RSA client key sizes (--dtls-min-rsa-bits). By default a
 # device whose registered certificate has an RSA-1024 key connects, as with ThingsBoard
 # (its DTLS stack takes any key size); with --dtls-min-rsa-bits 2048 the same device's
 # handshake fails (bad_certificate, one debug line naming the size) while RSA-2048 and EC
@@ -18,8 +22,42 @@ system_default = system_default_sect
 [system_default_sect]
 CipherString = DEFAULT:@SECLEVEL=0
 CNF
+export COAPHUB_DTLS_UNKNOWN_CERT_INACTIVITY_MS=2000
 daemon_start
 login
+metric() {   # NAME_WITH_LABELS -> its value from GET /metrics (0 when absent)
+    local v
+    v=$(curl -s --max-time 5 "$BASE_URL/metrics" | awk -v m="$1" '$1 == m {print $2}')
+    echo "${v:-0}"
+}
+
+# 1. An unknown self-signed certificate with a token in the path.
+device_create "token-dev" "tokenDev$RANDOM"
+TOK=$(rest GET "/api/device/$DEV_ID/credentials" | jq -r .credentialsId)
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout stranger.key \
+    -x509 -days 30 -out stranger.pem -subj "/CN=stranger" 2>/dev/null
+timeout 20 coap-client-openssl -v 7 -B 5 -m POST -t application/json -e '{"s":1}' \
+    -c stranger.pem -j stranger.key "coaps://127.0.0.1:$COAPS_PORT/api/v1/$TOK/telemetry" \
+    >stranger-post.log 2>&1
+grep -Eq 'process incoming 2\.01 response' stranger-post.log \
+    || { tail -n 5 stranger-post.log >&2; fail "unknown certificate + token: no 2.01"; }
+log "ok: an unknown certificate with a token in the path posts (as ThingsBoard)"
+# It observes its attributes for up to 8 s, sending nothing: the server closes it at ~2 s.
+timeout 20 coap-client-openssl -v 7 -B 8 -s 8 -m GET -c stranger.pem -j stranger.key \
+    "coaps://127.0.0.1:$COAPS_PORT/api/v1/$TOK/attributes" >stranger-obs.log 2>&1 &
+OBS=$!
+IT_PIDS+=("$OBS")
+for _ in $(seq 1 60); do
+    [ "$(metric 'coaphub_dtls_sessions_closed_total{reason="idle_unknown_cert"}')" = 1 ] && break
+    sleep 0.1
+done
+assert_eq "$(metric 'coaphub_dtls_sessions_closed_total{reason="idle_unknown_cert"}')" 1 \
+    "unknown-certificate sessions closed after 2 s idle"
+assert_eq "$(metric 'coaphub_dtls_sessions_closed_total{reason="idle"}')" 0 "other sessions closed idle"
+wait "$OBS"
+unset COAPHUB_DTLS_UNKNOWN_CERT_INACTIVITY_MS
+
+# 2. RSA key sizes.
 
 # make_dev NAME KEYGEN_ARGS...: a device with a new self-signed certificate NAME.pem/NAME.key.
 make_dev() {
