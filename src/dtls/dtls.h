@@ -39,7 +39,7 @@ typedef struct dtls_cfg {
     int max_handshakes;        /* per shard, default 1000; when full the oldest stalled one
                                 * is evicted (listener.c) */
     /* Handshakes in progress from one IP address (an IPv6 /64), per shard; more from it are
-     * refused until one ends (default 16). */
+     * refused until one ends (default 100). */
     int max_handshakes_per_addr;
     /* A handshake whose state has not advanced for this long is dropped (default 10000):
      * shorter than handshake_timeout_ms, long enough for two lost flights of a client that

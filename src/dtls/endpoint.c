@@ -244,7 +244,7 @@ void dtls_cfg_default(dtls_cfg_t *cfg)
                         .mtu = 1024,
                         .retransmission_ms = 1000,
                         .max_handshakes = 1000,
-                        .max_handshakes_per_addr = 16,
+                        .max_handshakes_per_addr = 100,
                         .handshake_stall_ms = 10000,
                         .max_sessions = 100000,
                         .session_inactivity_ms = 86400000,
