@@ -75,6 +75,10 @@ static const opt_t opts[] = {
      {"COAPHUB_DTLS_SKIP_VALIDITY_CHECK", "TB_COAP_X509_DTLS_SKIP_VALIDITY_CHECK_FOR_CLIENT_CERT"},
      T_BOOL, OFF(dtls.skip_validity_check),
      "accept expired and not-yet-valid client certificates", false},
+    {"dtls-min-rsa-bits", "dtls", "min_rsa_bits", {"COAPHUB_DTLS_MIN_RSA_BITS"}, T_INT,
+     OFF(dtls.min_rsa_bits),
+     "smallest RSA client key accepted, in bits (0 = any, as ThingsBoard; e.g. 2048 refuses "
+     "RSA-1024 certificates with bad_certificate)", false},
     {"dtls-mtu", "dtls", "max_transmission_unit",
      {"COAPHUB_DTLS_MTU", "COAP_DTLS_MAX_TRANSMISSION_UNIT"}, T_INT, OFF(dtls.mtu),
      "largest DTLS datagram we send (handshake flights are fragmented to fit)", false},
@@ -86,7 +90,18 @@ static const opt_t opts[] = {
      {"COAPHUB_DTLS_HANDSHAKE_TIMEOUT_MS"}, T_INT, OFF(dtls.handshake_timeout_ms),
      "a handshake not finished after this many ms is dropped (its slot freed)", false},
     {"dtls-max-handshakes", "dtls", "max_handshakes", {"COAPHUB_DTLS_MAX_HANDSHAKES"}, T_INT,
-     OFF(dtls.max_handshakes), "handshakes in progress per shard (after the cookie)", false},
+     OFF(dtls.max_handshakes),
+     "handshakes in progress per shard (after the cookie); when full, a new one replaces the "
+     "oldest one stalled for a retransmission period (from the address with the most), or "
+     "is refused if none is", false},
+    {"dtls-max-handshakes-per-address", "dtls", "max_handshakes_per_address",
+     {"COAPHUB_DTLS_MAX_HANDSHAKES_PER_ADDRESS"}, T_INT, OFF(dtls.max_handshakes_per_addr),
+     "handshakes in progress per shard from one IP address (IPv6: one /64; any ports); more "
+     "are refused", false},
+    {"dtls-handshake-stall-ms", "dtls", "handshake_stall_timeout",
+     {"COAPHUB_DTLS_HANDSHAKE_STALL_MS"}, T_INT, OFF(dtls.handshake_stall_ms),
+     "a handshake whose state has not advanced for this many ms is dropped (a repeated "
+     "flight is not progress)", false},
     {"dtls-max-sessions", "dtls", "max_sessions", {"COAPHUB_DTLS_MAX_SESSIONS"}, T_INT,
      OFF(dtls.max_sessions),
      "established DTLS sessions per shard; the stalest is evicted when full", false},
@@ -94,6 +109,11 @@ static const opt_t opts[] = {
      {"COAPHUB_DTLS_SESSION_INACTIVITY_MS", "TB_COAP_X509_DTLS_SESSION_INACTIVITY_TIMEOUT"}, T_I64,
      OFF(dtls.session_inactivity_ms),
      "a DTLS session without authenticated traffic for this long is closed", false},
+    {"dtls-unknown-cert-inactivity-ms", "dtls", "unknown_cert_inactivity_timeout",
+     {"COAPHUB_DTLS_UNKNOWN_CERT_INACTIVITY_MS"}, T_I64, OFF(dtls.unknown_cert_inactivity_ms),
+     "the same for a session whose client certificate names no device (usable with a token "
+     "in the path); such sessions are also evicted first when --dtls-max-sessions is reached",
+     false},
     {"http-bind", "http", "bind_address", {"COAPHUB_HTTP_BIND", "HTTP_BIND_ADDRESS"}, T_STR,
      OFF(http.bind_addr), "address the REST API binds to", false},
     {"http-port", "http", "bind_port", {"COAPHUB_HTTP_PORT", "HTTP_BIND_PORT"}, T_INT,

@@ -224,8 +224,8 @@ dtls_compact_verdict_t dtls__compact_input(dtls_peer_t *p, const uint8_t *data, 
         }
         /* Only an authenticated record refreshes the session (Scandium). */
         p->last_seen_ms = loop_now_ms(l->loop);
-        dtls__plist_remove(&l->est_age, p);
-        dtls__plist_append(&l->est_age, p);
+        dtls__plist_remove(dtls__est_list(l, p), p);
+        dtls__plist_append(dtls__est_list(l, p), p);
         switch (r.type) {
         case CT_APP:
             if (m > 0)

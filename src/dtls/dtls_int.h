@@ -4,13 +4,14 @@
  * HelloVerifyRequest (record pre-filter + HMAC cookie); bio.c the datagram BIO that serves the
  * datagram the loop just received and writes straight to the socket; peer.c the per-peer SSL
  * state machine; listener.c the socket, dispatch, caps and timers; ptab.c the peer tables
- * (by address and by age); record.c the compact DTLS 1.2 AEAD record layer (keys, seal/open,
- * replay window); compact.c established sessions that run on it after their SSL is freed;
- * pool.c the storage of dtls_peer_t.
+ * (by address and by age); admit.c the handshakes in progress per source address; record.c
+ * the compact DTLS 1.2 AEAD record layer (keys, seal/open, replay window); compact.c
+ * established sessions that run on it after their SSL is freed; pool.c the storage of
+ * dtls_peer_t.
  *
  * Calls go one way: listener.c -> peer.c -> compact.c -> record.c, and each of those may use
- * the leaf files (ptab.c, pool.c, bio.c, cookie.c, endpoint.c). A file never calls a file
- * above it: compact.c tells peer.c what to do with a session (dtls_compact_verdict_t)
+ * the leaf files (ptab.c, admit.c, pool.c, bio.c, cookie.c, endpoint.c). A file never calls
+ * a file above it: compact.c tells peer.c what to do with a session (dtls_compact_verdict_t)
  * instead of closing it itself.
  */
 #ifndef COAPHUB_DTLS_DTLS_INT_H
@@ -49,7 +50,10 @@ size_t dtls__ctx_sessions_stored(dtls_ctx_t *ctx);
  * handshake. Only the leaf's validity dates can fail it (unless skip_validity); issuer, trust
  * and chain errors are accepted because identity comes from the registry, not from a CA. */
 int dtls__verify_policy(int preverify_ok, int err, int depth, bool skip_validity);
-/* The SSL_CTX verify callback applying dtls__verify_policy. */
+/* False if key is an RSA key shorter than min_rsa_bits (0: any size). */
+bool dtls__rsa_key_ok(const EVP_PKEY *key, int min_rsa_bits);
+/* The SSL_CTX verify callback applying dtls__rsa_key_ok to the leaf, then
+ * dtls__verify_policy. */
 int dtls__verify_cb(int preverify_ok, X509_STORE_CTX *xs);
 
 /* ---- cookie.c ----------------------------------------------------------------------------- */
@@ -229,6 +233,7 @@ ssize_t dtls__rl_seal(dtls_rl_t *rl, dtls_aead_ctx_t *a, uint8_t type, const uin
 
 typedef struct dtls_peer dtls_peer_t;
 typedef struct dtls_pool dtls_pool_t;
+typedef struct dtls_admit_addr dtls_admit_addr_t; /* admit.c */
 
 typedef enum { DTLS_PEER_HANDSHAKE, DTLS_PEER_ESTABLISHED, DTLS_PEER_CLOSED } dtls_peer_state_t;
 
@@ -253,7 +258,27 @@ struct dtls_peer {
     bool rl_verified; /* our keys opened an application record OpenSSL also received */
     const uint8_t *cur; /* the datagram being fed (valid during dtls__peer_input) */
     size_t cur_len;
+    /* Admission (admit.c, listener.c): the per-address count this handshake is in, and when
+     * its handshake state last advanced (a retransmitted flight is not progress). */
+    dtls_admit_addr_t *admit;
+    int64_t progress_ms;
+    /* Established with a client certificate that names no device: lives on l->est_unknown
+     * instead of l->est_age (shorter idle timeout, evicted first). */
+    bool unknown_cert;
 };
+
+/* ---- admit.c: handshakes in progress by source address (IPv4 address, IPv6 /64) ---------- */
+
+enum { DTLS_ADMIT_KEY = 9 };
+/* The address a counts under: its length (4 or 9) and bytes in key. */
+size_t dtls__admit_key(const struct sockaddr_storage *a, uint8_t key[static DTLS_ADMIT_KEY]);
+/* Handshakes in progress from a's address (any port). */
+unsigned dtls__admit_count(const htab_t *t, const struct sockaddr_storage *a);
+/* The same for the address of handshake p (0 if p is not counted). */
+unsigned dtls__admit_of(const dtls_peer_t *p);
+/* Counts handshake p under its address / stops counting it (idempotent). */
+void dtls__admit_add(htab_t *t, dtls_peer_t *p);
+void dtls__admit_del(htab_t *t, dtls_peer_t *p);
 
 typedef struct dtls_plist {
     dtls_peer_t *head, *tail;
@@ -274,6 +299,8 @@ struct dtls_listener {
     BIO_ADDR *listen_addr;
     htab_t hs, est; /* by address: handshakes in progress, established sessions */
     dtls_plist_t hs_age, est_age;
+    htab_t admit;             /* handshakes in progress by source address (admit.c) */
+    dtls_plist_t est_unknown; /* sessions of unknown certificates, stalest first */
     loop_timer_t sweep;
     dtls_stats_t stats;
     dtls_aead_ctx_t aead; /* cipher contexts of the compact sessions */
@@ -288,6 +315,12 @@ struct dtls_listener {
     struct sockaddr_storage addrs[DTLS_BATCH];
     uint8_t plain[DTLS_MAX_PLAIN];
 };
+
+/* The age list an established session is on: est_unknown for an unknown certificate's. */
+static inline dtls_plist_t *dtls__est_list(dtls_listener_t *l, const dtls_peer_t *p)
+{
+    return p->unknown_cert ? &l->est_unknown : &l->est_age;
+}
 
 /* Sends the queued compact-layer records (compact.c; the loop's flush hook and shutdown). */
 void dtls__compact_flush(dtls_listener_t *l);

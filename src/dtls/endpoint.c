@@ -74,6 +74,7 @@ struct dtls_ctx {
     void *identify_ctx;
     int64_t (*psk_find)(void *ctx, const char *identity, size_t len, uint8_t *key, size_t *key_len);
     bool skip_validity;
+    int min_rsa_bits; /* 0: any RSA client key */
     char *cert_path, *key_path, *chain_path, *password;
     char *ciphers; /* NULL: the built-in AEAD list */
     sess_store_t sessions;
@@ -243,8 +244,11 @@ void dtls_cfg_default(dtls_cfg_t *cfg)
                         .mtu = 1024,
                         .retransmission_ms = 1000,
                         .max_handshakes = 1000,
+                        .max_handshakes_per_addr = 100,
+                        .handshake_stall_ms = 10000,
                         .max_sessions = 100000,
                         .session_inactivity_ms = 86400000,
+                        .unknown_cert_inactivity_ms = 600000,
                         .handshake_timeout_ms = 30000,
                         .compact_records = true};
 }
@@ -264,15 +268,34 @@ int dtls__verify_policy(int preverify_ok, int err, int depth, bool skip_validity
     return 1;
 }
 
+bool dtls__rsa_key_ok(const EVP_PKEY *key, int min_rsa_bits)
+{
+    if (min_rsa_bits <= 0 || !key || !EVP_PKEY_is_a(key, "RSA"))
+        return true;
+    return EVP_PKEY_get_bits(key) >= min_rsa_bits;
+}
+
 int dtls__verify_cb(int preverify_ok, X509_STORE_CTX *xs)
 {
     int err = X509_STORE_CTX_get_error(xs);
     int depth = X509_STORE_CTX_get_error_depth(xs);
     bool skip = false;
+    int min_rsa = 0;
     SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
     if (ssl) {
         dtls_ctx_t *ctx = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
         skip = ctx && ctx->skip_validity;
+        min_rsa = ctx ? ctx->min_rsa_bits : 0;
+    }
+    /* The leaf's key signs CertificateVerify, so its size is the client's strength; keys
+     * above it prove nothing here (identity comes from the registry, not from a CA). OpenSSL
+     * is asked once per certificate, errors or not, so depth 0 always passes through here. */
+    X509 *cur = X509_STORE_CTX_get_current_cert(xs);
+    if (depth == 0 && cur && !dtls__rsa_key_ok(X509_get0_pubkey(cur), min_rsa)) {
+        LOG_D("dtls", "client certificate rejected: RSA key of %d bits (--dtls-min-rsa-bits %d)",
+              EVP_PKEY_get_bits(X509_get0_pubkey(cur)), min_rsa);
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REJECTED);
+        return 0;
     }
     if (dtls__verify_policy(preverify_ok, err, depth, skip))
         return 1;
@@ -561,6 +584,7 @@ dtls_ctx_t *dtls_ctx_new(const dtls_cfg_t *cfg, char err[static ERR_LEN])
     ctx->identify_ctx = cfg->identify_ctx;
     ctx->psk_find = cfg->psk_find;
     ctx->skip_validity = cfg->skip_validity_check;
+    ctx->min_rsa_bits = cfg->min_rsa_bits;
     sess_init(&ctx->sessions);
     if (cfg->cert_file) {
         ctx->cert_path = xstrdup(cfg->cert_file);
