@@ -120,15 +120,16 @@ static const opt_t opts[] = {
     {"http-threads", "http", "threads", {"COAPHUB_HTTP_THREADS"}, T_INT, OFF(http.threads),
      "HTTP event-loop threads (connections are multiplexed on them)", false},
     {"http-workers", "http", "workers", {"COAPHUB_HTTP_WORKERS"}, T_INT, OFF(http.max_workers),
-     "threads running REST handlers at most (started on demand, each open long poll holds "
-     "one); more requests wait in a queue", false},
+     "threads running REST handlers at most (started on demand); more requests wait in a "
+     "queue", false},
     {"public-host", "http", "public_host", {"COAPHUB_PUBLIC_HOST"}, T_STR, OFF(http.public_host),
      "host name shown in the web UI's connectivity commands (default: the one the browser used)",
      false},
     {"http-long-poll-max", "http", "long_poll_max", {"COAPHUB_HTTP_LONG_POLL_MAX"}, T_INT,
      OFF(http.long_poll_max),
      "HTTP device API long polls (attributes/updates, rpc) open at once; each holds a "
-     "worker thread; more get 503 (0 = none allowed, below --http-workers)", false},
+     "connection, no thread; more get 503 (0 = none allowed, at most 90 % of "
+     "--http-max-connections)", false},
     {"http-long-poll-per-device", "http", "long_poll_per_device",
      {"COAPHUB_HTTP_LONG_POLL_PER_DEVICE"}, T_INT, OFF(http.long_poll_per_device),
      "long polls one device may hold open at once; more get 503", false},

@@ -97,6 +97,7 @@ typedef struct http_req {
 
 typedef struct http_resp {
     struct MHD_Response *stream; /* set by streaming handlers (events.c) instead of body */
+    struct http_poll *poll;      /* set by a long poll (device_poll.c): answered later */
     int status;
     char *body;               /* malloc'd, may be NULL */
     size_t body_len;
@@ -465,6 +466,14 @@ void http__h_dev_attr_updates(http_req_t *rq, http_resp_t *rs);
 void http__h_dev_rpc_poll(http_req_t *rq, http_resp_t *rs);
 /* Stop path: refuses new long polls and ends the open ones with 503. */
 void http__poll_cancel_all(http_server_t *h);
+/* A long poll's answer, on a polling thread (device_poll.c): true when rs holds it (then
+ * http__poll_free); false after it parked conn again (MHD_suspend_connection) until a wake. */
+typedef struct http_poll http_poll_t;
+bool http__poll_step(http_poll_t *p, struct MHD_Connection *conn, http_resp_t *rs);
+/* Unregisters and frees a poll (NULL: nothing). */
+void http__poll_free(http_poll_t *p);
+/* From the front's watchdog: wakes parked polls whose timeout passed or whose client left. */
+void http__poll_tick(http_server_t *h);
 void http__h_rpc_v2(http_req_t *rq, http_resp_t *rs);
 void http__h_rpc_persistent_get(http_req_t *rq, http_resp_t *rs);
 

@@ -75,6 +75,7 @@ typedef struct conn_ctx {
     const char *url, *method; /* libmicrohttpd's, valid until the request completes */
     bool answered;
     http_resp_t rs;
+    http_poll_t *poll; /* a long poll parked until it has its answer (device_poll.c) */
 } conn_ctx_t;
 
 /* Bearer token from X-Authorization, Authorization or ?token= (TB accepts all three). */
@@ -255,7 +256,19 @@ static void run_dispatch(void *arg)
     conn_ctx_t *cc = arg;
     cc->rs = (http_resp_t){.status = 500};
     dispatch(cc->h, cc->conn, cc->url, cc->method, cc, &cc->rs);
-    cc->answered = true;
+    cc->poll = cc->rs.poll; /* then the answer comes from http__poll_step */
+    cc->rs.poll = NULL;
+    cc->answered = !cc->poll;
+}
+
+/* A long poll's turn on the polling thread: its answer, or parked again. */
+static enum MHD_Result step_poll(struct MHD_Connection *conn, conn_ctx_t *cc)
+{
+    if (!http__poll_step(cc->poll, conn, &cc->rs))
+        return MHD_YES; /* suspended until the next wake */
+    http__poll_free(cc->poll);
+    cc->poll = NULL;
+    return queue_answer(conn, &cc->rs);
 }
 
 /* Answers that never block run on the polling thread. */
@@ -303,6 +316,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             cc->too_large = true;
         return MHD_YES;
     }
+    if (cc->poll)
+        return step_poll(conn, cc);
     if (cc->answered) { /* resumed by the worker that ran the handler */
         cc->answered = false;
         return queue_answer(conn, &cc->rs);
@@ -346,9 +361,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (http__front_offload(h->front, conn, run_dispatch, cc))
             return MHD_YES; /* suspended; called again once the worker has the answer */
     }
-    http_resp_t rs = {.status = 500};
-    dispatch(h, conn, url, method, cc, &rs);
-    return queue_answer(conn, &rs);
+    cc->rs = (http_resp_t){.status = 500};
+    dispatch(h, conn, url, method, cc, &cc->rs);
+    if (cc->rs.poll) {
+        cc->poll = cc->rs.poll;
+        cc->rs.poll = NULL;
+        return step_poll(conn, cc);
+    }
+    return queue_answer(conn, &cc->rs);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -361,6 +381,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (cc) {
         http__ota_upload_free(cc->upload);
         free(cc->buf);
+        http__poll_free(cc->poll);
         free(cc->rs.body);
         if (cc->rs.stream)
             MHD_destroy_response(cc->rs.stream);
@@ -369,9 +390,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
 }
 
+/* The watchdog's pass: parked event streams and long polls that are due. */
 static void events_tick(void *ctx)
 {
     http__events_tick(ctx, false);
+    http__poll_tick(ctx);
 }
 
 /* Reads a setting, or creates it with make() on first use. */
