@@ -257,6 +257,7 @@ static void *watchdog_main(void *arg)
 static void *worker_main(void *arg)
 {
     http_front_t *f = arg;
+    pthread_setname_np(pthread_self(), "coaphub-httpw");
     pthread_mutex_lock(&f->mu);
     for (;;) {
         if (!f->q_head) {
@@ -354,7 +355,9 @@ http_front_t *http__front_new(const http_front_cfg_t *cfg)
     pthread_cond_init(&f->wd_cv, NULL);
     pthread_cond_init(&f->work_cv, NULL);
     pthread_cond_init(&f->drained_cv, NULL);
-    if (pthread_create(&f->watchdog, NULL, watchdog_main, f) != 0) {
+    if (pthread_create(&f->watchdog, NULL, watchdog_main, f) == 0) {
+        pthread_setname_np(f->watchdog, "coaphub-httpwd");
+    } else {
         pthread_mutex_destroy(&f->mu);
         pthread_cond_destroy(&f->wd_cv);
         pthread_cond_destroy(&f->work_cv);
