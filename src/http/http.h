@@ -26,7 +26,7 @@ typedef struct http_cfg {
     const char *jwt_issuer;         /* "coaphub" */
     int64_t rpc_default_timeout_ms; /* 10000 */
     int64_t rpc_min_timeout_ms;     /* 5000 */
-    /* Long polls of the HTTP device API (device_poll.c): each holds a connection thread. */
+    /* Long polls of the HTTP device API (device_poll.c): each holds a connection, no thread. */
     int long_poll_max;                /* open at once, all devices (256; 0 = refuse all) -> 503 */
     int long_poll_per_device;         /* open at once per device (4) -> 503 */
     int64_t long_poll_timeout_ms;     /* when ?timeout= is absent or 0 (60000, as TB) */
