@@ -22,9 +22,11 @@
  * an answer being streamed has no deadline here (the handlers bound their own waits).
  *
  * EVICTION. The connection limit is a pool an attacker with many addresses can still fill.
- * When nine tenths of it are taken, the watchdog shuts down the oldest connections that have
- * not completed their request headers for a second, so a client that sends its request at
- * once (every real one) always finds room.
+ * When nine tenths of it are taken, each new connection shuts down the oldest one that has not
+ * completed its request headers (and the watchdog trims back to nine tenths, sparing those
+ * younger than a second), so the pool never reaches libmicrohttpd's hard limit, which would
+ * refuse everyone at accept, and a client that sends its request at once (every real one)
+ * always finds room: only connections older than it can be taken for it.
  */
 #include "http/front.h"
 
@@ -67,6 +69,7 @@ struct http_front {
     /* connections */
     front_conn_t *head, *tail;
     size_t n_conns;
+    size_t n_shut; /* of those, shut down and not yet closed by libmicrohttpd */
     /* watchdog */
     pthread_t watchdog;
     pthread_cond_t wd_cv;
@@ -86,6 +89,13 @@ static int64_t elapsed_ms(int64_t since, int64_t now)
 }
 
 /* ---- connections ---- */
+
+static void shut(http_front_t *f, front_conn_t *c, uint64_t *counter);
+
+static size_t high_water(const http_front_t *f)
+{
+    return f->cfg.max_connections - f->cfg.max_connections / 10;
+}
 
 void http__front_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                                enum MHD_ConnectionNotificationCode code)
@@ -108,6 +118,14 @@ void http__front_on_connection(void *cls, struct MHD_Connection *conn, void **so
         f->tail = c;
         f->n_conns++;
         f->st.accepted++;
+        if (f->n_conns - f->n_shut > high_water(f)) {
+            for (front_conn_t *o = f->head; o != c; o = o->next) {
+                if (!o->shut && o->phase == PH_HEADERS) {
+                    shut(f, o, &f->st.evicted);
+                    break;
+                }
+            }
+        }
         pthread_mutex_unlock(&f->mu);
         *socket_context = c;
         return;
@@ -127,6 +145,8 @@ void http__front_on_connection(void *cls, struct MHD_Connection *conn, void **so
     else
         f->tail = c->prev;
     f->n_conns--;
+    if (c->shut)
+        f->n_shut--;
     pthread_mutex_unlock(&f->mu);
     free(c);
     *socket_context = NULL;
@@ -192,7 +212,7 @@ static void shut(http_front_t *f, front_conn_t *c, uint64_t *counter)
     c->shut = true;
     (void)shutdown(c->fd, SHUT_RDWR);
     (*counter)++;
-    (void)f;
+    f->n_shut++;
 }
 
 /* One pass under f->mu: deadlines, then eviction when the pool is nearly full. */
@@ -219,7 +239,7 @@ static void watch_once(http_front_t *f, int64_t now)
         }
         live++;
     }
-    size_t high = g->max_connections - g->max_connections / 10;
+    size_t high = high_water(f);
     for (front_conn_t *c = f->head; c && live >= high; c = c->next) {
         if (c->shut || c->phase != PH_HEADERS || elapsed_ms(c->since_ms, now) < EVICT_MIN_AGE_MS)
             continue;

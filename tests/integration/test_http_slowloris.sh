@@ -9,6 +9,10 @@
 # limits that held are in /metrics (header deadline). Before the event-driven front (c27315f)
 # this failed: each connection held a thread until the 1,000-connection limit refused everyone.
 #
+# Then a body dripped below --http-body-min-rate is closed, and, with a pool of 100
+# connections (COAPHUB_HTTP_MAX_CONNECTIONS), 200 request-less connections from 20 addresses
+# are evicted so the legitimate client still gets in.
+#
 # Framing: two Content-Length fields that differ -> 400 and close; Transfer-Encoding other
 # than chunked -> 501 at once (not a connection held to its timeout); both with TB's error JSON.
 . "$(dirname "$0")/lib.sh"
@@ -104,4 +108,55 @@ n=$(awk '/^coaphub_http_bad_framing_total/{print $2}' <<<"$metrics")
 assert_eq "$n" 2 "coaphub_http_bad_framing_total"
 rest GET /healthz >/dev/null
 assert_eq "$(http_code)" 200 "/healthz after the attack"
+
+# --- a body slower than --http-body-min-rate (1024 B/s after a 10 s grace) is closed
+out=$(python3 - "$HTTP_PORT" "$JWT" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=25)
+s.sendall(("POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           "Content-Length: 100000\r\n\r\n{").encode())
+t0 = time.monotonic()
+try:
+    while time.monotonic() - t0 < 22:  # 100 B/s: libmicrohttpd's idle timeout never fires
+        time.sleep(0.2)
+        s.sendall(b" " * 20)
+        s.setblocking(False)
+        try:
+            if s.recv(1) == b"":
+                raise ConnectionResetError
+        except BlockingIOError:
+            pass
+        s.setblocking(True)
+    print("OPEN")
+except OSError:
+    print("CLOSED %.0f" % (time.monotonic() - t0))
+PY
+)
+assert_match "$out" '^CLOSED (10|11|12|13)$' "a 100 B/s body closed once the 10 s grace is over"
+metrics=$(curl -s --max-time 5 "$BASE_URL/metrics")
+assert_match "$metrics" $'\ncoaphub_http_connections_closed_total\\{reason="body_too_slow"\\} 1\n' \
+    "body_too_slow counted"
+daemon_stop
+
+# --- eviction: a small pool filled from 20 addresses; the legitimate client still gets in
+export COAPHUB_HTTP_MAX_CONNECTIONS=100
+daemon_start
+python3 "$COAPHUB_SRC/tests/integration/slowloris.py" "$HTTP_PORT" 200 20 1 10 \
+    >"$IT_TMP/attack.json" 2>>"$IT_LOG" &
+attacker=$!
+sleep 2
+ok=0 bad=0
+for i in $(seq 1 12); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$BASE_URL/healthz") || code=000
+    if [ "$code" = 200 ]; then ok=$((ok + 1)); else bad=$((bad + 1)); fi
+    sleep 0.5
+done
+wait "$attacker"
+metrics=$(curl -s --max-time 5 "$BASE_URL/metrics")
+n=$(awk '/^coaphub_http_connections_closed_total\{reason="evicted"\}/{print $2}' <<<"$metrics")
+log "eviction: $(cat "$IT_TMP/attack.json"); /healthz $ok ok, $bad failed; evicted $n"
+assert_eq "$bad" 0 "/healthz failures with a full pool"
+[ "${n:-0}" -ge 50 ] || fail "only ${n:-0} connections evicted from a full pool"
+log "ok: $n request-less connections evicted, the legitimate client always got in"
+unset COAPHUB_HTTP_MAX_CONNECTIONS
 it_pass
