@@ -3,8 +3,8 @@
  * libmicrohttpd runs event-driven (an epoll thread pool, --http-threads): an open connection
  * costs a socket, not a thread. Handlers may block (store reads, store_submit_wait, RPC waits,
  * long polls), so a complete request runs on a worker while its connection is suspended
- * (front.c), and the polling threads only parse and send; /healthz, /readyz and static files
- * never block and are answered in place. A request body is collected up to cfg.max_body bytes;
+ * (front.c), and the polling threads only parse and send; /healthz and static files never
+ * block and are answered in place. A request body is collected up to cfg.max_body bytes;
  * beyond that the rest is drained unread and the answer is 413, so memory per connection is
  * capped. Framing the server cannot trust (two different Content-Lengths, a transfer coding
  * other than chunked) is refused when the headers are complete, before any body is read.
@@ -213,8 +213,9 @@ static int framing_error(struct MHD_Connection *conn, http_err_t *e)
     return 0;
 }
 
-/* Queues a handler's answer (takes rs's body or stream). */
-static enum MHD_Result queue_answer(struct MHD_Connection *conn, http_resp_t *rs)
+/* Queues a handler's answer (takes rs's body or stream); close: the connection ends after
+ * it (refused framing: what follows on the stream cannot be trusted). */
+static enum MHD_Result queue_answer(struct MHD_Connection *conn, http_resp_t *rs, bool close)
 {
     if (rs->stream) {
         enum MHD_Result r = MHD_queue_response(conn, (unsigned)rs->status, rs->stream);
@@ -243,7 +244,7 @@ static enum MHD_Result queue_answer(struct MHD_Connection *conn, http_resp_t *rs
         snprintf(after, sizeof after, "%d", HTTP_RETRY_AFTER_S);
         MHD_add_response_header(resp, "Retry-After", after);
     }
-    if (rs->status == 400 || rs->status == 501) /* refused framing: the stream is unusable */
+    if (close)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)rs->status, resp);
     MHD_destroy_response(resp);
@@ -268,13 +269,14 @@ static enum MHD_Result step_poll(struct MHD_Connection *conn, conn_ctx_t *cc)
         return MHD_YES; /* suspended until the next wake */
     http__poll_free(cc->poll);
     cc->poll = NULL;
-    return queue_answer(conn, &cc->rs);
+    return queue_answer(conn, &cc->rs, false);
 }
 
-/* Answers that never block run on the polling thread. */
+/* Answers that never block run on the polling thread: liveness asks nothing but a flag
+ * (/readyz asks the database, which may take a connect timeout: it goes to a worker). */
 static bool answered_in_place(const char *url)
 {
-    return strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0;
+    return strcmp(url, "/healthz") == 0;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -295,7 +297,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             http__front_count_bad_framing(h->front);
             http_resp_t rs = {0};
             http__resp_error(&rs, fe, NULL);
-            return queue_answer(conn, &rs);
+            return queue_answer(conn, &rs, true);
         }
         if (http__ota_upload_wanted(method, url)) {
             /* An image goes to disk as it arrives (rest_ota.c) and only for a valid JWT, so
@@ -320,7 +322,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return step_poll(conn, cc);
     if (cc->answered) { /* resumed by the worker that ran the handler */
         cc->answered = false;
-        return queue_answer(conn, &cc->rs);
+        return queue_answer(conn, &cc->rs, false);
     }
     if (*upload_data_size > 0)
         http__front_body_bytes(h->front, conn, *upload_data_size);
@@ -368,7 +370,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         cc->rs.poll = NULL;
         return step_poll(conn, cc);
     }
-    return queue_answer(conn, &cc->rs);
+    return queue_answer(conn, &cc->rs, false);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
