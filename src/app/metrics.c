@@ -246,6 +246,10 @@ char *server_metrics_text(void *ctx)
         "coaphub_http_connections_closed_total{reason=\"evicted\"} %llu\n",
         (unsigned long long)fs.header_timeouts, (unsigned long long)fs.body_timeouts,
         (unsigned long long)fs.evicted);
+    metric(&o, "http_connections_refused_total", "counter",
+           "Connections refused at accept because their address (IPv4, IPv6 /64) had "
+           "--http-max-connections-per-address open.",
+           NULL, fs.per_addr_refused);
     metric(&o, "http_bad_framing_total", "counter",
            "Requests refused for their framing (two Content-Lengths, a transfer coding other "
            "than chunked).",

@@ -21,6 +21,13 @@
  * and sees the end of stream as a closed connection). A request being handled (suspended) or
  * an answer being streamed has no deadline here (the handlers bound their own waits).
  *
+ * PER ADDRESS. Connections open from one address (an IPv4 address; an IPv6 /64, one
+ * subscriber's usual allocation) are counted here, and the accept policy refuses one beyond
+ * the cap before libmicrohttpd sets the connection up, so the refusal is counted for /metrics
+ * (libmicrohttpd checks its own per-IP limit before the accept policy, so that one is set to
+ * twice the cap, a backstop only). The count is taken when a connection starts, so threads of
+ * the pool accepting from one address at the same instant may pass it by a few.
+ *
  * EVICTION. The connection limit is a pool an attacker with many addresses can still fill.
  * When nine tenths of it are taken, each new connection shuts down the oldest one that has not
  * completed its request headers (and the watchdog trims back to nine tenths, sparing those
@@ -35,6 +42,7 @@
 #include "core/xmalloc.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +50,14 @@
 #include <time.h>
 
 enum { WATCH_EVERY_MS = 250, WORKER_IDLE_MS = 30000, EVICT_MIN_AGE_MS = 1000 };
+enum { ADDR_BUCKETS = 1024 };
+
+/* Connections open from one address key (see addr_key). */
+typedef struct addr_count {
+    struct addr_count *next;
+    uint64_t key;
+    size_t n;
+} addr_count_t;
 
 typedef enum { PH_HEADERS, PH_BODY, PH_HANDLER } phase_t;
 
@@ -54,6 +70,7 @@ typedef struct front_conn {
     phase_t phase;
     int64_t since_ms;    /* when the phase began */
     uint64_t body_bytes; /* received in PH_BODY */
+    uint64_t addr;       /* addr_key of the peer; 0 = not counted */
 } front_conn_t;
 
 typedef struct job {
@@ -70,6 +87,7 @@ struct http_front {
     front_conn_t *head, *tail;
     size_t n_conns;
     size_t n_shut; /* of those, shut down and not yet closed by libmicrohttpd */
+    addr_count_t *by_addr[ADDR_BUCKETS];
     /* watchdog */
     pthread_t watchdog;
     pthread_cond_t wd_cv;
@@ -86,6 +104,78 @@ struct http_front {
 static int64_t elapsed_ms(int64_t since, int64_t now)
 {
     return now > since ? now - since : 0;
+}
+
+/* ---- per address ---- */
+
+/* An IPv4 address, or an IPv6 /64 (IPv4-mapped ones as IPv4); 0 for anything else. */
+static uint64_t addr_key(const struct sockaddr *sa)
+{
+    if (!sa)
+        return 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        return (1ULL << 63) | ntohl(in->sin_addr.s_addr);
+    }
+    if (sa->sa_family == AF_INET6) {
+        const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(b, mapped, sizeof mapped) == 0)
+            return (1ULL << 63) | ((uint64_t)b[12] << 24) | ((uint64_t)b[13] << 16) |
+                   ((uint64_t)b[14] << 8) | b[15];
+        uint64_t k = 0;
+        for (int i = 0; i < 8; i++)
+            k = k << 8 | b[i];
+        return k | 1; /* never 0 */
+    }
+    return 0;
+}
+
+/* Under f->mu: the counter of key (created at 0 if create), or NULL. */
+static addr_count_t *addr_find(http_front_t *f, uint64_t key, bool create)
+{
+    addr_count_t **bucket = &f->by_addr[(key ^ key >> 29) % ADDR_BUCKETS];
+    for (addr_count_t *a = *bucket; a; a = a->next)
+        if (a->key == key)
+            return a;
+    if (!create)
+        return NULL;
+    addr_count_t *a = xcalloc(1, sizeof *a);
+    a->key = key;
+    a->next = *bucket;
+    *bucket = a;
+    return a;
+}
+
+static void addr_release(http_front_t *f, uint64_t key)
+{
+    addr_count_t **pp = &f->by_addr[(key ^ key >> 29) % ADDR_BUCKETS];
+    for (; *pp; pp = &(*pp)->next) {
+        if ((*pp)->key == key) {
+            addr_count_t *a = *pp;
+            if (--a->n == 0) {
+                *pp = a->next;
+                free(a);
+            }
+            return;
+        }
+    }
+}
+
+enum MHD_Result http__front_accept(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    (void)len;
+    http_front_t *f = cls;
+    uint64_t key = addr_key(addr);
+    if (!key)
+        return MHD_YES;
+    pthread_mutex_lock(&f->mu);
+    addr_count_t *a = addr_find(f, key, false);
+    bool full = a && a->n >= f->cfg.max_per_addr;
+    if (full)
+        f->st.per_addr_refused++;
+    pthread_mutex_unlock(&f->mu);
+    return full ? MHD_NO : MHD_YES;
 }
 
 /* ---- connections ---- */
@@ -109,7 +199,12 @@ void http__front_on_connection(void *cls, struct MHD_Connection *conn, void **so
         c->first = true;
         c->phase = PH_HEADERS;
         c->since_ms = clock_mono_ms();
+        const union MHD_ConnectionInfo *ai = MHD_get_connection_info(
+            conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        c->addr = ai ? addr_key(ai->client_addr) : 0;
         pthread_mutex_lock(&f->mu);
+        if (c->addr)
+            addr_find(f, c->addr, true)->n++;
         c->prev = f->tail;
         if (f->tail)
             f->tail->next = c;
@@ -147,6 +242,8 @@ void http__front_on_connection(void *cls, struct MHD_Connection *conn, void **so
     f->n_conns--;
     if (c->shut)
         f->n_shut--;
+    if (c->addr)
+        addr_release(f, c->addr);
     pthread_mutex_unlock(&f->mu);
     free(c);
     *socket_context = NULL;
@@ -401,7 +498,15 @@ void http__front_free(http_front_t *f)
         pthread_cond_wait(&f->drained_cv, &f->mu);
     pthread_mutex_unlock(&f->mu);
     pthread_join(f->watchdog, NULL);
-    /* libmicrohttpd has closed every connection (MHD_stop_daemon) and freed their records. */
+    /* libmicrohttpd has closed every connection (MHD_stop_daemon) and freed their records, so
+     * no address is counted any more; free what a failed start may have left. */
+    for (size_t i = 0; i < ADDR_BUCKETS; i++) {
+        while (f->by_addr[i]) {
+            addr_count_t *a = f->by_addr[i];
+            f->by_addr[i] = a->next;
+            free(a);
+        }
+    }
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->wd_cv);
     pthread_cond_destroy(&f->work_cv);

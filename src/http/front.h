@@ -14,6 +14,7 @@ typedef struct http_front_cfg {
     int64_t idle_timeout_ms;   /* ... or of the previous answer on a kept-alive connection */
     int64_t body_min_rate;     /* bytes/s a body must average after the grace (0 = off) */
     size_t max_connections;    /* libmicrohttpd's limit: eviction starts at 90 % of it */
+    size_t max_per_addr;       /* connections from one IPv4 address / IPv6 /64 */
     int max_workers;           /* handler threads at most */
     void (*tick)(void *ctx);   /* called by the watchdog on each pass (outside its lock) */
     void *tick_ctx;
@@ -24,6 +25,8 @@ typedef struct http_front http_front_t;
 http_front_t *http__front_new(const http_front_cfg_t *cfg);
 /* After MHD_stop_daemon: stops the watchdog, waits for idle workers to end. */
 void http__front_free(http_front_t *f);
+/* libmicrohttpd's accept policy (cls = the front): refuses an address at its cap. */
+enum MHD_Result http__front_accept(void *cls, const struct sockaddr *addr, socklen_t len);
 /* MHD_OPTION_NOTIFY_CONNECTION callback (cls = the front). */
 void http__front_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                                enum MHD_ConnectionNotificationCode code);

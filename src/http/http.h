@@ -50,7 +50,7 @@ typedef struct http_cfg {
     int64_t activity_report_ms;    /* 3000 */
     /* The front (front.c, docs/operations.md "Limits"): what a slow or hostile client meets. */
     int max_connections;          /* open at once (1000); eviction of idle ones at 90 % */
-    int max_connections_per_addr; /* open at once from one IPv4 address (64) */
+    int max_connections_per_addr; /* open at once from one IPv4 address or IPv6 /64 (64) */
     int64_t idle_timeout_ms;      /* no byte for this long closes; keep-alive wait (60000) */
     int64_t header_timeout_ms;    /* request headers complete within this of accept (10000) */
     int body_min_rate;            /* bytes/s a request body must average (1024; 0 = off) */
@@ -60,14 +60,15 @@ typedef struct http_cfg {
 
 /* Counters of the front for /metrics. */
 typedef struct http_front_stats {
-    uint64_t open;            /* connections open now */
-    uint64_t accepted;        /* connections accepted so far */
-    uint64_t header_timeouts; /* shut down: headers not complete in time (or idle keep-alive) */
-    uint64_t body_timeouts;   /* shut down: body slower than the minimum rate */
-    uint64_t evicted;         /* shut down: the pool was 90 % full and they had sent no request */
-    uint64_t bad_framing;     /* answered 400/501 for Content-Length/Transfer-Encoding */
-    uint64_t offloaded;       /* requests run on a worker */
-    uint64_t queued;          /* of those, ones that waited for a free worker */
+    uint64_t open;             /* connections open now */
+    uint64_t accepted;         /* connections accepted so far */
+    uint64_t header_timeouts;  /* shut down: headers not complete in time (or idle keep-alive) */
+    uint64_t body_timeouts;    /* shut down: body slower than the minimum rate */
+    uint64_t evicted;          /* shut down: the pool was 90 % full and they had sent no request */
+    uint64_t per_addr_refused; /* refused at accept: their address had its cap of connections */
+    uint64_t bad_framing;      /* answered 400/501 for Content-Length/Transfer-Encoding */
+    uint64_t offloaded;        /* requests run on a worker */
+    uint64_t queued;           /* of those, ones that waited for a free worker */
     uint64_t workers, workers_busy, workers_peak, waiting;
 } http_front_stats_t;
 

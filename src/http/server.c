@@ -511,6 +511,7 @@ http_server_t *http_server_start(const http_cfg_t *cfg, store_t *store, registry
                            .idle_timeout_ms = cfg->idle_timeout_ms,
                            .body_min_rate = cfg->body_min_rate,
                            .max_connections = (size_t)cfg->max_connections,
+                           .max_per_addr = (size_t)cfg->max_connections_per_addr,
                            .max_workers = cfg->max_workers,
                            .tick = events_tick,
                            .tick_ctx = h};
@@ -523,13 +524,15 @@ http_server_t *http_server_start(const http_cfg_t *cfg, store_t *store, registry
         /* Event-driven: idle connections cost a socket, not a thread; handlers that may block
          * run on front.c's workers while their connection is suspended. */
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME,
-        (uint16_t)cfg->port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
+        (uint16_t)cfg->port, http__front_accept, h->front, on_request, h, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, http__front_on_connection, h->front,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)((cfg->idle_timeout_ms + 999) / 1000),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg->max_connections_per_addr,
+        /* front.c's accept policy enforces and counts the per-address cap; libmicrohttpd's
+         * per-IP check runs before it, so it is only a backstop at twice the cap. */
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg->max_connections_per_addr * 2,
         MHD_OPTION_END);
     if (!h->daemon) {
         snprintf(err, ERR_LEN, "http: cannot listen on %s:%d: %s", h->bind_addr, cfg->port,

@@ -92,8 +92,16 @@ while [ "$(date +%s)" -lt "$end" ]; do
         if [ "$code" = 200 ]; then ok=$((ok + 1)); else bad=$((bad + 1)); log "$what: HTTP $code"; fi
     done
     sleep 0.5
+    if [ -z "${open_mid:-}" ] && [ "$(date +%s)" -ge $((end - 11)) ]; then
+        open_mid=$(curl -s --max-time 3 "$BASE_URL/metrics" |
+            awk '/^coaphub_http_connections /{print $2}')
+    fi
 done
 wait "$attacker"
+# 6 attacking addresses x 64, plus the few of this client (pool threads may pass it by a few)
+[ "${open_mid:-9999}" -le 400 ] || fail "mid-attack ${open_mid:-?} connections open (cap 6 x 64)"
+[ "${open_mid:-0}" -ge 200 ] || fail "mid-attack only ${open_mid:-0} connections open: no attack"
+log "ok: mid-attack $open_mid connections open (per-address cap 64, 6 addresses)"
 attack=$(cat "$IT_TMP/attack.json")
 log "attack: $attack; legitimate requests: $ok ok, $bad failed, slowest ${worst} ms"
 [ "$(jq -r .opened <<<"$attack")" -ge 1020 ] || fail "the attacker did not open its connections"
@@ -104,6 +112,9 @@ metrics=$(curl -s --max-time 5 "$BASE_URL/metrics")
 n=$(awk '/^coaphub_http_connections_closed_total\{reason="header_timeout"\}/{print $2}' <<<"$metrics")
 [ "${n:-0}" -ge 100 ] || fail "header deadline closed only ${n:-0} connections"
 log "ok: header deadline closed $n attack connections (coaphub_http_connections_closed_total)"
+n=$(awk '/^coaphub_http_connections_refused_total/{print $2}' <<<"$metrics")
+[ "${n:-0}" -ge 600 ] || fail "per-address cap refused only ${n:-0} connections"
+log "ok: the per-address cap (64) refused $n connections (coaphub_http_connections_refused_total)"
 n=$(awk '/^coaphub_http_bad_framing_total/{print $2}' <<<"$metrics")
 assert_eq "$n" 2 "coaphub_http_bad_framing_total"
 rest GET /healthz >/dev/null
