@@ -219,7 +219,7 @@ char *server_metrics_text(void *ctx)
     metric(&o, "storage_up", "gauge",
            "Whether the database can take work now (1) or not (0); backend: sqlite or postgresql.",
            backend, store_ready(s->store) == 0);
-    /* HTTP device API long polls: each holds a connection thread (device_poll.c). */
+    /* HTTP device API long polls: each holds a connection, no thread (device_poll.c). */
     hub_wait_stats_t ws;
     hub_wait_get_stats(s->hub, &ws);
     put(&o,
