@@ -157,7 +157,7 @@ python3 "$COAPHUB_SRC/tests/integration/slowloris.py" "$HTTP_PORT" 200 20 1 10 \
 attacker=$!
 sleep 2
 ok=0 bad=0
-for i in $(seq 1 12); do
+for _ in $(seq 1 12); do
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$BASE_URL/healthz") || code=000
     if [ "$code" = 200 ]; then ok=$((ok + 1)); else bad=$((bad + 1)); fi
     sleep 0.5
