@@ -185,11 +185,25 @@ typedef struct dtls_rec {
     uint64_t seq;
     const uint8_t *frag;
     size_t frag_len;
+    const uint8_t *cid; /* type tls12_cid only: the connection id in the header */
+    uint8_t cid_len;
 } dtls_rec_t;
 
 /* Parses the record at the start of p. Returns the bytes it spans (header + fragment), or
  * -EBADMSG when the header or the fragment is cut short. */
 ssize_t dtls__rec_parse(const uint8_t *p, size_t len, dtls_rec_t *r);
+
+/* ---- RFC 9146 Connection ID ---------------------------------------------------------------
+ *
+ * A record of type tls12_cid (25) carries the connection id its receiver chose between the
+ * sequence number and the length: type, version, epoch, seq, cid[cid_len], length, then the
+ * AEAD-protected DTLSInnerPlaintext (content || real type || zero padding). The CID length
+ * is not in the record: the receiver knows it (all our CIDs have the listener's length). */
+enum { DTLS_CT_CID = 25, DTLS_CID_MAX = 16, DTLS_CID_HDR = 13 /* + cid_len */ };
+
+/* Parses the record at the start of p; a tls12_cid record with a CID of cid_len bytes, any
+ * other type as dtls__rec_parse does. Returns the bytes it spans, or -EBADMSG. */
+ssize_t dtls__rec_parse_cid(const uint8_t *p, size_t len, size_t cid_len, dtls_rec_t *r);
 
 /* The AEAD algorithm and tag length of a negotiated suite; DTLS_AEAD_NONE if unsupported. */
 dtls_aead_alg_t dtls__aead_of_cipher(const SSL_CIPHER *c, uint8_t *tag_len);
@@ -224,6 +238,23 @@ ssize_t dtls__rl_open(dtls_rl_t *rl, dtls_aead_ctx_t *a, const dtls_rec_t *r, ui
  * 2^14), -EOVERFLOW (sequence numbers exhausted: the session must end) or -EIO. */
 ssize_t dtls__rl_seal(dtls_rl_t *rl, dtls_aead_ctx_t *a, uint8_t type, const uint8_t *p,
                       size_t len, uint8_t *out, size_t cap);
+
+/* Opens a parsed tls12_cid record (RFC 9146 §5: its own additional data, and the inner
+ * plaintext's real type, returned in *type, found behind the zero padding). Same checks and
+ * returns as dtls__rl_open, plus -EBADMSG for an inner plaintext without a type. */
+ssize_t dtls__rl_open_cid(dtls_rl_t *rl, dtls_aead_ctx_t *a, const dtls_rec_t *r, uint8_t *type,
+                          uint8_t *out, size_t cap);
+/* Seals len bytes of type as the next tls12_cid record carrying cid (no padding). Same
+ * returns as dtls__rl_seal. */
+ssize_t dtls__rl_seal_cid(dtls_rl_t *rl, dtls_aead_ctx_t *a, uint8_t type, const uint8_t *cid,
+                          size_t cid_len, const uint8_t *p, size_t len, uint8_t *out, size_t cap);
+/* During the handshake, for OpenSSL (which does not know tls12_cid): opens the client's
+ * tls12_cid record r with rl (marking its sequence number in rl's window) and writes it to
+ * out as the ordinary record OpenSSL expects (same epoch and sequence number, sealed with the
+ * client's keys). It never leaves the process. *type gets the real content type. Returns
+ * the ordinary record's length or what dtls__rl_open_cid / dtls__rl_seal return. */
+ssize_t dtls__rl_cid_to_plain(dtls_rl_t *rl, dtls_aead_ctx_t *a, const dtls_rec_t *r, uint8_t *type,
+                              uint8_t *out, size_t cap);
 
 /* ---- listener.c / peer.c ------------------------------------------------------------------ */
 

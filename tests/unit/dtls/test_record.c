@@ -516,6 +516,109 @@ static void test_window_and_sequence_limits(void **state)
     dtls__aead_fini(&a);
 }
 
+/* RFC 9146 records for every AEAD algorithm: round trip with a 4-byte CID, a padded inner
+ * plaintext, tampering with the CID, the type, the length and the tag, replay, the
+ * conversion to an ordinary record for OpenSSL, and parsing limits. */
+static void cid_one(dtls_aead_ctx_t *a, dtls_aead_alg_t alg, uint8_t tag_len)
+{
+    uint8_t ms[48], cr[32], sr[32];
+    memset(ms, 0x44, sizeof ms);
+    memset(cr, 0x55, sizeof cr);
+    memset(sr, 0x66, sizeof sr);
+    dtls_rl_t srv, cl, srv2;
+    assert_int_equal(dtls__rl_derive(&srv, alg, tag_len, EVP_sha256(), ms, 48, cr, sr), 0);
+    srv.uid = 1000 + alg * 2 + (tag_len == 8);
+    dtls__rl_mirror(&srv, &cl);
+    srv2 = srv;
+    static const uint8_t cid[4] = {0xde, 0xad, 0xbe, 0xef};
+    uint8_t rec[256], out[256], conv[256], type = 0;
+    cl.w_seq = 7;
+    ssize_t n = dtls__rl_seal_cid(&cl, a, 23, cid, 4, (const uint8_t *)"hello", 5, rec, sizeof rec);
+    size_t expl = alg == DTLS_AEAD_CHACHA20 ? 0 : 8;
+    assert_int_equal(n, DTLS_CID_HDR + 4 + expl + 5 + 1 + tag_len);
+    assert_int_equal(rec[0], DTLS_CT_CID);
+    assert_memory_equal(rec + 11, cid, 4);
+    dtls_rec_t r;
+    /* An ordinary parse reads the CID as the length: the CID length is the receiver's. */
+    assert_int_equal(dtls__rec_parse_cid(rec, (size_t)n, 4, &r), n);
+    assert_int_equal(r.cid_len, 4);
+    assert_true(r.seq == 7 && r.epoch == 1);
+    assert_int_equal(dtls__rec_parse_cid(rec, (size_t)n - 1, 4, &r), -EBADMSG);
+    assert_int_equal(dtls__rec_parse_cid(rec, 16, 4, &r), -EBADMSG);
+    assert_int_equal(dtls__rec_parse_cid(rec, (size_t)n, DTLS_CID_MAX + 1, &r), -EBADMSG);
+    assert_int_equal(dtls__rec_parse_cid(rec, (size_t)n, 4, &r), n);
+    /* The ordinary open refuses a CID record (other additional data). */
+    assert_int_equal(dtls__rl_open(&srv, a, &r, out, sizeof out), -EPROTO);
+    /* Tampered CID, then tampered real type (inside the ciphertext): tag fails. */
+    rec[12] ^= 1;
+    assert_int_equal(dtls__rl_open_cid(&srv, a, &r, &type, out, sizeof out), -EBADMSG);
+    rec[12] ^= 1;
+    rec[DTLS_CID_HDR + 4 + expl + 5] ^= 0x40;
+    assert_int_equal(dtls__rl_open_cid(&srv, a, &r, &type, out, sizeof out), -EBADMSG);
+    rec[DTLS_CID_HDR + 4 + expl + 5] ^= 0x40;
+    /* The same record read with a 3-byte CID: other additional data, other length. */
+    dtls_rec_t r3;
+    if (dtls__rec_parse_cid(rec, (size_t)n, 3, &r3) > 0)
+        assert_int_equal(dtls__rl_open_cid(&srv, a, &r3, &type, out, sizeof out), -EBADMSG);
+    assert_int_equal(dtls__rl_open_cid(&srv, a, &r, &type, out, sizeof out), 5);
+    assert_int_equal(type, 23);
+    assert_memory_equal(out, "hello", 5);
+    assert_int_equal(dtls__rl_open_cid(&srv, a, &r, &type, out, sizeof out), -EALREADY);
+
+    /* Padding: the real type is the last non-zero byte (content "hi", type 21). */
+    static const uint8_t padded[] = {'h', 'i', 21, 0, 0, 0};
+    n = dtls__rl_seal_cid(&cl, a, 0, cid, 4, padded, sizeof padded, rec, sizeof rec);
+    assert_int_equal(dtls__rec_parse_cid(rec, (size_t)n, 4, &r), n);
+    assert_int_equal(dtls__rl_open_cid(&srv, a, &r, &type, out, sizeof out), 2);
+    assert_int_equal(type, 21);
+    /* All zeros: authentic but malformed, and not marked in the window. */
+    static const uint8_t zeros[3] = {0};
+    n = dtls__rl_seal_cid(&cl, a, 0, cid, 4, zeros, 2, rec, sizeof rec);
+    assert_int_equal(dtls__rec_parse_cid(rec, (size_t)n, 4, &r), n);
+    assert_int_equal(dtls__rl_open_cid(&srv, a, &r, &type, out, sizeof out), -EBADMSG);
+    assert_true(dtls__rl_replay_check(&srv, r.seq));
+
+    /* Conversion for OpenSSL: the ordinary record opens with the ordinary code path. */
+    n = dtls__rl_seal_cid(&cl, a, 22, cid, 4, (const uint8_t *)"finished", 8, rec, sizeof rec);
+    assert_int_equal(dtls__rec_parse_cid(rec, (size_t)n, 4, &r), n);
+    ssize_t m = dtls__rl_cid_to_plain(&srv2, a, &r, &type, conv, sizeof conv);
+    assert_int_equal(m, DTLS_REC_HDR + expl + 8 + tag_len);
+    assert_int_equal(type, 22);
+    assert_int_equal(conv[0], 22);
+    assert_false(dtls__rl_replay_check(&srv2, r.seq)); /* the shadow window has it */
+    dtls_rl_t fresh = srv;
+    fresh.r_any = false;
+    dtls_rec_t o;
+    assert_int_equal(dtls__rec_parse(conv, (size_t)m, &o), m);
+    assert_true(o.seq == r.seq);
+    assert_int_equal(dtls__rl_open(&fresh, a, &o, out, sizeof out), 8);
+    assert_memory_equal(out, "finished", 8);
+    /* Server to client with a CID (the client's), and no room. */
+    n = dtls__rl_seal_cid(&srv, a, 23, cid, 2, (const uint8_t *)"ack", 3, rec, sizeof rec);
+    assert_int_equal(dtls__rec_parse_cid(rec, (size_t)n, 2, &r), n);
+    assert_int_equal(dtls__rl_open_cid(&cl, a, &r, &type, out, sizeof out), 3);
+    assert_int_equal(dtls__rl_seal_cid(&srv, a, 23, cid, 4, (const uint8_t *)"ack", 3, rec, 20),
+                     -ENOSPC);
+    dtls__rl_wipe(&srv);
+    dtls__rl_wipe(&srv2);
+    dtls__rl_wipe(&fresh);
+    dtls__rl_wipe(&cl);
+}
+
+static void test_cid_records(void **state)
+{
+    (void)state;
+    dtls_aead_ctx_t a;
+    dtls__aead_init(&a);
+    cid_one(&a, DTLS_AEAD_AES128_GCM, 16);
+    cid_one(&a, DTLS_AEAD_AES256_GCM, 16);
+    cid_one(&a, DTLS_AEAD_AES128_CCM, 16);
+    cid_one(&a, DTLS_AEAD_AES128_CCM, 8);
+    cid_one(&a, DTLS_AEAD_AES256_CCM, 8);
+    cid_one(&a, DTLS_AEAD_CHACHA20, 16);
+    dtls__aead_fini(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -534,6 +637,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_alerts_and_renegotiation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_and_resumption, setup, teardown),
         cmocka_unit_test(test_window_and_sequence_limits),
+        cmocka_unit_test(test_cid_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
