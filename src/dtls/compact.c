@@ -26,6 +26,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/sockaddr.h"
 
 #include <errno.h>
 #include <openssl/err.h>
@@ -198,20 +199,110 @@ static dtls_compact_verdict_t on_alert(const uint8_t *a, size_t len)
     return DTLS_COMPACT_GO_ON;
 }
 
-dtls_compact_verdict_t dtls__compact_input(dtls_peer_t *p, const uint8_t *data, size_t len)
+/* ---- RFC 9146 Connection ID -------------------------------------------------------------
+ *
+ * A client that negotiated our CID sends tls12_cid records from its Finished on. OpenSSL 3.0
+ * does not know them: until the SSL is freed, each is opened here with the session's keys
+ * (derived as soon as OpenSSL has the master secret) and rewritten in memory as the ordinary
+ * record OpenSSL expects, same epoch and sequence number. Opening them is what the shadow
+ * does for ordinary records, so the replay window stays complete. After the SSL is freed,
+ * dtls__compact_input opens them natively. */
+
+bool dtls__compact_cid_keys(dtls_peer_t *p)
+{
+    if (p->rl)
+        return true;
+    if (!p->ssl || p->rl_refused || !p->owner->cfg.compact_records)
+        return false;
+    dtls_rl_t rl;
+    if (dtls__rl_from_ssl(&rl, p->ssl) != 0) {
+        dtls__rl_wipe(&rl);
+        return false; /* no master secret yet */
+    }
+    p->rl = &p->rl_store;
+    *p->rl = rl;
+    dtls__rl_wipe(&rl);
+    p->rl->uid = ++p->owner->next_uid;
+    return true;
+}
+
+size_t dtls__compact_cid_offset(const dtls_peer_t *p, const uint8_t *data, size_t len)
+{
+    size_t off = 0;
+    dtls_rec_t r;
+    ssize_t n;
+    while (off < len && data[off] != DTLS_CT_CID &&
+           (n = dtls__rec_parse_cid(data + off, len - off, p->cid_len, &r)) > 0)
+        off += (size_t)n;
+    return off < len && data[off] == DTLS_CT_CID ? off : len;
+}
+
+size_t dtls__compact_cid_convert(dtls_peer_t *p, const uint8_t *data, size_t len, size_t *used)
+{
+    dtls_listener_t *l = p->owner;
+    size_t in = 0, out = 0;
+    dtls_rec_t r;
+    ssize_t n;
+    while (in < len && data[in] == DTLS_CT_CID &&
+           (n = dtls__rec_parse_cid(data + in, len - in, p->cid_len, &r)) > 0) {
+        in += (size_t)n;
+        uint8_t type = 0;
+        ssize_t m = p->rl ? dtls__rl_cid_to_plain(p->rl, &l->aead, &r, &type, l->conv + out,
+                                                  sizeof l->conv - out)
+                          : -ENOKEY;
+        if (m < 0) {
+            l->stats.records_dropped++;
+            if (m == -EALREADY)
+                l->stats.records_replayed++;
+            else if (m == -EBADMSG)
+                l->stats.records_bad_mac++;
+            continue;
+        }
+        l->stats.cid_records++;
+        if (type == CT_APP)
+            p->rl_verified = true;
+        out += (size_t)m;
+    }
+    if (in < len && data[in] == DTLS_CT_CID && out == 0)
+        in = len; /* a cut-short CID record ends the datagram */
+    *used = in;
+    return out;
+}
+
+dtls_compact_verdict_t dtls__compact_input(dtls_peer_t *p, const uint8_t *data, size_t len,
+                                           const struct sockaddr_storage *from, socklen_t alen,
+                                           dtls_peer_t **displaced)
 {
     dtls_listener_t *l = p->owner;
     dtls_compact_verdict_t v = DTLS_COMPACT_GO_ON;
+    *displaced = NULL;
     while (len > 0 && v == DTLS_COMPACT_GO_ON && p->state == DTLS_PEER_ESTABLISHED) {
         dtls_rec_t r;
-        ssize_t n = dtls__rec_parse(data, len, &r);
+        ssize_t n = dtls__rec_parse_cid(data, len, p->cid_len, &r);
         if (n < 0) {
             l->stats.records_dropped++; /* a cut-short record ends the datagram */
             break;
         }
         data += n;
         len -= (size_t)n;
-        ssize_t m = dtls__rl_open(p->rl, &l->aead, &r, l->plain, sizeof l->plain);
+        ssize_t m;
+        if (r.type == DTLS_CT_CID) {
+            m = dtls__rl_open_cid(p->rl, &l->aead, &r, &r.type, l->plain, sizeof l->plain);
+            if (m >= 0) {
+                l->stats.cid_records++;
+                /* RFC 9146 §6: only a record that authenticated moves the session, and it
+                 * moves before anything is answered. */
+                if (from && !sockaddr_equal(from, &p->base.addr)) {
+                    dtls_peer_t *d = dtls__ptab_move(&l->est, p, from, alen);
+                    if (d)
+                        *displaced = d;
+                    l->stats.cid_address_changes++;
+                    from = NULL;
+                }
+            }
+        } else {
+            m = dtls__rl_open(p->rl, &l->aead, &r, l->plain, sizeof l->plain);
+        }
         if (m < 0) {
             /* Wrong epoch or version, replay, bad tag: silently dropped (RFC 6347 §4.1.2.7),
              * and the session lives on. */

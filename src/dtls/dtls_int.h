@@ -91,6 +91,7 @@ typedef enum {
     DTLS_DG_DROP = 0,     /* not a DTLS 1.x record we would ever answer */
     DTLS_DG_CLIENT_HELLO, /* epoch-0 ClientHello, big enough to answer with a HelloVerify */
     DTLS_DG_RECORD,       /* some other plausible DTLS record */
+    DTLS_DG_CID,          /* RFC 9146 tls12_cid record (routed by its CID) */
 } dtls_dg_kind_t;
 /* Record pre-filter: classifies a datagram from its first record header, without state. */
 dtls_dg_kind_t dtls__classify(const uint8_t *p, size_t len);
@@ -280,6 +281,14 @@ struct dtls_peer {
     dtls_rl_t *rl;        /* &rl_store while in use, else NULL */
     dtls_rl_t rl_store;
     dtls_pool_t *pool;    /* where this struct lives (pool.c) */
+    /* RFC 9146: the CID we chose (records to us carry it; in l->cids by it) or cid_len 0.
+     * cid_asked: the client offered the extension with an empty CID of its own (we send
+     * ordinary records); a client that wants us to send its CID is not answered. */
+    htab_link_t clink;
+    uint8_t cid[DTLS_CID_MAX];
+    uint8_t cid_len;
+    bool cid_asked;
+    bool indexed;     /* hlink is in l->hs or l->est (a CID session can lose its address) */
     bool rl_refused;  /* this session keeps OpenSSL's record layer */
     bool rl_verified; /* our keys opened an application record OpenSSL also received */
     const uint8_t *cur; /* the datagram being fed (valid during dtls__peer_input) */
@@ -304,6 +313,7 @@ struct dtls_listener {
     unsigned listen_gen;    /* ctx generation listen_ssl was made from */
     BIO_ADDR *listen_addr;
     htab_t hs, est; /* by address: handshakes in progress, established sessions */
+    htab_t cids;    /* by the CID we chose (RFC 9146): peers with cid_len > 0 */
     dtls_plist_t hs_age, est_age;
     loop_timer_t sweep;
     dtls_stats_t stats;
@@ -318,6 +328,7 @@ struct dtls_listener {
     uint8_t bufs[DTLS_BATCH][DTLS_MAX_DGRAM];
     struct sockaddr_storage addrs[DTLS_BATCH];
     uint8_t plain[DTLS_MAX_PLAIN];
+    uint8_t conv[DTLS_MAX_DGRAM]; /* CID records rewritten for OpenSSL (compact.c) */
 };
 
 /* Sends the queued compact-layer records (compact.c; the loop's flush hook and shutdown). */
@@ -339,7 +350,17 @@ dtls_peer_t *dtls__ptab_find(const htab_t *t, const struct sockaddr_storage *a);
 dtls_peer_t *dtls__ptab_find_hashed(const htab_t *t, const struct sockaddr_storage *a,
                                     uint64_t hash);
 void dtls__ptab_insert(htab_t *t, dtls_peer_t *p);
+/* Removes p if it is in an address table (no-op once it lost its address, see move). */
 void dtls__ptab_remove(htab_t *t, dtls_peer_t *p);
+/* RFC 9146 §6: the established peer p now lives at address a in table est. A peer that
+ * was filed there under a is taken out of the table (it keeps its struct and age-list
+ * place) and returned for the caller to deal with; NULL if none. */
+dtls_peer_t *dtls__ptab_move(htab_t *est, dtls_peer_t *p, const struct sockaddr_storage *a,
+                             socklen_t alen);
+/* The CID table (l->cids): by the bytes of the CID we chose. */
+dtls_peer_t *dtls__ptab_find_cid(const htab_t *t, const uint8_t *cid, size_t len);
+void dtls__ptab_insert_cid(htab_t *t, dtls_peer_t *p);
+void dtls__ptab_remove_cid(htab_t *t, dtls_peer_t *p);
 void dtls__plist_append(dtls_plist_t *l, dtls_peer_t *p);
 void dtls__plist_remove(dtls_plist_t *l, dtls_peer_t *p);
 
@@ -353,8 +374,10 @@ void dtls__pool_release(dtls_pool_t *pool);
 
 /* peer.c: takes over l->listen_ssl after a valid cookie and starts the handshake. */
 void dtls__peer_start(dtls_listener_t *l);
-/* Feeds a datagram to a handshaking or established peer. */
-void dtls__peer_input(dtls_peer_t *p, const uint8_t *data, size_t len);
+/* Feeds a datagram to a handshaking or established peer. from: the sender when the
+ * datagram was routed by CID (it may differ from p's address), NULL when by address. */
+void dtls__peer_input(dtls_peer_t *p, const struct sockaddr_storage *from, socklen_t alen,
+                      const uint8_t *data, size_t len);
 /* Ends a peer. notify: send close_notify first (established sessions only). */
 void dtls__peer_close(dtls_peer_t *p, bool notify);
 /* Tests and fuzzer: an established compact session for address a with the given record
@@ -383,8 +406,24 @@ typedef enum {
     DTLS_COMPACT_CLOSE_NOTIFY, /* the client's close_notify: end it, answering with ours */
 } dtls_compact_verdict_t;
 /* Opens the records of a datagram for a compact session and hands each authenticated
- * application record to the listener's sink; stops at the first alert that ends it. */
-dtls_compact_verdict_t dtls__compact_input(dtls_peer_t *p, const uint8_t *data, size_t len);
+ * application record to the listener's sink; stops at the first alert that ends it.
+ * from (NULL: the datagram came from p's address): where a datagram routed by CID came from;
+ * when a CID record from there authenticates, p moves to that address before anything is
+ * delivered (RFC 9146 §6), and the peer that was filed under it is returned in *displaced
+ * (out of the address table; the caller closes it) or NULL. */
+dtls_compact_verdict_t dtls__compact_input(dtls_peer_t *p, const uint8_t *data, size_t len,
+                                           const struct sockaddr_storage *from, socklen_t alen,
+                                           dtls_peer_t **displaced);
+/* CID sessions during the handshake (and while OpenSSL still runs the session): the record
+ * keys as soon as OpenSSL has the master secret (after the ClientKeyExchange, or the
+ * ClientHello of a resumption). True if p->rl is there. */
+bool dtls__compact_cid_keys(dtls_peer_t *p);
+/* Rewrites the leading run of tls12_cid records of data as ordinary records for OpenSSL into
+ * l->conv (each opened by p->rl, which keeps the shadow window; those that do not open are
+ * dropped and counted). *used: bytes of data consumed. Returns the bytes written to conv. */
+size_t dtls__compact_cid_convert(dtls_peer_t *p, const uint8_t *data, size_t len, size_t *used);
+/* Bytes before the first tls12_cid record of data (len if none). */
+size_t dtls__compact_cid_offset(const dtls_peer_t *p, const uint8_t *data, size_t len);
 /* transport send on a compact session. */
 int dtls__compact_send(dtls_peer_t *p, const uint8_t *data, size_t len);
 /* Sends close_notify on a compact session (no state change). */

@@ -109,10 +109,25 @@ static void input_one(dtls_listener_t *l, const struct sockaddr_storage *a, sock
         l->stats.records_dropped++;
         return;
     }
+    if (kind == DTLS_DG_CID) {
+        /* RFC 9146: routed by the CID we chose, whatever the address; the peer moves to a
+         * new address only once a record from it authenticates (compact.c, peer.c). */
+        size_t cl = (size_t)l->cfg.cid_len;
+        dtls_peer_t *c = cl > 0 && len >= DTLS_CID_HDR + cl
+                             ? dtls__ptab_find_cid(&l->cids, p + 11, cl)
+                             : NULL;
+        if (!c) {
+            l->stats.cid_unknown++;
+            l->stats.records_dropped++;
+            return;
+        }
+        dtls__peer_input(c, a, alen, p, len);
+        return;
+    }
     uint64_t h = sockaddr_hash(a); /* one keyed hash for both tables */
     dtls_peer_t *hs = dtls__ptab_find_hashed(&l->hs, a, h);
     if (hs) {
-        dtls__peer_input(hs, p, len);
+        dtls__peer_input(hs, NULL, 0, p, len);
         return;
     }
     if (kind == DTLS_DG_CLIENT_HELLO) {
@@ -121,7 +136,7 @@ static void input_one(dtls_listener_t *l, const struct sockaddr_storage *a, sock
     }
     dtls_peer_t *est = dtls__ptab_find_hashed(&l->est, a, h);
     if (est)
-        dtls__peer_input(est, p, len);
+        dtls__peer_input(est, NULL, 0, p, len);
     else
         l->stats.records_dropped++;
 }
@@ -216,7 +231,7 @@ dtls_listener_t *dtls_listener_new(loop_t *loop, const transport_sink_t *sink, d
 {
     if (cfg->mtu < 256 || cfg->mtu > DTLS_MAX_DGRAM || cfg->retransmission_ms <= 0 ||
         cfg->handshake_timeout_ms <= 0 || cfg->max_handshakes <= 0 || cfg->max_sessions <= 0 ||
-        !cfg->bind_addr) {
+        cfg->cid_len < 0 || cfg->cid_len > DTLS_CID_LEN_MAX || !cfg->bind_addr) {
         snprintf(err, ERR_LEN,
                  "invalid DTLS settings (a bind address, mtu 256..%d, positive "
                  "timeouts and caps)",
@@ -242,6 +257,7 @@ dtls_listener_t *dtls_listener_new(loop_t *loop, const transport_sink_t *sink, d
     l->pool = dtls__pool_new();
     htab_init(&l->hs, 256);
     htab_init(&l->est, 1024);
+    htab_init(&l->cids, 0);
     int rc = loop_fd_add(loop, fd, 0x001 /* EPOLLIN */, on_readable, l);
     if (rc != 0) {
         snprintf(err, ERR_LEN, "loop_fd_add: %s", strerror(-rc));
@@ -308,6 +324,7 @@ void dtls_listener_free(dtls_listener_t *l)
         close(l->fd);
     htab_fini(&l->hs);
     htab_fini(&l->est);
+    htab_fini(&l->cids);
     free(l);
 }
 
@@ -316,4 +333,5 @@ void dtls_listener_get_stats(const dtls_listener_t *l, dtls_stats_t *out)
     *out = l->stats;
     out->handshakes_in_progress = htab_count(&l->hs);
     out->sessions = htab_count(&l->est);
+    out->cid_sessions = htab_count(&l->cids);
 }
