@@ -126,8 +126,9 @@ static int hexval(char c)
 int main(int argc, char **argv)
 {
     if (argc != 10) {
-        fprintf(stderr, "usage: cid_device HOST PORT IDENTITY KEY_HEX CID TRIGGER REHANDSHAKE "
-                        "JSON1 JSON2\n");
+        fprintf(stderr,
+                "usage: cid_device HOST PORT IDENTITY KEY_HEX CID TRIGGER REHANDSHAKE "
+                "JSON1 JSON2\n");
         return 1;
     }
     const char *host = argv[1], *port = argv[2], *id = argv[3], *khex = argv[4];
@@ -174,8 +175,7 @@ int main(int argc, char **argv)
         die("setup", rc);
     if (want_cid && (rc = mbedtls_ssl_set_cid(&ssl, MBEDTLS_SSL_CID_ENABLED, NULL, 0)) != 0)
         die("set_cid", rc);
-    mbedtls_ssl_set_bio(&ssl, &net, mbedtls_net_send, mbedtls_net_recv,
-                        mbedtls_net_recv_timeout);
+    mbedtls_ssl_set_bio(&ssl, &net, mbedtls_net_send, mbedtls_net_recv, mbedtls_net_recv_timeout);
     mbedtls_ssl_set_timer_cb(&ssl, &timer, mbedtls_timing_set_delay, mbedtls_timing_get_delay);
     if ((rc = handshake()) != 0)
         die("handshake", rc);
