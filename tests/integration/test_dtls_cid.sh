@@ -3,7 +3,7 @@
 # write: mbedTLS 3.6.6 from Debian 13's source package, built with RFC 9146 CID by
 # scripts/mbedtls-cid.sh (cached outside the clone; a fresh build costs a few minutes).
 #  1. with --dtls-cid-length 6: mbedTLS's ssl_client2 (dtls=1 cid=1, PSK) negotiates a 6-byte
-#     CID; our cid_device (mbedTLS too) posts telemetry through a relay that rebinds its source
+#     CID, and a one-way ssl_client2 resumes its session with CID (reconnect=1); our cid_device (mbedTLS too) posts telemetry through a relay that rebinds its source
 #     port mid-session, then posts again on the same session: both points stored under the
 #     device, no second handshake, one address change counted; a forged CID record from a third
 #     address (right CID, wrong tag) moves nothing;
@@ -76,6 +76,18 @@ client2 c2.out
 grep -q 'Use of Connection ID has been negotiated' c2.out || { cat c2.out >&2; fail "ssl_client2: no CID"; }
 grep -q 'Peer CID (length 6 Bytes)' c2.out || { cat c2.out >&2; fail "ssl_client2: CID not 6 bytes"; }
 log "ok: ssl_client2 negotiated a 6-byte CID"
+# A certificate-less client (one-way DTLS) that resumes its session: in a resumption the client's
+# CID Finished follows our Finished, and the keys come from the resumed master secret.
+R0=$(metric 'coaphub_dtls_handshakes_total{result="resumed"}')
+C0=$(metric coaphub_dtls_cid_records_total)
+timeout 30 "$MBED/bin/ssl_client2" server_addr=127.0.0.1 server_port="$COAPS_PORT" dtls=1 cid=1 \
+    auth_mode=none reconnect=1 read_timeout=2000 exchanges=1 >c2r.out 2>&1 ||
+    { cat c2r.out >&2; fail "ssl_client2 reconnect failed"; }
+grep -q 'Reconnecting with saved session... ok' c2r.out || { cat c2r.out >&2; fail "no resumption"; }
+assert_eq "$(grep -c 'Read from server' c2r.out)" 2 "answers on the full and the resumed session"
+assert_eq "$(metric 'coaphub_dtls_handshakes_total{result="resumed"}')" "$((R0 + 1))" "one resumption"
+# Finished, request and close_notify of each session came as CID records.
+assert_eq "$(metric coaphub_dtls_cid_records_total)" "$((C0 + 6))" "CID records of both sessions"
 assert_eq "$(metric coaphub_dtls_cid_address_changes_total)" 0 "no address change yet"
 
 # ---- 1b/c. our mbedTLS device through a rebinding relay -----------------------------------------
