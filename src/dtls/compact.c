@@ -163,7 +163,10 @@ static void send_record(dtls_peer_t *p, const uint8_t *rec, size_t len)
 int dtls__compact_send(dtls_peer_t *p, const uint8_t *data, size_t len)
 {
     dtls_listener_t *l = p->owner;
-    ssize_t n = dtls__rl_seal(p->rl, &l->aead, CT_APP, data, len, l->out, sizeof l->out);
+    ssize_t n = p->peer_cid_len
+                    ? dtls__rl_seal_cid(p->rl, &l->aead, CT_APP, p->peer_cid, p->peer_cid_len, data,
+                                        len, l->out, sizeof l->out)
+                    : dtls__rl_seal(p->rl, &l->aead, CT_APP, data, len, l->out, sizeof l->out);
     if (n == -EOVERFLOW)
         return -EPIPE; /* 2^48 records sent: the session idles out; a new handshake follows */
     if (n < 0)
@@ -176,8 +179,11 @@ void dtls__compact_close_notify(dtls_peer_t *p)
 {
     dtls_listener_t *l = p->owner;
     static const uint8_t alert[2] = {ALERT_WARNING, ALERT_CLOSE_NOTIFY};
-    ssize_t n = dtls__rl_seal(p->rl, &l->aead, CT_ALERT, alert, sizeof alert, l->out,
-                              sizeof l->out);
+    ssize_t n = p->peer_cid_len
+                    ? dtls__rl_seal_cid(p->rl, &l->aead, CT_ALERT, p->peer_cid, p->peer_cid_len,
+                                        alert, sizeof alert, l->out, sizeof l->out)
+                    : dtls__rl_seal(p->rl, &l->aead, CT_ALERT, alert, sizeof alert, l->out,
+                                    sizeof l->out);
     if (n > 0)
         send_record(p, l->out, (size_t)n);
 }
@@ -224,6 +230,47 @@ bool dtls__compact_cid_keys(dtls_peer_t *p)
     dtls__rl_wipe(&rl);
     p->rl->uid = ++p->owner->next_uid;
     return true;
+}
+
+size_t dtls__compact_cid_wrap(void *arg, const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+    dtls_peer_t *p = arg;
+    if (p->cid_len == 0 || p->peer_cid_len == 0 || !dtls__compact_cid_keys(p))
+        return 0;
+    dtls_listener_t *l = p->owner;
+    dtls_rl_t mine, again;
+    dtls__rl_mirror(p->rl, &mine); /* reads with our write keys */
+    again = *p->rl;
+    again.uid = 0; /* a throwaway view: no cipher context cached under it */
+    size_t o = 0;
+    bool changed = false;
+    dtls_rec_t r;
+    ssize_t n;
+    while (len > 0 && (n = dtls__rec_parse(in, len, &r)) > 0) {
+        ssize_t m = -1;
+        if (r.epoch == again.epoch && r.type != DTLS_CT_CID) {
+            /* l->plain is free: OpenSSL is writing, not reading. */
+            ssize_t k = dtls__rl_open(&mine, &l->aead, &r, l->plain, sizeof l->plain);
+            again.w_seq = r.seq;
+            if (k >= 0)
+                m = dtls__rl_seal_cid(&again, &l->aead, r.type, p->peer_cid, p->peer_cid_len,
+                                      l->plain, (size_t)k, out + o, cap - o);
+            if (m > 0)
+                changed = true;
+        }
+        if (m <= 0) {
+            if ((size_t)n > cap - o)
+                break;
+            memcpy(out + o, in, (size_t)n); /* epoch 0 (or not ours to change) */
+            m = n;
+        }
+        o += (size_t)m;
+        in += n;
+        len -= (size_t)n;
+    }
+    dtls__rl_wipe(&mine);
+    dtls__rl_wipe(&again);
+    return changed ? o : 0;
 }
 
 size_t dtls__compact_cid_offset(const dtls_peer_t *p, const uint8_t *data, size_t len)

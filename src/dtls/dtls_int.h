@@ -111,6 +111,11 @@ typedef struct dtls_bio {
      * compact layer continues (OpenSSL 3.0 has no getter for DTLS sequence numbers). */
     uint64_t w_next_seq;
     bool w_epoch1; /* some epoch-1 record was written */
+    /* RFC 9146, a client that wants its CID in our records: OpenSSL's epoch-1 records are
+     * rewritten as tls12_cid records before they leave (compact.c). Returns the length of
+     * the rewritten datagram in out, or 0 to send it as it is. NULL: never. */
+    size_t (*w_rewrite)(void *arg, const uint8_t *in, size_t len, uint8_t *out, size_t cap);
+    void *w_arg;
 } dtls_bio_t;
 
 /* A BIO whose state (returned by dtls__bio_state) the caller fills; freed with the BIO. */
@@ -282,12 +287,14 @@ struct dtls_peer {
     dtls_rl_t rl_store;
     dtls_pool_t *pool;    /* where this struct lives (pool.c) */
     /* RFC 9146: the CID we chose (records to us carry it; in l->cids by it) or cid_len 0.
-     * cid_asked: the client offered the extension with an empty CID of its own (we send
-     * ordinary records); a client that wants us to send its CID is not answered. */
+     * cid_asked: the client offered the extension (with a CID of its own of at most
+     * DTLS_CID_MAX bytes, in peer_cid; a longer one is not answered). */
     htab_link_t clink;
     uint8_t cid[DTLS_CID_MAX];
     uint8_t cid_len;
     bool cid_asked;
+    uint8_t peer_cid_len; /* the client's CID, which our records carry (0: ordinary records) */
+    uint8_t peer_cid[DTLS_CID_MAX];
     bool indexed;     /* hlink is in l->hs or l->est (a CID session can lose its address) */
     bool rl_refused;  /* this session keeps OpenSSL's record layer */
     bool rl_verified; /* our keys opened an application record OpenSSL also received */
@@ -321,7 +328,7 @@ struct dtls_listener {
     uint64_t next_uid;    /* for dtls_rl_t.uid */
     unsigned ssl_freed;   /* SSL objects freed since the last malloc_trim (listener.c) */
     dtls_pool_t *pool;    /* dtls_peer_t structs of this listener (pool.c) */
-    uint8_t out[DTLS_REC_HDR + DTLS_EXPLICIT_NONCE + DTLS_MAX_PLAIN + 16];
+    uint8_t out[DTLS_REC_HDR + DTLS_CID_MAX + DTLS_EXPLICIT_NONCE + DTLS_MAX_PLAIN + 1 + 16];
     /* Compact-layer records waiting for one sendmmsg at the end of the loop iteration
      * (compact.c). */
     outq_t outq;
@@ -422,6 +429,10 @@ bool dtls__compact_cid_keys(dtls_peer_t *p);
  * l->conv (each opened by p->rl, which keeps the shadow window; those that do not open are
  * dropped and counted). *used: bytes of data consumed. Returns the bytes written to conv. */
 size_t dtls__compact_cid_convert(dtls_peer_t *p, const uint8_t *data, size_t len, size_t *used);
+/* dtls_bio_t.w_rewrite for a CID session whose client has a CID (arg: the peer): each of
+ * OpenSSL's epoch-1 records, opened with our write keys, is sealed again as a tls12_cid record
+ * with the same sequence number (the ordinary one never leaves). 0 when nothing changes. */
+size_t dtls__compact_cid_wrap(void *arg, const uint8_t *in, size_t len, uint8_t *out, size_t cap);
 /* Bytes before the first tls12_cid record of data (len if none). */
 size_t dtls__compact_cid_offset(const dtls_peer_t *p, const uint8_t *data, size_t len);
 /* transport send on a compact session. */

@@ -368,12 +368,12 @@ static int load_chain(SSL_CTX *c, const char *path, char err[static ERR_LEN])
  *
  * OpenSSL 3.0 does not know extension 54, so it is a custom extension: the ClientHello's
  * `opaque cid<0..2^8-1>` is the CID the client wants in the records we send; the ServerHello's
- * is the CID we want in the records it sends. We answer only a client that asks for an empty
- * CID of its own (we then send ordinary records, RFC 9146 §3) and whose negotiated suite the
- * compact layer carries: its CID records are opened by our keys from the Finished on
- * (compact.c). A client that wants a CID in our records gets no answer, so no CID at all
- * (allowed by §3): OpenSSL's own handshake records could not carry it. The SSL's app data is
- * its dtls_peer_t (peer.c), which holds what the client asked and the CID we chose. */
+ * is the CID we want in the records it sends. We answer a client whose negotiated suite the
+ * compact layer carries and whose own CID is at most DTLS_CID_MAX bytes (a longer one gets
+ * no answer, so no CID at all, RFC 9146 §3): its CID records are opened by our keys from its
+ * Finished on, and when its CID is not empty our epoch-1 records carry it, OpenSSL's
+ * rewritten on their way out (compact.c). The SSL's app data is its dtls_peer_t (peer.c),
+ * which holds the client's CID and the one we chose. */
 enum { EXT_CONNECTION_ID = 54, CID_TRIES = 8 };
 
 static int cid_parse_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
@@ -388,8 +388,11 @@ static int cid_parse_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
         return 0;
     }
     dtls_peer_t *p = SSL_get_app_data(ssl);
-    if (p)
-        p->cid_asked = in[0] == 0;
+    if (p && in[0] <= DTLS_CID_MAX) {
+        p->cid_asked = true;
+        p->peer_cid_len = in[0];
+        memcpy(p->peer_cid, in + 1, in[0]);
+    }
     return 1;
 }
 

@@ -249,6 +249,11 @@ void dtls__peer_start(dtls_listener_t *l)
     p->started_ms = loop_now_ms(l->loop);
     DTLS_set_timer_cb(p->ssl, dtls__timer_cb);
     SSL_set_app_data(p->ssl, p); /* the connection_id extension's callbacks (endpoint.c) */
+    if (l->cfg.cid_len > 0) {
+        /* Our epoch-1 records carry the client's CID if it has one (compact.c decides). */
+        p->bio->w_rewrite = dtls__compact_cid_wrap;
+        p->bio->w_arg = p;
+    }
     dtls__ptab_insert(&l->hs, p);
     dtls__plist_append(&l->hs_age, p);
     handshake_step(p);

@@ -4,14 +4,17 @@
  * session (CID 0xc1d0c1d0) at address 1 and an ordinary compact session at address 2.
  *
  * Input: [suite:1] then datagrams, each [flags:1][len:2 big-endian][bytes:len] (len is cut to
- * what remains). suite % 6 picks the AEAD as in dtls_compact.c. flags bits 1-2 pick the source
+ * what remains). (suite & 0x7f) % 6 picks the AEAD as in dtls_compact.c; suite bit 7 gives the
+ * client a CID of its own. flags bits 1-2 pick the source
  * address (1, 2, 3 or 4). flags:
  *   bit 0 set: bytes are the content of a tls12_cid record sealed with the client's keys
  *              (content type 20 + bits 3-4, so the fuzzer gets past the tag), carrying our
  *              CID (bit 5 clear) or a CID with its last byte flipped (bit 5 set); bits 6-7
  *              move the client's sequence number back by that much (replays);
  *   bit 0 clear: bytes are sent as they are; with bit 3 set behind a tls12_cid header with
- *              our CID (so hostile bytes reach the record parser and the tag check).
+ *              our CID (so hostile bytes reach the record parser and the tag check); with
+ *              bits 3-5 all set, the server sends bytes instead, and the client must open
+ *              exactly them (with its CID when suite's bit 7 gave it one).
  * Invariants (abort otherwise): the CID session's address changes only to the address of a
  * datagram that carried an authentic record for it; a conversion for OpenSSL
  * (dtls__rl_cid_to_plain) of each authentic record opens to the same content.
@@ -56,7 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size < 1)
         return 0;
-    size_t suite = data[0] % (sizeof SUITES / sizeof SUITES[0]);
+    size_t suite = (data[0] & 0x7f) % (sizeof SUITES / sizeof SUITES[0]);
+    bool client_cid = data[0] & 0x80; /* the client has a CID of its own: our records carry it */
     data++;
     size--;
     char err[ERR_LEN];
@@ -76,8 +80,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(cr, 0x1d, sizeof cr);
     memset(sr, 0x9e, sizeof sr);
     dtls_rl_t srv, cl, conv;
-    if (dtls__rl_derive(&srv, SUITES[suite].alg, SUITES[suite].tag, EVP_sha256(), ms, sizeof ms,
-                        cr, sr) != 0)
+    if (dtls__rl_derive(&srv, SUITES[suite].alg, SUITES[suite].tag, EVP_sha256(), ms, sizeof ms, cr,
+                        sr) != 0)
         abort();
     dtls__rl_mirror(&srv, &cl);
     conv = srv; /* a second server view, for the conversion check */
@@ -90,6 +94,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(p->cid, CID, sizeof CID);
     p->cid_len = sizeof CID;
     dtls__ptab_insert_cid(&l->cids, p);
+    static const uint8_t PEER_CID[3] = {0x0c, 0x11, 0xe7};
+    if (client_cid) {
+        memcpy(p->peer_cid, PEER_CID, sizeof PEER_CID);
+        p->peer_cid_len = sizeof PEER_CID;
+    }
     transport_peer_ref(&p->base); /* stays readable after a close */
     dtls_rl_t other_rl = srv;
     dtls_peer_t *o = dtls__peer_new_compact(l, &addrs[1], alen, &other_rl);
@@ -144,6 +153,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     abort();
                 dtls__rl_wipe(&fresh);
             }
+        } else if ((flags & 0x38) == 0x38) {
+            /* Server to client: what the client opens (with its CID if it has one) must be
+             * what was sent. */
+            if (n > 0 && !p->base.closed && dtls__compact_send(p, bytes, n) == 0) {
+                dtls_rec_t rec;
+                uint8_t t = 0;
+                ssize_t rl = dtls__rec_parse_cid(l->out, sizeof l->out, p->peer_cid_len, &rec);
+                ssize_t m = rl < 0 ? -1
+                            : rec.type == DTLS_CT_CID
+                                ? dtls__rl_open_cid(&cl, &a, &rec, &t, plain, sizeof plain)
+                                : dtls__rl_open(&cl, &a, &rec, plain, sizeof plain);
+                if ((rec.type == DTLS_CT_CID) != client_cid || m != (ssize_t)n ||
+                    memcmp(plain, bytes, n) != 0 ||
+                    (client_cid && memcmp(rec.cid, PEER_CID, sizeof PEER_CID) != 0))
+                    abort();
+            }
+            continue;
         } else if (flags & 8) {
             static const uint8_t hdr[11] = {25, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 9};
             memcpy(buf, hdr, sizeof hdr);

@@ -4,7 +4,8 @@
  *
  *   cid_device HOST PORT IDENTITY KEY_HEX CID TRIGGER REHANDSHAKE JSON1 JSON2
  *
- * CID 1 asks for a Connection ID (our own CID empty: the server sends ordinary records).
+ * CID 0: no Connection ID; 1: asks for one with an empty CID of its own (the server sends
+ * ordinary records); HEX: asks for one with HEX as its own CID (the server's records carry it).
  * Handshake (PSK-AES128-CCM8), then a CON POST of JSON1 to /api/v1/telemetry, waiting for its
  * 2.01; then creates the file TRIGGER (the relay rebinds its server-facing port when it sees
  * it), and POSTs JSON2 on the same session, without a new handshake. If that gets no 2.01
@@ -132,7 +133,20 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *host = argv[1], *port = argv[2], *id = argv[3], *khex = argv[4];
-    int want_cid = atoi(argv[5]), rehandshake = atoi(argv[7]);
+    int want_cid = strcmp(argv[5], "0") != 0, rehandshake = atoi(argv[7]);
+    unsigned char own[16];
+    size_t own_len = 0;
+    if (want_cid && strcmp(argv[5], "1") != 0) {
+        own_len = strlen(argv[5]) / 2;
+        if (own_len > sizeof own)
+            return 1;
+        for (size_t i = 0; i < own_len; i++) {
+            int hi = hexval(argv[5][2 * i]), lo = hexval(argv[5][2 * i + 1]);
+            if (hi < 0 || lo < 0)
+                return 1;
+            own[i] = (unsigned char)(hi << 4 | lo);
+        }
+    }
     unsigned char key[64];
     size_t kl = strlen(khex) / 2;
     if (kl == 0 || kl > sizeof key)
@@ -168,12 +182,13 @@ int main(int argc, char **argv)
     mbedtls_ssl_conf_read_timeout(&conf, 2000);
     if ((rc = mbedtls_ssl_conf_psk(&conf, key, kl, (const unsigned char *)id, strlen(id))) != 0)
         die("psk", rc);
-    /* Our own CID is empty: we ask the server for one, and want none in what it sends. */
-    if ((rc = mbedtls_ssl_conf_cid(&conf, 0, MBEDTLS_SSL_UNEXPECTED_CID_IGNORE)) != 0)
+    /* Our own CID (what the server's records must carry; empty: ordinary records). */
+    if ((rc = mbedtls_ssl_conf_cid(&conf, own_len, MBEDTLS_SSL_UNEXPECTED_CID_IGNORE)) != 0)
         die("conf_cid", rc);
     if ((rc = mbedtls_ssl_setup(&ssl, &conf)) != 0)
         die("setup", rc);
-    if (want_cid && (rc = mbedtls_ssl_set_cid(&ssl, MBEDTLS_SSL_CID_ENABLED, NULL, 0)) != 0)
+    if (want_cid && (rc = mbedtls_ssl_set_cid(&ssl, MBEDTLS_SSL_CID_ENABLED, own_len ? own : NULL,
+                                              own_len)) != 0)
         die("set_cid", rc);
     mbedtls_ssl_set_bio(&ssl, &net, mbedtls_net_send, mbedtls_net_recv, mbedtls_net_recv_timeout);
     mbedtls_ssl_set_timer_cb(&ssl, &timer, mbedtls_timing_set_delay, mbedtls_timing_get_delay);
@@ -187,7 +202,7 @@ int main(int argc, char **argv)
     FILE *t = fopen(argv[6], "w");
     if (t)
         fclose(t);
-    usleep(500 * 1000); /* the relay rebinds before our next datagram */
+    usleep(1500 * 1000); /* the relay rebinds before our next datagram */
     rc = post(argv[9]);
     printf("post 2 (same session, after the rebinding): %s\n", rc == 0 ? "2.01" : "no 2.01");
     fflush(stdout);

@@ -6,7 +6,8 @@
 #     CID, and a one-way ssl_client2 resumes its session with CID (reconnect=1); our cid_device (mbedTLS too) posts telemetry through a relay that rebinds its source
 #     port mid-session, then posts again on the same session: both points stored under the
 #     device, no second handshake, one address change counted; a forged CID record from a third
-#     address (right CID, wrong tag) moves nothing;
+#     address (right CID, wrong tag) moves nothing; the same with a device that has a CID of
+#     its own (so our records, OpenSSL's Finished included, carry it);
 #  2. with --dtls-cid-length 0: CID is refused (ssl_client2 says so) and a device without CID
 #     loses its session at the rebinding as before: no answer until it does a new handshake.
 # Skips (exit 77, reported by ctest as skipped) only when mbedTLS cannot be fetched or built.
@@ -88,6 +89,12 @@ assert_eq "$(grep -c 'Read from server' c2r.out)" 2 "answers on the full and the
 assert_eq "$(metric 'coaphub_dtls_handshakes_total{result="resumed"}')" "$((R0 + 1))" "one resumption"
 # Finished, request and close_notify of each session came as CID records.
 assert_eq "$(metric coaphub_dtls_cid_records_total)" "$((C0 + 6))" "CID records of both sessions"
+# The same client with a CID of its own: our Finished (OpenSSL's, rewritten) and our answers
+# carry it, in the full and in the resumed handshake (mbedTLS drops records without it).
+timeout 30 "$MBED/bin/ssl_client2" server_addr=127.0.0.1 server_port="$COAPS_PORT" dtls=1 cid=1 \
+    cid_val=a1b2c3 auth_mode=none reconnect=1 read_timeout=2000 exchanges=1 >c2o.out 2>&1 ||
+    { cat c2o.out >&2; fail "ssl_client2 with its own CID failed"; }
+assert_eq "$(grep -c 'Read from server' c2o.out)" 2 "answers carrying the client's CID"
 assert_eq "$(metric coaphub_dtls_cid_address_changes_total)" 0 "no address change yet"
 
 # ---- 1b/c. our mbedTLS device through a rebinding relay -----------------------------------------
@@ -96,9 +103,7 @@ CH0=$(metric coaphub_dtls_cid_address_changes_total)
 MAC0=$(metric 'coaphub_dtls_records_rejected_total{reason="mac"}')
 # A forged CID record (the device's CID, a wrong tag) from a third address while the device is
 # between its two posts: it must move nothing.
-( for i in $(seq 1 100); do [ -e cid.trigger ] && break; sleep 0.1; done
-  cid=$(grep -o "6 bytes: [0-9a-f]*" cid.out 2>/dev/null | awk '{print $3}')
-  [ -n "$cid" ] && python3 - "$COAPS_PORT" "$cid" <<'PY'
+cat >forge.py <<'PY'
 import socket, sys
 port, cid = int(sys.argv[1]), bytes.fromhex(sys.argv[2])
 body = bytes(40)
@@ -107,6 +112,10 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("127.0.0.1", 0))
 s.sendto(rec, ("127.0.0.1", port))
 PY
+rm -f forged.sent
+( for i in $(seq 1 300); do [ -e cid.trigger ] && break; sleep 0.1; done
+  cid=$(grep -o "6 bytes: [0-9a-f]*" cid.out 2>/dev/null | awk '{print $3}')
+  [ -n "$cid" ] && python3 forge.py "$COAPS_PORT" "$cid" && echo "$cid" >forged.sent
 ) &
 FORGER=$!
 IT_PIDS+=("$FORGER")
@@ -120,11 +129,24 @@ assert_eq "$(jq '.ports | length' cid.json)" 2 "the relay rebound its server-fac
 assert_eq "$(values "$A" t)" "1 2 " "both points stored under the same device"
 assert_eq "$(metric "$HS_OK")" "$((HS0 + 1))" "one handshake for both posts (none after the rebinding)"
 assert_eq "$(metric coaphub_dtls_cid_address_changes_total)" "$((CH0 + 1))" "one address change"
-[ "$(metric 'coaphub_dtls_records_rejected_total{reason="mac"}')" -gt "$MAC0" ] ||
+[ -s forged.sent ] || fail "the forged CID record was not sent"
+[ "$(metric 'coaphub_dtls_records_rejected_total{reason="mac"}')" -gt "$MAC0" ] || {
+    curl -s "$BASE_URL/metrics" | grep -E '^coaphub_dtls' >&2
     fail "the forged CID record was not rejected"
+}
 [ "$(metric coaphub_dtls_cid_records_total)" -ge 4 ] || fail "CID records not counted"
 grep -q 'session moved there (connection id)' "$IT_LOG" || fail "no move in the log"
 log "ok: rebinding with CID: same session, same device, 1 handshake, 1 address change"
+
+# The same with a device that has a CID of its own: our records to it (the handshake's Finished,
+# rewritten from OpenSSL's, and every answer) carry it; mbedTLS drops any that would not.
+HS0=$(metric "$HS_OK")
+through_relay owncid c0ffee01 0 '{"t":11}' '{"t":12}'
+assert_eq "$DEV_RC" 0 "the device with its own CID got both 2.01s"
+assert_eq "$(values "$A" t)" "1 2 11 12 " "its points stored under the same device"
+assert_eq "$(metric "$HS_OK")" "$((HS0 + 1))" "one handshake (none after the rebinding)"
+assert_eq "$(metric coaphub_dtls_cid_address_changes_total)" "$((CH0 + 2))" "its address change"
+log "ok: a device with a CID of its own keeps its session across the rebinding too"
 daemon_stop
 
 # ---- 2. CID off: nothing changes --------------------------------------------------------------
@@ -145,6 +167,6 @@ grep -q 'post 2 (same session, after the rebinding): no 2.01' nocid.out ||
 grep -q 'post 2 (new handshake): 2.01' nocid.out || fail "no 2.01 after the new handshake"
 assert_eq "$(metric "$HS_OK")" "$((HS0 + 2))" "without CID the rebinding costs a handshake"
 assert_eq "$(metric coaphub_dtls_cid_address_changes_total)" 0 "no address change without CID"
-assert_eq "$(values "$A" t)" "1 2 3 4 " "all points under the same device"
+assert_eq "$(values "$A" t)" "1 2 11 12 3 4 " "all points under the same device (in time order)"
 log "ok: rebinding without CID: the old behaviour (new handshake)"
 it_pass
