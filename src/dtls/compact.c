@@ -160,10 +160,17 @@ static void send_record(dtls_peer_t *p, const uint8_t *rec, size_t len)
                  p->base.addr_len);
 }
 
+/* Our records carry the client's CID: it has one, and we answered its extension (cid_len is
+ * set only then: endpoint.c). */
+static bool sends_cid(const dtls_peer_t *p)
+{
+    return p->cid_len > 0 && p->peer_cid_len > 0;
+}
+
 int dtls__compact_send(dtls_peer_t *p, const uint8_t *data, size_t len)
 {
     dtls_listener_t *l = p->owner;
-    ssize_t n = p->peer_cid_len
+    ssize_t n = sends_cid(p)
                     ? dtls__rl_seal_cid(p->rl, &l->aead, CT_APP, p->peer_cid, p->peer_cid_len, data,
                                         len, l->out, sizeof l->out)
                     : dtls__rl_seal(p->rl, &l->aead, CT_APP, data, len, l->out, sizeof l->out);
@@ -179,7 +186,7 @@ void dtls__compact_close_notify(dtls_peer_t *p)
 {
     dtls_listener_t *l = p->owner;
     static const uint8_t alert[2] = {ALERT_WARNING, ALERT_CLOSE_NOTIFY};
-    ssize_t n = p->peer_cid_len
+    ssize_t n = sends_cid(p)
                     ? dtls__rl_seal_cid(p->rl, &l->aead, CT_ALERT, p->peer_cid, p->peer_cid_len,
                                         alert, sizeof alert, l->out, sizeof l->out)
                     : dtls__rl_seal(p->rl, &l->aead, CT_ALERT, alert, sizeof alert, l->out,
@@ -235,7 +242,7 @@ bool dtls__compact_cid_keys(dtls_peer_t *p)
 size_t dtls__compact_cid_wrap(void *arg, const uint8_t *in, size_t len, uint8_t *out, size_t cap)
 {
     dtls_peer_t *p = arg;
-    if (p->cid_len == 0 || p->peer_cid_len == 0 || !dtls__compact_cid_keys(p))
+    if (!sends_cid(p) || !dtls__compact_cid_keys(p))
         return 0;
     dtls_listener_t *l = p->owner;
     dtls_rl_t mine, again;
