@@ -119,6 +119,47 @@ static int post(const char *json)
     return -2;
 }
 
+/* CID_DEVICE_TRACE=FILE: the session's master secret and randoms, and every datagram sent and
+ * received, in hex (how tests/unit/dtls/test_record.c got its mbedTLS vector). */
+static FILE *trace;
+
+static void trace_hex(const char *tag, const unsigned char *p, size_t n)
+{
+    fprintf(trace, "%s ", tag);
+    for (size_t i = 0; i < n; i++)
+        fprintf(trace, "%02x", p[i]);
+    fprintf(trace, "\n");
+    fflush(trace);
+}
+
+static void export_keys(void *arg, mbedtls_ssl_key_export_type type, const unsigned char *secret,
+                        size_t secret_len, const unsigned char client_random[32],
+                        const unsigned char server_random[32], mbedtls_tls_prf_types prf)
+{
+    (void)arg, (void)prf;
+    if (type != MBEDTLS_SSL_KEY_EXPORT_TLS12_MASTER_SECRET)
+        return;
+    trace_hex("master", secret, secret_len);
+    trace_hex("client_random", client_random, 32);
+    trace_hex("server_random", server_random, 32);
+}
+
+static int trace_send(void *ctx, const unsigned char *buf, size_t len)
+{
+    int n = mbedtls_net_send(ctx, buf, len);
+    if (n > 0)
+        trace_hex("out", buf, (size_t)n);
+    return n;
+}
+
+static int trace_recv(void *ctx, unsigned char *buf, size_t len, uint32_t timeout)
+{
+    int n = mbedtls_net_recv_timeout(ctx, buf, len, timeout);
+    if (n > 0)
+        trace_hex("in", buf, (size_t)n);
+    return n;
+}
+
 static int hexval(char c)
 {
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
@@ -190,7 +231,14 @@ int main(int argc, char **argv)
     if (want_cid && (rc = mbedtls_ssl_set_cid(&ssl, MBEDTLS_SSL_CID_ENABLED, own_len ? own : NULL,
                                               own_len)) != 0)
         die("set_cid", rc);
-    mbedtls_ssl_set_bio(&ssl, &net, mbedtls_net_send, mbedtls_net_recv, mbedtls_net_recv_timeout);
+    const char *tf = getenv("CID_DEVICE_TRACE");
+    if (tf && (trace = fopen(tf, "w")) != NULL) {
+        mbedtls_ssl_set_export_keys_cb(&ssl, export_keys, NULL);
+        mbedtls_ssl_set_bio(&ssl, &net, trace_send, NULL, trace_recv);
+    } else {
+        mbedtls_ssl_set_bio(&ssl, &net, mbedtls_net_send, mbedtls_net_recv,
+                            mbedtls_net_recv_timeout);
+    }
     mbedtls_ssl_set_timer_cb(&ssl, &timer, mbedtls_timing_set_delay, mbedtls_timing_get_delay);
     if ((rc = handshake()) != 0)
         die("handshake", rc);
@@ -221,5 +269,7 @@ int main(int argc, char **argv)
     mbedtls_ctr_drbg_free(&drbg);
     mbedtls_entropy_free(&entropy);
     mbedtls_psa_crypto_free();
+    if (trace)
+        fclose(trace);
     return rc == 0 ? 0 : 2;
 }

@@ -605,6 +605,94 @@ static void cid_one(dtls_aead_ctx_t *a, dtls_aead_alg_t alg, uint8_t tag_len)
     dtls__rl_wipe(&cl);
 }
 
+/* A fixed vector from an implementation that is not ours: mbedTLS 3.6.6 (RFC 9146 CID, Debian
+ * 13's source, scripts/mbedtls-cid.sh) as tests/integration/cid_device.c with CID_DEVICE_TRACE
+ * set, PSK-AES128-CCM8, our CID 853a07e2, its CID c0ffee01. mbedTLS pads the inner plaintext to
+ * 16 bytes. From the master secret and randoms it exported: its Finished and its CoAP POST
+ * (tls12_cid, to us) open; our 2.01 to it (tls12_cid, its CID) opens, and sealing the same
+ * content again gives the same bytes (CCM is deterministic). */
+static size_t unhex(const char *h, uint8_t *out, size_t cap)
+{
+    size_t n = strlen(h) / 2;
+    assert_true(n <= cap);
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(h + 2 * i, "%2x", &v), 1);
+        out[i] = (uint8_t)v;
+    }
+    return n;
+}
+
+static void test_cid_mbedtls_vector(void **state)
+{
+    (void)state;
+    uint8_t ms[48], cr[32], sr[32], rec[256], out[256], again[256], type = 0;
+    unhex(
+        "2995b16bbbfcfaa1c2b5c8ec84dbaf4d5d2739869d5e26b9483174e3655154d6491a019cfbb5185751439e"
+        "23b6e19c1a",
+        ms, sizeof ms);
+    unhex("6b171b71963c2cc0554afa5b4823683a467cda8c5e6a6405be599f11d130bf94", cr, sizeof cr);
+    unhex("be071ab8bc108fb746961bdd7f704031ad93606cda55e08213c791d46b306a9f", sr, sizeof sr);
+    dtls_rl_t srv, cl;
+    assert_int_equal(
+        dtls__rl_derive(&srv, DTLS_AEAD_AES128_CCM, 8, EVP_sha256(), ms, sizeof ms, cr, sr), 0);
+    dtls__rl_mirror(&srv, &cl);
+    dtls_aead_ctx_t a;
+    dtls__aead_init(&a);
+    static const uint8_t our_cid[4] = {0x85, 0x3a, 0x07, 0xe2};
+    dtls_rec_t r;
+
+    /* Its Finished: handshake type 20 (finished), 12 bytes of verify_data. */
+    size_t n = unhex(
+        "19fefd0001000000000000853a07e2003000010000000000000f1d2cf1dccd53fd187c93927b"
+        "da9865610b2dcbe0f81276f16a0407950b78c2c99b8e79996874f1",
+        rec, sizeof rec);
+    assert_int_equal(dtls__rec_parse_cid(rec, n, 4, &r), (ssize_t)n);
+    assert_memory_equal(r.cid, our_cid, 4);
+    ssize_t m = dtls__rl_open_cid(&srv, &a, &r, &type, out, sizeof out);
+    assert_int_equal(m, 12 + 12);
+    assert_int_equal(type, 22);
+    assert_int_equal(out[0], 20);
+
+    /* Its CON POST /api/v1/telemetry {"v":1}. */
+    n = unhex(
+        "19fefd0001000000000001853a07e2004000010000000000016996c3ebb4c250517f84626d6adaad2dc9"
+        "16a516cb6dd1f0533dcd13e56d8fe037c72963c2d7ecb28f7de5bc88551b9e1dd8fb71ce97ede0",
+        rec, sizeof rec);
+    assert_int_equal(dtls__rec_parse_cid(rec, n, 4, &r), (ssize_t)n);
+    m = dtls__rl_open_cid(&srv, &a, &r, &type, out, sizeof out);
+    assert_int_equal(type, 23);
+    assert_true(m > 8);
+    assert_int_equal(out[0], 0x42); /* CoAP: version 1, CON, token length 2 */
+    assert_int_equal(out[1], 0x02); /* POST */
+    assert_memory_equal(out + m - 7, "{\"v\":1}", 7);
+    /* The same record converted for OpenSSL opens on the ordinary path too. */
+    dtls_rl_t conv = srv;
+    conv.r_any = false;
+    m = dtls__rl_cid_to_plain(&conv, &a, &r, &type, again, sizeof again);
+    assert_true(m > 0);
+    dtls__rl_wipe(&conv);
+
+    /* Our piggybacked 2.01 to it, carrying its CID. */
+    static const uint8_t its_cid[4] = {0xc0, 0xff, 0xee, 0x01};
+    n = unhex("19fefd0001000000000001c0ffee0100170001000000000001975dc8178000472ab7b55f6aed1b24",
+              rec, sizeof rec);
+    assert_int_equal(dtls__rec_parse_cid(rec, n, 4, &r), (ssize_t)n);
+    m = dtls__rl_open_cid(&cl, &a, &r, &type, out, sizeof out);
+    assert_int_equal(m, 6);
+    assert_int_equal(type, 23);
+    assert_int_equal(out[0] >> 4, 0x6); /* ACK, token length 2 */
+    assert_int_equal(out[1], 0x41);     /* 2.01 Created */
+    srv.w_seq = 1;
+    assert_int_equal(
+        dtls__rl_seal_cid(&srv, &a, 23, its_cid, 4, out, (size_t)m, again, sizeof again),
+        (ssize_t)n);
+    assert_memory_equal(again, rec, n);
+    dtls__rl_wipe(&srv);
+    dtls__rl_wipe(&cl);
+    dtls__aead_fini(&a);
+}
+
 static void test_cid_records(void **state)
 {
     (void)state;
@@ -638,6 +726,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_and_resumption, setup, teardown),
         cmocka_unit_test(test_window_and_sequence_limits),
         cmocka_unit_test(test_cid_records),
+        cmocka_unit_test(test_cid_mbedtls_vector),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
