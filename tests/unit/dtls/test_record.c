@@ -14,6 +14,10 @@
 
 #include "fixture.h"
 
+#include "core/sockaddr.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/err.h>
 #include <stdio.h>
 #include <string.h>
@@ -707,6 +711,101 @@ static void test_cid_records(void **state)
     dtls__aead_fini(&a);
 }
 
+/* RFC 9146 §6 in a real listener: a CID session at address A and an ordinary session at B.
+ * An unauthenticated CID record from C moves nothing; an authentic one from B moves the CID
+ * session there (re-keyed in the address table, the request delivered after the move, the
+ * stale ordinary session at B closed); an unknown CID is dropped unread. */
+static struct sockaddr_storage v4(uint32_t host, uint16_t port)
+{
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    a->sin_addr.s_addr = htonl(host);
+    return ss;
+}
+
+static void test_cid_address_change(void **state)
+{
+    fx_t *f = *state;
+    f->cfg.cid_len = 4;
+    fx_listener(f);
+    int fd = f->l->fd;
+    f->l->fd = -1; /* nothing is sent anywhere */
+    uint8_t ms[48], cr[32], sr[32];
+    memset(ms, 0x71, sizeof ms);
+    memset(cr, 0x72, sizeof cr);
+    memset(sr, 0x73, sizeof sr);
+    dtls_rl_t srv, cl;
+    assert_int_equal(dtls__rl_derive(&srv, DTLS_AEAD_AES128_GCM, 16, EVP_sha256(), ms, 48, cr, sr),
+                     0);
+    dtls__rl_mirror(&srv, &cl);
+    socklen_t alen = sizeof(struct sockaddr_in);
+    struct sockaddr_storage A = v4(0x7f000001, 5001), B = v4(0x7f000001, 5002),
+                            C = v4(0x7f000003, 5003);
+    dtls_peer_t *p = dtls__peer_new_compact(f->l, &A, alen, &srv);
+    static const uint8_t cid[4] = {1, 2, 3, 4};
+    memcpy(p->cid, cid, 4);
+    p->cid_len = 4;
+    dtls__ptab_insert_cid(&f->l->cids, p);
+    transport_peer_ref(&p->base);
+    dtls_peer_t *o = dtls__peer_new_compact(f->l, &B, alen, &srv);
+    transport_peer_ref(&o->base);
+    assert_int_equal(stats(f).sessions, 2);
+    assert_int_equal(stats(f).cid_sessions, 1);
+    dtls_aead_ctx_t a;
+    dtls__aead_init(&a);
+    uint8_t rec[128];
+
+    /* A forged record (right CID, wrong tag) from C: dropped, nothing moves. */
+    ssize_t n = dtls__rl_seal_cid(&cl, &a, 23, cid, 4, (const uint8_t *)"forged", 6, rec,
+                                  sizeof rec);
+    rec[n - 1] ^= 1;
+    int inputs = eng.inputs;
+    dtls__listener_input(f->l, &C, alen, rec, (size_t)n);
+    assert_true(sockaddr_equal(&p->base.addr, &A));
+    assert_int_equal(stats(f).cid_address_changes, 0);
+    assert_int_equal(stats(f).records_bad_mac, 1);
+    assert_int_equal(eng.inputs, inputs);
+
+    /* An authentic one from B: the session moves before the request is delivered. */
+    n = dtls__rl_seal_cid(&cl, &a, 23, cid, 4, (const uint8_t *)"moved", 5, rec, sizeof rec);
+    dtls__listener_input(f->l, &B, alen, rec, (size_t)n);
+    assert_int_equal(eng.inputs, inputs + 1);
+    assert_ptr_equal(eng.last_peer, &p->base);
+    assert_memory_equal(eng.last, "moved", 5);
+    assert_true(sockaddr_equal(&p->base.addr, &B));
+    assert_int_equal(stats(f).cid_address_changes, 1);
+    assert_int_equal(stats(f).cid_records, 1);
+    assert_true(o->base.closed); /* the stale session at B */
+    assert_false(p->base.closed);
+    assert_int_equal(stats(f).sessions, 1);
+    assert_ptr_equal(dtls__ptab_find(&f->l->est, &B), p);
+    assert_null(dtls__ptab_find(&f->l->est, &A));
+    /* A replay of it from A moves nothing back. */
+    dtls__listener_input(f->l, &A, alen, rec, (size_t)n);
+    assert_true(sockaddr_equal(&p->base.addr, &B));
+    assert_int_equal(stats(f).records_replayed, 1);
+
+    /* An unknown CID: dropped before any decryption. */
+    static const uint8_t other_cid[4] = {9, 9, 9, 9};
+    n = dtls__rl_seal_cid(&cl, &a, 23, other_cid, 4, (const uint8_t *)"x", 1, rec, sizeof rec);
+    dtls__listener_input(f->l, &C, alen, rec, (size_t)n);
+    assert_int_equal(stats(f).cid_unknown, 1);
+    /* A CID record cut short before its CID ends: dropped too. */
+    dtls__listener_input(f->l, &C, alen, rec, 14);
+    assert_int_equal(stats(f).cid_unknown, 2);
+
+    dtls__aead_fini(&a);
+    dtls__rl_wipe(&srv);
+    dtls__rl_wipe(&cl);
+    dtls__peer_close(p, false);
+    assert_int_equal(stats(f).cid_sessions, 0);
+    f->l->fd = fd;
+    transport_peer_unref(&p->base);
+    transport_peer_unref(&o->base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -727,6 +826,7 @@ int main(void)
         cmocka_unit_test(test_window_and_sequence_limits),
         cmocka_unit_test(test_cid_records),
         cmocka_unit_test(test_cid_mbedtls_vector),
+        cmocka_unit_test_setup_teardown(test_cid_address_change, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
