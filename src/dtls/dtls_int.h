@@ -6,7 +6,9 @@
  * state machine; listener.c the socket, dispatch, caps and timers; ptab.c the peer tables
  * (by address and by age); record.c the compact DTLS 1.2 AEAD record layer (keys, seal/open,
  * replay window); compact.c established sessions that run on it after their SSL is freed;
- * pool.c the storage of dtls_peer_t.
+ * pool.c the storage of dtls_peer_t. RFC 9146 Connection ID runs through the same files: the
+ * extension in endpoint.c, tls12_cid records in record.c, their conversion for OpenSSL and
+ * the address move in compact.c and peer.c, the CID table in ptab.c, routing in listener.c.
  *
  * Calls go one way: listener.c -> peer.c -> compact.c -> record.c, and each of those may use
  * the leaf files (ptab.c, pool.c, bio.c, cookie.c, endpoint.c). A file never calls a file
