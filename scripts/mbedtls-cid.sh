@@ -39,6 +39,8 @@ if [ -x "$out/bin/ssl_client2" ] && [ -f "$out/lib/libmbedtls.a" ] && [ -f "$out
   exit 0
 fi
 
+mkdir -p "$cache_root" 2>/dev/null && [ -w "$cache_root" ] ||
+  { echo "mbedtls-cid: cannot write the cache directory $cache_root" >&2; exit 1; }
 start=$(date +%s)
 work=$(mktemp -d "${TMPDIR:-/tmp}/mbedtls-cid.XXXXXX")
 trap 'rm -rf "$work"' EXIT

@@ -18,6 +18,7 @@ MBED=$("$COAPHUB_SRC/scripts/mbedtls-cid.sh" 2>"$IT_TMP/mbedtls.log" | tail -n 1
 if [ -z "$MBED" ] || [ ! -x "$MBED/bin/ssl_client2" ]; then
     tail -n 20 "$IT_TMP/mbedtls.log" >&2
     log "SKIP: the mbedTLS 3.6.6 test peer could not be fetched or built (scripts/mbedtls-cid.sh)"
+    trap - EXIT   # nothing started yet; lib.sh's cleanup would report a failure
     rm -rf "$IT_TMP"
     exit 77
 fi
