@@ -71,6 +71,10 @@ static const opt_t opts[] = {
      "after the handshake keep only the record keys and protect records ourselves with "
      "OpenSSL's AEAD ciphers (~13 KB per idle session instead of ~52 KB); false keeps "
      "OpenSSL's record layer", false},
+    {"dtls-cid-length", "dtls", "connection_id_length",
+     {"COAPHUB_DTLS_CID_LENGTH", "COAP_DTLS_CONNECTION_ID_LENGTH"}, T_INT, OFF(dtls.cid_len),
+     "RFC 9146 Connection ID length the server chooses (0 = not offered, at most 16); a "
+     "device whose address changes keeps its session (needs compact records)", false},
     {"dtls-skip-validity-check", "dtls", "skip_validity_check_for_client_cert",
      {"COAPHUB_DTLS_SKIP_VALIDITY_CHECK", "TB_COAP_X509_DTLS_SKIP_VALIDITY_CHECK_FOR_CLIENT_CERT"},
      T_BOOL, OFF(dtls.skip_validity_check),
@@ -679,6 +683,10 @@ config_result_t config_load(config_t *cfg, int argc, char **argv)
     }
     if (cfg->udp.port > 65535 || cfg->dtls.port > 65535 || cfg->http.port > 65535) {
         fprintf(stderr, "coaphub: ports must be 0..65535\n");
+        return CONFIG_EXIT_USAGE;
+    }
+    if (cfg->dtls.cid_len < 0 || cfg->dtls.cid_len > DTLS_CID_LEN_MAX) {
+        fprintf(stderr, "coaphub: --dtls-cid-length must be 0..%d\n", DTLS_CID_LEN_MAX);
         return CONFIG_EXIT_USAGE;
     }
     if (cfg->shards > 256) {

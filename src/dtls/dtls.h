@@ -59,6 +59,10 @@ typedef struct dtls_cfg {
      * suites only, others keep OpenSSL's). false keeps OpenSSL's record layer throughout
      * (for comparison). Default true. */
     bool compact_records;
+    /* RFC 9146 Connection ID: the length of the CIDs the server chooses for clients that ask
+     * (1..DTLS_CID_LEN_MAX); 0 = the extension is never answered (default). Needs
+     * compact_records: records with a CID are opened by the compact layer. */
+    int cid_len;
     /* Which device the client's certificates name: its id, or 0 for none (the session then
      * works as one-way DTLS). der[0] (len[0] bytes) is the leaf; der[1..n) are the
      * certificates the client sent above it, as sent, at most DTLS_IDENTIFY_MAX in all (none
@@ -77,6 +81,9 @@ typedef struct dtls_cfg {
      * PSK suites are not offered. */
     int64_t (*psk_find)(void *ctx, const char *identity, size_t len, uint8_t *key, size_t *key_len);
 } dtls_cfg_t;
+
+/* Longest Connection ID the server chooses. */
+#define DTLS_CID_LEN_MAX 16
 
 /* Largest PSK psk_find may return, in bytes. */
 #define DTLS_PSK_MAX 64
@@ -143,6 +150,14 @@ void dtls_listener_free(dtls_listener_t *l);
     X(records_replayed, "dtls_records_rejected_total", "counter", "{reason=\"replay\"}",           \
       "Records dropped by the compact layer.")                                                     \
     X(records_bad_mac, "dtls_records_rejected_total", "counter", "{reason=\"mac\"}", NULL)         \
+    X(cid_records, "dtls_cid_records_total", "counter", NULL,                                      \
+      "Authenticated RFC 9146 records (tls12_cid) received.")                                      \
+    X(cid_address_changes, "dtls_cid_address_changes_total", "counter", NULL,                      \
+      "Sessions that moved to a new client address after a CID record from it authenticated.")     \
+    X(cid_unknown, "dtls_cid_records_dropped_total", "counter", "{reason=\"unknown_cid\"}",        \
+      "CID records dropped before decryption.")                                                    \
+    X(cid_sessions, "dtls_cid_sessions", "gauge", NULL,                                            \
+      "Handshakes and sessions with a Connection ID of ours.")                                     \
     X(evicted, "dtls_sessions_closed_total", "counter", "{reason=\"evicted\"}",                    \
       "DTLS sessions closed by the server.")                                                       \
     X(idle_closed, "dtls_sessions_closed_total", "counter", "{reason=\"idle\"}", NULL)             \

@@ -150,10 +150,25 @@ static void input_one(dtls_listener_t *l, const struct sockaddr_storage *a, sock
         l->stats.records_dropped++;
         return;
     }
+    if (kind == DTLS_DG_CID) {
+        /* RFC 9146: routed by the CID we chose, whatever the address; the peer moves to a
+         * new address only once a record from it authenticates (compact.c, peer.c). */
+        size_t cl = (size_t)l->cfg.cid_len;
+        dtls_peer_t *c = cl > 0 && len >= DTLS_CID_HDR + cl
+                             ? dtls__ptab_find_cid(&l->cids, p + 11, cl)
+                             : NULL;
+        if (!c) {
+            l->stats.cid_unknown++;
+            l->stats.records_dropped++;
+            return;
+        }
+        dtls__peer_input(c, a, alen, p, len);
+        return;
+    }
     uint64_t h = sockaddr_hash(a); /* one keyed hash for both tables */
     dtls_peer_t *hs = dtls__ptab_find_hashed(&l->hs, a, h);
     if (hs) {
-        dtls__peer_input(hs, p, len);
+        dtls__peer_input(hs, NULL, 0, p, len);
         return;
     }
     if (kind == DTLS_DG_CLIENT_HELLO) {
@@ -162,7 +177,7 @@ static void input_one(dtls_listener_t *l, const struct sockaddr_storage *a, sock
     }
     dtls_peer_t *est = dtls__ptab_find_hashed(&l->est, a, h);
     if (est)
-        dtls__peer_input(est, p, len);
+        dtls__peer_input(est, NULL, 0, p, len);
     else
         l->stats.records_dropped++;
 }
@@ -272,7 +287,8 @@ dtls_listener_t *dtls_listener_new(loop_t *loop, const transport_sink_t *sink, d
     if (cfg->mtu < 256 || cfg->mtu > DTLS_MAX_DGRAM || cfg->retransmission_ms <= 0 ||
         cfg->handshake_timeout_ms <= 0 || cfg->max_handshakes <= 0 || cfg->max_sessions <= 0 ||
         cfg->max_handshakes_per_addr <= 0 || cfg->handshake_stall_ms <= 0 ||
-        cfg->unknown_cert_inactivity_ms <= 0 || cfg->min_rsa_bits < 0 || !cfg->bind_addr) {
+        cfg->unknown_cert_inactivity_ms <= 0 || cfg->min_rsa_bits < 0 || cfg->cid_len < 0 ||
+        cfg->cid_len > DTLS_CID_LEN_MAX || !cfg->bind_addr) {
         snprintf(err, ERR_LEN,
                  "invalid DTLS settings (a bind address, mtu 256..%d, positive "
                  "timeouts and caps)",
@@ -299,6 +315,7 @@ dtls_listener_t *dtls_listener_new(loop_t *loop, const transport_sink_t *sink, d
     htab_init(&l->hs, 256);
     htab_init(&l->est, 1024);
     htab_init(&l->admit, 256);
+    htab_init(&l->cids, 0);
     int rc = loop_fd_add(loop, fd, 0x001 /* EPOLLIN */, on_readable, l);
     if (rc != 0) {
         snprintf(err, ERR_LEN, "loop_fd_add: %s", strerror(-rc));
@@ -368,6 +385,7 @@ void dtls_listener_free(dtls_listener_t *l)
     htab_fini(&l->hs);
     htab_fini(&l->est);
     htab_fini(&l->admit); /* empty: every handshake took itself out on close */
+    htab_fini(&l->cids);
     free(l);
 }
 
@@ -376,4 +394,5 @@ void dtls_listener_get_stats(const dtls_listener_t *l, dtls_stats_t *out)
     *out = l->stats;
     out->handshakes_in_progress = htab_count(&l->hs);
     out->sessions = htab_count(&l->est);
+    out->cid_sessions = htab_count(&l->cids);
 }

@@ -17,6 +17,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/sockaddr.h"
 #include "core/xmalloc.h"
 
 #include <errno.h>
@@ -294,39 +295,42 @@ void dtls__peer_start(dtls_listener_t *l)
     p->started_ms = loop_now_ms(l->loop);
     p->progress_ms = p->started_ms;
     DTLS_set_timer_cb(p->ssl, dtls__timer_cb);
+    SSL_set_app_data(p->ssl, p); /* the connection_id extension's callbacks (endpoint.c) */
+    if (l->cfg.cid_len > 0) {
+        /* Our epoch-1 records carry the client's CID if it has one (compact.c decides). */
+        p->bio->w_rewrite = dtls__compact_cid_wrap;
+        p->bio->w_arg = p;
+    }
     dtls__ptab_insert(&l->hs, p);
     dtls__plist_append(&l->hs_age, p);
     dtls__admit_add(&l->admit, p);
     handshake_step(p);
 }
 
-void dtls__peer_input(dtls_peer_t *p, const uint8_t *data, size_t len)
+/* Gives OpenSSL (part of) a datagram of a peer that still has its SSL. shadow: the bytes
+ * came from the wire, so the compact layer's window must see their epoch-1 records too;
+ * false for CID records rewritten by compact.c, which opened them already. */
+static void feed(dtls_peer_t *p, const uint8_t *data, size_t len, bool shadow)
 {
-    if (p->state == DTLS_PEER_CLOSED)
-        return;
-    transport_peer_ref(&p->base); /* it may close (and lose the table's ref) in here */
-    if (!p->ssl) {
-        dtls_compact_verdict_t v = dtls__compact_input(p, data, len);
-        if (v != DTLS_COMPACT_GO_ON)
-            dtls__peer_close(p, v == DTLS_COMPACT_CLOSE_NOTIFY);
-        transport_peer_unref(&p->base);
-        return;
-    }
     p->bio->in = data;
     p->bio->in_len = len;
     if (p->state == DTLS_PEER_HANDSHAKE) {
-        p->cur = data;
-        p->cur_len = len;
+        /* Only a CID session has record keys this early (compact.c). */
+        if (shadow && p->rl)
+            dtls__compact_shadow(p, data, len);
+        p->cur = shadow ? data : NULL;
+        p->cur_len = shadow ? len : 0;
         handshake_step(p);
         p->cur = NULL;
         p->cur_len = 0;
         /* Epoch-1 data or alerts before the handshake completed: OpenSSL may have taken
          * them in before our shadow window existed, so this session keeps its SSL. */
-        if (p->state == DTLS_PEER_HANDSHAKE && l_compact(p) &&
+        if (shadow && !p->rl && p->state == DTLS_PEER_HANDSHAKE && l_compact(p) &&
             dtls__compact_early_records(data, len))
             p->rl_refused = true;
     } else {
-        dtls__compact_shadow(p, data, len);
+        if (shadow)
+            dtls__compact_shadow(p, data, len);
         read_records(p);
     }
     /* The peer may have closed or moved to the compact layer meanwhile: then its SSL (and
@@ -334,6 +338,67 @@ void dtls__peer_input(dtls_peer_t *p, const uint8_t *data, size_t len)
     if (p->bio) {
         p->bio->in = NULL;
         p->bio->in_len = 0;
+    }
+}
+
+/* RFC 9146 §6: a session whose CID record from another address authenticated now answers
+ * there. The peer that was filed under that address: a CID session keeps running without
+ * an address (its CID still finds it), an ordinary one is stale (its NAT mapping went to
+ * this device) and ends. */
+static void moved(dtls_peer_t *p, dtls_peer_t *displaced)
+{
+    if (log_enabled(LOG_DEBUG)) {
+        char a[64];
+        LOG_D("dtls", "%s: session moved there (connection id)",
+              transport_peer_addr_str(&p->base, a, sizeof a));
+    }
+    if (displaced && displaced->cid_len == 0)
+        dtls__peer_close(displaced, false);
+}
+
+void dtls__peer_input(dtls_peer_t *p, const struct sockaddr_storage *from, socklen_t alen,
+                      const uint8_t *data, size_t len)
+{
+    if (p->state == DTLS_PEER_CLOSED)
+        return;
+    dtls_listener_t *l = p->owner;
+    transport_peer_ref(&p->base); /* it may close (and lose the table's ref) in here */
+    while (len > 0 && p->state != DTLS_PEER_CLOSED) {
+        if (!p->ssl) {
+            dtls_peer_t *displaced = NULL;
+            bool away = from && !sockaddr_equal(from, &p->base.addr);
+            dtls_compact_verdict_t v = dtls__compact_input(p, data, len, from, alen, &displaced);
+            if (away && sockaddr_equal(from, &p->base.addr))
+                moved(p, displaced);
+            if (v != DTLS_COMPACT_GO_ON)
+                dtls__peer_close(p, v == DTLS_COMPACT_CLOSE_NOTIFY);
+            break;
+        }
+        /* OpenSSL's layer: ordinary records go to it as they are; the tls12_cid records of
+         * a CID session are opened and rewritten first (compact.c), which needs the keys,
+         * so what comes before them (ClientKeyExchange, CCS) goes to OpenSSL first. */
+        size_t k = p->cid_len ? dtls__compact_cid_offset(p, data, len) : len;
+        if (k > 0) {
+            feed(p, data, k, true);
+            data += k;
+            len -= k;
+            continue;
+        }
+        dtls__compact_cid_keys(p);
+        size_t used = 0;
+        size_t m = dtls__compact_cid_convert(p, data, len, &used);
+        data += used;
+        len -= used;
+        if (m == 0)
+            continue;
+        if (from && p->state == DTLS_PEER_ESTABLISHED && !sockaddr_equal(from, &p->base.addr)) {
+            dtls_peer_t *displaced = dtls__ptab_move(&l->est, p, from, alen);
+            memcpy(&p->bio->addr, &p->base.addr, sizeof p->bio->addr);
+            p->bio->addr_len = p->base.addr_len;
+            l->stats.cid_address_changes++;
+            moved(p, displaced);
+        }
+        feed(p, l->conv, m, false);
     }
     transport_peer_unref(&p->base);
 }
@@ -353,6 +418,7 @@ void dtls__peer_close(dtls_peer_t *p, bool notify)
         dtls__plist_remove(&l->hs_age, p);
         dtls__admit_del(&l->admit, p);
     }
+    dtls__ptab_remove_cid(&l->cids, p);
     p->state = DTLS_PEER_CLOSED;
     p->base.closed = true;
     if (p->ssl) {
