@@ -143,6 +143,8 @@ static int shard_init(server_t *s, shard_t *sh, const config_t *cfg, int port, i
     if (s->dtls_ctx) {
         dtls_cfg_t dcfg = s->dtls_cfg;
         dcfg.port = dtls_port;
+        dcfg.shard_index = sh->index;
+        dcfg.shard_count = s->n_shards;
         sh->dtls = dtls_listener_new(sh->loop, &sink, s->dtls_ctx, &dcfg, err);
         if (!sh->dtls)
             return -1;

@@ -63,6 +63,13 @@ typedef struct dtls_cfg {
      * (1..DTLS_CID_LEN_MAX); 0 = the extension is never answered (default). Needs
      * compact_records: records with a CID are opened by the compact layer. */
     int cid_len;
+    /* This listener's place among the shards' listeners of one port (they bind in index
+     * order, which is also their order in the kernel's SO_REUSEPORT group). With CIDs and
+     * more than one shard, the first byte of every CID names the shard (its value modulo
+     * shard_count), and a socket filter sends tls12_cid records to that shard whatever
+     * their source address, so a device whose NAT rebinds stays on the shard holding its
+     * session. shard_count 0 or 1: one listener, no filter. */
+    int shard_index, shard_count;
     /* Which device the client's certificates name: its id, or 0 for none (the session then
      * works as one-way DTLS). der[0] (len[0] bytes) is the leaf; der[1..n) are the
      * certificates the client sent above it, as sent, at most DTLS_IDENTIFY_MAX in all (none

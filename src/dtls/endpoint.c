@@ -419,15 +419,19 @@ static int cid_parse_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
     return 1;
 }
 
-/* Chooses a random CID no other peer of the listener holds and files p under it. */
+/* Chooses a random CID no other peer of the listener holds and files p under it. Its first
+ * byte names the listener's shard (dtls_cfg_t.shard_index; listener.c steers by it). */
 static bool cid_choose(dtls_peer_t *p, size_t len)
 {
     dtls_listener_t *l = p->owner;
+    unsigned n = l->cfg.shard_count > 1 ? (unsigned)l->cfg.shard_count : 1;
     for (int i = 0; i < CID_TRIES; i++) {
         if (RAND_bytes(p->cid, (int)len) != 1) {
             ERR_clear_error();
             return false;
         }
+        /* The largest multiple of n that fits a byte, plus the index, is < 256. */
+        p->cid[0] = (uint8_t)(p->cid[0] % (256u / n) * n + (unsigned)l->cfg.shard_index);
         if (!dtls__ptab_find_cid(&l->cids, p->cid, len)) {
             p->cid_len = (uint8_t)len;
             dtls__ptab_insert_cid(&l->cids, p);

@@ -31,6 +31,7 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <stdio.h>
@@ -281,6 +282,36 @@ void dtls__listener_sweep(dtls_listener_t *l, int64_t now)
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
+/* RFC 9146 §6: a device whose NAT rebinds keeps its session, but the kernel picks a shard's
+ * socket by hashing the source address, so the new address would usually reach a shard that
+ * does not hold the session. A classic BPF program on the SO_REUSEPORT group (attached once,
+ * by the first shard, for all: the group shares it) sends a tls12_cid record to the socket
+ * numbered by the first byte of its CID modulo the shard count (endpoint.c chooses CIDs so);
+ * for anything else it returns an index past the group, and the kernel falls back to its
+ * hash. The program sees the UDP payload: the record type at 0, the CID from 11 (after
+ * version, epoch and sequence number). A record too short to read makes the load fail and
+ * the program return 0 (shard 0, which drops it as unknown). */
+static int steer_cid_records(int fd, unsigned shards, char err[static ERR_LEN])
+{
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, DTLS_CT_CID, 0, 3),
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 11),
+        BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, shards),
+        BPF_STMT(BPF_RET | BPF_A, 0),
+        BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),
+    };
+    struct sock_fprog prog = {.len = sizeof code / sizeof code[0], .filter = code};
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) != 0) {
+        snprintf(err, ERR_LEN,
+                 "DTLS: cannot steer Connection ID records to their shard "
+                 "(SO_ATTACH_REUSEPORT_CBPF: %s); use --shards 1 with --dtls-cid-length",
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 dtls_listener_t *dtls_listener_new(loop_t *loop, const transport_sink_t *sink, dtls_ctx_t *ctx,
                                    const dtls_cfg_t *cfg, char err[static ERR_LEN])
 {
@@ -295,9 +326,20 @@ dtls_listener_t *dtls_listener_new(loop_t *loop, const transport_sink_t *sink, d
                  DTLS_MAX_DGRAM);
         return NULL;
     }
+    if ((cfg->cid_len > 0 && cfg->shard_count > 256) || cfg->shard_index < 0 ||
+        cfg->shard_index >= (cfg->shard_count > 1 ? cfg->shard_count : 1)) {
+        snprintf(err, ERR_LEN, "invalid DTLS shard index %d of %d", cfg->shard_index,
+                 cfg->shard_count);
+        return NULL;
+    }
     int fd = sockaddr_udp_bind(cfg->bind_addr, cfg->port, SOCKET_BUFFER, "DTLS", err);
     if (fd < 0)
         return NULL;
+    if (cfg->cid_len > 0 && cfg->shard_count > 1 && cfg->shard_index == 0 &&
+        steer_cid_records(fd, (unsigned)cfg->shard_count, err) != 0) {
+        close(fd);
+        return NULL;
+    }
     dtls_listener_t *l = xcalloc(1, sizeof *l);
     l->loop = loop;
     outq_init(&l->outq, DTLS_OUT_BATCH, DTLS_MAX_DGRAM);

@@ -67,6 +67,11 @@ through_relay() {
 
 cd "$IT_TMP" || fail "no tmp dir"
 export COAPHUB_DTLS_CID_LENGTH=6
+# Four shards: the kernel spreads source addresses over their sockets, so a rebound device
+# usually arrives at another shard's socket; the CID's first byte steers it back to the shard
+# holding its session (listener.c). Five rebindings below would all stay on one shard by
+# chance only once in 4^5.
+export COAPHUB_SHARDS=4
 daemon_start
 login
 device_create cid-dev "cidTok$RANDOM$RANDOM"
@@ -148,6 +153,17 @@ assert_eq "$(values "$A" t)" "1 2 11 12 " "its points stored under the same devi
 assert_eq "$(metric "$HS_OK")" "$((HS0 + 1))" "one handshake (none after the rebinding)"
 assert_eq "$(metric coaphub_dtls_cid_address_changes_total)" "$((CH0 + 2))" "its address change"
 log "ok: a device with a CID of its own keeps its session across the rebinding too"
+
+# Three more rebindings: each new source port hashes to any of the four shards' sockets.
+for n in 1 2 3; do
+    HS0=$(metric "$HS_OK")
+    through_relay "again$n" 1 0 '{"t":2'"$n"'1}' '{"t":2'"$n"'2}'
+    assert_eq "$DEV_RC" 0 "rebinding $n: both 2.01s"
+    assert_eq "$(metric "$HS_OK")" "$((HS0 + 1))" "rebinding $n: one handshake"
+done
+assert_eq "$(values "$A" t)" "1 2 11 12 211 212 221 222 231 232 " "all points, one device"
+assert_eq "$(metric coaphub_dtls_cid_address_changes_total)" "$((CH0 + 5))" "five address changes"
+log "ok: five rebindings over four shards, each kept its session (CID steering)"
 daemon_stop
 
 # ---- 2. CID off: nothing changes --------------------------------------------------------------
@@ -168,6 +184,6 @@ grep -q 'post 2 (same session, after the rebinding): no 2.01' nocid.out ||
 grep -q 'post 2 (new handshake): 2.01' nocid.out || fail "no 2.01 after the new handshake"
 assert_eq "$(metric "$HS_OK")" "$((HS0 + 2))" "without CID the rebinding costs a handshake"
 assert_eq "$(metric coaphub_dtls_cid_address_changes_total)" 0 "no address change without CID"
-assert_eq "$(values "$A" t)" "1 2 11 12 3 4 " "all points under the same device (in time order)"
+assert_eq "$(values "$A" t)" "1 2 11 12 211 212 221 222 231 232 3 4 " "all points under the same device (in time order)"
 log "ok: rebinding without CID: the old behaviour (new handshake)"
 it_pass
