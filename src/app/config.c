@@ -94,6 +94,10 @@ static const opt_t opts[] = {
      {"COAPHUB_DTLS_SESSION_INACTIVITY_MS", "TB_COAP_X509_DTLS_SESSION_INACTIVITY_TIMEOUT"}, T_I64,
      OFF(dtls.session_inactivity_ms),
      "a DTLS session without authenticated traffic for this long is closed", false},
+    {"dtls-session-save-max-age", "dtls", "session_save_max_age",
+     {"COAPHUB_DTLS_SESSION_SAVE_MAX_AGE"}, T_I64, OFF(dtls_save_max_age_s),
+     "seconds a clean stop's saved DTLS sessions stay usable by the next start (devices "
+     "continue without a handshake); 0 = sessions are not saved", false},
     {"http-bind", "http", "bind_address", {"COAPHUB_HTTP_BIND", "HTTP_BIND_ADDRESS"}, T_STR,
      OFF(http.bind_addr), "address the REST API binds to", false},
     {"http-port", "http", "bind_port", {"COAPHUB_HTTP_PORT", "HTTP_BIND_PORT"}, T_INT,
@@ -214,6 +218,7 @@ void config_defaults(config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     /* The daemon's own defaults; the modules' come from their _cfg_default. */
+    cfg->dtls_save_max_age_s = 600;
     cfg->shards = 1; /* one loop thread: the common case is the easiest to read (STYLE §2.3) */
     cfg->log_level = "info";
     cfg->log_json = false;

@@ -103,6 +103,43 @@ static void on_fleet_change(void *ctx, hub_change_t what, int64_t id)
     }
 }
 
+/* Sessions a clean stop saved come back before any shard runs; a file that cannot be used
+ * costs only handshakes, so it never stops the start. */
+static void restore_sessions(server_t *s)
+{
+    char err[ERR_LEN] = "";
+    int n = dtls_ctx_restore_sessions(s->dtls_ctx, s->data_dir, err);
+    if (n > 0)
+        LOG_I("server", "%d saved DTLS session(s) restored (usable for up to %llds)", n,
+              (long long)s->dtls_save_max_age_s);
+    else if (n < 0)
+        LOG_W("server", "saved DTLS sessions not used (devices will handshake): %s", err);
+}
+
+/* At a clean stop, after the last answers went out and before the listeners close: every
+ * shard's compact sessions go to one file, and end without close_notify, so their devices
+ * go on with the next start (docs/operations.md). */
+static void save_sessions(server_t *s)
+{
+    if (!s->dtls_ctx || s->dtls_save_max_age_s <= 0)
+        return;
+    dtls_save_t *w = dtls_save_new();
+    size_t skipped = 0;
+    for (int i = 0; i < s->n_shards; i++)
+        if (s->shards[i].dtls)
+            dtls_listener_save(s->shards[i].dtls, w, true, &skipped);
+    size_t n = dtls_save_count(w);
+    char err[ERR_LEN] = "";
+    if (n > 0 && dtls_save_write(w, s->data_dir, s->dtls_save_max_age_s, err) != 0)
+        LOG_E("server", "DTLS sessions not saved: %s", err);
+    else if (n > 0 || skipped > 0)
+        LOG_I("server",
+              "%zu DTLS session(s) saved for the next start (%zu on OpenSSL's record layer "
+              "cannot be saved)",
+              n, skipped);
+    dtls_save_free(w);
+}
+
 static void *shard_main(void *arg)
 {
     shard_t *sh = arg;
@@ -188,6 +225,8 @@ static void log_database(const store_cfg_t *scfg)
 server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
 {
     server_t *s = xcalloc(1, sizeof *s);
+    s->data_dir = xstrdup(cfg->data_dir);
+    s->dtls_save_max_age_s = cfg->dtls_save_max_age_s;
     if (make_dirs(cfg->data_dir, err) != 0)
         goto fail;
 
@@ -238,6 +277,7 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
         s->dtls_ctx = dtls_ctx_new(&s->dtls_cfg, err);
         if (!s->dtls_ctx)
             goto fail;
+        restore_sessions(s);
     }
 
     s->n_shards = cfg->shards > 0 ? cfg->shards : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -328,6 +368,7 @@ void server_stop(server_t *s)
     for (int i = 0; i < s->n_shards; i++)
         if (s->shards[i].loop)
             loop_drain(s->shards[i].loop);
+    save_sessions(s);
     for (int i = 0; i < s->n_shards; i++)
         shard_fini(&s->shards[i]);
     free(s->shards);
@@ -336,5 +377,6 @@ void server_stop(server_t *s)
     provision_chain_free(s->prov_chain);
     registry_free(s->registry);
     ota_files_free(s->ota);
+    free(s->data_dir);
     free(s);
 }

@@ -39,6 +39,8 @@ struct server {
     int n_shards;
     http_server_t *http;
     ota_files_t *ota; /* OTA images under <data-dir>/ota */
+    char *data_dir;
+    int64_t dtls_save_max_age_s; /* 0: DTLS sessions are not saved at stop */
 };
 
 /* GET /metrics body (Prometheus text); ctx is the server_t. Called on an HTTP thread. */

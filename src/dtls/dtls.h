@@ -95,12 +95,38 @@ int dtls_listener_port(const dtls_listener_t *l);
 void dtls_listener_close_device(dtls_listener_t *l, int64_t device_id);
 void dtls_listener_free(dtls_listener_t *l);
 
+/* ---- sessions that survive a restart (saved.c; docs/operations.md) ----------------------- */
+
+/* The sessions being saved, gathered from every shard, then written as one file. */
+typedef struct dtls_save dtls_save_t;
+dtls_save_t *dtls_save_new(void);
+void dtls_save_free(dtls_save_t *w);
+size_t dtls_save_count(const dtls_save_t *w);
+/* Adds this listener's established compact sessions to w, each with what the sink's save
+ * hook says of it; sessions still on OpenSSL's record layer cannot be saved and are counted
+ * in *skipped. stopping: the listener is about to be freed, and the saved sessions then end
+ * without close_notify (the device must not learn that the session ended). Shard thread, or
+ * any thread once the shard's loop stopped. Returns the number added. */
+size_t dtls_listener_save(dtls_listener_t *l, dtls_save_t *w, bool stopping, size_t *skipped);
+/* Writes <data_dir>/dtls-sessions.bin (AES-256-GCM under <data_dir>/dtls-sessions.key, made
+ * on first use), valid for max_age_s seconds, atomically. 0 or a negative error with err. */
+int dtls_save_write(const dtls_save_t *w, const char *data_dir, int64_t max_age_s,
+                    char err[static ERR_LEN]);
+/* At start, before the shards run: reads <data_dir>/dtls-sessions.bin if there is one,
+ * deletes it, and offers its sessions to the listeners of ctx, which claim a session when a
+ * record from its address authenticates under its keys. Returns the number loaded (0 when
+ * there is no file), or a negative error with err filled (the file is then not used). */
+int dtls_ctx_restore_sessions(dtls_ctx_t *ctx, const char *data_dir, char err[static ERR_LEN]);
+/* How many sessions the last dtls_ctx_restore_sessions loaded. */
+size_t dtls_ctx_restore_loaded(dtls_ctx_t *ctx);
+
 /* Counters of a listener (core/stats.h: field, /metrics family, type, labels, help).
  * refused: ClientHellos with a valid cookie dropped because max_handshakes were in progress;
  * timeout: handshakes dropped after handshake_timeout_ms; idle_closed: sessions closed for
  * inactivity; closed_by_credentials: by dtls_listener_close_device. Compact record layer:
  * sessions moved onto it, and of records_dropped those that were replays (or older than the
- * window) and those whose AEAD tag failed. */
+ * window) and those whose AEAD tag failed. Saved sessions (a restart): claimed by a record
+ * that authenticated under a restored session's keys, expired unclaimed, written by a save. */
 #define DTLS_STATS(X)                                                                              \
     X(datagrams_in, "dtls_datagrams_received_total", "counter", NULL, "DTLS datagrams received.")  \
     X(cookies_sent, "dtls_handshakes_total", "counter", "{result=\"cookie_sent\"}",                \
@@ -125,7 +151,11 @@ void dtls_listener_free(dtls_listener_t *l);
       "DTLS sessions closed by the server.")                                                       \
     X(idle_closed, "dtls_sessions_closed_total", "counter", "{reason=\"idle\"}", NULL)             \
     X(closed_by_credentials, "dtls_sessions_closed_total", "counter", "{reason=\"credentials\"}",  \
-      NULL)
+      NULL)                                                                                        \
+    X(saved_claimed, "dtls_saved_sessions_total", "counter", "{event=\"claimed\"}",                \
+      "Sessions of a previous run: claimed by their device, expired unclaimed, saved.")            \
+    X(saved_expired, "dtls_saved_sessions_total", "counter", "{event=\"expired\"}", NULL)          \
+    X(saved_written, "dtls_saved_sessions_total", "counter", "{event=\"saved\"}", NULL)
 typedef struct dtls_stats {
     DTLS_STATS(STATS_FIELD)
 } dtls_stats_t;

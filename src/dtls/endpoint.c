@@ -77,6 +77,7 @@ struct dtls_ctx {
     char *cert_path, *key_path, *chain_path, *password;
     char *ciphers; /* NULL: the built-in AEAD list */
     sess_store_t sessions;
+    dtls_restore_t *restore; /* sessions loaded from a previous run (saved.c) */
 };
 
 /* ---- session store: DER by session id ------------------------------------------------------
@@ -562,6 +563,7 @@ dtls_ctx_t *dtls_ctx_new(const dtls_cfg_t *cfg, char err[static ERR_LEN])
     ctx->psk_find = cfg->psk_find;
     ctx->skip_validity = cfg->skip_validity_check;
     sess_init(&ctx->sessions);
+    ctx->restore = dtls__restore_new();
     if (cfg->cert_file) {
         ctx->cert_path = xstrdup(cfg->cert_file);
         ctx->key_path = xstrdup(cfg->key_file ? cfg->key_file : cfg->cert_file);
@@ -612,6 +614,11 @@ int dtls_ctx_reload(dtls_ctx_t *ctx, char err[static ERR_LEN])
     return 0;
 }
 
+dtls_restore_t *dtls__ctx_restore(dtls_ctx_t *ctx)
+{
+    return ctx->restore;
+}
+
 const char *dtls_ctx_cert_path(const dtls_ctx_t *ctx)
 {
     return ctx->cert_path;
@@ -623,6 +630,7 @@ void dtls_ctx_free(dtls_ctx_t *ctx)
         return;
     SSL_CTX_free(ctx->ssl_ctx);
     sess_fini(&ctx->sessions);
+    dtls__restore_free(ctx->restore);
     pthread_mutex_destroy(&ctx->mu);
     free(ctx->cert_path);
     free(ctx->key_path);

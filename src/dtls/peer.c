@@ -318,7 +318,7 @@ void dtls__peer_close(dtls_peer_t *p, bool notify)
         p->bio = NULL;
         l->ssl_freed++;
     } else if (p->rl) {
-        if (notify && was_session)
+        if (notify && was_session && !p->saved)
             dtls__compact_close_notify(p);
         /* No SSL freed, but the session's CoAP state goes now: its pages (amid the blocks
          * of the requests it made) come back only through the sweep's malloc_trim. */
@@ -330,7 +330,9 @@ void dtls__peer_close(dtls_peer_t *p, bool notify)
     transport_peer_unref(&p->base); /* the table's reference */
 }
 
-dtls_peer_t *dtls__peer_new_compact(dtls_listener_t *l, const struct sockaddr_storage *a,
+/* An established compact session of l for address a (replacing one there) with a copy of rl
+ * and a fresh uid. */
+static dtls_peer_t *compact_session(dtls_listener_t *l, const struct sockaddr_storage *a,
                                     socklen_t alen, const dtls_rl_t *rl)
 {
     dtls_peer_t *p = peer_alloc(l);
@@ -346,6 +348,48 @@ dtls_peer_t *dtls__peer_new_compact(dtls_listener_t *l, const struct sockaddr_st
         dtls__peer_close(old, false);
     dtls__ptab_insert(&l->est, p);
     dtls__plist_append(&l->est_age, p);
+    return p;
+}
+
+dtls_peer_t *dtls__peer_new_compact(dtls_listener_t *l, const struct sockaddr_storage *a,
+                                    socklen_t alen, const dtls_rl_t *rl)
+{
+    dtls_peer_t *p = compact_session(l, a, alen, rl);
     l->stats.sessions_compacted++;
     return p;
+}
+
+bool dtls__peer_claim(dtls_listener_t *l, const struct sockaddr_storage *a, socklen_t alen,
+                      const uint8_t *data, size_t len)
+{
+    dtls_restore_t *t = dtls__ctx_restore(l->ctx);
+    if (!l->cfg.compact_records || !dtls__restore_pending(t))
+        return false;
+    dtls_saved_sess_t *s = dtls__restore_take(t, a);
+    if (!s)
+        return false;
+    /* Spoofed junk from a saved address must not use up the device's session. */
+    if (!dtls__compact_authentic(l, &s->rl, data, len)) {
+        dtls__restore_put_back(t, s);
+        return false;
+    }
+    if (htab_count(&l->est) >= (size_t)l->cfg.max_sessions && l->est_age.head) {
+        l->stats.evicted++;
+        dtls__peer_close(l->est_age.head, true);
+    }
+    dtls_peer_t *p = compact_session(l, a, alen, &s->rl);
+    p->base.cert_device_id = s->device_id;
+    l->stats.saved_claimed++;
+    if (log_enabled(LOG_DEBUG)) {
+        char as[64];
+        LOG_D("dtls", "%s: saved session claimed (device %lld), no handshake",
+              transport_peer_addr_str(&p->base, as, sizeof as), (long long)s->device_id);
+    }
+    transport_peer_ref(&p->base);
+    if (l->sink.restored)
+        l->sink.restored(l->sink.ctx, &p->base, s->blob, s->blob_len);
+    dtls__saved_sess_free(s);
+    dtls__peer_input(p, data, len);
+    transport_peer_unref(&p->base);
+    return true;
 }

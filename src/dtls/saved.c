@@ -1,0 +1,742 @@
+/* saved.c — established compact sessions kept across a restart: the file format, its key,
+ * and the table of loaded sessions that the shards' listeners claim from.
+ *
+ * File <data_dir>/dtls-sessions.bin (written atomically: tmp + fsync + rename):
+ *
+ *   header (44 bytes, authenticated as AAD, not encrypted)
+ *     magic "CHDTLSS\0" (8) | version u32 | flags u32 (0) | created unix s u64 |
+ *     max age s u64 | nonce (12)
+ *   body, AES-256-GCM under the key in <data_dir>/dtls-sessions.key (32 random bytes, 0600,
+ *   made on first use), followed by its 16-byte tag:
+ *     count u32, then per session (all integers big-endian):
+ *       family u8 (4|6) | port u16 | address (4|16) [| scope id u32 for IPv6]
+ *       device id i64 | last seen unix ms i64
+ *       alg u8 | tag len u8 | key len u8 | flags u8 (bit 0: r_any) | epoch u16
+ *       rkey, wkey (key len each) | rsalt, wsalt (12 each)
+ *       w_seq u64 (already past the margin) | r_top u64 | r_map u64
+ *       our CID: len u8 + bytes | peer's CID: len u8 + bytes (empty until CID is wired)
+ *       sink blob: len u16 + bytes (what the CoAP side needs to re-create observers)
+ *
+ * Threat model: the file holds live record keys. Whoever can read the data dir can read the
+ * key file too, so the encryption protects backups and copies of the one file; the tag makes
+ * a file crafted or altered without the key fail as a whole. The parser still treats the
+ * plaintext as hostile (fuzzed: tests/fuzz/dtls_saved.c): every length is checked.
+ *
+ * The table: one per dtls_ctx_t (all shards), a mutex, keyed by address. The datagram path
+ * looks at it only while it is non-empty (an atomic count), i.e. for the first max-age
+ * seconds after a start that restored sessions.
+ */
+#include "dtls/dtls_int.h"
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/sockaddr.h"
+#include "core/xmalloc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const uint8_t MAGIC[8] = {'C', 'H', 'D', 'T', 'L', 'S', 'S', 0};
+enum { HDR_LEN = 44, NONCE_LEN = 12, TAG_LEN = 16, KEY_LEN = 32 };
+/* A file larger than this is not read (10 000 sessions take ~1.2 MB without observers). */
+#define MAX_FILE (256u << 20)
+
+/* ---- byte writer / reader ---------------------------------------------------------------- */
+
+typedef struct wbuf {
+    uint8_t *p;
+    size_t len, cap;
+} wbuf_t;
+
+static void w_bytes(wbuf_t *w, const void *p, size_t n)
+{
+    if (w->len + n > w->cap) {
+        size_t cap = w->cap ? w->cap : 4096;
+        while (cap < w->len + n)
+            cap *= 2;
+        w->p = xrealloc(w->p, cap);
+        w->cap = cap;
+    }
+    if (n)
+        memcpy(w->p + w->len, p, n);
+    w->len += n;
+}
+static void w_u8(wbuf_t *w, unsigned v)
+{
+    uint8_t b = (uint8_t)v;
+    w_bytes(w, &b, 1);
+}
+static void w_u16(wbuf_t *w, unsigned v)
+{
+    uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+    w_bytes(w, b, 2);
+}
+static void w_u32(wbuf_t *w, uint32_t v)
+{
+    uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    w_bytes(w, b, 4);
+}
+static void w_u64(wbuf_t *w, uint64_t v)
+{
+    w_u32(w, (uint32_t)(v >> 32));
+    w_u32(w, (uint32_t)v);
+}
+
+typedef struct rbuf {
+    const uint8_t *p;
+    size_t len;
+    bool bad; /* read past the end: everything after reads as zero */
+} rbuf_t;
+
+static const uint8_t *r_take(rbuf_t *r, size_t n)
+{
+    static const uint8_t zero[64];
+    if (r->bad || r->len < n) {
+        r->bad = true;
+        return n <= sizeof zero ? zero : NULL;
+    }
+    const uint8_t *p = r->p;
+    r->p += n;
+    r->len -= n;
+    return p;
+}
+static unsigned r_u8(rbuf_t *r)
+{
+    return r_take(r, 1)[0];
+}
+static unsigned r_u16(rbuf_t *r)
+{
+    const uint8_t *b = r_take(r, 2);
+    return (unsigned)b[0] << 8 | b[1];
+}
+static uint32_t r_u32(rbuf_t *r)
+{
+    const uint8_t *b = r_take(r, 4);
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+static uint64_t r_u64(rbuf_t *r)
+{
+    uint64_t hi = r_u32(r);
+    return hi << 32 | r_u32(r);
+}
+static void r_copy(rbuf_t *r, void *out, size_t n)
+{
+    const uint8_t *p = r_take(r, n);
+    if (p)
+        memcpy(out, p, n);
+    else
+        memset(out, 0, n);
+}
+
+/* ---- sessions ---------------------------------------------------------------------------- */
+
+void dtls__saved_sess_free(dtls_saved_sess_t *s)
+{
+    if (!s)
+        return;
+    dtls__rl_wipe(&s->rl);
+    free(s->blob);
+    free(s);
+}
+
+static void put_sess(wbuf_t *w, const dtls_saved_sess_t *s)
+{
+    if (s->addr.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&s->addr;
+        w_u8(w, 4);
+        w_u16(w, ntohs(a->sin_port));
+        w_bytes(w, &a->sin_addr, 4);
+    } else {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&s->addr;
+        w_u8(w, 6);
+        w_u16(w, ntohs(a->sin6_port));
+        w_bytes(w, &a->sin6_addr, 16);
+        w_u32(w, a->sin6_scope_id);
+    }
+    w_u64(w, (uint64_t)s->device_id);
+    w_u64(w, (uint64_t)s->last_seen_unix_ms);
+    const dtls_rl_t *rl = &s->rl;
+    w_u8(w, rl->alg);
+    w_u8(w, rl->tag_len);
+    w_u8(w, rl->key_len);
+    w_u8(w, rl->r_any ? 1 : 0);
+    w_u16(w, rl->epoch);
+    w_bytes(w, rl->rkey, rl->key_len);
+    w_bytes(w, rl->wkey, rl->key_len);
+    w_bytes(w, rl->rsalt, DTLS_SALT_LEN);
+    w_bytes(w, rl->wsalt, DTLS_SALT_LEN);
+    w_u64(w, rl->w_seq);
+    w_u64(w, rl->r_top);
+    w_u64(w, rl->r_map);
+    w_u8(w, s->cid_ours_len);
+    w_bytes(w, s->cid_ours, s->cid_ours_len);
+    w_u8(w, s->cid_peer_len);
+    w_bytes(w, s->cid_peer, s->cid_peer_len);
+    w_u16(w, (unsigned)s->blob_len);
+    w_bytes(w, s->blob, s->blob_len);
+}
+
+/* The key length and tag lengths each algorithm allows (record.c's table, restated as the
+ * parser's sanity check: a decrypted file is still not trusted blindly). */
+static bool rl_sane(const dtls_rl_t *rl)
+{
+    switch (rl->alg) {
+    case DTLS_AEAD_AES128_GCM:
+        return rl->key_len == 16 && rl->tag_len == 16;
+    case DTLS_AEAD_AES256_GCM:
+    case DTLS_AEAD_CHACHA20:
+        return rl->key_len == 32 && rl->tag_len == 16;
+    case DTLS_AEAD_AES128_CCM:
+        return rl->key_len == 16 && (rl->tag_len == 16 || rl->tag_len == 8);
+    case DTLS_AEAD_AES256_CCM:
+        return rl->key_len == 32 && (rl->tag_len == 16 || rl->tag_len == 8);
+    default:
+        return false;
+    }
+}
+
+/* One session from r, or NULL (r->bad set or the values make no sense). */
+static dtls_saved_sess_t *get_sess(rbuf_t *r)
+{
+    dtls_saved_sess_t *s = xcalloc(1, sizeof *s);
+    unsigned fam = r_u8(r);
+    if (fam == 4) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&s->addr;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)r_u16(r));
+        r_copy(r, &a->sin_addr, 4);
+        s->addr_len = sizeof *a;
+    } else if (fam == 6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&s->addr;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)r_u16(r));
+        r_copy(r, &a->sin6_addr, 16);
+        a->sin6_scope_id = r_u32(r);
+        s->addr_len = sizeof *a;
+    } else {
+        r->bad = true;
+    }
+    s->device_id = (int64_t)r_u64(r);
+    s->last_seen_unix_ms = (int64_t)r_u64(r);
+    dtls_rl_t *rl = &s->rl;
+    rl->alg = (uint8_t)r_u8(r);
+    rl->tag_len = (uint8_t)r_u8(r);
+    rl->key_len = (uint8_t)r_u8(r);
+    unsigned flags = r_u8(r);
+    rl->r_any = flags & 1;
+    rl->epoch = (uint16_t)r_u16(r);
+    if (!r->bad && (!rl_sane(rl) || flags > 1 || rl->epoch != 1))
+        r->bad = true;
+    if (!r->bad) {
+        r_copy(r, rl->rkey, rl->key_len);
+        r_copy(r, rl->wkey, rl->key_len);
+    }
+    r_copy(r, rl->rsalt, DTLS_SALT_LEN);
+    r_copy(r, rl->wsalt, DTLS_SALT_LEN);
+    rl->w_seq = r_u64(r);
+    rl->r_top = r_u64(r);
+    rl->r_map = r_u64(r);
+    if (rl->w_seq > DTLS_SEQ_MAX || rl->r_top > DTLS_SEQ_MAX)
+        r->bad = true;
+    s->cid_ours_len = (uint8_t)r_u8(r);
+    if (s->cid_ours_len > DTLS_SAVED_CID_MAX)
+        r->bad = true;
+    else
+        r_copy(r, s->cid_ours, s->cid_ours_len);
+    s->cid_peer_len = (uint8_t)r_u8(r);
+    if (s->cid_peer_len > DTLS_SAVED_CID_MAX)
+        r->bad = true;
+    else
+        r_copy(r, s->cid_peer, s->cid_peer_len);
+    size_t blen = r_u16(r);
+    if (!r->bad && blen > 0) {
+        const uint8_t *b = r_take(r, blen);
+        if (b && !r->bad) {
+            s->blob = xmalloc(blen);
+            memcpy(s->blob, b, blen);
+            s->blob_len = blen;
+        }
+    }
+    if (r->bad) {
+        dtls__saved_sess_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* ---- the writer -------------------------------------------------------------------------- */
+
+struct dtls_save {
+    pthread_mutex_t mu; /* shards may add concurrently (a live save) */
+    wbuf_t body;        /* the sessions, without the count */
+    uint32_t n;
+};
+
+dtls_save_t *dtls_save_new(void)
+{
+    dtls_save_t *w = xcalloc(1, sizeof *w);
+    pthread_mutex_init(&w->mu, NULL);
+    return w;
+}
+
+void dtls_save_free(dtls_save_t *w)
+{
+    if (!w)
+        return;
+    if (w->body.p)
+        OPENSSL_cleanse(w->body.p, w->body.cap);
+    free(w->body.p);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
+size_t dtls_save_count(const dtls_save_t *w)
+{
+    return w->n;
+}
+
+void dtls__save_add(dtls_save_t *w, const dtls_saved_sess_t *s)
+{
+    wbuf_t one = {0};
+    put_sess(&one, s);
+    pthread_mutex_lock(&w->mu);
+    w_bytes(&w->body, one.p, one.len);
+    w->n++;
+    pthread_mutex_unlock(&w->mu);
+    OPENSSL_cleanse(one.p, one.cap);
+    free(one.p);
+}
+
+static int aead(bool enc, const uint8_t key[static KEY_LEN], const uint8_t nonce[static NONCE_LEN],
+                const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len, uint8_t *out,
+                uint8_t tag[static TAG_LEN])
+{
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int rc = -EIO, n = 0;
+    if (!c)
+        return -ENOMEM;
+    if (EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce, enc ? 1 : 0) != 1 ||
+        EVP_CipherUpdate(c, NULL, &n, aad, (int)aad_len) != 1)
+        goto out;
+    if (len > 0 && EVP_CipherUpdate(c, out, &n, in, (int)len) != 1)
+        goto out;
+    if (!enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, tag) != 1)
+        goto out;
+    if (EVP_CipherFinal_ex(c, out + (len > 0 ? (size_t)n : 0), &n) != 1) {
+        rc = enc ? -EIO : -EBADMSG;
+        goto out;
+    }
+    if (enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, TAG_LEN, tag) != 1)
+        goto out;
+    rc = 0;
+out:
+    EVP_CIPHER_CTX_free(c);
+    return rc;
+}
+
+int dtls__saved_encode(const dtls_save_t *w, const uint8_t key[static 32], int64_t now_s,
+                       int64_t max_age_s, uint8_t **out, size_t *out_len)
+{
+    if (w->body.len > MAX_FILE - HDR_LEN - TAG_LEN - 4)
+        return -EFBIG;
+    size_t plen = 4 + w->body.len;
+    uint8_t *f = xmalloc(HDR_LEN + plen + TAG_LEN);
+    wbuf_t h = {0};
+    w_bytes(&h, MAGIC, sizeof MAGIC);
+    w_u32(&h, DTLS_SAVED_VERSION);
+    w_u32(&h, 0);
+    w_u64(&h, (uint64_t)now_s);
+    w_u64(&h, (uint64_t)max_age_s);
+    uint8_t nonce[NONCE_LEN];
+    if (RAND_bytes(nonce, sizeof nonce) != 1) {
+        free(h.p);
+        free(f);
+        return -EIO;
+    }
+    w_bytes(&h, nonce, sizeof nonce);
+    memcpy(f, h.p, HDR_LEN);
+    free(h.p);
+    uint8_t *plain = xmalloc(plen);
+    plain[0] = (uint8_t)(w->n >> 24);
+    plain[1] = (uint8_t)(w->n >> 16);
+    plain[2] = (uint8_t)(w->n >> 8);
+    plain[3] = (uint8_t)w->n;
+    if (w->body.len)
+        memcpy(plain + 4, w->body.p, w->body.len);
+    int rc = aead(true, key, nonce, f, HDR_LEN, plain, plen, f + HDR_LEN, f + HDR_LEN + plen);
+    OPENSSL_cleanse(plain, plen);
+    free(plain);
+    if (rc != 0) {
+        free(f);
+        return rc;
+    }
+    *out = f;
+    *out_len = HDR_LEN + plen + TAG_LEN;
+    return 0;
+}
+
+int dtls__saved_parse_body(const uint8_t *p, size_t len, dtls_saved_cb cb, void *ctx)
+{
+    rbuf_t r = {.p = p, .len = len};
+    uint32_t n = r_u32(&r);
+    if (r.bad)
+        return -EBADMSG;
+    for (uint32_t i = 0; i < n; i++) {
+        dtls_saved_sess_t *s = get_sess(&r);
+        if (!s)
+            return -EBADMSG;
+        cb(ctx, s); /* takes s */
+    }
+    return r.len == 0 ? (int)(n > INT32_MAX ? INT32_MAX : n) : -EBADMSG;
+}
+
+int dtls__saved_decode(const uint8_t *f, size_t len, const uint8_t key[static 32], int64_t now_s,
+                       int64_t *expires_s, dtls_saved_cb cb, void *ctx)
+{
+    if (len < HDR_LEN + 4 + TAG_LEN || memcmp(f, MAGIC, sizeof MAGIC) != 0)
+        return -EBADMSG;
+    rbuf_t h = {.p = f + sizeof MAGIC, .len = HDR_LEN - sizeof MAGIC};
+    uint32_t version = r_u32(&h);
+    uint32_t flags = r_u32(&h);
+    int64_t created = (int64_t)r_u64(&h);
+    int64_t max_age = (int64_t)r_u64(&h);
+    if (version != DTLS_SAVED_VERSION || flags != 0)
+        return -EPROTONOSUPPORT;
+    size_t plen = len - HDR_LEN - TAG_LEN;
+    uint8_t *plain = xmalloc(plen);
+    uint8_t tag[TAG_LEN];
+    memcpy(tag, f + len - TAG_LEN, TAG_LEN);
+    int rc = aead(false, key, f + HDR_LEN - NONCE_LEN, f, HDR_LEN, f + HDR_LEN, plen, plain, tag);
+    /* Only now are created and max_age known to be ours. A file from the future (clock set
+     * back) is refused as well: its age cannot be told. */
+    if (rc == 0 && (max_age <= 0 || created > now_s + 60 || now_s - created >= max_age ||
+                    created < 0 || max_age > INT64_MAX / 2))
+        rc = -ETIMEDOUT;
+    if (rc == 0) {
+        if (expires_s)
+            *expires_s = created + max_age;
+        rc = dtls__saved_parse_body(plain, plen, cb, ctx);
+    }
+    OPENSSL_cleanse(plain, plen);
+    free(plain);
+    return rc;
+}
+
+/* ---- files ------------------------------------------------------------------------------- */
+
+static void fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+static int read_exact(int fd, uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = read(fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return k < 0 ? -errno : -EBADMSG;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return -errno;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+int dtls__saved_key(const char *data_dir, bool create, uint8_t key[static 32],
+                    char err[static ERR_LEN])
+{
+    char *path = xasprintf("%s/%s", data_dir, DTLS_SAVED_KEY_FILE);
+    int rc = 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            struct stat st;
+            if (fstat(fd, &st) != 0 || st.st_size != KEY_LEN || (st.st_mode & 077)) {
+                snprintf(err, ERR_LEN, "%s: must be %d bytes, mode 0600", path, KEY_LEN);
+                rc = -EACCES;
+            } else {
+                rc = read_exact(fd, key, KEY_LEN);
+                if (rc != 0)
+                    snprintf(err, ERR_LEN, "%s: %s", path, err_str(rc));
+            }
+            close(fd);
+            goto out;
+        }
+        if (errno != ENOENT || !create) {
+            rc = -errno;
+            snprintf(err, ERR_LEN, "%s: %s", path, strerror(errno));
+            goto out;
+        }
+        /* First use: O_EXCL so two writers cannot both make one; the loser reads it. */
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            if (errno == EEXIST)
+                continue;
+            rc = -errno;
+            snprintf(err, ERR_LEN, "cannot create %s: %s", path, strerror(errno));
+            goto out;
+        }
+        if (RAND_bytes(key, KEY_LEN) != 1) {
+            rc = -EIO;
+        } else if ((rc = write_all(fd, key, KEY_LEN)) == 0 && fsync(fd) != 0) {
+            rc = -errno;
+        }
+        close(fd);
+        if (rc != 0) {
+            snprintf(err, ERR_LEN, "cannot write %s: %s", path, err_str(rc));
+            unlink(path);
+            goto out;
+        }
+        fsync_dir(data_dir);
+        goto out;
+    }
+    rc = -EEXIST;
+    snprintf(err, ERR_LEN, "%s: cannot create or read", path);
+out:
+    free(path);
+    return rc;
+}
+
+int dtls_save_write(const dtls_save_t *w, const char *data_dir, int64_t max_age_s,
+                    char err[static ERR_LEN])
+{
+    uint8_t key[KEY_LEN];
+    int rc = dtls__saved_key(data_dir, true, key, err);
+    if (rc != 0)
+        return rc;
+    uint8_t *f = NULL;
+    size_t len = 0;
+    rc = dtls__saved_encode(w, key, (int64_t)time(NULL), max_age_s, &f, &len);
+    OPENSSL_cleanse(key, sizeof key);
+    if (rc != 0) {
+        snprintf(err, ERR_LEN, "cannot encrypt saved sessions: %s", err_str(rc));
+        return rc;
+    }
+    char *path = xasprintf("%s/%s", data_dir, DTLS_SAVED_FILE);
+    char *tmp = xasprintf("%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = -errno;
+    } else {
+        rc = write_all(fd, f, len);
+        if (rc == 0 && fsync(fd) != 0)
+            rc = -errno;
+        if (close(fd) != 0 && rc == 0)
+            rc = -errno;
+        if (rc == 0 && rename(tmp, path) != 0)
+            rc = -errno;
+        if (rc != 0)
+            unlink(tmp);
+    }
+    if (rc == 0)
+        fsync_dir(data_dir);
+    else
+        snprintf(err, ERR_LEN, "cannot write %s: %s", path, err_str(rc));
+    free(f);
+    free(path);
+    free(tmp);
+    return rc;
+}
+
+/* ---- the table of loaded sessions -------------------------------------------------------- */
+
+struct dtls_restore {
+    pthread_mutex_t mu;
+    htab_t by_addr;          /* dtls_saved_sess_t.link */
+    _Atomic size_t n;        /* entries in by_addr (read without the lock on the fast path) */
+    int64_t expires_unix_ms; /* all entries go at this wall-clock time */
+    size_t loaded;
+};
+
+static bool addr_eq(const htab_link_t *link, const void *key)
+{
+    const dtls_saved_sess_t *s = HTAB_ENTRY(link, dtls_saved_sess_t, link);
+    return sockaddr_equal(&s->addr, key);
+}
+
+static void restore_add(void *ctx, dtls_saved_sess_t *s)
+{
+    dtls_restore_t *t = ctx;
+    uint64_t h = sockaddr_hash(&s->addr);
+    htab_link_t *old = htab_find(&t->by_addr, h, addr_eq, &s->addr);
+    if (old) { /* two sessions of one address cannot both be live: keep the later one */
+        htab_remove(&t->by_addr, old);
+        dtls__saved_sess_free(HTAB_ENTRY(old, dtls_saved_sess_t, link));
+        atomic_fetch_sub(&t->n, 1);
+    }
+    htab_insert(&t->by_addr, &s->link, h);
+    atomic_fetch_add(&t->n, 1);
+}
+
+static void restore_clear(dtls_restore_t *t)
+{
+    htab_iter_t it;
+    for (htab_link_t *l = htab_iter_first(&it, &t->by_addr); l; l = htab_iter_next(&it)) {
+        htab_remove(&t->by_addr, l);
+        dtls__saved_sess_free(HTAB_ENTRY(l, dtls_saved_sess_t, link));
+    }
+    atomic_store(&t->n, 0);
+}
+
+dtls_restore_t *dtls__restore_new(void)
+{
+    dtls_restore_t *t = xcalloc(1, sizeof *t);
+    pthread_mutex_init(&t->mu, NULL);
+    htab_init(&t->by_addr, 64);
+    return t;
+}
+
+void dtls__restore_free(dtls_restore_t *t)
+{
+    if (!t)
+        return;
+    restore_clear(t);
+    htab_fini(&t->by_addr);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+}
+
+int dtls__restore_load_buf(dtls_restore_t *t, const uint8_t *f, size_t len,
+                           const uint8_t key[static 32], int64_t now_s)
+{
+    int64_t expires_s = 0;
+    pthread_mutex_lock(&t->mu);
+    int rc = dtls__saved_decode(f, len, key, now_s, &expires_s, restore_add, t);
+    if (rc < 0) {
+        restore_clear(t); /* a file that fails anywhere is not used at all */
+    } else {
+        t->expires_unix_ms = expires_s * 1000;
+        t->loaded = atomic_load(&t->n);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc < 0 ? rc : (int)t->loaded;
+}
+
+bool dtls__restore_pending(dtls_restore_t *t)
+{
+    return t && atomic_load_explicit(&t->n, memory_order_relaxed) > 0;
+}
+
+dtls_saved_sess_t *dtls__restore_take(dtls_restore_t *t, const struct sockaddr_storage *a)
+{
+    pthread_mutex_lock(&t->mu);
+    htab_link_t *l = htab_find(&t->by_addr, sockaddr_hash(a), addr_eq, a);
+    if (l) {
+        htab_remove(&t->by_addr, l);
+        atomic_fetch_sub(&t->n, 1);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return l ? HTAB_ENTRY(l, dtls_saved_sess_t, link) : NULL;
+}
+
+void dtls__restore_put_back(dtls_restore_t *t, dtls_saved_sess_t *s)
+{
+    pthread_mutex_lock(&t->mu);
+    htab_link_t *old = htab_find(&t->by_addr, sockaddr_hash(&s->addr), addr_eq, &s->addr);
+    if (old)
+        dtls__saved_sess_free(s); /* cannot happen: the address is one shard's */
+    else
+        restore_add(t, s);
+    pthread_mutex_unlock(&t->mu);
+}
+
+size_t dtls__restore_expire(dtls_restore_t *t, int64_t now_unix_ms)
+{
+    if (!dtls__restore_pending(t))
+        return 0;
+    size_t n = 0;
+    pthread_mutex_lock(&t->mu);
+    if (now_unix_ms >= t->expires_unix_ms) {
+        n = atomic_load(&t->n);
+        restore_clear(t);
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (n > 0)
+        LOG_I("dtls", "%zu saved session(s) expired unclaimed", n);
+    return n;
+}
+
+int dtls_ctx_restore_sessions(dtls_ctx_t *ctx, const char *data_dir, char err[static ERR_LEN])
+{
+    char *path = xasprintf("%s/%s", data_dir, DTLS_SAVED_FILE);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int rc = errno == ENOENT ? 0 : -errno;
+        if (rc)
+            snprintf(err, ERR_LEN, "%s: %s", path, strerror(errno));
+        free(path);
+        return rc;
+    }
+    struct stat st;
+    uint8_t *f = NULL;
+    int rc = fstat(fd, &st) != 0 ? -errno : 0;
+    if (rc == 0 && (st.st_size <= 0 || (uint64_t)st.st_size > MAX_FILE))
+        rc = -EFBIG;
+    size_t len = rc == 0 ? (size_t)st.st_size : 0;
+    if (rc == 0) {
+        f = xmalloc(len);
+        rc = read_exact(fd, f, len);
+    }
+    close(fd);
+    /* Deleted at once, used or not: a file is good for one start only (the sessions in it
+     * move on as soon as they are claimed, so a second load would replay sequence numbers). */
+    if (unlink(path) != 0 && rc == 0)
+        rc = -errno;
+    fsync_dir(data_dir);
+    uint8_t key[KEY_LEN];
+    if (rc == 0)
+        rc = dtls__saved_key(data_dir, false, key, err) == 0 ? 0 : -ENOKEY;
+    if (rc == 0) {
+        dtls_restore_t *t = dtls__ctx_restore(ctx);
+        rc = dtls__restore_load_buf(t, f, len, key, (int64_t)time(NULL));
+        OPENSSL_cleanse(key, sizeof key);
+    }
+    if (rc < 0 && rc != -ENOKEY)
+        snprintf(err, ERR_LEN, "%s: %s", path,
+                 rc == -ETIMEDOUT ? "too old"
+                 : rc == -EBADMSG ? "damaged or wrong key"
+                                  : err_str(rc));
+    if (f)
+        OPENSSL_cleanse(f, len);
+    free(f);
+    free(path);
+    return rc;
+}
+
+size_t dtls_ctx_restore_loaded(dtls_ctx_t *ctx)
+{
+    dtls_restore_t *t = dtls__ctx_restore(ctx);
+    return t->loaded;
+}
