@@ -295,6 +295,13 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
             dtls_port = dtls_listener_port(s->shards[i].dtls);
     }
 
+    /* One shard: the saved sessions are all its own, with their observations, from now. */
+    if (s->n_shards == 1 && s->shards[0].dtls) {
+        size_t n = dtls_listener_adopt_saved(s->shards[0].dtls);
+        if (n > 0)
+            LOG_I("server", "%zu restored DTLS session(s) live again", n);
+    }
+
     http_cfg_t hcfg = cfg->http;
     hcfg.coap_port = port;
     hcfg.coaps_port = s->dtls_ctx ? dtls_port : 0;

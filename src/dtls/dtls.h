@@ -117,6 +117,13 @@ int dtls_save_write(const dtls_save_t *w, const char *data_dir, int64_t max_age_
  * record from its address authenticates under its keys. Returns the number loaded (0 when
  * there is no file), or a negative error with err filled (the file is then not used). */
 int dtls_ctx_restore_sessions(dtls_ctx_t *ctx, const char *data_dir, char err[static ERR_LEN]);
+/* With a single shard every saved session is this listener's: makes them all established
+ * sessions now, before their devices send anything, so observations restored with them get
+ * notifications at once. (With several shards the kernel's SO_REUSEPORT hash, which we cannot
+ * compute, decides which shard hears a device, so sessions wait to be claimed by the shard
+ * that receives their next record.) Shard thread, or before the shard's loop runs. Returns
+ * how many. */
+size_t dtls_listener_adopt_saved(dtls_listener_t *l);
 /* How many sessions the last dtls_ctx_restore_sessions loaded. */
 size_t dtls_ctx_restore_loaded(dtls_ctx_t *ctx);
 

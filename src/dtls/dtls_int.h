@@ -343,6 +343,9 @@ dtls_peer_t *dtls__peer_new_compact(dtls_listener_t *l, const struct sockaddr_st
  * keys did not open the record stays for the real device). */
 bool dtls__peer_claim(dtls_listener_t *l, const struct sockaddr_storage *a, socklen_t alen,
                       const uint8_t *data, size_t len);
+/* Makes every waiting saved session an established session of l at once (see
+ * dtls_listener_adopt_saved); returns how many. */
+size_t dtls__peer_adopt_all(dtls_listener_t *l);
 
 /* ---- compact.c: sessions on the compact record layer ------------------------------------ */
 
@@ -433,6 +436,8 @@ int dtls__restore_load_buf(dtls_restore_t *t, const uint8_t *f, size_t len,
 bool dtls__restore_pending(dtls_restore_t *t);
 /* Removes and returns the session saved for address a, or NULL. Any shard. */
 dtls_saved_sess_t *dtls__restore_take(dtls_restore_t *t, const struct sockaddr_storage *a);
+/* Removes and returns any one session, or NULL when none is left. */
+dtls_saved_sess_t *dtls__restore_take_any(dtls_restore_t *t);
 /* Returns a session taken but not claimed (its record did not authenticate). */
 void dtls__restore_put_back(dtls_restore_t *t, dtls_saved_sess_t *s);
 /* Drops every entry once the file's max age has passed; returns how many. */

@@ -293,6 +293,11 @@ void dtls_listener_close_device(dtls_listener_t *l, int64_t device_id)
               (long long)device_id);
 }
 
+size_t dtls_listener_adopt_saved(dtls_listener_t *l)
+{
+    return dtls__peer_adopt_all(l);
+}
+
 size_t dtls_listener_save(dtls_listener_t *l, dtls_save_t *w, bool stopping, size_t *skipped)
 {
     struct timespec ts;

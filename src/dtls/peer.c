@@ -359,6 +359,27 @@ dtls_peer_t *dtls__peer_new_compact(dtls_listener_t *l, const struct sockaddr_st
     return p;
 }
 
+/* s becomes an established compact session of l; the sink gets its blob back. */
+static dtls_peer_t *restore(dtls_listener_t *l, dtls_saved_sess_t *s)
+{
+    if (htab_count(&l->est) >= (size_t)l->cfg.max_sessions && l->est_age.head) {
+        l->stats.evicted++;
+        dtls__peer_close(l->est_age.head, true);
+    }
+    dtls_peer_t *p = compact_session(l, &s->addr, s->addr_len, &s->rl);
+    p->base.cert_device_id = s->device_id;
+    l->stats.saved_claimed++;
+    if (log_enabled(LOG_DEBUG)) {
+        char as[64];
+        LOG_D("dtls", "%s: saved session restored (device %lld), no handshake",
+              transport_peer_addr_str(&p->base, as, sizeof as), (long long)s->device_id);
+    }
+    if (l->sink.restored)
+        l->sink.restored(l->sink.ctx, &p->base, s->blob, s->blob_len);
+    dtls__saved_sess_free(s);
+    return p;
+}
+
 bool dtls__peer_claim(dtls_listener_t *l, const struct sockaddr_storage *a, socklen_t alen,
                       const uint8_t *data, size_t len)
 {
@@ -369,27 +390,25 @@ bool dtls__peer_claim(dtls_listener_t *l, const struct sockaddr_storage *a, sock
     if (!s)
         return false;
     /* Spoofed junk from a saved address must not use up the device's session. */
-    if (!dtls__compact_authentic(l, &s->rl, data, len)) {
+    if (s->addr_len != alen || !dtls__compact_authentic(l, &s->rl, data, len)) {
         dtls__restore_put_back(t, s);
         return false;
     }
-    if (htab_count(&l->est) >= (size_t)l->cfg.max_sessions && l->est_age.head) {
-        l->stats.evicted++;
-        dtls__peer_close(l->est_age.head, true);
-    }
-    dtls_peer_t *p = compact_session(l, a, alen, &s->rl);
-    p->base.cert_device_id = s->device_id;
-    l->stats.saved_claimed++;
-    if (log_enabled(LOG_DEBUG)) {
-        char as[64];
-        LOG_D("dtls", "%s: saved session claimed (device %lld), no handshake",
-              transport_peer_addr_str(&p->base, as, sizeof as), (long long)s->device_id);
-    }
+    dtls_peer_t *p = restore(l, s);
     transport_peer_ref(&p->base);
-    if (l->sink.restored)
-        l->sink.restored(l->sink.ctx, &p->base, s->blob, s->blob_len);
-    dtls__saved_sess_free(s);
     dtls__peer_input(p, data, len);
     transport_peer_unref(&p->base);
     return true;
+}
+
+size_t dtls__peer_adopt_all(dtls_listener_t *l)
+{
+    dtls_restore_t *t = dtls__ctx_restore(l->ctx);
+    size_t n = 0;
+    dtls_saved_sess_t *s;
+    while (l->cfg.compact_records && (s = dtls__restore_take_any(t)) != NULL) {
+        restore(l, s);
+        n++;
+    }
+    return n;
 }

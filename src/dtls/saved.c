@@ -661,6 +661,19 @@ dtls_saved_sess_t *dtls__restore_take(dtls_restore_t *t, const struct sockaddr_s
     return l ? HTAB_ENTRY(l, dtls_saved_sess_t, link) : NULL;
 }
 
+dtls_saved_sess_t *dtls__restore_take_any(dtls_restore_t *t)
+{
+    pthread_mutex_lock(&t->mu);
+    htab_iter_t it;
+    htab_link_t *l = htab_iter_first(&it, &t->by_addr);
+    if (l) {
+        htab_remove(&t->by_addr, l);
+        atomic_fetch_sub(&t->n, 1);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return l ? HTAB_ENTRY(l, dtls_saved_sess_t, link) : NULL;
+}
+
 void dtls__restore_put_back(dtls_restore_t *t, dtls_saved_sess_t *s)
 {
     pthread_mutex_lock(&t->mu);

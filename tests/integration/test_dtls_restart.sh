@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# test_dtls_restart.sh — DTLS sessions that survive a restart (issue #16 point 3) with real
+# clients: a PSK device observing its shared attributes with coap-client-openssl -s keeps its
+# one session across SIGTERM + start and receives the next attribute update with no handshake
+# and no new GET; a second PSK device driven through `openssl s_client -psk` (one process, one
+# session: dtls_session_client.py) posts telemetry before and after the restart on the same
+# session; /metrics shows no new handshake and the restored sessions; the saved-sessions file
+# is encrypted, 0600 and deleted at start; a kill -9 leaves no file and devices handshake
+# again; --dtls-session-save-max-age 0 saves nothing.
+. "$(dirname "$0")/lib.sh"
+need openssl; need coap-client-openssl; need python3
+
+metric() { curl -s --max-time 5 "$BASE_URL/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+values() { ts_history "$1" "$2" | jq -r '.[].value'; }
+set_psk() { # set_psk DEVICE_ID IDENTITY KEYHEX
+    local cur body
+    cur=$(rest GET "/api/device/$1/credentials")
+    body=$(jq -c '.credentialsType="PSK" | .credentialsId="'"$2"'" | .credentialsValue="'"$3"'"' <<<"$cur")
+    rest POST /api/device/credentials "$body" >/dev/null
+    [ "$(http_code)" = 200 ] || fail "set PSK credentials: HTTP $(http_code)"
+}
+wait_lines() { # wait_lines FILE N SECONDS: until FILE has N lines
+    local i
+    for i in $(seq 1 $(( $3 * 10 ))); do
+        [ "$(wc -l <"$1" 2>/dev/null || echo 0)" -ge "$2" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+
+cd "$IT_TMP" || fail "no tmp dir"
+daemon_start
+login
+
+# Device A observes (libcoap's -k is the key as text), device B posts through s_client.
+A_ID="obs-$RANDOM"; A_KEY="obs-key-$RANDOM$RANDOM"
+B_ID="post-$RANDOM"; B_KEY="post-key-$RANDOM$RANDOM"
+device_create observer "obsTok$RANDOM$RANDOM"; A=$DEV_ID
+device_create poster "postTok$RANDOM$RANDOM"; B=$DEV_ID
+set_psk "$A" "$A_ID" "$(hex "$A_KEY")"
+set_psk "$B" "$B_ID" "$(hex "$B_KEY")"
+ATTR="/api/plugins/telemetry/DEVICE/$A/attributes/SHARED_SCOPE"
+rest POST "$ATTR" '{"mode":"eco"}' >/dev/null
+[ "$(http_code)" = 200 ] || fail "initial shared attribute"
+
+OBS="$IT_TMP/obs.out"
+timeout 120 coap-client-openssl -v 7 -u "$A_ID" -k "$A_KEY" -m get -s 90 -B 100 -o "$OBS" \
+    "coaps://127.0.0.1:$COAPS_PORT/api/v1/attributes" >"$OBS.log" 2>&1 &
+IT_PIDS+=("$!")
+wait_for_file_match "$OBS.log" 'process incoming 2\.05 response' 15 || fail "no observe registration"
+wait_for_file_match "$OBS" '"mode": ?"eco"' 5 || fail "observe: no current shared attributes"
+rest POST "$ATTR" '{"target":21}' >/dev/null
+wait_for_file_match "$OBS" '"target": ?21' 10 || fail "observe: no notification before the restart"
+log "ok: A observes its shared attributes over PSK"
+
+CTRL="$IT_TMP/ctrl"; OUT="$IT_TMP/codes"
+mkfifo "$CTRL"
+timeout 120 python3 "$(dirname "$0")/dtls_session_client.py" "$COAPS_PORT" "$B_ID" \
+    "$(hex "$B_KEY")" PSK-AES128-CCM8 "$CTRL" "$OUT" &
+IT_PIDS+=("$!")
+exec 3>"$CTRL"
+echo '{"n":1}' >&3
+wait_for_file_match "$OUT" '^2\.01$' 15 || fail "s_client session: telemetry before the restart"
+assert_eq "$(values "$B" n | tr '\n' ' ')" "1 " "B's first point stored"
+log "ok: B posts telemetry through s_client -psk"
+
+HS_BEFORE=$(metric 'coaphub_dtls_handshakes_total{result="ok"}')
+assert_eq "$(metric coaphub_dtls_sessions_compacted_total)" 2 "both sessions on the compact layer"
+
+# ---- clean stop + start: both sessions go on ---------------------------------------------------
+daemon_stop
+grep -q "2 DTLS session(s) saved for the next start" "$IT_LOG" || fail "no save logged at stop"
+[ -f "$IT_DATA/dtls-sessions.bin" ] || fail "no saved-sessions file after SIGTERM"
+assert_eq "$(stat -c %a "$IT_DATA/dtls-sessions.key")" 600 "key file mode"
+assert_eq "$(stat -c %a "$IT_DATA/dtls-sessions.bin")" 600 "sessions file mode"
+grep -qa "$A_ID" "$IT_DATA/dtls-sessions.bin" && fail "the saved file is not encrypted"
+grep -q "close_notify" <(tail -n 40 "$OBS.log") && fail "the observer got close_notify"
+daemon_start
+[ -e "$IT_DATA/dtls-sessions.bin" ] && fail "saved-sessions file not deleted at start"
+assert_eq "$(metric coaphub_dtls_saved_sessions_restored)" 2 "restored sessions"
+
+rest POST "$ATTR" '{"target":22}' >/dev/null
+wait_for_file_match "$OBS" '"target": ?22' 10 || { tail -n 30 "$OBS.log" >&2; fail "observer: no notification after the restart"; }
+log "ok: A's restored observation got the update, no new GET"
+echo '{"n":2}' >&3
+wait_lines "$OUT" 2 15
+assert_eq "$(sed -n 2p "$OUT")" 2.01 "s_client session: telemetry after the restart"
+assert_eq "$(values "$B" n | tr '\n' ' ')" "1 2 " "B's second point stored as B"
+assert_eq "$(metric 'coaphub_dtls_handshakes_total{result="ok"}')" 0 "no handshake after the restart"
+assert_eq "$(metric 'coaphub_dtls_handshakes_total{result="cookie_sent"}')" 0 "not even a cookie"
+assert_eq "$(metric 'coaphub_dtls_saved_sessions_total{event="claimed"}')" 2 "both sessions claimed"
+log "ok: handshakes before $HS_BEFORE, after the restart 0"
+
+# ---- kill -9: no file, devices handshake again --------------------------------------------------
+daemon_kill9
+[ -e "$IT_DATA/dtls-sessions.bin" ] && fail "a saved-sessions file exists after kill -9"
+daemon_start
+assert_eq "$(metric coaphub_dtls_saved_sessions_restored)" 0 "nothing restored after kill -9"
+echo '{"n":3}' >&3
+wait_lines "$OUT" 3 15
+assert_eq "$(sed -n 3p "$OUT")" none "the old session is gone after kill -9"
+echo quit >&3
+exec 3>&-
+coap_expect_dtls() {
+    timeout 20 coap-client-openssl -v 7 -B 10 -m post -t application/json -e "$2" -u "$B_ID" \
+        -k "$B_KEY" "coaps://127.0.0.1:$COAPS_PORT/api/v1/telemetry" >"$IT_TMP/c.log" 2>&1
+    grep -q "process incoming $1 response" "$IT_TMP/c.log" || { tail -n 20 "$IT_TMP/c.log" >&2; fail "coaps POST: expected $1"; }
+}
+coap_expect_dtls 2.01 '{"n":4}'
+[ "$(metric 'coaphub_dtls_handshakes_total{result="ok"}')" -ge 1 ] || fail "no handshake after kill -9"
+assert_eq "$(values "$B" n | tr '\n' ' ')" "1 2 4 " "B's points after kill -9"
+log "ok: kill -9 falls back to handshakes"
+
+# ---- --dtls-session-save-max-age 0: nothing saved ------------------------------------------------
+daemon_stop
+rm -f "$IT_DATA/dtls-sessions.bin"
+COAPHUB_DTLS_SESSION_SAVE_MAX_AGE=0 daemon_start
+timeout 20 coap-client-openssl -v 7 -u "$A_ID" -k "$A_KEY" -m get -s 8 -B 10 -o "$IT_TMP/o2" \
+    "coaps://127.0.0.1:$COAPS_PORT/api/v1/attributes" >"$IT_TMP/o2.log" 2>&1 &
+IT_PIDS+=("$!")
+wait_for_file_match "$IT_TMP/o2.log" 'process incoming 2\.05 response' 15 || fail "no registration"
+daemon_stop
+[ -e "$IT_DATA/dtls-sessions.bin" ] && fail "sessions saved with max age 0"
+log "ok: max age 0 saves nothing"
+daemon_start
+
+it_pass
