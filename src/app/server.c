@@ -123,6 +123,12 @@ static void save_sessions(server_t *s)
 {
     if (!s->dtls_ctx || s->dtls_save_max_age_s <= 0)
         return;
+    int rc = dtls_save_begin(s->data_dir);
+    if (rc != 0) {
+        LOG_E("server", "DTLS sessions not saved: cannot remove the previous file: %s",
+              err_str(rc));
+        return;
+    }
     dtls_save_t *w = dtls_save_new();
     size_t skipped = 0;
     for (int i = 0; i < s->n_shards; i++)

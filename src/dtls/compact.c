@@ -134,6 +134,17 @@ void dtls__compact_demote(dtls_peer_t *p)
     }
 }
 
+/* A session saved while the server runs moves on with this record: from now on the saved
+ * copy must never be loaded (listed as stale before the record goes out or reaches the
+ * engine). */
+static void moved_on(dtls_peer_t *p)
+{
+    if (!p->save_id)
+        return;
+    dtls__saved_stale_add(p->owner->cfg.data_dir, p->save_id);
+    p->save_id = 0;
+}
+
 void dtls__compact_flush(dtls_listener_t *l)
 {
     /* Like bio.c: a datagram the kernel refuses counts as lost on the wire. */
@@ -162,6 +173,7 @@ static void send_record(dtls_peer_t *p, const uint8_t *rec, size_t len)
 int dtls__compact_send(dtls_peer_t *p, const uint8_t *data, size_t len)
 {
     dtls_listener_t *l = p->owner;
+    moved_on(p);
     ssize_t n = dtls__rl_seal(p->rl, &l->aead, CT_APP, data, len, l->out, sizeof l->out);
     if (n == -EOVERFLOW)
         return -EPIPE; /* 2^48 records sent: the session idles out; a new handshake follows */
@@ -175,6 +187,7 @@ void dtls__compact_close_notify(dtls_peer_t *p)
 {
     dtls_listener_t *l = p->owner;
     static const uint8_t alert[2] = {ALERT_WARNING, ALERT_CLOSE_NOTIFY};
+    moved_on(p);
     ssize_t n = dtls__rl_seal(p->rl, &l->aead, CT_ALERT, alert, sizeof alert, l->out,
                               sizeof l->out);
     if (n > 0)
@@ -222,6 +235,7 @@ dtls_compact_verdict_t dtls__compact_input(dtls_peer_t *p, const uint8_t *data, 
                 l->stats.records_bad_mac++;
             continue;
         }
+        moved_on(p);
         /* Only an authenticated record refreshes the session (Scandium). */
         p->last_seen_ms = loop_now_ms(l->loop);
         dtls__plist_remove(&l->est_age, p);

@@ -102,10 +102,15 @@ typedef struct dtls_save dtls_save_t;
 dtls_save_t *dtls_save_new(void);
 void dtls_save_free(dtls_save_t *w);
 size_t dtls_save_count(const dtls_save_t *w);
+/* Starts a save: removes the previous saved-sessions file and its stale list (the sessions
+ * in it are saved again now). 0 or -errno. Before any dtls_listener_save of this save. */
+int dtls_save_begin(const char *data_dir);
 /* Adds this listener's established compact sessions to w, each with what the sink's save
  * hook says of it; sessions still on OpenSSL's record layer cannot be saved and are counted
  * in *skipped. stopping: the listener is about to be freed, and the saved sessions then end
- * without close_notify (the device must not learn that the session ended). Shard thread, or
+ * without close_notify (the device must not learn that the session ended); otherwise the
+ * server runs on and each saved session, at its first record sent or received after this,
+ * is listed as stale so that no later load offers it (saved.c). Shard thread, or
  * any thread once the shard's loop stopped. Returns the number added. */
 size_t dtls_listener_save(dtls_listener_t *l, dtls_save_t *w, bool stopping, size_t *skipped);
 /* Writes <data_dir>/dtls-sessions.bin (AES-256-GCM under <data_dir>/dtls-sessions.key, made

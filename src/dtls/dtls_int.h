@@ -256,6 +256,7 @@ struct dtls_peer {
     bool rl_refused;  /* this session keeps OpenSSL's record layer */
     bool rl_verified; /* our keys opened an application record OpenSSL also received */
     bool saved;       /* written to a saved-sessions file at stop: ends without close_notify */
+    uint64_t save_id; /* in a file saved while running, unchanged since: its id (else 0) */
     const uint8_t *cur; /* the datagram being fed (valid during dtls__peer_input) */
     size_t cur_len;
 };
@@ -389,10 +390,12 @@ enum { DTLS_SAVED_VERSION = 1, DTLS_SAVED_CID_MAX = 20 };
 #define DTLS_SAVED_SEQ_MARGIN 4096u
 #define DTLS_SAVED_FILE "dtls-sessions.bin"
 #define DTLS_SAVED_KEY_FILE "dtls-sessions.key"
+#define DTLS_SAVED_STALE_FILE "dtls-sessions.stale"
 
 /* One saved session: what a compact session needs to go on, in file order. */
 typedef struct dtls_saved_sess {
     htab_link_t link; /* in the restore table */
+    uint64_t id;      /* random, per session and save: its name in the stale list */
     struct sockaddr_storage addr;
     socklen_t addr_len;
     int64_t device_id;
@@ -429,9 +432,13 @@ int dtls__saved_key(const char *data_dir, bool create, uint8_t key[static 32],
 
 dtls_restore_t *dtls__restore_new(void);
 void dtls__restore_free(dtls_restore_t *t);
-/* Decodes a file into the table (all or nothing). The count or a dtls__saved_decode error. */
+/* Decodes a file into the table (all or nothing), leaving out the sessions whose ids are in
+ * stale (n_stale of them). The count or a dtls__saved_decode error. */
 int dtls__restore_load_buf(dtls_restore_t *t, const uint8_t *f, size_t len,
-                           const uint8_t key[static 32], int64_t now_s);
+                           const uint8_t key[static 32], int64_t now_s, const uint64_t *stale,
+                           size_t n_stale);
+/* Appends id to <data_dir>/dtls-sessions.stale: a session saved while running moved on. */
+void dtls__saved_stale_add(const char *data_dir, uint64_t id);
 /* True while unclaimed sessions wait (one relaxed atomic read: the datagram path's check). */
 bool dtls__restore_pending(dtls_restore_t *t);
 /* Removes and returns the session saved for address a, or NULL. Any shard. */

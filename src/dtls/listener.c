@@ -26,6 +26,7 @@
 #endif
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,6 +327,11 @@ size_t dtls_listener_save(dtls_listener_t *l, dtls_save_t *w, bool stopping, siz
                 (*skipped)++;
             continue;
         }
+        if (RAND_bytes((uint8_t *)&s->id, sizeof s->id) != 1 || s->id == 0) {
+            if (skipped)
+                (*skipped)++;
+            continue;
+        }
         memcpy(&s->addr, &p->base.addr, p->base.addr_len);
         s->addr_len = p->base.addr_len;
         s->device_id = p->base.cert_device_id;
@@ -341,6 +347,8 @@ size_t dtls_listener_save(dtls_listener_t *l, dtls_save_t *w, bool stopping, siz
         dtls__rl_wipe(&s->rl);
         if (stopping)
             p->saved = true;
+        else
+            p->save_id = s->id;
         n++;
     }
     l->stats.saved_written += n;

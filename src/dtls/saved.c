@@ -9,6 +9,7 @@
  *   body, AES-256-GCM under the key in <data_dir>/dtls-sessions.key (32 random bytes, 0600,
  *   made on first use), followed by its 16-byte tag:
  *     count u32, then per session (all integers big-endian):
+ *       save id u64 (random; names the session in the stale list)
  *       family u8 (4|6) | port u16 | address (4|16) [| scope id u32 for IPv6]
  *       device id i64 | last seen unix ms i64
  *       alg u8 | tag len u8 | key len u8 | flags u8 (bit 0: r_any) | epoch u16
@@ -154,6 +155,7 @@ void dtls__saved_sess_free(dtls_saved_sess_t *s)
 
 static void put_sess(wbuf_t *w, const dtls_saved_sess_t *s)
 {
+    w_u64(w, s->id);
     if (s->addr.ss_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)&s->addr;
         w_u8(w, 4);
@@ -212,6 +214,7 @@ static bool rl_sane(const dtls_rl_t *rl)
 static dtls_saved_sess_t *get_sess(rbuf_t *r)
 {
     dtls_saved_sess_t *s = xcalloc(1, sizeof *s);
+    s->id = r_u64(r);
     unsigned fam = r_u8(r);
     if (fam == 4) {
         struct sockaddr_in *a = (struct sockaddr_in *)&s->addr;
@@ -570,6 +573,85 @@ int dtls_save_write(const dtls_save_t *w, const char *data_dir, int64_t max_age_
     return rc;
 }
 
+/* ---- the stale list ------------------------------------------------------------------------
+ *
+ * A save made while the server runs (`coaphub-cli sessions save`) describes sessions that go
+ * on: once one of them sends or receives a record, the copy in the file would reuse its
+ * sequence numbers beyond the margin or accept that record again. So its save id is appended
+ * to <data_dir>/dtls-sessions.stale first (8 bytes, once per session per save, no cost per
+ * record), and a load skips the sessions listed. The append is a write() without fsync: it
+ * survives the process being killed (kill -9), not a power loss (docs/operations.md).
+ */
+
+static char *stale_path(const char *data_dir)
+{
+    return xasprintf("%s/%s", data_dir, DTLS_SAVED_STALE_FILE);
+}
+
+void dtls__saved_stale_add(const char *data_dir, uint64_t id)
+{
+    if (!data_dir)
+        return;
+    char *path = stale_path(data_dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        uint8_t b[8];
+        for (int i = 0; i < 8; i++)
+            b[i] = (uint8_t)(id >> (56 - 8 * i));
+        if (write_all(fd, b, sizeof b) != 0)
+            LOG_W("dtls", "%s: %s (a later load may offer a stale session)", path, strerror(errno));
+        close(fd);
+    } else {
+        LOG_W("dtls", "cannot open %s: %s", path, strerror(errno));
+    }
+    free(path);
+}
+
+/* The ids in the stale list (malloc'd, *n of them); NULL when there is none. */
+static uint64_t *stale_read(const char *data_dir, size_t *n)
+{
+    *n = 0;
+    char *path = stale_path(data_dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    free(path);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    uint64_t *ids = NULL;
+    if (fstat(fd, &st) == 0 && st.st_size >= 8 && (uint64_t)st.st_size <= MAX_FILE) {
+        size_t k = (size_t)st.st_size / 8;
+        uint8_t *b = xmalloc(k * 8);
+        if (read_exact(fd, b, k * 8) == 0) {
+            ids = xmalloc(k * sizeof *ids);
+            for (size_t i = 0; i < k; i++) {
+                uint64_t v = 0;
+                for (int j = 0; j < 8; j++)
+                    v = v << 8 | b[i * 8 + (size_t)j];
+                ids[i] = v;
+            }
+            *n = k;
+        }
+        free(b);
+    }
+    close(fd);
+    return ids;
+}
+
+int dtls_save_begin(const char *data_dir)
+{
+    /* The old file goes first: were it kept while the stale list is emptied, a crash now
+     * would leave it loadable with its stale entries forgotten. */
+    char *path = xasprintf("%s/%s", data_dir, DTLS_SAVED_FILE);
+    int rc = unlink(path) != 0 && errno != ENOENT ? -errno : 0;
+    free(path);
+    char *sp = stale_path(data_dir);
+    if (rc == 0 && unlink(sp) != 0 && errno != ENOENT)
+        rc = -errno;
+    free(sp);
+    fsync_dir(data_dir);
+    return rc;
+}
+
 /* ---- the table of loaded sessions -------------------------------------------------------- */
 
 struct dtls_restore {
@@ -586,9 +668,8 @@ static bool addr_eq(const htab_link_t *link, const void *key)
     return sockaddr_equal(&s->addr, key);
 }
 
-static void restore_add(void *ctx, dtls_saved_sess_t *s)
+static void restore_insert(dtls_restore_t *t, dtls_saved_sess_t *s)
 {
-    dtls_restore_t *t = ctx;
     uint64_t h = sockaddr_hash(&s->addr);
     htab_link_t *old = htab_find(&t->by_addr, h, addr_eq, &s->addr);
     if (old) { /* two sessions of one address cannot both be live: keep the later one */
@@ -598,6 +679,26 @@ static void restore_add(void *ctx, dtls_saved_sess_t *s)
     }
     htab_insert(&t->by_addr, &s->link, h);
     atomic_fetch_add(&t->n, 1);
+}
+
+typedef struct load_ctx {
+    dtls_restore_t *t;
+    const uint64_t *stale; /* ids of sessions that moved on after a live save */
+    size_t n_stale;
+    size_t skipped;
+} load_ctx_t;
+
+static void restore_add(void *ctx, dtls_saved_sess_t *s)
+{
+    load_ctx_t *lc = ctx;
+    for (size_t i = 0; i < lc->n_stale; i++) {
+        if (lc->stale[i] == s->id) {
+            lc->skipped++;
+            dtls__saved_sess_free(s);
+            return;
+        }
+    }
+    restore_insert(lc->t, s);
 }
 
 static void restore_clear(dtls_restore_t *t)
@@ -629,11 +730,18 @@ void dtls__restore_free(dtls_restore_t *t)
 }
 
 int dtls__restore_load_buf(dtls_restore_t *t, const uint8_t *f, size_t len,
-                           const uint8_t key[static 32], int64_t now_s)
+                           const uint8_t key[static 32], int64_t now_s, const uint64_t *stale,
+                           size_t n_stale)
 {
     int64_t expires_s = 0;
+    load_ctx_t lc = {.t = t, .stale = stale, .n_stale = n_stale};
     pthread_mutex_lock(&t->mu);
-    int rc = dtls__saved_decode(f, len, key, now_s, &expires_s, restore_add, t);
+    int rc = dtls__saved_decode(f, len, key, now_s, &expires_s, restore_add, &lc);
+    if (lc.skipped > 0)
+        LOG_I("dtls",
+              "%zu saved session(s) skipped: they sent or received records after the "
+              "save (stale list)",
+              lc.skipped);
     if (rc < 0) {
         restore_clear(t); /* a file that fails anywhere is not used at all */
     } else {
@@ -681,7 +789,7 @@ void dtls__restore_put_back(dtls_restore_t *t, dtls_saved_sess_t *s)
     if (old)
         dtls__saved_sess_free(s); /* cannot happen: the address is one shard's */
     else
-        restore_add(t, s);
+        restore_insert(t, s);
     pthread_mutex_unlock(&t->mu);
 }
 
@@ -728,14 +836,20 @@ int dtls_ctx_restore_sessions(dtls_ctx_t *ctx, const char *data_dir, char err[st
     if (unlink(path) != 0 && rc == 0)
         rc = -errno;
     fsync_dir(data_dir);
+    size_t n_stale = 0;
+    uint64_t *stale = stale_read(data_dir, &n_stale);
+    char *sp = stale_path(data_dir);
+    unlink(sp);
+    free(sp);
     uint8_t key[KEY_LEN];
     if (rc == 0)
         rc = dtls__saved_key(data_dir, false, key, err) == 0 ? 0 : -ENOKEY;
     if (rc == 0) {
         dtls_restore_t *t = dtls__ctx_restore(ctx);
-        rc = dtls__restore_load_buf(t, f, len, key, (int64_t)time(NULL));
+        rc = dtls__restore_load_buf(t, f, len, key, (int64_t)time(NULL), stale, n_stale);
         OPENSSL_cleanse(key, sizeof key);
     }
+    free(stale);
     if (rc < 0 && rc != -ENOKEY)
         snprintf(err, ERR_LEN, "%s: %s", path,
                  rc == -ETIMEDOUT ? "too old"

@@ -53,11 +53,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (data[0] & 1) {
         size_t len = 0;
         uint8_t *f = seal(data + 1, size - 1, now, &len);
-        int rc = dtls__restore_load_buf(t, f, len, KEY, now);
+        int rc = dtls__restore_load_buf(t, f, len, KEY, now, NULL, 0);
         (void)rc;
         free(f);
     } else {
-        (void)dtls__restore_load_buf(t, data + 1, size - 1, KEY, now);
+        (void)dtls__restore_load_buf(t, data + 1, size - 1, KEY, now, NULL, 0);
     }
     dtls_saved_sess_t *s;
     while ((s = dtls__restore_take_any(t)) != NULL)
