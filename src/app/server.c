@@ -232,6 +232,7 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
 {
     server_t *s = xcalloc(1, sizeof *s);
     s->data_dir = xstrdup(cfg->data_dir);
+    pthread_mutex_init(&s->save_mu, NULL);
     s->dtls_save_max_age_s = cfg->dtls_save_max_age_s;
     if (make_dirs(cfg->data_dir, err) != 0)
         goto fail;
@@ -314,6 +315,7 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
     hcfg.dtls_cert_path = s->dtls_ctx ? dtls_ctx_cert_path(s->dtls_ctx) : NULL;
     hcfg.metrics_text = server_metrics_text;
     hcfg.metrics_ctx = s;
+    hcfg.sessions_save = server_sessions_save;
     hcfg.ota = s->ota;
     /* The HTTP device API reads payloads and keeps activity as the CoAP one does. */
     hcfg.device_values = (values_cfg_t){.type_cast = cfg->api.type_cast,
@@ -391,5 +393,6 @@ void server_stop(server_t *s)
     registry_free(s->registry);
     ota_files_free(s->ota);
     free(s->data_dir);
+    pthread_mutex_destroy(&s->save_mu);
     free(s);
 }

@@ -5,8 +5,10 @@
 # and no new GET; a second PSK device driven through `openssl s_client -psk` (one process, one
 # session: dtls_session_client.py) posts telemetry before and after the restart on the same
 # session; /metrics shows no new handshake and the restored sessions; the saved-sessions file
-# is encrypted, 0600 and deleted at start; a kill -9 leaves no file and devices handshake
-# again; --dtls-session-save-max-age 0 saves nothing.
+# is encrypted, 0600 and deleted at start; `coaphub-cli sessions save` while running followed
+# by kill -9 resumes the session that stayed quiet and not the one that moved on (stale list);
+# a kill -9 without a save leaves no file and devices handshake again;
+# --dtls-session-save-max-age 0 saves nothing.
 . "$(dirname "$0")/lib.sh"
 need openssl; need coap-client-openssl; need python3
 
@@ -92,24 +94,47 @@ assert_eq "$(metric 'coaphub_dtls_handshakes_total{result="cookie_sent"}')" 0 "n
 assert_eq "$(metric 'coaphub_dtls_saved_sessions_total{event="claimed"}')" 2 "both sessions claimed"
 log "ok: handshakes before $HS_BEFORE, after the restart 0"
 
-# ---- kill -9: no file, devices handshake again --------------------------------------------------
-daemon_kill9
-[ -e "$IT_DATA/dtls-sessions.bin" ] && fail "a saved-sessions file exists after kill -9"
-daemon_start
-assert_eq "$(metric coaphub_dtls_saved_sessions_restored)" 0 "nothing restored after kill -9"
+# ---- `coaphub-cli sessions save` while running, then kill -9 ----------------------------------
+# A stays quiet after the save and comes back; B posts after it (its session moved on: listed
+# as stale) and must not: its next record would otherwise be a replay target.
+cli() { COAPHUB_URL="$BASE_URL" COAPHUB_USER="$ADMIN_USER" COAPHUB_PASSWORD="$ADMIN_PASSWORD" \
+    "$COAPHUB_CLI" "$@" >"$IT_TMP/cli.out" 2>"$IT_TMP/cli.err"; }
+cli sessions save || fail "sessions save: $(cat "$IT_TMP/cli.err")"
+assert_eq "$(cat "$IT_TMP/cli.out")" "2 DTLS session(s) saved" "sessions save output"
+[ -f "$IT_DATA/dtls-sessions.bin" ] || fail "no file after sessions save"
 echo '{"n":3}' >&3
 wait_lines "$OUT" 3 15
-assert_eq "$(sed -n 3p "$OUT")" none "the old session is gone after kill -9"
+assert_eq "$(sed -n 3p "$OUT")" 2.01 "B posts after the save"
+[ "$(stat -c %s "$IT_DATA/dtls-sessions.stale" 2>/dev/null)" = 8 ] || fail "B not listed as stale"
+daemon_kill9
+daemon_start
+assert_eq "$(metric coaphub_dtls_saved_sessions_restored)" 1 "only the quiet session restored"
+rest POST "$ATTR" '{"target":23}' >/dev/null
+wait_for_file_match "$OBS" '"target": ?23' 10 || fail "observer: no notification after save + kill -9"
+assert_eq "$(metric 'coaphub_dtls_handshakes_total{result="ok"}')" 0 "A: no handshake after save + kill -9"
+echo '{"n":4}' >&3
+wait_lines "$OUT" 4 15
+assert_eq "$(sed -n 4p "$OUT")" none "B's stale session is not resumed"
 echo quit >&3
 exec 3>&-
+log "ok: sessions save + kill -9: the quiet session resumes, the one that moved on does not"
+
 coap_expect_dtls() {
     timeout 20 coap-client-openssl -v 7 -B 10 -m post -t application/json -e "$2" -u "$B_ID" \
         -k "$B_KEY" "coaps://127.0.0.1:$COAPS_PORT/api/v1/telemetry" >"$IT_TMP/c.log" 2>&1
     grep -q "process incoming $1 response" "$IT_TMP/c.log" || { tail -n 20 "$IT_TMP/c.log" >&2; fail "coaps POST: expected $1"; }
 }
-coap_expect_dtls 2.01 '{"n":4}'
-[ "$(metric 'coaphub_dtls_handshakes_total{result="ok"}')" -ge 1 ] || fail "no handshake after kill -9"
-assert_eq "$(values "$B" n | tr '\n' ' ')" "1 2 4 " "B's points after kill -9"
+coap_expect_dtls 2.01 '{"n":5}'
+[ "$(metric 'coaphub_dtls_handshakes_total{result="ok"}')" -ge 1 ] || fail "B: no new handshake"
+assert_eq "$(values "$B" n | tr '\n' ' ')" "1 2 3 5 " "B's points"
+
+# ---- kill -9 without a save: no file, devices handshake again ------------------------------------
+daemon_kill9
+[ -e "$IT_DATA/dtls-sessions.bin" ] && fail "a saved-sessions file exists after kill -9"
+daemon_start
+assert_eq "$(metric coaphub_dtls_saved_sessions_restored)" 0 "nothing restored after kill -9"
+coap_expect_dtls 2.01 '{"n":6}'
+assert_eq "$(values "$B" n | tr '\n' ' ')" "1 2 3 5 6 " "B's points after kill -9"
 log "ok: kill -9 falls back to handshakes"
 
 # ---- --dtls-session-save-max-age 0: nothing saved ------------------------------------------------
@@ -120,6 +145,9 @@ timeout 20 coap-client-openssl -v 7 -u "$A_ID" -k "$A_KEY" -m get -s 8 -B 10 -o 
     "coaps://127.0.0.1:$COAPS_PORT/api/v1/attributes" >"$IT_TMP/o2.log" 2>&1 &
 IT_PIDS+=("$!")
 wait_for_file_match "$IT_TMP/o2.log" 'process incoming 2\.05 response' 15 || fail "no registration"
+rc=0; cli sessions save || rc=$?
+assert_eq "$rc" 65 "sessions save with saving off: exit 65 (HTTP 400)"
+grep -q "saving is off" "$IT_TMP/cli.err" || fail "no clear error: $(cat "$IT_TMP/cli.err")"
 daemon_stop
 [ -e "$IT_DATA/dtls-sessions.bin" ] && fail "sessions saved with max age 0"
 log "ok: max age 0 saves nothing"
