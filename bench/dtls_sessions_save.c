@@ -31,7 +31,7 @@
 /* The engine's blob for one attribute observation with an 8-byte token and no resource key:
  * header 2 + token 1 + 8 + flags, Observe number, key length 7 + API description 1 + 13
  * (src/coap/observe.c, src/api/api.c). */
-enum { OBS_BLOB = 31 };
+enum { OBS_BLOB = 32 };
 static bool with_observer;
 
 static void sink_input(void *c, transport_peer_t *p, const uint8_t *d, size_t n)
