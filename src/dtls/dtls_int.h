@@ -439,6 +439,10 @@ int dtls__restore_load_buf(dtls_restore_t *t, const uint8_t *f, size_t len,
                            size_t n_stale);
 /* Appends id to <data_dir>/dtls-sessions.stale: a session saved while running moved on. */
 void dtls__saved_stale_add(const char *data_dir, uint64_t id);
+/* dtls_ctx_restore_sessions for the context's table (endpoint.c calls it). */
+int dtls__restore_load_file(dtls_restore_t *t, const char *data_dir, char err[static ERR_LEN]);
+/* How many sessions the last load put in t. */
+size_t dtls__restore_loaded(const dtls_restore_t *t);
 /* True while unclaimed sessions wait (one relaxed atomic read: the datagram path's check). */
 bool dtls__restore_pending(dtls_restore_t *t);
 /* Removes and returns the session saved for address a, or NULL. Any shard. */

@@ -619,6 +619,16 @@ dtls_restore_t *dtls__ctx_restore(dtls_ctx_t *ctx)
     return ctx->restore;
 }
 
+int dtls_ctx_restore_sessions(dtls_ctx_t *ctx, const char *data_dir, char err[static ERR_LEN])
+{
+    return dtls__restore_load_file(ctx->restore, data_dir, err);
+}
+
+size_t dtls_ctx_restore_loaded(dtls_ctx_t *ctx)
+{
+    return dtls__restore_loaded(ctx->restore);
+}
+
 const char *dtls_ctx_cert_path(const dtls_ctx_t *ctx)
 {
     return ctx->cert_path;

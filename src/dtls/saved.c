@@ -809,7 +809,7 @@ size_t dtls__restore_expire(dtls_restore_t *t, int64_t now_unix_ms)
     return n;
 }
 
-int dtls_ctx_restore_sessions(dtls_ctx_t *ctx, const char *data_dir, char err[static ERR_LEN])
+int dtls__restore_load_file(dtls_restore_t *t, const char *data_dir, char err[static ERR_LEN])
 {
     char *path = xasprintf("%s/%s", data_dir, DTLS_SAVED_FILE);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -845,7 +845,6 @@ int dtls_ctx_restore_sessions(dtls_ctx_t *ctx, const char *data_dir, char err[st
     if (rc == 0)
         rc = dtls__saved_key(data_dir, false, key, err) == 0 ? 0 : -ENOKEY;
     if (rc == 0) {
-        dtls_restore_t *t = dtls__ctx_restore(ctx);
         rc = dtls__restore_load_buf(t, f, len, key, (int64_t)time(NULL), stale, n_stale);
         OPENSSL_cleanse(key, sizeof key);
     }
@@ -862,8 +861,7 @@ int dtls_ctx_restore_sessions(dtls_ctx_t *ctx, const char *data_dir, char err[st
     return rc;
 }
 
-size_t dtls_ctx_restore_loaded(dtls_ctx_t *ctx)
+size_t dtls__restore_loaded(const dtls_restore_t *t)
 {
-    dtls_restore_t *t = dtls__ctx_restore(ctx);
     return t->loaded;
 }
