@@ -97,6 +97,10 @@ void dtls_listener_free(dtls_listener_t *l);
 
 /* ---- sessions that survive a restart (saved.c; docs/operations.md) ----------------------- */
 
+/* Longest validity of a saved-sessions file (a day): a copy of live record keys should not
+ * be worth anything for long. */
+#define DTLS_SAVED_MAX_AGE_S 86400
+
 /* The sessions being saved, gathered from every shard, then written as one file. */
 typedef struct dtls_save dtls_save_t;
 dtls_save_t *dtls_save_new(void);

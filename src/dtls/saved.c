@@ -425,8 +425,8 @@ int dtls__saved_decode(const uint8_t *f, size_t len, const uint8_t key[static 32
     int rc = aead(false, key, f + HDR_LEN - NONCE_LEN, f, HDR_LEN, f + HDR_LEN, plen, plain, tag);
     /* Only now are created and max_age known to be ours. A file from the future (clock set
      * back) is refused as well: its age cannot be told. */
-    if (rc == 0 && (max_age <= 0 || created > now_s + 60 || now_s - created >= max_age ||
-                    created < 0 || max_age > INT64_MAX / 2))
+    if (rc == 0 && (max_age <= 0 || max_age > DTLS_SAVED_MAX_AGE_S || created < 0 ||
+                    created > now_s + 60 || now_s - created >= max_age))
         rc = -ETIMEDOUT;
     if (rc == 0) {
         if (expires_s)
@@ -535,6 +535,10 @@ out:
 int dtls_save_write(const dtls_save_t *w, const char *data_dir, int64_t max_age_s,
                     char err[static ERR_LEN])
 {
+    if (max_age_s <= 0 || max_age_s > DTLS_SAVED_MAX_AGE_S) {
+        snprintf(err, ERR_LEN, "max age must be 1..%d s", DTLS_SAVED_MAX_AGE_S);
+        return -EINVAL;
+    }
     uint8_t key[KEY_LEN];
     int rc = dtls__saved_key(data_dir, true, key, err);
     if (rc != 0)
