@@ -8,7 +8,8 @@
 # is encrypted, 0600 and deleted at start; `coaphub-cli sessions save` while running followed
 # by kill -9 resumes the session that stayed quiet and not the one that moved on (stale list);
 # a kill -9 without a save leaves no file and devices handshake again;
-# --dtls-session-save-max-age 0 saves nothing.
+# --dtls-session-save-max-age 0 saves nothing; with two shards a session waits until its next
+# record and is claimed by the shard that receives it.
 . "$(dirname "$0")/lib.sh"
 need openssl; need coap-client-openssl; need python3
 
@@ -151,6 +152,31 @@ grep -q "saving is off" "$IT_TMP/cli.err" || fail "no clear error: $(cat "$IT_TM
 daemon_stop
 [ -e "$IT_DATA/dtls-sessions.bin" ] && fail "sessions saved with max age 0"
 log "ok: max age 0 saves nothing"
+
+# ---- two shards: the shard the kernel hands the device's next record to claims the session ------
+export COAPHUB_SHARDS=2
 daemon_start
+rm -f "$CTRL" "$OUT"; mkfifo "$CTRL"
+timeout 60 python3 "$(dirname "$0")/dtls_session_client.py" "$COAPS_PORT" "$B_ID" \
+    "$(hex "$B_KEY")" PSK-AES128-GCM-SHA256 "$CTRL" "$OUT" &
+IT_PIDS+=("$!")
+exec 3>"$CTRL"
+echo '{"n":7}' >&3
+wait_lines "$OUT" 1 15
+assert_eq "$(sed -n 1p "$OUT")" 2.01 "two shards: telemetry before the restart"
+daemon_stop
+daemon_start
+assert_eq "$(metric coaphub_dtls_saved_sessions_restored)" 1 "two shards: restored"
+assert_eq "$(metric 'coaphub_dtls_saved_sessions_total{event="claimed"}')" 0 "waiting to be claimed"
+echo '{"n":8}' >&3
+wait_lines "$OUT" 2 15
+assert_eq "$(sed -n 2p "$OUT")" 2.01 "two shards: telemetry after the restart"
+assert_eq "$(metric 'coaphub_dtls_saved_sessions_total{event="claimed"}')" 1 "claimed by its record"
+assert_eq "$(metric 'coaphub_dtls_handshakes_total{result="ok"}')" 0 "two shards: no handshake"
+echo quit >&3
+exec 3>&-
+assert_eq "$(values "$B" n | tr '\n' ' ')" "1 2 3 5 6 7 8 " "B's points"
+log "ok: two shards: the session is claimed by the shard that hears its next record"
+unset COAPHUB_SHARDS
 
 it_pass
