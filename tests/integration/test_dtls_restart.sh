@@ -56,6 +56,12 @@ wait_for_file_match "$OBS" '"mode": ?"eco"' 5 || fail "observe: no current share
 rest POST "$ATTR" '{"target":21}' >/dev/null
 wait_for_file_match "$OBS" '"target": ?21' 10 || fail "observe: no notification before the restart"
 log "ok: A observes its shared attributes over PSK"
+# A second session of A observes its RPCs.
+RPC="$IT_TMP/rpc.out"
+timeout 120 coap-client-openssl -v 7 -u "$A_ID" -k "$A_KEY" -m get -s 90 -B 100 -o "$RPC" \
+    "coaps://127.0.0.1:$COAPS_PORT/api/v1/rpc" >"$RPC.log" 2>&1 &
+IT_PIDS+=("$!")
+wait_for_file_match "$RPC.log" 'process incoming 2\.03 response' 15 || fail "no RPC observe registration"
 
 CTRL="$IT_TMP/ctrl"; OUT="$IT_TMP/codes"
 mkfifo "$CTRL"
@@ -69,11 +75,11 @@ assert_eq "$(values "$B" n | tr '\n' ' ')" "1 " "B's first point stored"
 log "ok: B posts telemetry through s_client -psk"
 
 HS_BEFORE=$(metric 'coaphub_dtls_handshakes_total{result="ok"}')
-assert_eq "$(metric coaphub_dtls_sessions_compacted_total)" 2 "both sessions on the compact layer"
+assert_eq "$(metric coaphub_dtls_sessions_compacted_total)" 3 "every session on the compact layer"
 
 # ---- clean stop + start: both sessions go on ---------------------------------------------------
 daemon_stop
-grep -q "2 DTLS session(s) saved for the next start" "$IT_LOG" || fail "no save logged at stop"
+grep -q "3 DTLS session(s) saved for the next start" "$IT_LOG" || fail "no save logged at stop"
 [ -f "$IT_DATA/dtls-sessions.bin" ] || fail "no saved-sessions file after SIGTERM"
 assert_eq "$(stat -c %a "$IT_DATA/dtls-sessions.key")" 600 "key file mode"
 assert_eq "$(stat -c %a "$IT_DATA/dtls-sessions.bin")" 600 "sessions file mode"
@@ -81,18 +87,22 @@ grep -qa "$A_ID" "$IT_DATA/dtls-sessions.bin" && fail "the saved file is not enc
 grep -q "close_notify" <(tail -n 40 "$OBS.log") && fail "the observer got close_notify"
 daemon_start
 [ -e "$IT_DATA/dtls-sessions.bin" ] && fail "saved-sessions file not deleted at start"
-assert_eq "$(metric coaphub_dtls_saved_sessions_restored)" 2 "restored sessions"
+assert_eq "$(metric coaphub_dtls_saved_sessions_restored)" 3 "restored sessions"
 
 rest POST "$ATTR" '{"target":22}' >/dev/null
 wait_for_file_match "$OBS" '"target": ?22' 10 || { tail -n 30 "$OBS.log" >&2; fail "observer: no notification after the restart"; }
 log "ok: A's restored observation got the update, no new GET"
+rest POST "/api/plugins/rpc/oneway/$A" '{"method":"blink","params":{"n":3},"timeout":5000}' >/dev/null
+assert_eq "$(http_code)" 200 "oneway RPC to the restored RPC observation"
+wait_for_file_match "$RPC" '"method": ?"blink"' 10 || fail "restored RPC observation: no RPC"
+log "ok: A's restored RPC observation got the RPC"
 echo '{"n":2}' >&3
 wait_lines "$OUT" 2 15
 assert_eq "$(sed -n 2p "$OUT")" 2.01 "s_client session: telemetry after the restart"
 assert_eq "$(values "$B" n | tr '\n' ' ')" "1 2 " "B's second point stored as B"
 assert_eq "$(metric 'coaphub_dtls_handshakes_total{result="ok"}')" 0 "no handshake after the restart"
 assert_eq "$(metric 'coaphub_dtls_handshakes_total{result="cookie_sent"}')" 0 "not even a cookie"
-assert_eq "$(metric 'coaphub_dtls_saved_sessions_total{event="claimed"}')" 2 "both sessions claimed"
+assert_eq "$(metric 'coaphub_dtls_saved_sessions_total{event="claimed"}')" 3 "every session claimed"
 log "ok: handshakes before $HS_BEFORE, after the restart 0"
 
 # ---- `coaphub-cli sessions save` while running, then kill -9 ----------------------------------
@@ -101,7 +111,7 @@ log "ok: handshakes before $HS_BEFORE, after the restart 0"
 cli() { COAPHUB_URL="$BASE_URL" COAPHUB_USER="$ADMIN_USER" COAPHUB_PASSWORD="$ADMIN_PASSWORD" \
     "$COAPHUB_CLI" "$@" >"$IT_TMP/cli.out" 2>"$IT_TMP/cli.err"; }
 cli sessions save || fail "sessions save: $(cat "$IT_TMP/cli.err")"
-assert_eq "$(cat "$IT_TMP/cli.out")" "2 DTLS session(s) saved" "sessions save output"
+assert_eq "$(cat "$IT_TMP/cli.out")" "3 DTLS session(s) saved" "sessions save output"
 [ -f "$IT_DATA/dtls-sessions.bin" ] || fail "no file after sessions save"
 echo '{"n":3}' >&3
 wait_lines "$OUT" 3 15
@@ -109,7 +119,7 @@ assert_eq "$(sed -n 3p "$OUT")" 2.01 "B posts after the save"
 [ "$(stat -c %s "$IT_DATA/dtls-sessions.stale" 2>/dev/null)" = 8 ] || fail "B not listed as stale"
 daemon_kill9
 daemon_start
-assert_eq "$(metric coaphub_dtls_saved_sessions_restored)" 1 "only the quiet session restored"
+assert_eq "$(metric coaphub_dtls_saved_sessions_restored)" 2 "only the quiet sessions restored"
 rest POST "$ATTR" '{"target":23}' >/dev/null
 wait_for_file_match "$OBS" '"target": ?23' 10 || fail "observer: no notification after save + kill -9"
 assert_eq "$(metric 'coaphub_dtls_handshakes_total{result="ok"}')" 0 "A: no handshake after save + kill -9"
