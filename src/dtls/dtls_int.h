@@ -383,7 +383,8 @@ void dtls__compact_release(dtls_peer_t *p);
 
 /* ---- saved.c: sessions kept across a restart --------------------------------------------- */
 
-enum { DTLS_SAVED_VERSION = 1, DTLS_SAVED_CID_MAX = 20 };
+/* CID_MAX: RFC 9146 §3's largest connection ID (its length is one byte). */
+enum { DTLS_SAVED_VERSION = 1, DTLS_SAVED_CID_MAX = 255 };
 /* Sent-record sequence numbers skipped on restore: a session saved by `sessions save` while
  * the server runs may send this many more records before the save's copy would reuse one
  * (the stale list in docs/operations.md covers the rest); on a clean stop it costs nothing. */

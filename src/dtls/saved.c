@@ -254,15 +254,17 @@ static dtls_saved_sess_t *get_sess(rbuf_t *r)
     rl->r_map = r_u64(r);
     if (rl->w_seq > DTLS_SEQ_MAX || rl->r_top > DTLS_SEQ_MAX)
         r->bad = true;
-    s->cid_ours_len = (uint8_t)r_u8(r);
-    if (s->cid_ours_len > DTLS_SAVED_CID_MAX)
+    unsigned cid_len = r_u8(r);
+    if (cid_len > DTLS_SAVED_CID_MAX)
         r->bad = true;
-    else
+    s->cid_ours_len = (uint8_t)cid_len;
+    if (!r->bad)
         r_copy(r, s->cid_ours, s->cid_ours_len);
-    s->cid_peer_len = (uint8_t)r_u8(r);
-    if (s->cid_peer_len > DTLS_SAVED_CID_MAX)
+    cid_len = r_u8(r);
+    if (cid_len > DTLS_SAVED_CID_MAX)
         r->bad = true;
-    else
+    s->cid_peer_len = (uint8_t)cid_len;
+    if (!r->bad)
         r_copy(r, s->cid_peer, s->cid_peer_len);
     size_t blen = r_u16(r);
     if (!r->bad && blen > 0) {

@@ -62,6 +62,8 @@ static dtls_saved_sess_t sample(int i)
     s.rl.r_any = true;
     s.cid_ours_len = (uint8_t)(i % 3);
     memset(s.cid_ours, 0xc1, s.cid_ours_len);
+    s.cid_peer_len = (uint8_t)(i == 2 ? 200 : 0); /* a long one (RFC 9146 allows 255) */
+    memset(s.cid_peer, 0xd2, s.cid_peer_len);
     return s;
 }
 
@@ -137,7 +139,9 @@ static void test_round_trip(void **state)
         assert_int_equal(a->r_top, b->r_top);
         assert_int_equal(a->r_map, b->r_map);
         assert_int_equal(g.s[i]->cid_ours_len, ss[i].cid_ours_len);
-        assert_int_equal(g.s[i]->cid_peer_len, 0);
+        assert_memory_equal(g.s[i]->cid_ours, ss[i].cid_ours, ss[i].cid_ours_len);
+        assert_int_equal(g.s[i]->cid_peer_len, ss[i].cid_peer_len);
+        assert_memory_equal(g.s[i]->cid_peer, ss[i].cid_peer, ss[i].cid_peer_len);
         assert_int_equal(g.s[i]->blob_len, ss[i].blob_len);
         if (ss[i].blob_len)
             assert_memory_equal(g.s[i]->blob, ss[i].blob, ss[i].blob_len);
