@@ -134,6 +134,7 @@ static void save_sessions(server_t *s)
     for (int i = 0; i < s->n_shards; i++)
         if (s->shards[i].dtls)
             dtls_listener_save(s->shards[i].dtls, w, true, &skipped);
+    dtls_ctx_save_unclaimed(s->dtls_ctx, w); /* several shards: devices not heard since start */
     size_t n = dtls_save_count(w);
     char err[ERR_LEN] = "";
     if (n > 0 && dtls_save_write(w, s->data_dir, s->dtls_save_max_age_s, err) != 0)

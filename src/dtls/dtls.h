@@ -133,6 +133,9 @@ int dtls_ctx_restore_sessions(dtls_ctx_t *ctx, const char *data_dir, char err[st
  * that receives their next record.) Shard thread, or before the shard's loop runs. Returns
  * how many. */
 size_t dtls_listener_adopt_saved(dtls_listener_t *l);
+/* At a stop: the restored sessions that no device claimed yet (several shards) go to w as
+ * they are, so a second restart within their max age does not lose them. Returns how many. */
+size_t dtls_ctx_save_unclaimed(dtls_ctx_t *ctx, dtls_save_t *w);
 /* How many sessions the last dtls_ctx_restore_sessions loaded. */
 size_t dtls_ctx_restore_loaded(dtls_ctx_t *ctx);
 

@@ -442,6 +442,8 @@ int dtls__restore_load_buf(dtls_restore_t *t, const uint8_t *f, size_t len,
 void dtls__saved_stale_add(const char *data_dir, uint64_t id);
 /* dtls_ctx_restore_sessions for the context's table (endpoint.c calls it). */
 int dtls__restore_load_file(dtls_restore_t *t, const char *data_dir, char err[static ERR_LEN]);
+/* Moves every session still waiting in t to w (a stop while they wait); returns how many. */
+size_t dtls__restore_save_unclaimed(dtls_restore_t *t, dtls_save_t *w);
 /* How many sessions the last load put in t. */
 size_t dtls__restore_loaded(const dtls_restore_t *t);
 /* True while unclaimed sessions wait (one relaxed atomic read: the datagram path's check). */

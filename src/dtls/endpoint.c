@@ -624,6 +624,11 @@ int dtls_ctx_restore_sessions(dtls_ctx_t *ctx, const char *data_dir, char err[st
     return dtls__restore_load_file(ctx->restore, data_dir, err);
 }
 
+size_t dtls_ctx_save_unclaimed(dtls_ctx_t *ctx, dtls_save_t *w)
+{
+    return dtls__restore_save_unclaimed(ctx->restore, w);
+}
+
 size_t dtls_ctx_restore_loaded(dtls_ctx_t *ctx)
 {
     return dtls__restore_loaded(ctx->restore);

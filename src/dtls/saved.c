@@ -867,6 +867,20 @@ int dtls__restore_load_file(dtls_restore_t *t, const char *data_dir, char err[st
     return rc;
 }
 
+size_t dtls__restore_save_unclaimed(dtls_restore_t *t, dtls_save_t *w)
+{
+    size_t n = 0;
+    dtls_saved_sess_t *s;
+    while ((s = dtls__restore_take_any(t)) != NULL) {
+        /* Never used since it was loaded: its state is still exact (w_seq already past the
+         * margin once, which a second margin does not harm). */
+        dtls__save_add(w, s);
+        dtls__saved_sess_free(s);
+        n++;
+    }
+    return n;
+}
+
 size_t dtls__restore_loaded(const dtls_restore_t *t)
 {
     return t->loaded;

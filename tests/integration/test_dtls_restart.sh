@@ -178,6 +178,10 @@ daemon_stop
 daemon_start
 assert_eq "$(metric coaphub_dtls_saved_sessions_restored)" 1 "two shards: restored"
 assert_eq "$(metric 'coaphub_dtls_saved_sessions_total{event="claimed"}')" 0 "waiting to be claimed"
+# A stop while it waits keeps it for the next start.
+daemon_stop
+daemon_start
+assert_eq "$(metric coaphub_dtls_saved_sessions_restored)" 1 "two shards: unclaimed session saved again"
 echo '{"n":8}' >&3
 wait_lines "$OUT" 2 15
 assert_eq "$(sed -n 2p "$OUT")" 2.01 "two shards: telemetry after the restart"
