@@ -81,6 +81,7 @@ int cli_cmd_attr(cli_t *c, int argc, char **argv);
 int cli_cmd_rpc(cli_t *c, int argc, char **argv);
 int cli_cmd_profile(cli_t *c, int argc, char **argv);
 int cli_cmd_ota(cli_t *c, int argc, char **argv);
+int cli_cmd_sessions(cli_t *c, int argc, char **argv);
 
 /* Argument parsing shared by the verbs: options may appear anywhere after the verb; the
  * global options (--url, --user, --password, --json) are accepted there too. */

@@ -3,7 +3,7 @@
  *   coaphub-cli [--url URL] [--user EMAIL] [--password PW] [--json] VERB ...
  *
  * This file holds only global option handling and verb dispatch; the verbs live in
- * cli_device.c, cli_profile.c, cli_data.c and cli_ota.c, the HTTP plumbing in cli_http.c.
+ * cli_device.c, cli_profile.c, cli_data.c, cli_ota.c and cli_sessions.c, the HTTP plumbing in cli_http.c.
  * Settings come from flags, then environment (COAPHUB_URL, COAPHUB_USER, COAPHUB_PASSWORD), then
  * defaults. Exit codes are sysexits.h values; docs/cli.md lists them.
  */
@@ -47,6 +47,7 @@ static const char USAGE[] =
     "  ota upload --title T --version V [--type T] [--profile P] FILE\n"
     "  ota list                         ota assign PACKAGE --profile P | --device D\n"
     "  ota delete PACKAGE\n"
+    "  sessions save                    DTLS sessions to the saved-sessions file, now\n"
     "\n"
     "'coaphub-cli VERB --help' explains a verb. Exit status: 0 ok, 64 usage, 65 rejected input\n"
     "(HTTP 400), 66 not found, 69 server unreachable, 70 server error, 75 timeout/conflict,\n"
@@ -118,6 +119,8 @@ int main(int argc, char **argv)
         rc = cli_cmd_rpc(&c, argc - i, argv + i);
     } else if (strcmp(verb, "ota") == 0) {
         rc = cli_cmd_ota(&c, argc - i, argv + i);
+    } else if (strcmp(verb, "sessions") == 0) {
+        rc = cli_cmd_sessions(&c, argc - i, argv + i);
     } else if (strcmp(verb, "help") == 0) {
         fputs(USAGE, stdout);
         rc = EX_OK;

@@ -133,6 +133,84 @@ static void on_notify_result(void *app, void *obs_data, void *cookie, bool acked
         api__rpc_notify_result(app, cookie, acked);
 }
 
+/* ---- observations across a restart (the engine's on_observer_save/restore) ---------------
+ *
+ * What a relation observes, as the engine stores it with the DTLS session: kind u8 (1 shared
+ * attributes, 2 server-side RPC) | device id i64 | Content-Format i32, big-endian. Both kinds
+ * are the device's one subscription of that kind (attributes.c, rpc.c), so restoring one
+ * replaces any other exactly as a new GET + Observe would. */
+enum { OBS_ATTRS = 1, OBS_RPC = 2, OBS_DESC_LEN = 13 };
+
+static size_t on_observer_save(void *app, coap_observer_t *obs, void *obs_data, uint8_t *out,
+                               size_t cap)
+{
+    (void)app;
+    api_dev_t *d = obs_data;
+    unsigned kind = d->attr_obs == obs ? OBS_ATTRS : d->rpc_obs == obs ? OBS_RPC : 0;
+    if (!kind || cap < OBS_DESC_LEN)
+        return 0;
+    uint64_t id = (uint64_t)d->id;
+    uint32_t cf = (uint32_t)(kind == OBS_ATTRS ? d->attr_cf : d->rpc_cf);
+    out[0] = (uint8_t)kind;
+    for (int i = 0; i < 8; i++)
+        out[1 + i] = (uint8_t)(id >> (56 - 8 * i));
+    for (int i = 0; i < 4; i++)
+        out[9 + i] = (uint8_t)(cf >> (24 - 8 * i));
+    return OBS_DESC_LEN;
+}
+
+typedef struct rpc_wake {
+    api_life_t *life;
+    int64_t device_id;
+} rpc_wake_t;
+
+/* RPCs queued in the hub while the server was down go out once the restored relation is
+ * live (after the engine activated it, hence a post to our own loop). */
+static void rpc_wake(void *arg)
+{
+    rpc_wake_t *w = arg;
+    if (w->life->a)
+        api__rpc_pump(w->life->a, w->device_id);
+    api__life_unref(w->life);
+    free(w);
+}
+
+static void *on_observer_restore(void *app, coap_observer_t *obs, const uint8_t *desc, size_t len)
+{
+    api_shard_t *a = app;
+    if (len != OBS_DESC_LEN || (desc[0] != OBS_ATTRS && desc[0] != OBS_RPC))
+        return NULL;
+    uint64_t id = 0;
+    uint32_t cf = 0;
+    for (int i = 0; i < 8; i++)
+        id = id << 8 | desc[1 + i];
+    for (int i = 0; i < 4; i++)
+        cf = cf << 8 | desc[9 + i];
+    int64_t device_id = (int64_t)id;
+    if (device_id <= 0)
+        return NULL;
+    api_dev_t *d = api__dev_find(a, device_id);
+    coap_observer_t *old = d ? (desc[0] == OBS_ATTRS ? d->attr_obs : d->rpc_obs) : NULL;
+    if (old)
+        coap_observer_cancel(old, COAP_DELETED); /* may free d */
+    d = api__dev_get(a, device_id);
+    api__activity_observations(d, +1);
+    if (desc[0] == OBS_ATTRS) {
+        d->attr_obs = obs;
+        d->attr_cf = (int)(int32_t)cf;
+    } else {
+        d->rpc_obs = obs;
+        d->rpc_cf = (int)(int32_t)cf;
+        rpc_wake_t *w = xmalloc(sizeof *w);
+        *w = (rpc_wake_t){.life = a->life, .device_id = device_id};
+        a->life->refs++;
+        loop_post(a->loop, rpc_wake, w);
+    }
+    LOG_D("api", "device %lld: %s observation restored after a restart", (long long)device_id,
+          desc[0] == OBS_ATTRS ? "attribute" : "RPC");
+    return d;
+}
+
 api_shard_t *api_shard_new(loop_t *loop, store_t *store, registry_t *reg, hub_t *hub,
                            const api_cfg_t *cfg)
 {
@@ -157,7 +235,9 @@ api_shard_t *api_shard_new(loop_t *loop, store_t *store, registry_t *reg, hub_t 
     a->life->a = a;
     coap_engine_ops_t ops = {.on_request = on_request,
                              .on_observe_end = on_observe_end,
-                             .on_notify_result = on_notify_result};
+                             .on_notify_result = on_notify_result,
+                             .on_observer_save = on_observer_save,
+                             .on_observer_restore = on_observer_restore};
     a->engine = coap_engine_new(loop, &a->cfg.engine, &ops, a);
     if (!a->engine) {
         api_shard_free(a);

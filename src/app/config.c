@@ -118,6 +118,10 @@ static const opt_t opts[] = {
      "the same for a session whose client certificate names no device (usable with a token "
      "in the path); such sessions are also evicted first when --dtls-max-sessions is reached",
      false},
+    {"dtls-session-save-max-age", "dtls", "session_save_max_age",
+     {"COAPHUB_DTLS_SESSION_SAVE_MAX_AGE"}, T_I64, OFF(dtls_save_max_age_s),
+     "seconds a clean stop's saved DTLS sessions stay usable by the next start (devices "
+     "continue without a handshake); 0 = sessions are not saved, at most 86400", false},
     {"http-bind", "http", "bind_address", {"COAPHUB_HTTP_BIND", "HTTP_BIND_ADDRESS"}, T_STR,
      OFF(http.bind_addr), "address the REST API binds to", false},
     {"http-port", "http", "bind_port", {"COAPHUB_HTTP_PORT", "HTTP_BIND_PORT"}, T_INT,
@@ -263,6 +267,7 @@ void config_defaults(config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     /* The daemon's own defaults; the modules' come from their _cfg_default. */
+    cfg->dtls_save_max_age_s = 600;
     cfg->shards = 1; /* one loop thread: the common case is the easiest to read (STYLE §2.3) */
     cfg->log_level = "info";
     cfg->log_json = false;
@@ -691,6 +696,11 @@ config_result_t config_load(config_t *cfg, int argc, char **argv)
     }
     if (cfg->shards > 256) {
         fprintf(stderr, "coaphub: --shards must be 0..256\n");
+        return CONFIG_EXIT_USAGE;
+    }
+    if (cfg->dtls_save_max_age_s > DTLS_SAVED_MAX_AGE_S) {
+        fprintf(stderr, "coaphub: --dtls-session-save-max-age must be 0..%d (a day)\n",
+                DTLS_SAVED_MAX_AGE_S);
         return CONFIG_EXIT_USAGE;
     }
     if (check_database(&cfg->store) != 0)

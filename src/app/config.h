@@ -25,6 +25,9 @@ typedef struct config {
     const char *log_level;
     bool log_json;
     bool dtls_enabled;
+    /* Seconds a DTLS saved-sessions file (clean stop or `sessions save`) stays loadable; 0:
+     * sessions are never saved (docs/operations.md, "Restarts without handshakes"). */
+    int64_t dtls_save_max_age_s;
     const char *admin_user;
     const char *admin_password;
     /* Each module's settings. Its _cfg_default() is the only source of their defaults; the

@@ -204,6 +204,10 @@ char *server_metrics_text(void *ctx)
     put_stats(&o, udp_desc, sizeof udp_desc / sizeof udp_desc[0], &sum.udp);
     if (sum.has_dtls)
         put_stats(&o, dtls_desc, sizeof dtls_desc / sizeof dtls_desc[0], &sum.dtls);
+    if (s->dtls_ctx)
+        metric(&o, "dtls_saved_sessions_restored", "gauge",
+               "DTLS sessions loaded at start from the previous run's saved-sessions file.", NULL,
+               dtls_ctx_restore_loaded(s->dtls_ctx));
     store_stats_t st;
     store_get_stats(s->store, &st);
     metric(&o, "storage_commits_total", "counter", "Group commits.", NULL, st.commits);

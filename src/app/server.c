@@ -103,6 +103,50 @@ static void on_fleet_change(void *ctx, hub_change_t what, int64_t id)
     }
 }
 
+/* Sessions a clean stop saved come back before any shard runs; a file that cannot be used
+ * costs only handshakes, so it never stops the start. */
+static void restore_sessions(server_t *s)
+{
+    char err[ERR_LEN] = "";
+    int n = dtls_ctx_restore_sessions(s->dtls_ctx, s->data_dir, err);
+    if (n > 0)
+        LOG_I("server", "%d saved DTLS session(s) restored (usable for up to %llds)", n,
+              (long long)s->dtls_save_max_age_s);
+    else if (n < 0)
+        LOG_W("server", "saved DTLS sessions not used (devices will handshake): %s", err);
+}
+
+/* At a clean stop, after the last answers went out and before the listeners close: every
+ * shard's compact sessions go to one file, and end without close_notify, so their devices
+ * go on with the next start (docs/operations.md). */
+static void save_sessions(server_t *s)
+{
+    if (!s->dtls_ctx || s->dtls_save_max_age_s <= 0)
+        return;
+    int rc = dtls_save_begin(s->data_dir);
+    if (rc != 0) {
+        LOG_E("server", "DTLS sessions not saved: cannot remove the previous file: %s",
+              err_str(rc));
+        return;
+    }
+    dtls_save_t *w = dtls_save_new();
+    size_t skipped = 0;
+    for (int i = 0; i < s->n_shards; i++)
+        if (s->shards[i].dtls)
+            dtls_listener_save(s->shards[i].dtls, w, true, &skipped);
+    dtls_ctx_save_unclaimed(s->dtls_ctx, w); /* several shards: devices not heard since start */
+    size_t n = dtls_save_count(w);
+    char err[ERR_LEN] = "";
+    if (n > 0 && dtls_save_write(w, s->data_dir, s->dtls_save_max_age_s, err) != 0)
+        LOG_E("server", "DTLS sessions not saved: %s", err);
+    else if (n > 0 || skipped > 0)
+        LOG_I("server",
+              "%zu DTLS session(s) saved for the next start (%zu on OpenSSL's record layer "
+              "cannot be saved)",
+              n, skipped);
+    dtls_save_free(w);
+}
+
 static void *shard_main(void *arg)
 {
     shard_t *sh = arg;
@@ -190,6 +234,9 @@ static void log_database(const store_cfg_t *scfg)
 server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
 {
     server_t *s = xcalloc(1, sizeof *s);
+    s->data_dir = xstrdup(cfg->data_dir);
+    pthread_mutex_init(&s->save_mu, NULL);
+    s->dtls_save_max_age_s = cfg->dtls_save_max_age_s;
     if (make_dirs(cfg->data_dir, err) != 0)
         goto fail;
 
@@ -240,6 +287,7 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
         s->dtls_ctx = dtls_ctx_new(&s->dtls_cfg, err);
         if (!s->dtls_ctx)
             goto fail;
+        restore_sessions(s);
     }
 
     s->n_shards = cfg->shards > 0 ? cfg->shards : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -257,12 +305,20 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
             dtls_port = dtls_listener_port(s->shards[i].dtls);
     }
 
+    /* One shard: the saved sessions are all its own, with their observations, from now. */
+    if (s->n_shards == 1 && s->shards[0].dtls) {
+        size_t n = dtls_listener_adopt_saved(s->shards[0].dtls);
+        if (n > 0)
+            LOG_I("server", "%zu restored DTLS session(s) live again", n);
+    }
+
     http_cfg_t hcfg = cfg->http;
     hcfg.coap_port = port;
     hcfg.coaps_port = s->dtls_ctx ? dtls_port : 0;
     hcfg.dtls_cert_path = s->dtls_ctx ? dtls_ctx_cert_path(s->dtls_ctx) : NULL;
     hcfg.metrics_text = server_metrics_text;
     hcfg.metrics_ctx = s;
+    hcfg.sessions_save = server_sessions_save;
     hcfg.ota = s->ota;
     /* The HTTP device API reads payloads and keeps activity as the CoAP one does. */
     hcfg.device_values = (values_cfg_t){.type_cast = cfg->api.type_cast,
@@ -330,6 +386,7 @@ void server_stop(server_t *s)
     for (int i = 0; i < s->n_shards; i++)
         if (s->shards[i].loop)
             loop_drain(s->shards[i].loop);
+    save_sessions(s);
     for (int i = 0; i < s->n_shards; i++)
         shard_fini(&s->shards[i]);
     free(s->shards);
@@ -338,5 +395,7 @@ void server_stop(server_t *s)
     provision_chain_free(s->prov_chain);
     registry_free(s->registry);
     ota_files_free(s->ota);
+    free(s->data_dir);
+    pthread_mutex_destroy(&s->save_mu);
     free(s);
 }

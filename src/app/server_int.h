@@ -39,7 +39,15 @@ struct server {
     int n_shards;
     http_server_t *http;
     ota_files_t *ota; /* OTA images under <data-dir>/ota */
+    char *data_dir;
+    int64_t dtls_save_max_age_s; /* 0: DTLS sessions are not saved at stop */
+    pthread_mutex_t save_mu;     /* one `sessions save` at a time (sessions.c) */
 };
+
+/* POST /api/coaphub/dtls/sessions/save (sessions.c): every shard's DTLS sessions written to
+ * the saved-sessions file while running. 0, or a negative error with err filled; ctx is the
+ * server_t. HTTP thread. */
+int server_sessions_save(void *ctx, size_t *saved, size_t *skipped, char err[static ERR_LEN]);
 
 /* GET /metrics body (Prometheus text); ctx is the server_t. Called on an HTTP thread. */
 char *server_metrics_text(void *ctx);

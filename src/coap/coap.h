@@ -111,6 +111,15 @@ typedef struct coap_engine_ops {
     /* Optional: a CON notification sent with a non-NULL cookie was acknowledged (acked=true)
      * or given up (false). Used for RPC delivery status. */
     void (*on_notify_result)(void *app, void *obs_data, void *cookie, bool acked);
+    /* Optional (both or neither): observations that survive a restart with their transport
+     * session (the sink's save/restored hooks, src/dtls/saved.c). save: describe what obs
+     * observes in at most cap bytes of out (the engine keeps token, type, Observe number and
+     * resource key itself); 0 = do not keep it. restore: a relation described so came back
+     * on a restored peer, live, with its Observe numbers continuing: return its obs_data
+     * (as coap_exchange_observe would have been given), or NULL to drop it silently. */
+    size_t (*on_observer_save)(void *app, coap_observer_t *obs, void *obs_data, uint8_t *out,
+                               size_t cap);
+    void *(*on_observer_restore)(void *app, coap_observer_t *obs, const uint8_t *desc, size_t len);
 } coap_engine_ops_t;
 
 typedef struct coap_engine_cfg {

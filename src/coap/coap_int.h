@@ -224,6 +224,11 @@ struct coap_engine {
  * ASSERTs on a mismatch. For tests and fuzzing; O(state). */
 void coap__engine_validate(const coap_engine_t *e);
 coap_peer_t *coap__peer_get(coap_engine_t *e, transport_peer_t *tp);
+/* observe.c: the live relations of ps as bytes (format in observe.c), at most cap; 0 if
+ * none fit. */
+size_t coap__obs_save(coap_peer_t *ps, uint8_t *out, size_t cap);
+/* Re-creates the relations coap__obs_save described, live on tp (hostile bytes are dropped). */
+void coap__obs_restore(coap_engine_t *e, transport_peer_t *tp, const uint8_t *p, size_t len);
 /* Frees ps unless something holds it or it still has state. */
 void coap__peer_maybe_release(coap_peer_t *ps);
 /* The lower half of a close (after coap__peer_drop ended observers and exchanges): drops the

@@ -121,9 +121,29 @@ static void sink_closed(void *ctx, transport_peer_t *peer)
     coap_engine_peer_closed(ctx, peer);
 }
 
+static size_t sink_save(void *ctx, transport_peer_t *peer, uint8_t *out, size_t cap)
+{
+    coap_engine_t *e = ctx;
+    coap_peer_t *ps = peer->engine_state;
+    if (!ps || ps->e != e || !e->ops.on_observer_save)
+        return 0;
+    return coap__obs_save(ps, out, cap);
+}
+
+static void sink_restored(void *ctx, transport_peer_t *peer, const uint8_t *blob, size_t len)
+{
+    coap_engine_t *e = ctx;
+    if (len > 0 && e->ops.on_observer_restore)
+        coap__obs_restore(e, peer, blob, len);
+}
+
 transport_sink_t coap_engine_sink(coap_engine_t *e)
 {
-    return (transport_sink_t){.input = sink_input, .closed = sink_closed, .ctx = e};
+    return (transport_sink_t){.input = sink_input,
+                              .closed = sink_closed,
+                              .save = sink_save,
+                              .restored = sink_restored,
+                              .ctx = e};
 }
 
 void coap_engine_get_stats(const coap_engine_t *e, coap_engine_stats_t *out)

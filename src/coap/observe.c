@@ -244,3 +244,119 @@ transport_peer_t *coap_observer_peer(const coap_observer_t *obs)
 {
     return obs->ps->tp;
 }
+
+/* ---- relations across a restart ---------------------------------------------------------
+ *
+ * Bytes: version u8 (1) | count u8, then per relation: token length u8 | token | flags u8
+ * (bit 0: CON registration) | last Observe number u32 | resource key length u16 | key |
+ * application description length u8 | description. Written and read by this file only; the
+ * transport stores it opaquely.
+ */
+enum { OBS_SAVE_VERSION = 1, OBS_APP_MAX = 255 };
+/* Observe numbers restart this far above the last one sent: a notification that was on its
+ * way when the server stopped can never look newer than the first one after the restart. */
+enum { OBS_SEQ_SKIP = 16 };
+
+size_t coap__obs_save(coap_peer_t *ps, uint8_t *out, size_t cap)
+{
+    coap_engine_t *e = ps->e;
+    if (cap < 2)
+        return 0;
+    size_t len = 2;
+    unsigned n = 0;
+    uint8_t app[OBS_APP_MAX];
+    for (coap_link_t *l = ps->observers.next; l != &ps->observers && n < 255; l = l->next) {
+        coap_observer_t *o = COAP_CONTAINER(l, coap_observer_t, link);
+        if (!o->live)
+            continue;
+        size_t alen = e->ops.on_observer_save(e->app, o, o->data, app, sizeof app);
+        if (alen == 0 || alen > sizeof app)
+            continue;
+        size_t need = (size_t)o->tkl + 9 + o->key_len + alen;
+        if (o->key_len > 0xffff || len + need > cap)
+            continue;
+        uint8_t *p = out + len;
+        *p++ = o->tkl;
+        memcpy(p, o->token, o->tkl);
+        p += o->tkl;
+        *p++ = o->con ? 1 : 0;
+        *p++ = (uint8_t)(o->seq >> 24);
+        *p++ = (uint8_t)(o->seq >> 16);
+        *p++ = (uint8_t)(o->seq >> 8);
+        *p++ = (uint8_t)o->seq;
+        *p++ = (uint8_t)(o->key_len >> 8);
+        *p++ = (uint8_t)o->key_len;
+        if (o->key_len)
+            memcpy(p, o->key, o->key_len);
+        p += o->key_len;
+        *p++ = (uint8_t)alen;
+        memcpy(p, app, alen);
+        len += need;
+        n++;
+    }
+    if (n == 0)
+        return 0;
+    out[0] = OBS_SAVE_VERSION;
+    out[1] = (uint8_t)n;
+    return len;
+}
+
+void coap__obs_restore(coap_engine_t *e, transport_peer_t *tp, const uint8_t *p, size_t len)
+{
+    if (len < 2 || p[0] != OBS_SAVE_VERSION)
+        return;
+    unsigned n = p[1];
+    size_t off = 2;
+    coap_peer_t *ps = coap__peer_get(e, tp);
+    if (!ps)
+        return;
+    ps->hold++;
+    for (unsigned i = 0; i < n; i++) {
+        if (off + 1 > len)
+            break;
+        size_t tkl = p[off];
+        if (tkl > COAP_TOKEN_MAX || off + 1 + tkl + 1 + 4 + 2 > len)
+            break;
+        const uint8_t *token = p + off + 1;
+        off += 1 + tkl;
+        bool con = p[off] & 1;
+        uint32_t seq = (uint32_t)p[off + 1] << 24 | (uint32_t)p[off + 2] << 16 |
+                       (uint32_t)p[off + 3] << 8 | p[off + 4];
+        size_t klen = (size_t)p[off + 5] << 8 | p[off + 6];
+        off += 7;
+        if (off + klen + 1 > len)
+            break;
+        const uint8_t *key = p + off;
+        off += klen;
+        size_t alen = p[off++];
+        if (off + alen > len)
+            break;
+        const uint8_t *app = p + off;
+        off += alen;
+        if (ps->closing || ps->n_observers >= COAP_MAX_OBSERVERS_PER_PEER ||
+            coap__obs_find(ps, token, tkl))
+            continue;
+        coap_observer_t *o = xcalloc(1, sizeof *o);
+        o->ps = ps;
+        memcpy(o->token, token, tkl);
+        o->tkl = (uint8_t)tkl;
+        o->con = con;
+        coap_list_init(&o->link);
+        coap_list_init(&o->queue);
+        if (klen) {
+            o->key = xmalloc(klen);
+            memcpy(o->key, key, klen);
+            o->key_len = klen;
+        }
+        ps->n_observers++;
+        o->data = e->ops.on_observer_restore(e->app, o, app, alen);
+        if (!o->data) {
+            coap__obs_free_pending(o);
+            continue;
+        }
+        coap__obs_activate(o);
+        o->seq = (seq + OBS_SEQ_SKIP) & 0xffffff; /* the Observe option holds 24 bits */
+    }
+    ps->hold--;
+    coap__peer_maybe_release(ps);
+}

@@ -72,6 +72,14 @@ typedef struct transport_sink {
      * whatever it keeps for it and drops its references. Called once per peer that was
      * handed to input (or might have been). */
     void (*closed)(void *ctx, transport_peer_t *peer);
+    /* Optional (NULL: nothing kept across a restart). The transport saves peer's session to
+     * resume it after a restart: the receiver describes what it keeps for peer that should
+     * come back with it (observations) into out, at most cap bytes, in a format of its own.
+     * Returns the bytes written (0: nothing). Shard thread, or after the shard stopped. */
+    size_t (*save)(void *ctx, transport_peer_t *peer, uint8_t *out, size_t cap);
+    /* Optional. A session saved by a previous run came back as peer (before its first
+     * datagram is handed to input): the receiver re-creates what save described. */
+    void (*restored)(void *ctx, transport_peer_t *peer, const uint8_t *blob, size_t len);
     void *ctx;
 } transport_sink_t;
 

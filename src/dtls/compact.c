@@ -135,6 +135,17 @@ void dtls__compact_demote(dtls_peer_t *p)
     }
 }
 
+/* A session saved while the server runs moves on with this record: from now on the saved
+ * copy must never be loaded (listed as stale before the record goes out or reaches the
+ * engine). */
+static void moved_on(dtls_peer_t *p)
+{
+    if (!p->save_id)
+        return;
+    dtls__saved_stale_add(p->owner->cfg.data_dir, p->save_id);
+    p->save_id = 0;
+}
+
 void dtls__compact_flush(dtls_listener_t *l)
 {
     /* Like bio.c: a datagram the kernel refuses counts as lost on the wire. */
@@ -170,6 +181,7 @@ static bool sends_cid(const dtls_peer_t *p)
 int dtls__compact_send(dtls_peer_t *p, const uint8_t *data, size_t len)
 {
     dtls_listener_t *l = p->owner;
+    moved_on(p);
     ssize_t n = sends_cid(p)
                     ? dtls__rl_seal_cid(p->rl, &l->aead, CT_APP, p->peer_cid, p->peer_cid_len, data,
                                         len, l->out, sizeof l->out)
@@ -186,6 +198,7 @@ void dtls__compact_close_notify(dtls_peer_t *p)
 {
     dtls_listener_t *l = p->owner;
     static const uint8_t alert[2] = {ALERT_WARNING, ALERT_CLOSE_NOTIFY};
+    moved_on(p);
     ssize_t n = sends_cid(p)
                     ? dtls__rl_seal_cid(p->rl, &l->aead, CT_ALERT, p->peer_cid, p->peer_cid_len,
                                         alert, sizeof alert, l->out, sizeof l->out)
@@ -367,6 +380,7 @@ dtls_compact_verdict_t dtls__compact_input(dtls_peer_t *p, const uint8_t *data, 
                 l->stats.records_bad_mac++;
             continue;
         }
+        moved_on(p);
         /* Only an authenticated record refreshes the session (Scandium). */
         p->last_seen_ms = loop_now_ms(l->loop);
         dtls__plist_remove(dtls__est_list(l, p), p);
@@ -387,4 +401,21 @@ dtls_compact_verdict_t dtls__compact_input(dtls_peer_t *p, const uint8_t *data, 
         }
     }
     return v;
+}
+
+bool dtls__compact_authentic(dtls_listener_t *l, const dtls_rl_t *rl, const uint8_t *data,
+                             size_t len, size_t cid_len)
+{
+    dtls_rec_t r;
+    if ((cid_len > 0 ? dtls__rec_parse_cid(data, len, cid_len, &r)
+                     : dtls__rec_parse(data, len, &r)) < 0)
+        return false;
+    dtls_rl_t copy = *rl;
+    copy.uid = 0; /* not cached in the listener's cipher contexts */
+    uint8_t type;
+    ssize_t m = cid_len > 0
+                    ? dtls__rl_open_cid(&copy, &l->aead, &r, &type, l->plain, sizeof l->plain)
+                    : dtls__rl_open(&copy, &l->aead, &r, l->plain, sizeof l->plain);
+    dtls__rl_wipe(&copy);
+    return m >= 0;
 }

@@ -123,6 +123,50 @@ int dtls_listener_port(const dtls_listener_t *l);
 void dtls_listener_close_device(dtls_listener_t *l, int64_t device_id);
 void dtls_listener_free(dtls_listener_t *l);
 
+/* ---- sessions that survive a restart (saved.c; docs/operations.md) ----------------------- */
+
+/* Longest validity of a saved-sessions file (a day): a copy of live record keys should not
+ * be worth anything for long. */
+#define DTLS_SAVED_MAX_AGE_S 86400
+
+/* The sessions being saved, gathered from every shard, then written as one file. */
+typedef struct dtls_save dtls_save_t;
+dtls_save_t *dtls_save_new(void);
+void dtls_save_free(dtls_save_t *w);
+size_t dtls_save_count(const dtls_save_t *w);
+/* Starts a save: removes the previous saved-sessions file and its stale list (the sessions
+ * in it are saved again now). 0 or -errno. Before any dtls_listener_save of this save. */
+int dtls_save_begin(const char *data_dir);
+/* Adds this listener's established compact sessions to w, each with what the sink's save
+ * hook says of it; sessions still on OpenSSL's record layer cannot be saved and are counted
+ * in *skipped. stopping: the listener is about to be freed, and the saved sessions then end
+ * without close_notify (the device must not learn that the session ended); otherwise the
+ * server runs on and each saved session, at its first record sent or received after this,
+ * is listed as stale so that no later load offers it (saved.c). Shard thread, or
+ * any thread once the shard's loop stopped. Returns the number added. */
+size_t dtls_listener_save(dtls_listener_t *l, dtls_save_t *w, bool stopping, size_t *skipped);
+/* Writes <data_dir>/dtls-sessions.bin (AES-256-GCM under <data_dir>/dtls-sessions.key, made
+ * on first use), valid for max_age_s seconds, atomically. 0 or a negative error with err. */
+int dtls_save_write(const dtls_save_t *w, const char *data_dir, int64_t max_age_s,
+                    char err[static ERR_LEN]);
+/* At start, before the shards run: reads <data_dir>/dtls-sessions.bin if there is one,
+ * deletes it, and offers its sessions to the listeners of ctx, which claim a session when a
+ * record from its address authenticates under its keys. Returns the number loaded (0 when
+ * there is no file), or a negative error with err filled (the file is then not used). */
+int dtls_ctx_restore_sessions(dtls_ctx_t *ctx, const char *data_dir, char err[static ERR_LEN]);
+/* With a single shard every saved session is this listener's: makes them all established
+ * sessions now, before their devices send anything, so observations restored with them get
+ * notifications at once. (With several shards the kernel's SO_REUSEPORT hash, which we cannot
+ * compute, decides which shard hears a device, so sessions wait to be claimed by the shard
+ * that receives their next record.) Shard thread, or before the shard's loop runs. Returns
+ * how many. */
+size_t dtls_listener_adopt_saved(dtls_listener_t *l);
+/* At a stop: the restored sessions that no device claimed yet (several shards) go to w as
+ * they are, so a second restart within their max age does not lose them. Returns how many. */
+size_t dtls_ctx_save_unclaimed(dtls_ctx_t *ctx, dtls_save_t *w);
+/* How many sessions the last dtls_ctx_restore_sessions loaded. */
+size_t dtls_ctx_restore_loaded(dtls_ctx_t *ctx);
+
 /* Counters of a listener (core/stats.h: field, /metrics family, type, labels, help).
  * refused: ClientHellos with a valid cookie dropped because max_handshakes were in progress
  * and none was stalled long enough to evict; refused_per_address: because their address
@@ -132,7 +176,8 @@ void dtls_listener_free(dtls_listener_t *l);
  * device evicted for a new session or closed for inactivity; idle_closed: sessions closed for
  * inactivity; closed_by_credentials: by dtls_listener_close_device. Compact record layer:
  * sessions moved onto it, and of records_dropped those that were replays (or older than the
- * window) and those whose AEAD tag failed. */
+ * window) and those whose AEAD tag failed. Saved sessions (a restart): claimed by a record
+ * that authenticated under a restored session's keys, expired unclaimed, written by a save. */
 #define DTLS_STATS(X)                                                                              \
     X(datagrams_in, "dtls_datagrams_received_total", "counter", NULL, "DTLS datagrams received.")  \
     X(cookies_sent, "dtls_handshakes_total", "counter", "{result=\"cookie_sent\"}",                \
@@ -173,7 +218,11 @@ void dtls_listener_free(dtls_listener_t *l);
     X(idle_unknown, "dtls_sessions_closed_total", "counter", "{reason=\"idle_unknown_cert\"}",     \
       NULL)                                                                                        \
     X(closed_by_credentials, "dtls_sessions_closed_total", "counter", "{reason=\"credentials\"}",  \
-      NULL)
+      NULL)                                                                                        \
+    X(saved_claimed, "dtls_saved_sessions_total", "counter", "{event=\"claimed\"}",                \
+      "Sessions of a previous run: claimed by their device, expired unclaimed, saved.")            \
+    X(saved_expired, "dtls_saved_sessions_total", "counter", "{event=\"expired\"}", NULL)          \
+    X(saved_written, "dtls_saved_sessions_total", "counter", "{event=\"saved\"}", NULL)
 typedef struct dtls_stats {
     DTLS_STATS(STATS_FIELD)
 } dtls_stats_t;

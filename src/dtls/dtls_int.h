@@ -9,7 +9,9 @@
  * established sessions that run on it after their SSL is freed; pool.c the storage of
  * dtls_peer_t. RFC 9146 Connection ID runs through the same files: the extension in
  * endpoint.c, tls12_cid records in record.c, their conversion for OpenSSL and the address
- * move in compact.c and peer.c, the CID table in ptab.c, routing in listener.c.
+ * move in compact.c and peer.c, the CID table in ptab.c, routing in listener.c; saved.c the
+ * saved-sessions file and the table of sessions restored from it (a leaf: data and crypto of
+ * its own, no peers).
  *
  * Calls go one way: listener.c -> peer.c -> compact.c -> record.c, and each of those may use
  * the leaf files (ptab.c, admit.c, pool.c, bio.c, cookie.c, endpoint.c). A file never calls
@@ -46,6 +48,9 @@ int64_t dtls__ctx_identify(dtls_ctx_t *ctx, const uint8_t *const *der, const siz
 int64_t dtls__ctx_identify_psk(dtls_ctx_t *ctx, const char *identity);
 /* Sessions in the context's resumption store (by session id; endpoint.c). */
 size_t dtls__ctx_sessions_stored(dtls_ctx_t *ctx);
+typedef struct dtls_restore dtls_restore_t;
+/* The table of sessions restored from a previous run (saved.c), never NULL. */
+dtls_restore_t *dtls__ctx_restore(dtls_ctx_t *ctx);
 
 /* The client-certificate policy as a pure function (unit-tested): preverify_ok and err are
  * OpenSSL's verdict for the certificate at depth (0 = leaf). Returns 1 to go on, 0 to fail the
@@ -305,6 +310,8 @@ struct dtls_peer {
     bool indexed;     /* hlink is in l->hs or l->est (a CID session can lose its address) */
     bool rl_refused;  /* this session keeps OpenSSL's record layer */
     bool rl_verified; /* our keys opened an application record OpenSSL also received */
+    bool saved;       /* written to a saved-sessions file at stop: ends without close_notify */
+    uint64_t save_id; /* in a file saved while running, unchanged since: its id (else 0) */
     const uint8_t *cur; /* the datagram being fed (valid during dtls__peer_input) */
     size_t cur_len;
     /* Admission (admit.c, listener.c): the per-address count this handshake is in, and when
@@ -427,8 +434,28 @@ void dtls__peer_close(dtls_peer_t *p, bool notify);
 dtls_peer_t *dtls__peer_new_compact(dtls_listener_t *l, const struct sockaddr_storage *a,
                                     socklen_t alen, const dtls_rl_t *rl);
 
+/* A datagram from address a, which has no handshake or session here: if a session saved by a
+ * previous run waits for a (the context's restore table) and the datagram's first record
+ * authenticates under its keys, makes it this listener's established session, hands the
+ * sink's blob back, feeds it the datagram and returns true. Otherwise false (an entry whose
+ * keys did not open the record stays for the real device). */
+bool dtls__peer_claim(dtls_listener_t *l, const struct sockaddr_storage *a, socklen_t alen,
+                      const uint8_t *data, size_t len);
+/* The same for a tls12_cid datagram whose CID (cid_len bytes at offset 11) names no session
+ * here: the saved session holding that CID is claimed whatever a is (a NAT may have rebound
+ * the device across the restart), and moves to a as any CID session does. */
+bool dtls__peer_claim_cid(dtls_listener_t *l, const struct sockaddr_storage *a, socklen_t alen,
+                          const uint8_t *data, size_t len, size_t cid_len);
+/* Makes every waiting saved session an established session of l at once (see
+ * dtls_listener_adopt_saved); returns how many. */
+size_t dtls__peer_adopt_all(dtls_listener_t *l);
+
 /* ---- compact.c: sessions on the compact record layer ------------------------------------ */
 
+/* True if the first record of data opens under rl (a copy is used: rl is unchanged); a
+ * tls12_cid record when cid_len > 0 (its CID that long), else an ordinary one. */
+bool dtls__compact_authentic(dtls_listener_t *l, const dtls_rl_t *rl, const uint8_t *data,
+                             size_t len, size_t cid_len);
 /* Right after the handshake completed (p->ssl established): derives p->rl unless compact
  * records are off or the suite is not ours, and shadows the current datagram. */
 void dtls__compact_prepare(dtls_peer_t *p);
@@ -476,6 +503,86 @@ int dtls__compact_send(dtls_peer_t *p, const uint8_t *data, size_t len);
 void dtls__compact_close_notify(dtls_peer_t *p);
 /* Frees p->rl (wiping the keys). */
 void dtls__compact_release(dtls_peer_t *p);
+
+/* ---- saved.c: sessions kept across a restart --------------------------------------------- */
+
+/* CID_MAX: RFC 9146 §3's largest connection ID (its length is one byte). */
+enum { DTLS_SAVED_VERSION = 1, DTLS_SAVED_CID_MAX = 255 };
+/* Sent-record sequence numbers skipped on restore: a session saved by `sessions save` while
+ * the server runs may send this many more records before the save's copy would reuse one
+ * (the stale list in docs/operations.md covers the rest); on a clean stop it costs nothing. */
+#define DTLS_SAVED_SEQ_MARGIN 4096u
+#define DTLS_SAVED_FILE "dtls-sessions.bin"
+#define DTLS_SAVED_KEY_FILE "dtls-sessions.key"
+#define DTLS_SAVED_STALE_FILE "dtls-sessions.stale"
+
+/* One saved session: what a compact session needs to go on, in file order. */
+typedef struct dtls_saved_sess {
+    htab_link_t link;  /* in the restore table, by address */
+    htab_link_t clink; /* by our CID too, when in_cid */
+    bool in_cid;
+    uint64_t id; /* random, per session and save: its name in the stale list */
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    int64_t device_id;
+    int64_t last_seen_unix_ms;
+    dtls_rl_t rl; /* uid 0; w_seq already past DTLS_SAVED_SEQ_MARGIN */
+    uint8_t cid_ours_len, cid_peer_len;
+    uint8_t cid_ours[DTLS_SAVED_CID_MAX], cid_peer[DTLS_SAVED_CID_MAX];
+    uint8_t *blob; /* the sink's description of its state for the peer (owned) */
+    size_t blob_len;
+} dtls_saved_sess_t;
+
+/* Wipes the keys and frees s (and its blob). NULL is fine. */
+void dtls__saved_sess_free(dtls_saved_sess_t *s);
+/* Appends s (copied) to the writer; any thread. */
+void dtls__save_add(dtls_save_t *w, const dtls_saved_sess_t *s);
+/* The whole file for w under key, created now_s, valid max_age_s: *out (malloc'd). 0 or
+ * -EFBIG / -EIO. */
+int dtls__saved_encode(const dtls_save_t *w, const uint8_t key[static 32], int64_t now_s,
+                       int64_t max_age_s, uint8_t **out, size_t *out_len);
+/* Receives each decoded session (and owns it from then on). */
+typedef void (*dtls_saved_cb)(void *ctx, dtls_saved_sess_t *s);
+/* Parses a decrypted body (count + sessions); cb gets each session as it is read (so on
+ * -EBADMSG the caller drops what it got). Returns the count or -EBADMSG. */
+int dtls__saved_parse_body(const uint8_t *p, size_t len, dtls_saved_cb cb, void *ctx);
+/* Checks and decrypts a whole file: -EBADMSG (short, bad magic, tag, body), -EPROTONOSUPPORT
+ * (version), -ETIMEDOUT (older than its max age, or from the future); else the count, with
+ * *expires_s (may be NULL) set to when the file's sessions lapse. */
+int dtls__saved_decode(const uint8_t *f, size_t len, const uint8_t key[static 32], int64_t now_s,
+                       int64_t *expires_s, dtls_saved_cb cb, void *ctx);
+/* Reads <data_dir>/dtls-sessions.key, creating it (0600, O_EXCL, fsync) when create is set
+ * and it does not exist. 0 or a negative error with err filled. */
+int dtls__saved_key(const char *data_dir, bool create, uint8_t key[static 32],
+                    char err[static ERR_LEN]);
+
+dtls_restore_t *dtls__restore_new(void);
+void dtls__restore_free(dtls_restore_t *t);
+/* Decodes a file into the table (all or nothing), leaving out the sessions whose ids are in
+ * stale (n_stale of them). The count or a dtls__saved_decode error. */
+int dtls__restore_load_buf(dtls_restore_t *t, const uint8_t *f, size_t len,
+                           const uint8_t key[static 32], int64_t now_s, const uint64_t *stale,
+                           size_t n_stale);
+/* Appends id to <data_dir>/dtls-sessions.stale: a session saved while running moved on. */
+void dtls__saved_stale_add(const char *data_dir, uint64_t id);
+/* dtls_ctx_restore_sessions for the context's table (endpoint.c calls it). */
+int dtls__restore_load_file(dtls_restore_t *t, const char *data_dir, char err[static ERR_LEN]);
+/* Moves every session still waiting in t to w (a stop while they wait); returns how many. */
+size_t dtls__restore_save_unclaimed(dtls_restore_t *t, dtls_save_t *w);
+/* How many sessions the last load put in t. */
+size_t dtls__restore_loaded(const dtls_restore_t *t);
+/* True while unclaimed sessions wait (one relaxed atomic read: the datagram path's check). */
+bool dtls__restore_pending(dtls_restore_t *t);
+/* Removes and returns the session saved for address a, or NULL. Any shard. */
+dtls_saved_sess_t *dtls__restore_take(dtls_restore_t *t, const struct sockaddr_storage *a);
+/* Removes and returns the session holding our CID cid (len bytes), or NULL. Any shard. */
+dtls_saved_sess_t *dtls__restore_take_cid(dtls_restore_t *t, const uint8_t *cid, size_t len);
+/* Removes and returns any one session, or NULL when none is left. */
+dtls_saved_sess_t *dtls__restore_take_any(dtls_restore_t *t);
+/* Returns a session taken but not claimed (its record did not authenticate). */
+void dtls__restore_put_back(dtls_restore_t *t, dtls_saved_sess_t *s);
+/* Drops every entry once the file's max age has passed; returns how many. */
+size_t dtls__restore_expire(dtls_restore_t *t, int64_t now_unix_ms);
 
 /* ---- mem.c: OpenSSL's own heap (installed before main unless under ASan) ------------------ */
 

@@ -79,6 +79,7 @@ struct dtls_ctx {
     char *ciphers; /* NULL: the built-in AEAD list */
     int cid_len;   /* RFC 9146: 0 = the connection_id extension is not registered */
     sess_store_t sessions;
+    dtls_restore_t *restore; /* sessions loaded from a previous run (saved.c) */
 };
 
 /* ---- session store: DER by session id ------------------------------------------------------
@@ -682,6 +683,7 @@ dtls_ctx_t *dtls_ctx_new(const dtls_cfg_t *cfg, char err[static ERR_LEN])
     ctx->skip_validity = cfg->skip_validity_check;
     ctx->min_rsa_bits = cfg->min_rsa_bits;
     sess_init(&ctx->sessions);
+    ctx->restore = dtls__restore_new();
     if (cfg->cert_file) {
         ctx->cert_path = xstrdup(cfg->cert_file);
         ctx->key_path = xstrdup(cfg->key_file ? cfg->key_file : cfg->cert_file);
@@ -732,6 +734,26 @@ int dtls_ctx_reload(dtls_ctx_t *ctx, char err[static ERR_LEN])
     return 0;
 }
 
+dtls_restore_t *dtls__ctx_restore(dtls_ctx_t *ctx)
+{
+    return ctx->restore;
+}
+
+int dtls_ctx_restore_sessions(dtls_ctx_t *ctx, const char *data_dir, char err[static ERR_LEN])
+{
+    return dtls__restore_load_file(ctx->restore, data_dir, err);
+}
+
+size_t dtls_ctx_save_unclaimed(dtls_ctx_t *ctx, dtls_save_t *w)
+{
+    return dtls__restore_save_unclaimed(ctx->restore, w);
+}
+
+size_t dtls_ctx_restore_loaded(dtls_ctx_t *ctx)
+{
+    return dtls__restore_loaded(ctx->restore);
+}
+
 const char *dtls_ctx_cert_path(const dtls_ctx_t *ctx)
 {
     return ctx->cert_path;
@@ -743,6 +765,7 @@ void dtls_ctx_free(dtls_ctx_t *ctx)
         return;
     SSL_CTX_free(ctx->ssl_ctx);
     sess_fini(&ctx->sessions);
+    dtls__restore_free(ctx->restore);
     pthread_mutex_destroy(&ctx->mu);
     free(ctx->cert_path);
     free(ctx->key_path);

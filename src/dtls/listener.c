@@ -34,9 +34,11 @@
 #include <linux/filter.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The sweep runs this often; its cost is proportional to what expired, not to the table. */
@@ -159,6 +161,8 @@ static void input_one(dtls_listener_t *l, const struct sockaddr_storage *a, sock
                              ? dtls__ptab_find_cid(&l->cids, p + 11, cl)
                              : NULL;
         if (!c) {
+            if (cl > 0 && dtls__peer_claim_cid(l, a, alen, p, len, cl))
+                return;
             l->stats.cid_unknown++;
             l->stats.records_dropped++;
             return;
@@ -179,7 +183,7 @@ static void input_one(dtls_listener_t *l, const struct sockaddr_storage *a, sock
     dtls_peer_t *est = dtls__ptab_find_hashed(&l->est, a, h);
     if (est)
         dtls__peer_input(est, NULL, 0, p, len);
-    else
+    else if (!dtls__peer_claim(l, a, alen, p, len))
         l->stats.records_dropped++;
 }
 
@@ -254,6 +258,13 @@ void dtls__listener_sweep(dtls_listener_t *l, int64_t now)
         dtls__mem_trim();
     }
 #endif
+    dtls_restore_t *t = dtls__ctx_restore(l->ctx);
+    if (dtls__restore_pending(t)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        l->stats.saved_expired += dtls__restore_expire(t, (int64_t)ts.tv_sec * 1000 +
+                                                              ts.tv_nsec / 1000000);
+    }
     /* Every handshake is looked at (at most max_handshakes): the list is in start order,
      * and a stalled one can sit behind a younger one that is still progressing. */
     for (dtls_peer_t *p = l->hs_age.head, *next; p; p = next) {
@@ -399,6 +410,73 @@ void dtls_listener_close_device(dtls_listener_t *l, int64_t device_id)
     if (n > 0)
         LOG_I("dtls", "closed %d session(s) of device %lld (credentials changed or deleted)", n,
               (long long)device_id);
+}
+
+size_t dtls_listener_adopt_saved(dtls_listener_t *l)
+{
+    return dtls__peer_adopt_all(l);
+}
+
+size_t dtls_listener_save(dtls_listener_t *l, dtls_save_t *w, bool stopping, size_t *skipped)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_unix = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now = loop_now_ms(l->loop);
+    size_t n = 0;
+    dtls_saved_sess_t *s = calloc(1, sizeof *s);
+    enum { BLOB_MAX = 4096 };
+    uint8_t *blob = malloc(BLOB_MAX);
+    if (!s || !blob) {
+        free(s);
+        free(blob);
+        return 0;
+    }
+    for (dtls_peer_t *p = l->est_age.head; p; p = p->next) {
+        if (p->ssl || !p->rl || p->state != DTLS_PEER_ESTABLISHED) {
+            if (skipped)
+                (*skipped)++;
+            continue;
+        }
+        /* Records sent after this save would reuse sequence numbers under the same keys
+         * when the file is loaded: skip ahead. Out of numbers: not worth saving. */
+        if (p->rl->w_seq > DTLS_SEQ_MAX - DTLS_SAVED_SEQ_MARGIN) {
+            if (skipped)
+                (*skipped)++;
+            continue;
+        }
+        if (RAND_bytes((uint8_t *)&s->id, sizeof s->id) != 1 || s->id == 0) {
+            if (skipped)
+                (*skipped)++;
+            continue;
+        }
+        memcpy(&s->addr, &p->base.addr, p->base.addr_len);
+        s->addr_len = p->base.addr_len;
+        s->device_id = p->base.cert_device_id;
+        s->last_seen_unix_ms = now_unix - (now - p->last_seen_ms);
+        s->rl = *p->rl;
+        s->rl.uid = 0;
+        s->rl.w_seq += DTLS_SAVED_SEQ_MARGIN;
+        s->cid_ours_len = p->cid_len;
+        memcpy(s->cid_ours, p->cid, p->cid_len);
+        s->cid_peer_len = p->cid_asked ? p->peer_cid_len : 0;
+        memcpy(s->cid_peer, p->peer_cid, s->cid_peer_len);
+        s->blob = blob;
+        s->blob_len = l->sink.save ? l->sink.save(l->sink.ctx, &p->base, blob, BLOB_MAX) : 0;
+        if (s->blob_len > BLOB_MAX)
+            s->blob_len = 0;
+        dtls__save_add(w, s);
+        dtls__rl_wipe(&s->rl);
+        if (stopping)
+            p->saved = true;
+        else
+            p->save_id = s->id;
+        n++;
+    }
+    l->stats.saved_written += n;
+    free(blob);
+    free(s);
+    return n;
 }
 
 void dtls_listener_free(dtls_listener_t *l)

@@ -433,7 +433,7 @@ void dtls__peer_close(dtls_peer_t *p, bool notify)
         p->bio = NULL;
         l->ssl_freed++;
     } else if (p->rl) {
-        if (notify && was_session)
+        if (notify && was_session && !p->saved)
             dtls__compact_close_notify(p);
         /* No SSL freed, but the session's CoAP state goes now: its pages (amid the blocks
          * of the requests it made) come back only through the sweep's malloc_trim. */
@@ -445,7 +445,9 @@ void dtls__peer_close(dtls_peer_t *p, bool notify)
     transport_peer_unref(&p->base); /* the table's reference */
 }
 
-dtls_peer_t *dtls__peer_new_compact(dtls_listener_t *l, const struct sockaddr_storage *a,
+/* An established compact session of l for address a (replacing one there) with a copy of rl
+ * and a fresh uid. */
+static dtls_peer_t *compact_session(dtls_listener_t *l, const struct sockaddr_storage *a,
                                     socklen_t alen, const dtls_rl_t *rl)
 {
     dtls_peer_t *p = peer_alloc(l);
@@ -461,6 +463,98 @@ dtls_peer_t *dtls__peer_new_compact(dtls_listener_t *l, const struct sockaddr_st
         dtls__peer_close(old, false);
     dtls__ptab_insert(&l->est, p);
     dtls__plist_append(&l->est_age, p);
+    return p;
+}
+
+dtls_peer_t *dtls__peer_new_compact(dtls_listener_t *l, const struct sockaddr_storage *a,
+                                    socklen_t alen, const dtls_rl_t *rl)
+{
+    dtls_peer_t *p = compact_session(l, a, alen, rl);
     l->stats.sessions_compacted++;
     return p;
+}
+
+/* s becomes an established compact session of l; the sink gets its blob back. */
+static dtls_peer_t *restore(dtls_listener_t *l, dtls_saved_sess_t *s)
+{
+    if (htab_count(&l->est) >= (size_t)l->cfg.max_sessions && l->est_age.head) {
+        l->stats.evicted++;
+        dtls__peer_close(l->est_age.head, true);
+    }
+    dtls_peer_t *p = compact_session(l, &s->addr, s->addr_len, &s->rl);
+    p->base.cert_device_id = s->device_id;
+    /* Its CIDs (RFC 9146), if it had them and they still fit this build and listener. */
+    if (s->cid_ours_len > 0 && s->cid_ours_len <= DTLS_CID_MAX && s->cid_peer_len <= DTLS_CID_MAX &&
+        !dtls__ptab_find_cid(&l->cids, s->cid_ours, s->cid_ours_len)) {
+        memcpy(p->cid, s->cid_ours, s->cid_ours_len);
+        p->cid_len = s->cid_ours_len;
+        p->cid_asked = true;
+        memcpy(p->peer_cid, s->cid_peer, s->cid_peer_len);
+        p->peer_cid_len = s->cid_peer_len;
+        dtls__ptab_insert_cid(&l->cids, p);
+    }
+    l->stats.saved_claimed++;
+    if (log_enabled(LOG_DEBUG)) {
+        char as[64];
+        LOG_D("dtls", "%s: saved session restored (device %lld), no handshake",
+              transport_peer_addr_str(&p->base, as, sizeof as), (long long)s->device_id);
+    }
+    if (l->sink.restored)
+        l->sink.restored(l->sink.ctx, &p->base, s->blob, s->blob_len);
+    dtls__saved_sess_free(s);
+    return p;
+}
+
+bool dtls__peer_claim(dtls_listener_t *l, const struct sockaddr_storage *a, socklen_t alen,
+                      const uint8_t *data, size_t len)
+{
+    dtls_restore_t *t = dtls__ctx_restore(l->ctx);
+    if (!l->cfg.compact_records || !dtls__restore_pending(t))
+        return false;
+    dtls_saved_sess_t *s = dtls__restore_take(t, a);
+    if (!s)
+        return false;
+    /* Spoofed junk from a saved address must not use up the device's session. */
+    if (s->addr_len != alen || !dtls__compact_authentic(l, &s->rl, data, len, 0)) {
+        dtls__restore_put_back(t, s);
+        return false;
+    }
+    dtls_peer_t *p = restore(l, s);
+    transport_peer_ref(&p->base);
+    dtls__peer_input(p, NULL, 0, data, len);
+    transport_peer_unref(&p->base);
+    return true;
+}
+
+bool dtls__peer_claim_cid(dtls_listener_t *l, const struct sockaddr_storage *a, socklen_t alen,
+                          const uint8_t *data, size_t len, size_t cid_len)
+{
+    dtls_restore_t *t = dtls__ctx_restore(l->ctx);
+    if (!l->cfg.compact_records || !dtls__restore_pending(t) || len < DTLS_CID_HDR + cid_len)
+        return false;
+    dtls_saved_sess_t *s = dtls__restore_take_cid(t, data + 11, cid_len);
+    if (!s)
+        return false;
+    if (!dtls__compact_authentic(l, &s->rl, data, len, cid_len)) {
+        dtls__restore_put_back(t, s);
+        return false;
+    }
+    dtls_peer_t *p = restore(l, s);
+    transport_peer_ref(&p->base);
+    /* From a (maybe new) address: the CID path moves the session there once it opens. */
+    dtls__peer_input(p, a, alen, data, len);
+    transport_peer_unref(&p->base);
+    return true;
+}
+
+size_t dtls__peer_adopt_all(dtls_listener_t *l)
+{
+    dtls_restore_t *t = dtls__ctx_restore(l->ctx);
+    size_t n = 0;
+    dtls_saved_sess_t *s;
+    while (l->cfg.compact_records && (s = dtls__restore_take_any(t)) != NULL) {
+        restore(l, s);
+        n++;
+    }
+    return n;
 }

@@ -39,6 +39,10 @@ typedef struct http_cfg {
      * HTTP threads. */
     char *(*metrics_text)(void *ctx);
     void *metrics_ctx;
+    /* POST /api/coaphub/dtls/sessions/save: writes the DTLS saved-sessions file now (called
+     * with metrics_ctx on an HTTP thread). 0, -ENOTSUP (DTLS or saving off) or another
+     * negative error, with err filled. NULL: the route answers 404. */
+    int (*sessions_save)(void *ctx, size_t *saved, size_t *skipped, char err[static ERR_LEN]);
     /* OTA package images (ota/ota.h; its cfg.max_size caps an upload). NULL: uploads and
      * downloads answer 500. */
     const struct ota_files *ota;

@@ -505,6 +505,8 @@ void http__h_cred_info(http_req_t *rq, http_resp_t *rs);
 void http__h_connectivity(http_req_t *rq, http_resp_t *rs);
 void http__h_server_cert(http_req_t *rq, http_resp_t *rs);
 void http__h_metrics(http_req_t *rq, http_resp_t *rs);
+/* POST /api/coaphub/dtls/sessions/save (rest_ui.c): cfg.sessions_save. */
+void http__h_sessions_save(http_req_t *rq, http_resp_t *rs);
 /* rest_ota.c: OTA packages (OtaPackageController). The image upload is streamed: server.c
  * asks http__ota_upload_wanted on a request's first call, and for an authenticated one
  * creates the upload (http__ota_upload_new, which checks the package and the query and

@@ -120,3 +120,33 @@ void http__h_metrics(http_req_t *rq, http_resp_t *rs)
     rs->body_len = strlen(text);
     rs->content_type = "text/plain; version=0.0.4";
 }
+
+/* `coaphub-cli sessions save`: the DTLS sessions of every shard go to the saved-sessions file
+ * while the server runs (docs/operations.md, "Restarts without handshakes"). An administrator's
+ * call (every user here is a tenant administrator). */
+void http__h_sessions_save(http_req_t *rq, http_resp_t *rs)
+{
+    const http_cfg_t *cfg = &rq->srv->cfg;
+    if (!cfg->sessions_save) {
+        http__resp_error(rs, HTTP_E_NO_ROUTE, NULL);
+        return;
+    }
+    size_t saved = 0, skipped = 0;
+    char err[ERR_LEN] = "";
+    int rc = cfg->sessions_save(cfg->metrics_ctx, &saved, &skipped, err);
+    if (rc == -ENOTSUP) {
+        http__resp_error(rs, HTTP_E_BAD_PARAMS, err);
+        return;
+    }
+    if (rc == -ETIMEDOUT) {
+        http__resp_error(rs, HTTP_E_UNAVAILABLE, err);
+        return;
+    }
+    if (rc != 0) {
+        http__resp_error(rs, HTTP_E_GENERAL, err);
+        return;
+    }
+    http__resp_json(
+        rs, 200,
+        json_pack("{s:I,s:I}", "saved", (json_int_t)saved, "notSaved", (json_int_t)skipped));
+}

@@ -78,6 +78,7 @@ const http_route_t http__routes[] = {
 
     {"GET", "/api/events", http__h_events, 0},
     {"GET", "/api/coaphub/devices/status", http__h_device_status, 0},
+    {"POST", "/api/coaphub/dtls/sessions/save", http__h_sessions_save, 0},
     {"GET", "/api/noauth/connectivity", http__h_connectivity, HTTP_ROUTE_PUBLIC},
     {"GET", "/metrics", http__h_metrics, HTTP_ROUTE_PUBLIC},
     {"GET", "/api/noauth/server-cert.pem", http__h_server_cert, HTTP_ROUTE_PUBLIC},

@@ -247,6 +247,11 @@ int main(int argc, char **argv)
     fflush(stdout);
     if (rc != 0)
         return 2;
+    /* CID_DEVICE_PAUSE=FILE: wait (at most 90 s) until FILE exists before going on, so a
+     * test can restart the server between the two posts. */
+    const char *pause = getenv("CID_DEVICE_PAUSE");
+    for (int i = 0; pause && i < 900 && access(pause, F_OK) != 0; i++)
+        usleep(100 * 1000);
     FILE *t = fopen(argv[6], "w");
     if (t)
         fclose(t);

@@ -164,6 +164,39 @@ done
 assert_eq "$(values "$A" t)" "1 2 11 12 211 212 221 222 231 232 " "all points, one device"
 assert_eq "$(metric coaphub_dtls_cid_address_changes_total)" "$((CH0 + 5))" "five address changes"
 log "ok: five rebindings over four shards, each kept its session (CID steering)"
+
+# ---- 1d. a CID session across a restart, claimed by its CID from a new address ---------------
+# The device posts, the server stops (SIGTERM saves the session with its CIDs) and starts again,
+# then the relay rebinds and the device posts on its old session: the new server finds the saved
+# session by the CID in the record (not by the address, which changed) with no handshake.
+rm -f rs.port rs.trigger rs.json rs.go rs.out
+python3 "$IT_DIR/rebind_relay.py" "$COAPS_PORT" rs.trigger rs.port rs.json 90 &
+RELAY=$!
+IT_PIDS+=("$RELAY")
+for i in $(seq 1 50); do [ -s rs.port ] && break; sleep 0.1; done
+[ -s rs.port ] || fail "relay did not start"
+CID_DEVICE_PAUSE=rs.go timeout 120 "$IT_TMP/cid_device" 127.0.0.1 "$(cat rs.port)" "$ID" \
+    "$KEY_HEX" 1 rs.trigger 0 '{"t":51}' '{"t":52}' >rs.out 2>&1 &
+DEV=$!
+IT_PIDS+=("$DEV")
+for i in $(seq 1 300); do grep -q 'post 1: 2.01' rs.out && break; sleep 0.1; done
+grep -q 'post 1: 2.01' rs.out || { cat rs.out >&2; fail "restart case: no first 2.01"; }
+daemon_stop
+daemon_start
+login
+assert_eq "$(metric coaphub_dtls_saved_sessions_restored)" 1 "the CID session was saved and loaded"
+touch rs.go
+DEV_RC=0
+wait "$DEV" || DEV_RC=$?
+wait "$RELAY"
+sed "s/^/  rs: /" rs.out >&2
+assert_eq "$DEV_RC" 0 "the device's post after the restart got 2.01 on its old session"
+assert_eq "$(jq '.ports | length' rs.json)" 2 "the relay rebound across the restart"
+assert_eq "$(metric "$HS_OK")" 0 "no handshake on the new server"
+assert_eq "$(metric 'coaphub_dtls_saved_sessions_total{event="claimed"}')" 1 "claimed by its CID"
+assert_eq "$(metric coaphub_dtls_cid_address_changes_total)" 1 "and moved to its new address"
+assert_eq "$(values "$A" t)" "1 2 11 12 211 212 221 222 231 232 51 52 " "both points, same device"
+log "ok: a CID session survives a restart and a rebinding together (claimed by CID)"
 daemon_stop
 
 # ---- 2. CID off: nothing changes --------------------------------------------------------------
@@ -184,6 +217,6 @@ grep -q 'post 2 (same session, after the rebinding): no 2.01' nocid.out ||
 grep -q 'post 2 (new handshake): 2.01' nocid.out || fail "no 2.01 after the new handshake"
 assert_eq "$(metric "$HS_OK")" "$((HS0 + 2))" "without CID the rebinding costs a handshake"
 assert_eq "$(metric coaphub_dtls_cid_address_changes_total)" 0 "no address change without CID"
-assert_eq "$(values "$A" t)" "1 2 11 12 211 212 221 222 231 232 3 4 " "all points under the same device (in time order)"
+assert_eq "$(values "$A" t)" "1 2 11 12 211 212 221 222 231 232 51 52 3 4 " "all points under the same device (in time order)"
 log "ok: rebinding without CID: the old behaviour (new handshake)"
 it_pass

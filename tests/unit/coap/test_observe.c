@@ -333,6 +333,121 @@ static void test_close_inside_request(void **state)
     fx_free(f);
 }
 
+/* ---- relations across a restart (the sink's save/restored hooks) ---------------------------- */
+
+static size_t obs_save(void *app, coap_observer_t *obs, void *data, uint8_t *out, size_t cap)
+{
+    (void)app, (void)obs, (void)data;
+    if (cap < 3)
+        return 0;
+    memcpy(out, "att", 3);
+    return 3;
+}
+
+static int n_restore_calls;
+static void *obs_restore(void *app, coap_observer_t *obs, const uint8_t *d, size_t len)
+{
+    fixture_t *f = app;
+    n_restore_calls++;
+    if (len != 3 || memcmp(d, "att", 3) != 0)
+        return NULL;
+    f->obs = obs;
+    return f;
+}
+
+static fixture_t *fx_restorable(void)
+{
+    fixture_t *f = fx_new(NULL);
+    f->e->ops.on_observer_save = obs_save;
+    f->e->ops.on_observer_restore = obs_restore;
+    f->observe = true;
+    return f;
+}
+
+static void test_save_restore(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_restorable();
+    transport_sink_t sink = coap_engine_sink(f->e);
+    uint8_t blob[512];
+    /* No state for the peer yet: nothing to save. */
+    assert_int_equal(sink.save(sink.ctx, &f->peer.base, blob, sizeof blob), 0);
+    do_register(f, COAP_TYPE_CON, 10, 0);
+    coap_pdu_t p;
+    assert_int_equal(
+        coap_observer_notify(f->obs, COAP_CONTENT, COAP_CF_JSON, (const uint8_t *)"1", 1, NULL), 0);
+    assert_int_equal(observe_of(f, 1, &p), 1);
+    ack(f, p.mid, false);
+    size_t n = sink.save(sink.ctx, &f->peer.base, blob, sizeof blob);
+    assert_true(n > 0);
+    assert_int_equal(sink.save(sink.ctx, &f->peer.base, blob, 8), 0); /* does not fit */
+
+    /* The stop: the relation ends with its peer. The start: it comes back on the peer. */
+    coap_engine_peer_closed(f->e, &f->peer.base);
+    assert_int_equal(f->n_end, 1);
+    assert_null(f->obs);
+    f->peer.base.closed = false;
+    sink.restored(sink.ctx, &f->peer.base, blob, n);
+    assert_non_null(f->obs);
+    coap_engine_stats_t st;
+    coap_engine_get_stats(f->e, &st);
+    assert_int_equal(st.observers, 1);
+    /* The next notification: same token, CON, an Observe number above the saved one. */
+    size_t before = f->peer.n_sent;
+    assert_int_equal(
+        coap_observer_notify(f->obs, COAP_CONTENT, COAP_CF_JSON, (const uint8_t *)"2", 1, NULL), 0);
+    uint32_t v = observe_of(f, before, &p);
+    assert_true(v > 1 && v < 64);
+    assert_int_equal(p.type, COAP_TYPE_CON);
+    assert_memory_equal(p.token, "ob", 2);
+    ack(f, p.mid, false);
+    /* Restoring the same relation twice does not duplicate it. */
+    sink.restored(sink.ctx, &f->peer.base, blob, n);
+    coap_engine_get_stats(f->e, &st);
+    assert_int_equal(st.observers, 1);
+    /* The device deregisters as usual. */
+    do_register(f, COAP_TYPE_CON, 11, 1);
+    assert_int_equal(f->last_end, COAP_OBS_END_DEREGISTERED);
+    fx_free(f);
+}
+
+/* The blob comes from an authenticated file, but is parsed as hostile: every prefix, every
+ * single-byte change, and an application that refuses the description. */
+static void test_restore_hostile(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_restorable();
+    transport_sink_t sink = coap_engine_sink(f->e);
+    do_register(f, COAP_TYPE_NON, 10, 0);
+    uint8_t blob[512];
+    size_t n = sink.save(sink.ctx, &f->peer.base, blob, sizeof blob);
+    assert_true(n > 0);
+    coap_engine_peer_closed(f->e, &f->peer.base);
+    f->peer.base.closed = false;
+    for (size_t k = 0; k <= n; k++) {
+        sink.restored(sink.ctx, &f->peer.base, blob, k);
+        coap_engine_peer_closed(f->e, &f->peer.base);
+        f->peer.base.closed = false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (unsigned bit = 0; bit < 8; bit++) {
+            blob[i] ^= (uint8_t)(1u << bit);
+            sink.restored(sink.ctx, &f->peer.base, blob, n);
+            coap_engine_peer_closed(f->e, &f->peer.base);
+            f->peer.base.closed = false;
+            blob[i] ^= (uint8_t)(1u << bit);
+        }
+    }
+    n_restore_calls = 0;
+    blob[n - 1] ^= 0xff; /* the application's description changed: refused */
+    sink.restored(sink.ctx, &f->peer.base, blob, n);
+    assert_int_equal(n_restore_calls, 1);
+    coap_engine_stats_t st;
+    coap_engine_get_stats(f->e, &st);
+    assert_int_equal(st.observers, 0);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -347,6 +462,8 @@ int main(void)
         cmocka_unit_test(test_sequence_wraps),
         cmocka_unit_test(test_cancel_inside_callbacks),
         cmocka_unit_test(test_close_inside_request),
+        cmocka_unit_test(test_save_restore),
+        cmocka_unit_test(test_restore_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
