@@ -48,8 +48,22 @@ static void *checkpoint_main(void *arg)
                                            &frames, &done);
         if (rc == SQLITE_OK && frames > 0 && done == frames)
             atomic_store(&q->ckpt_backfilled, frames);
-        if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != last_log) {
+        /* A full disk, a read-only or immutable file, an I/O error: the writer takes it as a
+         * storage fault (store__sqlite_tidy) and logs the episode once (health.c), so no line
+         * of its own here. Commits into the WAL may still work meanwhile, but a WAL that is
+         * never copied back grows until the disk is full. */
+        int fault = rc & 0xff;
+        bool quiet = fault == SQLITE_FULL || fault == SQLITE_READONLY || fault == SQLITE_IOERR ||
+                     fault == SQLITE_PERM || fault == SQLITE_CANTOPEN;
+        if (quiet)
+            atomic_store(&q->ckpt_fault, store__err(q->ckpt_conn.db, rc));
+        else if (rc == SQLITE_OK)
+            atomic_store(&q->ckpt_fault, 0);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != last_log && !quiet) {
             LOG_W("store", "checkpoint: %s", sqlite3_errmsg(q->ckpt_conn.db));
+            last_log = rc;
+        } else if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != last_log) {
+            LOG_D("store", "checkpoint: %s", sqlite3_errmsg(q->ckpt_conn.db));
             last_log = rc;
         }
         pthread_mutex_lock(&q->ckpt_mu);

@@ -58,7 +58,13 @@ int store__err(sqlite3 *db, int rc)
     case SQLITE_NOMEM:
         return -ENOMEM;
     case SQLITE_IOERR:
+    case SQLITE_CANTOPEN: /* the WAL or its index could not be opened or made */
         return -EIO;
+    case SQLITE_PERM:
+        return -EROFS;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return ERR_CORRUPT;
     case SQLITE_CONSTRAINT:
         return -EINVAL;
     default:

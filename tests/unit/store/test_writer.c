@@ -294,8 +294,12 @@ static sqlite3 *writer_db(const tstore_t *t)
     "CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"                     \
     " RAISE EXCEPTION 'no space left (test)' USING ERRCODE = 'disk_full'; END $$;"                 \
     "CREATE TRIGGER disk_full BEFORE INSERT ON ts_kv_log"                                          \
+    " FOR EACH STATEMENT EXECUTE FUNCTION disk_full();"                                            \
+    "CREATE TRIGGER disk_full BEFORE INSERT OR UPDATE ON settings" /* the probe write's table */   \
     " FOR EACH STATEMENT EXECUTE FUNCTION disk_full()"
-#define PG_DISK_FULL_OFF "DROP TRIGGER disk_full ON ts_kv_log; DROP FUNCTION disk_full()"
+#define PG_DISK_FULL_OFF                                                                           \
+    "DROP TRIGGER disk_full ON ts_kv_log; DROP TRIGGER disk_full ON settings;"                     \
+    " DROP FUNCTION disk_full()"
 
 static void test_bad_batch_isolated(void **state)
 {
@@ -352,10 +356,26 @@ static void test_bad_batch_isolated(void **state)
         store_batch_ts(b, dev, &kv);
     }
     assert_int_equal(store_submit_wait(t->s, b), -ENOSPC);
+    /* An episode began (store/health.c): not ready, and the next batch is refused at once
+     * with the same error (5.03 for devices), whichever backend said "disk full". */
+    assert_string_equal(store_unready_reason(t->s), "disk full");
+    assert_int_equal(store_ready(t->s), ERR_UNAVAILABLE);
+    b = store_batch_new();
+    store_kv_t one = {.key = "big", .type = STORE_LONG, .l = 1, .ts = 2};
+    store_batch_ts(b, dev, &one);
+    assert_int_equal(store_submit_wait(t->s, b), -ENOSPC);
+    store_stats_t st;
+    store_get_stats(t->s, &st);
+    assert_int_equal(st.write_faults, 1);
+    assert_true(st.refused_batches >= 1);
     if (t->pg)
         assert_true(tstore_exec(t, PG_DISK_FULL_OFF) >= 0);
     else
         sqlite3_exec(writer_db(t), "PRAGMA max_page_count = 1073741823", NULL, NULL, NULL);
+    /* The probe write (every 20 ms here, then backing off) ends it without a restart. */
+    for (int i = 0; i < 300 && store_unready_reason(t->s); i++)
+        usleep(10000);
+    assert_null(store_unready_reason(t->s));
     b = store_batch_new();
     store_kv_t kv = {.key = "big", .type = STORE_STRING, .s = big, .ts = 1};
     store_batch_ts(b, dev, &kv);
