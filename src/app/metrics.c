@@ -212,6 +212,21 @@ char *server_metrics_text(void *ctx)
            st.failed_commits);
     metric(&o, "storage_max_group_batches", "gauge", "Largest group commit so far, in batches.",
            NULL, st.max_group);
+    /* Storage faults (store/health.c): episodes of refused writes, what they refused, and
+     * whether one is under way; corruption lasts until a restart. */
+    const char *why = store_unready_reason(s->store);
+    metric(&o, "storage_write_fault", "gauge",
+           "Whether writes are refused now after a storage fault or corruption (1) or not (0).",
+           NULL, why != NULL);
+    metric(&o, "storage_write_faults_total", "counter",
+           "Storage faults (disk full, read-only, I/O error) that made the store refuse writes.",
+           NULL, st.write_faults);
+    metric(&o, "storage_refused_batches_total", "counter",
+           "Batches refused (5.03 / 503) during storage faults or after corruption.", NULL,
+           st.refused_batches);
+    metric(&o, "storage_corrupt", "gauge",
+           "Whether a statement met database corruption since the start (1) or not (0).", NULL,
+           st.corruptions > 0);
     /* The /readyz database check as a gauge, so an outage shows on a dashboard and can alert;
      * store_ready asks the database at most once a second. */
     char backend[48];

@@ -46,8 +46,9 @@ static void status_only(http_resp_t *rs, int status)
  * transport answers. */
 static void store_failed(http_resp_t *rs, int64_t device_id, const char *what, int err)
 {
-    LOG_W("http", "device API: %s for device %lld failed: %s", what, (long long)device_id,
-          err_str(err));
+    if (!store_err_is_outage(err)) /* the store logs those once per episode (health.c) */
+        LOG_W("http", "device API: %s for device %lld failed: %s", what, (long long)device_id,
+              err_str(err));
     status_only(rs, http__err_info(http__err_from_store(err))->status);
 }
 

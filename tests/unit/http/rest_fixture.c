@@ -103,6 +103,7 @@ int rest_setup(void **state)
     store_cfg_default(&sc);
     sc.path = path;
     sc.synchronous_full = false;
+    sc.disk_reserve_bytes = 0; /* no 64 MiB file per test */
     W.store = store_open(&sc, err);
     assert_non_null(W.store);
     W.reg = registry_new();
