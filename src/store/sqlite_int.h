@@ -26,7 +26,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#define STORE_STMT_CACHE 256 /* distinct SQL texts per connection (the backend has ~100) */
+#define STORE_STMT_CACHE 256       /* distinct SQL texts per connection (the backend has ~100) */
+#define STORE_BUSY_TIMEOUT_MS 5000 /* every connection's busy timeout (sqlite_db.c) */
 
 typedef struct store_stmt_slot {
     const char *sql; /* the caller's static text (compared by address, then content) */
