@@ -38,7 +38,7 @@ bool store_err_is_fault(int err)
 
 bool store_err_is_outage(int err)
 {
-    return store_err_is_fault(err) || err == ERR_CORRUPT || err == ERR_UNAVAILABLE;
+    return store_err_is_fault(err) || err == ERR_CORRUPT;
 }
 
 static const char *fault_name(int err)

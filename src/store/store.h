@@ -124,8 +124,9 @@ const char *store_unready_reason(store_t *s);
 /* A storage fault of the write path, which starts an episode of refused batches until a
  * probe write succeeds (health.c): -ENOSPC, -EROFS, -EIO. */
 bool store_err_is_fault(int err);
-/* An error the store itself reports once per episode (a fault, corruption, the database
- * unreachable): callers count it and do not log each request. */
+/* An error the store itself reports, once per episode (a fault, corruption): its own jobs do
+ * not log it again. Callers of the store ask store_unready_reason instead: while it is not
+ * NULL, every failure is part of the episode the store has logged. */
 bool store_err_is_outage(int err);
 /* Whether cfg selects PostgreSQL (database_url is a postgres URL or a libpq key=value string). */
 bool store_cfg_is_postgresql(const store_cfg_t *cfg);
