@@ -7,8 +7,9 @@
 # cannot write: CoAP answers 5.03 with Max-Age (never 5.00, no 2.01 for a point not stored),
 # the HTTP device API 503 with Retry-After, /readyz 503 with reason "disk full", /metrics says
 # so, and the log has ONE line for the episode's start and none per request. The filler goes;
-# without a restart the store takes its reserve back, /readyz is 200, the end of the episode
-# is logged once, posts get 2.01 again, and every point ever answered 2.01 is in the history.
+# with 1.5 MiB back (less than the reserve and as much again) it stays refusing; with all of
+# it, without a restart the store takes its reserve back, /readyz is 200, the end of the
+# episode is logged once, posts get 2.01 again, and every point answered 2.01 is in the history.
 #
 # Read-only: the data dir is an ext4 image on a loop device (tmpfs has no immutable flag);
 # chattr +i on the database file (its WAL stays writable: the checkpoint fails) gives 5.03 + Max-Age,
@@ -146,6 +147,20 @@ assert_eq "$(count_lines 'cannot write: disk full')" $((start_lines + 1)) "one l
 assert_eq "$(warnings)" $((warn0 + 1)) "no warning but the episode's (none per request)"
 [ ! -e "$IT_DATA/coaphub.db.reserve" ] || fail "the reserve was not released on a full disk"
 log "ok: the reserve was released"
+
+# Space that comes back a little does not end the episode (no flapping, and the WAL and the
+# merge cannot eat it back at once): with 1.5 MiB free, less than the reserve and as much
+# again, probe after probe fails. Waited first: the idle WAL is truncated after a second.
+sleep 1.5
+rm -f "$IT_DATA/filler"
+avail=$(df -k --output=avail "$IT_DATA" | tail -n 1)
+dd if=/dev/zero of="$IT_DATA/filler" bs=1k count=$((avail - 1536)) 2>/dev/null
+log "space partly back: $(df -k --output=avail "$IT_DATA" | tail -n 1) KiB free"
+sleep 3   # probes at 0.2, 0.4, 0.8, 1.6 s
+assert_eq "$(readyz)" 503 "still not ready with 1.5 MiB free"
+post "$TOKEN"
+assert_eq "$CODE" 5.03 "still refused with 1.5 MiB free"
+assert_eq "$(count_lines 'writes work again')" 0 "no end of the episode yet"
 
 rm -f "$IT_DATA/filler"
 wait_ready 15

@@ -4,6 +4,7 @@
 
 #include "core/err.h"
 #include "core/loop.h"
+#include "store/pg_int.h" /* pg__err_state: PostgreSQL's SQLSTATEs -> our errors */
 #include "store/sqlite_int.h"
 
 #include <errno.h>
@@ -403,6 +404,24 @@ static void on_ack(void *arg, int status)
     atomic_fetch_add(&x->a->calls, 1);
 }
 
+/* PostgreSQL's storage faults take the same path as SQLite's (a storage-fault episode, 5.03
+ * for devices): the SQLSTATE table maps them to the same errors. */
+static void test_pg_error_states(void **state)
+{
+    (void)state;
+    assert_int_equal(pg__err_state("53100"), -ENOSPC);         /* disk_full */
+    assert_int_equal(pg__err_state("58030"), -EIO);            /* io_error */
+    assert_int_equal(pg__err_state("25006"), -EROFS);          /* read_only_sql_transaction */
+    assert_int_equal(pg__err_state("XX001"), ERR_CORRUPT);     /* data_corrupted */
+    assert_int_equal(pg__err_state("XX002"), ERR_CORRUPT);     /* index_corrupted */
+    assert_int_equal(pg__err_state("57P01"), ERR_UNAVAILABLE); /* admin_shutdown */
+    assert_int_equal(pg__err_state("42P01"), ERR_STORE);       /* undefined_table */
+    assert_true(store_err_is_fault(pg__err_state("53100")));
+    assert_true(store_err_is_fault(pg__err_state("58030")));
+    assert_true(store_err_is_fault(pg__err_state("25006")));
+    assert_false(store_err_is_fault(pg__err_state("57P01"))); /* an outage, not a fault */
+}
+
 /* SQLite keeps a restarted WAL at its largest size; an idle store gives the space back
  * (sqlite_checkpoint.c truncates a WAL that is copied and quiet for a second). */
 static void test_idle_wal_truncated(void **state)
@@ -516,6 +535,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_reuse, tstore_setup, tstore_teardown),
         cmocka_unit_test_setup_teardown(test_bad_batch_isolated, tstore_setup, tstore_teardown),
         cmocka_unit_test_setup_teardown(test_idle_wal_truncated, tstore_setup, tstore_teardown),
+        cmocka_unit_test(test_pg_error_states),
         cmocka_unit_test_setup_teardown(test_acked_survive_reopen, tstore_setup, tstore_teardown),
         cmocka_unit_test(test_normal_sync_and_empty_close),
     };
