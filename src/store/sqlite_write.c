@@ -206,9 +206,15 @@ int store__sqlite_probe_write(store_db_t *db, const char *value)
         store__exec(c, "ROLLBACK");
     if (r != 0)
         return r;
-    /* And the database file takes pages again: a checkpoint that copies what it can. */
-    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-    r = rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : store__err(c->db, rc);
+    /* And the database file takes pages again: a checkpoint must copy the whole WAL, the
+     * probe's own page with it (an immutable database file takes writes into the WAL, and
+     * only a checkpoint finds out). BUSY (the checkpoint thread is in a pass) proves nothing:
+     * the next probe. */
+    int n_log = 0, n_ckpt = 0;
+    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &n_log, &n_ckpt);
+    if (rc == SQLITE_OK && n_ckpt < n_log)
+        rc = SQLITE_BUSY; /* a reader held some frames back */
+    r = rc == SQLITE_OK ? 0 : rc == SQLITE_BUSY ? -EBUSY : store__err(c->db, rc);
     if (r == 0)
         atomic_store(&store__sq(db)->ckpt_fault, 0);
     return r;
