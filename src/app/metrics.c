@@ -212,6 +212,16 @@ char *server_metrics_text(void *ctx)
            st.failed_commits);
     metric(&o, "storage_max_group_batches", "gauge", "Largest group commit so far, in batches.",
            NULL, st.max_group);
+    /* reliability.md S3: relaxed durability is visible here as well as in the start-up log. */
+    bool durable = true;
+    const char *mode = store_durability(s->store, &durable);
+    char dl[96];
+    snprintf(dl, sizeof dl, "{backend=\"%s\",mode=\"%s\"}", store_backend_name(s->store), mode);
+    metric(&o, "storage_durable", "gauge",
+           "1 when every acknowledged commit is synced to disk (SQLite synchronous=FULL, "
+           "PostgreSQL synchronous_commit=on), 0 when the last ones may be lost on power "
+           "failure (--sync-full false); mode: the setting.",
+           dl, durable);
     /* Storage faults (store/health.c): episodes of refused writes, what they refused, and
      * whether one is under way; corruption lasts until a restart. */
     const char *why = store_unready_reason(s->store);

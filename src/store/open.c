@@ -135,6 +135,16 @@ const char *store_backend_name(store_t *s)
     return s->be->name;
 }
 
+const char *store_durability(store_t *s, bool *durable)
+{
+    bool pg = s->be == &store__pg_backend;
+    if (durable)
+        *durable = pg || s->cfg.synchronous_full;
+    if (pg)
+        return "synchronous_commit=on";
+    return s->cfg.synchronous_full ? "synchronous=FULL" : "synchronous=NORMAL";
+}
+
 int store_ready(store_t *s)
 {
     if (store_unready_reason(s))

@@ -113,6 +113,10 @@ int store_schema_version(store_t *s);
 int64_t store_retention_runs(store_t *s);
 /* "sqlite" or "postgresql". */
 const char *store_backend_name(store_t *s);
+/* The durability of an acknowledged commit (reliability.md S3): "synchronous=FULL" or
+ * "synchronous=NORMAL" (SQLite, --sync-full), "synchronous_commit=on" (PostgreSQL); *durable
+ * (may be NULL) is false when the last commits may be lost on power failure (NORMAL). */
+const char *store_durability(store_t *s, bool *durable);
 /* Whether the database can take work now (readiness, /readyz): 0, or ERR_UNAVAILABLE while it
  * cannot be reached (PostgreSQL down or restarting), during a storage fault or once corruption
  * was met (store_unready_reason says which). Asks the database at most once a second; any
