@@ -6,9 +6,10 @@
  * Retry-After: api/codes.c, http/codes.c), /readyz says not ready and why, and one line is
  * logged when the episode starts and one when it ends, never one per request. On a timer
  * with backoff (cfg.probe_ms, doubling up to PROBE_BACKOFF_MAX times that) the writer probes:
- * the disk reserve is taken back (reserve.c; a full disk must have room for it and as much
- * again before it counts as recovered, so a disk that gains a few pages does not flap) and a
- * one-row write is committed; when both succeed the episode ends and batches flow again.
+ * after a full disk the disk reserve is taken back (reserve.c; the disk must have room for it
+ * and as much again before it counts as recovered, so a disk that gains a few pages does not
+ * flap), and a one-row write is committed and checkpointed; when that succeeds the episode
+ * ends and batches flow again.
  * No point is lost: a refused batch was never acknowledged, an acknowledged one committed.
  *
  * CORRUPTION (ERR_CORRUPT from any statement, or the integrity check at open) is different:
@@ -89,9 +90,12 @@ void store__fault_begin(store_t *s, int err)
     s->h_refused = 0;
     s->h_probe_wait_ms = s->cfg.probe_ms;
     s->h_probe_at_ms = s->h_since_ms + s->h_probe_wait_ms;
-    /* The reserve is given back first: the merge and the checkpoint may need those pages to
-     * finish what they hold, and nothing new is accepted until it is taken back. */
-    bool released = store__reserve_release(s);
+    /* On a full disk the reserve is given back first: the merge and the checkpoint may need
+     * those pages to finish what they hold, and nothing new is accepted until it is taken
+     * back. Other faults leave it (a read-only file on a nearly full disk must not wait for
+     * twice the reserve to be free). */
+    bool released = err == -ENOSPC && store__reserve_release(s);
+    s->h_released = released;
     atomic_store(&s->h_fault, err);
     pthread_mutex_lock(&s->stats_mu);
     s->stats.write_faults++;
@@ -130,7 +134,7 @@ void store__fault_probe(store_t *s)
     int f = atomic_load(&s->h_fault);
     if (f == 0)
         return;
-    int r = store__reserve_take(s);
+    int r = s->h_released ? store__reserve_take(s) : 0;
     if (r == 0) {
         char ts[24];
         snprintf(ts, sizeof ts, "%lld", (long long)clock_wall_ms());

@@ -116,6 +116,7 @@ struct store {
     _Atomic bool h_corrupt;
     int64_t h_since_ms, h_probe_at_ms, h_probe_wait_ms;
     uint64_t h_refused;
+    bool h_released; /* this episode released the disk reserve: the probe takes it back */
 
     /* retention (retention.c) */
     pthread_t ret_thread;
