@@ -109,9 +109,7 @@ void store__fault_begin(store_t *s, int err)
 
 int store__fault_refuse(store_t *s, size_t n_batches)
 {
-    if (atomic_load(&s->h_corrupt))
-        return ERR_CORRUPT;
-    int f = atomic_load(&s->h_fault);
+    int f = atomic_load(&s->h_corrupt) ? ERR_CORRUPT : atomic_load(&s->h_fault);
     if (f != 0) {
         s->h_refused += n_batches;
         pthread_mutex_lock(&s->stats_mu);
