@@ -3,12 +3,13 @@
  *
  * Storage that cannot take the request right now answers 5.03 Service Unavailable with
  * Max-Age API_RETRY_AFTER_S, never 5.00 and never 2.01 (reliability.md S2, S4): the database
- * is down or restarting (ERR_UNAVAILABLE), the disk is full (-ENOSPC), the database was made
- * read-only (-EROFS), another process holds SQLite's lock past the busy timeout (-EBUSY), or
- * a bounded wait ran out (-EAGAIN, ERR_TIMEOUT). Each of these clears by itself, and RFC 7252
- * §5.9.3.4 lets the client retry after Max-Age seconds. -EIO, -ENOMEM and ERR_STORE stay
- * 5.00: they say the storage is failing, not busy, and a retry a few seconds later would meet
- * the same fault.
+ * is down or restarting, or corrupt (ERR_UNAVAILABLE: the store refuses writes then), the disk
+ * is full (-ENOSPC), the database was made read-only or immutable (-EROFS), the disk fails
+ * writes (-EIO), another process holds SQLite's lock past the busy timeout (-EBUSY), or a
+ * bounded wait ran out (-EAGAIN, ERR_TIMEOUT). The store probes and takes writes again by
+ * itself once the fault clears (store/health.c), and RFC 7252 §5.9.3.4 lets the client retry
+ * after Max-Age seconds: the device keeps its points meanwhile. -ENOMEM, ERR_CORRUPT (a read
+ * that met corruption) and ERR_STORE stay 5.00.
  */
 #include "api/api_int.h"
 
@@ -28,12 +29,13 @@ uint8_t api__code_for_err(int err)
     case ERR_UNAVAILABLE:
     case -ENOSPC:
     case -EROFS:
+    case -EIO:
     case -EBUSY:
     case -EAGAIN:
     case ERR_TIMEOUT:
         return COAP_SERVICE_UNAVAILABLE;
     default:
-        return COAP_INTERNAL_SERVER_ERROR; /* I/O error, out of memory, SQL failure */
+        return COAP_INTERNAL_SERVER_ERROR; /* out of memory, corruption, SQL failure */
     }
 }
 

@@ -87,6 +87,10 @@ void api__batch_put(api_shard_t *a, store_batch_t *b)
 void api__store_failed(api_shard_t *a, int64_t device_id, const char *what, int err)
 {
     a->stats.store_failures++;
+    /* A storage fault or corruption: the store logs each episode once, when it starts and
+     * when it ends (store/health.c), so no line per request here. */
+    if (store_unready_reason(a->store))
+        return;
     int64_t now = clock_mono_ms();
     if (a->fail_log_ms && now - a->fail_log_ms < API_FAIL_LOG_MS) {
         a->fail_unlogged++;

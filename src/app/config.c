@@ -181,6 +181,19 @@ static const opt_t opts[] = {
      OFF(store.batch_max_delay_ms),
      "longest wait to grow a group commit, in ms (0: commit what is queued at once; groups "
      "grow by themselves under load)", false},
+    {"db-integrity-check", "store", "integrity_check", {"COAPHUB_DB_INTEGRITY_CHECK"}, T_BOOL,
+     OFF(store.integrity_check),
+     "SQLite: PRAGMA quick_check at start; a corrupt database is refused with the recovery "
+     "command (docs/operations.md)", false},
+    {"disk-reserve", "store", "disk_reserve", {"COAPHUB_DISK_RESERVE"}, T_SIZE,
+     OFF(store.disk_reserve_bytes),
+     "SQLite: bytes kept free in <database>.reserve, released when the disk fills so the store "
+     "can finish its checkpoint and merge; writes resume once it is taken back (0 = none)",
+     false},
+    {"store-probe-ms", "store", "probe_ms", {"COAPHUB_STORE_PROBE_MS"}, T_INT,
+     OFF(store.probe_ms),
+     "after a storage fault (disk full, read-only, I/O error) writes are refused with 5.03 and "
+     "probed this often, doubling up to 8 times that, until one succeeds", false},
     {"database", "database", "url", {"COAPHUB_DATABASE_URL", "SPRING_DATASOURCE_URL"}, T_STR,
      OFF(store.database_url),
      "PostgreSQL URL (postgresql://user:pass@host:port/db?sslmode=..., jdbc:postgresql://... "
@@ -558,6 +571,10 @@ static int check_database(store_cfg_t *s)
     }
     if (s->ttl_interval_ms <= 0) {
         fprintf(stderr, "coaphub: --ttl-interval must be a positive number of ms\n");
+        return -1;
+    }
+    if (s->probe_ms <= 0) {
+        fprintf(stderr, "coaphub: --store-probe-ms must be a positive number of ms\n");
         return -1;
     }
     return 0;

@@ -36,6 +36,7 @@ static void cfg_for(store_cfg_t *cfg, const char *db)
 {
     store_cfg_default(cfg);
     cfg->read_pool = 1;
+    cfg->disk_reserve_bytes = 0; /* a tool's copy is no server's data dir */
     cfg->path = db;
     cfg->database_url = db;
     if (!store_cfg_is_postgresql(cfg))

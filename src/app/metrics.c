@@ -216,6 +216,31 @@ char *server_metrics_text(void *ctx)
            st.failed_commits);
     metric(&o, "storage_max_group_batches", "gauge", "Largest group commit so far, in batches.",
            NULL, st.max_group);
+    /* reliability.md S3: relaxed durability is visible here as well as in the start-up log. */
+    bool durable = true;
+    const char *mode = store_durability(s->store, &durable);
+    char dl[96];
+    snprintf(dl, sizeof dl, "{backend=\"%s\",mode=\"%s\"}", store_backend_name(s->store), mode);
+    metric(&o, "storage_durable", "gauge",
+           "1 when every acknowledged commit is synced to disk (SQLite synchronous=FULL, "
+           "PostgreSQL synchronous_commit=on), 0 when the last ones may be lost on power "
+           "failure (--sync-full false); mode: the setting.",
+           dl, durable);
+    /* Storage faults (store/health.c): episodes of refused writes, what they refused, and
+     * whether one is under way; corruption lasts until a restart. */
+    const char *why = store_unready_reason(s->store);
+    metric(&o, "storage_write_fault", "gauge",
+           "Whether writes are refused now after a storage fault or corruption (1) or not (0).",
+           NULL, why != NULL);
+    metric(&o, "storage_write_faults_total", "counter",
+           "Storage faults (disk full, read-only, I/O error) that made the store refuse writes.",
+           NULL, st.write_faults);
+    metric(&o, "storage_refused_batches_total", "counter",
+           "Batches refused (5.03 / 503) during storage faults or after corruption.", NULL,
+           st.refused_batches);
+    metric(&o, "storage_corrupt", "gauge",
+           "Whether a statement met database corruption since the start (1) or not (0).", NULL,
+           st.corruptions > 0);
     /* The /readyz database check as a gauge, so an outage shows on a dashboard and can alert;
      * store_ready asks the database at most once a second. */
     char backend[48];

@@ -15,6 +15,8 @@ const char *err_str(int err)
     case ERR_TIMEOUT: return "timed out";
     case ERR_UNAVAILABLE:
         return "database unavailable";
+    case ERR_CORRUPT:
+        return "database corrupt";
     default: break;
     }
     if (err < 0 && err > ERR_BASE)

@@ -17,7 +17,8 @@ enum {
     ERR_CONFLICT = ERR_BASE - 3, /* uniqueness violated (name, token, certificate) */
     ERR_TIMEOUT = ERR_BASE - 4,  /* a bounded wait ran out */
     ERR_UNAVAILABLE = ERR_BASE -
-                      5, /* the database cannot be reached now: retry later (5.03, 503) */
+                      5,        /* the database cannot be reached now: retry later (5.03, 503) */
+    ERR_CORRUPT = ERR_BASE - 6, /* the database is damaged (SQLITE_CORRUPT, PG XX001/XX002) */
 };
 
 /* Names any error this project returns: a negative errno or one of the codes above. */

@@ -75,16 +75,18 @@ http_err_t http__err_from_store(int err)
     case ERR_CONFLICT:
         return HTTP_E_BAD_PARAMS;
     /* The database cannot take it now and will again without anyone's help: PostgreSQL down
-     * or restarting, a full disk, a read-only database, SQLite locked by another process, a
+     * or restarting, a full disk, a read-only database, a disk failing writes (the store
+     * probes until they work again: store/health.c), SQLite locked by another process, a
      * bounded wait that ran out. The same set the device API answers 5.03 (api/codes.c). */
     case ERR_UNAVAILABLE:
     case -ENOSPC:
     case -EROFS:
+    case -EIO:
     case -EBUSY:
     case -EAGAIN:
     case ERR_TIMEOUT:
         return HTTP_E_UNAVAILABLE;
-    default: /* -EIO, -ENOMEM, ERR_STORE: the storage is failing, not busy */
+    default: /* -ENOMEM, ERR_CORRUPT (a read met a damaged page), ERR_STORE */
         return HTTP_E_GENERAL;
     }
 }

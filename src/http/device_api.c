@@ -44,10 +44,14 @@ static void status_only(http_resp_t *rs, int status)
 /* A failed store call: the status the REST error table gives it (503 while the database
  * cannot take work, with Retry-After from server.c; else 500), body empty as ThingsBoard's
  * transport answers. */
-static void store_failed(http_resp_t *rs, int64_t device_id, const char *what, int err)
+static void store_failed(http_req_t *rq, http_resp_t *rs, int64_t device_id, const char *what,
+                         int err)
 {
-    LOG_W("http", "device API: %s for device %lld failed: %s", what, (long long)device_id,
-          err_str(err));
+    /* During a storage fault or after corruption the store has logged the episode once
+     * (store/health.c): no line per request. */
+    if (!store_unready_reason(rq->srv->store))
+        LOG_W("http", "device API: %s for device %lld failed: %s", what, (long long)device_id,
+              err_str(err));
     status_only(rs, http__err_info(http__err_from_store(err))->status);
 }
 
@@ -96,7 +100,7 @@ static void post_batch(http_req_t *rq, http_resp_t *rs, to_batch_fn fn, const ch
     }
     rc = store_submit_wait(rq->srv->store, b);
     if (rc < 0)
-        store_failed(rs, dev, "store commit", rc);
+        store_failed(rq, rs, dev, "store commit", rc);
     else
         status_only(rs, 200);
 }
@@ -134,7 +138,7 @@ void http__h_dev_attributes_get(http_req_t *rq, http_resp_t *rs)
     uplink_keys_fini(&ck);
     uplink_keys_fini(&sk);
     if (rc < 0) {
-        store_failed(rs, dev, "attribute read", rc);
+        store_failed(rq, rs, dev, "attribute read", rc);
     } else if (rc == 1) {
         /* ThingsBoard writes the (empty) GetAttributeResponse as {}; CoAP answers 4.04. */
         http__resp_json_text(rs, 200, xstrdup("{}"));
@@ -210,7 +214,7 @@ void http__h_dev_provision(http_req_t *rq, http_resp_t *rs)
     int rc = provision_device(rq->srv->store, rq->srv->reg, rq->srv->hub, &pr, &r);
     arena_fini(&arena);
     if (rc < 0) {
-        store_failed(rs, 0, "provisioning", rc);
+        store_failed(rq, rs, 0, "provisioning", rc);
         return;
     }
     if (r.status == PROVISION_SUCCESS)
@@ -259,7 +263,7 @@ static void ota_get(http_req_t *rq, http_resp_t *rs, ota_type_t type)
     if (rc == -ENOENT || (rc == 0 && (!o.has_data || !rq->srv->cfg.ota))) {
         status_only(rs, 404); /* nothing assigned, or an external URL package */
     } else if (rc < 0) {
-        store_failed(rs, dev, "OTA package read", rc);
+        store_failed(rq, rs, dev, "OTA package read", rc);
     } else if (!o.title || !o.version ||
                !ota_names_match(&o, title, strlen(title), version, strlen(version))) {
         status_only(rs, 400); /* ThingsBoard: not the package assigned */

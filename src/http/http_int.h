@@ -479,9 +479,11 @@ void http__h_rpc_persistent_get(http_req_t *rq, http_resp_t *rs);
 
 /* server.c: the answer of GET /readyz. 200 {"status":"UP",...} when the server is up and the
  * store ready (store_rc 0, from store_ready), else 503 {"status":"DOWN",...}; "checks" says
- * which of "server" and "database" failed, "backend" is store_backend_name. *status gets the
- * HTTP status. */
-json_t *http__readyz_body(bool server_up, int store_rc, const char *backend, int *status);
+ * which of "server" and "database" failed, "backend" is store_backend_name, and when the
+ * database is not ready "reason" says why (store_unready_reason; NULL: "database
+ * unavailable"). *status gets the HTTP status. */
+json_t *http__readyz_body(bool server_up, int store_rc, const char *reason, const char *backend,
+                          int *status);
 
 /* Port actually bound (for tests that start on port 0). */
 int http__server_port(const http_server_t *h);

@@ -119,13 +119,17 @@ static bool authenticate(http_req_t *rq, http_resp_t *rs)
     return true;
 }
 
-json_t *http__readyz_body(bool server_up, int store_rc, const char *backend, int *status)
+json_t *http__readyz_body(bool server_up, int store_rc, const char *reason, const char *backend,
+                          int *status)
 {
     bool up = server_up && store_rc == 0;
     *status = up ? 200 : 503;
-    return json_pack("{s:s, s:{s:s, s:s}, s:s}", "status", up ? "UP" : "DOWN", "checks", "server",
-                     server_up ? "UP" : "DOWN", "database", store_rc == 0 ? "UP" : "DOWN",
-                     "backend", backend ? backend : "");
+    json_t *j = json_pack("{s:s, s:{s:s, s:s}, s:s}", "status", up ? "UP" : "DOWN", "checks",
+                          "server", server_up ? "UP" : "DOWN", "database",
+                          store_rc == 0 ? "UP" : "DOWN", "backend", backend ? backend : "");
+    if (store_rc != 0)
+        json_object_set_new(j, "reason", json_string(reason ? reason : "database unavailable"));
+    return j;
 }
 
 static void dispatch(http_server_t *h, struct MHD_Connection *conn, const char *url,
@@ -140,10 +144,13 @@ static void dispatch(http_server_t *h, struct MHD_Connection *conn, const char *
         return;
     }
     /* Readiness: the same, and the database can take work (store_ready asks it at most once
-     * a second, so probes cost nothing); a load balancer sends nobody here meanwhile. */
+     * a second, so probes cost nothing; during a storage fault or after corruption it is not
+     * ready, and "reason" says why); a load balancer sends nobody here meanwhile. */
     if (strcmp(url, "/readyz") == 0 && strcmp(method, "GET") == 0) {
         int status;
-        json_t *j = http__readyz_body(atomic_load(&h->ready), store_ready(h->store),
+        int rc = store_ready(h->store);
+        json_t *j = http__readyz_body(atomic_load(&h->ready), rc,
+                                      rc != 0 ? store_unready_reason(h->store) : NULL,
                                       store_backend_name(h->store), &status);
         http__resp_json(rs, status, j);
         return;

@@ -238,10 +238,16 @@ typedef struct store_backend {
      * empty). (PostgreSQL: no row crosses the connection.) */
     int (*log_merge)(store_db_t *db, int64_t max_rows, int64_t *through, int64_t *moved);
 
-    /* After each group's completions: cheap upkeep (SQLite restarts its WAL here). */
-    void (*tidy)(store_db_t *db);
+    /* After each group's completions: cheap upkeep (SQLite restarts its WAL here). Returns 0,
+     * or a storage fault the upkeep met since (SQLite: the checkpoint cannot write the
+     * database file), which starts an episode as a failed commit does (health.c). */
+    int (*tidy)(store_db_t *db);
     /* The writer is idle: give caches back. */
     void (*release)(store_db_t *db);
+    /* During a storage fault (health.c): commits one small row (the settings key
+     * coaphub.write_probe = value) as the writer's own writes would, so success means the
+     * writer can write again. 0 or the error. */
+    int (*probe_write)(store_db_t *db, const char *value);
 
     /* ---- upkeep (any thread) ---- */
 

@@ -227,9 +227,13 @@ int store__merge_step(store_t *s, int64_t run_rows, bool *active)
     } else if (r == 0 && m->phase == M_DELETING)
         r = delete_step(s, m);
     if (r != 0) {
-        /* Nothing was lost (the log keeps every row not moved); start over later. */
-        LOG_W("store", "merging the telemetry log failed: %s (the points stay in the log)",
-              err_str(r));
+        /* Nothing was lost (the log keeps every row not moved); start over later. A storage
+         * fault or corruption is the writer's to report, once (health.c). */
+        if (store_err_is_outage(r))
+            LOG_D("store", "merging the telemetry log failed: %s", err_str(r));
+        else
+            LOG_W("store", "merging the telemetry log failed: %s (the points stay in the log)",
+                  err_str(r));
         run_free(m);
     }
     *active = s->merge_active = m->phase != M_IDLE;

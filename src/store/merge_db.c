@@ -62,7 +62,9 @@ static void *merge_main(void *arg)
     pthread_mutex_lock(&s->mg_mu);
     while (!s->mg_stop) {
         int64_t rows = atomic_load(&s->log_rows);
-        bool due = rows >= MERGE_KICK_ROWS || (rows > 0 && s->mg_idle);
+        /* No merging during a storage fault: it needs the space the episode waits for. */
+        bool due = (rows >= MERGE_KICK_ROWS || (rows > 0 && s->mg_idle)) &&
+                   atomic_load(&s->h_fault) == 0;
         if (!due) {
             s->mg_kicked = false;
             wait_ms(s, MERGE_IDLE_MS);
@@ -74,7 +76,7 @@ static void *merge_main(void *arg)
         pthread_mutex_lock(&s->mg_mu);
         if (moved < 0) {
             int64_t now = clock_mono_ms();
-            if (now - last_log_ms >= 10000) {
+            if (now - last_log_ms >= 10000 && !store_err_is_outage((int)moved)) {
                 LOG_W("store",
                       "merging the telemetry log failed: %s (the points stay in the "
                       "log; trying again every second)",

@@ -26,6 +26,11 @@ void store_cfg_default(store_cfg_t *cfg)
     cfg->ts_partitioning = "MONTHS";
     cfg->ts_ttl_s = 0;
     cfg->ttl_interval_ms = 86400000; /* ThingsBoard's SQL_TTL_TS_EXECUTION_INTERVAL */
+    cfg->integrity_check = true;
+    /* Above the WAL's restart size (48 MiB, sqlite_write.c): a full disk's checkpoint can
+     * copy the whole WAL back into the database file. */
+    cfg->disk_reserve_bytes = (size_t)64 << 20;
+    cfg->probe_ms = 1000;
 }
 
 bool store_cfg_is_postgresql(const store_cfg_t *cfg)
@@ -47,10 +52,12 @@ store_t *store_open(const store_cfg_t *cfg, char err[static ERR_LEN])
     }
     /* store_cfg_default is the one source of defaults; zeros here are a caller's mistake. */
     if (cfg->read_pool <= 0 || cfg->batch_max_ops == 0 || cfg->batch_max_delay_ms < 0 ||
-        cfg->merge_run_rows <= 0 || cfg->ts_ttl_s < 0 || cfg->ttl_interval_ms <= 0) {
+        cfg->merge_run_rows <= 0 || cfg->ts_ttl_s < 0 || cfg->ttl_interval_ms <= 0 ||
+        cfg->probe_ms <= 0) {
         snprintf(err, ERR_LEN,
-                 "store: read pool, group size, merge run and TTL interval must be positive, "
-                 "the batch delay and the TTL not negative (start from store_cfg_default)");
+                 "store: read pool, group size, merge run, TTL interval and probe interval "
+                 "must be positive, the batch delay and the TTL not negative (start from "
+                 "store_cfg_default)");
         return NULL;
     }
     store_t *s = xcalloc(1, sizeof(*s));
@@ -72,6 +79,7 @@ store_t *store_open(const store_cfg_t *cfg, char err[static ERR_LEN])
         snprintf(err, ERR_LEN, "store: cannot set up device profiles: %s", err_str(pr));
         goto fail;
     }
+    store__reserve_open(s);
     /* Before the writer starts: the points a stop or a crash left in the log. */
     if (store__log_open(s, err) != 0)
         goto fail;
@@ -127,8 +135,20 @@ const char *store_backend_name(store_t *s)
     return s->be->name;
 }
 
+const char *store_durability(store_t *s, bool *durable)
+{
+    bool pg = s->be == &store__pg_backend;
+    if (durable)
+        *durable = pg || s->cfg.synchronous_full;
+    if (pg)
+        return "synchronous_commit=on";
+    return s->cfg.synchronous_full ? "synchronous=FULL" : "synchronous=NORMAL";
+}
+
 int store_ready(store_t *s)
 {
+    if (store_unready_reason(s))
+        return ERR_UNAVAILABLE;
     return s->be->ping ? s->be->ping(s->db) : 0;
 }
 

@@ -163,6 +163,7 @@ const store_backend_t store__pg_backend = {
     .log_merge = store__pg_log_merge, /* no kv_upsert, latest_upsert: the database merges */
     .tidy = store__pg_tidy,
     .release = store__pg_release,
+    .probe_write = store__pg_probe_write,
 
     .ping = store__pg_ping,
     .ts_expire = store__pg_ts_expire,

@@ -172,6 +172,13 @@ int store__pg_setting_get(store_db_t *db, const char *key, char **out)
                        out);
 }
 
+/* A pool connection serves: PostgreSQL's faults (a full disk, a read-only standby) are the
+ * server's, the same for every connection. */
+int store__pg_probe_write(store_db_t *db, const char *value)
+{
+    return store__pg_setting_set(db, "coaphub.write_probe", value);
+}
+
 int store__pg_setting_set(store_db_t *db, const char *key, const char *value)
 {
     pg_params_t p = {0};

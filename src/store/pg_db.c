@@ -108,6 +108,14 @@ int pg__err(PGconn *conn, const PGresult *res)
         /* No SQLSTATE: libpq's own failure, i.e. the connection (lost, refused, reset). */
         return ERR_UNAVAILABLE;
     }
+    int r = pg__err_state(state);
+    if (r == ERR_STORE)
+        LOG_W("store", "postgresql: %s (%s)", PQresultErrorMessage(res), state);
+    return r;
+}
+
+int pg__err_state(const char *state)
+{
     if (strcmp(state, "23505") == 0)
         return ERR_CONFLICT;
     if (strcmp(state, "23503") == 0)
@@ -129,7 +137,8 @@ int pg__err(PGconn *conn, const PGresult *res)
         return -EBUSY;
     if (strcmp(state, "22P02") == 0 || strcmp(state, "22003") == 0 || strcmp(state, "22021") == 0)
         return -EINVAL; /* bad text for a type, out of range, bad encoding */
-    LOG_W("store", "postgresql: %s (%s)", PQresultErrorMessage(res), state);
+    if (strcmp(state, "XX001") == 0 || strcmp(state, "XX002") == 0)
+        return ERR_CORRUPT; /* data_corrupted, index_corrupted */
     return ERR_STORE;
 }
 

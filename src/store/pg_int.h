@@ -195,6 +195,9 @@ int pg__write_stmt(store_pg_t *q, const char *sql, const pg_params_t *p);
  * violation -> ERR_CONFLICT, foreign key -> -ENOENT, disk full -> -ENOSPC, connection lost,
  * server shutting down or starting -> ERR_UNAVAILABLE, others ERR_STORE (logged). */
 int pg__err(PGconn *conn, const PGresult *res);
+/* The SQLSTATE part of pg__err: 53100 (disk full) -> -ENOSPC, 58xxx -> -EIO, 25006 -> -EROFS,
+ * XX001/XX002 -> ERR_CORRUPT, ...; ERR_STORE for a state it does not know (pg__err logs it). */
+int pg__err_state(const char *state);
 
 /* ---- columns ---- */
 
@@ -245,7 +248,7 @@ int store__pg_device_exists(store_db_t *db, int64_t device_id);
 int store__pg_attr_set(store_db_t *db, int64_t device_id, store_scope_t scope, int64_t key_id,
                        const store_kv_t *kv);
 int store__pg_attr_remove(store_db_t *db, int64_t device_id, store_scope_t scope, int64_t key_id);
-void store__pg_tidy(store_db_t *db);
+int store__pg_tidy(store_db_t *db);
 void store__pg_release(store_db_t *db);
 int store__pg_ping(store_db_t *db);
 /* pg_points.c */
@@ -309,6 +312,7 @@ int store__pg_user_set_password(store_db_t *db, int64_t id, const char *password
 int store__pg_user_count(store_db_t *db, int64_t *out);
 int store__pg_setting_get(store_db_t *db, const char *key, char **out);
 int store__pg_setting_set(store_db_t *db, const char *key, const char *value);
+int store__pg_probe_write(store_db_t *db, const char *value);
 
 /* The latest-value upsert on any connection (pg_points.c): the merge's, and a delete's that
  * keeps a value whose point it removes (pg_kv.c). */

@@ -206,9 +206,10 @@ int store__pg_attr_remove(store_db_t *db, int64_t device_id, store_scope_t scope
 }
 
 /* Nothing to tidy between groups: PostgreSQL checkpoints and vacuums by itself. */
-void store__pg_tidy(store_db_t *db)
+int store__pg_tidy(store_db_t *db)
 {
     (void)db;
+    return 0;
 }
 
 /* The writer's caches are the server's; nothing of ours to give back. */

@@ -42,7 +42,7 @@ int store__adm_run(store_t *s, bool write, const char *sql, const store_cell_t *
         return r;
     r = s->be->adm_sql(a, sql, args, n, m, rows, changes);
     int e = s->be->adm_end(a, r == 0);
-    return r != 0 ? r : e;
+    return store__health_note(s, r != 0 ? r : e); /* corruption met here counts too */
 }
 
 int store__adm_get(store_t *s, const char *sql, const store_cell_t *args, size_t n,
@@ -64,7 +64,7 @@ int store__adm_i64(store_adm_t *a, store_t *s, const char *sql, const store_cell
                    int64_t *out)
 {
     store_rows_t rows = {0};
-    int r = s->be->adm_sql(a, sql, args, n, &store__i64_row, &rows, NULL);
+    int r = store__health_note(s, s->be->adm_sql(a, sql, args, n, &store__i64_row, &rows, NULL));
     if (r == 0)
         *out = rows.n ? ((store_i64_t *)rows.items)->v : 0;
     if (r == 0 && rows.n == 0)

@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BUSY_TIMEOUT_MS 5000
 /* 4 KiB pages (SQLite's default; new databases only, see store__conn_open) and a page cache
  * of up to 16 MiB per connection (the writer's gets 64 MiB, sqlite.c says why), used as
  * pages are touched. Performance pass 1 had tried 1 KiB pages against ts_kv's write
@@ -58,7 +57,13 @@ int store__err(sqlite3 *db, int rc)
     case SQLITE_NOMEM:
         return -ENOMEM;
     case SQLITE_IOERR:
+    case SQLITE_CANTOPEN: /* the WAL or its index could not be opened or made */
         return -EIO;
+    case SQLITE_PERM:
+        return -EROFS;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return ERR_CORRUPT;
     case SQLITE_CONSTRAINT:
         return -EINVAL;
     default:
@@ -85,7 +90,7 @@ int store__conn_open(store_sqlite_t *q, store_conn_t *c, char err[static ERR_LEN
                  c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
         goto fail;
     }
-    sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+    sqlite3_busy_timeout(c->db, STORE_BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(c->db, 1);
     const char *sync = q->cfg->synchronous_full ? "PRAGMA synchronous=FULL"
                                                 : "PRAGMA synchronous=NORMAL";

@@ -26,7 +26,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#define STORE_STMT_CACHE 256 /* distinct SQL texts per connection (the backend has ~100) */
+#define STORE_STMT_CACHE 256       /* distinct SQL texts per connection (the backend has ~100) */
+#define STORE_BUSY_TIMEOUT_MS 5000 /* every connection's busy timeout (sqlite_db.c) */
 
 typedef struct store_stmt_slot {
     const char *sql; /* the caller's static text (compared by address, then content) */
@@ -64,6 +65,10 @@ typedef struct store_sqlite {
     /* Size of the WAL (frames) that the last checkpoint pass copied completely; the writer
      * takes it to restart the WAL cheaply (sqlite_write.c, store__sqlite_tidy). */
     _Atomic int64_t ckpt_backfilled;
+    /* The error (store__err's) of the checkpoint's last pass when it could not write the
+     * database file (full, read-only, immutable, I/O error), 0 after a pass that could: the
+     * WAL would grow without end, so the writer takes it as a storage fault (tidy). */
+    _Atomic int ckpt_fault;
 
     /* retention's walk over the series (sqlite_retention.c): the last one visited, and
      * whether it may hold more expired points; the retention thread's only */
@@ -163,7 +168,8 @@ int store__sqlite_log_remove(store_db_t *db, int64_t from, int64_t to);
 int store__sqlite_kv_upsert(store_db_t *db, const store_points_t *pp);
 int store__sqlite_latest_upsert(store_db_t *db, int64_t device_id, int64_t key_id,
                                 const store_kv_t *kv);
-void store__sqlite_tidy(store_db_t *db);
+int store__sqlite_tidy(store_db_t *db);
+int store__sqlite_probe_write(store_db_t *db, const char *value);
 int store__sqlite_ts_expire(store_db_t *db, int64_t cutoff_ms, int64_t *removed, bool *more);
 /* sqlite_copy.c */
 int store__sqlite_copy_read(store_db_t *db, const store_table_t *tables, size_t n,

@@ -168,15 +168,56 @@ int store__sqlite_attr_remove(store_db_t *db, int64_t device_id, store_scope_t s
  * second. */
 enum { WAL_RESTART_FRAMES = 12288 };
 
-void store__sqlite_tidy(store_db_t *db)
+int store__sqlite_tidy(store_db_t *db)
 {
     store_sqlite_t *q = store__sq(db);
+    int fault = atomic_load(&q->ckpt_fault);
+    if (fault != 0)
+        return fault;
     if (atomic_load(&q->ckpt_backfilled) < WAL_RESTART_FRAMES)
-        return;
+        return 0;
     atomic_store(&q->ckpt_backfilled, 0);
     /* Copies the frames committed since that pass; the next write then starts the WAL over.
      * BUSY (the checkpoint thread is in a pass again) only means: next time. */
     (void)sqlite3_wal_checkpoint_v2(q->wconn.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return 0;
+}
+
+/* On the writer's own connection: a fault that struck it (a read-only or immutable file, a
+ * full disk) must have cleared for it, not just for a fresh connection. */
+int store__sqlite_probe_write(store_db_t *db, const char *value)
+{
+    store_conn_t *c = &store__sq(db)->wconn;
+    int r = store__exec(c, "BEGIN IMMEDIATE");
+    if (r != 0)
+        return r;
+    sqlite3_stmt *st = store__stmt(c,
+                                   "INSERT INTO settings(key, value)"
+                                   " VALUES ('coaphub.write_probe', ?1)"
+                                   " ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    r = st ? 0 : ERR_STORE;
+    if (r == 0) {
+        sqlite3_bind_text(st, 1, value, -1, SQLITE_STATIC);
+        r = store__step_done(c, st);
+    }
+    if (r == 0)
+        r = store__exec(c, "COMMIT");
+    if (r != 0 && !sqlite3_get_autocommit(c->db))
+        store__exec(c, "ROLLBACK");
+    if (r != 0)
+        return r;
+    /* And the database file takes pages again: a checkpoint must copy the whole WAL, the
+     * probe's own page with it (an immutable database file takes writes into the WAL, and
+     * only a checkpoint finds out). BUSY (the checkpoint thread is in a pass) proves nothing:
+     * the next probe. */
+    int n_log = 0, n_ckpt = 0;
+    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &n_log, &n_ckpt);
+    if (rc == SQLITE_OK && n_ckpt < n_log)
+        rc = SQLITE_BUSY; /* a reader held some frames back */
+    r = rc == SQLITE_OK ? 0 : rc == SQLITE_BUSY ? -EBUSY : store__err(c->db, rc);
+    if (r == 0)
+        atomic_store(&store__sq(db)->ckpt_fault, 0);
+    return r;
 }
 
 /* The page cache (up to 64 MiB, sqlite.c); the next commits fill it again. */

@@ -88,6 +88,15 @@ typedef struct store_cfg {
     int read_pool;          /* read connections (default 4) */
     int64_t merge_run_rows; /* telemetry-log points merged per run (merge.c; default 65536;
                              * tests use small runs) */
+    /* SQLite: PRAGMA quick_check at open, refusing a corrupt database (default true). */
+    bool integrity_check;
+    /* SQLite: bytes kept in DB.reserve, released when the disk fills so the checkpoint and
+     * the merge can finish, and taken back (with as much again free) before writes resume
+     * (reserve.c; default 64 MiB; 0 = none). */
+    size_t disk_reserve_bytes;
+    /* After a storage fault (disk full, read-only, I/O error) the writer refuses batches and
+     * probes with a write this often, doubling up to 8 times that (health.c; default 1000). */
+    int probe_ms;
 } store_cfg_t;
 
 void store_cfg_default(store_cfg_t *cfg);
@@ -104,10 +113,25 @@ int store_schema_version(store_t *s);
 int64_t store_retention_runs(store_t *s);
 /* "sqlite" or "postgresql". */
 const char *store_backend_name(store_t *s);
+/* The durability of an acknowledged commit (reliability.md S3): "synchronous=FULL" or
+ * "synchronous=NORMAL" (SQLite, --sync-full), "synchronous_commit=on" (PostgreSQL); *durable
+ * (may be NULL) is false when the last commits may be lost on power failure (NORMAL). */
+const char *store_durability(store_t *s, bool *durable);
 /* Whether the database can take work now (readiness, /readyz): 0, or ERR_UNAVAILABLE while it
- * cannot be reached (PostgreSQL down or restarting). Asks the database at most once a second;
- * any thread. */
+ * cannot be reached (PostgreSQL down or restarting), during a storage fault or once corruption
+ * was met (store_unready_reason says which). Asks the database at most once a second; any
+ * thread. */
 int store_ready(store_t *s);
+/* Why the store cannot take writes now (/readyz, logs): "disk full", "database read-only",
+ * "I/O error", "database corrupt"; NULL when it can. Any thread. */
+const char *store_unready_reason(store_t *s);
+/* A storage fault of the write path, which starts an episode of refused batches until a
+ * probe write succeeds (health.c): -ENOSPC, -EROFS, -EIO. */
+bool store_err_is_fault(int err);
+/* An error the store itself reports, once per episode (a fault, corruption): its own jobs do
+ * not log it again. Callers of the store ask store_unready_reason instead: while it is not
+ * NULL, every failure is part of the episode the store has logged. */
+bool store_err_is_outage(int err);
 /* Whether cfg selects PostgreSQL (database_url is a postgres URL or a libpq key=value string). */
 bool store_cfg_is_postgresql(const store_cfg_t *cfg);
 
@@ -471,6 +495,9 @@ void store_uuid_v4(char out[static STORE_UUID_LEN + 1]);
 /* Counters for metrics: commits, ops committed, the largest group. */
 typedef struct store_stats {
     uint64_t commits, ops, max_group, failed_commits;
+    uint64_t write_faults;    /* episodes of refused writes begun (health.c) */
+    uint64_t refused_batches; /* batches refused during them (answered 5.03 / 503) */
+    uint64_t corruptions;     /* 1 once corruption was met (it lasts until a restart) */
 } store_stats_t;
 void store_get_stats(store_t *s, store_stats_t *out);
 

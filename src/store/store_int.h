@@ -110,6 +110,14 @@ struct store {
     pthread_mutex_t mg_mu;
     pthread_cond_t mg_cv;
 
+    /* health (health.c): the storage fault under way (0: none; writer thread writes, any
+     * reads), corruption met (one way), and the episode's writer-thread bookkeeping */
+    _Atomic int h_fault;
+    _Atomic bool h_corrupt;
+    int64_t h_since_ms, h_probe_at_ms, h_probe_wait_ms;
+    uint64_t h_refused;
+    bool h_released; /* this episode released the disk reserve: the probe takes it back */
+
     /* retention (retention.c) */
     pthread_t ret_thread;
     bool ret_started, ret_stop;
@@ -138,6 +146,22 @@ int store__profiles_init(store_t *s);
 /* Sets d->profile_id for a device about to be created or updated: checks a given id, or
  * finds (making it if missing) the profile named d->type, or takes the default. */
 int store__device_profile_resolve(store_t *s, store_device_t *d);
+
+/* Health (health.c). note: records corruption (logged once) and returns r. fault_begin:
+ * writer thread, starts an episode for a fault error (nothing for others or during one).
+ * fault_refuse: writer thread, the error to refuse n_batches with now, or 0 (counted).
+ * fault_probe_in: ms until the next probe, -1 when no episode. fault_probe: writer thread,
+ * takes the reserve back and writes; ends the episode when both work. */
+int store__health_note(store_t *s, int r);
+void store__fault_begin(store_t *s, int err);
+int store__fault_refuse(store_t *s, size_t n_batches);
+int64_t store__fault_probe_in(store_t *s);
+void store__fault_probe(store_t *s);
+/* The disk reserve (reserve.c): at open (a failure is logged, not fatal); take it back (0,
+ * or -ENOSPC while less than twice its size is free); release it (true if it was there). */
+void store__reserve_open(store_t *s);
+int store__reserve_take(store_t *s);
+bool store__reserve_release(store_t *s);
 
 int store__writer_start(store_t *s);
 void store__writer_stop(store_t *s);

@@ -286,11 +286,14 @@ static void commit_group(store_t *s, store_batch_t *group, size_t n_batches)
         rollback(s);
     }
     count(s, false, 0, 0);
-    /* During a database outage every group fails: a line a second says so, not one a group. */
+    /* During a database outage every group fails: a line a second says so, not one a group;
+     * a storage fault or corruption gets one line per episode instead (health.c). */
     static _Thread_local int64_t last_warn_ms;
     static _Thread_local uint64_t quiet;
     int64_t now = clock_mono_ms();
-    if (now - last_warn_ms >= 1000) {
+    if (store_err_is_outage(r)) {
+        LOG_D("store", "group commit of %zu batches failed (%s)", n_batches, err_str(r));
+    } else if (now - last_warn_ms >= 1000) {
         LOG_W("store", "group commit of %zu batches failed (%s); retrying one by one%s", n_batches,
               err_str(r), quiet ? " (and groups failed since the last warning)" : "");
         last_warn_ms = now;
@@ -303,6 +306,40 @@ static void commit_group(store_t *s, store_batch_t *group, size_t n_batches)
         if (b->status == 0)
             commit_alone(s, b);
     }
+}
+
+/* After a group: a storage fault met by any batch (or its commit) starts an episode, and
+ * corruption is recorded (health.c). */
+static void health_after_group(store_t *s, store_batch_t *group)
+{
+    for (store_batch_t *b = group; b; b = b->next) {
+        store__health_note(s, b->status);
+        if (store_err_is_fault(b->status)) {
+            store__fault_begin(s, b->status);
+            return;
+        }
+    }
+}
+
+/* During an episode, or once the database is corrupt, nothing is tried: each batch fails at
+ * once (5.03 for devices). 0 when the group may be committed. */
+static int refuse_group(store_t *s, store_batch_t *group, size_t n_batches)
+{
+    int r = store__fault_refuse(s, n_batches);
+    if (r == 0)
+        return 0;
+    for (store_batch_t *b = group; b; b = b->next)
+        b->status = r == ERR_CORRUPT ? ERR_UNAVAILABLE : r;
+    return r;
+}
+
+/* A merge step that met a fault starts an episode too (the merge may be first to need a
+ * page the disk has not got). */
+static int merge_step(store_t *s, int64_t run, bool *active)
+{
+    int r = store__health_note(s, store__merge_step(s, run, active));
+    store__fault_begin(s, r);
+    return r;
 }
 
 static void done_trampoline(void *arg)
@@ -376,14 +413,14 @@ static void merge_some(store_t *s)
     bool active = s->merge_active;
     int64_t rows = atomic_load(&s->log_rows);
     int64_t run = s->cfg.merge_run_rows;
-    if (!active && rows < run)
+    if ((!active && rows < run) || atomic_load(&s->h_fault) != 0)
         return;
     int64_t budget = LOG_BUDGET_MS * (rows > run ? rows / run : 1);
     if (budget > LOG_BUDGET_MAX_MS)
         budget = LOG_BUDGET_MAX_MS;
     int64_t until = clock_mono_us() + budget * 1000;
     do {
-        if (store__merge_step(s, run, &active) != 0)
+        if (merge_step(s, run, &active) != 0)
             return;
     } while (active && clock_mono_us() < until);
 }
@@ -397,6 +434,20 @@ static void wait_for_work(store_t *s)
     bool merge_failed = false; /* (logged) then wait for the next batch, not in a loop */
     bool idle = false;
     while (!s->q_head && !s->closing) {
+        /* A storage fault: no merging (it needs the space waited for), a probe when due. */
+        int64_t probe_in = store__fault_probe_in(s);
+        if (probe_in > 0) {
+            struct timespec dl;
+            clock_mono_deadline(&dl, probe_in);
+            pthread_cond_timedwait(&s->q_cv, &s->q_mu, &dl);
+            continue;
+        }
+        if (probe_in == 0) {
+            pthread_mutex_unlock(&s->q_mu);
+            store__fault_probe(s);
+            pthread_mutex_lock(&s->q_mu);
+            continue;
+        }
         if (!idle) {
             struct timespec dl;
             clock_mono_deadline(&dl, LOG_IDLE_MS);
@@ -419,7 +470,7 @@ static void wait_for_work(store_t *s)
         }
         pthread_mutex_unlock(&s->q_mu);
         bool active = false;
-        merge_failed = store__merge_step(s, s->cfg.merge_run_rows, &active) != 0;
+        merge_failed = merge_step(s, s->cfg.merge_run_rows, &active) != 0;
         pthread_mutex_lock(&s->q_mu);
     }
     s->memory_released = false;
@@ -434,6 +485,11 @@ static void *writer_main(void *arg)
         wait_for_work(s);
         if (!s->q_head)
             break; /* closing and drained */
+        if (store__fault_probe_in(s) == 0) { /* batches keep coming during an episode */
+            pthread_mutex_unlock(&s->q_mu);
+            store__fault_probe(s);
+            pthread_mutex_lock(&s->q_mu);
+        }
         store_batch_t *head = NULL, *tail = NULL;
         size_t n_batches = 0, n_ops = 0;
         take(s, &head, &tail, &n_batches, &n_ops);
@@ -457,13 +513,23 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&s->q_mu);
         last_group = n_batches;
 
-        commit_group(s, head, n_batches);
+        bool refused = refuse_group(s, head, n_batches) != 0;
+        if (!refused) {
+            commit_group(s, head, n_batches);
+            health_after_group(s, head);
+        }
         while (head) {
             store_batch_t *next = head->next;
             complete(s, head);
             head = next;
         }
-        s->be->tidy(s->db); /* SQLite: restarts the WAL once it is copied */
+        if (refused || atomic_load(&s->h_fault) != 0) {
+            pthread_mutex_lock(&s->q_mu);
+            continue;
+        }
+        /* SQLite: restarts the WAL once it is copied, and reports a checkpoint that cannot
+         * write the database file (an immutable file, a full disk): a fault too. */
+        store__fault_begin(s, s->be->tidy(s->db));
         if (s->be->log_merge)
             store__merge_db_kick(s); /* the database merges, on a thread of its own */
         else

@@ -72,6 +72,8 @@ static fx_t *fx_new(void (*tweak)(api_cfg_t *))
     store_cfg_default(&sc);
     sc.path = f->path;
     sc.synchronous_full = false;
+    sc.disk_reserve_bytes = 0; /* no 64 MiB file per test */
+    sc.probe_ms = 20;          /* a storage fault clears within a test's patience */
     f->store = store_open(&sc, err);
     assert_non_null(f->store);
     f->loop = loop_new(err);

@@ -795,12 +795,14 @@ static void test_error_codes(void **state)
     assert_int_equal(api__code_for_err(-EACCES), COAP_UNAUTHORIZED);
     assert_int_equal(api__code_for_err(-ENOENT), COAP_NOT_FOUND);
     /* The database cannot take it now: retry later (reliability.md S2, S4). */
-    static const int retry[] = {ERR_UNAVAILABLE, -ENOSPC, -EROFS, -EBUSY, -EAGAIN, ERR_TIMEOUT};
+    /* Every storage fault of the write path too: the store probes until it clears
+     * (store/health.c), the device keeps its points meanwhile. */
+    static const int retry[] = {ERR_UNAVAILABLE, -ENOSPC, -EROFS,     -EIO,
+                                -EBUSY,          -EAGAIN, ERR_TIMEOUT};
     for (size_t i = 0; i < sizeof retry / sizeof retry[0]; i++)
         assert_int_equal(api__code_for_err(retry[i]), COAP_SERVICE_UNAVAILABLE);
-    /* The storage is failing, not busy. */
-    assert_int_equal(api__code_for_err(-EIO), COAP_INTERNAL_SERVER_ERROR);
     assert_int_equal(api__code_for_err(-ENOMEM), COAP_INTERNAL_SERVER_ERROR);
+    assert_int_equal(api__code_for_err(ERR_CORRUPT), COAP_INTERNAL_SERVER_ERROR);
     assert_int_equal(api__code_for_err(ERR_STORE), COAP_INTERNAL_SERVER_ERROR);
 }
 
@@ -814,7 +816,8 @@ static void set_query_only(fx_t *f, bool on)
 
 /* reliability.md S4: a database that refuses writes (read-only here; a full disk and
  * PostgreSQL down take the same path) gets 5.03 with Max-Age, piggybacked and replayed to a
- * duplicate, never 2.01; the same device is answered 2.01 again once writes work, without a
+ * duplicate, never 2.01; the store is not ready meanwhile and says why; the same device is
+ * answered 2.01 again once writes work and the store's probe write has seen it, without a
  * restart. */
 static void test_store_refusing_writes(void **state)
 {
@@ -846,7 +849,13 @@ static void test_store_refusing_writes(void **state)
     assert_int_equal(l.n, 0); /* nothing was stored, and nothing was acknowledged */
     store_kv_list_fini(&l);
 
+    assert_string_equal(store_unready_reason(f->store), "database read-only");
+    assert_int_equal(store_ready(f->store), ERR_UNAVAILABLE);
+
     set_query_only(f, false);
+    for (int i = 0; i < 200 && store_unready_reason(f->store); i++) /* probes every 20-160 ms */
+        usleep(10000);
+    assert_null(store_unready_reason(f->store));
     fx_call(f,
             &REQ(.method = COAP_POST, .token = "t3", .path = "api/v1/TOKEN1/telemetry",
                  .payload = "{\"temperature\":21.5}"),

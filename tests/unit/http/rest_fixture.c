@@ -103,6 +103,8 @@ int rest_setup(void **state)
     store_cfg_default(&sc);
     sc.path = path;
     sc.synchronous_full = false;
+    sc.disk_reserve_bytes = 0; /* no 64 MiB file per test */
+    sc.probe_ms = 20;          /* a storage fault clears within a test's patience */
     W.store = store_open(&sc, err);
     assert_non_null(W.store);
     W.reg = registry_new();

@@ -492,18 +492,26 @@ static void test_readyz_body(void **state)
 {
     (void)state;
     int st = 0;
-    json_t *j = http__readyz_body(true, ERR_UNAVAILABLE, "postgresql", &st);
+    json_t *j = http__readyz_body(true, ERR_UNAVAILABLE, NULL, "postgresql", &st);
     assert_int_equal(st, 503);
     assert_string_equal(jstr(j, "status", NULL), "DOWN");
     assert_string_equal(jstr(j, "checks", "server"), "UP");
     assert_string_equal(jstr(j, "checks", "database"), "DOWN");
     assert_string_equal(jstr(j, "backend", NULL), "postgresql");
+    assert_string_equal(jstr(j, "reason", NULL), "database unavailable");
     json_decref(j);
-    j = http__readyz_body(true, 0, "postgresql", &st);
+    /* A storage fault on SQLite (store/health.c) names itself. */
+    j = http__readyz_body(true, ERR_UNAVAILABLE, "disk full", "sqlite", &st);
+    assert_int_equal(st, 503);
+    assert_string_equal(jstr(j, "checks", "database"), "DOWN");
+    assert_string_equal(jstr(j, "reason", NULL), "disk full");
+    json_decref(j);
+    j = http__readyz_body(true, 0, NULL, "postgresql", &st);
     assert_int_equal(st, 200);
     assert_string_equal(jstr(j, "status", NULL), "UP");
+    assert_null(json_object_get(j, "reason"));
     json_decref(j);
-    j = http__readyz_body(false, 0, "sqlite", &st); /* starting or stopping */
+    j = http__readyz_body(false, 0, NULL, "sqlite", &st); /* starting or stopping */
     assert_int_equal(st, 503);
     assert_string_equal(jstr(j, "checks", "server"), "DOWN");
     json_decref(j);
@@ -516,10 +524,13 @@ static void test_store_errors(void **state)
     assert_int_equal(http__err_from_store(-ENOENT), HTTP_E_NOT_FOUND);
     assert_int_equal(http__err_from_store(-EINVAL), HTTP_E_BAD_PARAMS);
     assert_int_equal(http__err_from_store(ERR_CONFLICT), HTTP_E_BAD_PARAMS);
-    static const int retry[] = {ERR_UNAVAILABLE, -ENOSPC, -EROFS, -EBUSY, -EAGAIN, ERR_TIMEOUT};
+    /* Storage faults clear by themselves (store/health.c probes): 503 with Retry-After. */
+    static const int retry[] = {ERR_UNAVAILABLE, -ENOSPC, -EROFS,     -EIO,
+                                -EBUSY,          -EAGAIN, ERR_TIMEOUT};
     for (size_t i = 0; i < sizeof retry / sizeof retry[0]; i++)
         assert_int_equal(http__err_from_store(retry[i]), HTTP_E_UNAVAILABLE);
-    assert_int_equal(http__err_from_store(-EIO), HTTP_E_GENERAL);
+    /* A read that met corruption is an error, never a partial 200. */
+    assert_int_equal(http__err_from_store(ERR_CORRUPT), HTTP_E_GENERAL);
     assert_int_equal(http__err_from_store(ERR_STORE), HTTP_E_GENERAL);
     http_resp_t r = {0};
     http__resp_store_error(&r, ERR_UNAVAILABLE);

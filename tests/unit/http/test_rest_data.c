@@ -205,7 +205,12 @@ static void test_store_refusing_writes(void **state)
     for (size_t i = 0; i < json_array_size(k); i++)
         assert_string_not_equal(json_string_value(json_array_get(k, i)), "refused");
     json_decref(k);
+    /* /readyz's reason (store/health.c), until the probe write sees writes work again. */
+    assert_string_equal(store_unready_reason(W.store), "database read-only");
     set_query_only(false);
+    for (int i = 0; i < 300 && store_unready_reason(W.store); i++)
+        usleep(10000);
+    assert_null(store_unready_reason(W.store));
     assert_null(jreq("POST", ts, "{\"refused\":3}", 200));
     snprintf(keys, sizeof keys, "/api/plugins/telemetry/DEVICE/%s/values/timeseries?keys=refused",
              W.dev_uuid);

@@ -126,6 +126,8 @@ static inline store_t *tstore_reopen(tstore_t *t)
     store_cfg_default(&cfg);
     tstore_cfg_db(t, &cfg);
     cfg.read_pool = 2;
+    cfg.disk_reserve_bytes = 0; /* no 64 MiB file per test */
+    cfg.probe_ms = 20;
     if (t->merge_run_rows)
         cfg.merge_run_rows = t->merge_run_rows;
     if (t->partitioning)

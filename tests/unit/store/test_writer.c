@@ -4,6 +4,7 @@
 
 #include "core/err.h"
 #include "core/loop.h"
+#include "store/pg_int.h" /* pg__err_state: PostgreSQL's SQLSTATEs -> our errors */
 #include "store/sqlite_int.h"
 
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -294,8 +296,12 @@ static sqlite3 *writer_db(const tstore_t *t)
     "CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"                     \
     " RAISE EXCEPTION 'no space left (test)' USING ERRCODE = 'disk_full'; END $$;"                 \
     "CREATE TRIGGER disk_full BEFORE INSERT ON ts_kv_log"                                          \
+    " FOR EACH STATEMENT EXECUTE FUNCTION disk_full();"                                            \
+    "CREATE TRIGGER disk_full BEFORE INSERT OR UPDATE ON settings" /* the probe write's table */   \
     " FOR EACH STATEMENT EXECUTE FUNCTION disk_full()"
-#define PG_DISK_FULL_OFF "DROP TRIGGER disk_full ON ts_kv_log; DROP FUNCTION disk_full()"
+#define PG_DISK_FULL_OFF                                                                           \
+    "DROP TRIGGER disk_full ON ts_kv_log; DROP TRIGGER disk_full ON settings;"                     \
+    " DROP FUNCTION disk_full()"
 
 static void test_bad_batch_isolated(void **state)
 {
@@ -352,10 +358,26 @@ static void test_bad_batch_isolated(void **state)
         store_batch_ts(b, dev, &kv);
     }
     assert_int_equal(store_submit_wait(t->s, b), -ENOSPC);
+    /* An episode began (store/health.c): not ready, and the next batch is refused at once
+     * with the same error (5.03 for devices), whichever backend said "disk full". */
+    assert_string_equal(store_unready_reason(t->s), "disk full");
+    assert_int_equal(store_ready(t->s), ERR_UNAVAILABLE);
+    b = store_batch_new();
+    store_kv_t one = {.key = "big", .type = STORE_LONG, .l = 1, .ts = 2};
+    store_batch_ts(b, dev, &one);
+    assert_int_equal(store_submit_wait(t->s, b), -ENOSPC);
+    store_stats_t st;
+    store_get_stats(t->s, &st);
+    assert_int_equal(st.write_faults, 1);
+    assert_true(st.refused_batches >= 1);
     if (t->pg)
         assert_true(tstore_exec(t, PG_DISK_FULL_OFF) >= 0);
     else
         sqlite3_exec(writer_db(t), "PRAGMA max_page_count = 1073741823", NULL, NULL, NULL);
+    /* The probe write (every 20 ms here, then backing off) ends it without a restart. */
+    for (int i = 0; i < 300 && store_unready_reason(t->s); i++)
+        usleep(10000);
+    assert_null(store_unready_reason(t->s));
     b = store_batch_new();
     store_kv_t kv = {.key = "big", .type = STORE_STRING, .s = big, .ts = 1};
     store_batch_ts(b, dev, &kv);
@@ -380,6 +402,45 @@ static void on_ack(void *arg, int status)
     ack_arg_t *x = arg;
     x->a->status[x->i] = status;
     atomic_fetch_add(&x->a->calls, 1);
+}
+
+/* PostgreSQL's storage faults take the same path as SQLite's (a storage-fault episode, 5.03
+ * for devices): the SQLSTATE table maps them to the same errors. */
+static void test_pg_error_states(void **state)
+{
+    (void)state;
+    assert_int_equal(pg__err_state("53100"), -ENOSPC);         /* disk_full */
+    assert_int_equal(pg__err_state("58030"), -EIO);            /* io_error */
+    assert_int_equal(pg__err_state("25006"), -EROFS);          /* read_only_sql_transaction */
+    assert_int_equal(pg__err_state("XX001"), ERR_CORRUPT);     /* data_corrupted */
+    assert_int_equal(pg__err_state("XX002"), ERR_CORRUPT);     /* index_corrupted */
+    assert_int_equal(pg__err_state("57P01"), ERR_UNAVAILABLE); /* admin_shutdown */
+    assert_int_equal(pg__err_state("42P01"), ERR_STORE);       /* undefined_table */
+    assert_true(store_err_is_fault(pg__err_state("53100")));
+    assert_true(store_err_is_fault(pg__err_state("58030")));
+    assert_true(store_err_is_fault(pg__err_state("25006")));
+    assert_false(store_err_is_fault(pg__err_state("57P01"))); /* an outage, not a fault */
+}
+
+/* SQLite keeps a restarted WAL at its largest size; an idle store gives the space back
+ * (sqlite_checkpoint.c truncates a WAL that is copied and quiet for a second). */
+static void test_idle_wal_truncated(void **state)
+{
+    tstore_t *t = *state;
+    if (t->pg)
+        skip(); /* PostgreSQL manages its own WAL */
+    int64_t dev = tstore_device(t->s, "wal");
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(tstore_put(t->s, dev, "k", i, i + 1), 0);
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", t->path);
+    struct stat st;
+    assert_int_equal(stat(wal, &st), 0);
+    assert_true(st.st_size > 0);
+    for (int i = 0; i < 500 && stat(wal, &st) == 0 && st.st_size > 0; i++) /* <= 5 s */
+        usleep(10000);
+    assert_int_equal(st.st_size, 0);
+    assert_int_equal(count_points(t->s, dev, "k"), 200);
 }
 
 static void test_acked_survive_reopen(void **state)
@@ -473,6 +534,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_group_commit_threads, tstore_setup, tstore_teardown),
         cmocka_unit_test_setup_teardown(test_batch_reuse, tstore_setup, tstore_teardown),
         cmocka_unit_test_setup_teardown(test_bad_batch_isolated, tstore_setup, tstore_teardown),
+        cmocka_unit_test_setup_teardown(test_idle_wal_truncated, tstore_setup, tstore_teardown),
+        cmocka_unit_test(test_pg_error_states),
         cmocka_unit_test_setup_teardown(test_acked_survive_reopen, tstore_setup, tstore_teardown),
         cmocka_unit_test(test_normal_sync_and_empty_close),
     };
