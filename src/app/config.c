@@ -207,7 +207,7 @@ static const opt_t opts[] = {
      "lasts this long after the last failure", false},
     {"login-throttle-entries", "security", "login_throttle_entries",
      {"COAPHUB_LOGIN_THROTTLE_ENTRIES"}, T_SIZE, OFF(http.login.max_entries),
-     "failed-login counters kept (~40 bytes each); when full, the least recently failed one "
+     "failed-login counters kept (48 bytes each); when full, the least recently failed one "
      "that locks nothing is dropped", false},
     {"login-max-concurrent", "security", "login_max_concurrent",
      {"COAPHUB_LOGIN_MAX_CONCURRENT"}, T_INT, OFF(http.login.max_concurrent),

@@ -22,7 +22,7 @@ typedef struct http_login_cfg {
     int max_fails;      /* failures for one user from one address, or in total (5) */
     int addr_max_fails; /* failures from one address, any user names (20) */
     int64_t lock_ms;    /* a count lasts this long after its last failure (60000) */
-    size_t max_entries; /* throttle table entries, ~40 bytes each (16384) */
+    size_t max_entries; /* throttle table entries, 48 bytes each (16384) */
     int max_concurrent; /* bcrypt checks at once (0 = half the CPU cores, at least 1) */
     int64_t wait_ms;    /* longest wait for a bcrypt slot (1000) */
 } http_login_cfg_t;

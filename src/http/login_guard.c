@@ -13,10 +13,10 @@
  * locks the administrator out (rule 3 only stops addresses that took part). A success from A
  * clears (U, A) only; the per-user count decays by time, so nobody resets it by logging in.
  *
- * Bounded: at most max_entries entries (~40 bytes each) in an open-addressing table at most
- * half full. When full, the entry that failed least recently among those not locking anything
- * is dropped; a live lockout is never dropped, and a failure that finds the table full of
- * lockouts is not recorded (counted in /metrics). Each address can create at most
+ * Bounded: at most max_entries entries in an open-addressing table at most half full (24-byte
+ * slots, 48 bytes an entry). When full, the entry that failed least recently among those not
+ * locking anything is dropped; a live lockout is never dropped, and a failure that finds the
+ * table full of lockouts is not recorded (counted in /metrics). Each address can create at most
  * 1 + 2 * addr_max_fails entries per lock period before rule 1 stops it, so pushing a victim's
  * count out of the table takes hundreds of addresses, not hundreds of names.
  *
