@@ -211,8 +211,9 @@ static const opt_t opts[] = {
      "that locks nothing is dropped", false},
     {"login-max-concurrent", "security", "login_max_concurrent",
      {"COAPHUB_LOGIN_MAX_CONCURRENT"}, T_INT, OFF(http.login.max_concurrent),
-     "password (bcrypt) checks running at once, more get 429; clients without failures wait "
-     "up to 1 s and go first (0 = half the CPU cores)", false},
+     "password (bcrypt) checks running at once; addresses that logged in before, then those "
+     "without failures, wait up to 1 s for one, others get 429 (0 = half the CPU cores)",
+     false},
     {"rpc-default-timeout-ms", "rpc", "default_timeout", {"COAPHUB_RPC_DEFAULT_TIMEOUT_MS"},
      T_I64, OFF(http.rpc_default_timeout_ms), "server-side RPC timeout when none is given",
      false},

@@ -78,13 +78,13 @@ void http__h_login(http_req_t *rq, http_resp_t *rs)
     http_login_guard_t *g = rq->srv->login_guard;
     uint8_t addr[16];
     client_addr(rq, addr);
-    bool clean = true;
-    if (http__login_check(g, user, addr, clock_mono_ms(), &clean) != HTTP_LOGIN_ALLOW) {
+    int prio = HTTP_LOGIN_PRIO_CLEAN;
+    if (http__login_check(g, user, addr, clock_mono_ms(), &prio) != HTTP_LOGIN_ALLOW) {
         http__resp_error(rs, HTTP_E_TOO_MANY, "Too many failed login attempts; try again later");
         json_decref(j);
         return;
     }
-    if (!http__login_gate_enter(g, clean)) {
+    if (!http__login_gate_enter(g, prio)) {
         http__resp_error(rs, HTTP_E_TOO_MANY, "Too many login attempts at once; try again later");
         json_decref(j);
         return;

@@ -35,6 +35,7 @@ typedef struct http_login_stats {
     uint64_t evicted;    /* entries dropped to make room (never a live lockout) */
     uint64_t table_full; /* failures not recorded: the table held only live lockouts */
     uint64_t entries;    /* entries now */
+    uint64_t waiting;    /* clients waiting for a bcrypt slot now */
 } http_login_stats_t;
 
 typedef struct http_auth_stats {

@@ -224,21 +224,23 @@ void http__revoked_stats(http_revoked_t *r, uint64_t *revoked_total, uint64_t *e
 
 struct sockaddr;
 enum { HTTP_LOGIN_ALLOW = 0, HTTP_LOGIN_ADDR_LOCKED, HTTP_LOGIN_USER_LOCKED };
+/* Gate classes: an address with failures, one without, one that logged in before. */
+enum { HTTP_LOGIN_PRIO_DIRTY = 0, HTTP_LOGIN_PRIO_CLEAN = 1, HTTP_LOGIN_PRIO_GOOD = 2 };
 /* The 16-byte key of a client address: IPv4 as IPv4-mapped, IPv6 cut to its /64; NULL gives
  * all zeroes. */
 void http__login_addr_key(const struct sockaddr *sa, uint8_t out[static 16]);
 http_login_guard_t *http__login_guard_new(const http_login_cfg_t *cfg);
 void http__login_guard_free(http_login_guard_t *g);
-/* HTTP_LOGIN_ALLOW or why the attempt is refused (before any password check). *clean (may be
- * NULL) tells whether the address has no failures counted now. */
+/* HTTP_LOGIN_ALLOW or why the attempt is refused (before any password check). *prio (may be
+ * NULL) gets the address's gate class. */
 int http__login_check(http_login_guard_t *g, const char *user, const uint8_t addr[static 16],
-                      int64_t now_ms, bool *clean);
+                      int64_t now_ms, int *prio);
 /* Records the outcome of a password check. */
 void http__login_result(http_login_guard_t *g, const char *user, const uint8_t addr[static 16],
                         bool ok, int64_t now_ms);
-/* A slot to run one bcrypt check: clean clients wait up to cfg.wait_ms and go first, others
- * get false at once when all are busy. Call _leave after the check. */
-bool http__login_gate_enter(http_login_guard_t *g, bool clean);
+/* A slot to run one bcrypt check: GOOD, then CLEAN clients wait up to cfg.wait_ms, a higher
+ * class first; DIRTY ones get false at once when all are busy. Call _leave after the check. */
+bool http__login_gate_enter(http_login_guard_t *g, int prio);
 void http__login_gate_leave(http_login_guard_t *g);
 void http__login_stats(http_login_guard_t *g, http_login_stats_t *out);
 

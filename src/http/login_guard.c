@@ -21,10 +21,12 @@
  * count out of the table takes hundreds of addresses, not hundreds of names.
  *
  * bcrypt costs ~50-100 ms of CPU per check. Refusals above happen before it; the gate below
- * runs at most max_concurrent checks at once. A client from an address without recorded
- * failures waits up to wait_ms for a slot and goes before those with failures, which are
- * refused at once when the gate is full — so a flood cannot pin every core and legitimate
- * logins still get through it first.
+ * runs at most max_concurrent checks at once, in three classes: addresses that logged in
+ * successfully before (kept as entries too, dropped like unlocked ones) go first, then
+ * addresses without failures; both wait up to wait_ms for a slot. Addresses with failures are
+ * refused at once while the gate is full. So a flood cannot pin every core, and an
+ * administrator who logged in from an address before is served ahead of a flood from fresh
+ * addresses (which looks like any newcomer, and is served like one).
  *
  * Keys are SipHash (core/hash.h, secret per-process key) of the lower-cased name and the
  * address prefix: nobody can choose names that share a victim's entry. One mutex: every
@@ -42,11 +44,11 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { K_ADDR = 1, K_USER = 2, K_USER_ADDR = 3 };
+enum { K_ADDR = 1, K_USER = 2, K_USER_ADDR = 3, K_GOOD = 4 /* an address that logged in */ };
 
 typedef struct entry {
-    uint64_t key; /* 0 = free */
-    int64_t last_fail_ms;
+    uint64_t key;         /* 0 = free */
+    int64_t last_fail_ms; /* K_GOOD: the last success (eviction order) */
     uint32_t fails;
     uint8_t kind; /* K_* */
 } entry_t;
@@ -60,7 +62,7 @@ struct http_login_guard {
     http_login_stats_t st;
     /* the bcrypt gate */
     pthread_cond_t gate_cv;
-    int busy, clean_waiting;
+    int busy, waiting[3]; /* by HTTP_LOGIN_PRIO_* */
 };
 
 void http__login_addr_key(const struct sockaddr *sa, uint8_t out[static 16])
@@ -232,7 +234,7 @@ static bool add_fail(http_login_guard_t *g, uint64_t key, int kind, int64_t now)
 }
 
 int http__login_check(http_login_guard_t *g, const char *user, const uint8_t addr[static 16],
-                      int64_t now, bool *clean)
+                      int64_t now, int *prio)
 {
     uint64_t ka = make_key(K_ADDR, NULL, addr), ku = make_key(K_USER, user, NULL),
              kua = make_key(K_USER_ADDR, user, addr);
@@ -247,8 +249,12 @@ int http__login_check(http_login_guard_t *g, const char *user, const uint8_t add
         why = HTTP_LOGIN_USER_LOCKED;
     if (why != HTTP_LOGIN_ALLOW)
         g->st.throttled++;
-    if (clean)
-        *clean = live_fails(g, ea, now) == 0;
+    if (prio) {
+        if (find(g, make_key(K_GOOD, NULL, addr)))
+            *prio = HTTP_LOGIN_PRIO_GOOD;
+        else
+            *prio = live_fails(g, ea, now) == 0 ? HTTP_LOGIN_PRIO_CLEAN : HTTP_LOGIN_PRIO_DIRTY;
+    }
     pthread_mutex_unlock(&g->mu);
     return why;
 }
@@ -263,6 +269,9 @@ void http__login_result(http_login_guard_t *g, const char *user, const uint8_t a
         entry_t *e = find(g, kua);
         if (e)
             remove_at(g, (size_t)(e - g->slots));
+        e = find_or_add(g, make_key(K_GOOD, NULL, addr), K_GOOD, now);
+        if (e)
+            e->last_fail_ms = now;
     } else {
         g->st.failures++;
         g->st.lockouts += add_fail(g, ka, K_ADDR, now);
@@ -272,13 +281,23 @@ void http__login_result(http_login_guard_t *g, const char *user, const uint8_t a
     pthread_mutex_unlock(&g->mu);
 }
 
-bool http__login_gate_enter(http_login_guard_t *g, bool clean)
+/* Whether a client of class prio may take a slot now: one is free and nobody of a higher class
+ * waits for it. */
+static bool may_enter(const http_login_guard_t *g, int prio)
+{
+    if (g->busy >= g->cfg.max_concurrent)
+        return false;
+    for (int p = prio + 1; p <= HTTP_LOGIN_PRIO_GOOD; p++)
+        if (g->waiting[p] > 0)
+            return false;
+    return true;
+}
+
+bool http__login_gate_enter(http_login_guard_t *g, int prio)
 {
     pthread_mutex_lock(&g->mu);
-    bool ok = true;
-    if (!clean) {
-        ok = g->busy < g->cfg.max_concurrent && g->clean_waiting == 0;
-    } else {
+    bool ok = may_enter(g, prio);
+    if (!ok && prio != HTTP_LOGIN_PRIO_DIRTY) {
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += g->cfg.wait_ms / 1000;
@@ -287,20 +306,21 @@ bool http__login_gate_enter(http_login_guard_t *g, bool clean)
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
         }
-        g->clean_waiting++;
-        while (g->busy >= g->cfg.max_concurrent) {
-            if (pthread_cond_timedwait(&g->gate_cv, &g->mu, &until) != 0 &&
-                g->busy >= g->cfg.max_concurrent) {
-                ok = false;
+        g->waiting[prio]++;
+        while (!(ok = may_enter(g, prio))) {
+            if (pthread_cond_timedwait(&g->gate_cv, &g->mu, &until) != 0) {
+                ok = may_enter(g, prio);
                 break;
             }
         }
-        g->clean_waiting--;
+        g->waiting[prio]--;
     }
     if (ok)
         g->busy++;
     else
         g->st.busy++;
+    /* A waiter of a lower class may be next now that this one stopped waiting. */
+    pthread_cond_broadcast(&g->gate_cv);
     pthread_mutex_unlock(&g->mu);
     return ok;
 }
@@ -309,7 +329,7 @@ void http__login_gate_leave(http_login_guard_t *g)
 {
     pthread_mutex_lock(&g->mu);
     g->busy--;
-    pthread_cond_signal(&g->gate_cv);
+    pthread_cond_broadcast(&g->gate_cv);
     pthread_mutex_unlock(&g->mu);
 }
 
@@ -318,5 +338,6 @@ void http__login_stats(http_login_guard_t *g, http_login_stats_t *out)
     pthread_mutex_lock(&g->mu);
     *out = g->st;
     out->entries = g->count;
+    out->waiting = (uint64_t)(g->waiting[0] + g->waiting[1] + g->waiting[2]);
     pthread_mutex_unlock(&g->mu);
 }

@@ -5,11 +5,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -106,16 +109,20 @@ static void test_user_total_refuses_only_failed_addresses(void **state)
     assert_int_equal(http__login_check(g, "victim", a, t + 1, NULL), HTTP_LOGIN_USER_LOCKED);
     assert_int_equal(http__login_check(g, "other", a, t + 1, NULL), HTTP_LOGIN_ALLOW);
     v4("10.0.0.9", a);
-    bool clean = false;
-    assert_int_equal(http__login_check(g, "victim", a, t + 1, &clean), HTTP_LOGIN_ALLOW);
-    assert_true(clean);
+    int prio = -1;
+    assert_int_equal(http__login_check(g, "victim", a, t + 1, &prio), HTTP_LOGIN_ALLOW);
+    assert_int_equal(prio, HTTP_LOGIN_PRIO_CLEAN);
     /* A success clears that address's count for the user, not the user's total. */
     v4("10.0.0.2", a);
     http__login_result(g, "victim", a, true, t + 2);
     assert_int_equal(http__login_check(g, "victim", a, t + 3, NULL), HTTP_LOGIN_ALLOW);
     v4("10.0.0.3", a);
-    assert_int_equal(http__login_check(g, "victim", a, t + 3, &clean), HTTP_LOGIN_USER_LOCKED);
-    assert_false(clean);
+    assert_int_equal(http__login_check(g, "victim", a, t + 3, &prio), HTTP_LOGIN_USER_LOCKED);
+    assert_int_equal(prio, HTTP_LOGIN_PRIO_DIRTY);
+    /* 10.0.0.2 logged in: it is served first by the gate from now on. */
+    v4("10.0.0.2", a);
+    http__login_check(g, "anyone", a, t + 3, &prio);
+    assert_int_equal(prio, HTTP_LOGIN_PRIO_GOOD);
     http__login_guard_free(g);
 }
 
@@ -225,15 +232,77 @@ static void test_gate(void **state)
 {
     (void)state;
     http_login_guard_t *g = http__login_guard_new(&CFG);
-    assert_true(http__login_gate_enter(g, true));
-    assert_false(http__login_gate_enter(g, false));
-    assert_false(http__login_gate_enter(g, true)); /* waited wait_ms (50) */
+    assert_true(http__login_gate_enter(g, HTTP_LOGIN_PRIO_CLEAN));
+    assert_false(http__login_gate_enter(g, HTTP_LOGIN_PRIO_DIRTY));
+    assert_false(http__login_gate_enter(g, HTTP_LOGIN_PRIO_GOOD)); /* waited wait_ms (50) */
     http__login_gate_leave(g);
-    assert_true(http__login_gate_enter(g, false));
+    assert_true(http__login_gate_enter(g, HTTP_LOGIN_PRIO_DIRTY));
     http__login_gate_leave(g);
     http_login_stats_t st;
     http__login_stats(g, &st);
     assert_int_equal(st.busy, 2);
+    http__login_guard_free(g);
+}
+
+typedef struct {
+    http_login_guard_t *g;
+    int prio;
+    bool ok;
+    int order; /* 1 = entered first */
+} waiter_t;
+
+static atomic_int entered;
+
+static void *waiter(void *arg)
+{
+    waiter_t *w = arg;
+    w->ok = http__login_gate_enter(w->g, w->prio);
+    if (w->ok) {
+        w->order = atomic_fetch_add(&entered, 1) + 1;
+        struct timespec ts = {0, 20 * 1000 * 1000}; /* a bcrypt check's worth */
+        nanosleep(&ts, NULL);
+        http__login_gate_leave(w->g);
+    }
+    return NULL;
+}
+
+/* Waits (bounded, 2 s) until n clients wait for the gate. */
+static void until_waiting(http_login_guard_t *g, uint64_t n)
+{
+    for (int i = 0; i < 200; i++) {
+        http_login_stats_t st;
+        http__login_stats(g, &st);
+        if (st.waiting >= n)
+            return;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    fail_msg("nobody waits for the gate");
+}
+
+/* A client from an address that logged in before goes ahead of a newcomer that came first. */
+static void test_gate_order(void **state)
+{
+    (void)state;
+    http_login_cfg_t cfg = CFG;
+    cfg.wait_ms = 3000;
+    http_login_guard_t *g = http__login_guard_new(&cfg);
+    atomic_store(&entered, 0);
+    assert_true(http__login_gate_enter(g, HTTP_LOGIN_PRIO_CLEAN)); /* the slot is busy */
+    waiter_t clean = {g, HTTP_LOGIN_PRIO_CLEAN, false, 0};
+    waiter_t good = {g, HTTP_LOGIN_PRIO_GOOD, false, 0};
+    pthread_t tc, tg;
+    assert_int_equal(pthread_create(&tc, NULL, waiter, &clean), 0);
+    until_waiting(g, 1);
+    assert_int_equal(pthread_create(&tg, NULL, waiter, &good), 0);
+    until_waiting(g, 2);
+    assert_false(http__login_gate_enter(g, HTTP_LOGIN_PRIO_DIRTY)); /* full: refused at once */
+    http__login_gate_leave(g);
+    assert_int_equal(pthread_join(tc, NULL), 0);
+    assert_int_equal(pthread_join(tg, NULL), 0);
+    assert_true(good.ok && clean.ok);
+    assert_int_equal(good.order, 1);
+    assert_int_equal(clean.order, 2);
     http__login_guard_free(g);
 }
 
@@ -285,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_flood_of_names_keeps_victim_count),
         cmocka_unit_test(test_table_full_of_lockouts),
         cmocka_unit_test(test_gate),
+        cmocka_unit_test(test_gate_order),
         cmocka_unit_test(test_revoked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
