@@ -210,10 +210,8 @@ static entry_t *find_or_add(http_login_guard_t *g, uint64_t key, int kind, int64
     entry_t *e = find(g, key);
     if (e)
         return e;
-    if (g->count >= g->cfg.max_entries && !evict_one(g, now)) {
-        g->st.table_full++;
+    if (g->count >= g->cfg.max_entries && !evict_one(g, now))
         return NULL;
-    }
     size_t i = key & g->mask;
     while (g->slots[i].key != 0)
         i = (i + 1) & g->mask;
@@ -226,8 +224,10 @@ static entry_t *find_or_add(http_login_guard_t *g, uint64_t key, int kind, int64
 static bool add_fail(http_login_guard_t *g, uint64_t key, int kind, int64_t now)
 {
     entry_t *e = find_or_add(g, key, kind, now);
-    if (!e)
+    if (!e) {
+        g->st.table_full++;
         return false;
+    }
     e->fails = live_fails(g, e, now) + 1;
     e->last_fail_ms = now;
     return e->fails == limit_of(g, kind);
