@@ -258,6 +258,28 @@ static const opt_t opts[] = {
      "HMAC key for JWTs (default: random, generated once and kept in the database)", true},
     {"jwt-issuer", "security", "jwt_token_issuer", {"COAPHUB_JWT_ISSUER", "JWT_TOKEN_ISSUER"},
      T_STR, OFF(http.jwt_issuer), "JWT issuer claim", false},
+    {"login-max-failures", "security", "login_max_failures", {"COAPHUB_LOGIN_MAX_FAILURES"},
+     T_INT, OFF(http.login.max_fails),
+     "failed logins for one user name before 429: from one address, that address is refused; "
+     "in total, every address that failed for it is refused (addresses that did not fail are "
+     "never refused)", false},
+    {"login-address-max-failures", "security", "login_address_max_failures",
+     {"COAPHUB_LOGIN_ADDRESS_MAX_FAILURES"}, T_INT, OFF(http.login.addr_max_fails),
+     "failed logins from one address (IPv4, IPv6 /64), any user names, before it gets 429",
+     false},
+    {"login-lockout-ms", "security", "login_lockout", {"COAPHUB_LOGIN_LOCKOUT_MS"}, T_I64,
+     OFF(http.login.lock_ms),
+     "failures count while each comes within this many ms of the previous one; a lockout "
+     "lasts this long after the last failure", false},
+    {"login-throttle-entries", "security", "login_throttle_entries",
+     {"COAPHUB_LOGIN_THROTTLE_ENTRIES"}, T_SIZE, OFF(http.login.max_entries),
+     "failed-login counters kept (48 bytes each); when full, the least recently failed one "
+     "that locks nothing is dropped", false},
+    {"login-max-concurrent", "security", "login_max_concurrent",
+     {"COAPHUB_LOGIN_MAX_CONCURRENT"}, T_INT, OFF(http.login.max_concurrent),
+     "password (bcrypt) checks running at once; addresses that logged in before, then those "
+     "without failures, wait up to 1 s for one, others get 429 (0 = half the CPU cores)",
+     false},
     {"rpc-default-timeout-ms", "rpc", "default_timeout", {"COAPHUB_RPC_DEFAULT_TIMEOUT_MS"},
      T_I64, OFF(http.rpc_default_timeout_ms), "server-side RPC timeout when none is given",
      false},
@@ -580,6 +602,19 @@ static int check_database(store_cfg_t *s)
     return 0;
 }
 
+static int check_login(const http_login_cfg_t *l)
+{
+    if (l->max_fails < 1 || l->addr_max_fails < 1 || l->lock_ms < 1 || l->max_entries < 16 ||
+        l->max_entries > 16 * 1024 * 1024 || l->max_concurrent < 0) {
+        fprintf(stderr,
+                "coaphub: --login-max-failures, --login-address-max-failures and "
+                "--login-lockout-ms must be at least 1, --login-throttle-entries "
+                "16..16777216, --login-max-concurrent at least 0\n");
+        return -1;
+    }
+    return 0;
+}
+
 /* Long polls hold a worker thread each (device_poll.c): the cap stays below the worker cap
  * so REST and the web UI always find a worker. */
 static int check_long_polls(const http_cfg_t *h)
@@ -721,6 +756,8 @@ config_result_t config_load(config_t *cfg, int argc, char **argv)
         return CONFIG_EXIT_USAGE;
     }
     if (check_database(&cfg->store) != 0)
+        return CONFIG_EXIT_USAGE;
+    if (check_login(&cfg->http.login) != 0)
         return CONFIG_EXIT_USAGE;
     if (check_http_front(&cfg->http) != 0 || check_long_polls(&cfg->http) != 0)
         return CONFIG_EXIT_USAGE;

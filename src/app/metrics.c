@@ -288,6 +288,39 @@ char *server_metrics_text(void *ctx)
            fs.workers_busy);
     metric(&o, "http_requests_queued_total", "counter",
            "Requests that waited for a free worker (--http-workers reached).", NULL, fs.queued);
+    /* REST login throttle (login_guard.c) and logout revocation (revoked.c). */
+    if (s->http) {
+        http_auth_stats_t as;
+        http_server_auth_stats(s->http, &as);
+        metric(&o, "http_login_failures_total", "counter",
+               "REST logins refused for a wrong password or unknown user.", NULL,
+               as.login.failures);
+        metric(&o, "http_login_throttled_total", "counter",
+               "REST logins answered 429 before the password check (address or user locked).", NULL,
+               as.login.throttled);
+        metric(&o, "http_login_lockouts_total", "counter",
+               "Failed-login counts (address, user, user at address) that reached their limit.",
+               NULL, as.login.lockouts);
+        metric(&o, "http_login_busy_total", "counter",
+               "REST logins answered 429 because every password-check slot was busy.", NULL,
+               as.login.busy);
+        metric(&o, "http_login_throttle_entries", "gauge", "Failed-login counters held now.", NULL,
+               as.login.entries);
+        metric(&o, "http_login_throttle_evicted_total", "counter",
+               "Failed-login counters dropped to make room (never a live lockout).", NULL,
+               as.login.evicted);
+        metric(&o, "http_login_throttle_full_total", "counter",
+               "Failed logins not counted: the table held only live lockouts.", NULL,
+               as.login.table_full);
+        metric(&o, "http_tokens_revoked_total", "counter",
+               "Sessions (or users' older tokens) revoked by logout.", NULL, as.tokens_revoked);
+        metric(&o, "http_revoked_entries", "gauge",
+               "Revoked sessions and users held until their tokens expire.", NULL,
+               as.revoked_entries);
+        metric(&o, "http_revoke_fallbacks_total", "counter",
+               "Logouts that revoked all of the user's tokens: the session set was full.", NULL,
+               as.revoke_fallbacks);
+    }
     put(&o, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
             "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n",
         (unsigned long long)rss_bytes());

@@ -2,6 +2,8 @@
  *
  * Unknown users are checked against a fixed dummy bcrypt hash so that "no such user" and
  * "wrong password" take the same time and give the same answer (no user enumeration).
+ * Failed logins are throttled per address and per user by login_guard.c; logout revokes the
+ * session (revoked.c).
  * Passwords, hashes and tokens are never logged.
  */
 #include "http/http_int.h"
@@ -13,6 +15,7 @@
 #include "core/xmalloc.h"
 
 #include <errno.h>
+#include <microhttpd.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,13 +24,20 @@
 /* bcrypt of a random string nobody knows; verifying against it costs what a real check does. */
 static const char dummy_hash[] = "$2b$10$CwTycUXWue0Thq9StjUM0uJ8.XfVd5/HH0sY7oVOYHQuLPYaNYhha";
 
-static void issue_pair(http_req_t *rq, http_resp_t *rs, const store_user_t *u)
+/* A new access + refresh pair; session_id NULL or "" starts a new session (a login), else the
+ * refreshed pair continues that one, so a logout ends it whichever pair the client holds. */
+static void issue_pair(http_req_t *rq, http_resp_t *rs, const store_user_t *u,
+                       const char *session_id)
 {
     http_server_t *h = rq->srv;
     int64_t now = clock_wall_ms() / 1000;
     http_claims_t c = {.iat = now, .exp = now + h->cfg.jwt_expiration_s};
     snprintf(c.sub, sizeof c.sub, "%s", u->email);
     memcpy(c.user_id, u->uuid, sizeof c.user_id);
+    if (session_id && session_id[0])
+        snprintf(c.session_id, sizeof c.session_id, "%s", session_id);
+    else
+        store_uuid_v4(c.session_id);
     char *access = http__jwt_sign(h->jwt_key, h->jwt_key_len, h->cfg.jwt_issuer, h->tenant_id, &c);
     c.refresh = true;
     c.exp = now + h->cfg.jwt_refresh_expiration_s;
@@ -43,60 +53,18 @@ static void issue_pair(http_req_t *rq, http_resp_t *rs, const store_user_t *u)
     free(refresh);
 }
 
-/* Keyed hash of the lower-cased name: nobody can pick names that share a victim's slot. */
-static uint64_t user_hash(const char *user)
+/* The client's address as the throttle keys it (login_guard.c); all zeroes without a
+ * connection (handlers called directly by unit tests). */
+static void client_addr(const http_req_t *rq, uint8_t out[static 16])
 {
-    size_t n = strlen(user);
-    char *low = xmalloc(n + 1);
-    for (size_t i = 0; i <= n; i++)
-        low[i] = (user[i] >= 'A' && user[i] <= 'Z') ? (char)(user[i] + 32) : user[i];
-    uint64_t x = hash_bytes(low, n);
-    free(low);
-    return x | 1; /* 0 marks a free slot */
-}
-
-/* The slot of user, or the stalest one to reuse. Called with login_mu held. */
-static http_login_slot_t *login_slot(http_server_t *h, uint64_t uh)
-{
-    http_login_slot_t *oldest = &h->login[0];
-    for (size_t i = 0; i < HTTP_LOGIN_SLOTS; i++) {
-        if (h->login[i].user_hash == uh)
-            return &h->login[i];
-        if (h->login[i].last_ms < oldest->last_ms)
-            oldest = &h->login[i];
-    }
-    oldest->user_hash = uh;
-    oldest->fails = 0;
-    oldest->last_ms = 0;
-    return oldest;
+    const union MHD_ConnectionInfo *ci =
+        rq->conn ? MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
+    http__login_addr_key(ci ? ci->client_addr : NULL, out);
 }
 
 /* Throttling is keyed by the name typed, whether or not that user exists, so it tells an
- * attacker nothing about which accounts are real. */
-static bool login_locked(http_server_t *h, const char *user, int64_t now)
-{
-    pthread_mutex_lock(&h->login_mu);
-    http_login_slot_t *s = login_slot(h, user_hash(user));
-    bool locked = s->fails >= HTTP_LOGIN_MAX_FAILS && now - s->last_ms < HTTP_LOGIN_LOCK_MS;
-    pthread_mutex_unlock(&h->login_mu);
-    return locked;
-}
-
-static void login_result(http_server_t *h, const char *user, bool ok, int64_t now)
-{
-    pthread_mutex_lock(&h->login_mu);
-    http_login_slot_t *s = login_slot(h, user_hash(user));
-    if (ok) {
-        s->fails = 0;
-    } else {
-        if (now - s->last_ms >= HTTP_LOGIN_LOCK_MS)
-            s->fails = 0;
-        s->fails++;
-    }
-    s->last_ms = now;
-    pthread_mutex_unlock(&h->login_mu);
-}
-
+ * attacker nothing about which accounts are real; refusals come before the bcrypt check, so a
+ * flood of wrong passwords costs no hashing, and the gate bounds the checks running at once. */
 void http__h_login(http_req_t *rq, http_resp_t *rs)
 {
     json_t *j = http__json_parse(rq->body, rq->body_len);
@@ -107,22 +75,33 @@ void http__h_login(http_req_t *rq, http_resp_t *rs)
         json_decref(j);
         return;
     }
-    int64_t now = clock_mono_ms();
-    if (login_locked(rq->srv, user, now)) {
+    http_login_guard_t *g = rq->srv->login_guard;
+    uint8_t addr[16];
+    client_addr(rq, addr);
+    int prio = HTTP_LOGIN_PRIO_CLEAN;
+    if (http__login_check(g, user, addr, clock_mono_ms(), &prio) != HTTP_LOGIN_ALLOW) {
         http__resp_error(rs, HTTP_E_TOO_MANY, "Too many failed login attempts; try again later");
+        json_decref(j);
+        return;
+    }
+    if (!http__login_gate_enter(g, prio)) {
+        http__resp_error(rs, HTTP_E_TOO_MANY, "Too many login attempts at once; try again later");
         json_decref(j);
         return;
     }
     store_user_t u;
     memset(&u, 0, sizeof u);
     int rc = store_user_get_by_email(rq->srv->store, user, &u);
+    bool ok = false;
+    if (rc == 0 || rc == -ENOENT)
+        ok = http__password_verify(pw, rc == 0 ? u.password_hash : dummy_hash) && rc == 0;
+    http__login_gate_leave(g);
     if (rc < 0 && rc != -ENOENT) {
         http__resp_store_error(rs, rc); /* not a failed login: no lockout count */
     } else {
-        bool ok = http__password_verify(pw, rc == 0 ? u.password_hash : dummy_hash) && rc == 0;
-        login_result(rq->srv, user, ok, now);
+        http__login_result(g, user, addr, ok, clock_mono_ms());
         if (ok) {
-            issue_pair(rq, rs, &u);
+            issue_pair(rq, rs, &u, NULL);
         } else {
             LOG_I("http", "login failed for a user");
             http__resp_error(rs, HTTP_E_BAD_LOGIN, NULL);
@@ -139,13 +118,16 @@ void http__h_refresh(http_req_t *rq, http_resp_t *rs)
     const char *tok = json_string_value(json_object_get(j, "refreshToken"));
     http_server_t *h = rq->srv;
     http_claims_t c;
-    int rc = http__jwt_verify(h->jwt_key, h->jwt_key_len, tok, clock_wall_ms() / 1000, &c);
+    int64_t now_s = clock_wall_ms() / 1000;
+    int rc = http__jwt_verify(h->jwt_key, h->jwt_key_len, tok, now_s, &c);
     json_decref(j);
     if (rc == -EKEYEXPIRED) {
         http__resp_error(rs, HTTP_E_JWT_EXPIRED, NULL);
         return;
     }
-    if (rc < 0 || !c.refresh) {
+    /* A refresh token of a logged-out session is refused like a forged one. */
+    if (rc < 0 || !c.refresh ||
+        http__revoked_check(http__jwt_cache_revoked(h->jwt_cache), &c, now_s)) {
         http__resp_error(rs, HTTP_E_AUTH, NULL);
         return;
     }
@@ -160,7 +142,7 @@ void http__h_refresh(http_req_t *rq, http_resp_t *rs)
         http__resp_store_error(rs, rc);
         return;
     }
-    issue_pair(rq, rs, &u);
+    issue_pair(rq, rs, &u, c.session_id);
     store_user_fini(&u);
 }
 
@@ -195,11 +177,38 @@ void http__h_user(http_req_t *rq, http_resp_t *rs)
         http__resp_error(rs, HTTP_E_GENERAL, NULL);
 }
 
+/* Ends the session of the access token used: it and every refresh token of the session are
+ * refused from now on (jwt_cache.c checks every request). A token without a sessionId (issued
+ * before sessions existed), or a full session set, revokes all of the user's tokens issued so
+ * far instead (nbf = the next second). TB answers 200 with no body too. */
 void http__h_logout(http_req_t *rq, http_resp_t *rs)
 {
-    (void)rq;
-    /* JWTs are stateless; the client drops them. TB answers 200 with no body too. */
+    http_server_t *h = rq->srv;
+    http_revoked_t *r = http__jwt_cache_revoked(h->jwt_cache);
+    int64_t now_s = clock_wall_ms() / 1000;
+    int64_t life = h->cfg.jwt_refresh_expiration_s > h->cfg.jwt_expiration_s
+                       ? h->cfg.jwt_refresh_expiration_s
+                       : h->cfg.jwt_expiration_s;
+    int64_t until = now_s + life + 1;
+    int rc = -ENOENT;
+    if (rq->claims.session_id[0])
+        rc = http__revoked_add_session(r, rq->claims.session_id, until, now_s);
+    if (rc < 0 && rq->claims.user_id[0])
+        rc = http__revoked_add_user(r, rq->claims.user_id, now_s + 1, until, now_s);
+    if (rc < 0) {
+        LOG_W("http", "logout: the revoked-token set is full; the token stays valid");
+        http__resp_error(rs, HTTP_E_UNAVAILABLE, NULL);
+        return;
+    }
     http__resp_json(rs, 200, NULL);
+}
+
+void http_server_auth_stats(http_server_t *h, http_auth_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    http__login_stats(h->login_guard, &out->login);
+    http__revoked_stats(http__jwt_cache_revoked(h->jwt_cache), &out->tokens_revoked,
+                        &out->revoked_entries, &out->revoke_fallbacks);
 }
 
 int http_bootstrap_admin(store_t *store, const char *email, const char *password,

@@ -17,6 +17,34 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Failed-login throttle (login_guard.c; docs/operations.md "Login throttling"). */
+typedef struct http_login_cfg {
+    int max_fails;      /* failures for one user from one address, or in total (5) */
+    int addr_max_fails; /* failures from one address, any user names (20) */
+    int64_t lock_ms;    /* a count lasts this long after its last failure (60000) */
+    size_t max_entries; /* throttle table entries, 48 bytes each (16384) */
+    int max_concurrent; /* bcrypt checks at once (0 = half the CPU cores, at least 1) */
+    int64_t wait_ms;    /* longest wait for a bcrypt slot (1000) */
+} http_login_cfg_t;
+
+typedef struct http_login_stats {
+    uint64_t failures;   /* wrong password or unknown user */
+    uint64_t throttled;  /* refused with 429 before the password check */
+    uint64_t lockouts;   /* counts that reached their limit */
+    uint64_t busy;       /* refused with 429 because every bcrypt slot was busy */
+    uint64_t evicted;    /* entries dropped to make room (never a live lockout) */
+    uint64_t table_full; /* failures not recorded: the table held only live lockouts */
+    uint64_t entries;    /* entries now */
+    uint64_t waiting;    /* clients waiting for a bcrypt slot now */
+} http_login_stats_t;
+
+typedef struct http_auth_stats {
+    http_login_stats_t login;
+    uint64_t tokens_revoked;   /* sessions (and users) revoked by logout */
+    uint64_t revoked_entries;  /* held now */
+    uint64_t revoke_fallbacks; /* logouts that revoked the whole user: the session set was full */
+} http_auth_stats_t;
+
 typedef struct http_cfg {
     const char *bind_addr;          /* "0.0.0.0" */
     int port;                       /* 8080 */
@@ -60,6 +88,7 @@ typedef struct http_cfg {
     int body_min_rate;            /* bytes/s a request body must average (1024; 0 = off) */
     int threads;                  /* event-loop (epoll) threads (2) */
     int max_workers;              /* threads running handlers at most (512) */
+    http_login_cfg_t login;
 } http_cfg_t;
 
 /* Counters of the front for /metrics. */
@@ -90,6 +119,9 @@ void http_server_set_ready(http_server_t *h, bool ready);
 void http_server_front_stats(http_server_t *h, http_front_stats_t *out);
 /* Stops accepting, waits for running handlers, frees. http_server_stop(NULL) does nothing. */
 void http_server_stop(http_server_t *h);
+
+/* Login throttle and token revocation counters for /metrics. Any thread. */
+void http_server_auth_stats(http_server_t *h, http_auth_stats_t *out);
 
 /* First start: if the store has no user, creates the tenant administrator `email` with
  * `password`; if password is NULL or empty a random one is generated and printed once to

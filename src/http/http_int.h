@@ -27,22 +27,17 @@ struct MHD_Connection;
 #define HTTP_JWT_KEY_LEN 64
 #define HTTP_TOKEN_MAX DEVICE_TOKEN_MAX /* access-token credentialsId length cap */
 
-/* Failed-login throttle: per username (hashed), bounded table, oldest slot reused. */
-#define HTTP_LOGIN_SLOTS 256
-#define HTTP_LOGIN_MAX_FAILS 5        /* failures before the lockout starts */
-#define HTTP_LOGIN_LOCK_MS (60 * 1000) /* lockout after the last failure */
+/* Logged-out sessions remembered until their tokens expire (revoked.c); when full, a logout
+ * ends every session of that user instead. */
+#define HTTP_REVOKED_SESSIONS 16384
 
 /* Verified-token cache (jwt_cache.c) and device uuid -> id cache (device_cache.c). */
 #define HTTP_JWT_CACHE_SLOTS 64
 #define HTTP_DEV_CACHE_SLOTS 32768 /* ~1.5 MiB at most, touched only as devices are used */
 typedef struct http_jwt_cache http_jwt_cache_t;
 typedef struct http_dev_cache http_dev_cache_t;
-
-typedef struct http_login_slot {
-    uint64_t user_hash;
-    int fails;
-    int64_t last_ms;
-} http_login_slot_t;
+typedef struct http_login_guard http_login_guard_t;
+typedef struct http_revoked http_revoked_t;
 
 struct http_server {
     http_cfg_t cfg;          /* string members point into the copies below */
@@ -61,9 +56,8 @@ struct http_server {
     struct http_inflight *inflight; /* RPC calls waiting in the hub (rest_rpc.c) */
     bool stopping;                  /* set by http_server_stop: no new RPC calls or long polls */
     struct http_poll *polls;        /* long polls waiting (device_poll.c) */
-    pthread_mutex_t login_mu;
-    http_login_slot_t login[HTTP_LOGIN_SLOTS];
-    http_jwt_cache_t *jwt_cache; /* access tokens that verified (keyed by the exact string) */
+    http_login_guard_t *login_guard; /* failed-login throttle and bcrypt gate (login_guard.c) */
+    http_jwt_cache_t *jwt_cache;     /* verified access tokens and revoked sessions (jwt_cache.c) */
     http_dev_cache_t *dev_cache; /* device uuid -> id for the telemetry/attribute handlers */
     struct http_devact *devact;  /* activity of devices on the HTTP device API */
     struct http_front *front;    /* deadlines, eviction and handler workers (front.c) */
@@ -75,6 +69,7 @@ struct http_server {
 typedef struct http_claims {
     char sub[256];                    /* user email */
     char user_id[STORE_UUID_LEN + 1];
+    char session_id[STORE_UUID_LEN + 1]; /* "sessionId": one per login, "" in older tokens */
     bool refresh;                     /* a refresh token (scope REFRESH_TOKEN) */
     bool tenant_admin;                /* scopes contain TENANT_ADMIN */
     int64_t iat, exp;                 /* seconds */
@@ -209,6 +204,49 @@ int http__jwt_cache_verify(http_jwt_cache_t *c, const char *token, int64_t now_s
                            http_claims_t *out);
 /* Lookups answered from the cache and not (tests, metrics). */
 void http__jwt_cache_stats(http_jwt_cache_t *c, uint64_t *hits, uint64_t *misses);
+/* The revoked set the cache checks (never NULL): a revoked token gets -EKEYEXPIRED from
+ * http__jwt_cache_verify, as ThingsBoard answers an outdated token. */
+http_revoked_t *http__jwt_cache_revoked(http_jwt_cache_t *c);
+
+/* ---- revoked.c: logged-out sessions and outdated users' tokens ---- */
+
+http_revoked_t *http__revoked_new(size_t max_sessions);
+void http__revoked_free(http_revoked_t *r);
+/* Refuses every token with this sessionId until until_s. -ENOSPC if max_sessions live ones
+ * are held already (the caller then revokes the user). */
+int http__revoked_add_session(http_revoked_t *r, const char *session_id, int64_t until_s,
+                              int64_t now_s);
+/* Refuses the user's tokens issued before nbf_s (seconds), until until_s. -ENOSPC if full. */
+int http__revoked_add_user(http_revoked_t *r, const char *user_id, int64_t nbf_s, int64_t until_s,
+                           int64_t now_s);
+/* True if a token with these (verified) claims is revoked at now_s. */
+bool http__revoked_check(http_revoked_t *r, const http_claims_t *c, int64_t now_s);
+void http__revoked_stats(http_revoked_t *r, uint64_t *revoked_total, uint64_t *entries,
+                         uint64_t *fallbacks);
+
+/* ---- login_guard.c: failed-login throttle (rules at the top of the file) ---- */
+
+struct sockaddr;
+enum { HTTP_LOGIN_ALLOW = 0, HTTP_LOGIN_ADDR_LOCKED, HTTP_LOGIN_USER_LOCKED };
+/* Gate classes: an address with failures, one without, one that logged in before. */
+enum { HTTP_LOGIN_PRIO_DIRTY = 0, HTTP_LOGIN_PRIO_CLEAN = 1, HTTP_LOGIN_PRIO_GOOD = 2 };
+/* The 16-byte key of a client address: IPv4 as IPv4-mapped, IPv6 cut to its /64; NULL gives
+ * all zeroes. */
+void http__login_addr_key(const struct sockaddr *sa, uint8_t out[static 16]);
+http_login_guard_t *http__login_guard_new(const http_login_cfg_t *cfg);
+void http__login_guard_free(http_login_guard_t *g);
+/* HTTP_LOGIN_ALLOW or why the attempt is refused (before any password check). *prio (may be
+ * NULL) gets the address's gate class. */
+int http__login_check(http_login_guard_t *g, const char *user, const uint8_t addr[static 16],
+                      int64_t now_ms, int *prio);
+/* Records the outcome of a password check. */
+void http__login_result(http_login_guard_t *g, const char *user, const uint8_t addr[static 16],
+                        bool ok, int64_t now_ms);
+/* A slot to run one bcrypt check: GOOD, then CLEAN clients wait up to cfg.wait_ms, a higher
+ * class first; DIRTY ones get false at once when all are busy. Call _leave after the check. */
+bool http__login_gate_enter(http_login_guard_t *g, int prio);
+void http__login_gate_leave(http_login_guard_t *g);
+void http__login_stats(http_login_guard_t *g, http_login_stats_t *out);
 
 /* ---- device_cache.c ---- */
 

@@ -115,6 +115,9 @@ char *http__jwt_sign(const uint8_t *key, size_t key_len, const char *issuer,
                                (json_int_t)c->iat, "exp", (json_int_t)c->exp);
     if (!claims)
         return NULL;
+    /* One per login, shared by the pair and the pairs refreshed from it (logout revokes it). */
+    if (c->session_id[0])
+        json_object_set_new(claims, "sessionId", json_string(c->session_id));
     char *payload = http__dumps(claims);
     json_decref(claims);
     char *h64 = http__b64url((const uint8_t *)header, strlen(header));
@@ -189,6 +192,9 @@ int http__jwt_verify(const uint8_t *key, size_t key_len, const char *token, int6
     snprintf(out->sub, sizeof out->sub, "%s", sub);
     if (uid && strlen(uid) == STORE_UUID_LEN)
         memcpy(out->user_id, uid, STORE_UUID_LEN + 1);
+    const char *sid = json_string_value(json_object_get(j, "sessionId"));
+    if (sid && strlen(sid) == STORE_UUID_LEN)
+        memcpy(out->session_id, sid, STORE_UUID_LEN + 1);
     out->exp = json_integer_value(exp);
     out->iat = json_integer_value(json_object_get(j, "iat"));
     size_t i;

@@ -11,6 +11,11 @@
  * -EKEYEXPIRED). Tokens are compared in constant time over their length; copies are wiped
  * when evicted or freed and never logged. Bounded: HTTP_JWT_CACHE_SLOTS tokens of at most
  * JWT_CACHE_MAX_TOKEN bytes. One mutex: a hit holds it for a compare and a copy.
+ *
+ * Every answer, hit or full check, then goes through the revoked set (revoked.c): a token of
+ * a logged-out session gets -EKEYEXPIRED (ThingsBoard's "Token has expired" for an outdated
+ * token). The set lives here because every authenticated request — REST, the web UI, its
+ * event stream (?token=), OTA uploads — passes through this one call.
  */
 #include "http/http_int.h"
 
@@ -18,6 +23,7 @@
 #include "core/hash.h"
 #include "core/xmalloc.h"
 
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -37,6 +43,7 @@ struct http_jwt_cache {
     size_t key_len;
     slot_t slots[HTTP_JWT_CACHE_SLOTS];
     uint64_t hits, misses; /* for tests */
+    http_revoked_t *revoked;
 };
 
 http_jwt_cache_t *http__jwt_cache_new(const uint8_t *key, size_t key_len)
@@ -46,6 +53,7 @@ http_jwt_cache_t *http__jwt_cache_new(const uint8_t *key, size_t key_len)
     memcpy(c->key, key, key_len);
     c->key_len = key_len;
     pthread_mutex_init(&c->mu, NULL);
+    c->revoked = http__revoked_new(HTTP_REVOKED_SESSIONS);
     return c;
 }
 
@@ -65,6 +73,7 @@ void http__jwt_cache_free(http_jwt_cache_t *c)
     for (size_t i = 0; i < HTTP_JWT_CACHE_SLOTS; i++)
         slot_clear(&c->slots[i]);
     pthread_mutex_destroy(&c->mu);
+    http__revoked_free(c->revoked);
     OPENSSL_cleanse(c->key, sizeof c->key);
     free(c);
 }
@@ -76,8 +85,7 @@ static size_t slot_of(const char *t, size_t n)
     return (size_t)(hash_bytes(t, n) % HTTP_JWT_CACHE_SLOTS);
 }
 
-int http__jwt_cache_verify(http_jwt_cache_t *c, const char *token, int64_t now_s,
-                           http_claims_t *out)
+static int cached_verify(http_jwt_cache_t *c, const char *token, int64_t now_s, http_claims_t *out)
 {
     size_t n = token ? strnlen(token, JWT_CACHE_MAX_TOKEN + 1) : 0;
     if (n == 0 || n > JWT_CACHE_MAX_TOKEN)
@@ -107,6 +115,20 @@ int http__jwt_cache_verify(http_jwt_cache_t *c, const char *token, int64_t now_s
         pthread_mutex_unlock(&c->mu);
     }
     return rc;
+}
+
+int http__jwt_cache_verify(http_jwt_cache_t *c, const char *token, int64_t now_s,
+                           http_claims_t *out)
+{
+    int rc = cached_verify(c, token, now_s, out);
+    if (rc == 0 && http__revoked_check(c->revoked, out, now_s))
+        return -EKEYEXPIRED;
+    return rc;
+}
+
+http_revoked_t *http__jwt_cache_revoked(http_jwt_cache_t *c)
+{
+    return c->revoked;
 }
 
 void http__jwt_cache_stats(http_jwt_cache_t *c, uint64_t *hits, uint64_t *misses)

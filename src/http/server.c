@@ -60,6 +60,12 @@ void http_cfg_default(http_cfg_t *cfg)
     cfg->body_min_rate = 1024;
     cfg->threads = 2;
     cfg->max_workers = 512;
+    cfg->login = (http_login_cfg_t){.max_fails = 5,
+                                    .addr_max_fails = 20,
+                                    .lock_ms = 60000,
+                                    .max_entries = 16384,
+                                    .max_concurrent = 0,
+                                    .wait_ms = 1000};
 }
 
 /* Per-connection state between libmicrohttpd's calls for one request. */
@@ -491,7 +497,7 @@ http_server_t *http_server_start(const http_cfg_t *cfg, store_t *store, registry
     h->reg = reg;
     h->hub = hub;
     pthread_mutex_init(&h->mu, NULL);
-    pthread_mutex_init(&h->login_mu, NULL);
+    h->login_guard = http__login_guard_new(&cfg->login);
     pthread_cond_init(&h->bg_done, NULL);
     atomic_init(&h->ready, false);
     int rc = load_identity(h, cfg->jwt_signing_key, err);
@@ -555,7 +561,7 @@ fail:
     http__dev_cache_free(h->dev_cache);
     OPENSSL_cleanse(h->jwt_key, sizeof h->jwt_key);
     pthread_mutex_destroy(&h->mu);
-    pthread_mutex_destroy(&h->login_mu);
+    http__login_guard_free(h->login_guard);
     pthread_cond_destroy(&h->bg_done);
     free(h->bind_addr);
     free(h->jwt_issuer);
@@ -605,7 +611,7 @@ void http_server_stop(http_server_t *h)
     http__dev_cache_free(h->dev_cache);
     OPENSSL_cleanse(h->jwt_key, sizeof h->jwt_key);
     pthread_mutex_destroy(&h->mu);
-    pthread_mutex_destroy(&h->login_mu);
+    http__login_guard_free(h->login_guard);
     pthread_cond_destroy(&h->bg_done);
     free(h->bind_addr);
     free(h->jwt_issuer);
