@@ -42,7 +42,7 @@ typedef struct config {
     bool check_config;
     /* Strings config_load allocated, by option index (freed by config_free); the others
      * point to constants of the _cfg_default functions. */
-    char *owned[64];
+    char *owned[96];
 } config_t;
 
 /* Fills cfg with every default: the app's own, then each module's _cfg_default(). No
