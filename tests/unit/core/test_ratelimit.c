@@ -1,0 +1,117 @@
+/* test_ratelimit.c — the token-bucket table: burst then refusal with the wait in whole
+ * seconds (RFC 8516 Max-Age), refill at the rate, buckets independent per key, off when the
+ * rate is 0, and bounded memory: more keys than buckets reuse the least recently used one
+ * (idle ones first in practice; an active one only under a flood, counted). Time is passed
+ * in, so nothing here depends on the machine's speed. */
+#include "core/ratelimit.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static void test_burst_then_wait(void **state)
+{
+    (void)state;
+    ratelimit_t *rl = ratelimit_new(8, 10, 5); /* 10/s, burst 5 */
+    int64_t t = 1000;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(ratelimit_take(rl, "dev1", 4, t), 0);
+    assert_int_equal(ratelimit_take(rl, "dev1", 4, t), 1); /* 100 ms to a token: 1 s */
+    assert_int_equal(ratelimit_take(rl, "dev1", 4, t + 99), 1);
+    assert_int_equal(ratelimit_take(rl, "dev1", 4, t + 100), 0); /* one token refilled */
+    assert_int_equal(ratelimit_take(rl, "dev1", 4, t + 100), 1);
+    /* Another key has its own bucket. */
+    assert_int_equal(ratelimit_take(rl, "dev2", 4, t + 100), 0);
+    /* Refill stops at the burst. */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(ratelimit_take(rl, "dev1", 4, t + 100000), 0);
+    assert_int_not_equal(ratelimit_take(rl, "dev1", 4, t + 100000), 0);
+    /* A clock that steps back refills nothing and does not underflow. */
+    assert_int_not_equal(ratelimit_take(rl, "dev1", 4, t), 0);
+    ratelimit_free(rl);
+}
+
+static void test_slow_rate_max_age(void **state)
+{
+    (void)state;
+    ratelimit_t *rl = ratelimit_new(4, 1, 1); /* 1/s */
+    assert_int_equal(ratelimit_take(rl, "k", 1, 0), 0);
+    assert_int_equal(ratelimit_take(rl, "k", 1, 0), 1);
+    assert_int_equal(ratelimit_take(rl, "k", 1, 1), 1); /* 999 ms -> 1 s, never 0 */
+    ratelimit_free(rl);
+    /* Below one per second is not expressible: rate is per second. Large rates: Max-Age is
+     * still at least 1 (RFC 8516: the client waits at least that long). */
+    rl = ratelimit_new(4, 100000, 1);
+    assert_int_equal(ratelimit_take(rl, "k", 1, 0), 0);
+    assert_int_equal(ratelimit_take(rl, "k", 1, 0), 1);
+    assert_int_equal(ratelimit_take(rl, "k", 1, 1), 0);
+    ratelimit_free(rl);
+}
+
+static void test_off(void **state)
+{
+    (void)state;
+    assert_null(ratelimit_new(16, 0, 100));
+    assert_int_equal(ratelimit_take(NULL, "k", 1, 0), 0);
+    ratelimit_stats_t st;
+    ratelimit_get_stats(NULL, &st);
+    assert_int_equal(st.buckets, 0);
+    ratelimit_free(NULL);
+}
+
+static void test_bounded_lru(void **state)
+{
+    (void)state;
+    ratelimit_t *rl = ratelimit_new(4, 1, 2); /* 4 buckets */
+    int64_t t = 0;
+    /* "old" spends its burst; then a flood of 1,000 distinct keys (random addresses). */
+    assert_int_equal(ratelimit_take(rl, "old", 3, t), 0);
+    assert_int_equal(ratelimit_take(rl, "old", 3, t), 0);
+    assert_int_not_equal(ratelimit_take(rl, "old", 3, t), 0);
+    char k[16];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        assert_int_equal(ratelimit_take(rl, k, strlen(k), t), 0); /* a new key: full bucket */
+    }
+    ratelimit_stats_t st;
+    ratelimit_get_stats(rl, &st);
+    assert_int_equal(st.buckets, 4); /* never more than cap */
+    /* Each flood key took one token and was evicted before it refilled: active evictions. */
+    assert_int_equal(st.evicted_active, 997);
+    /* A recently used key survives a few new ones: most recent stays. */
+    assert_int_equal(ratelimit_take(rl, "k999", 4, t), 0);
+    assert_int_not_equal(ratelimit_take(rl, "k999", 4, t), 0);
+    /* Idle buckets (full again) are counted apart. */
+    t += 10000;
+    ratelimit_take(rl, "x1", 2, t);
+    ratelimit_get_stats(rl, &st);
+    assert_int_equal(st.evicted_idle, 1);
+    ratelimit_free(rl);
+}
+
+static void test_long_keys_cut(void **state)
+{
+    (void)state;
+    ratelimit_t *rl = ratelimit_new(4, 1, 1);
+    const char *a = "0123456789abcdefXXX", *b = "0123456789abcdefYYY"; /* same first 16 */
+    assert_int_equal(ratelimit_take(rl, a, strlen(a), 0), 0);
+    assert_int_not_equal(ratelimit_take(rl, b, strlen(b), 0), 0);
+    ratelimit_free(rl);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_burst_then_wait),
+        cmocka_unit_test(test_slow_rate_max_age),
+        cmocka_unit_test(test_off),
+        cmocka_unit_test(test_bounded_lru),
+        cmocka_unit_test(test_long_keys_cut),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
