@@ -4,8 +4,9 @@
  *
  * Stage order for an incoming datagram (Californium's CoapUdpStack is the model):
  *   parse -> (empty CON -> RST ping; RST/ACK -> match our CONs) -> dedup by (peer, MID)
- *   -> unknown critical option -> 4.02 -> Observe deregistration/replacement -> Block1
- *   reassembly (capped) -> Block2 follow-ups served from the cached body -> ops.on_request.
+ *   -> unknown critical option -> 4.02 -> ops.admit (credentials, rate limits: nothing is
+ *   kept for a refused request) -> Observe deregistration/replacement -> Block1 reassembly
+ *   (capped) -> Block2 follow-ups served from the cached body -> ops.on_request.
  *
  * Responses: the application answers each request exactly once with coap_exchange_respond(),
  * either inside on_request or later (for example after a store commit). If the answer comes
