@@ -4,8 +4,8 @@
  *
  * Stage order for an incoming datagram (Californium's CoapUdpStack is the model):
  *   parse -> (empty CON -> RST ping; RST/ACK -> match our CONs) -> dedup by (peer, MID)
- *   -> unknown critical option -> 4.02 -> ops.admit (credentials, rate limits: nothing is
- *   kept for a refused request) -> Observe deregistration/replacement -> Block1 reassembly
+ *   -> unknown critical option -> 4.02 -> Observe deregistration/replacement -> ops.admit
+ *   (credentials, rate limits: nothing is kept for a refused request) -> Block1 reassembly
  *   (capped) -> Block2 follow-ups served from the cached body -> ops.on_request.
  *
  * Responses: the application answers each request exactly once with coap_exchange_respond(),
@@ -109,8 +109,9 @@ typedef enum {
 
 typedef struct coap_engine_ops {
     /* Optional: admission of a new request (never a duplicate), before the engine keeps any
-     * state for it — Block1 reassembly, Observe changes, Block2 follow-ups from the cache —
+     * state for it — Block1 reassembly, a new observation, Block2 follow-ups from the cache —
      * so that a request which is refused (unknown credentials, rate limit) costs no memory.
+     * (Observe deregistration and replacement, which only free state, come before it.)
      * req->payload is this datagram's only. Returns 0 to go on (req->owner may be set), or
      * the code to answer with at once (the hook may call coap_exchange_set_max_age(x) first;
      * it must not respond itself). */

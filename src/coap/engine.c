@@ -1,8 +1,8 @@
 /* engine.c — the stage order for an incoming datagram, the request view, and exchanges.
  *
  * Stages, in this fixed order (Californium's CoapUdpStack is the model): parse -> ACK/RST
- * matching and ping -> dedup by (peer, MID) -> option checks (4.02, 5.05, 4.00) -> admission
- * (ops.admit) -> Observe deregistration/replacement -> Block1 reassembly -> Block2
+ * matching and ping -> dedup by (peer, MID) -> option checks (4.02, 5.05, 4.00) -> Observe
+ * deregistration/replacement -> admission (ops.admit) -> Block1 reassembly -> Block2
  * follow-ups from the cache -> ops.on_request. Each stage either answers the request itself or passes it on.
  *
  * Invariant: the handler runs at most once per (peer, MID) within exchange_lifetime_ms (as
@@ -503,17 +503,6 @@ static void handle_request(coap_peer_t *ps, const coap_pdu_t *pdu)
         }
         x->has_block2 = true;
     }
-    /* Admission before any state: a refused request (unknown credentials, rate limit)
-     * changes no observation and starts no Block1 transfer. */
-    if (e->ops.admit) {
-        req.payload = pdu->payload ? (coap_slice_t){pdu->payload, pdu->payload_len}
-                                   : (coap_slice_t){pdu->buf + pdu->len, 0};
-        uint8_t refused = e->ops.admit(e->app, x, &req);
-        if (refused) {
-            coap_exchange_respond(x, refused, COAP_CF_NONE, NULL, 0);
-            return;
-        }
-    }
     if (req.method == COAP_GET && req.has_observe) {
         /* RFC 7641 §3.1 (re-registration replaces) and §3.6 (Observe=1 deregisters); the
          * request still goes to the application, which answers it (2.02 for Observe=1). */
@@ -522,6 +511,19 @@ static void handle_request(coap_peer_t *ps, const coap_pdu_t *pdu)
             coap__obs_end(o, COAP_OBS_END_DEREGISTERED);
         else if (o && req.observe == 0)
             coap__obs_end(o, COAP_OBS_END_REPLACED);
+    }
+    /* Admission before any state is kept: a refused request (unknown credentials, rate
+     * limit) starts no Block1 transfer and no observation. (The Observe stage above only
+     * ends relations of this very peer and token, as Californium does before the resource
+     * sees the request.) */
+    if (e->ops.admit) {
+        req.payload = pdu->payload ? (coap_slice_t){pdu->payload, pdu->payload_len}
+                                   : (coap_slice_t){pdu->buf + pdu->len, 0};
+        uint8_t refused = e->ops.admit(e->app, x, &req);
+        if (refused) {
+            coap_exchange_respond(x, refused, COAP_CF_NONE, NULL, 0);
+            return;
+        }
     }
     uint8_t *body = NULL;
     size_t body_len = 0;
