@@ -30,8 +30,8 @@ struct ratelimit {
     uint64_t max_milli; /* burst * 1000 */
     size_t cap;
     bucket_t *all;
-    bucket_t *free_list;
-    bucket_t lru; /* sentinel: lru.next is the least recently used */
+    size_t n_used; /* all[0..n_used) have been handed out; the rest were never touched */
+    bucket_t lru;  /* sentinel: lru.next is the least recently used */
     htab_t index;
     ratelimit_stats_t stats;
 };
@@ -44,11 +44,9 @@ ratelimit_t *ratelimit_new(size_t cap, uint32_t rate, uint32_t burst)
     rl->rate = rate;
     rl->max_milli = (uint64_t)(burst ? burst : 1) * 1000u;
     rl->cap = cap ? cap : 1;
+    /* Zeroed pages the kernel maps on first use: an idle table costs no resident memory,
+     * a table in use what its busiest moment needed (~72 bytes a bucket). */
     rl->all = xcalloc(rl->cap, sizeof *rl->all);
-    for (size_t i = rl->cap; i-- > 0;) {
-        rl->all[i].next = rl->free_list;
-        rl->free_list = &rl->all[i];
-    }
     rl->lru.prev = rl->lru.next = &rl->lru;
     /* Slots for the full table up front: the index never grows (load <= 1 at cap). */
     htab_init(&rl->index, rl->cap);
@@ -106,9 +104,9 @@ static uint64_t refill(const ratelimit_t *rl, const bucket_t *b, int64_t now_ms)
 
 static bucket_t *bucket_new(ratelimit_t *rl, const rl_key_t *k, uint64_t h, int64_t now_ms)
 {
-    bucket_t *b = rl->free_list;
-    if (b) {
-        rl->free_list = b->next;
+    bucket_t *b;
+    if (rl->n_used < rl->cap) {
+        b = &rl->all[rl->n_used++];
     } else {
         b = rl->lru.next; /* least recently used */
         if (refill(rl, b, now_ms) >= rl->max_milli)
