@@ -4,6 +4,10 @@
  * (idle ones first in practice; an active one only under a flood, counted). Time is passed
  * in, so nothing here depends on the machine's speed. */
 #include "core/ratelimit.h"
+#include "core/sockaddr.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -104,6 +108,46 @@ static void test_long_keys_cut(void **state)
     ratelimit_free(rl);
 }
 
+/* The per-address key: IPv4 alone (also IPv4-mapped), IPv6 by its /64, never the port. */
+static size_t key_of(const char *ip, uint16_t port, uint8_t out[static SOCKADDR_PREFIX_KEY_MAX])
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+    } else {
+        assert_int_equal(inet_pton(AF_INET6, ip, &a6->sin6_addr), 1);
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+    }
+    return sockaddr_prefix_key(&ss, out);
+}
+
+static void test_prefix_key(void **state)
+{
+    (void)state;
+    uint8_t a[SOCKADDR_PREFIX_KEY_MAX], b[SOCKADDR_PREFIX_KEY_MAX];
+    assert_int_equal(key_of("10.1.2.3", 1000, a), 5);
+    assert_int_equal(key_of("10.1.2.3", 2000, b), 5);
+    assert_memory_equal(a, b, 5); /* ports do not matter */
+    assert_int_equal(key_of("::ffff:10.1.2.3", 3000, b), 5);
+    assert_memory_equal(a, b, 5); /* IPv4-mapped on a "::" socket is the IPv4 address */
+    assert_int_equal(key_of("10.1.2.4", 1000, b), 5);
+    assert_memory_not_equal(a, b, 5);
+    assert_int_equal(key_of("2001:db8:1:2::1", 1, a), 9);
+    assert_int_equal(key_of("2001:db8:1:2:ffff::9", 2, b), 9);
+    assert_memory_equal(a, b, 9); /* one /64 */
+    assert_int_equal(key_of("2001:db8:1:3::1", 1, b), 9);
+    assert_memory_not_equal(a, b, 9);
+    struct sockaddr_storage un;
+    memset(&un, 0, sizeof un);
+    un.ss_family = AF_UNIX;
+    assert_int_equal(sockaddr_prefix_key(&un, a), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -112,6 +156,7 @@ int main(void)
         cmocka_unit_test(test_off),
         cmocka_unit_test(test_bounded_lru),
         cmocka_unit_test(test_long_keys_cut),
+        cmocka_unit_test(test_prefix_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
