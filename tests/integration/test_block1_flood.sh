@@ -29,7 +29,8 @@ j() { jq -c "$1" <<<"$out"; }
 assert_eq "$(j '.baseline[-1]')" '"2.01"' "baseline Block1 upload"
 [ "$(j .flood_sent)" -ge 20800 ] || fail "flood sent only $(j .flood_sent) datagrams"
 log "flood: $(j .flood_sent) datagrams in $(j .flood_seconds) s; legit uploads during it:" \
-    "$(j .during_ok)/$(j .during_total) ok; failures: $(j .during_bad)"
+    "$(j .during_ok)/$(j .during_total) ok; failures: $(j .during_bad);" \
+    "retransmissions: $(j .legit_retransmissions)"
 [ "$(j .during_total)" -ge 1 ] || fail "no legitimate upload ran during the flood"
 assert_eq "$(j .during_ok)" "$(j .during_total)" "every legitimate upload during the flood got 2.01"
 assert_eq "$(j '[.after[][-1]] | unique')" '["2.01"]' "legitimate uploads after the flood get 2.01"
