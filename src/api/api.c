@@ -5,8 +5,9 @@
  * Order for every request (spec §1.2, STYLE.md §2.4), in the engine's admission hook before
  * any state is kept: source-address rate limit -> route (pure) -> method rules -> identity
  * (DTLS certificate identity wins over a token in the path; unknown/missing -> 4.01) ->
- * device rate limit; then, in on_request, activity -> the feature handler, which parses the payload only now: authentication comes
- * before payload parsing, so a bad token with a bad body is 4.01.
+ * device rate limit; then, in on_request, activity -> the feature handler, which parses the
+ * payload only now: authentication comes before payload parsing, so a bad token with a bad
+ * body is 4.01.
  *
  * Tokens are never logged; only device ids are.
  */

@@ -305,9 +305,10 @@ ssize_t coap__build(coap_exchange_t *x, uint8_t **out, size_t out_cap, uint8_t t
                     uint32_t observe);
 
 /* ---- blockwise.c ---- */
-/* Block1 stage: returns the code to answer the request with here (2.31, 4.00, 4.08, 4.13,
- * 5.03 with x's Max-Age set), or 0 when it goes on; then *body and *body_len hold the whole reassembled body
- * (owned by the caller, free()) or NULL for a request without Block1. */
+/* Block1 stage for an admitted request of owner (cfg.block1_per_owner): returns the code to
+ * answer the request with here (2.31, 4.00, 4.08, 4.13, 5.03 with x's Max-Age set), or 0 when
+ * it goes on; then *body and *body_len hold the whole reassembled body (owned by the caller,
+ * free()) or NULL for a request without Block1. */
 uint8_t coap__block1_input(coap_exchange_t *x, const coap_pdu_t *pdu, uint64_t owner,
                            uint8_t **body, size_t *body_len);
 /* Block2 follow-up stage: the cached body that answers x (num > 0 of an earlier GET), or

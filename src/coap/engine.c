@@ -3,7 +3,8 @@
  * Stages, in this fixed order (Californium's CoapUdpStack is the model): parse -> ACK/RST
  * matching and ping -> dedup by (peer, MID) -> option checks (4.02, 5.05, 4.00) -> Observe
  * deregistration/replacement -> admission (ops.admit) -> Block1 reassembly -> Block2
- * follow-ups from the cache -> ops.on_request. Each stage either answers the request itself or passes it on.
+ * follow-ups from the cache -> ops.on_request. Each stage either answers the request itself
+ * or passes it on.
  *
  * Invariant: the handler runs at most once per (peer, MID) within exchange_lifetime_ms (as
  * long as the dedup cap is not exceeded), and every exchange handed out is freed exactly once,
