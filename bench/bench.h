@@ -42,6 +42,8 @@ typedef struct bench_cfg {
     double connect_s;       /* time allowed to establish all DTLS sessions */
     bool dtls;
     bool no_cert;           /* one-way DTLS, token in the path */
+    bool psk;               /* DTLS with a pre-shared key per device (identity = its token) */
+    const char *ciphers;    /* client cipher list (NULL: OpenSSL's, or PSK-AES128-CCM8) */
     const char *cert_dir;   /* read dev-<i>.crt/.key from here, or write generated ones */
     bool gen_certs;
     const char *token_file;
@@ -125,7 +127,8 @@ typedef struct bench_dev {
     SSL_SESSION *sess;      /* saved for --resume */
     X509 *cert;
     EVP_PKEY *key;
-    char *token;
+    char *token;            /* also the PSK identity with --psk */
+    uint8_t psk_key[16];    /* --psk: derived from the token (bench_psk_key) */
     char *dev_id;           /* REST id, when known */
     uint8_t path_buf[256];  /* pre-split Uri-Path segments: len byte + bytes, repeated */
     size_t path_len;
@@ -204,14 +207,22 @@ void bench_net_sweep(bench_t *b);
 int bench_pki_load_or_gen(bench_t *b, bench_dev_t *d, char *err, size_t errlen);
 /* PEM text of the device certificate (caller frees with free()). */
 char *bench_pki_cert_pem(const bench_dev_t *d);
+/* --psk: the device's key, SHA-256("coaphub-bench psk " || token) cut to 16 bytes, so that a
+ * device created by an earlier run with the same token still matches. */
+void bench_psk_key(bench_dev_t *d);
+/* OpenSSL PSK client callback for an SSL whose app data is its bench_dev_t. */
+unsigned bench_psk_client_cb(SSL *ssl, const char *hint, char *identity, unsigned max_identity,
+                             unsigned char *psk, unsigned max_psk);
 
 /* rest.c: the REST calls around a run (libcurl). */
 typedef struct bench_rest bench_rest_t;
 bench_rest_t *bench_rest_login(const char *url, const char *user, const char *password,
                                char *err, size_t errlen);
 void bench_rest_free(bench_rest_t *r);
-/* Creates the device (token or certificate credentials); sets d->dev_id. */
-int bench_rest_create(bench_rest_t *r, bench_dev_t *d, const char *name, bool x509,
+/* The credentials a device is created with. */
+typedef enum { BENCH_CRED_TOKEN, BENCH_CRED_X509, BENCH_CRED_PSK } bench_cred_t;
+/* Creates the device (token, certificate or PSK credentials); sets d->dev_id. */
+int bench_rest_create(bench_rest_t *r, bench_dev_t *d, const char *name, bench_cred_t cred,
                       char *err, size_t errlen);
 /* Looks the device up by name; sets d->dev_id. */
 int bench_rest_lookup(bench_rest_t *r, bench_dev_t *d, const char *name);

@@ -39,6 +39,9 @@ static void usage(FILE *f)
         "      --connect-timeout S  time to establish all sessions (30)\n"
         "      --dtls               CoAP over DTLS 1.2 (X.509 client certificate per device)\n"
         "      --no-cert            one-way DTLS: no client certificate, token in the path\n"
+        "      --psk                DTLS with a pre-shared key per device (identity = token;\n"
+        "                           --create-devices registers PSK credentials)\n"
+        "      --ciphers LIST       client cipher list (default PSK-AES128-CCM8 with --psk)\n"
         "      --certs DIR          read DIR/dev-<i>.crt|.key; with --gen-certs write them\n"
         "      --gen-certs          generate missing certificates (EC P-256, self-signed)\n"
         "      --tokens FILE        access tokens, one per line\n"
@@ -67,26 +70,80 @@ static void usage(FILE *f)
 }
 
 enum {
-    O_RATE = 256, O_DRAIN, O_CONNECT, O_DTLS, O_NOCERT, O_CERTS, O_GENCERTS, O_TOKENS,
-    O_TPREFIX, O_TSTART, O_NPREFIX, O_PATH, O_PAYLOAD, O_PSIZE, O_METHOD, O_CON, O_NON,
-    O_REST, O_USER, O_PASSWORD, O_CREATE, O_DELETE, O_RESUME, O_REPEAT, O_PID, O_HOLD,
-    O_MAXERR, O_JSON, O_RESTCONNS,
+    O_RATE = 256,
+    O_DRAIN,
+    O_CONNECT,
+    O_DTLS,
+    O_NOCERT,
+    O_CERTS,
+    O_GENCERTS,
+    O_TOKENS,
+    O_TPREFIX,
+    O_TSTART,
+    O_NPREFIX,
+    O_PATH,
+    O_PAYLOAD,
+    O_PSIZE,
+    O_METHOD,
+    O_CON,
+    O_NON,
+    O_REST,
+    O_USER,
+    O_PASSWORD,
+    O_CREATE,
+    O_DELETE,
+    O_RESUME,
+    O_REPEAT,
+    O_PID,
+    O_HOLD,
+    O_MAXERR,
+    O_JSON,
+    O_RESTCONNS,
+    O_PSK,
+    O_CIPHERS,
 };
 
 static const struct option opts[] = {
-    {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"devices", 1, 0, 'c'}, {"window", 1, 0, 'w'},
-    {"rate", 1, 0, O_RATE}, {"requests", 1, 0, 'n'}, {"duration", 1, 0, 'd'},
-    {"drain", 1, 0, O_DRAIN}, {"connect-timeout", 1, 0, O_CONNECT}, {"dtls", 0, 0, O_DTLS},
-    {"no-cert", 0, 0, O_NOCERT}, {"certs", 1, 0, O_CERTS}, {"gen-certs", 0, 0, O_GENCERTS},
-    {"tokens", 1, 0, O_TOKENS}, {"token-prefix", 1, 0, O_TPREFIX},
-    {"token-start", 1, 0, O_TSTART}, {"name-prefix", 1, 0, O_NPREFIX}, {"path", 1, 0, O_PATH},
-    {"payload", 1, 0, O_PAYLOAD}, {"payload-size", 1, 0, O_PSIZE}, {"method", 1, 0, O_METHOD},
-    {"con", 0, 0, O_CON}, {"non", 0, 0, O_NON}, {"rest", 1, 0, O_REST}, {"user", 1, 0, O_USER},
-    {"password", 1, 0, O_PASSWORD}, {"create-devices", 0, 0, O_CREATE},
-    {"delete-devices", 0, 0, O_DELETE}, {"resume", 0, 0, O_RESUME}, {"repeat", 1, 0, O_REPEAT},
+    {"host", 1, 0, 'H'},
+    {"port", 1, 0, 'p'},
+    {"devices", 1, 0, 'c'},
+    {"window", 1, 0, 'w'},
+    {"rate", 1, 0, O_RATE},
+    {"requests", 1, 0, 'n'},
+    {"duration", 1, 0, 'd'},
+    {"drain", 1, 0, O_DRAIN},
+    {"connect-timeout", 1, 0, O_CONNECT},
+    {"dtls", 0, 0, O_DTLS},
+    {"no-cert", 0, 0, O_NOCERT},
+    {"certs", 1, 0, O_CERTS},
+    {"gen-certs", 0, 0, O_GENCERTS},
+    {"psk", 0, 0, O_PSK},
+    {"ciphers", 1, 0, O_CIPHERS},
+    {"tokens", 1, 0, O_TOKENS},
+    {"token-prefix", 1, 0, O_TPREFIX},
+    {"token-start", 1, 0, O_TSTART},
+    {"name-prefix", 1, 0, O_NPREFIX},
+    {"path", 1, 0, O_PATH},
+    {"payload", 1, 0, O_PAYLOAD},
+    {"payload-size", 1, 0, O_PSIZE},
+    {"method", 1, 0, O_METHOD},
+    {"con", 0, 0, O_CON},
+    {"non", 0, 0, O_NON},
+    {"rest", 1, 0, O_REST},
+    {"user", 1, 0, O_USER},
+    {"password", 1, 0, O_PASSWORD},
+    {"create-devices", 0, 0, O_CREATE},
+    {"delete-devices", 0, 0, O_DELETE},
+    {"resume", 0, 0, O_RESUME},
+    {"repeat", 1, 0, O_REPEAT},
     {"rest-conns", 1, 0, O_RESTCONNS},
-    {"server-pid", 1, 0, O_PID}, {"hold", 1, 0, O_HOLD}, {"max-error-rate", 1, 0, O_MAXERR},
-    {"json", 0, 0, O_JSON}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+    {"server-pid", 1, 0, O_PID},
+    {"hold", 1, 0, O_HOLD},
+    {"max-error-rate", 1, 0, O_MAXERR},
+    {"json", 0, 0, O_JSON},
+    {"quiet", 0, 0, 'q'},
+    {"help", 0, 0, 'h'},
+    {0, 0, 0, 0},
 };
 
 static int parse(bench_cfg_t *c, int argc, char **argv)
@@ -115,6 +172,12 @@ static int parse(bench_cfg_t *c, int argc, char **argv)
         case O_CONNECT: c->connect_s = atof(optarg); break;
         case O_DTLS: c->dtls = true; break;
         case O_NOCERT: c->no_cert = true; break;
+        case O_PSK:
+            c->psk = c->dtls = true;
+            break;
+        case O_CIPHERS:
+            c->ciphers = optarg;
+            break;
         case O_CERTS: c->cert_dir = optarg; break;
         case O_GENCERTS: c->gen_certs = true; break;
         case O_TOKENS: c->token_file = optarg; break;
@@ -172,7 +235,7 @@ static int parse(bench_cfg_t *c, int argc, char **argv)
         c->dtls = true;
         c->no_cert = false;
         c->devices = 1;
-        c->gen_certs = true;
+        c->gen_certs = !c->psk;
     }
     if (c->mode == BENCH_HANDSHAKE && !c->dtls) {
         fprintf(stderr, "coaphub-bench: handshake mode needs --dtls\n");
@@ -180,11 +243,15 @@ static int parse(bench_cfg_t *c, int argc, char **argv)
     }
     if (!c->port)
         c->port = c->dtls ? 5684 : 5683;
-    bool x509 = c->dtls && !c->no_cert;
+    if (c->psk && c->no_cert) {
+        fprintf(stderr, "coaphub-bench: --psk and --no-cert exclude each other\n");
+        return -1;
+    }
+    bool x509 = c->dtls && !c->no_cert && !c->psk;
     if (!c->path) {
         const char *feat = c->mode == BENCH_OBSERVE ? "attributes" : "telemetry";
         static char def[64];
-        snprintf(def, sizeof def, x509 ? "/api/v1/%s" : "/api/v1/{token}/%s", feat);
+        snprintf(def, sizeof def, x509 || c->psk ? "/api/v1/%s" : "/api/v1/{token}/%s", feat);
         c->path = def;
     }
     if (x509 && !c->cert_dir)
@@ -314,6 +381,8 @@ static int setup(bench_t *b)
         d->next_mid = (uint16_t)(i * 7919u);
         d->next_tok = 1;
         d->obs_tok = 0xFFFFFFF0u;
+        if (c->psk)
+            bench_psk_key(d);
         if (set_path(d, c->path) < 0) {
             fprintf(stderr, "coaphub-bench: path too long\n");
             rc = -1;
@@ -324,7 +393,7 @@ static int setup(bench_t *b)
             free(toks[i]);
         free(toks);
     }
-    if (rc == 0 && c->dtls && !c->no_cert) {
+    if (rc == 0 && c->dtls && !c->no_cert && !c->psk) {
         for (int i = 0; i < c->devices && rc == 0; i++) {
             char err[512];
             if (bench_pki_load_or_gen(b, &b->devs[i], err, sizeof err) < 0) {
@@ -367,7 +436,9 @@ static int rest_devices(bench_t *b, bool create)
         fprintf(stderr, "coaphub-bench: %s\n", err);
         return -1;
     }
-    bool x509 = b->cfg.dtls && !b->cfg.no_cert;
+    bench_cred_t cred = b->cfg.psk                       ? BENCH_CRED_PSK
+                        : b->cfg.dtls && !b->cfg.no_cert ? BENCH_CRED_X509
+                                                         : BENCH_CRED_TOKEN;
     int rc = 0;
     int64_t t0 = bench_now_us();
     for (int i = 0; i < b->cfg.devices && rc == 0; i++) {
@@ -375,7 +446,7 @@ static int rest_devices(bench_t *b, bool create)
         char name[128];
         snprintf(name, sizeof name, "%s%d", b->cfg.name_prefix, d->idx);
         if (create)
-            rc = bench_rest_create(r, d, name, x509, err, sizeof err);
+            rc = bench_rest_create(r, d, name, cred, err, sizeof err);
         else if (bench_rest_lookup(r, d, name) < 0) {
             snprintf(err, sizeof err, "device %s not found over REST", name);
             rc = -1;

@@ -62,6 +62,13 @@ int bench_net_init(bench_t *b)
     SSL_CTX_set_verify(b->ctx, SSL_VERIFY_NONE, NULL);
     /* Client-side session cache off: --resume keeps one SSL_SESSION per device itself. */
     SSL_CTX_set_session_cache_mode(b->ctx, SSL_SESS_CACHE_OFF);
+    const char *ciphers = b->cfg.ciphers ? b->cfg.ciphers : b->cfg.psk ? "PSK-AES128-CCM8" : NULL;
+    if (ciphers && SSL_CTX_set_cipher_list(b->ctx, ciphers) != 1) {
+        fprintf(stderr, "coaphub-bench: no usable cipher in %s\n", ciphers);
+        return -EINVAL;
+    }
+    if (b->cfg.psk)
+        SSL_CTX_set_psk_client_callback(b->ctx, bench_psk_client_cb);
     return 0;
 }
 
@@ -396,6 +403,7 @@ int bench_dev_open(bench_t *b, bench_dev_t *d)
     }
     if (d->sess)
         SSL_set_session(d->ssl, d->sess);
+    SSL_set_app_data(d->ssl, d); /* bench_psk_client_cb finds the device here */
     SSL_set_connect_state(d->ssl);
     d->state = DEV_HANDSHAKE;
     b->hs_inflight++;

@@ -16,7 +16,10 @@
  * others as DER in a store of its own, where resuming costs a d2i_SSL_SESSION),
  * and the close that coaphub-bench's handshake mode does: the client's close_notify, read by
  * the server, answered with the server's. With --resume the client offers the session of its
- * first handshake. The negotiated cipher and group are printed.
+ * first handshake. With --psk the client offers its pre-shared key instead of a certificate
+ * (coaphub-bench's default PSK-AES128-CCM8 or --ciphers) and the server adds coaphub's PSK
+ * suites and answers the identity with one lookup, as coaphub's PSK callback does.
+ * The negotiated cipher and group are printed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -54,7 +57,12 @@ static const char CIPHERS[] = "ECDHE-ECDSA-AES128-CCM8:ECDHE-ECDSA-AES128-GCM-SH
                               "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-CCM:"
                               "ECDHE-ECDSA-AES256-CCM:ECDHE-ECDSA-AES256-CCM8:"
                               "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384";
+static const char PSK_CIPHERS[] =
+    "PSK-AES128-CCM8:PSK-AES128-GCM-SHA256:PSK-AES128-CCM:"
+    "PSK-AES256-GCM-SHA384:PSK-AES256-CCM8:"
+    "ECDHE-PSK-CHACHA20-POLY1305";
 static const char GROUPS[] = "P-256:P-384:X25519";
+static const bench_dev_t *psk_dev; /* --psk: the one device the server knows */
 
 static uint8_t cookie_secret[32];
 static char negotiated[96]; /* "cipher, group X" of the first handshake */
@@ -93,6 +101,16 @@ static int cookie_ok(SSL *ssl, const unsigned char *cookie, unsigned int len)
     return len == 32 && cookie_of(ssl, want) && CRYPTO_memcmp(want, cookie, 32) == 0;
 }
 
+/* The server's PSK lookup: the identity names the one device (coaphub: a registry lookup). */
+static unsigned psk_server(SSL *ssl, const char *identity, unsigned char *psk, unsigned max)
+{
+    (void)ssl;
+    if (!psk_dev || strcmp(identity, psk_dev->token) != 0 || max < sizeof psk_dev->psk_key)
+        return 0;
+    memcpy(psk, psk_dev->psk_key, sizeof psk_dev->psk_key);
+    return sizeof psk_dev->psk_key;
+}
+
 static SSL *mk(SSL_CTX *ctx, int fd, bool server)
 {
     SSL *s = SSL_new(ctx);
@@ -120,8 +138,11 @@ static int one(bench_t *b, SSL_CTX *sctx, int fds[2], bench_dev_t *dev, SSL_SESS
     SSL *srv = mk(sctx, fds[1], true);
     int64_t t1 = thread_cpu_ns();
     SSL *cli = mk(b->ctx, fds[0], false);
-    SSL_use_certificate(cli, dev->cert);
-    SSL_use_PrivateKey(cli, dev->key);
+    SSL_set_app_data(cli, dev);
+    if (dev->cert) {
+        SSL_use_certificate(cli, dev->cert);
+        SSL_use_PrivateKey(cli, dev->key);
+    }
     if (*sess)
         SSL_set_session(cli, *sess);
     int64_t t2 = thread_cpu_ns();
@@ -154,8 +175,9 @@ static int one(bench_t *b, SSL_CTX *sctx, int fds[2], bench_dev_t *dev, SSL_SESS
         if (b->cfg.resume && !*sess)
             *sess = SSL_get1_session(cli);
         if (!negotiated[0]) {
-            snprintf(negotiated, sizeof negotiated, "%s, group %s",
-                     SSL_get_cipher_name(srv), OBJ_nid2sn(SSL_get_negotiated_group(srv)));
+            int g = SSL_get_negotiated_group(srv);
+            snprintf(negotiated, sizeof negotiated, "%s, group %s", SSL_get_cipher_name(srv),
+                     g > 0 ? OBJ_nid2sn(g) : "none");
         }
         /* coaphub-bench's handshake mode closes each session with close_notify, and the
          * server reads it and answers with its own: the same here. */
@@ -222,7 +244,7 @@ int bench_ossl_run(bench_t *b)
     SSL_CTX *sctx = NULL;
     SSL_SESSION *sess = NULL;
     int rc = 1;
-    if (bench_pki_load_or_gen(b, &srv_id, err, sizeof err) < 0 || !dev->cert) {
+    if (bench_pki_load_or_gen(b, &srv_id, err, sizeof err) < 0 || (!dev->cert && !b->cfg.psk)) {
         fprintf(stderr, "coaphub-bench: openssl mode needs certificates: %s\n", err);
         goto out;
     }
@@ -230,11 +252,15 @@ int bench_ossl_run(bench_t *b)
         fprintf(stderr, "coaphub-bench: cannot make a loopback UDP pair: %s\n", strerror(errno));
         goto out;
     }
+    /* coaphub's list with PSK devices configured: the certificate suites, then the PSK ones. */
+    char ciphers_psk[sizeof CIPHERS + sizeof PSK_CIPHERS];
+    snprintf(ciphers_psk, sizeof ciphers_psk, "%s:%s", CIPHERS, PSK_CIPHERS);
     sctx = SSL_CTX_new(DTLS_server_method());
     if (!sctx || RAND_bytes(cookie_secret, sizeof cookie_secret) != 1 ||
         SSL_CTX_set_min_proto_version(sctx, DTLS1_2_VERSION) != 1 ||
         SSL_CTX_set_max_proto_version(sctx, DTLS1_2_VERSION) != 1 ||
-        SSL_CTX_set_cipher_list(sctx, CIPHERS) != 1 || SSL_CTX_set1_groups_list(sctx, GROUPS) != 1 ||
+        SSL_CTX_set_cipher_list(sctx, b->cfg.psk ? ciphers_psk : CIPHERS) != 1 ||
+        SSL_CTX_set1_groups_list(sctx, GROUPS) != 1 ||
         SSL_CTX_use_certificate(sctx, srv_id.cert) != 1 ||
         SSL_CTX_use_PrivateKey(sctx, srv_id.key) != 1) {
         fprintf(stderr, "coaphub-bench: cannot set up the in-process server\n");
@@ -243,6 +269,10 @@ int bench_ossl_run(bench_t *b)
     SSL_CTX_set_options(sctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_COOKIE_EXCHANGE |
                                   SSL_OP_NO_QUERY_MTU | SSL_OP_NO_TICKET);
     SSL_CTX_set_verify(sctx, SSL_VERIFY_PEER, accept_any);
+    if (b->cfg.psk) {
+        psk_dev = dev;
+        SSL_CTX_set_psk_server_callback(sctx, psk_server);
+    }
     SSL_CTX_set_cookie_generate_cb(sctx, cookie_gen);
     SSL_CTX_set_cookie_verify_cb(sctx, cookie_ok);
     SSL_CTX_set_session_id_context(sctx, (const unsigned char *)"bench", 5);

@@ -1,7 +1,7 @@
-/* pki.c — per-device X.509 client credentials for coaphub-bench: an EC P-256 key and a
+/* pki.c — per-device DTLS client credentials for coaphub-bench: an EC P-256 key and a
  * self-signed certificate per device, read from <cert_dir>/dev-<i>.crt|.key when present,
  * otherwise generated in-process (and written there when a folder is given, so a later run —
- * or the server's registration — can reuse them).
+ * or the server's registration — can reuse them); or, with --psk, a pre-shared key.
  * Bench-only material: the keys are throwaway and written with mode 0600.
  */
 #include <errno.h>
@@ -14,6 +14,8 @@
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "bench.h"
@@ -128,4 +130,31 @@ char *bench_pki_cert_pem(const bench_dev_t *d)
     }
     BIO_free(m);
     return out;
+}
+
+void bench_psk_key(bench_dev_t *d)
+{
+    static const char LABEL[] = "coaphub-bench psk ";
+    uint8_t md[SHA256_DIGEST_LENGTH];
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned n = 0;
+    if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(c, LABEL, sizeof LABEL - 1) != 1 ||
+        EVP_DigestUpdate(c, d->token, strlen(d->token)) != 1 || EVP_DigestFinal_ex(c, md, &n) != 1)
+        abort(); /* only out of memory gets here */
+    EVP_MD_CTX_free(c);
+    memcpy(d->psk_key, md, sizeof d->psk_key);
+}
+
+unsigned bench_psk_client_cb(SSL *ssl, const char *hint, char *identity, unsigned max_identity,
+                             unsigned char *psk, unsigned max_psk)
+{
+    (void)hint;
+    const bench_dev_t *d = SSL_get_app_data(ssl);
+    size_t n = d ? strlen(d->token) : 0;
+    if (!d || n + 1 > max_identity || sizeof d->psk_key > max_psk)
+        return 0;
+    memcpy(identity, d->token, n + 1);
+    memcpy(psk, d->psk_key, sizeof d->psk_key);
+    return sizeof d->psk_key;
 }

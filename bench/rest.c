@@ -145,18 +145,24 @@ int bench_rest_lookup(bench_rest_t *r, bench_dev_t *d, const char *name)
     return rc;
 }
 
-int bench_rest_create(bench_rest_t *r, bench_dev_t *d, const char *name, bool x509, char *err,
-                      size_t errlen)
+int bench_rest_create(bench_rest_t *r, bench_dev_t *d, const char *name, bench_cred_t cred,
+                      char *err, size_t errlen)
 {
     json_t *dev = json_pack("{s:s, s:s}", "name", name, "type", "default");
     char *body;
     char path[512];
-    if (x509) {
-        char *pem = bench_pki_cert_pem(d);
-        json_t *req = json_pack("{s:o, s:{s:s, s:s}}", "device", dev, "credentials",
-                                "credentialsType", "X509_CERTIFICATE", "credentialsValue",
-                                pem ? pem : "");
+    if (cred == BENCH_CRED_X509 || cred == BENCH_CRED_PSK) {
+        char *pem = cred == BENCH_CRED_X509 ? bench_pki_cert_pem(d) : NULL;
+        char hex[2 * sizeof d->psk_key + 1];
+        for (size_t i = 0; i < sizeof d->psk_key; i++)
+            snprintf(hex + 2 * i, 3, "%02x", d->psk_key[i]);
+        json_t *creds = cred == BENCH_CRED_X509
+                            ? json_pack("{s:s, s:s}", "credentialsType", "X509_CERTIFICATE",
+                                        "credentialsValue", pem ? pem : "")
+                            : json_pack("{s:s, s:s, s:s}", "credentialsType", "PSK",
+                                        "credentialsId", d->token, "credentialsValue", hex);
         free(pem);
+        json_t *req = json_pack("{s:o, s:o}", "device", dev, "credentials", creds);
         body = json_dumps(req, JSON_COMPACT);
         json_decref(req);
         snprintf(path, sizeof path, "/api/device-with-credentials");

@@ -71,10 +71,18 @@ static const opt_t opts[] = {
      "after the handshake keep only the record keys and protect records ourselves with "
      "OpenSSL's AEAD ciphers (~13 KB per idle session instead of ~52 KB); false keeps "
      "OpenSSL's record layer", false},
+    {"dtls-cid-length", "dtls", "connection_id_length",
+     {"COAPHUB_DTLS_CID_LENGTH", "COAP_DTLS_CONNECTION_ID_LENGTH"}, T_INT, OFF(dtls.cid_len),
+     "RFC 9146 Connection ID length the server chooses (0 = not offered, at most 16); a "
+     "device whose address changes keeps its session (needs compact records)", false},
     {"dtls-skip-validity-check", "dtls", "skip_validity_check_for_client_cert",
      {"COAPHUB_DTLS_SKIP_VALIDITY_CHECK", "TB_COAP_X509_DTLS_SKIP_VALIDITY_CHECK_FOR_CLIENT_CERT"},
      T_BOOL, OFF(dtls.skip_validity_check),
      "accept expired and not-yet-valid client certificates", false},
+    {"dtls-min-rsa-bits", "dtls", "min_rsa_bits", {"COAPHUB_DTLS_MIN_RSA_BITS"}, T_INT,
+     OFF(dtls.min_rsa_bits),
+     "smallest RSA client key accepted, in bits (0 = any, as ThingsBoard; e.g. 2048 refuses "
+     "RSA-1024 certificates with bad_certificate)", false},
     {"dtls-mtu", "dtls", "max_transmission_unit",
      {"COAPHUB_DTLS_MTU", "COAP_DTLS_MAX_TRANSMISSION_UNIT"}, T_INT, OFF(dtls.mtu),
      "largest DTLS datagram we send (handshake flights are fragmented to fit)", false},
@@ -86,7 +94,18 @@ static const opt_t opts[] = {
      {"COAPHUB_DTLS_HANDSHAKE_TIMEOUT_MS"}, T_INT, OFF(dtls.handshake_timeout_ms),
      "a handshake not finished after this many ms is dropped (its slot freed)", false},
     {"dtls-max-handshakes", "dtls", "max_handshakes", {"COAPHUB_DTLS_MAX_HANDSHAKES"}, T_INT,
-     OFF(dtls.max_handshakes), "handshakes in progress per shard (after the cookie)", false},
+     OFF(dtls.max_handshakes),
+     "handshakes in progress per shard (after the cookie); when full, a new one replaces the "
+     "oldest one stalled for a retransmission period (from the address with the most), or "
+     "is refused if none is", false},
+    {"dtls-max-handshakes-per-address", "dtls", "max_handshakes_per_address",
+     {"COAPHUB_DTLS_MAX_HANDSHAKES_PER_ADDRESS"}, T_INT, OFF(dtls.max_handshakes_per_addr),
+     "handshakes in progress per shard from one IP address (IPv6: one /64; any ports); more "
+     "are refused", false},
+    {"dtls-handshake-stall-ms", "dtls", "handshake_stall_timeout",
+     {"COAPHUB_DTLS_HANDSHAKE_STALL_MS"}, T_INT, OFF(dtls.handshake_stall_ms),
+     "a handshake whose state has not advanced for this many ms is dropped (a repeated "
+     "flight is not progress)", false},
     {"dtls-max-sessions", "dtls", "max_sessions", {"COAPHUB_DTLS_MAX_SESSIONS"}, T_INT,
      OFF(dtls.max_sessions),
      "established DTLS sessions per shard; the stalest is evicted when full", false},
@@ -94,17 +113,47 @@ static const opt_t opts[] = {
      {"COAPHUB_DTLS_SESSION_INACTIVITY_MS", "TB_COAP_X509_DTLS_SESSION_INACTIVITY_TIMEOUT"}, T_I64,
      OFF(dtls.session_inactivity_ms),
      "a DTLS session without authenticated traffic for this long is closed", false},
+    {"dtls-unknown-cert-inactivity-ms", "dtls", "unknown_cert_inactivity_timeout",
+     {"COAPHUB_DTLS_UNKNOWN_CERT_INACTIVITY_MS"}, T_I64, OFF(dtls.unknown_cert_inactivity_ms),
+     "the same for a session whose client certificate names no device (usable with a token "
+     "in the path); such sessions are also evicted first when --dtls-max-sessions is reached",
+     false},
     {"http-bind", "http", "bind_address", {"COAPHUB_HTTP_BIND", "HTTP_BIND_ADDRESS"}, T_STR,
      OFF(http.bind_addr), "address the REST API binds to", false},
     {"http-port", "http", "bind_port", {"COAPHUB_HTTP_PORT", "HTTP_BIND_PORT"}, T_INT,
      OFF(http.port), "TCP port of the REST API", false},
+    {"http-max-connections", "http", "max_connections", {"COAPHUB_HTTP_MAX_CONNECTIONS"}, T_INT,
+     OFF(http.max_connections),
+     "REST/UI connections open at once; more are refused at accept; at 90 % the oldest ones "
+     "without a complete request are closed", false},
+    {"http-max-connections-per-address", "http", "max_connections_per_address",
+     {"COAPHUB_HTTP_MAX_CONNECTIONS_PER_ADDRESS"}, T_INT, OFF(http.max_connections_per_addr),
+     "connections open at once from one IPv4 address; more are refused at accept", false},
+    {"http-header-timeout-ms", "http", "header_timeout", {"COAPHUB_HTTP_HEADER_TIMEOUT_MS"},
+     T_I64, OFF(http.header_timeout_ms),
+     "a new connection's request headers must be complete within this (not reset by each "
+     "byte); later the connection is closed", false},
+    {"http-body-min-rate", "http", "body_min_rate", {"COAPHUB_HTTP_BODY_MIN_RATE"}, T_INT,
+     OFF(http.body_min_rate),
+     "bytes/s a request body must average once the header timeout has passed since its "
+     "headers; slower is closed (0 = off)", false},
+    {"http-idle-timeout-ms", "http", "idle_timeout", {"COAPHUB_HTTP_IDLE_TIMEOUT_MS"}, T_I64,
+     OFF(http.idle_timeout_ms),
+     "a connection with no byte in either direction for this long is closed; also how long a "
+     "kept-alive connection may wait for its next request's headers", false},
+    {"http-threads", "http", "threads", {"COAPHUB_HTTP_THREADS"}, T_INT, OFF(http.threads),
+     "HTTP event-loop threads (connections are multiplexed on them)", false},
+    {"http-workers", "http", "workers", {"COAPHUB_HTTP_WORKERS"}, T_INT, OFF(http.max_workers),
+     "threads running REST handlers at most (started on demand); more requests wait in a "
+     "queue", false},
     {"public-host", "http", "public_host", {"COAPHUB_PUBLIC_HOST"}, T_STR, OFF(http.public_host),
      "host name shown in the web UI's connectivity commands (default: the one the browser used)",
      false},
     {"http-long-poll-max", "http", "long_poll_max", {"COAPHUB_HTTP_LONG_POLL_MAX"}, T_INT,
      OFF(http.long_poll_max),
      "HTTP device API long polls (attributes/updates, rpc) open at once; each holds a "
-     "connection thread; more get 503 (0 = none allowed, at most 900)", false},
+     "connection, no thread; more get 503 (0 = none allowed, at most 90 % of "
+     "--http-max-connections)", false},
     {"http-long-poll-per-device", "http", "long_poll_per_device",
      {"COAPHUB_HTTP_LONG_POLL_PER_DEVICE"}, T_INT, OFF(http.long_poll_per_device),
      "long polls one device may hold open at once; more get 503", false},
@@ -543,12 +592,14 @@ static int check_database(store_cfg_t *s)
     return 0;
 }
 
-/* Long polls hold a libmicrohttpd thread each (device_poll.c): the cap stays below the
- * server's 1000-connection limit so REST and the web UI always find a connection. */
+/* Long polls hold a worker thread each (device_poll.c): the cap stays below the worker cap
+ * so REST and the web UI always find a worker. */
 static int check_long_polls(const http_cfg_t *h)
 {
-    if (h->long_poll_max > 900) {
-        fprintf(stderr, "coaphub: --http-long-poll-max must be 0..900 (each holds a thread)\n");
+    if (h->long_poll_max < 0 || h->long_poll_max >= h->max_workers) {
+        fprintf(stderr,
+                "coaphub: --http-long-poll-max must be 0..--http-workers - 1 (each "
+                "holds a worker thread)\n");
         return -1;
     }
     if (h->long_poll_per_device < 1) {
@@ -559,6 +610,29 @@ static int check_long_polls(const http_cfg_t *h)
         fprintf(stderr,
                 "coaphub: --http-long-poll-timeout-ms must be at least 1 and at most "
                 "--http-long-poll-max-timeout-ms\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* The HTTP front's limits (front.c): all positive, none beyond what the process can hold. */
+static int check_http_front(const http_cfg_t *h)
+{
+    if (h->max_connections < 1 || h->max_connections > 1000000 || h->max_connections_per_addr < 1 ||
+        h->max_connections_per_addr > h->max_connections) {
+        fprintf(stderr,
+                "coaphub: --http-max-connections must be 1..1000000 and "
+                "--http-max-connections-per-address 1..--http-max-connections\n");
+        return -1;
+    }
+    if (h->header_timeout_ms < 1000 || h->idle_timeout_ms < 1000 || h->body_min_rate < 0) {
+        fprintf(stderr,
+                "coaphub: --http-header-timeout-ms and --http-idle-timeout-ms must be "
+                "at least 1000, --http-body-min-rate at least 0\n");
+        return -1;
+    }
+    if (h->threads < 1 || h->threads > 64 || h->max_workers < 2 || h->max_workers > 4096) {
+        fprintf(stderr, "coaphub: --http-threads must be 1..64 and --http-workers 2..4096\n");
         return -1;
     }
     return 0;
@@ -645,13 +719,17 @@ config_result_t config_load(config_t *cfg, int argc, char **argv)
         fprintf(stderr, "coaphub: ports must be 0..65535\n");
         return CONFIG_EXIT_USAGE;
     }
+    if (cfg->dtls.cid_len < 0 || cfg->dtls.cid_len > DTLS_CID_LEN_MAX) {
+        fprintf(stderr, "coaphub: --dtls-cid-length must be 0..%d\n", DTLS_CID_LEN_MAX);
+        return CONFIG_EXIT_USAGE;
+    }
     if (cfg->shards > 256) {
         fprintf(stderr, "coaphub: --shards must be 0..256\n");
         return CONFIG_EXIT_USAGE;
     }
     if (check_database(&cfg->store) != 0)
         return CONFIG_EXIT_USAGE;
-    if (check_long_polls(&cfg->http) != 0)
+    if (check_http_front(&cfg->http) != 0 || check_long_polls(&cfg->http) != 0)
         return CONFIG_EXIT_USAGE;
     return CONFIG_RUN;
 }

@@ -229,7 +229,7 @@ char *server_metrics_text(void *ctx)
     metric(&o, "storage_up", "gauge",
            "Whether the database can take work now (1) or not (0); backend: sqlite or postgresql.",
            backend, store_ready(s->store) == 0);
-    /* HTTP device API long polls: each holds a connection thread (device_poll.c). */
+    /* HTTP device API long polls: each holds a connection, no thread (device_poll.c). */
     hub_wait_stats_t ws;
     hub_wait_get_stats(s->hub, &ws);
     put(&o,
@@ -242,6 +242,33 @@ char *server_metrics_text(void *ctx)
     metric(&o, "http_long_polls_refused_total", "counter",
            "Long polls answered 503 because a cap (all devices, or one device) was reached.", NULL,
            ws.refused_total);
+    /* The HTTP front (http/front.c): connections, what the deadlines and eviction closed. */
+    http_front_stats_t fs;
+    http_server_front_stats(s->http, &fs);
+    metric(&o, "http_connections", "gauge", "REST/UI connections open now.", NULL, fs.open);
+    metric(&o, "http_connections_accepted_total", "counter", "REST/UI connections accepted.", NULL,
+           fs.accepted);
+    put(&o,
+        "# HELP coaphub_http_connections_closed_total REST/UI connections closed by a limit.\n"
+        "# TYPE coaphub_http_connections_closed_total counter\n"
+        "coaphub_http_connections_closed_total{reason=\"header_timeout\"} %llu\n"
+        "coaphub_http_connections_closed_total{reason=\"body_too_slow\"} %llu\n"
+        "coaphub_http_connections_closed_total{reason=\"evicted\"} %llu\n",
+        (unsigned long long)fs.header_timeouts, (unsigned long long)fs.body_timeouts,
+        (unsigned long long)fs.evicted);
+    metric(&o, "http_connections_refused_total", "counter",
+           "Connections refused at accept because their address (IPv4, IPv6 /64) had "
+           "--http-max-connections-per-address open.",
+           NULL, fs.per_addr_refused);
+    metric(&o, "http_bad_framing_total", "counter",
+           "Requests refused for their framing (two Content-Lengths, a transfer coding other "
+           "than chunked).",
+           NULL, fs.bad_framing);
+    metric(&o, "http_workers", "gauge", "Threads running REST handlers now.", NULL, fs.workers);
+    metric(&o, "http_workers_busy", "gauge", "Of those, running a handler now.", NULL,
+           fs.workers_busy);
+    metric(&o, "http_requests_queued_total", "counter",
+           "Requests that waited for a free worker (--http-workers reached).", NULL, fs.queued);
     put(&o, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
             "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n",
         (unsigned long long)rss_bytes());

@@ -72,11 +72,11 @@ void dtls__bio_batch_end(void)
     tx.on = false;
 }
 
-/* Queues one write into the pending datagram if it may wait; false: send it now. */
-static bool tx_pack(const dtls_bio_t *d, const uint8_t *p, size_t len)
+/* Queues one write into the pending datagram if it may wait; false: send it now. type: the
+ * content type OpenSSL gave the (first) record: 23 is application data. */
+static bool tx_pack(const dtls_bio_t *d, const uint8_t *p, size_t len, uint8_t type)
 {
-    /* p[0] is the content type of the (first) record: 23 is application data. */
-    if (!tx.on || len > tx.mtu || p[0] == 23)
+    if (!tx.on || len > tx.mtu || type == 23)
         return false;
     if (tx.len > 0 && (tx.fd != d->fd || tx.addr_len != d->addr_len ||
                        memcmp(&tx.addr, &d->addr, d->addr_len) != 0 ||
@@ -98,10 +98,19 @@ static int b_write(BIO *b, const char *p, int len)
     BIO_clear_retry_flags(b);
     if (len <= 0)
         return 0;
-    if (d->fd >= 0 && d->addr_len <= sizeof d->addr &&
-        !tx_pack(d, (const uint8_t *)p, (size_t)len)) {
+    /* CID records are a few bytes longer than OpenSSL's; each record grows by at most
+     * DTLS_CID_MAX + 1, and a datagram holds far fewer records than that many bytes. */
+    static _Thread_local uint8_t wbuf[2 * DTLS_MAX_DGRAM];
+    const uint8_t *out = (const uint8_t *)p;
+    size_t out_len = (size_t)len;
+    size_t w = d->w_rewrite ? d->w_rewrite(d->w_arg, out, out_len, wbuf, sizeof wbuf) : 0;
+    if (w > 0) {
+        out = wbuf;
+        out_len = w;
+    }
+    if (d->fd >= 0 && d->addr_len <= sizeof d->addr && !tx_pack(d, out, out_len, (uint8_t)p[0])) {
         tx_flush(); /* what was queued before goes first */
-        send_dgram(d->fd, p, (size_t)len, &d->addr, d->addr_len);
+        send_dgram(d->fd, out, out_len, &d->addr, d->addr_len);
     }
     if (d->datagrams_out)
         (*d->datagrams_out)++;

@@ -26,6 +26,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/sockaddr.h"
 
 #include <errno.h>
 #include <openssl/err.h>
@@ -159,10 +160,20 @@ static void send_record(dtls_peer_t *p, const uint8_t *rec, size_t len)
                  p->base.addr_len);
 }
 
+/* Our records carry the client's CID: it has one, and we answered its extension (cid_len is
+ * set only then: endpoint.c). */
+static bool sends_cid(const dtls_peer_t *p)
+{
+    return p->cid_len > 0 && p->peer_cid_len > 0;
+}
+
 int dtls__compact_send(dtls_peer_t *p, const uint8_t *data, size_t len)
 {
     dtls_listener_t *l = p->owner;
-    ssize_t n = dtls__rl_seal(p->rl, &l->aead, CT_APP, data, len, l->out, sizeof l->out);
+    ssize_t n = sends_cid(p)
+                    ? dtls__rl_seal_cid(p->rl, &l->aead, CT_APP, p->peer_cid, p->peer_cid_len, data,
+                                        len, l->out, sizeof l->out)
+                    : dtls__rl_seal(p->rl, &l->aead, CT_APP, data, len, l->out, sizeof l->out);
     if (n == -EOVERFLOW)
         return -EPIPE; /* 2^48 records sent: the session idles out; a new handshake follows */
     if (n < 0)
@@ -175,8 +186,11 @@ void dtls__compact_close_notify(dtls_peer_t *p)
 {
     dtls_listener_t *l = p->owner;
     static const uint8_t alert[2] = {ALERT_WARNING, ALERT_CLOSE_NOTIFY};
-    ssize_t n = dtls__rl_seal(p->rl, &l->aead, CT_ALERT, alert, sizeof alert, l->out,
-                              sizeof l->out);
+    ssize_t n = sends_cid(p)
+                    ? dtls__rl_seal_cid(p->rl, &l->aead, CT_ALERT, p->peer_cid, p->peer_cid_len,
+                                        alert, sizeof alert, l->out, sizeof l->out)
+                    : dtls__rl_seal(p->rl, &l->aead, CT_ALERT, alert, sizeof alert, l->out,
+                                    sizeof l->out);
     if (n > 0)
         send_record(p, l->out, (size_t)n);
 }
@@ -198,20 +212,151 @@ static dtls_compact_verdict_t on_alert(const uint8_t *a, size_t len)
     return DTLS_COMPACT_GO_ON;
 }
 
-dtls_compact_verdict_t dtls__compact_input(dtls_peer_t *p, const uint8_t *data, size_t len)
+/* ---- RFC 9146 Connection ID -------------------------------------------------------------
+ *
+ * A client that negotiated our CID sends tls12_cid records from its Finished on. OpenSSL 3.0
+ * does not know them: until the SSL is freed, each is opened here with the session's keys
+ * (derived as soon as OpenSSL has the master secret) and rewritten in memory as the ordinary
+ * record OpenSSL expects, same epoch and sequence number. Opening them is what the shadow
+ * does for ordinary records, so the replay window stays complete. After the SSL is freed,
+ * dtls__compact_input opens them natively. */
+
+bool dtls__compact_cid_keys(dtls_peer_t *p)
+{
+    if (p->rl)
+        return true;
+    if (!p->ssl || p->rl_refused || !p->owner->cfg.compact_records)
+        return false;
+    dtls_rl_t rl;
+    if (dtls__rl_from_ssl(&rl, p->ssl) != 0) {
+        dtls__rl_wipe(&rl);
+        return false; /* no master secret yet */
+    }
+    p->rl = &p->rl_store;
+    *p->rl = rl;
+    dtls__rl_wipe(&rl);
+    p->rl->uid = ++p->owner->next_uid;
+    return true;
+}
+
+size_t dtls__compact_cid_wrap(void *arg, const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+    dtls_peer_t *p = arg;
+    if (!sends_cid(p) || !dtls__compact_cid_keys(p))
+        return 0;
+    dtls_listener_t *l = p->owner;
+    dtls_rl_t mine, again;
+    dtls__rl_mirror(p->rl, &mine); /* reads with our write keys */
+    again = *p->rl;
+    again.uid = 0; /* a throwaway view: no cipher context cached under it */
+    size_t o = 0;
+    bool changed = false;
+    dtls_rec_t r;
+    ssize_t n;
+    while (len > 0 && (n = dtls__rec_parse(in, len, &r)) > 0) {
+        ssize_t m = -1;
+        if (r.epoch == again.epoch && r.type != DTLS_CT_CID) {
+            /* l->plain is free: OpenSSL is writing, not reading. */
+            ssize_t k = dtls__rl_open(&mine, &l->aead, &r, l->plain, sizeof l->plain);
+            again.w_seq = r.seq;
+            if (k >= 0)
+                m = dtls__rl_seal_cid(&again, &l->aead, r.type, p->peer_cid, p->peer_cid_len,
+                                      l->plain, (size_t)k, out + o, cap - o);
+            if (m > 0)
+                changed = true;
+        }
+        if (m <= 0) {
+            if ((size_t)n > cap - o)
+                break;
+            memcpy(out + o, in, (size_t)n); /* epoch 0 (or not ours to change) */
+            m = n;
+        }
+        o += (size_t)m;
+        in += n;
+        len -= (size_t)n;
+    }
+    dtls__rl_wipe(&mine);
+    dtls__rl_wipe(&again);
+    return changed ? o : 0;
+}
+
+size_t dtls__compact_cid_offset(const dtls_peer_t *p, const uint8_t *data, size_t len)
+{
+    size_t off = 0;
+    dtls_rec_t r;
+    ssize_t n;
+    while (off < len && data[off] != DTLS_CT_CID &&
+           (n = dtls__rec_parse_cid(data + off, len - off, p->cid_len, &r)) > 0)
+        off += (size_t)n;
+    return off < len && data[off] == DTLS_CT_CID ? off : len;
+}
+
+size_t dtls__compact_cid_convert(dtls_peer_t *p, const uint8_t *data, size_t len, size_t *used)
+{
+    dtls_listener_t *l = p->owner;
+    size_t in = 0, out = 0;
+    dtls_rec_t r;
+    ssize_t n;
+    while (in < len && data[in] == DTLS_CT_CID &&
+           (n = dtls__rec_parse_cid(data + in, len - in, p->cid_len, &r)) > 0) {
+        in += (size_t)n;
+        uint8_t type = 0;
+        ssize_t m = p->rl ? dtls__rl_cid_to_plain(p->rl, &l->aead, &r, &type, l->conv + out,
+                                                  sizeof l->conv - out)
+                          : -ENOKEY;
+        if (m < 0) {
+            l->stats.records_dropped++;
+            if (m == -EALREADY)
+                l->stats.records_replayed++;
+            else if (m == -EBADMSG)
+                l->stats.records_bad_mac++;
+            continue;
+        }
+        l->stats.cid_records++;
+        if (type == CT_APP)
+            p->rl_verified = true;
+        out += (size_t)m;
+    }
+    if (in < len && data[in] == DTLS_CT_CID && out == 0)
+        in = len; /* a cut-short CID record ends the datagram */
+    *used = in;
+    return out;
+}
+
+dtls_compact_verdict_t dtls__compact_input(dtls_peer_t *p, const uint8_t *data, size_t len,
+                                           const struct sockaddr_storage *from, socklen_t alen,
+                                           dtls_peer_t **displaced)
 {
     dtls_listener_t *l = p->owner;
     dtls_compact_verdict_t v = DTLS_COMPACT_GO_ON;
+    *displaced = NULL;
     while (len > 0 && v == DTLS_COMPACT_GO_ON && p->state == DTLS_PEER_ESTABLISHED) {
         dtls_rec_t r;
-        ssize_t n = dtls__rec_parse(data, len, &r);
+        ssize_t n = dtls__rec_parse_cid(data, len, p->cid_len, &r);
         if (n < 0) {
             l->stats.records_dropped++; /* a cut-short record ends the datagram */
             break;
         }
         data += n;
         len -= (size_t)n;
-        ssize_t m = dtls__rl_open(p->rl, &l->aead, &r, l->plain, sizeof l->plain);
+        ssize_t m;
+        if (r.type == DTLS_CT_CID) {
+            m = dtls__rl_open_cid(p->rl, &l->aead, &r, &r.type, l->plain, sizeof l->plain);
+            if (m >= 0) {
+                l->stats.cid_records++;
+                /* RFC 9146 §6: only a record that authenticated moves the session, and it
+                 * moves before anything is answered. */
+                if (from && !sockaddr_equal(from, &p->base.addr)) {
+                    dtls_peer_t *d = dtls__ptab_move(&l->est, p, from, alen);
+                    if (d)
+                        *displaced = d;
+                    l->stats.cid_address_changes++;
+                    from = NULL;
+                }
+            }
+        } else {
+            m = dtls__rl_open(p->rl, &l->aead, &r, l->plain, sizeof l->plain);
+        }
         if (m < 0) {
             /* Wrong epoch or version, replay, bad tag: silently dropped (RFC 6347 §4.1.2.7),
              * and the session lives on. */
@@ -224,8 +369,8 @@ dtls_compact_verdict_t dtls__compact_input(dtls_peer_t *p, const uint8_t *data, 
         }
         /* Only an authenticated record refreshes the session (Scandium). */
         p->last_seen_ms = loop_now_ms(l->loop);
-        dtls__plist_remove(&l->est_age, p);
-        dtls__plist_append(&l->est_age, p);
+        dtls__plist_remove(dtls__est_list(l, p), p);
+        dtls__plist_append(dtls__est_list(l, p), p);
         switch (r.type) {
         case CT_APP:
             if (m > 0)

@@ -166,6 +166,10 @@ dtls_dg_kind_t dtls__classify(const uint8_t *p, size_t len)
     if (!p || len < REC_HDR)
         return DTLS_DG_DROP;
     uint8_t type = p[0];
+    /* RFC 9146 tls12_cid: its length field sits behind a CID whose length only the
+     * listener knows, so it is routed by that CID (listener.c) and checked there. */
+    if (type == 25 && p[1] == 0xfe)
+        return DTLS_DG_CID;
     /* change_cipher_spec, alert, handshake, application_data; DTLS versions are 0xfe.. */
     if (type < 20 || type > 23 || p[1] != 0xfe)
         return DTLS_DG_DROP;

@@ -36,15 +36,33 @@ typedef struct dtls_cfg {
     const char *ciphers;       /* OpenSSL cipher list; NULL = the AEAD suites of spec §6.7 */
     int mtu;                   /* default 1024 */
     int retransmission_ms;     /* first flight retransmission timeout, default 1000 */
-    int max_handshakes;        /* per shard, default 1000 */
+    int max_handshakes;        /* per shard, default 1000; when full the oldest stalled one
+                                * is evicted (listener.c) */
+    /* Handshakes in progress from one IP address (an IPv6 /64), per shard; more from it are
+     * refused until one ends (default 100). */
+    int max_handshakes_per_addr;
+    /* A handshake whose state has not advanced for this long is dropped (default 10000):
+     * shorter than handshake_timeout_ms, long enough for two lost flights of a client that
+     * retransmits after 1 s, 2 s, 4 s (RFC 6347 §4.2.4). */
+    int handshake_stall_ms;
     int max_sessions;          /* per shard, default 100000 */
     int64_t session_inactivity_ms; /* default 86400000 */
+    /* Sessions whose client certificate names no device (an unknown self-signed certificate,
+     * usable only with a token in the path) are closed after this long without traffic
+     * (default 600000), and are evicted before any other session when max_sessions is hit. */
+    int64_t unknown_cert_inactivity_ms;
+    /* Smallest RSA client key accepted, in bits (0 = any, the default, as ThingsBoard). */
+    int min_rsa_bits;
     int handshake_timeout_ms;  /* a half-open handshake is dropped after this (default 30000) */
     /* After the first application record, free OpenSSL's SSL and protect records with our
      * compact record layer (~0.2 KB instead of ~50 KB per idle session; AES-GCM/CCM/CCM_8
      * suites only, others keep OpenSSL's). false keeps OpenSSL's record layer throughout
      * (for comparison). Default true. */
     bool compact_records;
+    /* RFC 9146 Connection ID: the length of the CIDs the server chooses for clients that ask
+     * (1..DTLS_CID_LEN_MAX); 0 = the extension is never answered (default). Needs
+     * compact_records: records with a CID are opened by the compact layer. */
+    int cid_len;
     /* Which device the client's certificates name: its id, or 0 for none (the session then
      * works as one-way DTLS). der[0] (len[0] bytes) is the leaf; der[1..n) are the
      * certificates the client sent above it, as sent, at most DTLS_IDENTIFY_MAX in all (none
@@ -63,6 +81,9 @@ typedef struct dtls_cfg {
      * PSK suites are not offered. */
     int64_t (*psk_find)(void *ctx, const char *identity, size_t len, uint8_t *key, size_t *key_len);
 } dtls_cfg_t;
+
+/* Longest Connection ID the server chooses. */
+#define DTLS_CID_LEN_MAX 16
 
 /* Largest PSK psk_find may return, in bytes. */
 #define DTLS_PSK_MAX 64
@@ -96,8 +117,12 @@ void dtls_listener_close_device(dtls_listener_t *l, int64_t device_id);
 void dtls_listener_free(dtls_listener_t *l);
 
 /* Counters of a listener (core/stats.h: field, /metrics family, type, labels, help).
- * refused: ClientHellos with a valid cookie dropped because max_handshakes were in progress;
- * timeout: handshakes dropped after handshake_timeout_ms; idle_closed: sessions closed for
+ * refused: ClientHellos with a valid cookie dropped because max_handshakes were in progress
+ * and none was stalled long enough to evict; refused_per_address: because their address
+ * had max_handshakes_per_addr in progress; evicted: handshakes dropped to admit a new one;
+ * timeout: handshakes dropped after handshake_timeout_ms; stalled: after handshake_stall_ms
+ * without progress; evicted_unknown / idle_unknown: sessions of certificates that name no
+ * device evicted for a new session or closed for inactivity; idle_closed: sessions closed for
  * inactivity; closed_by_credentials: by dtls_listener_close_device. Compact record layer:
  * sessions moved onto it, and of records_dropped those that were replays (or older than the
  * window) and those whose AEAD tag failed. */
@@ -110,6 +135,10 @@ void dtls_listener_free(dtls_listener_t *l);
     X(handshakes_failed, "dtls_handshakes_total", "counter", "{result=\"failed\"}", NULL)          \
     X(handshakes_refused, "dtls_handshakes_total", "counter", "{result=\"refused\"}", NULL)        \
     X(handshake_timeouts, "dtls_handshakes_total", "counter", "{result=\"timeout\"}", NULL)        \
+    X(handshakes_refused_addr, "dtls_handshakes_total", "counter",                                 \
+      "{result=\"refused_per_address\"}", NULL)                                                    \
+    X(handshakes_evicted, "dtls_handshakes_total", "counter", "{result=\"evicted\"}", NULL)        \
+    X(handshakes_stalled, "dtls_handshakes_total", "counter", "{result=\"stalled\"}", NULL)        \
     X(resumed, "dtls_handshakes_total", "counter", "{result=\"resumed\"}", NULL)                   \
     X(handshakes_in_progress, "dtls_handshakes_in_progress", "gauge", NULL,                        \
       "DTLS handshakes past the cookie.")                                                          \
@@ -121,9 +150,21 @@ void dtls_listener_free(dtls_listener_t *l);
     X(records_replayed, "dtls_records_rejected_total", "counter", "{reason=\"replay\"}",           \
       "Records dropped by the compact layer.")                                                     \
     X(records_bad_mac, "dtls_records_rejected_total", "counter", "{reason=\"mac\"}", NULL)         \
+    X(cid_records, "dtls_cid_records_total", "counter", NULL,                                      \
+      "Authenticated RFC 9146 records (tls12_cid) received.")                                      \
+    X(cid_address_changes, "dtls_cid_address_changes_total", "counter", NULL,                      \
+      "Sessions that moved to a new client address after a CID record from it authenticated.")     \
+    X(cid_unknown, "dtls_cid_records_dropped_total", "counter", "{reason=\"unknown_cid\"}",        \
+      "CID records dropped before decryption.")                                                    \
+    X(cid_sessions, "dtls_cid_sessions", "gauge", NULL,                                            \
+      "Handshakes and sessions with a Connection ID of ours.")                                     \
     X(evicted, "dtls_sessions_closed_total", "counter", "{reason=\"evicted\"}",                    \
       "DTLS sessions closed by the server.")                                                       \
     X(idle_closed, "dtls_sessions_closed_total", "counter", "{reason=\"idle\"}", NULL)             \
+    X(evicted_unknown, "dtls_sessions_closed_total", "counter",                                    \
+      "{reason=\"evicted_unknown_cert\"}", NULL)                                                   \
+    X(idle_unknown, "dtls_sessions_closed_total", "counter", "{reason=\"idle_unknown_cert\"}",     \
+      NULL)                                                                                        \
     X(closed_by_credentials, "dtls_sessions_closed_total", "counter", "{reason=\"credentials\"}",  \
       NULL)
 typedef struct dtls_stats {

@@ -4,13 +4,16 @@
  * HelloVerifyRequest (record pre-filter + HMAC cookie); bio.c the datagram BIO that serves the
  * datagram the loop just received and writes straight to the socket; peer.c the per-peer SSL
  * state machine; listener.c the socket, dispatch, caps and timers; ptab.c the peer tables
- * (by address and by age); record.c the compact DTLS 1.2 AEAD record layer (keys, seal/open,
- * replay window); compact.c established sessions that run on it after their SSL is freed;
- * pool.c the storage of dtls_peer_t.
+ * (by address and by age); admit.c the handshakes in progress per source address; record.c
+ * the compact DTLS 1.2 AEAD record layer (keys, seal/open, replay window); compact.c
+ * established sessions that run on it after their SSL is freed; pool.c the storage of
+ * dtls_peer_t. RFC 9146 Connection ID runs through the same files: the extension in
+ * endpoint.c, tls12_cid records in record.c, their conversion for OpenSSL and the address
+ * move in compact.c and peer.c, the CID table in ptab.c, routing in listener.c.
  *
  * Calls go one way: listener.c -> peer.c -> compact.c -> record.c, and each of those may use
- * the leaf files (ptab.c, pool.c, bio.c, cookie.c, endpoint.c). A file never calls a file
- * above it: compact.c tells peer.c what to do with a session (dtls_compact_verdict_t)
+ * the leaf files (ptab.c, admit.c, pool.c, bio.c, cookie.c, endpoint.c). A file never calls
+ * a file above it: compact.c tells peer.c what to do with a session (dtls_compact_verdict_t)
  * instead of closing it itself.
  */
 #ifndef COAPHUB_DTLS_DTLS_INT_H
@@ -49,7 +52,10 @@ size_t dtls__ctx_sessions_stored(dtls_ctx_t *ctx);
  * handshake. Only the leaf's validity dates can fail it (unless skip_validity); issuer, trust
  * and chain errors are accepted because identity comes from the registry, not from a CA. */
 int dtls__verify_policy(int preverify_ok, int err, int depth, bool skip_validity);
-/* The SSL_CTX verify callback applying dtls__verify_policy. */
+/* False if key is an RSA key shorter than min_rsa_bits (0: any size). */
+bool dtls__rsa_key_ok(const EVP_PKEY *key, int min_rsa_bits);
+/* The SSL_CTX verify callback applying dtls__rsa_key_ok to the leaf, then
+ * dtls__verify_policy. */
 int dtls__verify_cb(int preverify_ok, X509_STORE_CTX *xs);
 
 /* ---- cookie.c ----------------------------------------------------------------------------- */
@@ -91,6 +97,7 @@ typedef enum {
     DTLS_DG_DROP = 0,     /* not a DTLS 1.x record we would ever answer */
     DTLS_DG_CLIENT_HELLO, /* epoch-0 ClientHello, big enough to answer with a HelloVerify */
     DTLS_DG_RECORD,       /* some other plausible DTLS record */
+    DTLS_DG_CID,          /* RFC 9146 tls12_cid record (routed by its CID) */
 } dtls_dg_kind_t;
 /* Record pre-filter: classifies a datagram from its first record header, without state. */
 dtls_dg_kind_t dtls__classify(const uint8_t *p, size_t len);
@@ -110,6 +117,11 @@ typedef struct dtls_bio {
      * compact layer continues (OpenSSL 3.0 has no getter for DTLS sequence numbers). */
     uint64_t w_next_seq;
     bool w_epoch1; /* some epoch-1 record was written */
+    /* RFC 9146, a client that wants its CID in our records: OpenSSL's epoch-1 records are
+     * rewritten as tls12_cid records before they leave (compact.c). Returns the length of
+     * the rewritten datagram in out, or 0 to send it as it is. NULL: never. */
+    size_t (*w_rewrite)(void *arg, const uint8_t *in, size_t len, uint8_t *out, size_t cap);
+    void *w_arg;
 } dtls_bio_t;
 
 /* A BIO whose state (returned by dtls__bio_state) the caller fills; freed with the BIO. */
@@ -185,11 +197,25 @@ typedef struct dtls_rec {
     uint64_t seq;
     const uint8_t *frag;
     size_t frag_len;
+    const uint8_t *cid; /* type tls12_cid only: the connection id in the header */
+    uint8_t cid_len;
 } dtls_rec_t;
 
 /* Parses the record at the start of p. Returns the bytes it spans (header + fragment), or
  * -EBADMSG when the header or the fragment is cut short. */
 ssize_t dtls__rec_parse(const uint8_t *p, size_t len, dtls_rec_t *r);
+
+/* ---- RFC 9146 Connection ID ---------------------------------------------------------------
+ *
+ * A record of type tls12_cid (25) carries the connection id its receiver chose between the
+ * sequence number and the length: type, version, epoch, seq, cid[cid_len], length, then the
+ * AEAD-protected DTLSInnerPlaintext (content || real type || zero padding). The CID length
+ * is not in the record: the receiver knows it (all our CIDs have the listener's length). */
+enum { DTLS_CT_CID = 25, DTLS_CID_MAX = 16, DTLS_CID_HDR = 13 /* + cid_len */ };
+
+/* Parses the record at the start of p; a tls12_cid record with a CID of cid_len bytes, any
+ * other type as dtls__rec_parse does. Returns the bytes it spans, or -EBADMSG. */
+ssize_t dtls__rec_parse_cid(const uint8_t *p, size_t len, size_t cid_len, dtls_rec_t *r);
 
 /* The AEAD algorithm and tag length of a negotiated suite; DTLS_AEAD_NONE if unsupported. */
 dtls_aead_alg_t dtls__aead_of_cipher(const SSL_CIPHER *c, uint8_t *tag_len);
@@ -225,10 +251,28 @@ ssize_t dtls__rl_open(dtls_rl_t *rl, dtls_aead_ctx_t *a, const dtls_rec_t *r, ui
 ssize_t dtls__rl_seal(dtls_rl_t *rl, dtls_aead_ctx_t *a, uint8_t type, const uint8_t *p,
                       size_t len, uint8_t *out, size_t cap);
 
+/* Opens a parsed tls12_cid record (RFC 9146 §5: its own additional data, and the inner
+ * plaintext's real type, returned in *type, found behind the zero padding). Same checks and
+ * returns as dtls__rl_open, plus -EBADMSG for an inner plaintext without a type. */
+ssize_t dtls__rl_open_cid(dtls_rl_t *rl, dtls_aead_ctx_t *a, const dtls_rec_t *r, uint8_t *type,
+                          uint8_t *out, size_t cap);
+/* Seals len bytes of type as the next tls12_cid record carrying cid (no padding). Same
+ * returns as dtls__rl_seal. */
+ssize_t dtls__rl_seal_cid(dtls_rl_t *rl, dtls_aead_ctx_t *a, uint8_t type, const uint8_t *cid,
+                          size_t cid_len, const uint8_t *p, size_t len, uint8_t *out, size_t cap);
+/* During the handshake, for OpenSSL (which does not know tls12_cid): opens the client's
+ * tls12_cid record r with rl (marking its sequence number in rl's window) and writes it to
+ * out as the ordinary record OpenSSL expects (same epoch and sequence number, sealed with the
+ * client's keys). It never leaves the process. *type gets the real content type. Returns
+ * the ordinary record's length or what dtls__rl_open_cid / dtls__rl_seal return. */
+ssize_t dtls__rl_cid_to_plain(dtls_rl_t *rl, dtls_aead_ctx_t *a, const dtls_rec_t *r, uint8_t *type,
+                              uint8_t *out, size_t cap);
+
 /* ---- listener.c / peer.c ------------------------------------------------------------------ */
 
 typedef struct dtls_peer dtls_peer_t;
 typedef struct dtls_pool dtls_pool_t;
+typedef struct dtls_admit_addr dtls_admit_addr_t; /* admit.c */
 
 typedef enum { DTLS_PEER_HANDSHAKE, DTLS_PEER_ESTABLISHED, DTLS_PEER_CLOSED } dtls_peer_state_t;
 
@@ -249,11 +293,41 @@ struct dtls_peer {
     dtls_rl_t *rl;        /* &rl_store while in use, else NULL */
     dtls_rl_t rl_store;
     dtls_pool_t *pool;    /* where this struct lives (pool.c) */
+    /* RFC 9146: the CID we chose (records to us carry it; in l->cids by it) or cid_len 0.
+     * cid_asked: the client offered the extension (with a CID of its own of at most
+     * DTLS_CID_MAX bytes, in peer_cid; a longer one is not answered). */
+    htab_link_t clink;
+    uint8_t cid[DTLS_CID_MAX];
+    uint8_t cid_len;
+    bool cid_asked;
+    uint8_t peer_cid_len; /* the client's CID, which our records carry (0: ordinary records) */
+    uint8_t peer_cid[DTLS_CID_MAX];
+    bool indexed;     /* hlink is in l->hs or l->est (a CID session can lose its address) */
     bool rl_refused;  /* this session keeps OpenSSL's record layer */
     bool rl_verified; /* our keys opened an application record OpenSSL also received */
     const uint8_t *cur; /* the datagram being fed (valid during dtls__peer_input) */
     size_t cur_len;
+    /* Admission (admit.c, listener.c): the per-address count this handshake is in, and when
+     * its handshake state last advanced (a retransmitted flight is not progress). */
+    dtls_admit_addr_t *admit;
+    int64_t progress_ms;
+    /* Established with a client certificate that names no device: lives on l->est_unknown
+     * instead of l->est_age (shorter idle timeout, evicted first). */
+    bool unknown_cert;
 };
+
+/* ---- admit.c: handshakes in progress by source address (IPv4 address, IPv6 /64) ---------- */
+
+enum { DTLS_ADMIT_KEY = 9 };
+/* The address a counts under: its length (4 or 9) and bytes in key. */
+size_t dtls__admit_key(const struct sockaddr_storage *a, uint8_t key[static DTLS_ADMIT_KEY]);
+/* Handshakes in progress from a's address (any port). */
+unsigned dtls__admit_count(const htab_t *t, const struct sockaddr_storage *a);
+/* The same for the address of handshake p (0 if p is not counted). */
+unsigned dtls__admit_of(const dtls_peer_t *p);
+/* Counts handshake p under its address / stops counting it (idempotent). */
+void dtls__admit_add(htab_t *t, dtls_peer_t *p);
+void dtls__admit_del(htab_t *t, dtls_peer_t *p);
 
 typedef struct dtls_plist {
     dtls_peer_t *head, *tail;
@@ -273,21 +347,31 @@ struct dtls_listener {
     unsigned listen_gen;    /* ctx generation listen_ssl was made from */
     BIO_ADDR *listen_addr;
     htab_t hs, est; /* by address: handshakes in progress, established sessions */
+    htab_t cids;    /* by the CID we chose (RFC 9146): peers with cid_len > 0 */
     dtls_plist_t hs_age, est_age;
+    htab_t admit;             /* handshakes in progress by source address (admit.c) */
+    dtls_plist_t est_unknown; /* sessions of unknown certificates, stalest first */
     loop_timer_t sweep;
     dtls_stats_t stats;
     dtls_aead_ctx_t aead; /* cipher contexts of the compact sessions */
     uint64_t next_uid;    /* for dtls_rl_t.uid */
     unsigned ssl_freed;   /* SSL objects freed since the last malloc_trim (listener.c) */
     dtls_pool_t *pool;    /* dtls_peer_t structs of this listener (pool.c) */
-    uint8_t out[DTLS_REC_HDR + DTLS_EXPLICIT_NONCE + DTLS_MAX_PLAIN + 16];
+    uint8_t out[DTLS_REC_HDR + DTLS_CID_MAX + DTLS_EXPLICIT_NONCE + DTLS_MAX_PLAIN + 1 + 16];
     /* Compact-layer records waiting for one sendmmsg at the end of the loop iteration
      * (compact.c). */
     outq_t outq;
     uint8_t bufs[DTLS_BATCH][DTLS_MAX_DGRAM];
     struct sockaddr_storage addrs[DTLS_BATCH];
     uint8_t plain[DTLS_MAX_PLAIN];
+    uint8_t conv[DTLS_MAX_DGRAM]; /* CID records rewritten for OpenSSL (compact.c) */
 };
+
+/* The age list an established session is on: est_unknown for an unknown certificate's. */
+static inline dtls_plist_t *dtls__est_list(dtls_listener_t *l, const dtls_peer_t *p)
+{
+    return p->unknown_cert ? &l->est_unknown : &l->est_age;
+}
 
 /* Sends the queued compact-layer records (compact.c; the loop's flush hook and shutdown). */
 void dtls__compact_flush(dtls_listener_t *l);
@@ -308,7 +392,17 @@ dtls_peer_t *dtls__ptab_find(const htab_t *t, const struct sockaddr_storage *a);
 dtls_peer_t *dtls__ptab_find_hashed(const htab_t *t, const struct sockaddr_storage *a,
                                     uint64_t hash);
 void dtls__ptab_insert(htab_t *t, dtls_peer_t *p);
+/* Removes p if it is in an address table (no-op once it lost its address, see move). */
 void dtls__ptab_remove(htab_t *t, dtls_peer_t *p);
+/* RFC 9146 §6: the established peer p now lives at address a in table est. A peer that
+ * was filed there under a is taken out of the table (it keeps its struct and age-list
+ * place) and returned for the caller to deal with; NULL if none. */
+dtls_peer_t *dtls__ptab_move(htab_t *est, dtls_peer_t *p, const struct sockaddr_storage *a,
+                             socklen_t alen);
+/* The CID table (l->cids): by the bytes of the CID we chose. */
+dtls_peer_t *dtls__ptab_find_cid(const htab_t *t, const uint8_t *cid, size_t len);
+void dtls__ptab_insert_cid(htab_t *t, dtls_peer_t *p);
+void dtls__ptab_remove_cid(htab_t *t, dtls_peer_t *p);
 void dtls__plist_append(dtls_plist_t *l, dtls_peer_t *p);
 void dtls__plist_remove(dtls_plist_t *l, dtls_peer_t *p);
 
@@ -322,8 +416,10 @@ void dtls__pool_release(dtls_pool_t *pool);
 
 /* peer.c: takes over l->listen_ssl after a valid cookie and starts the handshake. */
 void dtls__peer_start(dtls_listener_t *l);
-/* Feeds a datagram to a handshaking or established peer. */
-void dtls__peer_input(dtls_peer_t *p, const uint8_t *data, size_t len);
+/* Feeds a datagram to a handshaking or established peer. from: the sender when the
+ * datagram was routed by CID (it may differ from p's address), NULL when by address. */
+void dtls__peer_input(dtls_peer_t *p, const struct sockaddr_storage *from, socklen_t alen,
+                      const uint8_t *data, size_t len);
 /* Ends a peer. notify: send close_notify first (established sessions only). */
 void dtls__peer_close(dtls_peer_t *p, bool notify);
 /* Tests and fuzzer: an established compact session for address a with the given record
@@ -352,8 +448,28 @@ typedef enum {
     DTLS_COMPACT_CLOSE_NOTIFY, /* the client's close_notify: end it, answering with ours */
 } dtls_compact_verdict_t;
 /* Opens the records of a datagram for a compact session and hands each authenticated
- * application record to the listener's sink; stops at the first alert that ends it. */
-dtls_compact_verdict_t dtls__compact_input(dtls_peer_t *p, const uint8_t *data, size_t len);
+ * application record to the listener's sink; stops at the first alert that ends it.
+ * from (NULL: the datagram came from p's address): where a datagram routed by CID came from;
+ * when a CID record from there authenticates, p moves to that address before anything is
+ * delivered (RFC 9146 §6), and the peer that was filed under it is returned in *displaced
+ * (out of the address table; the caller closes it) or NULL. */
+dtls_compact_verdict_t dtls__compact_input(dtls_peer_t *p, const uint8_t *data, size_t len,
+                                           const struct sockaddr_storage *from, socklen_t alen,
+                                           dtls_peer_t **displaced);
+/* CID sessions during the handshake (and while OpenSSL still runs the session): the record
+ * keys as soon as OpenSSL has the master secret (after the ClientKeyExchange, or the
+ * ClientHello of a resumption). True if p->rl is there. */
+bool dtls__compact_cid_keys(dtls_peer_t *p);
+/* Rewrites the leading run of tls12_cid records of data as ordinary records for OpenSSL into
+ * l->conv (each opened by p->rl, which keeps the shadow window; those that do not open are
+ * dropped and counted). *used: bytes of data consumed. Returns the bytes written to conv. */
+size_t dtls__compact_cid_convert(dtls_peer_t *p, const uint8_t *data, size_t len, size_t *used);
+/* dtls_bio_t.w_rewrite for a CID session whose client has a CID (arg: the peer): each of
+ * OpenSSL's epoch-1 records, opened with our write keys, is sealed again as a tls12_cid record
+ * with the same sequence number (the ordinary one never leaves). 0 when nothing changes. */
+size_t dtls__compact_cid_wrap(void *arg, const uint8_t *in, size_t len, uint8_t *out, size_t cap);
+/* Bytes before the first tls12_cid record of data (len if none). */
+size_t dtls__compact_cid_offset(const dtls_peer_t *p, const uint8_t *data, size_t len);
 /* transport send on a compact session. */
 int dtls__compact_send(dtls_peer_t *p, const uint8_t *data, size_t len);
 /* Sends close_notify on a compact session (no state change). */

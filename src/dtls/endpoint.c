@@ -74,8 +74,10 @@ struct dtls_ctx {
     void *identify_ctx;
     int64_t (*psk_find)(void *ctx, const char *identity, size_t len, uint8_t *key, size_t *key_len);
     bool skip_validity;
+    int min_rsa_bits; /* 0: any RSA client key */
     char *cert_path, *key_path, *chain_path, *password;
     char *ciphers; /* NULL: the built-in AEAD list */
+    int cid_len;   /* RFC 9146: 0 = the connection_id extension is not registered */
     sess_store_t sessions;
 };
 
@@ -243,8 +245,11 @@ void dtls_cfg_default(dtls_cfg_t *cfg)
                         .mtu = 1024,
                         .retransmission_ms = 1000,
                         .max_handshakes = 1000,
+                        .max_handshakes_per_addr = 100,
+                        .handshake_stall_ms = 10000,
                         .max_sessions = 100000,
                         .session_inactivity_ms = 86400000,
+                        .unknown_cert_inactivity_ms = 600000,
                         .handshake_timeout_ms = 30000,
                         .compact_records = true};
 }
@@ -264,15 +269,34 @@ int dtls__verify_policy(int preverify_ok, int err, int depth, bool skip_validity
     return 1;
 }
 
+bool dtls__rsa_key_ok(const EVP_PKEY *key, int min_rsa_bits)
+{
+    if (min_rsa_bits <= 0 || !key || !EVP_PKEY_is_a(key, "RSA"))
+        return true;
+    return EVP_PKEY_get_bits(key) >= min_rsa_bits;
+}
+
 int dtls__verify_cb(int preverify_ok, X509_STORE_CTX *xs)
 {
     int err = X509_STORE_CTX_get_error(xs);
     int depth = X509_STORE_CTX_get_error_depth(xs);
     bool skip = false;
+    int min_rsa = 0;
     SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
     if (ssl) {
         dtls_ctx_t *ctx = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
         skip = ctx && ctx->skip_validity;
+        min_rsa = ctx ? ctx->min_rsa_bits : 0;
+    }
+    /* The leaf's key signs CertificateVerify, so its size is the client's strength; keys
+     * above it prove nothing here (identity comes from the registry, not from a CA). OpenSSL
+     * is asked once per certificate, errors or not, so depth 0 always passes through here. */
+    X509 *cur = X509_STORE_CTX_get_current_cert(xs);
+    if (depth == 0 && cur && !dtls__rsa_key_ok(X509_get0_pubkey(cur), min_rsa)) {
+        LOG_D("dtls", "client certificate rejected: RSA key of %d bits (--dtls-min-rsa-bits %d)",
+              EVP_PKEY_get_bits(X509_get0_pubkey(cur)), min_rsa);
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REJECTED);
+        return 0;
     }
     if (dtls__verify_policy(preverify_ok, err, depth, skip))
         return 1;
@@ -363,6 +387,88 @@ static int load_chain(SSL_CTX *c, const char *path, char err[static ERR_LEN])
     return 0;
 }
 
+/* ---- RFC 9146 connection_id extension -------------------------------------------------------
+ *
+ * OpenSSL 3.0 does not know extension 54, so it is a custom extension: the ClientHello's
+ * `opaque cid<0..2^8-1>` is the CID the client wants in the records we send; the ServerHello's
+ * is the CID we want in the records it sends. We answer a client whose negotiated suite the
+ * compact layer carries and whose own CID is at most DTLS_CID_MAX bytes (a longer one gets
+ * no answer, so no CID at all, RFC 9146 §3): its CID records are opened by our keys from its
+ * Finished on, and when its CID is not empty our epoch-1 records carry it, OpenSSL's
+ * rewritten on their way out (compact.c). The SSL's app data is its dtls_peer_t (peer.c),
+ * which holds the client's CID and the one we chose. */
+enum { EXT_CONNECTION_ID = 54, CID_TRIES = 8 };
+
+static int cid_parse_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
+                        const unsigned char *in, size_t inlen, X509 *x, size_t chainidx, int *al,
+                        void *arg)
+{
+    (void)ext_type, (void)x, (void)chainidx, (void)arg;
+    if (context != SSL_EXT_CLIENT_HELLO)
+        return 1;
+    if (inlen < 1 || (size_t)in[0] != inlen - 1) {
+        *al = SSL_AD_DECODE_ERROR;
+        return 0;
+    }
+    dtls_peer_t *p = SSL_get_app_data(ssl);
+    if (p && in[0] <= DTLS_CID_MAX) {
+        p->cid_asked = true;
+        p->peer_cid_len = in[0];
+        memcpy(p->peer_cid, in + 1, in[0]);
+    }
+    return 1;
+}
+
+/* Chooses a random CID no other peer of the listener holds and files p under it. */
+static bool cid_choose(dtls_peer_t *p, size_t len)
+{
+    dtls_listener_t *l = p->owner;
+    for (int i = 0; i < CID_TRIES; i++) {
+        if (RAND_bytes(p->cid, (int)len) != 1) {
+            ERR_clear_error();
+            return false;
+        }
+        if (!dtls__ptab_find_cid(&l->cids, p->cid, len)) {
+            p->cid_len = (uint8_t)len;
+            dtls__ptab_insert_cid(&l->cids, p);
+            return true;
+        }
+    }
+    return false;
+}
+
+static int cid_add_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
+                      const unsigned char **out, size_t *outlen, X509 *x, size_t chainidx, int *al,
+                      void *arg)
+{
+    (void)ext_type, (void)x, (void)chainidx, (void)al, (void)arg;
+    dtls_peer_t *p = SSL_get_app_data(ssl);
+    if (context != SSL_EXT_TLS1_2_SERVER_HELLO || !p || !p->cid_asked)
+        return 0;
+    dtls_ctx_t *ctx = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    uint8_t tag_len = 0;
+    if (!ctx || ctx->cid_len <= 0 || !p->owner->cfg.compact_records ||
+        dtls__aead_of_cipher(SSL_get_pending_cipher(ssl), &tag_len) == DTLS_AEAD_NONE)
+        return 0;
+    if (p->cid_len == 0 && !cid_choose(p, (size_t)ctx->cid_len))
+        return 0;
+    unsigned char *b = OPENSSL_malloc(1u + p->cid_len);
+    if (!b)
+        return 0;
+    b[0] = p->cid_len;
+    memcpy(b + 1, p->cid, p->cid_len);
+    *out = b;
+    *outlen = 1u + p->cid_len;
+    return 1;
+}
+
+static void cid_free_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
+                        const unsigned char *out, void *arg)
+{
+    (void)ssl, (void)ext_type, (void)context, (void)arg;
+    OPENSSL_free((void *)out);
+}
+
 /* 3.0.22 (0x30000160): the build requires it (cmake/Dependencies.cmake); this catches a server
  * started against an older libssl than it was built with. */
 #define DTLS_MIN_OPENSSL 0x30000160UL
@@ -419,6 +525,14 @@ static SSL_CTX *build(dtls_ctx_t *ctx, char err[static ERR_LEN])
     SSL_CTX_sess_set_get_cb(c, sess_get_cb);
     SSL_CTX_set_timeout(c, SESSION_TIMEOUT_S);
     SSL_CTX_set_app_data(c, ctx);
+    if (ctx->cid_len > 0 &&
+        SSL_CTX_add_custom_ext(c, EXT_CONNECTION_ID,
+                               SSL_EXT_CLIENT_HELLO | SSL_EXT_TLS1_2_SERVER_HELLO, cid_add_cb,
+                               cid_free_cb, NULL, cid_parse_cb, NULL) != 1) {
+        /* Refused if OpenSSL handles extension 54 itself (a future version may). */
+        ssl_err(err, "cannot register the RFC 9146 connection_id extension", NULL);
+        goto fail;
+    }
 
     SSL_CTX_set_default_passwd_cb(c, password_cb);
     SSL_CTX_set_default_passwd_cb_userdata(c, ctx->password);
@@ -560,7 +674,9 @@ dtls_ctx_t *dtls_ctx_new(const dtls_cfg_t *cfg, char err[static ERR_LEN])
     ctx->identify = cfg->identify;
     ctx->identify_ctx = cfg->identify_ctx;
     ctx->psk_find = cfg->psk_find;
+    ctx->cid_len = cfg->compact_records ? cfg->cid_len : 0;
     ctx->skip_validity = cfg->skip_validity_check;
+    ctx->min_rsa_bits = cfg->min_rsa_bits;
     sess_init(&ctx->sessions);
     if (cfg->cert_file) {
         ctx->cert_path = xstrdup(cfg->cert_file);

@@ -9,8 +9,15 @@
  *    est). A new ClientHello from an established address starts a separate handshake; the old
  *    session is replaced only when that handshake completes (peer.c).
  *  - hs_age lists handshakes oldest first; est_age lists sessions stalest first (only a
- *    decrypted record moves a session to the end), so the sweep and the eviction on a full
- *    table look only at list heads.
+ *    decrypted record moves a session to the end), so the session sweep and the eviction on
+ *    a full table look only at list heads. Sessions of certificates that name no device are
+ *    on est_unknown instead, with their own (shorter) idle timeout, evicted first.
+ *  - Admission after a valid cookie (the address is then proven, so it can be counted):
+ *    at most max_handshakes_per_addr handshakes per source address (admit.c), else the
+ *    ClientHello is refused; at most max_handshakes in all, and when that is full the new
+ *    one takes the place of a stalled one (pick_victim), so a flood of abandoned handshakes
+ *    cannot keep new devices out; a handshake with no progress for handshake_stall_ms is
+ *    dropped by the sweep long before handshake_timeout_ms.
  */
 #include "dtls/dtls_int.h"
 
@@ -67,6 +74,30 @@ static bool ensure_listen_ssl(dtls_listener_t *l)
     return true;
 }
 
+/* The handshake to drop for a new one when the table is full: among those without progress
+ * for a first retransmission period (a live client answers within it unless a flight was
+ * lost), one from the address with the most handshakes in progress, the oldest of those. A
+ * flood from a few addresses thus pays first, a lone device last. NULL when every handshake
+ * is making progress: then the new one is refused (a real burst must not evict itself).
+ * Walks the table (at most max_handshakes entries, only when it is full). */
+static dtls_peer_t *pick_victim(dtls_listener_t *l, int64_t now)
+{
+    dtls_peer_t *best = NULL;
+    unsigned best_n = 0;
+    for (dtls_peer_t *p = l->hs_age.head; p; p = p->next) {
+        if (now - p->progress_ms < l->cfg.retransmission_ms)
+            continue;
+        unsigned n = dtls__admit_of(p);
+        if (!best || n > best_n) {
+            best = p;
+            best_n = n;
+            if (n >= (unsigned)l->cfg.max_handshakes_per_addr)
+                break; /* no address has more */
+        }
+    }
+    return best;
+}
+
 static void client_hello(dtls_listener_t *l, const struct sockaddr_storage *a, socklen_t alen,
                          const uint8_t *p, size_t len)
 {
@@ -86,11 +117,21 @@ static void client_hello(dtls_listener_t *l, const struct sockaddr_storage *a, s
         ERR_clear_error();
         return;
     }
-    if (htab_count(&l->hs) >= (size_t)l->cfg.max_handshakes) {
-        l->stats.handshakes_refused++;
-        /* Reset so the buffered ClientHello does not linger in the listen SSL. */
-        SSL_clear(l->listen_ssl);
+    if (dtls__admit_count(&l->admit, a) >= (unsigned)l->cfg.max_handshakes_per_addr) {
+        l->stats.handshakes_refused_addr++;
+        SSL_clear(l->listen_ssl); /* the buffered ClientHello must not linger */
         return;
+    }
+    if (htab_count(&l->hs) >= (size_t)l->cfg.max_handshakes) {
+        dtls_peer_t *victim = pick_victim(l, loop_now_ms(l->loop));
+        if (!victim) {
+            l->stats.handshakes_refused++;
+            SSL_clear(l->listen_ssl);
+            return;
+        }
+        l->stats.handshakes_evicted++;
+        l->stats.handshakes_failed++;
+        dtls__peer_close(victim, false);
     }
     dtls__peer_start(l);
 }
@@ -109,10 +150,25 @@ static void input_one(dtls_listener_t *l, const struct sockaddr_storage *a, sock
         l->stats.records_dropped++;
         return;
     }
+    if (kind == DTLS_DG_CID) {
+        /* RFC 9146: routed by the CID we chose, whatever the address; the peer moves to a
+         * new address only once a record from it authenticates (compact.c, peer.c). */
+        size_t cl = (size_t)l->cfg.cid_len;
+        dtls_peer_t *c = cl > 0 && len >= DTLS_CID_HDR + cl
+                             ? dtls__ptab_find_cid(&l->cids, p + 11, cl)
+                             : NULL;
+        if (!c) {
+            l->stats.cid_unknown++;
+            l->stats.records_dropped++;
+            return;
+        }
+        dtls__peer_input(c, a, alen, p, len);
+        return;
+    }
     uint64_t h = sockaddr_hash(a); /* one keyed hash for both tables */
     dtls_peer_t *hs = dtls__ptab_find_hashed(&l->hs, a, h);
     if (hs) {
-        dtls__peer_input(hs, p, len);
+        dtls__peer_input(hs, NULL, 0, p, len);
         return;
     }
     if (kind == DTLS_DG_CLIENT_HELLO) {
@@ -121,7 +177,7 @@ static void input_one(dtls_listener_t *l, const struct sockaddr_storage *a, sock
     }
     dtls_peer_t *est = dtls__ptab_find_hashed(&l->est, a, h);
     if (est)
-        dtls__peer_input(est, p, len);
+        dtls__peer_input(est, NULL, 0, p, len);
     else
         l->stats.records_dropped++;
 }
@@ -197,15 +253,29 @@ void dtls__listener_sweep(dtls_listener_t *l, int64_t now)
         dtls__mem_trim();
     }
 #endif
-    while (l->hs_age.head && now - l->hs_age.head->started_ms >= l->cfg.handshake_timeout_ms) {
-        l->stats.handshakes_failed++;
-        l->stats.handshake_timeouts++;
-        dtls__peer_close(l->hs_age.head, false);
+    /* Every handshake is looked at (at most max_handshakes): the list is in start order,
+     * and a stalled one can sit behind a younger one that is still progressing. */
+    for (dtls_peer_t *p = l->hs_age.head, *next; p; p = next) {
+        next = p->next;
+        if (now - p->started_ms >= l->cfg.handshake_timeout_ms) {
+            l->stats.handshakes_failed++;
+            l->stats.handshake_timeouts++;
+            dtls__peer_close(p, false);
+        } else if (now - p->progress_ms >= l->cfg.handshake_stall_ms) {
+            l->stats.handshakes_failed++;
+            l->stats.handshakes_stalled++;
+            dtls__peer_close(p, false);
+        }
     }
     while (l->est_age.head &&
            now - l->est_age.head->last_seen_ms >= l->cfg.session_inactivity_ms) {
         l->stats.idle_closed++;
         dtls__peer_close(l->est_age.head, true);
+    }
+    while (l->est_unknown.head &&
+           now - l->est_unknown.head->last_seen_ms >= l->cfg.unknown_cert_inactivity_ms) {
+        l->stats.idle_unknown++;
+        dtls__peer_close(l->est_unknown.head, true);
     }
 }
 
@@ -216,7 +286,9 @@ dtls_listener_t *dtls_listener_new(loop_t *loop, const transport_sink_t *sink, d
 {
     if (cfg->mtu < 256 || cfg->mtu > DTLS_MAX_DGRAM || cfg->retransmission_ms <= 0 ||
         cfg->handshake_timeout_ms <= 0 || cfg->max_handshakes <= 0 || cfg->max_sessions <= 0 ||
-        !cfg->bind_addr) {
+        cfg->max_handshakes_per_addr <= 0 || cfg->handshake_stall_ms <= 0 ||
+        cfg->unknown_cert_inactivity_ms <= 0 || cfg->min_rsa_bits < 0 || cfg->cid_len < 0 ||
+        cfg->cid_len > DTLS_CID_LEN_MAX || !cfg->bind_addr) {
         snprintf(err, ERR_LEN,
                  "invalid DTLS settings (a bind address, mtu 256..%d, positive "
                  "timeouts and caps)",
@@ -242,6 +314,8 @@ dtls_listener_t *dtls_listener_new(loop_t *loop, const transport_sink_t *sink, d
     l->pool = dtls__pool_new();
     htab_init(&l->hs, 256);
     htab_init(&l->est, 1024);
+    htab_init(&l->admit, 256);
+    htab_init(&l->cids, 0);
     int rc = loop_fd_add(loop, fd, 0x001 /* EPOLLIN */, on_readable, l);
     if (rc != 0) {
         snprintf(err, ERR_LEN, "loop_fd_add: %s", strerror(-rc));
@@ -297,6 +371,8 @@ void dtls_listener_free(dtls_listener_t *l)
         dtls__peer_close(l->hs_age.head, false);
     while (l->est_age.head)
         dtls__peer_close(l->est_age.head, true);
+    while (l->est_unknown.head)
+        dtls__peer_close(l->est_unknown.head, true);
     SSL_free(l->listen_ssl);
     BIO_ADDR_free(l->listen_addr);
     dtls__aead_fini(&l->aead);
@@ -308,6 +384,8 @@ void dtls_listener_free(dtls_listener_t *l)
         close(l->fd);
     htab_fini(&l->hs);
     htab_fini(&l->est);
+    htab_fini(&l->admit); /* empty: every handshake took itself out on close */
+    htab_fini(&l->cids);
     free(l);
 }
 
@@ -316,4 +394,5 @@ void dtls_listener_get_stats(const dtls_listener_t *l, dtls_stats_t *out)
     *out = l->stats;
     out->handshakes_in_progress = htab_count(&l->hs);
     out->sessions = htab_count(&l->est);
+    out->cid_sessions = htab_count(&l->cids);
 }

@@ -8,7 +8,10 @@
  */
 #include "dtls/dtls_int.h"
 
+#include "core/hash.h"
 #include "core/sockaddr.h"
+
+#include <string.h>
 
 static bool peer_has_addr(const htab_link_t *l, const void *addr)
 {
@@ -30,11 +33,57 @@ dtls_peer_t *dtls__ptab_find(const htab_t *t, const struct sockaddr_storage *a)
 void dtls__ptab_insert(htab_t *t, dtls_peer_t *p)
 {
     htab_insert(t, &p->hlink, sockaddr_hash(&p->base.addr));
+    p->indexed = true;
 }
 
 void dtls__ptab_remove(htab_t *t, dtls_peer_t *p)
 {
-    htab_remove(t, &p->hlink);
+    if (p->indexed)
+        htab_remove(t, &p->hlink);
+    p->indexed = false;
+}
+
+dtls_peer_t *dtls__ptab_move(htab_t *est, dtls_peer_t *p, const struct sockaddr_storage *a,
+                             socklen_t alen)
+{
+    dtls_peer_t *other = dtls__ptab_find(est, a);
+    if (other == p)
+        return NULL;
+    if (other)
+        dtls__ptab_remove(est, other);
+    dtls__ptab_remove(est, p);
+    memset(&p->base.addr, 0, sizeof p->base.addr);
+    memcpy(&p->base.addr, a, alen);
+    p->base.addr_len = alen;
+    dtls__ptab_insert(est, p);
+    return other;
+}
+
+/* CIDs are chosen at random by us, but a client can still send any bytes: keyed hash. */
+static bool peer_has_cid(const htab_link_t *l, const void *key)
+{
+    const dtls_peer_t *p = HTAB_ENTRY(l, dtls_peer_t, clink);
+    return htab_bytes_equal(key, p->cid, p->cid_len);
+}
+
+dtls_peer_t *dtls__ptab_find_cid(const htab_t *t, const uint8_t *cid, size_t len)
+{
+    htab_bytes_t k = {cid, len};
+    htab_link_t *l = htab_find(t, hash_bytes(cid, len), peer_has_cid, &k);
+    return l ? HTAB_ENTRY(l, dtls_peer_t, clink) : NULL;
+}
+
+void dtls__ptab_insert_cid(htab_t *t, dtls_peer_t *p)
+{
+    htab_insert(t, &p->clink, hash_bytes(p->cid, p->cid_len));
+}
+
+void dtls__ptab_remove_cid(htab_t *t, dtls_peer_t *p)
+{
+    if (p->cid_len == 0)
+        return;
+    htab_remove(t, &p->clink);
+    p->cid_len = 0;
 }
 
 void dtls__plist_append(dtls_plist_t *l, dtls_peer_t *p)

@@ -341,25 +341,12 @@ static int key_ctx(dtls_aead_ctx_t *a, const dtls_rl_t *rl, int enc, const uint8
     return 0;
 }
 
-ssize_t dtls__rl_open(dtls_rl_t *rl, dtls_aead_ctx_t *a, const dtls_rec_t *r, uint8_t *out,
-                      size_t cap)
+/* AEAD-decrypts n bytes of ct with tag into out under rl's read key (nonce, aad given).
+ * 0, -EIO (cipher setup) or -EBADMSG (authentication failed; out is then garbage). */
+static int aead_open(dtls_rl_t *rl, dtls_aead_ctx_t *a, const uint8_t nonce[static NONCE_LEN],
+                     const uint8_t *aad, size_t aad_len, const uint8_t *ct, size_t n,
+                     const uint8_t *tag, uint8_t *out)
 {
-    if (r->version != 0xfefd || r->epoch != rl->epoch)
-        return -EPROTO;
-    if (!dtls__rl_replay_check(rl, r->seq))
-        return -EALREADY;
-    size_t expl = explicit_len_of(rl->alg);
-    size_t over = expl + rl->tag_len;
-    if (r->frag_len < over)
-        return -EBADMSG;
-    size_t n = r->frag_len - over;
-    if (n > MAX_PLAIN || n > cap || n > INT_MAX)
-        return -EBADMSG;
-    uint8_t nonce[NONCE_LEN], aad[AAD_LEN];
-    make_nonce(nonce, rl->alg, rl->rsalt, r->frag, r->epoch, r->seq);
-    make_aad(aad, r->epoch, r->seq, r->type, n);
-    const uint8_t *ct = r->frag + expl;
-    const uint8_t *tag = ct + n;
     if (key_ctx(a, rl, 0, nonce) != 0)
         return -EIO;
     EVP_CIPHER_CTX *ctx = a->dec;
@@ -368,11 +355,11 @@ ssize_t dtls__rl_open(dtls_rl_t *rl, dtls_aead_ctx_t *a, const dtls_rec_t *r, ui
         /* CCM: tag and total length first; the one Update verifies the tag. */
         ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, rl->tag_len, (void *)tag) == 1 &&
              EVP_DecryptUpdate(ctx, NULL, &outl, NULL, (int)n) == 1 &&
-             EVP_DecryptUpdate(ctx, NULL, &outl, aad, AAD_LEN) == 1 &&
+             EVP_DecryptUpdate(ctx, NULL, &outl, aad, (int)aad_len) == 1 &&
              EVP_DecryptUpdate(ctx, out, &outl, ct, (int)n) == 1;
     } else {
         int fin = 0;
-        ok = EVP_DecryptUpdate(ctx, NULL, &outl, aad, AAD_LEN) == 1 &&
+        ok = EVP_DecryptUpdate(ctx, NULL, &outl, aad, (int)aad_len) == 1 &&
              EVP_DecryptUpdate(ctx, out, &outl, ct, (int)n) == 1 &&
              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, rl->tag_len, (void *)tag) == 1 &&
              EVP_DecryptFinal_ex(ctx, out + outl, &fin) == 1;
@@ -382,6 +369,65 @@ ssize_t dtls__rl_open(dtls_rl_t *rl, dtls_aead_ctx_t *a, const dtls_rec_t *r, ui
         ERR_clear_error();
         return -EBADMSG;
     }
+    return 0;
+}
+
+/* AEAD-encrypts len bytes of p to ct, tag appended, under rl's write key. 0 or -EIO. */
+static int aead_seal(dtls_rl_t *rl, dtls_aead_ctx_t *a, const uint8_t nonce[static NONCE_LEN],
+                     const uint8_t *aad, size_t aad_len, const uint8_t *p, size_t len, uint8_t *ct)
+{
+    if (key_ctx(a, rl, 1, nonce) != 0)
+        return -EIO;
+    EVP_CIPHER_CTX *ctx = a->enc;
+    /* A non-NULL input even when empty: CCM reads (out, NULL) as "finish". */
+    const uint8_t *src = len ? p : ct;
+    int outl = 0, fin = 0;
+    bool ok = (!is_ccm(rl->alg) || EVP_EncryptUpdate(ctx, NULL, &outl, NULL, (int)len) == 1) &&
+              EVP_EncryptUpdate(ctx, NULL, &outl, aad, (int)aad_len) == 1 &&
+              EVP_EncryptUpdate(ctx, ct, &outl, src, (int)len) == 1 &&
+              EVP_EncryptFinal_ex(ctx, ct + len, &fin) == 1 &&
+              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, rl->tag_len, ct + len) == 1;
+    if (!ok) {
+        ERR_clear_error();
+        return -EIO;
+    }
+    return 0;
+}
+
+/* The checks every record passes before its tag is tried; the plaintext length in *n. */
+static int open_checks(const dtls_rl_t *rl, const dtls_rec_t *r, size_t cap, size_t *n)
+{
+    if (r->version != 0xfefd || r->epoch != rl->epoch)
+        return -EPROTO;
+    if (!dtls__rl_replay_check(rl, r->seq))
+        return -EALREADY;
+    size_t over = explicit_len_of(rl->alg) + rl->tag_len;
+    if (r->frag_len < over)
+        return -EBADMSG;
+    *n = r->frag_len - over;
+    if (*n > cap || *n > INT_MAX)
+        return -EBADMSG;
+    return 0;
+}
+
+ssize_t dtls__rl_open(dtls_rl_t *rl, dtls_aead_ctx_t *a, const dtls_rec_t *r, uint8_t *out,
+                      size_t cap)
+{
+    if (r->type == DTLS_CT_CID)
+        return -EPROTO; /* its additional data differs: dtls__rl_open_cid */
+    size_t n = 0;
+    int rc = open_checks(rl, r, cap, &n);
+    if (rc != 0)
+        return rc;
+    if (n > MAX_PLAIN)
+        return -EBADMSG;
+    uint8_t nonce[NONCE_LEN], aad[AAD_LEN];
+    make_nonce(nonce, rl->alg, rl->rsalt, r->frag, r->epoch, r->seq);
+    make_aad(aad, r->epoch, r->seq, r->type, n);
+    const uint8_t *ct = r->frag + explicit_len_of(rl->alg);
+    rc = aead_open(rl, a, nonce, aad, AAD_LEN, ct, n, ct + n, out);
+    if (rc != 0)
+        return rc;
     dtls__rl_replay_mark(rl, r->seq);
     return (ssize_t)n;
 }
@@ -408,22 +454,153 @@ ssize_t dtls__rl_seal(dtls_rl_t *rl, dtls_aead_ctx_t *a, uint8_t type, const uin
     uint8_t nonce[NONCE_LEN], aad[AAD_LEN];
     make_nonce(nonce, rl->alg, rl->wsalt, explicit, rl->epoch, seq);
     make_aad(aad, rl->epoch, seq, type, len);
-    if (key_ctx(a, rl, 1, nonce) != 0)
+    if (aead_seal(rl, a, nonce, aad, AAD_LEN, p, len, explicit + expl) != 0)
         return -EIO;
-    EVP_CIPHER_CTX *ctx = a->enc;
-    uint8_t *ct = explicit + expl;
-    /* A non-NULL input even when empty: CCM reads (out, NULL) as "finish". */
-    const uint8_t *src = len ? p : ct;
-    int outl = 0, fin = 0;
-    bool ok = (!is_ccm(rl->alg) || EVP_EncryptUpdate(ctx, NULL, &outl, NULL, (int)len) == 1) &&
-              EVP_EncryptUpdate(ctx, NULL, &outl, aad, AAD_LEN) == 1 &&
-              EVP_EncryptUpdate(ctx, ct, &outl, src, (int)len) == 1 &&
-              EVP_EncryptFinal_ex(ctx, ct + len, &fin) == 1 &&
-              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, rl->tag_len, ct + len) == 1;
-    if (!ok) {
-        ERR_clear_error();
-        return -EIO;
-    }
     rl->w_seq = seq + 1;
     return (ssize_t)(DTLS_REC_HDR + frag);
+}
+
+/* ---- RFC 9146 Connection ID ----------------------------------------------------------------
+ *
+ * §4, the record:
+ *   type=25 | version | epoch | sequence_number | cid[cid_len] | length | enc_content
+ * enc_content is, for our AEAD suites, explicit_nonce[8] (not for ChaCha20) || ciphertext ||
+ * tag, and the plaintext is DTLSInnerPlaintext = content || real_type || zeros.
+ * §5, the additional data (the final RFC's, not draft-ietf-tls-dtls-connection-id-07's):
+ *   seq_num_placeholder (8 x 0xff) || 25 || cid_length || 25 || version || epoch ||
+ *   sequence_number || cid || length_of_DTLSInnerPlaintext
+ * The nonce is the same as for an ordinary record.
+ */
+
+enum { CID_AAD_MAX = 8 + 3 + 2 + 8 + DTLS_CID_MAX + 2 };
+
+static size_t make_cid_aad(uint8_t *aad, uint16_t epoch, uint64_t seq, const uint8_t *cid,
+                           size_t cid_len, size_t inner_len)
+{
+    memset(aad, 0xff, 8);
+    aad[8] = DTLS_CT_CID;
+    aad[9] = (uint8_t)cid_len;
+    aad[10] = DTLS_CT_CID;
+    aad[11] = 0xfe;
+    aad[12] = 0xfd;
+    put_seq(aad + 13, epoch, seq);
+    memcpy(aad + 21, cid, cid_len);
+    aad[21 + cid_len] = (uint8_t)(inner_len >> 8);
+    aad[22 + cid_len] = (uint8_t)inner_len;
+    return 23 + cid_len;
+}
+
+ssize_t dtls__rec_parse_cid(const uint8_t *p, size_t len, size_t cid_len, dtls_rec_t *r)
+{
+    if (len < 1 || p[0] != DTLS_CT_CID) {
+        ssize_t n = dtls__rec_parse(p, len, r);
+        if (n > 0) {
+            r->cid = NULL;
+            r->cid_len = 0;
+        }
+        return n;
+    }
+    size_t hdr = DTLS_CID_HDR + cid_len;
+    if (cid_len > DTLS_CID_MAX || len < hdr)
+        return -EBADMSG;
+    size_t frag_len = (size_t)p[hdr - 2] << 8 | p[hdr - 1];
+    if (frag_len > len - hdr)
+        return -EBADMSG;
+    r->type = p[0];
+    r->version = (uint16_t)(p[1] << 8 | p[2]);
+    r->epoch = (uint16_t)(p[3] << 8 | p[4]);
+    r->seq = get48(p + 5);
+    r->cid = p + 11;
+    r->cid_len = (uint8_t)cid_len;
+    r->frag = p + hdr;
+    r->frag_len = frag_len;
+    return (ssize_t)(hdr + frag_len);
+}
+
+ssize_t dtls__rl_open_cid(dtls_rl_t *rl, dtls_aead_ctx_t *a, const dtls_rec_t *r, uint8_t *type,
+                          uint8_t *out, size_t cap)
+{
+    if (r->type != DTLS_CT_CID || r->cid_len > DTLS_CID_MAX || (r->cid_len && !r->cid))
+        return -EPROTO;
+    size_t n = 0;
+    int rc = open_checks(rl, r, cap, &n);
+    if (rc != 0)
+        return rc;
+    /* The inner plaintext: at most 2^14 bytes of content, its type, and padding that
+     * keeps it within 2^14 + 256 (RFC 9146 §4 keeps TLS 1.3's limit for it). */
+    if (n > MAX_PLAIN + 256)
+        return -EBADMSG;
+    uint8_t nonce[NONCE_LEN], aad[CID_AAD_MAX];
+    make_nonce(nonce, rl->alg, rl->rsalt, r->frag, r->epoch, r->seq);
+    size_t aad_len = make_cid_aad(aad, r->epoch, r->seq, r->cid, r->cid_len, n);
+    const uint8_t *ct = r->frag + explicit_len_of(rl->alg);
+    rc = aead_open(rl, a, nonce, aad, aad_len, ct, n, ct + n, out);
+    if (rc != 0)
+        return rc;
+    /* The real type is the last non-zero byte; an all-zero inner plaintext is malformed. */
+    size_t k = n;
+    while (k > 0 && out[k - 1] == 0)
+        k--;
+    if (k == 0 || k - 1 > MAX_PLAIN)
+        return -EBADMSG; /* authentic but malformed: the window stays as it was */
+    dtls__rl_replay_mark(rl, r->seq);
+    *type = out[k - 1];
+    return (ssize_t)(k - 1);
+}
+
+ssize_t dtls__rl_seal_cid(dtls_rl_t *rl, dtls_aead_ctx_t *a, uint8_t type, const uint8_t *cid,
+                          size_t cid_len, const uint8_t *p, size_t len, uint8_t *out, size_t cap)
+{
+    size_t expl = explicit_len_of(rl->alg);
+    size_t hdr = DTLS_CID_HDR + cid_len;
+    size_t inner = len + 1;
+    size_t frag = expl + inner + rl->tag_len;
+    if (cid_len > DTLS_CID_MAX || len > MAX_PLAIN || cap < hdr + frag)
+        return -ENOSPC;
+    if (rl->w_seq > DTLS_SEQ_MAX)
+        return -EOVERFLOW;
+    uint64_t seq = rl->w_seq;
+    out[0] = DTLS_CT_CID;
+    out[1] = 0xfe;
+    out[2] = 0xfd;
+    put_seq(out + 3, rl->epoch, seq);
+    memcpy(out + 11, cid, cid_len);
+    out[hdr - 2] = (uint8_t)(frag >> 8);
+    out[hdr - 1] = (uint8_t)frag;
+    uint8_t *explicit = out + hdr;
+    if (expl)
+        put_seq(explicit, rl->epoch, seq);
+    uint8_t *ct = explicit + expl;
+    /* The inner plaintext is built in place (the cipher runs in place). */
+    if (len)
+        memmove(ct, p, len);
+    ct[len] = type;
+    uint8_t nonce[NONCE_LEN], aad[CID_AAD_MAX];
+    make_nonce(nonce, rl->alg, rl->wsalt, explicit, rl->epoch, seq);
+    size_t aad_len = make_cid_aad(aad, rl->epoch, seq, cid, cid_len, inner);
+    if (aead_seal(rl, a, nonce, aad, aad_len, ct, inner, ct) != 0)
+        return -EIO;
+    rl->w_seq = seq + 1;
+    return (ssize_t)(hdr + frag);
+}
+
+ssize_t dtls__rl_cid_to_plain(dtls_rl_t *rl, dtls_aead_ctx_t *a, const dtls_rec_t *r, uint8_t *type,
+                              uint8_t *out, size_t cap)
+{
+    /* The plaintext goes where the ordinary record's ciphertext will be. */
+    size_t off = DTLS_REC_HDR + explicit_len_of(rl->alg);
+    if (cap < off + rl->tag_len)
+        return -ENOSPC;
+    ssize_t n = dtls__rl_open_cid(rl, a, r, type, out + off, cap - off - rl->tag_len);
+    if (n < 0)
+        return n;
+    /* Sealed the way the client would have sealed it without a CID: with its write keys
+     * (our read keys) and the same sequence number, by a throwaway mirror that caches no
+     * cipher context (uid 0). */
+    dtls_rl_t c;
+    dtls__rl_mirror(rl, &c);
+    c.w_seq = r->seq;
+    ssize_t m = dtls__rl_seal(&c, a, *type, out + off, (size_t)n, out, cap);
+    dtls__rl_wipe(&c);
+    return m;
 }

@@ -33,6 +33,7 @@ static const http_err_info_t table[HTTP_E_COUNT] = {
     [HTTP_E_RPC_NO_REPLY_V1] = {408, 2, "Timeout waiting for the device's reply"},
     [HTTP_E_RPC_NOT_DELIVERED_V1] = {409, 2, "Device is not subscribed to RPC requests"},
     [HTTP_E_RPC_TIMEOUT_V2] = {504, 2, "Timeout to process the RPC call"},
+    [HTTP_E_NOT_IMPLEMENTED] = {501, 2, "Transfer coding not implemented"},
 };
 
 const http_err_info_t *http__err_info(http_err_t e)

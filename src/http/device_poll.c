@@ -15,15 +15,20 @@
  * 60 s); more than the configured maximum (its max_request_timeout, 300 s) is cut to it, where
  * ThingsBoard's servlet container would answer 503 instead; negative waits for nothing.
  *
- * DESIGN. libmicrohttpd runs a thread per connection here, and its suspend/resume does not
- * apply to that mode (microhttpd.h: "not applicable to thread-per-connection"), so a poll
- * holds its thread for its whole wait. That is why polls are capped (hub_wait_add: a global
- * cap and one per device, 503 with Retry-After beyond) and counted (/metrics). The thread
- * sleeps in poll(2) on two descriptors: an eventfd the hub's wake callback writes to, and the
- * client's socket for POLLRDHUP, so a client that hangs up frees its slot at once instead of
- * holding it to the end of its timeout. Nothing wakes on a timer. HTTP devices are not gated
- * by power-saving settings (those are CoAP PSM / eDRX radio states): an RPC or an attribute
- * change reaches a waiting poll at once.
+ * DESIGN. A poll holds no thread while it waits. The handler (on a worker, front.c) only checks
+ * the token and registers a hub waiter, and hands the poll to server.c (rs->poll); the worker
+ * resumes the connection and the access handler runs http__poll_step on a polling thread:
+ * it takes a pending RPC or the event that fired, or parks the connection again
+ * (MHD_suspend_connection). What wakes a parked poll resumes its connection
+ * (MHD_resume_connection), and the step runs again: the hub's wake callback (an RPC, an
+ * attribute change, the device deleted or its credentials changed), http_server_stop, or the
+ * front's watchdog tick (http__poll_tick, every 250 ms) when the timeout has passed or the
+ * client hung up (POLLRDHUP on its socket: libmicrohttpd does not watch a suspended
+ * connection), so a client that goes away frees its slot within a tick instead of holding it
+ * to the end of its timeout. Polls are still capped (hub_wait_add: a global cap and one per
+ * device, 503 with Retry-After beyond) and counted (/metrics): each holds a connection. HTTP
+ * devices are not gated by power-saving settings (those are CoAP PSM / eDRX radio states): an
+ * RPC or an attribute change reaches a waiting poll at once.
  */
 #include "http/http_int.h"
 
@@ -36,42 +41,51 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
-/* One open long poll; lives on its request thread's stack, linked into h->polls (under h->mu)
- * so that http_server_stop can end it. */
-typedef struct http_poll {
+/* One open long poll, linked into h->polls (under h->mu) from registration to its end. */
+struct http_poll {
     struct http_poll *next;
-    int efd;            /* written by the wake callback and by the stop path */
+    http_server_t *srv;
+    struct MHD_Connection *conn;
+    hub_waiter_t w;
+    hub_wait_kind_t kind;
+    int64_t device_id;
+    int64_t deadline_ms;
+    int sock;           /* the client's socket (-1 without a connection) */
     pthread_mutex_t mu; /* guards the fields below */
+    bool suspended;     /* parked by http__poll_step; the next wake resumes it */
+    bool kicked;        /* a wake came while the step was running: look again */
     bool fired;         /* an event that ends the poll arrived (first one wins) */
     hub_event_type_t type;
     char *json;
     bool cancelled; /* the server is stopping */
-} http_poll_t;
+    bool gone;      /* the client hung up */
+};
 
-static void kick(int efd)
+/* Under p->mu: the step runs again (now if parked, else once the running one looks again). */
+static void wake(http_poll_t *p)
 {
-    uint64_t one = 1;
-    ssize_t n = write(efd, &one, sizeof one);
-    (void)n; /* only fails if the counter would overflow: it is set already */
+    if (p->suspended) {
+        p->suspended = false;
+        MHD_resume_connection(p->conn);
+    } else {
+        p->kicked = true;
+    }
 }
 
-/* The hub's wake callback (publishing thread, under the hub's waiter lock): copy and signal. */
+/* The hub's wake callback (publishing thread, under the hub's waiter lock): copy and wake. */
 static void on_wake(void *ctx, hub_event_type_t type, const char *json)
 {
     http_poll_t *p = ctx;
-    if (type != HUB_EV_RPC_PENDING) { /* that one only says "try hub_rpc_take again" */
-        pthread_mutex_lock(&p->mu);
-        if (!p->fired) {
-            p->fired = true;
-            p->type = type;
-            p->json = json ? xstrdup(json) : NULL;
-        }
-        pthread_mutex_unlock(&p->mu);
+    pthread_mutex_lock(&p->mu);
+    if (type != HUB_EV_RPC_PENDING && !p->fired) { /* that one only says "take again" */
+        p->fired = true;
+        p->type = type;
+        p->json = json ? xstrdup(json) : NULL;
     }
-    kick(p->efd);
+    wake(p);
+    pthread_mutex_unlock(&p->mu);
 }
 
 void http__poll_cancel_all(http_server_t *h)
@@ -81,10 +95,56 @@ void http__poll_cancel_all(http_server_t *h)
     for (http_poll_t *p = h->polls; p; p = p->next) {
         pthread_mutex_lock(&p->mu);
         p->cancelled = true;
+        wake(p);
         pthread_mutex_unlock(&p->mu);
-        kick(p->efd);
     }
     pthread_mutex_unlock(&h->mu);
+}
+
+/* Whether the client closed its end (a hang-up, or a half-close, which HTTP/1.1 clients do
+ * not send mid-request). */
+static bool hung_up(int sock)
+{
+    if (sock < 0)
+        return false;
+    struct pollfd pf = {.fd = sock, .events = POLLRDHUP};
+    return poll(&pf, 1, 0) == 1 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+void http__poll_tick(http_server_t *h)
+{
+    int64_t now = clock_mono_ms();
+    pthread_mutex_lock(&h->mu);
+    for (http_poll_t *p = h->polls; p; p = p->next) {
+        pthread_mutex_lock(&p->mu);
+        if (p->suspended) {
+            if (hung_up(p->sock))
+                p->gone = true;
+            if (p->gone || now >= p->deadline_ms)
+                wake(p);
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+void http__poll_free(http_poll_t *p)
+{
+    if (!p)
+        return;
+    http_server_t *h = p->srv;
+    hub_wait_remove(h->hub, &p->w); /* the callback is done with p after this */
+    pthread_mutex_lock(&h->mu);
+    for (http_poll_t **pp = &h->polls; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+    free(p->json);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
 }
 
 /* ?timeout= in ms: the default for absent or 0, cut to the maximum; false (400 set, empty as
@@ -121,27 +181,6 @@ static int client_fd(const http_req_t *rq)
     return ci ? ci->connect_fd : -1;
 }
 
-/* Sleeps until the eventfd is written, the client hangs up or remaining_ms pass. Returns
- * false if the client is gone. */
-static bool sleep_on(int efd, int sock, int64_t remaining_ms)
-{
-    struct pollfd fds[2] = {{.fd = efd, .events = POLLIN}, {.fd = sock, .events = POLLRDHUP}};
-    int n = sock >= 0 ? 2 : 1;
-    int ms = remaining_ms > INT_MAX ? INT_MAX : (int)remaining_ms;
-    int r = poll(fds, (nfds_t)n, ms);
-    if (r <= 0)
-        return true; /* timeout (the caller checks the deadline) or EINTR */
-    /* A hang-up (or a half-close, which HTTP/1.1 clients do not send mid-request). */
-    if (n == 2 && (fds[1].revents & (POLLRDHUP | POLLHUP | POLLERR)))
-        return false;
-    if (fds[0].revents & POLLIN) {
-        uint64_t v;
-        ssize_t got = read(efd, &v, sizeof v);
-        (void)got; /* resets the counter; EAGAIN cannot happen after POLLIN */
-    }
-    return true;
-}
-
 /* What ended the poll, turned into the answer. */
 static void answer_event(http_resp_t *rs, hub_event_type_t type, char *json)
 {
@@ -162,46 +201,47 @@ static void answer_event(http_resp_t *rs, hub_event_type_t type, char *json)
     free(json);
 }
 
-/* The poll itself, once the device is known and the waiter registered. */
-static void wait_for(http_server_t *h, http_req_t *rq, http_resp_t *rs, http_poll_t *p,
-                     hub_wait_kind_t kind, int64_t device_id, int64_t timeout_ms)
+bool http__poll_step(http_poll_t *p, struct MHD_Connection *conn, http_resp_t *rs)
 {
-    int sock = client_fd(rq);
-    int64_t deadline = clock_mono_ms() + timeout_ms;
+    http_server_t *h = p->srv;
     for (;;) {
-        /* Taken before the wait and after every wake-up: an RPC may have been pending before
-         * the request came (ThingsBoard sends pending RPCs on subscription too). */
+        /* Taken first and after every wake-up: an RPC may have been pending before the
+         * request came (ThingsBoard sends pending RPCs on subscription too). */
         hub_rpc_t rpc;
-        if (kind == HUB_WAIT_RPC && hub_rpc_take(h->hub, device_id, &rpc)) {
+        if (p->kind == HUB_WAIT_RPC && hub_rpc_take(h->hub, p->device_id, &rpc)) {
             http__resp_json_text(rs, 200, rpc.body);
             /* As ThingsBoard: handed to the HTTP response = DELIVERED (a one-way call
              * returns now; a two-way one waits for POST /api/v1/{token}/rpc/{id}). */
-            hub_rpc_delivered(h->hub, device_id, rpc.request_id);
-            return;
+            hub_rpc_delivered(h->hub, p->device_id, rpc.request_id);
+            return true;
         }
         pthread_mutex_lock(&p->mu);
-        bool fired = p->fired, cancelled = p->cancelled;
+        p->kicked = false;
+        bool fired = p->fired, cancelled = p->cancelled, gone = p->gone;
         hub_event_type_t type = p->type;
         char *json = p->json;
         p->json = NULL;
         pthread_mutex_unlock(&p->mu);
         if (fired) {
             answer_event(rs, type, json);
-            return;
+            return true;
         }
         if (cancelled) {
             http__resp_error(rs, HTTP_E_UNAVAILABLE, "Server is shutting down");
-            return;
+            return true;
         }
-        int64_t remaining = deadline - clock_mono_ms();
-        if (remaining <= 0) {
-            rs->status = 408;
-            return;
+        if (gone || clock_mono_ms() >= p->deadline_ms) {
+            rs->status = 408; /* ThingsBoard's session expiry; nobody reads it if gone */
+            return true;
         }
-        if (!sleep_on(p->efd, sock, remaining)) {
-            rs->status = 408; /* nobody reads it: the client is gone */
-            return;
+        pthread_mutex_lock(&p->mu);
+        if (!p->kicked) {
+            p->suspended = true;
+            MHD_suspend_connection(conn);
+            pthread_mutex_unlock(&p->mu);
+            return false;
         }
+        pthread_mutex_unlock(&p->mu);
     }
 }
 
@@ -224,23 +264,30 @@ static void long_poll(http_req_t *rq, http_resp_t *rs, hub_wait_kind_t kind)
     if (!timeout_arg(rq, rs, &timeout_ms))
         return;
 
-    http_poll_t p = {.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
-    if (p.efd < 0) { /* out of descriptors: the same answer as a full cap */
-        http__resp_error(rs, HTTP_E_UNAVAILABLE, "Too many open long polls");
-        return;
-    }
-    pthread_mutex_init(&p.mu, NULL);
+    http_poll_t *p = xcalloc(1, sizeof *p);
+    p->srv = h;
+    p->conn = rq->conn;
+    p->kind = kind;
+    p->device_id = device_id;
+    p->deadline_ms = clock_mono_ms() + timeout_ms;
+    p->sock = client_fd(rq);
+    p->w = (hub_waiter_t){.device_id = device_id, .kind = kind, .cb = on_wake, .ctx = p};
+    pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_lock(&h->mu);
     bool stopping = h->stopping;
     if (!stopping) {
-        p.next = h->polls;
-        h->polls = &p;
+        p->next = h->polls;
+        h->polls = p;
     }
     pthread_mutex_unlock(&h->mu);
 
-    hub_waiter_t w = {.device_id = device_id, .kind = kind, .cb = on_wake, .ctx = &p};
-    int rc = stopping ? -ECANCELED
-                      : hub_wait_add(h->hub, &w, h->cfg.long_poll_max, h->cfg.long_poll_per_device);
+    int rc = stopping
+                 ? -ECANCELED
+                 : hub_wait_add(h->hub, &p->w, h->cfg.long_poll_max, h->cfg.long_poll_per_device);
+    if (rc == 0 && rq->conn) {
+        rs->poll = p; /* answered by http__poll_step once the worker resumes the connection */
+        return;
+    }
     if (rc == -EAGAIN)
         http__resp_error(rs, HTTP_E_UNAVAILABLE, "Too many open long polls");
     else if (rc == -EBUSY)
@@ -248,22 +295,8 @@ static void long_poll(http_req_t *rq, http_resp_t *rs, hub_wait_kind_t kind)
     else if (rc < 0)
         http__resp_error(rs, HTTP_E_UNAVAILABLE, "Server is shutting down");
     else
-        wait_for(h, rq, rs, &p, kind, device_id, timeout_ms);
-
-    hub_wait_remove(h->hub, &w); /* the callback is done with p after this */
-    if (!stopping) {
-        pthread_mutex_lock(&h->mu);
-        for (http_poll_t **pp = &h->polls; *pp; pp = &(*pp)->next) {
-            if (*pp == &p) {
-                *pp = p.next;
-                break;
-            }
-        }
-        pthread_mutex_unlock(&h->mu);
-    }
-    free(p.json);
-    pthread_mutex_destroy(&p.mu);
-    close(p.efd);
+        rs->status = 408; /* no connection to park (a handler called directly) */
+    http__poll_free(p);
 }
 
 void http__h_dev_attr_updates(http_req_t *rq, http_resp_t *rs)

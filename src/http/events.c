@@ -4,21 +4,24 @@
  *
  * DESIGN. Each stream registers a hub watcher. Watchers run on the publishing thread (the
  * store writer after a commit), so they only append the formatted event to the stream's
- * bounded buffer and signal; libmicrohttpd's thread for this connection (the daemon runs a
- * thread per connection) waits in the content reader for data, sending a comment line every
- * 15 s so proxies and the browser keep the stream open. A slow reader loses events beyond
+ * bounded buffer and wake the stream. The content reader runs on a polling thread that serves
+ * many connections, so it never waits: with nothing to send it suspends the connection
+ * (MHD_suspend_connection) and returns 0; a watcher resumes it when data arrives, and the
+ * front's watchdog tick (http__events_tick, every 250 ms) resumes one that has been quiet for
+ * 15 s so it sends a comment line that keeps proxies and the browser from closing it. A slow reader loses events beyond
  * the buffer cap (counted, never blocking the writer); the UI re-reads state on reconnect.
  * The JWT comes in the query because EventSource cannot set headers; it is never logged.
  *
  * ALL-DEVICES STREAM. Hub events carry the internal device id, the UI wants the uuid, and the
  * watcher must not call the store (it runs on a shard or the store writer). So the watcher
- * only queues (id, json) pairs (bounded, like the buffer); the reader — this connection's
- * libmicrohttpd thread, where blocking on the store is allowed — resolves each id through a
- * per-stream id->uuid cache, asking the store on a miss, and formats the event there. An id
+ * only queues (id, json) pairs (bounded, like the buffer); the reader resolves each id through a
+ * per-stream id->uuid cache, asking the store on a miss (one indexed read, bounded by the
+ * store's own timeouts, on the polling thread), and formats the event there. An id
  * the store no longer knows (device deleted) drops its event.
  */
 #include "http/http_int.h"
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 
@@ -43,8 +46,11 @@ typedef struct uuid_slot {
 } uuid_slot_t;
 
 typedef struct sse {
+    struct sse *next; /* in srv->streams (under srv->mu) */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    struct MHD_Connection *conn;
+    bool suspended;  /* by the reader, waiting for data (under mu) */
+    int64_t sent_ms; /* last time the reader handed out bytes */
     char *buf;
     size_t len, off, cap;
     uint64_t dropped;
@@ -67,6 +73,15 @@ static const char *event_name(hub_watch_type_t t)
     case HUB_WATCH_ACTIVITY: return "activity";
     }
     return "message";
+}
+
+/* Under c->mu: a reader that parked the connection for lack of data runs again. */
+static void wake(sse_t *c)
+{
+    if (c->suspended) {
+        c->suspended = false;
+        MHD_resume_connection(c->conn);
+    }
 }
 
 /* Appends under c->mu; false if the cap would be exceeded. */
@@ -100,7 +115,7 @@ static void on_watch_all(void *ctx, hub_watch_type_t type, int64_t device_id, co
     } else {
         c->dropped++;
     }
-    pthread_cond_signal(&c->cv);
+    wake(c);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -167,7 +182,7 @@ static void on_watch(void *ctx, hub_watch_type_t type, int64_t device_id, const 
     pthread_mutex_lock(&c->mu);
     if (!append(c, line, strlen(line)))
         c->dropped++;
-    pthread_cond_signal(&c->cv);
+    wake(c);
     pthread_mutex_unlock(&c->mu);
     free(line);
 }
@@ -176,40 +191,64 @@ static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
 {
     (void)pos;
     sse_t *c = cls;
-    int64_t waited = 0;
     pthread_mutex_lock(&c->mu);
     drain_pending(c);
-    while (c->len == c->off) {
+    int64_t now = clock_mono_ms();
+    if (c->len == c->off) {
         if (atomic_load(&c->srv->ready) == false) {
             pthread_mutex_unlock(&c->mu);
             return MHD_CONTENT_READER_END_OF_STREAM;
         }
-        if (waited >= SSE_KEEPALIVE_MS) {
-            append(c, ": keepalive\n\n", 13);
-            break;
+        if (now - c->sent_ms < SSE_KEEPALIVE_MS && c->conn) {
+            /* Nothing to send: park until a watcher or the keepalive tick wakes it. */
+            c->suspended = true;
+            MHD_suspend_connection(c->conn);
+            pthread_mutex_unlock(&c->mu);
+            return 0;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += SSE_POLL_MS * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
-        waited += SSE_POLL_MS;
-        drain_pending(c);
+        append(c, ": keepalive\n\n", 13);
     }
     size_t n = c->len - c->off;
     if (n > max)
         n = max;
     memcpy(out, c->buf + c->off, n);
     c->off += n;
+    c->sent_ms = now;
     pthread_mutex_unlock(&c->mu);
     return (ssize_t)n;
+}
+
+void http__events_tick(http_server_t *h, bool all)
+{
+    int64_t now = clock_mono_ms();
+    bool up = atomic_load(&h->ready);
+    pthread_mutex_lock(&h->mu);
+    for (sse_t *c = h->streams; c; c = c->next) {
+        pthread_mutex_lock(&c->mu);
+        if (all || !up || now - c->sent_ms >= SSE_KEEPALIVE_MS)
+            wake(c);
+        pthread_mutex_unlock(&c->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+void http__events_stop_all(http_server_t *h)
+{
+    http__events_tick(h, true); /* ready is false: each reader ends its stream */
 }
 
 static void sse_free(void *cls)
 {
     sse_t *c = cls;
     hub_watch_remove(c->srv->hub, c->watch);
+    pthread_mutex_lock(&c->srv->mu);
+    for (sse_t **pp = &c->srv->streams; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->srv->mu);
     if (c->dropped)
         LOG_W("http", "event stream of device %s dropped %llu events (slow reader)",
               c->device_id ? c->uuid : "(all)", (unsigned long long)c->dropped);
@@ -218,7 +257,6 @@ static void sse_free(void *cls)
     free(c->pending);
     free(c->cache);
     pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->cv);
     free(c->buf);
     free(c);
 }
@@ -231,7 +269,8 @@ void http__h_events(http_req_t *rq, http_resp_t *rs)
         return;
     sse_t *c = xcalloc(1, sizeof *c);
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
+    c->conn = rq->conn;
+    c->sent_ms = clock_mono_ms();
     c->device_id = d.id; /* 0 without deviceId: every device */
     snprintf(c->uuid, sizeof c->uuid, "%s", d.uuid);
     c->srv = rq->srv;
@@ -239,6 +278,10 @@ void http__h_events(http_req_t *rq, http_resp_t *rs)
     /* A first comment makes the browser fire "open" at once. */
     append(c, ": coaphub live events\nretry: 3000\n\n", 35);
     c->watch = hub_watch_add(rq->srv->hub, c->device_id ? on_watch : on_watch_all, c);
+    pthread_mutex_lock(&rq->srv->mu);
+    c->next = rq->srv->streams;
+    rq->srv->streams = c;
+    pthread_mutex_unlock(&rq->srv->mu);
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, reader, c, sse_free);
     if (!resp) {

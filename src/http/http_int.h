@@ -66,6 +66,8 @@ struct http_server {
     http_jwt_cache_t *jwt_cache; /* access tokens that verified (keyed by the exact string) */
     http_dev_cache_t *dev_cache; /* device uuid -> id for the telemetry/attribute handlers */
     struct http_devact *devact;  /* activity of devices on the HTTP device API */
+    struct http_front *front;    /* deadlines, eviction and handler workers (front.c) */
+    struct sse *streams;         /* open event streams (events.c), under mu */
 };
 
 /* ---- requests and responses ---- */
@@ -95,6 +97,7 @@ typedef struct http_req {
 
 typedef struct http_resp {
     struct MHD_Response *stream; /* set by streaming handlers (events.c) instead of body */
+    struct http_poll *poll;      /* set by a long poll (device_poll.c): answered later */
     int status;
     char *body;               /* malloc'd, may be NULL */
     size_t body_len;
@@ -114,23 +117,24 @@ char *http__dumps(const json_t *j);
 /* ---- codes.c: the one error table ---- */
 
 typedef enum {
-    HTTP_E_GENERAL = 0,       /* 500, errorCode 2 */
-    HTTP_E_AUTH,              /* 401, 10 "Authentication failed" */
-    HTTP_E_BAD_LOGIN,         /* 401, 10 "Invalid username or password" */
-    HTTP_E_JWT_EXPIRED,       /* 401, 11 "Token has expired" */
-    HTTP_E_PERMISSION,        /* 403, 20 */
-    HTTP_E_BAD_PARAMS,        /* 400, 31 */
-    HTTP_E_NOT_FOUND,         /* 404, 32 "Requested item wasn't found!" */
-    HTTP_E_NO_ROUTE,          /* 404, 32 "Not found" (no such path) */
-    HTTP_E_METHOD,            /* 405, 31 */
-    HTTP_E_VERSION,           /* 409, 35 */
-    HTTP_E_TOO_LARGE,         /* 413, 31 */
-    HTTP_E_TOO_MANY,          /* 429, 33 */
-    HTTP_E_UNAVAILABLE,       /* 503, 2 */
-    HTTP_E_RPC_BAD_REPLY,     /* 406, 2 (two-way reply is not JSON) */
-    HTTP_E_RPC_NO_REPLY_V1,   /* 408, 2 */
+    HTTP_E_GENERAL = 0,          /* 500, errorCode 2 */
+    HTTP_E_AUTH,                 /* 401, 10 "Authentication failed" */
+    HTTP_E_BAD_LOGIN,            /* 401, 10 "Invalid username or password" */
+    HTTP_E_JWT_EXPIRED,          /* 401, 11 "Token has expired" */
+    HTTP_E_PERMISSION,           /* 403, 20 */
+    HTTP_E_BAD_PARAMS,           /* 400, 31 */
+    HTTP_E_NOT_FOUND,            /* 404, 32 "Requested item wasn't found!" */
+    HTTP_E_NO_ROUTE,             /* 404, 32 "Not found" (no such path) */
+    HTTP_E_METHOD,               /* 405, 31 */
+    HTTP_E_VERSION,              /* 409, 35 */
+    HTTP_E_TOO_LARGE,            /* 413, 31 */
+    HTTP_E_TOO_MANY,             /* 429, 33 */
+    HTTP_E_UNAVAILABLE,          /* 503, 2 */
+    HTTP_E_RPC_BAD_REPLY,        /* 406, 2 (two-way reply is not JSON) */
+    HTTP_E_RPC_NO_REPLY_V1,      /* 408, 2 */
     HTTP_E_RPC_NOT_DELIVERED_V1, /* 409, 2 */
-    HTTP_E_RPC_TIMEOUT_V2,    /* 504, 2 */
+    HTTP_E_RPC_TIMEOUT_V2,       /* 504, 2 */
+    HTTP_E_NOT_IMPLEMENTED,      /* 501, 2 (a transfer coding other than chunked) */
     HTTP_E_COUNT
 } http_err_t;
 
@@ -462,6 +466,14 @@ void http__h_dev_attr_updates(http_req_t *rq, http_resp_t *rs);
 void http__h_dev_rpc_poll(http_req_t *rq, http_resp_t *rs);
 /* Stop path: refuses new long polls and ends the open ones with 503. */
 void http__poll_cancel_all(http_server_t *h);
+/* A long poll's answer, on a polling thread (device_poll.c): true when rs holds it (then
+ * http__poll_free); false after it parked conn again (MHD_suspend_connection) until a wake. */
+typedef struct http_poll http_poll_t;
+bool http__poll_step(http_poll_t *p, struct MHD_Connection *conn, http_resp_t *rs);
+/* Unregisters and frees a poll (NULL: nothing). */
+void http__poll_free(http_poll_t *p);
+/* From the front's watchdog: wakes parked polls whose timeout passed or whose client left. */
+void http__poll_tick(http_server_t *h);
 void http__h_rpc_v2(http_req_t *rq, http_resp_t *rs);
 void http__h_rpc_persistent_get(http_req_t *rq, http_resp_t *rs);
 
@@ -484,6 +496,11 @@ void http__security_headers(struct MHD_Response *resp);
 
 /* events.c and rest_ui.c */
 void http__h_events(http_req_t *rq, http_resp_t *rs);
+/* Wakes event streams parked for lack of data that owe a keepalive (or all of them, or all
+ * when the server is no longer ready); called by the front's watchdog. */
+void http__events_tick(http_server_t *h, bool all);
+/* At stop, before MHD_stop_daemon: every stream ends (none stays suspended). */
+void http__events_stop_all(http_server_t *h);
 void http__h_cred_info(http_req_t *rq, http_resp_t *rs);
 void http__h_connectivity(http_req_t *rq, http_resp_t *rs);
 void http__h_server_cert(http_req_t *rq, http_resp_t *rs);

@@ -1,7 +1,8 @@
 /* rest_rpc.c — server-side RPC from REST to a device (§8.6), v1 and v2 status codes.
  *
- * A plain call blocks this libmicrohttpd thread in hub_rpc_call until the device answers or
- * the timeout passes (bounded by the RPC timeout, at most 24 h by body.c's cap). A persistent
+ * A plain call blocks its HTTP worker (front.c; the connection is parked meanwhile) in
+ * hub_rpc_call until the device answers or the timeout passes (bounded by the RPC timeout, at
+ * most 24 h by body.c's cap); workers beyond --http-workers queue, /healthz never waits. A persistent
  * call answers {"rpcId"} at once and waits on a detached thread instead; the server counts
  * those threads and http_server_stop waits for them, so they never outlive the store or hub.
  * Every outcome is written to the RPC record so GET /api/rpc/persistent/{id} can report it.

@@ -1,14 +1,18 @@
 /* stream.c — answers written piece by piece as the client reads them, so their size never
  * decides an allocation (PageData of any pageSize, time-series history of many keys).
  *
- * A producer hands out the next piece of text each time the previous one was sent
- * (libmicrohttpd's content reader, called on the connection's own thread, which may block on
- * the store as handlers do). Its first piece is asked for before the answer starts, so an
- * error there still gets its own status; an error later can only cut the body short: the
- * client sees a truncated body, never a complete-looking wrong one. Without a connection (unit
- * tests calling a handler directly) the same pieces are collected into an ordinary body.
+ * A producer hands out the next piece of text on demand. Its first piece is asked for by the
+ * handler, before the answer starts, so an error there still gets its own status; an error
+ * later can only cut the body short: the client sees a truncated body, never a
+ * complete-looking wrong one. The producers read the store, which may wait, and libmicrohttpd
+ * asks for content on a polling thread that serves many connections: so when the text in hand
+ * is sent, the content reader parks the connection and a worker (front.c) pulls the next
+ * pieces, up to STREAM_BATCH bytes, then resumes it. Without a connection (unit tests calling
+ * a handler directly) the same pieces are collected into an ordinary body.
  */
 #include "http/http_int.h"
+
+#include "http/front.h"
 
 #include "core/xmalloc.h"
 #include "values/buf.h"
@@ -16,6 +20,8 @@
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
+
+enum { STREAM_BATCH = 16384 };
 
 typedef struct stream {
     http_stream_fn next;
@@ -25,6 +31,8 @@ typedef struct stream {
     size_t out_len, out_pos;
     bool done;
     int err; /* the producer's error that cut the answer short */
+    struct MHD_Connection *conn;
+    http_front_t *front;
 } stream_t;
 
 static void take(stream_t *s, char *piece)
@@ -60,16 +68,34 @@ static int pull(stream_t *s)
     return 0;
 }
 
+/* The next pieces, up to STREAM_BATCH bytes, into s->out (a worker's job: the store is read
+ * here). Nothing left in s->out means the end (s->done, s->err). */
+static void fill(void *arg)
+{
+    stream_t *s = arg;
+    values_buf_t b = {0};
+    while (b.len < STREAM_BATCH && pull(s) > 0)
+        values_buf_put(&b, s->out, s->out_len);
+    if (b.len) {
+        take(s, values_buf_take(&b));
+    } else {
+        values_buf_fini(&b);
+        take(s, NULL);
+    }
+}
+
 static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     stream_t *s = cls;
     if (s->out_pos == s->out_len) {
-        int rc = pull(s);
-        if (rc < 0)
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        if (rc == 0)
-            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (s->done)
+            return s->err ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
+        if (s->front && http__front_offload(s->front, s->conn, fill, s))
+            return 0; /* parked; called again once the worker has filled s->out */
+        fill(s);      /* the server is stopping: no workers */
+        if (s->out_pos == s->out_len)
+            return s->err ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
     }
     size_t n = s->out_len - s->out_pos;
     if (n > max)
@@ -120,6 +146,8 @@ void http__stream_answer(http_req_t *rq, http_resp_t *rs, http_stream_fn next, v
         drain(s, rs);
         return;
     }
+    s->conn = rq->conn;
+    s->front = rq->srv->front;
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, reader,
                                                                   s, stream_free);
     if (!resp) {

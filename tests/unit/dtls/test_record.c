@@ -14,6 +14,10 @@
 
 #include "fixture.h"
 
+#include "core/sockaddr.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/err.h>
 #include <stdio.h>
 #include <string.h>
@@ -516,6 +520,292 @@ static void test_window_and_sequence_limits(void **state)
     dtls__aead_fini(&a);
 }
 
+/* RFC 9146 records for every AEAD algorithm: round trip with a 4-byte CID, a padded inner
+ * plaintext, tampering with the CID, the type, the length and the tag, replay, the
+ * conversion to an ordinary record for OpenSSL, and parsing limits. */
+static void cid_one(dtls_aead_ctx_t *a, dtls_aead_alg_t alg, uint8_t tag_len)
+{
+    uint8_t ms[48], cr[32], sr[32];
+    memset(ms, 0x44, sizeof ms);
+    memset(cr, 0x55, sizeof cr);
+    memset(sr, 0x66, sizeof sr);
+    dtls_rl_t srv, cl, srv2;
+    assert_int_equal(dtls__rl_derive(&srv, alg, tag_len, EVP_sha256(), ms, 48, cr, sr), 0);
+    srv.uid = 1000 + alg * 2 + (tag_len == 8);
+    dtls__rl_mirror(&srv, &cl);
+    srv2 = srv;
+    static const uint8_t cid[4] = {0xde, 0xad, 0xbe, 0xef};
+    uint8_t rec[256], out[256], conv[256], type = 0;
+    cl.w_seq = 7;
+    ssize_t n = dtls__rl_seal_cid(&cl, a, 23, cid, 4, (const uint8_t *)"hello", 5, rec, sizeof rec);
+    size_t expl = alg == DTLS_AEAD_CHACHA20 ? 0 : 8;
+    assert_int_equal(n, DTLS_CID_HDR + 4 + expl + 5 + 1 + tag_len);
+    assert_int_equal(rec[0], DTLS_CT_CID);
+    assert_memory_equal(rec + 11, cid, 4);
+    dtls_rec_t r;
+    /* An ordinary parse reads the CID as the length: the CID length is the receiver's. */
+    assert_int_equal(dtls__rec_parse_cid(rec, (size_t)n, 4, &r), n);
+    assert_int_equal(r.cid_len, 4);
+    assert_true(r.seq == 7 && r.epoch == 1);
+    assert_int_equal(dtls__rec_parse_cid(rec, (size_t)n - 1, 4, &r), -EBADMSG);
+    assert_int_equal(dtls__rec_parse_cid(rec, 16, 4, &r), -EBADMSG);
+    assert_int_equal(dtls__rec_parse_cid(rec, (size_t)n, DTLS_CID_MAX + 1, &r), -EBADMSG);
+    assert_int_equal(dtls__rec_parse_cid(rec, (size_t)n, 4, &r), n);
+    /* The ordinary open refuses a CID record (other additional data). */
+    assert_int_equal(dtls__rl_open(&srv, a, &r, out, sizeof out), -EPROTO);
+    /* Tampered CID, then tampered real type (inside the ciphertext): tag fails. */
+    rec[12] ^= 1;
+    assert_int_equal(dtls__rl_open_cid(&srv, a, &r, &type, out, sizeof out), -EBADMSG);
+    rec[12] ^= 1;
+    rec[DTLS_CID_HDR + 4 + expl + 5] ^= 0x40;
+    assert_int_equal(dtls__rl_open_cid(&srv, a, &r, &type, out, sizeof out), -EBADMSG);
+    rec[DTLS_CID_HDR + 4 + expl + 5] ^= 0x40;
+    /* The same record read with a 3-byte CID: other additional data, other length. */
+    dtls_rec_t r3;
+    if (dtls__rec_parse_cid(rec, (size_t)n, 3, &r3) > 0)
+        assert_int_equal(dtls__rl_open_cid(&srv, a, &r3, &type, out, sizeof out), -EBADMSG);
+    assert_int_equal(dtls__rl_open_cid(&srv, a, &r, &type, out, sizeof out), 5);
+    assert_int_equal(type, 23);
+    assert_memory_equal(out, "hello", 5);
+    assert_int_equal(dtls__rl_open_cid(&srv, a, &r, &type, out, sizeof out), -EALREADY);
+
+    /* Padding: the real type is the last non-zero byte (content "hi", type 21). */
+    static const uint8_t padded[] = {'h', 'i', 21, 0, 0, 0};
+    n = dtls__rl_seal_cid(&cl, a, 0, cid, 4, padded, sizeof padded, rec, sizeof rec);
+    assert_int_equal(dtls__rec_parse_cid(rec, (size_t)n, 4, &r), n);
+    assert_int_equal(dtls__rl_open_cid(&srv, a, &r, &type, out, sizeof out), 2);
+    assert_int_equal(type, 21);
+    /* All zeros: authentic but malformed, and not marked in the window. */
+    static const uint8_t zeros[3] = {0};
+    n = dtls__rl_seal_cid(&cl, a, 0, cid, 4, zeros, 2, rec, sizeof rec);
+    assert_int_equal(dtls__rec_parse_cid(rec, (size_t)n, 4, &r), n);
+    assert_int_equal(dtls__rl_open_cid(&srv, a, &r, &type, out, sizeof out), -EBADMSG);
+    assert_true(dtls__rl_replay_check(&srv, r.seq));
+
+    /* Conversion for OpenSSL: the ordinary record opens with the ordinary code path. */
+    n = dtls__rl_seal_cid(&cl, a, 22, cid, 4, (const uint8_t *)"finished", 8, rec, sizeof rec);
+    assert_int_equal(dtls__rec_parse_cid(rec, (size_t)n, 4, &r), n);
+    ssize_t m = dtls__rl_cid_to_plain(&srv2, a, &r, &type, conv, sizeof conv);
+    assert_int_equal(m, DTLS_REC_HDR + expl + 8 + tag_len);
+    assert_int_equal(type, 22);
+    assert_int_equal(conv[0], 22);
+    assert_false(dtls__rl_replay_check(&srv2, r.seq)); /* the shadow window has it */
+    dtls_rl_t fresh = srv;
+    fresh.r_any = false;
+    dtls_rec_t o;
+    assert_int_equal(dtls__rec_parse(conv, (size_t)m, &o), m);
+    assert_true(o.seq == r.seq);
+    assert_int_equal(dtls__rl_open(&fresh, a, &o, out, sizeof out), 8);
+    assert_memory_equal(out, "finished", 8);
+    /* Server to client with a CID (the client's), and no room. */
+    n = dtls__rl_seal_cid(&srv, a, 23, cid, 2, (const uint8_t *)"ack", 3, rec, sizeof rec);
+    assert_int_equal(dtls__rec_parse_cid(rec, (size_t)n, 2, &r), n);
+    assert_int_equal(dtls__rl_open_cid(&cl, a, &r, &type, out, sizeof out), 3);
+    assert_int_equal(dtls__rl_seal_cid(&srv, a, 23, cid, 4, (const uint8_t *)"ack", 3, rec, 20),
+                     -ENOSPC);
+    dtls__rl_wipe(&srv);
+    dtls__rl_wipe(&srv2);
+    dtls__rl_wipe(&fresh);
+    dtls__rl_wipe(&cl);
+}
+
+/* A fixed vector from an implementation that is not ours: mbedTLS 3.6.6 (RFC 9146 CID, Debian
+ * 13's source, scripts/mbedtls-cid.sh) as tests/integration/cid_device.c with CID_DEVICE_TRACE
+ * set, PSK-AES128-CCM8, our CID 853a07e2, its CID c0ffee01. mbedTLS pads the inner plaintext to
+ * 16 bytes. From the master secret and randoms it exported: its Finished and its CoAP POST
+ * (tls12_cid, to us) open; our 2.01 to it (tls12_cid, its CID) opens, and sealing the same
+ * content again gives the same bytes (CCM is deterministic). */
+static size_t unhex(const char *h, uint8_t *out, size_t cap)
+{
+    size_t n = strlen(h) / 2;
+    assert_true(n <= cap);
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(h + 2 * i, "%2x", &v), 1);
+        out[i] = (uint8_t)v;
+    }
+    return n;
+}
+
+static void test_cid_mbedtls_vector(void **state)
+{
+    (void)state;
+    uint8_t ms[48], cr[32], sr[32], rec[256], out[256], again[256], type = 0;
+    unhex(
+        "2995b16bbbfcfaa1c2b5c8ec84dbaf4d5d2739869d5e26b9483174e3655154d6491a019cfbb5185751439e"
+        "23b6e19c1a",
+        ms, sizeof ms);
+    unhex("6b171b71963c2cc0554afa5b4823683a467cda8c5e6a6405be599f11d130bf94", cr, sizeof cr);
+    unhex("be071ab8bc108fb746961bdd7f704031ad93606cda55e08213c791d46b306a9f", sr, sizeof sr);
+    dtls_rl_t srv, cl;
+    assert_int_equal(
+        dtls__rl_derive(&srv, DTLS_AEAD_AES128_CCM, 8, EVP_sha256(), ms, sizeof ms, cr, sr), 0);
+    dtls__rl_mirror(&srv, &cl);
+    dtls_aead_ctx_t a;
+    dtls__aead_init(&a);
+    static const uint8_t our_cid[4] = {0x85, 0x3a, 0x07, 0xe2};
+    dtls_rec_t r;
+
+    /* Its Finished: handshake type 20 (finished), 12 bytes of verify_data. */
+    size_t n = unhex(
+        "19fefd0001000000000000853a07e2003000010000000000000f1d2cf1dccd53fd187c93927b"
+        "da9865610b2dcbe0f81276f16a0407950b78c2c99b8e79996874f1",
+        rec, sizeof rec);
+    assert_int_equal(dtls__rec_parse_cid(rec, n, 4, &r), (ssize_t)n);
+    assert_memory_equal(r.cid, our_cid, 4);
+    ssize_t m = dtls__rl_open_cid(&srv, &a, &r, &type, out, sizeof out);
+    assert_int_equal(m, 12 + 12);
+    assert_int_equal(type, 22);
+    assert_int_equal(out[0], 20);
+
+    /* Its CON POST /api/v1/telemetry {"v":1}. */
+    n = unhex(
+        "19fefd0001000000000001853a07e2004000010000000000016996c3ebb4c250517f84626d6adaad2dc9"
+        "16a516cb6dd1f0533dcd13e56d8fe037c72963c2d7ecb28f7de5bc88551b9e1dd8fb71ce97ede0",
+        rec, sizeof rec);
+    assert_int_equal(dtls__rec_parse_cid(rec, n, 4, &r), (ssize_t)n);
+    m = dtls__rl_open_cid(&srv, &a, &r, &type, out, sizeof out);
+    assert_int_equal(type, 23);
+    assert_true(m > 8);
+    assert_int_equal(out[0], 0x42); /* CoAP: version 1, CON, token length 2 */
+    assert_int_equal(out[1], 0x02); /* POST */
+    assert_memory_equal(out + m - 7, "{\"v\":1}", 7);
+    /* The same record converted for OpenSSL opens on the ordinary path too. */
+    dtls_rl_t conv = srv;
+    conv.r_any = false;
+    m = dtls__rl_cid_to_plain(&conv, &a, &r, &type, again, sizeof again);
+    assert_true(m > 0);
+    dtls__rl_wipe(&conv);
+
+    /* Our piggybacked 2.01 to it, carrying its CID. */
+    static const uint8_t its_cid[4] = {0xc0, 0xff, 0xee, 0x01};
+    n = unhex("19fefd0001000000000001c0ffee0100170001000000000001975dc8178000472ab7b55f6aed1b24",
+              rec, sizeof rec);
+    assert_int_equal(dtls__rec_parse_cid(rec, n, 4, &r), (ssize_t)n);
+    m = dtls__rl_open_cid(&cl, &a, &r, &type, out, sizeof out);
+    assert_int_equal(m, 6);
+    assert_int_equal(type, 23);
+    assert_int_equal(out[0] >> 4, 0x6); /* ACK, token length 2 */
+    assert_int_equal(out[1], 0x41);     /* 2.01 Created */
+    srv.w_seq = 1;
+    assert_int_equal(
+        dtls__rl_seal_cid(&srv, &a, 23, its_cid, 4, out, (size_t)m, again, sizeof again),
+        (ssize_t)n);
+    assert_memory_equal(again, rec, n);
+    dtls__rl_wipe(&srv);
+    dtls__rl_wipe(&cl);
+    dtls__aead_fini(&a);
+}
+
+static void test_cid_records(void **state)
+{
+    (void)state;
+    dtls_aead_ctx_t a;
+    dtls__aead_init(&a);
+    cid_one(&a, DTLS_AEAD_AES128_GCM, 16);
+    cid_one(&a, DTLS_AEAD_AES256_GCM, 16);
+    cid_one(&a, DTLS_AEAD_AES128_CCM, 16);
+    cid_one(&a, DTLS_AEAD_AES128_CCM, 8);
+    cid_one(&a, DTLS_AEAD_AES256_CCM, 8);
+    cid_one(&a, DTLS_AEAD_CHACHA20, 16);
+    dtls__aead_fini(&a);
+}
+
+/* RFC 9146 §6 in a real listener: a CID session at address A and an ordinary session at B.
+ * An unauthenticated CID record from C moves nothing; an authentic one from B moves the CID
+ * session there (re-keyed in the address table, the request delivered after the move, the
+ * stale ordinary session at B closed); an unknown CID is dropped unread. */
+static struct sockaddr_storage v4(uint32_t host, uint16_t port)
+{
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    a->sin_addr.s_addr = htonl(host);
+    return ss;
+}
+
+static void test_cid_address_change(void **state)
+{
+    fx_t *f = *state;
+    f->cfg.cid_len = 4;
+    fx_listener(f);
+    int fd = f->l->fd;
+    f->l->fd = -1; /* nothing is sent anywhere */
+    uint8_t ms[48], cr[32], sr[32];
+    memset(ms, 0x71, sizeof ms);
+    memset(cr, 0x72, sizeof cr);
+    memset(sr, 0x73, sizeof sr);
+    dtls_rl_t srv, cl;
+    assert_int_equal(dtls__rl_derive(&srv, DTLS_AEAD_AES128_GCM, 16, EVP_sha256(), ms, 48, cr, sr),
+                     0);
+    dtls__rl_mirror(&srv, &cl);
+    socklen_t alen = sizeof(struct sockaddr_in);
+    struct sockaddr_storage A = v4(0x7f000001, 5001), B = v4(0x7f000001, 5002),
+                            C = v4(0x7f000003, 5003);
+    dtls_peer_t *p = dtls__peer_new_compact(f->l, &A, alen, &srv);
+    static const uint8_t cid[4] = {1, 2, 3, 4};
+    memcpy(p->cid, cid, 4);
+    p->cid_len = 4;
+    dtls__ptab_insert_cid(&f->l->cids, p);
+    transport_peer_ref(&p->base);
+    dtls_peer_t *o = dtls__peer_new_compact(f->l, &B, alen, &srv);
+    transport_peer_ref(&o->base);
+    assert_int_equal(stats(f).sessions, 2);
+    assert_int_equal(stats(f).cid_sessions, 1);
+    dtls_aead_ctx_t a;
+    dtls__aead_init(&a);
+    uint8_t rec[128];
+
+    /* A forged record (right CID, wrong tag) from C: dropped, nothing moves. */
+    ssize_t n = dtls__rl_seal_cid(&cl, &a, 23, cid, 4, (const uint8_t *)"forged", 6, rec,
+                                  sizeof rec);
+    rec[n - 1] ^= 1;
+    int inputs = eng.inputs;
+    dtls__listener_input(f->l, &C, alen, rec, (size_t)n);
+    assert_true(sockaddr_equal(&p->base.addr, &A));
+    assert_int_equal(stats(f).cid_address_changes, 0);
+    assert_int_equal(stats(f).records_bad_mac, 1);
+    assert_int_equal(eng.inputs, inputs);
+
+    /* An authentic one from B: the session moves before the request is delivered. */
+    n = dtls__rl_seal_cid(&cl, &a, 23, cid, 4, (const uint8_t *)"moved", 5, rec, sizeof rec);
+    dtls__listener_input(f->l, &B, alen, rec, (size_t)n);
+    assert_int_equal(eng.inputs, inputs + 1);
+    assert_ptr_equal(eng.last_peer, &p->base);
+    assert_memory_equal(eng.last, "moved", 5);
+    assert_true(sockaddr_equal(&p->base.addr, &B));
+    assert_int_equal(stats(f).cid_address_changes, 1);
+    assert_int_equal(stats(f).cid_records, 1);
+    assert_true(o->base.closed); /* the stale session at B */
+    assert_false(p->base.closed);
+    assert_int_equal(stats(f).sessions, 1);
+    assert_ptr_equal(dtls__ptab_find(&f->l->est, &B), p);
+    assert_null(dtls__ptab_find(&f->l->est, &A));
+    /* A replay of it from A moves nothing back. */
+    dtls__listener_input(f->l, &A, alen, rec, (size_t)n);
+    assert_true(sockaddr_equal(&p->base.addr, &B));
+    assert_int_equal(stats(f).records_replayed, 1);
+
+    /* An unknown CID: dropped before any decryption. */
+    static const uint8_t other_cid[4] = {9, 9, 9, 9};
+    n = dtls__rl_seal_cid(&cl, &a, 23, other_cid, 4, (const uint8_t *)"x", 1, rec, sizeof rec);
+    dtls__listener_input(f->l, &C, alen, rec, (size_t)n);
+    assert_int_equal(stats(f).cid_unknown, 1);
+    /* A CID record cut short before its CID ends: dropped too. */
+    dtls__listener_input(f->l, &C, alen, rec, 14);
+    assert_int_equal(stats(f).cid_unknown, 2);
+
+    dtls__aead_fini(&a);
+    dtls__rl_wipe(&srv);
+    dtls__rl_wipe(&cl);
+    dtls__peer_close(p, false);
+    assert_int_equal(stats(f).cid_sessions, 0);
+    f->l->fd = fd;
+    transport_peer_unref(&p->base);
+    transport_peer_unref(&o->base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -534,6 +824,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_alerts_and_renegotiation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_and_resumption, setup, teardown),
         cmocka_unit_test(test_window_and_sequence_limits),
+        cmocka_unit_test(test_cid_records),
+        cmocka_unit_test(test_cid_mbedtls_vector),
+        cmocka_unit_test_setup_teardown(test_cid_address_change, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
