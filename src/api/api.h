@@ -12,6 +12,7 @@
 
 #include "coap/coap.h"
 #include "core/loop.h"
+#include "core/stats.h"
 #include "device/hub.h"
 #include "device/provision.h"
 #include "device/registry.h"
@@ -34,6 +35,13 @@ typedef struct api_cfg {
      * paging_transmission_window (default 10000 ms each). */
     int64_t psm_activity_timer_ms;
     int64_t paging_window_ms;
+    /* Rate limits (RFC 8516: 4.29 Too Many Requests with Max-Age = seconds until the next
+     * token): token buckets per device and per source address (IPv4 address, IPv6 /64),
+     * in requests per second and a burst; rate 0 = off. Per shard; each shard keeps at most
+     * rate_buckets buckets of each kind (least recently used reused). */
+    int rate_device, burst_device;   /* default 10000 / 20000 */
+    int rate_address, burst_address; /* default 100000 / 200000 */
+    size_t rate_buckets;             /* default 16384 */
 } api_cfg_t;
 
 void api_cfg_default(api_cfg_t *cfg);
@@ -60,6 +68,24 @@ coap_engine_t *api_shard_engine(api_shard_t *a);
  * NULL (the default), synchronously on the shard's thread (unit tests). w must outlive the
  * shard's last request. Shard thread, or before the shard runs. */
 void api_shard_set_provision_worker(api_shard_t *a, provision_worker_t *w);
+
+/* Counters of a shard's device API (core/stats.h: field, /metrics family, type, labels,
+ * help; a NULL family is not exported). */
+#define API_STATS(X)                                                                               \
+    X(unauthorized, "coap_unauthorized_total", "counter", NULL,                                    \
+      "CoAP requests answered 4.01 (unknown token or certificate).")                               \
+    X(rate_limited_device, "coap_rate_limited_total", "counter", "{scope=\"device\"}",             \
+      "CoAP requests answered 4.29 Too Many Requests.")                                            \
+    X(rate_limited_address, "coap_rate_limited_total", "counter", "{scope=\"address\"}", NULL)     \
+    X(rate_buckets_evicted, "coap_rate_buckets_evicted_total", "counter", NULL,                    \
+      "Rate-limit buckets reused before they were full again (more devices or addresses "          \
+      "than --coap-rate-buckets were busy).")                                                      \
+    X(bad_payload, NULL, "counter", NULL, "payloads that did not parse")                           \
+    X(store_failures, NULL, "counter", NULL, "failed store calls")
+typedef struct api_stats {
+    API_STATS(STATS_FIELD)
+} api_stats_t;
+void api_shard_get_stats(const api_shard_t *a, api_stats_t *out);
 
 /* hub_event_cb for hub_add_shard(); ctx is the api_shard_t. */
 void api_shard_on_hub_event(void *ctx, const hub_event_t *ev);

@@ -24,6 +24,7 @@
 #include "uplink/uplink.h"
 #include "api/route.h"
 #include "core/htab.h"
+#include "core/ratelimit.h"
 #include "device/power.h"
 
 typedef struct api_life {
@@ -85,11 +86,11 @@ struct api_shard {
     size_t n_batch_pool, cap_batch_pool;
     size_t batch_pool_low, pending_low; /* the pools' low-water marks since the last trim */
     loop_timer_t trim_timer;
-    struct {
-        uint64_t unauthorized, bad_payload, store_failures;
-    } stats;
-    int64_t fail_log_ms;    /* when a store failure was last logged (monotonic; submit.c) */
-    uint64_t fail_unlogged; /* failures since then, not logged */
+    api_stats_t stats;
+    ratelimit_t *rl_device;  /* NULL: off */
+    ratelimit_t *rl_address; /* NULL: off */
+    int64_t fail_log_ms;     /* when a store failure was last logged (monotonic; submit.c) */
+    uint64_t fail_unlogged;  /* failures since then, not logged */
 };
 
 /* A request waiting for a store commit. */

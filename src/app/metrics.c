@@ -20,6 +20,7 @@
 
 typedef struct shard_snap {
     coap_engine_stats_t coap;
+    api_stats_t api;
     udp_stats_t udp;
     dtls_stats_t dtls;
     bool has_dtls;
@@ -59,6 +60,7 @@ static void snapshot(void *arg)
     shard_t *sh = &c->shards[j->index];
     shard_snap_t snap = {0};
     coap_engine_get_stats(api_shard_engine(sh->api), &snap.coap);
+    api_shard_get_stats(sh->api, &snap.api);
     udp_listener_get_stats(sh->udp, &snap.udp);
     if (sh->dtls) {
         dtls_listener_get_stats(sh->dtls, &snap.dtls);
@@ -106,9 +108,11 @@ static void metric(out_t *o, const char *name, const char *type, const char *hel
 #define DESC_ROW(S, field, family, type, labels, help)                                             \
     {family, type, labels, help, offsetof(S, field)},
 #define COAP_DESC(f, fam, ty, lab, h) DESC_ROW(coap_engine_stats_t, f, fam, ty, lab, h)
+#define API_DESC(f, fam, ty, lab, h) DESC_ROW(api_stats_t, f, fam, ty, lab, h)
 #define UDP_DESC(f, fam, ty, lab, h) DESC_ROW(udp_stats_t, f, fam, ty, lab, h)
 #define DTLS_DESC(f, fam, ty, lab, h) DESC_ROW(dtls_stats_t, f, fam, ty, lab, h)
 static const stats_desc_t coap_desc[] = {COAP_ENGINE_STATS(COAP_DESC)};
+static const stats_desc_t api_desc[] = {API_STATS(API_DESC)};
 static const stats_desc_t udp_desc[] = {UDP_STATS(UDP_DESC)};
 static const stats_desc_t dtls_desc[] = {DTLS_STATS(DTLS_DESC)};
 
@@ -138,6 +142,11 @@ static void snap_add(shard_snap_t *sum, const shard_snap_t *p)
         coap_engine_stats_t *dst = &sum->coap;
         const coap_engine_stats_t *src = &p->coap;
         COAP_ENGINE_STATS(STATS_ADD)
+    }
+    {
+        api_stats_t *dst = &sum->api;
+        const api_stats_t *src = &p->api;
+        API_STATS(STATS_ADD)
     }
     {
         udp_stats_t *dst = &sum->udp;
@@ -201,6 +210,7 @@ char *server_metrics_text(void *ctx)
     put(&o, "# HELP coaphub_build_info Build information.\n# TYPE coaphub_build_info gauge\n"
             "coaphub_build_info{version=\"%s\"} 1\n", COAPHUB_VERSION);
     put_stats(&o, coap_desc, sizeof coap_desc / sizeof coap_desc[0], &sum.coap);
+    put_stats(&o, api_desc, sizeof api_desc / sizeof api_desc[0], &sum.api);
     put_stats(&o, udp_desc, sizeof udp_desc / sizeof udp_desc[0], &sum.udp);
     if (sum.has_dtls)
         put_stats(&o, dtls_desc, sizeof dtls_desc / sizeof dtls_desc[0], &sum.dtls);

@@ -6,6 +6,11 @@
  * Block2: a body larger than the block size is sent in slices (response.c); the body is
  * cached per (peer, key) so follow-up GETs for num > 0 do not run the application again.
  * The stages say what to answer; engine.c answers (this file calls nothing above it).
+ *
+ * Block1 state exists only for admitted requests: engine.c runs ops.admit (credentials,
+ * rate limits) before this stage, so an unknown token is answered at block 0 and keeps
+ * nothing. A new transfer then passes the caps of coap__block1_admit (per peer, per owner,
+ * per source address, engine memory); a refusal is 5.03 with Max-Age, for that address only.
  */
 #include "coap/coap_int.h"
 
@@ -16,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint8_t coap__block1_input(coap_exchange_t *x, const coap_pdu_t *pdu, uint8_t **body,
-                           size_t *body_len)
+uint8_t coap__block1_input(coap_exchange_t *x, const coap_pdu_t *pdu, uint64_t owner,
+                           uint8_t **body, size_t *body_len)
 {
     coap_peer_t *ps = x->ps;
     coap_engine_t *e = ps->e;
@@ -65,18 +70,31 @@ uint8_t coap__block1_input(coap_exchange_t *x, const coap_pdu_t *pdu, uint8_t **
             }
             return 0;
         }
+        /* The request was admitted (ops.admit) before this stage; the caps decide whether a
+         * new transfer may start. */
+        uint32_t retry = 0;
+        uint8_t refused = coap__block1_admit(ps, x->key, x->key_len, owner, plen, &retry);
+        if (refused) {
+            coap_exchange_set_max_age(x, retry);
+            return refused;
+        }
         uint8_t *first = xmalloc(plen);
         memcpy(first, pdu->payload, plen);
         st = coap__bstate_put(ps, &ps->block1, x->key, x->key_len, first, plen);
-        if (!st)
+        if (!st) { /* not reached: coap__block1_admit checked the memory cap */
+            coap_exchange_set_max_age(x, coap__block_retry_s(e));
             return COAP_SERVICE_UNAVAILABLE;
+        }
         st->szx = bl.szx;
+        coap__bstate_join(ps, st, owner);
     } else {
         if (!st)
             return COAP_REQUEST_ENTITY_INCOMPLETE;
         if (off == st->len) {
-            if (e->block_mem + plen > COAP_BLOCK_MEM_CAP) {
+            if (e->block_mem + plen > e->cfg.block_mem_cap) {
+                e->stats.block1_refused_mem++;
                 coap__bstate_free(e, st);
+                coap_exchange_set_max_age(x, coap__block_retry_s(e));
                 return COAP_SERVICE_UNAVAILABLE;
             }
             if (plen) {
@@ -89,7 +107,7 @@ uint8_t coap__block1_input(coap_exchange_t *x, const coap_pdu_t *pdu, uint8_t **
             coap__bstate_free(e, st);
             return COAP_REQUEST_ENTITY_INCOMPLETE;
         } /* else: a block we already hold, sent again under a new MID; accept it again */
-        st->expires_ms = loop_now_ms(e->loop) + coap__block_lifetime(e);
+        coap__bstate_touch(e, st);
     }
     x->has_block1 = true;
     x->block1 = bl;

@@ -4,8 +4,9 @@
  *
  * Stage order for an incoming datagram (Californium's CoapUdpStack is the model):
  *   parse -> (empty CON -> RST ping; RST/ACK -> match our CONs) -> dedup by (peer, MID)
- *   -> unknown critical option -> 4.02 -> Observe deregistration/replacement -> Block1
- *   reassembly (capped) -> Block2 follow-ups served from the cached body -> ops.on_request.
+ *   -> unknown critical option -> 4.02 -> Observe deregistration/replacement -> ops.admit
+ *   (credentials, rate limits: nothing is kept for a refused request) -> Block1 reassembly
+ *   (capped) -> Block2 follow-ups served from the cached body -> ops.on_request.
  *
  * Responses: the application answers each request exactly once with coap_exchange_respond(),
  * either inside on_request or later (for example after a store commit). If the answer comes
@@ -50,6 +51,7 @@ enum {
 #define COAP_METHOD_NOT_ALLOWED COAP_CODE(4, 5)
 #define COAP_REQUEST_ENTITY_INCOMPLETE COAP_CODE(4, 8)
 #define COAP_REQUEST_ENTITY_TOO_LARGE COAP_CODE(4, 13)
+#define COAP_TOO_MANY_REQUESTS COAP_CODE(4, 29) /* RFC 8516 */
 #define COAP_INTERNAL_SERVER_ERROR COAP_CODE(5, 0)
 #define COAP_SERVICE_UNAVAILABLE COAP_CODE(5, 3)
 #define COAP_GATEWAY_TIMEOUT COAP_CODE(5, 4)
@@ -89,7 +91,11 @@ typedef struct coap_request {
     uint32_t observe;     /* 0 = register, 1 = deregister (RFC 7641 §2) */
     int content_format;   /* COAP_CF_NONE if absent */
     int accept;           /* COAP_CF_NONE if absent */
-    coap_slice_t payload; /* whole body (Block1 already reassembled) */
+    coap_slice_t payload; /* whole body (Block1 already reassembled); in ops.admit only this
+                           * datagram's payload */
+    /* Whom the request acts for, as ops.admit named it (0 = nobody, e.g. provisioning): the
+     * engine only uses it to count Block1 transfers per owner (cfg.block1_per_owner). */
+    uint64_t owner;
 } coap_request_t;
 
 typedef enum {
@@ -102,6 +108,14 @@ typedef enum {
 } coap_obs_end_t;
 
 typedef struct coap_engine_ops {
+    /* Optional: admission of a new request (never a duplicate), before the engine keeps any
+     * state for it — Block1 reassembly, a new observation, Block2 follow-ups from the cache —
+     * so that a request which is refused (unknown credentials, rate limit) costs no memory.
+     * (Observe deregistration and replacement, which only free state, come before it.)
+     * req->payload is this datagram's only. Returns 0 to go on (req->owner may be set), or
+     * the code to answer with at once (the hook may call coap_exchange_set_max_age(x) first;
+     * it must not respond itself). */
+    uint8_t (*admit)(void *app, coap_exchange_t *x, coap_request_t *req);
     /* A new request. The application must answer it exactly once with
      * coap_exchange_respond(), now or later. Duplicates never reach here. */
     void (*on_request)(void *app, coap_exchange_t *x, const coap_request_t *req);
@@ -133,6 +147,16 @@ typedef struct coap_engine_cfg {
     int max_non_notifications; /* at most this many NON notifications before a CON (default 5) */
     size_t max_dedup_entries;  /* cap per engine on cached responses (default 100000) */
     size_t max_pending_con_per_peer; /* cap on outstanding CONs per peer (default 64) */
+    /* Block1 reassembly caps (besides COAP_MAX_BLOCK_STATES_PER_PEER, where a new transfer
+     * evicts the peer's oldest). 0 = no cap. */
+    size_t block1_per_addr;  /* transfers from one source address (IPv4 / IPv6 /64, all
+                              * ports): a new one beyond it gets 5.03 + Max-Age (default 16) */
+    size_t block1_per_owner; /* transfers of one req.owner: a new one evicts its least
+                              * recently active one (default 4) */
+    size_t block_mem_cap;    /* engine-wide bytes of Block1 bodies and Block2 caches: a new
+                              * transfer beyond it gets 5.03 + Max-Age (default 16 MiB) */
+    int block_lifetime_ms;   /* an idle block-wise state is freed after this; 0 = the default
+                              * min(COAP_BLOCKWISE_LIFETIME_MS, exchange_lifetime_ms) */
 } coap_engine_cfg_t;
 
 /* Fills cfg with the defaults above. */
@@ -145,6 +169,15 @@ coap_engine_t *coap_engine_new(loop_t *loop, const coap_engine_cfg_t *cfg,
  * Pending exchanges stay valid objects until the application responds to them (the response
  * is then discarded and the exchange freed). coap_engine_free(NULL) does nothing. */
 void coap_engine_free(coap_engine_t *e);
+
+/* A request datagram from peer was larger than the transport's buffer: p holds its first
+ * len bytes, full_len is its true size. A request whose header and token are there is
+ * answered 4.13 Request Entity Too Large (RFC 7252 §5.9.2.9) with Size1 = cfg.max_body and
+ * a Block1 option suggesting block-wise transfer at cfg.block_size (RFC 7959 §2.9.3); the
+ * answer is stateless (no dedup entry: a retransmission gets the same answer). Anything
+ * else is dropped. Counted in stats.oversize. */
+void coap_engine_input_oversize(coap_engine_t *e, transport_peer_t *peer, const uint8_t *p,
+                                size_t len, size_t full_len);
 
 /* Feeds one datagram received from peer. Malformed input is counted and answered as RFC 7252
  * says (RST, 4.00, 4.02) or ignored; it never fails. May call ops before returning. */
@@ -224,6 +257,18 @@ transport_peer_t *coap_observer_peer(const coap_observer_t *obs);
     X(con_timeouts, "coap_con_timeouts_total", "counter", NULL,                                    \
       "Confirmable messages never acknowledged.")                                                  \
     X(resets, "coap_resets_total", "counter", NULL, "RST messages received.")                      \
+    X(block1_evicted_peer, "coap_block1_evicted_total", "counter", "{cap=\"peer\"}",               \
+      "Block1 transfers dropped for a newer one of the same peer or device.")                      \
+    X(block1_evicted_owner, "coap_block1_evicted_total", "counter", "{cap=\"device\"}", NULL)      \
+    X(block1_refused_addr, "coap_block1_refused_total", "counter", "{cap=\"address\"}",            \
+      "New Block1 transfers answered 5.03 because a cap was reached.")                             \
+    X(block1_refused_mem, "coap_block1_refused_total", "counter", "{cap=\"memory\"}", NULL)        \
+    X(block1_expired, "coap_block1_expired_total", "counter", NULL,                                \
+      "Block1 transfers abandoned and freed after the block-wise lifetime.")                       \
+    X(block_mem, "coap_block_memory_bytes", "gauge", NULL,                                         \
+      "Bytes held by Block1 reassembly and Block2 caches (cap: --coap-block-memory).")             \
+    X(oversize, "coap_oversize_requests_total", "counter", NULL,                                   \
+      "Datagrams larger than the receive buffer (requests among them answered 4.13).")             \
     X(observers, "observe_relations", "gauge", NULL, "Live CoAP observations.")                    \
     X(notifications, "observe_notifications_total", "counter", NULL, "Observe notifications sent.")
 typedef struct coap_engine_stats {

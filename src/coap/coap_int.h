@@ -28,12 +28,14 @@
 /* Observers one peer may hold (RFC 7641 §7: observers consume state, so cap them). */
 #define COAP_MAX_OBSERVERS_PER_PEER 64
 /* Block-wise state lifetime (Californium BLOCKWISE_STATUS_LIFETIME, spec §1.3), further
- * bounded by exchange_lifetime_ms so abandoned transfers are freed within EXCHANGE_LIFETIME. */
+ * bounded by exchange_lifetime_ms so abandoned transfers are freed within EXCHANGE_LIFETIME;
+ * cfg.block_lifetime_ms overrides both. */
 #define COAP_BLOCKWISE_LIFETIME_MS 300000
 /* Block1 reassemblies and Block2 caches one peer may hold at once; older ones are evicted. */
 #define COAP_MAX_BLOCK_STATES_PER_PEER 4
-/* Engine-wide bytes held by Block1 reassembly and Block2 caches: 16 MiB, i.e. 256 bodies at
- * a 64 KiB cap (64 at the default 256 KiB). Beyond it new transfers get 5.03. */
+/* Default of cfg.block_mem_cap, the engine-wide bytes held by Block1 reassembly and Block2
+ * caches: 16 MiB, i.e. 256 bodies at a 64 KiB cap (64 at the default 256 KiB). Beyond it new
+ * transfers get 5.03. */
 #define COAP_BLOCK_MEM_CAP (16u * 1024u * 1024u)
 /* Slots the (peer, MID) dedup index starts with: max_dedup_entries, at most this many, so a
  * full cache never waits for the table to double (core/htab keeps chains ~1 entry long; a
@@ -176,9 +178,23 @@ struct coap_exchange {
     uint8_t key_inline[COAP_EXCHANGE_INLINE_KEY];
 };
 
+/* The Block1 transfers of one source address (COAP_BGROUP_ADDR) or one owner
+ * (COAP_BGROUP_OWNER), for their caps; exists while it counts at least one. */
+enum { COAP_BGROUP_ADDR = 0, COAP_BGROUP_OWNER = 1 };
+typedef struct coap_bgroup {
+    htab_link_t link;   /* in coap_engine.bgroups */
+    coap_link_t states; /* coap_bstate_t.grp_link[kind], least recently active first */
+    size_t n;
+    uint8_t key_len;
+    uint8_t key[12]; /* kind byte, then the address prefix or the owner */
+} coap_bgroup_t;
+
 /* Block1 reassembly or Block2 cached body. */
 typedef struct coap_bstate {
     coap_link_t link;
+    coap_link_t lru_link;  /* in coap_engine.block_lru, least recently active first */
+    coap_bgroup_t *grp[2]; /* Block1: its address and owner groups (NULL: none) */
+    coap_link_t grp_link[2];
     uint8_t *key;
     size_t key_len;
     uint8_t *body;
@@ -211,6 +227,8 @@ struct coap_engine {
     htab_t dedup_by_mid; /* coap_dedup_t by (peer, MID) (session.c) */
     size_t n_dedup;
     size_t block_mem;
+    coap_link_t block_lru; /* every coap_bstate_t, least recently active (soonest expiry) first */
+    htab_t bgroups;        /* coap_bgroup_t by kind + key */
     uint16_t next_mid;
     uint64_t rng;
     loop_timer_t gc_timer;
@@ -252,10 +270,28 @@ void coap__gc_arm(coap_engine_t *e);
 void coap__spares_free(coap_engine_t *e);
 
 /* ---- bstate.c ---- */
-/* How long a block-wise entry lives: min(COAP_BLOCKWISE_LIFETIME_MS, exchange lifetime). */
+/* How long a block-wise entry lives: cfg.block_lifetime_ms, or by default
+ * min(COAP_BLOCKWISE_LIFETIME_MS, exchange lifetime). */
 int64_t coap__block_lifetime(const coap_engine_t *e);
+/* Takes ownership of body. Replaces an entry with the same key, evicts the peer's oldest when
+ * the per-peer count is reached. Returns NULL (and frees body) when the engine cap is hit. */
 coap_bstate_t *coap__bstate_put(coap_peer_t *ps, coap_link_t *list, const uint8_t *key,
                                 size_t key_len, uint8_t *body, size_t len);
+/* Block1 caps before a new transfer of owner (0 = none) from ps under key: frees the entry
+ * the transfer replaces, evicts the peer's oldest at COAP_MAX_BLOCK_STATES_PER_PEER and the
+ * owner's least recently active at cfg.block1_per_owner; then returns 0 if a new transfer of
+ * len bytes may start, or COAP_SERVICE_UNAVAILABLE with *retry_s (the Max-Age: seconds until
+ * the blocking state expires) when the address cap or the memory cap is reached. */
+uint8_t coap__block1_admit(coap_peer_t *ps, const uint8_t *key, size_t key_len, uint64_t owner,
+                           size_t len, uint32_t *retry_s);
+/* Counts a new Block1 entry b of owner (0 = none) in its address and owner groups. */
+void coap__bstate_join(coap_peer_t *ps, coap_bstate_t *b, uint64_t owner);
+/* b was active now: its expiry moves out by the lifetime and it goes to the back of the
+ * engine's and its groups' least-recently-active lists. */
+void coap__bstate_touch(coap_engine_t *e, coap_bstate_t *b);
+/* Seconds (>= 1) until the engine's soonest block-wise state expires (the Max-Age of a 5.03
+ * for the memory cap). */
+uint32_t coap__block_retry_s(const coap_engine_t *e);
 coap_bstate_t *coap__bstate_find(coap_link_t *list, const uint8_t *key, size_t key_len);
 void coap__bstate_free(coap_engine_t *e, coap_bstate_t *b);
 /* Frees the peer's expired entries (the caller then offers ps for release). */
@@ -274,11 +310,12 @@ ssize_t coap__build(coap_exchange_t *x, uint8_t **out, size_t out_cap, uint8_t t
                     uint32_t observe);
 
 /* ---- blockwise.c ---- */
-/* Block1 stage: returns the code to answer the request with here (2.31, 4.00, 4.08, 4.13,
- * 5.03), or 0 when it goes on; then *body and *body_len hold the whole reassembled body
- * (owned by the caller, free()) or NULL for a request without Block1. */
-uint8_t coap__block1_input(coap_exchange_t *x, const coap_pdu_t *pdu, uint8_t **body,
-                           size_t *body_len);
+/* Block1 stage for an admitted request of owner (cfg.block1_per_owner): returns the code to
+ * answer the request with here (2.31, 4.00, 4.08, 4.13, 5.03 with x's Max-Age set), or 0 when
+ * it goes on; then *body and *body_len hold the whole reassembled body (owned by the caller,
+ * free()) or NULL for a request without Block1. */
+uint8_t coap__block1_input(coap_exchange_t *x, const coap_pdu_t *pdu, uint64_t owner,
+                           uint8_t **body, size_t *body_len);
 /* Block2 follow-up stage: the cached body that answers x (num > 0 of an earlier GET), or
  * NULL. */
 const coap_bstate_t *coap__block2_input(coap_exchange_t *x);

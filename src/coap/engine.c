@@ -2,8 +2,9 @@
  *
  * Stages, in this fixed order (Californium's CoapUdpStack is the model): parse -> ACK/RST
  * matching and ping -> dedup by (peer, MID) -> option checks (4.02, 5.05, 4.00) -> Observe
- * deregistration/replacement -> Block1 reassembly -> Block2 follow-ups from the cache ->
- * ops.on_request. Each stage either answers the request itself or passes it on.
+ * deregistration/replacement -> admission (ops.admit) -> Block1 reassembly -> Block2
+ * follow-ups from the cache -> ops.on_request. Each stage either answers the request itself
+ * or passes it on.
  *
  * Invariant: the handler runs at most once per (peer, MID) within exchange_lifetime_ms (as
  * long as the dedup cap is not exceeded), and every exchange handed out is freed exactly once,
@@ -34,6 +35,10 @@ void coap_engine_cfg_default(coap_engine_cfg_t *cfg)
         .max_non_notifications = 5,
         .max_dedup_entries = 100000,
         .max_pending_con_per_peer = 64,
+        .block1_per_addr = 16,
+        .block1_per_owner = 4,
+        .block_mem_cap = COAP_BLOCK_MEM_CAP,
+        .block_lifetime_ms = 0,
     };
 }
 
@@ -63,6 +68,8 @@ coap_engine_t *coap_engine_new(loop_t *loop, const coap_engine_cfg_t *cfg,
     e->app = app;
     coap_list_init(&e->peers);
     coap_list_init(&e->dedup);
+    coap_list_init(&e->block_lru);
+    htab_init(&e->bgroups, 0);
     htab_init(&e->dedup_by_mid, e->cfg.max_dedup_entries < COAP_DEDUP_SLOTS_MAX
                                     ? e->cfg.max_dedup_entries
                                     : COAP_DEDUP_SLOTS_MAX);
@@ -84,6 +91,7 @@ void coap_engine_free(coap_engine_t *e)
     loop_timer_cancel(e->loop, &e->gc_timer);
     coap__spares_free(e);
     htab_fini(&e->dedup_by_mid);
+    htab_fini(&e->bgroups); /* empty: every peer's state went with it */
     free(e);
 }
 
@@ -137,18 +145,26 @@ static void sink_restored(void *ctx, transport_peer_t *peer, const uint8_t *blob
         coap__obs_restore(e, peer, blob, len);
 }
 
+static void sink_oversize(void *ctx, transport_peer_t *peer, const uint8_t *p, size_t len,
+                          size_t full_len)
+{
+    coap_engine_input_oversize(ctx, peer, p, len, full_len);
+}
+
 transport_sink_t coap_engine_sink(coap_engine_t *e)
 {
     return (transport_sink_t){.input = sink_input,
                               .closed = sink_closed,
                               .save = sink_save,
                               .restored = sink_restored,
+                              .oversize = sink_oversize,
                               .ctx = e};
 }
 
 void coap_engine_get_stats(const coap_engine_t *e, coap_engine_stats_t *out)
 {
     *out = e->stats;
+    out->block_mem = e->block_mem;
 }
 
 /* ---- exchanges ---- */
@@ -517,9 +533,22 @@ static void handle_request(coap_peer_t *ps, const coap_pdu_t *pdu)
         else if (o && req.observe == 0)
             coap__obs_end(o, COAP_OBS_END_REPLACED);
     }
+    /* Admission before any state is kept: a refused request (unknown credentials, rate
+     * limit) starts no Block1 transfer and no observation. (The Observe stage above only
+     * ends relations of this very peer and token, as Californium does before the resource
+     * sees the request.) */
+    if (e->ops.admit) {
+        req.payload = pdu->payload ? (coap_slice_t){pdu->payload, pdu->payload_len}
+                                   : (coap_slice_t){pdu->buf + pdu->len, 0};
+        uint8_t refused = e->ops.admit(e->app, x, &req);
+        if (refused) {
+            coap_exchange_respond(x, refused, COAP_CF_NONE, NULL, 0);
+            return;
+        }
+    }
     uint8_t *body = NULL;
     size_t body_len = 0;
-    uint8_t answer = coap__block1_input(x, pdu, &body, &body_len);
+    uint8_t answer = coap__block1_input(x, pdu, req.owner, &body, &body_len);
     if (answer) {
         coap_exchange_respond(x, answer, COAP_CF_NONE, NULL, 0);
         return;
@@ -548,6 +577,42 @@ static void handle_request(coap_peer_t *ps, const coap_pdu_t *pdu)
     else
         coap_exchange_respond(x, COAP_NOT_FOUND, COAP_CF_NONE, NULL, 0);
     free(body);
+}
+
+/* RFC 7252 §5.9.2.9 / RFC 7959 §2.9.3. Only the fixed header and the token are read (the
+ * options may be cut off): version 1, a request code, a token length the bytes hold. The
+ * answer carries Size1 (the largest body we take, block-wise) and Block1 0/M=0 at our block
+ * size: libcoap and Californium clients retry block-wise at that size. */
+void coap_engine_input_oversize(coap_engine_t *e, transport_peer_t *peer, const uint8_t *p,
+                                size_t len, size_t full_len)
+{
+    (void)full_len;
+    e->stats.oversize++;
+    if (peer->closed || len < 4 || (p[0] >> 6) != 1)
+        return;
+    uint8_t type = (uint8_t)((p[0] >> 4) & 3u), tkl = (uint8_t)(p[0] & 0x0fu), code = p[1];
+    if (tkl > COAP_TOKEN_MAX || len < 4u + tkl || code < 1 || code > 31 ||
+        (type != COAP_TYPE_CON && type != COAP_TYPE_NON))
+        return;
+    uint16_t mid = (uint16_t)((p[2] << 8) | p[3]);
+    uint8_t b[4 + COAP_TOKEN_MAX + 16];
+    coap_builder_t bld;
+    if (type == COAP_TYPE_CON)
+        coap_builder_init(&bld, b, sizeof b, COAP_TYPE_ACK, COAP_REQUEST_ENTITY_TOO_LARGE, mid,
+                          p + 4, tkl);
+    else
+        coap_builder_init(&bld, b, sizeof b, COAP_TYPE_NON, COAP_REQUEST_ENTITY_TOO_LARGE,
+                          coap__next_mid(e), p + 4, tkl);
+    if (code == COAP_POST || code == COAP_PUT || code == COAP_FETCH || code == COAP_PATCH ||
+        code == COAP_IPATCH) {
+        coap_block_t hint = {.num = 0, .more = false, .szx = coap_block_szx_for(e->cfg.block_size)};
+        coap_builder_opt_uint(&bld, COAP_OPT_BLOCK1, coap_block_encode(&hint));
+    }
+    coap_builder_opt_uint(&bld, COAP_OPT_SIZE1,
+                          (uint32_t)(e->cfg.max_body > UINT32_MAX ? UINT32_MAX : e->cfg.max_body));
+    ssize_t n = coap_builder_finish(&bld);
+    if (n > 0)
+        (void)transport_peer_send(peer, b, (size_t)n);
 }
 
 void coap_engine_input(coap_engine_t *e, transport_peer_t *peer, const uint8_t *p, size_t len)

@@ -348,7 +348,7 @@ void coap__gc_arm(coap_engine_t *e)
 
 void coap__engine_validate(const coap_engine_t *e)
 {
-    size_t n_dedup = 0, block_mem = 0;
+    size_t n_dedup = 0, block_mem = 0, n_states = 0, grouped[2] = {0, 0};
     uint64_t observers = 0;
     for (const coap_link_t *l = e->dedup.next; l != &e->dedup; l = l->next)
         n_dedup++;
@@ -370,10 +370,33 @@ void coap__engine_validate(const coap_engine_t *e)
         ASSERT(n_obs <= ps->n_observers); /* n_observers also counts pending registrations */
         observers += n_obs;
         const coap_link_t *lists[2] = {&ps->block1, &ps->block2};
-        for (size_t i = 0; i < 2; i++)
-            for (const coap_link_t *b = lists[i]->next; b != lists[i]; b = b->next)
-                block_mem += COAP_CONTAINER(b, coap_bstate_t, link)->len;
+        for (size_t i = 0; i < 2; i++) {
+            for (const coap_link_t *b = lists[i]->next; b != lists[i]; b = b->next) {
+                const coap_bstate_t *st = COAP_CONTAINER(b, coap_bstate_t, link);
+                block_mem += st->len;
+                n_states++;
+                for (int k = 0; k < 2; k++) {
+                    ASSERT(i == 0 || !st->grp[k]); /* only Block1 entries are in groups */
+                    if (st->grp[k])
+                        grouped[k]++;
+                }
+            }
+        }
     }
     ASSERT(block_mem == e->block_mem);
+    size_t n_lru = 0, in_groups[2] = {0, 0};
+    for (const coap_link_t *l = e->block_lru.next; l != &e->block_lru; l = l->next)
+        n_lru++;
+    ASSERT(n_lru == n_states);
+    htab_iter_t it;
+    for (htab_link_t *l = htab_iter_first(&it, &e->bgroups); l; l = htab_iter_next(&it)) {
+        const coap_bgroup_t *g = HTAB_ENTRY(l, coap_bgroup_t, link);
+        size_t n = 0;
+        for (const coap_link_t *s = g->states.next; s != &g->states; s = s->next)
+            n++;
+        ASSERT(n == g->n && n > 0 && g->key_len > 0 && g->key[0] <= COAP_BGROUP_OWNER);
+        in_groups[g->key[0]] += n;
+    }
+    ASSERT(in_groups[0] == grouped[0] && in_groups[1] == grouped[1]);
     ASSERT(observers == e->stats.observers);
 }

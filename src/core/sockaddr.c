@@ -45,6 +45,28 @@ bool sockaddr_equal(const struct sockaddr_storage *a, const struct sockaddr_stor
            memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
 }
 
+size_t sockaddr_prefix_key(const struct sockaddr_storage *a,
+                           uint8_t out[static SOCKADDR_PREFIX_KEY_MAX])
+{
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a;
+        out[0] = 4;
+        memcpy(out + 1, &x->sin_addr, 4);
+        return 5;
+    }
+    if (a->ss_family != AF_INET6)
+        return 0;
+    const struct sockaddr_in6 *x = (const void *)a;
+    if (IN6_IS_ADDR_V4MAPPED(&x->sin6_addr)) {
+        out[0] = 4;
+        memcpy(out + 1, x->sin6_addr.s6_addr + 12, 4);
+        return 5;
+    }
+    out[0] = 6;
+    memcpy(out + 1, x->sin6_addr.s6_addr, 8);
+    return 9;
+}
+
 int sockaddr_udp_bind(const char *addr, int port, int buffer_bytes, const char *what,
                       char err[static ERR_LEN])
 {

@@ -9,6 +9,7 @@
 #include "core/err.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -17,6 +18,15 @@
 uint64_t sockaddr_hash(const struct sockaddr_storage *a);
 /* Same family, address and port. */
 bool sockaddr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+
+/* The "source address" a per-address limit counts, without the port: an IPv4 address (also
+ * when it arrives IPv4-mapped on a "::" socket) or the /64 prefix of an IPv6 address (one
+ * host or LAN usually holds a whole /64, so limiting single IPv6 addresses would limit
+ * nothing). Writes a type byte and the bytes to out; returns the length (5 or 9), or 0 for
+ * another family. */
+#define SOCKADDR_PREFIX_KEY_MAX 9
+size_t sockaddr_prefix_key(const struct sockaddr_storage *a,
+                           uint8_t out[static SOCKADDR_PREFIX_KEY_MAX]);
 
 /* Creates a non-blocking UDP socket bound to addr:port (an IPv4 or IPv6 literal; "::" also
  * accepts IPv4), with SO_REUSEPORT so every shard can bind the same port, and receive and

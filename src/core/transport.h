@@ -80,6 +80,12 @@ typedef struct transport_sink {
     /* Optional. A session saved by a previous run came back as peer (before its first
      * datagram is handed to input): the receiver re-creates what save described. */
     void (*restored)(void *ctx, transport_peer_t *peer, const uint8_t *blob, size_t len);
+    /* Optional: a datagram from peer was larger than the transport's buffer. p holds its
+     * first len bytes, full_len is its true size (so the receiver can answer "too large",
+     * RFC 7252 §5.9.2.9, instead of the datagram vanishing). NULL: such datagrams are
+     * dropped. */
+    void (*oversize)(void *ctx, transport_peer_t *peer, const uint8_t *p, size_t len,
+                     size_t full_len);
     void *ctx;
 } transport_sink_t;
 

@@ -26,7 +26,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum { BATCH = 32, OUT_BATCH = 64, MAX_DGRAM = 1600, SWEEP_MS = 5000 };
+enum { BATCH = 32, OUT_BATCH = 64, MAX_DGRAM = UDP_MAX_DGRAM, SWEEP_MS = 5000 };
 
 typedef struct udp_peer {
     transport_peer_t base; /* first member: a transport_peer_t* is a udp_peer_t* */
@@ -136,22 +136,32 @@ static void on_readable(loop_t *loop, int fd, uint32_t events, void *arg)
                                               .msg_iovlen = 1};
             msgs[i].msg_len = 0;
         }
-        int n = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL);
+        /* MSG_TRUNC: msg_len is the datagram's true size even when it did not fit. */
+        int n = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT | MSG_TRUNC, NULL);
         if (n <= 0)
             return;
         int64_t now = loop_now_ms(loop);
         for (int i = 0; i < n; i++) {
             u->stats.datagrams_in++;
-            /* A datagram longer than our buffer is truncated: drop it (RFC 7252 §4.6 says
-             * messages must fit the path MTU anyway). */
-            if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
-                continue;
+            /* A datagram longer than our buffer arrives cut to MAX_DGRAM bytes (RFC 7252 §4.6
+             * says messages must fit the path MTU anyway): the sink may answer it from its
+             * first bytes (CoAP: 4.13), it never parses it as a whole. */
+            size_t full = msgs[i].msg_len;
+            bool cut = full > MAX_DGRAM || (msgs[i].msg_hdr.msg_flags & MSG_TRUNC);
+            if (cut) {
+                u->stats.oversize++;
+                if (!u->sink.oversize)
+                    continue;
+            }
             udp_peer_t *p = peer_get(u, &u->addrs[i], msgs[i].msg_hdr.msg_namelen);
             if (!p)
                 continue;
             p->last_seen_ms = now;
             transport_peer_ref(&p->base);
-            u->sink.input(u->sink.ctx, &p->base, u->bufs[i], msgs[i].msg_len);
+            if (cut)
+                u->sink.oversize(u->sink.ctx, &p->base, u->bufs[i], MAX_DGRAM, full);
+            else
+                u->sink.input(u->sink.ctx, &p->base, u->bufs[i], full);
             transport_peer_unref(&p->base);
         }
         if (n < BATCH)

@@ -2,7 +2,8 @@
  *
  * One socket per shard, bound with SO_REUSEPORT so the kernel hashes each source address
  * to one shard for good. A peer object per source address is kept while the CoAP engine
- * holds state for it or it sent something recently; the table is capped.
+ * holds state for it or it sent something recently; the table is capped. A datagram larger
+ * than UDP_MAX_DGRAM bytes reaches the sink's oversize hook with its first bytes.
  * Runs on the shard's loop thread.
  */
 #ifndef COAPHUB_UDP_UDP_H
@@ -13,10 +14,15 @@
 #include "core/stats.h"
 #include "core/transport.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct udp_listener udp_listener_t;
+
+/* The receive buffer per datagram: 1600 bytes, above the 1280-byte IPv6 minimum MTU and a
+ * 1500-byte Ethernet frame, which RFC 7252 §4.6 asks CoAP messages to fit. */
+#define UDP_MAX_DGRAM 1600
 
 typedef struct udp_cfg {
     const char *bind_addr; /* IPv4 or IPv6 literal; "::" listens on both families */
@@ -44,7 +50,9 @@ void udp_listener_free(udp_listener_t *u);
     X(datagrams_out, "udp_datagrams_sent_total", "counter", NULL, "Plain CoAP datagrams sent.")    \
     X(peers, "udp_peers", "gauge", NULL, "Plain CoAP peer addresses tracked.")                     \
     X(send_errors, NULL, "counter", NULL, "datagrams the kernel refused to send")                  \
-    X(dropped_peer_cap, NULL, "counter", NULL, "datagrams dropped because max_peers were tracked")
+    X(dropped_peer_cap, NULL, "counter", NULL, "datagrams dropped because max_peers were tracked") \
+    X(oversize, "udp_oversize_datagrams_total", "counter", NULL,                                   \
+      "Plain CoAP datagrams larger than the 1600-byte receive buffer.")
 typedef struct udp_stats {
     UDP_STATS(STATS_FIELD)
 } udp_stats_t;

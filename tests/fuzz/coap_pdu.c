@@ -5,14 +5,20 @@
  *    has exactly one form per value), then parse again to the same view.
  * 2. The input is fed to a real engine with a fake peer, first whole and then split into
  *    datagrams ([len byte][bytes]...), so dedup, Observe and Block1/Block2 sequences are
- *    reached. Every request is answered at once; GET+Observe registers and notifies.
+ *    reached. Every request is answered at once; GET+Observe registers and notifies. An
+ *    admission hook refuses some requests and names owners, with small Block1 caps, and
+ *    the datagrams go to two peers of one address, so the caps and their groups are hit.
+ * 3. The input is also handed over as the first bytes of an oversize datagram (the 4.13
+ *    path reads only the header and token of what may be a cut-off message).
  */
 #include "coap/coap.h"
 #include "coap/coap_int.h"
 #include "coap/pdu.h"
 #include "core/err.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,6 +109,18 @@ static void on_request(void *app, coap_exchange_t *x, const coap_request_t *req)
         coap_observer_cancel(a->obs, COAP_DELETED);
 }
 
+static uint8_t admit(void *app, coap_exchange_t *x, coap_request_t *req)
+{
+    fuzz_app_t *a = app;
+    a->n++;
+    if ((a->n % 11) == 0) {
+        coap_exchange_set_max_age(x, a->n);
+        return COAP_CODE(4, 29);
+    }
+    req->owner = req->token.len ? req->token.p[0] % 3 : 0;
+    return 0;
+}
+
 static void on_observe_end(void *app, coap_observer_t *obs, void *data, coap_obs_end_t why)
 {
     fuzz_app_t *a = app;
@@ -120,24 +138,38 @@ static void run_engine(const uint8_t *data, size_t size)
     cfg.block_size = 16;
     cfg.max_body = 256;
     cfg.max_dedup_entries = 64;
+    cfg.block1_per_addr = 3;
+    cfg.block1_per_owner = 2;
+    cfg.block_mem_cap = 512;
     fuzz_app_t app = {0};
-    coap_engine_ops_t ops = {.on_request = on_request, .on_observe_end = on_observe_end};
+    coap_engine_ops_t ops = {
+        .admit = admit, .on_request = on_request, .on_observe_end = on_observe_end};
     coap_engine_t *e = coap_engine_new(loop, &cfg, &ops, &app);
     transport_peer_t peer = {.ops = &fake_ops, .refcnt = 1};
+    transport_peer_t peer2 = {.ops = &fake_ops, .refcnt = 1};
+    struct sockaddr_in *a1 = (struct sockaddr_in *)&peer.addr,
+                       *a2 = (struct sockaddr_in *)&peer2.addr;
+    a1->sin_family = a2->sin_family = AF_INET;
+    a1->sin_addr.s_addr = a2->sin_addr.s_addr = htonl(0x7f000001u);
+    a1->sin_port = htons(1);
+    a2->sin_port = htons(2);
     coap_engine_input(e, &peer, data, size);
     coap__engine_validate(e);
+    coap_engine_input_oversize(e, &peer, data, size, size + 1);
+    coap__engine_validate(e);
+    unsigned k = 0;
     for (size_t i = 0; i < size;) {
         size_t len = data[i++];
         if (len > size - i)
             len = size - i;
-        coap_engine_input(e, &peer, data + i, len);
+        coap_engine_input(e, (k++ % 3) == 2 ? &peer2 : &peer, data + i, len);
         coap__engine_validate(e);
         i += len;
     }
     for (size_t i = 0; i < app.n_deferred / 2; i++)
         coap_exchange_respond(app.deferred[i], COAP_CHANGED, COAP_CF_NONE, big, i * 10);
     coap_engine_free(e);
-    ASSERT(peer.refcnt == 1);
+    ASSERT(peer.refcnt == 1 && peer2.refcnt == 1);
     /* Orphaned exchanges stay valid until answered; the answer is dropped. */
     for (size_t i = app.n_deferred / 2; i < app.n_deferred; i++)
         coap_exchange_respond(app.deferred[i], COAP_CHANGED, COAP_CF_NONE, NULL, 0);

@@ -10,6 +10,29 @@ import struct
 CON, NON, ACK, RST = 0, 1, 2, 3
 GET, POST, PUT = 1, 2, 3
 URI_PATH, CONTENT_FORMAT, URI_QUERY, OBSERVE = 11, 12, 15, 6
+MAX_AGE, BLOCK1, SIZE1 = 14, 27, 60
+
+
+def uint_opt(v):
+    """RFC 7252 §3.2 uint: the shortest big-endian form (0 is empty)."""
+    out = b""
+    while v:
+        out = bytes([v & 0xFF]) + out
+        v >>= 8
+    return out
+
+
+def block_opt(num, more, szx):
+    """RFC 7959 §2.2 Block1/Block2 value."""
+    return uint_opt((num << 4) | (8 if more else 0) | szx)
+
+
+def opt_uint(resp, num):
+    """The first option num of a decoded response as an integer, or None."""
+    for n, v in resp.get("options", ()):
+        if n == num:
+            return int.from_bytes(v, "big") if v else 0
+    return None
 
 
 def _opt_nibble(v):
@@ -47,7 +70,8 @@ def path_options(path):
 
 
 def decode(data):
-    """Returns dict(type, code 'c.dd', mid, token, payload) or None if not even a header."""
+    """Returns dict(type, code 'c.dd', mid, token, options [(num, bytes)], payload) or None if
+    not even a header."""
     if len(data) < 4 or data[0] >> 6 != 1:
         return None
     tkl = data[0] & 0x0F
@@ -58,6 +82,8 @@ def decode(data):
     # Walk the options to the payload marker: an option value may hold 0xFF itself (an
     # Observe sequence number does, once every 256 notifications).
     i = 4 + tkl
+    options = []
+    num = 0
     try:
         while i < len(data) and data[i] != 0xFF:
             delta, length = data[i] >> 4, data[i] & 0x0F
@@ -71,17 +97,23 @@ def decode(data):
                     v = nib
                 if is_length:
                     length = v
+                else:
+                    delta = v
+            num += delta
+            options.append((num, bytes(data[i:i + length])))
             i += length
     except IndexError:
         i = len(data)  # options run past the end: no payload
     payload = data[i + 1:] if i < len(data) else b""
-    return {"type": mtype, "code": code, "mid": mid, "token": token, "payload": payload}
+    return {"type": mtype, "code": code, "mid": mid, "token": token, "options": options,
+            "payload": payload}
 
 
-def udp_socket(timeout=2.0):
+def udp_socket(timeout=2.0, addr="127.0.0.1"):
+    """A socket on addr (another loopback address, 127.0.0.2.., stands for another host)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(timeout)
-    s.bind(("127.0.0.1", 0))
+    s.bind((addr, 0))
     return s
 
 

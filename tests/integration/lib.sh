@@ -178,6 +178,7 @@ pick_ports() {
 
 # daemon_start: starts on $IT_DATA and the current ports, waits (<= 20 s) for /healthz = 200.
 # On PostgreSQL it passes --database with the test's database (made on the first start).
+# Options in the array DAEMON_ARGS (if the test sets it) are passed on.
 daemon_start() {
     [ -n "${HTTP_PORT:-}" ] || pick_ports
     local db_args=()
@@ -193,7 +194,7 @@ daemon_start() {
             "$COAPHUB_BIN" --data-dir "$IT_DATA" --bind 127.0.0.1 --http-bind 127.0.0.1 \
             --coap-port "$COAP_PORT" \
             --coaps-port "$COAPS_PORT" --http-port "$HTTP_PORT" --log-level debug \
-            "${db_args[@]}" </dev/null >>"$IT_LOG" 2>&1 &
+            "${db_args[@]}" ${DAEMON_ARGS[@]+"${DAEMON_ARGS[@]}"} </dev/null >>"$IT_LOG" 2>&1 &
         DAEMON_PID=$!
         local i
         for i in $(seq 1 200); do            # 200 x 0.1 s = 20 s at most

@@ -11,7 +11,9 @@
 #include "coap/coap_int.h"
 #include "unit/coap/coap_fake.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 
 /* When set, on_request serves f->body a block at a time with coap_exchange_respond_block. */
 static bool by_block;
@@ -144,6 +146,173 @@ static void test_block1_abandoned_expires(void **state)
     fx_free(f);
 }
 
+/* ---- admission and caps (issue 17) ---- */
+
+/* The admission hook of these tests: token "bad" is refused 4.01 like the device API does;
+ * any other token names its owner by its first byte; n_admit counts calls. */
+static int n_admit;
+static uint8_t admit(void *app, coap_exchange_t *x, coap_request_t *req)
+{
+    (void)app;
+    (void)x;
+    n_admit++;
+    if (req->token.len == 3 && memcmp(req->token.p, "bad", 3) == 0)
+        return COAP_UNAUTHORIZED;
+    req->owner = req->token.len ? req->token.p[0] : 0;
+    return 0;
+}
+
+/* A peer at 10.0.0.<host>:<port>. */
+static void peer_at(fake_peer_t *p, uint8_t host, uint16_t port)
+{
+    fake_peer_init(p);
+    struct sockaddr_in *a = (struct sockaddr_in *)&p->base.addr;
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    a->sin_addr.s_addr = htonl(0x0a000000u | host);
+    p->base.addr_len = sizeof *a;
+}
+
+/* Block 0 (More) of an upload to /up from peer p with token tok; returns the answer's code
+ * and its Max-Age (or -1) in *max_age. */
+static uint8_t start_upload(fixture_t *f, fake_peer_t *p, uint16_t mid, const char *tok,
+                            long *max_age)
+{
+    req(f, COAP_TYPE_CON, COAP_POST, mid, tok);
+    path(f, "up");
+    coap_block_t bl = {.num = 0, .more = true, .szx = 0};
+    coap_builder_opt_uint(&f->b, COAP_OPT_BLOCK1, coap_block_encode(&bl));
+    coap_builder_payload(&f->b, body, 16);
+    ssize_t n = coap_builder_finish(&f->b);
+    assert_true(n > 0);
+    size_t before = p->n_sent;
+    coap_engine_input(f->e, &p->base, f->rx, (size_t)n);
+    coap__engine_validate(f->e);
+    assert_int_equal(p->n_sent, before + 1);
+    coap_pdu_t r;
+    assert_int_equal(sent_pdu(p, p->n_sent - 1, &r), 0);
+    uint32_t v;
+    *max_age = coap_pdu_opt_uint(&r, COAP_OPT_MAX_AGE, &v) == 0 ? (long)v : -1;
+    return r.code;
+}
+
+static void test_block1_admission_before_state(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(small);
+    f->e->ops.admit = admit;
+    n_admit = 0;
+    long age;
+    /* Unknown credentials: answered at block 0, nothing kept, the application not called. */
+    assert_int_equal(start_upload(f, &f->peer, 1, "bad", &age), COAP_UNAUTHORIZED);
+    assert_int_equal(f->e->block_mem, 0);
+    assert_int_equal(f->n_req, 0);
+    /* A later block of that transfer finds nothing either. */
+    block1(f, 2, 1, true, 16);
+    coap_pdu_t p;
+    assert_int_equal(last_code(f, &p), COAP_REQUEST_ENTITY_INCOMPLETE);
+    /* A duplicate is answered from the dedup cache without asking again. */
+    int calls = n_admit;
+    start_upload(f, &f->peer, 1, "bad", &age);
+    assert_int_equal(n_admit, calls);
+    /* An admitted one is kept. */
+    assert_int_equal(start_upload(f, &f->peer, 3, "a", &age), COAP_CODE(2, 31));
+    assert_int_equal(f->e->block_mem, 16);
+    fx_free(f);
+}
+
+static void caps(coap_engine_cfg_t *c)
+{
+    small(c);
+    c->block1_per_addr = 3;
+    c->block1_per_owner = 2;
+}
+
+static void test_block1_caps(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(caps);
+    f->e->ops.admit = admit;
+    enum { N = 8 };
+    fake_peer_t *p = calloc(N, sizeof *p);
+    for (int i = 0; i < N; i++)
+        peer_at(&p[i], i < 5 ? 1 : 2, (uint16_t)(1000 + i)); /* 0-4 on .1, 5-7 on .2 */
+    long age;
+    /* Per owner (2): owner "a"'s third upload evicts its least recently active one. */
+    assert_int_equal(start_upload(f, &p[0], 1, "a", &age), COAP_CODE(2, 31));
+    assert_int_equal(start_upload(f, &p[1], 1, "a", &age), COAP_CODE(2, 31));
+    assert_int_equal(start_upload(f, &p[2], 1, "a", &age), COAP_CODE(2, 31));
+    assert_int_equal(f->e->stats.block1_evicted_owner, 1);
+    assert_int_equal(f->e->block_mem, 32);
+    assert_true(coap_list_empty(&((coap_peer_t *)p[0].base.engine_state)->block1));
+    /* Per address (3): .1 holds 2 ("a") + 1 ("b"); the next from .1 is refused 5.03 with a
+     * Max-Age, whatever its port or owner. */
+    assert_int_equal(start_upload(f, &p[3], 1, "b", &age), COAP_CODE(2, 31));
+    assert_int_equal(start_upload(f, &p[4], 1, "c", &age), COAP_SERVICE_UNAVAILABLE);
+    assert_true(age >= 1 && age <= 1); /* lifetime 1000 ms in the fixture */
+    assert_int_equal(f->e->stats.block1_refused_addr, 1);
+    /* ... and only for that address: .2 is served. */
+    assert_int_equal(start_upload(f, &p[5], 1, "c", &age), COAP_CODE(2, 31));
+    assert_int_equal(age, -1);
+    /* Memory cap: with room for one more 16-byte block only, the second new upload is
+     * refused 5.03 with Max-Age, counted. */
+    f->e->cfg.block_mem_cap = f->e->block_mem + 16;
+    assert_int_equal(start_upload(f, &p[6], 1, "d", &age), COAP_CODE(2, 31));
+    assert_int_equal(start_upload(f, &p[7], 1, "e", &age), COAP_SERVICE_UNAVAILABLE);
+    assert_true(age >= 1);
+    assert_int_equal(f->e->stats.block1_refused_mem, 1);
+    /* Abandoned transfers expire (the fixture's lifetime is 1 s; an operator's
+     * --coap-block-lifetime-ms sets it) and their groups go with them. */
+    f->e->cfg.block_lifetime_ms = 20;
+    for (int i = 0; i < N; i++) {
+        coap_peer_t *ps = p[i].base.engine_state;
+        if (ps)
+            for (coap_link_t *l = ps->block1.next; l != &ps->block1; l = l->next)
+                COAP_CONTAINER(l, coap_bstate_t, link)->expires_ms = loop_now_ms(f->loop) + 20;
+    }
+    run_for(f->loop, 400); /* the gc runs every exchange_lifetime / 4 = 250 ms here */
+    assert_int_equal(f->e->block_mem, 0);
+    assert_int_equal(htab_count(&f->e->bgroups), 0);
+    run_for(f->loop, 1000); /* and the dedup entries (1 s) that keep the peers */
+    assert_true(f->e->stats.block1_expired >= 5);
+    for (int i = 0; i < N; i++)
+        assert_null(p[i].base.engine_state);
+    fx_free(f);
+    free(p);
+}
+
+static void test_oversize_answer(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(small);
+    /* The first bytes of a 3000-byte CON POST: header, token, a cut-off option. */
+    uint8_t d[40] = {0x42, COAP_POST, 0x12, 0x34, 't', 'k', 0xb2, 'u'};
+    coap_engine_input_oversize(f->e, &f->peer.base, d, sizeof d, 3000);
+    coap_pdu_t p;
+    assert_int_equal(last_code(f, &p), COAP_REQUEST_ENTITY_TOO_LARGE);
+    assert_int_equal(p.type, COAP_TYPE_ACK);
+    assert_int_equal(p.mid, 0x1234);
+    assert_int_equal(p.tkl, 2);
+    assert_memory_equal(p.token, "tk", 2);
+    uint32_t v;
+    assert_int_equal(coap_pdu_opt_uint(&p, COAP_OPT_SIZE1, &v), 0);
+    assert_int_equal(v, 64); /* max_body */
+    assert_int_equal(coap_pdu_opt_uint(&p, COAP_OPT_BLOCK1, &v), 0);
+    assert_int_equal(v, 0); /* block 0, no M, SZX 0 = 16 bytes (block_size) */
+    /* Not a request, or too short for its token, or not CoAP: nothing. */
+    size_t sent = f->peer.n_sent;
+    uint8_t ack[8] = {0x60, 0x45, 0, 1};
+    coap_engine_input_oversize(f->e, &f->peer.base, ack, sizeof ack, 2000);
+    uint8_t cut[5] = {0x48, COAP_POST, 0, 2, 'x'};
+    coap_engine_input_oversize(f->e, &f->peer.base, cut, sizeof cut, 2000);
+    uint8_t v2[8] = {0x80, COAP_POST, 0, 3};
+    coap_engine_input_oversize(f->e, &f->peer.base, v2, sizeof v2, 2000);
+    assert_int_equal(f->peer.n_sent, sent);
+    assert_int_equal(f->e->stats.oversize, 4);
+    assert_null(f->peer.base.engine_state); /* stateless */
+    fx_free(f);
+}
+
 static void get(fixture_t *f, uint16_t mid, int num, uint8_t szx)
 {
     req(f, COAP_TYPE_CON, COAP_GET, mid, "g");
@@ -263,6 +432,9 @@ int main(void)
         cmocka_unit_test(test_block1_reassembly),
         cmocka_unit_test(test_block1_gap_and_too_large),
         cmocka_unit_test(test_block1_abandoned_expires),
+        cmocka_unit_test(test_block1_admission_before_state),
+        cmocka_unit_test(test_block1_caps),
+        cmocka_unit_test(test_oversize_answer),
         cmocka_unit_test(test_block2_slicing),
         cmocka_unit_test(test_block2_client_szx),
         cmocka_unit_test(test_block2_by_application),
