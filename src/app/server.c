@@ -305,12 +305,15 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN])
             dtls_port = dtls_listener_port(s->shards[i].dtls);
     }
 
-    /* One shard: the saved sessions are all its own, with their observations, from now. */
-    if (s->n_shards == 1 && s->shards[0].dtls) {
-        size_t n = dtls_listener_adopt_saved(s->shards[0].dtls);
-        if (n > 0)
-            LOG_I("server", "%zu restored DTLS session(s) live again", n);
-    }
+    /* Each shard takes the saved sessions whose devices it will hear (the listeners steer
+     * datagrams by a function of the address or CID that dtls computes too): live again,
+     * with their observations, before any device sends anything. */
+    size_t adopted = 0;
+    for (int i = 0; i < s->n_shards; i++)
+        if (s->shards[i].dtls)
+            adopted += dtls_listener_adopt_saved(s->shards[i].dtls);
+    if (adopted > 0)
+        LOG_I("server", "%zu restored DTLS session(s) live again", adopted);
 
     http_cfg_t hcfg = cfg->http;
     hcfg.coap_port = port;

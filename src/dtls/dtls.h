@@ -64,11 +64,13 @@ typedef struct dtls_cfg {
      * compact_records: records with a CID are opened by the compact layer. */
     int cid_len;
     /* This listener's place among the shards' listeners of one port (they bind in index
-     * order, which is also their order in the kernel's SO_REUSEPORT group). With CIDs and
-     * more than one shard, the first byte of every CID names the shard (its value modulo
-     * shard_count), and a socket filter sends tls12_cid records to that shard whatever
-     * their source address, so a device whose NAT rebinds stays on the shard holding its
-     * session. shard_count 0 or 1: one listener, no filter. */
+     * order, which is also their order in the kernel's SO_REUSEPORT group). With more than
+     * one shard, a socket filter attached by shard 0 picks the shard of each datagram: a
+     * tls12_cid record goes to the shard named by the first byte of its CID (its value
+     * modulo shard_count; endpoint.c chooses CIDs so), so a device whose NAT rebinds stays on
+     * the shard holding its session; anything else by a hash of its source address and port
+     * that dtls computes too, so saved sessions go back to the right shard at start.
+     * shard_count 0 or 1: one listener, no filter. */
     int shard_index, shard_count;
     /* Which device the client's certificates name: its id, or 0 for none (the session then
      * works as one-way DTLS). der[0] (len[0] bytes) is the leaf; der[1..n) are the
@@ -154,12 +156,12 @@ int dtls_save_write(const dtls_save_t *w, const char *data_dir, int64_t max_age_
  * record from its address authenticates under its keys. Returns the number loaded (0 when
  * there is no file), or a negative error with err filled (the file is then not used). */
 int dtls_ctx_restore_sessions(dtls_ctx_t *ctx, const char *data_dir, char err[static ERR_LEN]);
-/* With a single shard every saved session is this listener's: makes them all established
- * sessions now, before their devices send anything, so observations restored with them get
- * notifications at once. (With several shards the kernel's SO_REUSEPORT hash, which we cannot
- * compute, decides which shard hears a device, so sessions wait to be claimed by the shard
- * that receives their next record.) Shard thread, or before the shard's loop runs. Returns
- * how many. */
+/* Makes the saved sessions whose devices this listener will hear (its shard index: the
+ * listeners steer datagrams by a function of the source address, or of the CID for CID
+ * records, that this computes too) established sessions now, before their devices send
+ * anything, so observations restored with them get notifications at once. A session that
+ * still reaches another shard (an address rebound across the restart) is claimed there by
+ * its next record. Shard thread, or before the shard's loop runs. Returns how many. */
 size_t dtls_listener_adopt_saved(dtls_listener_t *l);
 /* At a stop: the restored sessions that no device claimed yet (several shards) go to w as
  * they are, so a second restart within their max age does not lose them. Returns how many. */

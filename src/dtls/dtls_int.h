@@ -411,6 +411,11 @@ dtls_peer_t *dtls__ptab_find_cid(const htab_t *t, const uint8_t *cid, size_t len
 void dtls__ptab_insert_cid(htab_t *t, dtls_peer_t *p);
 void dtls__ptab_remove_cid(htab_t *t, dtls_peer_t *p);
 void dtls__plist_append(dtls_plist_t *l, dtls_peer_t *p);
+/* The shard (of shards) whose listener hears ordinary datagrams from a: the function the
+ * listener's SO_REUSEPORT program computes (listener.c), so a restored session can be put
+ * where its device's records will arrive. 0 when shards <= 1. */
+#define DTLS_SHARD_MIX 0x9E3779B1u
+unsigned dtls__shard_of(const struct sockaddr_storage *a, unsigned shards);
 void dtls__plist_remove(dtls_plist_t *l, dtls_peer_t *p);
 
 /* pool.c: chunked storage for dtls_peer_t, shared by a listener and its peers. new: one
@@ -448,7 +453,7 @@ bool dtls__peer_claim_cid(dtls_listener_t *l, const struct sockaddr_storage *a, 
                           const uint8_t *data, size_t len, size_t cid_len);
 /* Makes every waiting saved session an established session of l at once (see
  * dtls_listener_adopt_saved); returns how many. */
-size_t dtls__peer_adopt_all(dtls_listener_t *l);
+size_t dtls__peer_adopt_all(dtls_listener_t *l, int shard, unsigned shards);
 
 /* ---- compact.c: sessions on the compact record layer ------------------------------------ */
 
@@ -577,6 +582,11 @@ bool dtls__restore_pending(dtls_restore_t *t);
 dtls_saved_sess_t *dtls__restore_take(dtls_restore_t *t, const struct sockaddr_storage *a);
 /* Removes and returns the session holding our CID cid (len bytes), or NULL. Any shard. */
 dtls_saved_sess_t *dtls__restore_take_cid(dtls_restore_t *t, const uint8_t *cid, size_t len);
+/* Removes the sessions whose records reach shard (of shards): by the first byte of our CID
+ * for CID sessions, dtls__shard_of(address) for the others. Returns a malloc'd array of
+ * them (*n entries; NULL when none). */
+dtls_saved_sess_t **dtls__restore_take_shard(dtls_restore_t *t, int shard, unsigned shards,
+                                             size_t *n);
 /* Removes and returns any one session, or NULL when none is left. */
 dtls_saved_sess_t *dtls__restore_take_any(dtls_restore_t *t);
 /* Returns a session taken but not claimed (its record did not authenticate). */

@@ -293,30 +293,63 @@ void dtls__listener_sweep(dtls_listener_t *l, int64_t now)
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
-/* RFC 9146 §6: a device whose NAT rebinds keeps its session, but the kernel picks a shard's
- * socket by hashing the source address, so the new address would usually reach a shard that
- * does not hold the session. A classic BPF program on the SO_REUSEPORT group (attached once,
- * by the first shard, for all: the group shares it) sends a tls12_cid record to the socket
- * numbered by the first byte of its CID modulo the shard count (endpoint.c chooses CIDs so);
- * for anything else it returns an index past the group, and the kernel falls back to its
- * hash. The program sees the UDP payload: the record type at 0, the CID from 11 (after
- * version, epoch and sequence number). A record too short to read makes the load fail and
- * the program return 0 (shard 0, which drops it as unknown). */
-static int steer_cid_records(int fd, unsigned shards, char err[static ERR_LEN])
+/* Which shard hears a datagram is decided by us, not by the kernel's SO_REUSEPORT hash
+ * (whose secret we cannot know), so that both routes below can be computed in userspace:
+ *  - a tls12_cid record (RFC 9146) goes to the shard named by the first byte of its CID
+ *    (endpoint.c chooses CIDs so): a device whose NAT rebinds reaches the shard holding its
+ *    session whatever its new address;
+ *  - anything else goes to dtls_shard_of(source address), so a session saved at a stop can be
+ *    made live again at start in the shard that will hear its device (dtls_listener_adopt_
+ *    saved), with its observations, before the device sends anything.
+ * A classic BPF program on the SO_REUSEPORT group (attached once, by the first shard: the
+ * group shares it) computes the same: the listeners bind in shard order, which is their
+ * order in the group. It sees the UDP payload at offset 0 (record type at 0, the CID from
+ * 11) and the IP header at SKF_NET_OFF; IPv4 options are assumed absent (a datagram with
+ * them still reaches a consistent shard, only a restored session would then wait to be
+ * claimed). A load past the datagram ends the program with 0 (shard 0). dtls__shard_of (ptab.c) is
+ * the same function in C. */
+static int steer(int fd, unsigned shards, char err[static ERR_LEN])
 {
     struct sock_filter code[] = {
-        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, DTLS_CT_CID, 0, 3),
-        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 11),
-        BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, shards),
-        BPF_STMT(BPF_RET | BPF_A, 0),
-        BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),
+        /* 0 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),
+        /* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, DTLS_CT_CID, 0, 3),
+        /* 2 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 11),
+        /* 3 */ BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, shards),
+        /* 4 */ BPF_STMT(BPF_RET | BPF_A, 0),
+        /* 5 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, (uint32_t)SKF_NET_OFF),
+        /* 6 */ BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 4),
+        /* 7 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 5, 0),
+        /* IPv4: source address ^ source port */
+        /* 8 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 12),
+        /* 9 */ BPF_STMT(BPF_MISC | BPF_TAX, 0),
+        /* 10 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, (uint32_t)SKF_NET_OFF + 20),
+        /* 11 */ BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+        /* 12 */ BPF_JUMP(BPF_JMP | BPF_JA, 13, 0, 0),
+        /* IPv6: the four words of the source address ^ source port */
+        /* 13 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 8),
+        /* 14 */ BPF_STMT(BPF_MISC | BPF_TAX, 0),
+        /* 15 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 12),
+        /* 16 */ BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+        /* 17 */ BPF_STMT(BPF_MISC | BPF_TAX, 0),
+        /* 18 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 16),
+        /* 19 */ BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+        /* 20 */ BPF_STMT(BPF_MISC | BPF_TAX, 0),
+        /* 21 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 20),
+        /* 22 */ BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+        /* 23 */ BPF_STMT(BPF_MISC | BPF_TAX, 0),
+        /* 24 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, (uint32_t)SKF_NET_OFF + 40),
+        /* 25 */ BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+        /* mix, as dtls_shard_of does */
+        /* 26 */ BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, DTLS_SHARD_MIX),
+        /* 27 */ BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),
+        /* 28 */ BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, shards),
+        /* 29 */ BPF_STMT(BPF_RET | BPF_A, 0),
     };
     struct sock_fprog prog = {.len = sizeof code / sizeof code[0], .filter = code};
     if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) != 0) {
         snprintf(err, ERR_LEN,
-                 "DTLS: cannot steer Connection ID records to their shard "
-                 "(SO_ATTACH_REUSEPORT_CBPF: %s); use --shards 1 with --dtls-cid-length",
+                 "DTLS: cannot steer datagrams to their shard (SO_ATTACH_REUSEPORT_CBPF: %s); "
+                 "use --shards 1",
                  strerror(errno));
         return -1;
     }
@@ -337,7 +370,7 @@ dtls_listener_t *dtls_listener_new(loop_t *loop, const transport_sink_t *sink, d
                  DTLS_MAX_DGRAM);
         return NULL;
     }
-    if ((cfg->cid_len > 0 && cfg->shard_count > 256) || cfg->shard_index < 0 ||
+    if (cfg->shard_count > 256 || cfg->shard_index < 0 ||
         cfg->shard_index >= (cfg->shard_count > 1 ? cfg->shard_count : 1)) {
         snprintf(err, ERR_LEN, "invalid DTLS shard index %d of %d", cfg->shard_index,
                  cfg->shard_count);
@@ -346,8 +379,8 @@ dtls_listener_t *dtls_listener_new(loop_t *loop, const transport_sink_t *sink, d
     int fd = sockaddr_udp_bind(cfg->bind_addr, cfg->port, SOCKET_BUFFER, "DTLS", err);
     if (fd < 0)
         return NULL;
-    if (cfg->cid_len > 0 && cfg->shard_count > 1 && cfg->shard_index == 0 &&
-        steer_cid_records(fd, (unsigned)cfg->shard_count, err) != 0) {
+    if (cfg->shard_count > 1 && cfg->shard_index == 0 &&
+        steer(fd, (unsigned)cfg->shard_count, err) != 0) {
         close(fd);
         return NULL;
     }
@@ -414,7 +447,8 @@ void dtls_listener_close_device(dtls_listener_t *l, int64_t device_id)
 
 size_t dtls_listener_adopt_saved(dtls_listener_t *l)
 {
-    return dtls__peer_adopt_all(l);
+    return dtls__peer_adopt_all(l, l->cfg.shard_index,
+                                l->cfg.shard_count > 1 ? (unsigned)l->cfg.shard_count : 1);
 }
 
 size_t dtls_listener_save(dtls_listener_t *l, dtls_save_t *w, bool stopping, size_t *skipped)

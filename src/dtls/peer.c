@@ -547,14 +547,14 @@ bool dtls__peer_claim_cid(dtls_listener_t *l, const struct sockaddr_storage *a, 
     return true;
 }
 
-size_t dtls__peer_adopt_all(dtls_listener_t *l)
+size_t dtls__peer_adopt_all(dtls_listener_t *l, int shard, unsigned shards)
 {
-    dtls_restore_t *t = dtls__ctx_restore(l->ctx);
+    if (!l->cfg.compact_records)
+        return 0;
     size_t n = 0;
-    dtls_saved_sess_t *s;
-    while (l->cfg.compact_records && (s = dtls__restore_take_any(t)) != NULL) {
-        restore(l, s);
-        n++;
-    }
+    dtls_saved_sess_t **v = dtls__restore_take_shard(dtls__ctx_restore(l->ctx), shard, shards, &n);
+    for (size_t i = 0; i < n; i++)
+        restore(l, v[i]);
+    free(v);
     return n;
 }

@@ -8,6 +8,9 @@
  */
 #include "dtls/dtls_int.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "core/hash.h"
 #include "core/sockaddr.h"
 
@@ -108,4 +111,29 @@ void dtls__plist_remove(dtls_plist_t *l, dtls_peer_t *p)
     else
         l->tail = p->prev;
     p->prev = p->next = NULL;
+}
+
+unsigned dtls__shard_of(const struct sockaddr_storage *a, unsigned shards)
+{
+    if (shards <= 1)
+        return 0;
+    uint32_t h = 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)a;
+        h = ntohl(v4->sin_addr.s_addr) ^ ntohs(v4->sin_port);
+    } else if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)a;
+        const uint8_t *b = v6->sin6_addr.s6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
+            /* The datagram itself is IPv4: the program reads an IPv4 header. */
+            h = ((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15]) ^
+                ntohs(v6->sin6_port);
+        } else {
+            for (int i = 0; i < 16; i += 4)
+                h ^= (uint32_t)b[i] << 24 | (uint32_t)b[i + 1] << 16 | (uint32_t)b[i + 2] << 8 |
+                     b[i + 3];
+            h ^= ntohs(v6->sin6_port);
+        }
+    }
+    return ((uint32_t)(h * DTLS_SHARD_MIX) >> 16) % shards;
 }

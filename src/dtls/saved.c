@@ -806,6 +806,32 @@ dtls_saved_sess_t *dtls__restore_take(dtls_restore_t *t, const struct sockaddr_s
     return s;
 }
 
+dtls_saved_sess_t **dtls__restore_take_shard(dtls_restore_t *t, int shard, unsigned shards,
+                                             size_t *n)
+{
+    *n = 0;
+    pthread_mutex_lock(&t->mu);
+    size_t cap = atomic_load(&t->n);
+    dtls_saved_sess_t **v = cap ? xmalloc(cap * sizeof *v) : NULL;
+    htab_iter_t it;
+    for (htab_link_t *l = htab_iter_first(&it, &t->by_addr); l && *n < cap;
+         l = htab_iter_next(&it)) {
+        dtls_saved_sess_t *s = HTAB_ENTRY(l, dtls_saved_sess_t, link);
+        unsigned to = s->cid_ours_len > 0 ? s->cid_ours[0] % (shards ? shards : 1)
+                                          : dtls__shard_of(&s->addr, shards);
+        if (to == (unsigned)shard)
+            v[(*n)++] = s;
+    }
+    for (size_t i = 0; i < *n; i++)
+        restore_unlink(t, v[i]);
+    pthread_mutex_unlock(&t->mu);
+    if (*n == 0) {
+        free(v);
+        v = NULL;
+    }
+    return v;
+}
+
 dtls_saved_sess_t *dtls__restore_take_cid(dtls_restore_t *t, const uint8_t *cid, size_t len)
 {
     htab_bytes_t k = {cid, len};
