@@ -330,12 +330,6 @@ void coap_exchange_respond_block(coap_exchange_t *x, uint8_t code, int content_f
     coap_exchange_respond(x, code, content_format, payload, len);
 }
 
-void coap_exchange_set_max_age(coap_exchange_t *x, uint32_t seconds)
-{
-    x->has_max_age = true;
-    x->max_age = seconds;
-}
-
 transport_peer_t *coap_exchange_peer(const coap_exchange_t *x)
 {
     return x->ps ? x->ps->tp : NULL;

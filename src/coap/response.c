@@ -149,3 +149,10 @@ void coap__respond(coap_exchange_t *x, uint8_t code, int cf, const uint8_t *payl
     if (on_heap)
         free(buf);
 }
+
+/* Here, below blockwise.c and engine.c, because both answer with a Max-Age (5.03, 4.29). */
+void coap_exchange_set_max_age(coap_exchange_t *x, uint32_t seconds)
+{
+    x->has_max_age = true;
+    x->max_age = seconds;
+}
