@@ -33,7 +33,8 @@ if [ "${1:-}" = "--install-deps" ]; then
   fi
 fi
 
-if [ -x "$out/bin/ssl_client2" ] && [ -f "$out/lib/libmbedtls.a" ] && [ -f "$out/.complete" ]; then
+cached() { [ -x "$out/bin/ssl_client2" ] && [ -f "$out/lib/libmbedtls.a" ] && [ -f "$out/.complete" ]; }
+if cached; then
   echo "mbedtls-cid: cached build in $out" >&2
   echo "$out"
   exit 0
@@ -41,6 +42,15 @@ fi
 
 mkdir -p "$cache_root" 2>/dev/null && [ -w "$cache_root" ] ||
   { echo "mbedtls-cid: cannot write the cache directory $cache_root" >&2; exit 1; }
+# One build at a time (the SQLite and PostgreSQL runs of the test may start together): the
+# second waits for the first and then finds the cache.
+exec 9>"$cache_root/.mbedtls-$VERSION.lock"
+flock 9
+if cached; then
+  echo "mbedtls-cid: cached build in $out (made while we waited)" >&2
+  echo "$out"
+  exit 0
+fi
 start=$(date +%s)
 work=$(mktemp -d "${TMPDIR:-/tmp}/mbedtls-cid.XXXXXX")
 trap 'rm -rf "$work"' EXIT
