@@ -7,7 +7,8 @@
 # 127.0.0.1 posts telemetry one request every 20 ms (50/s, under both limits): first alone (baseline), then while one device floods at 500/s from 127.0.0.2 and
 # unknown tokens arrive at 1,000/s from 127.0.0.3. The floods get 4.29 with Max-Age >= 1;
 # the victim gets 2.01 for every request and its p99 latency stays within 2x its baseline
-# (both measured in this run; a 2 ms floor keeps sub-millisecond noise from deciding).
+# (both measured in this run, the test running alone: ctest RUN_SERIAL; a 5 ms floor keeps
+# scheduler noise of a 2-core machine under ASan from deciding).
 # A refused request replayed with the same MID is answered from the dedup cache.
 . "$(dirname "$0")/lib.sh"
 
@@ -53,7 +54,7 @@ b99=$(j .baseline_p99_ms); a99=$(j .attack_p99_ms)
 log "victim latency: baseline p50 $(j .baseline_p50_ms) ms p99 $b99 ms;" \
     "under attack p50 $(j .attack_p50_ms) ms p99 $a99 ms"
 python3 -c "import sys; b, a = float(sys.argv[1]), float(sys.argv[2]); \
-sys.exit(0 if a <= 2 * max(b, 2.0) else 1)" "$b99" "$a99" ||
+sys.exit(0 if a <= 2 * max(b, 5.0) else 1)" "$b99" "$a99" ||
     fail "victim p99 $a99 ms under attack > 2 x baseline $b99 ms"
 
 assert_eq "$(j '.duplicate[0] == .duplicate[1] and .duplicate[2]')" true \
