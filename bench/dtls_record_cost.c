@@ -31,13 +31,13 @@ static int64_t now_ns(void)
 
 /* One round of n records client -> server; returns the ns it took, or -1 on a failure. */
 static int64_t round_trip(dtls_rl_t *cl, dtls_rl_t *srv, dtls_aead_ctx_t *ca, dtls_aead_ctx_t *sa,
-                          bool cid, const uint8_t *cidv, const uint8_t *payload, size_t len,
-                          int n)
+                          bool cid, const uint8_t *cidv, const uint8_t *payload, size_t len, int n)
 {
     static uint8_t rec[DTLS_MAX_DGRAM], plain[DTLS_MAX_PLAIN];
     int64_t t0 = now_ns();
     for (int i = 0; i < n; i++) {
-        ssize_t r = cid ? dtls__rl_seal_cid(cl, ca, 23, cidv, CID_LEN, payload, len, rec, sizeof rec)
+        ssize_t r = cid ? dtls__rl_seal_cid(cl, ca, 23, cidv, CID_LEN, payload, len, rec,
+                                            sizeof rec)
                         : dtls__rl_seal(cl, ca, 23, payload, len, rec, sizeof rec);
         if (r < 0)
             return -1;
@@ -95,12 +95,13 @@ static int run(const char *name, dtls_aead_alg_t alg, uint8_t tag_len, long n, s
             ns[f] += (double)t;
         }
     }
-    printf("%-12s %5zu B payload: no CID %6.0f ns/record, CID (%d B) %6.0f ns/record, ratio "
-           "%.3f; record %zu -> %zu bytes\n",
-           name, len, ns[0] / (double)n, CID_LEN, ns[1] / (double)n, ns[1] / ns[0],
-           DTLS_REC_HDR + (alg == DTLS_AEAD_CHACHA20 ? 0 : DTLS_EXPLICIT_NONCE) + len + tag_len,
-           DTLS_REC_HDR + CID_LEN + (alg == DTLS_AEAD_CHACHA20 ? 0 : DTLS_EXPLICIT_NONCE) + len +
-               1 + tag_len);
+    printf(
+        "%-12s %5zu B payload: no CID %6.0f ns/record, CID (%d B) %6.0f ns/record, ratio "
+        "%.3f; record %zu -> %zu bytes\n",
+        name, len, ns[0] / (double)n, CID_LEN, ns[1] / (double)n, ns[1] / ns[0],
+        DTLS_REC_HDR + (alg == DTLS_AEAD_CHACHA20 ? 0 : DTLS_EXPLICIT_NONCE) + len + tag_len,
+        DTLS_REC_HDR + CID_LEN + (alg == DTLS_AEAD_CHACHA20 ? 0 : DTLS_EXPLICIT_NONCE) + len + 1 +
+            tag_len);
     for (int f = 0; f < 2; f++) {
         dtls__rl_wipe(&srv[f]);
         dtls__rl_wipe(&cl[f]);
