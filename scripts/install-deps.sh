@@ -17,7 +17,10 @@ TEST_PKGS=(
   libcoap3-bin gnutls-bin jq python3 python3-cryptography
   chromium
   postgresql-15 postgresql-client-15
+  iproute2 nftables
 )
+# iproute2, nftables: reliability tests that make a lossy link in a network namespace of their
+# own (ip netns, a veth pair, nft numgen drops inside the namespace; test_coap_loss).
 # postgresql-15: the tests start a throwaway cluster of their own (scripts/pg-test-server.sh,
 # as the `postgres` user this package creates). The package may also create and start a "main"
 # cluster on port 5432; the tests never use it.
