@@ -85,7 +85,8 @@ static const opt_t opts[] = {
      "RSA-1024 certificates with bad_certificate)", false},
     {"dtls-mtu", "dtls", "max_transmission_unit",
      {"COAPHUB_DTLS_MTU", "COAP_DTLS_MAX_TRANSMISSION_UNIT"}, T_INT, OFF(dtls.mtu),
-     "largest DTLS datagram we send (handshake flights are fragmented to fit)", false},
+     "the link MTU (IP packet size, as ThingsBoard): DTLS datagrams we send are at most this "
+     "less 28 bytes to IPv4 peers and 48 to IPv6 peers (handshake flights are fragmented to fit)", false},
     {"dtls-retransmission-ms", "dtls", "retransmission_timeout",
      {"COAPHUB_DTLS_RETRANSMISSION_MS", "COAP_DTLS_RETRANSMISSION_TIMEOUT_MS"}, T_INT,
      OFF(dtls.retransmission_ms),

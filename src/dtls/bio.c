@@ -4,14 +4,17 @@
  * otherwise "retry": OpenSSL never blocks and never sees a second peer's bytes. Writes are
  * sent at once with sendto() to the peer's address, one BIO write = one datagram, which is
  * what DTLS expects from a datagram BIO. No buffering, so nothing per peer but this struct.
- * The MTU is set by the caller (DTLS_set_link_mtu with SSL_OP_NO_QUERY_MTU); this BIO reports
- * no IP/UDP overhead so that the configured MTU bounds the whole DTLS datagram.
+ * The MTU is set by the caller (DTLS_set_link_mtu with SSL_OP_NO_QUERY_MTU) and is the link's
+ * MTU, an IP packet's size, as ThingsBoard's (Californium's) max_transmission_unit: this BIO
+ * reports the IP + UDP headers to the peer (28 bytes for IPv4, 48 for IPv6) as the overhead,
+ * so a DTLS datagram is at most MTU - 28 (or - 48) bytes and no packet exceeds the link MTU
+ * (reliability.md D6: with 576, at most 548 bytes of UDP payload to an IPv4 peer).
  *
  * Packing: OpenSSL 3.0 writes each handshake record as its own datagram (a full handshake's
  * server flight ServerHello..ServerHelloDone is 5 sendto() calls, each ~4-5 us of CPU on
  * loopback). While the listener feeds a datagram (dtls__bio_batch_begin/_end around it),
  * handshake, change_cipher_spec and alert records for one address are collected into one
- * datagram of at most the configured MTU (RFC 6347 §4.1.1 allows several records per
+ * datagram of at most the configured MTU less that overhead (RFC 6347 §4.1.1 allows several records per
  * datagram) and sent when the next record does not fit, goes elsewhere, is application data,
  * OpenSSL flushes (it does at the end of each flight), or the batch ends. Application data is
  * never held back. Outside a batch (timer retransmissions, sends from other callbacks)
@@ -24,6 +27,7 @@
 #include "core/xmalloc.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +38,7 @@ static pthread_once_t method_once = PTHREAD_ONCE_INIT;
 
 static _Thread_local struct {
     bool on;    /* inside dtls__bio_batch_begin/_end */
-    size_t mtu; /* largest datagram built */
+    size_t mtu; /* the link MTU: datagrams built are at most mtu - dtls__bio_overhead() */
     int fd;
     struct sockaddr_storage addr;
     socklen_t addr_len;
@@ -50,6 +54,14 @@ static void send_dgram(int fd, const void *p, size_t len, const struct sockaddr_
      * instead make OpenSSL treat the session as broken. */
     ssize_t n = sendto(fd, p, len, MSG_DONTWAIT, (const struct sockaddr *)a, alen);
     (void)n;
+}
+
+size_t dtls__bio_overhead(const struct sockaddr_storage *a)
+{
+    if (a->ss_family != AF_INET6)
+        return 28; /* IPv4 20 + UDP 8 */
+    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
+    return IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr) ? 28 : 48; /* IPv6 40 + UDP 8 */
 }
 
 static void tx_flush(void)
@@ -76,11 +88,13 @@ void dtls__bio_batch_end(void)
  * content type OpenSSL gave the (first) record: 23 is application data. */
 static bool tx_pack(const dtls_bio_t *d, const uint8_t *p, size_t len, uint8_t type)
 {
-    if (!tx.on || len > tx.mtu || type == 23)
+    if (!tx.on || type == 23)
+        return false;
+    size_t cap = tx.mtu - dtls__bio_overhead(&d->addr);
+    if (len > cap)
         return false;
     if (tx.len > 0 && (tx.fd != d->fd || tx.addr_len != d->addr_len ||
-                       memcmp(&tx.addr, &d->addr, d->addr_len) != 0 ||
-                       tx.len + len > tx.mtu))
+                       memcmp(&tx.addr, &d->addr, d->addr_len) != 0 || tx.len + len > cap))
         tx_flush();
     if (tx.len == 0) {
         tx.fd = d->fd;
@@ -171,7 +185,8 @@ static long b_ctrl(BIO *b, int cmd, long num, void *ptr)
         /* DTLSv1_listen asks for the client address; ours is in the state already. */
         return 0;
     case BIO_CTRL_DGRAM_GET_MTU_OVERHEAD:
-        return 0;
+        /* OpenSSL asks when it first sizes a flight, after the peer's address is set. */
+        return (long)dtls__bio_overhead(&d->addr);
     case BIO_CTRL_DGRAM_QUERY_MTU:
     case BIO_CTRL_DGRAM_GET_FALLBACK_MTU:
     case BIO_CTRL_DGRAM_MTU_EXCEEDED:

@@ -34,7 +34,7 @@ typedef struct dtls_cfg {
     const char *chain_file;    /* NULL: none */
     bool skip_validity_check;  /* accept expired / not-yet-valid client certificates */
     const char *ciphers;       /* OpenSSL cipher list; NULL = the AEAD suites of spec §6.7 */
-    int mtu;                   /* default 1024 */
+    int mtu; /* link MTU (IP packet), default 1024: datagrams <= mtu - 28 (IPv4), - 48 (IPv6) */
     int retransmission_ms;     /* first flight retransmission timeout, default 1000 */
     int max_handshakes;        /* per shard, default 1000; when full the oldest stalled one
                                 * is evicted (listener.c) */

@@ -136,8 +136,12 @@ dtls_bio_t *dtls__bio_state(BIO *b);
 /* The dtls_bio_t of an SSL using our BIO, or NULL. */
 dtls_bio_t *dtls__ssl_bio(SSL *ssl);
 /* Output packing on this thread (bio.c): between begin and end, handshake, CCS and alert
- * records to one address share datagrams of at most mtu bytes; end sends what is pending. */
+ * records to one address share datagrams of at most mtu - dtls__bio_overhead() bytes (mtu:
+ * the link MTU); end sends what is pending. */
 void dtls__bio_batch_begin(size_t mtu);
+/* IP + UDP header bytes to that address (28 IPv4 or v4-mapped, 48 IPv6): the link MTU less
+ * this is the largest DTLS datagram we send there. */
+size_t dtls__bio_overhead(const struct sockaddr_storage *a);
 void dtls__bio_batch_end(void);
 /* DTLS_set_timer_cb callback: initial_timeout_us first, then doubling up to 60 s. */
 unsigned int dtls__timer_cb(SSL *ssl, unsigned int timer_us);
