@@ -14,6 +14,7 @@
 #include "dtls/dtls_int.h"
 
 #include "core/hash.h"
+#include "core/sockaddr.h"
 #include "core/xmalloc.h"
 
 #include <netinet/in.h>
@@ -22,27 +23,10 @@
 
 struct dtls_admit_addr {
     htab_link_t hlink;
-    uint8_t key[DTLS_ADMIT_KEY]; /* 4 for IPv4, 6 then the /64 for IPv6 */
+    uint8_t key[SOCKADDR_PREFIX_KEY_MAX]; /* sockaddr_prefix_key: IPv4 address or IPv6 /64 */
     uint8_t key_len;
     unsigned n; /* handshakes in progress from this address */
 };
-
-size_t dtls__admit_key(const struct sockaddr_storage *a, uint8_t key[static DTLS_ADMIT_KEY])
-{
-    if (a->ss_family == AF_INET) {
-        memcpy(key, &((const struct sockaddr_in *)(const void *)a)->sin_addr, 4);
-        return 4;
-    }
-    const uint8_t *v6 = ((const struct sockaddr_in6 *)(const void *)a)->sin6_addr.s6_addr;
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (memcmp(v6, mapped, sizeof mapped) == 0) {
-        memcpy(key, v6 + 12, 4);
-        return 4;
-    }
-    key[0] = 6; /* a 9-byte key never equals a 4-byte one; the tag only documents it */
-    memcpy(key + 1, v6, 8);
-    return 9;
-}
 
 static bool addr_has_key(const htab_link_t *l, const void *k)
 {
@@ -59,8 +43,8 @@ static dtls_admit_addr_t *find(const htab_t *t, const uint8_t *key, size_t len, 
 
 unsigned dtls__admit_count(const htab_t *t, const struct sockaddr_storage *a)
 {
-    uint8_t key[DTLS_ADMIT_KEY];
-    size_t len = dtls__admit_key(a, key);
+    uint8_t key[SOCKADDR_PREFIX_KEY_MAX];
+    size_t len = sockaddr_prefix_key(a, key);
     dtls_admit_addr_t *e = find(t, key, len, hash_bytes(key, len));
     return e ? e->n : 0;
 }
@@ -72,8 +56,8 @@ unsigned dtls__admit_of(const dtls_peer_t *p)
 
 void dtls__admit_add(htab_t *t, dtls_peer_t *p)
 {
-    uint8_t key[DTLS_ADMIT_KEY];
-    size_t len = dtls__admit_key(&p->base.addr, key);
+    uint8_t key[SOCKADDR_PREFIX_KEY_MAX];
+    size_t len = sockaddr_prefix_key(&p->base.addr, key);
     uint64_t h = hash_bytes(key, len);
     dtls_admit_addr_t *e = find(t, key, len, h);
     if (!e) {

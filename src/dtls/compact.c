@@ -304,6 +304,16 @@ size_t dtls__compact_cid_offset(const dtls_peer_t *p, const uint8_t *data, size_
     return off < len && data[off] == DTLS_CT_CID ? off : len;
 }
 
+/* A record that did not open (m: dtls__rl_open's error), counted by why. */
+static void count_dropped(dtls_listener_t *l, ssize_t m)
+{
+    l->stats.records_dropped++;
+    if (m == -EALREADY)
+        l->stats.records_replayed++;
+    else if (m == -EBADMSG)
+        l->stats.records_bad_mac++;
+}
+
 size_t dtls__compact_cid_convert(dtls_peer_t *p, const uint8_t *data, size_t len, size_t *used)
 {
     dtls_listener_t *l = p->owner;
@@ -318,11 +328,7 @@ size_t dtls__compact_cid_convert(dtls_peer_t *p, const uint8_t *data, size_t len
                                                   sizeof l->conv - out)
                           : -ENOKEY;
         if (m < 0) {
-            l->stats.records_dropped++;
-            if (m == -EALREADY)
-                l->stats.records_replayed++;
-            else if (m == -EBADMSG)
-                l->stats.records_bad_mac++;
+            count_dropped(l, m);
             continue;
         }
         l->stats.cid_records++;
@@ -373,11 +379,7 @@ dtls_compact_verdict_t dtls__compact_input(dtls_peer_t *p, const uint8_t *data, 
         if (m < 0) {
             /* Wrong epoch or version, replay, bad tag: silently dropped (RFC 6347 §4.1.2.7),
              * and the session lives on. */
-            l->stats.records_dropped++;
-            if (m == -EALREADY)
-                l->stats.records_replayed++;
-            else if (m == -EBADMSG)
-                l->stats.records_bad_mac++;
+            count_dropped(l, m);
             continue;
         }
         moved_on(p);

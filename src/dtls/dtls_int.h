@@ -329,9 +329,7 @@ struct dtls_peer {
 
 /* ---- admit.c: handshakes in progress by source address (IPv4 address, IPv6 /64) ---------- */
 
-enum { DTLS_ADMIT_KEY = 9 };
-/* The address a counts under: its length (4 or 9) and bytes in key. */
-size_t dtls__admit_key(const struct sockaddr_storage *a, uint8_t key[static DTLS_ADMIT_KEY]);
+/* An address counts under its core/sockaddr.h sockaddr_prefix_key (IPv4 address, IPv6 /64). */
 /* Handshakes in progress from a's address (any port). */
 unsigned dtls__admit_count(const htab_t *t, const struct sockaddr_storage *a);
 /* The same for the address of handshake p (0 if p is not counted). */

@@ -37,6 +37,8 @@
  */
 #include "http/front.h"
 
+#include "core/hash.h"
+#include "core/sockaddr.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -108,27 +110,14 @@ static int64_t elapsed_ms(int64_t since, int64_t now)
 
 /* ---- per address ---- */
 
-/* An IPv4 address, or an IPv6 /64 (IPv4-mapped ones as IPv4); 0 for anything else. */
+/* The address a connection counts under (sockaddr_prefix_key: an IPv4 address, IPv4-mapped
+ * ones as IPv4, or an IPv6 /64) as a 64-bit keyed hash, never 0; 0 for anything else. Two
+ * addresses share a count only if their hashes collide (odds 2^-63). */
 static uint64_t addr_key(const struct sockaddr *sa)
 {
-    if (!sa)
-        return 0;
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        return (1ULL << 63) | ntohl(in->sin_addr.s_addr);
-    }
-    if (sa->sa_family == AF_INET6) {
-        const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (memcmp(b, mapped, sizeof mapped) == 0)
-            return (1ULL << 63) | ((uint64_t)b[12] << 24) | ((uint64_t)b[13] << 16) |
-                   ((uint64_t)b[14] << 8) | b[15];
-        uint64_t k = 0;
-        for (int i = 0; i < 8; i++)
-            k = k << 8 | b[i];
-        return k | 1; /* never 0 */
-    }
-    return 0;
+    uint8_t k[SOCKADDR_PREFIX_KEY_MAX];
+    size_t n = sa ? sockaddr_prefix_key((const struct sockaddr_storage *)(const void *)sa, k) : 0;
+    return n ? hash_bytes(k, n) | 1 : 0;
 }
 
 /* Under f->mu: the counter of key (created at 0 if create), or NULL. */

@@ -34,6 +34,7 @@
  */
 #include "http/http_int.h"
 
+#include "core/sockaddr.h"
 #include "core/hash.h"
 #include "core/xmalloc.h"
 
@@ -68,21 +69,11 @@ struct http_login_guard {
 void http__login_addr_key(const struct sockaddr *sa, uint8_t out[static 16])
 {
     memset(out, 0, 16);
-    if (!sa)
-        return; /* handlers called without a connection (unit tests) share one key */
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-        out[10] = out[11] = 0xff; /* as an IPv4-mapped IPv6 address */
-        memcpy(out + 12, &s4->sin_addr, 4);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        const uint8_t *a = s6->sin6_addr.s6_addr;
-        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (memcmp(a, mapped, 12) == 0)
-            memcpy(out, a, 16); /* an IPv4 client on a dual-stack socket: its address */
-        else
-            memcpy(out, a, 8); /* one /64 is what one host or one customer usually has */
-    }
+    /* Handlers called without a connection (unit tests) share one key. The prefix key is
+     * an IPv4 address (also IPv4-mapped) or the IPv6 /64: one host or one customer. */
+    _Static_assert(SOCKADDR_PREFIX_KEY_MAX <= 16, "prefix key fits");
+    if (sa)
+        (void)sockaddr_prefix_key((const struct sockaddr_storage *)(const void *)sa, out);
 }
 
 /* kind, then the lower-cased name (NUL-ended) and/or the address prefix, hashed. */

@@ -13,13 +13,15 @@
 
 #include "fixture.h"
 
+#include "core/sockaddr.h"
+
 #include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/rsa.h>
 #include <string.h>
 #include <unistd.h>
 
-static size_t key_of(const char *ip, int port, uint8_t key[static DTLS_ADMIT_KEY])
+static size_t key_of(const char *ip, int port, uint8_t key[static SOCKADDR_PREFIX_KEY_MAX])
 {
     struct sockaddr_storage ss = {0};
     if (strchr(ip, ':')) {
@@ -33,12 +35,12 @@ static size_t key_of(const char *ip, int port, uint8_t key[static DTLS_ADMIT_KEY
         a->sin_port = htons((uint16_t)port);
         assert_int_equal(inet_pton(AF_INET, ip, &a->sin_addr), 1);
     }
-    return dtls__admit_key(&ss, key);
+    return sockaddr_prefix_key(&ss, key);
 }
 
 static bool same_key(const char *x, int xp, const char *y, int yp)
 {
-    uint8_t a[DTLS_ADMIT_KEY], b[DTLS_ADMIT_KEY];
+    uint8_t a[SOCKADDR_PREFIX_KEY_MAX], b[SOCKADDR_PREFIX_KEY_MAX];
     size_t na = key_of(x, xp, a), nb = key_of(y, yp, b);
     return na == nb && memcmp(a, b, na) == 0;
 }
