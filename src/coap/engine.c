@@ -165,6 +165,7 @@ void coap_engine_get_stats(const coap_engine_t *e, coap_engine_stats_t *out)
 {
     *out = e->stats;
     out->block_mem = e->block_mem;
+    out->dedup_entries = e->n_dedup;
 }
 
 /* ---- exchanges ---- */
