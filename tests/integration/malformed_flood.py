@@ -589,7 +589,7 @@ def run_dtls(a, items, st):
         s.sendto(fence, (HOST, a.dtls_port))   # record sequence number 0
         st["sent"] += len(window)
         smallest = min(len(d) for _, d in window) or 1
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + a.window_timeout
         fenced = False
         while time.monotonic() < deadline:
             s.settimeout(max(0.001, deadline - time.monotonic()))
@@ -613,8 +613,10 @@ def run_dtls(a, items, st):
                 st["bad"].append("DTLS reply that is not a HelloVerifyRequest: %s" % r[:16].hex())
             if ratio > 1.0:
                 st["bad"].append("DTLS reply of %d bytes to a %d-byte datagram" % (len(r), n))
-        if not fenced:
+        if not fenced:   # then a late reply of this window could have been missed
             st["fences_unanswered"] += 1
+            st["bad"].append("DTLS window %d: no HelloVerifyRequest for its fence" % (
+                i // a.window))
         s.close()
     st["seconds"] = round(st["seconds"] + time.monotonic() - t0, 1)
     st["bad"] = st["bad"][:10]
