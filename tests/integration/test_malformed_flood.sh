@@ -27,8 +27,9 @@
 # full, leak or not) at 4 MiB, which the warm-up fills; a use-after-free of anything among the
 # last 4 MiB freed is still caught.
 #
-# Bounded: the sender stops after 240 s whatever happens (normally ~15 s under ASan); each
-# window of 100 datagrams waits at most 5 s for its answers.
+# Bounded: the sender stops after 310 s whatever happens (normally ~15 s under ASan); each
+# window of 100 datagrams waits at most 5 s for its answers. The nightly form sends more:
+# FLOOD_COUNT=1000000 (time limits and sockets scale with it); IT_SEED=N repeats a run.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}:quarantine_size_mb=4"
 . "$(dirname "$0")/lib.sh"
 need zzuf
@@ -41,10 +42,12 @@ D=$DEV_ID
 coap_expect 2.01 post /api/v1/floodTok1/telemetry '{"before":1}'
 
 seed=${IT_SEED:-$RANDOM}
+count=${FLOOD_COUNT:-100000}   # the nightly form: FLOOD_COUNT=1000000 (~2 min)
 read -ra flood_args <<<"${FLOOD_ARGS:-}"   # by hand: e.g. FLOOD_ARGS="--window 50"
 log "flood seed $seed (rerun with IT_SEED=$seed)"
-out=$(timeout 300 python3 "$IT_DIR/malformed_flood.py" --coap-port "$COAP_PORT" \
+out=$(timeout $(( count / 400 + 120 )) python3 "$IT_DIR/malformed_flood.py" --coap-port "$COAP_PORT" \
     --dtls-port "$COAPS_PORT" --pid "$DAEMON_PID" --token floodTok1 --seed "$seed" \
+    --count "$count" --sockets $(( count / 6000 + 1 )) --seconds $(( count / 400 + 60 )) \
     --corpus "$COAPHUB_SRC/tests/fuzz/corpus/coap_pdu" ${flood_args[@]+"${flood_args[@]}"}) || {
     log "result: $out"
     fail "flood rules broken (see FAIL lines above)"
@@ -65,7 +68,7 @@ log "seconds: phase A $(j .a.seconds), DTLS $(j .dtls.seconds), phase B $(j .b.s
     "total $(j .seconds); dedup entries $(m coaphub_coap_dedup_entries)," \
     "evicted $(m coaphub_coap_dedup_evicted_total); malformed $(m coaphub_coap_malformed_total)"
 
-assert_eq "$(j .a.sent)" 100000 "100,000 datagrams sent to the CoAP port (phase A)"
+assert_eq "$(j .a.sent)" "$count" "$count datagrams sent to the CoAP port (phase A)"
 assert_eq "$(j .dtls.sent)" 5000 "5,000 datagrams sent to the DTLS port"
 assert_eq "$(j .b.sent)" 20000 "20,000 mutated requests of the real device (phase B)"
 assert_eq "$(j '.failures | length')" 0 "every reply as RFC 7252 requires"
