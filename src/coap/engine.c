@@ -620,6 +620,14 @@ void coap_engine_input(coap_engine_t *e, transport_peer_t *peer, const uint8_t *
         input_malformed(e, peer, &pdu, len, rc);
         return;
     }
+    /* RFC 7252 §4.1: an Empty message (0.00) has nothing after its Message ID, and an RST is
+     * always Empty (§4.3); anything else is a format error, which in an ACK or RST is
+     * ignored (§4.2): it must not confirm or cancel one of our CONs. */
+    if ((pdu.type == COAP_TYPE_RST && (pdu.code != 0 || len != 4)) ||
+        (pdu.type == COAP_TYPE_ACK && pdu.code == 0 && len != 4)) {
+        input_malformed(e, peer, &pdu, len, -EBADMSG);
+        return;
+    }
     coap_peer_t *ps = coap__peer_get(e, peer);
     ps->hold++;
     switch (pdu.type) {
