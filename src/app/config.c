@@ -244,6 +244,10 @@ static const opt_t opts[] = {
      OFF(api.rate_buckets),
      "devices and addresses each shard tracks for the rate limits (least recently used reused)",
      false},
+    {"coap-dedup-entries", "coap", "dedup_entries", {"COAPHUB_COAP_DEDUP_ENTRIES"}, T_SIZE,
+     OFF(api.engine.max_dedup_entries),
+     "(peer, Message ID) pairs each shard remembers to answer retransmissions (RFC 7252 "
+     "§4.5; beyond: the oldest is forgotten)", false},
     {"coap-block1-per-address", "coap", "block1_per_address",
      {"COAPHUB_COAP_BLOCK1_PER_ADDRESS"}, T_SIZE, OFF(api.engine.block1_per_addr),
      "Block1 uploads in progress from one IPv4 address or IPv6 /64 (per shard; a new one beyond "

@@ -145,7 +145,8 @@ typedef struct coap_engine_cfg {
     size_t max_body;   /* Block1 reassembly cap in bytes; larger -> 4.13 + Size1 (default 262144) */
     size_t block_size; /* preferred Block2 size: 16..1024 (default 1024) */
     int max_non_notifications; /* at most this many NON notifications before a CON (default 5) */
-    size_t max_dedup_entries;  /* cap per engine on cached responses (default 100000) */
+    size_t max_dedup_entries;  /* cap per engine on (peer, MID) entries and their cached
+                                * responses; beyond it the oldest is dropped (default 100000) */
     size_t max_pending_con_per_peer; /* cap on outstanding CONs per peer (default 64) */
     /* Block1 reassembly caps (besides COAP_MAX_BLOCK_STATES_PER_PEER, where a new transfer
      * evicts the peer's oldest). 0 = no cap. */
@@ -269,6 +270,10 @@ transport_peer_t *coap_observer_peer(const coap_observer_t *obs);
       "Bytes held by Block1 reassembly and Block2 caches (cap: --coap-block-memory).")             \
     X(oversize, "coap_oversize_requests_total", "counter", NULL,                                   \
       "Datagrams larger than the receive buffer (requests among them answered 4.13).")             \
+    X(dedup_entries, "coap_dedup_entries", "gauge", NULL,                                          \
+      "Deduplication entries held (cap: --coap-dedup-entries).")                                   \
+    X(dedup_evicted, "coap_dedup_evicted_total", "counter", NULL,                                  \
+      "Deduplication entries dropped before EXCHANGE_LIFETIME because the cap was reached.")       \
     X(observers, "observe_relations", "gauge", NULL, "Live CoAP observations.")                    \
     X(notifications, "observe_notifications_total", "counter", NULL, "Observe notifications sent.")
 typedef struct coap_engine_stats {

@@ -165,6 +165,7 @@ void coap_engine_get_stats(const coap_engine_t *e, coap_engine_stats_t *out)
 {
     *out = e->stats;
     out->block_mem = e->block_mem;
+    out->dedup_entries = e->n_dedup;
 }
 
 /* ---- exchanges ---- */
@@ -617,6 +618,14 @@ void coap_engine_input(coap_engine_t *e, transport_peer_t *peer, const uint8_t *
     int rc = coap_pdu_parse(&pdu, p, len);
     if (rc < 0) {
         input_malformed(e, peer, &pdu, len, rc);
+        return;
+    }
+    /* RFC 7252 §4.1: an Empty message (0.00) has nothing after its Message ID, and an RST is
+     * always Empty (§4.3); anything else is a format error, which in an ACK or RST is
+     * ignored (§4.2): it must not confirm or cancel one of our CONs. */
+    if ((pdu.type == COAP_TYPE_RST && (pdu.code != 0 || len != 4)) ||
+        (pdu.type == COAP_TYPE_ACK && pdu.code == 0 && len != 4)) {
+        input_malformed(e, peer, &pdu, len, -EBADMSG);
         return;
     }
     coap_peer_t *ps = coap__peer_get(e, peer);

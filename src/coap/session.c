@@ -204,6 +204,7 @@ coap_dedup_t *coap__dedup_add(coap_peer_t *ps, uint16_t mid, bool con, uint64_t 
         coap_dedup_t *old = COAP_CONTAINER(e->dedup.next, coap_dedup_t, engine_link);
         coap_peer_t *ops = old->ps;
         dedup_free(e, old);
+        e->stats.dedup_evicted++;
         if (ops != ps)
             coap__peer_maybe_release(ops);
     }

@@ -164,12 +164,23 @@ static void test_reset_ends_relation(void **state)
     observe_of(f, 1, &p);
     ack(f, (uint16_t)(p.mid + 1), true); /* RST for an unknown MID: ignored */
     assert_int_equal(f->n_end, 0);
+    /* Not Empty (a token, a code, an option): format errors, ignored (RFC 7252 §4.1-4.3). */
+    char bad_rst_tok[5] = {0x71, 0, (char)(p.mid >> 8), (char)(p.mid & 0xff), 'x'};
+    char bad_rst_code[4] = {0x70, 0x45, (char)(p.mid >> 8), (char)(p.mid & 0xff)};
+    char bad_ack[5] = {0x60, 0, (char)(p.mid >> 8), (char)(p.mid & 0xff), 0x10};
+    feed_raw(f, bad_rst_tok, sizeof bad_rst_tok);
+    feed_raw(f, bad_rst_code, sizeof bad_rst_code);
+    feed_raw(f, bad_ack, sizeof bad_ack);
+    assert_int_equal(f->n_end, 0);
+    assert_int_equal(f->n_result, 0);
+    assert_int_equal(f->peer.n_sent, 2); /* and no answer to any of them */
     ack(f, p.mid, true);
     assert_int_equal(f->n_end, 1);
     assert_int_equal(f->last_end, COAP_OBS_END_RESET);
     coap_engine_stats_t st;
     coap_engine_get_stats(f->e, &st);
     assert_int_equal(st.resets, 1);
+    assert_int_equal(st.malformed, 3);
     fx_free(f);
 }
 
