@@ -147,6 +147,10 @@ typedef struct coap_engine_cfg {
     int max_non_notifications; /* at most this many NON notifications before a CON (default 5) */
     size_t max_dedup_entries;  /* cap per engine on cached responses (default 100000) */
     size_t max_pending_con_per_peer; /* cap on outstanding CONs per peer (default 64) */
+    size_t observers_per_addr;       /* observations from one source address (IPv4 / IPv6 /64, all
+                                * ports): a registration beyond it is answered without
+                                * Observe (RFC 7641 §4.1); 0 = no cap (the default: a fleet
+                                * behind one NAT observes from one address) */
     /* Block1 reassembly caps (besides COAP_MAX_BLOCK_STATES_PER_PEER, where a new transfer
      * evicts the peer's oldest). 0 = no cap. */
     size_t block1_per_addr;  /* transfers from one source address (IPv4 / IPv6 /64, all
@@ -270,6 +274,9 @@ transport_peer_t *coap_observer_peer(const coap_observer_t *obs);
     X(oversize, "coap_oversize_requests_total", "counter", NULL,                                   \
       "Datagrams larger than the receive buffer (requests among them answered 4.13).")             \
     X(observers, "observe_relations", "gauge", NULL, "Live CoAP observations.")                    \
+    X(observe_refused_peer, "coap_observe_refused_total", "counter", "{cap=\"peer\"}",             \
+      "Observe registrations answered without Observe because a cap was reached.")                 \
+    X(observe_refused_addr, "coap_observe_refused_total", "counter", "{cap=\"address\"}", NULL)    \
     X(notifications, "observe_notifications_total", "counter", NULL, "Observe notifications sent.")
 typedef struct coap_engine_stats {
     COAP_ENGINE_STATS(STATS_FIELD)

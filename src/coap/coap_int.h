@@ -22,6 +22,7 @@
 #include "coap/coap.h"
 #include "coap/pdu.h"
 #include "core/htab.h"
+#include "core/sockaddr.h"
 
 #include <sys/types.h>
 
@@ -144,7 +145,18 @@ struct coap_observer {
     coap_link_t queue; /* coap_notif_t */
     uint8_t *key;      /* Block2 cache key of the resource */
     size_t key_len;
+    struct coap_obs_addr *addr; /* its source address's count (cfg.observers_per_addr), or NULL */
 };
+
+/* The observations (live and pending registrations) of one source address, IPv4 or IPv6 /64
+ * with all its ports, for cfg.observers_per_addr; exists while it counts at least one. The
+ * relation keeps the group it joined, so a rebinding (DTLS CID) does not move its count. */
+typedef struct coap_obs_addr {
+    htab_link_t link; /* in coap_engine.obs_addrs */
+    size_t n;
+    uint8_t key_len;
+    uint8_t key[SOCKADDR_PREFIX_KEY_MAX];
+} coap_obs_addr_t;
 
 struct coap_exchange {
     coap_link_t link; /* in coap_peer_t.exchanges */
@@ -229,6 +241,7 @@ struct coap_engine {
     size_t block_mem;
     coap_link_t block_lru; /* every coap_bstate_t, least recently active (soonest expiry) first */
     htab_t bgroups;        /* coap_bgroup_t by kind + key */
+    htab_t obs_addrs;      /* coap_obs_addr_t by address prefix key (observe.c) */
     uint16_t next_mid;
     uint64_t rng;
     loop_timer_t gc_timer;
