@@ -228,8 +228,9 @@ void coap_exchange_set_max_age(coap_exchange_t *x, uint32_t seconds);
 /* Turns a GET exchange into an observation (RFC 7641). Call before coap_exchange_respond();
  * the response then carries Observe=0 (the first of this relation's 24-bit sequence) if it is
  * a 2.xx, and the relation becomes live once it is sent. If the response is not 2.xx the
- * relation is dropped without on_observe_end. Returns NULL when the per-peer cap is reached
- * (the response is then sent without Observe). obs_data is the application's. */
+ * relation is dropped without on_observe_end. Returns NULL when the per-peer cap or
+ * cfg.observers_per_addr is reached (the response is then sent without Observe; counted in
+ * stats.observe_refused_*). obs_data is the application's. */
 coap_observer_t *coap_exchange_observe(coap_exchange_t *x, void *obs_data);
 
 /* The peer a live exchange came from (for the application's bookkeeping). */
