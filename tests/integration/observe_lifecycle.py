@@ -20,6 +20,8 @@ Phases:
   5. Caps: 17 observers of one device from 17 ports (each replaces the previous one, which
      gets 2.02: one relation per device and kind); 65 RPC observers from one address (the 65th
      answered 2.03 without Observe, counted in /metrics).
+  6. (--faketime-file, a second run against the daemon restarted under libfaketime) a NON
+     relation across a 25-hour jump of the server's clocks gets a CON (one a day at least).
 """
 import argparse
 import json
@@ -41,7 +43,11 @@ p.add_argument("--devices", type=int, default=1000)
 p.add_argument("--addrs", type=int, default=20)
 p.add_argument("--max-retransmit", type=int, required=True)
 p.add_argument("--ack-timeout-ms", type=int, required=True)
-p.add_argument("--image", required=True)
+p.add_argument("--image")
+p.add_argument("--faketime-file", help="phase 6 only: libfaketime's FAKETIME_TIMESTAMP_FILE of "
+               "the daemon, written here to move its clocks")
+p.add_argument("--user")
+p.add_argument("--password")
 a = p.parse_args()
 SERVER = ("127.0.0.1", a.coap_port)
 
@@ -60,7 +66,9 @@ rest_conn = http.client.HTTPConnection("127.0.0.1", a.http_port, timeout=30)
 
 
 def rest(method, path, body=None, raw=None, ctype="application/json"):
-    headers = {"X-Authorization": "Bearer " + a.jwt, "Accept": "application/json"}
+    headers = {"Accept": "application/json"}
+    if a.jwt:
+        headers["X-Authorization"] = "Bearer " + a.jwt
     data = None
     if body is not None:
         data = json.dumps(body).encode()
@@ -68,9 +76,20 @@ def rest(method, path, body=None, raw=None, ctype="application/json"):
         data = raw
     if data is not None:
         headers["Content-Type"] = ctype
-    rest_conn.request(method, path, body=data, headers=headers)
-    r = rest_conn.getresponse()
-    out = r.read()
+    global rest_conn
+    for attempt in (1, 2):
+        try:
+            rest_conn.request(method, path, body=data, headers=headers)
+            r = rest_conn.getresponse()
+            out = r.read()
+            break
+        except (ConnectionError, http.client.HTTPException):
+            # The server closed the kept-alive connection (its idle timeout; after the clock
+            # jump of phase 6 at once): once more on a new one.
+            rest_conn.close()
+            rest_conn = http.client.HTTPConnection("127.0.0.1", a.http_port, timeout=30)
+            if attempt == 2:
+                raise
     if r.status != 200:
         fail("%s %s -> HTTP %d %s" % (method, path, r.status, out[:200]))
     return json.loads(out) if out else None
@@ -210,6 +229,48 @@ def register_all(obs, mtype=CON):
     fail("%d of %d registrations unanswered" % (sum(1 for o in obs if not o.registered),
                                                 len(obs)))
 
+
+def faketime_phase():
+    """6. The RFC 7641 §4.5 24-hour rule on the real server, whose clocks (monotonic and wall)
+    libfaketime moves forward 25 hours: a NON relation that got 2 NON notifications gets its
+    third as CON, and the one after that NON again (the day restarts at that CON)."""
+    o = add(Obs(0, "127.0.1.253", b"day", "/api/v1/obsl1/attributes"))
+    register_all([o], NON)
+    dev = rest("GET", "/api/tenant/device?deviceName=obsl-1")["id"]["id"]
+
+    def update(k):
+        rest("POST", "/api/plugins/telemetry/DEVICE/%s/attributes/SHARED_SCOPE" % dev, {"day": k})
+        if not run_until(lambda: len(o.notes) >= k, 5):
+            fail("24 h phase: notification %d missing" % k)
+
+    update(1)
+    update(2)
+    open(a.faketime_file, "w").write("+25h\n")
+    time.sleep(0.2)
+    # The access token was issued a day ago in the server's time: log in again.
+    a.jwt = None
+    a.jwt = rest("POST", "/api/auth/login", {"username": a.user, "password": a.password})["token"]
+    update(3)
+    # The server's wall clock moved too: the attribute's lastUpdateTs is a day ahead of ours.
+    attr = rest("GET", "/api/plugins/telemetry/DEVICE/%s/values/attributes/SHARED_SCOPE?keys=day"
+                % dev)
+    ahead_h = (attr[0]["lastUpdateTs"] - time.time() * 1000) / 3600000.0
+    if not 24.9 < ahead_h < 25.1:
+        fail("the server's clock is %.2f h ahead, not 25" % ahead_h)
+    update(4)
+    types = "".join("C" if r["type"] == CON else "N" for _, r in o.notes)
+    seqs = [opt_uint(r, OBSERVE) for _, r in o.notes]
+    if types != "NNCN" or seqs != [1, 2, 3, 4]:
+        fail("after 25 h: types %s Observe %s, want NNCN 1..4" % (types, seqs))
+    figure("NON relation across a 25-hour clock jump (libfaketime; the server's attribute "
+           "timestamps %.2f h ahead): %s (Observe 1..4): CON after 2 NON ones because a day "
+           "passed, then NON again" % (ahead_h, types))
+    print("ok", flush=True)
+    sys.exit(0)
+
+
+if a.faketime_file:
+    faketime_phase()
 
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))

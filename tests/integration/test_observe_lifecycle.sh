@@ -8,8 +8,10 @@
 # notifications; one relation per device and kind (a new one replaces the old: 2.02); 64
 # relations per source address when so configured (the 65th answered without Observe, counted
 # in /metrics).
-# The 24-hour CON rule and the 24-bit Observe wrap are unit tests (test_coap_observe): the
-# engine's clock is the loop's monotonic clock, which cannot be moved from outside.
+# Then the daemon is restarted under libfaketime (Debian faketime, scripts/install-deps.sh) and
+# its clocks (monotonic and wall) moved forward 25 hours: a NON relation's next notification is
+# CON (RFC 7641 §4.5: at least one CON a day). The 24-bit Observe wrap is a unit test
+# (test_coap_observe), as is the 24-hour boundary to the millisecond.
 . "$(dirname "$0")/lib.sh"
 need python3
 
@@ -39,4 +41,28 @@ log "client run $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s"
 metrics=$(curl -s --max-time 5 "$BASE_URL/metrics")
 grep -E '^coaphub_(observe_relations|coap_observe_refused_total|coap_con_timeouts_total|coap_resets_total)' \
     <<<"$metrics" >&2
+daemon_stop
+
+# --- the 24-hour rule on the real server, its clocks moved by libfaketime --------------------
+FT_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1
+[ -r "$FT_LIB" ] || fail "libfaketime missing: apt-get install faketime (scripts/install-deps.sh --test)"
+echo "+0" >"$IT_TMP/faketime"
+# Only the daemon runs faked (curl and the client keep the real time). ASan wants to be the
+# first library loaded; libfaketime in LD_PRELOAD comes before it, which is harmless here.
+{
+    echo '#!/bin/sh'
+    echo "export LD_PRELOAD=$FT_LIB FAKETIME_TIMESTAMP_FILE=$IT_TMP/faketime FAKETIME_NO_CACHE=1"
+    echo "export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+    echo "exec \"$COAPHUB_BIN\" \"\$@\""
+} >"$IT_TMP/coaphub-faked"
+chmod +x "$IT_TMP/coaphub-faked"
+COAPHUB_BIN=$IT_TMP/coaphub-faked daemon_start
+login
+timeout 60 python3 "$IT_DIR/observe_lifecycle.py" --coap-port "$COAP_PORT" \
+    --http-port "$HTTP_PORT" --jwt "$JWT" --ack-timeout-ms "$ACK_MS" --max-retransmit "$RETX" \
+    --faketime-file "$IT_TMP/faketime" --user "$ADMIN_USER" --password "$ADMIN_PASSWORD" \
+    >"$IT_TMP/c4-day.out" 2>&1
+rc=$?
+sed 's/^/  /' "$IT_TMP/c4-day.out" >&2
+[ "$rc" = 0 ] && grep -qx ok "$IT_TMP/c4-day.out" || fail "24-hour phase failed (exit $rc)"
 it_pass
