@@ -629,7 +629,10 @@ void coap_engine_input(coap_engine_t *e, transport_peer_t *peer, const uint8_t *
         coap__con_match(ps, pdu.mid, false);
         break;
     case COAP_TYPE_RST:
-        coap__con_match(ps, pdu.mid, true);
+        /* RFC 7641 §3.6: a client that forgot a relation answers its next notification with
+         * RST, NON ones too (RFC 7252 §4.3 lets it reject a NON message). */
+        if (!coap__con_match(ps, pdu.mid, true) && coap__obs_reset_non(ps, pdu.mid))
+            e->stats.resets++;
         break;
     default:
         handle_request(ps, &pdu);

@@ -236,12 +236,32 @@ static void send_one(coap_observer_t *o, coap_notif_t *n)
         o->inflight = c;
     } else {
         o->non_count++;
+        o->non_mid[o->non_next] = mid;
+        o->non_at[o->non_next] = now ? now : 1;
+        o->non_next = (uint8_t)((o->non_next + 1) % COAP_OBS_NON_MIDS);
         ps->n_pending--;
         coap__send(ps, buf, (size_t)len);
         free(buf);
         if (n->cookie && e->ops.on_notify_result)
             e->ops.on_notify_result(e->app, o->data, n->cookie, true);
     }
+}
+
+bool coap__obs_reset_non(coap_peer_t *ps, uint16_t mid)
+{
+    coap_engine_t *e = ps->e;
+    /* Only recent ones: MIDs are reused after 65536 messages of the engine. */
+    int64_t since = loop_now_ms(e->loop) - e->cfg.exchange_lifetime_ms;
+    for (coap_link_t *l = ps->observers.next; l != &ps->observers; l = l->next) {
+        coap_observer_t *o = COAP_CONTAINER(l, coap_observer_t, link);
+        for (int i = 0; i < COAP_OBS_NON_MIDS; i++) {
+            if (o->non_at[i] && o->non_at[i] >= since && o->non_mid[i] == mid) {
+                coap__obs_end(o, COAP_OBS_END_RESET);
+                return true;
+            }
+        }
+    }
+    return false;
 }
 
 static void pump(coap_observer_t *o)

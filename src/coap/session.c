@@ -299,7 +299,7 @@ void coap__con_free(coap_con_t *c)
 
 /* An ACK or RST for one of our CONs (RFC 7252 §4.2, §4.3). Unknown MIDs are ignored: they
  * may be late duplicates, or forged (RFC 7252 §11.4). */
-void coap__con_match(coap_peer_t *ps, uint16_t mid, bool reset)
+bool coap__con_match(coap_peer_t *ps, uint16_t mid, bool reset)
 {
     for (coap_link_t *l = ps->cons.next; l != &ps->cons; l = l->next) {
         coap_con_t *c = COAP_CONTAINER(l, coap_con_t, link);
@@ -311,8 +311,9 @@ void coap__con_match(coap_peer_t *ps, uint16_t mid, bool reset)
             c->done(c, !reset, reset);
         else
             coap__con_free(c);
-        return;
+        return true;
     }
+    return false;
 }
 
 static void gc_cb(loop_t *loop, void *arg)

@@ -403,6 +403,22 @@ seqs = [opt_uint(r, OBSERVE) for _, r in non.notes]
 if types != "NNNNNCNNNNNC" or seqs != list(range(1, 13)):
     fail("NON relation types %s Observe %s" % (types, seqs))
 figure("NON relation, 12 notifications: %s (Observe 1..12)" % types)
+# A client that forgot a NON relation rejects its next NON notification with RST: that ends
+# it too (RFC 7641 §3.6), not only an RST to a CON one.
+rel0 = metric("observe_relations")
+non.mode = "rst"
+rest("POST", "/api/plugins/telemetry/DEVICE/%s/attributes/SHARED_SCOPE" % dev_ids[N], {"k": 12})
+if not run_until(lambda: len(non.notes) >= 13, 5) or non.notes[12][1]["type"] != NON:
+    fail("NON observer: 13th notification missing or not NON")
+non.sock.sendto(encode(RST, 0, non.notes[12][1]["mid"]), SERVER)
+rel = wait_metric("observe_relations", rel0 - 1, 2)
+rest("POST", "/api/plugins/telemetry/DEVICE/%s/attributes/SHARED_SCOPE" % dev_ids[N], {"k": 13})
+run_for(0.5)
+if rel != rel0 - 1 or len(non.notes) != 13:
+    fail("RST to a NON notification: relations %d (want %d), %d notifications (want 13)" %
+         (rel, rel0 - 1, len(non.notes)))
+figure("RST to a NON notification: relation ended (coaphub_observe_relations %d -> %d), the "
+       "next update not sent" % (rel0, rel))
 
 # ---- 5. caps ---------------------------------------------------------------------------------
 # One device, 17 observers from 17 ports: each new one replaces the one before (2.02).

@@ -175,6 +175,38 @@ static void test_reset_ends_relation(void **state)
     fx_free(f);
 }
 
+/* RFC 7641 §3.6: an RST to a NON notification ends the relation too (a client that forgot
+ * it rejects the next notification, whatever its type); an RST that answers none is ignored. */
+static void test_reset_of_non_notification(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(NULL);
+    f->observe = true;
+    do_register(f, COAP_TYPE_NON, 10, 0);
+    coap_pdu_t p;
+    uint16_t mids[2];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(coap_observer_notify(f->obs, COAP_CONTENT, COAP_CF_NONE, NULL, 0, NULL),
+                         0);
+        observe_of(f, (size_t)i + 1, &p);
+        assert_int_equal(p.type, COAP_TYPE_NON);
+        mids[i] = p.mid;
+    }
+    ack(f, (uint16_t)(mids[1] + 7), true); /* answers nothing we sent */
+    assert_int_equal(f->n_end, 0);
+    ack(f, mids[0], true); /* the older of the two: still recent */
+    assert_int_equal(f->n_end, 1);
+    assert_int_equal(f->last_end, COAP_OBS_END_RESET);
+    assert_null(f->obs);
+    coap_engine_stats_t st;
+    coap_engine_get_stats(f->e, &st);
+    assert_int_equal(st.resets, 1);
+    assert_int_equal(st.observers, 0);
+    ack(f, mids[1], true); /* the relation is gone: nothing more happens */
+    assert_int_equal(f->n_end, 1);
+    fx_free(f);
+}
+
 static void fast_ack(coap_engine_cfg_t *c)
 {
     c->ack_timeout_ms = 4; /* gives up after 4 + 8 + 16 + 32 + 64 = 124 ms */
@@ -569,6 +601,7 @@ int main(void)
         cmocka_unit_test(test_register_notify_deregister),
         cmocka_unit_test(test_non_relation_mixes_con),
         cmocka_unit_test(test_reset_ends_relation),
+        cmocka_unit_test(test_reset_of_non_notification),
         cmocka_unit_test(test_con_timeout_ends_relation),
         cmocka_unit_test(test_replace_and_cancel),
         cmocka_unit_test(test_error_response_is_not_a_relation),
