@@ -264,6 +264,10 @@ static const opt_t opts[] = {
      T_INT, OFF(api.engine.block_lifetime_ms),
      "an unfinished block-wise transfer is dropped after this long without a block (0 = "
      "EXCHANGE_LIFETIME, 247 s)", false},
+    {"coap-observers-per-address", "coap", "observers_per_address",
+     {"COAPHUB_COAP_OBSERVERS_PER_ADDRESS"}, T_SIZE, OFF(api.engine.observers_per_addr),
+     "Observe relations from one IPv4 address or IPv6 /64 (per shard; a registration beyond is "
+     "answered without Observe; 0 = no limit, e.g. 64 where devices have their own addresses)", false},
     {"psm-activity-timer-ms", "coap", "psm_activity_timer",
      {"COAPHUB_PSM_ACTIVITY_TIMER_MS", "COAP_PSM_ACTIVITY_TIMER"}, T_I64,
      OFF(api.psm_activity_timer_ms),

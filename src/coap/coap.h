@@ -148,6 +148,10 @@ typedef struct coap_engine_cfg {
     size_t max_dedup_entries;  /* cap per engine on (peer, MID) entries and their cached
                                 * responses; beyond it the oldest is dropped (default 100000) */
     size_t max_pending_con_per_peer; /* cap on outstanding CONs per peer (default 64) */
+    size_t observers_per_addr;       /* observations from one source address (IPv4 / IPv6 /64, all
+                                * ports): a registration beyond it is answered without
+                                * Observe (RFC 7641 §4.1); 0 = no cap (the default: a fleet
+                                * behind one NAT observes from one address) */
     /* Block1 reassembly caps (besides COAP_MAX_BLOCK_STATES_PER_PEER, where a new transfer
      * evicts the peer's oldest). 0 = no cap. */
     size_t block1_per_addr;  /* transfers from one source address (IPv4 / IPv6 /64, all
@@ -225,8 +229,9 @@ void coap_exchange_set_max_age(coap_exchange_t *x, uint32_t seconds);
 /* Turns a GET exchange into an observation (RFC 7641). Call before coap_exchange_respond();
  * the response then carries Observe=0 (the first of this relation's 24-bit sequence) if it is
  * a 2.xx, and the relation becomes live once it is sent. If the response is not 2.xx the
- * relation is dropped without on_observe_end. Returns NULL when the per-peer cap is reached
- * (the response is then sent without Observe). obs_data is the application's. */
+ * relation is dropped without on_observe_end. Returns NULL when the per-peer cap or
+ * cfg.observers_per_addr is reached (the response is then sent without Observe; counted in
+ * stats.observe_refused_*). obs_data is the application's. */
 coap_observer_t *coap_exchange_observe(coap_exchange_t *x, void *obs_data);
 
 /* The peer a live exchange came from (for the application's bookkeeping). */
@@ -275,6 +280,9 @@ transport_peer_t *coap_observer_peer(const coap_observer_t *obs);
     X(dedup_evicted, "coap_dedup_evicted_total", "counter", NULL,                                  \
       "Deduplication entries dropped before EXCHANGE_LIFETIME because the cap was reached.")       \
     X(observers, "observe_relations", "gauge", NULL, "Live CoAP observations.")                    \
+    X(observe_refused_peer, "coap_observe_refused_total", "counter", "{cap=\"peer\"}",             \
+      "Observe registrations answered without Observe because a cap was reached.")                 \
+    X(observe_refused_addr, "coap_observe_refused_total", "counter", "{cap=\"address\"}", NULL)    \
     X(notifications, "observe_notifications_total", "counter", NULL, "Observe notifications sent.")
 typedef struct coap_engine_stats {
     COAP_ENGINE_STATS(STATS_FIELD)

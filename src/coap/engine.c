@@ -35,6 +35,7 @@ void coap_engine_cfg_default(coap_engine_cfg_t *cfg)
         .max_non_notifications = 5,
         .max_dedup_entries = 100000,
         .max_pending_con_per_peer = 64,
+        .observers_per_addr = 0, /* off: see docs/operations.md "Limits" */
         .block1_per_addr = 16,
         .block1_per_owner = 4,
         .block_mem_cap = COAP_BLOCK_MEM_CAP,
@@ -70,6 +71,7 @@ coap_engine_t *coap_engine_new(loop_t *loop, const coap_engine_cfg_t *cfg,
     coap_list_init(&e->dedup);
     coap_list_init(&e->block_lru);
     htab_init(&e->bgroups, 0);
+    htab_init(&e->obs_addrs, 0);
     htab_init(&e->dedup_by_mid, e->cfg.max_dedup_entries < COAP_DEDUP_SLOTS_MAX
                                     ? e->cfg.max_dedup_entries
                                     : COAP_DEDUP_SLOTS_MAX);
@@ -91,7 +93,8 @@ void coap_engine_free(coap_engine_t *e)
     loop_timer_cancel(e->loop, &e->gc_timer);
     coap__spares_free(e);
     htab_fini(&e->dedup_by_mid);
-    htab_fini(&e->bgroups); /* empty: every peer's state went with it */
+    htab_fini(&e->bgroups);   /* empty: every peer's state went with it */
+    htab_fini(&e->obs_addrs); /* empty: every observer went with its peer */
     free(e);
 }
 
@@ -635,7 +638,10 @@ void coap_engine_input(coap_engine_t *e, transport_peer_t *peer, const uint8_t *
         coap__con_match(ps, pdu.mid, false);
         break;
     case COAP_TYPE_RST:
-        coap__con_match(ps, pdu.mid, true);
+        /* RFC 7641 §3.6: a client that forgot a relation answers its next notification with
+         * RST, NON ones too (RFC 7252 §4.3 lets it reject a NON message). */
+        if (!coap__con_match(ps, pdu.mid, true) && coap__obs_reset_non(ps, pdu.mid))
+            e->stats.resets++;
         break;
     default:
         handle_request(ps, &pdu);
