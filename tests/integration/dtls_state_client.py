@@ -7,7 +7,8 @@ so that a sequence can send what no real client would: ChangeCipherSpec or Finis
 the key exchange, application data in epoch 0, Finished without CertificateVerify, an empty
 Certificate, a renegotiating ClientHello on an established session, a ClientHello with an
 invalid version, records in wrong epochs, duplicated / changed / reordered flights and a
-ClientHello retransmitted mid-handshake.
+ClientHello retransmitted mid-handshake; and (reliability D10) a session ended by the
+client's close_notify or a fatal alert.
 
 Each sequence runs on a fresh UDP socket (its own source port), watches what the server
 answers (alerts, flights, CoAP responses) and reads /metrics before and after it. It prints
@@ -594,11 +595,34 @@ def seq_hello_retransmit(ctx):
         hip0, hip1, "completed" if fin else "failed", r), ["d4_retransmit"]
 
 
+def seq_session_end(ctx):
+    # Reliability D10: a session ends on the client's close_notify (answered with the
+    # server's) and on a fatal alert (no answer); records after either get nothing back.
+    out, ok = [], True
+    for what, alert, key in (("close_notify", b"\x01\x00", "d4_end_close"),
+                             ("fatal internal_error", b"\x02\x50", "d4_end_alert")):
+        c = Conn(ctx.port, ctx.cert, ctx.key)
+        if not full(ctx, c):
+            return False, "the reference handshake failed (alerts %s)" % c.alert_names(), []
+        r1 = c.post(key)
+        s0 = ctx.metric("coaphub_dtls_sessions")
+        c.send(c.record(CT_ALERT, alert))
+        c.recv(1.0)
+        s1 = ctx.metric("coaphub_dtls_sessions")
+        r2 = c.post(key + "_after", timeout=1.0)
+        c.s.close()
+        ok &= r1 == "2.01" and s1 == s0 - 1 and r2 is None
+        out.append("%s: sessions %d -> %d, server alerts %s, POST after -> %s" % (
+            what, s0, s1, c.alert_names(), r2 or "no reply"))
+    return ok, "; ".join(out), ["d4_end_close", "d4_end_alert"]
+
+
 SEQS = [("ccs_before_kex", seq_ccs_before_kex), ("finished_before_kex", seq_finished_before_kex),
         ("appdata_epoch0", seq_appdata_epoch0), ("no_cert_verify", seq_no_cert_verify),
         ("empty_certificate", seq_empty_certificate), ("renegotiation", seq_renegotiation),
         ("bad_version", seq_bad_version), ("wrong_epoch", seq_wrong_epoch),
-        ("reorder", seq_reorder), ("hello_retransmit", seq_hello_retransmit)]
+        ("reorder", seq_reorder), ("hello_retransmit", seq_hello_retransmit),
+        ("session_end", seq_session_end)]
 
 
 def main():
