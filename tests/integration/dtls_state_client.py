@@ -6,9 +6,9 @@ AES-128-GCM, an ECDSA client certificate; the `cryptography` package does the ar
 so that a sequence can send what no real client would: ChangeCipherSpec or Finished before
 the key exchange, application data in epoch 0, Finished without CertificateVerify, an empty
 Certificate, a renegotiating ClientHello on an established session, a ClientHello with an
-invalid version, records in wrong epochs, duplicated / changed / reordered flights and a
-ClientHello retransmitted mid-handshake; and (reliability D10) a session ended by the
-client's close_notify or a fatal alert.
+invalid version, records in wrong epochs, duplicated / changed / reordered flights, a
+ClientHello retransmitted mid-handshake, a fragment announcing an oversized handshake
+message; and (reliability D10) a session ended by the client's close_notify or a fatal alert.
 
 Each sequence runs on a fresh UDP socket (its own source port), watches what the server
 answers (alerts, flights, CoAP responses) and reads /metrics before and after it. It prints
@@ -595,6 +595,27 @@ def seq_hello_retransmit(ctx):
         hip0, hip1, "completed" if fin else "failed", r), ["d4_retransmit"]
 
 
+def seq_oversized_fragment(ctx):
+    # A first fragment announcing a 100 KB Certificate (OpenSSL's default cap, and what it
+    # would allocate at once, for up to 11 messages a handshake): over the server's
+    # --dtls-max-client-chain-bytes, so the handshake fails at once instead of holding it.
+    c = Conn(ctx.port, ctx.cert, ctx.key)
+    if not c.hello():
+        return False, "no server flight", []
+    f0 = ctx.metric('coaphub_dtls_handshakes_total{result="failed"}')
+    h0 = ctx.metric("coaphub_dtls_handshakes_in_progress")
+    hs = bytes([HS_CERT]) + (102400).to_bytes(3, "big") + struct.pack("!H", c.msg_seq) + \
+        b"\x00\x00\x00" + b"\x00\x00\x01" + b"\x00"
+    c.send(c.record(CT_HS, hs))
+    c.recv(1.0)
+    f1 = ctx.metric('coaphub_dtls_handshakes_total{result="failed"}')
+    h1 = ctx.metric("coaphub_dtls_handshakes_in_progress")
+    ok = f1 == f0 + 1 and h1 == h0 - 1
+    return ok, ("a 1-byte fragment of a Certificate announced as 102,400 bytes: alerts %s, "
+                "handshakes failed +%d, in progress %d -> %d") % (
+        c.alert_names(), f1 - f0, h0, h1), []
+
+
 def seq_session_end(ctx):
     # Reliability D10: a session ends on the client's close_notify (answered with the
     # server's) and on a fatal alert (no answer); records after either get nothing back.
@@ -622,7 +643,7 @@ SEQS = [("ccs_before_kex", seq_ccs_before_kex), ("finished_before_kex", seq_fini
         ("empty_certificate", seq_empty_certificate), ("renegotiation", seq_renegotiation),
         ("bad_version", seq_bad_version), ("wrong_epoch", seq_wrong_epoch),
         ("reorder", seq_reorder), ("hello_retransmit", seq_hello_retransmit),
-        ("session_end", seq_session_end)]
+        ("oversized_fragment", seq_oversized_fragment), ("session_end", seq_session_end)]
 
 
 def main():
