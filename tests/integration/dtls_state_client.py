@@ -7,8 +7,9 @@ so that a sequence can send what no real client would: ChangeCipherSpec or Finis
 the key exchange, application data in epoch 0, Finished without CertificateVerify, an empty
 Certificate, a renegotiating ClientHello on an established session, a ClientHello with an
 invalid version, records in wrong epochs, duplicated / changed / reordered flights, a
-ClientHello retransmitted mid-handshake, a fragment announcing an oversized handshake
-message; and (reliability D10) a session ended by the client's close_notify or a fatal alert.
+ClientHello retransmitted mid-handshake, plaintext alerts on a session and a client restart
+on the same port, a fragment announcing an oversized handshake message; and (reliability
+D10) a session ended by the client's close_notify or a fatal alert.
 
 Each sequence runs on a fresh UDP socket (its own source port), watches what the server
 answers (alerts, flights, CoAP responses) and reads /metrics before and after it. It prints
@@ -595,6 +596,38 @@ def seq_hello_retransmit(ctx):
         hip0, hip1, "completed" if fin else "failed", r), ["d4_retransmit"]
 
 
+def seq_plaintext_alert_restart(ctx):
+    # Alerts in epoch 0 on an established session are unauthenticated (anyone can send them
+    # from the device's address): ignored, the session lives on. Then the client restarts on
+    # the same port (RFC 6347 §4.2.8): a new cookie exchange and full handshake replace the
+    # session, whose old keys then get nothing.
+    c = Conn(ctx.port, ctx.cert, ctx.key)
+    if not full(ctx, c):
+        return False, "the reference handshake failed (alerts %s)" % c.alert_names(), []
+    r1 = c.post("d4_plain_alert_before")
+    s0 = ctx.metric("coaphub_dtls_sessions")
+    c.send(c.record(CT_ALERT, b"\x02\x28", epoch=0, encrypt=False))  # fatal handshake_failure
+    c.send(c.record(CT_ALERT, b"\x01\x00", epoch=0, encrypt=False))  # close_notify
+    c.recv(0.5)
+    s1 = ctx.metric("coaphub_dtls_sessions")
+    r2 = c.post("d4_plain_alert_after")
+    n = Conn(ctx.port, ctx.cert, ctx.key)
+    n.s.close()
+    n.s = c.s  # the same source port
+    restarted = full(ctx, n)
+    s2 = ctx.metric("coaphub_dtls_sessions")
+    r3 = n.post("d4_restarted") if restarted else None
+    r4 = c.post("d4_old_keys", timeout=1.0)
+    n.close()
+    ok = (r1 == "2.01" and s1 == s0 and r2 == "2.01" and restarted and s2 == s0
+          and r3 == "2.01" and r4 is None)
+    return ok, ("plaintext fatal alert + close_notify on a session: sessions %d -> %d, POST "
+                "after %s; restart on the same port: handshake %s, sessions %d, POST %s, "
+                "old keys -> %s") % (s0, s1, r2, "completed" if restarted else "failed", s2, r3,
+                                     r4 or "no reply"), \
+        ["d4_plain_alert_before", "d4_plain_alert_after", "d4_restarted"]
+
+
 def seq_oversized_fragment(ctx):
     # A first fragment announcing a 100 KB Certificate (OpenSSL's default cap, and what it
     # would allocate at once, for up to 11 messages a handshake): over the server's
@@ -643,6 +676,7 @@ SEQS = [("ccs_before_kex", seq_ccs_before_kex), ("finished_before_kex", seq_fini
         ("empty_certificate", seq_empty_certificate), ("renegotiation", seq_renegotiation),
         ("bad_version", seq_bad_version), ("wrong_epoch", seq_wrong_epoch),
         ("reorder", seq_reorder), ("hello_retransmit", seq_hello_retransmit),
+        ("plaintext_alert_restart", seq_plaintext_alert_restart),
         ("oversized_fragment", seq_oversized_fragment), ("session_end", seq_session_end)]
 
 
