@@ -10,10 +10,10 @@
 # --dtls-max-client-chain-bytes: the handshake fails at once); and, for reliability D10,
 # sessions ended by the client's close_notify and by a fatal alert. Each sequence asserts its
 # own outcome (no handshake completes where it must not, an alert or silence, a retransmitted
-# hello does not restart the handshake) and prints one line with what happened. Then this script checks:
-# only the telemetry of sequences that were meant to succeed is stored, the handshakes in
-# progress and the sessions are back to their baseline (no leak), and a real device
-# (coap-client-openssl) is still served by the same server, which exits cleanly.
+# hello does not restart the handshake) and prints one line with what happened. Then this
+# script checks: only the telemetry of sequences that were meant to succeed is stored, the
+# handshakes in progress and the sessions are back to their baseline (no leak), and a real
+# device (coap-client-openssl) is still served by the same server, which exits cleanly.
 . "$(dirname "$0")/lib.sh"
 need openssl; need coap-client-openssl
 
