@@ -83,6 +83,12 @@ static const opt_t opts[] = {
      OFF(dtls.min_rsa_bits),
      "smallest RSA client key accepted, in bits (0 = any, as ThingsBoard; e.g. 2048 refuses "
      "RSA-1024 certificates with bad_certificate)", false},
+    {"dtls-max-client-chain-bytes", "dtls", "max_client_chain_bytes",
+     {"COAPHUB_DTLS_MAX_CLIENT_CHAIN_BYTES"}, T_INT, OFF(dtls.max_client_chain_bytes),
+     "largest client certificate chain (Certificate message) accepted, in bytes, at least 1024; "
+     "also bounds the handshake messages a peer may announce (to this or ~17.7 KB, whichever "
+     "is larger), which OpenSSL allocates on their first fragment; a bigger one fails the "
+     "handshake", false},
     {"dtls-mtu", "dtls", "max_transmission_unit",
      {"COAPHUB_DTLS_MTU", "COAP_DTLS_MAX_TRANSMISSION_UNIT"}, T_INT, OFF(dtls.mtu),
      "the link MTU (IP packet size, as ThingsBoard): DTLS datagrams we send are at most this "
