@@ -89,11 +89,19 @@ static void *merge_main(void *arg)
         }
     }
     pthread_mutex_unlock(&s->mg_mu);
-    /* Leave a merged database behind (a restart would merge it anyway); bounded: a failing
-     * database stops it at the first error. */
-    for (int i = 0; i < 1 << 20; i++)
+    /* Leave a merged database behind if it is quick (a restart merges the rest): at most
+     * STORE_STOP_MERGE_MS, each step one transaction; a failing database stops it at the
+     * first error. */
+    int64_t until = clock_mono_ms() + STORE_STOP_MERGE_MS;
+    while (clock_mono_ms() < until)
         if (step(s) <= 0)
             break;
+    int64_t left = atomic_load(&s->log_rows);
+    if (left > 0)
+        LOG_I("store",
+              "%lld telemetry points left in the log at close after %d ms of merging "
+              "(readable as they are; the next start merges them)",
+              (long long)left, STORE_STOP_MERGE_MS);
     return NULL;
 }
 
