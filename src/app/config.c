@@ -604,8 +604,12 @@ void config_usage(FILE *out)
         format_value(&def, o, v, sizeof v);
         fprintf(out, "; default %s\n", *v ? v : "(none)");
     }
-    fprintf(out, "\nSignals: SIGTERM/SIGINT stop cleanly; a second one exits at once.\n"
-                 "Exit codes: 0 ok, 64 invalid usage or configuration, 1 start-up failure.\n");
+    fprintf(out,
+            "\nSignals: SIGTERM/SIGINT stop cleanly; a second one exits at once. SIGHUP reloads\n"
+            "the DTLS server certificate and the device profiles.\n"
+            "Service manager: with $NOTIFY_SOCKET set, READY=1, RELOADING=1, STOPPING=1 and\n"
+            "WATCHDOG=1 (every $WATCHDOG_USEC/3) are sent as systemd's sd_notify(3) describes.\n"
+            "Exit codes: 0 ok, 64 invalid usage or configuration, 1 start-up failure.\n");
 }
 
 /* The PostgreSQL settings the store would otherwise misread: a URL that names another database

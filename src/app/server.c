@@ -12,6 +12,7 @@
 
 #include "api/api.h"
 #include "coap/coap.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -371,17 +372,56 @@ int server_reload(server_t *s, char err[static ERR_LEN])
     return dtls_ctx_reload(s->dtls_ctx, err);
 }
 
+static void shard_beat(void *arg)
+{
+    shard_t *sh = arg;
+    atomic_store(&sh->beat_seen, atomic_load(&sh->beat_sent));
+}
+
+bool server_heartbeat(server_t *s)
+{
+    bool all = true;
+    for (int i = 0; i < s->n_shards; i++) {
+        shard_t *sh = &s->shards[i];
+        if (atomic_load(&sh->beat_seen) != atomic_load(&sh->beat_sent)) {
+            /* The last beat has not run: its node still belongs to the loop. */
+            if (!sh->beat_late)
+                LOG_W("server",
+                      "shard %d has not run its loop for a watchdog period: "
+                      "keep-alive withheld",
+                      i);
+            sh->beat_late = true;
+            all = false;
+            continue;
+        }
+        if (sh->beat_late)
+            LOG_I("server", "shard %d runs again", i);
+        sh->beat_late = false;
+        atomic_fetch_add(&sh->beat_sent, 1);
+        loop_post_node(sh->loop, &sh->beat_node, shard_beat, sh);
+    }
+    return all;
+}
+
 void server_stop(server_t *s)
 {
     if (!s)
         return;
+    /* Each phase's time is logged: a slow stop (a service manager's TimeoutStopSec, S6's
+     * 10 s) is then traced to its phase. */
+    int64_t t0 = clock_mono_ms();
     http_server_stop(s->http);
+    int64_t t_http = clock_mono_ms();
+    /* From here the shards read no more datagrams: a request still in a socket buffer gets
+     * no answer (the device retries, with the next start). What they took is in the store's
+     * queue, or answered. */
     for (int i = 0; i < s->n_shards; i++) {
         if (s->shards[i].running) {
             loop_stop(s->shards[i].loop);
             pthread_join(s->shards[i].thread, NULL);
         }
     }
+    int64_t t_shards = clock_mono_ms();
     /* Before the store closes: queued provisioning requests still need it; their answers
      * are posted to the shard loops and go out in the drain below. */
     provision_worker_free(s->prov_worker);
@@ -389,6 +429,13 @@ void server_stop(server_t *s)
     for (int i = 0; i < s->n_shards; i++)
         if (s->shards[i].loop)
             loop_drain(s->shards[i].loop);
+    int64_t t_store = clock_mono_ms();
+    if (s->n_shards > 0)
+        LOG_I("server",
+              "stop: HTTP closed in %lld ms, shards stopped in %lld ms, last commits "
+              "answered in %lld ms",
+              (long long)(t_http - t0), (long long)(t_shards - t_http),
+              (long long)(t_store - t_shards));
     save_sessions(s);
     for (int i = 0; i < s->n_shards; i++)
         shard_fini(&s->shards[i]);

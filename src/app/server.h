@@ -7,6 +7,8 @@
 #include "app/config.h"
 #include "core/err.h"
 
+#include <stdbool.h>
+
 typedef struct server server_t;
 
 /* Opens the data dir and database, creates the first administrator if needed, binds every
@@ -16,6 +18,10 @@ server_t *server_start(const config_t *cfg, char err[static ERR_LEN]);
  * certificate for new handshakes. 0, or a negative error with err filled (what failed to
  * reload stays as it was). */
 int server_reload(server_t *s, char err[static ERR_LEN]);
+/* Watchdog (main thread): true when every shard loop ran the beat posted by the previous
+ * call (the first call: true), then posts the next one. A shard that is stuck makes it false
+ * until it turns again, and the keep-alive to the service manager is withheld. */
+bool server_heartbeat(server_t *s);
 /* Stops accepting, answers what is in flight, commits the last batch, frees everything. */
 void server_stop(server_t *s);
 

@@ -15,6 +15,7 @@
 #include "udp/udp.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 typedef struct shard {
@@ -25,6 +26,11 @@ typedef struct shard {
     dtls_listener_t *dtls;
     pthread_t thread;
     bool running;
+    /* Watchdog beat: the main thread bumps beat_sent and posts beat_node; the shard copies
+     * beat_sent to beat_seen when its loop runs it (server_heartbeat). */
+    loop_post_node_t beat_node;
+    atomic_uint_fast64_t beat_sent, beat_seen;
+    bool beat_late; /* main thread: logged once per stuck episode */
 } shard_t;
 
 struct server {

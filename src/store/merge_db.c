@@ -39,13 +39,14 @@ static void wait_ms(store_t *s, int64_t ms)
     pthread_cond_timedwait(&s->mg_cv, &s->mg_mu, &dl);
 }
 
-/* One step; the rows it moved (0: the log was empty), or a negative error. */
-static int64_t step(store_t *s)
+/* One step of at most max_rows; the rows it moved (0: the log was empty), or a negative
+ * error. */
+static int64_t step(store_t *s, int64_t max_rows)
 {
     if (store__merge_test_hook)
         store__merge_test_hook(true); /* rows are about to leave the log */
     int64_t through = 0, moved = 0;
-    int r = s->be->log_merge(s->db, MERGE_STEP_ROWS, &through, &moved);
+    int r = s->be->log_merge(s->db, max_rows, &through, &moved);
     if (r != 0)
         return r;
     if (moved > 0)
@@ -72,7 +73,7 @@ static void *merge_main(void *arg)
             continue;
         }
         pthread_mutex_unlock(&s->mg_mu);
-        int64_t moved = step(s);
+        int64_t moved = step(s, MERGE_STEP_ROWS);
         pthread_mutex_lock(&s->mg_mu);
         if (moved < 0) {
             int64_t now = clock_mono_ms();
@@ -89,11 +90,20 @@ static void *merge_main(void *arg)
         }
     }
     pthread_mutex_unlock(&s->mg_mu);
-    /* Leave a merged database behind (a restart would merge it anyway); bounded: a failing
-     * database stops it at the first error. */
-    for (int i = 0; i < 1 << 20; i++)
-        if (step(s) <= 0)
+    /* Leave a merged database behind if it is quick (a restart merges the rest): at most
+     * STORE_STOP_MERGE_MS, each step one transaction, smaller steps than at work so the last
+     * one does not run far past the deadline on a loaded machine (a full step took ~3 s
+     * there); a failing database stops it at the first error. */
+    int64_t until = clock_mono_ms() + STORE_STOP_MERGE_MS;
+    while (clock_mono_ms() < until)
+        if (step(s, MERGE_STEP_ROWS / 8) <= 0)
             break;
+    int64_t left = atomic_load(&s->log_rows);
+    if (left > 0)
+        LOG_I("store",
+              "%lld telemetry points left in the log at close after %d ms of merging "
+              "(readable as they are; the next start merges them)",
+              (long long)left, STORE_STOP_MERGE_MS);
     return NULL;
 }
 

@@ -239,9 +239,16 @@ void store__retention_stop(store_t *s);
 /* Points per merge run by default (writer.c says why this size). */
 #define STORE_MERGE_RUN_ROWS 65536
 
+/* At close the log is merged for at most this long (then the run under way is finished):
+ * a backlog left by a storage fault could otherwise hold a stop for many seconds (2 M rows:
+ * 12.6 s under ASan), past a service manager's stop timeout and reliability.md S6's 10 s.
+ * What is left stays in the log, which every read includes and the next start merges. */
+#define STORE_STOP_MERGE_MS 3000
+
 /* The merge of the telemetry log into ts_kv (merge.c). Writer thread: one bounded step (a
  * run holds at most run_rows of the oldest rows); *active tells whether a run is under way.
- * store__merge_all merges everything (at close). */
+ * store__merge_all merges everything (db tools); the writer's close merges for at most
+ * STORE_STOP_MERGE_MS. */
 int store__merge_step(store_t *s, int64_t run_rows, bool *active);
 int store__merge_all(store_t *s);
 /* Tests only: when set, called on the writer thread after each merge step with whether the

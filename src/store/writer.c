@@ -425,6 +425,29 @@ static void merge_some(store_t *s)
     } while (active && clock_mono_us() < until);
 }
 
+/* Merges runs until the log is empty or STORE_STOP_MERGE_MS have passed; a run under way
+ * is finished (a run cut short is safe as well, but leaves its applied rows in both tables
+ * until the next merge). Writer thread, after the last commit. */
+static void merge_at_close(store_t *s)
+{
+    if (atomic_load(&s->h_fault) != 0)
+        return; /* a storage fault: merging needs the space it waits for */
+    int64_t until = clock_mono_ms() + STORE_STOP_MERGE_MS;
+    bool active = s->merge_active;
+    while (active || atomic_load(&s->log_rows) > 0) {
+        if (!active && clock_mono_ms() >= until)
+            break;
+        if (merge_step(s, s->cfg.merge_run_rows, &active) != 0)
+            return;
+    }
+    int64_t left = atomic_load(&s->log_rows);
+    if (left > 0)
+        LOG_I("store",
+              "%lld telemetry points left in the log at close after %d ms of merging "
+              "(readable as they are; the next start merges them)",
+              (long long)left, STORE_STOP_MERGE_MS);
+}
+
 /* Waits for a batch; once LOG_IDLE_MS pass without one, merges the log slice by slice,
  * looking for batches between slices, and then hands the idle writer's memory back: its
  * page cache (refilled by the next commits) and the free pages of the heap, so a server whose
@@ -537,10 +560,10 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&s->q_mu);
     }
     pthread_mutex_unlock(&s->q_mu);
-    /* Leave a merged database behind (a restart would merge it anyway; merge_db.c does it
-     * for a database that merges). */
+    /* Leave a merged database behind if it is quick (merge_db.c does it for a database that
+     * merges); a restart merges the rest. */
     if (!s->be->log_merge)
-        store__merge_all(s);
+        merge_at_close(s);
     store__merge_free(s->merge);
     s->merge = NULL;
     store__keycache_free(&s->keys);
