@@ -260,6 +260,15 @@ static const opt_t opts[] = {
      T_INT, OFF(api.engine.block_lifetime_ms),
      "an unfinished block-wise transfer is dropped after this long without a block (0 = "
      "EXCHANGE_LIFETIME, 247 s)", false},
+    {"coap-amplification-factor", "coap", "amplification_factor",
+     {"COAPHUB_COAP_AMPLIFICATION_FACTOR"}, T_INT, OFF(api.engine.amp_factor),
+     "a reply to a plain-UDP address that has not proven it receives there (Echo, an ACK) is at "
+     "most this many times its request: larger ones go as Block2, trimmed or 4.01 + Echo (0 = "
+     "off)", false},
+    {"coap-verified-addresses", "coap", "verified_addresses",
+     {"COAPHUB_COAP_VERIFIED_ADDRESSES"}, T_SIZE, OFF(api.engine.amp_verified_max),
+     "plain-UDP addresses (with port) each shard remembers as verified for 10 minutes (least "
+     "recently verified forgotten first)", false},
     {"psm-activity-timer-ms", "coap", "psm_activity_timer",
      {"COAPHUB_PSM_ACTIVITY_TIMER_MS", "COAP_PSM_ACTIVITY_TIMER"}, T_I64,
      OFF(api.psm_activity_timer_ms),

@@ -157,10 +157,29 @@ typedef struct coap_engine_cfg {
                               * transfer beyond it gets 5.03 + Max-Age (default 16 MiB) */
     int block_lifetime_ms;   /* an idle block-wise state is freed after this; 0 = the default
                               * min(COAP_BLOCKWISE_LIFETIME_MS, exchange_lifetime_ms) */
+    /* Amplification guard (RFC 7252 §11.3, RFC 9175, RFC 7641 §7; amp.c): a reply to a plain
+     * UDP address that has not proven it receives at its claimed address is at most
+     * amp_factor times the bytes of the request that caused it (0 = no guard; default 3). */
+    int amp_factor;
+    size_t amp_verified_max; /* addresses remembered as proven (LRU; default 10000) */
 } coap_engine_cfg_t;
 
 /* Fills cfg with the defaults above. */
 void coap_engine_cfg_default(coap_engine_cfg_t *cfg);
+
+/* Stateless Echo values (RFC 9175) that bind an address: the engine puts make's value in
+ * replies it had to shorten for an unverified plain-UDP address, and an address whose request
+ * carries a value check accepts counts as verified (amp.c). The engine links no crypto, so
+ * the application provides both (src/udp/proof.c: HMAC-SHA256 under a rotating secret).
+ * make returns the value's length (1..COAP_ECHO_MAX) or 0 for none. */
+#define COAP_ECHO_MAX 40
+typedef struct coap_echo_ops {
+    size_t (*make)(void *ctx, const transport_peer_t *peer, int64_t now_ms, uint8_t *out,
+                   size_t cap);
+    bool (*check)(void *ctx, const transport_peer_t *peer, int64_t now_ms, const uint8_t *v,
+                  size_t len);
+    void *ctx;
+} coap_echo_ops_t;
 
 /* Creates an engine on loop. ops is copied; app is passed to every callback. */
 coap_engine_t *coap_engine_new(loop_t *loop, const coap_engine_cfg_t *cfg,
@@ -169,6 +188,14 @@ coap_engine_t *coap_engine_new(loop_t *loop, const coap_engine_cfg_t *cfg,
  * Pending exchanges stay valid objects until the application responds to them (the response
  * is then discarded and the exchange freed). coap_engine_free(NULL) does nothing. */
 void coap_engine_free(coap_engine_t *e);
+
+/* Installs the Echo provider (copied; NULL removes it). Without one, addresses are verified
+ * only by acknowledging a confirmable message. Loop thread. */
+void coap_engine_set_echo(coap_engine_t *e, const coap_echo_ops_t *echo);
+
+/* Has the address of peer (plain UDP) proven that it receives at its address (an Echo value
+ * or an acknowledged CON within COAP_AMP_VERIFIED_MS)? For tests and the guard. */
+bool coap_engine_addr_verified(coap_engine_t *e, const transport_peer_t *peer);
 
 /* A request datagram from peer was larger than the transport's buffer: p holds its first
  * len bytes, full_len is its true size. A request whose header and token are there is
@@ -269,6 +296,18 @@ transport_peer_t *coap_observer_peer(const coap_observer_t *obs);
       "Bytes held by Block1 reassembly and Block2 caches (cap: --coap-block-memory).")             \
     X(oversize, "coap_oversize_requests_total", "counter", NULL,                                   \
       "Datagrams larger than the receive buffer (requests among them answered 4.13).")             \
+    X(amp_block2, "coap_amplification_limited_total", "counter", "{action=\"block2\"}",            \
+      "Replies to unverified plain-UDP addresses shortened to the amplification limit.")           \
+    X(amp_trim, "coap_amplification_limited_total", "counter", "{action=\"trim\"}", NULL)          \
+    X(amp_echo, "coap_amplification_limited_total", "counter", "{action=\"echo_401\"}", NULL)      \
+    X(amp_drop, "coap_amplification_limited_total", "counter", "{action=\"drop\"}", NULL)          \
+    X(amp_notify_con, "coap_amplification_limited_total", "counter", "{action=\"notify_con\"}",    \
+      NULL)                                                                                        \
+    X(amp_verified_echo, "coap_amplification_verified_total", "counter", "{by=\"echo\"}",          \
+      "Plain-UDP addresses that proved reachability.")                                             \
+    X(amp_verified_ack, "coap_amplification_verified_total", "counter", "{by=\"ack\"}", NULL)      \
+    X(amp_verified, "coap_amplification_verified_addresses", "gauge", NULL,                        \
+      "Plain-UDP addresses currently verified (cap: --coap-verified-addresses).")                  \
     X(observers, "observe_relations", "gauge", NULL, "Live CoAP observations.")                    \
     X(notifications, "observe_notifications_total", "counter", NULL, "Observe notifications sent.")
 typedef struct coap_engine_stats {

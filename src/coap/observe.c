@@ -35,6 +35,7 @@ coap_observer_t *coap_exchange_observe(coap_exchange_t *x, void *obs_data)
     memcpy(o->token, x->token, x->tkl);
     o->tkl = x->tkl;
     o->con = x->con;
+    o->req_len = x->req_len;
     o->data = obs_data;
     coap_list_init(&o->link);
     coap_list_init(&o->queue);
@@ -146,7 +147,17 @@ static void send_one(coap_observer_t *o, coap_notif_t *n)
     memcpy(fake.token, o->token, o->tkl);
     fake.key = o->key;
     fake.key_len = o->key_len;
-    uint16_t mid = coap__next_mid(e);
+    /* RFC 7641 §7: to an address that has not proven itself (amp.c) every notification is a
+     * CON, so at most one is unacknowledged (pump waits for it) and a forged registration
+     * ends after one notification's retransmissions; each is at most amp_factor times the
+     * registration (block 0 only when larger), and its ACK verifies the address. */
+    fake.req_len = o->req_len;
+    fake.amp_budget = coap__amp_budget(ps, o->req_len ? o->req_len : 4u + o->tkl);
+    if (fake.amp_budget && !con) {
+        con = true;
+        e->stats.amp_notify_con++;
+    }
+    uint16_t mid = con ? coap__amp_con_mid(ps) : coap__next_mid(e);
     uint8_t *buf = NULL;
     ssize_t len = coap__build(&fake, &buf, 0, con ? COAP_TYPE_CON : COAP_TYPE_NON, mid, n->code,
                               n->cf, n->payload, n->len, true, o->seq);
@@ -224,7 +235,8 @@ void coap_observer_cancel(coap_observer_t *obs, uint8_t code)
     /* RFC 7641 §3.2: a response without Observe ends the relation at the client. */
     coap_exchange_t fake = {.e = e, .ps = ps, .method = COAP_GET, .tkl = obs->tkl};
     memcpy(fake.token, obs->token, obs->tkl);
-    uint16_t mid = coap__next_mid(e);
+    fake.amp_budget = coap__amp_budget(ps, obs->req_len ? obs->req_len : 4u + obs->tkl);
+    uint16_t mid = obs->con ? coap__amp_con_mid(ps) : coap__next_mid(e);
     uint8_t *buf = NULL;
     ssize_t len = coap__build(&fake, &buf, 0, obs->con ? COAP_TYPE_CON : COAP_TYPE_NON, mid, code,
                               COAP_CF_NONE, NULL, 0, false, 0);
