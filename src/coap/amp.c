@@ -32,8 +32,8 @@
 #include <sys/random.h>
 
 typedef struct coap_amp_addr {
-    htab_link_t link;    /* in coap_engine.amp_addrs */
-    coap_link_t lru;     /* in coap_engine.amp_lru */
+    htab_link_t link; /* in coap_engine.amp_addrs */
+    coap_link_t lru;  /* in coap_engine.amp_lru */
     int64_t expires_ms;
     uint8_t key_len;
     uint8_t key[20];
@@ -75,8 +75,8 @@ static void addr_free(coap_engine_t *e, coap_amp_addr_t *a)
 }
 
 /* The live entry of ps's address, or NULL (an expired one is freed on the way). */
-static coap_amp_addr_t *addr_find(coap_engine_t *e, const uint8_t *key, size_t len,
-                                  uint64_t hash, int64_t now)
+static coap_amp_addr_t *addr_find(coap_engine_t *e, const uint8_t *key, size_t len, uint64_t hash,
+                                  int64_t now)
 {
     htab_bytes_t k = {key, len};
     htab_link_t *l = htab_find(&e->amp_addrs, hash, addr_eq, &k);
@@ -194,10 +194,11 @@ uint16_t coap__amp_con_mid(coap_peer_t *ps)
     }
 }
 
-/* Options an answer sliced by the application may carry besides Block2 and the payload:
- * ETag (9), Observe (4), Content-Format (3), Max-Age (5), Block2 (4), Block1 (4), Size2
- * (5), Size1 (5), Echo (2 + COAP_ECHO_MAX), the payload marker (1). */
-enum { EXT_OVERHEAD = 9 + 4 + 3 + 5 + 4 + 4 + 5 + 5 + 2 + COAP_ECHO_MAX + 1 };
+/* Options an answer sliced by the application may carry besides the payload: ETag (9),
+ * Observe (4), Content-Format (3), Max-Age (5), Block2 (4), Block1 (4), Size2 (5), Size1
+ * (5), the payload marker (1). (Such answers carry no Echo: the block size is fixed before
+ * the answer is built.) */
+enum { EXT_OVERHEAD = 9 + 4 + 3 + 5 + 4 + 4 + 5 + 5 + 1 };
 
 int coap__amp_ext_szx(const coap_exchange_t *x)
 {

@@ -301,8 +301,6 @@ transport_peer_t *coap_observer_peer(const coap_observer_t *obs);
     X(amp_trim, "coap_amplification_limited_total", "counter", "{action=\"trim\"}", NULL)          \
     X(amp_echo, "coap_amplification_limited_total", "counter", "{action=\"echo_401\"}", NULL)      \
     X(amp_drop, "coap_amplification_limited_total", "counter", "{action=\"drop\"}", NULL)          \
-    X(amp_notify_con, "coap_amplification_limited_total", "counter", "{action=\"notify_con\"}",    \
-      NULL)                                                                                        \
     X(amp_verified_echo, "coap_amplification_verified_total", "counter", "{by=\"echo\"}",          \
       "Plain-UDP addresses that proved reachability.")                                             \
     X(amp_verified_ack, "coap_amplification_verified_total", "counter", "{by=\"ack\"}", NULL)      \

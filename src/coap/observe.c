@@ -147,16 +147,14 @@ static void send_one(coap_observer_t *o, coap_notif_t *n)
     memcpy(fake.token, o->token, o->tkl);
     fake.key = o->key;
     fake.key_len = o->key_len;
-    /* RFC 7641 §7: to an address that has not proven itself (amp.c) every notification is a
-     * CON, so at most one is unacknowledged (pump waits for it) and a forged registration
-     * ends after one notification's retransmissions; each is at most amp_factor times the
-     * registration (block 0 only when larger), and its ACK verifies the address. */
+    /* RFC 7641 §7 to an address that has not proven itself (amp.c): each notification is at
+     * most amp_factor times the registration (block 0 only when larger; the client fetches
+     * the rest, each block bounded by its own request), a CON every max_non_notifications
+     * with at most one unacknowledged (pump waits for it; unanswered, the relation ends), and
+     * that CON's random MID makes its ACK a proof. NON relations stay NON in between: a
+     * power-saving device registers NON so that ACKs do not count as uplinks that wake it. */
     fake.req_len = o->req_len;
     fake.amp_budget = coap__amp_budget(ps, o->req_len ? o->req_len : 4u + o->tkl);
-    if (fake.amp_budget && !con) {
-        con = true;
-        e->stats.amp_notify_con++;
-    }
     uint16_t mid = con ? coap__amp_con_mid(ps) : coap__next_mid(e);
     uint8_t *buf = NULL;
     ssize_t len = coap__build(&fake, &buf, 0, con ? COAP_TYPE_CON : COAP_TYPE_NON, mid, n->code,

@@ -56,7 +56,8 @@ static ssize_t build_one(coap_exchange_t *x, uint8_t **out, size_t out_cap, uint
         num = beyond ? 0 : (uint32_t)n;
     }
     size_t bsize = coap_block_size(szx);
-    bool sliced = len > bsize || num > 0;
+    /* A diagnostic cut to the budget (payload_cap) goes whole, never as block 0. */
+    bool sliced = (len > bsize && lim->payload_cap == SIZE_MAX) || num > 0;
     const uint8_t *slice = payload;
     size_t slice_len = len;
     bool more = false;

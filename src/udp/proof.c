@@ -83,8 +83,8 @@ static size_t addr_bytes(const struct sockaddr *a, socklen_t alen, uint8_t out[s
     return 0;
 }
 
-static bool hmac(EVP_MAC *mac, const uint8_t key[static SECRET_LEN], const uint8_t *msg,
-                 size_t len, uint8_t out[static MAC_LEN])
+static bool hmac(EVP_MAC *mac, const uint8_t key[static SECRET_LEN], const uint8_t *msg, size_t len,
+                 uint8_t out[static MAC_LEN])
 {
     EVP_MAC_CTX *m = EVP_MAC_CTX_new(mac);
     if (!m)
@@ -135,8 +135,8 @@ size_t udp_proof_make_peer(void *ctx, const transport_peer_t *peer, int64_t now_
                           cap);
 }
 
-bool udp_proof_check_peer(void *ctx, const transport_peer_t *peer, int64_t now_ms,
-                          const uint8_t *v, size_t len)
+bool udp_proof_check_peer(void *ctx, const transport_peer_t *peer, int64_t now_ms, const uint8_t *v,
+                          size_t len)
 {
     return udp_proof_check(ctx, (const struct sockaddr *)&peer->addr, peer->addr_len, now_ms, v,
                            len);

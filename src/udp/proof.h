@@ -40,7 +40,7 @@ bool udp_proof_check(udp_proof_t *p, const struct sockaddr *a, socklen_t alen, i
 /* The same, in the shape of the CoAP engine's Echo provider (ctx is the udp_proof_t). */
 size_t udp_proof_make_peer(void *ctx, const transport_peer_t *peer, int64_t now_ms, uint8_t *out,
                            size_t cap);
-bool udp_proof_check_peer(void *ctx, const transport_peer_t *peer, int64_t now_ms,
-                          const uint8_t *v, size_t len);
+bool udp_proof_check_peer(void *ctx, const transport_peer_t *peer, int64_t now_ms, const uint8_t *v,
+                          size_t len);
 
 #endif

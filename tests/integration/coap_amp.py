@@ -185,7 +185,7 @@ result["mid_replay_replies"] = len(rs)
 
 # 6. Observe from an unverified address: registration, then a large attribute update.
 b = udp_socket(addr="127.0.0.3")
-reg = encode(NON, GET, next(mids), b"\x0b\x0b", path_options(attrs_path) + [(OBSERVE, b"")])
+reg = encode(CON, GET, next(mids), b"\x0b\x0b", path_options(attrs_path) + [(OBSERVE, b"")])
 rs = send(b, reg, "Observe registration")
 if check(len(rs) == 1, "observe registration: no reply"):
     bounded("Observe registration", len(reg), rs[0])

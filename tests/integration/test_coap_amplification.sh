@@ -55,7 +55,6 @@ log "metrics: block2=$(m 'coaphub_coap_amplification_limited_total{action="block
     "echo_401=$(m 'coaphub_coap_amplification_limited_total{action="echo_401"}')" \
     "trim=$(m 'coaphub_coap_amplification_limited_total{action="trim"}')" \
     "drop=$(m 'coaphub_coap_amplification_limited_total{action="drop"}')" \
-    "notify_con=$(m 'coaphub_coap_amplification_limited_total{action="notify_con"}')" \
     "verified_echo=$(m 'coaphub_coap_amplification_verified_total{by="echo"}')" \
     "verified_ack=$(m 'coaphub_coap_amplification_verified_total{by="ack"}')" \
     "verified_now=$(m coaphub_coap_amplification_verified_addresses)"
