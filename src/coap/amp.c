@@ -153,7 +153,9 @@ void coap__amp_echo_input(coap_peer_t *ps, const coap_pdu_t *pdu)
     if (!e->echo.check || !guarded(ps))
         return;
     int i = coap_pdu_opt_find(pdu, COAP_OPT_ECHO, 0);
-    if (i < 0)
+    /* A client may repeat the value in every request: once verified, no HMAC is spent on it
+     * (the verification is renewed by the next proof after it expires). */
+    if (i < 0 || coap__amp_budget(ps, 1) == 0)
         return;
     size_t len;
     const uint8_t *v = coap_pdu_opt_value(pdu, (size_t)i, &len);
@@ -186,9 +188,10 @@ uint16_t coap__amp_con_mid(coap_peer_t *ps)
     if (coap__amp_budget(ps, 1) == 0)
         return coap__next_mid(ps->e);
     for (;;) {
-        uint16_t mid;
-        if (getrandom(&mid, sizeof mid, GRND_NONBLOCK) != (ssize_t)sizeof mid)
-            mid = (uint16_t)(coap__rand01(ps->e) * 65536.0);
+        uint32_t r;
+        if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+            r = (uint32_t)(coap__rand01(ps->e) * 4294967296.0);
+        uint16_t mid = (uint16_t)(r % 65000u); /* server MIDs stay below 65000, as the counter's */
         if (!mid_in_flight(ps, mid))
             return mid;
     }

@@ -90,8 +90,7 @@ static int fake_send(transport_peer_t *p, const uint8_t *d, size_t len)
 
 /* A toy Echo provider (no crypto here: the real one, src/udp/proof.c, has its unit test):
  * the value is "ok" and the port's low byte, so the fuzzer can find it and verify a peer. */
-static size_t echo_make(void *ctx, const transport_peer_t *p, int64_t now, uint8_t *out,
-                        size_t cap)
+static size_t echo_make(void *ctx, const transport_peer_t *p, int64_t now, uint8_t *out, size_t cap)
 {
     const struct sockaddr_in *s = (const struct sockaddr_in *)(const void *)&p->addr;
     ASSERT(cap >= 3);

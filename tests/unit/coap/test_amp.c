@@ -29,8 +29,8 @@ static void on_request(void *app, coap_exchange_t *x, const coap_request_t *req)
         uint64_t off;
         coap_exchange_block2(x, &num, &size, &off);
         size_t n = off >= sizeof big ? 0 : sizeof big - off < size ? sizeof big - off : size;
-        coap_exchange_respond_block(x, COAP_CONTENT, COAP_CF_OCTET, big + off, n, sizeof big,
-                                    NULL, 0);
+        coap_exchange_respond_block(x, COAP_CONTENT, COAP_CF_OCTET, big + off, n, sizeof big, NULL,
+                                    0);
         return;
     }
     coap_exchange_respond(x, f->resp_code ? f->resp_code : COAP_CONTENT, COAP_CF_JSON, f->body,
