@@ -13,7 +13,9 @@
  * within cfg.piggyback_ms of the request, a CON request gets it piggybacked in the ACK;
  * otherwise the engine sends an empty ACK at the deadline and the answer later as a separate
  * CON response, retransmitted with RFC 7252 §4.2 backoff. NON requests get NON responses.
- * Responses larger than the block size are sliced with Block2.
+ * Responses larger than the block size are sliced with Block2. To a plain-UDP address that
+ * has not proven it receives at its address, every answer is at most cfg.amp_factor times
+ * its request (smaller Block2 blocks with an Echo option, RFC 7252 §11.3 and RFC 9175; amp.c).
  *
  * Threading: everything runs on the shard's loop thread.
  */
