@@ -18,7 +18,13 @@ TEST_PKGS=(
   chromium
   postgresql-15 postgresql-client-15
   iproute2 nftables
+  zzuf
+  faketime
 )
+# zzuf: the live malformed flood (reliability R5, test_malformed_flood) mutates valid CoAP
+# requests and DTLS ClientHellos with it.
+# faketime: libfaketime moves the clocks of the real server forward 25 hours (test_observe_lifecycle:
+# RFC 7641's CON notification at least once a day).
 # iproute2, nftables: reliability tests that make a lossy link in a network namespace of their
 # own (ip netns, a veth pair, nft numgen drops inside the namespace; test_coap_loss).
 # postgresql-15: the tests start a throwaway cluster of their own (scripts/pg-test-server.sh,

@@ -25,6 +25,9 @@ echo "== mbedTLS 3.6.6 with RFC 9146 CID, the test peer of test_dtls_cid (cached
 # so and is skipped; nothing else depends on it.
 ./scripts/mbedtls-cid.sh >/dev/null || echo "warning: the mbedTLS test peer could not be built; test_dtls_cid will be skipped"
 
+echo "== promtool, the /metrics linter of test_health (only that binary, cached outside the clone)"
+./scripts/promtool.sh >/dev/null || echo "warning: promtool could not be fetched; test_health skips its promtool check"
+
 echo "== PostgreSQL test cluster"
 pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/coaphub-pg.XXXXXX")
 trap './scripts/pg-test-server.sh stop "$pg_dir"' EXIT

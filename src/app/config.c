@@ -83,6 +83,12 @@ static const opt_t opts[] = {
      OFF(dtls.min_rsa_bits),
      "smallest RSA client key accepted, in bits (0 = any, as ThingsBoard; e.g. 2048 refuses "
      "RSA-1024 certificates with bad_certificate)", false},
+    {"dtls-max-client-chain-bytes", "dtls", "max_client_chain_bytes",
+     {"COAPHUB_DTLS_MAX_CLIENT_CHAIN_BYTES"}, T_INT, OFF(dtls.max_client_chain_bytes),
+     "largest client certificate chain (Certificate message) accepted, in bytes, at least 1024; "
+     "also bounds the handshake messages a peer may announce (to this or ~17.7 KB, whichever "
+     "is larger), which OpenSSL allocates on their first fragment; a bigger one fails the "
+     "handshake", false},
     {"dtls-mtu", "dtls", "max_transmission_unit",
      {"COAPHUB_DTLS_MTU", "COAP_DTLS_MAX_TRANSMISSION_UNIT"}, T_INT, OFF(dtls.mtu),
      "the link MTU (IP packet size, as ThingsBoard): DTLS datagrams we send are at most this "
@@ -244,6 +250,10 @@ static const opt_t opts[] = {
      OFF(api.rate_buckets),
      "devices and addresses each shard tracks for the rate limits (least recently used reused)",
      false},
+    {"coap-dedup-entries", "coap", "dedup_entries", {"COAPHUB_COAP_DEDUP_ENTRIES"}, T_SIZE,
+     OFF(api.engine.max_dedup_entries),
+     "(peer, Message ID) pairs each shard remembers to answer retransmissions (RFC 7252 "
+     "§4.5; beyond: the oldest is forgotten)", false},
     {"coap-block1-per-address", "coap", "block1_per_address",
      {"COAPHUB_COAP_BLOCK1_PER_ADDRESS"}, T_SIZE, OFF(api.engine.block1_per_addr),
      "Block1 uploads in progress from one IPv4 address or IPv6 /64 (per shard; a new one beyond "
@@ -267,8 +277,16 @@ static const opt_t opts[] = {
      "off)", false},
     {"coap-verified-addresses", "coap", "verified_addresses",
      {"COAPHUB_COAP_VERIFIED_ADDRESSES"}, T_SIZE, OFF(api.engine.amp_verified_max),
-     "plain-UDP addresses (with port) each shard remembers as verified for 10 minutes (least "
-     "recently verified forgotten first)", false},
+     "plain-UDP addresses (with port) each shard remembers as verified (least recently verified "
+     "forgotten first)", false},
+    {"coap-verified-ms", "coap", "verified_ms", {"COAPHUB_COAP_VERIFIED_MS"}, T_INT,
+     OFF(api.engine.amp_verified_ms),
+     "an address stays verified this long after its last proof (an Echo value back, an ACK of "
+     "a CON); then its next large reply is shortened again", false},
+    {"coap-observers-per-address", "coap", "observers_per_address",
+     {"COAPHUB_COAP_OBSERVERS_PER_ADDRESS"}, T_SIZE, OFF(api.engine.observers_per_addr),
+     "Observe relations from one IPv4 address or IPv6 /64 (per shard; a registration beyond is "
+     "answered without Observe; 0 = no limit, e.g. 64 where devices have their own addresses)", false},
     {"psm-activity-timer-ms", "coap", "psm_activity_timer",
      {"COAPHUB_PSM_ACTIVITY_TIMER_MS", "COAP_PSM_ACTIVITY_TIMER"}, T_I64,
      OFF(api.psm_activity_timer_ms),

@@ -15,7 +15,7 @@
  *
  * The verified addresses are a table of at most cfg.amp_verified_max entries (address and
  * port, about 80 bytes each), least recently verified evicted first, each valid for
- * COAP_AMP_VERIFIED_MS after its last proof. The table is per engine, i.e. per shard: the
+ * cfg.amp_verified_ms after its last proof. The table is per engine, i.e. per shard: the
  * kernel's SO_REUSEPORT hash sends one address and port to the same shard for good.
  *
  * Cost on the steady path: a plain-UDP request does one keyed-hash lookup here (its
@@ -140,7 +140,7 @@ void coap__amp_proven(coap_peer_t *ps, bool by_echo)
         coap_list_del(&a->lru);
     }
     coap_list_push(&e->amp_lru, &a->lru);
-    a->expires_ms = now + COAP_AMP_VERIFIED_MS;
+    a->expires_ms = now + (e->cfg.amp_verified_ms > 0 ? e->cfg.amp_verified_ms : 1);
     if (by_echo)
         e->stats.amp_verified_echo++;
     else

@@ -147,8 +147,13 @@ typedef struct coap_engine_cfg {
     size_t max_body;   /* Block1 reassembly cap in bytes; larger -> 4.13 + Size1 (default 262144) */
     size_t block_size; /* preferred Block2 size: 16..1024 (default 1024) */
     int max_non_notifications; /* at most this many NON notifications before a CON (default 5) */
-    size_t max_dedup_entries;  /* cap per engine on cached responses (default 100000) */
+    size_t max_dedup_entries;  /* cap per engine on (peer, MID) entries and their cached
+                                * responses; beyond it the oldest is dropped (default 100000) */
     size_t max_pending_con_per_peer; /* cap on outstanding CONs per peer (default 64) */
+    size_t observers_per_addr;       /* observations from one source address (IPv4 / IPv6 /64, all
+                                * ports): a registration beyond it is answered without
+                                * Observe (RFC 7641 §4.1); 0 = no cap (the default: a fleet
+                                * behind one NAT observes from one address) */
     /* Block1 reassembly caps (besides COAP_MAX_BLOCK_STATES_PER_PEER, where a new transfer
      * evicts the peer's oldest). 0 = no cap. */
     size_t block1_per_addr;  /* transfers from one source address (IPv4 / IPv6 /64, all
@@ -164,6 +169,10 @@ typedef struct coap_engine_cfg {
      * amp_factor times the bytes of the request that caused it (0 = no guard; default 3). */
     int amp_factor;
     size_t amp_verified_max; /* addresses remembered as proven (LRU; default 10000) */
+    /* How long an address stays verified after its last proof (an Echo value we issued to
+     * it, an ACK/RST of a CON we sent it; default 600000). NAT bindings of a real device
+     * last minutes, so not much longer than one; sleepy devices may want more. */
+    int amp_verified_ms;
 } coap_engine_cfg_t;
 
 /* Fills cfg with the defaults above. */
@@ -196,7 +205,7 @@ void coap_engine_free(coap_engine_t *e);
 void coap_engine_set_echo(coap_engine_t *e, const coap_echo_ops_t *echo);
 
 /* Has the address of peer (plain UDP) proven that it receives at its address (an Echo value
- * or an acknowledged CON within COAP_AMP_VERIFIED_MS)? For tests and the guard. */
+ * or an acknowledged CON within cfg.amp_verified_ms)? For tests and the guard. */
 bool coap_engine_addr_verified(coap_engine_t *e, const transport_peer_t *peer);
 
 /* A request datagram from peer was larger than the transport's buffer: p holds its first
@@ -253,8 +262,9 @@ void coap_exchange_set_max_age(coap_exchange_t *x, uint32_t seconds);
 /* Turns a GET exchange into an observation (RFC 7641). Call before coap_exchange_respond();
  * the response then carries Observe=0 (the first of this relation's 24-bit sequence) if it is
  * a 2.xx, and the relation becomes live once it is sent. If the response is not 2.xx the
- * relation is dropped without on_observe_end. Returns NULL when the per-peer cap is reached
- * (the response is then sent without Observe). obs_data is the application's. */
+ * relation is dropped without on_observe_end. Returns NULL when the per-peer cap or
+ * cfg.observers_per_addr is reached (the response is then sent without Observe; counted in
+ * stats.observe_refused_*). obs_data is the application's. */
 coap_observer_t *coap_exchange_observe(coap_exchange_t *x, void *obs_data);
 
 /* The peer a live exchange came from (for the application's bookkeeping). */
@@ -298,6 +308,10 @@ transport_peer_t *coap_observer_peer(const coap_observer_t *obs);
       "Bytes held by Block1 reassembly and Block2 caches (cap: --coap-block-memory).")             \
     X(oversize, "coap_oversize_requests_total", "counter", NULL,                                   \
       "Datagrams larger than the receive buffer (requests among them answered 4.13).")             \
+    X(dedup_entries, "coap_dedup_entries", "gauge", NULL,                                          \
+      "Deduplication entries held (cap: --coap-dedup-entries).")                                   \
+    X(dedup_evicted, "coap_dedup_evicted_total", "counter", NULL,                                  \
+      "Deduplication entries dropped before EXCHANGE_LIFETIME because the cap was reached.")       \
     X(amp_block2, "coap_amplification_limited_total", "counter", "{action=\"block2\"}",            \
       "Replies to unverified plain-UDP addresses shortened to the amplification limit.")           \
     X(amp_trim, "coap_amplification_limited_total", "counter", "{action=\"trim\"}", NULL)          \
@@ -309,6 +323,9 @@ transport_peer_t *coap_observer_peer(const coap_observer_t *obs);
     X(amp_verified, "coap_amplification_verified_addresses", "gauge", NULL,                        \
       "Plain-UDP addresses currently verified (cap: --coap-verified-addresses).")                  \
     X(observers, "observe_relations", "gauge", NULL, "Live CoAP observations.")                    \
+    X(observe_refused_peer, "coap_observe_refused_total", "counter", "{cap=\"peer\"}",             \
+      "Observe registrations answered without Observe because a cap was reached.")                 \
+    X(observe_refused_addr, "coap_observe_refused_total", "counter", "{cap=\"address\"}", NULL)    \
     X(notifications, "observe_notifications_total", "counter", NULL, "Observe notifications sent.")
 typedef struct coap_engine_stats {
     COAP_ENGINE_STATS(STATS_FIELD)

@@ -22,6 +22,7 @@
 #include "coap/coap.h"
 #include "coap/pdu.h"
 #include "core/htab.h"
+#include "core/sockaddr.h"
 
 #include <sys/types.h>
 
@@ -51,12 +52,12 @@
 #define COAP_EXCHANGE_INLINE_KEY 96 /* method + Uri-Path/Uri-Query of a usual request */
 #define COAP_SPARE_DEDUPS 512       /* at the cap an evicted entry is reused at once */
 #define COAP_SPARE_EXCHANGES 2048   /* requests waiting for a store commit, ~250 B each */
-/* How long an address stays verified after its last proof (an Echo value we issued to it,
- * or an ACK/RST of a CON we sent it): NAT bindings of a real device last minutes, so a
- * verification is not kept for much longer than one (amp.c). */
-#define COAP_AMP_VERIFIED_MS (10LL * 60 * 1000)
 /* RFC 7641 §4.5: send a CON notification at least every 24 hours. */
 #define COAP_OBS_CON_EVERY_MS (24LL * 3600 * 1000)
+/* NON notifications a relation remembers (MID, time) so that a client's RST to one of them
+ * ends it (RFC 7641 §3.6); at most max_non_notifications go out between CONs, so 8 covers
+ * the default 5. An RST to an older one is ignored; the next CON finds the client gone. */
+#define COAP_OBS_NON_MIDS 8
 
 typedef struct coap_peer coap_peer_t;
 
@@ -143,13 +144,27 @@ struct coap_observer {
     uint32_t seq; /* last Observe value sent */
     int non_count;
     int64_t last_con_ms;
+    uint16_t non_mid[COAP_OBS_NON_MIDS]; /* the last NON notifications' MIDs, a ring */
+    int64_t non_at[COAP_OBS_NON_MIDS];   /* when each went out (0: slot unused) */
+    uint8_t non_next;
     void *data;
     coap_con_t *inflight;
     coap_link_t queue; /* coap_notif_t */
     uint8_t *key;      /* Block2 cache key of the resource */
     size_t key_len;
     size_t req_len; /* bytes of the registration: the amplification budget of a notification */
+    struct coap_obs_addr *addr; /* its source address's count (cfg.observers_per_addr), or NULL */
 };
+
+/* The observations (live and pending registrations) of one source address, IPv4 or IPv6 /64
+ * with all its ports, for cfg.observers_per_addr; exists while it counts at least one. The
+ * relation keeps the group it joined, so a rebinding (DTLS CID) does not move its count. */
+typedef struct coap_obs_addr {
+    htab_link_t link; /* in coap_engine.obs_addrs */
+    size_t n;
+    uint8_t key_len;
+    uint8_t key[SOCKADDR_PREFIX_KEY_MAX];
+} coap_obs_addr_t;
 
 struct coap_exchange {
     coap_link_t link; /* in coap_peer_t.exchanges */
@@ -236,6 +251,7 @@ struct coap_engine {
     size_t block_mem;
     coap_link_t block_lru; /* every coap_bstate_t, least recently active (soonest expiry) first */
     htab_t bgroups;        /* coap_bgroup_t by kind + key */
+    htab_t obs_addrs;      /* coap_obs_addr_t by address prefix key (observe.c) */
     uint16_t next_mid;
     uint64_t rng;
     loop_timer_t gc_timer;
@@ -273,7 +289,7 @@ coap_dedup_t *coap__dedup_add(coap_peer_t *ps, uint16_t mid, bool con, uint64_t 
 void coap__dedup_expire(coap_engine_t *e, int64_t now);
 coap_con_t *coap__con_send(coap_peer_t *ps, uint16_t mid, uint8_t *buf, size_t len);
 /* An ACK or RST for one of our CONs: completes it (its done callback, or a free). */
-void coap__con_match(coap_peer_t *ps, uint16_t mid, bool reset);
+bool coap__con_match(coap_peer_t *ps, uint16_t mid, bool reset); /* false: no CON had mid */
 void coap__con_free(coap_con_t *c);
 void coap__gc_arm(coap_engine_t *e);
 /* Frees the spare lists (engine teardown). */
@@ -332,6 +348,9 @@ const coap_bstate_t *coap__block2_input(coap_exchange_t *x);
 
 /* ---- observe.c ---- */
 coap_observer_t *coap__obs_find(coap_peer_t *ps, const uint8_t *token, size_t tkl);
+/* An RST that matched none of ps's CONs: if it answers one of its relations' recent NON
+ * notifications, that relation ends (RESET). Returns whether one did. */
+bool coap__obs_reset_non(coap_peer_t *ps, uint16_t mid);
 void coap__obs_end(coap_observer_t *obs, coap_obs_end_t why);
 void coap__obs_free_pending(coap_observer_t *obs);
 void coap__obs_activate(coap_observer_t *obs);
@@ -341,7 +360,7 @@ void coap__obs_activate(coap_observer_t *obs);
  * not apply (factor 0, DTLS, a verified address), else amp_factor * req_len. */
 size_t coap__amp_budget(coap_peer_t *ps, size_t req_len);
 /* ps proved it receives at its address (by_echo: an Echo value; else an ACK/RST of our
- * CON): remembered for COAP_AMP_VERIFIED_MS. */
+ * CON): remembered for cfg.amp_verified_ms. */
 void coap__amp_proven(coap_peer_t *ps, bool by_echo);
 /* Echo option stage: a request carrying an Echo value we issued to its address verifies it. */
 void coap__amp_echo_input(coap_peer_t *ps, const coap_pdu_t *pdu);

@@ -35,12 +35,14 @@ void coap_engine_cfg_default(coap_engine_cfg_t *cfg)
         .max_non_notifications = 5,
         .max_dedup_entries = 100000,
         .max_pending_con_per_peer = 64,
+        .observers_per_addr = 0, /* off: see docs/operations.md "Limits" */
         .block1_per_addr = 16,
         .block1_per_owner = 4,
         .block_mem_cap = COAP_BLOCK_MEM_CAP,
         .block_lifetime_ms = 0,
         .amp_factor = 3,
         .amp_verified_max = 10000,
+        .amp_verified_ms = 600000,
     };
 }
 
@@ -74,6 +76,7 @@ coap_engine_t *coap_engine_new(loop_t *loop, const coap_engine_cfg_t *cfg,
     htab_init(&e->bgroups, 0);
     htab_init(&e->amp_addrs, 0);
     coap_list_init(&e->amp_lru);
+    htab_init(&e->obs_addrs, 0);
     htab_init(&e->dedup_by_mid, e->cfg.max_dedup_entries < COAP_DEDUP_SLOTS_MAX
                                     ? e->cfg.max_dedup_entries
                                     : COAP_DEDUP_SLOTS_MAX);
@@ -95,7 +98,8 @@ void coap_engine_free(coap_engine_t *e)
     loop_timer_cancel(e->loop, &e->gc_timer);
     coap__spares_free(e);
     htab_fini(&e->dedup_by_mid);
-    htab_fini(&e->bgroups); /* empty: every peer's state went with it */
+    htab_fini(&e->bgroups);   /* empty: every peer's state went with it */
+    htab_fini(&e->obs_addrs); /* empty: every observer went with its peer */
     coap__amp_fini(e);
     free(e);
 }
@@ -171,6 +175,7 @@ void coap_engine_get_stats(const coap_engine_t *e, coap_engine_stats_t *out)
     *out = e->stats;
     out->block_mem = e->block_mem;
     out->amp_verified = htab_count(&e->amp_addrs);
+    out->dedup_entries = e->n_dedup;
 }
 
 /* ---- exchanges ---- */
@@ -641,6 +646,14 @@ void coap_engine_input(coap_engine_t *e, transport_peer_t *peer, const uint8_t *
         input_malformed(e, peer, &pdu, len, rc);
         return;
     }
+    /* RFC 7252 §4.1: an Empty message (0.00) has nothing after its Message ID, and an RST is
+     * always Empty (§4.3); anything else is a format error, which in an ACK or RST is
+     * ignored (§4.2): it must not confirm or cancel one of our CONs. */
+    if ((pdu.type == COAP_TYPE_RST && (pdu.code != 0 || len != 4)) ||
+        (pdu.type == COAP_TYPE_ACK && pdu.code == 0 && len != 4)) {
+        input_malformed(e, peer, &pdu, len, -EBADMSG);
+        return;
+    }
     coap_peer_t *ps = coap__peer_get(e, peer);
     ps->hold++;
     switch (pdu.type) {
@@ -648,7 +661,10 @@ void coap_engine_input(coap_engine_t *e, transport_peer_t *peer, const uint8_t *
         coap__con_match(ps, pdu.mid, false);
         break;
     case COAP_TYPE_RST:
-        coap__con_match(ps, pdu.mid, true);
+        /* RFC 7641 §3.6: a client that forgot a relation answers its next notification with
+         * RST, NON ones too (RFC 7252 §4.3 lets it reject a NON message). */
+        if (!coap__con_match(ps, pdu.mid, true) && coap__obs_reset_non(ps, pdu.mid))
+            e->stats.resets++;
         break;
     default:
         handle_request(ps, &pdu);

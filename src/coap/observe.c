@@ -8,6 +8,7 @@
 #include "coap/coap_int.h"
 
 #include "core/err.h"
+#include "core/hash.h"
 #include "core/xmalloc.h"
 
 #include <errno.h>
@@ -24,13 +25,78 @@ coap_observer_t *coap__obs_find(coap_peer_t *ps, const uint8_t *token, size_t tk
     return NULL;
 }
 
+/* ---- the per-address cap (cfg.observers_per_addr) ---------------------------------------
+ * RFC 7641 §7: every relation costs the server state, and one host can open many source
+ * ports, so relations are counted per address (IPv4, IPv6 /64) besides per peer. */
+
+static bool addr_has_key(const htab_link_t *l, const void *k)
+{
+    const coap_obs_addr_t *a = HTAB_ENTRY(l, coap_obs_addr_t, link);
+    const htab_bytes_t *key = k;
+    return htab_bytes_equal(key, a->key, a->key_len);
+}
+
+/* Counts a new relation of ps in its address's group; false (nothing counted) when the
+ * address is at the cap. *out is the group, or NULL when there is no cap or no key. */
+static bool addr_join(coap_peer_t *ps, coap_obs_addr_t **out)
+{
+    coap_engine_t *e = ps->e;
+    *out = NULL;
+    uint8_t key[SOCKADDR_PREFIX_KEY_MAX];
+    size_t n = e->cfg.observers_per_addr ? sockaddr_prefix_key(&ps->tp->addr, key) : 0;
+    if (n == 0)
+        return true;
+    htab_bytes_t k = {key, n};
+    uint64_t h = hash_bytes(key, n);
+    htab_link_t *l = htab_find(&e->obs_addrs, h, addr_has_key, &k);
+    coap_obs_addr_t *a = l ? HTAB_ENTRY(l, coap_obs_addr_t, link) : NULL;
+    if (a && a->n >= e->cfg.observers_per_addr)
+        return false;
+    if (!a) {
+        a = xcalloc(1, sizeof *a);
+        memcpy(a->key, key, n);
+        a->key_len = (uint8_t)n;
+        htab_insert(&e->obs_addrs, &a->link, h);
+    }
+    a->n++;
+    *out = a;
+    return true;
+}
+
+static void addr_leave(coap_engine_t *e, coap_obs_addr_t *a)
+{
+    if (a && --a->n == 0) {
+        htab_remove(&e->obs_addrs, &a->link);
+        free(a);
+    }
+}
+
+/* Room for one more relation on ps: counts it (peer and address) and gives its address
+ * group, or counts the refusal and returns false. */
+static bool obs_admit(coap_peer_t *ps, coap_obs_addr_t **addr)
+{
+    coap_engine_t *e = ps->e;
+    if (ps->n_observers >= COAP_MAX_OBSERVERS_PER_PEER) {
+        e->stats.observe_refused_peer++;
+        return false;
+    }
+    if (!addr_join(ps, addr)) {
+        e->stats.observe_refused_addr++;
+        return false;
+    }
+    ps->n_observers++; /* counted from now so the caps also cover pending ones */
+    return true;
+}
+
 coap_observer_t *coap_exchange_observe(coap_exchange_t *x, void *obs_data)
 {
     if (!x->ps || x->ps->closing || x->method != COAP_GET || x->obs)
         return NULL;
-    if (x->ps->n_observers >= COAP_MAX_OBSERVERS_PER_PEER)
+    coap_obs_addr_t *addr;
+    if (!obs_admit(x->ps, &addr))
         return NULL;
     coap_observer_t *o = xcalloc(1, sizeof *o);
+    o->addr = addr;
     o->ps = x->ps;
     memcpy(o->token, x->token, x->tkl);
     o->tkl = x->tkl;
@@ -45,7 +111,6 @@ coap_observer_t *coap_exchange_observe(coap_exchange_t *x, void *obs_data)
         o->key_len = x->key_len;
     }
     x->obs = o;
-    x->ps->n_observers++; /* counted from now so the cap also covers pending ones */
     return o;
 }
 
@@ -66,8 +131,10 @@ static void drop_queue(coap_observer_t *o)
 /* Frees a relation that never went live (non-2.xx answer, orphaned exchange). */
 void coap__obs_free_pending(coap_observer_t *obs)
 {
-    if (obs->ps)
+    if (obs->ps) {
         obs->ps->n_observers--;
+        addr_leave(obs->ps->e, obs->addr);
+    }
     free(obs->key);
     free(obs);
 }
@@ -178,12 +245,32 @@ static void send_one(coap_observer_t *o, coap_notif_t *n)
         o->inflight = c;
     } else {
         o->non_count++;
+        o->non_mid[o->non_next] = mid;
+        o->non_at[o->non_next] = now ? now : 1;
+        o->non_next = (uint8_t)((o->non_next + 1) % COAP_OBS_NON_MIDS);
         ps->n_pending--;
         coap__send(ps, buf, (size_t)len);
         free(buf);
         if (n->cookie && e->ops.on_notify_result)
             e->ops.on_notify_result(e->app, o->data, n->cookie, true);
     }
+}
+
+bool coap__obs_reset_non(coap_peer_t *ps, uint16_t mid)
+{
+    coap_engine_t *e = ps->e;
+    /* Only recent ones: MIDs are reused after 65536 messages of the engine. */
+    int64_t since = loop_now_ms(e->loop) - e->cfg.exchange_lifetime_ms;
+    for (coap_link_t *l = ps->observers.next; l != &ps->observers; l = l->next) {
+        coap_observer_t *o = COAP_CONTAINER(l, coap_observer_t, link);
+        for (int i = 0; i < COAP_OBS_NON_MIDS; i++) {
+            if (o->non_at[i] && o->non_at[i] >= since && o->non_mid[i] == mid) {
+                coap__obs_end(o, COAP_OBS_END_RESET);
+                return true;
+            }
+        }
+    }
+    return false;
 }
 
 static void pump(coap_observer_t *o)
@@ -343,11 +430,12 @@ void coap__obs_restore(coap_engine_t *e, transport_peer_t *tp, const uint8_t *p,
             break;
         const uint8_t *app = p + off;
         off += alen;
-        if (ps->closing || ps->n_observers >= COAP_MAX_OBSERVERS_PER_PEER ||
-            coap__obs_find(ps, token, tkl))
+        coap_obs_addr_t *addr;
+        if (ps->closing || coap__obs_find(ps, token, tkl) || !obs_admit(ps, &addr))
             continue;
         coap_observer_t *o = xcalloc(1, sizeof *o);
         o->ps = ps;
+        o->addr = addr;
         memcpy(o->token, token, tkl);
         o->tkl = (uint8_t)tkl;
         o->con = con;
@@ -358,7 +446,6 @@ void coap__obs_restore(coap_engine_t *e, transport_peer_t *tp, const uint8_t *p,
             memcpy(o->key, key, klen);
             o->key_len = klen;
         }
-        ps->n_observers++;
         o->data = e->ops.on_observer_restore(e->app, o, app, alen);
         if (!o->data) {
             coap__obs_free_pending(o);

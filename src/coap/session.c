@@ -204,6 +204,7 @@ coap_dedup_t *coap__dedup_add(coap_peer_t *ps, uint16_t mid, bool con, uint64_t 
         coap_dedup_t *old = COAP_CONTAINER(e->dedup.next, coap_dedup_t, engine_link);
         coap_peer_t *ops = old->ps;
         dedup_free(e, old);
+        e->stats.dedup_evicted++;
         if (ops != ps)
             coap__peer_maybe_release(ops);
     }
@@ -299,7 +300,7 @@ void coap__con_free(coap_con_t *c)
 
 /* An ACK or RST for one of our CONs (RFC 7252 §4.2, §4.3). Unknown MIDs are ignored: they
  * may be late duplicates, or forged (RFC 7252 §11.4). */
-void coap__con_match(coap_peer_t *ps, uint16_t mid, bool reset)
+bool coap__con_match(coap_peer_t *ps, uint16_t mid, bool reset)
 {
     for (coap_link_t *l = ps->cons.next; l != &ps->cons; l = l->next) {
         coap_con_t *c = COAP_CONTAINER(l, coap_con_t, link);
@@ -313,8 +314,9 @@ void coap__con_match(coap_peer_t *ps, uint16_t mid, bool reset)
             c->done(c, !reset, reset);
         else
             coap__con_free(c);
-        return;
+        return true;
     }
+    return false;
 }
 
 static void gc_cb(loop_t *loop, void *arg)
@@ -352,6 +354,7 @@ void coap__engine_validate(const coap_engine_t *e)
 {
     size_t n_dedup = 0, block_mem = 0, n_states = 0, grouped[2] = {0, 0};
     uint64_t observers = 0;
+    size_t registered = 0; /* live relations and pending registrations */
     for (const coap_link_t *l = e->dedup.next; l != &e->dedup; l = l->next)
         n_dedup++;
     ASSERT(n_dedup == e->n_dedup);
@@ -371,6 +374,7 @@ void coap__engine_validate(const coap_engine_t *e)
         ASSERT(pending == ps->n_pending);
         ASSERT(n_obs <= ps->n_observers); /* n_observers also counts pending registrations */
         observers += n_obs;
+        registered += ps->n_observers;
         const coap_link_t *lists[2] = {&ps->block1, &ps->block2};
         for (size_t i = 0; i < 2; i++) {
             for (const coap_link_t *b = lists[i]->next; b != lists[i]; b = b->next) {
@@ -401,4 +405,11 @@ void coap__engine_validate(const coap_engine_t *e)
     }
     ASSERT(in_groups[0] == grouped[0] && in_groups[1] == grouped[1]);
     ASSERT(observers == e->stats.observers);
+    size_t in_addrs = 0; /* relations counted per address (none when that cap is off) */
+    for (htab_link_t *l = htab_iter_first(&it, &e->obs_addrs); l; l = htab_iter_next(&it)) {
+        const coap_obs_addr_t *a = HTAB_ENTRY(l, coap_obs_addr_t, link);
+        ASSERT(a->n > 0 && a->key_len > 0);
+        in_addrs += a->n;
+    }
+    ASSERT(in_addrs <= registered);
 }

@@ -53,6 +53,11 @@ typedef struct dtls_cfg {
     int64_t unknown_cert_inactivity_ms;
     /* Smallest RSA client key accepted, in bits (0 = any, the default, as ThingsBoard). */
     int min_rsa_bits;
+    /* Largest client Certificate message accepted, in bytes (default 16384). OpenSSL also
+     * uses it (or ~17.7 KB, whichever is larger) as the largest handshake message a peer may
+     * announce, and allocates each announced length as soon as a first fragment of it comes,
+     * for up to 11 messages per handshake: this bounds what a stalled handshake can hold. */
+    int max_client_chain_bytes;
     int handshake_timeout_ms;  /* a half-open handshake is dropped after this (default 30000) */
     /* After the first application record, free OpenSSL's SSL and protect records with our
      * compact record layer (~0.2 KB instead of ~50 KB per idle session; AES-GCM/CCM/CCM_8

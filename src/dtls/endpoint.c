@@ -75,6 +75,7 @@ struct dtls_ctx {
     int64_t (*psk_find)(void *ctx, const char *identity, size_t len, uint8_t *key, size_t *key_len);
     bool skip_validity;
     int min_rsa_bits; /* 0: any RSA client key */
+    int max_chain;    /* SSL_CTX_set_max_cert_list: see dtls_cfg_t.max_client_chain_bytes */
     char *cert_path, *key_path, *chain_path, *password;
     char *ciphers; /* NULL: the built-in AEAD list */
     int cid_len;   /* RFC 9146: 0 = the connection_id extension is not registered */
@@ -252,6 +253,7 @@ void dtls_cfg_default(dtls_cfg_t *cfg)
                         .session_inactivity_ms = 86400000,
                         .unknown_cert_inactivity_ms = 600000,
                         .handshake_timeout_ms = 30000,
+                        .max_client_chain_bytes = 16384,
                         .compact_records = true};
 }
 
@@ -516,6 +518,10 @@ static SSL_CTX *build(dtls_ctx_t *ctx, char err[static ERR_LEN])
     SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_COOKIE_EXCHANGE |
                                SSL_OP_NO_QUERY_MTU | SSL_OP_NO_TICKET);
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER, dtls__verify_cb);
+    /* OpenSSL's default, 100 KB, is also the length a peer may announce for each of up to 11
+     * fragmented handshake messages, allocated on the first fragment: ~240 KB of RSS per
+     * stalled handshake (12 datagrams), 6x a plain one. A client chain is a few KB. */
+    SSL_CTX_set_max_cert_list(c, (long)ctx->max_chain);
     SSL_CTX_set_cookie_generate_cb(c, dtls__cookie_generate_cb);
     SSL_CTX_set_cookie_verify_cb(c, dtls__cookie_verify_cb);
     SSL_CTX_set_session_id_context(c, SID_CTX, sizeof SID_CTX - 1);
@@ -682,6 +688,7 @@ dtls_ctx_t *dtls_ctx_new(const dtls_cfg_t *cfg, char err[static ERR_LEN])
     ctx->cid_len = cfg->compact_records ? cfg->cid_len : 0;
     ctx->skip_validity = cfg->skip_validity_check;
     ctx->min_rsa_bits = cfg->min_rsa_bits;
+    ctx->max_chain = cfg->max_client_chain_bytes;
     sess_init(&ctx->sessions);
     ctx->restore = dtls__restore_new();
     if (cfg->cert_file) {

@@ -362,11 +362,12 @@ dtls_listener_t *dtls_listener_new(loop_t *loop, const transport_sink_t *sink, d
     if (cfg->mtu < 256 || cfg->mtu > DTLS_MAX_DGRAM || cfg->retransmission_ms <= 0 ||
         cfg->handshake_timeout_ms <= 0 || cfg->max_handshakes <= 0 || cfg->max_sessions <= 0 ||
         cfg->max_handshakes_per_addr <= 0 || cfg->handshake_stall_ms <= 0 ||
-        cfg->unknown_cert_inactivity_ms <= 0 || cfg->min_rsa_bits < 0 || cfg->cid_len < 0 ||
-        cfg->cid_len > DTLS_CID_LEN_MAX || !cfg->bind_addr) {
+        cfg->unknown_cert_inactivity_ms <= 0 || cfg->min_rsa_bits < 0 ||
+        cfg->max_client_chain_bytes < 1024 || cfg->cid_len < 0 || cfg->cid_len > DTLS_CID_LEN_MAX ||
+        !cfg->bind_addr) {
         snprintf(err, ERR_LEN,
                  "invalid DTLS settings (a bind address, mtu 256..%d, positive "
-                 "timeouts and caps)",
+                 "timeouts and caps, a client chain cap of at least 1024 bytes)",
                  DTLS_MAX_DGRAM);
         return NULL;
     }

@@ -29,6 +29,7 @@ static int read_table(pg_conn_t *c, store_pg_t *q, const store_table_t *t, size_
                       store_copy_row_fn fn, void *arg)
 {
     char sql[SQL_LEN];
+    /* sql-gate: table and column names from copy.c's fixed tables[]. */
     snprintf(sql, sizeof sql, "DECLARE copy_cur NO SCROLL CURSOR FOR SELECT %s FROM %s ORDER BY %s",
              t->cols, t->name, t->order);
     int r = exec_text(c, q, sql);
@@ -187,6 +188,7 @@ int store__pg_copy_write(store_db_t *db, const store_table_t *t, const store_cel
     store_pg_t *q = store__pg(db);
     size_t n = strlen(t->kinds);
     char sql[SQL_LEN];
+    /* sql-gate: table and column names from copy.c's fixed tables[]. */
     snprintf(sql, sizeof sql, "COPY %s(%s) FROM STDIN", t->name, t->cols);
     pg_conn_t *c = pg__conn_take(q);
     int r = pg__conn_ready(q, c);
@@ -237,6 +239,7 @@ int store__pg_copy_finish(store_db_t *db, const store_table_t *tables, size_t n)
             continue;
         char sql[SQL_LEN];
         /* The next id is past every copied one (setval's false: that value is not used). */
+        /* sql-gate: table and column names from copy.c's fixed tables[]. */
         snprintf(sql, sizeof sql,
                  "SELECT setval(pg_get_serial_sequence('%s', '%s'),"
                  " COALESCE(MAX(%s), 0) + 1, false) FROM %s",
@@ -251,6 +254,7 @@ int store__pg_count_rows(store_db_t *db, const char *table, int64_t *out)
 {
     store_pg_t *q = store__pg(db);
     char sql[128];
+    /* sql-gate: table names from copy.c's fixed tables[]. */
     snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s", table);
     pg_conn_t *c = pg__conn_take(q);
     int r = pg__conn_ready(q, c);

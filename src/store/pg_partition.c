@@ -170,6 +170,7 @@ static int create(store_pg_t *q, pg_conn_t *c, const pg_part_t *p)
     char from[24], to[24], sql[256];
     bound(from, sizeof from, p->from, true);
     bound(to, sizeof to, p->to, false);
+    /* sql-gate: the partition name is made by range_of() from numbers; bounds are numbers. */
     snprintf(sql, sizeof sql,
              "CREATE TABLE IF NOT EXISTS %s PARTITION OF ts_kv FOR VALUES FROM (%s) TO (%s)",
              p->name, from, to);
@@ -384,12 +385,22 @@ int store__pg_ts_expire(store_db_t *db, int64_t cutoff_ms, int64_t *removed, boo
     if (!found)
         return 0;
     pg_conn_t *c = pg__conn_take(q);
-    char sql[160];
-    /* DROP locks ts_kv for a moment; waiting long behind a merge or a long read is not worth
-     * it: the next run drops it. */
-    snprintf(sql, sizeof sql,
-             "BEGIN; SET LOCAL lock_timeout = '2s'; DROP TABLE IF EXISTS %s; COMMIT", victim.name);
-    int r = pg__exec_simple(c, q, sql);
+    char sql[256];
+    /* The name was read back from pg_inherits: whoever can create a partition by hand chooses
+     * it, so it is quoted as an identifier rather than trusted. */
+    int r = pg__conn_ready(q, c);
+    char *ident = r == 0 ? PQescapeIdentifier(c->conn, victim.name, strlen(victim.name)) : NULL;
+    if (r == 0 && !ident)
+        r = pg__err(c->conn, NULL);
+    if (ident) {
+        /* DROP locks ts_kv for a moment; waiting long behind a merge or a long read is not
+         * worth it: the next run drops it. */
+        /* sql-gate: the identifier is quoted by PQescapeIdentifier above. */
+        snprintf(sql, sizeof sql,
+                 "BEGIN; SET LOCAL lock_timeout = '2s'; DROP TABLE IF EXISTS %s; COMMIT", ident);
+        PQfreemem(ident);
+        r = pg__exec_simple(c, q, sql);
+    }
     pg__conn_give(q, c);
     if (r != 0) {
         *more = false;

@@ -20,6 +20,7 @@ static int read_table(store_conn_t *c, const store_table_t *t, size_t ti, store_
                       void *arg)
 {
     char sql[SQL_LEN];
+    /* sql-gate: table and column names from copy.c's fixed tables[]. */
     snprintf(sql, sizeof sql, "SELECT %s FROM %s ORDER BY %s", t->cols, t->name, t->order);
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
@@ -67,6 +68,7 @@ int store__sqlite_copy_write(store_db_t *db, const store_table_t *t, const store
     store_sqlite_t *q = store__sq(db);
     size_t n = strlen(t->kinds);
     char sql[SQL_LEN];
+    /* sql-gate: table and column names from copy.c's fixed tables[]; values are bound. */
     size_t len = (size_t)snprintf(sql, sizeof sql, "INSERT INTO %s(%s) VALUES (", t->name, t->cols);
     for (size_t i = 0; i < n; i++)
         len += (size_t)snprintf(sql + len, sizeof sql - len, i ? ", ?" : "?");
@@ -117,6 +119,7 @@ int store__sqlite_count_rows(store_db_t *db, const char *table, int64_t *out)
 {
     store_sqlite_t *q = store__sq(db);
     char sql[128];
+    /* sql-gate: table names from copy.c's fixed tables[]. */
     snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s", table);
     store_conn_t *c = store__conn_take(q);
     sqlite3_stmt *st = NULL;

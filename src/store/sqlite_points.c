@@ -40,6 +40,7 @@ static pthread_once_t sql_once = PTHREAD_ONCE_INIT;
 
 static void build(char *out, size_t cap, const char *table, const char *tail)
 {
+    /* sql-gate: table is the literal ts_kv or ts_kv_log (build's callers); values are bound. */
     size_t n = (size_t)snprintf(out, cap, "INSERT INTO %s" COLS " VALUES ", table);
     for (int i = 0; i < STORE_MULTI; i++)
         n += (size_t)snprintf(out + n, cap - n, i ? ", " ROW : ROW);

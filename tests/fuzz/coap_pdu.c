@@ -168,6 +168,7 @@ static void run_engine(const uint8_t *data, size_t size)
     cfg.max_dedup_entries = 64;
     cfg.block1_per_addr = 3;
     cfg.block1_per_owner = 2;
+    cfg.observers_per_addr = 2; /* the per-address Observe cap (off by default) */
     cfg.block_mem_cap = 512;
     fuzz_app_t app = {0};
     coap_engine_ops_t ops = {

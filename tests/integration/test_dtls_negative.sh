@@ -96,6 +96,10 @@ assert_eq "$(ts_history "$VICTIM" stolen | jq length)" 0 "nothing stored as the 
 log "ok: chain injection is not the victim"
 
 # ---- stateless cookie exchange -----------------------------------------------------------------
+metric() { curl -s --max-time 5 "$BASE_URL/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+COOKIES0=$(metric 'coaphub_dtls_handshakes_total{result="cookie_sent"}')
+HIP0=$(metric coaphub_dtls_handshakes_in_progress)
+SESS0=$(metric coaphub_dtls_sessions)
 python3 - "$COAPS_PORT" <<'PY' || fail "cookie exchange check failed"
 import os, socket, struct, sys, time
 port = int(sys.argv[1])
@@ -128,6 +132,11 @@ except socket.timeout:
     pass
 print("hvr %d bytes for a %d-byte ClientHello" % (len(r), len(rec)))
 PY
+# The figures of reliability D1 (docs/RELIABILITY.md), printed, not asserted here.
+COOKIES1=$(metric 'coaphub_dtls_handshakes_total{result="cookie_sent"}')
+log "D1 figures: cookies sent +$((COOKIES1 - COOKIES0)), handshakes in progress" \
+    "$HIP0 -> $(metric coaphub_dtls_handshakes_in_progress), sessions $SESS0 ->" \
+    "$(metric coaphub_dtls_sessions)"
 log "ok: ClientHello without cookie -> one HelloVerifyRequest, no state, junk ignored"
 
 # ---- skip_validity_check_for_client_cert (ThingsBoard option) ---------------------------------------

@@ -102,4 +102,11 @@ assert_eq "$(jq -c -S . <<<"$COAP_BODY")" \
     '{"client":{"fw":"v1.0","n":5},"shared":{"s1":22,"s2":"eco"}}' "GET without keys = all"
 coap_expect 4.04 get "$AP?clientKeys=nope&sharedKeys=nada"
 
+# A1: access tokens, known or not, never reach the log, even at this run's --log-level debug.
+coap_expect 4.01 post /api/v1/unknownTok9/telemetry '{"a":1}'
+if grep -n -e teleTok1 -e unknownTok9 "$IT_LOG" >&2; then
+    fail "an access token appears in the server log"
+fi
+log "ok: no access token in the server's debug log ($(wc -l <"$IT_LOG") lines)"
+
 it_pass

@@ -363,6 +363,29 @@ static void test_verified_cap(void **state)
     fx_free(f);
 }
 
+static void short_ttl(coap_engine_cfg_t *c)
+{
+    c->amp_verified_ms = 30;
+}
+
+/* A verification lasts cfg.amp_verified_ms after the last proof, then replies shrink again. */
+static void test_verified_expires(void **state)
+{
+    (void)state;
+    fixture_t *f = amp_fx(short_ttl);
+    coap_peer_t *ps = coap__peer_get(f->e, &f->peer.base);
+    coap__amp_proven(ps, false);
+    coap__peer_maybe_release(ps);
+    assert_true(coap_engine_addr_verified(f->e, &f->peer.base));
+    get(f, 1, -1, 0, NULL, 0);
+    assert_true(f->peer.sent_len[0] > 1024);
+    run_for(f->loop, 60);
+    assert_false(coap_engine_addr_verified(f->e, &f->peer.base));
+    size_t q = get(f, 2, -1, 0, NULL, 0);
+    assert_true(f->peer.sent_len[1] <= 3 * q);
+    fx_free(f);
+}
+
 static void factor_off(coap_engine_cfg_t *c)
 {
     c->amp_factor = 0;
@@ -427,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_observe_unverified),
         cmocka_unit_test(test_observe_non_unverified),
         cmocka_unit_test(test_verified_cap),
+        cmocka_unit_test(test_verified_expires),
         cmocka_unit_test(test_not_guarded),
         cmocka_unit_test(test_block_ext_budget),
     };

@@ -121,6 +121,89 @@ static void test_separate_response_retransmit(void **state)
     fx_free(f);
 }
 
+static void piggyback_500(coap_engine_cfg_t *c)
+{
+    c->piggyback_ms = 500; /* the default */
+}
+
+/* Reliability row C2 with its numbers: a handler that takes 300 ms is answered in the ACK; one
+ * that takes 800 ms gets an empty ACK at the 500 ms piggyback deadline, then a CON response
+ * that is retransmitted until ACKed; the client's retransmissions meanwhile get nothing
+ * (before the deadline) or the empty ACK again (after it), never a second handler run. Prints
+ * the measured times ("C2 figure"). */
+static void test_piggyback_deadline_300_800(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(piggyback_500);
+    f->respond_now = false;
+    coap_pdu_t p;
+    /* 300 ms: piggybacked. */
+    int64_t t0 = clock_mono_ms();
+    req(f, COAP_TYPE_CON, COAP_POST, 0x100, "a");
+    path(f, "t");
+    feed(f);
+    run_for(f->loop, 150);
+    feed(f); /* the client's retransmission while the handler works */
+    run_for(f->loop, 150);
+    assert_int_equal(f->peer.n_sent, 0);
+    coap_exchange_respond(f->pending, COAP_CHANGED, COAP_CF_NONE, NULL, 0);
+    assert_int_equal(f->peer.n_sent, 1);
+    assert_int_equal(sent_pdu(&f->peer, 0, &p), 0);
+    assert_int_equal(p.type, COAP_TYPE_ACK);
+    assert_int_equal(p.code, COAP_CHANGED);
+    int64_t piggy_ms = f->peer.sent_at[0] - t0;
+    /* 3 ms of slack, as above: run_for and clock_mono_ms count whole milliseconds. */
+    assert_true(piggy_ms >= 300 - 3); /* and no empty ACK went out before it (n_sent above) */
+    assert_int_equal(f->n_req, 1);
+    /* 800 ms: empty ACK at 500 ms, the same empty ACK for a retransmission at ~600 ms, the
+     * response as a CON at 800 ms, once more after ACK_TIMEOUT, then ACKed. */
+    t0 = clock_mono_ms();
+    req(f, COAP_TYPE_CON, COAP_POST, 0x101, "b");
+    path(f, "t");
+    feed(f);
+    run_for(f->loop, 600);
+    assert_int_equal(f->peer.n_sent, 2);
+    assert_int_equal(sent_pdu(&f->peer, 1, &p), 0);
+    assert_true(p.type == COAP_TYPE_ACK && p.code == 0 && p.mid == 0x101);
+    int64_t empty_ms = f->peer.sent_at[1] - t0;
+    assert_true(empty_ms >= 500 - 3);
+    feed(f);
+    assert_int_equal(f->peer.n_sent, 3);
+    assert_int_equal(f->peer.sent_len[2], f->peer.sent_len[1]);
+    assert_memory_equal(f->peer.sent[2], f->peer.sent[1], f->peer.sent_len[1]);
+    int64_t again_ms = f->peer.sent_at[2] - t0;
+    run_for(f->loop, 200);
+    assert_int_equal(f->peer.n_sent, 3);
+    coap_exchange_respond(f->pending, COAP_CHANGED, COAP_CF_NONE, NULL, 0);
+    assert_int_equal(f->peer.n_sent, 4);
+    assert_int_equal(sent_pdu(&f->peer, 3, &p), 0);
+    assert_true(p.type == COAP_TYPE_CON && p.code == COAP_CHANGED);
+    int64_t sep_ms = f->peer.sent_at[3] - t0;
+    assert_true(sep_ms >= 800 - 3);
+    run_for(f->loop, 15); /* ACK_TIMEOUT 10 ms in the fixture: one retransmission */
+    assert_int_equal(f->peer.n_sent, 5);
+    assert_memory_equal(f->peer.sent[4], f->peer.sent[3], f->peer.sent_len[3]);
+    int64_t retx_ms = f->peer.sent_at[4] - t0;
+    char ack[4] = {0x60, 0, (char)(p.mid >> 8), (char)(p.mid & 0xff)};
+    feed_raw(f, ack, 4);
+    run_for(f->loop, 100);
+    assert_int_equal(f->peer.n_sent, 5);
+    assert_int_equal(f->n_req, 2); /* each handler ran once */
+    coap_engine_stats_t st;
+    coap_engine_get_stats(f->e, &st);
+    assert_int_equal(st.duplicates, 2);
+    assert_int_equal(st.retransmissions, 1);
+    assert_int_equal(st.con_timeouts, 0);
+    print_message(
+        "C2 figure: 300 ms handler -> 2.04 in the ACK at %lld ms (its retransmission "
+        "at 150 ms: nothing sent); 800 ms handler -> empty ACK at %lld ms, same empty "
+        "ACK again for its retransmission at %lld ms, CON 2.04 at %lld ms, "
+        "retransmitted at %lld ms, ACKed, no more; handlers run 2 for 4 requests\n",
+        (long long)piggy_ms, (long long)empty_ms, (long long)again_ms, (long long)sep_ms,
+        (long long)retx_ms);
+    fx_free(f);
+}
+
 static void test_separate_response_acked(void **state)
 {
     (void)state;
@@ -504,6 +587,7 @@ int main(void)
         cmocka_unit_test(test_piggyback_and_dedup),
         cmocka_unit_test(test_separate_response_retransmit),
         cmocka_unit_test(test_separate_response_acked),
+        cmocka_unit_test(test_piggyback_deadline_300_800),
         cmocka_unit_test(test_non_request),
         cmocka_unit_test(test_max_age),
         cmocka_unit_test(test_ping_and_rejects),

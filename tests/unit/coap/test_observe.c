@@ -10,7 +10,9 @@
 #include "coap/coap_int.h"
 #include "unit/coap/coap_fake.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 
 static void on_request(void *app, coap_exchange_t *x, const coap_request_t *req)
 {
@@ -164,12 +166,55 @@ static void test_reset_ends_relation(void **state)
     observe_of(f, 1, &p);
     ack(f, (uint16_t)(p.mid + 1), true); /* RST for an unknown MID: ignored */
     assert_int_equal(f->n_end, 0);
+    /* Not Empty (a token, a code, an option): format errors, ignored (RFC 7252 §4.1-4.3). */
+    char bad_rst_tok[5] = {0x71, 0, (char)(p.mid >> 8), (char)(p.mid & 0xff), 'x'};
+    char bad_rst_code[4] = {0x70, 0x45, (char)(p.mid >> 8), (char)(p.mid & 0xff)};
+    char bad_ack[5] = {0x60, 0, (char)(p.mid >> 8), (char)(p.mid & 0xff), 0x10};
+    feed_raw(f, bad_rst_tok, sizeof bad_rst_tok);
+    feed_raw(f, bad_rst_code, sizeof bad_rst_code);
+    feed_raw(f, bad_ack, sizeof bad_ack);
+    assert_int_equal(f->n_end, 0);
+    assert_int_equal(f->n_result, 0);
+    assert_int_equal(f->peer.n_sent, 2); /* and no answer to any of them */
     ack(f, p.mid, true);
     assert_int_equal(f->n_end, 1);
     assert_int_equal(f->last_end, COAP_OBS_END_RESET);
     coap_engine_stats_t st;
     coap_engine_get_stats(f->e, &st);
     assert_int_equal(st.resets, 1);
+    assert_int_equal(st.malformed, 3);
+    fx_free(f);
+}
+
+/* RFC 7641 §3.6: an RST to a NON notification ends the relation too (a client that forgot
+ * it rejects the next notification, whatever its type); an RST that answers none is ignored. */
+static void test_reset_of_non_notification(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(NULL);
+    f->observe = true;
+    do_register(f, COAP_TYPE_NON, 10, 0);
+    coap_pdu_t p;
+    uint16_t mids[2];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(coap_observer_notify(f->obs, COAP_CONTENT, COAP_CF_NONE, NULL, 0, NULL),
+                         0);
+        observe_of(f, (size_t)i + 1, &p);
+        assert_int_equal(p.type, COAP_TYPE_NON);
+        mids[i] = p.mid;
+    }
+    ack(f, (uint16_t)(mids[1] + 7), true); /* answers nothing we sent */
+    assert_int_equal(f->n_end, 0);
+    ack(f, mids[0], true); /* the older of the two: still recent */
+    assert_int_equal(f->n_end, 1);
+    assert_int_equal(f->last_end, COAP_OBS_END_RESET);
+    assert_null(f->obs);
+    coap_engine_stats_t st;
+    coap_engine_get_stats(f->e, &st);
+    assert_int_equal(st.resets, 1);
+    assert_int_equal(st.observers, 0);
+    ack(f, mids[1], true); /* the relation is gone: nothing more happens */
+    assert_int_equal(f->n_end, 1);
     fx_free(f);
 }
 
@@ -286,6 +331,119 @@ static void test_sequence_wraps(void **state)
     assert_int_equal(coap_observer_notify(f->obs, COAP_CONTENT, COAP_CF_NONE, NULL, 0, NULL), 0);
     assert_int_equal(observe_of(f, 2, &p), 0);
     fx_free(f);
+}
+
+/* RFC 7641 §4.5: a NON relation gets a CON at least every 24 hours even when fewer than
+ * max_non_notifications NON ones went out. The clock is moved by setting the relation's last
+ * CON time back (the engine reads the loop's monotonic clock; 24 h cannot be waited for). */
+static void test_con_every_24h(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(NULL); /* max_non_notifications 5 */
+    f->observe = true;
+    do_register(f, COAP_TYPE_NON, 10, 0);
+    coap_pdu_t p;
+    assert_int_equal(coap_observer_notify(f->obs, COAP_CONTENT, COAP_CF_NONE, NULL, 0, NULL), 0);
+    assert_int_equal(observe_of(f, 1, &p), 1);
+    assert_int_equal(p.type, COAP_TYPE_NON);
+    /* 1 ms short of 24 h since the last CON (the registration counts as one): still NON. */
+    f->obs->last_con_ms = loop_now_ms(f->loop) - COAP_OBS_CON_EVERY_MS + 1;
+    assert_int_equal(coap_observer_notify(f->obs, COAP_CONTENT, COAP_CF_NONE, NULL, 0, NULL), 0);
+    assert_int_equal(observe_of(f, 2, &p), 2);
+    assert_int_equal(p.type, COAP_TYPE_NON);
+    /* 24 h: the next one is CON although only 2 NON ones went out since. */
+    f->obs->last_con_ms = loop_now_ms(f->loop) - COAP_OBS_CON_EVERY_MS;
+    assert_int_equal(coap_observer_notify(f->obs, COAP_CONTENT, COAP_CF_NONE, NULL, 0, NULL), 0);
+    assert_int_equal(observe_of(f, 3, &p), 3);
+    assert_int_equal(p.type, COAP_TYPE_CON);
+    ack(f, p.mid, false);
+    /* The clock restarts from that CON: NON again, then CON again 24 h later. */
+    assert_int_equal(coap_observer_notify(f->obs, COAP_CONTENT, COAP_CF_NONE, NULL, 0, NULL), 0);
+    assert_int_equal(observe_of(f, 4, &p), 4);
+    assert_int_equal(p.type, COAP_TYPE_NON);
+    f->obs->last_con_ms -= COAP_OBS_CON_EVERY_MS;
+    assert_int_equal(coap_observer_notify(f->obs, COAP_CONTENT, COAP_CF_NONE, NULL, 0, NULL), 0);
+    assert_int_equal(observe_of(f, 5, &p), 5);
+    assert_int_equal(p.type, COAP_TYPE_CON);
+    ack(f, p.mid, false);
+    fx_free(f);
+}
+
+static void obs_peer_at(fake_peer_t *p, uint8_t host, uint16_t port)
+{
+    fake_peer_init(p);
+    struct sockaddr_in *a = (struct sockaddr_in *)&p->base.addr;
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    a->sin_addr.s_addr = htonl(0x0a000000u | host);
+    p->base.addr_len = sizeof *a;
+}
+
+/* GET Observe=0 on /api/rpc from peer p with token tok; returns whether the answer carried
+ * Observe (a relation was made). */
+static bool register_from(fixture_t *f, fake_peer_t *p, uint16_t mid, const char *tok)
+{
+    req(f, COAP_TYPE_NON, COAP_GET, mid, tok);
+    coap_builder_opt_uint(&f->b, COAP_OPT_OBSERVE, 0);
+    path(f, "api");
+    path(f, "rpc");
+    ssize_t n = coap_builder_finish(&f->b);
+    assert_true(n > 0);
+    size_t before = p->n_sent;
+    coap_engine_input(f->e, &p->base, f->rx, (size_t)n);
+    coap__engine_validate(f->e);
+    assert_int_equal(p->n_sent, before + 1);
+    coap_pdu_t r;
+    assert_int_equal(sent_pdu(p, before, &r), 0);
+    assert_int_equal(r.code, COAP_CONTENT);
+    uint32_t v;
+    return coap_pdu_opt_uint(&r, COAP_OPT_OBSERVE, &v) == 0;
+}
+
+static void addr3(coap_engine_cfg_t *c)
+{
+    c->observers_per_addr = 3;
+}
+
+/* Relations are capped per source address (all ports) and per peer; a registration beyond
+ * a cap is answered without Observe (RFC 7641 §4.1) and counted; ending relations frees room. */
+static void test_address_and_peer_caps(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(addr3);
+    f->observe = true;
+    enum { N = 5 };
+    fake_peer_t *p = calloc(N, sizeof *p);
+    for (int i = 0; i < N; i++)
+        obs_peer_at(&p[i], i < 4 ? 1 : 2, (uint16_t)(1000 + i)); /* 0-3 on .1, 4 on .2 */
+    assert_true(register_from(f, &p[0], 1, "a"));
+    assert_true(register_from(f, &p[1], 2, "b"));
+    assert_true(register_from(f, &p[1], 3, "c"));
+    assert_false(register_from(f, &p[2], 4, "d")); /* fourth from 10.0.0.1 */
+    assert_int_equal(f->e->stats.observe_refused_addr, 1);
+    assert_true(register_from(f, &p[4], 5, "e")); /* 10.0.0.2 is not affected */
+    assert_int_equal(f->e->stats.observers, 4);
+    assert_int_equal(htab_count(&f->e->obs_addrs), 2);
+    /* Ending one (the peer closes) makes room for the address again. */
+    coap_engine_peer_closed(f->e, &p[0].base);
+    assert_true(register_from(f, &p[3], 6, "f"));
+    assert_int_equal(f->e->stats.observe_refused_addr, 1);
+    /* Per peer (64, fixed): with the address cap off, the 65th of one port is refused. */
+    f->e->cfg.observers_per_addr = 0;
+    char tok[8];
+    int made = 0;
+    for (int i = 0; i < 70; i++) {
+        snprintf(tok, sizeof tok, "p%d", i);
+        made += register_from(f, &p[4], (uint16_t)(100 + i), tok);
+    }
+    assert_int_equal(made, COAP_MAX_OBSERVERS_PER_PEER - 1); /* it held "e" already */
+    assert_int_equal(f->e->stats.observe_refused_peer, 70 - made);
+    for (int i = 0; i < N; i++)
+        coap_engine_peer_closed(f->e, &p[i].base);
+    assert_int_equal(f->e->stats.observers, 0);
+    assert_int_equal(htab_count(&f->e->obs_addrs), 0);
+    fx_free(f);
+    free(p);
 }
 
 static void test_cancel_inside_callbacks(void **state)
@@ -454,12 +612,15 @@ int main(void)
         cmocka_unit_test(test_register_notify_deregister),
         cmocka_unit_test(test_non_relation_mixes_con),
         cmocka_unit_test(test_reset_ends_relation),
+        cmocka_unit_test(test_reset_of_non_notification),
         cmocka_unit_test(test_con_timeout_ends_relation),
         cmocka_unit_test(test_replace_and_cancel),
         cmocka_unit_test(test_error_response_is_not_a_relation),
         cmocka_unit_test(test_pending_cap),
         cmocka_unit_test(test_peer_closed_and_engine_free),
         cmocka_unit_test(test_sequence_wraps),
+        cmocka_unit_test(test_con_every_24h),
+        cmocka_unit_test(test_address_and_peer_caps),
         cmocka_unit_test(test_cancel_inside_callbacks),
         cmocka_unit_test(test_close_inside_request),
         cmocka_unit_test(test_save_restore),
