@@ -270,6 +270,19 @@ static const opt_t opts[] = {
      T_INT, OFF(api.engine.block_lifetime_ms),
      "an unfinished block-wise transfer is dropped after this long without a block (0 = "
      "EXCHANGE_LIFETIME, 247 s)", false},
+    {"coap-amplification-factor", "coap", "amplification_factor",
+     {"COAPHUB_COAP_AMPLIFICATION_FACTOR"}, T_INT, OFF(api.engine.amp_factor),
+     "a reply to a plain-UDP address that has not proven it receives there (Echo, an ACK) is at "
+     "most this many times its request: larger ones go as Block2, trimmed or 4.01 + Echo (0 = "
+     "off)", false},
+    {"coap-verified-addresses", "coap", "verified_addresses",
+     {"COAPHUB_COAP_VERIFIED_ADDRESSES"}, T_SIZE, OFF(api.engine.amp_verified_max),
+     "plain-UDP addresses (with port) each shard remembers as verified (least recently verified "
+     "forgotten first)", false},
+    {"coap-verified-ms", "coap", "verified_ms", {"COAPHUB_COAP_VERIFIED_MS"}, T_INT,
+     OFF(api.engine.amp_verified_ms),
+     "an address stays verified this long after its last proof (an Echo value back, an ACK of "
+     "a CON); then its next large reply is shortened again", false},
     {"coap-observers-per-address", "coap", "observers_per_address",
      {"COAPHUB_COAP_OBSERVERS_PER_ADDRESS"}, T_SIZE, OFF(api.engine.observers_per_addr),
      "Observe relations from one IPv4 address or IPv6 /64 (per shard; a registration beyond is "

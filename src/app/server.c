@@ -23,6 +23,7 @@
 #include "device/watch.h"
 #include "http/http.h"
 #include "store/store.h"
+#include "udp/proof.h"
 #include "udp/udp.h"
 
 #include <errno.h>
@@ -185,6 +186,12 @@ static int shard_init(server_t *s, shard_t *sh, const config_t *cfg, int port, i
     sh->udp = udp_listener_new(sh->loop, &sink, &ucfg, err);
     if (!sh->udp)
         return -1;
+    /* Echo values for the engine's amplification guard (plain UDP only). */
+    sh->proof = udp_proof_new(loop_now_ms(sh->loop));
+    coap_engine_set_echo(api_shard_engine(sh->api),
+                         &(coap_echo_ops_t){.make = udp_proof_make_peer,
+                                            .check = udp_proof_check_peer,
+                                            .ctx = sh->proof});
     if (s->dtls_ctx) {
         dtls_cfg_t dcfg = s->dtls_cfg;
         dcfg.port = dtls_port;
@@ -204,6 +211,7 @@ static void shard_fini(shard_t *sh)
     dtls_listener_free(sh->dtls);
     udp_listener_free(sh->udp);
     api_shard_free(sh->api);
+    udp_proof_free(sh->proof); /* after the engine that used it */
     loop_free(sh->loop);
 }
 

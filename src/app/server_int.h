@@ -12,6 +12,7 @@
 #include "http/http.h"
 #include "ota/ota.h"
 #include "store/store.h"
+#include "udp/proof.h"
 #include "udp/udp.h"
 
 #include <pthread.h>
@@ -23,6 +24,7 @@ typedef struct shard {
     loop_t *loop;
     api_shard_t *api;
     udp_listener_t *udp;
+    udp_proof_t *proof; /* Echo values of the amplification guard */
     dtls_listener_t *dtls;
     pthread_t thread;
     bool running;

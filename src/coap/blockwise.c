@@ -124,7 +124,11 @@ uint8_t coap__block1_input(coap_exchange_t *x, const coap_pdu_t *pdu, uint64_t o
 
 const coap_bstate_t *coap__block2_input(coap_exchange_t *x)
 {
-    if (!x->has_block2 || x->block2.num == 0 || x->method != COAP_GET)
+    /* GET, and FETCH and POST whose answer was sliced (RFC 7959 §2.5; the amplification
+     * guard slices any large answer to an unverified address): a follow-up for a later block
+     * is served from the cache and never runs the handler again. */
+    if (!x->has_block2 || x->block2.num == 0 ||
+        (x->method != COAP_GET && x->method != COAP_FETCH && x->method != COAP_POST))
         return NULL;
     return coap__bstate_find(&x->ps->block2, x->key, x->key_len);
 }

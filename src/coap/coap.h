@@ -13,7 +13,9 @@
  * within cfg.piggyback_ms of the request, a CON request gets it piggybacked in the ACK;
  * otherwise the engine sends an empty ACK at the deadline and the answer later as a separate
  * CON response, retransmitted with RFC 7252 §4.2 backoff. NON requests get NON responses.
- * Responses larger than the block size are sliced with Block2.
+ * Responses larger than the block size are sliced with Block2. To a plain-UDP address that
+ * has not proven it receives at its address, every answer is at most cfg.amp_factor times
+ * its request (smaller Block2 blocks with an Echo option, RFC 7252 §11.3 and RFC 9175; amp.c).
  *
  * Threading: everything runs on the shard's loop thread.
  */
@@ -162,10 +164,33 @@ typedef struct coap_engine_cfg {
                               * transfer beyond it gets 5.03 + Max-Age (default 16 MiB) */
     int block_lifetime_ms;   /* an idle block-wise state is freed after this; 0 = the default
                               * min(COAP_BLOCKWISE_LIFETIME_MS, exchange_lifetime_ms) */
+    /* Amplification guard (RFC 7252 §11.3, RFC 9175, RFC 7641 §7; amp.c): a reply to a plain
+     * UDP address that has not proven it receives at its claimed address is at most
+     * amp_factor times the bytes of the request that caused it (0 = no guard; default 3). */
+    int amp_factor;
+    size_t amp_verified_max; /* addresses remembered as proven (LRU; default 10000) */
+    /* How long an address stays verified after its last proof (an Echo value we issued to
+     * it, an ACK/RST of a CON we sent it; default 600000). NAT bindings of a real device
+     * last minutes, so not much longer than one; sleepy devices may want more. */
+    int amp_verified_ms;
 } coap_engine_cfg_t;
 
 /* Fills cfg with the defaults above. */
 void coap_engine_cfg_default(coap_engine_cfg_t *cfg);
+
+/* Stateless Echo values (RFC 9175) that bind an address: the engine puts make's value in
+ * replies it had to shorten for an unverified plain-UDP address, and an address whose request
+ * carries a value check accepts counts as verified (amp.c). The engine links no crypto, so
+ * the application provides both (src/udp/proof.c: HMAC-SHA256 under a rotating secret).
+ * make returns the value's length (1..COAP_ECHO_MAX) or 0 for none. */
+#define COAP_ECHO_MAX 40
+typedef struct coap_echo_ops {
+    size_t (*make)(void *ctx, const transport_peer_t *peer, int64_t now_ms, uint8_t *out,
+                   size_t cap);
+    bool (*check)(void *ctx, const transport_peer_t *peer, int64_t now_ms, const uint8_t *v,
+                  size_t len);
+    void *ctx;
+} coap_echo_ops_t;
 
 /* Creates an engine on loop. ops is copied; app is passed to every callback. */
 coap_engine_t *coap_engine_new(loop_t *loop, const coap_engine_cfg_t *cfg,
@@ -174,6 +199,14 @@ coap_engine_t *coap_engine_new(loop_t *loop, const coap_engine_cfg_t *cfg,
  * Pending exchanges stay valid objects until the application responds to them (the response
  * is then discarded and the exchange freed). coap_engine_free(NULL) does nothing. */
 void coap_engine_free(coap_engine_t *e);
+
+/* Installs the Echo provider (copied; NULL removes it). Without one, addresses are verified
+ * only by acknowledging a confirmable message. Loop thread. */
+void coap_engine_set_echo(coap_engine_t *e, const coap_echo_ops_t *echo);
+
+/* Has the address of peer (plain UDP) proven that it receives at its address (an Echo value
+ * or an acknowledged CON within cfg.amp_verified_ms)? For tests and the guard. */
+bool coap_engine_addr_verified(coap_engine_t *e, const transport_peer_t *peer);
 
 /* A request datagram from peer was larger than the transport's buffer: p holds its first
  * len bytes, full_len is its true size. A request whose header and token are there is
@@ -279,6 +312,16 @@ transport_peer_t *coap_observer_peer(const coap_observer_t *obs);
       "Deduplication entries held (cap: --coap-dedup-entries).")                                   \
     X(dedup_evicted, "coap_dedup_evicted_total", "counter", NULL,                                  \
       "Deduplication entries dropped before EXCHANGE_LIFETIME because the cap was reached.")       \
+    X(amp_block2, "coap_amplification_limited_total", "counter", "{action=\"block2\"}",            \
+      "Replies to unverified plain-UDP addresses shortened to the amplification limit.")           \
+    X(amp_trim, "coap_amplification_limited_total", "counter", "{action=\"trim\"}", NULL)          \
+    X(amp_echo, "coap_amplification_limited_total", "counter", "{action=\"echo_401\"}", NULL)      \
+    X(amp_drop, "coap_amplification_limited_total", "counter", "{action=\"drop\"}", NULL)          \
+    X(amp_verified_echo, "coap_amplification_verified_total", "counter", "{by=\"echo\"}",          \
+      "Plain-UDP addresses that proved reachability.")                                             \
+    X(amp_verified_ack, "coap_amplification_verified_total", "counter", "{by=\"ack\"}", NULL)      \
+    X(amp_verified, "coap_amplification_verified_addresses", "gauge", NULL,                        \
+      "Plain-UDP addresses currently verified (cap: --coap-verified-addresses).")                  \
     X(observers, "observe_relations", "gauge", NULL, "Live CoAP observations.")                    \
     X(observe_refused_peer, "coap_observe_refused_total", "counter", "{cap=\"peer\"}",             \
       "Observe registrations answered without Observe because a cap was reached.")                 \

@@ -152,6 +152,7 @@ struct coap_observer {
     coap_link_t queue; /* coap_notif_t */
     uint8_t *key;      /* Block2 cache key of the resource */
     size_t key_len;
+    size_t req_len; /* bytes of the registration: the amplification budget of a notification */
     struct coap_obs_addr *addr; /* its source address's count (cfg.observers_per_addr), or NULL */
 };
 
@@ -192,6 +193,8 @@ struct coap_exchange {
     uint8_t *key; /* method + Uri-Path + Uri-Query, for Block2 caching: key_inline
                           * or the heap (a longer key) */
     size_t key_len;
+    size_t req_len;                   /* bytes of the request datagram */
+    size_t amp_budget;                /* > 0: the answer may be at most this many bytes (amp.c) */
     bool internal;                    /* the engine answers it itself (no app) */
     struct coap_exchange *next_spare; /* in coap_engine.spare_x while unused */
     uint8_t key_inline[COAP_EXCHANGE_INLINE_KEY];
@@ -255,6 +258,9 @@ struct coap_engine {
     coap_dedup_t *spare_d;         /* unused dedup entries, linked through .x */
     struct coap_exchange *spare_x; /* unused exchanges */
     size_t n_spare_d, n_spare_x;
+    coap_echo_ops_t echo; /* Echo values (amp.c); make == NULL: none */
+    htab_t amp_addrs;     /* coap_amp_addr_t (amp.c): verified addresses */
+    coap_link_t amp_lru;  /* the same, least recently verified first */
 };
 
 /* ---- session.c ---- */
@@ -348,6 +354,25 @@ bool coap__obs_reset_non(coap_peer_t *ps, uint16_t mid);
 void coap__obs_end(coap_observer_t *obs, coap_obs_end_t why);
 void coap__obs_free_pending(coap_observer_t *obs);
 void coap__obs_activate(coap_observer_t *obs);
+
+/* ---- amp.c ---- */
+/* The byte budget of a reply to a request of req_len bytes from ps: 0 when the guard does
+ * not apply (factor 0, DTLS, a verified address), else amp_factor * req_len. */
+size_t coap__amp_budget(coap_peer_t *ps, size_t req_len);
+/* ps proved it receives at its address (by_echo: an Echo value; else an ACK/RST of our
+ * CON): remembered for cfg.amp_verified_ms. */
+void coap__amp_proven(coap_peer_t *ps, bool by_echo);
+/* Echo option stage: a request carrying an Echo value we issued to its address verifies it. */
+void coap__amp_echo_input(coap_peer_t *ps, const coap_pdu_t *pdu);
+/* The Echo value for ps into out (COAP_ECHO_MAX bytes); 0 if there is no provider. */
+size_t coap__amp_echo_make(coap_peer_t *ps, uint8_t *out);
+/* The MID of a CON to ps: unpredictable while ps is unverified (its ACK is then a proof),
+ * the engine's counter otherwise. */
+uint16_t coap__amp_con_mid(coap_peer_t *ps);
+/* The largest SZX whose block fits the budget of x next to the options an answer may carry
+ * (for handlers that slice themselves, coap_exchange_respond_block); -1: no budget. */
+int coap__amp_ext_szx(const coap_exchange_t *x);
+void coap__amp_fini(coap_engine_t *e);
 
 /* ---- engine.c ---- */
 coap_exchange_t *coap__exchange_new(coap_peer_t *ps, const coap_pdu_t *pdu, coap_dedup_t *d);

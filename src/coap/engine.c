@@ -40,6 +40,9 @@ void coap_engine_cfg_default(coap_engine_cfg_t *cfg)
         .block1_per_owner = 4,
         .block_mem_cap = COAP_BLOCK_MEM_CAP,
         .block_lifetime_ms = 0,
+        .amp_factor = 3,
+        .amp_verified_max = 10000,
+        .amp_verified_ms = 600000,
     };
 }
 
@@ -71,6 +74,8 @@ coap_engine_t *coap_engine_new(loop_t *loop, const coap_engine_cfg_t *cfg,
     coap_list_init(&e->dedup);
     coap_list_init(&e->block_lru);
     htab_init(&e->bgroups, 0);
+    htab_init(&e->amp_addrs, 0);
+    coap_list_init(&e->amp_lru);
     htab_init(&e->obs_addrs, 0);
     htab_init(&e->dedup_by_mid, e->cfg.max_dedup_entries < COAP_DEDUP_SLOTS_MAX
                                     ? e->cfg.max_dedup_entries
@@ -95,6 +100,7 @@ void coap_engine_free(coap_engine_t *e)
     htab_fini(&e->dedup_by_mid);
     htab_fini(&e->bgroups);   /* empty: every peer's state went with it */
     htab_fini(&e->obs_addrs); /* empty: every observer went with its peer */
+    coap__amp_fini(e);
     free(e);
 }
 
@@ -168,6 +174,7 @@ void coap_engine_get_stats(const coap_engine_t *e, coap_engine_stats_t *out)
 {
     *out = e->stats;
     out->block_mem = e->block_mem;
+    out->amp_verified = htab_count(&e->amp_addrs);
     out->dedup_entries = e->n_dedup;
 }
 
@@ -309,11 +316,16 @@ void coap_exchange_block2(const coap_exchange_t *x, uint32_t *num, size_t *size,
 {
     size_t bsize = x->e ? x->e->cfg.block_size : 1024;
     uint8_t szx = coap_block_szx_for(bsize);
+    int cap = coap__amp_ext_szx(x); /* an unverified address: blocks within its budget */
+    if (cap >= 0 && cap < szx)
+        szx = (uint8_t)cap;
     *num = 0;
     if (x->has_block2) {
         if (x->block2.szx < szx)
             szx = x->block2.szx;
-        *num = x->block2.num;
+        /* RFC 7959 §2.4: at a smaller size than the client asked for, the same offset is a
+         * larger block number. */
+        *num = x->block2.num << (x->block2.szx - szx);
     }
     *size = coap_block_size(szx);
     *offset = (uint64_t)*num * *size;
@@ -482,11 +494,20 @@ static void handle_request(coap_peer_t *ps, const coap_pdu_t *pdu)
             coap__send_empty(ps, COAP_TYPE_RST, pdu->mid);
         return;
     }
+    /* RFC 9175: an Echo value we gave this address proves it, before anything is answered. */
+    coap__amp_echo_input(ps, pdu);
     uint64_t mid_hash;
     coap_dedup_t *d = coap__dedup_find(ps, pdu->mid, &mid_hash);
     if (d) {
         /* RFC 7252 §4.5: the handler never runs twice; a CON gets its ACK again. */
         e->stats.duplicates++;
+        size_t budget = d->con && d->resp ? coap__amp_budget(ps, pdu->len) : 0;
+        if (budget && d->resp_len > budget) {
+            /* A true retransmission has the size of the original; a shorter datagram that
+             * reuses its MID would make us replay a reply many times its size (§11.3). */
+            e->stats.amp_drop++;
+            return;
+        }
         if (d->con && d->resp)
             coap__send(ps, d->resp, d->resp_len);
         else if (d->con && d->acked)
@@ -497,6 +518,8 @@ static void handle_request(coap_peer_t *ps, const coap_pdu_t *pdu)
     d = coap__dedup_add(ps, pdu->mid, con, mid_hash);
     coap_exchange_t *x = coap__exchange_new(ps, pdu, d);
     x->internal = true;
+    x->req_len = pdu->len;
+    x->amp_budget = coap__amp_budget(ps, pdu->len);
     uint8_t bad = check_options(pdu);
     if (bad) {
         coap_exchange_respond(x, bad, COAP_CF_NONE, NULL, 0);

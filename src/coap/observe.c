@@ -101,6 +101,7 @@ coap_observer_t *coap_exchange_observe(coap_exchange_t *x, void *obs_data)
     memcpy(o->token, x->token, x->tkl);
     o->tkl = x->tkl;
     o->con = x->con;
+    o->req_len = x->req_len;
     o->data = obs_data;
     coap_list_init(&o->link);
     coap_list_init(&o->queue);
@@ -213,7 +214,15 @@ static void send_one(coap_observer_t *o, coap_notif_t *n)
     memcpy(fake.token, o->token, o->tkl);
     fake.key = o->key;
     fake.key_len = o->key_len;
-    uint16_t mid = coap__next_mid(e);
+    /* RFC 7641 §7 to an address that has not proven itself (amp.c): each notification is at
+     * most amp_factor times the registration (block 0 only when larger; the client fetches
+     * the rest, each block bounded by its own request), a CON every max_non_notifications
+     * with at most one unacknowledged (pump waits for it; unanswered, the relation ends), and
+     * that CON's random MID makes its ACK a proof. NON relations stay NON in between: a
+     * power-saving device registers NON so that ACKs do not count as uplinks that wake it. */
+    fake.req_len = o->req_len;
+    fake.amp_budget = coap__amp_budget(ps, o->req_len ? o->req_len : 4u + o->tkl);
+    uint16_t mid = con ? coap__amp_con_mid(ps) : coap__next_mid(e);
     uint8_t *buf = NULL;
     ssize_t len = coap__build(&fake, &buf, 0, con ? COAP_TYPE_CON : COAP_TYPE_NON, mid, n->code,
                               n->cf, n->payload, n->len, true, o->seq);
@@ -311,7 +320,8 @@ void coap_observer_cancel(coap_observer_t *obs, uint8_t code)
     /* RFC 7641 §3.2: a response without Observe ends the relation at the client. */
     coap_exchange_t fake = {.e = e, .ps = ps, .method = COAP_GET, .tkl = obs->tkl};
     memcpy(fake.token, obs->token, obs->tkl);
-    uint16_t mid = coap__next_mid(e);
+    fake.amp_budget = coap__amp_budget(ps, obs->req_len ? obs->req_len : 4u + obs->tkl);
+    uint16_t mid = obs->con ? coap__amp_con_mid(ps) : coap__next_mid(e);
     uint8_t *buf = NULL;
     ssize_t len = coap__build(&fake, &buf, 0, obs->con ? COAP_TYPE_CON : COAP_TYPE_NON, mid, code,
                               COAP_CF_NONE, NULL, 0, false, 0);

@@ -67,6 +67,7 @@ bool coap_opt_is_known(uint16_t num)
     case COAP_OPT_PROXY_URI:
     case COAP_OPT_PROXY_SCHEME:
     case COAP_OPT_SIZE1:
+    case COAP_OPT_ECHO:
     case COAP_OPT_NO_RESPONSE:
         return true;
     default:

@@ -37,6 +37,7 @@ enum {
     COAP_OPT_PROXY_URI = 35,
     COAP_OPT_PROXY_SCHEME = 39,
     COAP_OPT_SIZE1 = 60,
+    COAP_OPT_ECHO = 252, /* RFC 9175 §2.2: elective, 1..40 bytes */
     COAP_OPT_NO_RESPONSE = 258,
 };
 

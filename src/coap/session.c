@@ -308,6 +308,8 @@ bool coap__con_match(coap_peer_t *ps, uint16_t mid, bool reset)
             continue;
         if (reset)
             ps->e->stats.resets++;
+        /* An ACK or RST of a CON we sent this address proves it receives there (amp.c). */
+        coap__amp_proven(ps, false);
         if (c->done)
             c->done(c, !reset, reset);
         else

@@ -72,12 +72,40 @@ typedef struct fuzz_app {
     size_t n_deferred;
 } fuzz_app_t;
 
+/* The engine under test and the largest datagram fed to it so far: the amplification guard
+ * (amp.c) must keep every reply to an unverified address within 3x some request of it, so
+ * certainly within 3x the largest. */
+static coap_engine_t *cur_engine;
+static size_t max_in;
+
 static int fake_send(transport_peer_t *p, const uint8_t *d, size_t len)
 {
     coap_pdu_t pdu;
     /* Everything the engine sends must parse. */
     ASSERT(coap_pdu_parse(&pdu, d, len) == 0);
+    if (cur_engine && !coap_engine_addr_verified(cur_engine, p))
+        ASSERT(len <= 3 * max_in);
     return 0;
+}
+
+/* A toy Echo provider (no crypto here: the real one, src/udp/proof.c, has its unit test):
+ * the value is "ok" and the port's low byte, so the fuzzer can find it and verify a peer. */
+static size_t echo_make(void *ctx, const transport_peer_t *p, int64_t now, uint8_t *out, size_t cap)
+{
+    const struct sockaddr_in *s = (const struct sockaddr_in *)(const void *)&p->addr;
+    ASSERT(cap >= 3);
+    out[0] = 'o';
+    out[1] = 'k';
+    out[2] = (uint8_t)ntohs(s->sin_port);
+    return 3;
+}
+
+static bool echo_check(void *ctx, const transport_peer_t *p, int64_t now, const uint8_t *v,
+                       size_t len)
+{
+    uint8_t want[3];
+    echo_make(ctx, p, now, want, sizeof want);
+    return len == 3 && memcmp(v, want, 3) == 0;
 }
 
 static void fake_destroy(transport_peer_t *p) {}
@@ -146,6 +174,9 @@ static void run_engine(const uint8_t *data, size_t size)
     coap_engine_ops_t ops = {
         .admit = admit, .on_request = on_request, .on_observe_end = on_observe_end};
     coap_engine_t *e = coap_engine_new(loop, &cfg, &ops, &app);
+    coap_engine_set_echo(e, &(coap_echo_ops_t){.make = echo_make, .check = echo_check});
+    cur_engine = e;
+    max_in = size + 1; /* the oversize call below claims size + 1 bytes */
     transport_peer_t peer = {.ops = &fake_ops, .refcnt = 1};
     transport_peer_t peer2 = {.ops = &fake_ops, .refcnt = 1};
     struct sockaddr_in *a1 = (struct sockaddr_in *)&peer.addr,
@@ -169,6 +200,7 @@ static void run_engine(const uint8_t *data, size_t size)
     }
     for (size_t i = 0; i < app.n_deferred / 2; i++)
         coap_exchange_respond(app.deferred[i], COAP_CHANGED, COAP_CF_NONE, big, i * 10);
+    cur_engine = NULL;
     coap_engine_free(e);
     ASSERT(peer.refcnt == 1 && peer2.refcnt == 1);
     /* Orphaned exchanges stay valid until answered; the answer is dropped. */

@@ -140,3 +140,23 @@ def exchange(sock, port, msg, wait=5.0):
                 sock.sendto(encode(ACK, 0, r["mid"]), ("127.0.0.1", port))
             return r
     return None
+
+
+ECHO = 252
+
+
+def exchange_echo(sock, port, msg, wait=5.0):
+    """exchange() as an RFC 9175 client does it: when the answer carries an Echo option (the
+    server's amplification guard shortened it because our address is not verified yet), the
+    request goes again, under the next MID, with that Echo value; the answer to that one is
+    returned. The socket's address is then verified for a while and answers come whole."""
+    r = exchange(sock, port, msg, wait)
+    if r is None:
+        return r
+    echo = [v for n, v in r["options"] if n == ECHO]
+    if not echo:
+        return r
+    q = decode(msg)
+    again = encode(q["type"], msg[1], (q["mid"] + 1) & 0xFFFF, q["token"],
+                   [o for o in q["options"] if o[0] != ECHO] + [(ECHO, echo[0])], q["payload"])
+    return exchange(sock, port, again, wait)

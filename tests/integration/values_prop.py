@@ -308,8 +308,11 @@ def coap(method, path, payload=b""):
     global mid
     mid = (mid + 1) & 0xFFFF
     tok = mid.to_bytes(2, "big")
-    r = c.exchange(req_sock, PORT, c.encode(c.CON, method, mid, tok, c.path_options(path),
-                                            payload), wait=10.0)
+    # exchange_echo: a large answer to a new address is shortened until the address answers
+    # an Echo (the amplification guard, reliability.md C6); this client is Echo-aware.
+    r = c.exchange_echo(req_sock, PORT, c.encode(c.CON, method, mid, tok, c.path_options(path),
+                                                 payload), wait=10.0)
+    mid = (mid + 1) & 0xFFFF  # exchange_echo may have used the next MID
     if r is None:
         raise Failed("CoAP %s %s: no answer" % (method, path))
     return r
@@ -336,29 +339,70 @@ class Observer:
         self.token = b"\x0b\x5e"
         msg = c.encode(c.CON, c.GET, 0x7777, self.token,
                        c.path_options("/api/v1/%s/attributes" % TOKEN) + [(c.OBSERVE, b"")])
-        r = c.exchange(self.sock, PORT, msg, wait=10.0)
+        r = c.exchange_echo(self.sock, PORT, msg, wait=10.0)
         if r is None or r["code"] != "2.05":
             raise Failed("Observe registration: %r" % (r,))
         self.seen = {}  # key -> payload bytes of the notification that carried it
+        self.backlog = []  # notifications that arrived while a block was fetched
+        self.mid = 0x7800
+
+    def _rest_of(self, first, deadline):
+        """RFC 7959 §3.4: a notification sent as Block2 block 0 (the amplification guard
+        shortens large ones to an address it has not verified, reliability.md C6): the rest is
+        fetched with GETs under another token, as a real client does; notifications arriving
+        meanwhile wait in the backlog."""
+        body = first["payload"]
+        b2 = c.opt_uint(first, 23)
+        tok = b"\x0b\x5f"
+        while b2 is not None and b2 & 8:
+            num, szx = (b2 >> 4) + 1, b2 & 7
+            self.mid += 1
+            self.sock.sendto(c.encode(c.CON, c.GET, self.mid, tok,
+                                      c.path_options("/api/v1/%s/attributes" % TOKEN) +
+                                      [(23, c.block_opt(num, False, szx))]),
+                             ("127.0.0.1", PORT))
+            while True:
+                self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+                try:
+                    data, _ = self.sock.recvfrom(65536)
+                except socket.timeout:
+                    raise Failed("notification block %d: no answer" % num)
+                r = c.decode(data)
+                if r is None:
+                    continue
+                if r["token"] == self.token:
+                    if r["type"] == c.CON:
+                        self.sock.sendto(c.encode(c.ACK, 0, r["mid"]), ("127.0.0.1", PORT))
+                    self.backlog.append(r)
+                    continue
+                if r["token"] == tok and r["type"] == c.ACK and r["mid"] == self.mid:
+                    break
+            body += r["payload"]
+            b2 = c.opt_uint(r, 23)
+        return body
 
     def wait_for(self, key, seconds=10.0):
         deadline = time.monotonic() + seconds
         while key not in self.seen and time.monotonic() < deadline:
-            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            if self.backlog:
+                r = self.backlog.pop(0)
+            else:
+                self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+                try:
+                    data, _ = self.sock.recvfrom(65536)
+                except socket.timeout:
+                    break
+                r = c.decode(data)
+                if r is None or r["token"] != self.token:
+                    continue
+                if r["type"] == c.CON:
+                    self.sock.sendto(c.encode(c.ACK, 0, r["mid"]), ("127.0.0.1", PORT))
+            payload = self._rest_of(r, deadline)
             try:
-                data, _ = self.sock.recvfrom(65536)
-            except socket.timeout:
-                break
-            r = c.decode(data)
-            if r is None or r["token"] != self.token:
-                continue
-            if r["type"] == c.CON:
-                self.sock.sendto(c.encode(c.ACK, 0, r["mid"]), ("127.0.0.1", PORT))
-            try:
-                for k in json.loads(r["payload"]):
-                    self.seen.setdefault(k, r["payload"])
+                for k in json.loads(payload):
+                    self.seen.setdefault(k, payload)
             except ValueError:
-                raise Failed("notification is not JSON: %r" % r["payload"])
+                raise Failed("notification is not JSON: %r" % payload)
         return self.seen.get(key)
 
 
