@@ -48,7 +48,7 @@ log "flood seed $seed (rerun with IT_SEED=$seed)"
 out=$(timeout $(( count / 400 + 120 )) python3 "$IT_DIR/malformed_flood.py" --coap-port "$COAP_PORT" \
     --dtls-port "$COAPS_PORT" --pid "$DAEMON_PID" --token floodTok1 --seed "$seed" \
     --count "$count" --sockets $(( count / 6000 + 1 )) --seconds $(( count / 400 + 60 )) \
-    --corpus "$COAPHUB_SRC/tests/fuzz/corpus/coap_pdu" ${flood_args[@]+"${flood_args[@]}"}) || {
+    --auth-max-ratio 3 --corpus "$COAPHUB_SRC/tests/fuzz/corpus/coap_pdu" ${flood_args[@]+"${flood_args[@]}"}) || {
     log "result: $out"
     fail "flood rules broken (see FAIL lines above)"
 }
