@@ -72,6 +72,8 @@ p.add_argument("--hs-psk", type=int, default=2, help="full PSK handshakes per bu
 p.add_argument("--rest-period", type=float, default=1.0)
 p.add_argument("--login-period", type=float, default=30.0)
 p.add_argument("--max-drift", type=float, default=2.0, help="MiB per 10 min (slope), at most")
+p.add_argument("--judge", choices=("quiet", "all"), default="quiet",
+               help="RSS drift judged on the quiet samples or on every sample after the warm-up")
 p.add_argument("--fd-tolerance", type=int, default=5, help="fds within +- this of the warm value")
 p.add_argument("--max-error-rate", type=float, default=0.001,
                help="errors / settled requests per load component, at most")
@@ -293,6 +295,7 @@ def rest_loop(obs_attr_id, obs_rpc_id, plain_id):
 # --- sampling ----------------------------------------------------------------------------------
 
 samples = []   # (t, rss_kb, fds, threads, load1, anon_kb, file_kb, shmem_kb, quiet)
+cpu = {}       # the server's CPU seconds (utime + stime) at the first and last sample
 CSV_ROW = "%.1f,%d,%d,%d,%.2f,%d,%d,%d,%d\n"
 csv_lock = threading.Lock()
 
@@ -306,6 +309,9 @@ def sample_once(csv, quiet=0):
                 if k in ("VmRSS", "Threads", "RssAnon", "RssFile", "RssShmem"):
                     v[k] = int(rest_.split()[0])
         fds = len(os.listdir("/proc/%d/fd" % a.pid))
+        with open("/proc/%d/stat" % a.pid) as f:   # fields 14, 15 after the ")" of comm
+            st = f.read().rsplit(")", 1)[1].split()
+        cpu_s = (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
         with open("/proc/loadavg") as f:
             load1 = float(f.read().split()[0])
     except OSError:
@@ -314,6 +320,8 @@ def sample_once(csv, quiet=0):
     row = (time.monotonic() - T0, v.get("VmRSS", 0), fds, v.get("Threads", 0), load1,
            v.get("RssAnon", 0), v.get("RssFile", 0), v.get("RssShmem", 0), quiet)
     with csv_lock:
+        cpu.setdefault("first", (row[0], cpu_s))
+        cpu["last"] = (row[0], cpu_s)
         samples.append(row)
         csv.write(CSV_ROW % row)
         csv.flush()
@@ -497,6 +505,17 @@ def main():
     return report(log_offset, seg)
 
 
+def theil_sen_per_10min(pts):
+    """Median of the slopes between every two samples (Theil-Sen): one step of the allocator
+    at either end of a short window moves it far less than a least-squares fit."""
+    sl = sorted((v2 - v1) / (t2 - t1) for i, (t1, v1) in enumerate(pts)
+                for t2, v2 in pts[i + 1:] if t2 > t1)
+    if not sl:
+        return None
+    m = len(sl) // 2
+    return (sl[m] if len(sl) % 2 else (sl[m - 1] + sl[m]) / 2) * 600.0
+
+
 def slope_per_10min(pts):
     n = len(pts)
     if n < 2:
@@ -550,14 +569,23 @@ def report(log_offset, segments):
         fails.append("too few quiet samples after the warm-up (%d)" % len(quiet))
     else:
         q0, q1 = quiet[0], quiet[-1]
-        slope = slope_per_10min([(s[0], s[1] / 1024.0) for s in quiet])
+        # The judged drift: Theil-Sen over the quiet samples (--judge quiet), or over every
+        # sample after the warm-up (--judge all: more points for a short window).
+        judged = quiet if a.judge == "quiet" else warm
+        slope = theil_sen_per_10min([(s[0], s[1] / 1024.0) for s in judged])
         fds = [s[2] for s in warm]
         res["rss"] = {
             "start_kb": samples[0][1],
             "quiet_kb": [s[1] for s in quiet], "quiet_at_s": [round(s[0]) for s in quiet],
             "warm_kb": q0[1], "warm_at_s": round(q0[0], 1), "end_kb": q1[1],
             "end_at_s": round(q1[0], 1), "max_kb": max(s[1] for s in samples),
-            "drift_mib_per_10min": round(slope, 3),
+            "judge": a.judge, "drift_mib_per_10min": round(slope, 3),
+            "quiet_theil_sen_mib_per_10min": round(theil_sen_per_10min(
+                [(s[0], s[1] / 1024.0) for s in quiet]), 3),
+            "all_theil_sen_mib_per_10min": round(theil_sen_per_10min(
+                [(s[0], s[1] / 1024.0) for s in warm]), 3),
+            "quiet_lsq_mib_per_10min": round(slope_per_10min(
+                [(s[0], s[1] / 1024.0) for s in quiet]), 3),
             "endpoints_mib_per_10min": round((q1[1] - q0[1]) / 1024.0
                                              / max(1e-9, q1[0] - q0[0]) * 600, 3),
             "anon_drift_mib_per_10min": round(slope_per_10min(
@@ -573,6 +601,8 @@ def report(log_offset, segments):
         loads = sorted(s[4] for s in samples)
         res["load1"] = {"min": loads[0], "max": loads[-1], "median": loads[len(loads) // 2]}
         res["samples"] = len(samples)
+        (t0, c0), (t1, c1) = cpu["first"], cpu["last"]
+        res["server_cpu_pct_of_a_core"] = round(100.0 * (c1 - c0) / max(1e-9, t1 - t0), 1)
         if slope >= a.max_drift:
             fails.append("RSS drift %.2f MiB per 10 min >= %.2f" % (slope, a.max_drift))
         if min(fds) < q0[2] - a.fd_tolerance or max(fds) > q0[2] + a.fd_tolerance:
