@@ -6,6 +6,16 @@
 # every load part answered without errors. The load, its phases and the sums are
 # soak_load.py's (see its header); docs/RELIABILITY.md has the figures.
 #
+# The recorded 30-minute run (release build, docs/RELIABILITY.md R7), by hand:
+#   cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=Release && cmake --build build-rel \
+#       --target coaphub coaphub-cli coaphub-bench
+#   COAPHUB_BIN=build-rel/coaphub SOAK_SECONDS=1800 SOAK_SAMPLE=5 SOAK_KEEP=/tmp/soak-30min \
+#   SOAK_RATE_PLAIN=5000 SOAK_RATE_ATTR=2000 SOAK_RATE_X509=2500 SOAK_RATE_PSK=500 \
+#   SOAK_ARGS="--plain-devices 100 --x509-devices 20 --psk-devices 10 --window 4 --segment 60 --quiet 10" \
+#       bash tests/integration/test_soak.sh
+# (50 % of the rated load on a quiet machine: SOAK_RATE_PLAIN=17000 SOAK_RATE_X509=15000 and
+# more devices; the rates are coaphub-bench's open-loop --rate, requests/s in total.)
+#
 # The load (CI form; SOAK_RATE_* and SOAK_ARGS change it): segments of 20 s, each followed by 4 s
 # without requests; in a segment plain CoAP 100 telemetry posts/s from 8 token devices and 320
 # attribute reads/s from 8 others, DTLS 60 telemetry posts/s from 6 X.509 devices and 20/s from
@@ -70,7 +80,8 @@ fi
 SOAK_SAMPLE=${SOAK_SAMPLE:-3}
 SOAK_TTL=${SOAK_TTL:-60}
 # SOAK_ARGS: more soak_load.py options (device counts, handshake bursts: soak_load.py --help).
-# Keep the results (samples.csv, the loads' JSON, the summary) when SOAK_KEEP names a folder.
+# Keep the results (samples.csv, the loads' JSON, the summary, the daemon's log) when SOAK_KEEP
+# names a folder.
 SOAK_KEEP=${SOAK_KEEP:-}
 
 # info, not the suite's debug: a debug line per request would make the log, not the server,
@@ -94,7 +105,7 @@ timeout $(( SOAK_SECONDS + 420 )) python3 "$IT_DIR/soak_load.py" --bench "$BENCH
     >"$IT_TMP/soak.json" || rc=$?
 cat "$IT_TMP/soak.json" >&2
 if [ -n "$SOAK_KEEP" ]; then
-    mkdir -p "$SOAK_KEEP" && cp -r "$IT_TMP/soak" "$IT_TMP/soak.json" "$SOAK_KEEP/"
+    mkdir -p "$SOAK_KEEP" && cp -r "$IT_TMP/soak" "$IT_TMP/soak.json" "$IT_LOG" "$SOAK_KEEP/"
 fi
 [ "$rc" -ne 2 ] || fail "soak load could not be set up"
 summary=$(tail -n 1 "$IT_TMP/soak.json")
