@@ -39,7 +39,7 @@
 #
 # Memory under ASan (what CI builds). ASan keeps freed blocks in a quarantine (256 MiB by
 # default, plus 1 MiB per thread) before reusing them, so RSS climbs by itself: with an 8 MiB
-# quarantine the 3-minute form still measured 20-56 MiB per 10 min, with none 5-6. The soak
+# quarantine the 3-minute form still measured 20.6 MiB per 10 min, with none 5-7.5. The soak
 # therefore runs without quarantine (quarantine_size_mb=0, thread_local_quarantine_size_kb=0:
 # use-after-free of a block not yet reused is still reported, and the rest of the suite keeps
 # the quarantine), lets ASan's allocator hand free pages back (allocator_release_to_os_interval_ms)
@@ -54,8 +54,8 @@
 # caches also fill during the window (the DTLS session store keeps ~1 KB per full handshake up
 # to 20,480 sessions, src/dtls/endpoint.c; OpenSSL's own cache 256; ~0.7 full handshakes/s
 # here) and ASan's size classes each grow to their own high-water mark. Measured with these
-# options, beside other tests (load average 8-12): 5.3, 6.1 and 6.1 MiB per 10 min, once 14.3
-# (least squares). So the short form asserts 16 MiB per 10 min, and runs of 20 minutes or more
+# options, beside other tests (load average 6-12): 7.5, 6.1 and 6.1 MiB per 10 min (earlier
+# runs, least squares: 5.3, once 14.3). So the short form asserts 16 MiB per 10 min, and runs of 20 minutes or more
 # the row's 2. What 16 still catches: a leak of two allocations per request (under ASan every
 # block costs at least 32 bytes: at ~490 requests/s that is >= 18 MiB per 10 min on its own),
 # anything of ~60 bytes or more per request, and any leak of a few KB per handshake or REST
