@@ -82,10 +82,10 @@ static void dtls_fuzz_init(const char *tag)
 }
 
 /* The target's listener (cfg's settings, bound to 127.0.0.1 port 0 once), made on the first
- * call. Unless send, its socket is kept aside (fd -1): nothing leaves the process, the compact
- * layer's sends skip it. With send, the handshake path's datagrams really go out (to the
+ * call. Unless send_out, its socket is kept aside (fd -1): nothing leaves the process, the compact
+ * layer's sends skip it. With send_out, the handshake path's datagrams really go out (to the
  * 127.0.0.x:40000 sources, where nothing listens), so bio.c's packing of flights runs too. */
-static inline dtls_listener_t *dtls_fuzz_listener(dtls_cfg_t *cfg, bool send)
+static inline dtls_listener_t *dtls_fuzz_listener(dtls_cfg_t *cfg, bool send_out)
 {
     if (!fuzz_l) {
         char err[ERR_LEN];
@@ -97,7 +97,7 @@ static inline dtls_listener_t *dtls_fuzz_listener(dtls_cfg_t *cfg, bool send)
             abort();
         }
         fuzz_fd = fuzz_l->fd;
-        if (!send)
+        if (!send_out)
             fuzz_l->fd = -1;
     }
     return fuzz_l;
