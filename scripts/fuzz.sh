@@ -7,13 +7,14 @@
 #
 # SECS (default 40, scripts/test.sh's FUZZ_SECONDS) is the average time per target the run may
 # take: the whole run gets SECS x targets / jobs seconds of wall time (CI: 40 x 14 / 2 = 280 s).
-# Targets start cheapest first (CPU time to FUZZ_RUNS, the order below), so the ones that finish
-# early leave their share to the costly ones at the end, and as many targets as the budget
-# allows reach FUZZ_RUNS; each is capped at the time left until the deadline (at least
-# FUZZ_MIN_SECONDS, 15; at most FUZZ_MAX_SECONDS, 4 x SECS). A crash, sanitizer report, leak or timeout fails the run and leaves its
-# reproducer in build-fuzz/; a target that hits its cap before FUZZ_RUNS is reported, not
-# failed. Each target's own libFuzzer flags (-max_len, with the reason) come from its
-# tests/fuzz/<name>.cmake (FUZZ_ARGS, written to build-fuzz/fuzz_<name>.args).
+# Targets start cheapest first (CPU time to FUZZ_RUNS, the order below); each is capped at an
+# even share of the time left among the targets not yet started, so the ones that finish early
+# leave their share to the costly ones at the end (at least FUZZ_MIN_SECONDS, 15; at most
+# FUZZ_MAX_SECONDS, 4 x SECS, and never past the deadline). A crash, sanitizer report, leak or
+# timeout fails the run and leaves its reproducer in build-fuzz/; a target that hits its cap
+# before FUZZ_RUNS is reported, not failed. Each target's own libFuzzer flags (-max_len, with
+# the reason) come from its tests/fuzz/<name>.cmake (FUZZ_ARGS, written to
+# build-fuzz/fuzz_<name>.args).
 #
 # New finds go to build-fuzz/new-corpus/TARGET. FUZZ_MERGE=1 folds them into the repository's
 # corpus at the end (minimised: only inputs that add coverage), as
@@ -35,6 +36,7 @@ all=$(sed -n 's/.*coaphub_fuzz_target(NAME \([a-z0-9_]*\).*/\1/p' tests/fuzz/*.c
 cmake --build "$b" -j"$(nproc)" --target $(printf 'fuzz_%s ' $all) >/dev/null
 rm -rf "$b/logs"
 mkdir -p "$b/logs"
+: >"$b/logs/started"
 
 # Cheapest first: CPU seconds to 1 M executions under ASan + UBSan -O1 from the merged corpus,
 # measured 2026-12-07 (docs/RELIABILITY.md R1-R3). Targets not named here (new ones) go
@@ -52,8 +54,16 @@ echo "== fuzz: $n targets, $jobs at a time, each to $runs executions or its cap;
 # One target; its report is printed when it ends, so parallel runs do not interleave.
 # shellcheck disable=SC2317 # run by xargs through bash -c
 run_one() {
-  local t=$1 rc=0 cap args=()
+  local t=$1 rc=0 cap args=() left started
+  # An even share of the wall time left among the targets not yet started (this one
+  # included), never past the deadline: the cheap targets stop at FUZZ_RUNS long before their
+  # share, and what they leave goes to the costly ones at the end.
+  started=$(wc -l <"$b/logs/started")
+  echo "$t" >>"$b/logs/started"
+  left=$((n - started))
+  [ "$left" -ge 1 ] || left=1
   cap=$((deadline - $(date +%s)))
+  [ $((cap * jobs / left)) -ge "$cap" ] || cap=$((cap * jobs / left))
   [ "$cap" -ge "$min_secs" ] || cap=$min_secs
   [ "$cap" -le "$max_secs" ] || cap=$max_secs
   [ -f "$b/fuzz_$t.args" ] && read -r -a args <"$b/fuzz_$t.args"
@@ -75,7 +85,7 @@ run_one() {
   return "$rc"
 }
 export -f run_one
-export deadline min_secs max_secs runs b root
+export deadline min_secs max_secs runs b root n jobs
 rc=0
 # shellcheck disable=SC2086,SC2016
 printf '%s\n' $targets | xargs -P "$jobs" -I{} bash -c 'run_one "$1"' _ {} || rc=$?
