@@ -63,26 +63,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool client_cid = data[0] & 0x80; /* the client has a CID of its own: our records carry it */
     data++;
     size--;
-    char err[ERR_LEN];
     dtls_cfg_t cfg;
     dtls_cfg_default(&cfg);
-    cfg.bind_addr = "127.0.0.1";
-    cfg.port = 0;
     cfg.cid_len = sizeof CID;
-    dtls_listener_t *l = dtls_listener_new(loop, &fuzz_sink, ctx, &cfg, err);
-    if (!l)
-        return 0;
-    int fd = l->fd;
-    l->fd = -1; /* nothing leaves the process */
+    dtls_listener_t *l = dtls_fuzz_listener(&cfg, false); /* one for the run: dtls_fuzz_env.h */
 
-    uint8_t ms[48], cr[32], sr[32];
-    memset(ms, 0x3c, sizeof ms);
-    memset(cr, 0x1d, sizeof cr);
-    memset(sr, 0x9e, sizeof sr);
-    dtls_rl_t srv, cl, conv;
-    if (dtls__rl_derive(&srv, SUITES[suite].alg, SUITES[suite].tag, EVP_sha256(), ms, sizeof ms, cr,
-                        sr) != 0)
-        abort();
+    /* The keys of a suite are derived once (same master secret and randoms every time); each
+     * input starts from a copy. */
+    static dtls_rl_t keys[sizeof SUITES / sizeof SUITES[0]];
+    static bool derived[sizeof SUITES / sizeof SUITES[0]];
+    if (!derived[suite]) {
+        uint8_t ms[48], cr[32], sr[32];
+        memset(ms, 0x3c, sizeof ms);
+        memset(cr, 0x1d, sizeof cr);
+        memset(sr, 0x9e, sizeof sr);
+        if (dtls__rl_derive(&keys[suite], SUITES[suite].alg, SUITES[suite].tag, EVP_sha256(), ms,
+                            sizeof ms, cr, sr) != 0)
+            abort();
+        derived[suite] = true;
+    }
+    dtls_rl_t srv = keys[suite], cl, conv;
     dtls__rl_mirror(&srv, &cl);
     conv = srv; /* a second server view, for the conversion check */
     cl.w_seq = 2;
@@ -103,8 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     dtls_rl_t other_rl = srv;
     dtls_peer_t *o = dtls__peer_new_compact(l, &addrs[1], alen, &other_rl);
     transport_peer_ref(&o->base);
-    dtls_aead_ctx_t a;
-    dtls__aead_init(&a);
+    dtls_aead_ctx_t *a = dtls_fuzz_aead();
 
     static uint8_t buf[DTLS_MAX_DGRAM + 64], out[DTLS_MAX_DGRAM + 64], plain[DTLS_MAX_PLAIN];
     while (size >= 3) {
@@ -131,8 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (flags & 0x20)
                 cid[3] ^= 1;
             uint8_t type = (uint8_t)(20 + ((flags >> 3) & 3));
-            ssize_t r = dtls__rl_seal_cid(&cl, &a, type, cid, sizeof cid, bytes, n, buf,
-                                          sizeof buf);
+            ssize_t r = dtls__rl_seal_cid(&cl, a, type, cid, sizeof cid, bytes, n, buf, sizeof buf);
             if (r <= 0)
                 continue;
             len = (size_t)r;
@@ -142,13 +140,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             uint8_t t = 0;
             if (dtls__rec_parse_cid(buf, len, sizeof CID, &rec) != (ssize_t)len)
                 abort();
-            ssize_t m = dtls__rl_cid_to_plain(&conv, &a, &rec, &t, out, sizeof out);
+            ssize_t m = dtls__rl_cid_to_plain(&conv, a, &rec, &t, out, sizeof out);
             if (authentic && m > 0) {
                 dtls_rl_t fresh = srv;
                 fresh.r_any = false;
                 fresh.uid = 0;
                 if (t != type || dtls__rec_parse(out, (size_t)m, &o2) != m ||
-                    dtls__rl_open(&fresh, &a, &o2, plain, sizeof plain) != (ssize_t)n ||
+                    dtls__rl_open(&fresh, a, &o2, plain, sizeof plain) != (ssize_t)n ||
                     memcmp(plain, bytes, n) != 0)
                     abort();
                 dtls__rl_wipe(&fresh);
@@ -162,8 +160,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 ssize_t rl = dtls__rec_parse_cid(l->out, sizeof l->out, p->peer_cid_len, &rec);
                 ssize_t m = rl < 0 ? -1
                             : rec.type == DTLS_CT_CID
-                                ? dtls__rl_open_cid(&cl, &a, &rec, &t, plain, sizeof plain)
-                                : dtls__rl_open(&cl, &a, &rec, plain, sizeof plain);
+                                ? dtls__rl_open_cid(&cl, a, &rec, &t, plain, sizeof plain)
+                                : dtls__rl_open(&cl, a, &rec, plain, sizeof plain);
                 if ((rec.type == DTLS_CT_CID) != client_cid || m != (ssize_t)n ||
                     memcmp(plain, bytes, n) != 0 ||
                     (client_cid && memcmp(rec.cid, PEER_CID, sizeof PEER_CID) != 0))
@@ -186,15 +184,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (!authentic || !sockaddr_equal(from, &p->base.addr)))
             abort();
     }
-    dtls__aead_fini(&a);
     dtls__rl_wipe(&cl);
     dtls__rl_wipe(&conv);
     dtls__rl_wipe(&srv);
     dtls__rl_wipe(&other_rl);
     dtls__peer_close(p, true);
     dtls__peer_close(o, true);
-    l->fd = fd;
-    dtls_listener_free(l);
+    dtls_fuzz_reset(l);
     transport_peer_unref(&p->base);
     transport_peer_unref(&o->base);
     return 0;

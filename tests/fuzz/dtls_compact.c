@@ -12,7 +12,8 @@
  *              from an unknown one (bit 1 set);
  *   bits 2-3 == 3 with bit 0 clear: the server also sends bytes to the client, and the
  *              client must open exactly them (checks seal/open agree).
- * Each input gets a fresh listener; the server certificate and SSL_CTX are made once.
+ * Each input starts from a listener in its initial state (one per process, reset after each
+ * input: dtls_fuzz_env.h); the server certificate and SSL_CTX are made once.
  */
 #include "dtls_fuzz_env.h"
 
@@ -56,33 +57,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t suite = data[0] % (sizeof SUITES / sizeof SUITES[0]);
     data++;
     size--;
-    char err[ERR_LEN];
     dtls_cfg_t cfg;
     dtls_cfg_default(&cfg);
-    cfg.bind_addr = "127.0.0.1";
-    cfg.port = 0;
-    dtls_listener_t *l = dtls_listener_new(loop, &fuzz_sink, ctx, &cfg, err);
-    if (!l)
-        return 0;
-    int fd = l->fd;
-    l->fd = -1; /* nothing leaves the process (sends skip a closed socket) */
+    dtls_listener_t *l = dtls_fuzz_listener(&cfg, false); /* one for the run: dtls_fuzz_env.h */
 
-    uint8_t ms[48], cr[32], sr[32];
-    memset(ms, 0x5a, sizeof ms);
-    memset(cr, 0xc1, sizeof cr);
-    memset(sr, 0x5e, sizeof sr);
-    dtls_rl_t srv, cl;
-    if (dtls__rl_derive(&srv, SUITES[suite].alg, SUITES[suite].tag, EVP_sha256(), ms, sizeof ms,
-                        cr, sr) != 0)
-        abort();
+    /* The keys of a suite are derived once (same master secret and randoms every time); each
+     * input starts from a copy. */
+    static dtls_rl_t keys[sizeof SUITES / sizeof SUITES[0]];
+    static bool derived[sizeof SUITES / sizeof SUITES[0]];
+    if (!derived[suite]) {
+        uint8_t ms[48], cr[32], sr[32];
+        memset(ms, 0x5a, sizeof ms);
+        memset(cr, 0xc1, sizeof cr);
+        memset(sr, 0x5e, sizeof sr);
+        if (dtls__rl_derive(&keys[suite], SUITES[suite].alg, SUITES[suite].tag, EVP_sha256(), ms,
+                            sizeof ms, cr, sr) != 0)
+            abort();
+        derived[suite] = true;
+    }
+    dtls_rl_t srv = keys[suite], cl;
     dtls__rl_mirror(&srv, &cl);
     srv.w_seq = 3; /* as if OpenSSL had sent Finished and two records */
     cl.w_seq = 2;
     struct sockaddr_storage peer_addr = addr(0x7f000001u), other = addr(0x7f000002u);
     dtls_peer_t *p = dtls__peer_new_compact(l, &peer_addr, sizeof(struct sockaddr_in), &srv);
     transport_peer_ref(&p->base); /* stays readable after a close */
-    dtls_aead_ctx_t a;
-    dtls__aead_init(&a);
+    dtls_aead_ctx_t *a = dtls_fuzz_aead();
 
     static uint8_t buf[DTLS_MAX_DGRAM + 64], plain[DTLS_MAX_PLAIN];
     while (size >= 3) {
@@ -104,7 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             else
                 cl.w_seq += step;
             uint8_t type = (uint8_t)(20 + ((flags >> 2) & 3));
-            ssize_t r = dtls__rl_seal(&cl, &a, type, bytes, n, buf, sizeof buf);
+            ssize_t r = dtls__rl_seal(&cl, a, type, bytes, n, buf, sizeof buf);
             if (r > 0)
                 dtls__listener_input(l, &peer_addr, sizeof(struct sockaddr_in), buf, (size_t)r);
         } else if (((flags >> 2) & 3) == 3 && !p->base.closed) {
@@ -114,7 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 size_t rlen = DTLS_REC_HDR + ((size_t)l->out[11] << 8 | l->out[12]);
                 if (dtls__rec_parse(l->out, rlen, &rec) != (ssize_t)rlen)
                     abort();
-                ssize_t m = dtls__rl_open(&cl, &a, &rec, plain, sizeof plain);
+                ssize_t m = dtls__rl_open(&cl, a, &rec, plain, sizeof plain);
                 if (m != (ssize_t)n || memcmp(plain, bytes, n) != 0)
                     abort();
             }
@@ -124,12 +124,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             dtls__listener_input(l, from, sizeof(struct sockaddr_in), buf, n);
         }
     }
-    dtls__aead_fini(&a);
     dtls__rl_wipe(&cl);
     dtls__rl_wipe(&srv);
     dtls__peer_close(p, true); /* close_notify goes nowhere too */
-    l->fd = fd;
-    dtls_listener_free(l);
+    dtls_fuzz_reset(l);
     transport_peer_unref(&p->base);
     return 0;
 }

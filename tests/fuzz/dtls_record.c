@@ -5,8 +5,9 @@
  * Input: a sequence of datagrams, each [flags:1][len:2 big-endian][bytes:len] (len is cut to
  * what remains). flags bits 0-1 pick one of four 127.0.0.x sources; bit 2 replaces the cookie
  * of a ClientHello with the valid one for that source, so the fuzzer gets past the HMAC and
- * into OpenSSL's handshake on a per-peer SSL. Each input gets a fresh listener (deterministic);
- * the server certificate and SSL_CTX are made once per process.
+ * into OpenSSL's handshake on a per-peer SSL. Each input starts from a listener in its initial
+ * state (one listener per process, reset after each input: dtls_fuzz_env.h); the server
+ * certificate and SSL_CTX are made once per process.
  */
 #include "dtls_fuzz_env.h"
 
@@ -71,16 +72,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         dtls_fuzz_init("dtls");
         inited = 1;
     }
-    char err[ERR_LEN];
     dtls_cfg_t cfg;
     dtls_cfg_default(&cfg);
-    cfg.bind_addr = "127.0.0.1";
-    cfg.port = 0;
     cfg.max_handshakes = 2;
     cfg.max_sessions = 2;
-    dtls_listener_t *l = dtls_listener_new(loop, &fuzz_sink, ctx, &cfg, err);
-    if (!l)
-        return 0;
+    dtls_listener_t *l = dtls_fuzz_listener(&cfg, true); /* one for the run: dtls_fuzz_env.h */
     static uint8_t buf[DTLS_MAX_DGRAM + 64];
     while (size >= 3) {
         uint8_t flags = data[0];
@@ -109,6 +105,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                      DTLS_COOKIE_LEN);
         dtls__listener_input(l, &ss, sizeof *a, buf, len);
     }
-    dtls_listener_free(l);
+    dtls_fuzz_reset(l);
     return 0;
 }
