@@ -175,14 +175,6 @@ size_t coap__amp_echo_make(coap_peer_t *ps, uint8_t *out)
     return n <= COAP_ECHO_MAX ? n : 0;
 }
 
-static bool mid_in_flight(const coap_peer_t *ps, uint16_t mid)
-{
-    for (const coap_link_t *l = ps->cons.next; l != &ps->cons; l = l->next)
-        if (COAP_CONTAINER(l, const coap_con_t, link)->mid == mid)
-            return true;
-    return false;
-}
-
 uint16_t coap__amp_con_mid(coap_peer_t *ps)
 {
     if (coap__amp_budget(ps, 1) == 0)
@@ -192,7 +184,7 @@ uint16_t coap__amp_con_mid(coap_peer_t *ps)
         if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
             r = (uint32_t)(coap__rand01(ps->e) * 4294967296.0);
         uint16_t mid = (uint16_t)(r % 65000u); /* server MIDs stay below 65000, as the counter's */
-        if (!mid_in_flight(ps, mid))
+        if (!coap__con_in_flight(ps, mid))
             return mid;
     }
 }

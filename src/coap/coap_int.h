@@ -290,6 +290,7 @@ void coap__dedup_expire(coap_engine_t *e, int64_t now);
 coap_con_t *coap__con_send(coap_peer_t *ps, uint16_t mid, uint8_t *buf, size_t len);
 /* An ACK or RST for one of our CONs: completes it (its done callback, or a free). */
 bool coap__con_match(coap_peer_t *ps, uint16_t mid, bool reset); /* false: no CON had mid */
+bool coap__con_in_flight(const coap_peer_t *ps, uint16_t mid);   /* a CON of ours has mid */
 void coap__con_free(coap_con_t *c);
 void coap__gc_arm(coap_engine_t *e);
 /* Frees the spare lists (engine teardown). */

@@ -656,6 +656,11 @@ void coap_engine_input(coap_engine_t *e, transport_peer_t *peer, const uint8_t *
     }
     coap_peer_t *ps = coap__peer_get(e, peer);
     ps->hold++;
+    /* An ACK or RST of a CON we sent this address proves it receives there (amp.c); proven
+     * before the CON's completion runs, so what that sends next is not held to the limit. */
+    if ((pdu.type == COAP_TYPE_ACK || pdu.type == COAP_TYPE_RST) &&
+        coap__con_in_flight(ps, pdu.mid))
+        coap__amp_proven(ps, false);
     switch (pdu.type) {
     case COAP_TYPE_ACK:
         coap__con_match(ps, pdu.mid, false);

@@ -298,6 +298,14 @@ void coap__con_free(coap_con_t *c)
     free(c);
 }
 
+bool coap__con_in_flight(const coap_peer_t *ps, uint16_t mid)
+{
+    for (const coap_link_t *l = ps->cons.next; l != &ps->cons; l = l->next)
+        if (COAP_CONTAINER(l, const coap_con_t, link)->mid == mid)
+            return true;
+    return false;
+}
+
 /* An ACK or RST for one of our CONs (RFC 7252 §4.2, §4.3). Unknown MIDs are ignored: they
  * may be late duplicates, or forged (RFC 7252 §11.4). */
 bool coap__con_match(coap_peer_t *ps, uint16_t mid, bool reset)
@@ -308,8 +316,6 @@ bool coap__con_match(coap_peer_t *ps, uint16_t mid, bool reset)
             continue;
         if (reset)
             ps->e->stats.resets++;
-        /* An ACK or RST of a CON we sent this address proves it receives there (amp.c). */
-        coap__amp_proven(ps, false);
         if (c->done)
             c->done(c, !reset, reset);
         else
