@@ -7,8 +7,9 @@
 # whole -c file, so every handshake carries leaf + int2 + int1 (libcoap's OpenSSL client would
 # send only the leaf). The server runs with --dtls-mtu 576 and the default 1 s retransmission
 # timer. 50 handshakes, each followed by one telemetry POST (a key of its own), 5 at a time,
-# each device bounded to 60 s (coap-client's own DTLS and CoAP retransmissions; a handshake the
-# client gives up is started again within those 60 s and counted). Pass: >= 99 % of the 50 finish with 2.01 within 60 s (50 x 0.99 =
+# each device bounded to 60 s in attempts of at most 20 s (coap-client's own DTLS and CoAP
+# retransmissions; a handshake the client gives up, or a POST left unanswered for 20 s, is started
+# again within those 60 s and counted). Pass: >= 99 % of the 50 finish with 2.01 within 60 s (50 x 0.99 =
 # 49.5, rounded up to all 50: one failure already fails the row), every point stored, the
 # server retransmitted flights on its own timer, and no datagram from the server was larger
 # than 548 bytes (576 - 20 IPv4 - 8 UDP).
@@ -17,6 +18,7 @@ need openssl; need coap-client-gnutls; need python3; need jq
 
 N=50
 PAR=5
+ATTEMPT_S=20   # one attempt's bound: handshake + POST (slowest seen: 11.4 s)
 cd "$IT_TMP" || fail "no tmp dir"
 DAEMON_ARGS=(--dtls-mtu 576)
 daemon_start
@@ -61,14 +63,19 @@ RELAY_PORT=$(cat relay.port)
 # settable from coap-client); a device then starts a new handshake, as a real one would, as
 # long as its 60 s last. The row's figure is the device's time to a stored point.
 one() {
-    local t0 now left code="" n=0
+    local t0 now left try code="" n=0
     t0=$(date +%s.%N)
     while :; do
         now=$(date +%s.%N)
         left=$(awk -v a="$t0" -v b="$now" 'BEGIN {printf "%d", 60 - (b - a)}')
         [ "$left" -ge 2 ] || break
         n=$((n + 1))
-        timeout "$left" coap-client-gnutls -v 7 -B "$left" -c chain.pem -j leaf.key -m POST \
+        # At most ATTEMPT_S per attempt: libcoap's own CON retransmission of the POST runs up to
+        # 93 s (RFC 7252 defaults), longer than the device's 60 s, so one POST whose 5
+        # transmissions or answers all fall into the 10 % loss (0.19^5, ~1 device in 80 runs)
+        # ended the device; a real device gives up on its request and starts again.
+        try=$(( left < ATTEMPT_S ? left : ATTEMPT_S ))
+        timeout "$try" coap-client-gnutls -v 7 -B "$try" -c chain.pem -j leaf.key -m POST \
             -t application/json -e "{\"h$1\":$1}" \
             "coaps://127.0.0.1:$RELAY_PORT/api/v1/telemetry" >"h$1.$n.log" 2>&1
         code=$(grep -Eo 'process incoming [0-9]\.[0-9]{2} response' "h$1.$n.log" | tail -n 1 |
@@ -79,7 +86,7 @@ one() {
     echo "${code:-none} $(awk -v a="$t0" -v b="$now" 'BEGIN {printf "%.2f", b - a}') $n" >"h$1.res"
 }
 T0=$(date +%s)
-export RELAY_PORT
+export RELAY_PORT ATTEMPT_S
 export -f one
 seq 1 "$N" | timeout 300 xargs -P "$PAR" -I{} bash -c 'one {}' ||
     log "some clients failed (counted below)"
@@ -93,7 +100,7 @@ SLOWEST=$(cat h*.res | awk '$1 == "2.01" {print $2}' | sort -n | tail -n 1)
 MEDIAN=$(cat h*.res | awk '$1 == "2.01" {print $2}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 RETRIES=$(cat h*.res | awk '{s += $3 - 1} END {print s + 0}')
 log "figures: $OK/$N devices 2.01 within 60 s in $((T1 - T0)) s; per device median ${MEDIAN:-?} s," \
-    "slowest ${SLOWEST:-?} s; $RETRIES handshakes given up by the client and started again;" \
+    "slowest ${SLOWEST:-?} s; $RETRIES attempts started again (a handshake the client gave up, or no answer within ${ATTEMPT_S} s);" \
     "relay $(cat relay.json)"
 for f in h*.res; do
     read -r c _ <"$f"
