@@ -45,6 +45,28 @@ bool sockaddr_equal(const struct sockaddr_storage *a, const struct sockaddr_stor
            memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
 }
 
+size_t sockaddr_mac_bytes(const struct sockaddr *a, socklen_t alen,
+                          uint8_t out[static SOCKADDR_MAC_BYTES_MAX])
+{
+    if (a->sa_family == AF_INET && alen >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)(const void *)a;
+        out[0] = 0;
+        out[1] = 4;
+        memcpy(out + 2, &s->sin_port, 2);
+        memcpy(out + 4, &s->sin_addr, 4);
+        return 8;
+    }
+    if (a->sa_family == AF_INET6 && alen >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)(const void *)a;
+        out[0] = 0;
+        out[1] = 6;
+        memcpy(out + 2, &s->sin6_port, 2);
+        memcpy(out + 4, &s->sin6_addr, 16);
+        return 20;
+    }
+    return 0;
+}
+
 size_t sockaddr_prefix_key(const struct sockaddr_storage *a,
                            uint8_t out[static SOCKADDR_PREFIX_KEY_MAX])
 {

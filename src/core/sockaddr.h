@@ -28,6 +28,13 @@ bool sockaddr_equal(const struct sockaddr_storage *a, const struct sockaddr_stor
 size_t sockaddr_prefix_key(const struct sockaddr_storage *a,
                            uint8_t out[static SOCKADDR_PREFIX_KEY_MAX]);
 
+/* The bytes a keyed MAC binds to a peer (the DTLS cookie, the CoAP Echo value): family (2) |
+ * port (2, network order) | address (4 or 16). Returns the length (8 or 20), or 0 for another
+ * family or a short alen. */
+#define SOCKADDR_MAC_BYTES_MAX 20
+size_t sockaddr_mac_bytes(const struct sockaddr *a, socklen_t alen,
+                          uint8_t out[static SOCKADDR_MAC_BYTES_MAX]);
+
 /* Creates a non-blocking UDP socket bound to addr:port (an IPv4 or IPv6 literal; "::" also
  * accepts IPv4), with SO_REUSEPORT so every shard can bind the same port, and receive and
  * send buffers of buffer_bytes. what names the listener in error messages ("CoAP", "DTLS").

@@ -10,6 +10,7 @@
 #include "dtls/dtls_int.h"
 
 #include "core/err.h"
+#include "core/sockaddr.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -50,28 +51,6 @@ void dtls__cookie_tick(dtls_cookie_t *c, int64_t now_ms)
         dtls__cookie_rotate(c, now_ms);
 }
 
-/* family (2) | port (2, network order) | address (4 or 16): what the cookie binds to. */
-static size_t addr_bytes(const struct sockaddr *a, socklen_t alen, uint8_t out[static 20])
-{
-    if (a->sa_family == AF_INET && alen >= (socklen_t)sizeof(struct sockaddr_in)) {
-        const struct sockaddr_in *s = (const struct sockaddr_in *)(const void *)a;
-        out[0] = 0;
-        out[1] = 4;
-        memcpy(out + 2, &s->sin_port, 2);
-        memcpy(out + 4, &s->sin_addr, 4);
-        return 8;
-    }
-    if (a->sa_family == AF_INET6 && alen >= (socklen_t)sizeof(struct sockaddr_in6)) {
-        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)(const void *)a;
-        out[0] = 0;
-        out[1] = 6;
-        memcpy(out + 2, &s->sin6_port, 2);
-        memcpy(out + 4, &s->sin6_addr, 16);
-        return 20;
-    }
-    return 0;
-}
-
 static int hmac(EVP_MAC *mac, const uint8_t key[static DTLS_COOKIE_SECRET_LEN],
                 const uint8_t *msg, size_t len, uint8_t out[static DTLS_COOKIE_LEN])
 {
@@ -94,8 +73,8 @@ static int hmac(EVP_MAC *mac, const uint8_t key[static DTLS_COOKIE_SECRET_LEN],
 int dtls__cookie_make(const dtls_cookie_t *c, const struct sockaddr *a, socklen_t alen,
                       uint8_t out[static DTLS_COOKIE_LEN])
 {
-    uint8_t msg[20];
-    size_t n = addr_bytes(a, alen, msg);
+    uint8_t msg[SOCKADDR_MAC_BYTES_MAX];
+    size_t n = sockaddr_mac_bytes(a, alen, msg);
     if (n == 0)
         return -EINVAL;
     return hmac(c->mac, c->cur, msg, n, out);
@@ -104,8 +83,8 @@ int dtls__cookie_make(const dtls_cookie_t *c, const struct sockaddr *a, socklen_
 bool dtls__cookie_check(const dtls_cookie_t *c, const struct sockaddr *a, socklen_t alen,
                         const uint8_t *cookie, size_t len)
 {
-    uint8_t msg[20], want[DTLS_COOKIE_LEN];
-    size_t n = addr_bytes(a, alen, msg);
+    uint8_t msg[SOCKADDR_MAC_BYTES_MAX], want[DTLS_COOKIE_LEN];
+    size_t n = sockaddr_mac_bytes(a, alen, msg);
     if (n == 0 || len != DTLS_COOKIE_LEN)
         return false;
     if (hmac(c->mac, c->cur, msg, n, want) == 0 && CRYPTO_memcmp(want, cookie, len) == 0)

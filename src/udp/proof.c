@@ -6,6 +6,7 @@
 #include "udp/proof.h"
 
 #include "core/err.h"
+#include "core/sockaddr.h"
 #include "core/xmalloc.h"
 
 #include <netinet/in.h>
@@ -61,28 +62,6 @@ static void tick(udp_proof_t *p, int64_t now_ms)
     p->rotated_ms = now_ms;
 }
 
-/* family (2) | port (2, network order) | address (4 or 16). */
-static size_t addr_bytes(const struct sockaddr *a, socklen_t alen, uint8_t out[static 20])
-{
-    if (a->sa_family == AF_INET && alen >= (socklen_t)sizeof(struct sockaddr_in)) {
-        const struct sockaddr_in *s = (const struct sockaddr_in *)(const void *)a;
-        out[0] = 0;
-        out[1] = 4;
-        memcpy(out + 2, &s->sin_port, 2);
-        memcpy(out + 4, &s->sin_addr, 4);
-        return 8;
-    }
-    if (a->sa_family == AF_INET6 && alen >= (socklen_t)sizeof(struct sockaddr_in6)) {
-        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)(const void *)a;
-        out[0] = 0;
-        out[1] = 6;
-        memcpy(out + 2, &s->sin6_port, 2);
-        memcpy(out + 4, &s->sin6_addr, 16);
-        return 20;
-    }
-    return 0;
-}
-
 static bool hmac(EVP_MAC *mac, const uint8_t key[static SECRET_LEN], const uint8_t *msg, size_t len,
                  uint8_t out[static MAC_LEN])
 {
@@ -104,8 +83,8 @@ static bool hmac(EVP_MAC *mac, const uint8_t key[static SECRET_LEN], const uint8
 size_t udp_proof_make(udp_proof_t *p, const struct sockaddr *a, socklen_t alen, int64_t now_ms,
                       uint8_t *out, size_t cap)
 {
-    uint8_t msg[20], mac[MAC_LEN];
-    size_t n = addr_bytes(a, alen, msg);
+    uint8_t msg[SOCKADDR_MAC_BYTES_MAX], mac[MAC_LEN];
+    size_t n = sockaddr_mac_bytes(a, alen, msg);
     if (n == 0 || cap < UDP_PROOF_LEN)
         return 0;
     tick(p, now_ms);
@@ -118,8 +97,8 @@ size_t udp_proof_make(udp_proof_t *p, const struct sockaddr *a, socklen_t alen, 
 bool udp_proof_check(udp_proof_t *p, const struct sockaddr *a, socklen_t alen, int64_t now_ms,
                      const uint8_t *v, size_t len)
 {
-    uint8_t msg[20], mac[MAC_LEN];
-    size_t n = addr_bytes(a, alen, msg);
+    uint8_t msg[SOCKADDR_MAC_BYTES_MAX], mac[MAC_LEN];
+    size_t n = sockaddr_mac_bytes(a, alen, msg);
     if (n == 0 || len != UDP_PROOF_LEN)
         return false;
     tick(p, now_ms);
