@@ -92,16 +92,17 @@ while [ "$(date +%s)" -lt "$end" ]; do
         if [ "$code" = 200 ]; then ok=$((ok + 1)); else bad=$((bad + 1)); log "$what: HTTP $code"; fi
     done
     sleep 0.5
-    if [ -z "${open_mid:-}" ] && [ "$(date +%s)" -ge $((end - 11)) ]; then
-        open_mid=$(curl -s --max-time 3 "$BASE_URL/metrics" |
-            awk '/^coaphub_http_connections /{print $2}')
-    fi
+    # Open connections, sampled on every round and the most kept: the server closes the
+    # attack's connections together at the header deadline and the attacker reopens them at
+    # its next drip, so one sample can fall in that gap (seen once on a loaded machine: 1).
+    n=$(curl -s --max-time 3 "$BASE_URL/metrics" | awk '/^coaphub_http_connections /{print $2}')
+    [ "${n:-0}" -le "${open_mid:-0}" ] || open_mid=$n
 done
 wait "$attacker"
 # 6 attacking addresses x 64, plus the few of this client (pool threads may pass it by a few)
 [ "${open_mid:-9999}" -le 400 ] || fail "mid-attack ${open_mid:-?} connections open (cap 6 x 64)"
-[ "${open_mid:-0}" -ge 200 ] || fail "mid-attack only ${open_mid:-0} connections open: no attack"
-log "ok: mid-attack $open_mid connections open (per-address cap 64, 6 addresses)"
+[ "${open_mid:-0}" -ge 200 ] || fail "mid-attack at most ${open_mid:-0} connections open: no attack"
+log "ok: mid-attack at most $open_mid connections open (per-address cap 64, 6 addresses)"
 attack=$(cat "$IT_TMP/attack.json")
 log "attack: $attack; legitimate requests: $ok ok, $bad failed, slowest ${worst} ms"
 [ "$(jq -r .opened <<<"$attack")" -ge 1020 ] || fail "the attacker did not open its connections"
