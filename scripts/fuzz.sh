@@ -1,94 +1,130 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with clang (ASan + UBSan, -O1: cmake/Fuzz.cmake) and runs each
-# from its checked-in corpus until it has executed FUZZ_RUNS inputs (default 1,000,000, as
-# reliability.md R1-R3 ask) or reached its time cap, as many targets at once as there are cores.
+# Builds the libFuzzer targets with clang (ASan + UBSan, -O1: cmake/Fuzz.cmake) and runs every
+# target at once from its checked-in corpus until it has executed FUZZ_RUNS inputs (default
+# 1,000,000, as reliability.md R1-R3 ask) or the run's deadline comes.
 #
 #   scripts/fuzz.sh [SECS]
 #
-# SECS (default 40, scripts/test.sh's FUZZ_SECONDS) is the average time per target the run may
-# take: the whole run gets SECS x targets / jobs seconds of wall time (CI: 40 x 14 / 2 = 280 s).
-# Targets start cheapest first (CPU time to FUZZ_RUNS, the order below); each is capped at an
-# even share of the time left among the targets not yet started, so the ones that finish early
-# leave their share to the costly ones at the end (at least FUZZ_MIN_SECONDS, 15; at most
-# FUZZ_MAX_SECONDS, 4 x SECS, and never past the deadline). A crash, sanitizer report, leak or
-# timeout fails the run and leaves its reproducer in build-fuzz/; a target that hits its cap
-# before FUZZ_RUNS is reported, not failed. Each target's own libFuzzer flags (-max_len, with
-# the reason) come from its tests/fuzz/<name>.cmake (FUZZ_ARGS, written to
-# build-fuzz/fuzz_<name>.args).
+# SECS (default 40) is the average time per target the run may take: the deadline is
+# SECS x targets / cores seconds of wall time (40 x 14 / 2 = 280 s) after the start or, with
+# FUZZ_AFTER=FILE, after FILE appears. scripts/test.sh uses the latter: it starts this script
+# at idle priority (chrt --idle) before the ctests, so the fuzzers take only the CPU time the
+# tests leave (most of them wait on sockets and timers: about half of 2 cores), and touches
+# FILE when the tests end; from then on the fuzzers have the machine, for SECS x targets /
+# cores seconds at most.
+#
+# Why all at once and not two at a time: each target needs a different CPU time to reach
+# FUZZ_RUNS (2 to 450 CPU seconds, docs/RELIABILITY.md R1-R3); run together, the scheduler
+# shares the CPU among those still running, so the cheap ones finish early and leave it to the
+# costly ones, with no share to guess in advance. Peak memory is ~14 x 0.5 GB.
+#
+# At the deadline the targets still running are asked to stop (SIGUSR1: libFuzzer ends after
+# the input it is running, with its final statistics and its leak check; SIGINT is not used, as
+# libFuzzer's SIGINT handler can deadlock in ASan's allocator); such a target is reported with
+# its count, not failed. A target that has not stopped a minute later is killed and fails. A
+# crash, sanitizer report, leak or per-input timeout fails the run and leaves its reproducer in
+# build-fuzz/. The per-input timeout is FUZZ_UNIT_TIMEOUT (60 s): libFuzzer measures it in wall
+# time, and at idle priority a fuzzer can get almost no CPU while the tests take both cores.
+# Each target's own libFuzzer flags (-max_len, with the reason) come from its
+# tests/fuzz/<name>.cmake (FUZZ_ARGS, written to build-fuzz/fuzz_<name>.args).
 #
 # New finds go to build-fuzz/new-corpus/TARGET. FUZZ_MERGE=1 folds them into the repository's
 # corpus at the end (minimised: only inputs that add coverage), as
 #   (cd build-fuzz && ./fuzz_T -merge=1 ../tests/fuzz/corpus/T new-corpus/T)
-# FUZZ_BUILD_DIR (default build-fuzz) names another build folder.
+# FUZZ_BUILD_DIR (default build-fuzz) names another build folder; FUZZ_MAX_SECONDS (3600) caps
+# every target whatever the deadline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-40}
 b=${FUZZ_BUILD_DIR:-build-fuzz}
 root=$(pwd)
-jobs=${FUZZ_JOBS:-$(nproc)}
 runs=${FUZZ_RUNS:-1000000}
-min_secs=${FUZZ_MIN_SECONDS:-15}
-max_secs=${FUZZ_MAX_SECONDS:-$((4 * secs))}
+max_secs=${FUZZ_MAX_SECONDS:-3600}
+unit_timeout=${FUZZ_UNIT_TIMEOUT:-60}
+after=${FUZZ_AFTER:-}
 CC=clang cmake -S . -B "$b" -DCMAKE_BUILD_TYPE=Debug -DBUILD_FUZZERS=ON \
   -DSANITIZE=address,undefined -DBUILD_TESTING=ON >/dev/null
-all=$(sed -n 's/.*coaphub_fuzz_target(NAME \([a-z0-9_]*\).*/\1/p' tests/fuzz/*.cmake)
+targets=$(sed -n 's/.*coaphub_fuzz_target(NAME \([a-z0-9_]*\).*/\1/p' tests/fuzz/*.cmake)
 # shellcheck disable=SC2046,SC2086
-cmake --build "$b" -j"$(nproc)" --target $(printf 'fuzz_%s ' $all) >/dev/null
+cmake --build "$b" -j"$(nproc)" --target $(printf 'fuzz_%s ' $targets) >/dev/null
 rm -rf "$b/logs"
 mkdir -p "$b/logs"
-: >"$b/logs/started"
-
-# Cheapest first: CPU seconds to 1 M executions under ASan + UBSan -O1 from the merged corpus,
-# measured 2026-12-07 (docs/RELIABILITY.md R1-R3). Targets not named here (new ones) go
-# first, unmeasured; their cap still bounds them.
-order="uri_route web_asset provision_json power_settings rest_json dtls_saved jwt dtls_compact
-       multipart coap_pdu dtls_cid payload_json pem_import dtls_record"
-targets=$(for t in $all; do grep -qw "$t" <<<"$order" || echo "$t"; done
-  for t in $order; do grep -qw "$t" <<<"$all" && echo "$t"; done)
 n=$(wc -w <<<"$targets")
+budget=$((secs * n / $(nproc)))
 start=$(date +%s)
-deadline=$((start + secs * n / jobs))
-echo "== fuzz: $n targets, $jobs at a time, each to $runs executions or its cap; wall budget" \
-  "$((secs * n / jobs)) s (load before: $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "== fuzz: $n targets at once, each to $runs executions; the run ends $budget s after" \
+  "${after:+$after appears, at the latest }its start (load before: $(cut -d' ' -f1-3 /proc/loadavg))"
 
-# One target; its report is printed when it ends, so parallel runs do not interleave.
-# shellcheck disable=SC2317 # run by xargs through bash -c
+# One target, in the background: its pid goes to logs/T.pid, and at its end logs/T.result holds
+# "exit-status wall-seconds cpu-seconds" (CPU as the shell's `times` counts its children).
 run_one() {
-  local t=$1 rc=0 cap args=() left started
-  # An even share of the wall time left among the targets not yet started (this one
-  # included), never past the deadline: the cheap targets stop at FUZZ_RUNS long before their
-  # share, and what they leave goes to the costly ones at the end.
-  started=$(wc -l <"$b/logs/started")
-  echo "$t" >>"$b/logs/started"
-  left=$((n - started))
-  [ "$left" -ge 1 ] || left=1
-  cap=$((deadline - $(date +%s)))
-  [ $((cap * jobs / left)) -ge "$cap" ] || cap=$((cap * jobs / left))
-  [ "$cap" -ge "$min_secs" ] || cap=$min_secs
-  [ "$cap" -le "$max_secs" ] || cap=$max_secs
+  local t=$1 args=() rc=0 t0 t1
   [ -f "$b/fuzz_$t.args" ] && read -r -a args <"$b/fuzz_$t.args"
   mkdir -p "$b/new-corpus/$t"
-  local TIMEFORMAT='%R %U %S'
-  { time (cd "$b" && ASAN_OPTIONS=detect_leaks=1 "./fuzz_$t" -runs="$runs" \
-      -max_total_time="$cap" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-      "${args[@]}" "new-corpus/$t" "$root/tests/fuzz/corpus/$t" >"logs/$t.log" 2>&1) \
-      || rc=$?; } 2>"$b/logs/$t.time"
-  local execs real user sys
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$b/logs/$t.log")
-  read -r real user sys <"$b/logs/$t.time"
-  local verdict="reached $runs"
-  [ "${execs:-0}" -ge "$runs" ] || verdict="CAP HIT before $runs"
-  [ "$rc" = 0 ] || verdict="FAILED (exit $rc)"
-  printf -- '-- fuzz_%-15s %9s executions in %6s s wall (%s s CPU user+sys, cap %s s): %s\n' \
-    "$t" "${execs:-?}" "$real" "$(awk "BEGIN{print $user + $sys}")" "$cap" "$verdict"
-  [ "$rc" = 0 ] || tail -n 40 "$b/logs/$t.log"
-  return "$rc"
+  cd "$b"
+  t0=$(date +%s.%N)
+  ASAN_OPTIONS=detect_leaks=1 "./fuzz_$t" -runs="$runs" -max_total_time="$max_secs" \
+    -timeout="$unit_timeout" -rss_limit_mb=2048 -print_final_stats=1 "${args[@]}" \
+    "new-corpus/$t" "$root/tests/fuzz/corpus/$t" >"logs/$t.log" 2>&1 &
+  echo $! >"logs/$t.pid"
+  wait $! || rc=$?
+  t1=$(date +%s.%N)
+  times >"logs/$t.times" # not in a pipe: a forked pipeline would count no children
+  echo "$rc $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") $(awk 'NR == 2 {
+    split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.1f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' \
+    "logs/$t.times")" >"logs/$t.tmp" && mv "logs/$t.tmp" "logs/$t.result"
 }
-export -f run_one
-export deadline min_secs max_secs runs b root n jobs
+for t in $targets; do
+  run_one "$t" &
+done
+
+# The deadline: budget seconds after the start, or after FILE appears (FUZZ_AFTER).
+deadline() {
+  if [ -z "$after" ]; then
+    echo $((start + budget))
+  elif [ -e "$after" ]; then
+    echo $(($(stat -c %Y "$after") + budget))
+  else
+    echo 0
+  fi
+}
+interrupted=0
+while :; do
+  running=0
+  for t in $targets; do [ -f "$b/logs/$t.result" ] || running=$((running + 1)); done
+  [ "$running" -gt 0 ] || break
+  d=$(deadline)
+  if [ "$interrupted" = 0 ] && [ "$d" -gt 0 ] && [ "$(date +%s)" -ge "$d" ]; then
+    interrupted=$(date +%s)
+    for t in $targets; do
+      [ -f "$b/logs/$t.result" ] || kill -USR1 "$(cat "$b/logs/$t.pid")" 2>/dev/null || true
+    done
+  elif [ "$interrupted" != 0 ] && [ "$(date +%s)" -ge $((interrupted + 60)) ]; then
+    for t in $targets; do # one that did not stop within a minute of SIGUSR1
+      [ -f "$b/logs/$t.result" ] || kill -KILL "$(cat "$b/logs/$t.pid")" 2>/dev/null || true
+    done
+  fi
+  sleep 1
+done
+wait
+
 rc=0
-# shellcheck disable=SC2086,SC2016
-printf '%s\n' $targets | xargs -P "$jobs" -I{} bash -c 'run_one "$1"' _ {} || rc=$?
+for t in $targets; do
+  read -r trc real cpu <"$b/logs/$t.result"
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$b/logs/$t.log")
+  verdict="reached $runs"
+  if [ "$trc" != 0 ]; then
+    verdict="FAILED (exit $trc)"
+    rc=1
+  elif [ "${execs:-0}" -lt "$runs" ] && grep -q 'exiting as requested' "$b/logs/$t.log"; then
+    verdict="stopped by the deadline before $runs"
+  elif [ "${execs:-0}" -lt "$runs" ]; then
+    verdict="stopped by FUZZ_MAX_SECONDS before $runs"
+  fi
+  printf -- '-- fuzz_%-15s %9s executions in %6s s wall, %6s s CPU: %s\n' \
+    "$t" "${execs:-?}" "$real" "$cpu" "$verdict"
+  [ "$verdict" = "${verdict#FAILED}" ] || tail -n 40 "$b/logs/$t.log"
+done
 echo "== fuzz: done in $(($(date +%s) - start)) s wall (load after:" \
   "$(cut -d' ' -f1-3 /proc/loadavg)); exit $rc"
 
