@@ -115,7 +115,12 @@ static const opt_t opts[] = {
      "flight is not progress)", false},
     {"dtls-max-sessions", "dtls", "max_sessions", {"COAPHUB_DTLS_MAX_SESSIONS"}, T_INT,
      OFF(dtls.max_sessions),
-     "established DTLS sessions per shard; the stalest is evicted when full", false},
+     "established DTLS sessions per shard; when full, the stalest is evicted if it is stale "
+     "(--dtls-stale-session-ms), otherwise new handshakes are refused", false},
+    {"dtls-stale-session-ms", "dtls", "stale_session_threshold",
+     {"COAPHUB_DTLS_STALE_SESSION_MS"}, T_I64, OFF(dtls.stale_session_ms),
+     "a session without authenticated traffic for this long may be evicted for a new one "
+     "when --dtls-max-sessions is reached; 0 = always evict the stalest", false},
     {"dtls-session-inactivity-ms", "dtls", "dtls_session_inactivity_timeout",
      {"COAPHUB_DTLS_SESSION_INACTIVITY_MS", "TB_COAP_X509_DTLS_SESSION_INACTIVITY_TIMEOUT"}, T_I64,
      OFF(dtls.session_inactivity_ms),

@@ -46,6 +46,11 @@ typedef struct dtls_cfg {
      * retransmits after 1 s, 2 s, 4 s (RFC 6347 §4.2.4). */
     int handshake_stall_ms;
     int max_sessions;          /* per shard, default 100000 */
+    /* When max_sessions is reached, a session without authenticated traffic for this long is
+     * stale and may be evicted for a new one; if the stalest is fresher, new handshakes are
+     * refused instead (Scandium's model, reliability.md D10; default 1800000, 30 min, as
+     * Scandium's stale-connection threshold). 0: the stalest is always evicted. */
+    int64_t stale_session_ms;
     int64_t session_inactivity_ms; /* default 86400000 */
     /* Sessions whose client certificate names no device (an unknown self-signed certificate,
      * usable only with a token in the path) are closed after this long without traffic
@@ -177,7 +182,9 @@ size_t dtls_ctx_restore_loaded(dtls_ctx_t *ctx);
 /* Counters of a listener (core/stats.h: field, /metrics family, type, labels, help).
  * refused: ClientHellos with a valid cookie dropped because max_handshakes were in progress
  * and none was stalled long enough to evict; refused_per_address: because their address
- * had max_handshakes_per_addr in progress; evicted: handshakes dropped to admit a new one;
+ * had max_handshakes_per_addr in progress; refused_sessions_full: ClientHellos dropped, or
+ * completed handshakes closed at once, because max_sessions were established and none was
+ * stale (stale_session_ms); evicted: handshakes dropped to admit a new one;
  * timeout: handshakes dropped after handshake_timeout_ms; stalled: after handshake_stall_ms
  * without progress; evicted_unknown / idle_unknown: sessions of certificates that name no
  * device evicted for a new session or closed for inactivity; idle_closed: sessions closed for
@@ -196,6 +203,8 @@ size_t dtls_ctx_restore_loaded(dtls_ctx_t *ctx);
     X(handshake_timeouts, "dtls_handshakes_total", "counter", "{result=\"timeout\"}", NULL)        \
     X(handshakes_refused_addr, "dtls_handshakes_total", "counter",                                 \
       "{result=\"refused_per_address\"}", NULL)                                                    \
+    X(handshakes_refused_full, "dtls_handshakes_total", "counter",                                 \
+      "{result=\"refused_sessions_full\"}", NULL)                                                  \
     X(handshakes_evicted, "dtls_handshakes_total", "counter", "{result=\"evicted\"}", NULL)        \
     X(handshakes_stalled, "dtls_handshakes_total", "counter", "{result=\"stalled\"}", NULL)        \
     X(resumed, "dtls_handshakes_total", "counter", "{result=\"resumed\"}", NULL)                   \

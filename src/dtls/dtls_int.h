@@ -436,6 +436,11 @@ void dtls__peer_input(dtls_peer_t *p, const struct sockaddr_storage *from, sockl
                       const uint8_t *data, size_t len);
 /* Ends a peer. notify: send close_notify first (established sessions only). */
 void dtls__peer_close(dtls_peer_t *p, bool notify);
+/* The session a new one may replace when max_sessions are established (reliability D10,
+ * Scandium's model): the stalest unknown-certificate session, else the stalest session if it
+ * is stale (stale_session_ms without authenticated traffic; any age when that is 0), else
+ * NULL: new sessions are refused, so newcomers never push out devices that are talking. */
+dtls_peer_t *dtls__session_victim(dtls_listener_t *l, int64_t now);
 /* Tests and fuzzer: an established compact session for address a with the given record
  * state (copied; uid assigned), as if a handshake had just been demoted. */
 dtls_peer_t *dtls__peer_new_compact(dtls_listener_t *l, const struct sockaddr_storage *a,

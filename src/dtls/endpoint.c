@@ -252,6 +252,7 @@ void dtls_cfg_default(dtls_cfg_t *cfg)
                         .max_sessions = 100000,
                         .session_inactivity_ms = 86400000,
                         .unknown_cert_inactivity_ms = 600000,
+                        .stale_session_ms = 1800000,
                         .handshake_timeout_ms = 30000,
                         .max_client_chain_bytes = 16384,
                         .compact_records = true};

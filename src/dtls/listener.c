@@ -125,6 +125,14 @@ static void client_hello(dtls_listener_t *l, const struct sockaddr_storage *a, s
         SSL_clear(l->listen_ssl); /* the buffered ClientHello must not linger */
         return;
     }
+    /* Full of sessions, none stale (D10): refused before any handshake work; a client that
+     * already has a session here may redo its handshake (the new session replaces the old). */
+    if (htab_count(&l->est) >= (size_t)l->cfg.max_sessions && !dtls__ptab_find(&l->est, a) &&
+        !dtls__session_victim(l, loop_now_ms(l->loop))) {
+        l->stats.handshakes_refused_full++;
+        SSL_clear(l->listen_ssl);
+        return;
+    }
     if (htab_count(&l->hs) >= (size_t)l->cfg.max_handshakes) {
         dtls_peer_t *victim = pick_victim(l, loop_now_ms(l->loop));
         if (!victim) {
@@ -362,9 +370,9 @@ dtls_listener_t *dtls_listener_new(loop_t *loop, const transport_sink_t *sink, d
     if (cfg->mtu < 256 || cfg->mtu > DTLS_MAX_DGRAM || cfg->retransmission_ms <= 0 ||
         cfg->handshake_timeout_ms <= 0 || cfg->max_handshakes <= 0 || cfg->max_sessions <= 0 ||
         cfg->max_handshakes_per_addr <= 0 || cfg->handshake_stall_ms <= 0 ||
-        cfg->unknown_cert_inactivity_ms <= 0 || cfg->min_rsa_bits < 0 ||
-        cfg->max_client_chain_bytes < 1024 || cfg->cid_len < 0 || cfg->cid_len > DTLS_CID_LEN_MAX ||
-        !cfg->bind_addr) {
+        cfg->unknown_cert_inactivity_ms <= 0 || cfg->stale_session_ms < 0 ||
+        cfg->min_rsa_bits < 0 || cfg->max_client_chain_bytes < 1024 || cfg->cid_len < 0 ||
+        cfg->cid_len > DTLS_CID_LEN_MAX || !cfg->bind_addr) {
         snprintf(err, ERR_LEN,
                  "invalid DTLS settings (a bind address, mtu 256..%d, positive "
                  "timeouts and caps, a client chain cap of at least 1024 bytes)",

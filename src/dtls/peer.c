@@ -181,6 +181,16 @@ static void read_records(dtls_peer_t *p)
     transport_peer_unref(&p->base);
 }
 
+dtls_peer_t *dtls__session_victim(dtls_listener_t *l, int64_t now)
+{
+    if (l->est_unknown.head)
+        return l->est_unknown.head;
+    dtls_peer_t *p = l->est_age.head;
+    if (p && (l->cfg.stale_session_ms == 0 || now - p->last_seen_ms >= l->cfg.stale_session_ms))
+        return p;
+    return NULL;
+}
+
 static void established(dtls_peer_t *p)
 {
     dtls_listener_t *l = p->owner;
@@ -201,21 +211,26 @@ static void established(dtls_peer_t *p)
     if (old)
         dtls__peer_close(old, false);
     if (htab_count(&l->est) >= (size_t)l->cfg.max_sessions) {
-        /* Full: the stalest unknown-certificate session goes first; a newcomer with an
-         * unknown certificate never evicts a device's session, it is refused itself. */
-        if (l->est_unknown.head) {
-            l->stats.evicted_unknown++;
-            dtls__peer_close(l->est_unknown.head, true);
-        } else if (p->unknown_cert) {
-            l->stats.evicted_unknown++;
+        /* Full: a newcomer with an unknown certificate only ever replaces another such
+         * session; anyone else replaces that or a stale session; otherwise the new session is
+         * refused (it was admitted while there was room, or while a session was stale). */
+        dtls_peer_t *victim = dtls__session_victim(l, now);
+        if (victim && (victim->unknown_cert || !p->unknown_cert)) {
+            if (victim->unknown_cert)
+                l->stats.evicted_unknown++;
+            else
+                l->stats.evicted++;
+            dtls__peer_close(victim, true);
+        } else {
+            if (p->unknown_cert)
+                l->stats.evicted_unknown++;
+            else
+                l->stats.handshakes_refused_full++;
             p->state = DTLS_PEER_ESTABLISHED; /* closed as a session: close_notify */
             dtls__ptab_insert(&l->est, p);
-            dtls__plist_append(&l->est_unknown, p);
+            dtls__plist_append(dtls__est_list(l, p), p);
             dtls__peer_close(p, true);
             return;
-        } else if (l->est_age.head) {
-            l->stats.evicted++;
-            dtls__peer_close(l->est_age.head, true);
         }
     }
     p->state = DTLS_PEER_ESTABLISHED;

@@ -181,6 +181,10 @@ static void test_unknown_certificate_sessions_second_class(void **state)
     fx_t *f = *state;
     f->cfg.max_sessions = 1;
     f->cfg.unknown_cert_inactivity_ms = 60000;
+    /* Any session may be evicted (as if stale), so the unknown certificate's handshake is
+     * admitted and the second-class rule decides when it completes. With the default
+     * threshold it would be refused at its ClientHello (test_full_session_table_...). */
+    f->cfg.stale_session_ms = 0;
     fx_listener(f);
     loop_update_time(f->loop);
     int64_t t0 = loop_now_ms(f->loop);
@@ -228,6 +232,62 @@ static void test_unknown_certificate_sessions_second_class(void **state)
     test_client_close(&anon);
 }
 
+/* Reliability D10, Scandium's model: a full session table takes a newcomer only in place of a
+ * stale session; while every session is fresh the newcomer is refused, at its ClientHello or,
+ * if it was admitted while there was room, when its handshake completes. */
+static void test_full_session_table_refuses_unless_stale(void **state)
+{
+    fx_t *f = *state;
+    f->cfg.max_sessions = 1;
+    f->cfg.stale_session_ms = 60000;
+    fx_listener(f);
+    loop_update_time(f->loop);
+    char buf[32];
+    test_client_t early, dev, late, anon;
+
+    /* A one-way client passes the cookie while the table is empty; the device then fills it. */
+    assert_true(half_open(f, &early, NULL));
+    test_client_open(&dev, dtls_listener_port(f->l), &f->a, NULL, NULL);
+    assert_int_equal(handshake(f, &dev), 1);
+    assert_int_equal(stats(f).sessions, 1);
+
+    /* The device's session is fresh: the early handshake completes but its session is closed
+     * at once, and a new ClientHello is refused before any handshake work. */
+    assert_int_equal(handshake(f, &early), 1);
+    assert_int_equal(client_read(&early, buf, sizeof buf), 0); /* close_notify */
+    assert_false(half_open(f, &late, NULL));
+    dtls_stats_t s = stats(f);
+    assert_int_equal(s.handshakes_refused_full, 2);
+    assert_int_equal(s.evicted, 0);
+    assert_int_equal(s.sessions, 1);
+    assert_int_equal(s.handshakes_in_progress, 0);
+    assert_int_equal(send_app(f, &dev, "still"), 1);
+    assert_int_equal(eng.last_device, DEVICE_A);
+
+    /* The device may redo its handshake from its port (RFC 6347 §4.2.8, a restarted client):
+     * the new session replaces its own. */
+    assert_int_equal(SSL_clear(dev.ssl), 1);
+    SSL_set_connect_state(dev.ssl);
+    assert_int_equal(handshake(f, &dev), 1);
+    assert_int_equal(send_app(f, &dev, "again"), 1);
+    assert_int_equal(stats(f).sessions, 1);
+    assert_int_equal(stats(f).handshakes_refused_full, 2);
+
+    /* Stale (no authenticated record for stale_session_ms): a newcomer takes its place. */
+    f->l->est_age.head->last_seen_ms = loop_now_ms(f->l->loop) - 60000;
+    test_client_open(&anon, dtls_listener_port(f->l), NULL, NULL, NULL);
+    assert_int_equal(handshake(f, &anon), 1);
+    s = stats(f);
+    assert_int_equal(s.evicted, 1);
+    assert_int_equal(s.sessions, 1);
+    assert_int_equal(client_read(&dev, buf, sizeof buf), 0); /* evicted with close_notify */
+    assert_int_equal(send_app(f, &anon, "token path"), 1);
+    test_client_close(&early);
+    test_client_close(&dev);
+    test_client_close(&late);
+    test_client_close(&anon);
+}
+
 static void test_rsa_key_size(void **state)
 {
     (void)state;
@@ -253,6 +313,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stalled_handshake_swept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handshake_resumes_after_pause, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_certificate_sessions_second_class, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_full_session_table_refuses_unless_stale, setup,
                                         teardown),
         cmocka_unit_test(test_rsa_key_size),
     };
