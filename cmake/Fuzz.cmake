@@ -15,7 +15,7 @@ endif()
 # Every build links the target's LLVMFuzzerTestOneInput to tests/fuzz/replay_main.c and runs
 # it over tests/fuzz/corpus/<n>/ as a ctest (label fuzz-replay), so a crash found once stays
 # fixed even without clang. With BUILD_FUZZERS=ON (clang) it also builds fuzz_<n>, a real
-# libFuzzer binary, which scripts/fuzz.sh runs for a short while in CI.
+# libFuzzer binary, which scripts/fuzz.sh runs to 1 M executions in CI.
 function(coaphub_fuzz_target)
   cmake_parse_arguments(F "" "NAME" "SOURCES;LIBS;FUZZ_ARGS" ${ARGN})
   set(replay replay_${F_NAME})

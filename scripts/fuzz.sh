@@ -53,7 +53,7 @@ n=$(wc -w <<<"$targets")
 budget=$((secs * n / $(nproc)))
 start=$(date +%s)
 echo "== fuzz: $n targets at once, each to $runs executions; the run ends $budget s after" \
-  "${after:+$after appears, at the latest }its start (load before: $(cut -d' ' -f1-3 /proc/loadavg))"
+  "${after:-its start}${after:+ appears} (load before: $(cut -d' ' -f1-3 /proc/loadavg))"
 
 # One target, in the background: its pid goes to logs/T.pid, and at its end logs/T.result holds
 # "exit-status wall-seconds cpu-seconds" (CPU as the shell's `times` counts its children).
