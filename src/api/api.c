@@ -48,13 +48,17 @@ void api_cfg_default(api_cfg_t *cfg)
  * all unauthenticated uploads of a shard share one per-owner cap. */
 #define API_OWNER_PROVISION (UINT64_C(1) << 63)
 
-/* §1.2 device identification. Returns the device id or 0. */
-static int64_t identify(api_shard_t *a, const coap_request_t *req, const api_route_t *r)
+/* §1.2 device identification. Returns the device id or 0. req->owner_seq: the registry's
+ * change count read before the token lookup (0 for a certificate's device: its DTLS session
+ * ends with its credentials), which the observations it registers keep (api_dev_t). */
+static int64_t identify(api_shard_t *a, coap_request_t *req, const api_route_t *r)
 {
+    req->owner_seq = 0;
     if (req->peer && req->peer->cert_device_id != 0)
         return req->peer->cert_device_id; /* the token in the path, if any, is ignored */
     if (!r->has_token)
         return 0;
+    req->owner_seq = registry_changes(a->reg);
     return registry_find_token(a->reg, r->token.p, r->token.len);
 }
 
@@ -264,9 +268,11 @@ static void *on_observer_restore(void *app, coap_observer_t *obs, const uint8_t 
     api__activity_observations(d, +1);
     if (desc[0] == OBS_ATTRS) {
         d->attr_obs = obs;
+        d->attr_seq = 0;
         d->attr_cf = (int)(int32_t)cf;
     } else {
         d->rpc_obs = obs;
+        d->rpc_seq = 0;
         d->rpc_cf = (int)(int32_t)cf;
         rpc_wake_t *w = xmalloc(sizeof *w);
         *w = (rpc_wake_t){.life = a->life, .device_id = device_id};
@@ -371,12 +377,16 @@ void api_shard_on_hub_event(void *ctx, const hub_event_t *ev)
         break;
     case HUB_EV_CREDENTIALS_CHANGED:
     case HUB_EV_DEVICE_DELETED: {
-        /* §3.4: both subscriptions are cancelled with 2.02. Each cancel may free d. */
+        /* §3.4: both subscriptions are cancelled with 2.02. Each cancel may free d. Not one
+         * the device registered with its new token before this event reached the shard (its
+         * lookup followed the change: seq >= cred_seq): the device is already using its new
+         * credentials, and ending that relation would leave it without notifications (seen:
+         * a registration right after a token change got 2.02 a moment later). */
         api_dev_t *d = api__dev_find(a, ev->device_id);
-        if (d && d->attr_obs)
+        if (d && d->attr_obs && (ev->cred_seq == 0 || d->attr_seq < ev->cred_seq))
             coap_observer_cancel(d->attr_obs, COAP_DELETED);
         d = api__dev_find(a, ev->device_id);
-        if (d && d->rpc_obs)
+        if (d && d->rpc_obs && (ev->cred_seq == 0 || d->rpc_seq < ev->cred_seq))
             coap_observer_cancel(d->rpc_obs, COAP_DELETED);
         d = api__dev_find(a, ev->device_id);
         if (d && ev->type == HUB_EV_DEVICE_DELETED) {

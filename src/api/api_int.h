@@ -39,6 +39,10 @@ typedef struct api_dev {
     coap_observer_t *attr_obs; /* shared-attribute subscription, or NULL */
     coap_observer_t *rpc_obs;  /* server-side RPC subscription, or NULL */
     int attr_cf, rpc_cf;       /* Content-Format for notifications (§1.4) */
+    /* The registry's change count read before the token lookup that let each relation in
+     * (coap_request_t.owner_seq; 0: a certificate's, or restored after a restart): a
+     * credentials event older than it does not end the relation (api_shard_on_hub_event). */
+    uint64_t attr_seq, rpc_seq;
     bool pumping;              /* inside api__rpc_pump (NON results re-enter it) */
     /* activity (spec §9): the state shared with HTTP's rules (uplink/uplink.h) */
     uplink_activity_t act;

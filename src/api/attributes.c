@@ -84,6 +84,7 @@ void api__attributes_subscribe(api_shard_t *a, coap_exchange_t *x, const coap_re
     coap_observer_t *o = coap_exchange_observe(x, d);
     if (o) {
         d->attr_obs = o;
+        d->attr_seq = req->owner_seq;
         api__activity_observations(d, +1);
         d->attr_cf = api__resp_cf(req);
         api__dev_drop_held(d); /* the answer below carries every current value */

@@ -39,6 +39,7 @@ void api__rpc_subscribe(api_shard_t *a, coap_exchange_t *x, const coap_request_t
     coap_observer_t *o = coap_exchange_observe(x, d);
     if (o) {
         d->rpc_obs = o;
+        d->rpc_seq = req->owner_seq;
         api__activity_observations(d, +1);
         d->rpc_cf = api__resp_cf(req);
     }

@@ -98,6 +98,7 @@ typedef struct coap_request {
     /* Whom the request acts for, as ops.admit named it (0 = nobody, e.g. provisioning): the
      * engine only uses it to count Block1 transfers per owner (cfg.block1_per_owner). */
     uint64_t owner;
+    uint64_t owner_seq; /* also the admission hook's, set with owner; the engine ignores it */
 } coap_request_t;
 
 typedef enum {

@@ -197,17 +197,29 @@ static void deliver(void *arg)
 static void status_forget(hub_t *h, int64_t device_id);
 static void wake_waiters(hub_t *h, hub_event_type_t type, int64_t device_id, const char *json);
 
-void hub_publish(hub_t *h, hub_event_type_t type, int64_t device_id, const char *json)
+static void publish(hub_t *h, hub_event_type_t type, int64_t device_id, const char *json,
+                    uint64_t cred_seq)
 {
     if (type == HUB_EV_DEVICE_DELETED)
         status_forget(h, device_id);
     for (size_t i = 0; i < h->n_shards; i++) {
         delivery_t *d = xmalloc(sizeof *d);
         d->shard = h->shards[i];
-        d->ev = (hub_event_t){.type = type, .device_id = device_id, .json = xstrdup(json)};
+        d->ev = (hub_event_t){
+            .type = type, .device_id = device_id, .json = xstrdup(json), .cred_seq = cred_seq};
         loop_post(d->shard.loop, deliver, d);
     }
     wake_waiters(h, type, device_id, json);
+}
+
+void hub_publish(hub_t *h, hub_event_type_t type, int64_t device_id, const char *json)
+{
+    publish(h, type, device_id, json, 0);
+}
+
+void hub_publish_cred(hub_t *h, hub_event_type_t type, int64_t device_id, uint64_t cred_seq)
+{
+    publish(h, type, device_id, NULL, cred_seq);
 }
 
 /* ---- watchers ---- */

@@ -32,6 +32,11 @@ typedef struct hub_event {
     hub_event_type_t type;
     int64_t device_id;
     char *json; /* body for the SHARED_* events, else NULL */
+    /* CREDENTIALS_CHANGED, DEVICE_DELETED: registry_changes() just after the change, or 0
+     * (unknown). Events reach a shard after the registry changed, so a shard may already
+     * have let the device in with its new credentials; what it authenticated from a count
+     * read at or after this one is not ended by the event (api.c). */
+    uint64_t cred_seq;
 } hub_event_t;
 
 /* A shard's handler for events; runs on that shard's loop thread. The event is freed after
@@ -48,6 +53,9 @@ void hub_add_shard(hub_t *h, loop_t *loop, hub_event_cb cb, void *shard_ctx);
 /* Broadcasts an event about device_id to every shard; json is copied (may be NULL).
  * HUB_EV_DEVICE_DELETED also drops the device's status entry. */
 void hub_publish(hub_t *h, hub_event_type_t type, int64_t device_id, const char *json);
+/* The same for CREDENTIALS_CHANGED and DEVICE_DELETED, with the registry's change count
+ * read after the change (hub_event_t.cred_seq). */
+void hub_publish_cred(hub_t *h, hub_event_type_t type, int64_t device_id, uint64_t cred_seq);
 
 /* ---- watchers: live updates for the web UI ----
  *

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,7 @@ struct registry {
     pthread_rwlock_t lock;
     htab_t tokens, certs, psks;
     htab_t by_device;
+    _Atomic uint64_t changes; /* bumped under the write lock */
 };
 
 static bool entry_has_key(const htab_link_t *l, const void *key)
@@ -161,6 +163,7 @@ int registry_set_cred(registry_t *r, int64_t device_id, store_cred_type_t type, 
         remove_locked(r, old->device_id);
     htab_insert(t, &e->link, hash_bytes(e->key, len));
     htab_insert(&r->by_device, &e->dlink, hash_u64((uint64_t)device_id));
+    atomic_fetch_add(&r->changes, 1);
     pthread_rwlock_unlock(&r->lock);
     return 0;
 }
@@ -169,7 +172,13 @@ void registry_remove_device(registry_t *r, int64_t device_id)
 {
     pthread_rwlock_wrlock(&r->lock);
     remove_locked(r, device_id);
+    atomic_fetch_add(&r->changes, 1);
     pthread_rwlock_unlock(&r->lock);
+}
+
+uint64_t registry_changes(registry_t *r)
+{
+    return atomic_load(&r->changes);
 }
 
 static int64_t find(registry_t *r, store_cred_type_t type, const void *key, size_t len)

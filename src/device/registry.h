@@ -49,5 +49,10 @@ int registry_set_cred(registry_t *r, int64_t device_id, store_cred_type_t type, 
 int registry_psk_from_hex(const char *hex, uint8_t out[static REGISTRY_PSK_MAX]);
 /* Forgets the device's credentials. */
 void registry_remove_device(registry_t *r, int64_t device_id);
+/* How many changes (sets and removals) the registry has had, counting from 0 at
+ * registry_new. A lookup made after reading N sees every change up to N; so a holder of
+ * something authenticated by a lookup can tell, from the count read just before it, whether
+ * a later change event (carrying the count after that change) predates it (hub.h cred_seq). */
+uint64_t registry_changes(registry_t *r);
 
 #endif

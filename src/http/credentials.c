@@ -32,5 +32,5 @@ int http__cred_apply(http_server_t *h, int64_t device_id, const http_cred_req_t 
 void http__cred_published(http_server_t *h, int64_t device_id, const http_cred_req_t *c)
 {
     registry_set_cred(h->reg, device_id, c->type, c->cred_id, c->cred_value);
-    hub_publish(h->hub, HUB_EV_CREDENTIALS_CHANGED, device_id, NULL);
+    hub_publish_cred(h->hub, HUB_EV_CREDENTIALS_CHANGED, device_id, registry_changes(h->reg));
 }

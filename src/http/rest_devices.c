@@ -330,7 +330,7 @@ void http__h_device_delete(http_req_t *rq, http_resp_t *rs)
     } else {
         registry_remove_device(h->reg, d.id);
         hub_rpc_cancel_device(h->hub, d.id);
-        hub_publish(h->hub, HUB_EV_DEVICE_DELETED, d.id, NULL);
+        hub_publish_cred(h->hub, HUB_EV_DEVICE_DELETED, d.id, registry_changes(h->reg));
         http__devact_forget(h->devact, d.id); /* no activity writes for a deleted device */
         announce(h, HUB_CHANGE_DEVICE_DELETED, d.id);
         LOG_I("http", "device %s deleted", d.uuid);

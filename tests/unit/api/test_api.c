@@ -840,6 +840,48 @@ static void test_device_deleted_cancels_both(void **state)
     fx_free(f);
 }
 
+/* A credentials event reaches the shard after the registry changed: a device that registered
+ * with its new token in between keeps that relation; a later change ends it (2.02). */
+static void test_credentials_event_spares_newer_registration(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(NULL);
+    fx_msg_t m;
+    registry_set(f->reg, f->dev1, CRED_ACCESS_TOKEN, "NEWTOKEN"); /* the REST save */
+    uint64_t seq = registry_changes(f->reg);
+    fx_call(f,
+            &REQ(.type = COAP_TYPE_NON, .method = COAP_GET, .token = "a1",
+                 .path = "api/v1/NEWTOKEN/attributes", .obs = OBS_REG),
+            &m);
+    assert_int_equal(m.observe, 0);
+    fx_call(f,
+            &REQ(.type = COAP_TYPE_NON, .method = COAP_GET, .token = "r1",
+                 .path = "api/v1/NEWTOKEN/rpc", .obs = OBS_REG),
+            &m);
+    assert_int_equal(m.pdu.code, COAP_VALID);
+    size_t n = f->peer.n_sent;
+    hub_publish_cred(f->hub, HUB_EV_CREDENTIALS_CHANGED, f->dev1, seq); /* its event, late */
+    fx_run(f, 30);
+    assert_int_equal(f->peer.n_sent, n); /* no 2.02 */
+    hub_publish(f->hub, HUB_EV_SHARED_UPDATED, f->dev1, "{\"a\":1}");
+    assert_true(fx_wait_sent(f, n + 1));
+    fx_msg(f, n, &m);
+    assert_int_equal(m.pdu.code, COAP_CONTENT);
+    assert_memory_equal(m.pdu.token, "a1", 2);
+    assert_true(m.observe > 0);
+
+    /* The next change ends both relations, registered before it. */
+    registry_set(f->reg, f->dev1, CRED_ACCESS_TOKEN, "THIRDTOKEN");
+    n = f->peer.n_sent;
+    hub_publish_cred(f->hub, HUB_EV_CREDENTIALS_CHANGED, f->dev1, registry_changes(f->reg));
+    assert_true(fx_wait_sent(f, n + 2));
+    fx_msg(f, n, &m);
+    assert_int_equal(m.pdu.code, COAP_DELETED);
+    fx_msg(f, n + 1, &m);
+    assert_int_equal(m.pdu.code, COAP_DELETED);
+    fx_free(f);
+}
+
 /* Issue #5: after one request the next reuses its pending record and its batch, and every
  * handler leaves the parse arena reset (also after a bad payload). */
 static void test_steady_path_recycles(void **state)
@@ -1010,6 +1052,7 @@ int main(void)
         cmocka_unit_test(test_rpc_redelivered_after_reset),
         cmocka_unit_test(test_rpc_queue_full_resumes_on_ack),
         cmocka_unit_test(test_device_deleted_cancels_both),
+        cmocka_unit_test(test_credentials_event_spares_newer_registration),
         cmocka_unit_test(test_steady_path_recycles),
         cmocka_unit_test(test_completion_after_shard_free),
         cmocka_unit_test(test_error_codes),

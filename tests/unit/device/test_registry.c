@@ -62,8 +62,10 @@ static void test_psk(void **state)
 static void test_replace_and_remove(void **state)
 {
     registry_t *r = registry_new();
+    assert_int_equal(registry_changes(r), 0);
     registry_set(r, 1, CRED_ACCESS_TOKEN, "old");
     registry_set(r, 1, CRED_ACCESS_TOKEN, "new");
+    assert_int_equal(registry_changes(r), 2); /* every set counts (hub.h cred_seq) */
     assert_int_equal(registry_find_token(r, (const uint8_t *)"old", 3), 0);
     assert_int_equal(registry_find_token(r, (const uint8_t *)"new", 3), 1);
     /* Switching a device from a token to a certificate drops the token. */
@@ -77,7 +79,9 @@ static void test_replace_and_remove(void **state)
     assert_int_equal(registry_find_cert(r, "abcd"), 2);
     registry_remove_device(r, 2);
     assert_int_equal(registry_find_cert(r, "abcd"), 0);
-    registry_remove_device(r, 99); /* unknown: nothing happens */
+    uint64_t before = registry_changes(r);
+    registry_remove_device(r, 99); /* unknown: nothing happens but the count */
+    assert_int_equal(registry_changes(r), before + 1);
     registry_free(r);
 }
 
