@@ -7,6 +7,7 @@
  * each wait (connect, drain, observe) has its own cap, so the tool always stops by itself.
  */
 #include <curl/curl.h>
+#include <openssl/rand.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
@@ -378,7 +379,13 @@ static int setup(bench_t *b)
         d->fd = -1;
         d->slots = slots + (size_t)i * (size_t)c->window;
         d->token = toks ? toks[i] : xasprintf("%s%d", c->token_prefix, d->idx);
-        d->next_mid = (uint16_t)(i * 7919u);
+        /* A random first MID (RFC 7252 §4.4): the kernel gives a new run's sockets ports an
+         * earlier run used, and the server holds that run's MIDs as duplicates for
+         * EXCHANGE_LIFETIME (247 s). With MIDs fixed per device, a registration was answered
+         * from the earlier run's cache and never reached the server (test_bench_smoke). */
+        uint8_t r[2];
+        d->next_mid = RAND_bytes(r, sizeof r) == 1 ? (uint16_t)(r[0] << 8 | r[1])
+                                                   : (uint16_t)(i * 7919u);
         d->next_tok = 1;
         d->obs_tok = 0xFFFFFFF0u;
         if (c->psk)
