@@ -435,6 +435,24 @@ static int find_sent(fx_t *f, size_t from, const char *tok, fx_msg_t *m)
     return -1;
 }
 
+/* Messages sent from index from on, retransmissions (a MID already sent) not counted. */
+static size_t distinct_sent(fx_t *f, size_t from)
+{
+    size_t n = 0;
+    for (size_t i = from; i < f->peer.n_sent; i++) {
+        fx_msg_t m, e;
+        fx_msg(f, i, &m);
+        size_t j = from;
+        for (; j < i; j++) {
+            fx_msg(f, j, &e);
+            if (e.pdu.mid == m.pdu.mid)
+                break;
+        }
+        n += j == i;
+    }
+    return n;
+}
+
 static void set_device_data(fx_t *f, int64_t dev, const char *json)
 {
     store_device_t d;
@@ -488,7 +506,10 @@ static void test_psm_holds_until_uplink(void **state)
                         .payload = "{\"battery\":97}"));
     assert_true(fx_wait_sent(f, n + 3));
     fx_run(f, 20);
-    assert_int_equal(f->peer.n_sent, n + 3); /* one merged notification, not three */
+    /* One merged notification, not three. Counted by MID: the fixture's ACK timeout is 30 ms,
+     * so on a loaded machine (the 2.01 waits for its commit) the two CONs may already have
+     * been sent again by now, which is no new message (seen: 5 datagrams, 3 MIDs). */
+    assert_int_equal(distinct_sent(f, n), 3);
     assert_true(find_sent(f, n, "up", &m) >= 0);
     assert_int_equal(m.pdu.code, COAP_CREATED);
     assert_true(find_sent(f, n, "at", &m) >= 0);
