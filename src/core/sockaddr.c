@@ -118,7 +118,10 @@ int sockaddr_udp_bind(const char *addr, int port, int buffer_bytes, const char *
         return -1;
     }
     int one = 1, zero = 0;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* No SO_REUSEADDR: on UDP it lets any local process, of any user, bind the same port and
+     * take datagrams meant for us, and a client's ephemeral port may then be ours (seen: a
+     * coap-client on loopback bound to the daemon's port and answered itself 4.04). The
+     * shards share the port with SO_REUSEPORT, which the kernel limits to our own user. */
     /* With SO_REUSEPORT set, a bind to port 0 may be given a port that another socket of
      * the same user already holds with SO_REUSEPORT (measured: 10 of 900 binds), silently
      * splitting that socket's traffic with ours. So port 0 is bound first without it, which
