@@ -385,6 +385,10 @@ static inline dtls_plist_t *dtls__est_list(dtls_listener_t *l, const dtls_peer_t
 /* Sends the queued compact-layer records (compact.c; the loop's flush hook and shutdown). */
 void dtls__compact_flush(dtls_listener_t *l);
 
+/* Ends every handshake, and every session with close_notify (dtls_listener_free; the fuzz
+ * targets after each input). */
+void dtls__listener_close_all(dtls_listener_t *l);
+
 /* Handles one received datagram (the socket path and tests/fuzzers call this). */
 void dtls__listener_input(dtls_listener_t *l, const struct sockaddr_storage *a, socklen_t alen,
                           const uint8_t *p, size_t len);

@@ -522,6 +522,16 @@ size_t dtls_listener_save(dtls_listener_t *l, dtls_save_t *w, bool stopping, siz
     return n;
 }
 
+void dtls__listener_close_all(dtls_listener_t *l)
+{
+    while (l->hs_age.head)
+        dtls__peer_close(l->hs_age.head, false);
+    while (l->est_age.head)
+        dtls__peer_close(l->est_age.head, true);
+    while (l->est_unknown.head)
+        dtls__peer_close(l->est_unknown.head, true);
+}
+
 void dtls_listener_free(dtls_listener_t *l)
 {
     if (!l)
@@ -530,12 +540,7 @@ void dtls_listener_free(dtls_listener_t *l)
     loop_flush_del(l->loop, on_flush, l);
     if (l->fd >= 0)
         loop_fd_del(l->loop, l->fd);
-    while (l->hs_age.head)
-        dtls__peer_close(l->hs_age.head, false);
-    while (l->est_age.head)
-        dtls__peer_close(l->est_age.head, true);
-    while (l->est_unknown.head)
-        dtls__peer_close(l->est_unknown.head, true);
+    dtls__listener_close_all(l);
     SSL_free(l->listen_ssl);
     BIO_ADDR_free(l->listen_addr);
     dtls__aead_fini(&l->aead);

@@ -124,12 +124,7 @@ static inline dtls_aead_ctx_t *dtls_fuzz_aead(void)
  * input was a third of dtls_record's CPU time in ASan's allocator. */
 static inline void dtls_fuzz_reset(dtls_listener_t *l)
 {
-    while (l->hs_age.head)
-        dtls__peer_close(l->hs_age.head, false);
-    while (l->est_age.head)
-        dtls__peer_close(l->est_age.head, true);
-    while (l->est_unknown.head)
-        dtls__peer_close(l->est_unknown.head, true);
+    dtls__listener_close_all(l);
     if (htab_count(&l->hs) || htab_count(&l->est) || htab_count(&l->cids) || htab_count(&l->admit))
         abort(); /* a closed peer left an entry behind */
     l->aead.enc_uid = l->aead.dec_uid = 0;
